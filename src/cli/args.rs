@@ -1,0 +1,124 @@
+//! clap structures: the command line as typed. Commands never see these; `settings` resolves them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ui::{LogFormat, OutputFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "stackdrill", version, about = "Restore drills that prove backups come back, and the stack that keeps them", long_about = None)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// AWS region for AWS providers (default: the AWS chain, else ap-southeast-1)
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub(crate) region: Option<String>,
+    /// AWS profile for AWS providers
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub(crate) profile: Option<String>,
+    /// Endpoint override for AWS APIs (e.g. an emulator)
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub(crate) endpoint_url: Option<String>,
+    /// Log line format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "STACKDRILL_LOG_FORMAT")]
+    pub(crate) log_format: LogFormat,
+    /// Only errors on stderr; no progress
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    /// More log detail (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a complete point-in-time restore drill on a local demo database
+    Demo(DemoArgs),
+    /// Validate, list, run and clean up restore drills
+    #[command(subcommand)]
+    Drill(DrillCommand),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Where the demo source, backups, archive and scratch live
+    #[arg(long, default_value = ".stackdrill/demo")]
+    pub(crate) dir: PathBuf,
+    /// Data size: 1 is about 100k ledger rows
+    #[arg(long, default_value_t = 1)]
+    pub(crate) scale: u32,
+    /// Leave the demo source running afterwards
+    #[arg(long)]
+    pub(crate) keep: bool,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// Report directory (default: $STACKDRILL_REPORTS, else ./reports)
+    #[arg(long)]
+    pub(crate) reports: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DrillCommand {
+    /// Check drill files and report every problem (default: drills/*.yaml)
+    Validate {
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// List the drills in drills/
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Run drills by name (drills/<NAME>.yaml) or path
+    Run(RunArgs),
+    /// Remove scratch environments left by crashed runs
+    Cleanup {
+        /// Say what would be removed, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Drill names or paths
+    #[arg(required_unless_present = "all")]
+    pub(crate) drills: Vec<String>,
+    /// Run every drill in drills/
+    #[arg(long, conflicts_with = "drills")]
+    pub(crate) all: bool,
+    /// latest | random | random:SEED | <RFC3339> | "<DURATION> ago"
+    #[arg(long)]
+    pub(crate) target: Option<String>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+    /// How many drills run at once
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) concurrency: u16,
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) output: OutputFormat,
+    /// Who or what started the run, recorded in the report (manual, schedule, ci)
+    #[arg(long, default_value = "manual", env = "STACKDRILL_TRIGGER")]
+    pub(crate) trigger: String,
+}

@@ -1,0 +1,349 @@
+//! `drill validate | list | run | cleanup`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use serde::Serialize;
+
+use super::{Failure, exit_codes};
+use crate::config::{ConfigError, DrillSpec, RestoreSpec, TargetSpec, human_seconds, load_drill};
+use crate::drill::{self, Cancel, RunOptions};
+use crate::report::{Report, Verdict};
+use crate::ui::{Printer, progress_sink};
+
+const DRILLS_DIR: &str = "drills";
+
+/// The drill files in `drills/`, sorted.
+fn all_drill_files() -> Result<Vec<PathBuf>, Failure> {
+    let rd = std::fs::read_dir(DRILLS_DIR).map_err(|e| {
+        Failure::could_not_run(
+            anyhow!("cannot read `{DRILLS_DIR}/`: {e}"),
+            Some("run from the repository root, or name drill files by path".into()),
+        )
+    })?;
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A name resolves to `drills/<name>.yaml`; anything with a slash or a YAML extension is a path.
+fn resolve_drill(arg: &str) -> Result<PathBuf, Failure> {
+    let p = Path::new(arg);
+    if arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
+        return Ok(p.to_path_buf());
+    }
+    let candidate = Path::new(DRILLS_DIR).join(format!("{arg}.yaml"));
+    if candidate.is_file() {
+        return Ok(candidate);
+    }
+    let known: Vec<String> = all_drill_files()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    Err(Failure::could_not_run(
+        anyhow!("no drill named `{arg}` (looked for `{}`)", candidate.display()),
+        Some(if known.is_empty() { "no drills in drills/".into() } else { format!("known drills: {}", known.join(", ")) }),
+    ))
+}
+
+#[derive(Serialize)]
+struct JsonConfigError {
+    file: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    key: String,
+    message: String,
+    hint: Option<String>,
+}
+
+impl From<&ConfigError> for JsonConfigError {
+    fn from(e: &ConfigError) -> Self {
+        JsonConfigError {
+            file: e.file.display().to_string(),
+            line: e.line,
+            column: e.column,
+            key: e.key.clone(),
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+        }
+    }
+}
+
+/// Loads every file, printing all problems; fails (exit 2) if any file has one.
+fn load_all(files: &[PathBuf]) -> Result<Vec<DrillSpec>, Failure> {
+    let mut specs = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match load_drill(f) {
+            Ok(s) => specs.push(s),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(specs);
+    }
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    Err(Failure::could_not_run(anyhow!("{} problem(s) in drill files; nothing was started", errors.len()), None))
+}
+
+pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failure> {
+    let files = if paths.is_empty() { all_drill_files()? } else { paths.to_vec() };
+    #[derive(Serialize)]
+    struct Entry {
+        file: String,
+        drill: Option<String>,
+        errors: Vec<JsonConfigError>,
+    }
+    let mut entries = Vec::new();
+    for f in &files {
+        match load_drill(f) {
+            Ok(s) => entries.push(Entry { file: f.display().to_string(), drill: Some(s.name), errors: vec![] }),
+            Err(errs) => entries.push(Entry { file: f.display().to_string(), drill: None, errors: errs.iter().map(Into::into).collect() }),
+        }
+    }
+    let bad: usize = entries.iter().map(|e| e.errors.len()).sum();
+    if printer.is_json() {
+        printer.json(&entries);
+    } else {
+        for e in &entries {
+            match &e.drill {
+                Some(name) => printer.line(format!("ok    {} (drill `{name}`)", e.file)),
+                None => {
+                    for err in &e.errors {
+                        let pos = match (err.line, err.column) {
+                            (Some(l), Some(c)) => format!(":{l}:{c}"),
+                            _ => String::new(),
+                        };
+                        let key = if err.key.is_empty() { String::new() } else { format!(" `{}`", err.key) };
+                        let hint = err.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default();
+                        eprintln!("error: {}{pos}:{key} {}{hint}", err.file, err.message);
+                    }
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(Failure::could_not_run(anyhow!("{bad} problem(s) in {} file(s)", entries.iter().filter(|e| !e.errors.is_empty()).count()), None));
+    }
+    Ok(exit_codes::OK)
+}
+
+fn target_text(t: &TargetSpec) -> String {
+    match t {
+        TargetSpec::Latest => "latest".into(),
+        TargetSpec::Random { seed: None } => "random".into(),
+        TargetSpec::Random { seed: Some(s) } => format!("random:{s}"),
+        TargetSpec::At(t) => t.to_rfc3339(),
+        TargetSpec::Ago(d) => format!("{} ago", humantime::format_duration(*d)),
+    }
+}
+
+pub(super) fn list(printer: Printer) -> Result<u8, Failure> {
+    #[derive(Serialize)]
+    struct Row {
+        name: String,
+        file: String,
+        provider: String,
+        target: String,
+        schedule: Option<String>,
+        checks: usize,
+        valid: bool,
+    }
+    let mut rows = Vec::new();
+    for f in all_drill_files()? {
+        match load_drill(&f) {
+            Ok(s) => rows.push(Row {
+                name: s.name.clone(),
+                file: f.display().to_string(),
+                provider: match s.restore {
+                    RestoreSpec::LocalPostgres(_) => "local-postgres".into(),
+                },
+                target: target_text(&s.target),
+                schedule: s.schedule.as_ref().map(|sc| format!("{} ({})", sc.cron, sc.timezone)),
+                checks: s.verify.len(),
+                valid: true,
+            }),
+            Err(_) => rows.push(Row {
+                name: f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                file: f.display().to_string(),
+                provider: "-".into(),
+                target: "-".into(),
+                schedule: None,
+                checks: 0,
+                valid: false,
+            }),
+        }
+    }
+    if printer.is_json() {
+        printer.json(&rows);
+        return Ok(exit_codes::OK);
+    }
+    printer.line(format!("{:<24} {:<16} {:<10} {:>6}  {:<36} {}", "NAME", "PROVIDER", "TARGET", "CHECKS", "SCHEDULE", "FILE"));
+    for r in &rows {
+        let name = if r.valid { r.name.clone() } else { format!("{} (invalid)", r.name) };
+        printer.line(format!(
+            "{:<24} {:<16} {:<10} {:>6}  {:<36} {}",
+            name,
+            r.provider,
+            r.target,
+            r.checks,
+            r.schedule.as_deref().unwrap_or("-"),
+            r.file
+        ));
+    }
+    Ok(exit_codes::OK)
+}
+
+pub(crate) struct RunSettings {
+    pub(crate) drills: Vec<String>,
+    pub(crate) all: bool,
+    pub(crate) target: Option<TargetSpec>,
+    pub(crate) reports: PathBuf,
+    pub(crate) concurrency: usize,
+    pub(crate) trigger: String,
+    pub(crate) quiet: bool,
+}
+
+/// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
+pub(crate) fn cancel_on_signals() -> Cancel {
+    let (tx, cancel) = Cancel::new();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("signal received: tearing down and writing reports");
+        let _ = tx.send(true);
+        // Keep the sender alive so `cancelled()` stays resolved.
+        std::future::pending::<()>().await;
+    });
+    cancel
+}
+
+/// The exit code a report stands for.
+pub(crate) fn exit_code(v: Verdict) -> u8 {
+    match v {
+        Verdict::Passed => exit_codes::OK,
+        Verdict::Failed => exit_codes::NOT_VERIFIED,
+        Verdict::Error => exit_codes::COULD_NOT_RUN,
+    }
+}
+
+/// One line a drill for stdout.
+pub(crate) fn summary(r: &Report, report_path: Option<&Path>) -> String {
+    let m = &r.measured;
+    let fmt = |v: Option<f64>| v.map(human_seconds).unwrap_or_else(|| "-".into());
+    let passed = r.checks.iter().filter(|c| c.status == crate::drill::verify::CheckStatus::Passed).count();
+    let mut s = format!(
+        "{}: {}  RTO {} (objective {}{})  RPO {} (objective {}{})  checks {passed}/{} passed",
+        r.drill,
+        r.result.as_str().to_uppercase(),
+        fmt(m.rto_seconds),
+        human_seconds(r.objectives.rto_seconds),
+        if m.rto_met { ", met" } else { ", missed" },
+        fmt(m.rpo_seconds),
+        human_seconds(r.objectives.rpo_seconds),
+        if m.rpo_met { ", met" } else { ", missed" },
+        r.checks.len()
+    );
+    if let Some(reason) = &r.reason {
+        s.push_str(&format!("\n  reason: {reason}"));
+    }
+    if let Some(p) = report_path {
+        s.push_str(&format!("\n  report: {}", p.display()));
+    }
+    s
+}
+
+pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, Failure> {
+    let files = if settings.all {
+        all_drill_files()?
+    } else {
+        settings.drills.iter().map(|d| resolve_drill(d)).collect::<Result<Vec<_>, _>>()?
+    };
+    let specs = load_all(&files)?;
+    let cancel = cancel_on_signals();
+    let events = progress_sink(settings.quiet || printer.is_json());
+    let opts = RunOptions { target: settings.target.clone(), reports_dir: settings.reports.clone(), trigger: settings.trigger.clone() };
+    let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, spec) in specs.into_iter().enumerate() {
+        let (opts, events, cancel, permits) = (opts.clone(), events.clone(), cancel.clone(), permits.clone());
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, spec.name.clone(), drill::run(&spec, &opts, events, cancel).await)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(r) => results.push(r),
+            Err(e) => return Err(Failure::could_not_run(anyhow!("a drill task panicked: {e}"), None)),
+        }
+    }
+    results.sort_by_key(|r| r.0);
+    let mut code = exit_codes::OK;
+    let mut reports = Vec::new();
+    for (_, name, res) in results {
+        match res {
+            Ok(outcome) => {
+                code = code.max(exit_code(outcome.report.result));
+                match &outcome.written {
+                    Ok(w) => {
+                        if !printer.is_json() {
+                            printer.line(summary(&outcome.report, Some(&w.markdown)));
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: [{name}] {e}");
+                        code = exit_codes::COULD_NOT_RUN;
+                        if !printer.is_json() {
+                            printer.line(summary(&outcome.report, None));
+                        }
+                    }
+                }
+                reports.push(outcome.report);
+            }
+            Err(e) => {
+                code = code.max(exit_codes::COULD_NOT_RUN);
+                let hint = e.hint();
+                eprintln!("error: drill `{name}` could not run: {e}");
+                if let Some(h) = hint {
+                    eprintln!("  hint: {h}");
+                }
+            }
+        }
+    }
+    if printer.is_json() {
+        printer.json(&reports);
+    }
+    Ok(code)
+}
+
+pub(super) async fn cleanup(dry_run: bool, printer: Printer) -> Result<u8, Failure> {
+    let specs = load_all(&all_drill_files()?)?;
+    let swept = drill::cleanup::sweep(&specs, dry_run).await;
+    if printer.is_json() {
+        printer.json(&swept);
+    } else if swept.is_empty() {
+        printer.line("nothing to clean up");
+    } else {
+        for s in &swept {
+            printer.line(format!("{}  {} (drill {}, run {})", s.action, s.path.display(), s.drill, s.run));
+        }
+    }
+    let failed = swept.iter().any(|s| s.action.starts_with("failed"));
+    Ok(if failed { exit_codes::NOT_VERIFIED } else { exit_codes::OK })
+}

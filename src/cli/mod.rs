@@ -1,0 +1,78 @@
+//! The command layer: clap structs, settings resolution, and one module per command.
+
+mod args;
+mod demo;
+mod drill;
+pub(crate) mod exit_codes;
+
+use anyhow::anyhow;
+pub(crate) use args::Cli;
+use args::{Command, DrillCommand};
+use clap::CommandFactory;
+
+use crate::ui::{self, Printer};
+
+/// A command that failed: what to print, a hint, and the exit code.
+pub(crate) struct Failure {
+    pub(crate) error: anyhow::Error,
+    pub(crate) hint: Option<String>,
+    pub(crate) code: u8,
+}
+
+impl Failure {
+    pub(crate) fn could_not_run(error: impl Into<anyhow::Error>, hint: Option<String>) -> Self {
+        Failure { error: error.into(), hint, code: exit_codes::COULD_NOT_RUN }
+    }
+}
+
+impl From<crate::drill::DrillError> for Failure {
+    fn from(e: crate::drill::DrillError) -> Self {
+        let hint = e.hint();
+        Failure::could_not_run(e, hint)
+    }
+}
+
+pub(crate) fn init(cli: &Cli) {
+    ui::init_logging(cli.global.log_format, cli.global.verbose, cli.global.quiet);
+}
+
+pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
+    let quiet = cli.global.quiet;
+    match cli.command {
+        Command::Demo(a) => {
+            let settings = demo::DemoSettings {
+                dir: a.dir,
+                scale: a.scale,
+                keep: a.keep,
+                reports: crate::report::resolve_dir(a.report.reports.as_deref()),
+                quiet,
+            };
+            demo::demo(settings, Printer { format: a.output }).await
+        }
+        Command::Drill(DrillCommand::Validate { paths, output }) => drill::validate(&paths, Printer { format: output }),
+        Command::Drill(DrillCommand::List { output }) => drill::list(Printer { format: output }),
+        Command::Drill(DrillCommand::Run(a)) => {
+            let target = a
+                .target
+                .as_deref()
+                .map(crate::config::parse_target_flag)
+                .transpose()
+                .map_err(|e| Failure::could_not_run(anyhow!("--target: {e}"), None))?;
+            let settings = drill::RunSettings {
+                drills: a.drills,
+                all: a.all,
+                target,
+                reports: crate::report::resolve_dir(a.report.reports.as_deref()),
+                concurrency: a.concurrency as usize,
+                trigger: a.trigger,
+                quiet,
+            };
+            drill::run(settings, Printer { format: a.output }).await
+        }
+        Command::Drill(DrillCommand::Cleanup { dry_run, output }) => drill::cleanup(dry_run, Printer { format: output }).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut std::io::stdout());
+            Ok(exit_codes::OK)
+        }
+    }
+}

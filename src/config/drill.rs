@@ -1,0 +1,613 @@
+//! The drill file (`drills/*.yaml`): strict raw structs as written, then a resolved [`DrillSpec`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration::parse_duration;
+use super::error::{ConfigError, Problems, from_serde};
+use super::locate::Locations;
+use super::target::{TargetSpec, parse_target_time};
+
+// ---------------------------------------------------------------- raw, as written
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDrill {
+    name: Option<String>,
+    description: Option<String>,
+    restore: RawRestore,
+    source: Option<RawSource>,
+    target: Option<RawTarget>,
+    objectives: RawObjectives,
+    #[serde(default)]
+    verify: Vec<RawCheck>,
+    runbook: Option<String>,
+    #[serde(default)]
+    controls: Vec<String>,
+    schedule: Option<RawSchedule>,
+    metrics: Option<RawMetrics>,
+    timeouts: Option<RawTimeouts>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+enum RawRestore {
+    LocalPostgres(RawLocalPostgres),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLocalPostgres {
+    base_backups: String,
+    wal_archive: String,
+    scratch_root: String,
+    os_user: Option<String>,
+    database: Option<String>,
+    user: Option<String>,
+    copy_jobs: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSource {
+    host: String,
+    port: Option<u16>,
+    user: String,
+    dbname: String,
+    password_env: Option<String>,
+    password_file: Option<String>,
+}
+
+/// `latest`, `random`, `{ at: TIME }`, `{ ago: DURATION }`, `{ random: { seed: N } }`.
+enum RawTarget {
+    Word(String),
+    At(String),
+    Ago(String),
+    Random(RawRandom),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRandom {
+    seed: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawTarget;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`latest`, `random`, `{ at: TIME }`, `{ ago: DURATION }` or `{ random: { seed: N } }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawTarget, E> {
+                Ok(RawTarget::Word(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawTarget, A::Error> {
+                let key: String = map
+                    .next_key()?
+                    .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+                let value = match key.as_str() {
+                    "at" => RawTarget::At(map.next_value()?),
+                    "ago" => RawTarget::Ago(map.next_value()?),
+                    "random" => RawTarget::Random(map.next_value()?),
+                    other => {
+                        return Err(serde::de::Error::unknown_field(other, &["at", "ago", "random"]));
+                    }
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(serde::de::Error::custom("a target has exactly one of `at`, `ago`, `random`"));
+                }
+                Ok(value)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawObjectives {
+    rto: String,
+    rpo: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+enum RawCheck {
+    Canary(RawCanary),
+    Sql(RawSql),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCanary {
+    table: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSql {
+    name: String,
+    query: String,
+    expect: RawExpect,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawExpect {
+    equals: Option<String>,
+    min: Option<f64>,
+    max: Option<f64>,
+    regex: Option<String>,
+    rows: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSchedule {
+    cron: String,
+    timezone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMetrics {
+    cloudwatch: Option<RawCloudwatch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCloudwatch {
+    namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTimeouts {
+    plan: Option<String>,
+    restore: Option<String>,
+    ready: Option<String>,
+    verify: Option<String>,
+    check: Option<String>,
+    teardown: Option<String>,
+}
+
+// ---------------------------------------------------------------- resolved
+
+/// A validated drill definition.
+#[derive(Debug, Clone)]
+pub(crate) struct DrillSpec {
+    pub(crate) name: String,
+    pub(crate) file: PathBuf,
+    pub(crate) description: Option<String>,
+    pub(crate) restore: RestoreSpec,
+    pub(crate) source: Option<SourceSpec>,
+    pub(crate) target: TargetSpec,
+    pub(crate) objectives: Objectives,
+    pub(crate) verify: Vec<CheckSpec>,
+    pub(crate) runbook: Option<PathBuf>,
+    pub(crate) controls: Vec<String>,
+    pub(crate) schedule: Option<ScheduleSpec>,
+    pub(crate) metrics: MetricsSpec,
+    pub(crate) timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum RestoreSpec {
+    LocalPostgres(LocalPostgresSpec),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LocalPostgresSpec {
+    pub(crate) base_backups: PathBuf,
+    pub(crate) wal_archive: PathBuf,
+    pub(crate) scratch_root: PathBuf,
+    /// The OS user PostgreSQL runs as when stackdrill runs as root.
+    pub(crate) os_user: String,
+    /// Database the verifiers connect to in the restore.
+    pub(crate) database: Option<String>,
+    /// Role the verifiers connect as in the restore (trust over the scratch's private socket).
+    pub(crate) user: String,
+    pub(crate) copy_jobs: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SourceSpec {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) user: String,
+    pub(crate) dbname: String,
+    pub(crate) password: SecretRef,
+}
+
+/// Where a secret comes from; the value itself is read at run time and never stored here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SecretRef {
+    None,
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Objectives {
+    pub(crate) rto: Duration,
+    pub(crate) rpo: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum CheckSpec {
+    Canary(CanarySpec),
+    Sql(SqlSpec),
+}
+
+impl CheckSpec {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            CheckSpec::Canary(_) => "canary",
+            CheckSpec::Sql(_) => "sql",
+        }
+    }
+
+    pub(crate) fn name(&self) -> String {
+        match self {
+            CheckSpec::Canary(_) => "canary".into(),
+            CheckSpec::Sql(s) => s.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CanarySpec {
+    pub(crate) table: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqlSpec {
+    pub(crate) name: String,
+    pub(crate) query: String,
+    pub(crate) expect: Expect,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Expect {
+    pub(crate) equals: Option<String>,
+    pub(crate) min: Option<f64>,
+    pub(crate) max: Option<f64>,
+    pub(crate) regex: Option<regex::Regex>,
+    pub(crate) rows: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ScheduleSpec {
+    pub(crate) cron: String,
+    pub(crate) timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MetricsSpec {
+    pub(crate) cloudwatch_namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) plan: Duration,
+    pub(crate) restore: Duration,
+    pub(crate) ready: Duration,
+    pub(crate) verify: Duration,
+    pub(crate) check: Duration,
+    pub(crate) teardown: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            plan: Duration::from_secs(5 * 60),
+            restore: Duration::from_secs(2 * 3600),
+            ready: Duration::from_secs(2 * 3600),
+            verify: Duration::from_secs(3600),
+            check: Duration::from_secs(15 * 60),
+            teardown: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- loading
+
+/// Reads and validates one drill file; every problem found is returned.
+pub(crate) fn load_drill(path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+            hint: None,
+        }]
+    })?;
+    parse_drill(&text, path)
+}
+
+/// Parses drill text; `path` names the file in errors and gives the default drill name.
+pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
+    let locations = Locations::index(text);
+    let raw: RawDrill = deserialize(text).map_err(|e| vec![from_serde(path, &locations, e)])?;
+    let mut problems = Problems::new(path, &locations);
+    let spec = resolve(raw, path, &mut problems);
+    if problems.errors.is_empty() { Ok(spec) } else { Err(problems.errors) }
+}
+
+/// Strict deserialisation with the key path of the first error. Providers and checks are written as
+/// single-key maps (`restore: { local-postgres: {..} }`), which serde_norway takes via `singleton_map_recursive`.
+fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_path_to_error::Error<serde_norway::Error>> {
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_norway::Deserializer::from_str(text);
+    let tracked = serde_path_to_error::Deserializer::new(de, &mut track);
+    serde_norway::with::singleton_map_recursive::deserialize(tracked)
+        .map_err(|e| serde_path_to_error::Error::new(track.path(), e))
+}
+
+fn duration(p: &mut Problems<'_>, key: &str, text: &str, fallback: Duration) -> Duration {
+    match parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            p.push(key, "must be longer than zero");
+            fallback
+        }
+        Ok(d) => d,
+        Err(e) => {
+            p.push(key, e);
+            fallback
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
+    // Destructured so that a new field does not compile until it is validated here.
+    let RawDrill {
+        name,
+        description,
+        restore,
+        source,
+        target,
+        objectives,
+        verify,
+        runbook,
+        controls,
+        schedule,
+        metrics,
+        timeouts,
+    } = raw;
+
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("drill").to_string();
+    let name_key = if name.is_some() { "name" } else { "" };
+    let name = name.unwrap_or(stem);
+    if !valid_name(&name) {
+        p.push(
+            name_key,
+            format!("drill name `{name}` must be 1-40 characters of a-z, 0-9 and `-` (it names scratch resources)"),
+        );
+    }
+
+    let restore = match restore {
+        RawRestore::LocalPostgres(lp) => {
+            let RawLocalPostgres { base_backups, wal_archive, scratch_root, os_user, database, user, copy_jobs } = lp;
+            for (k, v) in [("base-backups", &base_backups), ("wal-archive", &wal_archive), ("scratch-root", &scratch_root)]
+            {
+                if v.trim().is_empty() {
+                    p.push(format!("restore.local-postgres.{k}"), "must name a directory");
+                }
+            }
+            let copy_jobs = copy_jobs.unwrap_or(4);
+            if !(1..=64).contains(&copy_jobs) {
+                p.push("restore.local-postgres.copy-jobs", "must be between 1 and 64");
+            }
+            RestoreSpec::LocalPostgres(LocalPostgresSpec {
+                base_backups: base_backups.into(),
+                wal_archive: wal_archive.into(),
+                scratch_root: scratch_root.into(),
+                os_user: os_user.unwrap_or_else(|| "postgres".into()),
+                database,
+                user: user.unwrap_or_else(|| "postgres".into()),
+                copy_jobs,
+            })
+        }
+    };
+
+    let source = source.map(|s| {
+        let RawSource { host, port, user, dbname, password_env, password_file } = s;
+        let password = match (password_env, password_file) {
+            (Some(_), Some(_)) => {
+                p.push("source.password-env", "give `password-env` or `password-file`, not both");
+                SecretRef::None
+            }
+            (Some(e), None) => SecretRef::Env(e),
+            (None, Some(f)) => SecretRef::File(f.into()),
+            (None, None) => SecretRef::None,
+        };
+        SourceSpec { host, port: port.unwrap_or(5432), user, dbname, password }
+    });
+
+    let target = match target {
+        None => TargetSpec::Latest,
+        Some(RawTarget::Word(w)) => match w.as_str() {
+            "latest" => TargetSpec::Latest,
+            "random" => TargetSpec::Random { seed: None },
+            other => {
+                p.push("target", format!("unknown target `{other}`: use latest, random, {{ at: TIME }} or {{ ago: DURATION }}"));
+                TargetSpec::Latest
+            }
+        },
+        Some(RawTarget::At(t)) => match parse_target_time(&t) {
+            Ok(at) => TargetSpec::At(at),
+            Err(e) => {
+                p.push("target.at", e);
+                TargetSpec::Latest
+            }
+        },
+        Some(RawTarget::Ago(a)) => TargetSpec::Ago(duration(p, "target.ago", &a, Duration::from_secs(1))),
+        Some(RawTarget::Random(RawRandom { seed })) => TargetSpec::Random { seed },
+    };
+
+    let RawObjectives { rto, rpo } = objectives;
+    let objectives = Objectives {
+        rto: duration(p, "objectives.rto", &rto, Duration::from_secs(1)),
+        rpo: duration(p, "objectives.rpo", &rpo, Duration::from_secs(1)),
+    };
+
+    let mut checks = Vec::new();
+    let mut sql_names = std::collections::HashSet::new();
+    for (i, check) in verify.into_iter().enumerate() {
+        match check {
+            RawCheck::Canary(RawCanary { table }) => {
+                if source.is_none() {
+                    p.push(
+                        format!("verify[{i}].canary"),
+                        "the canary check writes to the live source: add a `source` connection",
+                    );
+                }
+                let table = table.unwrap_or_else(|| "stackdrill_canary".into());
+                if !is_identifier(&table) {
+                    p.push(format!("verify[{i}].canary.table"), "must be a plain SQL identifier (a-z, 0-9, _)");
+                }
+                checks.push(CheckSpec::Canary(CanarySpec { table }));
+            }
+            RawCheck::Sql(RawSql { name, query, expect }) => {
+                let key = format!("verify[{i}].sql");
+                if name.trim().is_empty() {
+                    p.push(format!("{key}.name"), "must not be empty");
+                } else if !sql_names.insert(name.clone()) {
+                    p.push(format!("{key}.name"), format!("another sql check is already named `{name}`"));
+                }
+                if query.trim().is_empty() {
+                    p.push(format!("{key}.query"), "must not be empty");
+                }
+                let RawExpect { equals, min, max, regex, rows } = expect;
+                if equals.is_none() && min.is_none() && max.is_none() && regex.is_none() && rows.is_none() {
+                    p.push(format!("{key}.expect"), "needs at least one of equals, min, max, regex, rows");
+                }
+                if let (Some(lo), Some(hi)) = (min, max) {
+                    if lo > hi {
+                        p.push(format!("{key}.expect.min"), format!("min {lo} is greater than max {hi}"));
+                    }
+                }
+                let regex = regex.and_then(|r| match regex::Regex::new(&r) {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        p.push(format!("{key}.expect.regex"), format!("invalid regex: {e}"));
+                        None
+                    }
+                });
+                checks.push(CheckSpec::Sql(SqlSpec { name, query, expect: Expect { equals, min, max, regex, rows } }));
+            }
+        }
+    }
+
+    for (i, c) in controls.iter().enumerate() {
+        let ok = c.split_once('-').is_some_and(|(fw, id)| {
+            !fw.is_empty()
+                && fw.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit())
+                && !id.is_empty()
+                && id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-')
+        });
+        if !ok {
+            p.push(format!("controls[{i}]"), format!("`{c}` is not a control id like SOC2-A1.2 or ISO27001-A.8.13"));
+        }
+    }
+
+    let schedule = schedule.and_then(|RawSchedule { cron, timezone }| {
+        let tz = match timezone.as_deref().unwrap_or("UTC").parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                p.push("schedule.timezone", format!("unknown IANA time zone `{}`", timezone.unwrap_or_default()));
+                None
+            }
+        };
+        if let Err(e) = validate_cron(&cron) {
+            p.push("schedule.cron", e);
+            return None;
+        }
+        tz.map(|timezone| ScheduleSpec { cron, timezone })
+    });
+
+    let metrics = metrics
+        .map(|RawMetrics { cloudwatch }| MetricsSpec {
+            cloudwatch_namespace: cloudwatch
+                .map(|RawCloudwatch { namespace }| namespace.unwrap_or_else(|| "Stackdrill".into())),
+        })
+        .unwrap_or_default();
+
+    let mut t = Timeouts::default();
+    if let Some(RawTimeouts { plan, restore, ready, verify, check, teardown }) = timeouts {
+        for (k, v, slot) in [
+            ("plan", plan, &mut t.plan),
+            ("restore", restore, &mut t.restore),
+            ("ready", ready, &mut t.ready),
+            ("verify", verify, &mut t.verify),
+            ("check", check, &mut t.check),
+            ("teardown", teardown, &mut t.teardown),
+        ] {
+            if let Some(v) = v {
+                *slot = duration(p, &format!("timeouts.{k}"), &v, *slot);
+            }
+        }
+    }
+
+    DrillSpec {
+        name,
+        file: path.to_path_buf(),
+        description,
+        restore,
+        source,
+        target,
+        objectives,
+        verify: checks,
+        runbook: runbook.map(PathBuf::from),
+        controls,
+        schedule,
+        metrics,
+        timeouts: t,
+    }
+}
+
+pub(crate) fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Accepts 5-field cron, AWS `cron(...)` (6 fields) and `rate(N unit)`.
+fn validate_cron(expr: &str) -> Result<(), String> {
+    let e = expr.trim();
+    if let Some(inner) = e.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')) {
+        let mut parts = inner.split_whitespace();
+        let n = parts.next().and_then(|n| n.parse::<u32>().ok()).filter(|n| *n > 0);
+        let unit = parts.next();
+        return match (n, unit, parts.next()) {
+            (Some(_), Some("minute" | "minutes" | "hour" | "hours" | "day" | "days"), None) => Ok(()),
+            _ => Err(format!("invalid rate expression `{e}`: use e.g. `rate(1 day)`")),
+        };
+    }
+    if let Some(inner) = e.strip_prefix("cron(").and_then(|s| s.strip_suffix(')')) {
+        return if inner.split_whitespace().count() == 6 {
+            Ok(())
+        } else {
+            Err(format!("invalid AWS cron expression `{e}`: it has 6 fields (minutes hours day-of-month month day-of-week year)"))
+        };
+    }
+    if e.split_whitespace().count() != 5 {
+        return Err(format!("invalid cron `{e}`: use 5 fields (minute hour day-of-month month day-of-week)"));
+    }
+    croner::Cron::new(e).parse().map(|_| ()).map_err(|err| format!("invalid cron `{e}`: {err}"))
+}
+

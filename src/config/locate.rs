@@ -1,0 +1,126 @@
+//! Maps key paths (`verify[1].sql.expect`) to line and column in YAML text, for errors found after parsing.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// Line and column (both 1-based) of every node, keyed by its path.
+#[derive(Debug, Default)]
+pub(crate) struct Locations {
+    nodes: HashMap<String, (usize, usize)>,
+}
+
+impl Locations {
+    /// Index `text`; unparsable text yields an empty index (the parser reports that error itself).
+    pub(crate) fn index(text: &str) -> Self {
+        let mut rx = Receiver::default();
+        let mut parser = Parser::new_from_str(text);
+        let _ = parser.load(&mut rx, false);
+        Self { nodes: rx.nodes }
+    }
+
+    /// The position of `path`, or of its nearest ancestor that has one.
+    pub(crate) fn find(&self, path: &str) -> Option<(usize, usize)> {
+        let mut p = path.to_string();
+        loop {
+            if let Some(pos) = self.nodes.get(&p) {
+                return Some(*pos);
+            }
+            let cut = p.rfind(['.', '['])?;
+            p.truncate(cut);
+        }
+    }
+}
+
+enum Frame {
+    Map { key: Option<String> },
+    Seq { next: usize },
+}
+
+#[derive(Default)]
+struct Receiver {
+    stack: Vec<(String, Frame)>,
+    nodes: HashMap<String, (usize, usize)>,
+}
+
+impl Receiver {
+    /// The path of the node about to start, advancing the parent's cursor.
+    fn child_path(&mut self) -> Option<String> {
+        let (base, frame) = self.stack.last_mut()?;
+        match frame {
+            Frame::Map { key } => key.take().map(|k| join(base, &k)),
+            Frame::Seq { next } => {
+                let p = format!("{base}[{next}]");
+                *next += 1;
+                Some(p)
+            }
+        }
+    }
+
+    fn is_key_position(&self) -> bool {
+        matches!(self.stack.last(), Some((_, Frame::Map { key: None })))
+    }
+}
+
+fn join(base: &str, key: &str) -> String {
+    if base.is_empty() { key.to_string() } else { format!("{base}.{key}") }
+}
+
+impl MarkedEventReceiver for Receiver {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let pos = (mark.line(), mark.col() + 1);
+        match ev {
+            Event::Scalar(value, ..) => {
+                if self.is_key_position() {
+                    if let Some((base, Frame::Map { key })) = self.stack.last_mut() {
+                        // Record the key itself so an unknown key can be pointed at.
+                        self.nodes.entry(join(base, &value)).or_insert(pos);
+                        *key = Some(value);
+                    }
+                } else if let Some(path) = self.child_path() {
+                    self.nodes.insert(path, pos);
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let path = if self.stack.is_empty() {
+                    String::new()
+                } else {
+                    self.child_path().unwrap_or_default()
+                };
+                if !path.is_empty() {
+                    self.nodes.insert(path.clone(), pos);
+                }
+                let frame = if matches!(ev, Event::MappingStart(..)) {
+                    Frame::Map { key: None }
+                } else {
+                    Frame::Seq { next: 0 }
+                };
+                self.stack.push((path, frame));
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            Event::Alias(..) => {
+                let _ = self.child_path();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_keys_and_sequence_items() {
+        let text = "a: 1\nverify:\n  - canary: {}\n  - sql: { name: x, expect: { equals: \"0\" } }\n";
+        let loc = Locations::index(text);
+        assert_eq!(loc.find("a"), Some((1, 4)));
+        assert_eq!(loc.find("verify[1].sql.expect.equals"), Some((4, 38)));
+        assert_eq!(loc.find("verify[0].canary"), Some((3, 13)));
+        // Unknown child falls back to the nearest ancestor.
+        assert_eq!(loc.find("verify[1].sql.nope"), Some((4, 10)));
+    }
+}

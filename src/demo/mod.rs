@@ -1,0 +1,269 @@
+//! The demo: a real local source cluster with WAL archiving, a product-like schema, a base backup,
+//! and a write workload running while a drill restores it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rand::RngCore;
+
+use crate::pg::{self, Cluster, PgBin, PgError, RunAs};
+
+const MARKER: &str = ".stackdrill-demo";
+const DEFAULT_PORT: u16 = 54329;
+pub(crate) const TEMPLATE: &str = include_str!("../../drills/local-demo.yaml");
+const RUNBOOK: &str = include_str!("../../runbooks/database-pitr-restore.md");
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DemoError {
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error("`{}` exists and was not made by `stackdrill demo`; refusing to touch it", .0.display())]
+    NotOurs(PathBuf),
+    #[error("{context}: {detail}")]
+    Setup { context: &'static str, detail: String },
+}
+
+impl DemoError {
+    fn setup(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> DemoError {
+        move |e| DemoError::Setup { context, detail: crate::drill::verify::db_error(&e) }
+    }
+}
+
+pub(crate) struct Source {
+    pub(crate) dir: PathBuf,
+    pub(crate) cluster: Cluster,
+    bin: PgBin,
+    as_user: RunAs,
+    password: String,
+}
+
+impl Source {
+    /// A client config for the application role over TCP with its password.
+    fn app_config(&self) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host("127.0.0.1").port(self.cluster.port).user("app").dbname("app").password(&self.password);
+        c
+    }
+
+    pub(crate) async fn stop(&self) -> Result<(), PgError> {
+        self.cluster.stop(&self.bin, &self.as_user, Duration::from_secs(60)).await.map(|_| ())
+    }
+}
+
+/// Stops what an earlier demo left in `dir` and removes it; refuses a directory that is not a demo's.
+pub(crate) async fn reset(dir: &Path, bin: &PgBin, as_user: &RunAs) -> Result<(), DemoError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !dir.join(MARKER).is_file() && !empty {
+        return Err(DemoError::NotOurs(dir.to_path_buf()));
+    }
+    let mut clusters = vec![dir.join("source")];
+    if let Ok(rd) = std::fs::read_dir(dir.join("scratch")) {
+        clusters.extend(rd.flatten().map(|e| e.path()));
+    }
+    for c in clusters {
+        let cluster = Cluster { dir: c, port: 0 };
+        if cluster.is_running() {
+            cluster.stop(bin, as_user, Duration::from_secs(60)).await?;
+        }
+    }
+    pg::remove_tree(dir)?;
+    Ok(())
+}
+
+/// Creates and starts the source, loads data sized by `scale`, and takes a base backup.
+pub(crate) async fn prepare(dir: &Path, scale: u32, progress: &dyn Fn(&str)) -> Result<Source, DemoError> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = PgBin::find()?;
+    let as_user = RunAs::resolve("postgres")?;
+    reset(dir, &bin, &as_user).await?;
+    std::fs::create_dir_all(dir).map_err(PgError::io("cannot create", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(PgError::io("cannot chmod", dir))?;
+    std::fs::write(dir.join(MARKER), "created by stackdrill demo\n").map_err(PgError::io("cannot write", dir))?;
+
+    let port = if std::net::TcpListener::bind(("127.0.0.1", DEFAULT_PORT)).is_ok() { DEFAULT_PORT } else { pg::free_port()? };
+    let cluster = Cluster::new(dir.join("source"), port)?;
+    let archive = dir.join("wal-archive");
+    as_user.check_reachable(&archive)?;
+    as_user.make_private_dir(&archive)?;
+    progress(&format!("initdb {} ({})", cluster.data().display(), bin.version));
+    cluster.initdb(&bin, &as_user, "postgres").await?;
+    let a = archive.display().to_string();
+    let mut settings = cluster.base_settings("127.0.0.1");
+    settings.extend([
+        ("wal_level", "replica".to_string()),
+        ("archive_mode", "on".into()),
+        ("archive_command", format!("test ! -f \"{a}/%f\" && cp \"%p\" \"{a}/%f\"")),
+        ("archive_timeout", "30s".into()),
+        ("max_wal_senders", "4".into()),
+        ("password_encryption", "scram-sha-256".into()),
+    ]);
+    cluster.apply_settings(&settings)?;
+    cluster.start(&bin, &as_user).await?;
+    let admin = wait_connect(&cluster.client_config("postgres", "postgres"), Duration::from_secs(60)).await?;
+
+    let mut pw = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut pw);
+    let password = hex::encode(pw);
+    // Only the SCRAM verifier reaches the server: the password is never in a statement or a log line.
+    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+    // One statement at a time: CREATE DATABASE cannot run inside the implicit transaction of a batch.
+    for stmt in [
+        format!("create role app login password '{verifier}'"),
+        "create database app owner app".to_string(),
+    ] {
+        admin.batch_execute(&stmt).await.map_err(DemoError::setup("creating the app role and database"))?;
+    }
+    // Function privileges live in each database's catalog: grant inside `app`, where the drill connects.
+    let app_admin = pg::connect(&cluster.client_config("postgres", "app")).await.map_err(DemoError::setup("connecting to app"))?;
+    app_admin
+        .batch_execute("grant execute on function pg_switch_wal() to app")
+        .await
+        .map_err(DemoError::setup("granting pg_switch_wal"))?;
+    let app = pg::connect(&cluster.client_config("app", "app")).await.map_err(DemoError::setup("connecting as app"))?;
+    progress(&format!("loading the product schema at scale {scale}"));
+    app.batch_execute(SCHEMA).await.map_err(DemoError::setup("creating the schema"))?;
+    let s = i64::from(scale.max(1));
+    app.batch_execute(&format!(
+        "insert into accounts (email) select 'user' || g || '@example.com' from generate_series(1, {a}) g;
+         insert into workspaces (account_id, name) select 1 + (g % {a}), 'workspace ' || g from generate_series(1, {w}) g;
+         insert into files (workspace_id, path, bytes, sha256)
+           select 1 + (g % {w}), '/docs/' || g || '.pdf', (g::bigint * 7919) % 10000000, md5(g::text) || md5((g+1)::text)
+           from generate_series(1, {f}) g;
+         insert into credit_transactions (transfer_id, account_id, amount, kind, idempotency_key)
+           select t.id, case when side = 1 then 1 + (g % {a}) else 1 + ((g * 31) % {a}) end,
+                  case when side = 1 then -1 else 1 end * ((g % 5000) + 1) / 100.0, 'transfer', gen_random_uuid()
+           from generate_series(1, {t}) g, generate_series(1, 2) side, lateral (select md5(g::text)::uuid as id) t;
+         analyze;",
+        a = 1000 * s,
+        w = 2000 * s,
+        f = 10_000 * s,
+        t = 50_000 * s,
+    ))
+    .await
+    .map_err(DemoError::setup("loading data"))?;
+    progress("taking a base backup (pg_basebackup, plain format with manifest)");
+    let backup = pg::take_backup(&bin, &as_user, &cluster, "postgres", &dir.join("base-backups")).await?;
+    progress(&format!("base backup {} done", backup.id));
+    let pw_file = dir.join("source.password");
+    write_private(&pw_file, password.as_bytes())?;
+    Ok(Source { dir: dir.to_path_buf(), cluster, bin, as_user, password })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PgError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(PgError::io("cannot write", path))?;
+    f.write_all(bytes).map_err(PgError::io("cannot write", path))
+}
+
+async fn wait_connect(config: &tokio_postgres::Config, deadline: Duration) -> Result<tokio_postgres::Client, DemoError> {
+    let start = std::time::Instant::now();
+    loop {
+        match pg::connect(config).await {
+            Ok(c) => return Ok(c),
+            Err(e) if start.elapsed() > deadline => {
+                return Err(DemoError::Setup { context: "the demo source did not start", detail: e.to_string() });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The demo drill file for this source: the template with the demo's directory, port and runbook.
+pub(crate) fn write_drill_file(source: &Source) -> Result<PathBuf, PgError> {
+    let template = std::fs::read_to_string("drills/local-demo.yaml").unwrap_or_else(|_| TEMPLATE.to_string());
+    let runbook_rel = "runbooks/database-pitr-restore.md";
+    let runbook = match std::path::absolute(runbook_rel) {
+        Ok(p) if p.is_file() => p,
+        _ => {
+            let p = source.dir.join("database-pitr-restore.md");
+            std::fs::write(&p, RUNBOOK).map_err(PgError::io("cannot write", &p))?;
+            p
+        }
+    };
+    let text = template
+        .replace(".stackdrill/demo", &source.dir.display().to_string())
+        .replace(&format!("port: {DEFAULT_PORT}"), &format!("port: {}", source.cluster.port))
+        .replace(runbook_rel, &runbook.display().to_string());
+    let path = source.dir.join("local-demo.yaml");
+    std::fs::write(&path, text).map_err(PgError::io("cannot write", &path))?;
+    Ok(path)
+}
+
+/// Inserts balanced transfers as the app role over TCP until told to stop; returns how many committed.
+pub(crate) fn start_workload(source: &Source) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<u64>) {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let config = source.app_config();
+    let handle = tokio::spawn(async move {
+        let Ok(mut client) = pg::connect(&config).await else { return 0 };
+        let mut n = 0u64;
+        loop {
+            let tx = async {
+                let t = client.transaction().await?;
+                t.batch_execute(
+                    "with id as (select gen_random_uuid() as v, (random() * 100)::numeric(18,4) + 0.01 as amt)
+                     insert into credit_transactions (transfer_id, account_id, amount, kind, idempotency_key)
+                     select id.v, a, case when a = 1 then -id.amt else id.amt end, 'transfer', gen_random_uuid()
+                     from id, (values (1), (2)) s(a)",
+                )
+                .await?;
+                t.commit().await
+            };
+            if tx.await.is_ok() {
+                n += 1;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(25)) => {}
+                _ = rx.changed() => return n,
+            }
+        }
+    });
+    (tx, handle)
+}
+
+const SCHEMA: &str = "
+create table accounts (
+  id bigint generated always as identity primary key,
+  email text not null unique,
+  created_at timestamptz not null default clock_timestamp()
+);
+create table workspaces (
+  id bigint generated always as identity primary key,
+  account_id bigint not null references accounts,
+  name text not null,
+  created_at timestamptz not null default clock_timestamp()
+);
+create table files (
+  id bigint generated always as identity primary key,
+  workspace_id bigint not null references workspaces,
+  path text not null,
+  bytes bigint not null,
+  sha256 text not null,
+  created_at timestamptz not null default clock_timestamp()
+);
+-- The billing ledger: append-only, double-entry (each transfer is two rows that sum to zero).
+create table credit_transactions (
+  id bigint generated always as identity primary key,
+  transfer_id uuid not null,
+  account_id bigint not null references accounts,
+  amount numeric(18,4) not null,
+  kind text not null,
+  idempotency_key uuid not null unique,
+  created_at timestamptz not null default clock_timestamp()
+);
+create index on credit_transactions (transfer_id);
+create index on credit_transactions (created_at);
+create function credit_transactions_append_only() returns trigger language plpgsql as $$
+begin raise exception 'credit_transactions is append-only'; end $$;
+create trigger credit_transactions_append_only before update or delete on credit_transactions
+  for each statement execute function credit_transactions_append_only();
+";

@@ -1,0 +1,65 @@
+//! Errors of the drill engine: a drill that could not run, and a restore that failed.
+
+use chrono::{DateTime, Utc};
+
+use crate::pg::PgError;
+
+/// The drill did not start restoring: bad input, a missing dependency, a target outside the window.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DrillError {
+    #[error(
+        "target {target} is outside the recoverable window {} .. {}",
+        fmt_time(earliest), fmt_time(latest)
+    )]
+    TargetOutsideWindow { target: String, earliest: DateTime<Utc>, latest: DateTime<Utc> },
+    #[error("nothing is recoverable: {0}")]
+    NoWindow(String),
+    #[error(transparent)]
+    Pg(#[from] PgError),
+    #[error("cannot read the source password: {0}")]
+    Secret(String),
+    #[error("cannot connect to the source `{endpoint}`: {detail}")]
+    Source { endpoint: String, detail: String },
+    #[error("cannot read runbook `{path}`: {detail}")]
+    Runbook { path: String, detail: String },
+    #[error("the plan phase did not finish within {0}")]
+    PlanTimeout(String),
+    #[error("interrupted before the restore started")]
+    Interrupted,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DrillError {
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            DrillError::Pg(e) => e.hint(),
+            DrillError::TargetOutsideWindow { .. } => {
+                Some("pick a target inside the window, e.g. `--target latest` or `--target random`".into())
+            }
+            DrillError::NoWindow(_) => Some("take a base backup and make sure WAL archiving works".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Why a restore did not produce a usable scratch database.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum RestoreError {
+    /// The backups could not be restored as asked: the drill ran and was not verified.
+    #[error("{0}")]
+    Failed(String),
+    /// Something around the restore broke (disk, processes); not a verdict on the backups.
+    #[error("{0}")]
+    Error(String),
+}
+
+impl From<PgError> for RestoreError {
+    fn from(e: PgError) -> Self {
+        RestoreError::Error(e.to_string())
+    }
+}
+
+pub(crate) fn fmt_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,41 @@
+//! Ownership markers on scratch environments: nothing is removed unless its marker says it is ours.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub(crate) const MARKER: &str = "stackdrill-scratch.json";
+
+/// Written into every scratch directory before anything else goes in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ScratchMarker {
+    pub(crate) scratch: bool,
+    pub(crate) drill: String,
+    pub(crate) run: String,
+    pub(crate) pid: u32,
+    pub(crate) created_at: DateTime<Utc>,
+    /// After this, `drill cleanup` may remove it even if its run looks alive.
+    pub(crate) expires_at: DateTime<Utc>,
+}
+
+pub(crate) fn write(dir: &Path, marker: &ScratchMarker) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(marker).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(MARKER), text)
+}
+
+pub(crate) fn read(dir: &Path) -> Option<ScratchMarker> {
+    let text = std::fs::read_to_string(dir.join(MARKER)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// True when `dir` carries the scratch marker of exactly this run.
+pub(crate) fn owned_by_run(dir: &Path, drill: &str, run: &str) -> bool {
+    read(dir).is_some_and(|m| m.scratch && m.drill == drill && m.run == run)
+}
+
+/// True when the process that created the scratch no longer exists.
+pub(crate) fn creator_gone(marker: &ScratchMarker) -> bool {
+    let pid = nix::unistd::Pid::from_raw(marker.pid as i32);
+    nix::sys::signal::kill(pid, None).is_err()
+}

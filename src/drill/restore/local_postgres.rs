@@ -1,0 +1,478 @@
+//! `local-postgres`: restore a base backup plus archived WAL into a scratch cluster on this machine.
+//!
+//! Window: [end of the oldest base backup, newest commit in the archive]. The scratch gets its own
+//! directory under `scratch-root`, listens on no TCP address (only a socket inside its 0700 directory),
+//! never archives, and is removed on every exit path.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
+use crate::config::LocalPostgresSpec;
+use crate::drill::error::{DrillError, RestoreError, fmt_time};
+use crate::drill::events::EventSink;
+use crate::drill::guard::{self, ScratchMarker};
+use crate::drill::target::{Recovery, ResolvedTarget, Window};
+use crate::pg::{self, Archive, BaseBackup, Cluster, PgBin, RunAs, Segment};
+
+pub(crate) struct LocalPostgres {
+    spec: LocalPostgresSpec,
+    drill: String,
+    run: String,
+    database: String,
+    bin: PgBin,
+    as_user: RunAs,
+    events: EventSink,
+    /// How long the scratch may live before `drill cleanup` may sweep it.
+    lifetime: Duration,
+    teardown_deadline: Duration,
+    ready_deadline: Duration,
+    backup: Option<BaseBackup>,
+    scratch: Option<Scratch>,
+}
+
+struct Scratch {
+    cluster: Cluster,
+    stop_copy: Arc<AtomicBool>,
+    copy: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LocalPostgres {
+    /// Finds the binaries and the OS user; paths are made absolute against the working directory.
+    #[expect(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        spec: &LocalPostgresSpec,
+        drill: &str,
+        run: &str,
+        default_database: Option<&str>,
+        events: EventSink,
+        lifetime: Duration,
+        ready_deadline: Duration,
+        teardown_deadline: Duration,
+    ) -> Result<LocalPostgres, DrillError> {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut spec = spec.clone();
+        spec.base_backups = abs(&spec.base_backups);
+        spec.wal_archive = abs(&spec.wal_archive);
+        spec.scratch_root = abs(&spec.scratch_root);
+        let bin = PgBin::find()?;
+        let as_user = RunAs::resolve(&spec.os_user)?;
+        let database = spec.database.clone().or(default_database.map(str::to_string)).unwrap_or_else(|| "postgres".into());
+        Ok(LocalPostgres {
+            spec,
+            drill: drill.to_string(),
+            run: run.to_string(),
+            database,
+            bin,
+            as_user,
+            events,
+            lifetime,
+            teardown_deadline,
+            ready_deadline,
+            backup: None,
+            scratch: None,
+        })
+    }
+
+    fn archive(&self) -> Result<Archive, DrillError> {
+        Archive::scan(&self.spec.wal_archive).map_err(|e| {
+            DrillError::NoWindow(format!("cannot read the WAL archive `{}`: {e}", self.spec.wal_archive.display()))
+        })
+    }
+
+    fn progress(&self, phase: &'static str, msg: impl Into<String>) {
+        self.events.progress(&self.drill, phase, msg);
+    }
+
+    /// Fails with the missing segment when the archive cannot carry replay from `backup` to `recovery`.
+    async fn check_wal_continuity(&self, backup: &BaseBackup, recovery: Recovery) -> Result<(), RestoreError> {
+        let archive = Archive::scan(&self.spec.wal_archive)
+            .map_err(|e| RestoreError::Error(format!("cannot read the WAL archive: {e}")))?;
+        let Some(start) = backup.start_segment(archive.seg_size) else {
+            return Err(RestoreError::Failed(format!("base backup {} names no start WAL segment", backup.id)));
+        };
+        // Segments shipped inside the backup (pg_wal, streamed while it ran) count as present.
+        let in_backup: Vec<Segment> = std::fs::read_dir(backup.path.join("pg_wal"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| Segment::parse(&e.file_name().to_string_lossy(), archive.seg_size))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(newest) = archive.newest() else {
+            return Err(RestoreError::Failed(format!("the WAL archive `{}` is empty", archive.dir.display())));
+        };
+        let mut seg = start;
+        while seg <= newest {
+            if !archive.contains(seg) && !in_backup.contains(&seg) {
+                break;
+            }
+            seg.segno += 1;
+        }
+        if seg > newest {
+            return Ok(());
+        }
+        let missing = seg.name(archive.seg_size);
+        let before = Segment { tli: seg.tli, segno: seg.segno.saturating_sub(1) };
+        let reachable = archive.last_commit_at_or_before(&self.bin, &self.as_user, before, 8).await;
+        let enough = match (recovery, reachable) {
+            (Recovery::Time(t), Some(r)) => r >= t,
+            _ => false,
+        };
+        if enough {
+            return Ok(());
+        }
+        let upto = reachable.map(|r| format!("; replay could reach only {}", fmt_time(&r))).unwrap_or_default();
+        Err(RestoreError::Failed(format!(
+            "WAL segment {missing} is missing from the archive `{}`: replay from base backup {} cannot reach the target{upto}",
+            archive.dir.display(),
+            backup.id
+        )))
+    }
+
+    /// Copies the backup into `data` with `jobs` threads, giving files to the server's OS user.
+    fn spawn_copy(&self, from: PathBuf, to: PathBuf, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) -> tokio::task::JoinHandle<Result<(), String>> {
+        let jobs = self.spec.copy_jobs;
+        let as_user = self.as_user.clone();
+        tokio::task::spawn_blocking(move || copy_tree(&from, &to, jobs, &as_user, &stop, &done))
+    }
+
+    fn recovery_failure(&self, cluster: &Cluster) -> String {
+        let tail = cluster.log_tail(60);
+        let missing = tail.iter().rev().find_map(|l| {
+            let rest = l.split("cannot stat '").nth(1)?;
+            let path = rest.split('\'').next()?;
+            let name = Path::new(path).file_name()?.to_string_lossy().into_owned();
+            (name.len() == 24 && name.chars().all(|c| c.is_ascii_hexdigit())).then_some(name)
+        });
+        let fatal = tail
+            .iter()
+            .rev()
+            .find(|l| l.contains("FATAL:") || l.contains("PANIC:"))
+            .map(|l| l.split_once("FATAL:").or_else(|| l.split_once("PANIC:")).map_or(l.as_str(), |(_, m)| m).trim().to_string());
+        let mut reason = format!(
+            "the scratch server stopped during recovery: {}",
+            fatal.unwrap_or_else(|| "no FATAL line in its log".into())
+        );
+        if let Some(m) = missing {
+            reason.push_str(&format!("; the last WAL segment requested from the archive and not found was {m}"));
+        }
+        reason
+    }
+}
+
+impl RestoreProvider for LocalPostgres {
+    fn name(&self) -> &'static str {
+        "local-postgres"
+    }
+
+    fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("base_backups", self.spec.base_backups.display().to_string()),
+            ("wal_archive", self.spec.wal_archive.display().to_string()),
+            ("server_version", self.bin.version.clone()),
+            ("os_user", self.as_user.name()),
+        ]
+    }
+
+    async fn window(&mut self) -> Result<Window, DrillError> {
+        let backups = pg::list_backups(&self.spec.base_backups)?;
+        let oldest = backups.first().ok_or_else(|| {
+            DrillError::NoWindow(format!("no base backups in `{}`", self.spec.base_backups.display()))
+        })?;
+        let archive = self.archive()?;
+        let newest = archive
+            .newest()
+            .ok_or_else(|| DrillError::NoWindow(format!("no WAL in `{}`", self.spec.wal_archive.display())))?;
+        let latest = archive
+            .last_commit_at_or_before(&self.bin, &self.as_user, newest, 32)
+            .await
+            .ok_or_else(|| DrillError::NoWindow("no commit found in the newest archived WAL".into()))?;
+        Ok(Window { earliest: oldest.finished_at, latest: latest.max(oldest.finished_at) })
+    }
+
+    async fn wait_recoverable(&mut self, t: DateTime<Utc>, source: &tokio_postgres::Client) -> Result<(), DrillError> {
+        // Close the current segment so it is archived now rather than at archive_timeout.
+        if let Err(e) = source.simple_query("select pg_switch_wal()").await {
+            tracing::info!(error = %e, "cannot switch WAL on the source; waiting for archive_timeout");
+        }
+        loop {
+            let w = self.window().await?;
+            if w.latest > t {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn plan(&mut self, target: &ResolvedTarget) -> Result<BackupUsed, DrillError> {
+        let backups = pg::list_backups(&self.spec.base_backups)?;
+        let chosen = match target.recovery {
+            Recovery::End => backups.last(),
+            Recovery::Time(t) => backups.iter().rev().find(|b| b.finished_at <= t),
+        }
+        .cloned()
+        .ok_or_else(|| DrillError::NoWindow(format!("no base backup finished before {}", fmt_time(&target.time))))?;
+        let used = BackupUsed {
+            id: chosen.id.clone(),
+            location: chosen.path.display().to_string(),
+            started_at: chosen.started_at,
+            finished_at: chosen.finished_at,
+        };
+        self.backup = Some(chosen);
+        Ok(used)
+    }
+
+    async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
+        let backup = self.backup.clone().ok_or_else(|| RestoreError::Error("restore before plan".into()))?;
+        self.progress("restore", format!("verifying base backup {} with pg_verifybackup", backup.id));
+        pg::verify_backup(&self.bin, &self.as_user, &backup.path)
+            .await
+            .map_err(|e| RestoreError::Failed(format!("base backup {} failed verification: {e}", backup.id)))?;
+        self.check_wal_continuity(&backup, target.recovery).await?;
+
+        let short: String = self.run.chars().take(8).collect();
+        let dir = self.spec.scratch_root.join(format!("sd-{}-{short}", self.drill));
+        let cluster = Cluster::new(dir.clone(), pg::free_port()?)?;
+        self.as_user.check_reachable(&dir)?;
+        std::fs::create_dir_all(&self.spec.scratch_root)
+            .map_err(|e| RestoreError::Error(format!("cannot create `{}`: {e}", self.spec.scratch_root.display())))?;
+        if dir.exists() {
+            return Err(RestoreError::Error(format!("scratch `{}` already exists", dir.display())));
+        }
+        self.as_user.make_private_dir(&dir)?;
+        let now = Utc::now();
+        let marker = ScratchMarker {
+            scratch: true,
+            drill: self.drill.clone(),
+            run: self.run.clone(),
+            pid: std::process::id(),
+            created_at: now,
+            expires_at: now + chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::hours(24)),
+        };
+        guard::write(&dir, &marker).map_err(|e| RestoreError::Error(format!("cannot write the scratch marker: {e}")))?;
+        let stop_copy = Arc::new(AtomicBool::new(false));
+        self.scratch = Some(Scratch { cluster: cluster.clone(), stop_copy: stop_copy.clone(), copy: None });
+
+        let done = Arc::new(AtomicU64::new(0));
+        let total = dir_size(&backup.path);
+        let handle = self.spawn_copy(backup.path.clone(), cluster.data(), stop_copy, done.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiter = tokio::spawn(async move {
+            let _ = tx.send(handle.await);
+        });
+        if let Some(s) = self.scratch.as_mut() {
+            s.copy = Some(waiter);
+        }
+        let mut rx = rx;
+        let result = loop {
+            tokio::select! {
+                r = &mut rx => break r,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    self.progress("restore", format!("copying base backup: {} of {}", bytes(done.load(Ordering::Relaxed)), bytes(total)));
+                }
+            }
+        };
+        match result {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return Err(RestoreError::Error(format!("copying the base backup failed: {e}"))),
+            _ => return Err(RestoreError::Error("the copy task ended unexpectedly".into())),
+        }
+
+        let data = cluster.data();
+        for stale in ["postmaster.pid", "standby.signal", "backup_manifest"] {
+            let _ = std::fs::remove_file(data.join(stale));
+        }
+        let signal = data.join("recovery.signal");
+        std::fs::write(&signal, b"").map_err(|e| RestoreError::Error(format!("cannot write recovery.signal: {e}")))?;
+        self.as_user.chown(&signal)?;
+        let archive = self.spec.wal_archive.display().to_string();
+        if archive.contains(['"', '\'', '%', '\n']) {
+            return Err(RestoreError::Error(format!("the WAL archive path `{archive}` has characters unsafe in restore_command")));
+        }
+        let mut settings = cluster.base_settings("");
+        settings.extend([
+            ("archive_mode", "off".to_string()),
+            ("restore_command", format!("cp \"{archive}/%f\" \"%p\"")),
+            ("recovery_target_action", "promote".into()),
+            ("recovery_target_timeline", "latest".into()),
+            ("primary_conninfo", String::new()),
+            ("cluster_name", format!("stackdrill-scratch-{short}")),
+            ("logging_collector", "off".into()),
+        ]);
+        if let Recovery::Time(t) = target.recovery {
+            settings.push(("recovery_target_time", t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()));
+            settings.push(("recovery_target_inclusive", "true".into()));
+        }
+        cluster.apply_settings(&settings)?;
+        self.progress("restore", "starting the scratch server in recovery");
+        cluster.start(&self.bin, &self.as_user).await?;
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
+        let cluster = self.scratch.as_ref().map(|s| s.cluster.clone()).ok_or_else(|| RestoreError::Error("no scratch".into()))?;
+        let config = cluster.client_config(&self.spec.user, &self.database);
+        let start = Instant::now();
+        let mut seen_running = false;
+        let mut last_note = Instant::now();
+        loop {
+            let running = cluster.is_running();
+            seen_running |= running;
+            if !running && (seen_running || start.elapsed() > Duration::from_secs(10)) {
+                return Err(RestoreError::Failed(self.recovery_failure(&cluster)));
+            }
+            if running {
+                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), pg::connect(&config)).await {
+                    if let Ok(row) = client.query_one("select pg_is_in_recovery()", &[]).await {
+                        if !row.get::<_, bool>(0) {
+                            return Ok(Endpoint {
+                                config: config.clone(),
+                                display: format!("{}/.s.PGSQL.{} (database {})", cluster.dir.display(), cluster.port, self.database),
+                            });
+                        }
+                    }
+                }
+            }
+            if start.elapsed() > self.ready_deadline {
+                return Err(RestoreError::Failed(format!(
+                    "recovery did not finish within {}",
+                    humantime::format_duration(self.ready_deadline)
+                )));
+            }
+            if last_note.elapsed() > Duration::from_secs(2) {
+                self.progress("ready", format!("replaying WAL ({:.0}s)", start.elapsed().as_secs_f64()));
+                last_note = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn teardown(&mut self) -> Teardown {
+        let Some(mut scratch) = self.scratch.take() else {
+            return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "no scratch was created".into() };
+        };
+        scratch.stop_copy.store(true, Ordering::Relaxed);
+        if let Some(copy) = scratch.copy.take() {
+            let _ = copy.await;
+        }
+        let dir = scratch.cluster.dir.clone();
+        if !guard::owned_by_run(&dir, &self.drill, &self.run) {
+            return Teardown {
+                status: "failed",
+                at: Utc::now(),
+                detail: format!("refused to remove `{}`: its scratch marker does not name this run", dir.display()),
+            };
+        }
+        let stop = scratch.cluster.stop(&self.bin, &self.as_user, self.teardown_deadline).await;
+        let stop_text = match &stop {
+            Ok(mode) => mode.as_str().to_string(),
+            Err(e) => return Teardown { status: "failed", at: Utc::now(), detail: format!("cannot stop the scratch server: {e}") },
+        };
+        match pg::remove_tree(&dir) {
+            Ok(()) => Teardown {
+                status: "done",
+                at: Utc::now(),
+                detail: format!("scratch server stopped ({stop_text}); `{}` removed", dir.display()),
+            },
+            Err(e) => Teardown { status: "failed", at: Utc::now(), detail: e.to_string() },
+        }
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            for e in rd.flatten() {
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(e.path()),
+                    Ok(_) => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Recreates `from` under `to` (dirs 0700, files 0600, owned by the server user) with `jobs` threads.
+fn copy_tree(from: &Path, to: &Path, jobs: usize, as_user: &RunAs, stop: &AtomicBool, done: &AtomicU64) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dst = to.join(&rel);
+        std::fs::create_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+        as_user.chown(&dst).map_err(|e| e.to_string())?;
+        let src = from.join(&rel);
+        for entry in std::fs::read_dir(&src).map_err(|e| format!("{}: {e}", src.display()))? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let name = entry.file_name();
+            if rel.as_os_str().is_empty() && name == "stackdrill-backup.json" {
+                continue;
+            }
+            let ft = entry.file_type().map_err(|e| e.to_string())?;
+            let child = rel.join(&name);
+            if ft.is_dir() {
+                stack.push(child);
+            } else if ft.is_symlink() {
+                return Err(format!("`{}` is a symlink (tablespaces are not supported by local-postgres)", src.join(&name).display()));
+            } else {
+                files.push(child);
+            }
+        }
+    }
+    let next = AtomicU64::new(0);
+    let failure = std::sync::Mutex::new(None::<String>);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(rel) = files.get(i) else { return };
+                    let (src, dst) = (from.join(rel), to.join(rel));
+                    let res = std::fs::copy(&src, &dst)
+                        .and_then(|n| {
+                            done.fetch_add(n, Ordering::Relaxed);
+                            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600))
+                        })
+                        .map_err(|e| format!("{}: {e}", src.display()))
+                        .and_then(|()| as_user.chown(&dst).map_err(|e| e.to_string()));
+                    if let Err(e) = res {
+                        failure.lock().unwrap().get_or_insert(e);
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    if stop.load(Ordering::Relaxed) {
+        return Err("interrupted".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Restore providers: one trait, one module each.
+
+mod local_postgres;
+
+use chrono::{DateTime, Utc};
+
+pub(crate) use local_postgres::LocalPostgres;
+
+use super::error::{DrillError, RestoreError};
+use super::target::{ResolvedTarget, Window};
+
+/// How to reach the restored database.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) config: tokio_postgres::Config,
+    /// Where it is, without any secret.
+    pub(crate) display: String,
+}
+
+/// The backup a restore starts from, for the report.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BackupUsed {
+    pub(crate) id: String,
+    pub(crate) location: String,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
+}
+
+/// What teardown did.
+#[derive(Debug, Clone)]
+pub(crate) struct Teardown {
+    /// `done`, `nothing-to-do` or `failed`.
+    pub(crate) status: &'static str,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) detail: String,
+}
+
+/// A place backups can be restored from into an isolated scratch database.
+pub(crate) trait RestoreProvider {
+    /// The provider's name as written in drill files (`local-postgres`).
+    fn name(&self) -> &'static str;
+    /// Facts about the source for the report: key, value.
+    fn describe(&self) -> Vec<(&'static str, String)>;
+    async fn window(&mut self) -> Result<Window, DrillError>;
+    /// Waits until a commit after `t` is recoverable, so a restore to `t` can stop exactly there.
+    async fn wait_recoverable(&mut self, t: DateTime<Utc>, source: &tokio_postgres::Client) -> Result<(), DrillError>;
+    /// Picks the backup to restore from; fails when none precedes the target.
+    fn plan(&mut self, target: &ResolvedTarget) -> Result<BackupUsed, DrillError>;
+    /// Creates the scratch environment and starts recovery to the target.
+    async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError>;
+    /// Waits until the scratch database accepts queries as a primary.
+    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError>;
+    /// Removes everything the restore created; safe to call on every path, and more than once.
+    async fn teardown(&mut self) -> Teardown;
+}

@@ -1,0 +1,427 @@
+//! Runs one drill: plan → restore → ready → verify → teardown → report. Teardown runs on every path
+//! once a restore has begun, and every drill that reached the restore phase leaves a report.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::Cancel;
+use super::error::{DrillError, RestoreError};
+use super::events::{Event, EventSink};
+use super::restore::{BackupUsed, Endpoint, LocalPostgres, RestoreProvider, Teardown};
+use super::target::{Recovery, ResolvedTarget, Window, select};
+use super::verify::{self, CheckResult, CheckStatus, canary};
+use crate::config::{CheckSpec, DrillSpec, RestoreSpec, SecretRef, SourceSpec, TargetSpec};
+use crate::pg;
+use crate::report::model::{self, FileRef, Phase, Report, Verdict};
+
+/// How this run differs from the drill file, and where its report goes.
+#[derive(Debug, Clone)]
+pub(crate) struct RunOptions {
+    pub(crate) target: Option<TargetSpec>,
+    pub(crate) reports_dir: PathBuf,
+    pub(crate) trigger: String,
+}
+
+/// A finished drill: its report and where it was written.
+pub(crate) struct Outcome {
+    pub(crate) report: Report,
+    pub(crate) written: Result<crate::report::Written, String>,
+}
+
+/// Runs `spec`. `Err` means the drill could not run (nothing was restored, no report); otherwise the
+/// outcome carries the report whatever the verdict.
+pub(crate) async fn run(spec: &DrillSpec, opts: &RunOptions, events: EventSink, cancel: Cancel) -> Result<Outcome, DrillError> {
+    let run_id = new_run_id();
+    let runbook = match &spec.runbook {
+        Some(p) => Some(FileRef {
+            path: p.display().to_string(),
+            sha256: Some(sha256_file(p).map_err(|e| DrillError::Runbook { path: p.display().to_string(), detail: e.to_string() })?),
+        }),
+        None => None,
+    };
+    let password = read_secret(spec.source.as_ref().map(|s| &s.password))?;
+    let t = &spec.timeouts;
+    let lifetime = t.plan + t.restore + t.ready + t.verify + t.teardown;
+    match &spec.restore {
+        RestoreSpec::LocalPostgres(lp) => {
+            let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
+            let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events.clone(), lifetime, t.ready, t.teardown)?;
+            let ctx = RunCtx { spec, opts, events, cancel, run_id, runbook, password, phases: Vec::new() };
+            ctx.run(&mut provider).await
+        }
+    }
+}
+
+struct RunCtx<'a> {
+    spec: &'a DrillSpec,
+    opts: &'a RunOptions,
+    events: EventSink,
+    cancel: Cancel,
+    run_id: String,
+    runbook: Option<FileRef>,
+    password: Option<String>,
+    phases: Vec<Phase>,
+}
+
+/// How a phase ended when it did not return a value.
+enum Stop<E> {
+    Interrupted,
+    TimedOut(Duration),
+    Failed(E),
+}
+
+struct Planned {
+    source: Option<tokio_postgres::Client>,
+    canary: Option<canary::Written>,
+    window: Window,
+    target: ResolvedTarget,
+    backup: BackupUsed,
+}
+
+impl RunCtx<'_> {
+    async fn phase<T, E>(
+        &mut self,
+        name: &'static str,
+        timeout: Duration,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, Stop<E>>
+    where
+        E: std::fmt::Display,
+    {
+        let drill = self.spec.name.clone();
+        self.events.emit(Event::PhaseStarted { drill: drill.clone(), phase: name });
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let cancel = self.cancel.clone();
+        let res = tokio::select! {
+            r = tokio::time::timeout(timeout, fut) => match r {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(Stop::Failed(e)),
+                Err(_) => Err(Stop::TimedOut(timeout)),
+            },
+            _ = cancel.cancelled() => Err(Stop::Interrupted),
+        };
+        let (status, detail) = match &res {
+            Ok(_) => ("passed", None),
+            Err(Stop::Interrupted) => ("error", Some("interrupted".to_string())),
+            Err(Stop::TimedOut(d)) => ("failed", Some(format!("did not finish within {}", humantime::format_duration(*d)))),
+            Err(Stop::Failed(e)) => ("failed", Some(e.to_string())),
+        };
+        self.finish_phase(name, started_at, clock, status, detail);
+        res
+    }
+
+    fn finish_phase(&mut self, name: &'static str, started_at: DateTime<Utc>, clock: Instant, status: &'static str, detail: Option<String>) {
+        let seconds = clock.elapsed().as_secs_f64();
+        self.events.emit(Event::PhaseFinished { drill: self.spec.name.clone(), phase: name, status, seconds, detail: detail.clone() });
+        self.phases.push(Phase { name: name.into(), started_at, seconds, status: status.into(), detail });
+    }
+
+    fn skip_phase(&mut self, name: &'static str, why: &str) {
+        self.finish_phase(name, Utc::now(), Instant::now(), "skipped", Some(why.to_string()));
+    }
+
+    async fn plan<P: RestoreProvider>(&self, provider: &mut P) -> Result<Planned, DrillError> {
+        let spec = self.spec;
+        let source = match &spec.source {
+            Some(s) => Some(connect_source(s, self.password.as_deref()).await?),
+            None => None,
+        };
+        let target_spec = self.opts.target.clone().unwrap_or_else(|| spec.target.clone());
+        let canary_spec = spec.verify.iter().find_map(|c| match c {
+            CheckSpec::Canary(c) => Some(c),
+            _ => None,
+        });
+        let mut written = None;
+        if let (Some(c), Some(src), TargetSpec::Latest) = (canary_spec, source.as_ref(), &target_spec) {
+            self.events.progress(&spec.name, "plan", "writing canary rows on the source around the target");
+            let w = canary::write(src, c, &self.run_id)
+                .await
+                .map_err(|detail| DrillError::Source { endpoint: source_endpoint(spec.source.as_ref()), detail })?;
+            self.events.progress(&spec.name, "plan", "waiting until the target is recoverable (WAL archived)");
+            provider.wait_recoverable(w.target, src).await?;
+            written = Some(w);
+        }
+        let window = provider.window().await?;
+        let target = select(&target_spec, &window, Utc::now(), written.as_ref().map(|w| w.target))?;
+        let backup = provider.plan(&target)?;
+        Ok(Planned { source, canary: written, window, target, backup })
+    }
+
+    async fn run<P: RestoreProvider>(mut self, provider: &mut P) -> Result<Outcome, DrillError> {
+        let started_at = Utc::now();
+        let spec = self.spec;
+        let planned = {
+            let this = &self;
+            let fut = this.plan(provider);
+            // The plan phase is recorded like the others, but its failure means "could not run".
+            let drill = spec.name.clone();
+            this.events.emit(Event::PhaseStarted { drill, phase: "plan" });
+            let clock = Instant::now();
+            let plan_started = Utc::now();
+            let cancel = this.cancel.clone();
+            let res = tokio::select! {
+                r = tokio::time::timeout(spec.timeouts.plan, fut) => match r {
+                    Ok(r) => r,
+                    Err(_) => Err(DrillError::PlanTimeout(humantime::format_duration(spec.timeouts.plan).to_string())),
+                },
+                _ = cancel.cancelled() => Err(DrillError::Interrupted),
+            };
+            let (status, detail) = match &res {
+                Ok(p) => ("passed", Some(format!("target {} from backup {}", super::error::fmt_time(&p.target.time), p.backup.id))),
+                Err(e) => ("error", Some(e.to_string())),
+            };
+            self.finish_phase("plan", plan_started, clock, status, detail);
+            res?
+        };
+        let Planned { source, canary: written, window, target, backup } = planned;
+
+        let mut reason: Option<String> = None;
+        let mut verdict = Verdict::Passed;
+        let mut fail = |v: Verdict, why: String, reason: &mut Option<String>, verdict: &mut Verdict| {
+            if reason.is_none() {
+                *reason = Some(why);
+            }
+            if *verdict == Verdict::Passed || v == Verdict::Error {
+                *verdict = v;
+            }
+        };
+
+        let t = spec.timeouts;
+        let restore_clock = Instant::now();
+        let restored = self.phase("restore", t.restore, provider.restore(&target)).await;
+        let endpoint: Option<Endpoint> = match restored {
+            Ok(()) => match self.phase("ready", t.ready, provider.wait_ready()).await {
+                Ok(ep) => Some(ep),
+                Err(stop) => {
+                    let (v, why) = stop_reason("ready", stop);
+                    fail(v, why, &mut reason, &mut verdict);
+                    None
+                }
+            },
+            Err(stop) => {
+                let (v, why) = stop_reason("restore", stop);
+                fail(v, why, &mut reason, &mut verdict);
+                self.skip_phase("ready", "the restore did not complete");
+                None
+            }
+        };
+        let rto = endpoint.as_ref().map(|_| restore_clock.elapsed().as_secs_f64());
+
+        let mut checks = Vec::new();
+        let mut newest_commit = None;
+        match &endpoint {
+            Some(ep) => {
+                let ctx_target = target.time;
+                let canary_ref = written.as_ref();
+                let source_ref = source.as_ref();
+                let events = self.events.clone();
+                let drill = spec.name.clone();
+                let verify_fut = async {
+                    let restore = pg::connect(&ep.config).await.map_err(|e| format!("cannot connect to the restore: {e}"))?;
+                    let newest: Option<DateTime<Utc>> = restore
+                        .query_one("select pg_last_xact_replay_timestamp()", &[])
+                        .await
+                        .map_err(|e| verify::db_error(&e))?
+                        .get(0);
+                    let ctx = verify::Context { restore: &restore, source: source_ref, canary: canary_ref, target: ctx_target };
+                    let mut out = Vec::new();
+                    for c in &spec.verify {
+                        let r = verify::run_check(c, &ctx, t.check).await;
+                        events.emit(Event::CheckFinished { drill: drill.clone(), check: r.clone() });
+                        out.push(r);
+                    }
+                    Ok::<_, String>((newest, out))
+                };
+                match self.phase("verify", t.verify, verify_fut).await {
+                    Ok((newest, out)) => {
+                        newest_commit = newest;
+                        checks = out;
+                    }
+                    Err(stop) => {
+                        let (v, why) = stop_reason("verify", stop);
+                        fail(v, why, &mut reason, &mut verdict);
+                    }
+                }
+            }
+            None => self.skip_phase("verify", "no restored database to verify"),
+        }
+        // Every configured check appears in the report, even when it could not run.
+        for c in &spec.verify {
+            if !checks.iter().any(|r: &CheckResult| r.name == c.name() && r.kind == c.kind()) {
+                let why = if endpoint.is_some() { "the verify phase did not reach it" } else { "the restore failed" };
+                checks.push(CheckResult::new(c, CheckStatus::Skipped, why));
+            }
+        }
+
+        // Teardown: not cancellable, bounded by its own deadline (the provider escalates within it).
+        let teardown_started = Utc::now();
+        let clock = Instant::now();
+        self.events.emit(Event::PhaseStarted { drill: spec.name.clone(), phase: "teardown" });
+        let td = match tokio::time::timeout(t.teardown + Duration::from_secs(30), provider.teardown()).await {
+            Ok(td) => td,
+            Err(_) => Teardown { status: "failed", at: Utc::now(), detail: "teardown did not finish in time".into() },
+        };
+        let td_status = if td.status == "failed" { "failed" } else { "passed" };
+        self.finish_phase("teardown", teardown_started, clock, td_status, Some(td.detail.clone()));
+
+        for c in &checks {
+            if matches!(c.status, CheckStatus::Failed | CheckStatus::Error) {
+                fail(Verdict::Failed, format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail), &mut reason, &mut verdict);
+            }
+        }
+        let rpo = newest_commit.map(|n| (target.time - n).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6);
+        let obj = spec.objectives;
+        let rto_met = rto.is_some_and(|v| v <= obj.rto.as_secs_f64());
+        let rpo_met = rpo.is_some_and(|v| v >= 0.0 && v <= obj.rpo.as_secs_f64());
+        if endpoint.is_some() {
+            if !rto_met {
+                fail(Verdict::Failed, format!("RTO objective missed: {:.1}s > {}s", rto.unwrap_or(f64::NAN), obj.rto.as_secs()), &mut reason, &mut verdict);
+            }
+            if !rpo_met {
+                let why = match rpo {
+                    Some(v) if v < 0.0 => format!("the restore holds a commit {:.3}s after the target", -v),
+                    Some(v) => format!("RPO objective missed: {v:.1}s > {}s", obj.rpo.as_secs()),
+                    None => "RPO not measurable: no transaction was replayed".into(),
+                };
+                fail(Verdict::Failed, why, &mut reason, &mut verdict);
+            }
+        }
+        if td.status == "failed" {
+            fail(Verdict::Error, format!("teardown failed: {}", td.detail), &mut reason, &mut verdict);
+        }
+
+        let report = Report {
+            schema: model::SCHEMA.into(),
+            id: self.run_id.clone(),
+            drill: spec.name.clone(),
+            description: spec.description.clone(),
+            result: verdict,
+            reason,
+            started_at,
+            finished_at: Utc::now(),
+            tool: model::Tool { name: "stackdrill".into(), version: env!("CARGO_PKG_VERSION").into() },
+            operator: operator(),
+            trigger: self.opts.trigger.clone(),
+            drill_file: FileRef { path: spec.file.display().to_string(), sha256: sha256_file(&spec.file).ok() },
+            source: model::Source {
+                provider: provider.name().into(),
+                details: provider.describe().into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+                backup: Some(backup),
+                scratch: endpoint.as_ref().map(|e| e.display.clone()),
+            },
+            target: model::Target {
+                time: Some(target.time),
+                selection: target.selection.clone(),
+                seed: target.seed,
+                recovery: match target.recovery {
+                    Recovery::Time(_) => "recovery_target_time, promote at the target".into(),
+                    Recovery::End => "replay to the end of the archived WAL, then promote".into(),
+                },
+                window: Some(model::WindowRecord { earliest: window.earliest, latest: window.latest }),
+            },
+            objectives: model::Objectives { rto_seconds: obj.rto.as_secs_f64(), rpo_seconds: obj.rpo.as_secs_f64() },
+            measured: model::Measured { rto_seconds: rto, rpo_seconds: rpo, newest_commit, rto_met, rpo_met },
+            phases: std::mem::take(&mut self.phases),
+            checks,
+            teardown: model::TeardownRecord { status: td.status.into(), at: td.at, detail: td.detail },
+            runbook: self.runbook.clone(),
+            controls: spec.controls.clone(),
+        };
+        self.events.emit(Event::PhaseStarted { drill: spec.name.clone(), phase: "report" });
+        let clock = Instant::now();
+        let written = crate::report::write(&self.opts.reports_dir, &report).map_err(|e| {
+            format!("cannot write the report into `{}`: {e}", self.opts.reports_dir.display())
+        });
+        let (status, detail) = match &written {
+            Ok(w) => ("passed", Some(w.json.display().to_string())),
+            Err(e) => ("error", Some(e.clone())),
+        };
+        self.events.emit(Event::PhaseFinished { drill: spec.name.clone(), phase: "report", status, seconds: clock.elapsed().as_secs_f64(), detail });
+        Ok(Outcome { report, written })
+    }
+}
+
+fn stop_reason(phase: &str, stop: Stop<impl Into<RestoreOrText>>) -> (Verdict, String) {
+    match stop {
+        Stop::Interrupted => (Verdict::Error, format!("interrupted by a signal during the {phase} phase; the scratch was torn down")),
+        Stop::TimedOut(d) => (Verdict::Failed, format!("the {phase} phase did not finish within {}", humantime::format_duration(d))),
+        Stop::Failed(e) => match e.into() {
+            RestoreOrText::Restore(RestoreError::Failed(m)) => (Verdict::Failed, m),
+            RestoreOrText::Restore(RestoreError::Error(m)) => (Verdict::Error, m),
+            RestoreOrText::Text(m) => (Verdict::Error, m),
+        },
+    }
+}
+
+enum RestoreOrText {
+    Restore(RestoreError),
+    Text(String),
+}
+
+impl From<RestoreError> for RestoreOrText {
+    fn from(e: RestoreError) -> Self {
+        RestoreOrText::Restore(e)
+    }
+}
+
+impl From<String> for RestoreOrText {
+    fn from(e: String) -> Self {
+        RestoreOrText::Text(e)
+    }
+}
+
+fn new_run_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 6];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+fn operator() -> String {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "unknown".into());
+    let host = nix::unistd::gethostname().ok().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{user}@{host}")
+}
+
+/// Reads the source password from the environment or a file; the value stays in memory only.
+fn read_secret(secret: Option<&SecretRef>) -> Result<Option<String>, DrillError> {
+    match secret {
+        None | Some(SecretRef::None) => Ok(None),
+        Some(SecretRef::Env(var)) => std::env::var(var)
+            .map(Some)
+            .map_err(|_| DrillError::Secret(format!("environment variable `{var}` is not set"))),
+        Some(SecretRef::File(p)) => std::fs::read_to_string(p)
+            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|e| DrillError::Secret(format!("`{}`: {e}", p.display()))),
+    }
+}
+
+fn source_endpoint(s: Option<&SourceSpec>) -> String {
+    s.map(|s| format!("{}@{}:{}/{}", s.user, s.host, s.port, s.dbname)).unwrap_or_default()
+}
+
+async fn connect_source(s: &SourceSpec, password: Option<&str>) -> Result<tokio_postgres::Client, DrillError> {
+    let mut c = tokio_postgres::Config::new();
+    c.host(&s.host).port(s.port).user(&s.user).dbname(&s.dbname).application_name("stackdrill").connect_timeout(Duration::from_secs(10));
+    if let Some(p) = password {
+        c.password(p);
+    }
+    pg::connect(&c)
+        .await
+        .map_err(|e| DrillError::Source { endpoint: source_endpoint(Some(s)), detail: e.to_string() })
+}

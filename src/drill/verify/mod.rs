@@ -1,0 +1,83 @@
+//! Verifiers: each proves one thing about the restored data and reports passed, failed, skipped or error.
+
+pub(crate) mod canary;
+mod sql;
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::CheckSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CheckStatus {
+    Passed,
+    Failed,
+    Skipped,
+    Error,
+}
+
+impl CheckStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passed => "passed",
+            CheckStatus::Failed => "failed",
+            CheckStatus::Skipped => "skipped",
+            CheckStatus::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CheckResult {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) status: CheckStatus,
+    /// One line, never containing row contents or secrets.
+    pub(crate) detail: String,
+    pub(crate) seconds: f64,
+}
+
+impl CheckResult {
+    pub(crate) fn new(spec: &CheckSpec, status: CheckStatus, detail: impl Into<String>) -> Self {
+        CheckResult { name: spec.name(), kind: spec.kind().into(), status, detail: detail.into(), seconds: 0.0 }
+    }
+}
+
+/// What the checks can reach.
+pub(crate) struct Context<'a> {
+    pub(crate) restore: &'a tokio_postgres::Client,
+    pub(crate) source: Option<&'a tokio_postgres::Client>,
+    pub(crate) canary: Option<&'a canary::Written>,
+    pub(crate) target: chrono::DateTime<chrono::Utc>,
+}
+
+/// Runs one check under its timeout; a check that could not run never reports passed.
+pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Duration) -> CheckResult {
+    let started = Instant::now();
+    let fut = async {
+        match spec {
+            CheckSpec::Canary(c) => canary::verify(spec, c, ctx).await,
+            CheckSpec::Sql(s) => sql::verify(spec, s, ctx.restore).await,
+        }
+    };
+    let mut result = match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => CheckResult::new(
+            spec,
+            CheckStatus::Error,
+            format!("did not finish within {}", humantime::format_duration(timeout)),
+        ),
+    };
+    result.seconds = started.elapsed().as_secs_f64();
+    result
+}
+
+/// A database error as one line, without the query text.
+pub(crate) fn db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,32 @@
+//! stackdrill: restore drills that prove backups come back, with reports auditors can trust.
+
+mod cli;
+mod config;
+mod demo;
+mod drill;
+mod pg;
+mod report;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::exit_codes::COULD_NOT_RUN);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            ui::print_error(&f.error, f.hint.as_deref());
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Finds the PostgreSQL server binaries: `STACKDRILL_PG_BIN`, then `pg_config --bindir`, then `PATH`.
+
+use std::path::{Path, PathBuf};
+
+use super::error::PgError;
+
+const REQUIRED: [&str; 6] = ["postgres", "initdb", "pg_ctl", "pg_basebackup", "pg_verifybackup", "pg_waldump"];
+
+/// A directory holding the server binaries, with their version.
+#[derive(Debug, Clone)]
+pub(crate) struct PgBin {
+    pub(crate) dir: PathBuf,
+    pub(crate) version: String,
+}
+
+impl PgBin {
+    pub(crate) fn path(&self, program: &str) -> PathBuf {
+        self.dir.join(program)
+    }
+
+    /// Locates the binaries; `STACKDRILL_PG_BIN`, when set, is the only place looked at.
+    pub(crate) fn find() -> Result<PgBin, PgError> {
+        if let Some(dir) = std::env::var_os("STACKDRILL_PG_BIN") {
+            return Self::at(Path::new(&dir)).map_err(|missing| PgError::BinariesMissing {
+                detail: format!("STACKDRILL_PG_BIN={} lacks {missing}", Path::new(&dir).display()),
+            });
+        }
+        let mut tried = Vec::new();
+        if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output() {
+            if out.status.success() {
+                let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+                match Self::at(&dir) {
+                    Ok(b) => return Ok(b),
+                    Err(m) => tried.push(format!("pg_config --bindir gave {} which lacks {m}", dir.display())),
+                }
+            }
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            for dir in std::env::split_paths(&path) {
+                if dir.join("pg_ctl").is_file() {
+                    if let Ok(b) = Self::at(&dir) {
+                        return Ok(b);
+                    }
+                }
+            }
+        }
+        tried.push("no pg_ctl with initdb and postgres on PATH".into());
+        Err(PgError::BinariesMissing { detail: tried.join("; ") })
+    }
+
+    fn at(dir: &Path) -> Result<PgBin, String> {
+        let missing: Vec<&str> = REQUIRED.iter().copied().filter(|p| !dir.join(p).is_file()).collect();
+        if !missing.is_empty() {
+            return Err(missing.join(", "));
+        }
+        let out = std::process::Command::new(dir.join("postgres"))
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("postgres --version: {e}"))?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Ok(PgBin { dir: dir.to_path_buf(), version })
+    }
+}

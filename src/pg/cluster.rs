@@ -1,0 +1,186 @@
+//! One local PostgreSQL cluster: a directory holding `data/`, `server.log` and the unix socket.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::bin::PgBin;
+use super::error::PgError;
+use super::user::{RunAs, run};
+
+/// Unix socket paths are limited to 107 bytes; the socket file name adds `/.s.PGSQL.NNNNN`.
+const MAX_SOCKET_DIR: usize = 90;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Cluster {
+    /// Holds `data/`, `server.log` and the socket; owned by the server's OS user, mode 0700.
+    pub(crate) dir: PathBuf,
+    pub(crate) port: u16,
+}
+
+/// How a stop went, for the teardown record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StopMode {
+    NotRunning,
+    Fast,
+    Immediate,
+    Killed,
+}
+
+impl StopMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            StopMode::NotRunning => "not running",
+            StopMode::Fast => "fast shutdown",
+            StopMode::Immediate => "immediate shutdown",
+            StopMode::Killed => "killed",
+        }
+    }
+}
+
+impl Cluster {
+    pub(crate) fn new(dir: PathBuf, port: u16) -> Result<Cluster, PgError> {
+        if dir.as_os_str().len() > MAX_SOCKET_DIR {
+            return Err(PgError::Other(format!(
+                "`{}` is too long for a unix socket directory ({} bytes, at most {MAX_SOCKET_DIR}); choose a shorter path",
+                dir.display(),
+                dir.as_os_str().len()
+            )));
+        }
+        Ok(Cluster { dir, port })
+    }
+
+    pub(crate) fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub(crate) fn log(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    /// `initdb` with trust authentication over the cluster's private socket only.
+    pub(crate) async fn initdb(&self, bin: &PgBin, as_user: &RunAs, superuser: &str) -> Result<(), PgError> {
+        as_user.check_reachable(&self.dir)?;
+        as_user.make_private_dir(&self.dir)?;
+        let mut cmd = as_user.command(&bin.path("initdb"));
+        cmd.arg("-D")
+            .arg(self.data())
+            .args(["-U", superuser, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale"])
+            .arg("--no-sync");
+        run(cmd, "initdb").await.map(|_| ())
+    }
+
+    /// Appends settings to `postgresql.auto.conf`; later lines win, so this overrides what the cluster had.
+    pub(crate) fn apply_settings(&self, settings: &[(&str, String)]) -> Result<(), PgError> {
+        use std::io::Write;
+        let path = self.data().join("postgresql.auto.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(PgError::io("cannot open", &path))?;
+        let mut text = String::from("\n# set by stackdrill\n");
+        for (k, v) in settings {
+            text.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
+        }
+        f.write_all(text.as_bytes()).map_err(PgError::io("cannot write", &path))
+    }
+
+    /// Settings every cluster stackdrill starts gets: its port, its private socket, loopback only.
+    pub(crate) fn base_settings(&self, listen: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("port", self.port.to_string()),
+            ("unix_socket_directories", self.dir.display().to_string()),
+            ("unix_socket_permissions", "0700".into()),
+            ("listen_addresses", listen.into()),
+        ]
+    }
+
+    /// `pg_ctl start` without waiting; callers poll for readiness with their own deadline.
+    pub(crate) async fn start(&self, bin: &PgBin, as_user: &RunAs) -> Result<(), PgError> {
+        let mut cmd = as_user.command(&bin.path("pg_ctl"));
+        cmd.arg("start").arg("-W").arg("-D").arg(self.data()).arg("-l").arg(self.log());
+        run(cmd, "pg_ctl start").await.map(|_| ())
+    }
+
+    /// The postmaster's pid while it runs.
+    pub(crate) fn postmaster_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        alive.then_some(pid)
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.postmaster_pid().is_some()
+    }
+
+    /// Stops the server: fast shutdown, then immediate, then SIGKILL, within `deadline` overall.
+    pub(crate) async fn stop(&self, bin: &PgBin, as_user: &RunAs, deadline: Duration) -> Result<StopMode, PgError> {
+        let Some(pid) = self.postmaster_pid() else { return Ok(StopMode::NotRunning) };
+        let start = Instant::now();
+        let step = (deadline / 2).max(Duration::from_secs(1));
+        for (mode, name) in [(StopMode::Fast, "fast"), (StopMode::Immediate, "immediate")] {
+            let left = deadline.saturating_sub(start.elapsed()).min(step).max(Duration::from_secs(1));
+            let mut cmd = as_user.command(&bin.path("pg_ctl"));
+            cmd.arg("stop").arg("-D").arg(self.data()).args(["-m", name, "-t"]).arg(left.as_secs().to_string());
+            let res = tokio::time::timeout(left + Duration::from_secs(2), run(cmd, "pg_ctl stop")).await;
+            if matches!(res, Ok(Ok(_))) || !self.is_running() {
+                return Ok(mode);
+            }
+            tracing::warn!(cluster = %self.dir.display(), mode = name, "stop did not finish, escalating");
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        for _ in 0..50 {
+            if !self.is_running() {
+                return Ok(StopMode::Killed);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(PgError::Other(format!("postmaster {pid} of `{}` survived SIGKILL", self.dir.display())))
+    }
+
+    /// Client settings for the private socket.
+    pub(crate) fn client_config(&self, user: &str, dbname: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host_path(&self.dir)
+            .port(self.port)
+            .user(user)
+            .dbname(dbname)
+            .application_name("stackdrill")
+            .connect_timeout(Duration::from_secs(5));
+        c
+    }
+
+    /// The last `n` lines of the server log, for diagnosing a failed start or recovery.
+    pub(crate) fn log_tail(&self, n: usize) -> Vec<String> {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines[lines.len().saturating_sub(n)..].to_vec()
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now (the unix socket lives in the cluster dir).
+pub(crate) fn free_port() -> Result<u16, PgError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(PgError::io("cannot bind", "127.0.0.1:0"))?;
+    Ok(l.local_addr().map_err(PgError::io("cannot read", "127.0.0.1:0"))?.port())
+}
+
+/// Connects once, spawning the connection task.
+pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Removes a directory tree that stackdrill created; missing is fine.
+pub(crate) fn remove_tree(path: &Path) -> Result<(), PgError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(PgError::Io { context: "cannot remove", path: path.to_path_buf(), source: e }),
+    }
+}

@@ -1,0 +1,113 @@
+//! The Markdown rendering of a report, written for an auditor: verdict first, then the evidence.
+
+use std::fmt::Write;
+
+use super::model::{Report, Verdict};
+use crate::config::human_seconds;
+
+fn t(time: &chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn opt_secs(v: Option<f64>) -> String {
+    v.map(human_seconds).unwrap_or_else(|| "not measured".into())
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+/// Escapes text for a Markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub(crate) fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let verdict = match r.result {
+        Verdict::Passed => "PASSED — the backup was restored to the target and verified",
+        Verdict::Failed => "FAILED — the restore was not verified",
+        Verdict::Error => "ERROR — the drill did not complete",
+    };
+    let _ = writeln!(o, "# Restore drill `{}`: {}\n", r.drill, verdict);
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(o, "> **Reason:** {}\n", reason);
+    }
+    if let Some(d) = &r.description {
+        let _ = writeln!(o, "{d}\n");
+    }
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let _ = writeln!(o, "| Report id | `{}` (schema `{}`) |", r.id, r.schema);
+    let _ = writeln!(o, "| Started / finished (UTC) | {} / {} |", t(&r.started_at), t(&r.finished_at));
+    let _ = writeln!(o, "| Tool | {} {} |", r.tool.name, r.tool.version);
+    let _ = writeln!(o, "| Operator / trigger | {} / {} |", cell(&r.operator), r.trigger);
+    let _ = writeln!(
+        o,
+        "| Drill definition | `{}` (sha256 `{}`) |",
+        r.drill_file.path,
+        r.drill_file.sha256.as_deref().unwrap_or("unreadable")
+    );
+    let _ = writeln!(o, "| Controls evidenced | {} |\n", if r.controls.is_empty() { "none listed".into() } else { r.controls.join(", ") });
+
+    let m = &r.measured;
+    let _ = writeln!(o, "## Objectives\n\n| | objective | measured | |\n|---|---|---|---|");
+    let _ = writeln!(o, "| RTO (restore start → accepts queries) | {} | {} | {} |", human_seconds(r.objectives.rto_seconds), opt_secs(m.rto_seconds), met(m.rto_met));
+    let _ = writeln!(o, "| RPO (target → newest commit restored) | {} | {} | {} |\n", human_seconds(r.objectives.rpo_seconds), opt_secs(m.rpo_seconds), met(m.rpo_met));
+    if let Some(c) = &m.newest_commit {
+        let _ = writeln!(o, "Newest commit present in the restore: {}.\n", t(c));
+    }
+
+    let _ = writeln!(o, "## Backup and target\n");
+    let _ = writeln!(o, "- Provider: `{}`", r.source.provider);
+    for (k, v) in &r.source.details {
+        let _ = writeln!(o, "- {}: `{}`", k.replace('_', " "), v);
+    }
+    match &r.source.backup {
+        Some(b) => {
+            let _ = writeln!(o, "- Base backup: `{}` at `{}`, taken {} → {}", b.id, b.location, t(&b.started_at), t(&b.finished_at));
+        }
+        None => {
+            let _ = writeln!(o, "- Base backup: none chosen");
+        }
+    }
+    match &r.target.time {
+        Some(time) => {
+            let _ = writeln!(o, "- Target: {} — {}", t(time), r.target.selection);
+        }
+        None => {
+            let _ = writeln!(o, "- Target: not chosen");
+        }
+    }
+    let _ = writeln!(o, "- Recovery: {}", r.target.recovery);
+    if let Some(w) = &r.target.window {
+        let _ = writeln!(o, "- Recoverable window at planning: {} → {}", t(&w.earliest), t(&w.latest));
+    }
+    if let Some(s) = &r.source.scratch {
+        let _ = writeln!(o, "- Scratch (isolated, private socket only): `{s}`");
+    }
+
+    let _ = writeln!(o, "\n## Timeline\n\n| phase | started (UTC) | duration | status | detail |\n|---|---|---|---|---|");
+    for p in &r.phases {
+        let _ = writeln!(o, "| {} | {} | {} | {} | {} |", p.name, t(&p.started_at), human_seconds(p.seconds), p.status, cell(p.detail.as_deref().unwrap_or("")));
+    }
+
+    let _ = writeln!(o, "\n## Checks\n\n| check | kind | result | detail |\n|---|---|---|---|");
+    if r.checks.is_empty() {
+        let _ = writeln!(o, "| — | — | — | no checks ran |");
+    }
+    for c in &r.checks {
+        let _ = writeln!(o, "| {} | {} | {} | {} |", cell(&c.name), c.kind, c.status.as_str(), cell(&c.detail));
+    }
+
+    let _ = writeln!(o, "\n## Teardown\n\n{} at {}: {}\n", r.teardown.status, t(&r.teardown.at), r.teardown.detail);
+    let _ = writeln!(o, "## Procedure\n");
+    match &r.runbook {
+        Some(rb) => {
+            let _ = writeln!(o, "Followed runbook `{}` (sha256 `{}`).", rb.path, rb.sha256.as_deref().unwrap_or("unreadable"));
+        }
+        None => {
+            let _ = writeln!(o, "No runbook is cited by this drill.");
+        }
+    }
+    o
+}

@@ -1,0 +1,8 @@
+//! Drill reports: the v1 model, its Markdown rendering, and the directory store.
+
+mod markdown;
+pub(crate) mod model;
+mod store;
+
+pub(crate) use model::{Report, Verdict};
+pub(crate) use store::{Written, resolve_dir, write};

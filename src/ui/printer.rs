@@ -1,0 +1,44 @@
+//! stdout carries data you could pipe; a closed pipe on stdout is not an error.
+
+use std::io::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub(crate) enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Printer {
+    pub(crate) format: OutputFormat,
+}
+
+impl Printer {
+    /// Writes a line of data to stdout.
+    pub(crate) fn line(&self, text: impl AsRef<str>) {
+        write_stdout(&format!("{}\n", text.as_ref()));
+    }
+
+    /// Writes a JSON value to stdout.
+    pub(crate) fn json<T: serde::Serialize>(&self, value: &T) {
+        match serde_json::to_string_pretty(value) {
+            Ok(s) => write_stdout(&format!("{s}\n")),
+            Err(e) => tracing::error!(error = %e, "cannot serialise output"),
+        }
+    }
+
+    pub(crate) fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+}
+
+fn write_stdout(s: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // The reader went away (`| head`); that is how pipes end, not a failure.
+            std::process::exit(0);
+        }
+    }
+}
