@@ -94,19 +94,24 @@ fn load_all(files: &[PathBuf]) -> Result<Vec<DrillSpec>, Failure> {
     Err(Failure::could_not_run(anyhow!("{} problem(s) in drill files; nothing was started", errors.len()), None))
 }
 
+fn ser_errors<S: serde::Serializer>(errors: &[ConfigError], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(errors.iter().map(JsonConfigError::from))
+}
+
 pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failure> {
     let files = if paths.is_empty() { all_drill_files()? } else { paths.to_vec() };
     #[derive(Serialize)]
     struct Entry {
         file: String,
         drill: Option<String>,
-        errors: Vec<JsonConfigError>,
+        #[serde(serialize_with = "ser_errors")]
+        errors: Vec<ConfigError>,
     }
     let mut entries = Vec::new();
     for f in &files {
         match load_drill(f) {
             Ok(s) => entries.push(Entry { file: f.display().to_string(), drill: Some(s.name), errors: vec![] }),
-            Err(errs) => entries.push(Entry { file: f.display().to_string(), drill: None, errors: errs.iter().map(Into::into).collect() }),
+            Err(errors) => entries.push(Entry { file: f.display().to_string(), drill: None, errors }),
         }
     }
     let bad: usize = entries.iter().map(|e| e.errors.len()).sum();
@@ -114,20 +119,12 @@ pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failur
         printer.json(&entries);
     } else {
         for e in &entries {
-            match &e.drill {
-                Some(name) => printer.line(format!("ok    {} (drill `{name}`)", e.file)),
-                None => {
-                    for err in &e.errors {
-                        let pos = match (err.line, err.column) {
-                            (Some(l), Some(c)) => format!(":{l}:{c}"),
-                            _ => String::new(),
-                        };
-                        let key = if err.key.is_empty() { String::new() } else { format!(" `{}`", err.key) };
-                        let hint = err.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default();
-                        eprintln!("error: {}{pos}:{key} {}{hint}", err.file, err.message);
-                    }
-                }
+            if let Some(name) = &e.drill {
+                printer.line(format!("ok    {} (drill `{name}`)", e.file));
             }
+        }
+        for err in entries.iter().flat_map(|e| &e.errors) {
+            eprintln!("error: {err}");
         }
     }
     if bad > 0 {

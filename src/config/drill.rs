@@ -337,7 +337,12 @@ pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<Conf
     let raw: RawDrill = deserialize(text).map_err(|e| vec![from_serde(path, &locations, e)])?;
     let mut problems = Problems::new(path, &locations);
     let spec = resolve(raw, path, &mut problems);
-    if problems.errors.is_empty() { Ok(spec) } else { Err(problems.errors) }
+    if problems.errors.is_empty() {
+        return Ok(spec);
+    }
+    let mut errors = problems.errors;
+    errors.sort_by_key(|e| (e.line, e.column));
+    Err(errors)
 }
 
 /// Strict deserialisation with the key path of the first error. Providers and checks are written as

@@ -26,7 +26,7 @@ impl fmt::Display for ConfigError {
         if !self.key.is_empty() {
             write!(f, ": `{}`", self.key)?;
         }
-        write!(f, ": {}", self.message)?;
+        write!(f, " {}", self.message)?;
         if let Some(h) = &self.hint {
             write!(f, " ({h})")?;
         }
@@ -83,8 +83,27 @@ pub(crate) fn from_serde(
     if let Some(cut) = message.find(" at line ") {
         message.truncate(cut);
     }
+    // serde_norway repeats the path in front of the message; the key is printed separately.
+    if let Some((prefix, rest)) = message.split_once(": ") {
+        if !prefix.is_empty() && !prefix.contains(' ') && key.starts_with(prefix) {
+            message = rest.to_string();
+        }
+    }
+    let message = plain_types(&message);
     let hint = did_you_mean(&message);
     ConfigError { file: file.to_path_buf(), line, column, key, message, hint }
+}
+
+/// Replaces the names of internal types in serde messages with what the file should hold.
+fn plain_types(message: &str) -> String {
+    let mut out = message
+        .replace("enum RawRestore", "a provider block, e.g. `local-postgres: { ... }`")
+        .replace("enum RawCheck", "a check block, e.g. `canary: {}` or `sql: { ... }`");
+    while let Some(start) = out.find("struct Raw") {
+        let end = out[start + 7..].find(|c: char| !c.is_alphanumeric()).map_or(out.len(), |e| start + 7 + e);
+        out.replace_range(start..end, "a mapping");
+    }
+    out
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages, the closest expected name.

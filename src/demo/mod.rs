@@ -83,26 +83,41 @@ pub(crate) async fn prepare(dir: &Path, scale: u32, progress: &dyn Fn(&str)) -> 
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(PgError::io("cannot chmod", dir))?;
     std::fs::write(dir.join(MARKER), "created by stackdrill demo\n").map_err(PgError::io("cannot write", dir))?;
 
-    let port = if std::net::TcpListener::bind(("127.0.0.1", DEFAULT_PORT)).is_ok() { DEFAULT_PORT } else { pg::free_port()? };
-    let cluster = Cluster::new(dir.join("source"), port)?;
     let archive = dir.join("wal-archive");
     as_user.check_reachable(&archive)?;
     as_user.make_private_dir(&archive)?;
+    let mut cluster = Cluster::new(dir.join("source"), DEFAULT_PORT)?;
     progress(&format!("initdb {} ({})", cluster.data().display(), bin.version));
     cluster.initdb(&bin, &as_user, "postgres").await?;
     let a = archive.display().to_string();
-    let mut settings = cluster.base_settings("127.0.0.1");
-    settings.extend([
+    cluster.apply_settings(&[
         ("wal_level", "replica".to_string()),
         ("archive_mode", "on".into()),
         ("archive_command", format!("test ! -f \"{a}/%f\" && cp \"%p\" \"{a}/%f\"")),
         ("archive_timeout", "30s".into()),
         ("max_wal_senders", "4".into()),
         ("password_encryption", "scram-sha-256".into()),
-    ]);
-    cluster.apply_settings(&settings)?;
-    cluster.start(&bin, &as_user).await?;
-    let admin = wait_connect(&cluster.client_config("postgres", "postgres"), Duration::from_secs(60)).await?;
+    ])?;
+    // Another process may take a free port between the check and the bind: retry on a new one.
+    let mut attempt = 0;
+    let admin = loop {
+        attempt += 1;
+        let port = if attempt == 1 && std::net::TcpListener::bind(("127.0.0.1", DEFAULT_PORT)).is_ok() {
+            DEFAULT_PORT
+        } else {
+            pg::free_port()?
+        };
+        cluster = Cluster::new(dir.join("source"), port)?;
+        cluster.apply_settings(&cluster.base_settings("127.0.0.1"))?;
+        cluster.start(&bin, &as_user).await?;
+        match wait_connect(&cluster, Duration::from_secs(60)).await {
+            Ok(c) => break c,
+            Err(e) if attempt < 5 && cluster.log_tail(20).iter().any(|l| l.contains("could not bind")) => {
+                tracing::info!(port, error = %e, "port taken, retrying the demo source on another port");
+            }
+            Err(e) => return Err(e),
+        }
+    };
 
     let mut pw = [0u8; 18];
     rand::thread_rng().fill_bytes(&mut pw);
@@ -165,15 +180,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PgError> {
     f.write_all(bytes).map_err(PgError::io("cannot write", path))
 }
 
-async fn wait_connect(config: &tokio_postgres::Config, deadline: Duration) -> Result<tokio_postgres::Client, DemoError> {
+/// Connects as the superuser once the server accepts connections; fails early if the server exits.
+async fn wait_connect(cluster: &Cluster, deadline: Duration) -> Result<tokio_postgres::Client, DemoError> {
+    let config = cluster.client_config("postgres", "postgres");
     let start = std::time::Instant::now();
     loop {
-        match pg::connect(config).await {
+        match pg::connect(&config).await {
             Ok(c) => return Ok(c),
-            Err(e) if start.elapsed() > deadline => {
-                return Err(DemoError::Setup { context: "the demo source did not start", detail: e.to_string() });
+            Err(e) => {
+                let exited = start.elapsed() > Duration::from_secs(3) && !cluster.is_running();
+                if exited || start.elapsed() > deadline {
+                    let log = cluster.log_tail(5).join(" | ");
+                    return Err(DemoError::Setup { context: "the demo source did not start", detail: format!("{e}; server log: {log}") });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }

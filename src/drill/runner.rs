@@ -275,7 +275,17 @@ impl RunCtx<'_> {
                 fail(Verdict::Failed, format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail), &mut reason, &mut verdict);
             }
         }
-        let rpo = newest_commit.map(|n| (target.time - n).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6);
+        let secs = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+        // With no transaction replayed after the base backup, the newest commit present is inside the
+        // backup itself: the backup's start bounds it from below, so T minus that start bounds the RPO.
+        let (rpo, rpo_basis) = match (newest_commit, &endpoint) {
+            (Some(n), _) => (Some(secs(target.time - n)), "the newest commit replayed into the restore"),
+            (None, Some(_)) => (
+                Some(secs(target.time - backup.started_at)),
+                "upper bound: no transaction was replayed after the base backup, so the target minus the backup's start",
+            ),
+            (None, None) => (None, "not measured: no restored database"),
+        };
         let obj = spec.objectives;
         let rto_met = rto.is_some_and(|v| v <= obj.rto.as_secs_f64());
         let rpo_met = rpo.is_some_and(|v| v >= 0.0 && v <= obj.rpo.as_secs_f64());
@@ -287,7 +297,7 @@ impl RunCtx<'_> {
                 let why = match rpo {
                     Some(v) if v < 0.0 => format!("the restore holds a commit {:.3}s after the target", -v),
                     Some(v) => format!("RPO objective missed: {v:.1}s > {}s", obj.rpo.as_secs()),
-                    None => "RPO not measurable: no transaction was replayed".into(),
+                    None => "RPO not measured".into(),
                 };
                 fail(Verdict::Failed, why, &mut reason, &mut verdict);
             }
@@ -326,7 +336,7 @@ impl RunCtx<'_> {
                 window: Some(model::WindowRecord { earliest: window.earliest, latest: window.latest }),
             },
             objectives: model::Objectives { rto_seconds: obj.rto.as_secs_f64(), rpo_seconds: obj.rpo.as_secs_f64() },
-            measured: model::Measured { rto_seconds: rto, rpo_seconds: rpo, newest_commit, rto_met, rpo_met },
+            measured: model::Measured { rto_seconds: rto, rpo_seconds: rpo, rpo_basis: rpo_basis.into(), newest_commit, rto_met, rpo_met },
             phases: std::mem::take(&mut self.phases),
             checks,
             teardown: model::TeardownRecord { status: td.status.into(), at: td.at, detail: td.detail },

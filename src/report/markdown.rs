@@ -54,8 +54,9 @@ pub(crate) fn render(r: &Report) -> String {
     let _ = writeln!(o, "| RTO (restore start → accepts queries) | {} | {} | {} |", human_seconds(r.objectives.rto_seconds), opt_secs(m.rto_seconds), met(m.rto_met));
     let _ = writeln!(o, "| RPO (target → newest commit restored) | {} | {} | {} |\n", human_seconds(r.objectives.rpo_seconds), opt_secs(m.rpo_seconds), met(m.rpo_met));
     if let Some(c) = &m.newest_commit {
-        let _ = writeln!(o, "Newest commit present in the restore: {}.\n", t(c));
+        let _ = writeln!(o, "Newest commit present in the restore: {}.", t(c));
     }
+    let _ = writeln!(o, "RPO basis: {}.\n", m.rpo_basis);
 
     let _ = writeln!(o, "## Backup and target\n");
     let _ = writeln!(o, "- Provider: `{}`", r.source.provider);

@@ -102,6 +102,8 @@ pub(crate) struct Measured {
     pub(crate) rto_seconds: Option<f64>,
     /// Target time minus the newest commit present in the restore.
     pub(crate) rpo_seconds: Option<f64>,
+    /// How the RPO figure was obtained.
+    pub(crate) rpo_basis: String,
     pub(crate) newest_commit: Option<DateTime<Utc>>,
     pub(crate) rto_met: bool,
     pub(crate) rpo_met: bool,

@@ -1,0 +1,121 @@
+//! Broken drill files: each gives exit 2 and a message naming file, line, column and key path.
+
+use super::harness::{Scratch, stackdrill, text};
+
+const RESTORE: &str = "restore:\n  local-postgres: { base-backups: b, wal-archive: w, scratch-root: s }\n";
+
+fn validate(name: &str, body: &str) -> (i32, String) {
+    let dir = Scratch::new();
+    let file = dir.path().join(name);
+    std::fs::write(&file, body).unwrap();
+    let out = stackdrill().current_dir(dir.path()).args(["drill", "validate", name]).output().unwrap();
+    (out.status.code().unwrap_or(-1), text(&out.stderr))
+}
+
+#[test]
+fn broken_files_name_file_line_column_and_key() {
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "malformed.yaml",
+            "name: x\ndescription: \"unterminated\nrestore: {}\n".into(),
+            &["error: malformed.yaml:4:1: `description` found unexpected end of stream"],
+        ),
+        (
+            "unknown.yaml",
+            format!("{RESTORE}objectivs: {{ rto: 1m, rpo: 1m }}\n"),
+            &["error: unknown.yaml:3:1: `objectivs` unknown field `objectivs`, expected one of", "(did you mean `objectives`?)"],
+        ),
+        (
+            "wrongtype.yaml",
+            format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - sql: {{ name: a, query: select 1, expect: {{ rows: many }} }}\n"),
+            &["error: wrongtype.yaml:5:54: `verify[0].sql.expect.rows` invalid type: string \"many\", expected u64"],
+        ),
+        (
+            "duration.yaml",
+            format!("{RESTORE}objectives:\n  rto: 30\n  rpo: 5 parsecs\n"),
+            &[
+                "error: duration.yaml:4:8: `objectives.rto` invalid duration `30`: add a unit, e.g. `30s` or `30m`",
+                "error: duration.yaml:5:8: `objectives.rpo` invalid duration `5 parsecs`: unknown time unit \"parsecs\"",
+            ],
+        ),
+        (
+            "kind.yaml",
+            format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - chekcsum: {{ table: t }}\n"),
+            &["error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected `canary` or `sql`"],
+        ),
+        (
+            "provider.yaml",
+            "restore:\n  local-postgress: { base-backups: b }\nobjectives: { rto: 1m, rpo: 1m }\n".into(),
+            &["error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected `local-postgres` (did you mean `local-postgres`?)"],
+        ),
+        (
+            "missing.yaml",
+            format!("{RESTORE}"),
+            &["missing.yaml:", "missing field `objectives`"],
+        ),
+    ];
+    for (name, body, expected) in cases {
+        let (code, stderr) = validate(name, body);
+        assert_eq!(code, 2, "{name}: exit code; stderr:\n{stderr}");
+        for e in *expected {
+            assert!(stderr.contains(e), "{name}: expected `{e}` in:\n{stderr}");
+        }
+    }
+}
+
+#[test]
+fn validate_reports_every_problem_not_just_the_first() {
+    let body = format!(
+        "{RESTORE}objectives: {{ rto: 1m, rpo: soon }}\nverify:\n  - canary: {{}}\ncontrols: [soc2]\n\
+         schedule: {{ cron: '61 * * * *', timezone: Mars/Olympus }}\ntarget: {{ at: yesterday }}\n"
+    );
+    let (code, stderr) = validate("multi.yaml", &body);
+    assert_eq!(code, 2);
+    for e in [
+        "multi.yaml:3:29: `objectives.rpo` invalid duration `soon`",
+        "multi.yaml:5:13: `verify[0].canary` the canary check writes to the live source: add a `source` connection",
+        "multi.yaml:6:12: `controls[0]` `soc2` is not a control id",
+        "multi.yaml:7:19: `schedule.cron` invalid cron `61 * * * *`",
+        "multi.yaml:7:43: `schedule.timezone` unknown IANA time zone `Mars/Olympus`",
+        "multi.yaml:8:15: `target.at` invalid time `yesterday`",
+        "error: 6 problem(s) in 1 file(s)",
+    ] {
+        assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
+    }
+}
+
+#[test]
+fn bad_drill_file_starts_nothing_on_run() {
+    let dir = Scratch::new();
+    std::fs::write(dir.path().join("bad.yaml"), format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1x }}\n")).unwrap();
+    let out = stackdrill().current_dir(dir.path()).args(["drill", "run", "bad.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("bad.yaml:3:29: `objectives.rpo` invalid duration `1x`"), "{stderr}");
+    assert!(stderr.contains("nothing was started"), "{stderr}");
+    // Nothing was created: no scratch root, no reports.
+    assert!(!dir.path().join("s").exists() && !dir.path().join("reports").exists());
+}
+
+#[test]
+fn the_repository_drills_validate() {
+    let out = stackdrill().args(["drill", "validate"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok    drills/local-demo.yaml (drill `local-demo`)"));
+}
+
+#[test]
+fn unknown_drill_names_say_where_they_looked() {
+    let out = stackdrill().args(["drill", "run", "no-such-drill"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no drill named `no-such-drill` (looked for `drills/no-such-drill.yaml`)"), "{stderr}");
+    assert!(stderr.contains("hint: known drills: local-demo"), "{stderr}");
+}
+
+#[test]
+fn bad_target_flag_is_refused() {
+    let out = stackdrill().args(["drill", "run", "local-demo", "--target", "yesterday"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--target: invalid target `yesterday`"));
+}

@@ -1,0 +1,178 @@
+//! Test harness: temp directories PostgreSQL's OS user can reach, a kept demo source per test, and
+//! checks that nothing (process, scratch directory) is left behind.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+pub fn stackdrill() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("stackdrill").expect("binary");
+    c.env_remove("STACKDRILL_REPORTS").env("NO_COLOR", "1");
+    c
+}
+
+pub fn bin_path() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("stackdrill")
+}
+
+/// A temporary directory under /tmp, searchable by the `postgres` user, removed on drop.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::Builder::new().prefix("sdit-").tempdir_in("/tmp").expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Fails the test with install instructions when the PostgreSQL server binaries are missing.
+pub fn require_postgres() {
+    let ok = std::env::var_os("STACKDRILL_PG_BIN").is_some()
+        || std::process::Command::new("pg_config").arg("--bindir").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(
+        ok,
+        "the PostgreSQL server binaries are required: `apt-get install postgresql` (or set STACKDRILL_PG_BIN); .ci/run installs them"
+    );
+}
+
+/// A demo source left running by `stackdrill demo --keep`, stopped on drop.
+pub struct Demo {
+    pub root: Scratch,
+    pub dir: PathBuf,
+    pub reports: PathBuf,
+    pub drill: PathBuf,
+    pub port: u16,
+}
+
+impl Demo {
+    /// Runs `stackdrill demo --keep` into a fresh directory; asserts the demo drill passed.
+    pub fn start() -> Demo {
+        require_postgres();
+        let root = Scratch::new();
+        let dir = root.path().join("demo");
+        let reports = root.path().join("reports");
+        let out = stackdrill()
+            .args(["demo", "--keep", "--dir"])
+            .arg(&dir)
+            .arg("--reports")
+            .arg(&reports)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap();
+        let mut demo = Demo { drill: dir.join("local-demo.yaml"), port: 0, root, dir, reports };
+        assert!(out.status.success(), "demo failed: {}\n{}", text(&out.stdout), text(&out.stderr));
+        let yaml = std::fs::read_to_string(&demo.drill).unwrap();
+        demo.port = yaml
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("port: "))
+            .and_then(|p| p.parse().ok())
+            .expect("port in the demo drill file");
+        demo
+    }
+
+    /// A superuser client on the source's private socket.
+    pub async fn admin(&self, db: &str) -> tokio_postgres::Client {
+        let mut c = tokio_postgres::Config::new();
+        c.host_path(self.dir.join("source")).port(self.port).user("postgres").dbname(db);
+        let (client, conn) = c.connect(tokio_postgres::NoTls).await.expect("connect to the demo source");
+        tokio::spawn(conn);
+        client
+    }
+
+    pub fn run_drill(&self, extra: &[&str]) -> Output {
+        stackdrill()
+            .args(["drill", "run"])
+            .arg(&self.drill)
+            .arg("--reports")
+            .arg(&self.reports)
+            .args(extra)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap()
+    }
+
+    /// Every report written so far, oldest first.
+    pub fn reports(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.reports)
+            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect()
+    }
+
+    pub fn last_report(&self) -> serde_json::Value {
+        self.reports().pop().expect("a report")
+    }
+
+    pub fn archive(&self) -> PathBuf {
+        self.dir.join("wal-archive")
+    }
+
+    pub fn backups(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.join("base-backups")).unwrap().flatten().map(|e| e.path()).collect();
+        v.sort();
+        v
+    }
+
+    /// Asserts that no scratch directory and no scratch server remain.
+    pub fn assert_no_scratch_left(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.dir.join("scratch"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "scratch left behind: {left:?}");
+        let procs = processes_mentioning(&self.dir.join("scratch"));
+        assert!(procs.is_empty(), "scratch processes left running: {procs:?}");
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        stop_cluster(&self.dir.join("source/data"));
+        if !std::thread::panicking() {
+            let procs = processes_mentioning(&self.dir);
+            assert!(procs.is_empty(), "processes left running: {procs:?}");
+        }
+    }
+}
+
+/// Stops a cluster by signalling its postmaster (SIGINT = fast shutdown) and waiting for it to exit.
+pub fn stop_cluster(data: &Path) {
+    let Ok(text) = std::fs::read_to_string(data.join("postmaster.pid")) else { return };
+    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else { return };
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    let start = Instant::now();
+    while nix::sys::signal::kill(pid, None).is_ok() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Processes whose command line mentions `path` (postmasters carry `-D <data dir>`).
+pub fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(&needle) {
+                out.push(cmd);
+            }
+        }
+    }
+    out
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

@@ -1,0 +1,201 @@
+//! The local-postgres drill against real PostgreSQL clusters: the happy path, and each fault the
+//! foundation promises to handle (bad window, missing WAL, corrupt backup, signals, missing binaries).
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::harness::{Demo, Scratch, bin_path, stackdrill, text};
+
+/// Writes `rows` rows of ~200 bytes on the source, then switches WAL so it is archived.
+async fn generate_wal(demo: &Demo, rows: u32) {
+    let c = demo.admin("app").await;
+    c.batch_execute(&format!(
+        "create table if not exists bulk (id bigint, pad text);
+         insert into bulk select g, repeat(md5(g::text), 6) from generate_series(1, {rows}) g;"
+    ))
+    .await
+    .unwrap();
+    c.batch_execute("select pg_switch_wal()").await.unwrap();
+}
+
+fn archive_segments(demo: &Demo) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(demo.archive())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn demo_drill_passes_and_writes_a_complete_report() {
+    let demo = Demo::start();
+    let r = demo.last_report();
+    assert_eq!(r["schema"], "stackdrill.report/v1");
+    assert_eq!(r["result"], "passed", "{r:#}");
+    assert_eq!(r["drill"], "local-demo");
+    assert_eq!(r["trigger"], "demo");
+    for key in ["id", "started_at", "finished_at", "tool", "operator", "source", "target", "objectives", "measured", "phases", "checks", "teardown", "runbook", "controls"] {
+        assert!(!r[key].is_null(), "missing `{key}` in {r:#}");
+    }
+    let phases: Vec<&str> = r["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["plan", "restore", "ready", "verify", "teardown"]);
+    assert!(r["phases"].as_array().unwrap().iter().all(|p| p["status"] == "passed"), "{r:#}");
+    let checks = r["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 6);
+    assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
+    let canary = checks.iter().find(|c| c["kind"] == "canary").unwrap();
+    assert!(canary["detail"].as_str().unwrap().contains("present byte-exact"));
+    let m = &r["measured"];
+    assert!(m["rto_met"].as_bool().unwrap() && m["rpo_met"].as_bool().unwrap());
+    let rpo = m["rpo_seconds"].as_f64().unwrap();
+    assert!((0.0..5.0).contains(&rpo), "rpo {rpo}");
+    assert!(m["rto_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["teardown"]["status"], "done");
+    assert_eq!(r["runbook"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(r["target"]["recovery"], "recovery_target_time, promote at the target");
+    // The Markdown twin exists and opens with the verdict.
+    let md = std::fs::read_dir(&demo.reports).unwrap().flatten().find(|e| e.path().extension().is_some_and(|x| x == "md")).unwrap();
+    let md = std::fs::read_to_string(md.path()).unwrap();
+    assert!(md.starts_with("# Restore drill `local-demo`: PASSED"), "{md}");
+    // No secret reaches the report: the source password is in the demo's password file.
+    let password = std::fs::read_to_string(demo.dir.join("source.password")).unwrap();
+    assert!(!serde_json::to_string(&r).unwrap().contains(password.trim()) && !md.contains(password.trim()));
+    demo.assert_no_scratch_left();
+
+    // Running it again against the kept source works, and a seeded random target is recorded.
+    let out = demo.run_drill(&["--target", "random:7"]);
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let r = demo.last_report();
+    assert_eq!(r["target"]["seed"], 7);
+    assert!(r["target"]["selection"].as_str().unwrap().contains("seed 7"));
+    demo.assert_no_scratch_left();
+}
+
+#[test]
+fn target_outside_the_window_is_refused_before_any_restore() {
+    let demo = Demo::start();
+    let before = demo.reports().len();
+    let out = demo.run_drill(&["--target", "2020-01-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("target 2020-01-01T00:00:00.000Z is outside the recoverable window 20"), "{stderr}");
+    assert!(!stderr.contains("restore: started"), "{stderr}");
+    assert_eq!(demo.reports().len(), before, "no report for a drill that could not run");
+    demo.assert_no_scratch_left();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_wal_segment_fails_the_drill_and_names_the_segment() {
+    let demo = Demo::start();
+    generate_wal(&demo, 20_000).await;
+    generate_wal(&demo, 20_000).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let segs = archive_segments(&demo);
+    assert!(segs.len() >= 4, "{segs:?}");
+    let victim = segs[segs.len() - 2].clone();
+    std::fs::remove_file(demo.archive().join(&victim)).unwrap();
+
+    let out = demo.run_drill(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let r = demo.last_report();
+    assert_eq!(r["result"], "failed");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("WAL segment {victim} is missing from the archive")), "{reason}");
+    assert!(r["checks"].as_array().unwrap().iter().all(|c| c["status"] == "skipped"));
+    assert!(text(&out.stdout).contains(&victim));
+    demo.assert_no_scratch_left();
+}
+
+#[test]
+fn a_corrupted_base_backup_fails_verification_and_names_the_file() {
+    let demo = Demo::start();
+    let backup = demo.backups().pop().unwrap();
+    let victim = backup.join("PG_VERSION");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes.extend_from_slice(b"corrupted\n");
+    std::fs::write(&victim, bytes).unwrap();
+
+    let out = demo.run_drill(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let r = demo.last_report();
+    assert_eq!(r["result"], "failed");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("failed verification") && reason.contains("\"PG_VERSION\""), "{reason}");
+    // The backup is verified before anything is copied, so no scratch ever existed.
+    assert_eq!(r["teardown"]["status"], "nothing-to-do");
+    demo.assert_no_scratch_left();
+}
+
+/// Starts `drill run`, sends `signal` when a stderr line contains `when`, returns (exit code, stderr).
+fn interrupt_at(demo: &Demo, when: &str, signal: nix::sys::signal::Signal) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(bin_path())
+        .args(["drill", "run"])
+        .arg(&demo.drill)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut seen = String::new();
+    let mut sent = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if !sent && line.contains(when) {
+            nix::sys::signal::kill(pid, signal).unwrap();
+            sent = true;
+        }
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    assert!(sent, "never saw `{when}`:\n{seen}");
+    (child.wait().unwrap().code(), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_wal_replay_tears_down_and_reports_an_interrupted_drill() {
+    let demo = Demo::start();
+    // Enough WAL that replay takes seconds, so the signal lands while recovery runs.
+    generate_wal(&demo, 1_500_000).await;
+    let (code, stderr) = interrupt_at(&demo, "[local-demo] ready: started", nix::sys::signal::Signal::SIGINT);
+    assert_eq!(code, Some(2), "{stderr}");
+    let r = demo.last_report();
+    assert_eq!(r["result"], "error");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.contains("interrupted by a signal during the ready phase"), "{reason}");
+    assert_eq!(r["teardown"]["status"], "done", "{r:#}");
+    demo.assert_no_scratch_left();
+}
+
+#[test]
+fn sigterm_at_restore_start_tears_down_and_reports() {
+    let demo = Demo::start();
+    let (code, stderr) = interrupt_at(&demo, "[local-demo] restore: started", nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(2), "{stderr}");
+    let r = demo.last_report();
+    assert_eq!(r["result"], "error");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.starts_with("interrupted by a signal during the re"), "{reason}");
+    assert!(r["checks"].as_array().unwrap().iter().all(|c| c["status"] == "skipped"));
+    demo.assert_no_scratch_left();
+}
+
+#[test]
+fn missing_server_binaries_exit_2_with_how_to_install() {
+    let dir = Scratch::new();
+    let out = stackdrill()
+        .env("STACKDRILL_PG_BIN", "/nonexistent/pg/bin")
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error: the PostgreSQL server binaries were not found (STACKDRILL_PG_BIN=/nonexistent/pg/bin lacks postgres"), "{stderr}");
+    assert!(stderr.contains("hint: install the PostgreSQL server (Debian/Ubuntu: `apt-get install postgresql`"), "{stderr}");
+}
