@@ -65,7 +65,10 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
     let result = async {
         let path = demo::write_drill_file(&source).map_err(|e| Failure::could_not_run(e, None))?;
         let spec = load_drill(&path).map_err(|errs| {
-            Failure::could_not_run(anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")), None)
+            Failure::could_not_run(
+                anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
+                None,
+            )
         })?;
         let (stop, workload) = demo::start_workload(&source);
         let opts = RunOptions { target: None, reports_dir: s.reports.clone(), trigger: "demo".into() };

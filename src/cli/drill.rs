@@ -48,7 +48,11 @@ fn resolve_drill(arg: &str) -> Result<PathBuf, Failure> {
         .collect();
     Err(Failure::could_not_run(
         anyhow!("no drill named `{arg}` (looked for `{}`)", candidate.display()),
-        Some(if known.is_empty() { "no drills in drills/".into() } else { format!("known drills: {}", known.join(", ")) }),
+        Some(if known.is_empty() {
+            "no drills in drills/".into()
+        } else {
+            format!("known drills: {}", known.join(", "))
+        }),
     ))
 }
 
@@ -128,7 +132,10 @@ pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failur
         }
     }
     if bad > 0 {
-        return Err(Failure::could_not_run(anyhow!("{bad} problem(s) in {} file(s)", entries.iter().filter(|e| !e.errors.is_empty()).count()), None));
+        return Err(Failure::could_not_run(
+            anyhow!("{bad} problem(s) in {} file(s)", entries.iter().filter(|e| !e.errors.is_empty()).count()),
+            None,
+        ));
     }
     Ok(exit_codes::OK)
 }
@@ -183,7 +190,10 @@ pub(super) fn list(printer: Printer) -> Result<u8, Failure> {
         printer.json(&rows);
         return Ok(exit_codes::OK);
     }
-    printer.line(format!("{:<24} {:<16} {:<10} {:>6}  {:<36} {}", "NAME", "PROVIDER", "TARGET", "CHECKS", "SCHEDULE", "FILE"));
+    printer.line(format!(
+        "{:<24} {:<16} {:<10} {:>6}  {:<36} {}",
+        "NAME", "PROVIDER", "TARGET", "CHECKS", "SCHEDULE", "FILE"
+    ));
     for r in &rows {
         let name = if r.valid { r.name.clone() } else { format!("{} (invalid)", r.name) };
         printer.line(format!(
@@ -273,7 +283,11 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     let specs = load_all(&files)?;
     let cancel = cancel_on_signals();
     let events = progress_sink(settings.quiet || printer.is_json());
-    let opts = RunOptions { target: settings.target.clone(), reports_dir: settings.reports.clone(), trigger: settings.trigger.clone() };
+    let opts = RunOptions {
+        target: settings.target.clone(),
+        reports_dir: settings.reports.clone(),
+        trigger: settings.trigger.clone(),
+    };
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
     let mut set = tokio::task::JoinSet::new();
     for (i, spec) in specs.into_iter().enumerate() {

@@ -86,9 +86,7 @@ impl<'de> Deserialize<'de> for RawTarget {
                 Ok(RawTarget::Word(v.to_string()))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawTarget, A::Error> {
-                let key: String = map
-                    .next_key()?
-                    .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+                let key: String = map.next_key()?.ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
                 let value = match key.as_str() {
                     "at" => RawTarget::At(map.next_value()?),
                     "ago" => RawTarget::Ago(map.next_value()?),
@@ -347,7 +345,9 @@ pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<Conf
 
 /// Strict deserialisation with the key path of the first error. Providers and checks are written as
 /// single-key maps (`restore: { local-postgres: {..} }`), which serde_norway takes via `singleton_map_recursive`.
-fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_path_to_error::Error<serde_norway::Error>> {
+fn deserialize<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, serde_path_to_error::Error<serde_norway::Error>> {
     let mut track = serde_path_to_error::Track::new();
     let de = serde_norway::Deserializer::from_str(text);
     let tracked = serde_path_to_error::Deserializer::new(de, &mut track);
@@ -406,7 +406,8 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
     let restore = match restore {
         RawRestore::LocalPostgres(lp) => {
             let RawLocalPostgres { base_backups, wal_archive, scratch_root, os_user, database, user, copy_jobs } = lp;
-            for (k, v) in [("base-backups", &base_backups), ("wal-archive", &wal_archive), ("scratch-root", &scratch_root)]
+            for (k, v) in
+                [("base-backups", &base_backups), ("wal-archive", &wal_archive), ("scratch-root", &scratch_root)]
             {
                 if v.trim().is_empty() {
                     p.push(format!("restore.local-postgres.{k}"), "must name a directory");
@@ -448,7 +449,10 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
             "latest" => TargetSpec::Latest,
             "random" => TargetSpec::Random { seed: None },
             other => {
-                p.push("target", format!("unknown target `{other}`: use latest, random, {{ at: TIME }} or {{ ago: DURATION }}"));
+                p.push(
+                    "target",
+                    format!("unknown target `{other}`: use latest, random, {{ at: TIME }} or {{ ago: DURATION }}"),
+                );
                 TargetSpec::Latest
             }
         },
@@ -607,7 +611,9 @@ fn validate_cron(expr: &str) -> Result<(), String> {
         return if inner.split_whitespace().count() == 6 {
             Ok(())
         } else {
-            Err(format!("invalid AWS cron expression `{e}`: it has 6 fields (minutes hours day-of-month month day-of-week year)"))
+            Err(format!(
+                "invalid AWS cron expression `{e}`: it has 6 fields (minutes hours day-of-month month day-of-week year)"
+            ))
         };
     }
     if e.split_whitespace().count() != 5 {
@@ -615,4 +621,3 @@ fn validate_cron(expr: &str) -> Result<(), String> {
     }
     croner::Cron::new(e).parse().map(|_| ()).map_err(|err| format!("invalid cron `{e}`: {err}"))
 }
-

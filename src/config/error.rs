@@ -108,9 +108,7 @@ fn plain_types(message: &str) -> String {
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages, the closest expected name.
 fn did_you_mean(message: &str) -> Option<String> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))?;
     let (given, expected) = rest.split_once('`')?;
     expected
         .split('`')

@@ -83,11 +83,7 @@ impl MarkedEventReceiver for Receiver {
                 }
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
-                let path = if self.stack.is_empty() {
-                    String::new()
-                } else {
-                    self.child_path().unwrap_or_default()
-                };
+                let path = if self.stack.is_empty() { String::new() } else { self.child_path().unwrap_or_default() };
                 if !path.is_empty() {
                     self.nodes.insert(path.clone(), pos);
                 }

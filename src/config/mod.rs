@@ -7,9 +7,8 @@ mod locate;
 mod target;
 
 pub(crate) use drill::{
-    CanarySpec, CheckSpec, DrillSpec, Expect, LocalPostgresSpec, Objectives, RestoreSpec, SecretRef, SourceSpec,
-    SqlSpec, Timeouts, is_identifier, load_drill, parse_drill,
+    CanarySpec, CheckSpec, DrillSpec, LocalPostgresSpec, RestoreSpec, SecretRef, SourceSpec, SqlSpec, load_drill,
 };
-pub(crate) use duration::{human_seconds, parse_duration};
+pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;
 pub(crate) use target::{TargetSpec, parse_target_flag};

@@ -11,7 +11,9 @@ pub(crate) enum TargetSpec {
     /// The newest recoverable point.
     Latest,
     /// Uniformly random within the recoverable window; the seed is recorded so the choice can be replayed.
-    Random { seed: Option<u64> },
+    Random {
+        seed: Option<u64>,
+    },
     At(DateTime<Utc>),
     Ago(Duration),
 }
@@ -54,7 +56,9 @@ mod tests {
         assert_eq!(parse_target_flag("latest").unwrap(), TargetSpec::Latest);
         assert_eq!(parse_target_flag("random:7").unwrap(), TargetSpec::Random { seed: Some(7) });
         assert_eq!(parse_target_flag("90m ago").unwrap(), TargetSpec::Ago(Duration::from_secs(5400)));
-        assert!(matches!(parse_target_flag("2026-11-28T03:00:00+08:00").unwrap(), TargetSpec::At(t) if t.to_rfc3339() == "2026-11-27T19:00:00+00:00"));
+        assert!(
+            matches!(parse_target_flag("2026-11-28T03:00:00+08:00").unwrap(), TargetSpec::At(t) if t.to_rfc3339() == "2026-11-27T19:00:00+00:00")
+        );
         assert!(parse_target_flag("2026-11-28 03:00").is_err());
         assert!(parse_target_flag("yesterday").is_err());
     }

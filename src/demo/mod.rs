@@ -125,14 +125,12 @@ pub(crate) async fn prepare(dir: &Path, scale: u32, progress: &dyn Fn(&str)) -> 
     // Only the SCRAM verifier reaches the server: the password is never in a statement or a log line.
     let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
     // One statement at a time: CREATE DATABASE cannot run inside the implicit transaction of a batch.
-    for stmt in [
-        format!("create role app login password '{verifier}'"),
-        "create database app owner app".to_string(),
-    ] {
+    for stmt in [format!("create role app login password '{verifier}'"), "create database app owner app".to_string()] {
         admin.batch_execute(&stmt).await.map_err(DemoError::setup("creating the app role and database"))?;
     }
     // Function privileges live in each database's catalog: grant inside `app`, where the drill connects.
-    let app_admin = pg::connect(&cluster.client_config("postgres", "app")).await.map_err(DemoError::setup("connecting to app"))?;
+    let app_admin =
+        pg::connect(&cluster.client_config("postgres", "app")).await.map_err(DemoError::setup("connecting to app"))?;
     app_admin
         .batch_execute("grant execute on function pg_switch_wal() to app")
         .await
@@ -191,7 +189,10 @@ async fn wait_connect(cluster: &Cluster, deadline: Duration) -> Result<tokio_pos
                 let exited = start.elapsed() > Duration::from_secs(3) && !cluster.is_running();
                 if exited || start.elapsed() > deadline {
                     let log = cluster.log_tail(5).join(" | ");
-                    return Err(DemoError::Setup { context: "the demo source did not start", detail: format!("{e}; server log: {log}") });
+                    return Err(DemoError::Setup {
+                        context: "the demo source did not start",
+                        detail: format!("{e}; server log: {log}"),
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

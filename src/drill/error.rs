@@ -7,10 +7,7 @@ use crate::pg::PgError;
 /// The drill did not start restoring: bad input, a missing dependency, a target outside the window.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DrillError {
-    #[error(
-        "target {target} is outside the recoverable window {} .. {}",
-        fmt_time(earliest), fmt_time(latest)
-    )]
+    #[error("target {target} is outside the recoverable window {} .. {}", fmt_time(earliest), fmt_time(latest))]
     TargetOutsideWindow { target: String, earliest: DateTime<Utc>, latest: DateTime<Utc> },
     #[error("nothing is recoverable: {0}")]
     NoWindow(String),
@@ -26,8 +23,6 @@ pub(crate) enum DrillError {
     PlanTimeout(String),
     #[error("interrupted before the restore started")]
     Interrupted,
-    #[error("{0}")]
-    Other(String),
 }
 
 impl DrillError {

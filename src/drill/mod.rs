@@ -10,7 +10,7 @@ mod target;
 pub(crate) mod verify;
 
 pub(crate) use error::DrillError;
-pub(crate) use runner::{Outcome, RunOptions, run, sha256_file};
+pub(crate) use runner::{RunOptions, run};
 
 /// Cancellation shared by a run and its signal handler.
 #[derive(Clone)]

@@ -35,12 +35,20 @@ pub(crate) struct Outcome {
 
 /// Runs `spec`. `Err` means the drill could not run (nothing was restored, no report); otherwise the
 /// outcome carries the report whatever the verdict.
-pub(crate) async fn run(spec: &DrillSpec, opts: &RunOptions, events: EventSink, cancel: Cancel) -> Result<Outcome, DrillError> {
+pub(crate) async fn run(
+    spec: &DrillSpec,
+    opts: &RunOptions,
+    events: EventSink,
+    cancel: Cancel,
+) -> Result<Outcome, DrillError> {
     let run_id = new_run_id();
     let runbook = match &spec.runbook {
         Some(p) => Some(FileRef {
             path: p.display().to_string(),
-            sha256: Some(sha256_file(p).map_err(|e| DrillError::Runbook { path: p.display().to_string(), detail: e.to_string() })?),
+            sha256: Some(
+                sha256_file(p)
+                    .map_err(|e| DrillError::Runbook { path: p.display().to_string(), detail: e.to_string() })?,
+            ),
         }),
         None => None,
     };
@@ -50,7 +58,8 @@ pub(crate) async fn run(spec: &DrillSpec, opts: &RunOptions, events: EventSink, 
     match &spec.restore {
         RestoreSpec::LocalPostgres(lp) => {
             let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
-            let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events.clone(), lifetime, t.ready, t.teardown)?;
+            let mut provider =
+                LocalPostgres::new(lp, &spec.name, &run_id, default_db, events.clone(), lifetime, t.ready, t.teardown)?;
             let ctx = RunCtx { spec, opts, events, cancel, run_id, runbook, password, phases: Vec::new() };
             ctx.run(&mut provider).await
         }
@@ -109,16 +118,31 @@ impl RunCtx<'_> {
         let (status, detail) = match &res {
             Ok(_) => ("passed", None),
             Err(Stop::Interrupted) => ("error", Some("interrupted".to_string())),
-            Err(Stop::TimedOut(d)) => ("failed", Some(format!("did not finish within {}", humantime::format_duration(*d)))),
+            Err(Stop::TimedOut(d)) => {
+                ("failed", Some(format!("did not finish within {}", humantime::format_duration(*d))))
+            }
             Err(Stop::Failed(e)) => ("failed", Some(e.to_string())),
         };
         self.finish_phase(name, started_at, clock, status, detail);
         res
     }
 
-    fn finish_phase(&mut self, name: &'static str, started_at: DateTime<Utc>, clock: Instant, status: &'static str, detail: Option<String>) {
+    fn finish_phase(
+        &mut self,
+        name: &'static str,
+        started_at: DateTime<Utc>,
+        clock: Instant,
+        status: &'static str,
+        detail: Option<String>,
+    ) {
         let seconds = clock.elapsed().as_secs_f64();
-        self.events.emit(Event::PhaseFinished { drill: self.spec.name.clone(), phase: name, status, seconds, detail: detail.clone() });
+        self.events.emit(Event::PhaseFinished {
+            drill: self.spec.name.clone(),
+            phase: name,
+            status,
+            seconds,
+            detail: detail.clone(),
+        });
         self.phases.push(Phase { name: name.into(), started_at, seconds, status: status.into(), detail });
     }
 
@@ -156,6 +180,9 @@ impl RunCtx<'_> {
     async fn run<P: RestoreProvider>(mut self, provider: &mut P) -> Result<Outcome, DrillError> {
         let started_at = Utc::now();
         let spec = self.spec;
+        if let Some(ns) = &spec.metrics.cloudwatch_namespace {
+            tracing::warn!(drill = %spec.name, namespace = %ns, "metrics.cloudwatch is not implemented yet: no drill metrics are published");
+        }
         let planned = {
             let this = &self;
             let fut = this.plan(provider);
@@ -173,7 +200,10 @@ impl RunCtx<'_> {
                 _ = cancel.cancelled() => Err(DrillError::Interrupted),
             };
             let (status, detail) = match &res {
-                Ok(p) => ("passed", Some(format!("target {} from backup {}", super::error::fmt_time(&p.target.time), p.backup.id))),
+                Ok(p) => (
+                    "passed",
+                    Some(format!("target {} from backup {}", super::error::fmt_time(&p.target.time), p.backup.id)),
+                ),
                 Err(e) => ("error", Some(e.to_string())),
             };
             self.finish_phase("plan", plan_started, clock, status, detail);
@@ -183,7 +213,7 @@ impl RunCtx<'_> {
 
         let mut reason: Option<String> = None;
         let mut verdict = Verdict::Passed;
-        let mut fail = |v: Verdict, why: String, reason: &mut Option<String>, verdict: &mut Verdict| {
+        let fail = |v: Verdict, why: String, reason: &mut Option<String>, verdict: &mut Verdict| {
             if reason.is_none() {
                 *reason = Some(why);
             }
@@ -223,13 +253,19 @@ impl RunCtx<'_> {
                 let events = self.events.clone();
                 let drill = spec.name.clone();
                 let verify_fut = async {
-                    let restore = pg::connect(&ep.config).await.map_err(|e| format!("cannot connect to the restore: {e}"))?;
+                    let restore =
+                        pg::connect(&ep.config).await.map_err(|e| format!("cannot connect to the restore: {e}"))?;
                     let newest: Option<DateTime<Utc>> = restore
                         .query_one("select pg_last_xact_replay_timestamp()", &[])
                         .await
                         .map_err(|e| verify::db_error(&e))?
                         .get(0);
-                    let ctx = verify::Context { restore: &restore, source: source_ref, canary: canary_ref, target: ctx_target };
+                    let ctx = verify::Context {
+                        restore: &restore,
+                        source: source_ref,
+                        canary: canary_ref,
+                        target: ctx_target,
+                    };
                     let mut out = Vec::new();
                     for c in &spec.verify {
                         let r = verify::run_check(c, &ctx, t.check).await;
@@ -272,7 +308,12 @@ impl RunCtx<'_> {
 
         for c in &checks {
             if matches!(c.status, CheckStatus::Failed | CheckStatus::Error) {
-                fail(Verdict::Failed, format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail), &mut reason, &mut verdict);
+                fail(
+                    Verdict::Failed,
+                    format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail),
+                    &mut reason,
+                    &mut verdict,
+                );
             }
         }
         let secs = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
@@ -291,7 +332,12 @@ impl RunCtx<'_> {
         let rpo_met = rpo.is_some_and(|v| v >= 0.0 && v <= obj.rpo.as_secs_f64());
         if endpoint.is_some() {
             if !rto_met {
-                fail(Verdict::Failed, format!("RTO objective missed: {:.1}s > {}s", rto.unwrap_or(f64::NAN), obj.rto.as_secs()), &mut reason, &mut verdict);
+                fail(
+                    Verdict::Failed,
+                    format!("RTO objective missed: {:.1}s > {}s", rto.unwrap_or(f64::NAN), obj.rto.as_secs()),
+                    &mut reason,
+                    &mut verdict,
+                );
             }
             if !rpo_met {
                 let why = match rpo {
@@ -336,7 +382,14 @@ impl RunCtx<'_> {
                 window: Some(model::WindowRecord { earliest: window.earliest, latest: window.latest }),
             },
             objectives: model::Objectives { rto_seconds: obj.rto.as_secs_f64(), rpo_seconds: obj.rpo.as_secs_f64() },
-            measured: model::Measured { rto_seconds: rto, rpo_seconds: rpo, rpo_basis: rpo_basis.into(), newest_commit, rto_met, rpo_met },
+            measured: model::Measured {
+                rto_seconds: rto,
+                rpo_seconds: rpo,
+                rpo_basis: rpo_basis.into(),
+                newest_commit,
+                rto_met,
+                rpo_met,
+            },
             phases: std::mem::take(&mut self.phases),
             checks,
             teardown: model::TeardownRecord { status: td.status.into(), at: td.at, detail: td.detail },
@@ -345,22 +398,31 @@ impl RunCtx<'_> {
         };
         self.events.emit(Event::PhaseStarted { drill: spec.name.clone(), phase: "report" });
         let clock = Instant::now();
-        let written = crate::report::write(&self.opts.reports_dir, &report).map_err(|e| {
-            format!("cannot write the report into `{}`: {e}", self.opts.reports_dir.display())
-        });
+        let written = crate::report::write(&self.opts.reports_dir, &report)
+            .map_err(|e| format!("cannot write the report into `{}`: {e}", self.opts.reports_dir.display()));
         let (status, detail) = match &written {
             Ok(w) => ("passed", Some(w.json.display().to_string())),
             Err(e) => ("error", Some(e.clone())),
         };
-        self.events.emit(Event::PhaseFinished { drill: spec.name.clone(), phase: "report", status, seconds: clock.elapsed().as_secs_f64(), detail });
+        self.events.emit(Event::PhaseFinished {
+            drill: spec.name.clone(),
+            phase: "report",
+            status,
+            seconds: clock.elapsed().as_secs_f64(),
+            detail,
+        });
         Ok(Outcome { report, written })
     }
 }
 
 fn stop_reason(phase: &str, stop: Stop<impl Into<RestoreOrText>>) -> (Verdict, String) {
     match stop {
-        Stop::Interrupted => (Verdict::Error, format!("interrupted by a signal during the {phase} phase; the scratch was torn down")),
-        Stop::TimedOut(d) => (Verdict::Failed, format!("the {phase} phase did not finish within {}", humantime::format_duration(d))),
+        Stop::Interrupted => {
+            (Verdict::Error, format!("interrupted by a signal during the {phase} phase; the scratch was torn down"))
+        }
+        Stop::TimedOut(d) => {
+            (Verdict::Failed, format!("the {phase} phase did not finish within {}", humantime::format_duration(d)))
+        }
         Stop::Failed(e) => match e.into() {
             RestoreOrText::Restore(RestoreError::Failed(m)) => (Verdict::Failed, m),
             RestoreOrText::Restore(RestoreError::Error(m)) => (Verdict::Error, m),
@@ -427,11 +489,14 @@ fn source_endpoint(s: Option<&SourceSpec>) -> String {
 
 async fn connect_source(s: &SourceSpec, password: Option<&str>) -> Result<tokio_postgres::Client, DrillError> {
     let mut c = tokio_postgres::Config::new();
-    c.host(&s.host).port(s.port).user(&s.user).dbname(&s.dbname).application_name("stackdrill").connect_timeout(Duration::from_secs(10));
+    c.host(&s.host)
+        .port(s.port)
+        .user(&s.user)
+        .dbname(&s.dbname)
+        .application_name("stackdrill")
+        .connect_timeout(Duration::from_secs(10));
     if let Some(p) = password {
         c.password(p);
     }
-    pg::connect(&c)
-        .await
-        .map_err(|e| DrillError::Source { endpoint: source_endpoint(Some(s)), detail: e.to_string() })
+    pg::connect(&c).await.map_err(|e| DrillError::Source { endpoint: source_endpoint(Some(s)), detail: e.to_string() })
 }

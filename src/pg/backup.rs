@@ -75,10 +75,8 @@ fn describe(path: &Path, name: &str) -> Result<BaseBackup, PgError> {
         .ok_or_else(|| PgError::Other(format!("`{}` has no START TIME in UTC", label_path.display())))?;
     let timeline = field("START TIMELINE:").and_then(|v| v.parse().ok()).unwrap_or(1);
     let manifest = path.join("backup_manifest");
-    let finished_at: DateTime<Utc> = std::fs::metadata(&manifest)
-        .and_then(|m| m.modified())
-        .map_err(PgError::io("cannot stat", &manifest))?
-        .into();
+    let finished_at: DateTime<Utc> =
+        std::fs::metadata(&manifest).and_then(|m| m.modified()).map_err(PgError::io("cannot stat", &manifest))?.into();
     Ok(BaseBackup { id: name.to_string(), path: path.to_path_buf(), started_at, finished_at, start_wal, timeline })
 }
 
@@ -95,13 +93,14 @@ pub(crate) async fn take(
     let id = started_at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let partial = dir.join(format!("{id}.partial"));
     let mut cmd = as_user.command(&bin.path("pg_basebackup"));
-    cmd.arg("-D")
-        .arg(&partial)
-        .arg("-h")
-        .arg(&cluster.dir)
-        .arg("-p")
-        .arg(cluster.port.to_string())
-        .args(["-U", superuser, "-Fp", "-Xstream", "-cfast", "--no-password"]);
+    cmd.arg("-D").arg(&partial).arg("-h").arg(&cluster.dir).arg("-p").arg(cluster.port.to_string()).args([
+        "-U",
+        superuser,
+        "-Fp",
+        "-Xstream",
+        "-cfast",
+        "--no-password",
+    ]);
     run(cmd, "pg_basebackup").await?;
     let finished_at = Utc::now();
     let mut b = describe(&partial, &id)?;

@@ -9,7 +9,7 @@ mod wal;
 
 pub(crate) use backup::{BaseBackup, list as list_backups, take as take_backup, verify as verify_backup};
 pub(crate) use bin::PgBin;
-pub(crate) use cluster::{Cluster, StopMode, connect, free_port, remove_tree};
+pub(crate) use cluster::{Cluster, connect, free_port, remove_tree};
 pub(crate) use error::PgError;
-pub(crate) use user::{RunAs, run};
+pub(crate) use user::RunAs;
 pub(crate) use wal::{Archive, Segment};

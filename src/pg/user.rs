@@ -71,7 +71,8 @@ impl RunAs {
     pub(crate) fn make_private_dir(&self, dir: &Path) -> Result<(), PgError> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(dir).map_err(PgError::io("cannot create", dir))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(PgError::io("cannot chmod", dir))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(PgError::io("cannot chmod", dir))?;
         self.chown(dir)
     }
 

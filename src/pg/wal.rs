@@ -68,18 +68,6 @@ impl Archive {
         self.segments.last().copied()
     }
 
-    /// The first segment missing between `from` and the newest segment of the same timeline.
-    pub(crate) fn first_gap(&self, from: Segment) -> Option<Segment> {
-        let mut expect = from.segno;
-        for s in self.segments.iter().filter(|s| s.tli == from.tli && s.segno >= from.segno) {
-            if s.segno != expect {
-                return Some(Segment { tli: from.tli, segno: expect });
-            }
-            expect += 1;
-        }
-        None
-    }
-
     pub(crate) fn contains(&self, s: Segment) -> bool {
         self.segments.binary_search(&s).is_ok()
     }
@@ -120,7 +108,6 @@ fn commit_time(line: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S%.f").ok().map(|n| n.and_utc())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,14 +118,6 @@ mod tests {
         assert_eq!(s.segno, 2 * 256 + 255);
         assert_eq!(s.name(16 * 1024 * 1024), "0000000100000002000000FF");
         assert!(Segment::parse("00000001.history", 16 * 1024 * 1024).is_none());
-    }
-
-    #[test]
-    fn finds_the_first_gap() {
-        let seg = |n| Segment { tli: 1, segno: n };
-        let a = Archive { dir: PathBuf::new(), seg_size: 16 << 20, segments: vec![seg(2), seg(3), seg(5), seg(6)] };
-        assert_eq!(a.first_gap(seg(2)), Some(seg(4)));
-        assert_eq!(a.first_gap(seg(5)), None);
     }
 
     #[test]

@@ -47,12 +47,28 @@ pub(crate) fn render(r: &Report) -> String {
         r.drill_file.path,
         r.drill_file.sha256.as_deref().unwrap_or("unreadable")
     );
-    let _ = writeln!(o, "| Controls evidenced | {} |\n", if r.controls.is_empty() { "none listed".into() } else { r.controls.join(", ") });
+    let _ = writeln!(
+        o,
+        "| Controls evidenced | {} |\n",
+        if r.controls.is_empty() { "none listed".into() } else { r.controls.join(", ") }
+    );
 
     let m = &r.measured;
     let _ = writeln!(o, "## Objectives\n\n| | objective | measured | |\n|---|---|---|---|");
-    let _ = writeln!(o, "| RTO (restore start → accepts queries) | {} | {} | {} |", human_seconds(r.objectives.rto_seconds), opt_secs(m.rto_seconds), met(m.rto_met));
-    let _ = writeln!(o, "| RPO (target → newest commit restored) | {} | {} | {} |\n", human_seconds(r.objectives.rpo_seconds), opt_secs(m.rpo_seconds), met(m.rpo_met));
+    let _ = writeln!(
+        o,
+        "| RTO (restore start → accepts queries) | {} | {} | {} |",
+        human_seconds(r.objectives.rto_seconds),
+        opt_secs(m.rto_seconds),
+        met(m.rto_met)
+    );
+    let _ = writeln!(
+        o,
+        "| RPO (target → newest commit restored) | {} | {} | {} |\n",
+        human_seconds(r.objectives.rpo_seconds),
+        opt_secs(m.rpo_seconds),
+        met(m.rpo_met)
+    );
     if let Some(c) = &m.newest_commit {
         let _ = writeln!(o, "Newest commit present in the restore: {}.", t(c));
     }
@@ -65,7 +81,14 @@ pub(crate) fn render(r: &Report) -> String {
     }
     match &r.source.backup {
         Some(b) => {
-            let _ = writeln!(o, "- Base backup: `{}` at `{}`, taken {} → {}", b.id, b.location, t(&b.started_at), t(&b.finished_at));
+            let _ = writeln!(
+                o,
+                "- Base backup: `{}` at `{}`, taken {} → {}",
+                b.id,
+                b.location,
+                t(&b.started_at),
+                t(&b.finished_at)
+            );
         }
         None => {
             let _ = writeln!(o, "- Base backup: none chosen");
@@ -87,9 +110,18 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(o, "- Scratch (isolated, private socket only): `{s}`");
     }
 
-    let _ = writeln!(o, "\n## Timeline\n\n| phase | started (UTC) | duration | status | detail |\n|---|---|---|---|---|");
+    let _ =
+        writeln!(o, "\n## Timeline\n\n| phase | started (UTC) | duration | status | detail |\n|---|---|---|---|---|");
     for p in &r.phases {
-        let _ = writeln!(o, "| {} | {} | {} | {} | {} |", p.name, t(&p.started_at), human_seconds(p.seconds), p.status, cell(p.detail.as_deref().unwrap_or("")));
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} |",
+            p.name,
+            t(&p.started_at),
+            human_seconds(p.seconds),
+            p.status,
+            cell(p.detail.as_deref().unwrap_or(""))
+        );
     }
 
     let _ = writeln!(o, "\n## Checks\n\n| check | kind | result | detail |\n|---|---|---|---|");
@@ -104,7 +136,12 @@ pub(crate) fn render(r: &Report) -> String {
     let _ = writeln!(o, "## Procedure\n");
     match &r.runbook {
         Some(rb) => {
-            let _ = writeln!(o, "Followed runbook `{}` (sha256 `{}`).", rb.path, rb.sha256.as_deref().unwrap_or("unreadable"));
+            let _ = writeln!(
+                o,
+                "Followed runbook `{}` (sha256 `{}`).",
+                rb.path,
+                rb.sha256.as_deref().unwrap_or("unreadable")
+            );
         }
         None => {
             let _ = writeln!(o, "No runbook is cited by this drill.");

@@ -58,7 +58,10 @@ impl Tty {
         match e {
             Event::PhaseStarted { drill, phase } => {
                 let bar = self.multi.add(ProgressBar::new_spinner());
-                bar.set_style(ProgressStyle::with_template("{spinner} [{prefix}] {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} [{prefix}] {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
                 bar.set_prefix(drill.clone());
                 bar.set_message(phase.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -71,10 +74,13 @@ impl Tty {
             }
             Event::PhaseFinished { drill, phase, status, seconds, detail } => {
                 let d = detail.map(|d| format!(" — {d}")).unwrap_or_default();
-                let text = format!("{} [{drill}] {phase} {status} in {}{d}", status_mark(status), human_seconds(seconds));
+                let text =
+                    format!("{} [{drill}] {phase} {status} in {}{d}", status_mark(status), human_seconds(seconds));
                 match bars.remove(&(drill, phase)) {
                     Some(bar) => {
-                        bar.set_style(ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                        bar.set_style(
+                            ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
                         bar.finish_with_message(text);
                     }
                     None => {
@@ -84,7 +90,9 @@ impl Tty {
             }
             Event::CheckFinished { drill, check } => {
                 let mark = if check.status == CheckStatus::Passed { "ok" } else { status_mark(check.status.as_str()) };
-                let _ = self.multi.println(format!("   {mark} [{drill}] {} `{}`: {}", check.kind, check.name, check.detail));
+                let _ = self
+                    .multi
+                    .println(format!("   {mark} [{drill}] {} `{}`: {}", check.kind, check.name, check.detail));
             }
         }
     }

@@ -23,11 +23,16 @@ fn broken_files_name_file_line_column_and_key() {
         (
             "unknown.yaml",
             format!("{RESTORE}objectivs: {{ rto: 1m, rpo: 1m }}\n"),
-            &["error: unknown.yaml:3:1: `objectivs` unknown field `objectivs`, expected one of", "(did you mean `objectives`?)"],
+            &[
+                "error: unknown.yaml:3:1: `objectivs` unknown field `objectivs`, expected one of",
+                "(did you mean `objectives`?)",
+            ],
         ),
         (
             "wrongtype.yaml",
-            format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - sql: {{ name: a, query: select 1, expect: {{ rows: many }} }}\n"),
+            format!(
+                "{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - sql: {{ name: a, query: select 1, expect: {{ rows: many }} }}\n"
+            ),
             &["error: wrongtype.yaml:5:54: `verify[0].sql.expect.rows` invalid type: string \"many\", expected u64"],
         ),
         (
@@ -46,13 +51,11 @@ fn broken_files_name_file_line_column_and_key() {
         (
             "provider.yaml",
             "restore:\n  local-postgress: { base-backups: b }\nobjectives: { rto: 1m, rpo: 1m }\n".into(),
-            &["error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected `local-postgres` (did you mean `local-postgres`?)"],
+            &[
+                "error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected `local-postgres` (did you mean `local-postgres`?)",
+            ],
         ),
-        (
-            "missing.yaml",
-            format!("{RESTORE}"),
-            &["missing.yaml:", "missing field `objectives`"],
-        ),
+        ("missing.yaml", RESTORE.to_string(), &["missing.yaml:", "missing field `objectives`"]),
     ];
     for (name, body, expected) in cases {
         let (code, stderr) = validate(name, body);

@@ -36,7 +36,11 @@ impl Scratch {
 /// Fails the test with install instructions when the PostgreSQL server binaries are missing.
 pub fn require_postgres() {
     let ok = std::env::var_os("STACKDRILL_PG_BIN").is_some()
-        || std::process::Command::new("pg_config").arg("--bindir").output().map(|o| o.status.success()).unwrap_or(false);
+        || std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
     assert!(
         ok,
         "the PostgreSQL server binaries are required: `apt-get install postgresql` (or set STACKDRILL_PG_BIN); .ci/run installs them"
@@ -45,7 +49,8 @@ pub fn require_postgres() {
 
 /// A demo source left running by `stackdrill demo --keep`, stopped on drop.
 pub struct Demo {
-    pub root: Scratch,
+    #[expect(dead_code, reason = "held so the temporary directory lives as long as the demo")]
+    root: Scratch,
     pub dir: PathBuf,
     pub reports: PathBuf,
     pub drill: PathBuf,
@@ -117,7 +122,8 @@ impl Demo {
     }
 
     pub fn backups(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.join("base-backups")).unwrap().flatten().map(|e| e.path()).collect();
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(self.dir.join("base-backups")).unwrap().flatten().map(|e| e.path()).collect();
         v.sort();
         v
     }

@@ -38,7 +38,22 @@ fn demo_drill_passes_and_writes_a_complete_report() {
     assert_eq!(r["result"], "passed", "{r:#}");
     assert_eq!(r["drill"], "local-demo");
     assert_eq!(r["trigger"], "demo");
-    for key in ["id", "started_at", "finished_at", "tool", "operator", "source", "target", "objectives", "measured", "phases", "checks", "teardown", "runbook", "controls"] {
+    for key in [
+        "id",
+        "started_at",
+        "finished_at",
+        "tool",
+        "operator",
+        "source",
+        "target",
+        "objectives",
+        "measured",
+        "phases",
+        "checks",
+        "teardown",
+        "runbook",
+        "controls",
+    ] {
         assert!(!r[key].is_null(), "missing `{key}` in {r:#}");
     }
     let phases: Vec<&str> = r["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
@@ -58,7 +73,11 @@ fn demo_drill_passes_and_writes_a_complete_report() {
     assert_eq!(r["runbook"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(r["target"]["recovery"], "recovery_target_time, promote at the target");
     // The Markdown twin exists and opens with the verdict.
-    let md = std::fs::read_dir(&demo.reports).unwrap().flatten().find(|e| e.path().extension().is_some_and(|x| x == "md")).unwrap();
+    let md = std::fs::read_dir(&demo.reports)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "md"))
+        .unwrap();
     let md = std::fs::read_to_string(md.path()).unwrap();
     assert!(md.starts_with("# Restore drill `local-demo`: PASSED"), "{md}");
     // No secret reaches the report: the source password is in the demo's password file.
@@ -196,6 +215,14 @@ fn missing_server_binaries_exit_2_with_how_to_install() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("error: the PostgreSQL server binaries were not found (STACKDRILL_PG_BIN=/nonexistent/pg/bin lacks postgres"), "{stderr}");
-    assert!(stderr.contains("hint: install the PostgreSQL server (Debian/Ubuntu: `apt-get install postgresql`"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: the PostgreSQL server binaries were not found (STACKDRILL_PG_BIN=/nonexistent/pg/bin lacks postgres"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: install the PostgreSQL server (Debian/Ubuntu: `apt-get install postgresql`"),
+        "{stderr}"
+    );
 }

@@ -61,7 +61,8 @@ impl LocalPostgres {
         spec.scratch_root = abs(&spec.scratch_root);
         let bin = PgBin::find()?;
         let as_user = RunAs::resolve(&spec.os_user)?;
-        let database = spec.database.clone().or(default_database.map(str::to_string)).unwrap_or_else(|| "postgres".into());
+        let database =
+            spec.database.clone().or(default_database.map(str::to_string)).unwrap_or_else(|| "postgres".into());
         Ok(LocalPostgres {
             spec,
             drill: drill.to_string(),
@@ -135,7 +136,13 @@ impl LocalPostgres {
     }
 
     /// Copies the backup into `data` with `jobs` threads, giving files to the server's OS user.
-    fn spawn_copy(&self, from: PathBuf, to: PathBuf, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) -> tokio::task::JoinHandle<Result<(), String>> {
+    fn spawn_copy(
+        &self,
+        from: PathBuf,
+        to: PathBuf,
+        stop: Arc<AtomicBool>,
+        done: Arc<AtomicU64>,
+    ) -> tokio::task::JoinHandle<Result<(), String>> {
         let jobs = self.spec.copy_jobs;
         let as_user = self.as_user.clone();
         tokio::task::spawn_blocking(move || copy_tree(&from, &to, jobs, &as_user, &stop, &done))
@@ -149,11 +156,9 @@ impl LocalPostgres {
             let name = Path::new(path).file_name()?.to_string_lossy().into_owned();
             (name.len() == 24 && name.chars().all(|c| c.is_ascii_hexdigit())).then_some(name)
         });
-        let fatal = tail
-            .iter()
-            .rev()
-            .find(|l| l.contains("FATAL:") || l.contains("PANIC:"))
-            .map(|l| l.split_once("FATAL:").or_else(|| l.split_once("PANIC:")).map_or(l.as_str(), |(_, m)| m).trim().to_string());
+        let fatal = tail.iter().rev().find(|l| l.contains("FATAL:") || l.contains("PANIC:")).map(|l| {
+            l.split_once("FATAL:").or_else(|| l.split_once("PANIC:")).map_or(l.as_str(), |(_, m)| m).trim().to_string()
+        });
         let mut reason = format!(
             "the scratch server stopped during recovery: {}",
             fatal.unwrap_or_else(|| "no FATAL line in its log".into())
@@ -254,7 +259,8 @@ impl RestoreProvider for LocalPostgres {
             created_at: now,
             expires_at: now + chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::hours(24)),
         };
-        guard::write(&dir, &marker).map_err(|e| RestoreError::Error(format!("cannot write the scratch marker: {e}")))?;
+        guard::write(&dir, &marker)
+            .map_err(|e| RestoreError::Error(format!("cannot write the scratch marker: {e}")))?;
         let stop_copy = Arc::new(AtomicBool::new(false));
         self.scratch = Some(Scratch { cluster: cluster.clone(), stop_copy: stop_copy.clone(), copy: None });
 
@@ -292,7 +298,9 @@ impl RestoreProvider for LocalPostgres {
         self.as_user.chown(&signal)?;
         let archive = self.spec.wal_archive.display().to_string();
         if archive.contains(['"', '\'', '%', '\n']) {
-            return Err(RestoreError::Error(format!("the WAL archive path `{archive}` has characters unsafe in restore_command")));
+            return Err(RestoreError::Error(format!(
+                "the WAL archive path `{archive}` has characters unsafe in restore_command"
+            )));
         }
         let mut settings = cluster.base_settings("");
         settings.extend([
@@ -315,7 +323,8 @@ impl RestoreProvider for LocalPostgres {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        let cluster = self.scratch.as_ref().map(|s| s.cluster.clone()).ok_or_else(|| RestoreError::Error("no scratch".into()))?;
+        let cluster =
+            self.scratch.as_ref().map(|s| s.cluster.clone()).ok_or_else(|| RestoreError::Error("no scratch".into()))?;
         let config = cluster.client_config(&self.spec.user, &self.database);
         let start = Instant::now();
         let mut seen_running = false;
@@ -332,7 +341,12 @@ impl RestoreProvider for LocalPostgres {
                         if !row.get::<_, bool>(0) {
                             return Ok(Endpoint {
                                 config: config.clone(),
-                                display: format!("{}/.s.PGSQL.{} (database {})", cluster.dir.display(), cluster.port, self.database),
+                                display: format!(
+                                    "{}/.s.PGSQL.{} (database {})",
+                                    cluster.dir.display(),
+                                    cluster.port,
+                                    self.database
+                                ),
                             });
                         }
                     }
@@ -371,7 +385,13 @@ impl RestoreProvider for LocalPostgres {
         let stop = scratch.cluster.stop(&self.bin, &self.as_user, self.teardown_deadline).await;
         let stop_text = match &stop {
             Ok(mode) => mode.as_str().to_string(),
-            Err(e) => return Teardown { status: "failed", at: Utc::now(), detail: format!("cannot stop the scratch server: {e}") },
+            Err(e) => {
+                return Teardown {
+                    status: "failed",
+                    at: Utc::now(),
+                    detail: format!("cannot stop the scratch server: {e}"),
+                };
+            }
         };
         match pg::remove_tree(&dir) {
             Ok(()) => Teardown {
@@ -413,7 +433,14 @@ fn dir_size(path: &Path) -> u64 {
 }
 
 /// Recreates `from` under `to` (dirs 0700, files 0600, owned by the server user) with `jobs` threads.
-fn copy_tree(from: &Path, to: &Path, jobs: usize, as_user: &RunAs, stop: &AtomicBool, done: &AtomicU64) -> Result<(), String> {
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    jobs: usize,
+    as_user: &RunAs,
+    stop: &AtomicBool,
+    done: &AtomicU64,
+) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mut files = Vec::new();
     let mut stack = vec![PathBuf::new()];
@@ -434,7 +461,10 @@ fn copy_tree(from: &Path, to: &Path, jobs: usize, as_user: &RunAs, stop: &Atomic
             if ft.is_dir() {
                 stack.push(child);
             } else if ft.is_symlink() {
-                return Err(format!("`{}` is a symlink (tablespaces are not supported by local-postgres)", src.join(&name).display()));
+                return Err(format!(
+                    "`{}` is a symlink (tablespaces are not supported by local-postgres)",
+                    src.join(&name).display()
+                ));
             } else {
                 files.push(child);
             }

@@ -68,7 +68,9 @@ pub(super) async fn verify(spec: &CheckSpec, c: &CanarySpec, ctx: &Context<'_>) 
                 );
             }
             Ok((b, a)) => (b, a, "canaries written by earlier drills"),
-            Err(e) => return CheckResult::new(spec, CheckStatus::Error, format!("cannot read canaries on the source: {e}")),
+            Err(e) => {
+                return CheckResult::new(spec, CheckStatus::Error, format!("cannot read canaries on the source: {e}"));
+            }
         },
     };
     let query = format!("select token from {} where token = any($1)", c.table);
@@ -76,7 +78,11 @@ pub(super) async fn verify(spec: &CheckSpec, c: &CanarySpec, ctx: &Context<'_>) 
     let rows = match ctx.restore.query(&query, &[&wanted]).await {
         Ok(r) => r,
         Err(e) => {
-            return CheckResult::new(spec, CheckStatus::Failed, format!("cannot read `{}` in the restore: {}", c.table, db_error(&e)));
+            return CheckResult::new(
+                spec,
+                CheckStatus::Failed,
+                format!("cannot read `{}` in the restore: {}", c.table, db_error(&e)),
+            );
         }
     };
     let present: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
@@ -105,17 +111,17 @@ pub(super) async fn verify(spec: &CheckSpec, c: &CanarySpec, ctx: &Context<'_>) 
 /// For targets in the past: the newest canary written a second before the target and the oldest a second after.
 async fn bracket_from_history(ctx: &Context<'_>, c: &CanarySpec) -> Result<(Option<String>, Option<String>), String> {
     let Some(source) = ctx.source else { return Ok((None, None)) };
-    let exists = source
-        .query_one("select to_regclass($1) is not null", &[&c.table])
-        .await
-        .map_err(|e| db_error(&e))?;
+    let exists = source.query_one("select to_regclass($1) is not null", &[&c.table]).await.map_err(|e| db_error(&e))?;
     if !exists.get::<_, bool>(0) {
         return Ok((None, None));
     }
     let margin = chrono::Duration::seconds(1);
     let (lo, hi) = (ctx.target - margin, ctx.target + margin);
     let before = source
-        .query_opt(&format!("select token from {} where written_at <= $1 order by written_at desc limit 1", c.table), &[&lo])
+        .query_opt(
+            &format!("select token from {} where written_at <= $1 order by written_at desc limit 1", c.table),
+            &[&lo],
+        )
         .await
         .map_err(|e| db_error(&e))?
         .map(|r| r.get::<_, String>(0));
