@@ -17,15 +17,6 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
-    /// AWS region for AWS providers (default: the AWS chain, else ap-southeast-1)
-    #[arg(long, global = true, env = "AWS_REGION")]
-    pub(crate) region: Option<String>,
-    /// AWS profile for AWS providers
-    #[arg(long, global = true, env = "AWS_PROFILE")]
-    pub(crate) profile: Option<String>,
-    /// Endpoint override for AWS APIs (e.g. an emulator)
-    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
-    pub(crate) endpoint_url: Option<String>,
     /// Log line format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "STACKDRILL_LOG_FORMAT")]
     pub(crate) log_format: LogFormat,

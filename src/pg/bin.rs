@@ -20,7 +20,7 @@ impl PgBin {
 
     /// Locates the binaries; `STACKDRILL_PG_BIN`, when set, is the only place looked at.
     pub(crate) fn find() -> Result<PgBin, PgError> {
-        if let Some(dir) = std::env::var_os("STACKDRILL_PG_BIN") {
+        if let Some(dir) = std::env::var_os("STACKDRILL_PG_BIN").filter(|d| !d.is_empty()) {
             return Self::at(Path::new(&dir)).map_err(|missing| PgError::BinariesMissing {
                 detail: format!("STACKDRILL_PG_BIN={} lacks {missing}", Path::new(&dir).display()),
             });
@@ -45,9 +45,39 @@ impl PgBin {
             }
         }
         tried.push("no pg_ctl with initdb and postgres on PATH".into());
+        // Distribution layouts that keep the server off PATH: Debian/Ubuntu, then RHEL/Fedora (PGDG).
+        for pattern in ["/usr/lib/postgresql", "/usr/pgsql-"] {
+            if let Some(b) = newest_versioned(pattern) {
+                return Ok(b);
+            }
+        }
+        tried.push("nothing under /usr/lib/postgresql/*/bin or /usr/pgsql-*/bin".into());
         Err(PgError::BinariesMissing { detail: tried.join("; ") })
     }
+}
 
+/// The highest-versioned `<prefix>/<N>/bin` (Debian) or `<prefix><N>/bin` (PGDG) holding the binaries.
+fn newest_versioned(prefix: &str) -> Option<PgBin> {
+    let (parent, stem) = match prefix.strip_suffix('-') {
+        Some(p) => {
+            (Path::new(p).parent()?.to_path_buf(), Path::new(prefix).file_name()?.to_string_lossy().into_owned())
+        }
+        None => (PathBuf::from(prefix), String::new()),
+    };
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(&parent)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name.strip_prefix(&stem)?.split('.').next()?.parse::<u32>().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().rev().find_map(|(_, dir)| PgBin::at(&dir).ok())
+}
+
+impl PgBin {
     fn at(dir: &Path) -> Result<PgBin, String> {
         let missing: Vec<&str> = REQUIRED.iter().copied().filter(|p| !dir.join(p).is_file()).collect();
         if !missing.is_empty() {

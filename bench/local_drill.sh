@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# bench/local_drill.sh — `stackdrill drill run` against the same restore done by hand with the raw
+# PostgreSQL tools, side by side on one source of >= 1 GB, alternating rounds; prints the median ratio.
+#
+# Both sides follow runbooks/database-pitr-restore.md: pg_verifybackup, copy the base backup, recovery
+# settings (replay all archived WAL, promote), pg_ctl start, wait for promotion, one query, stop, remove.
+# A second baseline skips pg_verifybackup, to show what that step costs.
+#
+#   ROUNDS=5 SCALE=16 bench/local_drill.sh        (SCALE 1 is ~70 MB of base backup)
+set -euo pipefail
+ROUNDS=${ROUNDS:-5}
+SCALE=${SCALE:-16}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${WORK:-/tmp/sd-bench}
+sd=$root/target/release/stackdrill
+
+(cd "$root" && cargo build --release --quiet)
+pgbin=${STACKDRILL_PG_BIN:-$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+cleanup() {
+  for d in "$work"/demo/source/data "$work"/raw/data; do
+    [ -f "$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" stop -D "$d" -m fast >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cleanup
+mkdir -p "$work" && chmod 755 "$work"
+
+echo "setting up a source at scale $SCALE (stackdrill demo --keep)..."
+"$sd" -q demo --keep --dir "$work/demo" --scale "$SCALE" --reports "$work/reports" >/dev/null
+backup=$(ls -d "$work"/demo/base-backups/*/ | sort | tail -1)
+backup=${backup%/}
+archive=$work/demo/wal-archive
+echo "base backup: $(du -sh "$backup" | cut -f1), WAL archive: $(du -sh "$archive" | cut -f1)"
+
+cat > "$work/bench.yaml" <<YAML
+name: bench
+restore:
+  local-postgres: { base-backups: $work/demo/base-backups, wal-archive: $archive, scratch-root: $work/scratch, database: app }
+target: latest
+objectives: { rto: 1h, rpo: 24h }
+verify:
+  - sql: { name: trivial, query: select 1, expect: { equals: "1" } }
+YAML
+
+raw() { # $1 = verify|noverify
+  local d=$work/raw port=54398
+  mkdir -p "$d" && chmod 700 "$d" && chown "$(id -u postgres 2>/dev/null || id -u)" "$d"
+  [ "$1" = verify ] && as_pg "$pgbin/pg_verifybackup" -q -i stackdrill-backup.json "$backup"
+  as_pg cp -a "$backup" "$d/data"
+  rm -f "$d/data/stackdrill-backup.json" "$d/data/backup_manifest"
+  as_pg touch "$d/data/recovery.signal"
+  as_pg tee -a "$d/data/postgresql.auto.conf" >/dev/null <<CONF
+port = '$port'
+unix_socket_directories = '$d'
+listen_addresses = ''
+archive_mode = 'off'
+restore_command = 'cp "$archive/%f" "%p"'
+recovery_target_action = 'promote'
+CONF
+  as_pg "$pgbin/pg_ctl" start -W -D "$d/data" -l "$d/server.log" >/dev/null
+  until [ "$(as_pg "$pgbin/psql" -h "$d" -p $port -d app -XAtc 'select pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.1; done
+  as_pg "$pgbin/psql" -h "$d" -p $port -d app -XAtc 'select 1' >/dev/null
+  as_pg "$pgbin/pg_ctl" stop -D "$d/data" -m fast >/dev/null
+  rm -rf "$d"
+}
+
+now() { date +%s.%N; }
+declare -a t_sd t_raw t_raw_nv
+for i in $(seq 1 "$ROUNDS"); do
+  s=$(now); "$sd" -q drill run "$work/bench.yaml" --reports "$work/reports" >/dev/null; e=$(now)
+  t_sd+=("$(echo "$e - $s" | bc)")
+  s=$(now); raw verify; e=$(now)
+  t_raw+=("$(echo "$e - $s" | bc)")
+  s=$(now); raw noverify; e=$(now)
+  t_raw_nv+=("$(echo "$e - $s" | bc)")
+  printf 'round %d: stackdrill %6.2fs   raw tools %6.2fs   raw tools without pg_verifybackup %6.2fs\n' \
+    "$i" "${t_sd[-1]}" "${t_raw[-1]}" "${t_raw_nv[-1]}"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+m_sd=$(median "${t_sd[@]}"); m_raw=$(median "${t_raw[@]}"); m_nv=$(median "${t_raw_nv[@]}")
+echo
+printf 'median: stackdrill %.2fs, raw tools %.2fs, raw tools without pg_verifybackup %.2fs\n' "$m_sd" "$m_raw" "$m_nv"
+printf 'ratio stackdrill / raw tools (same procedure): %.3f   (goal <= 1.05)\n' "$(echo "$m_sd / $m_raw" | bc -l)"
+printf 'ratio stackdrill / raw tools without verification: %.3f\n' "$(echo "$m_sd / $m_nv" | bc -l)"
