@@ -81,8 +81,9 @@ pub(crate) enum DrillCommand {
     },
     /// Run drills by name (drills/<NAME>.yaml) or path
     Run(RunArgs),
-    /// Remove scratch environments left by crashed runs
+    /// Remove scratch environments left by crashed runs (default: the scratch roots of drills/*.yaml)
     Cleanup {
+        paths: Vec<PathBuf>,
         /// Say what would be removed, remove nothing
         #[arg(long)]
         dry_run: bool,

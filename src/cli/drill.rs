@@ -343,8 +343,9 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     Ok(code)
 }
 
-pub(super) async fn cleanup(dry_run: bool, printer: Printer) -> Result<u8, Failure> {
-    let specs = load_all(&all_drill_files()?)?;
+pub(super) async fn cleanup(paths: &[PathBuf], dry_run: bool, printer: Printer) -> Result<u8, Failure> {
+    let files = if paths.is_empty() { all_drill_files()? } else { paths.to_vec() };
+    let specs = load_all(&files)?;
     let swept = drill::cleanup::sweep(&specs, dry_run).await;
     if printer.is_json() {
         printer.json(&swept);

@@ -69,8 +69,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             };
             drill::run(settings, Printer { format: a.output }).await
         }
-        Command::Drill(DrillCommand::Cleanup { dry_run, output }) => {
-            drill::cleanup(dry_run, Printer { format: output }).await
+        Command::Drill(DrillCommand::Cleanup { paths, dry_run, output }) => {
+            drill::cleanup(&paths, dry_run, Printer { format: output }).await
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut std::io::stdout());

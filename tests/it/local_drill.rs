@@ -226,3 +226,35 @@ fn missing_server_binaries_exit_2_with_how_to_install() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_sweeps_what_a_killed_run_left_and_nothing_else() {
+    let demo = Demo::start();
+    generate_wal(&demo, 1_000_000).await;
+    let before = demo.reports().len();
+    // A crash: SIGKILL while the scratch replays WAL. The scratch server survives its parent.
+    let (_, stderr) = interrupt_at(&demo, "[local-demo] ready: started", nix::sys::signal::Signal::SIGKILL);
+    let scratch: Vec<_> = std::fs::read_dir(demo.dir.join("scratch")).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(scratch.len(), 1, "{stderr}");
+    assert!(scratch[0].join("stackdrill-scratch.json").is_file());
+    // Not ours: a directory without a marker is never touched.
+    let foreign = demo.dir.join("scratch/not-stackdrill");
+    std::fs::create_dir(&foreign).unwrap();
+    // An interrupted drill leaves no report and no half-written file.
+    assert_eq!(demo.reports().len(), before);
+    assert!(std::fs::read_dir(&demo.reports).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().contains(".tmp")));
+
+    let dry = stackdrill().args(["drill", "cleanup", "--dry-run"]).arg(&demo.drill).output().unwrap();
+    assert!(dry.status.success());
+    assert!(text(&dry.stdout).contains("would remove"), "{}", text(&dry.stdout));
+    assert!(scratch[0].exists());
+
+    let out = stackdrill().args(["drill", "cleanup", "--output", "json"]).arg(&demo.drill).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let swept: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(swept.as_array().unwrap().len(), 1, "{swept:#}");
+    assert_eq!(swept[0]["action"], "removed");
+    assert!(foreign.is_dir(), "a directory without a scratch marker was removed");
+    std::fs::remove_dir(&foreign).unwrap();
+    demo.assert_no_scratch_left();
+}
