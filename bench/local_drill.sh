@@ -6,10 +6,10 @@
 # settings (replay all archived WAL, promote), pg_ctl start, wait for promotion, one query, stop, remove.
 # A second baseline skips pg_verifybackup, to show what that step costs.
 #
-#   ROUNDS=5 SCALE=16 bench/local_drill.sh        (SCALE 1 is ~70 MB of base backup)
+#   ROUNDS=7 bench/local_drill.sh      (the demo source at SCALE=2, padded past 1 GB with PAD_ROWS rows)
 set -euo pipefail
-ROUNDS=${ROUNDS:-5}
-SCALE=${SCALE:-16}
+ROUNDS=${ROUNDS:-7}
+SCALE=${SCALE:-2}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${WORK:-/tmp/sd-bench}
 sd=$root/target/release/stackdrill
@@ -30,7 +30,17 @@ mkdir -p "$work" && chmod 755 "$work"
 
 echo "setting up a source at scale $SCALE (stackdrill demo --keep)..."
 "$sd" -q demo --keep --dir "$work/demo" --scale "$SCALE" --reports "$work/reports" >/dev/null
-backup=$(ls -d "$work"/demo/base-backups/*/ | sort | tail -1)
+port=$(sed -n 's/^ *port: *//p' "$work/demo/local-demo.yaml" | head -1)
+psql_src() { as_pg "$pgbin/psql" -h "$work/demo/source" -p "$port" -U postgres -d app -XAtq "$@"; }
+# Pad the source past 1 GB, then take a new base backup with plain pg_basebackup (the drill picks the
+# newest; this one has no stackdrill sidecar, so its times come from backup_label and the manifest).
+psql_src -c "create table padding as select g as id, repeat(md5(g::text), ${PAD_REPEAT:-28}) as pad from generate_series(1, ${PAD_ROWS:-1000000}) g" -c checkpoint
+echo "source size: $(psql_src -c "select pg_size_pretty(sum(pg_database_size(datname))) from pg_database")"
+as_pg "$pgbin/pg_basebackup" -D "$work/demo/base-backups/bench-$(date -u +%Y%m%dT%H%M%SZ)" \
+  -h "$work/demo/source" -p "$port" -U postgres -Fp -Xstream -cfast
+psql_src -c "insert into accounts (email) values ('after-backup@example.com')" -c "select pg_switch_wal()" >/dev/null
+sleep 2
+backup=$(ls -d "$work"/demo/base-backups/bench-*/ | sort | tail -1)
 backup=${backup%/}
 archive=$work/demo/wal-archive
 echo "base backup: $(du -sh "$backup" | cut -f1), WAL archive: $(du -sh "$archive" | cut -f1)"

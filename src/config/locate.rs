@@ -114,7 +114,7 @@ mod tests {
         let text = "a: 1\nverify:\n  - canary: {}\n  - sql: { name: x, expect: { equals: \"0\" } }\n";
         let loc = Locations::index(text);
         assert_eq!(loc.find("a"), Some((1, 4)));
-        assert_eq!(loc.find("verify[1].sql.expect.equals"), Some((4, 38)));
+        assert_eq!(loc.find("verify[1].sql.expect.equals"), Some((4, 39)));
         assert_eq!(loc.find("verify[0].canary"), Some((3, 13)));
         // Unknown child falls back to the nearest ancestor.
         assert_eq!(loc.find("verify[1].sql.nope"), Some((4, 10)));

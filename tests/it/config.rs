@@ -122,3 +122,22 @@ fn bad_target_flag_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--target: invalid target `yesterday`"));
 }
+
+#[test]
+fn list_shows_the_repository_drills_as_json() {
+    let out = stackdrill().args(["drill", "list", "--output", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let demo = rows.as_array().unwrap().iter().find(|r| r["name"] == "local-demo").expect("local-demo listed");
+    assert_eq!(demo["provider"], "local-postgres");
+    assert_eq!(demo["target"], "latest");
+    assert_eq!(demo["schedule"], "0 3 * * * (Asia/Singapore)");
+    assert_eq!(demo["checks"], 6);
+}
+
+#[test]
+fn completions_are_generated() {
+    let out = stackdrill().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("stackdrill__subcmd__drill__subcmd__run"));
+}

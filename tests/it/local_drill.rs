@@ -92,6 +92,24 @@ fn demo_drill_passes_and_writes_a_complete_report() {
     assert_eq!(r["target"]["seed"], 7);
     assert!(r["target"]["selection"].as_str().unwrap().contains("seed 7"));
     demo.assert_no_scratch_left();
+
+    // `demo` again on the same directory starts over (stopping the kept source first) and passes;
+    // without --keep it leaves no server running. JSON logs are one object per line on stderr.
+    let again = stackdrill()
+        .args(["--log-format", "json", "-v", "demo", "--output", "json", "--dir"])
+        .arg(&demo.dir)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("a JSON report on stdout");
+    assert_eq!(report["result"], "passed");
+    let logs: Vec<serde_json::Value> =
+        text(&again.stderr).lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(logs.iter().any(|l| l["level"] == "INFO"), "{}", text(&again.stderr));
+    assert!(super::harness::processes_mentioning(&demo.dir).is_empty());
 }
 
 #[test]
@@ -242,7 +260,9 @@ async fn cleanup_sweeps_what_a_killed_run_left_and_nothing_else() {
     std::fs::create_dir(&foreign).unwrap();
     // An interrupted drill leaves no report and no half-written file.
     assert_eq!(demo.reports().len(), before);
-    assert!(std::fs::read_dir(&demo.reports).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().contains(".tmp")));
+    assert!(
+        std::fs::read_dir(&demo.reports).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().contains(".tmp"))
+    );
 
     let dry = stackdrill().args(["drill", "cleanup", "--dry-run"]).arg(&demo.drill).output().unwrap();
     assert!(dry.status.success());
