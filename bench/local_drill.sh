@@ -79,15 +79,17 @@ CONF
 
 now() { date +%s.%N; }
 declare -a t_sd t_raw t_raw_nv
+run_sd() { "$sd" -q drill run "$work/bench.yaml" --reports "$work/reports" >/dev/null; }
+timed() { local s e; s=$(now); "$@"; e=$(now); echo "$e - $s" | bc; }
 for i in $(seq 1 "$ROUNDS"); do
-  s=$(now); "$sd" -q drill run "$work/bench.yaml" --reports "$work/reports" >/dev/null; e=$(now)
-  t_sd+=("$(echo "$e - $s" | bc)")
-  s=$(now); raw verify; e=$(now)
-  t_raw+=("$(echo "$e - $s" | bc)")
-  s=$(now); raw noverify; e=$(now)
-  t_raw_nv+=("$(echo "$e - $s" | bc)")
-  printf 'round %d: stackdrill %6.2fs   raw tools %6.2fs   raw tools without pg_verifybackup %6.2fs\n' \
-    "$i" "${t_sd[-1]}" "${t_raw[-1]}" "${t_raw_nv[-1]}"
+  # Rotate who goes first: each copy leaves writeback that slows whatever runs next.
+  case $((i % 3)) in
+    1) a=$(timed run_sd); b=$(timed raw verify); c=$(timed raw noverify) ;;
+    2) b=$(timed raw verify); c=$(timed raw noverify); a=$(timed run_sd) ;;
+    0) c=$(timed raw noverify); a=$(timed run_sd); b=$(timed raw verify) ;;
+  esac
+  t_sd+=("$a"); t_raw+=("$b"); t_raw_nv+=("$c")
+  printf 'round %d: stackdrill %6.2fs   raw tools %6.2fs   raw tools without pg_verifybackup %6.2fs\n' "$i" "$a" "$b" "$c"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 m_sd=$(median "${t_sd[@]}"); m_raw=$(median "${t_raw[@]}"); m_nv=$(median "${t_raw_nv[@]}")
