@@ -117,6 +117,79 @@ struct RawObjectives {
 enum RawCheck {
     Canary(RawCanary),
     Sql(RawSql),
+    Checksum(RawChecksum),
+    RowCount(RawRowCount),
+    Freshness(RawFreshness),
+    Amcheck(RawAmcheck),
+    Schema(RawSchema),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawChecksum {
+    table: String,
+    key: RawKey,
+    until_column: Option<String>,
+    settle: Option<String>,
+    max_keys: Option<usize>,
+    buckets: Option<u32>,
+}
+
+/// `key: id` or `key: [tenant_id, id]`.
+struct RawKey(Vec<String>);
+
+impl<'de> Deserialize<'de> for RawKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a column name or a list of column names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawKey, E> {
+                Ok(RawKey(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawKey, A::Error> {
+                let mut cols = Vec::new();
+                while let Some(c) = seq.next_element::<String>()? {
+                    cols.push(c);
+                }
+                Ok(RawKey(cols))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRowCount {
+    table: String,
+    until_column: Option<String>,
+    compare: Option<String>,
+    tolerance: Option<String>,
+    min: Option<u64>,
+    max: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFreshness {
+    table: String,
+    column: String,
+    max_lag: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAmcheck {
+    heapallindexed: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSchema {
+    tables: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +312,11 @@ pub(crate) struct Objectives {
 pub(crate) enum CheckSpec {
     Canary(CanarySpec),
     Sql(SqlSpec),
+    Checksum(ChecksumSpec),
+    RowCount(RowCountSpec),
+    Freshness(FreshnessSpec),
+    Amcheck(AmcheckSpec),
+    Schema(SchemaSpec),
 }
 
 impl CheckSpec {
@@ -246,6 +324,11 @@ impl CheckSpec {
         match self {
             CheckSpec::Canary(_) => "canary",
             CheckSpec::Sql(_) => "sql",
+            CheckSpec::Checksum(_) => "checksum",
+            CheckSpec::RowCount(_) => "row-count",
+            CheckSpec::Freshness(_) => "freshness",
+            CheckSpec::Amcheck(_) => "amcheck",
+            CheckSpec::Schema(_) => "schema",
         }
     }
 
@@ -253,8 +336,60 @@ impl CheckSpec {
         match self {
             CheckSpec::Canary(_) => "canary".into(),
             CheckSpec::Sql(s) => s.name.clone(),
+            CheckSpec::Checksum(c) => format!("checksum {}", c.table),
+            CheckSpec::RowCount(c) => format!("row-count {}", c.table),
+            CheckSpec::Freshness(c) => format!("freshness {}.{}", c.table, c.column),
+            CheckSpec::Amcheck(_) => "amcheck".into(),
+            CheckSpec::Schema(_) => "schema".into(),
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ChecksumSpec {
+    pub(crate) table: String,
+    pub(crate) key: Vec<String>,
+    pub(crate) until_column: Option<String>,
+    /// Rows written within this span of the target are not compared: their transactions may have
+    /// committed on either side of it.
+    pub(crate) settle: Duration,
+    pub(crate) max_keys: usize,
+    pub(crate) buckets: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Tolerance {
+    Rows(u64),
+    Percent(f64),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RowCountSpec {
+    pub(crate) table: String,
+    pub(crate) until_column: Option<String>,
+    pub(crate) compare_source: bool,
+    pub(crate) tolerance: Tolerance,
+    pub(crate) min: Option<u64>,
+    pub(crate) max: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct FreshnessSpec {
+    pub(crate) table: String,
+    pub(crate) column: String,
+    /// Default: the drill's RPO objective.
+    pub(crate) max_lag: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AmcheckSpec {
+    pub(crate) heapallindexed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaSpec {
+    /// Only these tables; all user tables of the source when absent.
+    pub(crate) tables: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -518,6 +653,104 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
                 });
                 checks.push(CheckSpec::Sql(SqlSpec { name, query, expect: Expect { equals, min, max, regex, rows } }));
             }
+            RawCheck::Checksum(RawChecksum { table, key, until_column, settle, max_keys, buckets }) => {
+                let k = format!("verify[{i}].checksum");
+                need_source(p, &k, source.is_some(), "compares the restore with the live source");
+                check_table(p, &format!("{k}.table"), &table);
+                if key.0.is_empty() {
+                    p.push(format!("{k}.key"), "needs at least one key column");
+                }
+                for (j, c) in key.0.iter().enumerate() {
+                    check_column(p, &format!("{k}.key[{j}]"), c);
+                }
+                if let Some(c) = &until_column {
+                    check_column(p, &format!("{k}.until-column"), c);
+                }
+                let settle = settle.map_or(Duration::from_secs(1), |s| duration_or_zero(p, &format!("{k}.settle"), &s));
+                let buckets = buckets.unwrap_or(256);
+                if !(2..=4096).contains(&buckets) {
+                    p.push(format!("{k}.buckets"), "must be between 2 and 4096");
+                }
+                checks.push(CheckSpec::Checksum(ChecksumSpec {
+                    table,
+                    key: key.0,
+                    until_column,
+                    settle,
+                    max_keys: max_keys.unwrap_or(10),
+                    buckets,
+                }));
+            }
+            RawCheck::RowCount(RawRowCount { table, until_column, compare, tolerance, min, max }) => {
+                let k = format!("verify[{i}].row-count");
+                check_table(p, &format!("{k}.table"), &table);
+                if let Some(c) = &until_column {
+                    check_column(p, &format!("{k}.until-column"), c);
+                }
+                let compare_source = match compare.as_deref() {
+                    None => false,
+                    Some("source") => true,
+                    Some(other) => {
+                        p.push(
+                            format!("{k}.compare"),
+                            format!("unknown comparison `{other}`: the only one is `source`"),
+                        );
+                        false
+                    }
+                };
+                if compare_source {
+                    need_source(p, &k, source.is_some(), "with `compare: source` counts the live source");
+                } else if min.is_none() && max.is_none() {
+                    p.push(k.clone(), "needs `compare: source`, or `min` and/or `max`");
+                }
+                let tolerance = match tolerance.as_deref().map(str::trim) {
+                    None => Tolerance::Rows(0),
+                    Some(t) => match t.strip_suffix('%') {
+                        Some(pct) => match pct.trim().parse::<f64>() {
+                            Ok(v) if (0.0..=100.0).contains(&v) => Tolerance::Percent(v),
+                            _ => {
+                                p.push(format!("{k}.tolerance"), format!("invalid percentage `{t}`"));
+                                Tolerance::Rows(0)
+                            }
+                        },
+                        None => t.parse().map(Tolerance::Rows).unwrap_or_else(|_| {
+                            p.push(
+                                format!("{k}.tolerance"),
+                                format!("`{t}` is neither a row count nor a percentage like `0.5%`"),
+                            );
+                            Tolerance::Rows(0)
+                        }),
+                    },
+                };
+                checks.push(CheckSpec::RowCount(RowCountSpec {
+                    table,
+                    until_column,
+                    compare_source,
+                    tolerance,
+                    min,
+                    max,
+                }));
+            }
+            RawCheck::Freshness(RawFreshness { table, column, max_lag }) => {
+                let k = format!("verify[{i}].freshness");
+                check_table(p, &format!("{k}.table"), &table);
+                check_column(p, &format!("{k}.column"), &column);
+                let max_lag = max_lag.map(|m| duration_or_zero(p, &format!("{k}.max-lag"), &m));
+                checks.push(CheckSpec::Freshness(FreshnessSpec { table, column, max_lag }));
+            }
+            RawCheck::Amcheck(RawAmcheck { heapallindexed }) => {
+                checks.push(CheckSpec::Amcheck(AmcheckSpec { heapallindexed: heapallindexed.unwrap_or(true) }));
+            }
+            RawCheck::Schema(RawSchema { tables }) => {
+                let k = format!("verify[{i}].schema");
+                if let Some(ts) = &tables {
+                    for (j, t) in ts.iter().enumerate() {
+                        check_table(p, &format!("{k}.tables[{j}]"), t);
+                    }
+                } else {
+                    need_source(p, &k, source.is_some(), "without `tables` compares with the live source");
+                }
+                checks.push(CheckSpec::Schema(SchemaSpec { tables }));
+            }
         }
     }
 
@@ -586,6 +819,41 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         metrics,
         timeouts: t,
     }
+}
+
+fn need_source(p: &mut Problems<'_>, key: &str, has_source: bool, why: &str) {
+    if !has_source {
+        p.push(key, format!("this check {why}: add a `source` connection"));
+    }
+}
+
+fn check_table(p: &mut Problems<'_>, key: &str, table: &str) {
+    if !is_table_name(table) {
+        p.push(key, format!("`{table}` is not a table name like `ledger` or `billing.ledger` (a-z, 0-9, _)"));
+    }
+}
+
+fn check_column(p: &mut Problems<'_>, key: &str, column: &str) {
+    if !is_identifier(column) {
+        p.push(key, format!("`{column}` is not a plain column name (a-z, 0-9, _)"));
+    }
+}
+
+/// A duration that may be zero (margins, lags).
+fn duration_or_zero(p: &mut Problems<'_>, key: &str, text: &str) -> Duration {
+    if text.trim() == "0" {
+        return Duration::ZERO;
+    }
+    parse_duration(text).unwrap_or_else(|e| {
+        p.push(key, e);
+        Duration::ZERO
+    })
+}
+
+/// `table` or `schema.table`, each part a plain identifier (so it can go into SQL unquoted).
+pub(crate) fn is_table_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    (1..=2).contains(&parts.len()) && parts.iter().all(|p| is_identifier(p))
 }
 
 pub(crate) fn is_identifier(s: &str) -> bool {

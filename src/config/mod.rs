@@ -7,7 +7,8 @@ mod locate;
 mod target;
 
 pub(crate) use drill::{
-    CanarySpec, CheckSpec, DrillSpec, LocalPostgresSpec, RestoreSpec, SecretRef, SourceSpec, SqlSpec, load_drill,
+    AmcheckSpec, CanarySpec, CheckSpec, ChecksumSpec, DrillSpec, FreshnessSpec, LocalPostgresSpec, RestoreSpec,
+    RowCountSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Tolerance, load_drill,
 };
 pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;

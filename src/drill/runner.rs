@@ -265,6 +265,7 @@ impl RunCtx<'_> {
                         source: source_ref,
                         canary: canary_ref,
                         target: ctx_target,
+                        rpo: spec.objectives.rpo,
                     };
                     let mut out = Vec::new();
                     for c in &spec.verify {

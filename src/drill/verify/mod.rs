@@ -1,6 +1,12 @@
 //! Verifiers: each proves one thing about the restored data and reports passed, failed, skipped or error.
 
+mod amcheck;
 pub(crate) mod canary;
+mod checksum;
+mod freshness;
+mod row_count;
+mod schema;
+mod session;
 mod sql;
 
 use std::time::{Duration, Instant};
@@ -51,6 +57,8 @@ pub(crate) struct Context<'a> {
     pub(crate) source: Option<&'a tokio_postgres::Client>,
     pub(crate) canary: Option<&'a canary::Written>,
     pub(crate) target: chrono::DateTime<chrono::Utc>,
+    /// The drill's RPO objective (the default freshness bound).
+    pub(crate) rpo: Duration,
 }
 
 /// Runs one check under its timeout; a check that could not run never reports passed.
@@ -60,6 +68,11 @@ pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Dura
         match spec {
             CheckSpec::Canary(c) => canary::verify(spec, c, ctx).await,
             CheckSpec::Sql(s) => sql::verify(spec, s, ctx.restore).await,
+            CheckSpec::Checksum(c) => checksum::verify(spec, c, ctx).await,
+            CheckSpec::RowCount(c) => row_count::verify(spec, c, ctx).await,
+            CheckSpec::Freshness(c) => freshness::verify(spec, c, ctx).await,
+            CheckSpec::Amcheck(c) => amcheck::verify(spec, c, ctx).await,
+            CheckSpec::Schema(c) => schema::verify(spec, c, ctx).await,
         }
     };
     let mut result = match tokio::time::timeout(timeout, fut).await {

@@ -1,0 +1,51 @@
+//! `freshness`: the newest timestamp in the restore is within the RPO of the target, and not after it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::session::quote;
+use super::{CheckResult, CheckStatus, Context, db_error};
+use crate::config::{CheckSpec, FreshnessSpec, human_seconds};
+
+/// Clock skew between a row's timestamp and its commit: newer values than this past the target fail.
+const SKEW: Duration = Duration::from_secs(1);
+
+pub(super) async fn verify(spec: &CheckSpec, s: &FreshnessSpec, ctx: &Context<'_>) -> CheckResult {
+    let q = format!("select max(t.{})::timestamptz from {} t", quote(&s.column), quote(&s.table));
+    let newest: Option<DateTime<Utc>> = match ctx.restore.query_one(q.as_str(), &[]).await {
+        Ok(r) => r.get(0),
+        Err(e) => return CheckResult::new(spec, CheckStatus::Error, db_error(&e)),
+    };
+    let Some(newest) = newest else {
+        return CheckResult::new(spec, CheckStatus::Failed, format!("`{}` has no rows in the restore", s.table));
+    };
+    let max_lag = s.max_lag.unwrap_or(ctx.rpo);
+    let lag = (ctx.target - newest).to_std();
+    let newest_text = newest.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match lag {
+        Err(_) if (newest - ctx.target).to_std().unwrap_or_default() > SKEW => CheckResult::new(
+            spec,
+            CheckStatus::Failed,
+            format!("newest {} {newest_text} is after the target: the restore went past it", s.column),
+        ),
+        Err(_) => {
+            CheckResult::new(spec, CheckStatus::Passed, format!("newest {} {newest_text}, at the target", s.column))
+        }
+        Ok(lag) if lag > max_lag => CheckResult::new(
+            spec,
+            CheckStatus::Failed,
+            format!(
+                "newest {} {newest_text} is {} before the target, more than {}",
+                s.column,
+                human_seconds(lag.as_secs_f64()),
+                human_seconds(max_lag.as_secs_f64())
+            ),
+        ),
+        Ok(lag) => CheckResult::new(
+            spec,
+            CheckStatus::Passed,
+            format!("newest {} {newest_text}, {} before the target", s.column, human_seconds(lag.as_secs_f64())),
+        ),
+    }
+}

@@ -1,0 +1,36 @@
+//! Shared plumbing for verifiers that read both databases: a read-only snapshot with the settings
+//! that change how values print pinned, so the same data renders (and hashes) the same on both sides.
+
+use tokio_postgres::Client;
+
+use super::db_error;
+
+const BEGIN: &str = "begin isolation level repeatable read read only;
+    set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres';
+    set local extra_float_digits = 3; set local bytea_output = 'hex'; set local lc_monetary = 'C'";
+
+/// Runs `body` inside a read-only repeatable-read snapshot on each client, rolling back afterwards.
+pub(crate) async fn with_snapshot<'a, T, F>(clients: &[&'a Client], body: F) -> Result<T, String>
+where
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    for c in clients {
+        c.batch_execute(BEGIN).await.map_err(|e| db_error(&e))?;
+    }
+    let out = body.await;
+    for c in clients {
+        let _ = c.batch_execute("rollback").await;
+    }
+    out
+}
+
+/// `"name"` or `"schema"."name"`; names are validated as plain identifiers when the drill loads.
+pub(crate) fn quote(name: &str) -> String {
+    name.split('.').map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(".")
+}
+
+/// Whether `table` exists in the database behind `c`.
+pub(crate) async fn table_exists(c: &Client, table: &str) -> Result<bool, String> {
+    let row = c.query_one("select to_regclass($1) is not null", &[&quote(table)]).await.map_err(|e| db_error(&e))?;
+    Ok(row.get(0))
+}
