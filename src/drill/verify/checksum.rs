@@ -28,14 +28,23 @@ pub(super) async fn verify(spec: &CheckSpec, c: &ChecksumSpec, ctx: &Context<'_>
     let Some(source) = ctx.source else {
         return CheckResult::new(spec, CheckStatus::Error, "no source connection to compare with");
     };
+    match compare(c, source, ctx).await {
+        Ok((outcome, upto)) => outcome.result(spec, c, upto),
+        Err(e) => CheckResult::new(spec, CheckStatus::Error, e),
+    }
+}
+
+async fn compare(
+    c: &ChecksumSpec,
+    source: &Client,
+    ctx: &Context<'_>,
+) -> Result<(Outcome, Option<DateTime<Utc>>), String> {
     let settle = chrono::Duration::from_std(c.settle).unwrap_or_default();
     let window = c.until_column.as_ref().map(|_| (ctx.target - settle, ctx.target + settle));
     let cmp =
         Compare { spec: c, source, restore: ctx.restore, window, key: String::new(), key_type: None, row_hash: "" };
-    match with_snapshot(&[source, ctx.restore], cmp.run()).await {
-        Ok(outcome) => outcome.result(spec, c, window.map(|w| w.0)),
-        Err(e) => CheckResult::new(spec, CheckStatus::Error, e),
-    }
+    let outcome = with_snapshot(&[source, ctx.restore], cmp.run()).await?;
+    Ok((outcome, window.map(|w| w.0)))
 }
 
 struct Compare<'a> {
@@ -63,6 +72,8 @@ struct Outcome {
     after_keys: Vec<String>,
     truncated: bool,
     hash: &'static str,
+    /// Rows whose key and hash were fetched into stackdrill (both sides); zero when the digests agree.
+    fetched: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -134,11 +145,14 @@ impl Compare<'_> {
         }
         // Hash each row by its columns' own hash functions; fall back to the row's text for types
         // without one (json, point, ...). Settings that change the text are pinned by the snapshot.
+        // The probe runs inside the snapshot: a savepoint keeps its failure from aborting it.
         let probe = format!("select hash_record_extended(t, 0) from {table} t limit 1");
+        self.source.batch_execute("savepoint stackdrill_probe").await.map_err(|e| db_error(&e))?;
         self.row_hash = match self.source.query_opt(probe.as_str(), &[]).await {
             Ok(_) => "hash_record_extended(t, 0)",
             Err(_) => "hashtextextended(t::text, 0)",
         };
+        self.source.batch_execute("rollback to savepoint stackdrill_probe").await.map_err(|e| db_error(&e))?;
         let mut out = Outcome {
             hash: if self.row_hash.starts_with("hash_record") { "by column hash functions" } else { "by row text" },
             ..Outcome::default()
@@ -296,6 +310,7 @@ impl Compare<'_> {
             w = sql.where_clause(),
         );
         let (src, rst) = tokio::try_join!(fetch_hashes(self.source, &q, sql), fetch_hashes(self.restore, &q, sql))?;
+        out.fetched += src.len() + rst.len();
         let mut keys: Vec<&String> = src.keys().chain(rst.keys().filter(|k| !src.contains_key(*k))).collect();
         keys.sort();
         for k in keys {
@@ -410,5 +425,184 @@ impl Outcome {
         }
         let more = if self.truncated { format!(" (first {} differing keys shown)", c.max_keys) } else { String::new() };
         CheckResult::new(spec, CheckStatus::Failed, format!("rows{scope} differ — {}{more}", problems.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+
+    use super::super::testdb::TestDb;
+    use super::*;
+
+    fn spec(table: &str, key: &[&str], until: Option<&str>) -> ChecksumSpec {
+        ChecksumSpec {
+            table: table.into(),
+            key: key.iter().map(|k| k.to_string()).collect(),
+            until_column: until.map(str::to_string),
+            settle: Duration::from_secs(1),
+            max_keys: 10,
+            buckets: 64,
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc()
+    }
+
+    const LEDGER: &str = "create table ledger (id bigint primary key, account text, amount numeric(18,4), note text,
+          created_at timestamptz not null);
+        insert into ledger select g, 'acct-' || (g % 97), (g % 1000) / 7.0,
+          case when g % 10 = 0 then null else 'nöte ✓ ' || g end,
+          '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 second' from generate_series(1, 50000) g;";
+
+    async fn run(db: &TestDb, s: &ChecksumSpec, target: DateTime<Utc>) -> (Outcome, CheckResult) {
+        let ctx = db.ctx(target);
+        let (out, upto) = compare(s, &db.src, &ctx).await.unwrap();
+        let (again, _) = compare(s, &db.src, &ctx).await.unwrap();
+        let result = again.result(&CheckSpec::Checksum(s.clone()), s, upto);
+        (out, result)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changed_missing_extra_and_late_rows_are_named_by_key() {
+        let db = TestDb::start().await;
+        db.both(LEDGER).await;
+        let target = t0() + chrono::Duration::seconds(40_000);
+        // A restore to the target holds nothing written after it.
+        db.rst.batch_execute("delete from ledger where created_at > '2026-01-01T11:06:40Z'").await.unwrap();
+        let s = spec("ledger", &["id"], Some("created_at"));
+        let (clean, result) = run(&db, &s, target).await;
+        assert_eq!(result.status, CheckStatus::Passed, "{}", result.detail);
+        assert_eq!(clean.rows_source, 39_999);
+        assert_eq!(clean.fetched, 0, "a clean comparison moves no rows into stackdrill");
+
+        db.rst
+            .batch_execute(
+                "update ledger set amount = amount + 1 where id = 777;
+                 delete from ledger where id = 1234;
+                 insert into ledger values (100001, 'x', 1, 'only in the restore', '2026-01-01T01:00:00Z'),
+                                           (100002, 'x', 1, 'after the target', '2026-01-01T12:00:00Z');",
+            )
+            .await
+            .unwrap();
+        let (out, result) = run(&db, &s, target).await;
+        assert_eq!(result.status, CheckStatus::Failed);
+        assert_eq!(out.changed, ["777"]);
+        assert_eq!(out.missing, ["1234"]);
+        assert_eq!(out.extra, ["100001"]);
+        assert_eq!((out.after_target, out.after_keys.clone()), (1, vec!["100002".to_string()]));
+        assert!(out.fetched < 3 * LEAF_ROWS as usize, "only the differing ranges are fetched: {}", out.fetched);
+        for needle in ["changed: 777", "missing from the restore: 1234", "only in the restore: 100001", "100002"] {
+            assert!(result.detail.contains(needle), "{}", result.detail);
+        }
+        // Keys only: no row contents in the detail.
+        assert!(!result.detail.contains("nöte") && !result.detail.contains("only in the restore'"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_immutable_row_changed_on_the_source_after_the_target_is_a_mismatch() {
+        let db = TestDb::start().await;
+        db.both(LEDGER).await;
+        let target = t0() + chrono::Duration::seconds(60_000);
+        db.src.batch_execute("update ledger set note = 'rewritten later' where id = 10").await.unwrap();
+        let (out, result) = run(&db, &spec("ledger", &["id"], Some("created_at")), target).await;
+        assert_eq!(result.status, CheckStatus::Failed);
+        assert_eq!(out.changed, ["10"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn same_values_in_a_different_physical_layout_match() {
+        let db = TestDb::start().await;
+        let create = "create table mixed (id text primary key, u uuid, n numeric, f float8, ts timestamptz,
+                        j jsonb, b bytea, maybe text);";
+        db.both(create).await;
+        let fill = |order: &str| {
+            format!(
+                "insert into mixed select 'ключ-' || g || '-🔑', md5(g::text)::uuid, g * 1.25, g / 3.0::float8,
+                   '2026-03-01 12:00:00+08'::timestamptz + g * interval '1 minute',
+                   jsonb_build_object('g', g, 'ü', array[g, -g]), decode(md5(g::text), 'hex'),
+                   case when g % 3 = 0 then null else 'v' || g end
+                 from generate_series(1, 20000) g order by g {order}"
+            )
+        };
+        db.src.batch_execute(&fill("asc")).await.unwrap();
+        db.rst.batch_execute(&fill("desc")).await.unwrap();
+        // New tuple versions, then a rewrite: nothing is where it was on the source.
+        for stmt in [
+            "update mixed set n = n, maybe = maybe",
+            "vacuum full mixed",
+            "alter database rst set timezone = 'Asia/Singapore'",
+        ] {
+            db.rst.batch_execute(stmt).await.unwrap();
+        }
+        let (out, result) = run(&db, &spec("mixed", &["id"], None), t0()).await;
+        assert_eq!(result.status, CheckStatus::Passed, "{}", result.detail);
+        assert_eq!((out.rows_source, out.fetched), (20_000, 0));
+        assert!(result.detail.contains("by column hash functions"), "{}", result.detail);
+
+        // A type without a hash function (json, point) falls back to hashing the row's text.
+        db.both("create table odd (id int primary key, j json, p point);").await;
+        db.src
+            .batch_execute(
+                "insert into odd select g, json_build_object('g', g), point(g, -g) from generate_series(1, 500) g",
+            )
+            .await
+            .unwrap();
+        db.rst
+            .batch_execute(
+                "insert into odd select g, json_build_object('g', g), point(g, -g) from generate_series(500, 1, -1) g",
+            )
+            .await
+            .unwrap();
+        let (_, result) = run(&db, &spec("odd", &["id"], None), t0()).await;
+        assert_eq!(result.status, CheckStatus::Passed, "{}", result.detail);
+        assert!(result.detail.contains("by row text"), "{}", result.detail);
+        db.rst.batch_execute("update odd set p = point(0, 0) where id = 42").await.unwrap();
+        let (out, _) = run(&db, &spec("odd", &["id"], None), t0()).await;
+        assert_eq!(out.changed, ["42"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uuid_and_composite_keys_name_the_differing_key() {
+        let db = TestDb::start().await;
+        db.both(
+            "create table docs (id uuid primary key, body text);
+             insert into docs select md5(g::text)::uuid, 'body ' || g from generate_series(1, 30000) g;
+             create table seats (tenant int, id int, name text, primary key (tenant, id));
+             insert into seats select g % 7, g, 'seat ' || g from generate_series(1, 30000) g;",
+        )
+        .await;
+        db.rst
+            .batch_execute(&format!(
+                "update docs set body = 'changed' where id = '{}'; update seats set name = 'moved' where tenant = 3 and id = 45",
+                "c4ca4238-a0b9-2382-0dcc-509a6f75849b"
+            ))
+            .await
+            .unwrap();
+        let (out, _) = run(&db, &spec("docs", &["id"], None), t0()).await;
+        assert_eq!(out.changed, ["c4ca4238-a0b9-2382-0dcc-509a6f75849b"]);
+        let (out, result) = run(&db, &spec("seats", &["tenant", "id"], None), t0()).await;
+        assert_eq!(out.changed, ["(3,45)"], "{}", result.detail);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_table_is_compared_without_moving_it_into_the_client() {
+        let db = TestDb::start().await;
+        db.both(
+            "create table big (id bigint primary key, pad text);
+             insert into big select g, md5(g::text) from generate_series(1, 1000000) g;",
+        )
+        .await;
+        let s = spec("big", &["id"], None);
+        let (out, result) = run(&db, &s, t0()).await;
+        assert_eq!(result.status, CheckStatus::Passed, "{}", result.detail);
+        assert_eq!((out.rows_source, out.fetched), (1_000_000, 0));
+        db.rst.batch_execute("update big set pad = 'x' where id = 654321").await.unwrap();
+        let (out, _) = run(&db, &s, t0()).await;
+        assert_eq!(out.changed, ["654321"]);
+        assert!(out.fetched <= 2 * LEAF_ROWS as usize, "fetched {} of 2,000,000 rows", out.fetched);
     }
 }

@@ -8,6 +8,8 @@ mod row_count;
 mod schema;
 mod session;
 mod sql;
+#[cfg(test)]
+mod testdb;
 
 use std::time::{Duration, Instant};
 
