@@ -46,7 +46,9 @@ fn broken_files_name_file_line_column_and_key() {
         (
             "kind.yaml",
             format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - chekcsum: {{ table: t }}\n"),
-            &["error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected `canary` or `sql`"],
+            &[
+                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `amcheck`, `schema` (did you mean `checksum`?)",
+            ],
         ),
         (
             "provider.yaml",
@@ -132,7 +134,7 @@ fn list_shows_the_repository_drills_as_json() {
     assert_eq!(demo["provider"], "local-postgres");
     assert_eq!(demo["target"], "latest");
     assert_eq!(demo["schedule"], "0 3 * * * (Asia/Singapore)");
-    assert_eq!(demo["checks"], 6);
+    assert_eq!(demo["checks"], 13);
 }
 
 #[test]
@@ -140,4 +142,31 @@ fn completions_are_generated() {
     let out = stackdrill().args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("stackdrill__subcmd__drill__subcmd__run"));
+}
+
+#[test]
+fn data_checks_are_validated_together() {
+    let body = format!(
+        "{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n\
+         \x20 - checksum: {{ table: \"Ledger\", key: [], until-column: created_at, buckets: 1 }}\n\
+         \x20 - row-count: {{ table: accounts }}\n\
+         \x20 - row-count: {{ table: accounts, min: 1, tolerance: lots }}\n\
+         \x20 - freshness: {{ table: ledger, column: created_at, max-lag: soon }}\n\
+         \x20 - schema: {{}}\n"
+    );
+    let (code, stderr) = validate("checks.yaml", &body);
+    assert_eq!(code, 2);
+    for e in [
+        "checks.yaml:5:15: `verify[0].checksum` this check compares the restore with the live source: add a `source` connection",
+        "checks.yaml:5:24: `verify[0].checksum.table` `Ledger` is not a table name",
+        "checks.yaml:5:39: `verify[0].checksum.key` needs at least one key column",
+        "checks.yaml:5:78: `verify[0].checksum.buckets` must be between 2 and 4096",
+        "checks.yaml:6:16: `verify[1].row-count` needs `compare: source`, or `min` and/or `max`",
+        "checks.yaml:7:54: `verify[2].row-count.tolerance` `lots` is neither a row count nor a percentage like `0.5%`",
+        "checks.yaml:8:62: `verify[3].freshness.max-lag` invalid duration `soon`",
+        "checks.yaml:9:13: `verify[4].schema` this check without `tables` compares with the live source",
+        "error: 8 problem(s) in 1 file(s)",
+    ] {
+        assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
+    }
 }

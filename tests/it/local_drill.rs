@@ -60,7 +60,12 @@ fn demo_drill_passes_and_writes_a_complete_report() {
     assert_eq!(phases, ["plan", "restore", "ready", "verify", "teardown"]);
     assert!(r["phases"].as_array().unwrap().iter().all(|p| p["status"] == "passed"), "{r:#}");
     let checks = r["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 6);
+    assert_eq!(checks.len(), 13);
+    let kinds: std::collections::BTreeSet<&str> = checks.iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["amcheck", "canary", "checksum", "freshness", "row-count", "schema", "sql"]
+    );
     assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
     let canary = checks.iter().find(|c| c["kind"] == "canary").unwrap();
     assert!(canary["detail"].as_str().unwrap().contains("present byte-exact"));

@@ -10,6 +10,8 @@ mod session;
 mod sql;
 #[cfg(test)]
 mod testdb;
+#[cfg(test)]
+mod tests;
 
 use std::time::{Duration, Instant};
 

@@ -23,8 +23,12 @@ const OBJECTS: &str = "
 
 async fn objects(c: &tokio_postgres::Client, tables: Option<&[String]>) -> Result<BTreeSet<String>, String> {
     let rows = c.query(OBJECTS, &[]).await.map_err(|e| db_error(&e))?;
-    let wanted =
-        |t: &str| tables.is_none_or(|ts| ts.iter().any(|w| w == t || (!w.contains('.') && t == format!("public.{w}"))));
+    // stackdrill's own tables (the canary) come and go with drills; they are not the application's schema.
+    let ours = |t: &str| t.rsplit('.').next().is_some_and(|name| name.starts_with("stackdrill_"));
+    let wanted = |t: &str| {
+        !ours(t)
+            && tables.is_none_or(|ts| ts.iter().any(|w| w == t || (!w.contains('.') && t == format!("public.{w}"))))
+    };
     Ok(rows.iter().filter(|r| wanted(r.get::<_, &str>(1))).map(|r| r.get::<_, String>(0)).collect())
 }
 

@@ -10,7 +10,7 @@ const BEGIN: &str = "begin isolation level repeatable read read only;
     set local extra_float_digits = 3; set local bytea_output = 'hex'; set local lc_monetary = 'C'";
 
 /// Runs `body` inside a read-only repeatable-read snapshot on each client, rolling back afterwards.
-pub(crate) async fn with_snapshot<'a, T, F>(clients: &[&'a Client], body: F) -> Result<T, String>
+pub(crate) async fn with_snapshot<T, F>(clients: &[&Client], body: F) -> Result<T, String>
 where
     F: std::future::Future<Output = Result<T, String>>,
 {

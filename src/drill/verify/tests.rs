@@ -1,0 +1,123 @@
+//! Tests of row-count, freshness, schema and amcheck on a real cluster (`src` = source, `rst` = restore).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::testdb::TestDb;
+use super::{CheckResult, CheckStatus, Context, run_check};
+use crate::config::{AmcheckSpec, CheckSpec, FreshnessSpec, RowCountSpec, SchemaSpec, Tolerance};
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc()
+}
+
+async fn check(ctx: &Context<'_>, spec: CheckSpec) -> CheckResult {
+    run_check(&spec, ctx, Duration::from_secs(120)).await
+}
+
+const EVENTS: &str = "create table events (id int primary key, created_at timestamptz not null);
+    insert into events select g, '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 second'
+    from generate_series(1, 1000) g;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_count_against_the_source_with_tolerance_and_bounds() {
+    let db = TestDb::start().await;
+    db.both(EVENTS).await;
+    db.rst.batch_execute("delete from events where id <= 5").await.unwrap();
+    let target = t0() + chrono::Duration::seconds(500);
+    let ctx = db.ctx(target);
+    let spec = |tolerance, min| {
+        CheckSpec::RowCount(RowCountSpec {
+            table: "events".into(),
+            until_column: Some("created_at".into()),
+            compare_source: true,
+            tolerance,
+            min,
+            max: None,
+        })
+    };
+    let r = check(&ctx, spec(Tolerance::Rows(0), None)).await;
+    assert_eq!(r.status, CheckStatus::Failed);
+    assert_eq!(r.detail, "495 rows in the restore, 500 in the source (difference 5, tolerance 0)");
+    let r = check(&ctx, spec(Tolerance::Percent(1.0), None)).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    let r = check(&ctx, spec(Tolerance::Rows(5), Some(600))).await;
+    assert_eq!((r.status, r.detail.as_str()), (CheckStatus::Failed, "495 rows, below the minimum 600"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_is_within_the_lag_and_never_past_the_target() {
+    let db = TestDb::start().await;
+    db.both(EVENTS).await;
+    let newest = t0() + chrono::Duration::seconds(1000);
+    let spec =
+        |max_lag| CheckSpec::Freshness(FreshnessSpec { table: "events".into(), column: "created_at".into(), max_lag });
+    // 30 s behind the target: within the drill's RPO (60 s in these tests), not within 10 s.
+    let ctx = db.ctx(newest + chrono::Duration::seconds(30));
+    let r = check(&ctx, spec(None)).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    let r = check(&ctx, spec(Some(Duration::from_secs(10)))).await;
+    assert_eq!(r.status, CheckStatus::Failed);
+    assert!(r.detail.ends_with("is 30.0s before the target, more than 10.0s"), "{}", r.detail);
+    // Data newer than the target: the restore went too far.
+    let ctx = db.ctx(newest - chrono::Duration::seconds(60));
+    let r = check(&ctx, spec(None)).await;
+    assert_eq!(r.status, CheckStatus::Failed);
+    assert!(r.detail.contains("is after the target"), "{}", r.detail);
+    db.rst.batch_execute("truncate events").await.unwrap();
+    let r = check(&db.ctx(newest), spec(None)).await;
+    assert_eq!((r.status, r.detail.as_str()), (CheckStatus::Failed, "`events` has no rows in the restore"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_names_what_the_restore_lacks() {
+    let db = TestDb::start().await;
+    db.both(&format!("{EVENTS} create index events_created_idx on events (created_at); create table notes (id int);"))
+        .await;
+    // stackdrill's own tables are not part of the comparison.
+    db.src.batch_execute("create table stackdrill_canary (id int)").await.unwrap();
+    let all = CheckSpec::Schema(SchemaSpec { tables: None });
+    let r = check(&db.ctx(t0()), all.clone()).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    assert_eq!(r.detail, "2 tables, 3 columns, 2 indexes match the source");
+    db.rst.batch_execute("drop index events_created_idx; alter table notes add column body text").await.unwrap();
+    let r = check(&db.ctx(t0()), all).await;
+    assert_eq!(r.status, CheckStatus::Failed);
+    assert!(r.detail.contains("missing from the restore: index public.events_created_idx"), "{}", r.detail);
+    assert!(r.detail.contains("not in the source: column public.notes.body text"), "{}", r.detail);
+    // Without a source, a listed set of tables must be present.
+    let listed = CheckSpec::Schema(SchemaSpec { tables: Some(vec!["events".into(), "ghosts".into()]) });
+    let ctx = Context { source: None, ..db.ctx(t0()) };
+    let r = check(&ctx, listed).await;
+    assert_eq!((r.status, r.detail.as_str()), (CheckStatus::Failed, "missing tables: ghosts"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amcheck_names_a_corrupt_relation() {
+    let mut db = TestDb::start().await;
+    db.both(
+        "create table heap (id int primary key, pad text);
+         insert into heap select g, repeat('p', 50) from generate_series(1, 2000) g; checkpoint;",
+    )
+    .await;
+    let spec = CheckSpec::Amcheck(AmcheckSpec { heapallindexed: true });
+    let r = check(&db.ctx(t0()), spec.clone()).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    assert!(r.detail.starts_with("1 tables and 1 B-tree indexes are consistent"), "{}", r.detail);
+
+    // While the server is down, point 50 line pointers of the first heap page past the end of the page
+    // (LP_NORMAL, offset 0x7fff, length 100; little-endian ItemIdData).
+    let rel: String = db.rst.query_one("select pg_relation_filepath('heap')", &[]).await.unwrap().get(0);
+    let path = db.cluster.data().join(rel);
+    db.cluster.stop(&db.bin, &db.user, Duration::from_secs(30)).await.unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    for lp in bytes[100..300].chunks_mut(4) {
+        lp.copy_from_slice(&(0x7fff_u32 | (1 << 15) | (100 << 17)).to_le_bytes());
+    }
+    std::fs::write(&path, bytes).unwrap();
+    db.restart().await;
+    let r = check(&db.ctx(t0()), spec).await;
+    assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
+    assert!(r.detail.starts_with("corrupt: heap ("), "{}", r.detail);
+}
