@@ -169,7 +169,9 @@ impl Compare<'_> {
             self.by_hash(&mut out).await?;
         }
         if let Some((_, after)) = self.window {
+            let started = std::time::Instant::now();
             self.rows_after_target(&mut out, after).await?;
+            tracing::debug!(table = %self.spec.table, ms = started.elapsed().as_millis() as u64, "checksum rows after the target");
         }
         Ok(out)
     }
@@ -224,7 +226,7 @@ impl Compare<'_> {
         let b = sql.param(bounds.to_vec());
         let q = format!(
             "select width_bucket(k, {b}::text[]::{ty}[]), count(*), coalesce(sum(h), 0)::text, coalesce(bit_xor(h), 0)
-             from (select {key} as k, {hash} as h from {table} t where {w}) s group by 1",
+             from (select {key} as k, {hash} as h from {table} t where {w} offset 0) s group by 1",
             key = self.key,
             hash = self.row_hash,
             table = quote(&self.spec.table),
@@ -240,9 +242,19 @@ impl Compare<'_> {
                 out.truncated = true;
                 break;
             }
+            let started = std::time::Instant::now();
             let bounds = self.boundaries(&r).await?;
+            let sampled = started.elapsed();
             let (src, rst) =
                 tokio::try_join!(self.digests(self.source, &r, &bounds), self.digests(self.restore, &r, &bounds))?;
+            tracing::debug!(
+                table = %self.spec.table,
+                depth = r.depth,
+                ranges = bounds.len() + 1,
+                boundaries_ms = sampled.as_millis() as u64,
+                digests_ms = (started.elapsed() - sampled).as_millis() as u64,
+                "checksum level"
+            );
             out.ranges += src.len().max(rst.len());
             if r.depth == 0 {
                 out.rows_source = src.values().map(|d| d.rows).sum();
@@ -276,7 +288,7 @@ impl Compare<'_> {
         self.filter(&mut sql, None);
         let q = format!(
             "select b, count(*), coalesce(sum(h), 0)::text, coalesce(bit_xor(h), 0)
-             from (select {bucket} as b, {hash} as h from {table} t where {w}) s group by 1",
+             from (select {bucket} as b, {hash} as h from {table} t where {w} offset 0) s group by 1",
             hash = self.row_hash,
             table = quote(&self.spec.table),
             w = sql.where_clause(),

@@ -66,6 +66,7 @@ pub(crate) struct Context<'a> {
 }
 
 /// Runs one check under its timeout; a check that could not run never reports passed.
+#[tracing::instrument(skip_all, fields(check = %spec.name()))]
 pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Duration) -> CheckResult {
     let started = Instant::now();
     let fut = async {
