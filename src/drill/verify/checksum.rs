@@ -232,7 +232,11 @@ impl Compare<'_> {
             table = quote(&self.spec.table),
             w = sql.where_clause(),
         );
-        collect_digests(c, &q, &sql).await
+        let started = std::time::Instant::now();
+        let out = collect_digests(c, &q, &sql).await;
+        let side = if std::ptr::eq(c, self.source) { "source" } else { "restore" };
+        tracing::debug!(side, ms = started.elapsed().as_millis() as u64, "checksum digests");
+        out
     }
 
     async fn by_ranges(&self, out: &mut Outcome, estimate: f64) -> Result<(), String> {
