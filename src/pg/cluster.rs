@@ -176,11 +176,27 @@ pub(crate) async fn connect(config: &tokio_postgres::Config) -> Result<tokio_pos
     Ok(client)
 }
 
-/// Removes a directory tree that stackdrill created; missing is fine.
+/// Removes a directory tree that stackdrill created; missing is fine. A process that is still exiting
+/// may create a file while the tree goes (ENOTEMPTY), so that is retried for a few seconds; a final
+/// failure names what is left.
 pub(crate) fn remove_tree(path: &Path) -> Result<(), PgError> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(PgError::Io { context: "cannot remove", path: path.to_path_buf(), source: e }),
+    let mut attempt = 0;
+    loop {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < 25 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => {
+                let left: Vec<String> = std::fs::read_dir(path)
+                    .map(|rd| rd.flatten().take(5).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                    .unwrap_or_default();
+                let context = if left.is_empty() { "cannot remove" } else { "cannot remove (entries remain)" };
+                tracing::warn!(path = %path.display(), left = ?left, "scratch directory still has entries");
+                return Err(PgError::Io { context, path: path.to_path_buf(), source: e });
+            }
+        }
     }
 }

@@ -275,7 +275,7 @@ async fn cleanup_sweeps_what_a_killed_run_left_and_nothing_else() {
     assert!(scratch[0].exists());
 
     let out = stackdrill().args(["drill", "cleanup", "--output", "json"]).arg(&demo.drill).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
     let swept: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(swept.as_array().unwrap().len(), 1, "{swept:#}");
     assert_eq!(swept[0]["action"], "removed");
