@@ -10,23 +10,9 @@
 set -euo pipefail
 ROUNDS=${ROUNDS:-7}
 SCALE=${SCALE:-2}
-root=$(cd "$(dirname "$0")/.." && pwd)
 work=${WORK:-/tmp/sd-bench}
-sd=$root/target/release/stackdrill
-
-(cd "$root" && cargo build --release --quiet)
-pgbin=${STACKDRILL_PG_BIN:-$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-cleanup() {
-  for d in "$work"/demo/source/data "$work"/raw/data; do
-    [ -f "$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" stop -D "$d" -m fast >/dev/null 2>&1 || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-cleanup
-mkdir -p "$work" && chmod 755 "$work"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 echo "setting up a source at scale $SCALE (stackdrill demo --keep)..."
 "$sd" -q demo --keep --dir "$work/demo" --scale "$SCALE" --reports "$work/reports" >/dev/null

@@ -12,22 +12,9 @@
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 ROWS=${ROWS:-5000000}
-root=$(cd "$(dirname "$0")/.." && pwd)
 work=${WORK:-/tmp/sd-bench-checksum}
-sd=$root/target/release/stackdrill
-(cd "$root" && cargo build --release --quiet)
-pgbin=${STACKDRILL_PG_BIN:-$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-cleanup() {
-  for d in "$work"/demo/source/data "$work"/rst/data; do
-    [ -f "$d/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" stop -D "$d" -m fast >/dev/null 2>&1 || true
-  done
-  rm -rf "$work"
-}
-[ -n "${KEEP:-}" ] || trap cleanup EXIT   # KEEP=1 leaves the clusters running for a closer look
-cleanup
-mkdir -p "$work" && chmod 755 "$work"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 echo "setting up: demo source, a $ROWS-row ledger, a base backup, and a restore of it to T..."
 "$sd" -q demo --keep --dir "$work/demo" --reports "$work/reports" >/dev/null
