@@ -275,6 +275,21 @@ impl RunCtx<'_> {
                     }
                     Ok::<_, String>((newest, out))
                 };
+                // A verifier that panics must not skip teardown: the panic becomes this phase's error.
+                let verify_fut = async {
+                    use futures_util::FutureExt;
+                    match std::panic::AssertUnwindSafe(verify_fut).catch_unwind().await {
+                        Ok(r) => r,
+                        Err(p) => {
+                            let what = p
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default();
+                            Err(format!("a verifier panicked: {what}"))
+                        }
+                    }
+                };
                 match self.phase("verify", t.verify, verify_fut).await {
                     Ok((newest, out)) => {
                         newest_commit = newest;
