@@ -8,7 +8,7 @@ mod target;
 
 pub(crate) use drill::{
     AmcheckSpec, CanarySpec, CheckSpec, ChecksumSpec, DrillSpec, FreshnessSpec, LocalPostgresSpec, RestoreSpec,
-    RowCountSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Tolerance, load_drill,
+    RowCountSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance, load_drill,
 };
 pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;

@@ -53,13 +53,10 @@ pub(crate) async fn run(
         None => None,
     };
     let password = read_secret(spec.source.as_ref().map(|s| &s.password))?;
-    let t = &spec.timeouts;
-    let lifetime = t.plan + t.restore + t.ready + t.verify + t.teardown;
     match &spec.restore {
         RestoreSpec::LocalPostgres(lp) => {
             let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
-            let mut provider =
-                LocalPostgres::new(lp, &spec.name, &run_id, default_db, events.clone(), lifetime, t.ready, t.teardown)?;
+            let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events.clone(), &spec.timeouts)?;
             let ctx = RunCtx { spec, opts, events, cancel, run_id, runbook, password, phases: Vec::new() };
             ctx.run(&mut provider).await
         }
@@ -75,6 +72,38 @@ struct RunCtx<'a> {
     runbook: Option<FileRef>,
     password: Option<String>,
     phases: Vec<Phase>,
+}
+
+/// The verdict so far, and the first reason it is not `passed`.
+struct Judgement {
+    verdict: Verdict,
+    reason: Option<String>,
+}
+
+impl Judgement {
+    /// Records a failure; `error` outranks `failed`, and the first reason given is kept.
+    fn fail(&mut self, v: Verdict, why: String) {
+        self.reason.get_or_insert(why);
+        if self.verdict == Verdict::Passed || v == Verdict::Error {
+            self.verdict = v;
+        }
+    }
+}
+
+/// Runs `fut` until it finishes, `timeout` passes, or a signal cancels the run.
+async fn bounded<T, E>(
+    cancel: &Cancel,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, Stop<E>> {
+    tokio::select! {
+        r = tokio::time::timeout(timeout, fut) => match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Stop::Failed(e)),
+            Err(_) => Err(Stop::TimedOut(timeout)),
+        },
+        _ = cancel.cancelled() => Err(Stop::Interrupted),
+    }
 }
 
 /// How a phase ended when it did not return a value.
@@ -93,6 +122,12 @@ struct Planned {
 }
 
 impl RunCtx<'_> {
+    /// Announces a phase; the returned clock goes to `finish_phase`.
+    fn start_phase(&self, name: &'static str) -> (DateTime<Utc>, Instant) {
+        self.events.emit(Event::PhaseStarted { drill: self.spec.name.clone(), phase: name });
+        (Utc::now(), Instant::now())
+    }
+
     async fn phase<T, E>(
         &mut self,
         name: &'static str,
@@ -102,19 +137,8 @@ impl RunCtx<'_> {
     where
         E: std::fmt::Display,
     {
-        let drill = self.spec.name.clone();
-        self.events.emit(Event::PhaseStarted { drill: drill.clone(), phase: name });
-        let started_at = Utc::now();
-        let clock = Instant::now();
-        let cancel = self.cancel.clone();
-        let res = tokio::select! {
-            r = tokio::time::timeout(timeout, fut) => match r {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(Stop::Failed(e)),
-                Err(_) => Err(Stop::TimedOut(timeout)),
-            },
-            _ = cancel.cancelled() => Err(Stop::Interrupted),
-        };
+        let (started_at, clock) = self.start_phase(name);
+        let res = bounded(&self.cancel, timeout, fut).await;
         let (status, detail) = match &res {
             Ok(_) => ("passed", None),
             Err(Stop::Interrupted) => ("error", Some("interrupted".to_string())),
@@ -183,44 +207,25 @@ impl RunCtx<'_> {
         if let Some(ns) = &spec.metrics.cloudwatch_namespace {
             tracing::warn!(drill = %spec.name, namespace = %ns, "metrics.cloudwatch is not implemented yet: no drill metrics are published");
         }
-        let planned = {
-            let this = &self;
-            let fut = this.plan(provider);
-            // The plan phase is recorded like the others, but its failure means "could not run".
-            let drill = spec.name.clone();
-            this.events.emit(Event::PhaseStarted { drill, phase: "plan" });
-            let clock = Instant::now();
-            let plan_started = Utc::now();
-            let cancel = this.cancel.clone();
-            let res = tokio::select! {
-                r = tokio::time::timeout(spec.timeouts.plan, fut) => match r {
-                    Ok(r) => r,
-                    Err(_) => Err(DrillError::PlanTimeout(humantime::format_duration(spec.timeouts.plan).to_string())),
-                },
-                _ = cancel.cancelled() => Err(DrillError::Interrupted),
-            };
-            let (status, detail) = match &res {
-                Ok(p) => (
-                    "passed",
-                    Some(format!("target {} from backup {}", super::error::fmt_time(&p.target.time), p.backup.id)),
-                ),
-                Err(e) => ("error", Some(e.to_string())),
-            };
-            self.finish_phase("plan", plan_started, clock, status, detail);
-            res?
+        // The plan phase is recorded like the others, but its failure means "could not run": no report.
+        let (plan_started, clock) = self.start_phase("plan");
+        let planned = bounded(&self.cancel, spec.timeouts.plan, self.plan(provider)).await.map_err(|stop| match stop {
+            Stop::Interrupted => DrillError::Interrupted,
+            Stop::TimedOut(d) => DrillError::PlanTimeout(humantime::format_duration(d).to_string()),
+            Stop::Failed(e) => e,
+        });
+        let (status, detail) = match &planned {
+            Ok(p) => (
+                "passed",
+                Some(format!("target {} from backup {}", super::error::fmt_time(&p.target.time), p.backup.id)),
+            ),
+            Err(e) => ("error", Some(e.to_string())),
         };
+        self.finish_phase("plan", plan_started, clock, status, detail);
+        let planned = planned?;
         let Planned { source, canary: written, window, target, backup } = planned;
 
-        let mut reason: Option<String> = None;
-        let mut verdict = Verdict::Passed;
-        let fail = |v: Verdict, why: String, reason: &mut Option<String>, verdict: &mut Verdict| {
-            if reason.is_none() {
-                *reason = Some(why);
-            }
-            if *verdict == Verdict::Passed || v == Verdict::Error {
-                *verdict = v;
-            }
-        };
+        let mut outcome = Judgement { verdict: Verdict::Passed, reason: None };
 
         let t = spec.timeouts;
         let restore_clock = Instant::now();
@@ -230,13 +235,13 @@ impl RunCtx<'_> {
                 Ok(ep) => Some(ep),
                 Err(stop) => {
                     let (v, why) = stop_reason("ready", stop);
-                    fail(v, why, &mut reason, &mut verdict);
+                    outcome.fail(v, why);
                     None
                 }
             },
             Err(stop) => {
                 let (v, why) = stop_reason("restore", stop);
-                fail(v, why, &mut reason, &mut verdict);
+                outcome.fail(v, why);
                 self.skip_phase("ready", "the restore did not complete");
                 None
             }
@@ -297,7 +302,7 @@ impl RunCtx<'_> {
                     }
                     Err(stop) => {
                         let (v, why) = stop_reason("verify", stop);
-                        fail(v, why, &mut reason, &mut verdict);
+                        outcome.fail(v, why);
                     }
                 }
             }
@@ -312,9 +317,7 @@ impl RunCtx<'_> {
         }
 
         // Teardown: not cancellable, bounded by its own deadline (the provider escalates within it).
-        let teardown_started = Utc::now();
-        let clock = Instant::now();
-        self.events.emit(Event::PhaseStarted { drill: spec.name.clone(), phase: "teardown" });
+        let (teardown_started, clock) = self.start_phase("teardown");
         let td = match tokio::time::timeout(t.teardown + Duration::from_secs(30), provider.teardown()).await {
             Ok(td) => td,
             Err(_) => Teardown { status: "failed", at: Utc::now(), detail: "teardown did not finish in time".into() },
@@ -324,12 +327,7 @@ impl RunCtx<'_> {
 
         for c in &checks {
             if matches!(c.status, CheckStatus::Failed | CheckStatus::Error) {
-                fail(
-                    Verdict::Failed,
-                    format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail),
-                    &mut reason,
-                    &mut verdict,
-                );
+                outcome.fail(Verdict::Failed, format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail));
             }
         }
         let secs = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
@@ -348,11 +346,9 @@ impl RunCtx<'_> {
         let rpo_met = rpo.is_some_and(|v| v >= 0.0 && v <= obj.rpo.as_secs_f64());
         if endpoint.is_some() {
             if !rto_met {
-                fail(
+                outcome.fail(
                     Verdict::Failed,
                     format!("RTO objective missed: {:.1}s > {}s", rto.unwrap_or(f64::NAN), obj.rto.as_secs()),
-                    &mut reason,
-                    &mut verdict,
                 );
             }
             if !rpo_met {
@@ -361,11 +357,11 @@ impl RunCtx<'_> {
                     Some(v) => format!("RPO objective missed: {v:.1}s > {}s", obj.rpo.as_secs()),
                     None => "RPO not measured".into(),
                 };
-                fail(Verdict::Failed, why, &mut reason, &mut verdict);
+                outcome.fail(Verdict::Failed, why);
             }
         }
         if td.status == "failed" {
-            fail(Verdict::Error, format!("teardown failed: {}", td.detail), &mut reason, &mut verdict);
+            outcome.fail(Verdict::Error, format!("teardown failed: {}", td.detail));
         }
 
         let report = Report {
@@ -373,8 +369,8 @@ impl RunCtx<'_> {
             id: self.run_id.clone(),
             drill: spec.name.clone(),
             description: spec.description.clone(),
-            result: verdict,
-            reason,
+            result: outcome.verdict,
+            reason: outcome.reason,
             started_at,
             finished_at: Utc::now(),
             tool: model::Tool { name: "stackdrill".into(), version: env!("CARGO_PKG_VERSION").into() },
@@ -412,8 +408,7 @@ impl RunCtx<'_> {
             runbook: self.runbook.clone(),
             controls: spec.controls.clone(),
         };
-        self.events.emit(Event::PhaseStarted { drill: spec.name.clone(), phase: "report" });
-        let clock = Instant::now();
+        let (_, clock) = self.start_phase("report");
         let written = crate::report::write(&self.opts.reports_dir, &report)
             .map_err(|e| format!("cannot write the report into `{}`: {e}", self.opts.reports_dir.display()));
         let (status, detail) = match &written {

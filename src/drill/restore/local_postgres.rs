@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
-use crate::config::LocalPostgresSpec;
+use crate::config::{LocalPostgresSpec, Timeouts};
 use crate::drill::error::{DrillError, RestoreError, fmt_time};
 use crate::drill::events::EventSink;
 use crate::drill::guard::{self, ScratchMarker};
@@ -31,6 +31,8 @@ pub(crate) struct LocalPostgres {
     lifetime: Duration,
     teardown_deadline: Duration,
     ready_deadline: Duration,
+    /// Base backups as listed when the window was computed; `plan` chooses among these.
+    backups: Vec<BaseBackup>,
     backup: Option<BaseBackup>,
     scratch: Option<Scratch>,
 }
@@ -38,21 +40,19 @@ pub(crate) struct LocalPostgres {
 struct Scratch {
     cluster: Cluster,
     stop_copy: Arc<AtomicBool>,
-    copy: Option<tokio::task::JoinHandle<()>>,
+    /// The copy into the scratch while it runs; teardown waits for it if the restore was abandoned.
+    copy: Option<tokio::task::JoinHandle<Result<(), String>>>,
 }
 
 impl LocalPostgres {
     /// Finds the binaries and the OS user; paths are made absolute against the working directory.
-    #[expect(clippy::too_many_arguments)]
     pub(crate) fn new(
         spec: &LocalPostgresSpec,
         drill: &str,
         run: &str,
         default_database: Option<&str>,
         events: EventSink,
-        lifetime: Duration,
-        ready_deadline: Duration,
-        teardown_deadline: Duration,
+        t: &Timeouts,
     ) -> Result<LocalPostgres, DrillError> {
         let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut spec = spec.clone();
@@ -71,18 +71,25 @@ impl LocalPostgres {
             bin,
             as_user,
             events,
-            lifetime,
-            teardown_deadline,
-            ready_deadline,
+            lifetime: t.plan + t.restore + t.ready + t.verify + t.teardown,
+            teardown_deadline: t.teardown,
+            ready_deadline: t.ready,
+            backups: Vec::new(),
             backup: None,
             scratch: None,
         })
     }
 
-    fn archive(&self) -> Result<Archive, DrillError> {
-        Archive::scan(&self.spec.wal_archive).map_err(|e| {
-            DrillError::NoWindow(format!("cannot read the WAL archive `{}`: {e}", self.spec.wal_archive.display()))
-        })
+    /// The newest commit in the archived WAL (read with pg_waldump from the newest segments).
+    async fn latest_commit(&self) -> Result<DateTime<Utc>, DrillError> {
+        let dir = &self.spec.wal_archive;
+        let archive = Archive::scan(dir)
+            .map_err(|e| DrillError::NoWindow(format!("cannot read the WAL archive `{}`: {e}", dir.display())))?;
+        let newest = archive.newest().ok_or_else(|| DrillError::NoWindow(format!("no WAL in `{}`", dir.display())))?;
+        archive
+            .last_commit_at_or_before(&self.bin, &self.as_user, newest, 32)
+            .await
+            .ok_or_else(|| DrillError::NoWindow("no commit found in the newest archived WAL".into()))
     }
 
     fn progress(&self, phase: &'static str, msg: impl Into<String>) {
@@ -185,19 +192,12 @@ impl RestoreProvider for LocalPostgres {
     }
 
     async fn window(&mut self) -> Result<Window, DrillError> {
-        let backups = pg::list_backups(&self.spec.base_backups)?;
-        let oldest = backups.first().ok_or_else(|| {
+        self.backups = pg::list_backups(&self.spec.base_backups)?;
+        let earliest = self.backups.first().map(|b| b.finished_at).ok_or_else(|| {
             DrillError::NoWindow(format!("no base backups in `{}`", self.spec.base_backups.display()))
         })?;
-        let archive = self.archive()?;
-        let newest = archive
-            .newest()
-            .ok_or_else(|| DrillError::NoWindow(format!("no WAL in `{}`", self.spec.wal_archive.display())))?;
-        let latest = archive
-            .last_commit_at_or_before(&self.bin, &self.as_user, newest, 32)
-            .await
-            .ok_or_else(|| DrillError::NoWindow("no commit found in the newest archived WAL".into()))?;
-        Ok(Window { earliest: oldest.finished_at, latest: latest.max(oldest.finished_at) })
+        let latest = self.latest_commit().await?;
+        Ok(Window { earliest, latest: latest.max(earliest) })
     }
 
     async fn wait_recoverable(&mut self, t: DateTime<Utc>, source: &tokio_postgres::Client) -> Result<(), DrillError> {
@@ -205,20 +205,16 @@ impl RestoreProvider for LocalPostgres {
         if let Err(e) = source.simple_query("select pg_switch_wal()").await {
             tracing::info!(error = %e, "cannot switch WAL on the source; waiting for archive_timeout");
         }
-        loop {
-            let w = self.window().await?;
-            if w.latest > t {
-                return Ok(());
-            }
+        while self.latest_commit().await? <= t {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        Ok(())
     }
 
     fn plan(&mut self, target: &ResolvedTarget) -> Result<BackupUsed, DrillError> {
-        let backups = pg::list_backups(&self.spec.base_backups)?;
         let chosen = match target.recovery {
-            Recovery::End => backups.last(),
-            Recovery::Time(t) => backups.iter().rev().find(|b| b.finished_at <= t),
+            Recovery::End => self.backups.last(),
+            Recovery::Time(t) => self.backups.iter().rev().find(|b| b.finished_at <= t),
         }
         .cloned()
         .ok_or_else(|| DrillError::NoWindow(format!("no base backup finished before {}", fmt_time(&target.time))))?;
@@ -267,26 +263,23 @@ impl RestoreProvider for LocalPostgres {
         let done = Arc::new(AtomicU64::new(0));
         let total = dir_size(&backup.path);
         let handle = self.spawn_copy(backup.path.clone(), cluster.data(), stop_copy, done.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let waiter = tokio::spawn(async move {
-            let _ = tx.send(handle.await);
-        });
-        if let Some(s) = self.scratch.as_mut() {
-            s.copy = Some(waiter);
-        }
-        let mut rx = rx;
+        let (events, drill) = (self.events.clone(), self.drill.clone());
+        let scratch = self.scratch.as_mut().expect("scratch recorded above");
+        let copy = scratch.copy.insert(handle);
         let result = loop {
             tokio::select! {
-                r = &mut rx => break r,
+                r = &mut *copy => break r,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                    self.progress("restore", format!("copying base backup: {} of {}", bytes(done.load(Ordering::Relaxed)), bytes(total)));
+                    let copied = format!("copying base backup: {} of {}", bytes(done.load(Ordering::Relaxed)), bytes(total));
+                    events.progress(&drill, "restore", copied);
                 }
             }
         };
+        scratch.copy = None;
         match result {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => return Err(RestoreError::Error(format!("copying the base backup failed: {e}"))),
-            _ => return Err(RestoreError::Error("the copy task ended unexpectedly".into())),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(RestoreError::Error(format!("copying the base backup failed: {e}"))),
+            Err(e) => return Err(RestoreError::Error(format!("the copy task ended unexpectedly: {e}"))),
         }
 
         let data = cluster.data();
@@ -329,15 +322,22 @@ impl RestoreProvider for LocalPostgres {
         let start = Instant::now();
         let mut seen_running = false;
         let mut last_note = Instant::now();
+        let mut client: Option<tokio_postgres::Client> = None;
         loop {
             let running = cluster.is_running();
             seen_running |= running;
             if !running && (seen_running || start.elapsed() > Duration::from_secs(10)) {
                 return Err(RestoreError::Failed(self.recovery_failure(&cluster)));
             }
-            if running {
-                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), pg::connect(&config)).await {
-                    if let Ok(row) = client.query_one("select pg_is_in_recovery()", &[]).await {
+            if running && client.is_none() {
+                // Connections are accepted once recovery is consistent (hot standby); keep the one we get.
+                client =
+                    tokio::time::timeout(Duration::from_secs(5), pg::connect(&config)).await.ok().and_then(Result::ok);
+            }
+            if let Some(c) = &client {
+                match c.query_one("select pg_is_in_recovery()", &[]).await {
+                    Err(_) => client = None,
+                    Ok(row) => {
                         if !row.get::<_, bool>(0) {
                             return Ok(Endpoint {
                                 config: config.clone(),
