@@ -18,3 +18,27 @@ cleanup() {
 [ -n "${KEEP:-}" ] || trap cleanup EXIT
 cleanup
 mkdir -p "$work" && chmod 755 "$work"
+
+# The runbook's restore by hand with the raw tools: copy base backup $2 into $1/data, replay WAL from archive
+# $3 (to recovery_target_time $6 when given, else to the end), serve on port $4 with listen_addresses $5 ('' =
+# the socket in $1 only), start, and wait until promoted (5 minutes at most).
+raw_restore() {
+  local d=$1 backup=$2 archive=$3 port=$4 listen=$5 target=${6:-}
+  mkdir -p "$d" && chmod 700 "$d" && chown "$(id -u postgres 2>/dev/null || id -u)" "$d"
+  as_pg cp -a "$backup" "$d/data"
+  rm -f "$d/data/stackdrill-backup.json" "$d/data/backup_manifest"
+  as_pg touch "$d/data/recovery.signal"
+  {
+    printf "port = '%s'\nunix_socket_directories = '%s'\nlisten_addresses = '%s'\narchive_mode = 'off'\n" "$port" "$d" "$listen"
+    printf "restore_command = 'cp \"%s/%%f\" \"%%p\"'\nrecovery_target_action = 'promote'\n" "$archive"
+    [ -z "$target" ] || printf "recovery_target_time = '%s'\n" "$target"
+  } | as_pg tee -a "$d/data/postgresql.auto.conf" >/dev/null
+  as_pg "$pgbin/pg_ctl" start -W -D "$d/data" -l "$d/server.log" >/dev/null
+  local _
+  for _ in $(seq 1 3000); do
+    [ "$(as_pg "$pgbin/psql" -h "$d" -p "$port" -d app -XAtc 'select pg_is_in_recovery()' 2>/dev/null)" = f ] && return 0
+    sleep 0.1
+  done
+  echo "the restore in $d did not come up:" >&2; tail -5 "$d/server.log" >&2
+  return 1
+}

@@ -42,25 +42,11 @@ verify:
 YAML
 
 raw() { # $1 = verify|noverify
-  local d=$work/raw port=54398
-  mkdir -p "$d" && chmod 700 "$d" && chown "$(id -u postgres 2>/dev/null || id -u)" "$d"
   [ "$1" = verify ] && as_pg "$pgbin/pg_verifybackup" -q -i stackdrill-backup.json "$backup"
-  as_pg cp -a "$backup" "$d/data"
-  rm -f "$d/data/stackdrill-backup.json" "$d/data/backup_manifest"
-  as_pg touch "$d/data/recovery.signal"
-  as_pg tee -a "$d/data/postgresql.auto.conf" >/dev/null <<CONF
-port = '$port'
-unix_socket_directories = '$d'
-listen_addresses = ''
-archive_mode = 'off'
-restore_command = 'cp "$archive/%f" "%p"'
-recovery_target_action = 'promote'
-CONF
-  as_pg "$pgbin/pg_ctl" start -W -D "$d/data" -l "$d/server.log" >/dev/null
-  until [ "$(as_pg "$pgbin/psql" -h "$d" -p $port -d app -XAtc 'select pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.1; done
-  as_pg "$pgbin/psql" -h "$d" -p $port -d app -XAtc 'select 1' >/dev/null
-  as_pg "$pgbin/pg_ctl" stop -D "$d/data" -m fast >/dev/null
-  rm -rf "$d"
+  raw_restore "$work/raw" "$backup" "$archive" 54398 ''
+  as_pg "$pgbin/psql" -h "$work/raw" -p 54398 -d app -XAtc 'select 1' >/dev/null
+  as_pg "$pgbin/pg_ctl" stop -D "$work/raw/data" -m fast >/dev/null
+  rm -rf "$work/raw"
 }
 
 now() { date +%s.%N; }

@@ -37,26 +37,7 @@ backup=$(ls -d "$work"/demo/base-backups/bench-*/ | tail -1)
 
 # The persistent restore the baselines compare against: the same backup, recovered to T by hand.
 rport=54397
-mkdir -p "$work/rst" && chmod 700 "$work/rst" && chown "$(id -u postgres 2>/dev/null || id -u)" "$work/rst"
-as_pg cp -a "${backup%/}" "$work/rst/data"
-rm -f "$work/rst/data/stackdrill-backup.json"
-as_pg touch "$work/rst/data/recovery.signal"
-as_pg tee -a "$work/rst/data/postgresql.auto.conf" >/dev/null <<CONF
-port = '$rport'
-unix_socket_directories = '$work/rst'
-listen_addresses = '127.0.0.1'
-archive_mode = 'off'
-restore_command = 'cp "$work/demo/wal-archive/%f" "%p"'
-recovery_target_time = '${target%Z}+00'
-recovery_target_action = 'promote'
-CONF
-as_pg "$pgbin/pg_ctl" start -W -D "$work/rst/data" -l "$work/rst/server.log" >/dev/null
-for _ in $(seq 1 1500); do
-  [ "$(as_pg "$pgbin/psql" -h "$work/rst" -p $rport -d app -XAtc 'select pg_is_in_recovery()' 2>/dev/null)" = f ] && break
-  sleep 0.2
-done
-[ "$(as_pg "$pgbin/psql" -h "$work/rst" -p $rport -d app -XAtc 'select pg_is_in_recovery()' 2>/dev/null)" = f ] ||
-  { echo "the hand-made restore did not come up:"; tail -5 "$work/rst/server.log"; exit 1; }
+raw_restore "$work/rst" "${backup%/}" "$work/demo/wal-archive" "$rport" 127.0.0.1 "${target%Z}+00"
 echo "ledger: $(src -c "select pg_size_pretty(pg_total_relation_size('ledger'))"), target $target"
 
 cat > "$work/checksum.yaml" <<YAML
