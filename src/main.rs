@@ -1,5 +1,6 @@
 //! stackdrill: restore drills that prove backups come back, with reports auditors can trust.
 
+mod aws;
 mod cli;
 mod config;
 mod demo;

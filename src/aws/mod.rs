@@ -1,0 +1,14 @@
+//! Everything that talks to AWS shares this: one SDK config builder, error classifiers, an API call
+//! counter, and polling with backoff.
+
+mod calls;
+mod config;
+mod error;
+mod poll;
+
+pub(crate) use calls::{CallCounter, Calls};
+#[cfg(test)]
+pub(crate) use config::retry_config;
+pub(crate) use config::{AwsSettings, DEFAULT_REGION, check_credentials, load};
+pub(crate) use error::{AwsError, classify};
+pub(crate) use poll::Backoff;
