@@ -26,6 +26,15 @@ pub(crate) struct GlobalArgs {
     /// More log detail (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// AWS region (default: the AWS config chain, else ap-southeast-1)
+    #[arg(long, global = true)]
+    pub(crate) region: Option<String>,
+    /// AWS shared-config profile (default: AWS_PROFILE, else the default chain)
+    #[arg(long, global = true)]
+    pub(crate) profile: Option<String>,
+    /// Send AWS API calls to this endpoint (an emulator, a VPC endpoint)
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub(crate) endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +96,9 @@ pub(crate) enum DrillCommand {
         /// Say what would be removed, remove nothing
         #[arg(long)]
         dry_run: bool,
+        /// Also sweep AWS when no drill file uses an AWS provider
+        #[arg(long)]
+        aws: bool,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },

@@ -20,6 +20,7 @@ pub(crate) struct DemoSettings {
     pub(crate) keep: bool,
     pub(crate) reports: PathBuf,
     pub(crate) quiet: bool,
+    pub(crate) aws: crate::aws::AwsSettings,
 }
 
 fn demo_failure(e: DemoError) -> Failure {
@@ -71,7 +72,8 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
             )
         })?;
         let (stop, workload) = demo::start_workload(&source);
-        let opts = RunOptions { target: None, reports_dir: s.reports.clone(), trigger: "demo".into() };
+        let opts =
+            RunOptions { target: None, reports_dir: s.reports.clone(), trigger: "demo".into(), aws: s.aws.clone() };
         let outcome = engine::run(&spec, &opts, events.clone(), cancel.clone()).await;
         let _ = stop.send(true);
         let transfers = workload.await.unwrap_or(0);
@@ -80,10 +82,10 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
     }
     .await;
 
-    if !s.keep {
-        if let Err(e) = source.stop().await {
-            eprintln!("warning: cannot stop the demo source: {e}");
-        }
+    if !s.keep
+        && let Err(e) = source.stop().await
+    {
+        eprintln!("warning: cannot stop the demo source: {e}");
     }
     let (path, outcome) = result?;
     let code = exit_code(outcome.report.result);

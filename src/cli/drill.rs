@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use serde::Serialize;
 
 use super::{Failure, exit_codes};
-use crate::config::{ConfigError, DrillSpec, RestoreSpec, TargetSpec, human_seconds, load_drill};
+use crate::config::{ConfigError, DrillSpec, TargetSpec, human_seconds, load_drill};
 use crate::drill::{self, Cancel, RunOptions};
 use crate::report::{Report, Verdict};
 use crate::ui::{Printer, progress_sink};
@@ -167,9 +167,7 @@ pub(super) fn list(printer: Printer) -> Result<u8, Failure> {
             Ok(s) => rows.push(Row {
                 name: s.name.clone(),
                 file: f.display().to_string(),
-                provider: match s.restore {
-                    RestoreSpec::LocalPostgres(_) => "local-postgres".into(),
-                },
+                provider: s.restore.provider().into(),
                 target: target_text(&s.target),
                 schedule: s.schedule.as_ref().map(|sc| format!("{} ({})", sc.cron, sc.timezone)),
                 checks: s.verify.len(),
@@ -217,6 +215,7 @@ pub(crate) struct RunSettings {
     pub(crate) concurrency: usize,
     pub(crate) trigger: String,
     pub(crate) quiet: bool,
+    pub(crate) aws: crate::aws::AwsSettings,
 }
 
 /// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
@@ -287,6 +286,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         target: settings.target.clone(),
         reports_dir: settings.reports.clone(),
         trigger: settings.trigger.clone(),
+        aws: settings.aws.clone(),
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
     let mut set = tokio::task::JoinSet::new();
@@ -343,17 +343,23 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     Ok(code)
 }
 
-pub(super) async fn cleanup(paths: &[PathBuf], dry_run: bool, printer: Printer) -> Result<u8, Failure> {
+pub(super) async fn cleanup(
+    paths: &[PathBuf],
+    dry_run: bool,
+    aws: &crate::aws::AwsSettings,
+    force_aws: bool,
+    printer: Printer,
+) -> Result<u8, Failure> {
     let files = if paths.is_empty() { all_drill_files()? } else { paths.to_vec() };
     let specs = load_all(&files)?;
-    let swept = drill::cleanup::sweep(&specs, dry_run).await;
+    let swept = drill::cleanup::sweep(&specs, dry_run, aws, force_aws).await;
     if printer.is_json() {
         printer.json(&swept);
     } else if swept.is_empty() {
         printer.line("nothing to clean up");
     } else {
         for s in &swept {
-            printer.line(format!("{}  {} (drill {}, run {})", s.action, s.path.display(), s.drill, s.run));
+            printer.line(format!("{}  {} {} (drill {}, run {})", s.action, s.kind, s.resource, s.drill, s.run));
         }
     }
     let failed = swept.iter().any(|s| s.action.starts_with("failed"));

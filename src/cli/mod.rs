@@ -38,6 +38,11 @@ pub(crate) fn init(cli: &Cli) {
 
 pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     let quiet = cli.global.quiet;
+    let aws = crate::aws::AwsSettings {
+        region: cli.global.region.clone(),
+        profile: cli.global.profile.clone(),
+        endpoint_url: cli.global.endpoint_url.clone(),
+    };
     match cli.command {
         Command::Demo(a) => {
             let settings = demo::DemoSettings {
@@ -46,6 +51,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 keep: a.keep,
                 reports: crate::report::resolve_dir(a.report.reports.as_deref()),
                 quiet,
+                aws,
             };
             demo::demo(settings, Printer { format: a.output }).await
         }
@@ -66,11 +72,12 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 concurrency: a.concurrency as usize,
                 trigger: a.trigger,
                 quiet,
+                aws,
             };
             drill::run(settings, Printer { format: a.output }).await
         }
-        Command::Drill(DrillCommand::Cleanup { paths, dry_run, output }) => {
-            drill::cleanup(&paths, dry_run, Printer { format: output }).await
+        Command::Drill(DrillCommand::Cleanup { paths, dry_run, aws: force_aws, output }) => {
+            drill::cleanup(&paths, dry_run, &aws, force_aws, Printer { format: output }).await
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut std::io::stdout());

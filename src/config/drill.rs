@@ -35,6 +35,9 @@ struct RawDrill {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 enum RawRestore {
     LocalPostgres(RawLocalPostgres),
+    AwsRdsInstance(super::aws_restore::RawRdsInstance),
+    AwsAuroraCluster(super::aws_restore::RawAuroraCluster),
+    AwsBackup(super::aws_restore::RawAwsBackup),
 }
 
 #[derive(Deserialize)]
@@ -269,6 +272,21 @@ pub(crate) struct DrillSpec {
 #[derive(Debug, Clone)]
 pub(crate) enum RestoreSpec {
     LocalPostgres(LocalPostgresSpec),
+    AwsRdsInstance(super::aws_restore::RdsInstanceSpec),
+    AwsAuroraCluster(super::aws_restore::AuroraClusterSpec),
+    AwsBackup(super::aws_restore::AwsBackupSpec),
+}
+
+impl RestoreSpec {
+    /// The provider block's name as written.
+    pub(crate) fn provider(&self) -> &'static str {
+        match self {
+            RestoreSpec::LocalPostgres(_) => "local-postgres",
+            RestoreSpec::AwsRdsInstance(_) => "aws-rds-instance",
+            RestoreSpec::AwsAuroraCluster(_) => "aws-aurora-cluster",
+            RestoreSpec::AwsBackup(_) => "aws-backup",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -562,6 +580,9 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
                 copy_jobs,
             })
         }
+        RawRestore::AwsRdsInstance(r) => RestoreSpec::AwsRdsInstance(super::aws_restore::rds_instance(r, p)),
+        RawRestore::AwsAuroraCluster(r) => RestoreSpec::AwsAuroraCluster(super::aws_restore::aurora_cluster(r, p)),
+        RawRestore::AwsBackup(r) => RestoreSpec::AwsBackup(super::aws_restore::aws_backup(r, p)),
     };
 
     let source = source.map(|s| {
@@ -639,10 +660,10 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
                 if equals.is_none() && min.is_none() && max.is_none() && regex.is_none() && rows.is_none() {
                     p.push(format!("{key}.expect"), "needs at least one of equals, min, max, regex, rows");
                 }
-                if let (Some(lo), Some(hi)) = (min, max) {
-                    if lo > hi {
-                        p.push(format!("{key}.expect.min"), format!("min {lo} is greater than max {hi}"));
-                    }
+                if let (Some(lo), Some(hi)) = (min, max)
+                    && lo > hi
+                {
+                    p.push(format!("{key}.expect.min"), format!("min {lo} is greater than max {hi}"));
                 }
                 let regex = regex.and_then(|r| match regex::Regex::new(&r) {
                     Ok(re) => Some(re),

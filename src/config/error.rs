@@ -84,10 +84,12 @@ pub(crate) fn from_serde(
         message.truncate(cut);
     }
     // serde_norway repeats the path in front of the message; the key is printed separately.
-    if let Some((prefix, rest)) = message.split_once(": ") {
-        if !prefix.is_empty() && !prefix.contains(' ') && key.starts_with(prefix) {
-            message = rest.to_string();
-        }
+    if let Some((prefix, rest)) = message.split_once(": ")
+        && !prefix.is_empty()
+        && !prefix.contains(' ')
+        && key.starts_with(prefix)
+    {
+        message = rest.to_string();
     }
     let message = plain_types(&message);
     let hint = did_you_mean(&message);

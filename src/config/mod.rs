@@ -1,11 +1,17 @@
 //! The only place that parses YAML: drill files, with errors that name file, line, column and key.
 
+mod aws_restore;
 mod drill;
 mod duration;
 mod error;
 mod locate;
 mod target;
 
+#[cfg(test)]
+pub(crate) use aws_restore::is_db_identifier;
+pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec, TlsSpec};
+#[cfg(test)]
+pub(crate) use drill::parse_drill;
 pub(crate) use drill::{
     AmcheckSpec, CanarySpec, CheckSpec, ChecksumSpec, DrillSpec, FreshnessSpec, LocalPostgresSpec, RestoreSpec,
     RowCountSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance, load_drill,

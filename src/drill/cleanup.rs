@@ -1,29 +1,61 @@
-//! `drill cleanup`: sweeps scratch environments left behind by crashed runs. Only directories whose
-//! scratch marker says stackdrill created them, and whose run is gone or expired, are touched.
+//! `drill cleanup`: sweeps scratch environments left behind by crashed runs. Local directories are
+//! touched only when their scratch marker says stackdrill created them and their run is gone or expired;
+//! AWS resources only when they carry `stackdrill:scratch=true` and an expiry in the past (re-read just
+//! before the delete). Anything else that looks like scratch is reported as refused, never touched.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Utc;
 
 use super::guard;
+use super::restore::rds::{self, Owner, TAG_SCRATCH};
+use crate::aws::{AwsSettings, classify};
 use crate::config::{DrillSpec, RestoreSpec};
 use crate::pg::{Cluster, PgBin, RunAs, remove_tree};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Swept {
-    pub(crate) path: PathBuf,
+    /// `local`, `rds-instance` or `rds-cluster`.
+    pub(crate) kind: &'static str,
+    /// A directory, or `region/identifier`.
+    pub(crate) resource: String,
     pub(crate) drill: String,
     pub(crate) run: String,
-    /// `removed`, `would remove`, `kept (run alive)` or `failed: ...`.
+    /// `removed`, `would remove`, `kept (...)`, `refused: ...` or `failed: ...`.
     pub(crate) action: String,
 }
 
-pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool) -> Vec<Swept> {
+pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool, aws: &AwsSettings, force_aws: bool) -> Vec<Swept> {
+    let mut out = sweep_local(drills, dry_run).await;
+    let mut regions = BTreeSet::new();
+    for d in drills {
+        let scratch = match &d.restore {
+            RestoreSpec::LocalPostgres(_) => continue,
+            RestoreSpec::AwsRdsInstance(r) => &r.scratch,
+            RestoreSpec::AwsAuroraCluster(r) => &r.scratch,
+            RestoreSpec::AwsBackup(r) => &r.scratch,
+        };
+        regions.insert(scratch.region.clone());
+    }
+    if force_aws && regions.is_empty() {
+        regions.insert(None);
+    }
+    for region in regions {
+        let mut settings = aws.clone();
+        if region.is_some() {
+            settings.region = region;
+        }
+        out.extend(sweep_aws(&settings, dry_run).await);
+    }
+    out
+}
+
+async fn sweep_local(drills: &[DrillSpec], dry_run: bool) -> Vec<Swept> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for d in drills {
-        let RestoreSpec::LocalPostgres(lp) = &d.restore;
+        let RestoreSpec::LocalPostgres(lp) = &d.restore else { continue };
         let root = std::path::absolute(&lp.scratch_root).unwrap_or_else(|_| lp.scratch_root.clone());
         if !seen.insert(root.clone()) {
             continue;
@@ -47,7 +79,13 @@ pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool) -> Vec<Swept> {
                     Err(e) => format!("failed: {e}"),
                 }
             };
-            out.push(Swept { path, drill: marker.drill, run: marker.run, action });
+            out.push(Swept {
+                kind: "local",
+                resource: path.display().to_string(),
+                drill: marker.drill,
+                run: marker.run,
+                action,
+            });
         }
     }
     out
@@ -61,4 +99,162 @@ async fn remove(path: &std::path::Path, os_user: &str) -> Result<(), String> {
         cluster.stop(&bin, &as_user, Duration::from_secs(60)).await.map_err(|e| e.to_string())?;
     }
     remove_tree(path).map_err(|e| e.to_string())
+}
+
+/// One RDS resource that looks like drill scratch: tagged as scratch, or named `sd-…`.
+struct Candidate {
+    kind: &'static str,
+    id: String,
+    tags: Vec<(String, String)>,
+}
+
+async fn sweep_aws(settings: &AwsSettings, dry_run: bool) -> Vec<Swept> {
+    let config = crate::aws::load(settings).await;
+    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+    let failed = |what: String| Swept {
+        kind: "aws",
+        resource: region.clone(),
+        drill: String::new(),
+        run: String::new(),
+        action: format!("failed: {what}"),
+    };
+    if let Err(e) = crate::aws::check_credentials(&config).await {
+        return vec![failed(e.to_string())];
+    }
+    let rds_client = aws_sdk_rds::Client::new(&config);
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(&config);
+    let mut found: Vec<Candidate> = Vec::new();
+    let mut seen = BTreeSet::new();
+    // The tagging API finds scratch by tag in one paged listing; RDS describes also catch `sd-` lookalikes
+    // (reported as refused) and work where the tagging API is not allowed.
+    match tagged_scratch(&tagging).await {
+        Ok(list) => {
+            for c in list {
+                if seen.insert((c.kind, c.id.clone())) {
+                    found.push(c);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the tagging API failed; falling back to RDS describes"),
+    }
+    match described_scratch(&rds_client).await {
+        Ok(list) => {
+            for c in list {
+                if seen.insert((c.kind, c.id.clone())) {
+                    found.push(c);
+                }
+            }
+        }
+        Err(e) => return vec![failed(e)],
+    }
+    // Instances before clusters: a cluster's members go with it, and plain instances are independent.
+    found.sort_by_key(|c| (c.kind != "rds-instance", c.id.clone()));
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for c in found {
+        let get = |k: &str| c.tags.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let (drill, run) = (get(rds::TAG_DRILL), get(rds::TAG_RUN));
+        let action = match rds::may_delete(&c.tags, Owner::Expired(now)) {
+            Err(why) if get(TAG_SCRATCH) != "true" => format!("refused: {why}"),
+            Err(why) => format!("kept ({why})"),
+            Ok(()) if dry_run => "would remove".into(),
+            Ok(()) => {
+                let res = if c.kind == "rds-cluster" {
+                    rds::delete_cluster_guarded(&rds_client, &c.id, Owner::Expired(now)).await
+                } else {
+                    rds::delete_instance_guarded(&rds_client, &c.id, Owner::Expired(now)).await
+                };
+                match res {
+                    Ok(true) => "removed".into(),
+                    Ok(false) => "already gone".into(),
+                    Err(e) => format!("failed: {e}"),
+                }
+            }
+        };
+        out.push(Swept { kind: c.kind, resource: format!("{region}/{}", c.id), drill, run, action });
+    }
+    out
+}
+
+async fn tagged_scratch(tagging: &aws_sdk_resourcegroupstagging::Client) -> Result<Vec<Candidate>, String> {
+    use aws_sdk_resourcegroupstagging::types::TagFilter;
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = tagging
+            .get_resources()
+            .tag_filters(TagFilter::builder().key(TAG_SCRATCH).values("true").build())
+            .resource_type_filters("rds:db")
+            .resource_type_filters("rds:cluster")
+            .set_pagination_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| classify("tag:GetResources", &e).to_string())?;
+        for m in page.resource_tag_mapping_list() {
+            let Some(arn) = m.resource_arn() else { continue };
+            let parts: Vec<&str> = arn.split(':').collect();
+            let kind = match parts.get(5) {
+                Some(&"db") => "rds-instance",
+                Some(&"cluster") => "rds-cluster",
+                _ => continue,
+            };
+            let Some(id) = parts.get(6) else { continue };
+            let tags = m.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+            out.push(Candidate { kind, id: id.to_string(), tags });
+        }
+        token = page.pagination_token().filter(|t| !t.is_empty()).map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+fn looks_like_scratch(id: &str, tags: &[(String, String)]) -> bool {
+    id.starts_with("sd-") || tags.iter().any(|(k, v)| k == TAG_SCRATCH && v == "true")
+}
+
+async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candidate>, String> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = rds_client
+            .describe_db_instances()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| classify("rds:DescribeDBInstances", &e).to_string())?;
+        for i in page.db_instances() {
+            let id = i.db_instance_identifier().unwrap_or_default().to_string();
+            let tags = rds::tag_pairs(i.tag_list());
+            // Members of a scratch cluster go with their cluster.
+            if looks_like_scratch(&id, &tags) && i.db_cluster_identifier().is_none() {
+                out.push(Candidate { kind: "rds-instance", id, tags });
+            }
+        }
+        marker = page.marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    let mut marker: Option<String> = None;
+    loop {
+        let page = rds_client
+            .describe_db_clusters()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| classify("rds:DescribeDBClusters", &e).to_string())?;
+        for c in page.db_clusters() {
+            let id = c.db_cluster_identifier().unwrap_or_default().to_string();
+            let tags = rds::tag_pairs(c.tag_list());
+            if looks_like_scratch(&id, &tags) {
+                out.push(Candidate { kind: "rds-cluster", id, tags });
+            }
+        }
+        marker = page.marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(out)
 }

@@ -23,6 +23,12 @@ pub(crate) enum DrillError {
     PlanTimeout(String),
     #[error("interrupted before the restore started")]
     Interrupted,
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl DrillError {
@@ -32,7 +38,10 @@ impl DrillError {
             DrillError::TargetOutsideWindow { .. } => {
                 Some("pick a target inside the window, e.g. `--target latest` or `--target random`".into())
             }
-            DrillError::NoWindow(_) => Some("take a base backup and make sure WAL archiving works".into()),
+            DrillError::NoWindow(_) => Some(
+                "for local-postgres take a base backup and check WAL archiving; on AWS check automated backups".into(),
+            ),
+            DrillError::NotFound(_) => Some("check the identifier, `--region` and `--profile`".into()),
             _ => None,
         }
     }

@@ -4,8 +4,9 @@ pub(crate) mod cleanup;
 mod error;
 pub(crate) mod events;
 mod guard;
+mod metrics;
 pub(crate) mod restore;
-mod runner;
+pub(crate) mod runner;
 mod target;
 pub(crate) mod verify;
 

@@ -12,9 +12,12 @@ use sha2::{Digest, Sha256};
 use super::Cancel;
 use super::error::{DrillError, RestoreError};
 use super::events::{Event, EventSink};
-use super::restore::{BackupUsed, Endpoint, LocalPostgres, RestoreProvider, Teardown};
+use super::restore::{
+    AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, Endpoint, LocalPostgres, RestoreProvider, Teardown,
+};
 use super::target::{Recovery, ResolvedTarget, Window, select};
 use super::verify::{self, CheckResult, CheckStatus, canary};
+use crate::aws::{AwsSettings, CallCounter, Calls};
 use crate::config::{CheckSpec, DrillSpec, RestoreSpec, SecretRef, SourceSpec, TargetSpec};
 use crate::pg;
 use crate::report::model::{self, FileRef, Phase, Report, Verdict};
@@ -25,6 +28,7 @@ pub(crate) struct RunOptions {
     pub(crate) target: Option<TargetSpec>,
     pub(crate) reports_dir: PathBuf,
     pub(crate) trigger: String,
+    pub(crate) aws: AwsSettings,
 }
 
 /// A finished drill: its report and where it was written.
@@ -42,24 +46,93 @@ pub(crate) async fn run(
     cancel: Cancel,
 ) -> Result<Outcome, DrillError> {
     let run_id = new_run_id();
-    let runbook = match &spec.runbook {
-        Some(p) => Some(FileRef {
-            path: p.display().to_string(),
-            sha256: Some(
-                sha256_file(p)
-                    .map_err(|e| DrillError::Runbook { path: p.display().to_string(), detail: e.to_string() })?,
-            ),
-        }),
-        None => None,
-    };
-    let password = read_secret(spec.source.as_ref().map(|s| &s.password))?;
+    let ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
+    let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
+    let t = &spec.timeouts;
+    let lifetime = t.plan + t.restore + t.ready + t.verify + t.teardown;
     match &spec.restore {
         RestoreSpec::LocalPostgres(lp) => {
-            let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
-            let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events.clone(), &spec.timeouts)?;
-            let ctx = RunCtx { spec, opts, events, cancel, run_id, runbook, password, phases: Vec::new() };
+            let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events, t)?;
             ctx.run(&mut provider).await
         }
+        RestoreSpec::AwsRdsInstance(r) => {
+            let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
+            let mut provider = AwsRdsInstance::new(
+                r,
+                aws.rds(),
+                aws.calls.clone(),
+                aws.region.clone(),
+                &spec.name,
+                &run_id,
+                default_db,
+                events,
+                lifetime,
+            )?;
+            ctx.run(&mut provider).await
+        }
+        RestoreSpec::AwsAuroraCluster(r) => {
+            let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
+            let mut provider = AwsAuroraCluster::new(
+                r,
+                aws.rds(),
+                aws.calls.clone(),
+                aws.region.clone(),
+                &spec.name,
+                &run_id,
+                default_db,
+                events,
+                lifetime,
+            )?;
+            ctx.run(&mut provider).await
+        }
+        RestoreSpec::AwsBackup(r) => {
+            let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
+            let mut provider = AwsBackup::new(
+                r,
+                aws.backup(),
+                aws.rds(),
+                aws.calls.clone(),
+                aws.region.clone(),
+                &spec.name,
+                &run_id,
+                default_db,
+                events,
+                lifetime,
+                t.teardown,
+            )?;
+            ctx.run(&mut provider).await
+        }
+    }
+}
+
+/// The SDK config of one AWS drill, with one call counter shared by its clients.
+pub(crate) struct Aws {
+    pub(crate) config: aws_types::SdkConfig,
+    pub(crate) region: String,
+    pub(crate) calls: CallCounter,
+}
+
+impl Aws {
+    /// Loads the config (the drill's `region` over `--region`) and checks credentials up front.
+    pub(crate) async fn connect(settings: &AwsSettings, region: Option<&str>) -> Result<Aws, DrillError> {
+        let mut settings = settings.clone();
+        if let Some(r) = region {
+            settings.region = Some(r.to_string());
+        }
+        let config = crate::aws::load(&settings).await;
+        crate::aws::check_credentials(&config).await?;
+        let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| crate::aws::DEFAULT_REGION.into());
+        Ok(Aws { config, region, calls: CallCounter::default() })
+    }
+
+    pub(crate) fn rds(&self) -> aws_sdk_rds::Client {
+        let conf = aws_sdk_rds::config::Builder::from(&self.config).interceptor(self.calls.clone()).build();
+        aws_sdk_rds::Client::from_conf(conf)
+    }
+
+    pub(crate) fn backup(&self) -> aws_sdk_backup::Client {
+        let conf = aws_sdk_backup::config::Builder::from(&self.config).interceptor(self.calls.clone()).build();
+        aws_sdk_backup::Client::from_conf(conf)
     }
 }
 
@@ -72,6 +145,9 @@ struct RunCtx<'a> {
     runbook: Option<FileRef>,
     password: Option<String>,
     phases: Vec<Phase>,
+    /// The provider's AWS call counter, and its reading when the last phase ended.
+    calls: Option<CallCounter>,
+    calls_mark: Calls,
 }
 
 /// The verdict so far, and the first reason it is not `passed`.
@@ -121,6 +197,53 @@ struct Planned {
     backup: BackupUsed,
 }
 
+impl<'a> RunCtx<'a> {
+    fn new(
+        spec: &'a DrillSpec,
+        opts: &'a RunOptions,
+        events: EventSink,
+        cancel: Cancel,
+        run_id: String,
+    ) -> Result<Self, DrillError> {
+        let runbook = match &spec.runbook {
+            Some(p) => Some(FileRef {
+                path: p.display().to_string(),
+                sha256: Some(
+                    sha256_file(p)
+                        .map_err(|e| DrillError::Runbook { path: p.display().to_string(), detail: e.to_string() })?,
+                ),
+            }),
+            None => None,
+        };
+        let password = read_secret(spec.source.as_ref().map(|s| &s.password))?;
+        Ok(RunCtx {
+            spec,
+            opts,
+            events,
+            cancel,
+            run_id,
+            runbook,
+            password,
+            phases: Vec::new(),
+            calls: None,
+            calls_mark: Calls::new(),
+        })
+    }
+}
+
+/// Runs `spec` with a provider built by the caller (tests inject mocked AWS clients this way).
+#[cfg(test)]
+pub(crate) async fn run_with<P: RestoreProvider>(
+    spec: &DrillSpec,
+    opts: &RunOptions,
+    run_id: &str,
+    provider: &mut P,
+) -> Result<Outcome, DrillError> {
+    let (_tx, cancel) = Cancel::new();
+    let ctx = RunCtx::new(spec, opts, EventSink::new(|_| {}), cancel, run_id.to_string())?;
+    ctx.run(provider).await
+}
+
 impl RunCtx<'_> {
     /// Announces a phase; the returned clock goes to `finish_phase`.
     fn start_phase(&self, name: &'static str) -> (DateTime<Utc>, Instant) {
@@ -160,6 +283,14 @@ impl RunCtx<'_> {
         detail: Option<String>,
     ) {
         let seconds = clock.elapsed().as_secs_f64();
+        let api_calls = match &self.calls {
+            Some(c) => {
+                let since = c.since(&self.calls_mark);
+                self.calls_mark = c.snapshot();
+                since
+            }
+            None => Calls::new(),
+        };
         self.events.emit(Event::PhaseFinished {
             drill: self.spec.name.clone(),
             phase: name,
@@ -167,7 +298,7 @@ impl RunCtx<'_> {
             seconds,
             detail: detail.clone(),
         });
-        self.phases.push(Phase { name: name.into(), started_at, seconds, status: status.into(), detail });
+        self.phases.push(Phase { name: name.into(), started_at, seconds, status: status.into(), detail, api_calls });
     }
 
     fn skip_phase(&mut self, name: &'static str, why: &str) {
@@ -204,9 +335,8 @@ impl RunCtx<'_> {
     async fn run<P: RestoreProvider>(mut self, provider: &mut P) -> Result<Outcome, DrillError> {
         let started_at = Utc::now();
         let spec = self.spec;
-        if let Some(ns) = &spec.metrics.cloudwatch_namespace {
-            tracing::warn!(drill = %spec.name, namespace = %ns, "metrics.cloudwatch is not implemented yet: no drill metrics are published");
-        }
+        self.calls = provider.calls().cloned();
+        self.calls_mark = self.calls.as_ref().map(CallCounter::snapshot).unwrap_or_default();
         // The plan phase is recorded like the others, but its failure means "could not run": no report.
         let (plan_started, clock) = self.start_phase("plan");
         let planned = bounded(&self.cancel, spec.timeouts.plan, self.plan(provider)).await.map_err(|stop| match stop {
@@ -258,8 +388,9 @@ impl RunCtx<'_> {
                 let events = self.events.clone();
                 let drill = spec.name.clone();
                 let verify_fut = async {
-                    let restore =
-                        pg::connect(&ep.config).await.map_err(|e| format!("cannot connect to the restore: {e}"))?;
+                    let restore = pg::connect_tls(&ep.config, &ep.tls)
+                        .await
+                        .map_err(|e| format!("cannot connect to the restore: {e}"))?;
                     let newest: Option<DateTime<Utc>> = restore
                         .query_one("select pg_last_xact_replay_timestamp()", &[])
                         .await
@@ -316,6 +447,19 @@ impl RunCtx<'_> {
             }
         }
 
+        // The provider hears the verdict on the data while the scratch still exists (AWS Backup records it).
+        if endpoint.is_some() {
+            let failed = checks.iter().find(|c| matches!(c.status, CheckStatus::Failed | CheckStatus::Error));
+            let verdict = match (failed, &outcome.reason) {
+                (Some(c), _) => Err(format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail)),
+                (None, Some(r)) => Err(r.clone()),
+                (None, None) => Ok(()),
+            };
+            if let Err(e) = provider.validated(verdict).await {
+                tracing::warn!(drill = %spec.name, error = %e, "could not record the validation result with the provider");
+            }
+        }
+
         // Teardown: not cancellable, bounded by its own deadline (the provider escalates within it).
         let (teardown_started, clock) = self.start_phase("teardown");
         let td = match tokio::time::timeout(t.teardown + Duration::from_secs(30), provider.teardown()).await {
@@ -331,15 +475,21 @@ impl RunCtx<'_> {
             }
         }
         let secs = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-        // With no transaction replayed after the base backup, the newest commit present is inside the
-        // backup itself: the backup's start bounds it from below, so T minus that start bounds the RPO.
-        let (rpo, rpo_basis) = match (newest_commit, &endpoint) {
-            (Some(n), _) => (Some(secs(target.time - n)), "the newest commit replayed into the restore"),
-            (None, Some(_)) => (
-                Some(secs(target.time - backup.started_at)),
-                "upper bound: no transaction was replayed after the base backup, so the target minus the backup's start",
+        // Newest commit: the last replayed transaction; else the newest row a freshness check found; else
+        // (nothing replayed after a local base backup) T minus the backup's start bounds the RPO.
+        let newest_row = checks.iter().filter_map(|c| c.newest).max();
+        let (rpo, rpo_basis) = match (newest_commit, newest_row, provider.rpo_floor(), &endpoint) {
+            (_, _, _, None) => (None, "not measured: no restored database".to_string()),
+            (Some(n), _, _, _) => (Some(secs(target.time - n)), "the newest commit replayed into the restore".into()),
+            (None, Some(n), _, _) => (Some(secs(target.time - n)), "the newest row a freshness check found".into()),
+            (None, None, Some(floor), _) => (
+                Some(secs(target.time - floor)),
+                "upper bound: no transaction was replayed after the base backup, so the target minus the backup's start"
+                    .into(),
             ),
-            (None, None) => (None, "not measured: no restored database"),
+            (None, None, None, _) => {
+                (None, "not measured: no replay time is visible; add a freshness check on an append-only table".into())
+            }
         };
         let obj = spec.objectives;
         let rto_met = rto.is_some_and(|v| v <= obj.rto.as_secs_f64());
@@ -397,7 +547,7 @@ impl RunCtx<'_> {
             measured: model::Measured {
                 rto_seconds: rto,
                 rpo_seconds: rpo,
-                rpo_basis: rpo_basis.into(),
+                rpo_basis,
                 newest_commit,
                 rto_met,
                 rpo_met,
@@ -422,6 +572,14 @@ impl RunCtx<'_> {
             seconds: clock.elapsed().as_secs_f64(),
             detail,
         });
+        if let Some(ns) = &spec.metrics.cloudwatch_namespace {
+            match super::metrics::publish(&self.opts.aws, ns, &report).await {
+                Ok(n) => tracing::info!(drill = %spec.name, namespace = %ns, metrics = n, "published drill metrics"),
+                Err(e) => {
+                    tracing::warn!(drill = %spec.name, namespace = %ns, error = %e, "could not publish drill metrics (the drill result stands)")
+                }
+            }
+        }
         Ok(Outcome { report, written })
     }
 }

@@ -107,7 +107,9 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(o, "- Recoverable window at planning: {} → {}", t(&w.earliest), t(&w.latest));
     }
     if let Some(s) = &r.source.scratch {
-        let _ = writeln!(o, "- Scratch (isolated, private socket only): `{s}`");
+        let how =
+            if r.source.provider == "local-postgres" { "isolated, private socket only" } else { "isolated, private" };
+        let _ = writeln!(o, "- Scratch ({how}): `{s}`");
     }
 
     let _ =
@@ -122,6 +124,13 @@ pub(crate) fn render(r: &Report) -> String {
             p.status,
             cell(p.detail.as_deref().unwrap_or(""))
         );
+    }
+    if r.phases.iter().any(|p| !p.api_calls.is_empty()) {
+        let _ = writeln!(o, "\nAWS API calls (attempts, retries included):\n");
+        for p in r.phases.iter().filter(|p| !p.api_calls.is_empty()) {
+            let calls: Vec<String> = p.api_calls.iter().map(|(op, n)| format!("{op} ×{n}")).collect();
+            let _ = writeln!(o, "- {}: {}", p.name, calls.join(", "));
+        }
     }
 
     let _ = writeln!(o, "\n## Checks\n\n| check | kind | result | detail |\n|---|---|---|---|");

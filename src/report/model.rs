@@ -117,6 +117,9 @@ pub(crate) struct Phase {
     /// `passed`, `failed`, `error` or `skipped`.
     pub(crate) status: String,
     pub(crate) detail: Option<String>,
+    /// AWS API calls the phase made, by operation (retried attempts included).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) api_calls: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

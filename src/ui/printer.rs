@@ -35,10 +35,10 @@ impl Printer {
 
 fn write_stdout(s: &str) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            // The reader went away (`| head`); that is how pipes end, not a failure.
-            std::process::exit(0);
-        }
+    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        // The reader went away (`| head`); that is how pipes end, not a failure.
+        std::process::exit(0);
     }
 }

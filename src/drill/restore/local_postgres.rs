@@ -341,6 +341,7 @@ impl RestoreProvider for LocalPostgres {
                         if !row.get::<_, bool>(0) {
                             return Ok(Endpoint {
                                 config: config.clone(),
+                                tls: crate::config::TlsSpec::Disable,
                                 display: format!(
                                     "{}/.s.PGSQL.{} (database {})",
                                     cluster.dir.display(),
@@ -364,6 +365,10 @@ impl RestoreProvider for LocalPostgres {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    fn rpo_floor(&self) -> Option<DateTime<Utc>> {
+        self.backup.as_ref().map(|b| b.started_at)
     }
 
     async fn teardown(&mut self) -> Teardown {

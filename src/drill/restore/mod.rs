@@ -1,9 +1,16 @@
 //! Restore providers: one trait, one module each.
 
+mod aws_aurora;
+mod aws_backup;
+mod aws_rds;
 mod local_postgres;
+pub(crate) mod rds;
 
 use chrono::{DateTime, Utc};
 
+pub(crate) use aws_aurora::AwsAuroraCluster;
+pub(crate) use aws_backup::AwsBackup;
+pub(crate) use aws_rds::AwsRdsInstance;
 pub(crate) use local_postgres::LocalPostgres;
 
 use super::error::{DrillError, RestoreError};
@@ -13,6 +20,7 @@ use super::target::{ResolvedTarget, Window};
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     pub(crate) config: tokio_postgres::Config,
+    pub(crate) tls: crate::config::TlsSpec,
     /// Where it is, without any secret.
     pub(crate) display: String,
 }
@@ -50,6 +58,21 @@ pub(crate) trait RestoreProvider {
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError>;
     /// Waits until the scratch database accepts queries as a primary.
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError>;
+    /// Hears the verdict before teardown (AWS Backup records it against the restore job). `Err` is a
+    /// warning, never a failed drill.
+    async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {
+        let _ = verdict;
+        Ok(())
+    }
     /// Removes everything the restore created; safe to call on every path, and more than once.
     async fn teardown(&mut self) -> Teardown;
+    /// The API call counter of a provider that calls AWS, for per-phase call counts in the report.
+    fn calls(&self) -> Option<&crate::aws::CallCounter> {
+        None
+    }
+    /// When nothing replayed can be timed, the newest commit is at least this old (the base backup's
+    /// start for a local restore): T minus it bounds the RPO from above.
+    fn rpo_floor(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }

@@ -23,7 +23,7 @@ pub(super) async fn verify(spec: &CheckSpec, s: &FreshnessSpec, ctx: &Context<'_
     let max_lag = s.max_lag.unwrap_or(ctx.rpo);
     let lag = (ctx.target - newest).to_std();
     let newest_text = newest.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    match lag {
+    let mut r = match lag {
         Err(_) if (newest - ctx.target).to_std().unwrap_or_default() > SKEW => CheckResult::new(
             spec,
             CheckStatus::Failed,
@@ -47,5 +47,7 @@ pub(super) async fn verify(spec: &CheckSpec, s: &FreshnessSpec, ctx: &Context<'_
             CheckStatus::Passed,
             format!("newest {} {newest_text}, {} before the target", s.column, human_seconds(lag.as_secs_f64())),
         ),
-    }
+    };
+    r.newest = Some(newest);
+    r
 }

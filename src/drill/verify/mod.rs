@@ -9,7 +9,7 @@ mod schema;
 mod session;
 mod sql;
 #[cfg(test)]
-mod testdb;
+pub(crate) mod testdb;
 #[cfg(test)]
 mod tests;
 
@@ -47,11 +47,21 @@ pub(crate) struct CheckResult {
     /// One line, never containing row contents or secrets.
     pub(crate) detail: String,
     pub(crate) seconds: f64,
+    /// The newest timestamp a `freshness` check found: the RPO basis when replay times are unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) newest: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl CheckResult {
     pub(crate) fn new(spec: &CheckSpec, status: CheckStatus, detail: impl Into<String>) -> Self {
-        CheckResult { name: spec.name(), kind: spec.kind().into(), status, detail: detail.into(), seconds: 0.0 }
+        CheckResult {
+            name: spec.name(),
+            kind: spec.kind().into(),
+            status,
+            detail: detail.into(),
+            seconds: 0.0,
+            newest: None,
+        }
     }
 }
 

@@ -12,15 +12,15 @@ pub(super) async fn verify(spec: &CheckSpec, s: &SqlSpec, restore: &tokio_postgr
     let shown = first.clone().unwrap_or_else(|| "NULL".into());
     let mut failures = Vec::new();
     let e = &s.expect;
-    if let Some(n) = e.rows {
-        if rows.len() as u64 != n {
-            failures.push(format!("returned {} rows, expected {n}", rows.len()));
-        }
+    if let Some(n) = e.rows
+        && rows.len() as u64 != n
+    {
+        failures.push(format!("returned {} rows, expected {n}", rows.len()));
     }
-    if let Some(want) = &e.equals {
-        if first.as_deref() != Some(want.as_str()) {
-            failures.push(format!("returned {shown}, expected {want}"));
-        }
+    if let Some(want) = &e.equals
+        && first.as_deref() != Some(want.as_str())
+    {
+        failures.push(format!("returned {shown}, expected {want}"));
     }
     if e.min.is_some() || e.max.is_some() {
         match first.as_deref().and_then(|v| v.trim().parse::<f64>().ok()) {
@@ -35,10 +35,10 @@ pub(super) async fn verify(spec: &CheckSpec, s: &SqlSpec, restore: &tokio_postgr
             }
         }
     }
-    if let Some(re) = &e.regex {
-        if !first.as_deref().is_some_and(|v| re.is_match(v)) {
-            failures.push(format!("returned {shown}, which does not match /{}/", re.as_str()));
-        }
+    if let Some(re) = &e.regex
+        && !first.as_deref().is_some_and(|v| re.is_match(v))
+    {
+        failures.push(format!("returned {shown}, which does not match /{}/", re.as_str()));
     }
     if failures.is_empty() {
         CheckResult::new(spec, CheckStatus::Passed, format!("returned {shown} ({} rows)", rows.len()))

@@ -1,0 +1,419 @@
+//! The AWS restore provider blocks of a drill file: `aws-rds-instance`, `aws-aurora-cluster`, `aws-backup`.
+//! Every provider restores into a scratch database with the same isolation keys, resolved into
+//! [`AwsScratchSpec`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::Problems;
+
+// ---------------------------------------------------------------- raw, as written
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawRdsInstance {
+    source_instance: String,
+    region: Option<String>,
+    subnet_group: Option<String>,
+    security_groups: Option<Vec<String>>,
+    use_default_network: Option<bool>,
+    instance_class: Option<String>,
+    database: Option<String>,
+    sslmode: Option<String>,
+    ca_bundle: Option<String>,
+    connect: Option<RawConnect>,
+    allow_unencrypted: Option<bool>,
+    residency: Option<Vec<String>>,
+    expires_after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawAuroraCluster {
+    source_cluster: String,
+    copy_on_write: Option<bool>,
+    region: Option<String>,
+    subnet_group: Option<String>,
+    security_groups: Option<Vec<String>>,
+    use_default_network: Option<bool>,
+    instance_class: Option<String>,
+    database: Option<String>,
+    sslmode: Option<String>,
+    ca_bundle: Option<String>,
+    connect: Option<RawConnect>,
+    allow_unencrypted: Option<bool>,
+    residency: Option<Vec<String>>,
+    expires_after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawAwsBackup {
+    vault: String,
+    resource_arn: String,
+    iam_role_arn: String,
+    kind: Option<String>,
+    within: Option<String>,
+    region: Option<String>,
+    subnet_group: Option<String>,
+    security_groups: Option<Vec<String>>,
+    use_default_network: Option<bool>,
+    instance_class: Option<String>,
+    database: Option<String>,
+    sslmode: Option<String>,
+    ca_bundle: Option<String>,
+    connect: Option<RawConnect>,
+    allow_unencrypted: Option<bool>,
+    residency: Option<Vec<String>>,
+    expires_after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawConnect {
+    host: String,
+    port: Option<u16>,
+}
+
+// ---------------------------------------------------------------- resolved
+
+/// Where and how the scratch database is created and reached; shared by the AWS providers.
+#[derive(Debug, Clone)]
+pub(crate) struct AwsScratchSpec {
+    /// Overrides `--region` for this drill.
+    pub(crate) region: Option<String>,
+    /// `None` only with `use-default-network: true`.
+    pub(crate) subnet_group: Option<String>,
+    pub(crate) security_groups: Vec<String>,
+    pub(crate) instance_class: Option<String>,
+    /// Database the verifiers connect to; else the source connection's dbname, else `postgres`.
+    pub(crate) database: Option<String>,
+    pub(crate) tls: TlsSpec,
+    /// Reach the scratch through a tunnel instead of its endpoint.
+    pub(crate) connect: Option<(String, u16)>,
+    pub(crate) allow_unencrypted: bool,
+    /// Regions data may be restored into.
+    pub(crate) residency: Vec<String>,
+    /// How long after creation `drill cleanup` may sweep a scratch left behind by a crash.
+    pub(crate) expires_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TlsSpec {
+    /// Encrypted, certificate not checked (libpq's `sslmode=require`).
+    Require,
+    /// Encrypted, certificate chain checked against this CA bundle and the host name checked.
+    VerifyFull(PathBuf),
+    /// Plain TCP; only allowed with `connect` (a tunnel that encrypts).
+    Disable,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RdsInstanceSpec {
+    pub(crate) source_instance: String,
+    pub(crate) scratch: AwsScratchSpec,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AuroraClusterSpec {
+    pub(crate) source_cluster: String,
+    pub(crate) copy_on_write: bool,
+    pub(crate) scratch: AwsScratchSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PointKind {
+    Continuous,
+    Snapshot,
+    Any,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AwsBackupSpec {
+    pub(crate) vault: String,
+    pub(crate) resource_arn: String,
+    pub(crate) iam_role_arn: String,
+    pub(crate) kind: PointKind,
+    /// Only recovery points created within this long before now (the drill's `target` picks among them).
+    pub(crate) within: Option<Duration>,
+    pub(crate) scratch: AwsScratchSpec,
+}
+
+// ---------------------------------------------------------------- resolution
+
+/// The isolation keys as written, before resolution (one shape for every provider).
+struct ScratchKeys {
+    region: Option<String>,
+    subnet_group: Option<String>,
+    security_groups: Option<Vec<String>>,
+    use_default_network: Option<bool>,
+    instance_class: Option<String>,
+    database: Option<String>,
+    sslmode: Option<String>,
+    ca_bundle: Option<String>,
+    connect: Option<RawConnect>,
+    allow_unencrypted: Option<bool>,
+    residency: Option<Vec<String>>,
+    expires_after: Option<String>,
+}
+
+pub(super) fn rds_instance(raw: RawRdsInstance, p: &mut Problems<'_>) -> RdsInstanceSpec {
+    let RawRdsInstance {
+        source_instance,
+        region,
+        subnet_group,
+        security_groups,
+        use_default_network,
+        instance_class,
+        database,
+        sslmode,
+        ca_bundle,
+        connect,
+        allow_unencrypted,
+        residency,
+        expires_after,
+    } = raw;
+    let k = "restore.aws-rds-instance";
+    check_db_identifier(p, &format!("{k}.source-instance"), &source_instance);
+    let keys = ScratchKeys {
+        region,
+        subnet_group,
+        security_groups,
+        use_default_network,
+        instance_class,
+        database,
+        sslmode,
+        ca_bundle,
+        connect,
+        allow_unencrypted,
+        residency,
+        expires_after,
+    };
+    RdsInstanceSpec { source_instance, scratch: scratch(k, keys, p) }
+}
+
+pub(super) fn aurora_cluster(raw: RawAuroraCluster, p: &mut Problems<'_>) -> AuroraClusterSpec {
+    let RawAuroraCluster {
+        source_cluster,
+        copy_on_write,
+        region,
+        subnet_group,
+        security_groups,
+        use_default_network,
+        instance_class,
+        database,
+        sslmode,
+        ca_bundle,
+        connect,
+        allow_unencrypted,
+        residency,
+        expires_after,
+    } = raw;
+    let k = "restore.aws-aurora-cluster";
+    check_db_identifier(p, &format!("{k}.source-cluster"), &source_cluster);
+    let keys = ScratchKeys {
+        region,
+        subnet_group,
+        security_groups,
+        use_default_network,
+        instance_class,
+        database,
+        sslmode,
+        ca_bundle,
+        connect,
+        allow_unencrypted,
+        residency,
+        expires_after,
+    };
+    AuroraClusterSpec { source_cluster, copy_on_write: copy_on_write.unwrap_or(false), scratch: scratch(k, keys, p) }
+}
+
+pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSpec {
+    let RawAwsBackup {
+        vault,
+        resource_arn,
+        iam_role_arn,
+        kind,
+        within,
+        region,
+        subnet_group,
+        security_groups,
+        use_default_network,
+        instance_class,
+        database,
+        sslmode,
+        ca_bundle,
+        connect,
+        allow_unencrypted,
+        residency,
+        expires_after,
+    } = raw;
+    let k = "restore.aws-backup";
+    if vault.trim().is_empty() {
+        p.push(format!("{k}.vault"), "must name a backup vault");
+    }
+    if !resource_arn.starts_with("arn:") || !resource_arn.contains(":rds:") {
+        p.push(format!("{k}.resource-arn"), "must be the ARN of the protected RDS database (arn:aws:rds:…)");
+    }
+    if !iam_role_arn.starts_with("arn:") || !iam_role_arn.contains(":iam::") {
+        p.push(format!("{k}.iam-role-arn"), "must be the ARN of the IAM role AWS Backup restores with");
+    }
+    let kind = match kind.as_deref().unwrap_or("any") {
+        "continuous" => PointKind::Continuous,
+        "snapshot" => PointKind::Snapshot,
+        "any" => PointKind::Any,
+        other => {
+            p.push(format!("{k}.kind"), format!("unknown kind `{other}`: use continuous, snapshot or any"));
+            PointKind::Any
+        }
+    };
+    let within = within.and_then(|w| match super::duration::parse_duration(&w) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => {
+            p.push(format!("{k}.within"), "must be longer than zero");
+            None
+        }
+        Err(e) => {
+            p.push(format!("{k}.within"), e);
+            None
+        }
+    });
+    let keys = ScratchKeys {
+        region,
+        subnet_group,
+        security_groups,
+        use_default_network,
+        instance_class,
+        database,
+        sslmode,
+        ca_bundle,
+        connect,
+        allow_unencrypted,
+        residency,
+        expires_after,
+    };
+    AwsBackupSpec { vault, resource_arn, iam_role_arn, kind, within, scratch: scratch(k, keys, p) }
+}
+
+fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {
+    let ScratchKeys {
+        region,
+        subnet_group,
+        security_groups,
+        use_default_network,
+        instance_class,
+        database,
+        sslmode,
+        ca_bundle,
+        connect,
+        allow_unencrypted,
+        residency,
+        expires_after,
+    } = keys;
+    let default_network = use_default_network.unwrap_or(false);
+    let security_groups = security_groups.unwrap_or_default();
+    if !default_network {
+        if subnet_group.is_none() {
+            p.push(
+                k,
+                "needs `subnet-group`: scratch databases go into an isolated subnet group \
+                 (or set `use-default-network: true` to accept the account's default VPC)",
+            );
+        }
+        if security_groups.is_empty() {
+            p.push(
+                k,
+                "needs `security-groups`: scratch databases get isolated security groups \
+                 (or set `use-default-network: true` to accept the default one)",
+            );
+        }
+    }
+    for (i, sg) in security_groups.iter().enumerate() {
+        if !sg.starts_with("sg-") {
+            p.push(format!("{k}.security-groups[{i}]"), format!("`{sg}` is not a security group id (sg-…)"));
+        }
+    }
+    if let Some(c) = &instance_class
+        && !c.starts_with("db.")
+    {
+        p.push(format!("{k}.instance-class"), format!("`{c}` is not an instance class like db.t4g.medium"));
+    }
+    let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
+    if residency.is_empty() {
+        p.push(format!("{k}.residency"), "must allow at least one region");
+    }
+    if let Some(r) = &region
+        && !residency.contains(r)
+    {
+        p.push(format!("{k}.region"), format!("`{r}` is outside the allowed residency {}", residency.join(", ")));
+    }
+    let connect = connect.map(|RawConnect { host, port }| (host, port.unwrap_or(5432)));
+    let tls = match (sslmode.as_deref().unwrap_or("require"), ca_bundle) {
+        ("require", None) => TlsSpec::Require,
+        ("verify-full", Some(ca)) => TlsSpec::VerifyFull(ca.into()),
+        ("verify-full", None) => {
+            p.push(format!("{k}.sslmode"), "verify-full needs `ca-bundle` (the RDS CA bundle PEM file)");
+            TlsSpec::Require
+        }
+        ("disable", None) if connect.is_some() => TlsSpec::Disable,
+        ("disable", None) => {
+            p.push(
+                format!("{k}.sslmode"),
+                "`disable` is only allowed with `connect` (a tunnel that encrypts); RDS endpoints need TLS",
+            );
+            TlsSpec::Require
+        }
+        (m @ ("require" | "disable"), Some(_)) => {
+            p.push(format!("{k}.ca-bundle"), format!("only used with sslmode verify-full, not {m}"));
+            TlsSpec::Require
+        }
+        (other, _) => {
+            p.push(format!("{k}.sslmode"), format!("unknown sslmode `{other}`: use require, verify-full or disable"));
+            TlsSpec::Require
+        }
+    };
+    let expires_after = match expires_after {
+        None => Duration::from_secs(6 * 3600),
+        Some(t) => match super::duration::parse_duration(&t) {
+            Ok(d) if d >= Duration::from_secs(600) => d,
+            Ok(_) => {
+                p.push(format!("{k}.expires-after"), "must be at least 10m, longer than any drill");
+                Duration::from_secs(6 * 3600)
+            }
+            Err(e) => {
+                p.push(format!("{k}.expires-after"), e);
+                Duration::from_secs(6 * 3600)
+            }
+        },
+    };
+    AwsScratchSpec {
+        region,
+        subnet_group,
+        security_groups,
+        instance_class,
+        database,
+        tls,
+        connect,
+        allow_unencrypted: allow_unencrypted.unwrap_or(false),
+        residency,
+        expires_after,
+    }
+}
+
+/// RDS identifiers: 1-63 letters, digits and hyphens, starting with a letter, no `--`, no trailing `-`.
+pub(crate) fn is_db_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !s.contains("--")
+        && !s.ends_with('-')
+}
+
+fn check_db_identifier(p: &mut Problems<'_>, key: &str, s: &str) {
+    if !is_db_identifier(s) {
+        p.push(key, format!("`{s}` is not an RDS identifier (letters, digits, hyphens; starts with a letter)"));
+    }
+}

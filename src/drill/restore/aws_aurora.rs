@@ -1,0 +1,239 @@
+//! `aws-aurora-cluster`: RestoreDBClusterToPointInTime (full copy, or copy-on-write when asked), then one
+//! writer instance in it (Aurora restores come without instances), fresh credentials via ModifyDBCluster,
+//! verify, and a guarded teardown of the instance and then the cluster.
+//!
+//! Window: [EarliestRestorableTime, LatestRestorableTime] of the source cluster.
+
+use aws_sdk_rds::Client;
+use aws_sdk_rds::types::DbCluster;
+use chrono::{DateTime, Utc};
+
+use super::rds::{self, Owner};
+use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
+use crate::aws::{Backoff, CallCounter, classify};
+use crate::config::AuroraClusterSpec;
+use crate::drill::error::{DrillError, RestoreError};
+use crate::drill::events::EventSink;
+use crate::drill::target::{Recovery, ResolvedTarget, Window};
+
+pub(crate) struct AwsAuroraCluster {
+    spec: AuroraClusterSpec,
+    rds: Client,
+    calls: CallCounter,
+    region: String,
+    drill: String,
+    run: String,
+    database: String,
+    events: EventSink,
+    expires_at: DateTime<Utc>,
+    cluster_id: String,
+    instance_id: String,
+    source: Option<DbCluster>,
+    attempted: bool,
+}
+
+impl AwsAuroraCluster {
+    #[expect(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        spec: &AuroraClusterSpec,
+        rds: Client,
+        calls: CallCounter,
+        region: String,
+        drill: &str,
+        run: &str,
+        default_database: Option<&str>,
+        events: EventSink,
+        lifetime: std::time::Duration,
+    ) -> Result<Self, DrillError> {
+        rds::check_residency(&region, &spec.scratch)?;
+        let cluster_id = rds::scratch_id(drill, run);
+        Ok(Self {
+            database: spec
+                .scratch
+                .database
+                .clone()
+                .or(default_database.map(str::to_string))
+                .unwrap_or_else(|| "postgres".into()),
+            spec: spec.clone(),
+            rds,
+            calls,
+            region,
+            drill: drill.to_string(),
+            run: run.to_string(),
+            events,
+            expires_at: Utc::now() + lifetime.max(spec.scratch.expires_after),
+            instance_id: format!("{cluster_id}-w"),
+            cluster_id,
+            source: None,
+            attempted: false,
+        })
+    }
+
+    async fn source(&mut self) -> Result<DbCluster, DrillError> {
+        let id = &self.spec.source_cluster;
+        match rds::describe_cluster(&self.rds, id).await? {
+            Some(c) => {
+                self.source = Some(c.clone());
+                Ok(c)
+            }
+            None => {
+                Err(DrillError::NotFound(format!("source Aurora cluster `{id}` does not exist in {}", self.region)))
+            }
+        }
+    }
+}
+
+impl RestoreProvider for AwsAuroraCluster {
+    fn name(&self) -> &'static str {
+        "aws-aurora-cluster"
+    }
+
+    fn describe(&self) -> Vec<(&'static str, String)> {
+        let s = &self.spec.scratch;
+        let mut out = vec![
+            ("source-cluster", self.spec.source_cluster.clone()),
+            ("region", self.region.clone()),
+            ("scratch-cluster", self.cluster_id.clone()),
+            ("scratch-instance", self.instance_id.clone()),
+            ("restore-type", if self.spec.copy_on_write { "copy-on-write" } else { "full-copy" }.into()),
+            ("subnet-group", s.subnet_group.clone().unwrap_or_else(|| "default (explicit opt-in)".into())),
+            ("publicly-accessible", "false".into()),
+        ];
+        if let Some(src) = &self.source {
+            out.push(("engine", format!("{} {}", src.engine().unwrap_or("?"), src.engine_version().unwrap_or("?"))));
+            out.push(("storage-encrypted", src.storage_encrypted().unwrap_or(false).to_string()));
+        }
+        out
+    }
+
+    fn calls(&self) -> Option<&CallCounter> {
+        Some(&self.calls)
+    }
+
+    async fn window(&mut self) -> Result<Window, DrillError> {
+        let src = self.source().await?;
+        let id = self.spec.source_cluster.clone();
+        rds::refuse_unencrypted(
+            &format!("source cluster `{id}`"),
+            src.storage_encrypted() == Some(true),
+            &self.spec.scratch,
+        )?;
+        let latest = src.latest_restorable_time().map(rds::to_chrono);
+        let earliest =
+            src.earliest_restorable_time().map(rds::to_chrono).or(src.cluster_create_time().map(rds::to_chrono));
+        match (earliest, latest) {
+            (Some(earliest), Some(latest)) => Ok(Window { earliest, latest }),
+            _ => Err(DrillError::NoWindow(format!("`{id}` reports no restorable time range"))),
+        }
+    }
+
+    async fn wait_recoverable(&mut self, t: DateTime<Utc>, _source: &tokio_postgres::Client) -> Result<(), DrillError> {
+        let mut backoff = Backoff::new(std::time::Duration::from_secs(5), std::time::Duration::from_secs(30));
+        loop {
+            let src = self.source().await?;
+            if src.latest_restorable_time().map(rds::to_chrono).is_some_and(|l| l >= t) {
+                return Ok(());
+            }
+            backoff.wait().await;
+        }
+    }
+
+    fn plan(&mut self, _target: &ResolvedTarget) -> Result<BackupUsed, DrillError> {
+        let src = self.source.as_ref().ok_or_else(|| DrillError::NoWindow("source not described".into()))?;
+        Ok(BackupUsed {
+            id: format!("continuous backup of {} (point-in-time recovery)", self.spec.source_cluster),
+            location: src.db_cluster_arn().unwrap_or_default().to_string(),
+            started_at: src.earliest_restorable_time().map(rds::to_chrono).unwrap_or_default(),
+            finished_at: src.latest_restorable_time().map(rds::to_chrono).unwrap_or_default(),
+        })
+    }
+
+    async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
+        let s = &self.spec.scratch;
+        let src = self.source.clone().ok_or_else(|| RestoreError::Error("source not described".into()))?;
+        let tags = rds::scratch_tags(&self.drill, &self.run, self.expires_at);
+        let mut req = self
+            .rds
+            .restore_db_cluster_to_point_in_time()
+            .source_db_cluster_identifier(&self.spec.source_cluster)
+            .db_cluster_identifier(&self.cluster_id)
+            .restore_type(if self.spec.copy_on_write { "copy-on-write" } else { "full-copy" })
+            .deletion_protection(false)
+            .copy_tags_to_snapshot(false)
+            .set_db_subnet_group_name(s.subnet_group.clone())
+            .set_tags(Some(tags.clone()));
+        if !s.security_groups.is_empty() {
+            req = req.set_vpc_security_group_ids(Some(s.security_groups.clone()));
+        }
+        req = match target.recovery {
+            Recovery::Time(t) => req.restore_to_time(rds::to_smithy(t)),
+            Recovery::End => req.use_latest_restorable_time(true),
+        };
+        self.attempted = true;
+        self.events.progress(&self.drill, "restore", format!("RestoreDBClusterToPointInTime → {}", self.cluster_id));
+        req.send().await.map_err(|e| {
+            let e = classify("rds:RestoreDBClusterToPointInTime", &e);
+            RestoreError::Failed(format!("restore of `{}` was refused: {e}", self.spec.source_cluster))
+        })?;
+        rds::wait_cluster_available(&self.rds, &self.cluster_id, &self.events, &self.drill, "restore").await?;
+        let class = s.instance_class.clone().unwrap_or_else(|| "db.r6g.large".into());
+        self.events.progress(&self.drill, "restore", format!("CreateDBInstance {} ({class})", self.instance_id));
+        self.rds
+            .create_db_instance()
+            .db_instance_identifier(&self.instance_id)
+            .db_cluster_identifier(&self.cluster_id)
+            .engine(src.engine().unwrap_or("aurora-postgresql"))
+            .db_instance_class(class)
+            .publicly_accessible(false)
+            .auto_minor_version_upgrade(false)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| RestoreError::Failed(classify("rds:CreateDBInstance", &e).to_string()))?;
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
+        rds::wait_instance_available(&self.rds, &self.instance_id, &self.events, &self.drill, "ready").await?;
+        let password = rds::fresh_password();
+        self.events.progress(&self.drill, "ready", "setting fresh credentials (ModifyDBCluster)");
+        self.rds
+            .modify_db_cluster()
+            .db_cluster_identifier(&self.cluster_id)
+            .master_user_password(&password)
+            .deletion_protection(false)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| RestoreError::Error(classify("rds:ModifyDBCluster", &e).to_string()))?;
+        let c = rds::wait_cluster_available(&self.rds, &self.cluster_id, &self.events, &self.drill, "ready").await?;
+        let user = c.master_username().unwrap_or("postgres").to_string();
+        let ep = rds::endpoint(&self.spec.scratch, c.endpoint(), c.port(), &user, &password, &self.database)?;
+        rds::wait_connectable(&ep).await?;
+        Ok(ep)
+    }
+
+    async fn teardown(&mut self) -> Teardown {
+        if !self.attempted {
+            return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() };
+        }
+        let owner = Owner::Run(&self.run);
+        // The writer first: a cluster with members cannot be deleted. It may exist even if the cluster
+        // listing does not show it yet.
+        let inst = rds::delete_instance_guarded(&self.rds, &self.instance_id, owner).await;
+        let cluster = rds::delete_cluster_guarded(&self.rds, &self.cluster_id, owner).await;
+        match (inst, cluster) {
+            (Ok(_), Ok(true)) => Teardown {
+                status: "done",
+                at: Utc::now(),
+                detail: format!("deleted scratch instance {} and cluster {}", self.instance_id, self.cluster_id),
+            },
+            (Ok(_), Ok(false)) => Teardown {
+                status: "nothing-to-do",
+                at: Utc::now(),
+                detail: format!("scratch cluster {} does not exist", self.cluster_id),
+            },
+            (Err(e), _) | (_, Err(e)) => Teardown { status: "failed", at: Utc::now(), detail: e },
+        }
+    }
+}

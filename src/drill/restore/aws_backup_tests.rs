@@ -1,0 +1,299 @@
+//! The `aws-backup` provider against mocked AWS Backup and RDS APIs (moto has no restore jobs): a job that
+//! fails, one that never finishes, one that completes and is verified against a real PostgreSQL, and
+//! throttled or failing describes that the SDK retries.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_backup::operation::describe_restore_job::DescribeRestoreJobOutput;
+use aws_sdk_backup::operation::list_recovery_points_by_backup_vault::ListRecoveryPointsByBackupVaultOutput;
+use aws_sdk_backup::operation::put_restore_validation_result::PutRestoreValidationResultOutput;
+use aws_sdk_backup::operation::start_restore_job::StartRestoreJobOutput;
+use aws_sdk_backup::types::{RecoveryPointByBackupVault, RecoveryPointStatus, RestoreJobStatus};
+use aws_sdk_rds::operation::add_tags_to_resource::AddTagsToResourceOutput;
+use aws_sdk_rds::operation::delete_db_instance::DeleteDbInstanceOutput;
+use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+use aws_sdk_rds::operation::modify_db_instance::ModifyDbInstanceOutput;
+use aws_sdk_rds::types::{DbInstance, Endpoint as RdsEndpoint, Tag};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use chrono::Utc;
+
+use super::AwsBackup;
+use crate::aws::{AwsSettings, CallCounter};
+use crate::config::{DrillSpec, RestoreSpec, parse_drill};
+use crate::drill::events::EventSink;
+use crate::drill::runner::{RunOptions, run_with};
+use crate::drill::verify::testdb::TestDb;
+
+/// A client whose calls are answered by `rules` (aws-smithy-mocks' `mock_client!` needs newer SDK crates).
+macro_rules! mocked {
+    ($krate:ident, $rules:expr) => {
+        mocked!($krate, $rules, |c| c)
+    };
+    ($krate:ident, $rules:expr, $customize:expr) => {{
+        let rules: &[&Rule] = $rules;
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in rules {
+            interceptor = interceptor.with_rule(r);
+        }
+        let customize: fn($krate::config::Builder) -> $krate::config::Builder = $customize;
+        $krate::Client::from_conf(
+            customize(
+                $krate::Config::builder()
+                    .with_test_defaults()
+                    .region(aws_types::region::Region::new("ap-southeast-1"))
+                    .http_client(create_mock_http_client())
+                    .interceptor(interceptor),
+            )
+            .build(),
+        )
+    }};
+}
+
+const RUN: &str = "feedbeef0001";
+const SCRATCH: &str = "sd-vault-drill-feedbe";
+const ARN: &str = "arn:aws:rds:ap-southeast-1:111122223333:db:sd-vault-drill-feedbe";
+
+fn spec(connect: &str, teardown: &str) -> DrillSpec {
+    let yaml = format!(
+        "name: vault-drill\n\
+         restore:\n  aws-backup:\n\
+         \x20   vault: production-vault\n\
+         \x20   resource-arn: arn:aws:rds:ap-southeast-1:111122223333:db:prod-db\n\
+         \x20   iam-role-arn: arn:aws:iam::111122223333:role/restore\n\
+         \x20   subnet-group: drills-isolated\n\
+         \x20   security-groups: [sg-0123456789abcdef0]\n\
+         \x20   database: rst\n\
+         \x20   sslmode: disable\n\
+         \x20   {connect}\n\
+         target: latest\n\
+         objectives: {{ rto: 10m, rpo: 30d }}\n\
+         verify:\n  - sql: {{ name: restored, query: select 1, expect: {{ equals: \"1\" }} }}\n\
+         \x20 - freshness: {{ table: ledger, column: at, max-lag: 30d }}\n\
+         timeouts: {{ restore: 3s, teardown: {teardown} }}\n"
+    );
+    parse_drill(&yaml, Path::new("vault-drill.yaml")).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn points() -> ListRecoveryPointsByBackupVaultOutput {
+    let day = aws_smithy_types::DateTime::from_secs(Utc::now().timestamp() - 86_400);
+    ListRecoveryPointsByBackupVaultOutput::builder()
+        .recovery_points(
+            RecoveryPointByBackupVault::builder()
+                .recovery_point_arn("arn:aws:backup:ap-southeast-1:111122223333:recovery-point:continuous:db-prod-1")
+                .status(RecoveryPointStatus::Completed)
+                .is_encrypted(true)
+                .creation_date(day)
+                .completion_date(day)
+                .build(),
+        )
+        .recovery_points(
+            // Not usable: unencrypted.
+            RecoveryPointByBackupVault::builder()
+                .recovery_point_arn("arn:aws:rds:ap-southeast-1:111122223333:snapshot:awsbackup:job-plain")
+                .status(RecoveryPointStatus::Completed)
+                .is_encrypted(false)
+                .creation_date(day)
+                .build(),
+        )
+        .build()
+}
+
+fn job(status: RestoreJobStatus, created: Option<&str>) -> DescribeRestoreJobOutput {
+    DescribeRestoreJobOutput::builder()
+        .restore_job_id("job-1")
+        .status(status)
+        .status_message("insufficient capacity in ap-southeast-1a")
+        .set_created_resource_arn(created.map(str::to_string))
+        .build()
+}
+
+fn scratch_instance(port: u16) -> DbInstance {
+    let tags = crate::drill::restore::rds::scratch_tags("vault-drill", RUN, Utc::now() + chrono::TimeDelta::hours(1));
+    DbInstance::builder()
+        .db_instance_identifier(SCRATCH)
+        .db_instance_status("available")
+        .master_username("postgres")
+        .publicly_accessible(false)
+        .endpoint(RdsEndpoint::builder().address("sd.example.internal").port(i32::from(port)).build())
+        .set_tag_list(Some(tags))
+        .build()
+}
+
+fn provider(spec: &DrillSpec, backup: aws_sdk_backup::Client, rds: aws_sdk_rds::Client) -> AwsBackup {
+    let RestoreSpec::AwsBackup(b) = &spec.restore else { unreachable!() };
+    AwsBackup::new(
+        b,
+        backup,
+        rds,
+        CallCounter::default(),
+        "ap-southeast-1".into(),
+        &spec.name,
+        RUN,
+        None,
+        EventSink::new(|_| {}),
+        Duration::from_secs(3600),
+        spec.timeouts.teardown,
+    )
+    .unwrap()
+}
+
+fn opts(dir: &Path) -> RunOptions {
+    RunOptions { target: None, reports_dir: dir.to_path_buf(), trigger: "test".into(), aws: AwsSettings::default() }
+}
+
+/// A wire-level RDS error (modeled errors injected by the mocks trip a debug assertion in the runtime).
+fn not_found() -> HttpResponse {
+    HttpResponse::new(
+        StatusCode::try_from(404).unwrap(),
+        SdkBody::from(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>DBInstanceNotFound</Code><Message>gone</Message></Error>\
+             <RequestId>r</RequestId></ErrorResponse>",
+        ),
+    )
+}
+
+fn throttled() -> HttpResponse {
+    let mut r = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(r#"{"message":"slow down"}"#));
+    r.headers_mut().insert("x-amzn-errortype", "ThrottlingException");
+    r.headers_mut().insert("content-type", "application/json");
+    r
+}
+
+#[tokio::test]
+async fn a_failed_restore_job_fails_the_drill_and_still_reports() {
+    let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_backup_vault).then_output(points);
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .then_output(|| StartRestoreJobOutput::builder().restore_job_id("job-1").build());
+    let describe = mock!(aws_sdk_backup::Client::describe_restore_job)
+        .sequence()
+        .output(|| job(RestoreJobStatus::Running, None))
+        .output(|| job(RestoreJobStatus::Failed, None))
+        .build();
+    let put = mock!(aws_sdk_backup::Client::put_restore_validation_result)
+        .then_output(|| PutRestoreValidationResultOutput::builder().build());
+    let backup = mocked!(aws_sdk_backup, &[&list, &start, &describe, &put]);
+    let gone = mock!(aws_sdk_rds::Client::describe_db_instances).then_http_response(not_found);
+    let rds = mocked!(aws_sdk_rds, &[&gone]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec("connect: { host: 127.0.0.1, port: 1 }", "10s");
+    let mut p = provider(&spec, backup, rds);
+    let out = run_with(&spec, &opts(dir.path()), RUN, &mut p).await.unwrap();
+    let r = &out.report;
+    assert_eq!(r.result, crate::report::model::Verdict::Failed);
+    assert!(r.reason.as_deref().unwrap().contains("ended FAILED: insufficient capacity"), "{:?}", r.reason);
+    assert_eq!(r.teardown.status, "nothing-to-do", "{:?}", r.teardown);
+    assert!(out.written.is_ok());
+    assert_eq!(put.num_calls(), 0, "no data was verified, so no validation result is sent");
+    // The unencrypted point was never a candidate; the continuous one was restored to the latest time.
+    assert!(r.source.backup.as_ref().unwrap().location.contains(":continuous:"));
+}
+
+#[tokio::test]
+async fn a_restore_job_that_never_finishes_times_out_tears_down_and_reports() {
+    let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_backup_vault).then_output(points);
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .then_output(|| StartRestoreJobOutput::builder().restore_job_id("job-1").build());
+    let describe =
+        mock!(aws_sdk_backup::Client::describe_restore_job).then_output(|| job(RestoreJobStatus::Running, None));
+    let backup = mocked!(aws_sdk_backup, &[&list, &start, &describe]);
+    let gone = mock!(aws_sdk_rds::Client::describe_db_instances).then_http_response(not_found);
+    let rds = mocked!(aws_sdk_rds, &[&gone]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec("connect: { host: 127.0.0.1, port: 1 }", "8s");
+    let mut p = provider(&spec, backup, rds);
+    let out = run_with(&spec, &opts(dir.path()), RUN, &mut p).await.unwrap();
+    let r = &out.report;
+    assert_eq!(r.result, crate::report::model::Verdict::Error, "{:?}", r.reason);
+    let restore = r.phases.iter().find(|p| p.name == "restore").unwrap();
+    assert_eq!(restore.status, "failed");
+    assert!(restore.detail.as_deref().unwrap().contains("did not finish within 3s"), "{restore:?}");
+    assert_eq!(r.teardown.status, "failed");
+    assert!(r.teardown.detail.contains("had not finished") && r.teardown.detail.contains(SCRATCH), "{:?}", r.teardown);
+    assert!(out.written.is_ok());
+}
+
+#[tokio::test]
+async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_on_throttling() {
+    let db = TestDb::start().await;
+    db.rst
+        .batch_execute("create table ledger (at timestamptz); insert into ledger values (now() - interval '1 hour')")
+        .await
+        .unwrap();
+    let socket = db.cluster.dir.display().to_string();
+    let port = db.cluster.port;
+
+    let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_backup_vault).then_output(points);
+    let metadata = Arc::new(Mutex::new(None));
+    let seen = metadata.clone();
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .match_requests(move |req| {
+            *seen.lock().unwrap() = req.metadata().cloned();
+            true
+        })
+        .then_output(|| StartRestoreJobOutput::builder().restore_job_id("job-1").build());
+    // A throttled describe and a 503 are retried by the SDK's standard retry policy.
+    let describe = mock!(aws_sdk_backup::Client::describe_restore_job)
+        .sequence()
+        .http_response(throttled)
+        .http_status(503, None)
+        .output(|| job(RestoreJobStatus::Completed, Some(ARN)))
+        .build();
+    let verdict = Arc::new(Mutex::new(None));
+    let v = verdict.clone();
+    let put = mock!(aws_sdk_backup::Client::put_restore_validation_result)
+        .match_requests(move |req| {
+            *v.lock().unwrap() = req.validation_status().map(|s| s.as_str().to_string());
+            true
+        })
+        .then_output(|| PutRestoreValidationResultOutput::builder().build());
+    fn retry(c: aws_sdk_backup::config::Builder) -> aws_sdk_backup::config::Builder {
+        c.retry_config(crate::aws::retry_config().with_initial_backoff(Duration::from_millis(10)))
+    }
+    let backup = mocked!(aws_sdk_backup, &[&list, &start, &describe, &put], retry);
+
+    let tag = mock!(aws_sdk_rds::Client::add_tags_to_resource)
+        .match_requests(|req| {
+            req.resource_name() == Some(ARN)
+                && req.tags().iter().any(|t: &Tag| t.key() == Some("stackdrill:run") && t.value() == Some(RUN))
+        })
+        .then_output(|| AddTagsToResourceOutput::builder().build());
+    let describe_db = mock!(aws_sdk_rds::Client::describe_db_instances)
+        .sequence()
+        .output(move || DescribeDbInstancesOutput::builder().db_instances(scratch_instance(port)).build())
+        .times(3)
+        .http_response(not_found)
+        .build();
+    let modify = mock!(aws_sdk_rds::Client::modify_db_instance)
+        .match_requests(|req| req.db_instance_identifier() == Some(SCRATCH) && req.master_user_password().is_some())
+        .then_output(|| ModifyDbInstanceOutput::builder().build());
+    let delete = mock!(aws_sdk_rds::Client::delete_db_instance)
+        .match_requests(|req| req.db_instance_identifier() == Some(SCRATCH) && req.skip_final_snapshot() == Some(true))
+        .then_output(|| DeleteDbInstanceOutput::builder().build());
+    let rds = mocked!(aws_sdk_rds, &[&tag, &describe_db, &modify, &delete]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&format!("connect: {{ host: \"{socket}\", port: {port} }}"), "10s");
+    let mut p = provider(&spec, backup, rds);
+    let out = run_with(&spec, &opts(dir.path()), RUN, &mut p).await.unwrap();
+    let r = &out.report;
+    assert_eq!(r.result, crate::report::model::Verdict::Passed, "{:?} {:?}", r.reason, r.checks);
+    assert_eq!(describe.num_calls(), 3, "throttling and 503 were retried");
+    assert_eq!(tag.num_calls(), 1, "the created instance was tagged as this run's scratch");
+    assert_eq!(modify.num_calls(), 1);
+    assert_eq!(delete.num_calls(), 1);
+    assert_eq!(r.teardown.status, "done");
+    assert_eq!(verdict.lock().unwrap().as_deref(), Some("SUCCESSFUL"));
+    assert_eq!(r.measured.rpo_basis, "the newest row a freshness check found");
+    let m = metadata.lock().unwrap().clone().unwrap();
+    assert_eq!(m.get("DBInstanceIdentifier").map(String::as_str), Some(SCRATCH));
+    assert_eq!(m.get("PubliclyAccessible").map(String::as_str), Some("false"));
+    assert_eq!(m.get("DBSubnetGroupName").map(String::as_str), Some("drills-isolated"));
+    assert_eq!(m.get("UseLatestRestorableTime").map(String::as_str), Some("true"));
+    assert_eq!(m.get("VpcSecurityGroupIds").map(String::as_str), Some("[\"sg-0123456789abcdef0\"]"));
+}

@@ -1,0 +1,265 @@
+//! `aws-rds-instance`: RestoreDBInstanceToPointInTime of an RDS instance into an isolated, tagged,
+//! unreachable-from-the-internet scratch instance with fresh credentials; deleted through the guard.
+//!
+//! Window: [earliest restorable time of the automated backups, LatestRestorableTime].
+
+use aws_sdk_rds::Client;
+use aws_sdk_rds::types::DbInstance;
+use chrono::{DateTime, Utc};
+
+use super::rds::{self, Owner};
+use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
+use crate::aws::{Backoff, CallCounter, classify};
+use crate::config::RdsInstanceSpec;
+use crate::drill::error::{DrillError, RestoreError};
+use crate::drill::events::EventSink;
+use crate::drill::target::{Recovery, ResolvedTarget, Window};
+
+pub(crate) struct AwsRdsInstance {
+    spec: RdsInstanceSpec,
+    rds: Client,
+    calls: CallCounter,
+    region: String,
+    drill: String,
+    run: String,
+    database: String,
+    events: EventSink,
+    expires_at: DateTime<Utc>,
+    scratch_id: String,
+    source: Option<DbInstance>,
+    /// Set once a restore call was made: teardown then looks for the scratch whatever the call returned.
+    attempted: bool,
+    password: Option<String>,
+}
+
+impl AwsRdsInstance {
+    #[expect(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        spec: &RdsInstanceSpec,
+        rds: Client,
+        calls: CallCounter,
+        region: String,
+        drill: &str,
+        run: &str,
+        default_database: Option<&str>,
+        events: EventSink,
+        lifetime: std::time::Duration,
+    ) -> Result<Self, DrillError> {
+        rds::check_residency(&region, &spec.scratch)?;
+        Ok(Self {
+            database: spec
+                .scratch
+                .database
+                .clone()
+                .or(default_database.map(str::to_string))
+                .unwrap_or_else(|| "postgres".into()),
+            spec: spec.clone(),
+            rds,
+            calls,
+            region,
+            drill: drill.to_string(),
+            run: run.to_string(),
+            events,
+            expires_at: Utc::now() + lifetime.max(spec.scratch.expires_after),
+            scratch_id: rds::scratch_id(drill, run),
+            source: None,
+            attempted: false,
+            password: None,
+        })
+    }
+
+    async fn source(&mut self) -> Result<DbInstance, DrillError> {
+        let id = &self.spec.source_instance;
+        match rds::describe_instance(&self.rds, id).await? {
+            Some(i) => {
+                self.source = Some(i.clone());
+                Ok(i)
+            }
+            None => Err(DrillError::NotFound(format!("source RDS instance `{id}` does not exist in {}", self.region))),
+        }
+    }
+}
+
+impl RestoreProvider for AwsRdsInstance {
+    fn name(&self) -> &'static str {
+        "aws-rds-instance"
+    }
+
+    fn describe(&self) -> Vec<(&'static str, String)> {
+        let s = &self.spec.scratch;
+        let mut out = vec![
+            ("source-instance", self.spec.source_instance.clone()),
+            ("region", self.region.clone()),
+            ("scratch-instance", self.scratch_id.clone()),
+            ("subnet-group", s.subnet_group.clone().unwrap_or_else(|| "default (explicit opt-in)".into())),
+            (
+                "security-groups",
+                if s.security_groups.is_empty() { "default".into() } else { s.security_groups.join(",") },
+            ),
+            ("publicly-accessible", "false".into()),
+            ("multi-az", "false".into()),
+        ];
+        if let Some(src) = &self.source {
+            out.push(("engine", format!("{} {}", src.engine().unwrap_or("?"), src.engine_version().unwrap_or("?"))));
+            out.push(("storage-encrypted", src.storage_encrypted().unwrap_or(false).to_string()));
+            if let Some(arn) = src.db_instance_arn() {
+                out.push(("source-arn", arn.to_string()));
+            }
+        }
+        out
+    }
+
+    fn calls(&self) -> Option<&CallCounter> {
+        Some(&self.calls)
+    }
+
+    async fn window(&mut self) -> Result<Window, DrillError> {
+        let src = self.source().await?;
+        let id = self.spec.source_instance.clone();
+        rds::refuse_unencrypted(
+            &format!("source instance `{id}`"),
+            src.storage_encrypted() == Some(true),
+            &self.spec.scratch,
+        )?;
+        let retention = src.backup_retention_period().unwrap_or(0);
+        if retention == 0 {
+            return Err(DrillError::NoWindow(format!(
+                "automated backups of `{id}` are off (BackupRetentionPeriod 0): point-in-time recovery is impossible"
+            )));
+        }
+        let Some(latest) = src.latest_restorable_time().map(rds::to_chrono) else {
+            return Err(DrillError::NoWindow(format!("`{id}` reports no LatestRestorableTime yet")));
+        };
+        let backups = self
+            .rds
+            .describe_db_instance_automated_backups()
+            .db_instance_identifier(&id)
+            .send()
+            .await
+            .map_err(|e| classify("rds:DescribeDBInstanceAutomatedBackups", &e))?;
+        let from_backups = backups
+            .db_instance_automated_backups()
+            .iter()
+            .filter_map(|b| b.restore_window().and_then(|w| w.earliest_time()).map(rds::to_chrono))
+            .min();
+        // Without a reported restore window, the retention period bounds it (never before creation).
+        let earliest = from_backups.unwrap_or_else(|| {
+            let by_retention = Utc::now() - chrono::TimeDelta::days(i64::from(retention));
+            src.instance_create_time().map(rds::to_chrono).map_or(by_retention, |c| c.max(by_retention))
+        });
+        Ok(Window { earliest, latest })
+    }
+
+    async fn wait_recoverable(&mut self, t: DateTime<Utc>, _source: &tokio_postgres::Client) -> Result<(), DrillError> {
+        let mut backoff = Backoff::new(std::time::Duration::from_secs(5), std::time::Duration::from_secs(30));
+        loop {
+            let src = self.source().await?;
+            if src.latest_restorable_time().map(rds::to_chrono).is_some_and(|l| l >= t) {
+                return Ok(());
+            }
+            backoff.wait().await;
+        }
+    }
+
+    fn plan(&mut self, _target: &ResolvedTarget) -> Result<BackupUsed, DrillError> {
+        let src = self.source.as_ref().ok_or_else(|| DrillError::NoWindow("source not described".into()))?;
+        Ok(BackupUsed {
+            id: format!("automated backups of {} (point-in-time recovery)", self.spec.source_instance),
+            location: src.db_instance_arn().unwrap_or_default().to_string(),
+            started_at: src.instance_create_time().map(rds::to_chrono).unwrap_or_default(),
+            finished_at: src.latest_restorable_time().map(rds::to_chrono).unwrap_or_default(),
+        })
+    }
+
+    async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
+        let s = &self.spec.scratch;
+        let src = self.source.clone().ok_or_else(|| RestoreError::Error("source not described".into()))?;
+        let mut req = self
+            .rds
+            .restore_db_instance_to_point_in_time()
+            .source_db_instance_identifier(&self.spec.source_instance)
+            .target_db_instance_identifier(&self.scratch_id)
+            .publicly_accessible(false)
+            .multi_az(false)
+            .deletion_protection(false)
+            .copy_tags_to_snapshot(false)
+            .auto_minor_version_upgrade(false)
+            .set_db_subnet_group_name(s.subnet_group.clone())
+            .set_tags(Some(rds::scratch_tags(&self.drill, &self.run, self.expires_at)));
+        if !s.security_groups.is_empty() {
+            req = req.set_vpc_security_group_ids(Some(s.security_groups.clone()));
+        }
+        if let Some(c) = s.instance_class.clone().or(src.db_instance_class().map(str::to_string)) {
+            req = req.db_instance_class(c);
+        }
+        req = match target.recovery {
+            Recovery::Time(t) => req.restore_time(rds::to_smithy(t)),
+            Recovery::End => req.use_latest_restorable_time(true),
+        };
+        self.attempted = true;
+        self.events.progress(&self.drill, "restore", format!("RestoreDBInstanceToPointInTime → {}", self.scratch_id));
+        req.send().await.map_err(|e| {
+            let e = classify("rds:RestoreDBInstanceToPointInTime", &e);
+            RestoreError::Failed(format!("restore of `{}` was refused: {e}", self.spec.source_instance))
+        })?;
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
+        let id = self.scratch_id.clone();
+        let inst = rds::wait_instance_available(&self.rds, &id, &self.events, &self.drill, "ready").await?;
+        // The restore carries the source's master password; the drill connects with a fresh one that
+        // lives only in this process. Deletion protection is switched off in the same call in case the
+        // restore inherited it (teardown must be able to delete).
+        let password = rds::fresh_password();
+        self.events.progress(&self.drill, "ready", "setting fresh credentials (ModifyDBInstance)");
+        self.rds
+            .modify_db_instance()
+            .db_instance_identifier(&id)
+            .master_user_password(&password)
+            .deletion_protection(false)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| RestoreError::Error(classify("rds:ModifyDBInstance", &e).to_string()))?;
+        self.password = Some(password.clone());
+        let inst = match rds::wait_instance_available(&self.rds, &id, &self.events, &self.drill, "ready").await {
+            Ok(i) => i,
+            Err(_) => inst,
+        };
+        if inst.publicly_accessible() == Some(true) {
+            return Err(RestoreError::Error(format!(
+                "scratch `{id}` came up publicly accessible; refusing to use it (it will be torn down)"
+            )));
+        }
+        let user = inst.master_username().unwrap_or("postgres").to_string();
+        let address = inst.endpoint().and_then(|e| e.address());
+        let port = inst.endpoint().and_then(|e| e.port());
+        let ep = rds::endpoint(&self.spec.scratch, address, port, &user, &password, &self.database)?;
+        rds::wait_connectable(&ep).await?;
+        Ok(ep)
+    }
+
+    async fn teardown(&mut self) -> Teardown {
+        self.password = None;
+        if !self.attempted {
+            return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() };
+        }
+        match rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.run)).await {
+            Ok(true) => Teardown {
+                status: "done",
+                at: Utc::now(),
+                detail: format!(
+                    "deleted scratch instance {} (no final snapshot, automated backups deleted)",
+                    self.scratch_id
+                ),
+            },
+            Ok(false) => Teardown {
+                status: "nothing-to-do",
+                at: Utc::now(),
+                detail: format!("scratch instance {} does not exist", self.scratch_id),
+            },
+            Err(e) => Teardown { status: "failed", at: Utc::now(), detail: e },
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! What the AWS providers share: scratch names and tags, the ownership guard, waiting on RDS status with
+//! backoff, fresh credentials, the isolation checks, and the guarded delete.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_rds::Client;
+use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
+use chrono::{DateTime, Utc};
+use rand::Rng;
+
+use crate::aws::{AwsError, Backoff, classify};
+use crate::config::{AwsScratchSpec, TlsSpec};
+use crate::drill::error::{DrillError, RestoreError};
+use crate::drill::events::EventSink;
+
+pub(crate) const TAG_MANAGED: &str = "stackdrill:managed";
+pub(crate) const TAG_SCRATCH: &str = "stackdrill:scratch";
+pub(crate) const TAG_DRILL: &str = "stackdrill:drill";
+pub(crate) const TAG_RUN: &str = "stackdrill:run";
+pub(crate) const TAG_EXPIRES: &str = "stackdrill:expires-at";
+
+/// `sd-<drill>-<first 6 of the run id>`, within RDS identifier rules (≤ 63, letter first, no `--`).
+pub(crate) fn scratch_id(drill: &str, run: &str) -> String {
+    let mut d: String = drill.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    while d.contains("--") {
+        d = d.replace("--", "-");
+    }
+    let d = d.trim_matches('-');
+    let d = &d[..d.len().min(40)];
+    format!("sd-{}-{}", d.trim_end_matches('-'), &run[..run.len().min(6)])
+}
+
+/// The scratch tags of design.md §4.
+pub(crate) fn scratch_tags(drill: &str, run: &str, expires_at: DateTime<Utc>) -> Vec<Tag> {
+    [
+        (TAG_MANAGED, "true".to_string()),
+        (TAG_SCRATCH, "true".to_string()),
+        (TAG_DRILL, drill.to_string()),
+        (TAG_RUN, run.to_string()),
+        (TAG_EXPIRES, expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    ]
+    .into_iter()
+    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+    .collect()
+}
+
+/// Who may delete a scratch resource.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Owner<'a> {
+    /// The run that created it: the run tag must match.
+    Run(&'a str),
+    /// `drill cleanup`: the expiry tag must be in the past.
+    Expired(DateTime<Utc>),
+}
+
+/// Decides from a resource's tags whether stackdrill may delete it; `Err` says why not.
+pub(crate) fn may_delete(tags: &[(String, String)], owner: Owner<'_>) -> Result<(), String> {
+    let get = |k: &str| tags.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.as_str());
+    if get(TAG_MANAGED) != Some("true") || get(TAG_SCRATCH) != Some("true") {
+        return Err(format!("it lacks the `{TAG_MANAGED}=true` and `{TAG_SCRATCH}=true` tags"));
+    }
+    match owner {
+        Owner::Run(run) => match get(TAG_RUN) {
+            Some(r) if r == run => Ok(()),
+            other => Err(format!("its `{TAG_RUN}` tag is {other:?}, not this run's `{run}`")),
+        },
+        Owner::Expired(now) => match get(TAG_EXPIRES).and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+            Some(t) if t < now => Ok(()),
+            Some(t) => Err(format!("it expires at {t}, not yet")),
+            None => Err(format!("it has no valid `{TAG_EXPIRES}` tag")),
+        },
+    }
+}
+
+pub(crate) fn tag_pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect()
+}
+
+pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
+}
+
+pub(crate) fn to_smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+/// A fresh master password: 32 characters RDS accepts (no `/`, `@`, `"` or space). It lives in memory only.
+pub(crate) fn fresh_password() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.~";
+    let mut rng = rand::thread_rng();
+    (0..32).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+/// Refuses a region outside the drill's residency list, before anything is created.
+pub(crate) fn check_residency(region: &str, scratch: &AwsScratchSpec) -> Result<(), DrillError> {
+    if scratch.residency.iter().any(|r| r == region) {
+        Ok(())
+    } else {
+        Err(DrillError::Refused(format!(
+            "region `{region}` is outside the drill's residency ({}): restored data must stay there",
+            scratch.residency.join(", ")
+        )))
+    }
+}
+
+pub(crate) fn refuse_unencrypted(what: &str, encrypted: bool, scratch: &AwsScratchSpec) -> Result<(), DrillError> {
+    if encrypted || scratch.allow_unencrypted {
+        Ok(())
+    } else {
+        Err(DrillError::Refused(format!(
+            "{what} is not encrypted at rest; a drill would copy unencrypted data (set `allow-unencrypted: true` \
+             to accept that knowingly)"
+        )))
+    }
+}
+
+pub(crate) async fn describe_instance(rds: &Client, id: &str) -> Result<Option<DbInstance>, AwsError> {
+    match rds.describe_db_instances().db_instance_identifier(id).send().await {
+        Ok(out) => Ok(out.db_instances().first().cloned()),
+        Err(e) => {
+            let e = classify("rds:DescribeDBInstances", &e);
+            if e.is_not_found() { Ok(None) } else { Err(e) }
+        }
+    }
+}
+
+pub(crate) async fn describe_cluster(rds: &Client, id: &str) -> Result<Option<DbCluster>, AwsError> {
+    match rds.describe_db_clusters().db_cluster_identifier(id).send().await {
+        Ok(out) => Ok(out.db_clusters().first().cloned()),
+        Err(e) => {
+            let e = classify("rds:DescribeDBClusters", &e);
+            if e.is_not_found() { Ok(None) } else { Err(e) }
+        }
+    }
+}
+
+/// Polls (with backoff and jitter) until the instance is `available` with nothing pending; each status
+/// change is a progress line with the elapsed time. A terminal failure status fails the restore.
+pub(crate) async fn wait_instance_available(
+    rds: &Client,
+    id: &str,
+    events: &EventSink,
+    drill: &str,
+    phase: &'static str,
+) -> Result<DbInstance, RestoreError> {
+    let started = Instant::now();
+    let mut backoff = Backoff::describe();
+    let mut last = String::new();
+    loop {
+        let inst = describe_instance(rds, id).await.map_err(|e| RestoreError::Error(e.to_string()))?;
+        let Some(inst) = inst else {
+            return Err(RestoreError::Failed(format!("scratch instance `{id}` disappeared while restoring")));
+        };
+        let status = inst.db_instance_status().unwrap_or("unknown").to_string();
+        let pending_password = inst.pending_modified_values().and_then(|p| p.master_user_password()).is_some();
+        if status != last {
+            events.progress(drill, phase, format!("{id}: {status} after {}s", started.elapsed().as_secs()));
+            last = status.clone();
+        }
+        match status.as_str() {
+            "available" if !pending_password => return Ok(inst),
+            "failed"
+            | "incompatible-restore"
+            | "incompatible-parameters"
+            | "incompatible-network"
+            | "storage-full"
+            | "inaccessible-encryption-credentials" => {
+                return Err(RestoreError::Failed(format!("scratch instance `{id}` entered status `{status}`")));
+            }
+            _ => backoff.wait().await,
+        }
+    }
+}
+
+/// Polls until the cluster is `available`.
+pub(crate) async fn wait_cluster_available(
+    rds: &Client,
+    id: &str,
+    events: &EventSink,
+    drill: &str,
+    phase: &'static str,
+) -> Result<DbCluster, RestoreError> {
+    let started = Instant::now();
+    let mut backoff = Backoff::describe();
+    let mut last = String::new();
+    loop {
+        let Some(c) = describe_cluster(rds, id).await.map_err(|e| RestoreError::Error(e.to_string()))? else {
+            return Err(RestoreError::Failed(format!("scratch cluster `{id}` disappeared while restoring")));
+        };
+        let status = c.status().unwrap_or("unknown").to_string();
+        if status != last {
+            events.progress(drill, phase, format!("{id}: {status} after {}s", started.elapsed().as_secs()));
+            last = status.clone();
+        }
+        match status.as_str() {
+            "available" => return Ok(c),
+            "failed" | "inaccessible-encryption-credentials" | "incompatible-restore" => {
+                return Err(RestoreError::Failed(format!("scratch cluster `{id}` entered status `{status}`")));
+            }
+            _ => backoff.wait().await,
+        }
+    }
+}
+
+/// Deletes a scratch instance after re-reading its tags, then waits until it is gone.
+/// Returns `Ok(false)` when there was nothing to delete.
+pub(crate) async fn delete_instance_guarded(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
+    let Some(inst) = describe_instance(rds, id).await.map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    may_delete(&tag_pairs(inst.tag_list()), owner)
+        .map_err(|why| format!("refused to delete `{id}`: {why}; stackdrill deletes only its own scratch"))?;
+    if inst.deletion_protection() == Some(true) {
+        rds.modify_db_instance()
+            .db_instance_identifier(id)
+            .deletion_protection(false)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| classify("rds:ModifyDBInstance", &e).to_string())?;
+    }
+    if inst.db_instance_status() != Some("deleting") {
+        match rds
+            .delete_db_instance()
+            .db_instance_identifier(id)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                let e = classify("rds:DeleteDBInstance", &e);
+                if !e.is_not_found() {
+                    return Err(e.to_string());
+                }
+            }
+        }
+    }
+    let mut backoff = Backoff::describe();
+    while describe_instance(rds, id).await.map_err(|e| e.to_string())?.is_some() {
+        backoff.wait().await;
+    }
+    Ok(true)
+}
+
+/// Deletes a scratch Aurora cluster (its instances first), guarded by the cluster's tags.
+pub(crate) async fn delete_cluster_guarded(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
+    let Some(c) = describe_cluster(rds, id).await.map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    may_delete(&tag_pairs(c.tag_list()), owner)
+        .map_err(|why| format!("refused to delete cluster `{id}`: {why}; stackdrill deletes only its own scratch"))?;
+    for m in c.db_cluster_members() {
+        if let Some(inst) = m.db_instance_identifier() {
+            delete_instance_guarded(rds, inst, owner).await?;
+        }
+    }
+    if c.deletion_protection() == Some(true) {
+        rds.modify_db_cluster()
+            .db_cluster_identifier(id)
+            .deletion_protection(false)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| classify("rds:ModifyDBCluster", &e).to_string())?;
+    }
+    match rds.delete_db_cluster().db_cluster_identifier(id).skip_final_snapshot(true).send().await {
+        Ok(_) => {}
+        Err(e) => {
+            let e = classify("rds:DeleteDBCluster", &e);
+            if !e.is_not_found() {
+                return Err(e.to_string());
+            }
+        }
+    }
+    let mut backoff = Backoff::describe();
+    while describe_cluster(rds, id).await.map_err(|e| e.to_string())?.is_some() {
+        backoff.wait().await;
+    }
+    Ok(true)
+}
+
+/// The connection to a scratch database: its endpoint or the `connect` override, over the drill's TLS mode.
+pub(crate) fn endpoint(
+    scratch: &AwsScratchSpec,
+    address: Option<&str>,
+    port: Option<i32>,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<super::Endpoint, RestoreError> {
+    let (host, port) = match &scratch.connect {
+        Some((h, p)) => (h.clone(), *p),
+        None => {
+            let Some(a) = address else {
+                return Err(RestoreError::Failed("the scratch database reports no endpoint address".into()));
+            };
+            (a.to_string(), port.and_then(|p| u16::try_from(p).ok()).unwrap_or(5432))
+        }
+    };
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&host)
+        .port(port)
+        .user(user)
+        .password(password)
+        .dbname(database)
+        .application_name("stackdrill")
+        .connect_timeout(Duration::from_secs(15));
+    let via = if scratch.connect.is_some() { " (via connect override)" } else { "" };
+    let tls = match &scratch.tls {
+        TlsSpec::Require => "sslmode=require",
+        TlsSpec::VerifyFull(_) => "sslmode=verify-full",
+        TlsSpec::Disable => "sslmode=disable",
+    };
+    Ok(super::Endpoint {
+        config,
+        tls: scratch.tls.clone(),
+        display: format!("{user}@{host}:{port}/{database}{via} {tls}"),
+    })
+}
+
+/// Waits until the scratch accepts a TLS connection with the fresh credentials (a password change
+/// can take a moment to reach the engine after RDS reports it applied).
+pub(crate) async fn wait_connectable(ep: &super::Endpoint) -> Result<(), RestoreError> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    loop {
+        match crate::pg::connect_tls(&ep.config, &ep.tls).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(RestoreError::Failed(format!("cannot connect to the scratch {}: {e}", ep.display)));
+            }
+            Err(_) => backoff.wait().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_ids_follow_rds_rules() {
+        for (drill, want) in [
+            ("prod-db-pitr", "sd-prod-db-pitr-abcdef"),
+            ("9lives--x-", "sd-9lives-x-abcdef"),
+            ("a".repeat(40).as_str(), &format!("sd-{}-abcdef", "a".repeat(40))),
+        ] {
+            let id = scratch_id(drill, "abcdef123456");
+            assert_eq!(id, want);
+            assert!(crate::config::is_db_identifier(&id), "{id}");
+        }
+    }
+
+    #[test]
+    fn the_guard_needs_the_scratch_tags_and_the_run_or_an_expiry() {
+        let now = Utc::now();
+        let tags = tag_pairs(&scratch_tags("d", "run1", now - chrono::TimeDelta::minutes(1)));
+        assert!(may_delete(&tags, Owner::Run("run1")).is_ok());
+        assert!(may_delete(&tags, Owner::Run("run2")).is_err());
+        assert!(may_delete(&tags, Owner::Expired(now)).is_ok());
+        let fresh = tag_pairs(&scratch_tags("d", "run1", now + chrono::TimeDelta::hours(1)));
+        assert!(may_delete(&fresh, Owner::Expired(now)).is_err());
+        let untagged = vec![(TAG_RUN.to_string(), "run1".to_string())];
+        assert!(may_delete(&untagged, Owner::Run("run1")).unwrap_err().contains("lacks"));
+    }
+}
