@@ -26,21 +26,21 @@ impl PgBin {
             });
         }
         let mut tried = Vec::new();
-        if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output() {
-            if out.status.success() {
-                let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-                match Self::at(&dir) {
-                    Ok(b) => return Ok(b),
-                    Err(m) => tried.push(format!("pg_config --bindir gave {} which lacks {m}", dir.display())),
-                }
+        if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output()
+            && out.status.success()
+        {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            match Self::at(&dir) {
+                Ok(b) => return Ok(b),
+                Err(m) => tried.push(format!("pg_config --bindir gave {} which lacks {m}", dir.display())),
             }
         }
         if let Some(path) = std::env::var_os("PATH") {
             for dir in std::env::split_paths(&path) {
-                if dir.join("pg_ctl").is_file() {
-                    if let Ok(b) = Self::at(&dir) {
-                        return Ok(b);
-                    }
+                if dir.join("pg_ctl").is_file()
+                    && let Ok(b) = Self::at(&dir)
+                {
+                    return Ok(b);
                 }
             }
         }

@@ -54,7 +54,7 @@ fn broken_files_name_file_line_column_and_key() {
             "provider.yaml",
             "restore:\n  local-postgress: { base-backups: b }\nobjectives: { rto: 1m, rpo: 1m }\n".into(),
             &[
-                "error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected `local-postgres` (did you mean `local-postgres`?)",
+                "error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected one of `local-postgres`, `aws-rds-instance`, `aws-aurora-cluster`, `aws-backup` (did you mean `local-postgres`?)",
             ],
         ),
         ("missing.yaml", RESTORE.to_string(), &["missing.yaml:", "missing field `objectives`"]),
@@ -106,7 +106,10 @@ fn bad_drill_file_starts_nothing_on_run() {
 fn the_repository_drills_validate() {
     let out = stackdrill().args(["drill", "validate"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok    drills/local-demo.yaml (drill `local-demo`)"));
+    let stdout = text(&out.stdout);
+    for d in ["local-demo", "prod-db-pitr", "prod-aurora-pitr", "prod-db-backup-vault"] {
+        assert!(stdout.contains(&format!("ok    drills/{d}.yaml (drill `{d}`)")), "{stdout}");
+    }
 }
 
 #[test]
@@ -166,6 +169,38 @@ fn data_checks_are_validated_together() {
         "checks.yaml:8:62: `verify[3].freshness.max-lag` invalid duration `soon`",
         "checks.yaml:9:13: `verify[4].schema` this check without `tables` compares with the live source",
         "error: 8 problem(s) in 1 file(s)",
+    ] {
+        assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
+    }
+}
+
+#[test]
+fn aws_restore_blocks_are_validated_together() {
+    let body = "restore:\n  aws-rds-instance:\n    source-instance: 1prod\n    security-groups: [default]\n\
+                \x20   instance-class: t4g.medium\n    region: us-east-1\n    sslmode: verify-full\n    expires-after: 1m\n\
+                objectives: { rto: 1h, rpo: 5m }\n";
+    let (code, stderr) = validate("aws.yaml", body);
+    assert_eq!(code, 2);
+    for e in [
+        "aws.yaml:3:20: `restore.aws-rds-instance` needs `subnet-group`",
+        "aws.yaml:3:22: `restore.aws-rds-instance.source-instance` `1prod` is not an RDS identifier",
+        "aws.yaml:4:23: `restore.aws-rds-instance.security-groups[0]` `default` is not a security group id",
+        "aws.yaml:5:21: `restore.aws-rds-instance.instance-class` `t4g.medium` is not an instance class",
+        "aws.yaml:6:13: `restore.aws-rds-instance.region` `us-east-1` is outside the allowed residency ap-southeast-1",
+        "aws.yaml:7:14: `restore.aws-rds-instance.sslmode` verify-full needs `ca-bundle`",
+        "aws.yaml:8:20: `restore.aws-rds-instance.expires-after` must be at least 10m",
+        "error: 7 problem(s) in 1 file(s)",
+    ] {
+        assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
+    }
+    let body = "restore:\n  aws-backup: { vault: v, resource-arn: prod-db, iam-role-arn: arn:aws:iam::1:role/r, \
+                subnet-group: g, security-groups: [sg-1], kind: weekly, sslmode: disable }\nobjectives: { rto: 1h, rpo: 5m }\n";
+    let (code, stderr) = validate("backup.yaml", body);
+    assert_eq!(code, 2);
+    for e in [
+        "`restore.aws-backup.resource-arn` must be the ARN of the protected RDS database",
+        "`restore.aws-backup.kind` unknown kind `weekly`: use continuous, snapshot or any",
+        "`restore.aws-backup.sslmode` `disable` is only allowed with `connect`",
     ] {
         assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
     }

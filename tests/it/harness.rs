@@ -78,6 +78,38 @@ impl Demo {
         client
     }
 
+    /// Makes the source answer TLS on 127.0.0.1 for the `postgres` role without a password, and refuse
+    /// it without TLS: the stand-in for an RDS scratch reached through a tunnel (moto runs no database).
+    pub async fn serve_tls_as_scratch(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let data = self.dir.join("source/data");
+        let (key, crt) = (data.join("server.key"), data.join("server.crt"));
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&crt)
+            .output()
+            .expect("openssl (install the openssl package)");
+        assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+        let meta = std::fs::metadata(&data).unwrap();
+        for f in [&key, &crt] {
+            std::os::unix::fs::chown(f, Some(meta.uid()), Some(meta.gid())).unwrap();
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let hba = data.join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(
+            &hba,
+            format!("hostssl all postgres 127.0.0.1/32 trust\nhostnossl all postgres 127.0.0.1/32 reject\n{old}"),
+        )
+        .unwrap();
+        let admin = self.admin("postgres").await;
+        admin.batch_execute("alter system set ssl = on").await.unwrap();
+        admin.batch_execute("select pg_reload_conf()").await.unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     pub fn run_drill(&self, extra: &[&str]) -> Output {
         stackdrill()
             .args(["drill", "run"])

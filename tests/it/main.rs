@@ -1,5 +1,7 @@
 //! All integration tests, in one binary so the crate links once.
 
+mod aws_drill;
 mod config;
 mod harness;
 mod local_drill;
+mod moto;

@@ -1,0 +1,397 @@
+//! AWS drills against the moto emulator with the real SDK. moto runs no database engine, so the data
+//! checks reach a local PostgreSQL through the `connect` override (TLS, as a tunnel user's would).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use aws_sdk_rds::types::Tag;
+
+use crate::harness::{Demo, Scratch, stackdrill, text};
+use crate::moto::{Moto, param, tags};
+
+const SG: &str = "sg-0123456789abcdef0";
+
+/// An isolated subnet group for scratch databases (the VPC and subnets made with boto3).
+async fn subnet_group(moto: &Moto, rds: &aws_sdk_rds::Client) {
+    let subnets = moto.python(
+        "import boto3\n\
+         ec2 = boto3.client('ec2')\n\
+         vpc = ec2.create_vpc(CidrBlock='10.9.0.0/16')['Vpc']['VpcId']\n\
+         a = ec2.create_subnet(VpcId=vpc, CidrBlock='10.9.1.0/24', AvailabilityZone='ap-southeast-1a')['Subnet']['SubnetId']\n\
+         b = ec2.create_subnet(VpcId=vpc, CidrBlock='10.9.2.0/24', AvailabilityZone='ap-southeast-1b')['Subnet']['SubnetId']\n\
+         print(a + ',' + b)",
+    );
+    rds.create_db_subnet_group()
+        .db_subnet_group_name("drills-isolated")
+        .db_subnet_group_description("no route out; for restore drills")
+        .set_subnet_ids(Some(subnets.split(',').map(str::to_string).collect()))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn production_instance(rds: &aws_sdk_rds::Client, id: &str, encrypted: bool) {
+    rds.create_db_instance()
+        .db_instance_identifier(id)
+        .engine("postgres")
+        .engine_version("15.5")
+        .db_instance_class("db.m6g.large")
+        .allocated_storage(100)
+        .master_username("postgres")
+        .master_user_password("production-secret-1")
+        .storage_encrypted(encrypted)
+        .multi_az(true)
+        .backup_retention_period(7)
+        .deletion_protection(true)
+        .db_subnet_group_name("drills-isolated")
+        .tags(Tag::builder().key("env").value("production").build())
+        .send()
+        .await
+        .unwrap();
+}
+
+fn drill_file(dir: &Path, name: &str, restore: &str, demo: &Demo, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let yaml = format!(
+        "name: {name}\n\
+         restore:\n{restore}\
+         source: {{ host: 127.0.0.1, port: {port}, user: app, dbname: app, password-file: {pw} }}\n\
+         target: latest\n\
+         objectives: {{ rto: 10m, rpo: 1d }}\n\
+         verify:\n\
+         \x20 - row-count: {{ table: accounts, compare: source }}\n\
+         \x20 - freshness: {{ table: credit_transactions, column: created_at, max-lag: 1d }}\n\
+         \x20 - schema: {{}}\n\
+         \x20 - amcheck: {{}}\n\
+         \x20 - sql: {{ name: ledger balances, query: select sum(amount) from credit_transactions, expect: {{ min: 0, max: 0 }} }}\n\
+         {extra}",
+        port = demo.port,
+        pw = demo.dir.join("source.password").display(),
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn rds_block(source: &str, port: u16) -> String {
+    format!(
+        "  aws-rds-instance:\n\
+         \x20   source-instance: {source}\n\
+         \x20   subnet-group: drills-isolated\n\
+         \x20   security-groups: [{SG}]\n\
+         \x20   instance-class: db.t4g.medium\n\
+         \x20   database: app\n\
+         \x20   connect: {{ host: 127.0.0.1, port: {port} }}\n"
+    )
+}
+
+fn run(moto: &Moto, drill: &Path, reports: &Path, extra: &[&str]) -> Output {
+    let mut cmd = stackdrill();
+    moto.env(&mut cmd);
+    cmd.args(["drill", "run"]).arg(drill).arg("--reports").arg(reports).args(extra);
+    cmd.timeout(Duration::from_secs(300)).output().unwrap()
+}
+
+fn last_report(dir: &Path) -> serde_json::Value {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    serde_json::from_str(&std::fs::read_to_string(files.last().expect("a report")).unwrap()).unwrap()
+}
+
+fn instance_ids(list: &[aws_sdk_rds::types::DbInstance]) -> Vec<String> {
+    list.iter().map(|i| i.db_instance_identifier().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rds_instance_drill_restores_an_isolated_scratch_verifies_it_and_deletes_only_it() {
+    let demo = Demo::start();
+    demo.serve_tls_as_scratch().await;
+    let moto = Moto::start();
+    let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
+    subnet_group(&moto, &rds).await;
+    production_instance(&rds, "prod-db", true).await;
+    let tmp = Scratch::new();
+    let drill = drill_file(
+        tmp.path(),
+        "prod-db-pitr",
+        &rds_block("prod-db", demo.port),
+        &demo,
+        "metrics: { cloudwatch: {} }\n",
+    );
+    let reports = tmp.path().join("reports");
+
+    let out = run(&moto, &drill, &reports, &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report = last_report(&reports);
+    assert_eq!(report["result"], "passed", "{report:#}");
+    assert_eq!(report["source"]["provider"], "aws-rds-instance");
+    assert_eq!(report["teardown"]["status"], "done", "{report:#}");
+    let run_id = report["id"].as_str().unwrap().to_string();
+    let scratch = format!("sd-prod-db-pitr-{}", &run_id[..6]);
+    assert!(report["source"]["scratch"].as_str().unwrap().contains("sslmode=require"), "{report:#}");
+
+    // What was asked of RDS: an isolated, private, single-AZ scratch tagged as this run's.
+    let restores = moto.calls("RestoreDBInstanceToPointInTime");
+    assert_eq!(restores.len(), 1);
+    let r = &restores[0];
+    assert_eq!(param(r, "SourceDBInstanceIdentifier"), Some("prod-db"));
+    assert_eq!(param(r, "TargetDBInstanceIdentifier"), Some(scratch.as_str()));
+    assert_eq!(param(r, "PubliclyAccessible"), Some("false"));
+    assert_eq!(param(r, "MultiAZ"), Some("false"));
+    assert_eq!(param(r, "DeletionProtection"), Some("false"));
+    assert_eq!(param(r, "DBSubnetGroupName"), Some("drills-isolated"));
+    assert_eq!(param(r, "VpcSecurityGroupIds.VpcSecurityGroupId.1"), Some(SG));
+    assert_eq!(param(r, "DBInstanceClass"), Some("db.t4g.medium"));
+    let t = tags(r);
+    for (k, v) in [
+        ("stackdrill:managed", "true"),
+        ("stackdrill:scratch", "true"),
+        ("stackdrill:drill", "prod-db-pitr"),
+        ("stackdrill:run", run_id.as_str()),
+    ] {
+        assert!(t.contains(&(k.to_string(), v.to_string())), "tag {k}={v} missing: {t:?}");
+    }
+    assert!(t.iter().any(|(k, _)| k == "stackdrill:expires-at"), "{t:?}");
+
+    // Fresh credentials on the scratch only; the password never reaches the report or the output.
+    let modifies = moto.calls("ModifyDBInstance");
+    assert!(!modifies.is_empty());
+    for m in &modifies {
+        assert_eq!(param(m, "DBInstanceIdentifier"), Some(scratch.as_str()), "{m:?}");
+    }
+    let password = param(&modifies[0], "MasterUserPassword").expect("a fresh password").to_string();
+    assert!(password.len() >= 24 && password != "production-secret-1");
+    for f in std::fs::read_dir(&reports).unwrap().flatten() {
+        assert!(!std::fs::read_to_string(f.path()).unwrap().contains(&password), "password in {:?}", f.path());
+    }
+    assert!(!stdout.contains(&password) && !stderr.contains(&password));
+
+    // Teardown deleted exactly the scratch, without a final snapshot; production is untouched.
+    let deletes = moto.calls("DeleteDBInstance");
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(param(&deletes[0], "DBInstanceIdentifier"), Some(scratch.as_str()));
+    assert_eq!(param(&deletes[0], "SkipFinalSnapshot"), Some("true"));
+    assert_eq!(param(&deletes[0], "DeleteAutomatedBackups"), Some("true"));
+    let left = rds.describe_db_instances().send().await.unwrap();
+    assert_eq!(instance_ids(left.db_instances()), vec!["prod-db".to_string()]);
+    let prod = &left.db_instances()[0];
+    assert_eq!(prod.db_instance_status(), Some("available"));
+    assert_eq!(prod.deletion_protection(), Some(true));
+    assert_eq!(prod.multi_az(), Some(true));
+
+    // The report says what each phase cost in API calls.
+    let phase = |name: &str| report["phases"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    assert_eq!(phase("restore")["api_calls"]["RestoreDBInstanceToPointInTime"], 1, "{report:#}");
+    assert!(phase("teardown")["api_calls"]["DeleteDBInstance"].as_u64() == Some(1), "{report:#}");
+
+    // Drill metrics went to CloudWatch.
+    let puts = moto.calls("PutMetricData");
+    assert_eq!(puts.len(), 1, "{stderr}");
+    assert_eq!(param(&puts[0], "Namespace"), Some("Stackdrill"));
+    let names: Vec<&str> =
+        puts[0].iter().filter(|(k, _)| k.ends_with(".MetricName")).map(|(_, v)| v.as_str()).collect();
+    assert_eq!(names, ["DrillSucceeded", "RestoreSeconds", "RecoveryPointLagSeconds"]);
+    assert!(puts[0].iter().any(|(k, v)| k.ends_with(".Value") && v == "prod-db-pitr"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aurora_drill_restores_the_cluster_adds_a_writer_and_tears_both_down() {
+    let demo = Demo::start();
+    demo.serve_tls_as_scratch().await;
+    let moto = Moto::start();
+    let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
+    subnet_group(&moto, &rds).await;
+    rds.create_db_cluster()
+        .db_cluster_identifier("prod-aurora")
+        .engine("aurora-postgresql")
+        .master_username("postgres")
+        .master_user_password("production-secret-1")
+        .storage_encrypted(true)
+        .backup_retention_period(7)
+        .db_subnet_group_name("drills-isolated")
+        .send()
+        .await
+        .unwrap();
+    let tmp = Scratch::new();
+    let block = format!(
+        "  aws-aurora-cluster:\n\
+         \x20   source-cluster: prod-aurora\n\
+         \x20   subnet-group: drills-isolated\n\
+         \x20   security-groups: [{SG}]\n\
+         \x20   instance-class: db.r6g.large\n\
+         \x20   database: app\n\
+         \x20   connect: {{ host: 127.0.0.1, port: {} }}\n",
+        demo.port
+    );
+    let drill = drill_file(tmp.path(), "prod-aurora-pitr", &block, &demo, "");
+    let reports = tmp.path().join("reports");
+    let out = run(&moto, &drill, &reports, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let report = last_report(&reports);
+    assert_eq!(report["teardown"]["status"], "done", "{report:#}");
+    let scratch = format!("sd-prod-aurora-pitr-{}", &report["id"].as_str().unwrap()[..6]);
+
+    let restores = moto.calls("RestoreDBClusterToPointInTime");
+    assert_eq!(restores.len(), 1);
+    assert_eq!(param(&restores[0], "SourceDBClusterIdentifier"), Some("prod-aurora"));
+    assert_eq!(param(&restores[0], "DBClusterIdentifier"), Some(scratch.as_str()));
+    assert_eq!(param(&restores[0], "DBSubnetGroupName"), Some("drills-isolated"));
+    assert!(tags(&restores[0]).contains(&("stackdrill:scratch".into(), "true".into())));
+    let creates = moto.calls("CreateDBInstance");
+    assert_eq!(creates.len(), 1);
+    assert_eq!(param(&creates[0], "DBClusterIdentifier"), Some(scratch.as_str()));
+    assert_eq!(param(&creates[0], "PubliclyAccessible"), Some("false"));
+    for m in moto.calls("ModifyDBCluster") {
+        assert_eq!(param(&m, "DBClusterIdentifier"), Some(scratch.as_str()));
+    }
+    let deleted: Vec<_> =
+        moto.calls("DeleteDBCluster").iter().map(|c| param(c, "DBClusterIdentifier").unwrap().to_string()).collect();
+    assert_eq!(deleted, std::slice::from_ref(&scratch));
+    let clusters = rds.describe_db_clusters().send().await.unwrap();
+    let ids: Vec<_> = clusters.db_clusters().iter().map(|c| c.db_cluster_identifier().unwrap()).collect();
+    assert_eq!(ids, ["prod-aurora"]);
+    assert!(rds.describe_db_instances().send().await.unwrap().db_instances().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_removes_an_expired_orphan_and_refuses_an_untagged_lookalike() {
+    let moto = Moto::start();
+    let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
+    subnet_group(&moto, &rds).await;
+    let scratch_tags = |run: &str, expires: &str| {
+        vec![
+            Tag::builder().key("stackdrill:managed").value("true").build(),
+            Tag::builder().key("stackdrill:scratch").value("true").build(),
+            Tag::builder().key("stackdrill:drill").value("prod-db-pitr").build(),
+            Tag::builder().key("stackdrill:run").value(run).build(),
+            Tag::builder().key("stackdrill:expires-at").value(expires).build(),
+        ]
+    };
+    for (id, tags) in [
+        ("sd-prod-db-pitr-0a0a0a", scratch_tags("0a0a0a0a0a0a", "2026-01-01T00:00:00Z")),
+        ("sd-prod-db-pitr-1b1b1b", scratch_tags("1b1b1b1b1b1b", "2999-01-01T00:00:00Z")),
+        ("sd-prod-db-pitr-2c2c2c", vec![Tag::builder().key("env").value("production").build()]),
+    ] {
+        rds.create_db_instance()
+            .db_instance_identifier(id)
+            .engine("postgres")
+            .db_instance_class("db.t4g.medium")
+            .allocated_storage(20)
+            .master_username("postgres")
+            .master_user_password("whatever-123")
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .unwrap();
+    }
+    let tmp = Scratch::new();
+    let drill = tmp.path().join("d.yaml");
+    std::fs::write(
+        &drill,
+        "restore: { aws-rds-instance: { source-instance: prod-db, subnet-group: g, security-groups: [sg-1] } }\n\
+         objectives: { rto: 1h, rpo: 1h }\n",
+    )
+    .unwrap();
+    let mut dry = stackdrill();
+    moto.env(&mut dry);
+    let dry = dry.args(["drill", "cleanup", "--dry-run"]).arg(&drill).output().unwrap();
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert!(
+        text(&dry.stdout).contains("would remove  rds-instance ap-southeast-1/sd-prod-db-pitr-0a0a0a"),
+        "{}",
+        text(&dry.stdout)
+    );
+    assert!(moto.calls("DeleteDBInstance").is_empty());
+
+    let mut cmd = stackdrill();
+    moto.env(&mut cmd);
+    let out = cmd.args(["drill", "cleanup", "--output", "json"]).arg(&drill).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let swept: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let action = |id: &str| {
+        swept
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["resource"].as_str().unwrap().ends_with(id))
+            .map(|s| s["action"].as_str().unwrap().to_string())
+    };
+    assert_eq!(action("0a0a0a").as_deref(), Some("removed"), "{swept:#}");
+    assert!(action("1b1b1b").unwrap().starts_with("kept"), "{swept:#}");
+    assert!(action("2c2c2c").unwrap().starts_with("refused"), "{swept:#}");
+    let deletes: Vec<_> =
+        moto.calls("DeleteDBInstance").iter().map(|c| param(c, "DBInstanceIdentifier").unwrap().to_string()).collect();
+    assert_eq!(deletes, ["sd-prod-db-pitr-0a0a0a"]);
+    let mut left = instance_ids(rds.describe_db_instances().send().await.unwrap().db_instances());
+    left.sort();
+    assert_eq!(left, ["sd-prod-db-pitr-1b1b1b", "sd-prod-db-pitr-2c2c2c"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_aws_input_is_refused_before_anything_is_created() {
+    let moto = Moto::start();
+    let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
+    subnet_group(&moto, &rds).await;
+    production_instance(&rds, "prod-db", true).await;
+    production_instance(&rds, "plain-db", false).await;
+    let tmp = Scratch::new();
+    let reports = tmp.path().join("reports");
+    let write = |name: &str, source: &str| {
+        let p = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &p,
+            format!(
+                "restore: {{ aws-rds-instance: {{ source-instance: {source}, subnet-group: drills-isolated, security-groups: [{SG}], connect: {{ host: 127.0.0.1, port: 1 }} }} }}\n\
+                 objectives: {{ rto: 1h, rpo: 1h }}\n"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let cases: Vec<(PathBuf, Vec<&str>, &str)> = vec![
+        (write("missing", "no-such-db"), vec![], "source RDS instance `no-such-db` does not exist in ap-southeast-1"),
+        (write("window", "prod-db"), vec!["--target", "2020-01-01T00:00:00Z"], "is outside the recoverable window"),
+        (write("plain", "plain-db"), vec![], "is not encrypted at rest"),
+        (write("residency", "prod-db"), vec!["--region", "us-east-1"], "outside the drill's residency"),
+    ];
+    for (drill, extra, want) in cases {
+        let out = run(&moto, &drill, &reports, &extra);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{drill:?}: {stderr}");
+        assert!(stderr.contains(want), "{drill:?}: want {want:?} in:\n{stderr}");
+    }
+    // No credentials at all: exit 2 saying how to provide them.
+    let drill = write("nocreds", "prod-db");
+    let out = stackdrill()
+        .args(["drill", "run"])
+        .arg(&drill)
+        .arg("--reports")
+        .arg(&reports)
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_REGION", "ap-southeast-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ROLE_ARN")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no AWS credentials") && stderr.contains("--profile"), "{stderr}");
+    // Nothing was restored and no report was written for a drill that could not run.
+    assert!(moto.calls("RestoreDBInstanceToPointInTime").is_empty());
+    assert!(!reports.exists() || std::fs::read_dir(&reports).unwrap().next().is_none());
+}

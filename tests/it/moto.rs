@@ -1,0 +1,148 @@
+//! The AWS emulator: a real `moto_server` (pinned in tests/requirements.txt, installed into .venv by
+//! scripts/test) on a free loopback port, recording every request so tests can assert what was sent.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+
+pub const REGION: &str = "ap-southeast-1";
+
+pub struct Moto {
+    child: Child,
+    pub url: String,
+    recording: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn venv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin")
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = venv().join("moto_server");
+        assert!(
+            bin.is_file(),
+            "the AWS emulator is missing: {} does not exist.\ninstall it with \
+             `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt` (scripts/test does this)",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let recording = dir.path().join("recording.jsonl");
+        let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_RECORDER_FILEPATH", &recording)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut moto = Moto { child, url: format!("http://127.0.0.1:{port}"), recording, _dir: dir };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                let log = std::fs::read_to_string(moto._dir.path().join("moto.log")).unwrap_or_default();
+                panic!("moto_server exited with {status} at start:\n{log}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "moto_server did not listen within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto.post("/moto-api/recorder/start-recording");
+        moto
+    }
+
+    fn post(&self, path: &str) {
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{path}: {out}");
+    }
+
+    /// Environment for a `stackdrill` process aimed at this emulator with test credentials.
+    pub fn env(&self, cmd: &mut assert_cmd::Command) {
+        cmd.env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+    }
+
+    pub async fn sdk(&self) -> aws_types::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_types::region::Region::new(REGION))
+            .credentials_provider(aws_credential_types::Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await
+    }
+
+    /// Runs Python with boto3 (installed with moto) against the emulator; returns stdout. For setup the
+    /// Rust side has no SDK crate for (EC2 networking).
+    pub fn python(&self, code: &str) -> String {
+        let out = Command::new(venv().join("python"))
+            .args(["-c", code])
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", REGION)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The form parameters of every recorded Query-protocol call of `action`.
+    pub fn calls(&self, action: &str) -> Vec<Vec<(String, String)>> {
+        use base64::Engine;
+        let text = std::fs::read_to_string(&self.recording).unwrap_or_default();
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let body = v["body"].as_str().unwrap_or_default();
+            let body = if v["body_encoded"].as_bool() == Some(true) {
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body).unwrap()).unwrap_or_default()
+            } else {
+                body.to_string()
+            };
+            let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            if params.iter().any(|(k, v)| k == "Action" && v == action) {
+                out.push(params);
+            }
+        }
+        out
+    }
+}
+
+pub fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The `Tags.Tag.N.Key/Value` (or `Tags.member.N`) pairs of a recorded call.
+pub fn tags(params: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for n in 1.. {
+        let key = ["Tags.Tag", "Tags.member"]
+            .iter()
+            .find_map(|p| param(params, &format!("{p}.{n}.Key")).map(|k| (p.to_string(), k.to_string())));
+        let Some((prefix, k)) = key else { break };
+        let v = param(params, &format!("{prefix}.{n}.Value")).unwrap_or_default().to_string();
+        out.push((k, v));
+    }
+    out
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
