@@ -2,7 +2,7 @@
 # the postgres OS user when root, and prepares a work directory whose clusters are stopped on exit.
 # Expects `work` to be set; sets `root`, `sd`, `pgbin`; KEEP=1 leaves the clusters running afterwards.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-sd=$root/target/release/stackdrill
+sd=${CARGO_TARGET_DIR:-$root/target}/release/stackdrill
 (cd "$root" && cargo build --release --quiet)
 pgbin=${STACKDRILL_PG_BIN:-$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
