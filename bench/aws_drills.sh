@@ -16,15 +16,17 @@ moto_port=$(port)
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || cleanup' EXIT
 export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-export AWS_REGION=ap-southeast-1 AWS_EC2_METADATA_DISABLED=true
+export AWS_REGION=ap-southeast-1 AWS_DEFAULT_REGION=ap-southeast-1 AWS_EC2_METADATA_DISABLED=true
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$moto_port") 2>/dev/null && break; sleep 0.1; done
 
 # The stand-in scratch database every drill connects to.
 pg_port=$(port)
 mkdir -p "$work/pg" && chown "$(id -u postgres 2>/dev/null || id -u)" "$work/pg"
 as_pg "$pgbin/initdb" -D "$work/pg/data" -U postgres --auth=trust >/dev/null
-as_pg "$pgbin/pg_ctl" start -W -D "$work/pg/data" -l "$work/pg/server.log" \
+as_pg "$pgbin/pg_ctl" start -w -D "$work/pg/data" -l "$work/pg/server.log" \
   -o "-c listen_addresses=127.0.0.1 -c port=$pg_port -c unix_socket_directories=$work/pg -c max_connections=200" >/dev/null
+as_pg "$pgbin/psql" -h "$work/pg" -p "$pg_port" -d postgres -Xqc \
+  "create table ledger (at timestamptz not null default now()); insert into ledger default values"
 
 .venv/bin/python - <<'PY'
 import boto3
@@ -53,12 +55,13 @@ target: latest
 objectives: { rto: 10m, rpo: 1h }
 verify:
   - sql: { name: answers, query: select 1, expect: { equals: "1" } }
+  - freshness: { table: ledger, column: at, max-lag: 1h }
 YAML
   names+=("$work/drills/bench-$i.yaml")
 done
 
 now() { date +%s.%N; }
-t0=$(now); "$sd" -q drill run "${names[0]}" --reports "$work/one" >/dev/null; t1=$(now)
+t0=$(now); "$sd" drill run "${names[0]}" --reports "$work/one" >"$work/one.out" 2>&1 || { cat "$work/one.out"; exit 1; }; t1=$(now)
 "$sd" -q drill run "${names[@]}" --concurrency "$N" --reports "$work/many" >/dev/null; t2=$(now)
 
 python3 - "$work/one" "$work/many" "$t0" "$t1" "$t2" "$N" <<'PY'

@@ -810,6 +810,11 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         .unwrap_or_default();
 
     let mut t = Timeouts::default();
+    if !matches!(restore, RestoreSpec::LocalPostgres(_)) {
+        // RDS's LatestRestorableTime trails commits by up to ~5 minutes, and a canary's target must
+        // become restorable during the plan phase.
+        t.plan = Duration::from_secs(20 * 60);
+    }
     if let Some(RawTimeouts { plan, restore, ready, verify, check, teardown }) = timeouts {
         for (k, v, slot) in [
             ("plan", plan, &mut t.plan),

@@ -48,12 +48,7 @@ impl AwsAuroraCluster {
         rds::check_residency(&region, &spec.scratch)?;
         let cluster_id = rds::scratch_id(drill, run);
         Ok(Self {
-            database: spec
-                .scratch
-                .database
-                .clone()
-                .or(default_database.map(str::to_string))
-                .unwrap_or_else(|| "postgres".into()),
+            database: rds::database(&spec.scratch, default_database),
             spec: spec.clone(),
             rds,
             calls,

@@ -66,12 +66,7 @@ impl AwsBackup {
     ) -> Result<Self, DrillError> {
         rds::check_residency(&region, &spec.scratch)?;
         Ok(Self {
-            database: spec
-                .scratch
-                .database
-                .clone()
-                .or(default_database.map(str::to_string))
-                .unwrap_or_else(|| "postgres".into()),
+            database: rds::database(&spec.scratch, default_database),
             spec: spec.clone(),
             backup,
             rds,
@@ -330,34 +325,8 @@ impl RestoreProvider for AwsBackup {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        let id = self.scratch_id.clone();
-        rds::wait_instance_available(&self.rds, &id, &self.events, &self.drill, "ready").await?;
-        let password = rds::fresh_password();
-        self.events.progress(&self.drill, "ready", "setting fresh credentials (ModifyDBInstance)");
-        self.rds
-            .modify_db_instance()
-            .db_instance_identifier(&id)
-            .master_user_password(&password)
-            .deletion_protection(false)
-            .apply_immediately(true)
-            .send()
+        rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.database, &self.events, &self.drill)
             .await
-            .map_err(|e| RestoreError::Error(classify("rds:ModifyDBInstance", &e).to_string()))?;
-        let inst = rds::wait_instance_available(&self.rds, &id, &self.events, &self.drill, "ready").await?;
-        if inst.publicly_accessible() == Some(true) {
-            return Err(RestoreError::Error(format!("scratch `{id}` came up publicly accessible; refusing to use it")));
-        }
-        let user = inst.master_username().unwrap_or("postgres").to_string();
-        let ep = rds::endpoint(
-            &self.spec.scratch,
-            inst.endpoint().and_then(|e| e.address()),
-            inst.endpoint().and_then(|e| e.port()),
-            &user,
-            &password,
-            &self.database,
-        )?;
-        rds::wait_connectable(&ep).await?;
-        Ok(ep)
     }
 
     async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {

@@ -29,7 +29,6 @@ pub(crate) struct AwsRdsInstance {
     source: Option<DbInstance>,
     /// Set once a restore call was made: teardown then looks for the scratch whatever the call returned.
     attempted: bool,
-    password: Option<String>,
 }
 
 impl AwsRdsInstance {
@@ -47,12 +46,7 @@ impl AwsRdsInstance {
     ) -> Result<Self, DrillError> {
         rds::check_residency(&region, &spec.scratch)?;
         Ok(Self {
-            database: spec
-                .scratch
-                .database
-                .clone()
-                .or(default_database.map(str::to_string))
-                .unwrap_or_else(|| "postgres".into()),
+            database: rds::database(&spec.scratch, default_database),
             spec: spec.clone(),
             rds,
             calls,
@@ -64,7 +58,6 @@ impl AwsRdsInstance {
             scratch_id: rds::scratch_id(drill, run),
             source: None,
             attempted: false,
-            password: None,
         })
     }
 
@@ -206,42 +199,11 @@ impl RestoreProvider for AwsRdsInstance {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        let id = self.scratch_id.clone();
-        let inst = rds::wait_instance_available(&self.rds, &id, &self.events, &self.drill, "ready").await?;
-        // The restore carries the source's master password; the drill connects with a fresh one that
-        // lives only in this process. Deletion protection is switched off in the same call in case the
-        // restore inherited it (teardown must be able to delete).
-        let password = rds::fresh_password();
-        self.events.progress(&self.drill, "ready", "setting fresh credentials (ModifyDBInstance)");
-        self.rds
-            .modify_db_instance()
-            .db_instance_identifier(&id)
-            .master_user_password(&password)
-            .deletion_protection(false)
-            .apply_immediately(true)
-            .send()
+        rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.database, &self.events, &self.drill)
             .await
-            .map_err(|e| RestoreError::Error(classify("rds:ModifyDBInstance", &e).to_string()))?;
-        self.password = Some(password.clone());
-        let inst = match rds::wait_instance_available(&self.rds, &id, &self.events, &self.drill, "ready").await {
-            Ok(i) => i,
-            Err(_) => inst,
-        };
-        if inst.publicly_accessible() == Some(true) {
-            return Err(RestoreError::Error(format!(
-                "scratch `{id}` came up publicly accessible; refusing to use it (it will be torn down)"
-            )));
-        }
-        let user = inst.master_username().unwrap_or("postgres").to_string();
-        let address = inst.endpoint().and_then(|e| e.address());
-        let port = inst.endpoint().and_then(|e| e.port());
-        let ep = rds::endpoint(&self.spec.scratch, address, port, &user, &password, &self.database)?;
-        rds::wait_connectable(&ep).await?;
-        Ok(ep)
     }
 
     async fn teardown(&mut self) -> Teardown {
-        self.password = None;
         if !self.attempted {
             return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() };
         }

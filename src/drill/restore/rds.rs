@@ -84,6 +84,11 @@ pub(crate) fn to_smithy(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs_and_nanos(t.timestamp(), t.timestamp_subsec_nanos())
 }
 
+/// The database the checks connect to: the drill's `database`, else the source's dbname, else `postgres`.
+pub(crate) fn database(scratch: &AwsScratchSpec, default_database: Option<&str>) -> String {
+    scratch.database.clone().or(default_database.map(str::to_string)).unwrap_or_else(|| "postgres".into())
+}
+
 /// A fresh master password: 32 characters RDS accepts (no `/`, `@`, `"` or space). It lives in memory only.
 pub(crate) fn fresh_password() -> String {
     const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.~";
@@ -319,6 +324,43 @@ pub(crate) fn endpoint(
         tls: scratch.tls.clone(),
         display: format!("{user}@{host}:{port}/{database}{via} {tls}"),
     })
+}
+
+/// Brings a restored scratch instance to a usable endpoint: waits for `available`, sets a fresh master
+/// password (the restore carries the source's; the new one lives only in this process) and switches off
+/// deletion protection in the same call in case the restore inherited it (teardown must be able to delete),
+/// waits until that applied, refuses a publicly accessible scratch, and waits until it accepts a connection.
+pub(crate) async fn ready_instance(
+    rds: &Client,
+    id: &str,
+    scratch: &AwsScratchSpec,
+    database: &str,
+    events: &EventSink,
+    drill: &str,
+) -> Result<super::Endpoint, RestoreError> {
+    wait_instance_available(rds, id, events, drill, "ready").await?;
+    let password = fresh_password();
+    events.progress(drill, "ready", "setting fresh credentials (ModifyDBInstance)");
+    rds.modify_db_instance()
+        .db_instance_identifier(id)
+        .master_user_password(&password)
+        .deletion_protection(false)
+        .apply_immediately(true)
+        .send()
+        .await
+        .map_err(|e| RestoreError::Error(classify("rds:ModifyDBInstance", &e).to_string()))?;
+    let inst = wait_instance_available(rds, id, events, drill, "ready").await?;
+    if inst.publicly_accessible() == Some(true) {
+        return Err(RestoreError::Error(format!(
+            "scratch `{id}` came up publicly accessible; refusing to use it (it will be torn down)"
+        )));
+    }
+    let user = inst.master_username().unwrap_or("postgres").to_string();
+    let address = inst.endpoint().and_then(|e| e.address());
+    let port = inst.endpoint().and_then(|e| e.port());
+    let ep = endpoint(scratch, address, port, &user, &password, database)?;
+    wait_connectable(&ep).await?;
+    Ok(ep)
 }
 
 /// Waits until the scratch accepts a TLS connection with the fresh credentials (a password change
