@@ -11,64 +11,75 @@ use super::error::Problems;
 
 // ---------------------------------------------------------------- raw, as written
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct RawRdsInstance {
-    source_instance: String,
-    region: Option<String>,
-    subnet_group: Option<String>,
-    security_groups: Option<Vec<String>>,
-    use_default_network: Option<bool>,
-    instance_class: Option<String>,
-    database: Option<String>,
-    sslmode: Option<String>,
-    ca_bundle: Option<String>,
-    connect: Option<RawConnect>,
-    allow_unencrypted: Option<bool>,
-    residency: Option<Vec<String>>,
-    expires_after: Option<String>,
+/// Declares a provider's raw block: its own keys, then the scratch keys every AWS provider shares (written
+/// flat, as design.md §4 shows; `flatten` would weaken `deny_unknown_fields`). `split` hands back the own
+/// keys as a tuple and the shared ones as [`ScratchKeys`].
+macro_rules! raw_aws_block {
+    ($name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub(super) struct $name {
+            $($field: $ty,)*
+            region: Option<String>,
+            subnet_group: Option<String>,
+            security_groups: Option<Vec<String>>,
+            use_default_network: Option<bool>,
+            instance_class: Option<String>,
+            database: Option<String>,
+            sslmode: Option<String>,
+            ca_bundle: Option<String>,
+            connect: Option<RawConnect>,
+            allow_unencrypted: Option<bool>,
+            residency: Option<Vec<String>>,
+            expires_after: Option<String>,
+        }
+
+        impl $name {
+            fn split(self) -> (($($ty,)*), ScratchKeys) {
+                let $name {
+                    $($field,)*
+                    region,
+                    subnet_group,
+                    security_groups,
+                    use_default_network,
+                    instance_class,
+                    database,
+                    sslmode,
+                    ca_bundle,
+                    connect,
+                    allow_unencrypted,
+                    residency,
+                    expires_after,
+                } = self;
+                let keys = ScratchKeys {
+                    region,
+                    subnet_group,
+                    security_groups,
+                    use_default_network,
+                    instance_class,
+                    database,
+                    sslmode,
+                    ca_bundle,
+                    connect,
+                    allow_unencrypted,
+                    residency,
+                    expires_after,
+                };
+                (($($field,)*), keys)
+            }
+        }
+    };
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct RawAuroraCluster {
-    source_cluster: String,
-    copy_on_write: Option<bool>,
-    region: Option<String>,
-    subnet_group: Option<String>,
-    security_groups: Option<Vec<String>>,
-    use_default_network: Option<bool>,
-    instance_class: Option<String>,
-    database: Option<String>,
-    sslmode: Option<String>,
-    ca_bundle: Option<String>,
-    connect: Option<RawConnect>,
-    allow_unencrypted: Option<bool>,
-    residency: Option<Vec<String>>,
-    expires_after: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct RawAwsBackup {
+raw_aws_block!(RawRdsInstance { source_instance: String });
+raw_aws_block!(RawAuroraCluster { source_cluster: String, copy_on_write: Option<bool> });
+raw_aws_block!(RawAwsBackup {
     vault: String,
     resource_arn: String,
     iam_role_arn: String,
     kind: Option<String>,
     within: Option<String>,
-    region: Option<String>,
-    subnet_group: Option<String>,
-    security_groups: Option<Vec<String>>,
-    use_default_network: Option<bool>,
-    instance_class: Option<String>,
-    database: Option<String>,
-    sslmode: Option<String>,
-    ca_bundle: Option<String>,
-    connect: Option<RawConnect>,
-    allow_unencrypted: Option<bool>,
-    residency: Option<Vec<String>>,
-    expires_after: Option<String>,
-}
+});
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -160,96 +171,21 @@ struct ScratchKeys {
 }
 
 pub(super) fn rds_instance(raw: RawRdsInstance, p: &mut Problems<'_>) -> RdsInstanceSpec {
-    let RawRdsInstance {
-        source_instance,
-        region,
-        subnet_group,
-        security_groups,
-        use_default_network,
-        instance_class,
-        database,
-        sslmode,
-        ca_bundle,
-        connect,
-        allow_unencrypted,
-        residency,
-        expires_after,
-    } = raw;
+    let ((source_instance,), keys) = raw.split();
     let k = "restore.aws-rds-instance";
     check_db_identifier(p, &format!("{k}.source-instance"), &source_instance);
-    let keys = ScratchKeys {
-        region,
-        subnet_group,
-        security_groups,
-        use_default_network,
-        instance_class,
-        database,
-        sslmode,
-        ca_bundle,
-        connect,
-        allow_unencrypted,
-        residency,
-        expires_after,
-    };
     RdsInstanceSpec { source_instance, scratch: scratch(k, keys, p) }
 }
 
 pub(super) fn aurora_cluster(raw: RawAuroraCluster, p: &mut Problems<'_>) -> AuroraClusterSpec {
-    let RawAuroraCluster {
-        source_cluster,
-        copy_on_write,
-        region,
-        subnet_group,
-        security_groups,
-        use_default_network,
-        instance_class,
-        database,
-        sslmode,
-        ca_bundle,
-        connect,
-        allow_unencrypted,
-        residency,
-        expires_after,
-    } = raw;
+    let ((source_cluster, copy_on_write), keys) = raw.split();
     let k = "restore.aws-aurora-cluster";
     check_db_identifier(p, &format!("{k}.source-cluster"), &source_cluster);
-    let keys = ScratchKeys {
-        region,
-        subnet_group,
-        security_groups,
-        use_default_network,
-        instance_class,
-        database,
-        sslmode,
-        ca_bundle,
-        connect,
-        allow_unencrypted,
-        residency,
-        expires_after,
-    };
     AuroraClusterSpec { source_cluster, copy_on_write: copy_on_write.unwrap_or(false), scratch: scratch(k, keys, p) }
 }
 
 pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSpec {
-    let RawAwsBackup {
-        vault,
-        resource_arn,
-        iam_role_arn,
-        kind,
-        within,
-        region,
-        subnet_group,
-        security_groups,
-        use_default_network,
-        instance_class,
-        database,
-        sslmode,
-        ca_bundle,
-        connect,
-        allow_unencrypted,
-        residency,
-        expires_after,
-    } = raw;
+    let ((vault, resource_arn, iam_role_arn, kind, within), keys) = raw.split();
     let k = "restore.aws-backup";
     if vault.trim().is_empty() {
         p.push(format!("{k}.vault"), "must name a backup vault");
@@ -280,20 +216,6 @@ pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSp
             None
         }
     });
-    let keys = ScratchKeys {
-        region,
-        subnet_group,
-        security_groups,
-        use_default_network,
-        instance_class,
-        database,
-        sslmode,
-        ca_bundle,
-        connect,
-        allow_unencrypted,
-        residency,
-        expires_after,
-    };
     AwsBackupSpec { vault, resource_arn, iam_role_arn, kind, within, scratch: scratch(k, keys, p) }
 }
 

@@ -57,50 +57,18 @@ pub(crate) async fn run(
         }
         RestoreSpec::AwsRdsInstance(r) => {
             let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
-            let mut provider = AwsRdsInstance::new(
-                r,
-                aws.rds(),
-                aws.calls.clone(),
-                aws.region.clone(),
-                &spec.name,
-                &run_id,
-                default_db,
-                events,
-                lifetime,
-            )?;
-            ctx.run(&mut provider).await
+            let info = aws.run_info(&r.scratch, &spec.name, &run_id, default_db, events, lifetime)?;
+            ctx.run(&mut AwsRdsInstance::new(r, aws.rds(), info)).await
         }
         RestoreSpec::AwsAuroraCluster(r) => {
             let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
-            let mut provider = AwsAuroraCluster::new(
-                r,
-                aws.rds(),
-                aws.calls.clone(),
-                aws.region.clone(),
-                &spec.name,
-                &run_id,
-                default_db,
-                events,
-                lifetime,
-            )?;
-            ctx.run(&mut provider).await
+            let info = aws.run_info(&r.scratch, &spec.name, &run_id, default_db, events, lifetime)?;
+            ctx.run(&mut AwsAuroraCluster::new(r, aws.rds(), info)).await
         }
         RestoreSpec::AwsBackup(r) => {
             let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
-            let mut provider = AwsBackup::new(
-                r,
-                aws.backup(),
-                aws.rds(),
-                aws.calls.clone(),
-                aws.region.clone(),
-                &spec.name,
-                &run_id,
-                default_db,
-                events,
-                lifetime,
-                t.teardown,
-            )?;
-            ctx.run(&mut provider).await
+            let info = aws.run_info(&r.scratch, &spec.name, &run_id, default_db, events, lifetime)?;
+            ctx.run(&mut AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown)).await
         }
     }
 }
@@ -123,6 +91,29 @@ impl Aws {
         crate::aws::check_credentials(&config).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| crate::aws::DEFAULT_REGION.into());
         Ok(Aws { config, region, calls: CallCounter::default() })
+    }
+
+    fn run_info(
+        &self,
+        scratch: &crate::config::AwsScratchSpec,
+        drill: &str,
+        run: &str,
+        default_db: Option<&str>,
+        events: EventSink,
+        lifetime: Duration,
+    ) -> Result<super::restore::rds::RunInfo, DrillError> {
+        use super::restore::rds;
+        // A region outside the drill's residency is refused before anything else happens.
+        rds::check_residency(&self.region, scratch)?;
+        Ok(rds::RunInfo {
+            calls: self.calls.clone(),
+            region: self.region.clone(),
+            drill: drill.to_string(),
+            run: run.to_string(),
+            database: rds::database(scratch, default_db),
+            events,
+            expires_at: Utc::now() + lifetime.max(scratch.expires_after),
+        })
     }
 
     pub(crate) fn rds(&self) -> aws_sdk_rds::Client {

@@ -8,24 +8,17 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::types::DbCluster;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, Owner};
+use super::rds::{self, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::AuroraClusterSpec;
 use crate::drill::error::{DrillError, RestoreError};
-use crate::drill::events::EventSink;
 use crate::drill::target::{Recovery, ResolvedTarget, Window};
 
 pub(crate) struct AwsAuroraCluster {
     spec: AuroraClusterSpec,
     rds: Client,
-    calls: CallCounter,
-    region: String,
-    drill: String,
-    run: String,
-    database: String,
-    events: EventSink,
-    expires_at: DateTime<Utc>,
+    info: RunInfo,
     cluster_id: String,
     instance_id: String,
     source: Option<DbCluster>,
@@ -33,35 +26,10 @@ pub(crate) struct AwsAuroraCluster {
 }
 
 impl AwsAuroraCluster {
-    #[expect(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        spec: &AuroraClusterSpec,
-        rds: Client,
-        calls: CallCounter,
-        region: String,
-        drill: &str,
-        run: &str,
-        default_database: Option<&str>,
-        events: EventSink,
-        lifetime: std::time::Duration,
-    ) -> Result<Self, DrillError> {
-        rds::check_residency(&region, &spec.scratch)?;
-        let cluster_id = rds::scratch_id(drill, run);
-        Ok(Self {
-            database: rds::database(&spec.scratch, default_database),
-            spec: spec.clone(),
-            rds,
-            calls,
-            region,
-            drill: drill.to_string(),
-            run: run.to_string(),
-            events,
-            expires_at: Utc::now() + lifetime.max(spec.scratch.expires_after),
-            instance_id: format!("{cluster_id}-w"),
-            cluster_id,
-            source: None,
-            attempted: false,
-        })
+    pub(crate) fn new(spec: &AuroraClusterSpec, rds: Client, info: RunInfo) -> Self {
+        let cluster_id = rds::scratch_id(&info.drill, &info.run);
+        let instance_id = format!("{cluster_id}-w");
+        Self { spec: spec.clone(), rds, info, cluster_id, instance_id, source: None, attempted: false }
     }
 
     async fn source(&mut self) -> Result<DbCluster, DrillError> {
@@ -71,9 +39,10 @@ impl AwsAuroraCluster {
                 self.source = Some(c.clone());
                 Ok(c)
             }
-            None => {
-                Err(DrillError::NotFound(format!("source Aurora cluster `{id}` does not exist in {}", self.region)))
-            }
+            None => Err(DrillError::NotFound(format!(
+                "source Aurora cluster `{id}` does not exist in {}",
+                self.info.region
+            ))),
         }
     }
 }
@@ -87,7 +56,7 @@ impl RestoreProvider for AwsAuroraCluster {
         let s = &self.spec.scratch;
         let mut out = vec![
             ("source-cluster", self.spec.source_cluster.clone()),
-            ("region", self.region.clone()),
+            ("region", self.info.region.clone()),
             ("scratch-cluster", self.cluster_id.clone()),
             ("scratch-instance", self.instance_id.clone()),
             ("restore-type", if self.spec.copy_on_write { "copy-on-write" } else { "full-copy" }.into()),
@@ -102,7 +71,7 @@ impl RestoreProvider for AwsAuroraCluster {
     }
 
     fn calls(&self) -> Option<&CallCounter> {
-        Some(&self.calls)
+        Some(&self.info.calls)
     }
 
     async fn window(&mut self) -> Result<Window, DrillError> {
@@ -146,7 +115,7 @@ impl RestoreProvider for AwsAuroraCluster {
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
         let s = &self.spec.scratch;
         let src = self.source.clone().ok_or_else(|| RestoreError::Error("source not described".into()))?;
-        let tags = rds::scratch_tags(&self.drill, &self.run, self.expires_at);
+        let tags = self.info.tags();
         let mut req = self
             .rds
             .restore_db_cluster_to_point_in_time()
@@ -165,14 +134,15 @@ impl RestoreProvider for AwsAuroraCluster {
             Recovery::End => req.use_latest_restorable_time(true),
         };
         self.attempted = true;
-        self.events.progress(&self.drill, "restore", format!("RestoreDBClusterToPointInTime → {}", self.cluster_id));
+        self.info.progress("restore", format!("RestoreDBClusterToPointInTime → {}", self.cluster_id));
         req.send().await.map_err(|e| {
             let e = classify("rds:RestoreDBClusterToPointInTime", &e);
             RestoreError::Failed(format!("restore of `{}` was refused: {e}", self.spec.source_cluster))
         })?;
-        rds::wait_cluster_available(&self.rds, &self.cluster_id, &self.events, &self.drill, "restore").await?;
+        rds::wait_cluster_available(&self.rds, &self.cluster_id, &self.info.events, &self.info.drill, "restore")
+            .await?;
         let class = s.instance_class.clone().unwrap_or_else(|| "db.r6g.large".into());
-        self.events.progress(&self.drill, "restore", format!("CreateDBInstance {} ({class})", self.instance_id));
+        self.info.progress("restore", format!("CreateDBInstance {} ({class})", self.instance_id));
         self.rds
             .create_db_instance()
             .db_instance_identifier(&self.instance_id)
@@ -189,9 +159,10 @@ impl RestoreProvider for AwsAuroraCluster {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        rds::wait_instance_available(&self.rds, &self.instance_id, &self.events, &self.drill, "ready").await?;
+        rds::wait_instance_available(&self.rds, &self.instance_id, &self.info.events, &self.info.drill, "ready")
+            .await?;
         let password = rds::fresh_password();
-        self.events.progress(&self.drill, "ready", "setting fresh credentials (ModifyDBCluster)");
+        self.info.progress("ready", "setting fresh credentials (ModifyDBCluster)");
         self.rds
             .modify_db_cluster()
             .db_cluster_identifier(&self.cluster_id)
@@ -201,9 +172,10 @@ impl RestoreProvider for AwsAuroraCluster {
             .send()
             .await
             .map_err(|e| RestoreError::Error(classify("rds:ModifyDBCluster", &e).to_string()))?;
-        let c = rds::wait_cluster_available(&self.rds, &self.cluster_id, &self.events, &self.drill, "ready").await?;
+        let c = rds::wait_cluster_available(&self.rds, &self.cluster_id, &self.info.events, &self.info.drill, "ready")
+            .await?;
         let user = c.master_username().unwrap_or("postgres").to_string();
-        let ep = rds::endpoint(&self.spec.scratch, c.endpoint(), c.port(), &user, &password, &self.database)?;
+        let ep = rds::endpoint(&self.spec.scratch, c.endpoint(), c.port(), &user, &password, &self.info.database)?;
         rds::wait_connectable(&ep).await?;
         Ok(ep)
     }
@@ -212,7 +184,7 @@ impl RestoreProvider for AwsAuroraCluster {
         if !self.attempted {
             return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() };
         }
-        let owner = Owner::Run(&self.run);
+        let owner = Owner::Run(&self.info.run);
         // The writer first: a cluster with members cannot be deleted. It may exist even if the cluster
         // listing does not show it yet.
         let inst = rds::delete_instance_guarded(&self.rds, &self.instance_id, owner).await;

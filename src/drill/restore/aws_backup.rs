@@ -14,25 +14,18 @@ use aws_sdk_backup::types::{
 use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, Owner};
+use super::rds::{self, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::{AwsBackupSpec, PointKind};
 use crate::drill::error::{DrillError, RestoreError, fmt_time};
-use crate::drill::events::EventSink;
 use crate::drill::target::{Recovery, ResolvedTarget, Window};
 
 pub(crate) struct AwsBackup {
     spec: AwsBackupSpec,
     backup: aws_sdk_backup::Client,
     rds: aws_sdk_rds::Client,
-    calls: CallCounter,
-    region: String,
-    drill: String,
-    run: String,
-    database: String,
-    events: EventSink,
-    expires_at: DateTime<Utc>,
+    info: RunInfo,
     scratch_id: String,
     teardown_deadline: Duration,
     points: Vec<Point>,
@@ -50,39 +43,27 @@ struct Point {
 }
 
 impl AwsBackup {
-    #[expect(clippy::too_many_arguments)]
+    /// `teardown_deadline` bounds how long teardown waits for a restore job that is still running.
     pub(crate) fn new(
         spec: &AwsBackupSpec,
         backup: aws_sdk_backup::Client,
         rds: aws_sdk_rds::Client,
-        calls: CallCounter,
-        region: String,
-        drill: &str,
-        run: &str,
-        default_database: Option<&str>,
-        events: EventSink,
-        lifetime: Duration,
+        info: RunInfo,
         teardown_deadline: Duration,
-    ) -> Result<Self, DrillError> {
-        rds::check_residency(&region, &spec.scratch)?;
-        Ok(Self {
-            database: rds::database(&spec.scratch, default_database),
+    ) -> Self {
+        let scratch_id = rds::scratch_id(&info.drill, &info.run);
+        Self {
             spec: spec.clone(),
             backup,
             rds,
-            calls,
-            region,
-            drill: drill.to_string(),
-            run: run.to_string(),
-            events,
-            expires_at: Utc::now() + lifetime.max(spec.scratch.expires_after),
-            scratch_id: rds::scratch_id(drill, run),
+            info,
+            scratch_id,
             teardown_deadline,
             points: Vec::new(),
             chosen: None,
             job_id: None,
             job_done: false,
-        })
+        }
     }
 
     async fn list_points(&self) -> Result<Vec<Point>, DrillError> {
@@ -184,11 +165,8 @@ impl AwsBackup {
             let status = d.status().cloned().unwrap_or(RestoreJobStatus::Pending);
             let label = format!("{}{}", status.as_str(), d.percent_done().map(|p| format!(" {p}")).unwrap_or_default());
             if label != last {
-                self.events.progress(
-                    &self.drill,
-                    "restore",
-                    format!("restore job {job}: {label} after {}s", started.elapsed().as_secs()),
-                );
+                self.info
+                    .progress("restore", format!("restore job {job}: {label} after {}s", started.elapsed().as_secs()));
                 last = label;
             }
             match status {
@@ -216,7 +194,7 @@ impl AwsBackup {
                 self.scratch_id
             )));
         }
-        let tags: Vec<Tag> = rds::scratch_tags(&self.drill, &self.run, self.expires_at);
+        let tags: Vec<Tag> = self.info.tags();
         self.rds
             .add_tags_to_resource()
             .resource_name(arn)
@@ -237,7 +215,7 @@ impl RestoreProvider for AwsBackup {
         let mut out = vec![
             ("vault", self.spec.vault.clone()),
             ("resource-arn", self.spec.resource_arn.clone()),
-            ("region", self.region.clone()),
+            ("region", self.info.region.clone()),
             ("scratch-instance", self.scratch_id.clone()),
             ("publicly-accessible", "false".into()),
         ];
@@ -251,7 +229,7 @@ impl RestoreProvider for AwsBackup {
     }
 
     fn calls(&self) -> Option<&CallCounter> {
-        Some(&self.calls)
+        Some(&self.info.calls)
     }
 
     async fn window(&mut self) -> Result<Window, DrillError> {
@@ -306,7 +284,7 @@ impl RestoreProvider for AwsBackup {
             .recovery_point_arn(&point.arn)
             .iam_role_arn(&self.spec.iam_role_arn)
             .resource_type("RDS")
-            .idempotency_token(format!("stackdrill-{}", self.run))
+            .idempotency_token(format!("stackdrill-{}", self.info.run))
             .set_metadata(Some(self.metadata(&point, target)))
             .send()
             .await
@@ -325,8 +303,15 @@ impl RestoreProvider for AwsBackup {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.database, &self.events, &self.drill)
-            .await
+        rds::ready_instance(
+            &self.rds,
+            &self.scratch_id,
+            &self.spec.scratch,
+            &self.info.database,
+            &self.info.events,
+            &self.info.drill,
+        )
+        .await
     }
 
     async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {
@@ -379,7 +364,7 @@ impl RestoreProvider for AwsBackup {
                 Err(e) => return Teardown { status: "failed", at: Utc::now(), detail: e.to_string() },
             }
         }
-        match rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.run)).await {
+        match rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await {
             Ok(true) => Teardown {
                 status: "done",
                 at: Utc::now(),

@@ -25,6 +25,7 @@ use super::AwsBackup;
 use crate::aws::{AwsSettings, CallCounter};
 use crate::config::{DrillSpec, RestoreSpec, parse_drill};
 use crate::drill::events::EventSink;
+use crate::drill::restore::rds::RunInfo;
 use crate::drill::runner::{RunOptions, run_with};
 use crate::drill::verify::testdb::TestDb;
 
@@ -125,20 +126,16 @@ fn scratch_instance(port: u16) -> DbInstance {
 
 fn provider(spec: &DrillSpec, backup: aws_sdk_backup::Client, rds: aws_sdk_rds::Client) -> AwsBackup {
     let RestoreSpec::AwsBackup(b) = &spec.restore else { unreachable!() };
-    AwsBackup::new(
-        b,
-        backup,
-        rds,
-        CallCounter::default(),
-        "ap-southeast-1".into(),
-        &spec.name,
-        RUN,
-        None,
-        EventSink::new(|_| {}),
-        Duration::from_secs(3600),
-        spec.timeouts.teardown,
-    )
-    .unwrap()
+    let info = RunInfo {
+        calls: CallCounter::default(),
+        region: "ap-southeast-1".into(),
+        drill: spec.name.clone(),
+        run: RUN.into(),
+        database: "rst".into(),
+        events: EventSink::new(|_| {}),
+        expires_at: Utc::now() + chrono::TimeDelta::hours(1),
+    };
+    AwsBackup::new(b, backup, rds, info, spec.timeouts.teardown)
 }
 
 fn opts(dir: &Path) -> RunOptions {

@@ -7,24 +7,17 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::types::DbInstance;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, Owner};
+use super::rds::{self, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::RdsInstanceSpec;
 use crate::drill::error::{DrillError, RestoreError};
-use crate::drill::events::EventSink;
 use crate::drill::target::{Recovery, ResolvedTarget, Window};
 
 pub(crate) struct AwsRdsInstance {
     spec: RdsInstanceSpec,
     rds: Client,
-    calls: CallCounter,
-    region: String,
-    drill: String,
-    run: String,
-    database: String,
-    events: EventSink,
-    expires_at: DateTime<Utc>,
+    info: RunInfo,
     scratch_id: String,
     source: Option<DbInstance>,
     /// Set once a restore call was made: teardown then looks for the scratch whatever the call returned.
@@ -32,33 +25,9 @@ pub(crate) struct AwsRdsInstance {
 }
 
 impl AwsRdsInstance {
-    #[expect(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        spec: &RdsInstanceSpec,
-        rds: Client,
-        calls: CallCounter,
-        region: String,
-        drill: &str,
-        run: &str,
-        default_database: Option<&str>,
-        events: EventSink,
-        lifetime: std::time::Duration,
-    ) -> Result<Self, DrillError> {
-        rds::check_residency(&region, &spec.scratch)?;
-        Ok(Self {
-            database: rds::database(&spec.scratch, default_database),
-            spec: spec.clone(),
-            rds,
-            calls,
-            region,
-            drill: drill.to_string(),
-            run: run.to_string(),
-            events,
-            expires_at: Utc::now() + lifetime.max(spec.scratch.expires_after),
-            scratch_id: rds::scratch_id(drill, run),
-            source: None,
-            attempted: false,
-        })
+    pub(crate) fn new(spec: &RdsInstanceSpec, rds: Client, info: RunInfo) -> Self {
+        let scratch_id = rds::scratch_id(&info.drill, &info.run);
+        Self { spec: spec.clone(), rds, info, scratch_id, source: None, attempted: false }
     }
 
     async fn source(&mut self) -> Result<DbInstance, DrillError> {
@@ -68,7 +37,9 @@ impl AwsRdsInstance {
                 self.source = Some(i.clone());
                 Ok(i)
             }
-            None => Err(DrillError::NotFound(format!("source RDS instance `{id}` does not exist in {}", self.region))),
+            None => {
+                Err(DrillError::NotFound(format!("source RDS instance `{id}` does not exist in {}", self.info.region)))
+            }
         }
     }
 }
@@ -82,7 +53,7 @@ impl RestoreProvider for AwsRdsInstance {
         let s = &self.spec.scratch;
         let mut out = vec![
             ("source-instance", self.spec.source_instance.clone()),
-            ("region", self.region.clone()),
+            ("region", self.info.region.clone()),
             ("scratch-instance", self.scratch_id.clone()),
             ("subnet-group", s.subnet_group.clone().unwrap_or_else(|| "default (explicit opt-in)".into())),
             (
@@ -103,7 +74,7 @@ impl RestoreProvider for AwsRdsInstance {
     }
 
     fn calls(&self) -> Option<&CallCounter> {
-        Some(&self.calls)
+        Some(&self.info.calls)
     }
 
     async fn window(&mut self) -> Result<Window, DrillError> {
@@ -178,7 +149,7 @@ impl RestoreProvider for AwsRdsInstance {
             .copy_tags_to_snapshot(false)
             .auto_minor_version_upgrade(false)
             .set_db_subnet_group_name(s.subnet_group.clone())
-            .set_tags(Some(rds::scratch_tags(&self.drill, &self.run, self.expires_at)));
+            .set_tags(Some(self.info.tags()));
         if !s.security_groups.is_empty() {
             req = req.set_vpc_security_group_ids(Some(s.security_groups.clone()));
         }
@@ -190,7 +161,7 @@ impl RestoreProvider for AwsRdsInstance {
             Recovery::End => req.use_latest_restorable_time(true),
         };
         self.attempted = true;
-        self.events.progress(&self.drill, "restore", format!("RestoreDBInstanceToPointInTime → {}", self.scratch_id));
+        self.info.progress("restore", format!("RestoreDBInstanceToPointInTime → {}", self.scratch_id));
         req.send().await.map_err(|e| {
             let e = classify("rds:RestoreDBInstanceToPointInTime", &e);
             RestoreError::Failed(format!("restore of `{}` was refused: {e}", self.spec.source_instance))
@@ -199,15 +170,22 @@ impl RestoreProvider for AwsRdsInstance {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.database, &self.events, &self.drill)
-            .await
+        rds::ready_instance(
+            &self.rds,
+            &self.scratch_id,
+            &self.spec.scratch,
+            &self.info.database,
+            &self.info.events,
+            &self.info.drill,
+        )
+        .await
     }
 
     async fn teardown(&mut self) -> Teardown {
         if !self.attempted {
             return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() };
         }
-        match rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.run)).await {
+        match rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await {
             Ok(true) => Teardown {
                 status: "done",
                 at: Utc::now(),

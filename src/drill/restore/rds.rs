@@ -8,7 +8,7 @@ use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-use crate::aws::{AwsError, Backoff, classify};
+use crate::aws::{AwsError, Backoff, CallCounter, classify};
 use crate::config::{AwsScratchSpec, TlsSpec};
 use crate::drill::error::{DrillError, RestoreError};
 use crate::drill::events::EventSink;
@@ -42,6 +42,31 @@ pub(crate) fn scratch_tags(drill: &str, run: &str, expires_at: DateTime<Utc>) ->
     .into_iter()
     .map(|(k, v)| Tag::builder().key(k).value(v).build())
     .collect()
+}
+
+/// What every AWS provider knows of its run.
+pub(crate) struct RunInfo {
+    /// Shared by the provider's clients: per-phase API call counts for the report.
+    pub(crate) calls: CallCounter,
+    pub(crate) region: String,
+    pub(crate) drill: String,
+    pub(crate) run: String,
+    /// The checks' database: see [`database`].
+    pub(crate) database: String,
+    pub(crate) events: EventSink,
+    /// When `drill cleanup` may sweep what a crash left: the run's whole time budget, or the drill's
+    /// `expires-after` if longer.
+    pub(crate) expires_at: DateTime<Utc>,
+}
+
+impl RunInfo {
+    pub(crate) fn progress(&self, phase: &'static str, msg: impl Into<String>) {
+        self.events.progress(&self.drill, phase, msg);
+    }
+
+    pub(crate) fn tags(&self) -> Vec<Tag> {
+        scratch_tags(&self.drill, &self.run, self.expires_at)
+    }
 }
 
 /// Who may delete a scratch resource.
