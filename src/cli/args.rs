@@ -44,6 +44,9 @@ pub(crate) enum Command {
     /// Validate, list, run and clean up restore drills
     #[command(subcommand)]
     Drill(DrillCommand),
+    /// Validate and policy-check stack definitions (stacks/*.yaml)
+    #[command(subcommand)]
+    Stack(StackCommand),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -99,6 +102,22 @@ pub(crate) enum DrillCommand {
         /// Also sweep AWS when no drill file uses an AWS provider
         #[arg(long)]
         aws: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StackCommand {
+    /// Check stack files and report every problem (default: stacks/*.yaml)
+    Validate {
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Evaluate the policy rules on a stack (a name in stacks/ or a path)
+    Check {
+        stack: String,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },

@@ -57,7 +57,7 @@ fn resolve_drill(arg: &str) -> Result<PathBuf, Failure> {
 }
 
 #[derive(Serialize)]
-struct JsonConfigError {
+pub(super) struct JsonConfigError {
     file: String,
     line: Option<usize>,
     column: Option<usize>,
@@ -98,7 +98,7 @@ fn load_all(files: &[PathBuf]) -> Result<Vec<DrillSpec>, Failure> {
     Err(Failure::could_not_run(anyhow!("{} problem(s) in drill files; nothing was started", errors.len()), None))
 }
 
-fn ser_errors<S: serde::Serializer>(errors: &[ConfigError], s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn ser_errors<S: serde::Serializer>(errors: &[ConfigError], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(errors.iter().map(JsonConfigError::from))
 }
 

@@ -4,10 +4,11 @@ mod args;
 mod demo;
 mod drill;
 pub(crate) mod exit_codes;
+mod stack;
 
 use anyhow::anyhow;
 pub(crate) use args::Cli;
-use args::{Command, DrillCommand};
+use args::{Command, DrillCommand, StackCommand};
 use clap::CommandFactory;
 
 use crate::ui::{self, Printer};
@@ -79,6 +80,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Drill(DrillCommand::Cleanup { paths, dry_run, aws: force_aws, output }) => {
             drill::cleanup(&paths, dry_run, &aws, force_aws, Printer { format: output }).await
         }
+        Command::Stack(StackCommand::Validate { paths, output }) => stack::validate(&paths, Printer { format: output }),
+        Command::Stack(StackCommand::Check { stack, output }) => stack::check(&stack, Printer { format: output }),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut std::io::stdout());
             Ok(exit_codes::OK)

@@ -498,7 +498,7 @@ pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<Conf
 
 /// Strict deserialisation with the key path of the first error. Providers and checks are written as
 /// single-key maps (`restore: { local-postgres: {..} }`), which serde_norway takes via `singleton_map_recursive`.
-fn deserialize<T: serde::de::DeserializeOwned>(
+pub(super) fn deserialize<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<T, serde_path_to_error::Error<serde_norway::Error>> {
     let mut track = serde_path_to_error::Track::new();
@@ -508,7 +508,7 @@ fn deserialize<T: serde::de::DeserializeOwned>(
         .map_err(|e| serde_path_to_error::Error::new(track.path(), e))
 }
 
-fn duration(p: &mut Problems<'_>, key: &str, text: &str, fallback: Duration) -> Duration {
+pub(super) fn duration(p: &mut Problems<'_>, key: &str, text: &str, fallback: Duration) -> Duration {
     match parse_duration(text) {
         Ok(d) if d.is_zero() => {
             p.push(key, "must be longer than zero");

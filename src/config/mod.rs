@@ -5,6 +5,7 @@ mod drill;
 mod duration;
 mod error;
 mod locate;
+mod stack;
 mod target;
 
 #[cfg(test)]
@@ -18,4 +19,5 @@ pub(crate) use drill::{
 };
 pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;
+pub(crate) use stack::{AlarmKind, AlarmMetric, Purpose, ShieldMode, StackSpec, load_stack};
 pub(crate) use target::{TargetSpec, parse_target_flag};

@@ -5,3 +5,4 @@ mod config;
 mod harness;
 mod local_drill;
 mod moto;
+mod stack;

@@ -1,0 +1,176 @@
+//! The resources a stack declares, in dependency order, each with the properties stackdrill will manage
+//! and the names it will create them under. `stack plan` compares these with live state.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::{AlarmKind, AlarmMetric, ShieldMode, StackSpec};
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Resource {
+    /// `kms-key`, `sns-topic`, `log-group`, `metric-filter`, `alarm`, `db-parameter-group`, `db-subnet-group`,
+    /// `rds-instance`, `backup-vault`, `backup-plan`, `backup-selection`, `beanstalk-application`,
+    /// `beanstalk-environment`, `shield-protection`.
+    pub(crate) kind: &'static str,
+    pub(crate) name: String,
+    pub(crate) props: BTreeMap<&'static str, Value>,
+    /// `kind/name` of the resources this one needs first.
+    pub(crate) depends_on: Vec<String>,
+}
+
+impl Resource {
+    fn new(kind: &'static str, name: impl Into<String>) -> Self {
+        Resource { kind, name: name.into(), props: BTreeMap::new(), depends_on: Vec::new() }
+    }
+
+    fn prop(mut self, k: &'static str, v: impl Serialize) -> Self {
+        self.props.insert(k, json!(v));
+        self
+    }
+
+    fn after(mut self, kind: &str, name: &str) -> Self {
+        self.depends_on.push(format!("{kind}/{name}"));
+        self
+    }
+}
+
+/// Every resource of the stack, dependencies before dependents. Tags (`stackdrill:managed`,
+/// `stackdrill:stack`) go on each when it is created.
+pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
+    let mut out = Vec::new();
+    let alias = |role: &str| s.keys.get(role).map(|k| k.alias.clone()).unwrap_or_default();
+    for (role, k) in &s.keys {
+        out.push(
+            Resource::new("kms-key", &k.alias)
+                .prop("role", role)
+                .prop("description", &k.description)
+                .prop("rotation", k.rotation),
+        );
+    }
+    if let Some(a) = &s.alerts {
+        let mut topic = Resource::new("sns-topic", &a.topic).prop("subscriptions", &a.subscriptions);
+        if let Some(k) = &a.topic_key {
+            topic = topic.prop("kms-key", alias(k)).after("kms-key", &alias(k));
+        }
+        out.push(topic);
+        for g in &a.log_groups {
+            let mut r = Resource::new("log-group", &g.name).prop("retention-days", g.retention_days);
+            if let Some(k) = &g.key {
+                r = r.prop("kms-key", alias(k)).after("kms-key", &alias(k));
+            }
+            out.push(r);
+        }
+        for f in &a.metric_filters {
+            out.push(
+                Resource::new("metric-filter", &f.name)
+                    .prop("log-group", &f.log_group)
+                    .prop("pattern", &f.pattern)
+                    .prop("metric", format!("{}/{}", f.namespace, f.metric))
+                    .prop("value", &f.value)
+                    .prop("default", f.default)
+                    .prop("dimensions", &f.dimensions)
+                    .after("log-group", &f.log_group),
+            );
+        }
+        for al in &a.alarms {
+            let metric = |m: &AlarmMetric| {
+                json!({
+                    "namespace": m.namespace, "name": m.name, "statistic": m.statistic,
+                    "period": m.period.as_secs(), "dimensions": m.dimensions,
+                })
+            };
+            let what = match &al.kind {
+                AlarmKind::Metric(m) => json!({ "metric": metric(m) }),
+                AlarmKind::AnomalyBand { metric: m, width } => {
+                    json!({ "anomaly-band": { "metric": metric(m), "width": width } })
+                }
+                AlarmKind::Expression { expression, metrics } => json!({
+                    "expression": expression,
+                    "metrics": metrics.iter().map(|(id, m)| (id.clone(), metric(m))).collect::<BTreeMap<_, _>>(),
+                }),
+            };
+            out.push(
+                Resource::new("alarm", &al.name)
+                    .prop("purpose", al.purpose.as_str())
+                    .prop("description", &al.description)
+                    .prop("watches", what)
+                    .prop("threshold", al.threshold)
+                    .prop("comparison", &al.comparison)
+                    .prop("evaluation", format!("{} of {}", al.datapoints, al.periods))
+                    .prop("missing-data", &al.missing_data)
+                    .prop("actions", [&a.topic])
+                    .after("sns-topic", &a.topic),
+            );
+        }
+    }
+    if let Some(d) = &s.database {
+        out.push(Resource::new("db-parameter-group", &d.parameter_group).prop("parameters", &d.parameters));
+        out.push(Resource::new("db-subnet-group", &d.subnet_group).prop("subnets", &s.subnets).prop("vpc", &s.vpc));
+        out.push(
+            Resource::new("rds-instance", &d.identifier)
+                .prop("engine", format!("postgres {}", d.engine_version))
+                .prop("instance-class", &d.instance_class)
+                .prop("allocated-storage", d.allocated_storage)
+                .prop("master-username", &d.master_username)
+                .prop("database", &d.database)
+                .prop("kms-key", alias(&d.key))
+                .prop("multi-az", d.multi_az)
+                .prop("backup-retention-days", d.backup_retention_days)
+                .prop("deletion-protection", d.deletion_protection)
+                .prop("publicly-accessible", d.publicly_accessible)
+                .prop("iam-auth", d.iam_auth)
+                .after("kms-key", &alias(&d.key))
+                .after("db-parameter-group", &d.parameter_group)
+                .after("db-subnet-group", &d.subnet_group),
+        );
+    }
+    if let Some(b) = &s.backup {
+        out.push(
+            Resource::new("backup-vault", &b.vault)
+                .prop("kms-key", alias(&b.vault_key))
+                .after("kms-key", &alias(&b.vault_key)),
+        );
+        let rules: Vec<Value> = b
+            .rules
+            .iter()
+            .map(|r| json!({ "name": r.name, "schedule": r.schedule, "continuous": r.continuous, "retention-days": r.retention_days }))
+            .collect();
+        out.push(
+            Resource::new("backup-plan", &b.plan)
+                .prop("vault", &b.vault)
+                .prop("rules", rules)
+                .after("backup-vault", &b.vault),
+        );
+        out.push(
+            Resource::new("backup-selection", &b.selection)
+                .prop("iam-role-arn", &b.iam_role_arn)
+                .prop("tag", format!("{}={}", b.tag.0, b.tag.1))
+                .after("backup-plan", &b.plan),
+        );
+    }
+    if let Some(app) = &s.app {
+        out.push(Resource::new("beanstalk-application", &app.application));
+        out.push(
+            Resource::new("beanstalk-environment", &app.environment)
+                .prop("solution-stack", &app.solution_stack)
+                .prop("instance-type", &app.instance_type)
+                .prop("instances", format!("{}..{}", app.min_instances, app.max_instances))
+                .prop("subnets", &s.subnets)
+                .prop("vpc", &s.vpc)
+                .prop("health", if app.enhanced_health { "enhanced" } else { "basic" })
+                .prop("managed-updates", app.managed_updates)
+                .prop("https", json!({ "certificate-arn": app.certificate_arn, "ssl-policy": app.ssl_policy }))
+                .after("beanstalk-application", &app.application),
+        );
+        if s.shield != ShieldMode::Off {
+            out.push(
+                Resource::new("shield-protection", format!("{}-lb", app.environment))
+                    .prop("mode", if s.shield == ShieldMode::Required { "required" } else { "when subscribed" })
+                    .after("beanstalk-environment", &app.environment),
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,465 @@
+//! Policy rules with stable ids, each mapped to SOC 2 criteria and to the equivalent Checkov check and AWS
+//! Config rule, evaluated on the stack file (`stack check`). A rule either passes, fails with the resource
+//! and the reason, or does not apply (the stack declares no such resource).
+
+use serde::Serialize;
+
+use crate::config::{AlarmKind, Purpose, ShieldMode, StackSpec};
+
+/// One rule of the policy.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Rule {
+    pub(crate) id: &'static str,
+    pub(crate) title: &'static str,
+    pub(crate) soc2: &'static [&'static str],
+    pub(crate) checkov: &'static str,
+    pub(crate) aws_config: &'static str,
+}
+
+pub(crate) const RULES: &[Rule] = &[
+    Rule {
+        id: "STK-REGION",
+        title: "every resource is in a residency region",
+        soc2: &["C1.1", "CC6.1"],
+        checkov: "—",
+        aws_config: "— (no stock rule)",
+    },
+    Rule {
+        id: "STK-KMS-ROTATION",
+        title: "customer-managed KMS keys rotate yearly",
+        soc2: &["CC6.1"],
+        checkov: "CKV_AWS_7",
+        aws_config: "cmk-backing-key-rotation-enabled",
+    },
+    Rule {
+        id: "STK-RDS-ENCRYPTED",
+        title: "RDS storage encrypted with a customer-managed key",
+        soc2: &["CC6.1", "C1.1"],
+        checkov: "CKV_AWS_16",
+        aws_config: "rds-storage-encrypted",
+    },
+    Rule {
+        id: "STK-RDS-MULTI-AZ",
+        title: "RDS is Multi-AZ",
+        soc2: &["A1.2"],
+        checkov: "CKV_AWS_157",
+        aws_config: "rds-multi-az-support",
+    },
+    Rule {
+        id: "STK-RDS-BACKUP-RETENTION",
+        title: "RDS keeps automated backups (PITR) at least 7 days",
+        soc2: &["A1.2"],
+        checkov: "CKV_AWS_133",
+        aws_config: "db-instance-backup-enabled",
+    },
+    Rule {
+        id: "STK-RDS-PRIVATE",
+        title: "RDS is not publicly accessible",
+        soc2: &["CC6.6"],
+        checkov: "CKV_AWS_17",
+        aws_config: "rds-instance-public-access-check",
+    },
+    Rule {
+        id: "STK-RDS-FORCE-SSL",
+        title: "RDS forces TLS (rds.force_ssl = 1)",
+        soc2: &["CC6.7"],
+        checkov: "CKV2_AWS_69",
+        aws_config: "—",
+    },
+    Rule {
+        id: "STK-RDS-DELETION-PROTECTION",
+        title: "RDS has deletion protection",
+        soc2: &["A1.2"],
+        checkov: "CKV_AWS_293",
+        aws_config: "rds-instance-deletion-protection-enabled",
+    },
+    Rule {
+        id: "STK-RDS-IAM-AUTH",
+        title: "RDS accepts IAM database authentication",
+        soc2: &["CC6.1"],
+        checkov: "CKV_AWS_161",
+        aws_config: "rds-instance-iam-authentication-enabled",
+    },
+    Rule {
+        id: "STK-BACKUP-PLAN",
+        title: "AWS Backup has a daily rule and a continuous (PITR) rule, each kept ≥ 35 days",
+        soc2: &["A1.2", "A1.3"],
+        checkov: "—",
+        aws_config: "backup-plan-min-frequency-and-min-retention-check",
+    },
+    Rule {
+        id: "STK-BACKUP-VAULT-ENCRYPTED",
+        title: "the backup vault is encrypted with a customer-managed key",
+        soc2: &["CC6.1"],
+        checkov: "CKV_AWS_166",
+        aws_config: "backup-recovery-point-encrypted",
+    },
+    Rule {
+        id: "STK-ALARMS",
+        title: "the required alarms exist (auth-denial spike, provider failure rate, indexing failures, ledger mismatch, drill freshness)",
+        soc2: &["CC7.2", "A1.2"],
+        checkov: "—",
+        aws_config: "—",
+    },
+    Rule {
+        id: "STK-ALARM-ACTIONS",
+        title: "every alarm notifies the stack's SNS topic",
+        soc2: &["CC7.2", "CC7.3"],
+        checkov: "CKV_AWS_319",
+        aws_config: "cloudwatch-alarm-action-check",
+    },
+    Rule {
+        id: "STK-ALARM-METRICS",
+        title: "every alarm watches a metric something produces (a metric filter of the stack, AWS, or stackdrill)",
+        soc2: &["CC7.2"],
+        checkov: "—",
+        aws_config: "—",
+    },
+    Rule {
+        id: "STK-DRILL-FRESHNESS",
+        title: "the drill-freshness alarm treats missing data as breaching",
+        soc2: &["A1.3"],
+        checkov: "—",
+        aws_config: "—",
+    },
+    Rule {
+        id: "STK-SNS-ENCRYPTED",
+        title: "the alert topic is encrypted with a customer-managed key",
+        soc2: &["CC6.1"],
+        checkov: "CKV_AWS_26",
+        aws_config: "sns-encrypted-kms",
+    },
+    Rule {
+        id: "STK-LOGS-ENCRYPTED",
+        title: "log groups are encrypted with a customer-managed key and have a retention",
+        soc2: &["CC6.1", "CC7.2"],
+        checkov: "CKV_AWS_158, CKV_AWS_338",
+        aws_config: "cloudwatch-log-group-encrypted",
+    },
+    Rule {
+        id: "STK-APP-HEALTH",
+        title: "Beanstalk reports enhanced health and runs ≥ 2 instances across ≥ 2 AZs",
+        soc2: &["A1.2", "CC7.2"],
+        checkov: "CKV_AWS_312",
+        aws_config: "beanstalk-enhanced-health-reporting-enabled",
+    },
+    Rule {
+        id: "STK-APP-MANAGED-UPDATES",
+        title: "Beanstalk managed platform updates are on",
+        soc2: &["CC7.1"],
+        checkov: "CKV_AWS_340",
+        aws_config: "elastic-beanstalk-managed-updates-enabled",
+    },
+    Rule {
+        id: "STK-APP-TLS",
+        title: "the load balancer listens on HTTPS with a TLS 1.2+ policy",
+        soc2: &["CC6.7"],
+        checkov: "CKV_AWS_103",
+        aws_config: "elb-tls-https-listeners-only",
+    },
+    Rule {
+        id: "STK-SHIELD",
+        title: "Shield: Standard always; Advanced on the load balancer when required",
+        soc2: &["A1.2", "CC6.6"],
+        checkov: "—",
+        aws_config: "shield-advanced-enabled-autorenew",
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Status {
+    Pass,
+    Fail,
+    NotApplicable,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Finding {
+    pub(crate) rule: &'static str,
+    pub(crate) status: Status,
+    pub(crate) resource: String,
+    pub(crate) message: String,
+}
+
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, rule: &'static str, ok: bool, resource: impl Into<String>, pass: &str, fail: String) {
+        let (status, message) = if ok { (Status::Pass, pass.to_string()) } else { (Status::Fail, fail) };
+        self.0.push(Finding { rule, status, resource: resource.into(), message });
+    }
+
+    fn absent(&mut self, rule: &'static str, what: &str) {
+        self.0.push(Finding {
+            rule,
+            status: Status::NotApplicable,
+            resource: String::new(),
+            message: format!("the stack declares no {what}"),
+        });
+    }
+}
+
+pub(crate) fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+/// Evaluates every rule on the declared stack.
+pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
+    let mut f = Findings(Vec::new());
+    f.add(
+        "STK-REGION",
+        s.residency.contains(&s.region),
+        format!("stack {}", s.name),
+        &format!("region {} is within the residency", s.region),
+        format!("region {} is outside the residency {}", s.region, s.residency.join(", ")),
+    );
+    if s.keys.is_empty() {
+        f.absent("STK-KMS-ROTATION", "KMS keys");
+    }
+    for (role, k) in &s.keys {
+        f.add("STK-KMS-ROTATION", k.rotation, &k.alias, "rotation on", format!("key `{role}` has rotation off"));
+    }
+    let cmk = |role: &Option<String>| role.as_ref().is_some_and(|r| s.keys.contains_key(r));
+
+    match &s.database {
+        None => {
+            for r in [
+                "STK-RDS-ENCRYPTED",
+                "STK-RDS-MULTI-AZ",
+                "STK-RDS-BACKUP-RETENTION",
+                "STK-RDS-PRIVATE",
+                "STK-RDS-FORCE-SSL",
+                "STK-RDS-DELETION-PROTECTION",
+                "STK-RDS-IAM-AUTH",
+            ] {
+                f.absent(r, "RDS database");
+            }
+        }
+        Some(d) => {
+            let id = format!("rds {}", d.identifier);
+            f.add(
+                "STK-RDS-ENCRYPTED",
+                s.keys.contains_key(&d.key),
+                &id,
+                &format!("encrypted with the `{}` key", d.key),
+                "no customer-managed key".into(),
+            );
+            f.add("STK-RDS-MULTI-AZ", d.multi_az, &id, "Multi-AZ", "single-AZ".into());
+            f.add(
+                "STK-RDS-BACKUP-RETENTION",
+                d.backup_retention_days >= 7,
+                &id,
+                &format!("automated backups kept {} days", d.backup_retention_days),
+                format!("automated backups kept {} days (< 7)", d.backup_retention_days),
+            );
+            f.add(
+                "STK-RDS-PRIVATE",
+                !d.publicly_accessible,
+                &id,
+                "not publicly accessible",
+                "publicly accessible".into(),
+            );
+            let ssl = d.parameters.get("rds.force_ssl").map(String::as_str);
+            f.add(
+                "STK-RDS-FORCE-SSL",
+                ssl == Some("1"),
+                &id,
+                "rds.force_ssl = 1",
+                format!("rds.force_ssl is {}", ssl.unwrap_or("unset")),
+            );
+            f.add(
+                "STK-RDS-DELETION-PROTECTION",
+                d.deletion_protection,
+                &id,
+                "deletion protection on",
+                "deletion protection off".into(),
+            );
+            f.add("STK-RDS-IAM-AUTH", d.iam_auth, &id, "IAM authentication on", "IAM authentication off".into());
+        }
+    }
+
+    match &s.backup {
+        None => {
+            f.absent("STK-BACKUP-PLAN", "backup plan");
+            f.absent("STK-BACKUP-VAULT-ENCRYPTED", "backup vault");
+        }
+        Some(b) => {
+            let daily = b.rules.iter().any(|r| r.schedule.is_some() && r.retention_days >= 35);
+            let continuous = b.rules.iter().any(|r| r.continuous && r.retention_days >= 35);
+            let mut missing = Vec::new();
+            if !daily {
+                missing.push("a scheduled rule kept ≥ 35 days");
+            }
+            if !continuous {
+                missing.push("a continuous (PITR) rule kept ≥ 35 days");
+            }
+            f.add(
+                "STK-BACKUP-PLAN",
+                missing.is_empty(),
+                format!("backup plan {}", b.plan),
+                "daily and continuous rules, 35 days",
+                format!("missing {}", missing.join(" and ")),
+            );
+            f.add(
+                "STK-BACKUP-VAULT-ENCRYPTED",
+                s.keys.contains_key(&b.vault_key),
+                format!("backup vault {}", b.vault),
+                &format!("encrypted with the `{}` key", b.vault_key),
+                "no customer-managed key".into(),
+            );
+        }
+    }
+
+    match &s.alerts {
+        None => {
+            for r in [
+                "STK-ALARMS",
+                "STK-ALARM-ACTIONS",
+                "STK-ALARM-METRICS",
+                "STK-DRILL-FRESHNESS",
+                "STK-SNS-ENCRYPTED",
+                "STK-LOGS-ENCRYPTED",
+            ] {
+                f.absent(r, "alerts block");
+            }
+        }
+        Some(a) => {
+            let required = [
+                Purpose::AuthDenialSpike,
+                Purpose::ProviderFailureRate,
+                Purpose::IndexingFailures,
+                Purpose::LedgerMismatch,
+                Purpose::DrillFreshness,
+            ];
+            let missing: Vec<&str> =
+                required.iter().filter(|p| !a.alarms.iter().any(|x| x.purpose == **p)).map(|p| p.as_str()).collect();
+            f.add(
+                "STK-ALARMS",
+                missing.is_empty(),
+                format!("topic {}", a.topic),
+                "all five required alarms are declared",
+                format!("no alarm with purpose {}", missing.join(", ")),
+            );
+            // stackdrill sets every alarm's actions (alarm and OK) to the stack topic, so in the file this
+            // holds by construction; `--live` is what can find an alarm whose actions were changed.
+            for al in &a.alarms {
+                f.add(
+                    "STK-ALARM-ACTIONS",
+                    true,
+                    format!("alarm {}", al.name),
+                    &format!("notifies {}", a.topic),
+                    String::new(),
+                );
+            }
+            // An alarm on a metric nothing produces never fires.
+            for al in &a.alarms {
+                let namespaces: Vec<&str> = match &al.kind {
+                    AlarmKind::Metric(m) | AlarmKind::AnomalyBand { metric: m, .. } => vec![m.namespace.as_str()],
+                    AlarmKind::Expression { metrics, .. } => metrics.values().map(|m| m.namespace.as_str()).collect(),
+                };
+                let fed = namespaces.iter().all(|ns| {
+                    *ns == "Stackdrill"
+                        || ns.starts_with("AWS/")
+                        || a.metric_filters.iter().any(|mf| mf.namespace == *ns)
+                });
+                f.add(
+                    "STK-ALARM-METRICS",
+                    fed,
+                    format!("alarm {}", al.name),
+                    "its metric is produced",
+                    format!("its namespace {} is fed by no metric filter of this stack", namespaces.join(", ")),
+                );
+            }
+            match a.alarms.iter().find(|x| x.purpose == Purpose::DrillFreshness) {
+                Some(al) => f.add(
+                    "STK-DRILL-FRESHNESS",
+                    al.missing_data == "breaching",
+                    format!("alarm {}", al.name),
+                    "missing data is breaching",
+                    format!("missing data is {}", al.missing_data),
+                ),
+                None => f.absent("STK-DRILL-FRESHNESS", "drill-freshness alarm"),
+            }
+            f.add(
+                "STK-SNS-ENCRYPTED",
+                cmk(&a.topic_key),
+                format!("topic {}", a.topic),
+                "encrypted with a customer-managed key",
+                "not encrypted with a customer-managed key".into(),
+            );
+            if a.log_groups.is_empty() {
+                f.absent("STK-LOGS-ENCRYPTED", "log groups");
+            }
+            for g in &a.log_groups {
+                let ok = cmk(&g.key) && g.retention_days.is_some();
+                let why = match (cmk(&g.key), g.retention_days) {
+                    (false, None) => "no customer-managed key and no retention",
+                    (false, _) => "no customer-managed key",
+                    _ => "no retention (kept forever)",
+                };
+                f.add(
+                    "STK-LOGS-ENCRYPTED",
+                    ok,
+                    format!("log group {}", g.name),
+                    "encrypted, retention set",
+                    why.into(),
+                );
+            }
+        }
+    }
+
+    match &s.app {
+        None => {
+            for r in ["STK-APP-HEALTH", "STK-APP-MANAGED-UPDATES", "STK-APP-TLS"] {
+                f.absent(r, "Elastic Beanstalk environment");
+            }
+        }
+        Some(app) => {
+            let env = format!("beanstalk {}", app.environment);
+            let ok = app.enhanced_health && app.min_instances >= 2 && s.subnets.len() >= 2;
+            f.add(
+                "STK-APP-HEALTH",
+                ok,
+                &env,
+                "enhanced health, ≥ 2 instances over ≥ 2 subnets",
+                format!(
+                    "health {}, min {} instances, {} subnet(s)",
+                    if app.enhanced_health { "enhanced" } else { "basic" },
+                    app.min_instances,
+                    s.subnets.len()
+                ),
+            );
+            f.add(
+                "STK-APP-MANAGED-UPDATES",
+                app.managed_updates,
+                &env,
+                "managed updates on",
+                "managed updates off".into(),
+            );
+            let modern = app.ssl_policy.contains("TLS13")
+                || app.ssl_policy.contains("TLS-1-2")
+                || app.ssl_policy.contains("TLS12");
+            f.add(
+                "STK-APP-TLS",
+                modern,
+                &env,
+                &format!("HTTPS with {}", app.ssl_policy),
+                format!("policy {} allows TLS below 1.2", app.ssl_policy),
+            );
+        }
+    }
+    let shield_ok = s.shield != ShieldMode::Off || s.app.is_none();
+    f.add(
+        "STK-SHIELD",
+        shield_ok,
+        format!("stack {}", s.name),
+        match s.shield {
+            ShieldMode::Required => "Shield Advanced required on the load balancer",
+            ShieldMode::Auto => "Shield Standard (automatic); Advanced when the account subscribes",
+            ShieldMode::Off => "no internet-facing load balancer",
+        },
+        "Shield Advanced is off for an internet-facing load balancer; use auto or required".into(),
+    );
+    f.0
+}
