@@ -189,13 +189,13 @@ pub(super) fn list(printer: Printer) -> Result<u8, Failure> {
         return Ok(exit_codes::OK);
     }
     printer.line(format!(
-        "{:<24} {:<16} {:<10} {:>6}  {:<36} {}",
+        "{:<24} {:<18} {:<10} {:>6}  {:<36} {}",
         "NAME", "PROVIDER", "TARGET", "CHECKS", "SCHEDULE", "FILE"
     ));
     for r in &rows {
         let name = if r.valid { r.name.clone() } else { format!("{} (invalid)", r.name) };
         printer.line(format!(
-            "{:<24} {:<16} {:<10} {:>6}  {:<36} {}",
+            "{:<24} {:<18} {:<10} {:>6}  {:<36} {}",
             name,
             r.provider,
             r.target,

@@ -379,7 +379,7 @@ impl RunCtx<'_> {
                 let events = self.events.clone();
                 let drill = spec.name.clone();
                 let verify_fut = async {
-                    let restore = pg::connect_tls(&ep.config, &ep.tls)
+                    let restore = pg::connect_tls(&ep.config, &ep.tls, ep.server_name.as_deref())
                         .await
                         .map_err(|e| format!("cannot connect to the restore: {e}"))?;
                     let newest: Option<DateTime<Utc>> = restore

@@ -10,13 +10,16 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::MakeTlsConnect;
 
 use crate::config::TlsSpec;
 
-/// Connects with the given TLS mode; `Disable` is a plain connection.
+/// Connects with the given TLS mode; `Disable` is a plain connection. `server_name` is the name the
+/// certificate must carry when it differs from the host connected to (a tunnel to an RDS endpoint).
 pub(crate) async fn connect_tls(
     config: &tokio_postgres::Config,
     tls: &TlsSpec,
+    server_name: Option<&str>,
 ) -> Result<tokio_postgres::Client, String> {
     let client_config = match tls {
         TlsSpec::Disable => return super::connect(config).await.map_err(|e| e.to_string()),
@@ -26,15 +29,51 @@ pub(crate) async fn connect_tls(
     let mut config = config.clone();
     config.ssl_mode(SslMode::Require);
     let (client, conn) = config
-        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(client_config))
+        .connect(Named {
+            inner: tokio_postgres_rustls::MakeRustlsConnect::new(client_config),
+            name: server_name.map(str::to_string),
+        })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "connection closed");
         }
     });
     Ok(client)
+}
+
+/// Checks the certificate against `name` instead of the host connected to.
+struct Named {
+    inner: tokio_postgres_rustls::MakeRustlsConnect,
+    name: Option<String>,
+}
+
+impl<S> MakeTlsConnect<S> for Named
+where
+    tokio_postgres_rustls::MakeRustlsConnect: MakeTlsConnect<S>,
+{
+    type Stream = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect;
+    type Error = <tokio_postgres_rustls::MakeRustlsConnect as MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        let name = self.name.clone();
+        self.inner.make_tls_connect(name.as_deref().unwrap_or(domain))
+    }
+}
+
+/// An error with its causes: tokio-postgres says only "error performing TLS handshake"; the cause says
+/// which certificate check failed.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn provider() -> Arc<CryptoProvider> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_rds::types::Tag;
 
-use crate::harness::{Demo, Scratch, stackdrill, text};
+use crate::harness::{Demo, Scratch, make_ca, stackdrill, text};
 use crate::moto::{Moto, param, tags};
 
 const SG: &str = "sg-0123456789abcdef0";
@@ -92,15 +92,16 @@ fn run(moto: &Moto, drill: &Path, reports: &Path, extra: &[&str]) -> Output {
     cmd.timeout(Duration::from_secs(300)).output().unwrap()
 }
 
+/// The newest report (by `finished_at`: two runs in one second get suffixed names that sort earlier).
 fn last_report(dir: &Path) -> serde_json::Value {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+    std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    serde_json::from_str(&std::fs::read_to_string(files.last().expect("a report")).unwrap()).unwrap()
+        .map(|p| serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .max_by_key(|r| r["finished_at"].as_str().unwrap_or_default().to_string())
+        .expect("a report")
 }
 
 fn instance_ids(list: &[aws_sdk_rds::types::DbInstance]) -> Vec<String> {
@@ -394,4 +395,42 @@ async fn bad_aws_input_is_refused_before_anything_is_created() {
     // Nothing was restored and no report was written for a drill that could not run.
     assert!(moto.calls("RestoreDBInstanceToPointInTime").is_empty());
     assert!(!reports.exists() || std::fs::read_dir(&reports).unwrap().next().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_checks_the_rds_name_through_a_tunnel_and_refuses_a_foreign_ca() {
+    let demo = Demo::start();
+    let ca = demo.serve_tls_as_scratch().await;
+    let moto = Moto::start();
+    let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
+    subnet_group(&moto, &rds).await;
+    production_instance(&rds, "prod-db", true).await;
+    let tmp = Scratch::new();
+    let foreign = make_ca(tmp.path(), "foreign");
+    let reports = tmp.path().join("reports");
+    // The tunnel is 127.0.0.1, which the certificate does not name; the RDS endpoint name it does.
+    for (bundle, passes) in [(&ca, true), (&foreign, false)] {
+        let block = format!(
+            "{}    sslmode: verify-full\n    ca-bundle: {}\n",
+            rds_block("prod-db", demo.port),
+            bundle.display()
+        );
+        let drill = drill_file(tmp.path(), "prod-db-pitr", &block, &demo, "");
+        let out = run(&moto, &drill, &reports, &[]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let report = last_report(&reports);
+        if passes {
+            assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+            assert!(report["source"]["scratch"].as_str().unwrap().contains("sslmode=verify-full"), "{report:#}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+            let ready = report["phases"].as_array().unwrap().iter().find(|p| p["name"] == "ready").unwrap().clone();
+            assert_eq!(ready["status"], "failed", "{report:#}");
+            assert!(ready["detail"].as_str().unwrap().contains("certificate"), "{ready:#}");
+            // A certificate that does not verify is not retried for minutes.
+            assert!(ready["seconds"].as_f64().unwrap() < 30.0, "{ready:#}");
+        }
+        assert_eq!(report["teardown"]["status"], "done", "{report:#}");
+    }
+    assert!(rds.describe_db_instances().send().await.unwrap().db_instances().len() == 1);
 }

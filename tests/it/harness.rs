@@ -80,18 +80,47 @@ impl Demo {
 
     /// Makes the source answer TLS on 127.0.0.1 for the `postgres` role without a password, and refuse
     /// it without TLS: the stand-in for an RDS scratch reached through a tunnel (moto runs no database).
-    pub async fn serve_tls_as_scratch(&self) {
+    /// Returns the CA bundle that signed the server certificate, whose names are `localhost` and those of
+    /// moto's RDS instance endpoints.
+    pub async fn serve_tls_as_scratch(&self) -> PathBuf {
         use std::os::unix::fs::MetadataExt;
         let data = self.dir.join("source/data");
         let (key, crt) = (data.join("server.key"), data.join("server.crt"));
-        let out = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&crt)
-            .output()
-            .expect("openssl (install the openssl package)");
-        assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+        let ca = self.dir.join("ca.crt");
+        make_ca(&self.dir, "ca");
+        let csr = self.dir.join("server.csr");
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            path(&key),
+            "-out",
+            path(&csr),
+        ]);
+        let ext = self.dir.join("san.ext");
+        std::fs::write(&ext, "subjectAltName=DNS:localhost,DNS:*.aaaaaaaaaa.ap-southeast-1.rds.amazonaws.com\n")
+            .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            path(&csr),
+            "-CA",
+            path(&ca),
+            "-CAkey",
+            path(&self.dir.join("ca.key")),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            path(&crt),
+            "-extfile",
+            path(&ext),
+        ]);
         let meta = std::fs::metadata(&data).unwrap();
         for f in [&key, &crt] {
             std::os::unix::fs::chown(f, Some(meta.uid()), Some(meta.gid())).unwrap();
@@ -108,6 +137,7 @@ impl Demo {
         admin.batch_execute("alter system set ssl = on").await.unwrap();
         admin.batch_execute("select pg_reload_conf()").await.unwrap();
         std::thread::sleep(Duration::from_millis(500));
+        ca
     }
 
     pub fn run_drill(&self, extra: &[&str]) -> Output {
@@ -165,6 +195,37 @@ impl Drop for Demo {
             assert!(procs.is_empty(), "processes left running: {procs:?}");
         }
     }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl").args(args).output().expect("openssl (install the openssl package)");
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out.stderr));
+}
+
+/// A throwaway certificate authority: `<dir>/<name>.crt` and `<name>.key`.
+pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    let (crt, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let subj = format!("/CN=stackdrill test {name}");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        &subj,
+        "-keyout",
+        path(&key),
+        "-out",
+        path(&crt),
+    ]);
+    crt
 }
 
 /// Stops a cluster by signalling its postmaster (SIGINT = fast shutdown) and waiting for it to exit.

@@ -342,6 +342,7 @@ impl RestoreProvider for LocalPostgres {
                             return Ok(Endpoint {
                                 config: config.clone(),
                                 tls: crate::config::TlsSpec::Disable,
+                                server_name: None,
                                 display: format!(
                                     "{}/.s.PGSQL.{} (database {})",
                                     cluster.dir.display(),

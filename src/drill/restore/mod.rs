@@ -21,6 +21,8 @@ use super::target::{ResolvedTarget, Window};
 pub(crate) struct Endpoint {
     pub(crate) config: tokio_postgres::Config,
     pub(crate) tls: crate::config::TlsSpec,
+    /// The name the server certificate must carry when it is not the host connected to (a tunnel).
+    pub(crate) server_name: Option<String>,
     /// Where it is, without any secret.
     pub(crate) display: String,
 }

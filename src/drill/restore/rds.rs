@@ -347,6 +347,8 @@ pub(crate) fn endpoint(
     Ok(super::Endpoint {
         config,
         tls: scratch.tls.clone(),
+        // Through a tunnel the certificate still names the RDS endpoint: verify-full checks that name.
+        server_name: scratch.connect.as_ref().and(address).map(str::to_string),
         display: format!("{user}@{host}:{port}/{database}{via} {tls}"),
     })
 }
@@ -394,8 +396,12 @@ pub(crate) async fn wait_connectable(ep: &super::Endpoint) -> Result<(), Restore
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
-        match crate::pg::connect_tls(&ep.config, &ep.tls).await {
+        match crate::pg::connect_tls(&ep.config, &ep.tls, ep.server_name.as_deref()).await {
             Ok(_) => return Ok(()),
+            // A certificate that does not verify will not start verifying: no point in retrying.
+            Err(e) if e.contains("certificate") => {
+                return Err(RestoreError::Failed(format!("cannot connect to the scratch {}: {e}", ep.display)));
+            }
             Err(e) if Instant::now() > deadline => {
                 return Err(RestoreError::Failed(format!("cannot connect to the scratch {}: {e}", ep.display)));
             }
