@@ -16,10 +16,15 @@ const DRILLS_DIR: &str = "drills";
 
 /// The drill files in `drills/`, sorted.
 fn all_drill_files() -> Result<Vec<PathBuf>, Failure> {
-    let rd = std::fs::read_dir(DRILLS_DIR).map_err(|e| {
+    yaml_files(DRILLS_DIR)
+}
+
+/// The `.yaml`/`.yml` files in `dir`, sorted.
+pub(super) fn yaml_files(dir: &str) -> Result<Vec<PathBuf>, Failure> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
         Failure::could_not_run(
-            anyhow!("cannot read `{DRILLS_DIR}/`: {e}"),
-            Some("run from the repository root, or name drill files by path".into()),
+            anyhow!("cannot read `{dir}/`: {e}"),
+            Some("run from the repository root, or name the files by path".into()),
         )
     })?;
     let mut files: Vec<PathBuf> = rd

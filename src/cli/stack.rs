@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use serde::Serialize;
 
-use super::drill::ser_errors;
+use super::drill::{ser_errors, yaml_files};
 use super::{Failure, exit_codes};
 use crate::config::{ConfigError, StackSpec, load_stack};
 use crate::stack::policy::{self, Status};
@@ -14,19 +14,7 @@ use crate::ui::Printer;
 const STACKS_DIR: &str = "stacks";
 
 fn all_stack_files() -> Result<Vec<PathBuf>, Failure> {
-    let rd = std::fs::read_dir(STACKS_DIR).map_err(|e| {
-        Failure::could_not_run(
-            anyhow!("cannot read `{STACKS_DIR}/`: {e}"),
-            Some("run from the repository root, or name stack files by path".into()),
-        )
-    })?;
-    let mut files: Vec<PathBuf> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
-    Ok(files)
+    yaml_files(STACKS_DIR)
 }
 
 /// A name resolves to `stacks/<name>.yaml`; anything with a slash or a YAML extension is a path.

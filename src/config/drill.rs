@@ -469,7 +469,17 @@ impl Default for Timeouts {
 
 /// Reads and validates one drill file; every problem found is returned.
 pub(crate) fn load_drill(path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    parse_drill(&read_file(path)?, path)
+}
+
+/// Parses drill text; `path` names the file in errors and gives the default drill name.
+pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
+    parse_with(text, path, resolve)
+}
+
+/// A configuration file's text, or the error that names it.
+pub(super) fn read_file(path: &Path) -> Result<String, Vec<ConfigError>> {
+    std::fs::read_to_string(path).map_err(|e| {
         vec![ConfigError {
             file: path.to_path_buf(),
             line: None,
@@ -478,14 +488,17 @@ pub(crate) fn load_drill(path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
             message: format!("cannot read the file: {e}"),
             hint: None,
         }]
-    })?;
-    parse_drill(&text, path)
+    })
 }
 
-/// Parses drill text; `path` names the file in errors and gives the default drill name.
-pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
+/// Deserialises `text` strictly into `R`, then resolves it, collecting every problem (sorted by place).
+pub(super) fn parse_with<R: serde::de::DeserializeOwned, T>(
+    text: &str,
+    path: &Path,
+    resolve: impl FnOnce(R, &Path, &mut Problems<'_>) -> T,
+) -> Result<T, Vec<ConfigError>> {
     let locations = Locations::index(text);
-    let raw: RawDrill = deserialize(text).map_err(|e| vec![from_serde(path, &locations, e)])?;
+    let raw: R = deserialize(text).map_err(|e| vec![from_serde(path, &locations, e)])?;
     let mut problems = Problems::new(path, &locations);
     let spec = resolve(raw, path, &mut problems);
     if problems.errors.is_empty() {
@@ -498,7 +511,7 @@ pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<Conf
 
 /// Strict deserialisation with the key path of the first error. Providers and checks are written as
 /// single-key maps (`restore: { local-postgres: {..} }`), which serde_norway takes via `singleton_map_recursive`.
-pub(super) fn deserialize<T: serde::de::DeserializeOwned>(
+fn deserialize<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<T, serde_path_to_error::Error<serde_norway::Error>> {
     let mut track = serde_path_to_error::Track::new();

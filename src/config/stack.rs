@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::drill::{deserialize, duration};
-use super::error::{ConfigError, Problems, from_serde};
-use super::locate::Locations;
+use super::drill::{duration, parse_with, read_file};
+use super::error::{ConfigError, Problems};
 
 // ---------------------------------------------------------------- raw, as written
 
@@ -413,30 +412,7 @@ pub(crate) enum ShieldMode {
 
 /// Reads and validates one stack file; every problem found is returned.
 pub(crate) fn load_stack(path: &Path) -> Result<StackSpec, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            key: String::new(),
-            message: format!("cannot read the file: {e}"),
-            hint: None,
-        }]
-    })?;
-    parse_stack(&text, path)
-}
-
-pub(crate) fn parse_stack(text: &str, path: &Path) -> Result<StackSpec, Vec<ConfigError>> {
-    let locations = Locations::index(text);
-    let raw: RawStack = deserialize(text).map_err(|e| vec![from_serde(path, &locations, e)])?;
-    let mut problems = Problems::new(path, &locations);
-    let spec = resolve(raw, path, &mut problems);
-    if problems.errors.is_empty() {
-        return Ok(spec);
-    }
-    let mut errors = problems.errors;
-    errors.sort_by_key(|e| (e.line, e.column));
-    Err(errors)
+    parse_with(&read_file(path)?, path, resolve)
 }
 
 fn valid_name(name: &str) -> bool {
