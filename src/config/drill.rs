@@ -287,6 +287,16 @@ impl RestoreSpec {
             RestoreSpec::AwsBackup(_) => "aws-backup",
         }
     }
+
+    /// The scratch settings of an AWS provider; `None` for a local restore.
+    pub(crate) fn aws_scratch(&self) -> Option<&super::aws_restore::AwsScratchSpec> {
+        match self {
+            RestoreSpec::LocalPostgres(_) => None,
+            RestoreSpec::AwsRdsInstance(r) => Some(&r.scratch),
+            RestoreSpec::AwsAuroraCluster(r) => Some(&r.scratch),
+            RestoreSpec::AwsBackup(r) => Some(&r.scratch),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -29,13 +29,7 @@ pub(crate) struct Swept {
 pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool, aws: &AwsSettings, force_aws: bool) -> Vec<Swept> {
     let mut out = sweep_local(drills, dry_run).await;
     let mut regions = BTreeSet::new();
-    for d in drills {
-        let scratch = match &d.restore {
-            RestoreSpec::LocalPostgres(_) => continue,
-            RestoreSpec::AwsRdsInstance(r) => &r.scratch,
-            RestoreSpec::AwsAuroraCluster(r) => &r.scratch,
-            RestoreSpec::AwsBackup(r) => &r.scratch,
-        };
+    for scratch in drills.iter().filter_map(|d| d.restore.aws_scratch()) {
         regions.insert(scratch.region.clone());
     }
     if force_aws && regions.is_empty() {

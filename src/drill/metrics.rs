@@ -31,9 +31,17 @@ pub(crate) fn datums(r: &Report) -> Vec<MetricDatum> {
         .collect()
 }
 
-pub(crate) async fn publish(settings: &AwsSettings, namespace: &str, r: &Report) -> Result<usize, String> {
-    let config = crate::aws::load(settings).await;
-    let cw = aws_sdk_cloudwatch::Client::new(&config);
+/// Publishes with `config` (an AWS drill's own) or, for a local drill, one loaded from `settings`.
+pub(crate) async fn publish(
+    settings: &AwsSettings,
+    config: Option<&aws_types::SdkConfig>,
+    namespace: &str,
+    r: &Report,
+) -> Result<usize, String> {
+    let cw = match config {
+        Some(c) => aws_sdk_cloudwatch::Client::new(c),
+        None => aws_sdk_cloudwatch::Client::new(&crate::aws::load(settings).await),
+    };
     let data = datums(r);
     let n = data.len();
     cw.put_metric_data()

@@ -46,30 +46,24 @@ pub(crate) async fn run(
     cancel: Cancel,
 ) -> Result<Outcome, DrillError> {
     let run_id = new_run_id();
-    let ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
+    let mut ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
     let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
     let t = &spec.timeouts;
+    let Some(scratch) = spec.restore.aws_scratch() else {
+        let RestoreSpec::LocalPostgres(lp) = &spec.restore else { unreachable!("every other provider is on AWS") };
+        let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events, t)?;
+        return ctx.run(&mut provider).await;
+    };
     let lifetime = t.plan + t.restore + t.ready + t.verify + t.teardown;
+    let aws = Aws::connect(&opts.aws, scratch.region.as_deref()).await?;
+    let info = aws.run_info(scratch, &spec.name, &run_id, default_db, events, lifetime)?;
+    // Drill metrics go through the same config (the drill's region, the checked credentials).
+    ctx.aws = Some(aws.config.clone());
     match &spec.restore {
-        RestoreSpec::LocalPostgres(lp) => {
-            let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events, t)?;
-            ctx.run(&mut provider).await
-        }
-        RestoreSpec::AwsRdsInstance(r) => {
-            let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
-            let info = aws.run_info(&r.scratch, &spec.name, &run_id, default_db, events, lifetime)?;
-            ctx.run(&mut AwsRdsInstance::new(r, aws.rds(), info)).await
-        }
-        RestoreSpec::AwsAuroraCluster(r) => {
-            let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
-            let info = aws.run_info(&r.scratch, &spec.name, &run_id, default_db, events, lifetime)?;
-            ctx.run(&mut AwsAuroraCluster::new(r, aws.rds(), info)).await
-        }
-        RestoreSpec::AwsBackup(r) => {
-            let aws = Aws::connect(&opts.aws, r.scratch.region.as_deref()).await?;
-            let info = aws.run_info(&r.scratch, &spec.name, &run_id, default_db, events, lifetime)?;
-            ctx.run(&mut AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown)).await
-        }
+        RestoreSpec::AwsRdsInstance(r) => ctx.run(&mut AwsRdsInstance::new(r, aws.rds(), info)).await,
+        RestoreSpec::AwsAuroraCluster(r) => ctx.run(&mut AwsAuroraCluster::new(r, aws.rds(), info)).await,
+        RestoreSpec::AwsBackup(r) => ctx.run(&mut AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown)).await,
+        RestoreSpec::LocalPostgres(_) => unreachable!("local drills returned above"),
     }
 }
 
@@ -139,6 +133,8 @@ struct RunCtx<'a> {
     /// The provider's AWS call counter, and its reading when the last phase ended.
     calls: Option<CallCounter>,
     calls_mark: Calls,
+    /// The AWS drill's SDK config, reused for its metrics; local drills load one only to publish.
+    aws: Option<aws_types::SdkConfig>,
 }
 
 /// The verdict so far, and the first reason it is not `passed`.
@@ -218,6 +214,7 @@ impl<'a> RunCtx<'a> {
             phases: Vec::new(),
             calls: None,
             calls_mark: Calls::new(),
+            aws: None,
         })
     }
 }
@@ -564,7 +561,7 @@ impl RunCtx<'_> {
             detail,
         });
         if let Some(ns) = &spec.metrics.cloudwatch_namespace {
-            match super::metrics::publish(&self.opts.aws, ns, &report).await {
+            match super::metrics::publish(&self.opts.aws, self.aws.as_ref(), ns, &report).await {
                 Ok(n) => tracing::info!(drill = %spec.name, namespace = %ns, metrics = n, "published drill metrics"),
                 Err(e) => {
                     tracing::warn!(drill = %spec.name, namespace = %ns, error = %e, "could not publish drill metrics (the drill result stands)")

@@ -189,18 +189,10 @@ impl RestoreProvider for AwsAuroraCluster {
         // listing does not show it yet.
         let inst = rds::delete_instance_guarded(&self.rds, &self.instance_id, owner).await;
         let cluster = rds::delete_cluster_guarded(&self.rds, &self.cluster_id, owner).await;
-        match (inst, cluster) {
-            (Ok(_), Ok(true)) => Teardown {
-                status: "done",
-                at: Utc::now(),
-                detail: format!("deleted scratch instance {} and cluster {}", self.instance_id, self.cluster_id),
-            },
-            (Ok(_), Ok(false)) => Teardown {
-                status: "nothing-to-do",
-                at: Utc::now(),
-                detail: format!("scratch cluster {} does not exist", self.cluster_id),
-            },
-            (Err(e), _) | (_, Err(e)) => Teardown { status: "failed", at: Utc::now(), detail: e },
-        }
+        Teardown::from_delete(
+            inst.and(cluster),
+            format!("deleted scratch instance {} and cluster {}", self.instance_id, self.cluster_id),
+            format!("scratch cluster {} does not exist", self.cluster_id),
+        )
     }
 }

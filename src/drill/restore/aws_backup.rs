@@ -303,15 +303,7 @@ impl RestoreProvider for AwsBackup {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        rds::ready_instance(
-            &self.rds,
-            &self.scratch_id,
-            &self.spec.scratch,
-            &self.info.database,
-            &self.info.events,
-            &self.info.drill,
-        )
-        .await
+        rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
     }
 
     async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {
@@ -364,19 +356,11 @@ impl RestoreProvider for AwsBackup {
                 Err(e) => return Teardown { status: "failed", at: Utc::now(), detail: e.to_string() },
             }
         }
-        match rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await {
-            Ok(true) => Teardown {
-                status: "done",
-                at: Utc::now(),
-                detail: format!("deleted scratch instance {} restored by job {job}", self.scratch_id),
-            },
-            Ok(false) => Teardown {
-                status: "nothing-to-do",
-                at: Utc::now(),
-                detail: format!("restore job {job} created no instance"),
-            },
-            Err(e) => Teardown { status: "failed", at: Utc::now(), detail: e },
-        }
+        Teardown::from_delete(
+            rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await,
+            format!("deleted scratch instance {} restored by job {job}", self.scratch_id),
+            format!("restore job {job} created no instance"),
+        )
     }
 }
 

@@ -170,36 +170,17 @@ impl RestoreProvider for AwsRdsInstance {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        rds::ready_instance(
-            &self.rds,
-            &self.scratch_id,
-            &self.spec.scratch,
-            &self.info.database,
-            &self.info.events,
-            &self.info.drill,
-        )
-        .await
+        rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
     }
 
     async fn teardown(&mut self) -> Teardown {
         if !self.attempted {
             return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() };
         }
-        match rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await {
-            Ok(true) => Teardown {
-                status: "done",
-                at: Utc::now(),
-                detail: format!(
-                    "deleted scratch instance {} (no final snapshot, automated backups deleted)",
-                    self.scratch_id
-                ),
-            },
-            Ok(false) => Teardown {
-                status: "nothing-to-do",
-                at: Utc::now(),
-                detail: format!("scratch instance {} does not exist", self.scratch_id),
-            },
-            Err(e) => Teardown { status: "failed", at: Utc::now(), detail: e },
-        }
+        Teardown::from_delete(
+            rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await,
+            format!("deleted scratch instance {} (no final snapshot, automated backups deleted)", self.scratch_id),
+            format!("scratch instance {} does not exist", self.scratch_id),
+        )
     }
 }

@@ -45,6 +45,19 @@ pub(crate) struct Teardown {
     pub(crate) detail: String,
 }
 
+impl Teardown {
+    /// The record of a guarded delete: `Ok(true)` deleted (`done` says what), `Ok(false)` nothing was
+    /// there (`absent` says what), `Err` why it failed.
+    pub(crate) fn from_delete(r: Result<bool, String>, done: String, absent: String) -> Teardown {
+        let (status, detail) = match r {
+            Ok(true) => ("done", done),
+            Ok(false) => ("nothing-to-do", absent),
+            Err(e) => ("failed", e),
+        };
+        Teardown { status, at: Utc::now(), detail }
+    }
+}
+
 /// A place backups can be restored from into an isolated scratch database.
 pub(crate) trait RestoreProvider {
     /// The provider's name as written in drill files (`local-postgres`).

@@ -361,13 +361,12 @@ pub(crate) async fn ready_instance(
     rds: &Client,
     id: &str,
     scratch: &AwsScratchSpec,
-    database: &str,
-    events: &EventSink,
-    drill: &str,
+    info: &RunInfo,
 ) -> Result<super::Endpoint, RestoreError> {
+    let (events, drill) = (&info.events, info.drill.as_str());
     wait_instance_available(rds, id, events, drill, "ready").await?;
     let password = fresh_password();
-    events.progress(drill, "ready", "setting fresh credentials (ModifyDBInstance)");
+    info.progress("ready", "setting fresh credentials (ModifyDBInstance)");
     rds.modify_db_instance()
         .db_instance_identifier(id)
         .master_user_password(&password)
@@ -385,7 +384,7 @@ pub(crate) async fn ready_instance(
     let user = inst.master_username().unwrap_or("postgres").to_string();
     let address = inst.endpoint().and_then(|e| e.address());
     let port = inst.endpoint().and_then(|e| e.port());
-    let ep = endpoint(scratch, address, port, &user, &password, database)?;
+    let ep = endpoint(scratch, address, port, &user, &password, &info.database)?;
     wait_connectable(&ep).await?;
     Ok(ep)
 }
