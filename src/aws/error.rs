@@ -50,6 +50,9 @@ impl AwsError {
 
 const NOT_FOUND: &[&str] = &[
     "DBInstanceNotFound",
+    "DBParameterGroupNotFound",
+    "DBParameterGroupNotFoundFault",
+    "DBSubnetGroupNotFoundFault",
     "DBInstanceNotFoundFault",
     "DBClusterNotFoundFault",
     "DBInstanceAutomatedBackupNotFound",

@@ -10,5 +10,5 @@ pub(crate) use calls::{CallCounter, Calls};
 #[cfg(test)]
 pub(crate) use config::retry_config;
 pub(crate) use config::{AwsSettings, DEFAULT_REGION, check_credentials, load};
-pub(crate) use error::{AwsError, classify};
+pub(crate) use error::{AwsError, Kind, classify};
 pub(crate) use poll::Backoff;

@@ -118,9 +118,63 @@ pub(crate) enum StackCommand {
     /// Evaluate the policy rules on a stack (a name in stacks/ or a path)
     Check {
         stack: String,
+        /// Evaluate live state in AWS, not only the file
+        #[arg(long)]
+        live: bool,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Compare the stack with live state and show what apply would do
+    Plan {
+        stack: String,
+        /// Save the plan (JSON) for `stack apply --plan`
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        format: PlanFormat,
+        /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Apply a saved plan (refused if stale), or plan and apply after confirmation
+    Apply {
+        /// The stack (a name in stacks/ or a path); optional with --plan
+        #[arg(required_unless_present = "plan")]
+        stack: Option<String>,
+        /// A plan saved by `stack plan --out`
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        auto_approve: bool,
+        /// Allow replacing or deleting a database, a backup vault or a KMS key
+        #[arg(long)]
+        allow_data_loss: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Exit 2 and show the differences when live state has drifted from the stack
+    Drift {
+        stack: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: PlanFormat,
+    },
+    /// Adopt an existing resource into the stack by tagging it (`kind/name`, as `stack plan` names it)
+    Import {
+        stack: String,
+        address: String,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PlanFormat {
+    #[default]
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Args)]

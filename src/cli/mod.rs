@@ -81,7 +81,20 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             drill::cleanup(&paths, dry_run, &aws, force_aws, Printer { format: output }).await
         }
         Command::Stack(StackCommand::Validate { paths, output }) => stack::validate(&paths, Printer { format: output }),
-        Command::Stack(StackCommand::Check { stack, output }) => stack::check(&stack, Printer { format: output }),
+        Command::Stack(StackCommand::Check { stack, live, output }) => {
+            stack::check(&stack, live.then_some(&aws), Printer { format: output }).await
+        }
+        Command::Stack(StackCommand::Plan { stack, out, format, detailed_exitcode }) => {
+            stack::plan(&stack, &aws, out.as_deref(), format, detailed_exitcode).await
+        }
+        Command::Stack(StackCommand::Apply { stack, plan, auto_approve, allow_data_loss, output }) => {
+            let opts = stack::ApplyOptions { auto_approve, allow_data_loss };
+            stack::apply(stack.as_deref(), plan.as_deref(), &aws, opts, Printer { format: output }).await
+        }
+        Command::Stack(StackCommand::Drift { stack, format }) => stack::drift(&stack, &aws, format).await,
+        Command::Stack(StackCommand::Import { stack, address, yes }) => {
+            stack::import(&stack, &address, &aws, yes).await
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut std::io::stdout());
             Ok(exit_codes::OK)

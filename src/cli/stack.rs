@@ -7,7 +7,13 @@ use serde::Serialize;
 
 use super::drill::{ser_errors, yaml_files};
 use super::{Failure, exit_codes};
+use crate::aws::{AwsError, AwsSettings};
+use crate::cli::args::PlanFormat;
 use crate::config::{ConfigError, StackSpec, load_stack};
+use crate::stack::apply::StepResult;
+use crate::stack::live::{self, Clients, LiveState, TAG_MANAGED, TAG_STACK};
+use crate::stack::model::{self, Resource};
+use crate::stack::plan::{self as planner, Action, Plan};
 use crate::stack::policy::{self, Status};
 use crate::ui::Printer;
 
@@ -84,9 +90,19 @@ pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failur
 }
 
 /// Exit 0 when every applicable rule passes, 1 when any fails (as Checkov does), 2 when the file is bad.
-pub(super) fn check(stack: &str, printer: Printer) -> Result<u8, Failure> {
-    let spec = load(&resolve_stack(stack)?)?;
-    let findings = policy::check(&spec);
+/// With `aws`, the rules are evaluated on live state.
+pub(super) async fn check(stack: &str, aws: Option<&AwsSettings>, printer: Printer) -> Result<u8, Failure> {
+    let path = resolve_stack(stack)?;
+    let spec = load(&path)?;
+    let findings = match aws {
+        None => policy::check(&spec),
+        Some(aws) => {
+            let c = connect(&spec, aws).await?;
+            let desired = model::desired(&spec);
+            let live = live::read(&c, &spec.name, &desired).await.map_err(aws_failure)?;
+            policy::check_live(&spec, &desired, &live, &c.region)
+        }
+    };
     let failed = findings.iter().filter(|f| f.status == Status::Fail).count();
     if printer.is_json() {
         #[derive(Serialize)]
@@ -123,7 +139,301 @@ pub(super) fn check(stack: &str, printer: Printer) -> Result<u8, Failure> {
             printer.line(format!("{status}  {:<28} {resource}{}  [SOC2 {soc2}]", f.rule, f.message));
         }
         let passed = findings.iter().filter(|f| f.status == Status::Pass).count();
-        printer.line(format!("stack `{}`: {passed} passed, {failed} failed", spec.name));
+        let source = if aws.is_some() { "live state" } else { "the file" };
+        printer.line(format!("stack `{}` ({source}): {passed} passed, {failed} failed", spec.name));
     }
     Ok(if failed > 0 { exit_codes::NOT_VERIFIED } else { exit_codes::OK })
+}
+
+fn aws_failure(e: AwsError) -> Failure {
+    Failure { error: anyhow!(e), hint: None, code: exit_codes::NOT_VERIFIED }
+}
+
+/// An SDK config in the stack's region; `--region` may only repeat it.
+async fn connect(spec: &StackSpec, aws: &AwsSettings) -> Result<Clients, Failure> {
+    if let Some(r) = &aws.region
+        && r != &spec.region
+    {
+        return Err(Failure::could_not_run(
+            anyhow!("stack `{}` is declared in {}; --region says {r}", spec.name, spec.region),
+            None,
+        ));
+    }
+    let settings = AwsSettings { region: Some(spec.region.clone()), ..aws.clone() };
+    let sdk = crate::aws::load(&settings).await;
+    crate::aws::check_credentials(&sdk).await.map_err(|e| Failure::could_not_run(e, None))?;
+    Ok(Clients::new(&sdk))
+}
+
+fn sha256_file(path: &Path) -> Result<String, Failure> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", path.display()), None))?;
+    Ok(hex::encode(Sha256::digest(bytes)))
+}
+
+struct Computed {
+    plan: Plan,
+    desired: Vec<Resource>,
+    live: LiveState,
+    clients: Clients,
+    spec: StackSpec,
+}
+
+async fn compute(path: &Path, aws: &AwsSettings) -> Result<Computed, Failure> {
+    let spec = load(path)?;
+    let clients = connect(&spec, aws).await?;
+    let desired = model::desired(&spec);
+    let live = live::read(&clients, &spec.name, &desired).await.map_err(aws_failure)?;
+    let plan = Plan {
+        format: planner::FORMAT.into(),
+        stack: spec.name.clone(),
+        stack_file: path.display().to_string(),
+        stack_sha256: sha256_file(path)?,
+        region: clients.region.clone(),
+        live_sha256: live.sha256(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        steps: planner::diff(&spec.name, &desired, &live),
+        notes: live.notes.clone(),
+        read_calls: clients.calls.snapshot(),
+    };
+    Ok(Computed { plan, desired, live, clients, spec })
+}
+
+fn print_plan(plan: &Plan, format: PlanFormat) {
+    match format {
+        PlanFormat::Text => print!("{}", planner::render_text(plan)),
+        PlanFormat::Markdown => print!("{}", planner::render_markdown(plan)),
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(plan).unwrap_or_default()),
+    }
+}
+
+/// `--detailed-exitcode`: 0 nothing to do, 2 changes, 1 error (a conflict is an error: apply would refuse).
+pub(super) async fn plan(
+    stack: &str,
+    aws: &AwsSettings,
+    out: Option<&Path>,
+    format: PlanFormat,
+    detailed: bool,
+) -> Result<u8, Failure> {
+    let started = std::time::Instant::now();
+    let c = compute(&resolve_stack(stack)?, aws).await?;
+    print_plan(&c.plan, format);
+    let reads: u64 = c.plan.read_calls.values().sum();
+    eprintln!("read live state: {reads} API calls in {:.2}s", started.elapsed().as_secs_f64());
+    if let Some(out) = out {
+        let json = serde_json::to_string_pretty(&c.plan).unwrap_or_default();
+        crate::report::atomic_write(out, json.as_bytes())
+            .map_err(|e| Failure::could_not_run(anyhow!("cannot write `{}`: {e}", out.display()), None))?;
+        eprintln!(
+            "saved the plan to {}: apply it with `stackdrill stack apply --plan {}`",
+            out.display(),
+            out.display()
+        );
+    }
+    if c.plan.count(Action::Conflict) > 0 {
+        return Err(Failure {
+            error: anyhow!("{} resource(s) in conflict: stackdrill does not own them", c.plan.count(Action::Conflict)),
+            hint: Some("adopt one with `stackdrill stack import <STACK> <kind/name>`, or rename it in the file".into()),
+            code: exit_codes::NOT_VERIFIED,
+        });
+    }
+    Ok(if detailed && c.plan.has_changes() { 2 } else { exit_codes::OK })
+}
+
+pub(crate) struct ApplyOptions {
+    pub(crate) auto_approve: bool,
+    pub(crate) allow_data_loss: bool,
+}
+
+fn refuse(msg: String, hint: Option<String>) -> Failure {
+    Failure { error: anyhow!(msg), hint, code: exit_codes::NOT_VERIFIED }
+}
+
+/// Applies a saved plan (only while the stack file and live state are as they were), or plans afresh and
+/// asks. Exit 0 applied (or nothing to do), 1 refused or partly failed, 2 could not start.
+pub(super) async fn apply(
+    stack: Option<&str>,
+    saved: Option<&Path>,
+    aws: &AwsSettings,
+    opts: ApplyOptions,
+    printer: Printer,
+) -> Result<u8, Failure> {
+    let saved_plan: Option<Plan> = match saved {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", p.display()), None))?;
+            let plan: Plan = serde_json::from_str(&text).map_err(|e| {
+                Failure::could_not_run(anyhow!("`{}` is not a stackdrill plan: {e}", p.display()), None)
+            })?;
+            if plan.format != planner::FORMAT {
+                return Err(Failure::could_not_run(
+                    anyhow!(
+                        "`{}` is a `{}` plan; this stackdrill reads `{}`",
+                        p.display(),
+                        plan.format,
+                        planner::FORMAT
+                    ),
+                    None,
+                ));
+            }
+            Some(plan)
+        }
+    };
+    let path = match (&saved_plan, stack) {
+        (_, Some(s)) => resolve_stack(s)?,
+        (Some(p), None) => PathBuf::from(&p.stack_file),
+        (None, None) => unreachable!("clap requires a stack or --plan"),
+    };
+    let spec_name = load(&path)?.name;
+    let _lock = crate::stack::lock::acquire(&spec_name).map_err(|e| refuse(e.to_string(), None))?;
+    let c = compute(&path, aws).await?;
+    if let Some(p) = &saved_plan {
+        if p.stack != c.plan.stack {
+            return Err(refuse(format!("the saved plan is for stack `{}`, not `{}`", p.stack, c.plan.stack), None));
+        }
+        if p.stack_sha256 != c.plan.stack_sha256 {
+            return Err(refuse(
+                format!("stale plan: `{}` changed since the plan was made", path.display()),
+                Some("run `stackdrill stack plan` again and review the new plan".into()),
+            ));
+        }
+        if p.live_sha256 != c.plan.live_sha256 {
+            return Err(refuse(
+                format!(
+                    "stale plan: live state changed since the plan was made (sha256 {} then, {} now)",
+                    &p.live_sha256[..12],
+                    &c.plan.live_sha256[..12]
+                ),
+                Some("run `stackdrill stack plan` again and review the new plan".into()),
+            ));
+        }
+    }
+    if !printer.is_json() {
+        print!("{}", planner::render_text(&c.plan));
+    }
+    let conflicts: Vec<String> =
+        c.plan.steps.iter().filter(|s| s.action == Action::Conflict).map(|s| s.address()).collect();
+    if !conflicts.is_empty() {
+        return Err(refuse(
+            format!("refusing to apply: {} is not stackdrill's", conflicts.join(", ")),
+            Some("adopt with `stackdrill stack import`, or rename it in the file".into()),
+        ));
+    }
+    let lossy: Vec<String> =
+        c.plan.steps.iter().filter(|s| s.data_loss).map(|s| format!("{} {}", s.action.as_str(), s.address())).collect();
+    if !lossy.is_empty() && !opts.allow_data_loss {
+        return Err(refuse(
+            format!("refusing to apply: {} would destroy data", lossy.join(", ")),
+            Some("if this is intended, re-run with --allow-data-loss (RDS keeps a final snapshot; KMS keys wait 30 days)".into()),
+        ));
+    }
+    if !c.plan.has_changes() {
+        if printer.is_json() {
+            printer.json(&serde_json::json!({ "stack": c.plan.stack, "outcomes": [] }));
+        }
+        return Ok(exit_codes::OK);
+    }
+    if saved_plan.is_none() && !opts.auto_approve && !confirm(&c.plan)? {
+        return Err(refuse("not applied: not confirmed".into(), None));
+    }
+    let outcomes =
+        crate::stack::apply::apply(&c.clients, &c.plan, &c.desired, &c.live, &|line| eprintln!("{line}")).await;
+    let applied = outcomes.iter().filter(|o| matches!(o.result, StepResult::Applied)).count();
+    let failed: Vec<&crate::stack::apply::Outcome> =
+        outcomes.iter().filter(|o| matches!(o.result, StepResult::Failed(_))).collect();
+    let skipped = outcomes.iter().filter(|o| matches!(o.result, StepResult::NotAttempted)).count();
+    if printer.is_json() {
+        printer.json(&serde_json::json!({ "stack": c.plan.stack, "outcomes": outcomes }));
+    } else {
+        printer.line(format!(
+            "Apply of `{}`: {applied} applied, {} failed, {skipped} not attempted.",
+            c.spec.name,
+            failed.len()
+        ));
+        for o in &outcomes {
+            if !matches!(o.result, StepResult::Applied) {
+                let what = match &o.result {
+                    StepResult::Failed(e) => format!("FAILED: {e}"),
+                    _ => "not attempted".into(),
+                };
+                printer.line(format!("  {} {}: {what}", o.action.as_str(), o.address));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(exit_codes::OK)
+    } else {
+        Err(refuse(
+            format!("{} step(s) failed; what was applied is listed above", failed.len()),
+            Some("fix the cause and run apply again: it plans afresh and converges".into()),
+        ))
+    }
+}
+
+fn confirm(plan: &Plan) -> Result<bool, Failure> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::could_not_run(
+            anyhow!("no terminal to confirm on"),
+            Some(
+                "review `stack plan --out plan.json` and apply it with `--plan plan.json`, or pass --auto-approve"
+                    .into(),
+            ),
+        ));
+    }
+    eprint!("Apply {} to stack `{}`? Type `yes` to continue: ", plan.summary(), plan.stack);
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).ok();
+    Ok(answer.trim() == "yes")
+}
+
+/// Exit 0 in sync, 2 drifted: a declared resource that changed or vanished, or one in conflict.
+pub(super) async fn drift(stack: &str, aws: &AwsSettings, format: PlanFormat) -> Result<u8, Failure> {
+    let mut c = compute(&resolve_stack(stack)?, aws).await?;
+    // Drift is about what exists: declared resources never created are the plan's business.
+    c.plan.steps.retain(|s| !matches!(s.action, Action::NoOp | Action::Skip));
+    print_plan(&c.plan, format);
+    Ok(if c.plan.steps.is_empty() { exit_codes::OK } else { 2 })
+}
+
+/// Adopts a resource that exists under a declared name but carries no stackdrill tags.
+pub(super) async fn import(stack: &str, address: &str, aws: &AwsSettings, yes: bool) -> Result<u8, Failure> {
+    let c = compute(&resolve_stack(stack)?, aws).await?;
+    let key = address.replacen('.', "/", 1);
+    let Some(r) = c.desired.iter().find(|r| r.address() == key) else {
+        let known: Vec<String> = c.desired.iter().map(Resource::address).collect();
+        return Err(Failure::could_not_run(
+            anyhow!("stack `{}` declares no `{address}`; it declares: {}", c.spec.name, known.join(", ")),
+            None,
+        ));
+    };
+    let Some(l) = c.live.get(r) else {
+        return Err(refuse(format!("`{address}` does not exist in {}: nothing to import", c.clients.region), None));
+    };
+    match &l.owner {
+        live::Owner::This => {
+            eprintln!("`{address}` already belongs to stack `{}`", c.spec.name);
+            return Ok(exit_codes::OK);
+        }
+        live::Owner::Other(s) => return Err(refuse(format!("`{address}` belongs to stack `{s}`"), None)),
+        live::Owner::Untagged => {}
+    }
+    if !matches!(r.kind, "metric-filter" | "backup-selection") && l.arn.is_empty() {
+        return Err(refuse(format!("no ARN known for `{address}`"), None));
+    }
+    if !yes {
+        eprintln!("import tags {} ({}) with {TAG_MANAGED}=true and {TAG_STACK}={}", address, l.arn, c.spec.name);
+        let plan = Plan { steps: vec![], ..c.plan.clone() };
+        if !confirm(&plan)? {
+            return Err(refuse("not imported: not confirmed".into(), None));
+        }
+    }
+    crate::stack::resources::tag(&c.clients, l, &c.spec.name).await.map_err(aws_failure)?;
+    println!(
+        "imported {address} ({}) into stack `{}`; `stack plan` shows what differs from the file",
+        l.arn, c.spec.name
+    );
+    Ok(exit_codes::OK)
 }

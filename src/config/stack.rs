@@ -165,7 +165,7 @@ struct RawDatabase {
 struct RawBackup {
     vault: RawVault,
     plan: RawPlan,
-    selection: RawSelection,
+    selection: Option<RawSelection>,
 }
 
 #[derive(Deserialize)]
@@ -372,7 +372,13 @@ pub(crate) struct BackupSpec {
     pub(crate) vault_key: String,
     pub(crate) plan: String,
     pub(crate) rules: Vec<RuleSpec>,
-    pub(crate) selection: String,
+    /// What the plan backs up, by tag. Optional in the file; policy requires it.
+    pub(crate) selection: Option<SelectionSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SelectionSpec {
+    pub(crate) name: String,
     pub(crate) iam_role_arn: String,
     pub(crate) tag: (String, String),
 }
@@ -552,18 +558,22 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
                 RuleSpec { name: rule, schedule, continuous, retention_days }
             })
             .collect();
-        let RawSelection { name: sel_name, iam_role_arn, tag: RawTag { key, value } } = selection;
-        if !iam_role_arn.starts_with("arn:") {
-            p.push("backup.selection.iam-role-arn", "must be an IAM role ARN");
-        }
+        let selection = selection.map(|RawSelection { name: sel_name, iam_role_arn, tag: RawTag { key, value } }| {
+            if !iam_role_arn.starts_with("arn:") {
+                p.push("backup.selection.iam-role-arn", "must be an IAM role ARN");
+            }
+            SelectionSpec {
+                name: sel_name.unwrap_or_else(|| format!("{name}-selection")),
+                iam_role_arn,
+                tag: (key, value),
+            }
+        });
         BackupSpec {
             vault: vault_name.unwrap_or_else(|| format!("{name}-vault")),
             vault_key: kms_key,
             plan: plan_name.unwrap_or_else(|| format!("{name}-plan")),
             rules,
-            selection: sel_name.unwrap_or_else(|| format!("{name}-selection")),
-            iam_role_arn,
-            tag: (key, value),
+            selection,
         }
     });
     let app = app.map(|a| {

@@ -5,4 +5,4 @@ pub(crate) mod model;
 mod store;
 
 pub(crate) use model::{Report, Verdict};
-pub(crate) use store::{Written, resolve_dir, write};
+pub(crate) use store::{Written, atomic_write, resolve_dir, write};

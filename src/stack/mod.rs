@@ -1,4 +1,9 @@
-//! Stacks: the production stack as declared in `stacks/*.yaml`, and the policy it must keep.
+//! Stacks: the declared resources (model), live state (live, resources), the plan, applying it, and policy.
 
+pub(crate) mod apply;
+pub(crate) mod live;
+pub(crate) mod lock;
 pub(crate) mod model;
+pub(crate) mod plan;
 pub(crate) mod policy;
+pub(crate) mod resources;

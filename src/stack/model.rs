@@ -30,6 +30,11 @@ impl Resource {
         self
     }
 
+    /// `kind/name`, as `depends_on` and the live state name it.
+    pub(crate) fn address(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+
     fn after(mut self, kind: &str, name: &str) -> Self {
         self.depends_on.push(format!("{kind}/{name}"));
         self
@@ -41,24 +46,23 @@ impl Resource {
 pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
     let mut out = Vec::new();
     let alias = |role: &str| s.keys.get(role).map(|k| k.alias.clone()).unwrap_or_default();
-    for (role, k) in &s.keys {
-        out.push(
-            Resource::new("kms-key", &k.alias)
-                .prop("role", role)
-                .prop("description", &k.description)
-                .prop("rotation", k.rotation),
-        );
+    for k in s.keys.values() {
+        out.push(Resource::new("kms-key", &k.alias).prop("description", &k.description).prop("rotation", k.rotation));
     }
     if let Some(a) = &s.alerts {
-        let mut topic = Resource::new("sns-topic", &a.topic).prop("subscriptions", &a.subscriptions);
+        let mut subs: Vec<[&String; 2]> = a.subscriptions.iter().map(|(p, e)| [p, e]).collect();
+        subs.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
+        let mut topic = Resource::new("sns-topic", &a.topic).prop("subscriptions", subs);
         if let Some(k) = &a.topic_key {
             topic = topic.prop("kms-key", alias(k)).after("kms-key", &alias(k));
         }
         out.push(topic);
         for g in &a.log_groups {
-            let mut r = Resource::new("log-group", &g.name).prop("retention-days", g.retention_days);
+            let mut r = Resource::new("log-group", &g.name)
+                .prop("retention-days", g.retention_days)
+                .prop("kms-key", g.key.as_ref().map(|k| alias(k)));
             if let Some(k) = &g.key {
-                r = r.prop("kms-key", alias(k)).after("kms-key", &alias(k));
+                r = r.after("kms-key", &alias(k));
             }
             out.push(r);
         }
@@ -93,7 +97,6 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
             };
             out.push(
                 Resource::new("alarm", &al.name)
-                    .prop("purpose", al.purpose.as_str())
                     .prop("description", &al.description)
                     .prop("watches", what)
                     .prop("threshold", al.threshold)
@@ -106,8 +109,15 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
         }
     }
     if let Some(d) = &s.database {
-        out.push(Resource::new("db-parameter-group", &d.parameter_group).prop("parameters", &d.parameters));
-        out.push(Resource::new("db-subnet-group", &d.subnet_group).prop("subnets", &s.subnets).prop("vpc", &s.vpc));
+        let major = d.engine_version.split('.').next().unwrap_or_default();
+        out.push(
+            Resource::new("db-parameter-group", &d.parameter_group)
+                .prop("family", format!("postgres{major}"))
+                .prop("parameters", &d.parameters),
+        );
+        out.push(
+            Resource::new("db-subnet-group", &d.subnet_group).prop("subnets", sorted(&s.subnets)).prop("vpc", &s.vpc),
+        );
         out.push(
             Resource::new("rds-instance", &d.identifier)
                 .prop("engine", format!("postgres {}", d.engine_version))
@@ -121,6 +131,8 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
                 .prop("deletion-protection", d.deletion_protection)
                 .prop("publicly-accessible", d.publicly_accessible)
                 .prop("iam-auth", d.iam_auth)
+                .prop("parameter-group", &d.parameter_group)
+                .prop("subnet-group", &d.subnet_group)
                 .after("kms-key", &alias(&d.key))
                 .after("db-parameter-group", &d.parameter_group)
                 .after("db-subnet-group", &d.subnet_group),
@@ -143,21 +155,25 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
                 .prop("rules", rules)
                 .after("backup-vault", &b.vault),
         );
-        out.push(
-            Resource::new("backup-selection", &b.selection)
-                .prop("iam-role-arn", &b.iam_role_arn)
-                .prop("tag", format!("{}={}", b.tag.0, b.tag.1))
-                .after("backup-plan", &b.plan),
-        );
+        if let Some(sel) = &b.selection {
+            out.push(
+                Resource::new("backup-selection", &sel.name)
+                    .prop("plan", &b.plan)
+                    .prop("iam-role-arn", &sel.iam_role_arn)
+                    .prop("tag", format!("{}={}", sel.tag.0, sel.tag.1))
+                    .after("backup-plan", &b.plan),
+            );
+        }
     }
     if let Some(app) = &s.app {
         out.push(Resource::new("beanstalk-application", &app.application));
         out.push(
             Resource::new("beanstalk-environment", &app.environment)
+                .prop("application", &app.application)
                 .prop("solution-stack", &app.solution_stack)
                 .prop("instance-type", &app.instance_type)
                 .prop("instances", format!("{}..{}", app.min_instances, app.max_instances))
-                .prop("subnets", &s.subnets)
+                .prop("subnets", sorted(&s.subnets))
                 .prop("vpc", &s.vpc)
                 .prop("health", if app.enhanced_health { "enhanced" } else { "basic" })
                 .prop("managed-updates", app.managed_updates)
@@ -167,10 +183,17 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
         if s.shield != ShieldMode::Off {
             out.push(
                 Resource::new("shield-protection", format!("{}-lb", app.environment))
+                    .prop("environment", &app.environment)
                     .prop("mode", if s.shield == ShieldMode::Required { "required" } else { "when subscribed" })
                     .after("beanstalk-environment", &app.environment),
             );
         }
     }
     out
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
 }

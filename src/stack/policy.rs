@@ -82,7 +82,7 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         id: "STK-BACKUP-PLAN",
-        title: "AWS Backup has a daily rule and a continuous (PITR) rule, each kept ≥ 35 days",
+        title: "AWS Backup has a daily rule and a continuous (PITR) rule, each kept ≥ 35 days, and selects by tag",
         soc2: &["A1.2", "A1.3"],
         checkov: "—",
         aws_config: "backup-plan-min-frequency-and-min-retention-check",
@@ -294,11 +294,14 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
             if !continuous {
                 missing.push("a continuous (PITR) rule kept ≥ 35 days");
             }
+            if b.selection.is_none() {
+                missing.push("a selection of what to back up");
+            }
             f.add(
                 "STK-BACKUP-PLAN",
                 missing.is_empty(),
                 format!("backup plan {}", b.plan),
-                "daily and continuous rules, 35 days",
+                "daily and continuous rules, 35 days, a tag selection",
                 format!("missing {}", missing.join(" and ")),
             );
             f.add(
@@ -461,5 +464,119 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
         },
         "Shield Advanced is off for an internet-facing load balancer; use auto or required".into(),
     );
+    f.0
+}
+
+/// Evaluates the rules on live state: what AWS has for each declared resource, not what the file says.
+/// A declared resource that does not exist fails the rules that concern it.
+pub(crate) fn check_live(
+    s: &StackSpec,
+    desired: &[crate::stack::model::Resource],
+    live: &crate::stack::live::LiveState,
+    region: &str,
+) -> Vec<Finding> {
+    use serde_json::Value;
+    let mut f = Findings(Vec::new());
+    f.add(
+        "STK-REGION",
+        s.residency.iter().any(|r| r == region),
+        format!("stack {}", s.name),
+        &format!("live region {region} is within the residency"),
+        format!("live region {region} is outside the residency {}", s.residency.join(", ")),
+    );
+    let get = |kind: &'static str| desired.iter().filter(move |r| r.kind == kind).map(|r| (r, live.get(r)));
+    let prop =
+        |l: Option<&crate::stack::live::Live>, k: &str| l.and_then(|l| l.props.get(k)).cloned().unwrap_or(Value::Null);
+    let missing = |r: &crate::stack::model::Resource| format!("{} {} does not exist", r.kind, r.name);
+    for (r, l) in get("kms-key") {
+        let ok = prop(l, "rotation") == Value::Bool(true);
+        let fail = if l.is_none() { missing(r) } else { "rotation is off".into() };
+        f.add("STK-KMS-ROTATION", ok, &r.name, "rotation on", fail);
+    }
+    for (r, l) in get("rds-instance") {
+        let what = format!("rds {}", r.name);
+        let fail = |m: &str| if l.is_none() { missing(r) } else { m.to_string() };
+        let key = prop(l, "kms-key");
+        let cmk = key.as_str().is_some_and(|k| k.starts_with("alias/") && k != "alias/aws/rds");
+        f.add(
+            "STK-RDS-ENCRYPTED",
+            cmk,
+            &what,
+            "encrypted with a customer-managed key",
+            fail(&format!("storage key {key}")),
+        );
+        f.add("STK-RDS-MULTI-AZ", prop(l, "multi-az") == Value::Bool(true), &what, "Multi-AZ", fail("single-AZ"));
+        let days = prop(l, "backup-retention-days").as_i64().unwrap_or(0);
+        f.add(
+            "STK-RDS-BACKUP-RETENTION",
+            days >= 7,
+            &what,
+            "retention ≥ 7 days",
+            fail(&format!("retention {days} days")),
+        );
+        f.add(
+            "STK-RDS-PRIVATE",
+            prop(l, "publicly-accessible") == Value::Bool(false),
+            &what,
+            "not public",
+            fail("publicly accessible"),
+        );
+        f.add(
+            "STK-RDS-DELETION-PROTECTION",
+            prop(l, "deletion-protection") == Value::Bool(true),
+            &what,
+            "deletion protection on",
+            fail("deletion protection off"),
+        );
+        f.add("STK-RDS-IAM-AUTH", prop(l, "iam-auth") == Value::Bool(true), &what, "IAM auth on", fail("IAM auth off"));
+        let pg =
+            live.found.get(&format!("db-parameter-group/{}", prop(l, "parameter-group").as_str().unwrap_or_default()));
+        let ssl =
+            pg.and_then(|p| p.props.get("parameters")).and_then(|p| p.get("rds.force_ssl")).and_then(Value::as_str);
+        f.add(
+            "STK-RDS-FORCE-SSL",
+            ssl == Some("1"),
+            &what,
+            "rds.force_ssl = 1",
+            fail("rds.force_ssl is not 1 in its parameter group"),
+        );
+    }
+    for (r, l) in get("backup-vault") {
+        let ok = prop(l, "kms-key").as_str().is_some_and(|k| k.starts_with("alias/") && !k.starts_with("alias/aws/"));
+        let fail = if l.is_none() { missing(r) } else { format!("key {}", prop(l, "kms-key")) };
+        f.add("STK-BACKUP-VAULT-ENCRYPTED", ok, &r.name, "customer-managed key", fail);
+    }
+    for (r, l) in get("backup-plan") {
+        let rules = prop(l, "rules");
+        let rules = rules.as_array().cloned().unwrap_or_default();
+        let kept = |x: &Value| x["retention-days"].as_i64().unwrap_or(0) >= 35;
+        let ok = rules.iter().any(|x| !x["schedule"].is_null() && kept(x))
+            && rules.iter().any(|x| x["continuous"] == Value::Bool(true) && kept(x));
+        let fail = if l.is_none() { missing(r) } else { "lacks a daily or a continuous rule kept ≥ 35 days".into() };
+        f.add("STK-BACKUP-PLAN", ok, &r.name, "daily and continuous rules, 35 days", fail);
+    }
+    let topic = s.alerts.as_ref().map(|a| a.topic.clone()).unwrap_or_default();
+    for (r, l) in get("alarm") {
+        f.add("STK-ALARMS", l.is_some(), &r.name, "exists", missing(r));
+        let acts = prop(l, "actions");
+        let ok = acts.as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(&topic)));
+        f.add("STK-ALARM-ACTIONS", ok, &r.name, "notifies the alert topic", format!("actions {acts}"));
+    }
+    for (r, l) in get("sns-topic") {
+        let ok = !prop(l, "kms-key").is_null();
+        let fail = if l.is_none() { missing(r) } else { "not encrypted".into() };
+        f.add("STK-SNS-ENCRYPTED", ok, &r.name, "KMS-encrypted", fail);
+    }
+    for (r, l) in get("log-group") {
+        let ok = !prop(l, "kms-key").is_null() && !prop(l, "retention-days").is_null();
+        let fail = if l.is_none() { missing(r) } else { "needs a KMS key and a retention period".into() };
+        f.add("STK-LOGS-ENCRYPTED", ok, &r.name, "KMS-encrypted with retention", fail);
+    }
+    for (r, l) in get("beanstalk-environment") {
+        let subnets = prop(l, "subnets").as_array().map(Vec::len).unwrap_or(0);
+        let ok = prop(l, "health") == Value::String("enhanced".into()) && subnets >= 2;
+        let fail = if l.is_none() { missing(r) } else { format!("health {}, {subnets} subnet(s)", prop(l, "health")) };
+        f.add("STK-APP-HEALTH", ok, &r.name, "enhanced health across ≥ 2 AZs", fail);
+    }
     f.0
 }

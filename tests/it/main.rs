@@ -5,4 +5,6 @@ mod config;
 mod harness;
 mod local_drill;
 mod moto;
+mod proxy;
 mod stack;
+mod stack_aws;

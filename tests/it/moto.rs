@@ -13,7 +13,10 @@ pub const REGION: &str = "ap-southeast-1";
 
 pub struct Moto {
     child: Child,
+    /// Where clients go: the mending proxy in front of moto (see proxy.rs).
     pub url: String,
+    direct: String,
+    _proxy: super::proxy::Proxy,
     recording: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -42,7 +45,9 @@ impl Moto {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut moto = Moto { child, url: format!("http://127.0.0.1:{port}"), recording, _dir: dir };
+        let direct = format!("http://127.0.0.1:{port}");
+        let proxy = super::proxy::Proxy::start(&direct);
+        let mut moto = Moto { child, url: proxy.url.clone(), direct, _proxy: proxy, recording, _dir: dir };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = moto.child.try_wait() {
@@ -57,7 +62,7 @@ impl Moto {
     }
 
     fn post(&self, path: &str) {
-        let addr = self.url.trim_start_matches("http://");
+        let addr = self.direct.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr).unwrap();
         write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
         let mut out = String::new();

@@ -1,0 +1,136 @@
+//! KMS customer-managed keys, named by alias: description and rotation are managed; a key is never
+//! deleted, only scheduled for deletion (30 days), and only with `--allow-data-loss`.
+
+use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
+
+use super::{Ctx, str_prop, tags};
+use crate::aws::{AwsError, classify};
+use crate::stack::live::{Clients, Ids, Live};
+use crate::stack::model::Resource;
+
+/// ListAliases (paged, 100) finds every key by alias; then DescribeKey and GetKeyRotationStatus per key.
+pub(crate) async fn read(c: &Clients, want: &[&Resource], ids: &mut Ids) -> Result<Vec<Live>, AwsError> {
+    let mut pages = c.kms.list_aliases().limit(100).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("kms:ListAliases", &e))?;
+        for a in page.aliases() {
+            if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id()) {
+                ids.key_arn.insert(name.to_string(), target.to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for r in want {
+        let Some(key_id) = ids.key_arn.get(&r.name).cloned() else { continue };
+        let meta = c.kms.describe_key().key_id(&key_id).send().await.map_err(|e| classify("kms:DescribeKey", &e))?;
+        let Some(m) = meta.key_metadata() else { continue };
+        let arn = m.arn().unwrap_or_default().to_string();
+        ids.key_arn.insert(r.name.clone(), arn.clone());
+        if matches!(m.key_state(), Some(s) if s.as_str() == "PendingDeletion") {
+            // A key waiting to be deleted is not the stack's key any more; creating a new one is the plan.
+            continue;
+        }
+        let rotation = c
+            .kms
+            .get_key_rotation_status()
+            .key_id(&key_id)
+            .send()
+            .await
+            .map_err(|e| classify("kms:GetKeyRotationStatus", &e))?
+            .key_rotation_enabled();
+        let mut l = Live::new("kms-key", &r.name, arn)
+            .prop("description", m.description().unwrap_or_default())
+            .prop("rotation", rotation);
+        l.id = Some(m.key_id().to_string());
+        out.push(l);
+    }
+    // Aliases that point at key ids become ARNs for the alias lookup in other services.
+    let ids_only: Vec<(String, String)> =
+        ids.key_arn.iter().filter(|(_, v)| !v.starts_with("arn:")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (alias, id) in ids_only {
+        let arn = ids.key_arn.values().find(|v| v.starts_with("arn:") && v.ends_with(&format!("/{id}"))).cloned();
+        if let Some(arn) = arn {
+            ids.key_arn.insert(alias, arn);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+    let key = c
+        .kms
+        .create_key()
+        .description(str_prop(r, "description"))
+        .key_usage(KeyUsageType::EncryptDecrypt)
+        .key_spec(KeySpec::SymmetricDefault)
+        .set_tags(Some(
+            tags(&ctx.stack)
+                .into_iter()
+                .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build().unwrap())
+                .collect(),
+        ))
+        .send()
+        .await
+        .map_err(|e| classify("kms:CreateKey", &e))?;
+    let m = key.key_metadata().expect("CreateKey returns metadata");
+    let (id, arn) = (m.key_id().to_string(), m.arn().unwrap_or_default().to_string());
+    if r.props.get("rotation").and_then(|v| v.as_bool()) == Some(true) {
+        c.kms.enable_key_rotation().key_id(&id).send().await.map_err(|e| classify("kms:EnableKeyRotation", &e))?;
+    }
+    c.kms
+        .create_alias()
+        .alias_name(&r.name)
+        .target_key_id(&id)
+        .send()
+        .await
+        .map_err(|e| classify("kms:CreateAlias", &e))?;
+    ctx.ids.lock().unwrap().key_arn.insert(r.name.clone(), arn);
+    Ok(())
+}
+
+pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
+    let id = live.id.clone().unwrap_or_else(|| live.arn.clone());
+    if r.props.get("description") != live.props.get("description") {
+        c.kms
+            .update_key_description()
+            .key_id(&id)
+            .description(str_prop(r, "description"))
+            .send()
+            .await
+            .map_err(|e| classify("kms:UpdateKeyDescription", &e))?;
+    }
+    match r.props.get("rotation").and_then(|v| v.as_bool()) {
+        Some(true) => c
+            .kms
+            .enable_key_rotation()
+            .key_id(&id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("kms:EnableKeyRotation", &e)),
+        _ => c
+            .kms
+            .disable_key_rotation()
+            .key_id(&id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("kms:DisableKeyRotation", &e)),
+    }
+}
+
+/// Schedules deletion in 30 days (the longest wait AWS allows) and removes the alias.
+pub(crate) async fn delete(c: &Clients, live: &Live) -> Result<(), AwsError> {
+    let id = live.id.clone().unwrap_or_else(|| live.arn.clone());
+    if live.name.starts_with("alias/") {
+        c.kms.delete_alias().alias_name(&live.name).send().await.map_err(|e| classify("kms:DeleteAlias", &e))?;
+    }
+    c.kms
+        .schedule_key_deletion()
+        .key_id(&id)
+        .pending_window_in_days(30)
+        .send()
+        .await
+        .map_err(|e| classify("kms:ScheduleKeyDeletion", &e))?;
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! RDS PostgreSQL: the parameter group, the subnet group and the instance.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::types::{ApplyMethod, Parameter, Tag};
+use serde_json::Value;
+
+use super::{Ctx, bool_prop, str_prop};
+use crate::aws::{AwsError, Backoff, classify};
+use crate::stack::live::{Clients, Ids, Live};
+use crate::stack::model::Resource;
+
+fn rds_tags(ctx: &Ctx) -> Vec<Tag> {
+    super::tags(&ctx.stack).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+pub(crate) async fn read(
+    c: &Clients,
+    pgs: &[&Resource],
+    subnets: &[&Resource],
+    dbs: &[&Resource],
+    ids: &Ids,
+) -> Result<Vec<Live>, AwsError> {
+    let mut out = Vec::new();
+    for r in pgs {
+        let g = match c.rds.describe_db_parameter_groups().db_parameter_group_name(&r.name).send().await {
+            Ok(g) => g,
+            Err(e) => match classify("rds:DescribeDBParameterGroups", &e) {
+                e if e.is_not_found() => continue,
+                e => return Err(e),
+            },
+        };
+        let Some(g) = g.db_parameter_groups().first() else { continue };
+        let mut params = BTreeMap::new();
+        let mut pages =
+            c.rds.describe_db_parameters().db_parameter_group_name(&r.name).source("user").into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("rds:DescribeDBParameters", &e))?;
+            for p in page.parameters() {
+                if let (Some(n), Some(v)) = (p.parameter_name(), p.parameter_value()) {
+                    params.insert(n.to_string(), v.to_string());
+                }
+            }
+        }
+        out.push(
+            Live::new("db-parameter-group", &r.name, g.db_parameter_group_arn().unwrap_or_default())
+                .prop("family", g.db_parameter_group_family())
+                .prop("parameters", params),
+        );
+    }
+    for r in subnets {
+        let g = match c.rds.describe_db_subnet_groups().db_subnet_group_name(&r.name).send().await {
+            Ok(g) => g,
+            Err(e) => match classify("rds:DescribeDBSubnetGroups", &e) {
+                e if e.is_not_found() => continue,
+                e => return Err(e),
+            },
+        };
+        let Some(g) = g.db_subnet_groups().first() else { continue };
+        let mut ids: Vec<&str> = g.subnets().iter().filter_map(|s| s.subnet_identifier()).collect();
+        ids.sort();
+        out.push(
+            Live::new("db-subnet-group", &r.name, g.db_subnet_group_arn().unwrap_or_default())
+                .prop("subnets", ids)
+                .prop("vpc", g.vpc_id()),
+        );
+    }
+    for r in dbs {
+        let d = match c.rds.describe_db_instances().db_instance_identifier(&r.name).send().await {
+            Ok(d) => d,
+            Err(e) => match classify("rds:DescribeDBInstances", &e) {
+                e if e.is_not_found() => continue,
+                e => return Err(e),
+            },
+        };
+        let Some(d) = d.db_instances().first() else { continue };
+        if d.db_instance_status() == Some("deleting") {
+            continue;
+        }
+        out.push(
+            Live::new("rds-instance", &r.name, d.db_instance_arn().unwrap_or_default())
+                .prop(
+                    "engine",
+                    format!("{} {}", d.engine().unwrap_or_default(), d.engine_version().unwrap_or_default()),
+                )
+                .prop("instance-class", d.db_instance_class())
+                .prop("allocated-storage", d.allocated_storage())
+                .prop("master-username", d.master_username())
+                .prop("database", d.db_name())
+                .prop(
+                    "kms-key",
+                    if d.storage_encrypted() == Some(true) { d.kms_key_id().map(|k| ids.alias_of(k)) } else { None },
+                )
+                .prop("multi-az", d.multi_az())
+                .prop("backup-retention-days", d.backup_retention_period())
+                .prop("deletion-protection", d.deletion_protection())
+                .prop("publicly-accessible", d.publicly_accessible())
+                .prop("iam-auth", d.iam_database_authentication_enabled())
+                .prop("parameter-group", d.db_parameter_groups().first().and_then(|p| p.db_parameter_group_name()))
+                .prop("subnet-group", d.db_subnet_group().and_then(|g| g.db_subnet_group_name())),
+        );
+    }
+    Ok(out)
+}
+
+fn params(r: &Resource) -> BTreeMap<String, String> {
+    r.props
+        .get("parameters")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default()
+}
+
+pub(crate) async fn create_parameter_group(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+    c.rds
+        .create_db_parameter_group()
+        .db_parameter_group_name(&r.name)
+        .db_parameter_group_family(str_prop(r, "family"))
+        .description(format!("stackdrill stack {}", ctx.stack))
+        .set_tags(Some(rds_tags(ctx)))
+        .send()
+        .await
+        .map_err(|e| classify("rds:CreateDBParameterGroup", &e))?;
+    set_parameters(c, &r.name, &params(r), &BTreeMap::new()).await
+}
+
+async fn set_parameters(
+    c: &Clients,
+    group: &str,
+    want: &BTreeMap<String, String>,
+    have: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    let changed: Vec<Parameter> = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            Parameter::builder().parameter_name(k).parameter_value(v).apply_method(ApplyMethod::Immediate).build()
+        })
+        .collect();
+    for chunk in changed.chunks(20) {
+        c.rds
+            .modify_db_parameter_group()
+            .db_parameter_group_name(group)
+            .set_parameters(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify("rds:ModifyDBParameterGroup", &e))?;
+    }
+    let removed: Vec<Parameter> = have
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .map(|k| Parameter::builder().parameter_name(k).apply_method(ApplyMethod::PendingReboot).build())
+        .collect();
+    for chunk in removed.chunks(20) {
+        c.rds
+            .reset_db_parameter_group()
+            .db_parameter_group_name(group)
+            .set_parameters(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify("rds:ResetDBParameterGroup", &e))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn update_parameter_group(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
+    let have: BTreeMap<String, String> =
+        live.props.get("parameters").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    set_parameters(c, &r.name, &params(r), &have).await
+}
+
+fn subnet_ids(r: &Resource) -> Vec<String> {
+    r.props
+        .get("subnets")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+pub(crate) async fn create_subnet_group(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+    c.rds
+        .create_db_subnet_group()
+        .db_subnet_group_name(&r.name)
+        .db_subnet_group_description(format!("stackdrill stack {}", ctx.stack))
+        .set_subnet_ids(Some(subnet_ids(r)))
+        .set_tags(Some(rds_tags(ctx)))
+        .send()
+        .await
+        .map_err(|e| classify("rds:CreateDBSubnetGroup", &e))?;
+    Ok(())
+}
+
+pub(crate) async fn update_subnet_group(c: &Clients, r: &Resource) -> Result<(), AwsError> {
+    c.rds
+        .modify_db_subnet_group()
+        .db_subnet_group_name(&r.name)
+        .set_subnet_ids(Some(subnet_ids(r)))
+        .send()
+        .await
+        .map_err(|e| classify("rds:ModifyDBSubnetGroup", &e))?;
+    Ok(())
+}
+
+pub(crate) async fn delete_parameter_group(c: &Clients, live: &Live) -> Result<(), AwsError> {
+    c.rds
+        .delete_db_parameter_group()
+        .db_parameter_group_name(&live.name)
+        .send()
+        .await
+        .map_err(|e| classify("rds:DeleteDBParameterGroup", &e))?;
+    Ok(())
+}
+
+pub(crate) async fn delete_subnet_group(c: &Clients, live: &Live) -> Result<(), AwsError> {
+    c.rds
+        .delete_db_subnet_group()
+        .db_subnet_group_name(&live.name)
+        .send()
+        .await
+        .map_err(|e| classify("rds:DeleteDBSubnetGroup", &e))?;
+    Ok(())
+}
+
+fn engine(r: &Resource) -> (String, String) {
+    let e = str_prop(r, "engine");
+    let (engine, version) = e.split_once(' ').unwrap_or((e, ""));
+    (engine.to_string(), version.to_string())
+}
+
+/// The master password is managed by RDS in Secrets Manager: stackdrill never sees it.
+pub(crate) async fn create_instance(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+    let (engine, version) = engine(r);
+    let key = {
+        let alias = str_prop(r, "kms-key");
+        ctx.ids.lock().unwrap().key_arn.get(alias).cloned().unwrap_or_else(|| alias.to_string())
+    };
+    c.rds
+        .create_db_instance()
+        .db_instance_identifier(&r.name)
+        .engine(engine)
+        .engine_version(version)
+        .db_instance_class(str_prop(r, "instance-class"))
+        .allocated_storage(r.props.get("allocated-storage").and_then(Value::as_i64).unwrap_or(20) as i32)
+        .master_username(str_prop(r, "master-username"))
+        .manage_master_user_password(true)
+        .set_db_name(r.props.get("database").and_then(Value::as_str).map(str::to_string))
+        .storage_encrypted(true)
+        .kms_key_id(key)
+        .multi_az(bool_prop(r, "multi-az"))
+        .backup_retention_period(r.props.get("backup-retention-days").and_then(Value::as_i64).unwrap_or(7) as i32)
+        .deletion_protection(bool_prop(r, "deletion-protection"))
+        .publicly_accessible(bool_prop(r, "publicly-accessible"))
+        .enable_iam_database_authentication(bool_prop(r, "iam-auth"))
+        .db_parameter_group_name(str_prop(r, "parameter-group"))
+        .db_subnet_group_name(str_prop(r, "subnet-group"))
+        .copy_tags_to_snapshot(true)
+        .set_tags(Some(rds_tags(ctx)))
+        .send()
+        .await
+        .map_err(|e| classify("rds:CreateDBInstance", &e))?;
+    wait_available(c, &r.name).await
+}
+
+pub(crate) async fn update_instance(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
+    let changed = |k: &str| r.props.get(k) != live.props.get(k);
+    let mut req = c.rds.modify_db_instance().db_instance_identifier(&r.name).apply_immediately(true);
+    if changed("engine") {
+        req = req.engine_version(engine(r).1).allow_major_version_upgrade(true);
+    }
+    if changed("instance-class") {
+        req = req.db_instance_class(str_prop(r, "instance-class"));
+    }
+    if changed("allocated-storage") {
+        req = req.allocated_storage(r.props.get("allocated-storage").and_then(Value::as_i64).unwrap_or(20) as i32);
+    }
+    if changed("multi-az") {
+        req = req.multi_az(bool_prop(r, "multi-az"));
+    }
+    if changed("backup-retention-days") {
+        req = req
+            .backup_retention_period(r.props.get("backup-retention-days").and_then(Value::as_i64).unwrap_or(7) as i32);
+    }
+    if changed("deletion-protection") {
+        req = req.deletion_protection(bool_prop(r, "deletion-protection"));
+    }
+    if changed("publicly-accessible") {
+        req = req.publicly_accessible(bool_prop(r, "publicly-accessible"));
+    }
+    if changed("iam-auth") {
+        req = req.enable_iam_database_authentication(bool_prop(r, "iam-auth"));
+    }
+    if changed("parameter-group") {
+        req = req.db_parameter_group_name(str_prop(r, "parameter-group"));
+    }
+    if changed("subnet-group") {
+        req = req.db_subnet_group_name(str_prop(r, "subnet-group"));
+    }
+    req.send().await.map_err(|e| classify("rds:ModifyDBInstance", &e))?;
+    wait_available(c, &r.name).await
+}
+
+/// Switches deletion protection off (the caller passed `--allow-data-loss`), keeps a final snapshot (the
+/// automated backups go with the instance, as Terraform's default has it), and waits until it is gone.
+pub(crate) async fn delete_instance(c: &Clients, live: &Live) -> Result<(), AwsError> {
+    if live.props.get("deletion-protection").and_then(Value::as_bool) == Some(true) {
+        c.rds
+            .modify_db_instance()
+            .db_instance_identifier(&live.name)
+            .deletion_protection(false)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| classify("rds:ModifyDBInstance", &e))?;
+    }
+    let snapshot = format!("{}-final-{}", live.name, chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    c.rds
+        .delete_db_instance()
+        .db_instance_identifier(&live.name)
+        .skip_final_snapshot(false)
+        .final_db_snapshot_identifier(snapshot)
+        .delete_automated_backups(true)
+        .send()
+        .await
+        .map_err(|e| classify("rds:DeleteDBInstance", &e))?;
+    let mut backoff = Backoff::describe();
+    loop {
+        match c.rds.describe_db_instances().db_instance_identifier(&live.name).send().await {
+            Err(e) => match classify("rds:DescribeDBInstances", &e) {
+                e if e.is_not_found() => return Ok(()),
+                e => return Err(e),
+            },
+            Ok(d) if d.db_instances().is_empty() => return Ok(()),
+            Ok(_) => backoff.wait().await,
+        }
+    }
+}
+
+/// Waits until the instance is `available` with nothing pending.
+async fn wait_available(c: &Clients, id: &str) -> Result<(), AwsError> {
+    let mut backoff = Backoff::describe();
+    loop {
+        let d = c
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .map_err(|e| classify("rds:DescribeDBInstances", &e))?;
+        let settled = d.db_instances().first().is_some_and(|i| {
+            i.db_instance_status() == Some("available")
+                && i.pending_modified_values().is_none_or(|p| p.db_instance_class().is_none() && p.multi_az().is_none())
+        });
+        if settled {
+            return Ok(());
+        }
+        backoff.wait().await;
+    }
+}
