@@ -4,6 +4,8 @@
 mod calls;
 mod config;
 mod error;
+#[cfg(test)]
+mod mocks;
 mod poll;
 
 pub(crate) use calls::{CallCounter, Calls};
@@ -11,4 +13,6 @@ pub(crate) use calls::{CallCounter, Calls};
 pub(crate) use config::retry_config;
 pub(crate) use config::{AwsSettings, DEFAULT_REGION, check_credentials, load};
 pub(crate) use error::{AwsError, Kind, classify};
+#[cfg(test)]
+pub(crate) use mocks::mocked;
 pub(crate) use poll::Backoff;

@@ -16,43 +16,19 @@ use aws_sdk_rds::operation::delete_db_instance::DeleteDbInstanceOutput;
 use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
 use aws_sdk_rds::operation::modify_db_instance::ModifyDbInstanceOutput;
 use aws_sdk_rds::types::{DbInstance, Endpoint as RdsEndpoint, Tag};
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_mocks::mock;
 use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use chrono::Utc;
 
 use super::AwsBackup;
+use crate::aws::mocked;
 use crate::aws::{AwsSettings, CallCounter};
 use crate::config::{DrillSpec, RestoreSpec, parse_drill};
 use crate::drill::events::EventSink;
 use crate::drill::restore::rds::RunInfo;
 use crate::drill::runner::{RunOptions, run_with};
 use crate::drill::verify::testdb::TestDb;
-
-/// A client whose calls are answered by `rules` (aws-smithy-mocks' `mock_client!` needs newer SDK crates).
-macro_rules! mocked {
-    ($krate:ident, $rules:expr) => {
-        mocked!($krate, $rules, |c| c)
-    };
-    ($krate:ident, $rules:expr, $customize:expr) => {{
-        let rules: &[&Rule] = $rules;
-        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for r in rules {
-            interceptor = interceptor.with_rule(r);
-        }
-        let customize: fn($krate::config::Builder) -> $krate::config::Builder = $customize;
-        $krate::Client::from_conf(
-            customize(
-                $krate::Config::builder()
-                    .with_test_defaults()
-                    .region(aws_types::region::Region::new("ap-southeast-1"))
-                    .http_client(create_mock_http_client())
-                    .interceptor(interceptor),
-            )
-            .build(),
-        )
-    }};
-}
 
 const RUN: &str = "feedbeef0001";
 const SCRATCH: &str = "sd-vault-drill-feedbe";

@@ -70,6 +70,7 @@ pub(crate) async fn read(c: &Clients, apps: &[&Resource], envs: &[&Resource]) ->
         };
         out.push(
             Live::new("beanstalk-environment", name, e.environment_arn().unwrap_or_default())
+                .prop("application", app)
                 .prop("solution-stack", e.solution_stack_name())
                 .prop("instance-type", instance_type)
                 .prop(

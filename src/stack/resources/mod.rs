@@ -9,6 +9,8 @@ pub(crate) mod logs;
 pub(crate) mod rds;
 pub(crate) mod shield;
 pub(crate) mod sns;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -53,6 +55,7 @@ pub(crate) fn forces_replacement(kind: &str, prop: &str) -> Option<&'static str>
         ("backup-vault", "kms-key") => "a backup vault's encryption key is fixed at creation",
         ("backup-selection", _) => "AWS Backup selections cannot be modified, only recreated",
         ("beanstalk-environment", "vpc") => "an environment cannot move to another VPC",
+        ("beanstalk-environment", "application") => "an environment cannot move to another application",
         _ => return None,
     })
 }

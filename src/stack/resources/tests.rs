@@ -1,0 +1,253 @@
+//! The parts of the production stack moto cannot serve, against aws-smithy-mocks: the Elastic Beanstalk
+//! environment's option settings (DescribeConfigurationSettings, UpdateEnvironment) and the AWS Backup
+//! selection (List/Get/CreateBackupSelection). The live shape each reads must equal what the file
+//! declares, or every plan would show phantom changes.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_backup::operation::create_backup_selection::CreateBackupSelectionOutput;
+use aws_sdk_backup::operation::get_backup_plan::GetBackupPlanOutput;
+use aws_sdk_backup::operation::get_backup_selection::GetBackupSelectionOutput;
+use aws_sdk_backup::operation::list_backup_plans::ListBackupPlansOutput;
+use aws_sdk_backup::operation::list_backup_selections::ListBackupSelectionsOutput;
+use aws_sdk_backup::types::{
+    BackupPlan, BackupPlansListMember, BackupRule, BackupSelection, BackupSelectionsListMember, Condition,
+    ConditionType, Lifecycle,
+};
+use aws_sdk_elasticbeanstalk::operation::describe_applications::DescribeApplicationsOutput;
+use aws_sdk_elasticbeanstalk::operation::describe_configuration_settings::DescribeConfigurationSettingsOutput;
+use aws_sdk_elasticbeanstalk::operation::describe_environments::DescribeEnvironmentsOutput;
+use aws_sdk_elasticbeanstalk::operation::update_environment::UpdateEnvironmentOutput;
+use aws_sdk_elasticbeanstalk::types::{
+    ApplicationDescription, ConfigurationOptionSetting, ConfigurationSettingsDescription, EnvironmentDescription,
+    EnvironmentStatus,
+};
+use aws_smithy_mocks::mock;
+
+use super::{Ctx, backup, beanstalk};
+use crate::aws::mocked;
+use crate::stack::live::{Clients, Ids, Live};
+use crate::stack::model::{Resource, desired};
+
+fn production() -> Vec<Resource> {
+    let spec = crate::config::load_stack(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/production.yaml")))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    desired(&spec)
+}
+
+fn find<'a>(rs: &'a [Resource], kind: &str) -> &'a Resource {
+    rs.iter().find(|r| r.kind == kind).unwrap_or_else(|| panic!("production declares a {kind}"))
+}
+
+/// Clients that must not be called, except the ones a test replaces.
+fn clients() -> Clients {
+    let sdk = aws_types::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new("ap-southeast-1"))
+        .build();
+    Clients::new(&sdk)
+}
+
+fn same_props(r: &Resource, l: &Live) {
+    for (k, v) in &r.props {
+        assert_eq!(l.props.get(*k), Some(v), "{}.{}: live {:?} vs declared {v}", r.kind, k, l.props.get(*k));
+    }
+}
+
+fn settings(min: &str, health: &str, subnets: &str) -> ConfigurationSettingsDescription {
+    let o = |ns: &str, n: &str, v: &str| {
+        ConfigurationOptionSetting::builder().namespace(ns).option_name(n).value(v).build()
+    };
+    ConfigurationSettingsDescription::builder()
+        .option_settings(o("aws:ec2:instances", "InstanceTypes", "m7g.large"))
+        .option_settings(o("aws:autoscaling:asg", "MinSize", min))
+        .option_settings(o("aws:autoscaling:asg", "MaxSize", "8"))
+        .option_settings(o("aws:ec2:vpc", "VPCId", "vpc-0a1b2c3d4e5f60718"))
+        .option_settings(o("aws:ec2:vpc", "Subnets", subnets))
+        .option_settings(o("aws:elasticbeanstalk:healthreporting:system", "SystemType", health))
+        .option_settings(o("aws:elasticbeanstalk:managedactions", "ManagedActionsEnabled", "true"))
+        .option_settings(o(
+            "aws:elbv2:listener:443",
+            "SSLCertificateArns",
+            "arn:aws:acm:ap-southeast-1:111122223333:certificate/00000000-0000-0000-0000-000000000000",
+        ))
+        .option_settings(o("aws:elbv2:listener:443", "SSLPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06"))
+        .build()
+}
+
+fn eb_rules(min: &'static str, health: &'static str) -> Vec<aws_smithy_mocks::Rule> {
+    let apps = mock!(aws_sdk_elasticbeanstalk::Client::describe_applications).then_output(|| {
+        DescribeApplicationsOutput::builder()
+            .applications(
+                ApplicationDescription::builder()
+                    .application_name("production")
+                    .application_arn("arn:aws:elasticbeanstalk:ap-southeast-1:111122223333:application/production")
+                    .build(),
+            )
+            .build()
+    });
+    let envs = mock!(aws_sdk_elasticbeanstalk::Client::describe_environments).then_output(|| {
+        DescribeEnvironmentsOutput::builder()
+            .environments(
+                EnvironmentDescription::builder()
+                    .environment_name("production-web")
+                    .application_name("production")
+                    .environment_arn(
+                        "arn:aws:elasticbeanstalk:ap-southeast-1:111122223333:environment/production/production-web",
+                    )
+                    .solution_stack_name("64bit Amazon Linux 2023 v4.3.0 running Docker")
+                    .status(EnvironmentStatus::Ready)
+                    .build(),
+            )
+            .build()
+    });
+    let settings = mock!(aws_sdk_elasticbeanstalk::Client::describe_configuration_settings).then_output(move || {
+        DescribeConfigurationSettingsOutput::builder()
+            // AWS lists subnets in its own order: the plan must not call that a change.
+            .configuration_settings(settings(
+                min,
+                health,
+                "subnet-0a1b2c3d4e5f60003,subnet-0a1b2c3d4e5f60001,subnet-0a1b2c3d4e5f60002",
+            ))
+            .build()
+    });
+    vec![apps, envs, settings]
+}
+
+#[tokio::test]
+async fn a_beanstalk_environment_reads_back_as_declared_and_updates_its_option_settings() {
+    let rs = production();
+    let (app, env) = (find(&rs, "beanstalk-application"), find(&rs, "beanstalk-environment"));
+
+    let rules = eb_rules("2", "enhanced");
+    let mut c = clients();
+    c.eb = mocked!(aws_sdk_elasticbeanstalk, &rules.iter().collect::<Vec<_>>());
+    let live = beanstalk::read(&c, &[app], &[env]).await.unwrap();
+    assert_eq!(live.len(), 2);
+    same_props(env, live.iter().find(|l| l.kind == "beanstalk-environment").unwrap());
+
+    // Someone lowered the floor to one instance and switched to basic health: two changes, in place.
+    let rules = eb_rules("1", "basic");
+    let sent: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen = sent.clone();
+    let update = mock!(aws_sdk_elasticbeanstalk::Client::update_environment)
+        .match_requests(move |r| {
+            let mut s = seen.lock().unwrap();
+            for o in r.option_settings() {
+                s.push((o.option_name().unwrap_or_default().into(), o.value().unwrap_or_default().into()));
+            }
+            true
+        })
+        .then_output(|| UpdateEnvironmentOutput::builder().build());
+    let mut all: Vec<&aws_smithy_mocks::Rule> = rules.iter().collect();
+    all.push(&update);
+    let mut c = clients();
+    c.eb = mocked!(aws_sdk_elasticbeanstalk, &all);
+    let live = beanstalk::read(&c, &[app], &[env]).await.unwrap();
+    let l = live.iter().find(|l| l.kind == "beanstalk-environment").unwrap();
+    let mut state = crate::stack::live::LiveState::default();
+    state.found.insert(env.address(), Live { owner: crate::stack::live::Owner::This, ..l.clone() });
+    let steps = crate::stack::plan::diff("production", std::slice::from_ref(env), &state);
+    assert_eq!(steps[0].action, crate::stack::plan::Action::Update);
+    let changed: Vec<&str> = steps[0].changes.iter().map(|c| c.property.as_str()).collect();
+    assert_eq!(changed, ["health", "instances"]);
+
+    beanstalk::update_environment(&c, env, l).await.unwrap();
+    let sent = sent.lock().unwrap();
+    assert!(sent.contains(&("MinSize".into(), "2".into())), "{sent:?}");
+    assert!(sent.contains(&("SystemType".into(), "enhanced".into())), "{sent:?}");
+    assert!(sent.contains(&("SSLPolicy".into(), "ELBSecurityPolicy-TLS13-1-2-2021-06".into())), "{sent:?}");
+    assert_eq!(update.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_backup_selection_reads_back_as_declared_and_is_created_on_its_plan() {
+    let rs = production();
+    let (plan, sel) = (find(&rs, "backup-plan"), find(&rs, "backup-selection"));
+    const PLAN_ID: &str = "7f0c6a1e-0000-4000-8000-000000000001";
+    let list = mock!(aws_sdk_backup::Client::list_backup_plans).then_output(|| {
+        ListBackupPlansOutput::builder()
+            .backup_plans_list(
+                BackupPlansListMember::builder()
+                    .backup_plan_name("production-plan")
+                    .backup_plan_id(PLAN_ID)
+                    .backup_plan_arn(format!("arn:aws:backup:ap-southeast-1:111122223333:backup-plan:{PLAN_ID}"))
+                    .build(),
+            )
+            .build()
+    });
+    let rule = |name: &str, schedule: Option<&str>, continuous: bool| {
+        BackupRule::builder()
+            .rule_name(name)
+            .target_backup_vault_name("production-vault")
+            .set_schedule_expression(schedule.map(str::to_string))
+            .enable_continuous_backup(continuous)
+            .lifecycle(Lifecycle::builder().delete_after_days(35).build())
+            .build()
+            .unwrap()
+    };
+    let get = mock!(aws_sdk_backup::Client::get_backup_plan).then_output(move || {
+        GetBackupPlanOutput::builder()
+            .backup_plan(
+                BackupPlan::builder()
+                    .backup_plan_name("production-plan")
+                    .rules(rule("daily", Some("cron(0 18 * * ? *)"), false))
+                    // AWS fills in a schedule for a continuous rule declared without one.
+                    .rules(rule("continuous", Some("cron(0 5 ? * * *)"), true))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    let list_sel = mock!(aws_sdk_backup::Client::list_backup_selections).then_output(|| {
+        ListBackupSelectionsOutput::builder()
+            .backup_selections_list(
+                BackupSelectionsListMember::builder()
+                    .selection_name("production-selection")
+                    .selection_id("sel-1")
+                    .build(),
+            )
+            .build()
+    });
+    let get_sel = mock!(aws_sdk_backup::Client::get_backup_selection).then_output(|| {
+        GetBackupSelectionOutput::builder()
+            .backup_selection(
+                BackupSelection::builder()
+                    .selection_name("production-selection")
+                    .iam_role_arn("arn:aws:iam::111122223333:role/production-backup")
+                    .list_of_tags(
+                        Condition::builder()
+                            .condition_type(ConditionType::Stringequals)
+                            .condition_key("backup")
+                            .condition_value("production")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    let create = mock!(aws_sdk_backup::Client::create_backup_selection)
+        .match_requests(|r| {
+            let s = r.backup_selection().unwrap();
+            let t = &s.list_of_tags()[0];
+            r.backup_plan_id() == Some(PLAN_ID)
+                && s.selection_name() == "production-selection"
+                && t.condition_key() == "backup"
+                && t.condition_value() == "production"
+        })
+        .then_output(|| CreateBackupSelectionOutput::builder().selection_id("sel-2").build());
+    let mut c = clients();
+    c.backup = mocked!(aws_sdk_backup, &[&list, &get, &list_sel, &get_sel, &create]);
+    let live = backup::read(&c, &[], &[plan], &[sel], &Ids::default()).await.unwrap();
+    same_props(plan, live.iter().find(|l| l.kind == "backup-plan").unwrap());
+    same_props(sel, live.iter().find(|l| l.kind == "backup-selection").unwrap());
+
+    let mut ids = Ids::default();
+    ids.plan_id.insert("production-plan".into(), PLAN_ID.into());
+    let ctx = Ctx { stack: "production".into(), ids: Mutex::new(ids) };
+    backup::create_selection(&c, sel, &ctx).await.unwrap();
+    assert_eq!(create.num_calls(), 1, "the selection went to the plan's id with the declared tag");
+}
