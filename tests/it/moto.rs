@@ -16,7 +16,7 @@ pub struct Moto {
     /// Where clients go: the mending proxy in front of moto (see proxy.rs).
     pub url: String,
     direct: String,
-    _proxy: super::proxy::Proxy,
+    pub proxy: super::proxy::Proxy,
     recording: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -47,7 +47,7 @@ impl Moto {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let direct = format!("http://127.0.0.1:{port}");
         let proxy = super::proxy::Proxy::start(&direct);
-        let mut moto = Moto { child, url: proxy.url.clone(), direct, _proxy: proxy, recording, _dir: dir };
+        let mut moto = Moto { child, url: proxy.url.clone(), direct, proxy, recording, _dir: dir };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = moto.child.try_wait() {

@@ -1,16 +1,29 @@
-//! An HTTP/1.1 proxy between the SDK and moto, one upstream connection per request. It exists to mend
-//! one emulator bug: moto's AWS Backup `ListTags` reads the ARN from the path segment before a trailing
-//! slash that the current SDK no longer sends (`GET /tags/{arn}`), so the proxy adds the slash back.
+//! An HTTP/1.1 proxy between the SDK and moto, one upstream connection per request. It mends one emulator
+//! bug (moto's AWS Backup `ListTags` reads the ARN from the path segment before a trailing slash that the
+//! current SDK no longer sends, `GET /tags/{arn}`: the proxy adds the slash back) and injects faults: a
+//! request whose first line or body contains a chosen string is answered `403 AccessDeniedException`
+//! without reaching moto.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub struct Proxy {
     pub url: String,
     stop: Arc<AtomicBool>,
     port: u16,
+    deny: Arc<Mutex<Option<String>>>,
+}
+
+/// A REST-JSON access-denied answer (what AWS Backup, KMS, Logs and the tagging API send).
+fn denied() -> String {
+    let body = r#"{"__type":"AccessDeniedException","message":"injected by the proxy"}"#;
+    format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nx-amzn-ErrorType: AccessDeniedException\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// Reads one request: the head's lines and the body (by Content-Length). `None` at end of stream.
@@ -49,10 +62,18 @@ fn mend(line: &str) -> String {
     parts.join(" ")
 }
 
-fn serve(client: TcpStream, upstream: String) {
+fn serve(client: TcpStream, upstream: String, deny: Arc<Mutex<Option<String>>>) {
     let mut writer = client.try_clone().unwrap();
     let mut reader = BufReader::new(client);
     while let Some((mut head, body)) = read_request(&mut reader) {
+        if let Some(needle) = deny.lock().unwrap().as_deref()
+            && (head[0].contains(needle) || String::from_utf8_lossy(&body).contains(needle))
+        {
+            if writer.write_all(denied().as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         head[0] = mend(&head[0]);
         head.retain(|h| !h.to_ascii_lowercase().starts_with("connection:"));
         head.push("Connection: close".into());
@@ -83,18 +104,25 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let deny: Arc<Mutex<Option<String>>> = Arc::default();
+        let denied = deny.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(conn) = conn {
-                    let upstream = upstream.clone();
-                    std::thread::spawn(move || serve(conn, upstream));
+                    let (upstream, deny) = (upstream.clone(), denied.clone());
+                    std::thread::spawn(move || serve(conn, upstream, deny));
                 }
             }
         });
-        Proxy { url: format!("http://127.0.0.1:{port}"), stop, port }
+        Proxy { url: format!("http://127.0.0.1:{port}"), stop, port, deny }
+    }
+
+    /// From now on, answer requests containing `needle` with access denied; `None` stops.
+    pub fn deny(&self, needle: Option<&str>) {
+        *self.deny.lock().unwrap() = needle.map(str::to_string);
     }
 }
 

@@ -246,3 +246,29 @@ fn a_resource_dropped_from_the_file_is_deleted_and_one_apply_runs_at_a_time() {
     assert_eq!(n, "0");
     assert_eq!(env.stack("plan", &["--detailed-exitcode"]).status.code(), Some(0));
 }
+
+#[test]
+fn a_partial_failure_says_what_was_applied_and_a_rerun_converges() {
+    let env = Env::new();
+    // The backup vault is denied: everything before it lands, what needs it is not attempted.
+    env.moto.proxy.deny(Some("/backup-vaults/production-vault"));
+    let out = env.stack("apply", &["--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("create backup-vault.production-vault: FAILED: access denied for `backup:CreateBackupVault`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("create backup-plan.production-plan: not attempted"), "{stdout}");
+    let keys = env.py("print(len(boto3.client('kms').list_aliases()['Aliases']))");
+    assert!(keys.parse::<u32>().unwrap() >= 4, "the keys (level 0) were applied");
+
+    env.moto.proxy.deny(None);
+    let plan = env.plan_json();
+    let pending: Vec<String> = acting(&plan).into_iter().map(|(_, a)| a).collect();
+    assert!(pending.contains(&"backup-vault.production-vault".to_string()), "{pending:?}");
+    assert!(!pending.iter().any(|a| a.starts_with("kms-key.")), "applied steps are not redone: {pending:?}");
+    env.apply();
+    assert_eq!(env.stack("plan", &["--detailed-exitcode"]).status.code(), Some(0));
+}
