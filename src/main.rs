@@ -7,6 +7,7 @@ mod demo;
 mod drill;
 mod pg;
 mod report;
+mod schedule;
 mod stack;
 mod ui;
 

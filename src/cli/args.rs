@@ -44,9 +44,18 @@ pub(crate) enum Command {
     /// Validate, list, run and clean up restore drills
     #[command(subcommand)]
     Drill(DrillCommand),
-    /// Validate and policy-check stack definitions (stacks/*.yaml)
+    /// Provision and policy-check stacks (stacks/*.yaml): validate, plan, apply, drift, import, check
     #[command(subcommand)]
     Stack(StackCommand),
+    /// Verify, list and read drill reports; the controls matrix; sign-offs
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Report signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Runbooks: which are overdue or missing
+    #[command(subcommand)]
+    Runbook(RunbookCommand),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -76,6 +85,10 @@ pub(crate) struct ReportArgs {
     /// Report directory (default: $STACKDRILL_REPORTS, else ./reports)
     #[arg(long)]
     pub(crate) reports: Option<PathBuf>,
+    /// Ed25519 key that signs reports (default: $STACKDRILL_SIGNING_KEY (PEM), $STACKDRILL_SIGNING_KEY_FILE,
+    /// else .stackdrill/keys/signing.key if it exists)
+    #[arg(long)]
+    pub(crate) signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,4 +211,113 @@ pub(crate) struct RunArgs {
     /// Who or what started the run, recorded in the report (manual, schedule, ci)
     #[arg(long, default_value = "manual", env = "STACKDRILL_TRIGGER")]
     pub(crate) trigger: String,
+    /// Someone who took part, recorded in the report (repeatable)
+    #[arg(long = "participant")]
+    pub(crate) participants: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// Report directory (default: $STACKDRILL_REPORTS, else ./reports)
+    #[arg(long)]
+    pub(crate) reports: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Check the hash chain and every signature; exit 1 naming the first broken link
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Require every entry to be signed by this public key (PEM), not only by the key it records
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Every report in the store, oldest first
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// The runs of one drill (or all) with an RTO trend
+    History {
+        drill: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Print one report (by id, or a unique prefix of it)
+    Show {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Md)]
+        format: ShowFormat,
+    },
+    /// Per control: every run, its result, RTO/RPO, signature and chain status, and missed cadences
+    Controls {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value_t = ControlsFormat::Md)]
+        format: ControlsFormat,
+    },
+    /// Record a reviewer's decision on a report as a new signed, chained entry
+    SignOff {
+        id: String,
+        #[arg(long)]
+        reviewer: String,
+        #[arg(long, value_enum)]
+        decision: Decision,
+        /// Remediation or remarks
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ShowFormat {
+    Md,
+    Html,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ControlsFormat {
+    Md,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Decision {
+    Approved,
+    Rejected,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create an Ed25519 signing key (mode 0600) and its public key (`<out>.pub`)
+    Generate {
+        /// Default: .stackdrill/keys/signing.key (under $STACKDRILL_STATE_DIR when set)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RunbookCommand {
+    /// Runbooks whose drills have not passed within their cadence, and drills citing a missing runbook
+    Check {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
 }

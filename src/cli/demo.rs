@@ -21,6 +21,7 @@ pub(crate) struct DemoSettings {
     pub(crate) reports: PathBuf,
     pub(crate) quiet: bool,
     pub(crate) aws: crate::aws::AwsSettings,
+    pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
 }
 
 fn demo_failure(e: DemoError) -> Failure {
@@ -72,8 +73,14 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
             )
         })?;
         let (stop, workload) = demo::start_workload(&source);
-        let opts =
-            RunOptions { target: None, reports_dir: s.reports.clone(), trigger: "demo".into(), aws: s.aws.clone() };
+        let opts = RunOptions {
+            target: None,
+            reports_dir: s.reports.clone(),
+            trigger: "demo".into(),
+            aws: s.aws.clone(),
+            signer: s.signer.clone(),
+            participants: vec![],
+        };
         let outcome = engine::run(&spec, &opts, events.clone(), cancel.clone()).await;
         let _ = stop.send(true);
         let transfers = workload.await.unwrap_or(0);
@@ -92,8 +99,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
     if printer.is_json() {
         printer.json(&outcome.report);
     } else {
-        let md = outcome.written.as_ref().ok().map(|w| w.markdown.clone());
-        printer.line(summary(&outcome.report, md.as_deref()));
+        printer.line(summary(&outcome.report, outcome.written.as_ref().ok()));
         if s.keep {
             printer.line(format!(
                 "the demo source is still running on 127.0.0.1:{}; run the drill again with `stackdrill drill run {}`",

@@ -221,6 +221,8 @@ pub(crate) struct RunSettings {
     pub(crate) trigger: String,
     pub(crate) quiet: bool,
     pub(crate) aws: crate::aws::AwsSettings,
+    pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
+    pub(crate) participants: Vec<String>,
 }
 
 /// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
@@ -253,7 +255,7 @@ pub(crate) fn exit_code(v: Verdict) -> u8 {
 }
 
 /// One line a drill for stdout.
-pub(crate) fn summary(r: &Report, report_path: Option<&Path>) -> String {
+pub(crate) fn summary(r: &Report, written: Option<&crate::report::Written>) -> String {
     let m = &r.measured;
     let fmt = |v: Option<f64>| v.map(human_seconds).unwrap_or_else(|| "-".into());
     let passed = r.checks.iter().filter(|c| c.status == crate::drill::verify::CheckStatus::Passed).count();
@@ -272,8 +274,17 @@ pub(crate) fn summary(r: &Report, report_path: Option<&Path>) -> String {
     if let Some(reason) = &r.reason {
         s.push_str(&format!("\n  reason: {reason}"));
     }
-    if let Some(p) = report_path {
-        s.push_str(&format!("\n  report: {}", p.display()));
+    if let Some(w) = written {
+        s.push_str(&format!("\n  report: {} (also {})", w.markdown.display(), w.html.display()));
+        match &r.signing {
+            Some(k) => s.push_str(&format!(
+                "\n  signed: {} key {}, chained after {}",
+                k.algorithm,
+                k.fingerprint,
+                r.previous_sha256.as_deref().map(|p| &p[..12]).unwrap_or("nothing (first in the store)")
+            )),
+            None => s.push_str("\n  unsigned: create a key with `stackdrill keys generate` to sign reports"),
+        }
     }
     s
 }
@@ -292,6 +303,8 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         reports_dir: settings.reports.clone(),
         trigger: settings.trigger.clone(),
         aws: settings.aws.clone(),
+        signer: settings.signer.clone(),
+        participants: settings.participants.clone(),
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
     let mut set = tokio::task::JoinSet::new();
@@ -319,7 +332,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
                 match &outcome.written {
                     Ok(w) => {
                         if !printer.is_json() {
-                            printer.line(summary(&outcome.report, Some(&w.markdown)));
+                            printer.line(summary(&outcome.report, Some(w)));
                         }
                     }
                     Err(e) => {

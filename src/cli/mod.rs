@@ -4,11 +4,12 @@ mod args;
 mod demo;
 mod drill;
 pub(crate) mod exit_codes;
+mod report;
 mod stack;
 
 use anyhow::anyhow;
 pub(crate) use args::Cli;
-use args::{Command, DrillCommand, StackCommand};
+use args::{Command, DrillCommand, KeysCommand, ReportCommand, RunbookCommand, StackCommand};
 use clap::CommandFactory;
 
 use crate::ui::{self, Printer};
@@ -33,6 +34,16 @@ impl From<crate::drill::DrillError> for Failure {
     }
 }
 
+fn store_dir(a: &args::StoreArgs) -> std::path::PathBuf {
+    crate::report::resolve_dir(a.reports.as_deref())
+}
+
+fn signer(a: &args::ReportArgs) -> Result<Option<std::sync::Arc<crate::report::Signer>>, Failure> {
+    crate::report::Signer::configured(a.signing_key.as_deref())
+        .map(|s| s.map(std::sync::Arc::new))
+        .map_err(|e| Failure::could_not_run(e, Some("create a key with `stackdrill keys generate`".into())))
+}
+
 pub(crate) fn init(cli: &Cli) {
     ui::init_logging(cli.global.log_format, cli.global.verbose, cli.global.quiet);
 }
@@ -53,6 +64,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 reports: crate::report::resolve_dir(a.report.reports.as_deref()),
                 quiet,
                 aws,
+                signer: signer(&a.report)?,
             };
             demo::demo(settings, Printer { format: a.output }).await
         }
@@ -74,6 +86,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 trigger: a.trigger,
                 quiet,
                 aws,
+                signer: signer(&a.report)?,
+                participants: a.participants,
             };
             drill::run(settings, Printer { format: a.output }).await
         }
@@ -94,6 +108,24 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Stack(StackCommand::Drift { stack, format }) => stack::drift(&stack, &aws, format).await,
         Command::Stack(StackCommand::Import { stack, address, yes }) => {
             stack::import(&stack, &address, &aws, yes).await
+        }
+        Command::Keys(KeysCommand::Generate { out }) => report::keys_generate(out.as_deref()),
+        Command::Report(ReportCommand::Verify { store, key, output }) => {
+            report::verify(&store_dir(&store), key.as_deref(), Printer { format: output })
+        }
+        Command::Report(ReportCommand::List { store, output }) => {
+            report::list(&store_dir(&store), None, Printer { format: output })
+        }
+        Command::Report(ReportCommand::History { drill, store, output }) => {
+            report::history(&store_dir(&store), drill.as_deref(), Printer { format: output })
+        }
+        Command::Report(ReportCommand::Show { id, store, format }) => report::show(&store_dir(&store), &id, format),
+        Command::Report(ReportCommand::Controls { store, format }) => report::controls(&store_dir(&store), format),
+        Command::Report(ReportCommand::SignOff { id, reviewer, decision, note, store, signing_key }) => {
+            report::sign_off(&store_dir(&store), &id, &reviewer, decision, note, signing_key.as_deref())
+        }
+        Command::Runbook(RunbookCommand::Check { store, output }) => {
+            report::runbook_check(&store_dir(&store), Printer { format: output })
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut std::io::stdout());

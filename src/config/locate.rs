@@ -105,6 +105,12 @@ impl MarkedEventReceiver for Receiver {
     }
 }
 
+/// Where stackdrill keeps local state (locks, the default signing key): `$STACKDRILL_STATE_DIR`, else
+/// `.stackdrill` in the working directory.
+pub(crate) fn state_dir() -> std::path::PathBuf {
+    std::env::var_os("STACKDRILL_STATE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| ".stackdrill".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

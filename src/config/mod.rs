@@ -15,9 +15,10 @@ pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, P
 pub(crate) use drill::parse_drill;
 pub(crate) use drill::{
     AmcheckSpec, CanarySpec, CheckSpec, ChecksumSpec, DrillSpec, FreshnessSpec, LocalPostgresSpec, RestoreSpec,
-    RowCountSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance, load_drill,
+    RowCountSpec, ScheduleSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance, load_drill,
 };
 pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;
+pub(crate) use locate::state_dir;
 pub(crate) use stack::{AlarmKind, AlarmMetric, Purpose, ShieldMode, StackSpec, load_stack};
 pub(crate) use target::{TargetSpec, parse_target_flag};

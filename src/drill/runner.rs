@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use super::Cancel;
 use super::error::{DrillError, RestoreError};
@@ -29,6 +28,9 @@ pub(crate) struct RunOptions {
     pub(crate) reports_dir: PathBuf,
     pub(crate) trigger: String,
     pub(crate) aws: AwsSettings,
+    /// Signs each report (and its DSSE envelope) when set.
+    pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
+    pub(crate) participants: Vec<String>,
 }
 
 /// A finished drill: its report and where it was written.
@@ -193,13 +195,10 @@ impl<'a> RunCtx<'a> {
         run_id: String,
     ) -> Result<Self, DrillError> {
         let runbook = match &spec.runbook {
-            Some(p) => Some(FileRef {
-                path: p.display().to_string(),
-                sha256: Some(
-                    sha256_file(p)
-                        .map_err(|e| DrillError::Runbook { path: p.display().to_string(), detail: e.to_string() })?,
-                ),
-            }),
+            Some(p) => Some(
+                FileRef::of(p)
+                    .map_err(|e| DrillError::Runbook { path: p.display().to_string(), detail: e.to_string() })?,
+            ),
             None => None,
         };
         let password = read_secret(spec.source.as_ref().map(|s| &s.password))?;
@@ -514,7 +513,12 @@ impl RunCtx<'_> {
             tool: model::Tool { name: "stackdrill".into(), version: env!("CARGO_PKG_VERSION").into() },
             operator: operator(),
             trigger: self.opts.trigger.clone(),
-            drill_file: FileRef { path: spec.file.display().to_string(), sha256: sha256_file(&spec.file).ok() },
+            drill_file: FileRef::of(&spec.file).unwrap_or(FileRef {
+                path: spec.file.display().to_string(),
+                sha256: None,
+                git_commit: None,
+                git_dirty: false,
+            }),
             source: model::Source {
                 provider: provider.name().into(),
                 details: provider.describe().into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
@@ -545,9 +549,15 @@ impl RunCtx<'_> {
             teardown: model::TeardownRecord { status: td.status.into(), at: td.at, detail: td.detail },
             runbook: self.runbook.clone(),
             controls: spec.controls.clone(),
+            participants: self.opts.participants.clone(),
+            deviations: vec![],
+            previous_sha256: None,
+            signing: None,
         };
+        let mut report = report;
+        report.deviations = model::deviations(&report);
         let (_, clock) = self.start_phase("report");
-        let written = crate::report::write(&self.opts.reports_dir, &report)
+        let written = crate::report::write(&self.opts.reports_dir, &mut report, self.opts.signer.as_deref())
             .map_err(|e| format!("cannot write the report into `{}`: {e}", self.opts.reports_dir.display()));
         let (status, detail) = match &written {
             Ok(w) => ("passed", Some(w.json.display().to_string())),
@@ -610,11 +620,6 @@ fn new_run_id() -> String {
     let mut b = [0u8; 6];
     rand::thread_rng().fill_bytes(&mut b);
     hex::encode(b)
-}
-
-pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
 fn operator() -> String {

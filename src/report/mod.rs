@@ -1,8 +1,13 @@
-//! Drill reports: the v1 model, its Markdown rendering, and the directory store.
+//! Drill reports: the v1 model, its Markdown and HTML renderings, signatures, the hash chain, and the
+//! directory store.
 
-mod markdown;
+pub(crate) mod chain;
+pub(crate) mod html;
+pub(crate) mod markdown;
 pub(crate) mod model;
+pub(crate) mod sign;
 mod store;
 
 pub(crate) use model::{Report, Verdict};
-pub(crate) use store::{Written, atomic_write, resolve_dir, write};
+pub(crate) use sign::Signer;
+pub(crate) use store::{Written, atomic_write, resolve_dir, write, write_sign_off};

@@ -52,6 +52,117 @@ pub(crate) struct Report {
     pub(crate) teardown: TeardownRecord,
     pub(crate) runbook: Option<FileRef>,
     pub(crate) controls: Vec<String>,
+    /// Who took part besides the operator (`--participant`).
+    #[serde(default)]
+    pub(crate) participants: Vec<String>,
+    /// Where the drill departed from its runbook or objectives, each with what to do about it.
+    #[serde(default)]
+    pub(crate) deviations: Vec<Deviation>,
+    /// The sha256 of the report before this one in the same store (the hash chain); `None` for the first.
+    #[serde(default)]
+    pub(crate) previous_sha256: Option<String>,
+    /// The key that signed this report (the signature is beside it: `<report>.json.sig`, `.dsse.json`).
+    #[serde(default)]
+    pub(crate) signing: Option<SigningRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Deviation {
+    pub(crate) what: String,
+    pub(crate) remediation: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SigningRecord {
+    pub(crate) algorithm: String,
+    pub(crate) key_id: String,
+    pub(crate) fingerprint: String,
+    /// The raw Ed25519 public key, base64.
+    pub(crate) public_key: String,
+}
+
+impl FileRef {
+    /// The file's path, sha256, and (in a git repository) the commit that last changed it.
+    pub(crate) fn of(path: &std::path::Path) -> std::io::Result<FileRef> {
+        let sha256 = crate::report::chain::sha256_hex(&std::fs::read(path)?);
+        let (git_commit, git_dirty) = git_state(path);
+        Ok(FileRef { path: path.display().to_string(), sha256: Some(sha256), git_commit, git_dirty })
+    }
+}
+
+fn git_state(path: &std::path::Path) -> (Option<String>, bool) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().unwrap_or_default();
+    let git = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit =
+        git(&["log".as_ref(), "-1".as_ref(), "--format=%H".as_ref(), "--".as_ref(), name]).filter(|c| !c.is_empty());
+    let dirty = commit.is_some()
+        && git(&["status".as_ref(), "--porcelain".as_ref(), "--".as_ref(), name]).is_some_and(|s| !s.is_empty());
+    (commit, dirty)
+}
+
+/// Where a run departed from its objectives or procedure, each with what to do next.
+pub(crate) fn deviations(r: &Report) -> Vec<Deviation> {
+    use crate::drill::verify::CheckStatus;
+    let mut out = Vec::new();
+    for c in &r.checks {
+        let remediation = match c.status {
+            CheckStatus::Failed => {
+                "investigate the data difference before relying on this backup; re-run the drill after the fix"
+            }
+            CheckStatus::Error => {
+                "the check could not run: fix its cause (timeout, permissions, missing table) and re-run"
+            }
+            _ => continue,
+        };
+        out.push(Deviation {
+            what: format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail),
+            remediation: remediation.into(),
+        });
+    }
+    if r.measured.rto_seconds.is_some() && !r.measured.rto_met {
+        out.push(Deviation {
+            what: format!(
+                "RTO objective missed ({:.0} s > {:.0} s)",
+                r.measured.rto_seconds.unwrap_or(0.0),
+                r.objectives.rto_seconds
+            ),
+            remediation:
+                "review the restore phases' timings; raise the objective only with the service owner's sign-off".into(),
+        });
+    }
+    if r.measured.rpo_seconds.is_some() && !r.measured.rpo_met {
+        out.push(Deviation {
+            what: format!(
+                "RPO objective missed ({:.0} s > {:.0} s)",
+                r.measured.rpo_seconds.unwrap_or(0.0),
+                r.objectives.rpo_seconds
+            ),
+            remediation: "check WAL archiving / backup frequency for gaps before the target time".into(),
+        });
+    }
+    if r.teardown.status == "failed" {
+        out.push(Deviation {
+            what: format!("teardown failed: {}", r.teardown.detail),
+            remediation: "run `stackdrill drill cleanup` and confirm the scratch is gone".into(),
+        });
+    }
+    if r.drill_file.git_dirty {
+        out.push(Deviation {
+            what: "the drill file had uncommitted changes".into(),
+            remediation: "commit drill files before scheduled runs so the record names the exact procedure".into(),
+        });
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +175,12 @@ pub(crate) struct Tool {
 pub(crate) struct FileRef {
     pub(crate) path: String,
     pub(crate) sha256: Option<String>,
+    /// The git commit that last changed the file, when it is in a repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) git_commit: Option<String>,
+    /// The file differs from that commit (uncommitted changes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) git_dirty: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,13 +3,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::markdown;
-use super::model::Report;
+use super::model::{Report, SigningRecord};
+use super::{Signer, chain, markdown, sign};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Written {
     pub(crate) json: PathBuf,
     pub(crate) markdown: PathBuf,
+    pub(crate) html: PathBuf,
 }
 
 /// Where reports go: `--reports`, else `STACKDRILL_REPORTS`, else `reports/` under the working directory.
@@ -19,21 +20,59 @@ pub(crate) fn resolve_dir(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("reports"))
 }
 
-pub(crate) fn write(dir: &Path, report: &Report) -> std::io::Result<Written> {
-    std::fs::create_dir_all(dir)?;
+/// Writes the report into the store's hash chain: under the store's lock, links it to the entry before
+/// it, writes Markdown, HTML, the signature and DSSE envelope (when signing), then the JSON record, then
+/// the ledger line. An interruption before the ledger line leaves a report `report verify` flags as
+/// unchained, never a half-written file.
+pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<Written> {
+    use base64::Engine;
+    let mut chain = chain::begin(dir)?;
+    report.previous_sha256 = chain.previous();
+    report.signing = signer.map(|s| SigningRecord {
+        algorithm: "ed25519".into(),
+        key_id: s.key_id.clone(),
+        fingerprint: sign::fingerprint(&s.key_id),
+        public_key: base64::engine::general_purpose::STANDARD.encode(s.public()),
+    });
     let stamp = report.started_at.format("%Y%m%dT%H%M%SZ");
     let mut stem = format!("{stamp}-{}", report.drill);
     if dir.join(format!("{stem}.json")).exists() {
         stem = format!("{stem}-{}", report.id);
     }
-    let json = dir.join(format!("{stem}.json"));
+    let name = format!("{stem}.json");
+    let json = dir.join(&name);
     let md = dir.join(format!("{stem}.md"));
+    let html = dir.join(format!("{stem}.html"));
     let mut body = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     body.push(b'\n');
     atomic_write(&md, markdown::render(report).as_bytes())?;
-    // The JSON is the record; it lands last so that its presence means the drill's evidence is complete.
+    let trend = super::html::trend(dir, &report.drill, 20);
+    atomic_write(&html, super::html::render(report, &trend).as_bytes())?;
+    if let Some(s) = signer {
+        let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body));
+        atomic_write(&dir.join(format!("{name}.sig")), format!("{sig}\n").as_bytes())?;
+        let predicate = serde_json::json!({
+            "id": report.id, "drill": report.drill, "result": report.result.as_str(),
+            "started_at": report.started_at, "previous_sha256": report.previous_sha256,
+        });
+        let env = serde_json::to_vec_pretty(&s.envelope(&name, &body, predicate)).map_err(std::io::Error::other)?;
+        atomic_write(&dir.join(chain::dsse_name(&name)), &env)?;
+    }
+    // The JSON is the record; it lands after its renderings, and the ledger line after it.
     atomic_write(&json, &body)?;
-    Ok(Written { json, markdown: md })
+    chain.append(chain::Entry {
+        seq: 0,
+        kind: "report".into(),
+        id: report.id.clone(),
+        drill: report.drill.clone(),
+        result: report.result.as_str().into(),
+        file: name,
+        sha256: chain::sha256_hex(&body),
+        previous: None,
+        at: report.finished_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        key_id: signer.map(|s| s.key_id.clone()),
+    })?;
+    Ok(Written { json, markdown: md, html })
 }
 
 /// Writes `bytes` to `path` via a temporary sibling, fsyncs it, renames it, and fsyncs the directory.
@@ -49,4 +88,65 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// A reviewer's decision on a report, as a new chained (and, with a key, signed) entry: the report itself
+/// is never edited.
+pub(crate) fn write_sign_off(
+    dir: &Path,
+    report: &chain::Entry,
+    reviewer: &str,
+    decision: &str,
+    note: Option<String>,
+    signer: Option<&Signer>,
+) -> std::io::Result<PathBuf> {
+    use base64::Engine;
+    let mut chain = chain::begin(dir)?;
+    let now = chrono::Utc::now();
+    let id = format!("{}-signoff-{}", report.id, now.format("%Y%m%dT%H%M%SZ"));
+    let doc = serde_json::json!({
+        "schema": "stackdrill.sign-off/v1",
+        "id": id,
+        "report_id": report.id,
+        "report_file": report.file,
+        "report_sha256": report.sha256,
+        "drill": report.drill,
+        "reviewer": reviewer,
+        "decision": decision,
+        "note": note,
+        "at": now,
+        "previous_sha256": chain.previous(),
+        "signing": signer.map(|s| serde_json::json!({
+            "algorithm": "ed25519", "key_id": s.key_id, "fingerprint": sign::fingerprint(&s.key_id),
+            "public_key": base64::engine::general_purpose::STANDARD.encode(s.public()),
+        })),
+    });
+    let name = format!("{}.json", id);
+    let mut body = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+    body.push(b'\n');
+    if let Some(s) = signer {
+        let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body));
+        atomic_write(&dir.join(format!("{name}.sig")), format!("{sig}\n").as_bytes())?;
+        let env =
+            s.envelope(&name, &body, serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }));
+        atomic_write(
+            &dir.join(chain::dsse_name(&name)),
+            &serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?,
+        )?;
+    }
+    let path = dir.join(&name);
+    atomic_write(&path, &body)?;
+    chain.append(chain::Entry {
+        seq: 0,
+        kind: "sign-off".into(),
+        id,
+        drill: report.drill.clone(),
+        result: decision.into(),
+        file: name,
+        sha256: chain::sha256_hex(&body),
+        previous: None,
+        at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        key_id: signer.map(|s| s.key_id.clone()),
+    })?;
+    Ok(path)
 }

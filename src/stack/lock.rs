@@ -3,14 +3,9 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::path::PathBuf;
 
 pub(crate) struct StackLock {
     _file: File,
-}
-
-fn state_dir() -> PathBuf {
-    std::env::var_os("STACKDRILL_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".stackdrill"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +17,7 @@ pub(crate) enum LockError {
 }
 
 pub(crate) fn acquire(stack: &str) -> Result<StackLock, LockError> {
-    let dir = state_dir().join("locks");
+    let dir = crate::config::state_dir().join("locks");
     let path = dir.join(format!("stack-{stack}.lock"));
     let io = |source| LockError::Io { path: path.display().to_string(), source };
     std::fs::create_dir_all(&dir).map_err(io)?;

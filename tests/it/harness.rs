@@ -155,7 +155,13 @@ impl Demo {
     /// Every report written so far, oldest first.
     pub fn reports(&self) -> Vec<serde_json::Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.reports)
-            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                    .filter(|p| !p.to_string_lossy().ends_with(".dsse.json"))
+                    .collect()
+            })
             .unwrap_or_default();
         files.sort();
         files.iter().map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect()

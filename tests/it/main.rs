@@ -2,6 +2,7 @@
 
 mod aws_drill;
 mod config;
+mod evidence;
 mod harness;
 mod local_drill;
 mod moto;

@@ -115,7 +115,14 @@ fn provider(spec: &DrillSpec, backup: aws_sdk_backup::Client, rds: aws_sdk_rds::
 }
 
 fn opts(dir: &Path) -> RunOptions {
-    RunOptions { target: None, reports_dir: dir.to_path_buf(), trigger: "test".into(), aws: AwsSettings::default() }
+    RunOptions {
+        target: None,
+        reports_dir: dir.to_path_buf(),
+        trigger: "test".into(),
+        aws: AwsSettings::default(),
+        signer: None,
+        participants: vec![],
+    }
 }
 
 /// A wire-level RDS error (modeled errors injected by the mocks trip a debug assertion in the runtime).

@@ -1,0 +1,493 @@
+//! `report verify | list | history | show | controls | sign-off`, `keys generate`, `runbook check`: the
+//! evidence store as auditors read it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::anyhow;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::args::{ControlsFormat, Decision, ShowFormat};
+use super::{Failure, exit_codes};
+use crate::report::chain::{self, Entry};
+use crate::report::{Signer, sign};
+use crate::ui::Printer;
+
+fn io_failure(dir: &Path, e: std::io::Error) -> Failure {
+    Failure::could_not_run(anyhow!("cannot read the report store `{}`: {e}", dir.display()), None)
+}
+
+pub(super) fn keys_generate(out: Option<&Path>) -> Result<u8, Failure> {
+    let path = out.map(Path::to_path_buf).unwrap_or_else(sign::default_key_path);
+    let (public, id) = sign::generate(&path).map_err(|e| Failure::could_not_run(e, None))?;
+    println!("created {} (mode 0600) and {}", path.display(), public.display());
+    println!("key {}: reports are signed with it from now on; give auditors the .pub file", sign::fingerprint(&id));
+    Ok(exit_codes::OK)
+}
+
+/// A ledger entry with its report document (when readable).
+struct Row {
+    entry: Entry,
+    doc: Option<Value>,
+}
+
+fn rows(dir: &Path) -> Result<Vec<Row>, Failure> {
+    let entries = chain::read(dir).map_err(|e| io_failure(dir, e))?;
+    Ok(entries
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|entry| {
+            let doc = std::fs::read(dir.join(&entry.file)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            Row { entry, doc }
+        })
+        .collect())
+}
+
+fn secs(v: &Value) -> String {
+    v.as_f64().map(crate::config::human_seconds).unwrap_or_else(|| "-".into())
+}
+
+pub(super) fn verify(dir: &Path, key: Option<&Path>, printer: Printer) -> Result<u8, Failure> {
+    let public = match key {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", p.display()), None))?;
+            Some(sign::parse_public_pem(&text).ok_or_else(|| {
+                Failure::could_not_run(anyhow!("`{}` is not an Ed25519 public key (SPKI PEM)", p.display()), None)
+            })?)
+        }
+    };
+    let v = chain::verify(dir, public.as_deref()).map_err(|e| io_failure(dir, e))?;
+    if printer.is_json() {
+        printer.json(&v);
+    } else if v.problems.is_empty() {
+        let pinned =
+            if key.is_some() { "by the given key" } else { "by the keys the reports record (pin one with --key)" };
+        printer.line(format!(
+            "ok: {} entries in `{}`, the hash chain is intact, {} signed {pinned}",
+            v.entries,
+            dir.display(),
+            v.signed
+        ));
+    } else {
+        let first = &v.problems[0];
+        printer.line(format!("BROKEN: the first broken link is {}: {}", first.at, first.what));
+        for p in &v.problems[1..] {
+            printer.line(format!("  also {}: {}", p.at, p.what));
+        }
+    }
+    Ok(if v.problems.is_empty() { exit_codes::OK } else { exit_codes::NOT_VERIFIED })
+}
+
+#[derive(Serialize)]
+struct Listed {
+    seq: u64,
+    kind: String,
+    id: String,
+    drill: String,
+    result: String,
+    started_at: Option<String>,
+    rto_seconds: Option<f64>,
+    rpo_seconds: Option<f64>,
+    signed_by: Option<String>,
+    file: String,
+}
+
+fn listed(r: &Row) -> Listed {
+    let d = r.doc.as_ref();
+    Listed {
+        seq: r.entry.seq,
+        kind: r.entry.kind.clone(),
+        id: r.entry.id.clone(),
+        drill: r.entry.drill.clone(),
+        result: r.entry.result.clone(),
+        started_at: d.and_then(|d| d["started_at"].as_str()).map(str::to_string),
+        rto_seconds: d.and_then(|d| d["measured"]["rto_seconds"].as_f64()),
+        rpo_seconds: d.and_then(|d| d["measured"]["rpo_seconds"].as_f64()),
+        signed_by: r.entry.key_id.as_deref().map(sign::fingerprint),
+        file: r.entry.file.clone(),
+    }
+}
+
+pub(super) fn list(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
+    let all: Vec<Listed> = rows(dir)?.iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(listed).collect();
+    if printer.is_json() {
+        printer.json(&all);
+        return Ok(exit_codes::OK);
+    }
+    printer.line(format!(
+        "{:>4}  {:<9} {:<24} {:<8} {:<20} {:>9} {:>9}  {:<18} id",
+        "seq", "kind", "drill", "result", "started", "RTO", "RPO", "signed"
+    ));
+    for l in &all {
+        printer.line(format!(
+            "{:>4}  {:<9} {:<24} {:<8} {:<20} {:>9} {:>9}  {:<18} {}",
+            l.seq,
+            l.kind,
+            l.drill,
+            l.result,
+            l.started_at.as_deref().map(|s| &s[..19.min(s.len())]).unwrap_or("-"),
+            secs(&serde_json::json!(l.rto_seconds)),
+            secs(&serde_json::json!(l.rpo_seconds)),
+            l.signed_by.as_deref().map(|f| &f[..18.min(f.len())]).unwrap_or("unsigned"),
+            l.id
+        ));
+    }
+    if all.is_empty() {
+        printer.line(format!("(no reports in `{}`)", dir.display()));
+    }
+    Ok(exit_codes::OK)
+}
+
+/// `▁▂▃▄▅▆▇█` scaled to the largest value; `·` where a run has no RTO.
+pub(crate) fn sparkline(values: &[Option<f64>]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().flatten().copied().fold(0.0, f64::max);
+    values
+        .iter()
+        .map(|v| match v {
+            None => '·',
+            Some(_) if max <= 0.0 => BARS[0],
+            Some(v) => BARS[((v / max) * 7.0).round().clamp(0.0, 7.0) as usize],
+        })
+        .collect()
+}
+
+pub(super) fn history(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
+    let all = rows(dir)?;
+    let mut by_drill: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+    for r in all.iter().filter(|r| r.entry.kind == "report" && drill.is_none_or(|d| r.entry.drill == d)) {
+        by_drill.entry(&r.entry.drill).or_default().push(r);
+    }
+    if printer.is_json() {
+        #[derive(Serialize)]
+        struct H {
+            drill: String,
+            runs: Vec<Listed>,
+            sparkline: String,
+        }
+        let out: Vec<H> = by_drill
+            .iter()
+            .map(|(d, rs)| H {
+                drill: d.to_string(),
+                runs: rs.iter().map(|r| listed(r)).collect(),
+                sparkline: sparkline(&rs.iter().map(|r| listed(r).rto_seconds).collect::<Vec<_>>()),
+            })
+            .collect();
+        printer.json(&out);
+        return Ok(exit_codes::OK);
+    }
+    for (d, rs) in &by_drill {
+        let passed = rs.iter().filter(|r| r.entry.result == "passed").count();
+        let rtos: Vec<Option<f64>> = rs.iter().map(|r| listed(r).rto_seconds).collect();
+        printer.line(format!("{d}: {} runs, {passed} passed   RTO trend {}", rs.len(), sparkline(&rtos)));
+        for r in rs {
+            let l = listed(r);
+            printer.line(format!(
+                "  {}  {:<7} RTO {:>9}  RPO {:>9}  {}",
+                l.started_at.as_deref().map(|s| &s[..19.min(s.len())]).unwrap_or("-"),
+                l.result,
+                secs(&serde_json::json!(l.rto_seconds)),
+                secs(&serde_json::json!(l.rpo_seconds)),
+                l.id
+            ));
+        }
+    }
+    if by_drill.is_empty() {
+        printer.line(format!(
+            "(no runs{} in `{}`)",
+            drill.map(|d| format!(" of `{d}`")).unwrap_or_default(),
+            dir.display()
+        ));
+    }
+    Ok(exit_codes::OK)
+}
+
+fn find<'a>(rows: &'a [Row], id: &str) -> Result<&'a Row, Failure> {
+    let hits: Vec<&Row> = rows.iter().filter(|r| r.entry.kind == "report" && r.entry.id.starts_with(id)).collect();
+    match hits.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Failure::could_not_run(anyhow!("no report with id `{id}` in the store"), None)),
+        many => {
+            Err(Failure::could_not_run(anyhow!("`{id}` matches {} reports; give more of the id", many.len()), None))
+        }
+    }
+}
+
+pub(super) fn show(dir: &Path, id: &str, format: ShowFormat) -> Result<u8, Failure> {
+    let all = rows(dir)?;
+    let r = find(&all, id)?;
+    let stem = r.entry.file.trim_end_matches(".json");
+    let ext = match format {
+        ShowFormat::Md => "md",
+        ShowFormat::Html => "html",
+        ShowFormat::Json => "json",
+    };
+    let path = dir.join(format!("{stem}.{ext}"));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", path.display()), None))?;
+    print!("{text}");
+    Ok(exit_codes::OK)
+}
+
+/// Drill specs from `drills/` that load (for cadence and runbooks); problems are returned as text.
+fn drill_specs() -> (Vec<crate::config::DrillSpec>, Vec<String>) {
+    let mut specs = Vec::new();
+    let mut problems = Vec::new();
+    let Ok(files) = super::drill::yaml_files("drills") else { return (specs, problems) };
+    for f in files {
+        match crate::config::load_drill(&f) {
+            Ok(s) => specs.push(s),
+            Err(errs) => problems.push(format!("`{}`: {} problem(s)", f.display(), errs.len())),
+        }
+    }
+    (specs, problems)
+}
+
+#[derive(Serialize)]
+struct ControlRun {
+    drill: String,
+    id: String,
+    started_at: Option<String>,
+    result: String,
+    rto: String,
+    rpo: String,
+    signature: String,
+    chain: String,
+    sign_off: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Missed {
+    drill: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct Control {
+    control: String,
+    runs: Vec<ControlRun>,
+    missed: Vec<Missed>,
+}
+
+pub(super) fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
+    let all = rows(dir)?;
+    let verified = chain::verify(dir, None).map_err(|e| io_failure(dir, e))?;
+    let broken: std::collections::HashSet<u64> = verified.problems.iter().filter_map(|p| p.seq).collect();
+    let sign_offs: BTreeMap<String, String> = all
+        .iter()
+        .filter(|r| r.entry.kind == "sign-off")
+        .filter_map(|r| {
+            let d = r.doc.as_ref()?;
+            Some((d["report_id"].as_str()?.to_string(), format!("{} by {}", r.entry.result, d["reviewer"].as_str()?)))
+        })
+        .collect();
+    let (specs, _) = drill_specs();
+    let mut by_control: BTreeMap<String, Control> = BTreeMap::new();
+    for r in all.iter().filter(|r| r.entry.kind == "report") {
+        let Some(d) = &r.doc else { continue };
+        let met = |k: &str, m: &str| match (d["measured"][k].as_f64(), d["measured"][m].as_bool()) {
+            (None, _) => "not measured".to_string(),
+            (Some(v), Some(true)) => format!("{} met", crate::config::human_seconds(v)),
+            (Some(v), _) => format!("{} MISSED", crate::config::human_seconds(v)),
+        };
+        let run = |r: &Row| ControlRun {
+            drill: r.entry.drill.clone(),
+            id: r.entry.id.clone(),
+            started_at: d["started_at"].as_str().map(str::to_string),
+            result: r.entry.result.clone(),
+            rto: met("rto_seconds", "rto_met"),
+            rpo: met("rpo_seconds", "rpo_met"),
+            signature: match &r.entry.key_id {
+                None => "unsigned".into(),
+                Some(_) if broken.contains(&r.entry.seq) => "BROKEN".into(),
+                Some(k) => format!("ok {}", &sign::fingerprint(k)[..18]),
+            },
+            chain: if broken.contains(&r.entry.seq) { "BROKEN".into() } else { "ok".into() },
+            sign_off: sign_offs.get(&r.entry.id).cloned(),
+        };
+        for c in d["controls"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            by_control
+                .entry(c.to_string())
+                .or_insert_with(|| Control { control: c.to_string(), runs: vec![], missed: vec![] })
+                .runs
+                .push(run(r));
+        }
+    }
+    // A period between two scheduled occurrences without a passed run is a missed cadence, from the
+    // drill's first report until now.
+    let now = Utc::now();
+    for s in &specs {
+        let Some(sched) = &s.schedule else { continue };
+        let runs: Vec<(DateTime<Utc>, bool)> = all
+            .iter()
+            .filter(|r| r.entry.kind == "report" && r.entry.drill == s.name)
+            .filter_map(|r| {
+                let at: DateTime<Utc> = serde_json::from_value(r.doc.as_ref()?["started_at"].clone()).ok()?;
+                Some((at, r.entry.result == "passed"))
+            })
+            .collect();
+        let Some(first) = runs.iter().map(|(t, _)| *t).min() else { continue };
+        let occ = crate::schedule::occurrences(sched, first, now, 1000);
+        let mut missed = Vec::new();
+        for w in occ.windows(2) {
+            if !runs.iter().any(|(t, ok)| *ok && *t >= w[0] && *t < w[1]) {
+                missed.push(Missed { drill: s.name.clone(), from: w[0], to: w[1] });
+            }
+        }
+        for c in &s.controls {
+            let entry = by_control.entry(c.clone()).or_insert_with(|| Control {
+                control: c.clone(),
+                runs: vec![],
+                missed: vec![],
+            });
+            entry.missed.extend(missed.iter().map(|m| Missed { drill: m.drill.clone(), from: m.from, to: m.to }));
+        }
+    }
+    let controls: Vec<Control> = by_control.into_values().collect();
+    match format {
+        ControlsFormat::Json => println!("{}", serde_json::to_string_pretty(&controls).unwrap_or_default()),
+        ControlsFormat::Md => {
+            println!(
+                "# Controls matrix\n\nFrom `{}`; chain: {}.\n",
+                dir.display(),
+                if verified.problems.is_empty() { "intact" } else { "BROKEN (run `stackdrill report verify`)" }
+            );
+            for c in &controls {
+                println!(
+                    "## {}\n\n| drill | run | started | result | RTO | RPO | signature | chain | sign-off |\n|---|---|---|---|---|---|---|---|---|",
+                    c.control
+                );
+                for r in &c.runs {
+                    println!(
+                        "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                        r.drill,
+                        r.id,
+                        r.started_at.as_deref().unwrap_or("-"),
+                        r.result,
+                        r.rto,
+                        r.rpo,
+                        r.signature,
+                        r.chain,
+                        r.sign_off.as_deref().unwrap_or("—")
+                    );
+                }
+                for m in &c.missed {
+                    println!(
+                        "| {} | — | {} → {} | **missed cadence** | | | | | |",
+                        m.drill,
+                        m.from.format("%Y-%m-%d %H:%M"),
+                        m.to.format("%Y-%m-%d %H:%M")
+                    );
+                }
+                println!();
+            }
+        }
+    }
+    Ok(exit_codes::OK)
+}
+
+pub(super) fn sign_off(
+    dir: &Path,
+    id: &str,
+    reviewer: &str,
+    decision: Decision,
+    note: Option<String>,
+    key: Option<&Path>,
+) -> Result<u8, Failure> {
+    let all = rows(dir)?;
+    let r = find(&all, id)?;
+    let signer = Signer::configured(key).map_err(|e| Failure::could_not_run(e, None))?;
+    let decision = match decision {
+        Decision::Approved => "approved",
+        Decision::Rejected => "rejected",
+    };
+    let written = crate::report::write_sign_off(dir, &r.entry, reviewer, decision, note, signer.as_ref())
+        .map_err(|e| Failure::could_not_run(anyhow!("cannot write the sign-off: {e}"), None))?;
+    println!("{decision} by {reviewer}: recorded as {} (chained after the latest entry)", written.display());
+    Ok(exit_codes::OK)
+}
+
+#[derive(Serialize)]
+struct RunbookFinding {
+    drill: String,
+    runbook: Option<String>,
+    problem: String,
+}
+
+pub(super) fn runbook_check(dir: &Path, printer: Printer) -> Result<u8, Failure> {
+    let (specs, bad) = drill_specs();
+    let all = rows(dir)?;
+    let now = Utc::now();
+    let mut findings = Vec::new();
+    for s in &specs {
+        let runbook = s.runbook.as_ref().map(|p| p.display().to_string());
+        match &s.runbook {
+            None => findings.push(RunbookFinding {
+                drill: s.name.clone(),
+                runbook: None,
+                problem: "cites no runbook".into(),
+            }),
+            Some(p) if !p.is_file() => findings.push(RunbookFinding {
+                drill: s.name.clone(),
+                runbook: runbook.clone(),
+                problem: format!("cites `{}`, which does not exist", p.display()),
+            }),
+            Some(_) => {}
+        }
+        let Some(sched) = &s.schedule else { continue };
+        let Some(due) = crate::schedule::last_at_or_before(sched, now) else { continue };
+        let gap = crate::schedule::cadence(sched, now).unwrap_or_default();
+        let last_pass: Option<DateTime<Utc>> = all
+            .iter()
+            .filter(|r| r.entry.kind == "report" && r.entry.drill == s.name && r.entry.result == "passed")
+            .filter_map(|r| serde_json::from_value(r.doc.as_ref()?["started_at"].clone()).ok())
+            .max();
+        // Overdue: no pass since the occurrence before the latest one (one cadence of grace).
+        let overdue = match last_pass {
+            None => true,
+            Some(t) => t < due - gap,
+        };
+        if overdue {
+            findings.push(RunbookFinding {
+                drill: s.name.clone(),
+                runbook,
+                problem: match last_pass {
+                    None => format!(
+                        "no passed run in `{}`; scheduled every {}",
+                        dir.display(),
+                        humantime::format_duration(gap.to_std().unwrap_or_default())
+                    ),
+                    Some(t) => format!(
+                        "last passed {t}; scheduled every {}",
+                        humantime::format_duration(gap.to_std().unwrap_or_default())
+                    ),
+                },
+            });
+        }
+    }
+    for b in &bad {
+        findings.push(RunbookFinding {
+            drill: "-".into(),
+            runbook: None,
+            problem: format!("drill file does not load: {b}"),
+        });
+    }
+    if printer.is_json() {
+        printer.json(&findings);
+    } else if findings.is_empty() {
+        printer.line(format!(
+            "ok: every drill cites an existing runbook and has passed within its cadence ({} drills)",
+            specs.len()
+        ));
+    } else {
+        for f in &findings {
+            printer.line(format!("{:<24} {:<40} {}", f.drill, f.runbook.as_deref().unwrap_or("-"), f.problem));
+        }
+    }
+    Ok(if findings.is_empty() { exit_codes::OK } else { exit_codes::NOT_VERIFIED })
+}

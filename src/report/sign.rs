@@ -1,0 +1,243 @@
+//! Ed25519 signatures on reports: a detached signature over the report's bytes (`<report>.json.sig`,
+//! base64) and a DSSE envelope carrying an in-toto statement whose subject is the report
+//! (`<report>.dsse.json`), so standard tooling (openssl, in-toto, sigstore's DSSE libraries) can check it.
+//!
+//! The private key is PKCS#8 in a PEM file (mode 0600) or in `STACKDRILL_SIGNING_KEY` (the PEM text); the
+//! public key is SPKI PEM. A key's id is the SHA-256 of its raw 32-byte public key, hex.
+
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub(crate) const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub(crate) const PREDICATE_TYPE: &str = "https://github.com/stackdrill/stackdrill/drill-report/v1";
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410); the raw key follows.
+const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+pub(crate) const KEY_ENV: &str = "STACKDRILL_SIGNING_KEY";
+pub(crate) const KEY_FILE_ENV: &str = "STACKDRILL_SIGNING_KEY_FILE";
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SignError {
+    #[error("cannot read the signing key `{path}`: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("the signing key {from} is not an Ed25519 PKCS#8 PEM key: {why}")]
+    Bad { from: String, why: String },
+    #[error("cannot write `{path}`: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("the signing key `{path}` is readable by others (mode {mode:o}); chmod 600 it")]
+    Exposed { path: String, mode: u32 },
+}
+
+pub(crate) struct Signer {
+    pair: Ed25519KeyPair,
+    pub(crate) key_id: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+/// Where `keys generate` puts the key by default: `<state dir>/keys/signing.key`.
+pub(crate) fn default_key_path() -> PathBuf {
+    crate::config::state_dir().join("keys").join("signing.key")
+}
+
+pub(crate) fn key_id(public: &[u8]) -> String {
+    hex::encode(Sha256::digest(public))
+}
+
+/// `SHA256:ab12…` (first 16 bytes of the key id), as reports and the HTML show it.
+pub(crate) fn fingerprint(key_id: &str) -> String {
+    format!("SHA256:{}", &key_id[..32.min(key_id.len())])
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = B64.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+fn unpem(text: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let body = text.split(&begin).nth(1)?.split(&end).next()?;
+    B64.decode(body.split_whitespace().collect::<String>()).ok()
+}
+
+pub(crate) fn public_pem(public: &[u8]) -> String {
+    let mut der = SPKI_PREFIX.to_vec();
+    der.extend_from_slice(public);
+    pem("PUBLIC KEY", &der)
+}
+
+/// The raw public key from SPKI PEM.
+pub(crate) fn parse_public_pem(text: &str) -> Option<Vec<u8>> {
+    let der = unpem(text, "PUBLIC KEY")?;
+    (der.len() == 44 && der[..12] == SPKI_PREFIX).then(|| der[12..].to_vec())
+}
+
+/// A new key pair: `path` (private, 0600) and `path.pub`. Refuses to overwrite.
+pub(crate) fn generate(path: &Path) -> Result<(PathBuf, String), SignError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let w = |source| SignError::Write { path: path.display().to_string(), source };
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|e| SignError::Bad { from: "generated".into(), why: e.to_string() })?;
+    let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref())
+        .map_err(|e| SignError::Bad { from: "generated".into(), why: e.to_string() })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(w)?;
+    }
+    // PKCS#8 v1 (the seed only): what OpenSSL and most tools read.
+    let v1 = pair.to_pkcs8v1().map_err(|e| SignError::Bad { from: "generated".into(), why: e.to_string() })?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(w)?;
+    f.write_all(pem("PRIVATE KEY", v1.as_ref()).as_bytes()).map_err(w)?;
+    f.sync_all().map_err(w)?;
+    let public = pair.public_key().as_ref().to_vec();
+    let pub_path = PathBuf::from(format!("{}.pub", path.display()));
+    crate::report::atomic_write(&pub_path, public_pem(&public).as_bytes())
+        .map_err(|source| SignError::Write { path: pub_path.display().to_string(), source })?;
+    Ok((pub_path, key_id(&public)))
+}
+
+impl Signer {
+    pub(crate) fn from_pem(text: &str, from: &str) -> Result<Signer, SignError> {
+        let bad = |why: String| SignError::Bad { from: from.to_string(), why };
+        let der = unpem(text, "PRIVATE KEY").ok_or_else(|| bad("no PRIVATE KEY block".into()))?;
+        let pair = Ed25519KeyPair::from_pkcs8(&der)
+            .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der))
+            .map_err(|e| bad(e.to_string()))?;
+        let key_id = key_id(pair.public_key().as_ref());
+        Ok(Signer { pair, key_id })
+    }
+
+    /// The key from `path`, else `STACKDRILL_SIGNING_KEY` (PEM text), else `STACKDRILL_SIGNING_KEY_FILE`,
+    /// else the default key file if it exists; `None` when none is configured (reports are then unsigned,
+    /// and say so).
+    pub(crate) fn configured(path: Option<&Path>) -> Result<Option<Signer>, SignError> {
+        let file = path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(KEY_FILE_ENV).map(PathBuf::from))
+            .or_else(|| Some(default_key_path()).filter(|p| p.is_file()));
+        if path.is_none()
+            && let Ok(text) = std::env::var(KEY_ENV)
+        {
+            return Signer::from_pem(&text, &format!("in {KEY_ENV}")).map(Some);
+        }
+        let Some(file) = file else { return Ok(None) };
+        use std::os::unix::fs::MetadataExt;
+        let read = |source| SignError::Read { path: file.display().to_string(), source };
+        let mode = std::fs::metadata(&file).map_err(read)?.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(SignError::Exposed { path: file.display().to_string(), mode });
+        }
+        let text = std::fs::read_to_string(&file).map_err(read)?;
+        Signer::from_pem(&text, &format!("`{}`", file.display())).map(Some)
+    }
+
+    pub(crate) fn public(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    pub(crate) fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.pair.sign(msg).as_ref().to_vec()
+    }
+
+    /// The DSSE envelope over an in-toto statement naming `subject` (file name) with its sha256.
+    pub(crate) fn envelope(&self, subject: &str, bytes: &[u8], predicate: serde_json::Value) -> Envelope {
+        let statement = serde_json::json!({
+            "_type": STATEMENT_TYPE,
+            "subject": [{ "name": subject, "digest": { "sha256": hex::encode(Sha256::digest(bytes)) } }],
+            "predicateType": PREDICATE_TYPE,
+            "predicate": predicate,
+        });
+        let payload = serde_json::to_vec(&statement).unwrap_or_default();
+        let sig = self.sign(&pae(PAYLOAD_TYPE, &payload));
+        Envelope {
+            payload_type: PAYLOAD_TYPE.into(),
+            payload: B64.encode(&payload),
+            signatures: vec![EnvelopeSignature { keyid: self.key_id.clone(), sig: B64.encode(sig) }],
+        }
+    }
+}
+
+/// DSSE v1 pre-authentication encoding.
+pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    #[serde(rename = "payloadType")]
+    pub(crate) payload_type: String,
+    pub(crate) payload: String,
+    pub(crate) signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EnvelopeSignature {
+    pub(crate) keyid: String,
+    pub(crate) sig: String,
+}
+
+pub(crate) fn verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ED25519, public).verify(msg, sig).is_ok()
+}
+
+/// Checks a detached base64 signature and an envelope against `bytes`; `Err` says what is wrong.
+pub(crate) fn verify_files(public: &[u8], bytes: &[u8], sig_b64: &str, envelope: Option<&str>) -> Result<(), String> {
+    let sig = B64.decode(sig_b64.trim()).map_err(|_| "the signature is not base64".to_string())?;
+    if !verify(public, bytes, &sig) {
+        return Err("the signature does not match the report".into());
+    }
+    if let Some(text) = envelope {
+        let env: Envelope = serde_json::from_str(text).map_err(|e| format!("the DSSE envelope is unreadable: {e}"))?;
+        let payload = B64.decode(&env.payload).map_err(|_| "the envelope payload is not base64".to_string())?;
+        let ok = env
+            .signatures
+            .iter()
+            .any(|s| B64.decode(&s.sig).is_ok_and(|sig| verify(public, &pae(&env.payload_type, &payload), &sig)));
+        if !ok {
+            return Err("the DSSE envelope's signature does not verify".into());
+        }
+        let statement: serde_json::Value = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+        let digest = statement["subject"][0]["digest"]["sha256"].as_str().unwrap_or_default();
+        if digest != hex::encode(Sha256::digest(bytes)) {
+            return Err("the in-toto statement names another report digest".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_signs_and_verifies_and_tampering_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k/signing.key");
+        let (pub_path, id) = generate(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert!(generate(&path).is_err(), "never overwrites a key");
+        let s = Signer::configured(Some(&path)).unwrap().unwrap();
+        assert_eq!(s.key_id, id);
+        let public = parse_public_pem(&std::fs::read_to_string(pub_path).unwrap()).unwrap();
+        let sig = B64.encode(s.sign(b"report"));
+        let env = serde_json::to_string(&s.envelope("r.json", b"report", serde_json::json!({}))).unwrap();
+        assert!(verify_files(&public, b"report", &sig, Some(&env)).is_ok());
+        assert!(verify_files(&public, b"rep0rt", &sig, None).is_err());
+        assert!(verify_files(&public, b"rep0rt", &B64.encode(s.sign(b"rep0rt")), Some(&env)).is_err());
+    }
+}
