@@ -82,9 +82,13 @@ pub(crate) struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ReportArgs {
-    /// Report directory (default: $STACKDRILL_REPORTS, else ./reports)
+    /// Report store: a directory, or s3://bucket/prefix (a bucket with Object Lock) (default:
+    /// $STACKDRILL_REPORTS, else ./reports)
     #[arg(long)]
     pub(crate) reports: Option<PathBuf>,
+    /// How long an s3:// store locks each report (Object Lock, compliance mode)
+    #[arg(long, default_value = "400d", env = "STACKDRILL_REPORTS_RETAIN", value_parser = humantime::parse_duration)]
+    pub(crate) retain: std::time::Duration,
     /// Ed25519 key that signs reports (default: $STACKDRILL_SIGNING_KEY (PEM), $STACKDRILL_SIGNING_KEY_FILE,
     /// else .stackdrill/keys/signing.key if it exists)
     #[arg(long)]
@@ -218,7 +222,7 @@ pub(crate) struct RunArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
-    /// Report directory (default: $STACKDRILL_REPORTS, else ./reports)
+    /// Report store: a directory or s3://bucket/prefix (default: $STACKDRILL_REPORTS, else ./reports)
     #[arg(long)]
     pub(crate) reports: Option<PathBuf>,
 }

@@ -22,6 +22,7 @@ pub(crate) struct DemoSettings {
     pub(crate) quiet: bool,
     pub(crate) aws: crate::aws::AwsSettings,
     pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
+    pub(crate) retain: std::time::Duration,
 }
 
 fn demo_failure(e: DemoError) -> Failure {
@@ -80,6 +81,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
             aws: s.aws.clone(),
             signer: s.signer.clone(),
             participants: vec![],
+            retain: s.retain,
         };
         let outcome = engine::run(&spec, &opts, events.clone(), cancel.clone()).await;
         let _ = stop.send(true);

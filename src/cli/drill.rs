@@ -223,6 +223,7 @@ pub(crate) struct RunSettings {
     pub(crate) aws: crate::aws::AwsSettings,
     pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
     pub(crate) participants: Vec<String>,
+    pub(crate) retain: std::time::Duration,
 }
 
 /// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
@@ -305,6 +306,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         aws: settings.aws.clone(),
         signer: settings.signer.clone(),
         participants: settings.participants.clone(),
+        retain: settings.retain,
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
     let mut set = tokio::task::JoinSet::new();

@@ -9,7 +9,7 @@ mod stack;
 
 use anyhow::anyhow;
 pub(crate) use args::Cli;
-use args::{Command, DrillCommand, KeysCommand, ReportCommand, RunbookCommand, StackCommand};
+use args::{Command, DrillCommand, KeysCommand, RunbookCommand, StackCommand};
 use clap::CommandFactory;
 
 use crate::ui::{self, Printer};
@@ -32,10 +32,6 @@ impl From<crate::drill::DrillError> for Failure {
         let hint = e.hint();
         Failure::could_not_run(e, hint)
     }
-}
-
-fn store_dir(a: &args::StoreArgs) -> std::path::PathBuf {
-    crate::report::resolve_dir(a.reports.as_deref())
 }
 
 fn signer(a: &args::ReportArgs) -> Result<Option<std::sync::Arc<crate::report::Signer>>, Failure> {
@@ -65,6 +61,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 quiet,
                 aws,
                 signer: signer(&a.report)?,
+                retain: a.report.retain,
             };
             demo::demo(settings, Printer { format: a.output }).await
         }
@@ -88,6 +85,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 aws,
                 signer: signer(&a.report)?,
                 participants: a.participants,
+                retain: a.report.retain,
             };
             drill::run(settings, Printer { format: a.output }).await
         }
@@ -110,22 +108,10 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             stack::import(&stack, &address, &aws, yes).await
         }
         Command::Keys(KeysCommand::Generate { out }) => report::keys_generate(out.as_deref()),
-        Command::Report(ReportCommand::Verify { store, key, output }) => {
-            report::verify(&store_dir(&store), key.as_deref(), Printer { format: output })
-        }
-        Command::Report(ReportCommand::List { store, output }) => {
-            report::list(&store_dir(&store), None, Printer { format: output })
-        }
-        Command::Report(ReportCommand::History { drill, store, output }) => {
-            report::history(&store_dir(&store), drill.as_deref(), Printer { format: output })
-        }
-        Command::Report(ReportCommand::Show { id, store, format }) => report::show(&store_dir(&store), &id, format),
-        Command::Report(ReportCommand::Controls { store, format }) => report::controls(&store_dir(&store), format),
-        Command::Report(ReportCommand::SignOff { id, reviewer, decision, note, store, signing_key }) => {
-            report::sign_off(&store_dir(&store), &id, &reviewer, decision, note, signing_key.as_deref())
-        }
+        Command::Report(cmd) => report::run(cmd, &aws).await,
         Command::Runbook(RunbookCommand::Check { store, output }) => {
-            report::runbook_check(&store_dir(&store), Printer { format: output })
+            let view = report::open(&store, &aws).await?;
+            report::runbook_check(&view.dir, Printer { format: output })
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut std::io::stdout());

@@ -9,11 +9,61 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::args::{ControlsFormat, Decision, ShowFormat};
+use super::args::{ControlsFormat, Decision, ReportCommand, ShowFormat, StoreArgs};
 use super::{Failure, exit_codes};
 use crate::report::chain::{self, Entry};
 use crate::report::{Signer, sign};
 use crate::ui::Printer;
+
+/// A store as a local directory: the directory itself, or an `s3://` store downloaded into a temporary
+/// directory (removed on drop).
+pub(super) struct View {
+    pub(super) dir: std::path::PathBuf,
+    s3: Option<String>,
+    temporary: bool,
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Result<View, Failure> {
+    let dir = crate::report::resolve_dir(store.reports.as_deref());
+    if !crate::report::s3::is_url(&dir) {
+        return Ok(View { dir, s3: None, temporary: false });
+    }
+    let url = dir.display().to_string();
+    let s3 = crate::report::s3::S3Store::connect(&url, aws, std::time::Duration::ZERO)
+        .await
+        .map_err(|e| Failure::could_not_run(anyhow!("{e}"), None))?;
+    let tmp = std::env::temp_dir().join(format!("stackdrill-store-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&tmp).map_err(|e| io_failure(&tmp, e))?;
+    let view = View { dir: tmp, s3: Some(url), temporary: true };
+    s3.download(&view.dir).await.map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", dir.display()), None))?;
+    Ok(view)
+}
+
+pub(super) async fn run(cmd: ReportCommand, aws: &crate::aws::AwsSettings) -> Result<u8, Failure> {
+    match cmd {
+        ReportCommand::Verify { store, key, output } => {
+            verify(&open(&store, aws).await?.dir, key.as_deref(), Printer { format: output })
+        }
+        ReportCommand::List { store, output } => list(&open(&store, aws).await?.dir, None, Printer { format: output }),
+        ReportCommand::History { drill, store, output } => {
+            history(&open(&store, aws).await?.dir, drill.as_deref(), Printer { format: output })
+        }
+        ReportCommand::Show { id, store, format } => show(&open(&store, aws).await?.dir, &id, format),
+        ReportCommand::Controls { store, format } => controls(&open(&store, aws).await?.dir, format),
+        ReportCommand::SignOff { id, reviewer, decision, note, store, signing_key } => {
+            let view = open(&store, aws).await?;
+            sign_off(&view, aws, &id, &reviewer, decision, note, signing_key.as_deref()).await
+        }
+    }
+}
 
 fn io_failure(dir: &Path, e: std::io::Error) -> Failure {
     Failure::could_not_run(anyhow!("cannot read the report store `{}`: {e}", dir.display()), None)
@@ -49,7 +99,7 @@ fn secs(v: &Value) -> String {
     v.as_f64().map(crate::config::human_seconds).unwrap_or_else(|| "-".into())
 }
 
-pub(super) fn verify(dir: &Path, key: Option<&Path>, printer: Printer) -> Result<u8, Failure> {
+fn verify(dir: &Path, key: Option<&Path>, printer: Printer) -> Result<u8, Failure> {
     let public = match key {
         None => None,
         Some(p) => {
@@ -112,7 +162,7 @@ fn listed(r: &Row) -> Listed {
     }
 }
 
-pub(super) fn list(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
+fn list(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
     let all: Vec<Listed> = rows(dir)?.iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(listed).collect();
     if printer.is_json() {
         printer.json(&all);
@@ -156,7 +206,7 @@ pub(crate) fn sparkline(values: &[Option<f64>]) -> String {
         .collect()
 }
 
-pub(super) fn history(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
+fn history(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
     let all = rows(dir)?;
     let mut by_drill: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in all.iter().filter(|r| r.entry.kind == "report" && drill.is_none_or(|d| r.entry.drill == d)) {
@@ -217,7 +267,7 @@ fn find<'a>(rows: &'a [Row], id: &str) -> Result<&'a Row, Failure> {
     }
 }
 
-pub(super) fn show(dir: &Path, id: &str, format: ShowFormat) -> Result<u8, Failure> {
+fn show(dir: &Path, id: &str, format: ShowFormat) -> Result<u8, Failure> {
     let all = rows(dir)?;
     let r = find(&all, id)?;
     let stem = r.entry.file.trim_end_matches(".json");
@@ -274,7 +324,7 @@ struct Control {
     missed: Vec<Missed>,
 }
 
-pub(super) fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
+fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
     let all = rows(dir)?;
     let verified = chain::verify(dir, None).map_err(|e| io_failure(dir, e))?;
     let broken: std::collections::HashSet<u64> = verified.problems.iter().filter_map(|p| p.seq).collect();
@@ -391,14 +441,16 @@ pub(super) fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure
     Ok(exit_codes::OK)
 }
 
-pub(super) fn sign_off(
-    dir: &Path,
+async fn sign_off(
+    view: &View,
+    aws: &crate::aws::AwsSettings,
     id: &str,
     reviewer: &str,
     decision: Decision,
     note: Option<String>,
     key: Option<&Path>,
 ) -> Result<u8, Failure> {
+    let dir = &view.dir;
     let all = rows(dir)?;
     let r = find(&all, id)?;
     let signer = Signer::configured(key).map_err(|e| Failure::could_not_run(e, None))?;
@@ -406,9 +458,20 @@ pub(super) fn sign_off(
         Decision::Approved => "approved",
         Decision::Rejected => "rejected",
     };
-    let written = crate::report::write_sign_off(dir, &r.entry, reviewer, decision, note, signer.as_ref())
-        .map_err(|e| Failure::could_not_run(anyhow!("cannot write the sign-off: {e}"), None))?;
-    println!("{decision} by {reviewer}: recorded as {} (chained after the latest entry)", written.display());
+    let written = match &view.s3 {
+        None => crate::report::write_sign_off(dir, &r.entry, reviewer, decision, note, signer.as_ref())
+            .map(|p| p.display().to_string())
+            .map_err(|e| e.to_string()),
+        Some(url) => {
+            let retain = std::time::Duration::from_secs(400 * 86400);
+            match crate::report::s3::S3Store::connect(url, aws, retain).await {
+                Ok(s3) => s3.write_sign_off(&r.entry, reviewer, decision, note, signer.as_ref()).await,
+                Err(e) => Err(e),
+            }
+        }
+    }
+    .map_err(|e| Failure::could_not_run(anyhow!("cannot write the sign-off: {e}"), None))?;
+    println!("{decision} by {reviewer}: recorded as {written} (chained after the latest entry)");
     Ok(exit_codes::OK)
 }
 

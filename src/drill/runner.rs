@@ -31,6 +31,8 @@ pub(crate) struct RunOptions {
     /// Signs each report (and its DSSE envelope) when set.
     pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
     pub(crate) participants: Vec<String>,
+    /// How long an `s3://` store locks each object (Object Lock, compliance mode).
+    pub(crate) retain: std::time::Duration,
 }
 
 /// A finished drill: its report and where it was written.
@@ -557,8 +559,17 @@ impl RunCtx<'_> {
         let mut report = report;
         report.deviations = model::deviations(&report);
         let (_, clock) = self.start_phase("report");
-        let written = crate::report::write(&self.opts.reports_dir, &mut report, self.opts.signer.as_deref())
-            .map_err(|e| format!("cannot write the report into `{}`: {e}", self.opts.reports_dir.display()));
+        let written = if crate::report::s3::is_url(&self.opts.reports_dir) {
+            let url = self.opts.reports_dir.display().to_string();
+            match crate::report::s3::S3Store::connect(&url, &self.opts.aws, self.opts.retain).await {
+                Ok(store) => store.write_report(&mut report, self.opts.signer.as_deref()).await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| format!("cannot write the report into `{url}`: {e}"))
+        } else {
+            crate::report::write(&self.opts.reports_dir, &mut report, self.opts.signer.as_deref())
+                .map_err(|e| format!("cannot write the report into `{}`: {e}", self.opts.reports_dir.display()))
+        };
         let (status, detail) = match &written {
             Ok(w) => ("passed", Some(w.json.display().to_string())),
             Err(e) => ("error", Some(e.clone())),

@@ -56,6 +56,7 @@ impl Appending {
     /// Appends the entry for `file` (already written) and fsyncs the ledger.
     pub(crate) fn append(&mut self, mut e: Entry) -> std::io::Result<Entry> {
         e.seq = self.last.as_ref().map(|l| l.seq + 1).unwrap_or(1);
+        debug_assert_eq!(e.previous, self.previous(), "rendered against the chain's head");
         e.previous = self.previous();
         let mut line = serde_json::to_vec(&e).map_err(std::io::Error::other)?;
         line.push(b'\n');

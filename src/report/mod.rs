@@ -5,6 +5,7 @@ pub(crate) mod chain;
 pub(crate) mod html;
 pub(crate) mod markdown;
 pub(crate) mod model;
+pub(crate) mod s3;
 pub(crate) mod sign;
 mod store;
 

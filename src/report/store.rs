@@ -20,59 +20,91 @@ pub(crate) fn resolve_dir(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("reports"))
 }
 
-/// Writes the report into the store's hash chain: under the store's lock, links it to the entry before
-/// it, writes Markdown, HTML, the signature and DSSE envelope (when signing), then the JSON record, then
-/// the ledger line. An interruption before the ledger line leaves a report `report verify` flags as
-/// unchained, never a half-written file.
-pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<Written> {
+/// A report rendered for the store: its renderings and signature files, then the JSON record, and the
+/// ledger entry that chains it (its `seq` is set when it is appended).
+pub(crate) struct Rendered {
+    pub(crate) files: Vec<(String, Vec<u8>)>,
+    pub(crate) json: (String, Vec<u8>),
+    pub(crate) entry: chain::Entry,
+}
+
+/// Links `report` to `previous`, records the signer, and renders Markdown, HTML (with `trend`), the
+/// detached signature and DSSE envelope (when signing), and the JSON record named `<stem>.json`.
+pub(crate) fn render(
+    report: &mut Report,
+    previous: Option<String>,
+    signer: Option<&Signer>,
+    trend: &[super::html::Point],
+    stem: &str,
+) -> std::io::Result<Rendered> {
     use base64::Engine;
-    let mut chain = chain::begin(dir)?;
-    report.previous_sha256 = chain.previous();
+    report.previous_sha256 = previous;
     report.signing = signer.map(|s| SigningRecord {
         algorithm: "ed25519".into(),
         key_id: s.key_id.clone(),
         fingerprint: sign::fingerprint(&s.key_id),
         public_key: base64::engine::general_purpose::STANDARD.encode(s.public()),
     });
-    let stamp = report.started_at.format("%Y%m%dT%H%M%SZ");
-    let mut stem = format!("{stamp}-{}", report.drill);
-    if dir.join(format!("{stem}.json")).exists() {
-        stem = format!("{stem}-{}", report.id);
-    }
     let name = format!("{stem}.json");
-    let json = dir.join(&name);
-    let md = dir.join(format!("{stem}.md"));
-    let html = dir.join(format!("{stem}.html"));
     let mut body = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     body.push(b'\n');
-    atomic_write(&md, markdown::render(report).as_bytes())?;
-    let trend = super::html::trend(dir, &report.drill, 20);
-    atomic_write(&html, super::html::render(report, &trend).as_bytes())?;
+    let mut files = vec![
+        (format!("{stem}.md"), markdown::render(report).into_bytes()),
+        (format!("{stem}.html"), super::html::render(report, trend).into_bytes()),
+    ];
     if let Some(s) = signer {
         let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body));
-        atomic_write(&dir.join(format!("{name}.sig")), format!("{sig}\n").as_bytes())?;
+        files.push((format!("{name}.sig"), format!("{sig}\n").into_bytes()));
         let predicate = serde_json::json!({
             "id": report.id, "drill": report.drill, "result": report.result.as_str(),
             "started_at": report.started_at, "previous_sha256": report.previous_sha256,
         });
         let env = serde_json::to_vec_pretty(&s.envelope(&name, &body, predicate)).map_err(std::io::Error::other)?;
-        atomic_write(&dir.join(chain::dsse_name(&name)), &env)?;
+        files.push((chain::dsse_name(&name), env));
     }
-    // The JSON is the record; it lands after its renderings, and the ledger line after it.
-    atomic_write(&json, &body)?;
-    chain.append(chain::Entry {
+    let entry = chain::Entry {
         seq: 0,
         kind: "report".into(),
         id: report.id.clone(),
         drill: report.drill.clone(),
         result: report.result.as_str().into(),
-        file: name,
+        file: name.clone(),
         sha256: chain::sha256_hex(&body),
-        previous: None,
+        previous: report.previous_sha256.clone(),
         at: report.finished_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         key_id: signer.map(|s| s.key_id.clone()),
-    })?;
-    Ok(Written { json, markdown: md, html })
+    };
+    Ok(Rendered { files, json: (name, body), entry })
+}
+
+/// `<started>-<drill>`, the name every file of a report shares.
+pub(crate) fn stem(report: &Report) -> String {
+    format!("{}-{}", report.started_at.format("%Y%m%dT%H%M%SZ"), report.drill)
+}
+
+/// Writes the report into the store's hash chain: under the store's lock, links it to the entry before
+/// it, writes Markdown, HTML, the signature and DSSE envelope (when signing), then the JSON record, then
+/// the ledger line. An interruption before the ledger line leaves a report `report verify` flags as
+/// unchained, never a half-written file.
+pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<Written> {
+    let mut chain = chain::begin(dir)?;
+    let mut stem = stem(report);
+    if dir.join(format!("{stem}.json")).exists() {
+        stem = format!("{stem}-{}", report.id);
+    }
+    let trend = super::html::trend(dir, &report.drill, 20);
+    let r = render(report, chain.previous(), signer, &trend, &stem)?;
+    for (name, bytes) in &r.files {
+        atomic_write(&dir.join(name), bytes)?;
+    }
+    // The JSON is the record; it lands after its renderings, and the ledger line after it.
+    atomic_write(&dir.join(&r.json.0), &r.json.1)?;
+    chain.append(r.entry)?;
+    Ok(Written {
+        json: dir.join(&r.json.0),
+        markdown: dir.join(format!("{stem}.md")),
+        html: dir.join(format!("{stem}.html")),
+    })
 }
 
 /// Writes `bytes` to `path` via a temporary sibling, fsyncs it, renames it, and fsyncs the directory.
@@ -90,18 +122,17 @@ pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// A reviewer's decision on a report, as a new chained (and, with a key, signed) entry: the report itself
-/// is never edited.
-pub(crate) fn write_sign_off(
-    dir: &Path,
+/// A reviewer's decision on a report, rendered as a new chained (and, with a key, signed) entry linked to
+/// `previous`: the report itself is never edited.
+pub(crate) fn render_sign_off(
     report: &chain::Entry,
     reviewer: &str,
     decision: &str,
     note: Option<String>,
+    previous: Option<String>,
     signer: Option<&Signer>,
-) -> std::io::Result<PathBuf> {
+) -> std::io::Result<Rendered> {
     use base64::Engine;
-    let mut chain = chain::begin(dir)?;
     let now = chrono::Utc::now();
     let id = format!("{}-signoff-{}", report.id, now.format("%Y%m%dT%H%M%SZ"));
     let doc = serde_json::json!({
@@ -115,38 +146,53 @@ pub(crate) fn write_sign_off(
         "decision": decision,
         "note": note,
         "at": now,
-        "previous_sha256": chain.previous(),
+        "previous_sha256": previous,
         "signing": signer.map(|s| serde_json::json!({
             "algorithm": "ed25519", "key_id": s.key_id, "fingerprint": sign::fingerprint(&s.key_id),
             "public_key": base64::engine::general_purpose::STANDARD.encode(s.public()),
         })),
     });
-    let name = format!("{}.json", id);
+    let name = format!("{id}.json");
     let mut body = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
     body.push(b'\n');
+    let mut files = Vec::new();
     if let Some(s) = signer {
         let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body));
-        atomic_write(&dir.join(format!("{name}.sig")), format!("{sig}\n").as_bytes())?;
-        let env =
-            s.envelope(&name, &body, serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }));
-        atomic_write(
-            &dir.join(chain::dsse_name(&name)),
-            &serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?,
-        )?;
+        files.push((format!("{name}.sig"), format!("{sig}\n").into_bytes()));
+        let env = s.envelope(&name, &body, serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }));
+        files.push((chain::dsse_name(&name), serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?));
     }
-    let path = dir.join(&name);
-    atomic_write(&path, &body)?;
-    chain.append(chain::Entry {
+    let entry = chain::Entry {
         seq: 0,
         kind: "sign-off".into(),
         id,
         drill: report.drill.clone(),
         result: decision.into(),
-        file: name,
+        file: name.clone(),
         sha256: chain::sha256_hex(&body),
-        previous: None,
+        previous,
         at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         key_id: signer.map(|s| s.key_id.clone()),
-    })?;
+    };
+    Ok(Rendered { files, json: (name, body), entry })
+}
+
+/// Appends a sign-off to a directory store.
+pub(crate) fn write_sign_off(
+    dir: &Path,
+    report: &chain::Entry,
+    reviewer: &str,
+    decision: &str,
+    note: Option<String>,
+    signer: Option<&Signer>,
+) -> std::io::Result<PathBuf> {
+    let mut chain = chain::begin(dir)?;
+    let r = render_sign_off(report, reviewer, decision, note, chain.previous(), signer)?;
+    for (name, bytes) in &r.files {
+        atomic_write(&dir.join(name), bytes)?;
+    }
+    let path = dir.join(&r.json.0);
+    atomic_write(&path, &r.json.1)?;
+    chain.append(r.entry)?;
     Ok(path)
 }

@@ -196,3 +196,61 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     assert!(text(&out.stdout).starts_with("BROKEN: the first broken link is entry 2 "), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("the report was deleted"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn an_object_locked_s3_store_chains_concurrent_drills_and_keeps_them_from_deletion() {
+    let demo = Demo::start();
+    let moto = super::moto::Moto::start();
+    moto.python(
+        "import boto3\n\
+         s3 = boto3.client('s3')\n\
+         loc = {'LocationConstraint': 'ap-southeast-1'}\n\
+         s3.create_bucket(Bucket='evidence', CreateBucketConfiguration=loc, ObjectLockEnabledForBucket=True)\n\
+         s3.create_bucket(Bucket='plain', CreateBucketConfiguration=loc)",
+    );
+    let run = |url: &str| {
+        let mut cmd = Command::new(super::harness::bin_path());
+        cmd.args(["drill", "run"]).arg(&demo.drill).args(["--reports", url, "--retain", "2d"]);
+        cmd.env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", super::moto::REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd
+    };
+    // Evidence is never written where it could be deleted.
+    let out = run("s3://plain/prod").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a drill whose evidence cannot be stored does not pass");
+    assert!(text(&out.stderr).contains("needs S3 Object Lock"), "{}", text(&out.stderr));
+
+    // Two drills finishing at once: one chain, two entries, no fork.
+    let a = run("s3://evidence/prod").spawn().unwrap();
+    let b = run("s3://evidence/prod").spawn().unwrap();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let mut verify = stackdrill();
+    moto.env(&mut verify);
+    let out = verify.args(["report", "verify", "--reports", "s3://evidence/prod"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok: 2 entries"), "{}", text(&out.stdout));
+
+    // Every object is locked in compliance mode: deleting a report version is refused.
+    let refused = moto.python(
+        "import boto3\n\
+         s3 = boto3.client('s3')\n\
+         keys = [o['Key'] for o in s3.list_objects_v2(Bucket='evidence', Prefix='prod/')['Contents']]\n\
+         assert 'prod/ledger/00000001.json' in keys and 'prod/ledger/00000002.json' in keys, keys\n\
+         k = [k for k in keys if k.endswith('.json') and '/ledger/' not in k and not k.endswith('.dsse.json')][0]\n\
+         h = s3.head_object(Bucket='evidence', Key=k)\n\
+         assert h.get('ObjectLockMode') == 'COMPLIANCE' and 'ObjectLockRetainUntilDate' in h, h\n\
+         v = s3.list_object_versions(Bucket='evidence', Prefix=k)['Versions'][0]['VersionId']\n\
+         try:\n\
+         \x20   s3.delete_object(Bucket='evidence', Key=k, VersionId=v)\n\
+         \x20   print('deleted')\n\
+         except Exception as e:\n\
+         \x20   print('refused', type(e).__name__)",
+    );
+    assert!(refused.starts_with("refused"), "{refused}");
+}

@@ -122,6 +122,7 @@ fn opts(dir: &Path) -> RunOptions {
         aws: AwsSettings::default(),
         signer: None,
         participants: vec![],
+        retain: std::time::Duration::from_secs(86400),
     }
 }
 

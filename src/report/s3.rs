@@ -1,0 +1,210 @@
+//! The write-once store: `s3://bucket/prefix` in a bucket with S3 Object Lock. Every object (report,
+//! renderings, signatures, ledger entries) is put in COMPLIANCE mode with a retention date, so nobody —
+//! not even the account root — can delete or overwrite the evidence before it. The ledger is one object
+//! per entry (`<prefix>ledger/<seq:08>.json`) created with `If-None-Match: *`: of two drills racing for the
+//! same sequence number exactly one wins, the other re-links to the new head and tries the next, so the
+//! chain cannot fork. An entry is claimed before its report is uploaded, so a lost race leaves nothing.
+
+use std::path::Path;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode};
+
+use super::chain::{self, Entry};
+use super::store::{Rendered, render, render_sign_off, stem};
+use super::{Report, Signer, Written};
+use crate::aws::{AwsSettings, classify};
+
+pub(crate) struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    retain: std::time::Duration,
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix with a trailing slash or empty).
+pub(crate) fn parse_url(s: &str) -> Option<(String, String)> {
+    let rest = s.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return None;
+    }
+    let prefix = prefix.trim_matches('/');
+    Some((bucket.to_string(), if prefix.is_empty() { String::new() } else { format!("{prefix}/") }))
+}
+
+pub(crate) fn is_url(p: &Path) -> bool {
+    p.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+const LEDGER_DIR: &str = "ledger/";
+
+impl S3Store {
+    /// Connects and checks that the bucket has Object Lock enabled: evidence is never written where it
+    /// could be deleted.
+    pub(crate) async fn connect(url: &str, aws: &AwsSettings, retain: std::time::Duration) -> Result<S3Store, String> {
+        let (bucket, prefix) = parse_url(url).ok_or_else(|| format!("`{url}` is not s3://bucket[/prefix]"))?;
+        let sdk = crate::aws::load(aws).await;
+        let custom_endpoint = aws.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(custom_endpoint).build(),
+        );
+        let lock = client
+            .get_object_lock_configuration()
+            .bucket(&bucket)
+            .send()
+            .await
+            .map_err(|e| format!("{}; the report bucket needs S3 Object Lock", classify("s3:GetObjectLockConfiguration", &e)))?;
+        let enabled = lock.object_lock_configuration().and_then(|c| c.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled);
+        if !enabled {
+            return Err(format!(
+                "bucket `{bucket}` has no Object Lock: reports would be deletable; create it with Object Lock \
+                 enabled (aws s3api create-bucket ... --object-lock-enabled-for-bucket)"
+            ));
+        }
+        Ok(S3Store { client, bucket, prefix, retain })
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn retain_until(&self) -> aws_smithy_types::DateTime {
+        let until = std::time::SystemTime::now() + self.retain;
+        aws_smithy_types::DateTime::from(until)
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("s3:GetObject", &e).to_string())?;
+        Ok(out.body.collect().await.map_err(|e| e.to_string())?.into_bytes().to_vec())
+    }
+
+    /// Every key under the prefix.
+    async fn keys(&self, under: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        let mut pages =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(self.key(under)).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("s3:ListObjectsV2", &e).to_string())?;
+            out.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The newest ledger entry.
+    async fn head(&self) -> Result<Option<Entry>, String> {
+        let Some(last) = self.keys(LEDGER_DIR).await?.pop() else { return Ok(None) };
+        let bytes = self.get(&last).await?;
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("`{last}`: {e}"))
+    }
+
+    /// Puts a write-once object; with `create_only`, `Ok(false)` when the key already exists.
+    async fn put(&self, name: &str, bytes: &[u8], create_only: bool) -> Result<bool, String> {
+        let content_type = match name.rsplit('.').next() {
+            Some("json") => "application/json",
+            Some("html") => "text/html; charset=utf-8",
+            Some("md") => "text/markdown; charset=utf-8",
+            _ => "text/plain; charset=utf-8",
+        };
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .body(ByteStream::from(bytes.to_vec()))
+            .content_type(content_type)
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(self.retain_until());
+        if create_only {
+            req = req.if_none_match("*");
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = classify("s3:PutObject", &e);
+                let raced = e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+                    || err.code.as_deref() == Some("PreconditionFailed");
+                if create_only && raced { Ok(false) } else { Err(err.to_string()) }
+            }
+        }
+    }
+
+    /// Claims the next sequence number for what `make` renders against the current head, then uploads it.
+    async fn append(&self, make: impl Fn(Option<String>) -> std::io::Result<Rendered>) -> Result<Rendered, String> {
+        for _ in 0..20 {
+            let head = self.head().await?;
+            let mut r = make(head.as_ref().map(|h| h.sha256.clone())).map_err(|e| e.to_string())?;
+            r.entry.seq = head.as_ref().map(|h| h.seq + 1).unwrap_or(1);
+            let line = serde_json::to_vec(&r.entry).map_err(|e| e.to_string())?;
+            if !self.put(&format!("{LEDGER_DIR}{:08}.json", r.entry.seq), &line, true).await? {
+                continue; // another writer took this number: re-link to the new head
+            }
+            for (name, bytes) in &r.files {
+                self.put(name, bytes, false).await?;
+            }
+            self.put(&r.json.0, &r.json.1, false).await?;
+            return Ok(r);
+        }
+        Err("the ledger kept moving: 20 attempts to append lost the race".into())
+    }
+
+    pub(crate) async fn write_report(&self, report: &mut Report, signer: Option<&Signer>) -> Result<Written, String> {
+        let stem = format!("{}-{}", stem(report), report.id);
+        let base = report.clone();
+        let r = self
+            .append(|previous| {
+                let mut attempt = base.clone();
+                render(&mut attempt, previous, signer, &[], &stem)
+            })
+            .await?;
+        report.previous_sha256 = r.entry.previous.clone();
+        report.signing = serde_json::from_slice::<Report>(&r.json.1).ok().and_then(|d| d.signing);
+        let url = |ext: &str| std::path::PathBuf::from(format!("{}{stem}.{ext}", self.url_prefix()));
+        Ok(Written { json: url("json"), markdown: url("md"), html: url("html") })
+    }
+
+    pub(crate) async fn write_sign_off(
+        &self,
+        report: &Entry,
+        reviewer: &str,
+        decision: &str,
+        note: Option<String>,
+        signer: Option<&Signer>,
+    ) -> Result<String, String> {
+        let r = self
+            .append(|previous| render_sign_off(report, reviewer, decision, note.clone(), previous, signer))
+            .await?;
+        Ok(format!("{}{}", self.url_prefix(), r.json.0))
+    }
+
+    fn url_prefix(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// Copies the store into `dir` (the ledger as `ledger.jsonl`, in order) so the directory tools —
+    /// verify, list, history, controls — read it unchanged.
+    pub(crate) async fn download(&self, dir: &Path) -> Result<usize, String> {
+        let mut ledger = Vec::new();
+        let keys = self.keys("").await?;
+        for key in &keys {
+            let name = &key[self.prefix.len()..];
+            let bytes = self.get(key).await?;
+            if name.starts_with(LEDGER_DIR) {
+                ledger.extend_from_slice(&bytes);
+                ledger.push(b'\n');
+            } else if !name.contains('/') {
+                std::fs::write(dir.join(name), &bytes).map_err(|e| e.to_string())?;
+            }
+        }
+        std::fs::write(dir.join(chain::LEDGER), &ledger).map_err(|e| e.to_string())?;
+        Ok(keys.len())
+    }
+}
