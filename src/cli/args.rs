@@ -93,6 +93,9 @@ pub(crate) struct ReportArgs {
     /// else .stackdrill/keys/signing.key if it exists)
     #[arg(long)]
     pub(crate) signing_key: Option<PathBuf>,
+    /// Sign with an AWS KMS asymmetric key instead (ECC_NIST_P256; id, ARN or alias/...)
+    #[arg(long, env = "STACKDRILL_SIGNING_KMS_KEY", conflicts_with = "signing_key")]
+    pub(crate) sign_kms_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +286,9 @@ pub(crate) enum ReportCommand {
         store: StoreArgs,
         #[arg(long)]
         signing_key: Option<PathBuf>,
+        /// Sign with an AWS KMS asymmetric key (ECC_NIST_P256) instead
+        #[arg(long, env = "STACKDRILL_SIGNING_KMS_KEY", conflicts_with = "signing_key")]
+        sign_kms_key: Option<String>,
     },
 }
 

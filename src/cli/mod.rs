@@ -34,9 +34,17 @@ impl From<crate::drill::DrillError> for Failure {
     }
 }
 
-fn signer(a: &args::ReportArgs) -> Result<Option<std::sync::Arc<crate::report::Signer>>, Failure> {
-    crate::report::Signer::configured(a.signing_key.as_deref())
-        .map(|s| s.map(std::sync::Arc::new))
+/// The report signer: a KMS key when named, else a local Ed25519 key (flag, environment, default file).
+pub(crate) async fn signer(
+    file: Option<&std::path::Path>,
+    kms: Option<&str>,
+    aws: &crate::aws::AwsSettings,
+) -> Result<Option<std::sync::Arc<crate::report::Signer>>, Failure> {
+    let s = match kms {
+        Some(k) => crate::report::Signer::kms(k, aws).await.map(Some),
+        None => crate::report::Signer::configured(file),
+    };
+    s.map(|s| s.map(std::sync::Arc::new))
         .map_err(|e| Failure::could_not_run(e, Some("create a key with `stackdrill keys generate`".into())))
 }
 
@@ -59,8 +67,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 keep: a.keep,
                 reports: crate::report::resolve_dir(a.report.reports.as_deref()),
                 quiet,
+                signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
                 aws,
-                signer: signer(&a.report)?,
                 retain: a.report.retain,
             };
             demo::demo(settings, Printer { format: a.output }).await
@@ -82,8 +90,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 concurrency: a.concurrency as usize,
                 trigger: a.trigger,
                 quiet,
+                signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
                 aws,
-                signer: signer(&a.report)?,
                 participants: a.participants,
                 retain: a.report.retain,
             };

@@ -43,7 +43,9 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
     let tmp = std::env::temp_dir().join(format!("stackdrill-store-{}-{}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&tmp).map_err(|e| io_failure(&tmp, e))?;
     let view = View { dir: tmp, s3: Some(url), temporary: true };
-    s3.download(&view.dir).await.map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", dir.display()), None))?;
+    s3.download(&view.dir)
+        .await
+        .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", dir.display()), None))?;
     Ok(view)
 }
 
@@ -58,9 +60,10 @@ pub(super) async fn run(cmd: ReportCommand, aws: &crate::aws::AwsSettings) -> Re
         }
         ReportCommand::Show { id, store, format } => show(&open(&store, aws).await?.dir, &id, format),
         ReportCommand::Controls { store, format } => controls(&open(&store, aws).await?.dir, format),
-        ReportCommand::SignOff { id, reviewer, decision, note, store, signing_key } => {
+        ReportCommand::SignOff { id, reviewer, decision, note, store, signing_key, sign_kms_key } => {
             let view = open(&store, aws).await?;
-            sign_off(&view, aws, &id, &reviewer, decision, note, signing_key.as_deref()).await
+            let signer = super::signer(signing_key.as_deref(), sign_kms_key.as_deref(), aws).await?;
+            sign_off(&view, aws, &id, &reviewer, decision, note, signer.as_deref()).await
         }
     }
 }
@@ -448,24 +451,23 @@ async fn sign_off(
     reviewer: &str,
     decision: Decision,
     note: Option<String>,
-    key: Option<&Path>,
+    signer: Option<&Signer>,
 ) -> Result<u8, Failure> {
     let dir = &view.dir;
     let all = rows(dir)?;
     let r = find(&all, id)?;
-    let signer = Signer::configured(key).map_err(|e| Failure::could_not_run(e, None))?;
     let decision = match decision {
         Decision::Approved => "approved",
         Decision::Rejected => "rejected",
     };
     let written = match &view.s3 {
-        None => crate::report::write_sign_off(dir, &r.entry, reviewer, decision, note, signer.as_ref())
+        None => crate::report::write_sign_off(dir, &r.entry, reviewer, decision, note, signer)
             .map(|p| p.display().to_string())
             .map_err(|e| e.to_string()),
         Some(url) => {
             let retain = std::time::Duration::from_secs(400 * 86400);
             match crate::report::s3::S3Store::connect(url, aws, retain).await {
-                Ok(s3) => s3.write_sign_off(&r.entry, reviewer, decision, note, signer.as_ref()).await,
+                Ok(s3) => s3.write_sign_off(&r.entry, reviewer, decision, note, signer).await,
                 Err(e) => Err(e),
             }
         }

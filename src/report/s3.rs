@@ -49,13 +49,11 @@ impl S3Store {
         let client = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk).force_path_style(custom_endpoint).build(),
         );
-        let lock = client
-            .get_object_lock_configuration()
-            .bucket(&bucket)
-            .send()
-            .await
-            .map_err(|e| format!("{}; the report bucket needs S3 Object Lock", classify("s3:GetObjectLockConfiguration", &e)))?;
-        let enabled = lock.object_lock_configuration().and_then(|c| c.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled);
+        let lock = client.get_object_lock_configuration().bucket(&bucket).send().await.map_err(|e| {
+            format!("{}; the report bucket needs S3 Object Lock", classify("s3:GetObjectLockConfiguration", &e))
+        })?;
+        let enabled =
+            lock.object_lock_configuration().and_then(|c| c.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled);
         if !enabled {
             return Err(format!(
                 "bucket `{bucket}` has no Object Lock: reports would be deletable; create it with Object Lock \
@@ -179,9 +177,8 @@ impl S3Store {
         note: Option<String>,
         signer: Option<&Signer>,
     ) -> Result<String, String> {
-        let r = self
-            .append(|previous| render_sign_off(report, reviewer, decision, note.clone(), previous, signer))
-            .await?;
+        let r =
+            self.append(|previous| render_sign_off(report, reviewer, decision, note.clone(), previous, signer)).await?;
         Ok(format!("{}{}", self.url_prefix(), r.json.0))
     }
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
@@ -30,14 +30,29 @@ pub(crate) enum SignError {
     Bad { from: String, why: String },
     #[error("cannot write `{path}`: {source}")]
     Write { path: String, source: std::io::Error },
+    #[error("the KMS signing key `{key}` {why}")]
+    Kms { key: String, why: String },
     #[error("the signing key `{path}` is readable by others (mode {mode:o}); chmod 600 it")]
     Exposed { path: String, mode: u32 },
 }
 
 pub(crate) struct Signer {
-    pair: Ed25519KeyPair,
+    inner: Inner,
     pub(crate) key_id: String,
 }
+
+enum Inner {
+    Local(Ed25519KeyPair),
+    /// An AWS KMS asymmetric key (ECC_NIST_P256, ECDSA_SHA_256): the private key never leaves KMS.
+    Kms {
+        client: aws_sdk_kms::Client,
+        key: String,
+        spki: Vec<u8>,
+    },
+}
+
+pub(crate) const ED25519: &str = "ed25519";
+pub(crate) const ECDSA_P256: &str = "ecdsa-p256-sha256";
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,10 +93,14 @@ pub(crate) fn public_pem(public: &[u8]) -> String {
     pem("PUBLIC KEY", &der)
 }
 
-/// The raw public key from SPKI PEM.
+/// The public key from SPKI PEM: the raw 32 bytes of an Ed25519 key, or the whole DER of a P-256 key (as
+/// KMS gives it and reports record it).
 pub(crate) fn parse_public_pem(text: &str) -> Option<Vec<u8>> {
     let der = unpem(text, "PUBLIC KEY")?;
-    (der.len() == 44 && der[..12] == SPKI_PREFIX).then(|| der[12..].to_vec())
+    if der.len() == 44 && der[..12] == SPKI_PREFIX {
+        return Some(der[12..].to_vec());
+    }
+    (der.len() == 91).then_some(der)
 }
 
 /// A new key pair: `path` (private, 0600) and `path.pub`. Refuses to overwrite.
@@ -116,7 +135,7 @@ impl Signer {
             .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der))
             .map_err(|e| bad(e.to_string()))?;
         let key_id = key_id(pair.public_key().as_ref());
-        Ok(Signer { pair, key_id })
+        Ok(Signer { inner: Inner::Local(pair), key_id })
     }
 
     /// The key from `path`, else `STACKDRILL_SIGNING_KEY` (PEM text), else `STACKDRILL_SIGNING_KEY_FILE`,
@@ -143,12 +162,81 @@ impl Signer {
         Signer::from_pem(&text, &format!("`{}`", file.display())).map(Some)
     }
 
-    pub(crate) fn public(&self) -> &[u8] {
-        self.pair.public_key().as_ref()
+    /// An AWS KMS key (id, ARN or alias) that signs with ECDSA P-256 / SHA-256; its public key is fetched
+    /// once and recorded in each report.
+    pub(crate) async fn kms(key: &str, aws: &crate::aws::AwsSettings) -> Result<Signer, SignError> {
+        let sdk = crate::aws::load(aws).await;
+        let client = aws_sdk_kms::Client::new(&sdk);
+        let bad = |why: String| SignError::Kms { key: key.to_string(), why };
+        let out = client
+            .get_public_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(|e| bad(crate::aws::classify("kms:GetPublicKey", &e).to_string()))?;
+        #[allow(deprecated)]
+        let spec = out.key_spec().map(|s| s.as_str()).or(out.customer_master_key_spec().map(|s| s.as_str()));
+        let spki = out.public_key().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        // A P-256 SubjectPublicKeyInfo is 91 bytes; some endpoints omit the spec, the key says it.
+        if spec.is_some_and(|s| s != "ECC_NIST_P256") || spki.len() != 91 {
+            return Err(bad(format!(
+                "is not an ECC_NIST_P256 signing key ({}); create one with KeySpec ECC_NIST_P256, KeyUsage SIGN_VERIFY",
+                spec.unwrap_or("spec not given")
+            )));
+        }
+        Ok(Signer { key_id: key_id(&spki), inner: Inner::Kms { client, key: key.to_string(), spki } })
     }
 
+    pub(crate) fn algorithm(&self) -> &'static str {
+        match self.inner {
+            Inner::Local(_) => ED25519,
+            Inner::Kms { .. } => ECDSA_P256,
+        }
+    }
+
+    /// The raw Ed25519 key, or the SubjectPublicKeyInfo DER of a KMS key.
+    pub(crate) fn public(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Local(pair) => pair.public_key().as_ref(),
+            Inner::Kms { spki, .. } => spki,
+        }
+    }
+
+    /// What a report records about its signer.
+    pub(crate) fn record(&self) -> crate::report::model::SigningRecord {
+        crate::report::model::SigningRecord {
+            algorithm: self.algorithm().into(),
+            key_id: self.key_id.clone(),
+            fingerprint: fingerprint(&self.key_id),
+            public_key: B64.encode(self.public()),
+        }
+    }
+
+    /// Signs `msg`. A KMS key is called synchronously from within the runtime (reports are written once
+    /// per drill); a failed KMS call yields an empty signature, which verification rejects.
     pub(crate) fn sign(&self, msg: &[u8]) -> Vec<u8> {
-        self.pair.sign(msg).as_ref().to_vec()
+        match &self.inner {
+            Inner::Local(pair) => pair.sign(msg).as_ref().to_vec(),
+            Inner::Kms { client, key, .. } => {
+                let call = client
+                    .sign()
+                    .key_id(key)
+                    .message(aws_sdk_kms::primitives::Blob::new(msg.to_vec()))
+                    .message_type(aws_sdk_kms::types::MessageType::Raw)
+                    .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha256)
+                    .send();
+                let signed = async {
+                    match call.await {
+                        Ok(o) => o.signature().map(|b| b.as_ref().to_vec()).unwrap_or_default(),
+                        Err(e) => {
+                            tracing::error!("KMS could not sign the report: {}", crate::aws::classify("kms:Sign", &e));
+                            Vec::new()
+                        }
+                    }
+                };
+                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(signed))
+            }
+        }
     }
 
     /// The DSSE envelope over an in-toto statement naming `subject` (file name) with its sha256.
@@ -190,8 +278,14 @@ pub(crate) struct EnvelopeSignature {
     pub(crate) sig: String,
 }
 
+/// Verifies with the raw Ed25519 key, or (ECDSA P-256) the SubjectPublicKeyInfo DER whose last 65 bytes
+/// are the uncompressed point.
 pub(crate) fn verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-    UnparsedPublicKey::new(&ED25519, public).verify(msg, sig).is_ok()
+    if public.len() == 32 {
+        return UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, public).verify(msg, sig).is_ok();
+    }
+    let point = &public[public.len().saturating_sub(65)..];
+    UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1, point).verify(msg, sig).is_ok()
 }
 
 /// Checks a detached base64 signature and an envelope against `bytes`; `Err` says what is wrong.

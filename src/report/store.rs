@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::model::{Report, SigningRecord};
-use super::{Signer, chain, markdown, sign};
+use super::model::Report;
+use super::{Signer, chain, markdown};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Written {
@@ -39,12 +39,7 @@ pub(crate) fn render(
 ) -> std::io::Result<Rendered> {
     use base64::Engine;
     report.previous_sha256 = previous;
-    report.signing = signer.map(|s| SigningRecord {
-        algorithm: "ed25519".into(),
-        key_id: s.key_id.clone(),
-        fingerprint: sign::fingerprint(&s.key_id),
-        public_key: base64::engine::general_purpose::STANDARD.encode(s.public()),
-    });
+    report.signing = signer.map(Signer::record);
     let name = format!("{stem}.json");
     let mut body = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
     body.push(b'\n');
@@ -147,10 +142,7 @@ pub(crate) fn render_sign_off(
         "note": note,
         "at": now,
         "previous_sha256": previous,
-        "signing": signer.map(|s| serde_json::json!({
-            "algorithm": "ed25519", "key_id": s.key_id, "fingerprint": sign::fingerprint(&s.key_id),
-            "public_key": base64::engine::general_purpose::STANDARD.encode(s.public()),
-        })),
+        "signing": signer.map(Signer::record),
     });
     let name = format!("{id}.json");
     let mut body = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
@@ -159,7 +151,8 @@ pub(crate) fn render_sign_off(
     if let Some(s) = signer {
         let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body));
         files.push((format!("{name}.sig"), format!("{sig}\n").into_bytes()));
-        let env = s.envelope(&name, &body, serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }));
+        let env =
+            s.envelope(&name, &body, serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }));
         files.push((chain::dsse_name(&name), serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?));
     }
     let entry = chain::Entry {

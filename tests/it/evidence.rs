@@ -254,3 +254,57 @@ fn an_object_locked_s3_store_chains_concurrent_drills_and_keeps_them_from_deleti
     );
     assert!(refused.starts_with("refused"), "{refused}");
 }
+
+#[test]
+fn a_kms_key_signs_reports_and_openssl_checks_them() {
+    let demo = Demo::start();
+    let moto = super::moto::Moto::start();
+    moto.python(
+        "import boto3\n\
+         kms = boto3.client('kms')\n\
+         k = kms.create_key(KeySpec='ECC_NIST_P256', KeyUsage='SIGN_VERIFY')['KeyMetadata']['KeyId']\n\
+         kms.create_alias(AliasName='alias/drill-reports', TargetKeyId=k)",
+    );
+    let tmp = Scratch::new();
+    let reports = tmp.path().join("reports");
+    let mut cmd = stackdrill();
+    moto.env(&mut cmd);
+    let out = cmd
+        .args(["drill", "run"])
+        .arg(&demo.drill)
+        .arg("--reports")
+        .arg(&reports)
+        .args(["--sign-kms-key", "alias/drill-reports"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("signed: ecdsa-p256-sha256 key SHA256:"), "{}", text(&out.stdout));
+    let out = stackdrill().args(["report", "verify", "--reports"]).arg(&reports).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("1 signed"), "{}", text(&out.stdout));
+
+    // openssl, with the public key KMS holds, checks the ECDSA signature over the report bytes.
+    let ledger = std::fs::read_to_string(reports.join("ledger.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(ledger.lines().next().unwrap()).unwrap();
+    let file = reports.join(entry["file"].as_str().unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let der = report["signing"]["public_key"].as_str().unwrap();
+    let body: Vec<&str> = der.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let pem = tmp.path().join("kms.pub.pem");
+    std::fs::write(&pem, format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", body.join("\n")))
+        .unwrap();
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(std::fs::read_to_string(format!("{}.sig", file.display())).unwrap().trim())
+        .unwrap();
+    let sig_path = tmp.path().join("sig.der");
+    std::fs::write(&sig_path, sig).unwrap();
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&pem)
+        .arg("-signature")
+        .arg(&sig_path)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}{}", text(&out.stdout), text(&out.stderr));
+}
