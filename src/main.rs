@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod demo;
 mod drill;
+mod lock;
 mod pg;
 mod report;
 mod schedule;

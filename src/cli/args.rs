@@ -218,6 +218,10 @@ pub(crate) struct RunArgs {
     /// Who or what started the run, recorded in the report (manual, schedule, ci)
     #[arg(long, default_value = "manual", env = "STACKDRILL_TRIGGER")]
     pub(crate) trigger: String,
+    /// When a run of the same drill is in progress (here or in another process on this machine): refuse,
+    /// wait for it, or run a second scratch restore alongside
+    #[arg(long, value_enum, default_value_t = IfRunning::Refuse)]
+    pub(crate) if_running: IfRunning,
     /// Someone who took part, recorded in the report (repeatable)
     #[arg(long = "participant")]
     pub(crate) participants: Vec<String>,
@@ -330,4 +334,11 @@ pub(crate) enum RunbookCommand {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum IfRunning {
+    Refuse,
+    Wait,
+    Parallel,
 }

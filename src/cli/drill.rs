@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use serde::Serialize;
 
+use super::args::IfRunning;
 use super::{Failure, exit_codes};
 use crate::config::{ConfigError, DrillSpec, TargetSpec, human_seconds, load_drill};
 use crate::drill::{self, Cancel, RunOptions};
@@ -224,6 +225,7 @@ pub(crate) struct RunSettings {
     pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
     pub(crate) participants: Vec<String>,
     pub(crate) retain: std::time::Duration,
+    pub(crate) if_running: super::args::IfRunning,
 }
 
 /// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
@@ -312,9 +314,29 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     let mut set = tokio::task::JoinSet::new();
     for (i, spec) in specs.into_iter().enumerate() {
         let (opts, events, cancel, permits) = (opts.clone(), events.clone(), cancel.clone(), permits.clone());
+        let if_running = settings.if_running;
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (i, spec.name.clone(), drill::run(&spec, &opts, events, cancel).await)
+            // One run per drill at a time unless asked: never two scratch restores of one drill by accident.
+            let lock = match if_running {
+                IfRunning::Parallel => None,
+                mode => {
+                    let (name, wait) = (spec.name.clone(), mode == IfRunning::Wait);
+                    let what = format!("a run of drill `{name}`");
+                    match tokio::task::spawn_blocking(move || crate::lock::acquire("drill", &name, &what, wait)).await {
+                        Ok(Ok(l)) => Some(l),
+                        Ok(Err(e)) => {
+                            return (i, spec.name.clone(), Err(crate::drill::DrillError::AlreadyRunning(e.to_string())));
+                        }
+                        Err(e) => {
+                            return (i, spec.name.clone(), Err(crate::drill::DrillError::AlreadyRunning(e.to_string())));
+                        }
+                    }
+                }
+            };
+            let res = drill::run(&spec, &opts, events, cancel).await;
+            drop(lock);
+            (i, spec.name.clone(), res)
         });
     }
     let mut results = Vec::new();

@@ -94,6 +94,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 aws,
                 participants: a.participants,
                 retain: a.report.retain,
+                if_running: a.if_running,
             };
             drill::run(settings, Printer { format: a.output }).await
         }

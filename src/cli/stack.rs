@@ -287,7 +287,9 @@ pub(super) async fn apply(
         (None, None) => unreachable!("clap requires a stack or --plan"),
     };
     let spec_name = load(&path)?.name;
-    let _lock = crate::stack::lock::acquire(&spec_name).map_err(|e| refuse(e.to_string(), None))?;
+    let what = format!("a `stack apply` of `{spec_name}`");
+    let _lock = crate::lock::acquire("stack", &spec_name, &what, false)
+        .map_err(|e| refuse(e.to_string(), Some("wait for it to finish".into())))?;
     let c = compute(&path, aws).await?;
     if let Some(p) = &saved_plan {
         if p.stack != c.plan.stack {

@@ -29,6 +29,8 @@ pub(crate) enum DrillError {
     NotFound(String),
     #[error("refused: {0}")]
     Refused(String),
+    #[error("{0}")]
+    AlreadyRunning(String),
 }
 
 impl DrillError {
@@ -42,6 +44,9 @@ impl DrillError {
                 "for local-postgres take a base backup and check WAL archiving; on AWS check automated backups".into(),
             ),
             DrillError::NotFound(_) => Some("check the identifier, `--region` and `--profile`".into()),
+            DrillError::AlreadyRunning(_) => {
+                Some("`--if-running wait` queues behind it; `--if-running parallel` restores a second scratch".into())
+            }
             _ => None,
         }
     }

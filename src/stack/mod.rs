@@ -2,7 +2,6 @@
 
 pub(crate) mod apply;
 pub(crate) mod live;
-pub(crate) mod lock;
 pub(crate) mod model;
 pub(crate) mod plan;
 pub(crate) mod policy;

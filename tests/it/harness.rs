@@ -35,8 +35,8 @@ impl Scratch {
 
 /// A demo source left running by `stackdrill demo --keep`, stopped on drop.
 pub struct Demo {
-    #[expect(dead_code, reason = "held so the temporary directory lives as long as the demo")]
-    root: Scratch,
+    /// The temporary directory the demo, its reports and any test state live in, for as long as the demo.
+    pub root: Scratch,
     pub dir: PathBuf,
     pub reports: PathBuf,
     pub drill: PathBuf,

@@ -283,3 +283,46 @@ async fn cleanup_sweeps_what_a_killed_run_left_and_nothing_else() {
     std::fs::remove_dir(&foreign).unwrap();
     demo.assert_no_scratch_left();
 }
+
+#[test]
+fn a_second_run_of_the_same_drill_refuses_or_waits_never_overlaps() {
+    let demo = Demo::start();
+    let state = demo.root.path().join("state");
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(super::harness::bin_path());
+        cmd.args(["drill", "run"])
+            .arg(&demo.drill)
+            .arg("--reports")
+            .arg(&demo.reports)
+            .args(extra)
+            .env("STACKDRILL_STATE_DIR", &state)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let lock = state.join("locks/drill-local-demo.lock");
+    let held = || std::fs::read_to_string(&lock).unwrap_or_default().contains("pid");
+    let first = run(&[]).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !held() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the first run never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = run(&[]).output().unwrap();
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains("a run of drill `local-demo` is already running (pid"),
+        "{}",
+        text(&second.stderr)
+    );
+    let third = run(&["--if-running", "wait"]).spawn().unwrap();
+    let first = first.wait_with_output().unwrap();
+    let third = third.wait_with_output().unwrap();
+    assert!(first.status.success() && third.status.success(), "{}{}", text(&first.stderr), text(&third.stderr));
+    // The waiting run restored after the first had finished: their scratch lifetimes do not overlap.
+    let reports = demo.reports();
+    let (a, b) = (&reports[reports.len() - 2], &reports[reports.len() - 1]);
+    let t = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!(t(&b["started_at"]) >= t(&a["teardown"]["at"]), "{a}\n{b}");
+    demo.assert_no_scratch_left();
+}

@@ -238,7 +238,7 @@ fn a_resource_dropped_from_the_file_is_deleted_and_one_apply_runs_at_a_time() {
     held.lock().unwrap();
     let out = env.stack("apply", &["--auto-approve"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("another `stack apply` of `production` is running"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("a `stack apply` of `production` is already running"), "{}", text(&out.stderr));
     drop(held);
 
     env.apply();
