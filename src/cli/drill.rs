@@ -323,14 +323,13 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
                 mode => {
                     let (name, wait) = (spec.name.clone(), mode == IfRunning::Wait);
                     let what = format!("a run of drill `{name}`");
-                    match tokio::task::spawn_blocking(move || crate::lock::acquire("drill", &name, &what, wait)).await {
-                        Ok(Ok(l)) => Some(l),
-                        Ok(Err(e)) => {
-                            return (i, spec.name.clone(), Err(crate::drill::DrillError::AlreadyRunning(e.to_string())));
-                        }
-                        Err(e) => {
-                            return (i, spec.name.clone(), Err(crate::drill::DrillError::AlreadyRunning(e.to_string())));
-                        }
+                    let took = tokio::task::spawn_blocking(move || crate::lock::acquire("drill", &name, &what, wait))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    match took {
+                        Ok(l) => Some(l),
+                        Err(e) => return (i, spec.name.clone(), Err(crate::drill::DrillError::AlreadyRunning(e))),
                     }
                 }
             };

@@ -166,10 +166,9 @@ async fn connect(spec: &StackSpec, aws: &AwsSettings) -> Result<Clients, Failure
 }
 
 fn sha256_file(path: &Path) -> Result<String, Failure> {
-    use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", path.display()), None))?;
-    Ok(hex::encode(Sha256::digest(bytes)))
+    Ok(crate::report::chain::sha256_hex(&bytes))
 }
 
 struct Computed {

@@ -24,6 +24,25 @@ fn openssl_verify(public: &Path, message: &Path, sig: &[u8], dir: &Path) -> bool
     out.status.success()
 }
 
+/// Headless flags for this closed network (no background connections, no first-run work) and a profile
+/// directory of the test's own.
+fn headless(dir: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", dir.join("chromium-profile").display())])
+    .collect()
+}
+
 fn chromium() -> String {
     for c in ["chromium", "chromium-browser", "google-chrome"] {
         if Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()) {
@@ -146,7 +165,8 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     );
     let shot = tmp.path().join("shot.png");
     let out = Command::new(chromium())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,400"])
+        .args(headless(tmp.path()))
+        .args(["--hide-scrollbars", "--window-size=1000,400"])
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", html.display()))
         .output()
@@ -155,7 +175,8 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     let green = banner_pixels(&shot, (0x1a, 0x7f, 0x37));
     assert!(green > 5000, "the PASSED banner is not visible in the first screen ({green} banner pixels)");
     let out = Command::new(chromium())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .args(headless(tmp.path()))
+        .arg("--dump-dom")
         .arg(format!("file://{}", html.display()))
         .output()
         .unwrap();
