@@ -231,7 +231,16 @@ fn an_object_locked_s3_store_chains_concurrent_drills_and_keeps_them_from_deleti
     );
     let run = |url: &str| {
         let mut cmd = Command::new(super::harness::bin_path());
-        cmd.args(["drill", "run"]).arg(&demo.drill).args(["--reports", url, "--retain", "2d"]);
+        // Two runs of one drill at once are deliberate here.
+        cmd.args(["drill", "run"]).arg(&demo.drill).args([
+            "--reports",
+            url,
+            "--retain",
+            "2d",
+            "--if-running",
+            "parallel",
+        ]);
+        cmd.env("STACKDRILL_STATE_DIR", demo.state());
         cmd.env("AWS_ENDPOINT_URL", &moto.url)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")

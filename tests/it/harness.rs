@@ -140,8 +140,14 @@ impl Demo {
         ca
     }
 
+    /// This demo's state directory (locks, keys): tests run side by side, each drill run locks its name.
+    pub fn state(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
     pub fn run_drill(&self, extra: &[&str]) -> Output {
         stackdrill()
+            .env("STACKDRILL_STATE_DIR", self.state())
             .args(["drill", "run"])
             .arg(&self.drill)
             .arg("--reports")

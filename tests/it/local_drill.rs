@@ -175,6 +175,7 @@ fn a_corrupted_base_backup_fails_verification_and_names_the_file() {
 /// Starts `drill run`, sends `signal` when a stderr line contains `when`, returns (exit code, stderr).
 fn interrupt_at(demo: &Demo, when: &str, signal: nix::sys::signal::Signal) -> (Option<i32>, String) {
     let mut child = std::process::Command::new(bin_path())
+        .env("STACKDRILL_STATE_DIR", demo.state())
         .args(["drill", "run"])
         .arg(&demo.drill)
         .arg("--reports")
@@ -287,7 +288,7 @@ async fn cleanup_sweeps_what_a_killed_run_left_and_nothing_else() {
 #[test]
 fn a_second_run_of_the_same_drill_refuses_or_waits_never_overlaps() {
     let demo = Demo::start();
-    let state = demo.root.path().join("state");
+    let state = demo.state();
     let run = |extra: &[&str]| {
         let mut cmd = std::process::Command::new(super::harness::bin_path());
         cmd.args(["drill", "run"])

@@ -73,6 +73,7 @@ impl Moto {
     /// Environment for a `stackdrill` process aimed at this emulator with test credentials.
     pub fn env(&self, cmd: &mut assert_cmd::Command) {
         cmd.env("AWS_ENDPOINT_URL", &self.url)
+            .env("STACKDRILL_STATE_DIR", self._dir.path().join("state"))
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", REGION)
