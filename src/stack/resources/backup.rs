@@ -108,20 +108,17 @@ pub(crate) async fn read(
     Ok(out)
 }
 
-fn backup_tags(ctx: &Ctx) -> HashMap<String, String> {
-    super::tags(&ctx.stack).into_iter().collect()
+pub(crate) fn backup_tags(stack: &str) -> HashMap<String, String> {
+    super::tags(stack).into_iter().collect()
 }
 
 pub(crate) async fn create_vault(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
-    let key = {
-        let alias = str_prop(r, "kms-key");
-        ctx.ids.lock().unwrap().key_arn.get(alias).cloned().unwrap_or_else(|| alias.to_string())
-    };
+    let key = ctx.key_arn(str_prop(r, "kms-key"));
     c.backup
         .create_backup_vault()
         .backup_vault_name(&r.name)
         .encryption_key_arn(key)
-        .set_backup_vault_tags(Some(backup_tags(ctx)))
+        .set_backup_vault_tags(Some(backup_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("backup:CreateBackupVault", &e))?;
@@ -167,7 +164,7 @@ pub(crate) async fn create_plan(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<
         .backup
         .create_backup_plan()
         .backup_plan(plan_input(r))
-        .set_backup_plan_tags(Some(backup_tags(ctx)))
+        .set_backup_plan_tags(Some(backup_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("backup:CreateBackupPlan", &e))?;

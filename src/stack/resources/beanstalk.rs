@@ -131,14 +131,14 @@ pub(crate) fn option_settings(r: &Resource) -> Vec<ConfigurationOptionSetting> {
     ]
 }
 
-fn eb_tags(ctx: &Ctx) -> Vec<Tag> {
-    super::tags(&ctx.stack).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+pub(crate) fn eb_tags(stack: &str) -> Vec<Tag> {
+    super::tags(stack).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
 pub(crate) async fn create_application(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
     c.eb.create_application()
         .application_name(&r.name)
-        .set_tags(Some(eb_tags(ctx)))
+        .set_tags(Some(eb_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("elasticbeanstalk:CreateApplication", &e))?;
@@ -160,7 +160,7 @@ pub(crate) async fn create_environment(c: &Clients, r: &Resource, ctx: &Ctx) -> 
         .environment_name(&r.name)
         .solution_stack_name(str_prop(r, "solution-stack"))
         .set_option_settings(Some(option_settings(r)))
-        .set_tags(Some(eb_tags(ctx)))
+        .set_tags(Some(eb_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("elasticbeanstalk:CreateEnvironment", &e))?;

@@ -107,8 +107,7 @@ fn retention(r: &Resource) -> Option<i32> {
 }
 
 fn key_arn(r: &Resource, ctx: &Ctx) -> Option<String> {
-    let alias = r.props.get("kms-key").and_then(Value::as_str)?;
-    Some(ctx.ids.lock().unwrap().key_arn.get(alias).cloned().unwrap_or_else(|| alias.to_string()))
+    r.props.get("kms-key").and_then(Value::as_str).map(|alias| ctx.key_arn(alias))
 }
 
 pub(crate) async fn create_group(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {

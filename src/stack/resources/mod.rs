@@ -27,6 +27,14 @@ pub(crate) struct Ctx {
     pub(crate) ids: Mutex<Ids>,
 }
 
+impl Ctx {
+    /// The key ARN for an alias the stack declares (created or found so far), else the alias itself, which
+    /// every service accepts as a key reference.
+    pub(crate) fn key_arn(&self, alias: &str) -> String {
+        self.ids.lock().unwrap().key_arn.get(alias).cloned().unwrap_or_else(|| alias.to_string())
+    }
+}
+
 /// The ownership tags every created resource carries.
 pub(crate) fn tags(stack: &str) -> Vec<(String, String)> {
     vec![(TAG_MANAGED.to_string(), "true".to_string()), (TAG_STACK.to_string(), stack.to_string())]
@@ -320,31 +328,28 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .map(|_| ())
                 .map_err(|e| classify("cloudwatch:TagResource", &e))
         }
-        "db-parameter-group" | "db-subnet-group" | "rds-instance" => {
-            let tags = t.iter().map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build());
-            c.rds
-                .add_tags_to_resource()
-                .resource_name(&l.arn)
-                .set_tags(Some(tags.collect()))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify("rds:AddTagsToResource", &e))
-        }
+        "db-parameter-group" | "db-subnet-group" | "rds-instance" => c
+            .rds
+            .add_tags_to_resource()
+            .resource_name(&l.arn)
+            .set_tags(Some(rds::rds_tags(stack)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("rds:AddTagsToResource", &e)),
         "backup-vault" | "backup-plan" | "backup-selection" => c
             .backup
             .tag_resource()
             .resource_arn(&l.arn)
-            .set_tags(Some(t.into_iter().collect()))
+            .set_tags(Some(backup::backup_tags(stack)))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| classify("backup:TagResource", &e)),
         "beanstalk-application" | "beanstalk-environment" => {
-            let tags = t.iter().map(|(k, v)| aws_sdk_elasticbeanstalk::types::Tag::builder().key(k).value(v).build());
             c.eb.update_tags_for_resource()
                 .resource_arn(&l.arn)
-                .set_tags_to_add(Some(tags.collect()))
+                .set_tags_to_add(Some(beanstalk::eb_tags(stack)))
                 .send()
                 .await
                 .map(|_| ())

@@ -10,8 +10,8 @@ use crate::aws::{AwsError, Backoff, classify};
 use crate::stack::live::{Clients, Ids, Live};
 use crate::stack::model::Resource;
 
-fn rds_tags(ctx: &Ctx) -> Vec<Tag> {
-    super::tags(&ctx.stack).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+pub(crate) fn rds_tags(stack: &str) -> Vec<Tag> {
+    super::tags(stack).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
 pub(crate) async fn read(
@@ -117,7 +117,7 @@ pub(crate) async fn create_parameter_group(c: &Clients, r: &Resource, ctx: &Ctx)
         .db_parameter_group_name(&r.name)
         .db_parameter_group_family(str_prop(r, "family"))
         .description(format!("stackdrill stack {}", ctx.stack))
-        .set_tags(Some(rds_tags(ctx)))
+        .set_tags(Some(rds_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("rds:CreateDBParameterGroup", &e))?;
@@ -183,7 +183,7 @@ pub(crate) async fn create_subnet_group(c: &Clients, r: &Resource, ctx: &Ctx) ->
         .db_subnet_group_name(&r.name)
         .db_subnet_group_description(format!("stackdrill stack {}", ctx.stack))
         .set_subnet_ids(Some(subnet_ids(r)))
-        .set_tags(Some(rds_tags(ctx)))
+        .set_tags(Some(rds_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("rds:CreateDBSubnetGroup", &e))?;
@@ -230,10 +230,7 @@ fn engine(r: &Resource) -> (String, String) {
 /// The master password is managed by RDS in Secrets Manager: stackdrill never sees it.
 pub(crate) async fn create_instance(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
     let (engine, version) = engine(r);
-    let key = {
-        let alias = str_prop(r, "kms-key");
-        ctx.ids.lock().unwrap().key_arn.get(alias).cloned().unwrap_or_else(|| alias.to_string())
-    };
+    let key = ctx.key_arn(str_prop(r, "kms-key"));
     c.rds
         .create_db_instance()
         .db_instance_identifier(&r.name)
@@ -254,7 +251,7 @@ pub(crate) async fn create_instance(c: &Clients, r: &Resource, ctx: &Ctx) -> Res
         .db_parameter_group_name(str_prop(r, "parameter-group"))
         .db_subnet_group_name(str_prop(r, "subnet-group"))
         .copy_tags_to_snapshot(true)
-        .set_tags(Some(rds_tags(ctx)))
+        .set_tags(Some(rds_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("rds:CreateDBInstance", &e))?;
