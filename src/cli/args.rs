@@ -50,6 +50,9 @@ pub(crate) enum Command {
     /// Verify, list and read drill reports; the controls matrix; sign-offs
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Drill schedules: next runs and overdue drills, a local scheduler, EventBridge Scheduler deployment
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Report signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -334,6 +337,60 @@ pub(crate) enum RunbookCommand {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduleCommand {
+    /// Each scheduled drill's next runs, last result, and whether it is overdue (no pass within its cadence)
+    List {
+        /// Drill names or paths (default: every drill in drills/ with a `schedule:`)
+        drills: Vec<String>,
+        /// How many upcoming runs to show
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Run due drills on this machine until stopped. SIGTERM/SIGINT: no new runs; running drills tear down
+    /// and write their reports, then it exits
+    Run(ScheduleRunArgs),
+    /// Create, update and delete EventBridge Scheduler schedules, one per scheduled drill, each starting
+    /// `stackdrill drill run <name>` as an ECS task
+    Deploy {
+        /// Where the schedules go and what they start (group, role, ECS cluster, task definition, subnets)
+        #[arg(long, default_value = "schedule.yaml")]
+        config: PathBuf,
+        /// Show what would change; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScheduleRunArgs {
+    /// Drill names or paths (default: every drill in drills/ with a `schedule:`; files are re-read each minute)
+    pub(crate) drills: Vec<String>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+    /// How many drills run at once
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) concurrency: u16,
+    /// Start each run after a random delay up to this long (spreads load when many drills share a minute)
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) jitter: std::time::Duration,
+    /// After downtime or an interrupted run: run once for what was missed, or skip to the next occurrence
+    #[arg(long, value_enum, default_value_t = crate::schedule::daemon::CatchUp::RunOnce)]
+    pub(crate) catch_up: crate::schedule::daemon::CatchUp,
+    /// An occurrence this late still counts as on time (not missed)
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub(crate) grace: std::time::Duration,
+    /// How often to log that the scheduler is alive
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) heartbeat: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

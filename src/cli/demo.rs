@@ -82,6 +82,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
             signer: s.signer.clone(),
             participants: vec![],
             retain: s.retain,
+            scheduled_for: None,
         };
         let outcome = engine::run(&spec, &opts, events.clone(), cancel.clone()).await;
         let _ = stop.send(true);

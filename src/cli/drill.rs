@@ -38,7 +38,7 @@ pub(super) fn yaml_files(dir: &str) -> Result<Vec<PathBuf>, Failure> {
 }
 
 /// A name resolves to `drills/<name>.yaml`; anything with a slash or a YAML extension is a path.
-fn resolve_drill(arg: &str) -> Result<PathBuf, Failure> {
+pub(super) fn resolve_drill(arg: &str) -> Result<PathBuf, Failure> {
     let p = Path::new(arg);
     if arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
         return Ok(p.to_path_buf());
@@ -309,6 +309,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         signer: settings.signer.clone(),
         participants: settings.participants.clone(),
         retain: settings.retain,
+        scheduled_for: None,
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
     let mut set = tokio::task::JoinSet::new();
@@ -348,7 +349,14 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     results.sort_by_key(|r| r.0);
     let mut code = exit_codes::OK;
     let mut reports = Vec::new();
+    let mut card = Vec::new();
     for (_, name, res) in results {
+        match &res {
+            Ok(o) => card.push(scorecard_row(&o.report, o.written.as_ref().map(|w| w.markdown.display().to_string()))),
+            Err(e) => {
+                card.push([name.clone(), "COULD NOT RUN".into(), "-".into(), "-".into(), "-".into(), e.to_string()])
+            }
+        }
         match res {
             Ok(outcome) => {
                 code = code.max(exit_code(outcome.report.result));
@@ -380,8 +388,44 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     }
     if printer.is_json() {
         printer.json(&reports);
+    } else if card.len() > 1 {
+        printer.line(scorecard(&card));
     }
     Ok(code)
+}
+
+/// One scorecard row: drill, result, restore time (restore + ready phases), RTO, RPO, report (or error).
+fn scorecard_row(r: &Report, report: Result<String, &String>) -> [String; 6] {
+    let m = &r.measured;
+    let restore: f64 = r.phases.iter().filter(|p| p.name == "restore" || p.name == "ready").map(|p| p.seconds).sum();
+    let objective = |v: Option<f64>, met: bool, obj: f64| match v {
+        None => format!("- (objective {})", human_seconds(obj)),
+        Some(v) => format!("{} {} ({})", if met { "met" } else { "MISSED" }, human_seconds(v), human_seconds(obj)),
+    };
+    [
+        r.drill.clone(),
+        r.result.as_str().to_uppercase(),
+        if restore > 0.0 { human_seconds(restore) } else { "-".into() },
+        objective(m.rto_seconds, m.rto_met, r.objectives.rto_seconds),
+        objective(m.rpo_seconds, m.rpo_met, r.objectives.rpo_seconds),
+        report.unwrap_or_else(|e| format!("NOT WRITTEN: {e}")),
+    ]
+}
+
+/// The scorecard after a fleet run: one aligned row per drill, then the totals.
+fn scorecard(rows: &[[String; 6]]) -> String {
+    let head = ["DRILL", "RESULT", "RESTORE", "RTO (objective)", "RPO (objective)", "REPORT"];
+    let body: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
+    let n = |v: &str| rows.iter().filter(|r| r[1] == v).count();
+    format!(
+        "\n{}\n{} drill(s): {} passed, {} failed, {} error, {} could not run",
+        crate::ui::table(&head, &body),
+        rows.len(),
+        n("PASSED"),
+        n("FAILED"),
+        n("ERROR"),
+        n("COULD NOT RUN")
+    )
 }
 
 pub(super) async fn cleanup(

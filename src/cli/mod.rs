@@ -5,11 +5,12 @@ mod demo;
 mod drill;
 pub(crate) mod exit_codes;
 mod report;
+mod schedule;
 mod stack;
 
 use anyhow::anyhow;
 pub(crate) use args::Cli;
-use args::{Command, DrillCommand, KeysCommand, RunbookCommand, StackCommand};
+use args::{Command, DrillCommand, KeysCommand, RunbookCommand, ScheduleCommand, StackCommand};
 use clap::CommandFactory;
 
 use crate::ui::{self, Printer};
@@ -49,7 +50,9 @@ pub(crate) async fn signer(
 }
 
 pub(crate) fn init(cli: &Cli) {
-    ui::init_logging(cli.global.log_format, cli.global.verbose, cli.global.quiet);
+    // The scheduler's output is its log: info by default.
+    let daemon = matches!(cli.command, Command::Schedule(ScheduleCommand::Run(_)));
+    ui::init_logging(cli.global.log_format, cli.global.verbose.max(u8::from(daemon)), cli.global.quiet);
 }
 
 pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
@@ -115,6 +118,22 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Stack(StackCommand::Drift { stack, format }) => stack::drift(&stack, &aws, format).await,
         Command::Stack(StackCommand::Import { stack, address, yes }) => {
             stack::import(&stack, &address, &aws, yes).await
+        }
+        Command::Schedule(ScheduleCommand::List { drills, count, store, output }) => {
+            schedule::list(&drills, count, &store, &aws, Printer { format: output }).await
+        }
+        Command::Schedule(ScheduleCommand::Run(args)) => {
+            let settings = schedule::DaemonSettings {
+                reports: crate::report::resolve_dir(args.report.reports.as_deref()),
+                signer: signer(args.report.signing_key.as_deref(), args.report.sign_kms_key.as_deref(), &aws).await?,
+                aws,
+                quiet,
+                args,
+            };
+            schedule::run(settings).await
+        }
+        Command::Schedule(ScheduleCommand::Deploy { config, dry_run, output }) => {
+            schedule::deploy(&config, dry_run, &aws, Printer { format: output }).await
         }
         Command::Keys(KeysCommand::Generate { out }) => report::keys_generate(out.as_deref()),
         Command::Report(cmd) => report::run(cmd, &aws).await,

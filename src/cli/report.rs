@@ -505,18 +505,13 @@ pub(super) fn runbook_check(dir: &Path, printer: Printer) -> Result<u8, Failure>
             Some(_) => {}
         }
         let Some(sched) = &s.schedule else { continue };
-        let Some(due) = crate::schedule::last_at_or_before(sched, now) else { continue };
         let gap = crate::schedule::cadence(sched, now).unwrap_or_default();
         let last_pass: Option<DateTime<Utc>> = all
             .iter()
             .filter(|r| r.entry.kind == "report" && r.entry.drill == s.name && r.entry.result == "passed")
             .filter_map(|r| serde_json::from_value(r.doc.as_ref()?["started_at"].clone()).ok())
             .max();
-        // Overdue: no pass since the occurrence before the latest one (one cadence of grace).
-        let overdue = match last_pass {
-            None => true,
-            Some(t) => t < due - gap,
-        };
+        let overdue = crate::schedule::overdue(sched, last_pass, now).unwrap_or(false);
         if overdue {
             findings.push(RunbookFinding {
                 drill: s.name.clone(),

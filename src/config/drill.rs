@@ -222,6 +222,7 @@ struct RawExpect {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawSchedule {
+    #[serde(alias = "expression")]
     cron: String,
     timezone: Option<String>,
 }
@@ -443,7 +444,9 @@ pub(crate) struct Expect {
 
 #[derive(Debug, Clone)]
 pub(crate) struct ScheduleSpec {
+    /// As written in the drill file.
     pub(crate) cron: String,
+    pub(crate) expr: crate::schedule::Expr,
     pub(crate) timezone: chrono_tz::Tz,
 }
 
@@ -818,11 +821,14 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
                 None
             }
         };
-        if let Err(e) = validate_cron(&cron) {
-            p.push("schedule.cron", e);
-            return None;
-        }
-        tz.map(|timezone| ScheduleSpec { cron, timezone })
+        let expr = match crate::schedule::Expr::parse(&cron) {
+            Ok(x) => x,
+            Err(e) => {
+                p.push("schedule.cron", e);
+                return None;
+            }
+        };
+        tz.map(|timezone| ScheduleSpec { cron, expr, timezone })
     });
 
     let metrics = metrics
@@ -910,31 +916,4 @@ pub(crate) fn is_identifier(s: &str) -> bool {
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-/// Accepts 5-field cron, AWS `cron(...)` (6 fields) and `rate(N unit)`.
-fn validate_cron(expr: &str) -> Result<(), String> {
-    let e = expr.trim();
-    if let Some(inner) = e.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')) {
-        let mut parts = inner.split_whitespace();
-        let n = parts.next().and_then(|n| n.parse::<u32>().ok()).filter(|n| *n > 0);
-        let unit = parts.next();
-        return match (n, unit, parts.next()) {
-            (Some(_), Some("minute" | "minutes" | "hour" | "hours" | "day" | "days"), None) => Ok(()),
-            _ => Err(format!("invalid rate expression `{e}`: use e.g. `rate(1 day)`")),
-        };
-    }
-    if let Some(inner) = e.strip_prefix("cron(").and_then(|s| s.strip_suffix(')')) {
-        return if inner.split_whitespace().count() == 6 {
-            Ok(())
-        } else {
-            Err(format!(
-                "invalid AWS cron expression `{e}`: it has 6 fields (minutes hours day-of-month month day-of-week year)"
-            ))
-        };
-    }
-    if e.split_whitespace().count() != 5 {
-        return Err(format!("invalid cron `{e}`: use 5 fields (minute hour day-of-month month day-of-week)"));
-    }
-    croner::Cron::new(e).parse().map(|_| ()).map_err(|err| format!("invalid cron `{e}`: {err}"))
 }

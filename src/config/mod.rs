@@ -1,6 +1,7 @@
 //! The only place that parses YAML: drill files, with errors that name file, line, column and key.
 
 mod aws_restore;
+mod deploy;
 mod drill;
 mod duration;
 mod error;
@@ -11,6 +12,7 @@ mod target;
 #[cfg(test)]
 pub(crate) use aws_restore::is_db_identifier;
 pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec, TlsSpec};
+pub(crate) use deploy::{DeploySpec, load_deploy};
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
 pub(crate) use drill::{

@@ -541,13 +541,15 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
             .enumerate()
             .map(|(i, RawRule { name: rule, schedule, continuous, retention_days })| {
                 let continuous = continuous.unwrap_or(false);
-                if let Some(s) = &schedule
-                    && !(s.starts_with("cron(") && s.ends_with(')'))
-                {
-                    p.push(
-                        format!("backup.plan.rules[{i}].schedule"),
-                        format!("`{s}` is not an AWS cron() expression"),
-                    );
+                if let Some(s) = &schedule {
+                    let parsed = crate::schedule::Expr::parse(s);
+                    if !(s.trim_start().starts_with("cron(") && parsed.is_ok()) {
+                        let why = parsed.err().unwrap_or_else(|| "AWS Backup takes a cron(...) expression".into());
+                        p.push(
+                            format!("backup.plan.rules[{i}].schedule"),
+                            format!("`{s}` is not an AWS cron() expression: {why}"),
+                        );
+                    }
                 }
                 if schedule.is_none() && !continuous {
                     p.push(format!("backup.plan.rules[{i}]"), "needs `schedule` or `continuous: true`");

@@ -33,6 +33,8 @@ pub(crate) struct RunOptions {
     pub(crate) participants: Vec<String>,
     /// How long an `s3://` store locks each object (Object Lock, compliance mode).
     pub(crate) retain: std::time::Duration,
+    /// The schedule occurrence this run is for, when a scheduler started it.
+    pub(crate) scheduled_for: Option<chrono::DateTime<Utc>>,
 }
 
 /// A finished drill: its report and where it was written.
@@ -515,6 +517,8 @@ impl RunCtx<'_> {
             tool: model::Tool { name: "stackdrill".into(), version: env!("CARGO_PKG_VERSION").into() },
             operator: operator(),
             trigger: self.opts.trigger.clone(),
+            scheduled_for: self.opts.scheduled_for,
+            next_scheduled: spec.schedule.as_ref().and_then(|s| crate::schedule::next_after(s, Utc::now())),
             drill_file: FileRef::of(&spec.file).unwrap_or(FileRef {
                 path: spec.file.display().to_string(),
                 sha256: None,

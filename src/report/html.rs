@@ -266,6 +266,12 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
         esc(&r.operator),
         esc(&r.trigger)
     );
+    if let Some(at) = &r.scheduled_for {
+        let _ = write!(o, "<tr><th>scheduled for</th><td>{} UTC</td></tr>", at.format("%Y-%m-%d %H:%M:%S"));
+    }
+    if let Some(at) = &r.next_scheduled {
+        let _ = write!(o, "<tr><th>next scheduled</th><td>{} UTC</td></tr>", at.format("%Y-%m-%d %H:%M:%S"));
+    }
     if !r.participants.is_empty() {
         let _ = write!(o, "<tr><th>participants</th><td>{}</td></tr>", esc(&r.participants.join(", ")));
     }

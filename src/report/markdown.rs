@@ -41,6 +41,13 @@ pub(crate) fn render(r: &Report) -> String {
     let _ = writeln!(o, "| Started / finished (UTC) | {} / {} |", t(&r.started_at), t(&r.finished_at));
     let _ = writeln!(o, "| Tool | {} {} |", r.tool.name, r.tool.version);
     let _ = writeln!(o, "| Operator / trigger | {} / {} |", cell(&r.operator), r.trigger);
+    if let Some(at) = &r.scheduled_for {
+        let late = (r.started_at - *at).num_seconds();
+        let _ = writeln!(o, "| Scheduled for (UTC) | {} (started {late} s later) |", t(at));
+    }
+    if let Some(at) = &r.next_scheduled {
+        let _ = writeln!(o, "| Next scheduled drill (UTC) | {} |", t(at));
+    }
     let _ = writeln!(
         o,
         "| Drill definition | `{}` (sha256 `{}`) |",

@@ -42,6 +42,12 @@ pub(crate) struct Report {
     pub(crate) tool: Tool,
     pub(crate) operator: String,
     pub(crate) trigger: String,
+    /// The schedule occurrence this run was started for (`schedule run`, `--scheduled-for`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scheduled_for: Option<DateTime<Utc>>,
+    /// The drill's next scheduled occurrence after this run, from its `schedule:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) next_scheduled: Option<DateTime<Utc>>,
     pub(crate) drill_file: FileRef,
     pub(crate) source: Source,
     pub(crate) target: Target,

@@ -1,14 +1,19 @@
-//! Drill cadence from `schedule:` (cron in an IANA time zone): the occurrences in a period, and the
-//! cadence (the gap between consecutive occurrences) that makes a drill overdue.
+//! Drill cadence from `schedule:` (a cron, AWS `cron(...)` or `rate(...)` in an IANA time zone): the
+//! occurrences in a period and the cadence that makes a drill overdue; the local scheduler (`schedule run`);
+//! EventBridge Scheduler deployment (`schedule deploy`).
+
+pub(crate) mod daemon;
+pub(crate) mod deploy;
+mod expr;
 
 use chrono::{DateTime, Utc};
+pub(crate) use expr::Expr;
 
 use crate::config::ScheduleSpec;
 
 /// The first occurrence strictly after `t`.
 pub(crate) fn next_after(s: &ScheduleSpec, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let cron = croner::Cron::new(&s.cron).parse().ok()?;
-    cron.find_next_occurrence(&t.with_timezone(&s.timezone), false).ok().map(|d| d.with_timezone(&Utc))
+    s.expr.next_after(&s.timezone, t)
 }
 
 /// Every occurrence in `(from, to]`, at most `cap`.
@@ -36,7 +41,18 @@ pub(crate) fn last_at_or_before(s: &ScheduleSpec, now: DateTime<Utc>) -> Option<
 
 /// The gap between the next two occurrences after `t`: how often the drill should run.
 pub(crate) fn cadence(s: &ScheduleSpec, t: DateTime<Utc>) -> Option<chrono::Duration> {
+    if let Some(r) = s.expr.rate() {
+        return Some(r);
+    }
     let a = next_after(s, t)?;
     let b = next_after(s, a)?;
     Some(b - a)
+}
+
+/// Overdue: no passed run since the occurrence before the latest one at or before `now` (one cadence of
+/// grace). `None` when the schedule has no occurrence to judge by.
+pub(crate) fn overdue(s: &ScheduleSpec, last_pass: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<bool> {
+    let due = last_at_or_before(s, now)?;
+    let gap = cadence(s, now)?;
+    Some(last_pass.is_none_or(|t| t < due - gap))
 }

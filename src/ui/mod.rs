@@ -5,8 +5,8 @@ mod printer;
 mod progress;
 
 pub(crate) use logging::{LogFormat, init as init_logging};
-pub(crate) use printer::{OutputFormat, Printer};
-pub(crate) use progress::sink as progress_sink;
+pub(crate) use printer::{OutputFormat, Printer, table};
+pub(crate) use progress::{log_sink, sink as progress_sink};
 
 /// Colour only on a terminal and never with `NO_COLOR` set.
 pub(crate) fn color_enabled() -> bool {

@@ -42,3 +42,25 @@ fn write_stdout(s: &str) {
         std::process::exit(0);
     }
 }
+
+/// Columns padded to their widest cell (the last column is not padded), one line per row.
+pub(crate) fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (c, w) in cells.zip(&width) {
+            let pad = w.saturating_sub(c.chars().count());
+            s.push_str(c);
+            s.push_str(&" ".repeat(pad + 2));
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = vec![line(&mut head.iter().copied())];
+    out.extend(rows.iter().map(|r| line(&mut r.iter().map(String::as_str))));
+    out.join("\n")
+}

@@ -32,8 +32,20 @@ fn status_mark(status: &str) -> &'static str {
     }
 }
 
+/// Progress as log records (text or JSON, as `--log-format` says): for the scheduler, whose output is a log.
+pub(crate) fn log_sink(quiet: bool) -> EventSink {
+    if quiet {
+        return EventSink::new(|_| {});
+    }
+    EventSink::new(|e| tracing::info!("{}", line(e)))
+}
+
 fn plain(e: Event) {
-    let line = match e {
+    eprintln!("{}", line(e));
+}
+
+fn line(e: Event) -> String {
+    match e {
         Event::PhaseStarted { drill, phase } => format!("[{drill}] {phase}: started"),
         Event::PhaseProgress { drill, phase, message } => format!("[{drill}] {phase}: {message}"),
         Event::PhaseFinished { drill, phase, status, seconds, detail } => {
@@ -43,8 +55,7 @@ fn plain(e: Event) {
         Event::CheckFinished { drill, check } => {
             format!("[{drill}]   check {} `{}`: {} — {}", check.kind, check.name, check.status.as_str(), check.detail)
         }
-    };
-    eprintln!("{line}");
+    }
 }
 
 struct Tty {

@@ -7,5 +7,6 @@ mod harness;
 mod local_drill;
 mod moto;
 mod proxy;
+mod schedule;
 mod stack;
 mod stack_aws;

@@ -123,6 +123,7 @@ fn opts(dir: &Path) -> RunOptions {
         signer: None,
         participants: vec![],
         retain: std::time::Duration::from_secs(86400),
+        scheduled_for: None,
     }
 }
 
