@@ -203,11 +203,15 @@ pub(crate) enum PlanFormat {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// Drill names or paths
-    #[arg(required_unless_present = "all")]
+    #[arg(required_unless_present_any = ["all", "due"])]
     pub(crate) drills: Vec<String>,
     /// Run every drill in drills/
-    #[arg(long, conflicts_with = "drills")]
+    #[arg(long, conflicts_with_all = ["drills", "due"])]
     pub(crate) all: bool,
+    /// Run the drills in drills/ whose latest scheduled occurrence has no run in the report store yet (for a
+    /// CI cron that wakes more often than the drills are due)
+    #[arg(long, conflicts_with = "drills")]
+    pub(crate) due: bool,
     /// latest | random | random:SEED | <RFC3339> | "<DURATION> ago"
     #[arg(long)]
     pub(crate) target: Option<String>,

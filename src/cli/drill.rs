@@ -216,6 +216,7 @@ pub(super) fn list(printer: Printer) -> Result<u8, Failure> {
 pub(crate) struct RunSettings {
     pub(crate) drills: Vec<String>,
     pub(crate) all: bool,
+    pub(crate) due: bool,
     pub(crate) target: Option<TargetSpec>,
     pub(crate) reports: PathBuf,
     pub(crate) concurrency: usize,
@@ -293,12 +294,24 @@ pub(crate) fn summary(r: &Report, written: Option<&crate::report::Written>) -> S
 }
 
 pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, Failure> {
-    let files = if settings.all {
+    let files = if settings.all || settings.due {
         all_drill_files()?
     } else {
         settings.drills.iter().map(|d| resolve_drill(d)).collect::<Result<Vec<_>, _>>()?
     };
-    let specs = load_all(&files)?;
+    let mut specs = load_all(&files)?;
+    if settings.due {
+        specs = due(specs, &settings).await?;
+        if specs.is_empty() {
+            if printer.is_json() {
+                printer.json(&Vec::<Report>::new());
+            } else {
+                printer.line("no drill is due: every scheduled drill has run since its latest occurrence");
+            }
+            return Ok(exit_codes::OK);
+        }
+        eprintln!("due: {}", specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
+    }
     let cancel = cancel_on_signals();
     let events = progress_sink(settings.quiet || printer.is_json());
     let opts = RunOptions {
@@ -392,6 +405,30 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         printer.line(scorecard(&card));
     }
     Ok(code)
+}
+
+/// The scheduled drills whose latest occurrence at or before now has no run (of any result) in the store
+/// since; a drill never run is due once its first occurrence has passed.
+async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillSpec>, Failure> {
+    let store = super::args::StoreArgs { reports: Some(settings.reports.clone()) };
+    let view = super::report::open(&store, &settings.aws).await?;
+    let entries = crate::report::chain::read(&view.dir)
+        .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", view.dir.display()), None))?;
+    let now = chrono::Utc::now();
+    Ok(specs
+        .into_iter()
+        .filter(|s| {
+            let Some(sched) = &s.schedule else { return false };
+            let Some(latest) = crate::schedule::last_at_or_before(sched, now) else { return false };
+            let last_run = entries
+                .iter()
+                .flatten()
+                .filter(|e| e.kind == "report" && e.drill == s.name)
+                .filter_map(|e| chrono::DateTime::parse_from_rfc3339(&e.at).ok())
+                .max();
+            last_run.is_none_or(|t| t < latest)
+        })
+        .collect())
 }
 
 /// One scorecard row: drill, result, restore time (restore + ready phases), RTO, RPO, report (or error).

@@ -88,6 +88,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             let settings = drill::RunSettings {
                 drills: a.drills,
                 all: a.all,
+                due: a.due,
                 target,
                 reports: crate::report::resolve_dir(a.report.reports.as_deref()),
                 concurrency: a.concurrency as usize,

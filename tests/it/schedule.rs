@@ -304,3 +304,79 @@ fn two_schedulers_one_drill_never_overlap_and_sigterm_mid_drill_tears_down_and_r
     assert_eq!(r["teardown"]["status"], "done", "{r}");
     demo.assert_no_scratch_left();
 }
+
+#[test]
+fn several_drills_run_with_bounded_concurrency_then_one_scorecard_and_schedule_list_shows_them() {
+    let demo = Demo::start();
+    // A second drill of the same data whose invariant cannot hold: it fails, the fleet exits 1.
+    let body = std::fs::read_to_string(&demo.drill).unwrap();
+    let strict = demo.root.path().join("strict.yaml");
+    std::fs::write(
+        &strict,
+        body.replace("name: local-demo", "name: local-demo-strict").replace(
+            "      expect: { min: 1 }",
+            "      expect: { min: 1 }\n  - sql:\n      name: a billion accounts\n      query: select count(*) from accounts\n      expect: { min: 1000000000 }",
+        ),
+    )
+    .unwrap();
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["drill", "run"])
+        .arg(&demo.drill)
+        .arg(&strict)
+        .args(["--concurrency", "2", "--reports"])
+        .arg(&demo.reports)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let card = &stdout[stdout.find("DRILL  ").expect("a scorecard")..];
+    let row =
+        |name: &str| card.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{card}"));
+    assert!(row("local-demo").contains("PASSED") && row("local-demo").contains("met "), "{card}");
+    assert!(row("local-demo-strict").contains("FAILED"), "{card}");
+    assert!(row("local-demo-strict").contains(".md"), "the report is named: {card}");
+    assert!(card.contains("2 drill(s): 1 passed, 1 failed, 0 error, 0 could not run"), "{card}");
+
+    let out = stackdrill()
+        .args(["schedule", "list"])
+        .arg(&demo.drill)
+        .arg(&strict)
+        .args(["--output", "json", "--reports"])
+        .arg(&demo.reports)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |n: &str| rows.as_array().unwrap().iter().find(|r| r["drill"] == n).unwrap().clone();
+    assert_eq!(find("local-demo")["status"], "ok");
+    assert_eq!(find("local-demo")["aws_expression"], "cron(0 3 * * ? *)");
+    assert_eq!(find("local-demo")["next"].as_array().unwrap().len(), 3);
+    // Never passed: overdue since its first occurrence is behind it... or not yet due; never `ok`.
+    assert_ne!(find("local-demo-strict")["status"], "ok");
+    assert_eq!(find("local-demo-strict")["last_run"]["result"], "failed");
+
+    // `drill run --due` (the CI cron): the hourly drill has never run, so it is due; the strict one ran after its
+    // latest (daily) occurrence, so it is not. Right after, nothing is due.
+    let cwd = demo.root.path().join("repo");
+    std::fs::create_dir_all(cwd.join("drills")).unwrap();
+    let hourly = std::fs::read_to_string(scheduled_demo(&demo, 0)).unwrap();
+    std::fs::write(cwd.join("drills/hourly.yaml"), hourly.replace("name: local-demo", "name: hourly")).unwrap();
+    std::fs::copy(&strict, cwd.join("drills/strict.yaml")).unwrap();
+    let due = || {
+        stackdrill()
+            .current_dir(&cwd)
+            .env("STACKDRILL_STATE_DIR", demo.state())
+            .args(["drill", "run", "--due", "--reports"])
+            .arg(&demo.reports)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap()
+    };
+    let out = due();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).contains("due: hourly\n"), "only the hourly drill is due: {}", text(&out.stderr));
+    let out = due();
+    assert!(out.status.success() && text(&out.stdout).contains("no drill is due"), "{}", text(&out.stdout));
+}
