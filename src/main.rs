@@ -3,6 +3,7 @@
 mod aws;
 mod cli;
 mod config;
+mod crash;
 mod demo;
 mod drill;
 mod lock;

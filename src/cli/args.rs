@@ -125,6 +125,10 @@ pub(crate) enum DrillCommand {
         /// Also sweep AWS when no drill file uses an AWS provider
         #[arg(long)]
         aws: bool,
+        /// The report store whose interrupted writes to finish or undo (default: $STACKDRILL_REPORTS, else
+        /// ./reports)
+        #[arg(long)]
+        reports: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },

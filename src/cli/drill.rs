@@ -470,11 +470,32 @@ pub(super) async fn cleanup(
     dry_run: bool,
     aws: &crate::aws::AwsSettings,
     force_aws: bool,
+    reports: &Path,
     printer: Printer,
 ) -> Result<u8, Failure> {
     let files = if paths.is_empty() { all_drill_files()? } else { paths.to_vec() };
     let specs = load_all(&files)?;
-    let swept = drill::cleanup::sweep(&specs, dry_run, aws, force_aws).await;
+    let mut swept = drill::cleanup::sweep(&specs, dry_run, aws, force_aws).await;
+    // A report write a crash interrupted: finished if its ledger line was written, else undone.
+    if !dry_run && !crate::report::s3::is_url(reports) {
+        let store = reports.display().to_string();
+        match crate::report::store::recover(reports) {
+            Ok(done) => swept.extend(done.into_iter().map(|d| drill::cleanup::Swept {
+                kind: "report-file",
+                resource: store.clone(),
+                drill: "-".into(),
+                run: "-".into(),
+                action: d,
+            })),
+            Err(e) => swept.push(drill::cleanup::Swept {
+                kind: "report-file",
+                resource: store.clone(),
+                drill: "-".into(),
+                run: "-".into(),
+                action: format!("failed: {e}"),
+            }),
+        }
+    }
     if printer.is_json() {
         printer.json(&swept);
     } else if swept.is_empty() {

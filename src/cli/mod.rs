@@ -102,8 +102,9 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             };
             drill::run(settings, Printer { format: a.output }).await
         }
-        Command::Drill(DrillCommand::Cleanup { paths, dry_run, aws: force_aws, output }) => {
-            drill::cleanup(&paths, dry_run, &aws, force_aws, Printer { format: output }).await
+        Command::Drill(DrillCommand::Cleanup { paths, dry_run, aws: force_aws, reports, output }) => {
+            let reports = crate::report::resolve_dir(reports.as_deref());
+            drill::cleanup(&paths, dry_run, &aws, force_aws, &reports, Printer { format: output }).await
         }
         Command::Stack(StackCommand::Validate { paths, output }) => stack::validate(&paths, Printer { format: output }),
         Command::Stack(StackCommand::Check { stack, live, output }) => {

@@ -5,6 +5,8 @@ mod deploy;
 mod drill;
 mod duration;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod locate;
 mod stack;
 mod target;

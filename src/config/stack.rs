@@ -421,6 +421,11 @@ pub(crate) fn load_stack(path: &Path) -> Result<StackSpec, Vec<ConfigError>> {
     parse_with(&read_file(path)?, path, resolve)
 }
 
+#[cfg(test)]
+pub(crate) fn parse_stack(text: &str, path: &Path) -> Result<StackSpec, Vec<ConfigError>> {
+    parse_with(text, path, resolve)
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 32

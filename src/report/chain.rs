@@ -44,6 +44,17 @@ pub(crate) fn begin(dir: &Path) -> std::io::Result<Appending> {
     std::fs::create_dir_all(dir)?;
     let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".ledger.lock"))?;
     lock.lock()?;
+    // A line without its newline is an append a crash cut short: it never committed, so it goes.
+    let ledger = dir.join(LEDGER);
+    if let Ok(bytes) = std::fs::read(&ledger)
+        && bytes.last().is_some_and(|b| *b != b'\n')
+    {
+        let keep = bytes.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+        let f = OpenOptions::new().write(true).open(&ledger)?;
+        f.set_len(keep as u64)?;
+        f.sync_all()?;
+        tracing::warn!("{}: removed a ledger line an interrupted append left incomplete", ledger.display());
+    }
     let last = read(dir)?.into_iter().rev().find_map(Result::ok);
     Ok(Appending { _lock: lock, dir: dir.to_path_buf(), last })
 }
@@ -141,6 +152,18 @@ pub(crate) fn verify(dir: &Path, key: Option<&[u8]>) -> std::io::Result<Verified
         prev = Some(e.sha256.clone());
         let bytes = match std::fs::read(dir.join(&e.file)) {
             Ok(b) => b,
+            Err(_) if dir.join(format!(".pending-{}", e.file)).exists() => {
+                problem(
+                    Some(e.seq),
+                    at,
+                    format!(
+                        "`{}` is still pending: a write was interrupted after its ledger line; `stackdrill drill \
+                         cleanup` completes it",
+                        e.file
+                    ),
+                );
+                continue;
+            }
             Err(_) => {
                 problem(Some(e.seq), at, format!("`{}` is missing: the report was deleted", e.file));
                 continue;

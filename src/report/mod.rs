@@ -7,7 +7,7 @@ pub(crate) mod markdown;
 pub(crate) mod model;
 pub(crate) mod s3;
 pub(crate) mod sign;
-mod store;
+pub(crate) mod store;
 
 pub(crate) use model::{Report, Verdict};
 pub(crate) use sign::Signer;

@@ -78,28 +78,90 @@ pub(crate) fn stem(report: &Report) -> String {
 }
 
 /// Writes the report into the store's hash chain: under the store's lock, links it to the entry before
-/// it, writes Markdown, HTML, the signature and DSSE envelope (when signing), then the JSON record, then
-/// the ledger line. An interruption before the ledger line leaves a report `report verify` flags as
-/// unchained, never a half-written file.
+/// it and commits its files (see [`commit`]).
 pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<Written> {
     let mut chain = chain::begin(dir)?;
+    recover_locked(dir, &chain)?;
     let mut stem = stem(report);
     if dir.join(format!("{stem}.json")).exists() {
         stem = format!("{stem}-{}", report.id);
     }
     let trend = super::html::trend(dir, &report.drill, 20);
     let r = render(report, chain.previous(), signer, &trend, &stem)?;
-    for (name, bytes) in &r.files {
-        atomic_write(&dir.join(name), bytes)?;
-    }
-    // The JSON is the record; it lands after its renderings, and the ledger line after it.
-    atomic_write(&dir.join(&r.json.0), &r.json.1)?;
-    chain.append(r.entry)?;
+    commit(dir, &mut chain, r)?;
     Ok(Written {
-        json: dir.join(&r.json.0),
+        json: dir.join(format!("{stem}.json")),
         markdown: dir.join(format!("{stem}.md")),
         html: dir.join(format!("{stem}.html")),
     })
+}
+
+/// The hidden name a file has until its ledger line is written.
+fn pending(name: &str) -> String {
+    format!("{PENDING}{name}")
+}
+const PENDING: &str = ".pending-";
+
+/// Commits a rendered entry: every file (renderings, signature, DSSE, then the JSON record) is written under
+/// a hidden pending name (temp file, fsync, rename), then the ledger line — the commit point — then each is
+/// renamed into place. A crash before the ledger line leaves only hidden pending files (rolled back by the
+/// next write or `drill cleanup`); after it, the pending files are rolled forward. Either no entry or a
+/// complete one, never a half-written file.
+fn commit(dir: &Path, chain: &mut chain::Appending, r: Rendered) -> std::io::Result<()> {
+    let all: Vec<&(String, Vec<u8>)> = r.files.iter().chain(std::iter::once(&r.json)).collect();
+    for (name, bytes) in &all {
+        atomic_write(&dir.join(pending(name)), bytes)?;
+    }
+    crate::crash::point("report:before-ledger");
+    chain.append(r.entry)?;
+    crate::crash::point("report:after-ledger");
+    for (name, _) in &all {
+        std::fs::rename(dir.join(pending(name)), dir.join(name))?;
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Finishes or undoes what an interrupted write left in a directory store: pending files of an entry the
+/// ledger lists are renamed into place; others are removed. Returns what it did, one line each.
+pub(crate) fn recover(dir: &Path) -> std::io::Result<Vec<String>> {
+    if !dir.join(chain::LEDGER).exists() && !has_pending(dir) {
+        return Ok(vec![]);
+    }
+    let chain = chain::begin(dir)?;
+    recover_locked(dir, &chain)
+}
+
+fn has_pending(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with(PENDING)))
+        .unwrap_or(false)
+}
+
+fn recover_locked(dir: &Path, _held: &chain::Appending) -> std::io::Result<Vec<String>> {
+    let mut done = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(done) };
+    let names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if !names.iter().any(|n| n.starts_with(PENDING)) {
+        return Ok(done);
+    }
+    // The stems the ledger has committed: every file of an entry shares its JSON record's stem.
+    let stems: std::collections::HashSet<String> =
+        chain::read(dir)?.into_iter().flatten().map(|e| e.file.trim_end_matches(".json").to_string()).collect();
+    for n in names.iter().filter(|n| n.starts_with(PENDING)) {
+        let name = &n[PENDING.len()..];
+        let committed = stems.iter().any(|s| {
+            name.strip_prefix(s.as_str()).is_some_and(|rest| rest.starts_with('.') && !rest[1..].contains('-'))
+        });
+        if committed {
+            std::fs::rename(dir.join(n), dir.join(name))?;
+            done.push(format!("completed `{name}` (its ledger entry was written before the interruption)"));
+        } else {
+            std::fs::remove_file(dir.join(n))?;
+            done.push(format!("removed `{n}` (an interrupted write never reached the ledger)"));
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(done)
 }
 
 /// Writes `bytes` to `path` via a temporary sibling, fsyncs it, renames it, and fsyncs the directory.
@@ -180,12 +242,9 @@ pub(crate) fn write_sign_off(
     signer: Option<&Signer>,
 ) -> std::io::Result<PathBuf> {
     let mut chain = chain::begin(dir)?;
+    recover_locked(dir, &chain)?;
     let r = render_sign_off(report, reviewer, decision, note, chain.previous(), signer)?;
-    for (name, bytes) in &r.files {
-        atomic_write(&dir.join(name), bytes)?;
-    }
     let path = dir.join(&r.json.0);
-    atomic_write(&path, &r.json.1)?;
-    chain.append(r.entry)?;
+    commit(dir, &mut chain, r)?;
     Ok(path)
 }

@@ -13,7 +13,7 @@ use crate::moto::{Moto, param, tags};
 const SG: &str = "sg-0123456789abcdef0";
 
 /// An isolated subnet group for scratch databases (the VPC and subnets made with boto3).
-async fn subnet_group(moto: &Moto, rds: &aws_sdk_rds::Client) {
+pub(crate) async fn subnet_group(moto: &Moto, rds: &aws_sdk_rds::Client) {
     let subnets = moto.python(
         "import boto3\n\
          ec2 = boto3.client('ec2')\n\
@@ -31,7 +31,7 @@ async fn subnet_group(moto: &Moto, rds: &aws_sdk_rds::Client) {
         .unwrap();
 }
 
-async fn production_instance(rds: &aws_sdk_rds::Client, id: &str, encrypted: bool) {
+pub(crate) async fn production_instance(rds: &aws_sdk_rds::Client, id: &str, encrypted: bool) {
     rds.create_db_instance()
         .db_instance_identifier(id)
         .engine("postgres")
@@ -51,7 +51,7 @@ async fn production_instance(rds: &aws_sdk_rds::Client, id: &str, encrypted: boo
         .unwrap();
 }
 
-fn drill_file(dir: &Path, name: &str, restore: &str, demo: &Demo, extra: &str) -> PathBuf {
+pub(crate) fn drill_file(dir: &Path, name: &str, restore: &str, demo: &Demo, extra: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     let yaml = format!(
         "name: {name}\n\
@@ -73,7 +73,7 @@ fn drill_file(dir: &Path, name: &str, restore: &str, demo: &Demo, extra: &str) -
     path
 }
 
-fn rds_block(source: &str, port: u16) -> String {
+pub(crate) fn rds_block(source: &str, port: u16) -> String {
     format!(
         "  aws-rds-instance:\n\
          \x20   source-instance: {source}\n\
@@ -104,7 +104,7 @@ fn last_report(dir: &Path) -> serde_json::Value {
         .expect("a report")
 }
 
-fn instance_ids(list: &[aws_sdk_rds::types::DbInstance]) -> Vec<String> {
+pub(crate) fn instance_ids(list: &[aws_sdk_rds::types::DbInstance]) -> Vec<String> {
     list.iter().map(|i| i.db_instance_identifier().unwrap().to_string()).collect()
 }
 

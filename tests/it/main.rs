@@ -7,6 +7,7 @@ mod harness;
 mod local_drill;
 mod moto;
 mod proxy;
+mod reliability;
 mod schedule;
 mod stack;
 mod stack_aws;

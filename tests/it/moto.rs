@@ -70,6 +70,18 @@ impl Moto {
         assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{path}: {out}");
     }
 
+    /// The environment `env` sets, for a `std::process::Command`.
+    pub fn env_pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.url.clone()),
+            ("STACKDRILL_STATE_DIR", self._dir.path().join("state").display().to_string()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+
     /// Environment for a `stackdrill` process aimed at this emulator with test credentials.
     pub fn env(&self, cmd: &mut assert_cmd::Command) {
         cmd.env("AWS_ENDPOINT_URL", &self.url)

@@ -2,7 +2,9 @@
 //! bug (moto's AWS Backup `ListTags` reads the ARN from the path segment before a trailing slash that the
 //! current SDK no longer sends, `GET /tags/{arn}`: the proxy adds the slash back) and injects faults: a
 //! request whose first line or body contains a chosen string is answered `403 AccessDeniedException`
-//! without reaching moto.
+//! without reaching moto (`deny`) or never answered (`hang`); and, at a set rate, a random fault — a
+//! throttling answer (503 with the protocol's throttling code), a 500, a slow answer (1.5 s) or a dropped
+//! connection (`faults`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,7 +15,77 @@ pub struct Proxy {
     pub url: String,
     stop: Arc<AtomicBool>,
     port: u16,
-    deny: Arc<Mutex<Option<String>>>,
+    rules: Arc<Mutex<Rules>>,
+}
+
+#[derive(Default)]
+struct Rules {
+    deny: Option<String>,
+    hang: Option<String>,
+    /// Forward the request, then never answer (the call happened; its answer was lost).
+    hang_after_forward: bool,
+    /// Probability that a request gets a fault, and the generator that decides.
+    rate: f64,
+    rng: u64,
+    /// Faults injected so far, by kind.
+    injected: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl Rules {
+    /// xorshift64*: reproducible from the seed, no dependency.
+    fn next(&mut self) -> f64 {
+        let mut x = self.rng.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn pick(&mut self) -> Option<&'static str> {
+        if self.rate <= 0.0 || self.next() >= self.rate {
+            return None;
+        }
+        let kind = ["throttle", "500", "slow", "drop"][(self.next() * 4.0) as usize % 4];
+        *self.injected.entry(kind).or_default() += 1;
+        Some(kind)
+    }
+}
+
+/// An answer the SDK retries: 503 with the throttling code of the request's protocol, or a 500.
+fn transient(head: &[String], status: u16) -> String {
+    let query = head.iter().any(|h| h.to_ascii_lowercase().contains("application/x-www-form-urlencoded"));
+    let json = head.iter().any(|h| {
+        let h = h.to_ascii_lowercase();
+        h.starts_with("content-type:") && h.contains("json")
+    });
+    let (code, reason) = if status == 503 {
+        ("Throttling", "Service Unavailable")
+    } else {
+        ("InternalFailure", "Internal Server Error")
+    };
+    let (ctype, body) = if json {
+        ("application/json", format!(r#"{{"__type":"{code}","message":"injected by the proxy"}}"#))
+    } else if query {
+        (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>injected by the proxy</Message></Error></ErrorResponse>"
+            ),
+        )
+    } else {
+        (
+            "application/xml",
+            format!(
+                "<Error><Code>{}</Code><Message>injected by the proxy</Message></Error>",
+                if status == 503 { "SlowDown" } else { "InternalError" }
+            ),
+        )
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// A REST-JSON access-denied answer (what AWS Backup, KMS, Logs and the tagging API send).
@@ -62,17 +134,50 @@ fn mend(line: &str) -> String {
     parts.join(" ")
 }
 
-fn serve(client: TcpStream, upstream: String, deny: Arc<Mutex<Option<String>>>) {
+fn serve(client: TcpStream, upstream: String, rules: Arc<Mutex<Rules>>, stop: Arc<AtomicBool>) {
     let mut writer = client.try_clone().unwrap();
     let mut reader = BufReader::new(client);
     while let Some((mut head, body)) = read_request(&mut reader) {
-        if let Some(needle) = deny.lock().unwrap().as_deref()
-            && (head[0].contains(needle) || String::from_utf8_lossy(&body).contains(needle))
-        {
+        let matches = |needle: &Option<String>| {
+            needle.as_deref().is_some_and(|n| head[0].contains(n) || String::from_utf8_lossy(&body).contains(n))
+        };
+        let (deny, hang, forward, fault) = {
+            let mut r = rules.lock().unwrap();
+            (matches(&r.deny), matches(&r.hang), r.hang_after_forward, r.pick())
+        };
+        if deny {
             if writer.write_all(denied().as_bytes()).is_err() {
                 return;
             }
             continue;
+        }
+        if hang {
+            if forward {
+                head[0] = mend(&head[0]);
+                let mut req = head.join("\r\n").into_bytes();
+                req.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+                req.extend_from_slice(&body);
+                if let Ok(mut up) = TcpStream::connect(&upstream) {
+                    let _ = up.write_all(&req);
+                    let _ = up.read_to_end(&mut Vec::new());
+                }
+            }
+            // Never answer; hold the connection until the proxy stops.
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            return;
+        }
+        match fault {
+            Some("drop") => return,
+            Some(k @ ("throttle" | "500")) => {
+                if writer.write_all(transient(&head, if k == "throttle" { 503 } else { 500 }).as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some("slow") => std::thread::sleep(std::time::Duration::from_millis(1500)),
+            _ => {}
         }
         head[0] = mend(&head[0]);
         head.retain(|h| !h.to_ascii_lowercase().starts_with("connection:"));
@@ -104,25 +209,45 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let deny: Arc<Mutex<Option<String>>> = Arc::default();
-        let denied = deny.clone();
+        let rules: Arc<Mutex<Rules>> = Arc::default();
+        let shared = rules.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Ok(conn) = conn {
-                    let (upstream, deny) = (upstream.clone(), denied.clone());
-                    std::thread::spawn(move || serve(conn, upstream, deny));
+                    let (upstream, rules, stop) = (upstream.clone(), shared.clone(), flag.clone());
+                    std::thread::spawn(move || serve(conn, upstream, rules, stop));
                 }
             }
         });
-        Proxy { url: format!("http://127.0.0.1:{port}"), stop, port, deny }
+        Proxy { url: format!("http://127.0.0.1:{port}"), stop, port, rules }
     }
 
     /// From now on, answer requests containing `needle` with access denied; `None` stops.
     pub fn deny(&self, needle: Option<&str>) {
-        *self.deny.lock().unwrap() = needle.map(str::to_string);
+        self.rules.lock().unwrap().deny = needle.map(str::to_string);
+    }
+
+    /// From now on, never answer requests containing `needle` — after forwarding them to moto when
+    /// `forward` (the call took effect, its answer was lost); `None` stops (for new requests).
+    pub fn hang(&self, needle: Option<&str>, forward: bool) {
+        let mut r = self.rules.lock().unwrap();
+        r.hang = needle.map(str::to_string);
+        r.hang_after_forward = forward;
+    }
+
+    /// From now on, give a random fault to this share of requests (0 stops), reproducibly from `seed`.
+    pub fn faults(&self, rate: f64, seed: u64) {
+        let mut r = self.rules.lock().unwrap();
+        r.rate = rate;
+        r.rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn injected(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.rules.lock().unwrap().injected.clone()
     }
 }
 

@@ -12,14 +12,14 @@ use std::process::Output;
 use super::harness::{Scratch, stackdrill, text};
 use super::moto::Moto;
 
-struct Env {
-    moto: Moto,
+pub(crate) struct Env {
+    pub(crate) moto: Moto,
     dir: Scratch,
-    file: PathBuf,
+    pub(crate) file: PathBuf,
 }
 
 impl Env {
-    fn new() -> Env {
+    pub(crate) fn new() -> Env {
         let moto = Moto::start();
         let ids = moto.python(
             "import boto3\n\
@@ -44,13 +44,13 @@ impl Env {
         Env { moto, dir, file }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         let mut cmd = stackdrill();
         self.moto.env(&mut cmd);
         cmd.env("STACKDRILL_STATE_DIR", self.dir.path().join("state")).args(args).output().unwrap()
     }
 
-    fn stack(&self, sub: &str, extra: &[&str]) -> Output {
+    pub(crate) fn stack(&self, sub: &str, extra: &[&str]) -> Output {
         let mut args = vec!["stack", sub, self.file.to_str().unwrap()];
         args.extend_from_slice(extra);
         self.run(&args)
