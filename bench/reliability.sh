@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 bash scripts/moto-venv >/dev/null
 export STACKDRILL_FAULT_RUNS=${FAULT_RUNS:-5} STACKDRILL_FAULT_RATES=${FAULT_RATES:-0,0.1,0.3,0.5}
 start=$(date +%s)
-cargo test --release --test it reliability:: -- --nocapture --test-threads 2 2>&1 \
+cargo test --test it reliability:: -- --nocapture --test-threads 2 2>&1 \
   | grep -v '^\s*Compiling\|^\s*Finished\|^\s*Running\|^running\|^$\|^test result\|^test reliability'
 echo "reliability tests: $(( $(date +%s) - start )) s"
 cases=${FUZZ_CASES:-20000}
 start=$(date +%s)
-PROPTEST_CASES=$cases cargo test --release --bin stackdrill config::fuzz -- --test-threads 2 2>&1 | grep -E '^test |test result'
+PROPTEST_CASES=$cases cargo test --bin stackdrill config::fuzz -- --test-threads 2 2>&1 | grep -E '^test |test result'
 echo "fuzzing: 6 targets x $cases cases in $(( $(date +%s) - start )) s, no panic, every rejection a clear error"

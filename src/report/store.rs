@@ -133,7 +133,12 @@ pub(crate) fn recover(dir: &Path) -> std::io::Result<Vec<String>> {
 
 fn has_pending(dir: &Path) -> bool {
     std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with(PENDING)))
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(PENDING) || (n.starts_with('.') && n.contains(".tmp-"))
+            })
+        })
         .unwrap_or(false)
 }
 
@@ -141,6 +146,11 @@ fn recover_locked(dir: &Path, _held: &chain::Appending) -> std::io::Result<Vec<S
     let mut done = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else { return Ok(done) };
     let names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    // A temporary file of `atomic_write` that a crash left: every writer holds the lock while it has one.
+    for n in names.iter().filter(|n| n.starts_with('.') && n.contains(".tmp-")) {
+        std::fs::remove_file(dir.join(n))?;
+        done.push(format!("removed `{n}` (a temporary file an interrupted write left)"));
+    }
     if !names.iter().any(|n| n.starts_with(PENDING)) {
         return Ok(done);
     }

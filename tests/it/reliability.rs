@@ -326,12 +326,14 @@ async fn drills_under_injected_aws_faults_finish_with_a_report_and_leak_nothing(
     let args = b.drill_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut table =
-        vec!["fault rate  runs  passed  failed  error  reports  leaked  faults injected (per kind)".to_string()];
+        vec!["fault rate  runs  passed  failed  error  reports  leaked  s/run  faults injected (per kind)".to_string()];
     for (ri, rate) in rates.iter().enumerate() {
         let (mut passed, mut failed, mut error, mut leaked, mut written) = (0, 0, 0, 0, 0);
+        let clock = Instant::now();
         let injected_before = b.moto.proxy.injected();
         for i in 0..runs {
             let before = ledger_len(&reports);
+            let scratch_before = b.scratch().await.len();
             b.moto.proxy.faults(*rate, (ri * 1000 + i + 1) as u64);
             let started = Instant::now();
             let (killed, code, log) = b.run(&args, None);
@@ -345,14 +347,24 @@ async fn drills_under_injected_aws_faults_finish_with_a_report_and_leak_nothing(
             if ledger_len(&reports) == before + 1 {
                 written += 1;
             }
-            leaked += b.scratch().await.len();
+            let left = b.scratch().await.len() - scratch_before;
+            if left > 0 {
+                let teardown: Vec<&str> =
+                    log.lines().filter(|l| l.contains("teardown") || l.contains("error")).collect();
+                println!("rate {rate} run {i}: {left} scratch left after exit {code:?}:\n{}", teardown.join("\n"));
+            }
+            leaked += left;
             b.production_untouched().await;
         }
         let after = b.moto.proxy.injected();
-        let kinds: Vec<String> =
-            after.iter().map(|(k, v)| format!("{k} {}", v - injected_before.get(k).copied().unwrap_or(0))).collect();
+        let kinds: Vec<String> = after
+            .iter()
+            .map(|(k, v)| (k, v - injected_before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         table.push(format!(
-            "{:<11} {:<5} {:<7} {:<7} {:<6} {:<8} {:<7} {}",
+            "{:<11} {:<5} {:<7} {:<7} {:<6} {:<8} {:<7} {:<6.1} {}",
             format!("{:.0}%", rate * 100.0),
             runs,
             passed,
@@ -360,6 +372,7 @@ async fn drills_under_injected_aws_faults_finish_with_a_report_and_leak_nothing(
             error,
             written,
             leaked,
+            clock.elapsed().as_secs_f64() / runs as f64,
             kinds.join(", ")
         ));
         assert_eq!(written, runs, "every run, passed or not, writes its report (rate {rate})");

@@ -234,7 +234,35 @@ pub(crate) async fn wait_cluster_available(
 
 /// Deletes a scratch instance after re-reading its tags, then waits until it is gone.
 /// Returns `Ok(false)` when there was nothing to delete.
+/// Deletes a scratch instance, guarded by its tags; see [`retrying`].
 pub(crate) async fn delete_instance_guarded(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
+    retrying(id, || delete_instance_once(rds, id, owner)).await
+}
+
+/// A teardown step tried again (backoff 2 s → 30 s, up to 8 rounds, inside the teardown's own deadline) when
+/// it failed for a reason that passes — throttling, a dropped connection, a 5xx after the SDK's own retries —
+/// so a flaky API does not leave a scratch behind. A refusal (not ours) or a denial is final at once.
+async fn retrying<F, Fut>(id: &str, mut step: F) -> Result<bool, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, String>>,
+{
+    let mut backoff = Backoff::describe();
+    let mut round = 1;
+    loop {
+        match step().await {
+            Ok(done) => return Ok(done),
+            Err(e) if round >= 8 || e.starts_with("refused") || e.starts_with("access denied") => return Err(e),
+            Err(e) => {
+                tracing::warn!(scratch = %id, round, "teardown of `{id}` failed, trying again: {e}");
+                round += 1;
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+async fn delete_instance_once(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
     let Some(inst) = describe_instance(rds, id).await.map_err(|e| e.to_string())? else {
         return Ok(false);
     };
@@ -274,8 +302,12 @@ pub(crate) async fn delete_instance_guarded(rds: &Client, id: &str, owner: Owner
     Ok(true)
 }
 
-/// Deletes a scratch Aurora cluster (its instances first), guarded by the cluster's tags.
+/// Deletes a scratch Aurora cluster (its instances first), guarded by the cluster's tags; see [`retrying`].
 pub(crate) async fn delete_cluster_guarded(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
+    retrying(id, || delete_cluster_once(rds, id, owner)).await
+}
+
+async fn delete_cluster_once(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
     let Some(c) = describe_cluster(rds, id).await.map_err(|e| e.to_string())? else {
         return Ok(false);
     };
@@ -283,7 +315,7 @@ pub(crate) async fn delete_cluster_guarded(rds: &Client, id: &str, owner: Owner<
         .map_err(|why| format!("refused to delete cluster `{id}`: {why}; stackdrill deletes only its own scratch"))?;
     for m in c.db_cluster_members() {
         if let Some(inst) = m.db_instance_identifier() {
-            delete_instance_guarded(rds, inst, owner).await?;
+            delete_instance_once(rds, inst, owner).await?;
         }
     }
     if c.deletion_protection() == Some(true) {
