@@ -359,38 +359,30 @@ impl Deployer {
             d.shape["timezone"].as_str().unwrap_or("UTC"),
             d.shape["description"].as_str().unwrap_or_default(),
         );
+        // CreateSchedule and UpdateSchedule take the same whole definition.
+        macro_rules! send {
+            ($op:ident, $action:literal) => {
+                self.client
+                    .$op()
+                    .group_name(&cfg.group)
+                    .name(&d.name)
+                    .schedule_expression(expr)
+                    .schedule_expression_timezone(tz)
+                    .description(desc)
+                    .state(ScheduleState::Enabled)
+                    .flexible_time_window(window(cfg)?)
+                    .set_start_date(start)
+                    .target(target(d, cfg)?)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| classify($action, &e).into())
+            };
+        }
         if create {
-            self.client
-                .create_schedule()
-                .group_name(&cfg.group)
-                .name(&d.name)
-                .schedule_expression(expr)
-                .schedule_expression_timezone(tz)
-                .description(desc)
-                .state(ScheduleState::Enabled)
-                .flexible_time_window(window(cfg)?)
-                .set_start_date(start)
-                .target(target(d, cfg)?)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify("scheduler:CreateSchedule", &e).into())
+            send!(create_schedule, "scheduler:CreateSchedule")
         } else {
-            self.client
-                .update_schedule()
-                .group_name(&cfg.group)
-                .name(&d.name)
-                .schedule_expression(expr)
-                .schedule_expression_timezone(tz)
-                .description(desc)
-                .state(ScheduleState::Enabled)
-                .flexible_time_window(window(cfg)?)
-                .set_start_date(start)
-                .target(target(d, cfg)?)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| classify("scheduler:UpdateSchedule", &e).into())
+            send!(update_schedule, "scheduler:UpdateSchedule")
         }
     }
 }

@@ -104,18 +104,25 @@ fn last_report(dir: &Path) -> serde_json::Value {
         .expect("a report")
 }
 
-pub(crate) fn instance_ids(list: &[aws_sdk_rds::types::DbInstance]) -> Vec<String> {
-    list.iter().map(|i| i.db_instance_identifier().unwrap().to_string()).collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rds_instance_drill_restores_an_isolated_scratch_verifies_it_and_deletes_only_it() {
+/// The demo source serving TLS as the scratch stand-in, and moto with the isolated subnet group and an
+/// encrypted `prod-db`.
+pub(crate) async fn rds_fixture() -> (Demo, Moto, aws_sdk_rds::Client) {
     let demo = Demo::start();
     demo.serve_tls_as_scratch().await;
     let moto = Moto::start();
     let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
     subnet_group(&moto, &rds).await;
     production_instance(&rds, "prod-db", true).await;
+    (demo, moto, rds)
+}
+
+pub(crate) fn instance_ids(list: &[aws_sdk_rds::types::DbInstance]) -> Vec<String> {
+    list.iter().map(|i| i.db_instance_identifier().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rds_instance_drill_restores_an_isolated_scratch_verifies_it_and_deletes_only_it() {
+    let (demo, moto, rds) = rds_fixture().await;
     let tmp = Scratch::new();
     let drill = drill_file(
         tmp.path(),

@@ -160,13 +160,8 @@ struct RdsBench {
 
 impl RdsBench {
     async fn new(extra: &str) -> RdsBench {
-        use super::aws_drill::{drill_file, production_instance, rds_block, subnet_group};
-        let demo = Demo::start();
-        demo.serve_tls_as_scratch().await;
-        let moto = Moto::start();
-        let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
-        subnet_group(&moto, &rds).await;
-        production_instance(&rds, "prod-db", true).await;
+        use super::aws_drill::{drill_file, rds_block, rds_fixture};
+        let (demo, moto, rds) = rds_fixture().await;
         let tmp = Scratch::new();
         let drill = drill_file(tmp.path(), "prod-db-pitr", &rds_block("prod-db", demo.port), &demo, extra);
         RdsBench { _demo: demo, moto, rds, tmp, drill }

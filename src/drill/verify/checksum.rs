@@ -84,14 +84,6 @@ struct Range {
     rows: f64,
 }
 
-/// A level's range boundaries, ascending; for integer keys also `(smallest key, step)`: boundary `i` is
-/// `smallest + (i + 1) * step`, so a row's range is computed, not searched.
-#[derive(Default)]
-struct Bounds {
-    list: Vec<String>,
-    arith: Option<(i64, i64)>,
-}
-
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 struct Digest {
     rows: i64,
@@ -202,40 +194,8 @@ impl Compare<'_> {
         }
     }
 
-    fn integer_key(&self) -> bool {
-        matches!(self.key_type.as_deref(), Some("bigint" | "integer" | "smallint"))
-    }
-
-    /// Range boundaries inside `r`. Integer keys: equal steps between the source's smallest and largest key in
-    /// the range (two index probes), so a row's range is arithmetic, not a search of the boundary list — that
-    /// search was a third of the comparison's time. Other keys: percentiles of the source's keys (sampled
-    /// when the range is large).
-    async fn boundaries(&self, r: &Range) -> Result<Bounds, String> {
-        if self.integer_key() {
-            let mut sql = Sql::default();
-            self.filter(&mut sql, Some(r));
-            let q = format!(
-                "select min({key})::int8, max({key})::int8 from {table} t where {w}",
-                key = self.key,
-                table = quote(&self.spec.table),
-                w = sql.where_clause(),
-            );
-            let row = self.source.query_one(q.as_str(), &sql.refs()).await.map_err(|e| db_error(&e))?;
-            let (lo, hi): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
-            let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(Bounds::default()) };
-            let n = i128::from(self.spec.buckets.max(2));
-            let step = ((i128::from(hi) - i128::from(lo) + 1 + n - 1) / n).max(1);
-            // `k - lo` must fit in int8 for every key compared arithmetically (below the last boundary).
-            if i128::from(hi) - i128::from(lo) < i128::from(i64::MAX) {
-                let list: Vec<String> = (1..n)
-                    .map(|i| i128::from(lo) + i * step)
-                    .take_while(|b| *b <= i128::from(hi))
-                    .map(|b| b.to_string())
-                    .collect();
-                let arith = (!list.is_empty()).then_some((lo, step as i64));
-                return Ok(Bounds { list, arith });
-            }
-        }
+    /// Range boundaries inside `r`: percentiles of the source's keys (sampled when the range is large).
+    async fn boundaries(&self, r: &Range) -> Result<Vec<String>, String> {
         let n = self.spec.buckets as usize;
         let fractions: Vec<f64> = (1..n).map(|i| i as f64 / n as f64).collect();
         let mut sql = Sql::default();
@@ -255,37 +215,17 @@ impl Compare<'_> {
             w = sql.where_clause(),
         );
         let row = self.source.query_one(q.as_str(), &sql.refs()).await.map_err(|e| db_error(&e))?;
-        Ok(Bounds { list: row.get(0), arith: None })
+        Ok(row.get(0))
     }
 
-    /// Per-bucket digests of `r` on one side; bucket `i` holds keys in `[bounds[i-1], bounds[i])` (bucket 0
-    /// below the first boundary, bucket `len` from the last), as `width_bucket` numbers them.
-    async fn digests(&self, c: &Client, r: &Range, bounds: &Bounds) -> Result<BTreeMap<i32, Digest>, String> {
+    /// Per-bucket digests of `r` on one side; bucket `i` holds keys in `[bounds[i-1], bounds[i])`.
+    async fn digests(&self, c: &Client, r: &Range, bounds: &[String]) -> Result<BTreeMap<i32, Digest>, String> {
         let ty = self.key_type.as_deref().unwrap_or("text");
         let mut sql = Sql::default();
         self.filter(&mut sql, Some(r));
-        let bucket = match bounds.arith {
-            Some((lo, step)) => {
-                let last: i64 = bounds.list.last().and_then(|b| b.parse().ok()).unwrap_or(i64::MAX);
-                let (lo, step, first, last, n) = (
-                    sql.param(lo),
-                    sql.param(step),
-                    sql.param(lo.saturating_add(step)),
-                    sql.param(last),
-                    sql.param(bounds.list.len() as i32),
-                );
-                format!(
-                    "case when k < {first}::int8 then 0 when k >= {last}::int8 then {n}::int4 \
-                     else ((k::int8 - {lo}::int8) / {step}::int8)::int4 end"
-                )
-            }
-            None => {
-                let b = sql.param(bounds.list.clone());
-                format!("width_bucket(k, {b}::text[]::{ty}[])")
-            }
-        };
+        let b = sql.param(bounds.to_vec());
         let q = format!(
-            "select {bucket}, count(*), coalesce(sum(h), 0)::text, coalesce(bit_xor(h), 0)
+            "select width_bucket(k, {b}::text[]::{ty}[]), count(*), coalesce(sum(h), 0)::text, coalesce(bit_xor(h), 0)
              from (select {key} as k, {hash} as h from {table} t where {w} offset 0) s group by 1",
             key = self.key,
             hash = self.row_hash,
@@ -314,7 +254,7 @@ impl Compare<'_> {
             tracing::debug!(
                 table = %self.spec.table,
                 depth = r.depth,
-                ranges = bounds.list.len() + 1,
+                ranges = bounds.len() + 1,
                 boundaries_ms = sampled.as_millis() as u64,
                 digests_ms = (started.elapsed() - sampled).as_millis() as u64,
                 "checksum level"
@@ -327,12 +267,12 @@ impl Compare<'_> {
             for b in mismatched(&src, &rst).into_iter().rev() {
                 let idx = b as usize;
                 let sub = Range {
-                    lo: if idx == 0 { r.lo.clone() } else { bounds.list.get(idx - 1).cloned() },
-                    hi: if idx >= bounds.list.len() { r.hi.clone() } else { bounds.list.get(idx).cloned() },
+                    lo: if idx == 0 { r.lo.clone() } else { bounds.get(idx - 1).cloned() },
+                    hi: if idx >= bounds.len() { r.hi.clone() } else { bounds.get(idx).cloned() },
                     depth: r.depth + 1,
                     rows: src.get(&b).map_or(0, |d| d.rows).max(rst.get(&b).map_or(0, |d| d.rows)) as f64,
                 };
-                let stuck = bounds.list.is_empty() || (sub.lo == r.lo && sub.hi == r.hi);
+                let stuck = bounds.is_empty() || (sub.lo == r.lo && sub.hi == r.hi);
                 if sub.rows <= LEAF_ROWS as f64 || sub.depth >= MAX_DEPTH || stuck {
                     let mut sql = Sql::default();
                     self.filter(&mut sql, Some(&sub));
