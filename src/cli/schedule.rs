@@ -111,6 +111,10 @@ pub(super) async fn list(
             next.push(n);
             t = n;
         }
+        let (aws_expression, aws_expression_error) = match sched.expr.to_aws() {
+            Ok(e) => (Some(e), None),
+            Err(e) => (None, Some(e)),
+        };
         let status = match (last_run.is_some(), crate::schedule::overdue(sched, last_passed_at, now)) {
             (false, _) => "never-run",
             (true, Some(true)) => "overdue",
@@ -121,8 +125,8 @@ pub(super) async fn list(
             file: s.file.display().to_string(),
             expression: sched.cron.clone(),
             timezone: sched.timezone.to_string(),
-            aws_expression: sched.expr.to_aws().ok(),
-            aws_expression_error: sched.expr.to_aws().err(),
+            aws_expression,
+            aws_expression_error,
             next,
             cadence_seconds: crate::schedule::cadence(sched, now).map(|d| d.num_seconds()),
             last_run,
@@ -309,14 +313,15 @@ pub(super) async fn run(s: DaemonSettings) -> Result<u8, Failure> {
             }
         }
 
+        // The next occurrence of a drill not running now: what the heartbeat reports and the sleep waits for.
+        let next = specs
+            .iter()
+            .filter(|d| !running.contains_key(&d.name))
+            .filter_map(|d| {
+                Some((daemon::next_due(d.schedule.as_ref()?, State::read(&d.name).as_ref(), started)?, &d.name))
+            })
+            .min();
         if tokio::time::Instant::now() >= next_heartbeat {
-            let next = specs
-                .iter()
-                .filter(|d| !running.contains_key(&d.name))
-                .filter_map(|d| {
-                    Some((daemon::next_due(d.schedule.as_ref()?, State::read(&d.name).as_ref(), started)?, &d.name))
-                })
-                .min();
             tracing::info!(
                 running = running.len(),
                 "heartbeat: {} running{}; next: {}",
@@ -333,13 +338,8 @@ pub(super) async fn run(s: DaemonSettings) -> Result<u8, Failure> {
 
         // Sleep until the next occurrence, the next heartbeat, a run ending, or a stop; at most a minute,
         // so edited files are picked up.
-        let next_occurrence = specs
-            .iter()
-            .filter(|d| !running.contains_key(&d.name))
-            .filter_map(|d| daemon::next_due(d.schedule.as_ref()?, State::read(&d.name).as_ref(), started))
-            .min();
         let mut wait = std::time::Duration::from_secs(60).min(next_heartbeat - tokio::time::Instant::now());
-        if let Some(t) = next_occurrence {
+        if let Some((t, _)) = next {
             wait = wait.min((t - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(10));
         }
         tokio::select! {
