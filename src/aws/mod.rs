@@ -16,3 +16,11 @@ pub(crate) use error::{AwsError, Kind, classify};
 #[cfg(test)]
 pub(crate) use mocks::mocked;
 pub(crate) use poll::Backoff;
+
+/// An SDK client of crate `$krate` from `$sdk` whose calls `$calls` (a [`CallCounter`]) counts.
+macro_rules! client {
+    ($krate:ident, $sdk:expr, $calls:expr) => {
+        $krate::Client::from_conf($krate::config::Builder::from($sdk).interceptor($calls.clone()).build())
+    };
+}
+pub(crate) use client;

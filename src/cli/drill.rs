@@ -424,7 +424,7 @@ async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillS
                 .iter()
                 .flatten()
                 .filter(|e| e.kind == "report" && e.drill == s.name)
-                .filter_map(|e| chrono::DateTime::parse_from_rfc3339(&e.at).ok())
+                .filter_map(|e| e.at_utc())
                 .max();
             last_run.is_none_or(|t| t < latest)
         })

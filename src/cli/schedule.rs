@@ -95,15 +95,14 @@ pub(super) async fn list(
         .filter_map(Result::ok)
         .filter(|e| e.kind == "report")
         .collect();
-    let at = |e: &crate::report::chain::Entry| DateTime::parse_from_rfc3339(&e.at).ok().map(|t| t.with_timezone(&Utc));
     let now = Utc::now();
     let mut rows = Vec::new();
     for s in &specs {
         let Some(sched) = &s.schedule else { continue };
         let mine: Vec<_> = entries.iter().filter(|e| e.drill == s.name).collect();
         let last_run =
-            mine.last().and_then(|e| Some(LastRun { id: e.id.clone(), result: e.result.clone(), at: at(e)? }));
-        let last_passed_at = mine.iter().rev().filter(|e| e.result == "passed").find_map(|e| at(e));
+            mine.last().and_then(|e| Some(LastRun { id: e.id.clone(), result: e.result.clone(), at: e.at_utc()? }));
+        let last_passed_at = mine.iter().rev().filter(|e| e.result == "passed").find_map(|e| e.at_utc());
         let mut next = Vec::new();
         let mut t = now;
         while next.len() < count {

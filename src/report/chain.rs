@@ -29,6 +29,13 @@ pub(crate) struct Entry {
     pub(crate) key_id: Option<String>,
 }
 
+impl Entry {
+    /// When the entry was written (`at`), if it parses.
+    pub(crate) fn at_utc(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.at).ok().map(|t| t.to_utc())
+    }
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::aws::{AwsError, CallCounter, Kind, classify};
 use crate::config::{DeploySpec, DrillSpec};
+use crate::stack::live::TAG_MANAGED;
 
 /// Descriptions of the schedules stackdrill creates start with this.
 const MARK: &str = "stackdrill drill ";
@@ -206,10 +207,7 @@ pub(crate) struct Deployer {
 impl Deployer {
     pub(crate) fn new(sdk: &aws_types::SdkConfig) -> Self {
         let calls = CallCounter::default();
-        let client = aws_sdk_scheduler::Client::from_conf(
-            aws_sdk_scheduler::config::Builder::from(sdk).interceptor(calls.clone()).build(),
-        );
-        Deployer { client, calls }
+        Deployer { client: crate::aws::client!(aws_sdk_scheduler, sdk, calls), calls }
     }
 
     /// Whether the group exists; refuses a group stackdrill does not own.
@@ -229,7 +227,7 @@ impl Deployer {
             .send()
             .await
             .map_err(|e| classify("scheduler:ListTagsForResource", &e))?;
-        let ours = tags.tags().iter().any(|t| t.key() == "stackdrill:managed" && t.value() == "true");
+        let ours = tags.tags().iter().any(|t| t.key() == TAG_MANAGED && t.value() == "true");
         if ours { Ok(true) } else { Err(DeployError::ForeignGroup(name.into())) }
     }
 
@@ -265,7 +263,7 @@ impl Deployer {
                 .name(&cfg.group)
                 .tags(
                     Tag::builder()
-                        .key("stackdrill:managed")
+                        .key(TAG_MANAGED)
                         .value("true")
                         .build()
                         .map_err(|e| DeployError::Invalid(e.to_string()))?,

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::model::Resource;
 use super::resources;
-use crate::aws::{AwsError, CallCounter, classify};
+use crate::aws::{AwsError, CallCounter, classify, client};
 
 pub(crate) const TAG_MANAGED: &str = "stackdrill:managed";
 pub(crate) const TAG_STACK: &str = "stackdrill:stack";
@@ -31,12 +31,6 @@ pub(crate) struct Clients {
     pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
     pub(crate) calls: CallCounter,
     pub(crate) region: String,
-}
-
-macro_rules! client {
-    ($krate:ident, $sdk:expr, $calls:expr) => {
-        $krate::Client::from_conf($krate::config::Builder::from($sdk).interceptor($calls.clone()).build())
-    };
 }
 
 impl Clients {

@@ -16,6 +16,45 @@ pub fn bin_path() -> PathBuf {
     assert_cmd::cargo::cargo_bin("stackdrill")
 }
 
+/// How a watched run ended: its exit code, whether it died by a signal (which), and its stderr.
+pub struct Watched {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stderr: String,
+}
+
+/// Runs `stackdrill` with `cmd`'s arguments and environment (stdout discarded, stderr read line by line) and
+/// sends `signal` the first time `when(line)` says so. `when` may also act on its own (release a fault).
+pub fn watch(
+    mut cmd: std::process::Command,
+    signal: nix::sys::signal::Signal,
+    mut when: impl FnMut(&str) -> bool,
+) -> Watched {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child =
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("start stackdrill");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (mut stderr, mut sent) = (String::new(), false);
+    for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+        if !sent && when(&line) {
+            let _ = nix::sys::signal::kill(pid, signal);
+            sent = true;
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    let status = child.wait().unwrap();
+    Watched { code: status.code(), signal: status.signal(), stderr }
+}
+
+/// A `std::process::Command` for the stackdrill binary.
+pub fn command() -> std::process::Command {
+    let mut c = std::process::Command::new(bin_path());
+    c.env_remove("STACKDRILL_REPORTS").env("NO_COLOR", "1");
+    c
+}
+
 /// A temporary directory under /tmp, searchable by the `postgres` user, removed on drop.
 pub struct Scratch {
     dir: tempfile::TempDir,

@@ -1,11 +1,9 @@
 //! The local-postgres drill against real PostgreSQL clusters: the happy path, and each fault the
 //! foundation promises to handle (bad window, missing WAL, corrupt backup, signals, missing binaries).
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
-use super::harness::{Demo, Scratch, bin_path, stackdrill, text};
+use super::harness::{Demo, Scratch, stackdrill, text};
 
 /// Writes `rows` rows of ~200 bytes on the source, then switches WAL so it is archived.
 async fn generate_wal(demo: &Demo, rows: u32) {
@@ -174,30 +172,15 @@ fn a_corrupted_base_backup_fails_verification_and_names_the_file() {
 
 /// Starts `drill run`, sends `signal` when a stderr line contains `when`, returns (exit code, stderr).
 fn interrupt_at(demo: &Demo, when: &str, signal: nix::sys::signal::Signal) -> (Option<i32>, String) {
-    let mut child = std::process::Command::new(bin_path())
-        .env("STACKDRILL_STATE_DIR", demo.state())
+    let mut cmd = super::harness::command();
+    cmd.env("STACKDRILL_STATE_DIR", demo.state())
         .args(["drill", "run"])
         .arg(&demo.drill)
         .arg("--reports")
-        .arg(&demo.reports)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let mut seen = String::new();
-    let mut sent = false;
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if !sent && line.contains(when) {
-            nix::sys::signal::kill(pid, signal).unwrap();
-            sent = true;
-        }
-        seen.push_str(&line);
-        seen.push('\n');
-    }
-    assert!(sent, "never saw `{when}`:\n{seen}");
-    (child.wait().unwrap().code(), seen)
+        .arg(&demo.reports);
+    let w = super::harness::watch(cmd, signal, |line| line.contains(when));
+    assert!(w.stderr.lines().any(|l| l.contains(when)), "never saw `{when}`:\n{}", w.stderr);
+    (w.code, w.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,7 +70,7 @@ impl Moto {
         assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{path}: {out}");
     }
 
-    /// The environment `env` sets, for a `std::process::Command`.
+    /// The environment `env` sets (besides removing AWS_PROFILE and AWS_SESSION_TOKEN), for any command.
     pub fn env_pairs(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.url.clone()),
@@ -84,14 +84,7 @@ impl Moto {
 
     /// Environment for a `stackdrill` process aimed at this emulator with test credentials.
     pub fn env(&self, cmd: &mut assert_cmd::Command) {
-        cmd.env("AWS_ENDPOINT_URL", &self.url)
-            .env("STACKDRILL_STATE_DIR", self._dir.path().join("state"))
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", REGION)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN");
+        cmd.envs(self.env_pairs()).env_remove("AWS_PROFILE").env_remove("AWS_SESSION_TOKEN");
     }
 
     pub async fn sdk(&self) -> aws_types::SdkConfig {

@@ -5,40 +5,21 @@
 //!
 //! Each test prints its table (`cargo test --test it reliability:: -- --nocapture`, or bench/reliability.sh).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::harness::{Demo, Scratch, bin_path, stackdrill, text};
+use super::harness::{Demo, Scratch, command, stackdrill, text, watch};
 use super::moto::Moto;
 
-/// Runs `stackdrill <args>` with `env`, and SIGKILLs it when a stderr line contains `at` (if given). Returns
-/// whether it was killed (or died by a crash point) and its stderr.
-fn run_and_kill(args: &[&str], env: &[(&str, &Path)], extra_env: &[(&str, &str)], at: Option<&str>) -> (bool, String) {
-    let mut cmd = Command::new(bin_path());
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let mut seen = String::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
-        if at.is_some_and(|a| line.contains(a)) {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        }
-        seen.push_str(&line);
-        seen.push('\n');
-    }
-    let status = child.wait().unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    (status.signal() == Some(9), seen)
+/// `stackdrill <args>` with `env`, SIGKILLed when a stderr line contains `at` (if given). Returns whether it
+/// died by SIGKILL (sent, or raised by a crash point) and its stderr.
+fn run_and_kill(args: &[&str], env: &[(&str, &str)], at: Option<&str>) -> (bool, String) {
+    let mut cmd = command();
+    cmd.args(args).envs(env.iter().copied());
+    let w = watch(cmd, Signal::SIGKILL, |line| at.is_some_and(|a| line.contains(a)));
+    (w.signal == Some(9), w.stderr)
 }
 
 fn ledger_len(reports: &Path) -> usize {
@@ -83,20 +64,12 @@ async fn kill_9_in_every_phase_of_a_local_drill_then_cleanup_leaves_nothing_and_
     for (how, point) in POINTS {
         let before = ledger_len(&demo.reports);
         let at = format!("[local-demo] {point}: started");
+        let state_dir = state.to_str().unwrap();
+        let run = ["drill", "run", drill.as_str(), "--reports", reports.as_str()];
         let (killed, log) = if how == "phase" {
-            run_and_kill(
-                &["drill", "run", &drill, "--reports", &reports],
-                &[("STACKDRILL_STATE_DIR", &state)],
-                &[],
-                Some(&at),
-            )
+            run_and_kill(&run, &[("STACKDRILL_STATE_DIR", state_dir)], Some(&at))
         } else {
-            run_and_kill(
-                &["drill", "run", &drill, "--reports", &reports],
-                &[("STACKDRILL_STATE_DIR", &state)],
-                &[("STACKDRILL_CRASHPOINT", point)],
-                None,
-            )
+            run_and_kill(&run, &[("STACKDRILL_STATE_DIR", state_dir), ("STACKDRILL_CRASHPOINT", point)], None)
         };
         assert!(killed, "{point}: the run was not killed:\n{log}");
         let out = stackdrill()
@@ -173,29 +146,21 @@ impl RdsBench {
 
     /// `stackdrill <args>` against the emulator; killed at `at` when given.
     fn run(&self, args: &[&str], at: Option<&str>) -> (bool, Option<i32>, String) {
-        self.run_watching(args, &mut |line| at.is_some_and(|a| line.contains(a)))
+        self.run_with(args, &[], &mut |line| at.is_some_and(|a| line.contains(a)))
     }
 
-    /// `stackdrill <args>` against the emulator; `kill(line)` is asked about each stderr line.
-    fn run_watching(&self, args: &[&str], kill: &mut dyn FnMut(&str) -> bool) -> (bool, Option<i32>, String) {
-        let mut cmd = Command::new(bin_path());
-        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-        for (k, v) in self.moto.env_pairs() {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let mut seen = String::new();
-        for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
-            if kill(&line) {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            }
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-        use std::os::unix::process::ExitStatusExt;
-        let status = child.wait().unwrap();
-        (status.signal() == Some(9), status.code(), seen)
+    /// `stackdrill <args>` against the emulator with `env` added; `kill(line)` is asked about each stderr line.
+    /// Returns whether it died by SIGKILL, its exit code and its stderr.
+    fn run_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        kill: &mut dyn FnMut(&str) -> bool,
+    ) -> (bool, Option<i32>, String) {
+        let mut cmd = command();
+        cmd.args(args).envs(self.moto.env_pairs()).envs(env.iter().copied());
+        let w = watch(cmd, Signal::SIGKILL, kill);
+        (w.signal == Some(9), w.code, w.stderr)
     }
 
     fn drill_args(&self) -> Vec<String> {
@@ -260,16 +225,7 @@ async fn kill_9_in_every_phase_of_an_rds_drill_then_cleanup_removes_the_scratch_
         let (killed, _, log) = if how == "phase" {
             b.run(&args, Some(&format!("[prod-db-pitr] {point}: started")))
         } else {
-            let mut a = args.clone();
-            a.insert(0, "-q");
-            let mut cmd = Command::new(bin_path());
-            cmd.args(&a).env("STACKDRILL_CRASHPOINT", point).stdout(Stdio::null()).stderr(Stdio::piped());
-            for (k, v) in b.moto.env_pairs() {
-                cmd.env(k, v);
-            }
-            let out = cmd.output().unwrap();
-            use std::os::unix::process::ExitStatusExt;
-            (out.status.signal() == Some(9), out.status.code(), text(&out.stderr))
+            b.run_with(&args, &[("STACKDRILL_CRASHPOINT", point)], &mut |_| false)
         };
         assert!(killed, "{point}: not killed:\n{log}");
         let left = b.scratch().await;
@@ -428,7 +384,7 @@ async fn a_hung_aws_call_never_holds_the_drill_past_its_deadline() {
         let started = Instant::now();
         let mut restore_ended = None;
         // The hang ends when teardown starts (teardown describes the scratch too).
-        let (_, code, log) = b.run_watching(&args, &mut |line| {
+        let (_, code, log) = b.run_with(&args, &[], &mut |line| {
             if line.contains("[prod-db-pitr] teardown: started") {
                 restore_ended = Some(started.elapsed());
                 b.moto.proxy.hang(None, false);
