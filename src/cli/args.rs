@@ -174,9 +174,12 @@ pub(crate) enum StackCommand {
         /// Do not ask for confirmation
         #[arg(long)]
         auto_approve: bool,
-        /// Allow replacing or deleting a database, a backup vault or a KMS key
+        /// Allow replacing or deleting a database, a backup vault or a KMS key, or lowering backup retention
         #[arg(long)]
         allow_data_loss: bool,
+        /// Waive these policy rules (ids as `stack check` prints them); every other failing rule refuses the apply
+        #[arg(long, value_delimiter = ',', value_name = "RULE")]
+        skip_policy: Vec<String>,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },

@@ -285,7 +285,10 @@ pub(crate) fn summary(r: &Report, written: Option<&crate::report::Written>) -> S
                 "\n  signed: {} key {}, chained after {}",
                 k.algorithm,
                 k.fingerprint,
-                r.previous_sha256.as_deref().map(|p| &p[..12]).unwrap_or("nothing (first in the store)")
+                r.previous_sha256
+                    .as_deref()
+                    .map(crate::report::chain::short_hash)
+                    .unwrap_or("nothing (first in the store)")
             )),
             None => s.push_str("\n  unsigned: create a key with `stackdrill keys generate` to sign reports"),
         }

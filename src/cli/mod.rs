@@ -113,8 +113,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Stack(StackCommand::Plan { stack, out, format, detailed_exitcode }) => {
             stack::plan(&stack, &aws, out.as_deref(), format, detailed_exitcode).await
         }
-        Command::Stack(StackCommand::Apply { stack, plan, auto_approve, allow_data_loss, output }) => {
-            let opts = stack::ApplyOptions { auto_approve, allow_data_loss };
+        Command::Stack(StackCommand::Apply { stack, plan, auto_approve, allow_data_loss, skip_policy, output }) => {
+            let opts = stack::ApplyOptions { auto_approve, allow_data_loss, skip_policy };
             stack::apply(stack.as_deref(), plan.as_deref(), &aws, opts, Printer { format: output }).await
         }
         Command::Stack(StackCommand::Drift { stack, format }) => stack::drift(&stack, &aws, format).await,

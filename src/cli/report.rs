@@ -358,7 +358,7 @@ fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
             signature: match &r.entry.key_id {
                 None => "unsigned".into(),
                 Some(_) if broken.contains(&r.entry.seq) => "BROKEN".into(),
-                Some(k) => format!("ok {}", &sign::fingerprint(k)[..18]),
+                Some(k) => format!("ok {}", crate::report::chain::prefix(&sign::fingerprint(k), 18)),
             },
             chain: if broken.contains(&r.entry.seq) { "BROKEN".into() } else { "ok".into() },
             sign_off: sign_offs.get(&r.entry.id).cloned(),

@@ -207,8 +207,27 @@ fn print_plan(plan: &Plan, format: PlanFormat) {
     }
 }
 
-/// `--detailed-exitcode`: 0 nothing to do, 2 changes, 1 error (a conflict is an error: apply would refuse).
+/// `--detailed-exitcode`: 0 nothing to do, 2 changes, 1 any error — a broken stack file and missing
+/// credentials included, so a CI gate never reads an error as "changes" (a conflict is an error too:
+/// apply would refuse).
 pub(super) async fn plan(
+    stack: &str,
+    aws: &AwsSettings,
+    out: Option<&Path>,
+    format: PlanFormat,
+    detailed: bool,
+) -> Result<u8, Failure> {
+    let res = plan_inner(stack, aws, out, format, detailed).await;
+    match res {
+        Err(mut f) if detailed => {
+            f.code = exit_codes::PLAN_ERROR;
+            Err(f)
+        }
+        other => other,
+    }
+}
+
+async fn plan_inner(
     stack: &str,
     aws: &AwsSettings,
     out: Option<&Path>,
@@ -237,12 +256,38 @@ pub(super) async fn plan(
             code: exit_codes::NOT_VERIFIED,
         });
     }
-    Ok(if detailed && c.plan.has_changes() { 2 } else { exit_codes::OK })
+    Ok(if detailed && c.plan.has_changes() { exit_codes::PLAN_CHANGES } else { exit_codes::OK })
 }
 
 pub(crate) struct ApplyOptions {
     pub(crate) auto_approve: bool,
     pub(crate) allow_data_loss: bool,
+    /// Policy rule ids waived for this apply (recorded in its output).
+    pub(crate) skip_policy: Vec<String>,
+}
+
+/// Runs the policy rules on the stack file before anything is applied: a failing rule refuses the apply
+/// unless `--skip-policy` names it. Returns the waived failures, to be recorded in the apply's output.
+fn policy_gate(spec: &StackSpec, waived: &[String]) -> Result<Vec<policy::Finding>, Failure> {
+    if let Some(unknown) = waived.iter().find(|w| policy::rule(w).is_none()) {
+        return Err(Failure::could_not_run(
+            anyhow!("--skip-policy names `{unknown}`, which is not a policy rule"),
+            Some("`stackdrill stack check <STACK>` lists the rule ids".into()),
+        ));
+    }
+    let failing: Vec<policy::Finding> = policy::check(spec).into_iter().filter(|f| f.status == Status::Fail).collect();
+    let (skipped, blocking): (Vec<_>, Vec<_>) = failing.into_iter().partition(|f| waived.iter().any(|w| w == f.rule));
+    if !blocking.is_empty() {
+        let list: Vec<String> = blocking.iter().map(|f| format!("{} ({})", f.rule, f.message)).collect();
+        return Err(refuse(
+            format!("refusing to apply: the stack fails policy: {}", list.join("; ")),
+            Some(
+                "fix the stack file, or waive a rule on purpose with --skip-policy RULE (recorded in the output)"
+                    .into(),
+            ),
+        ));
+    }
+    Ok(skipped)
 }
 
 fn refuse(msg: String, hint: Option<String>) -> Failure {
@@ -285,7 +330,12 @@ pub(super) async fn apply(
         (Some(p), None) => PathBuf::from(&p.stack_file),
         (None, None) => unreachable!("clap requires a stack or --plan"),
     };
-    let spec_name = load(&path)?.name;
+    let spec = load(&path)?;
+    let waived = policy_gate(&spec, &opts.skip_policy)?;
+    for f in &waived {
+        eprintln!("policy rule {} waived by --skip-policy: {}", f.rule, f.message);
+    }
+    let spec_name = spec.name;
     let what = format!("a `stack apply` of `{spec_name}`");
     let _lock = crate::lock::acquire("stack", &spec_name, &what, false)
         .map_err(|e| refuse(e.to_string(), Some("wait for it to finish".into())))?;
@@ -304,8 +354,8 @@ pub(super) async fn apply(
             return Err(refuse(
                 format!(
                     "stale plan: live state changed since the plan was made (sha256 {} then, {} now)",
-                    &p.live_sha256[..12],
-                    &c.plan.live_sha256[..12]
+                    crate::report::chain::short_hash(&p.live_sha256),
+                    crate::report::chain::short_hash(&c.plan.live_sha256)
                 ),
                 Some("run `stackdrill stack plan` again and review the new plan".into()),
             ));
@@ -330,9 +380,10 @@ pub(super) async fn apply(
             Some("if this is intended, re-run with --allow-data-loss (RDS keeps a final snapshot; KMS keys wait 30 days)".into()),
         ));
     }
+    let waived_ids: Vec<&str> = waived.iter().map(|f| f.rule).collect();
     if !c.plan.has_changes() {
         if printer.is_json() {
-            printer.json(&serde_json::json!({ "stack": c.plan.stack, "outcomes": [] }));
+            printer.json(&serde_json::json!({ "stack": c.plan.stack, "outcomes": [], "policy_waived": waived_ids }));
         }
         return Ok(exit_codes::OK);
     }
@@ -346,7 +397,7 @@ pub(super) async fn apply(
         outcomes.iter().filter(|o| matches!(o.result, StepResult::Failed(_))).collect();
     let skipped = outcomes.iter().filter(|o| matches!(o.result, StepResult::NotAttempted)).count();
     if printer.is_json() {
-        printer.json(&serde_json::json!({ "stack": c.plan.stack, "outcomes": outcomes }));
+        printer.json(&serde_json::json!({ "stack": c.plan.stack, "outcomes": outcomes, "policy_waived": waived_ids }));
     } else {
         printer.line(format!(
             "Apply of `{}`: {applied} applied, {} failed, {skipped} not attempted.",
@@ -396,7 +447,7 @@ pub(super) async fn drift(stack: &str, aws: &AwsSettings, format: PlanFormat) ->
     // Drift is about what exists: declared resources never created are the plan's business.
     c.plan.steps.retain(|s| !matches!(s.action, Action::NoOp | Action::Skip));
     print_plan(&c.plan, format);
-    Ok(if c.plan.steps.is_empty() { exit_codes::OK } else { 2 })
+    Ok(if c.plan.steps.is_empty() { exit_codes::OK } else { exit_codes::DRIFTED })
 }
 
 /// Adopts a resource that exists under a declared name but carries no stackdrill tags.

@@ -2,12 +2,12 @@
 //! Every provider restores into a scratch database with the same isolation keys, resolved into
 //! [`AwsScratchSpec`].
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::error::Problems;
+use super::tls::TlsSpec;
 
 // ---------------------------------------------------------------- raw, as written
 
@@ -109,16 +109,6 @@ pub(crate) struct AwsScratchSpec {
     pub(crate) residency: Vec<String>,
     /// How long after creation `drill cleanup` may sweep a scratch left behind by a crash.
     pub(crate) expires_after: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TlsSpec {
-    /// Encrypted, certificate not checked (libpq's `sslmode=require`).
-    Require,
-    /// Encrypted, certificate chain checked against this CA bundle and the host name checked.
-    VerifyFull(PathBuf),
-    /// Plain TCP; only allowed with `connect` (a tunnel that encrypts).
-    Disable,
 }
 
 #[derive(Debug, Clone)]
@@ -272,30 +262,13 @@ fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {
         p.push(format!("{k}.region"), format!("`{r}` is outside the allowed residency {}", residency.join(", ")));
     }
     let connect = connect.map(|RawConnect { host, port }| (host, port.unwrap_or(5432)));
-    let tls = match (sslmode.as_deref().unwrap_or("require"), ca_bundle) {
-        ("require", None) => TlsSpec::Require,
-        ("verify-full", Some(ca)) => TlsSpec::VerifyFull(ca.into()),
-        ("verify-full", None) => {
-            p.push(format!("{k}.sslmode"), "verify-full needs `ca-bundle` (the RDS CA bundle PEM file)");
-            TlsSpec::Require
-        }
-        ("disable", None) if connect.is_some() => TlsSpec::Disable,
-        ("disable", None) => {
-            p.push(
-                format!("{k}.sslmode"),
-                "`disable` is only allowed with `connect` (a tunnel that encrypts); RDS endpoints need TLS",
-            );
-            TlsSpec::Require
-        }
-        (m @ ("require" | "disable"), Some(_)) => {
-            p.push(format!("{k}.ca-bundle"), format!("only used with sslmode verify-full, not {m}"));
-            TlsSpec::Require
-        }
-        (other, _) => {
-            p.push(format!("{k}.sslmode"), format!("unknown sslmode `{other}`: use require, verify-full or disable"));
-            TlsSpec::Require
-        }
-    };
+    let tls = super::tls::tls_spec(p, k, sslmode.as_deref(), ca_bundle);
+    if tls == TlsSpec::Disable && connect.is_none() {
+        p.push(
+            format!("{k}.sslmode"),
+            "`disable` is only allowed with `connect` (a tunnel that encrypts); RDS endpoints need TLS",
+        );
+    }
     let expires_after = match expires_after {
         None => Duration::from_secs(6 * 3600),
         Some(t) => match super::duration::parse_duration(&t) {

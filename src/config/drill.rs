@@ -9,6 +9,7 @@ use super::duration::parse_duration;
 use super::error::{ConfigError, Problems, from_serde};
 use super::locate::Locations;
 use super::target::{TargetSpec, parse_target_time};
+use super::tls::TlsSpec;
 
 // ---------------------------------------------------------------- raw, as written
 
@@ -50,17 +51,33 @@ struct RawLocalPostgres {
     database: Option<String>,
     user: Option<String>,
     copy_jobs: Option<usize>,
+    allow_preload: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawSource {
-    host: String,
+    host: Option<String>,
     port: Option<u16>,
-    user: String,
+    user: Option<String>,
     dbname: String,
     password_env: Option<String>,
     password_file: Option<String>,
+    password_secret: Option<String>,
+    iam_auth: Option<bool>,
+    from_instance: Option<bool>,
+    sslmode: Option<String>,
+    ca_bundle: Option<String>,
+    read_from: Option<RawReadFrom>,
+    statement_timeout: Option<String>,
+    lock_timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawReadFrom {
+    host: String,
+    port: Option<u16>,
 }
 
 /// `latest`, `random`, `{ at: TIME }`, `{ ago: DURATION }`, `{ random: { seed: N } }`.
@@ -312,15 +329,29 @@ pub(crate) struct LocalPostgresSpec {
     /// Role the verifiers connect as in the restore (trust over the scratch's private socket).
     pub(crate) user: String,
     pub(crate) copy_jobs: usize,
+    /// `shared_preload_libraries` the restored copy may keep; anything else (pg_cron, ...) is not loaded.
+    pub(crate) allow_preload: Vec<String>,
 }
 
+/// The live source: where it is, how to prove who it is, and how to log in. Every session to it is
+/// bounded (`statement_timeout`, `lock_timeout`) and named with the run id.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceSpec {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) user: String,
+    /// `None` only with `from-instance: true` (read from the source instance at run time).
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    /// `None` when the managed secret or the source instance names the user.
+    pub(crate) user: Option<String>,
     pub(crate) dbname: String,
     pub(crate) password: SecretRef,
+    pub(crate) tls: TlsSpec,
+    /// Endpoint, port and managed master secret come from the RDS/Aurora source of the restore block.
+    pub(crate) from_instance: bool,
+    /// A replica for the heavy read-only checks; the canary still writes to the primary.
+    pub(crate) read_from: Option<(String, u16)>,
+    /// Caps every source statement; default: the drill's per-check timeout.
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) lock_timeout: Duration,
 }
 
 /// Where a secret comes from; the value itself is read at run time and never stored here.
@@ -329,6 +360,11 @@ pub(crate) enum SecretRef {
     None,
     Env(String),
     File(PathBuf),
+    /// A Secrets Manager name or ARN: a JSON secret with `username`/`password` (as RDS-managed master
+    /// secrets are) or a plain string.
+    Secret(String),
+    /// An RDS IAM authentication token, signed with the drill's AWS credentials.
+    IamAuth,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -534,6 +570,77 @@ fn deserialize<T: serde::de::DeserializeOwned>(
         .map_err(|e| serde_path_to_error::Error::new(track.path(), e))
 }
 
+/// Resolves the `source` block: credentials from exactly one place, TLS, session bounds.
+fn source_spec(p: &mut Problems<'_>, s: RawSource, restore: &RestoreSpec) -> SourceSpec {
+    let RawSource {
+        host,
+        port,
+        user,
+        dbname,
+        password_env,
+        password_file,
+        password_secret,
+        iam_auth,
+        from_instance,
+        sslmode,
+        ca_bundle,
+        read_from,
+        statement_timeout,
+        lock_timeout,
+    } = s;
+    let iam_auth = iam_auth.unwrap_or(false);
+    let from_instance = from_instance.unwrap_or(false);
+    let mut given: Vec<(&str, SecretRef)> = Vec::new();
+    if let Some(e) = password_env {
+        given.push(("password-env", SecretRef::Env(e)));
+    }
+    if let Some(f) = password_file {
+        given.push(("password-file", SecretRef::File(f.into())));
+    }
+    if let Some(n) = password_secret {
+        if n.trim().is_empty() {
+            p.push("source.password-secret", "must name a Secrets Manager secret (its name or ARN)");
+        }
+        given.push(("password-secret", SecretRef::Secret(n)));
+    }
+    if iam_auth {
+        given.push(("iam-auth", SecretRef::IamAuth));
+    }
+    if given.len() > 1 {
+        let names: Vec<&str> = given.iter().map(|(k, _)| *k).collect();
+        p.push(format!("source.{}", names[1]), format!("give one way to log in, not {}", names.join(" and ")));
+    }
+    let password = given.into_iter().next().map_or(SecretRef::None, |(_, s)| s);
+    let rds_source = matches!(restore, RestoreSpec::AwsRdsInstance(_) | RestoreSpec::AwsAuroraCluster(_));
+    if from_instance && !rds_source {
+        p.push(
+            "source.from-instance",
+            "only an aws-rds-instance or aws-aurora-cluster restore names a source instance to read it from",
+        );
+    }
+    if host.is_none() && !from_instance {
+        p.push("source.host", "missing: give `host` (or `from-instance: true` for an RDS/Aurora source)");
+    }
+    let named_elsewhere = from_instance || matches!(password, SecretRef::Secret(_));
+    if user.is_none() && !named_elsewhere {
+        p.push("source.user", "missing: give `user` (a managed secret or `from-instance` can name it instead)");
+    }
+    if iam_auth && user.is_none() {
+        p.push("source.iam-auth", "IAM authentication needs `user` (the database user granted rds_iam)");
+    }
+    let tls = super::tls::tls_spec(p, "source", sslmode.as_deref(), ca_bundle);
+    if tls == TlsSpec::Disable && (iam_auth || matches!(password, SecretRef::Secret(_))) {
+        p.push("source.sslmode", "a managed credential is never sent in cleartext: use require or verify-full");
+    }
+    let read_from = read_from.map(|RawReadFrom { host, port }| (host, port.unwrap_or(5432)));
+    let statement_timeout =
+        statement_timeout.map(|t| duration(p, "source.statement-timeout", &t, Duration::from_secs(60)));
+    let lock_timeout = lock_timeout
+        .map(|t| duration(p, "source.lock-timeout", &t, Duration::from_secs(2)))
+        .unwrap_or(Duration::from_secs(2));
+    SourceSpec { host, port, user, dbname, password, tls, from_instance, read_from, statement_timeout, lock_timeout }
+}
+
 pub(super) fn duration(p: &mut Problems<'_>, key: &str, text: &str, fallback: Duration) -> Duration {
     match parse_duration(text) {
         Ok(d) if d.is_zero() => {
@@ -584,7 +691,16 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
 
     let restore = match restore {
         RawRestore::LocalPostgres(lp) => {
-            let RawLocalPostgres { base_backups, wal_archive, scratch_root, os_user, database, user, copy_jobs } = lp;
+            let RawLocalPostgres {
+                base_backups,
+                wal_archive,
+                scratch_root,
+                os_user,
+                database,
+                user,
+                copy_jobs,
+                allow_preload,
+            } = lp;
             for (k, v) in
                 [("base-backups", &base_backups), ("wal-archive", &wal_archive), ("scratch-root", &scratch_root)]
             {
@@ -604,6 +720,8 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
                 database,
                 user: user.unwrap_or_else(|| "postgres".into()),
                 copy_jobs,
+                allow_preload: allow_preload
+                    .unwrap_or_else(|| vec!["pg_stat_statements".into(), "auto_explain".into()]),
             })
         }
         RawRestore::AwsRdsInstance(r) => RestoreSpec::AwsRdsInstance(super::aws_restore::rds_instance(r, p)),
@@ -611,19 +729,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         RawRestore::AwsBackup(r) => RestoreSpec::AwsBackup(super::aws_restore::aws_backup(r, p)),
     };
 
-    let source = source.map(|s| {
-        let RawSource { host, port, user, dbname, password_env, password_file } = s;
-        let password = match (password_env, password_file) {
-            (Some(_), Some(_)) => {
-                p.push("source.password-env", "give `password-env` or `password-file`, not both");
-                SecretRef::None
-            }
-            (Some(e), None) => SecretRef::Env(e),
-            (None, Some(f)) => SecretRef::File(f.into()),
-            (None, None) => SecretRef::None,
-        };
-        SourceSpec { host, port: port.unwrap_or(5432), user, dbname, password }
-    });
+    let source = source.map(|s| source_spec(p, s, &restore));
 
     let target = match target {
         None => TargetSpec::Latest,

@@ -11,8 +11,17 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("invalid duration `{t}`: add a unit, e.g. `{t}s` or `{t}m`"));
     }
-    humantime::parse_duration(t).map_err(|e| format!("invalid duration `{t}`: {e} (examples: 90s, 5m, 1h30m)"))
+    let d =
+        humantime::parse_duration(t).map_err(|e| format!("invalid duration `{t}`: {e} (examples: 90s, 5m, 1h30m)"))?;
+    if d > MAX {
+        return Err(format!("duration `{t}` is longer than the longest allowed, 366d"));
+    }
+    Ok(d)
 }
+
+/// The longest duration any setting takes: longer than any timeout, objective, retention or look-back
+/// (RDS keeps 35 days), and small enough that sums of several and clock arithmetic never overflow.
+pub(crate) const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Formats seconds compactly for people: `42.1s`, `3m 05s`, `1h 02m`.
 pub(crate) fn human_seconds(secs: f64) -> String {
@@ -35,5 +44,9 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("30").unwrap_err().contains("add a unit"));
         assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("366d").is_ok());
+        for huge in ["367d", "99999999999999h", "584542046090y"] {
+            assert!(parse_duration(huge).unwrap_err().contains("longest allowed"), "{huge}");
+        }
     }
 }

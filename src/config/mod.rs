@@ -10,10 +10,11 @@ mod fuzz;
 mod locate;
 mod stack;
 mod target;
+mod tls;
 
 #[cfg(test)]
 pub(crate) use aws_restore::is_db_identifier;
-pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec, TlsSpec};
+pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec};
 pub(crate) use deploy::{DeploySpec, load_deploy};
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
@@ -26,3 +27,4 @@ pub(crate) use error::ConfigError;
 pub(crate) use locate::state_dir;
 pub(crate) use stack::{AlarmKind, AlarmMetric, Purpose, ShieldMode, StackSpec, load_stack};
 pub(crate) use target::{TargetSpec, parse_target_flag};
+pub(crate) use tls::TlsSpec;

@@ -35,6 +35,8 @@ pub(crate) struct Source {
     bin: PgBin,
     as_user: RunAs,
     password: String,
+    /// The CA bundle that signed the source's certificate.
+    ca: PathBuf,
 }
 
 impl Source {
@@ -90,14 +92,19 @@ pub(crate) async fn prepare(dir: &Path, scale: u32, progress: &dyn Fn(&str)) -> 
     progress(&format!("initdb {} ({})", cluster.data().display(), bin.version));
     cluster.initdb(&bin, &as_user, "postgres").await?;
     let a = archive.display().to_string();
-    cluster.apply_settings(&[
-        ("wal_level", "replica".to_string()),
-        ("archive_mode", "on".into()),
-        ("archive_command", format!("test ! -f \"{a}/%f\" && cp \"%p\" \"{a}/%f\"")),
-        ("archive_timeout", "30s".into()),
-        ("max_wal_senders", "4".into()),
-        ("password_encryption", "scram-sha-256".into()),
-    ])?;
+    let ca = make_certificates(dir, &cluster, &as_user)?;
+    cluster.apply_settings(
+        &as_user,
+        &[
+            ("ssl", "on".to_string()),
+            ("wal_level", "replica".to_string()),
+            ("archive_mode", "on".into()),
+            ("archive_command", format!("test ! -f \"{a}/%f\" && cp \"%p\" \"{a}/%f\"")),
+            ("archive_timeout", "30s".into()),
+            ("max_wal_senders", "4".into()),
+            ("password_encryption", "scram-sha-256".into()),
+        ],
+    )?;
     // Another process may take a free port between the check and the bind: retry on a new one.
     let mut attempt = 0;
     let admin = loop {
@@ -108,7 +115,7 @@ pub(crate) async fn prepare(dir: &Path, scale: u32, progress: &dyn Fn(&str)) -> 
             pg::free_port()?
         };
         cluster = Cluster::new(dir.join("source"), port)?;
-        cluster.apply_settings(&cluster.base_settings("127.0.0.1"))?;
+        cluster.apply_settings(&as_user, &cluster.base_settings("127.0.0.1"))?;
         cluster.start(&bin, &as_user).await?;
         match wait_connect(&cluster, Duration::from_secs(60)).await {
             Ok(c) => break c,
@@ -162,7 +169,36 @@ pub(crate) async fn prepare(dir: &Path, scale: u32, progress: &dyn Fn(&str)) -> 
     progress(&format!("base backup {} done", backup.id));
     let pw_file = dir.join("source.password");
     write_private(&pw_file, password.as_bytes())?;
-    Ok(Source { dir: dir.to_path_buf(), cluster, bin, as_user, password })
+    Ok(Source { dir: dir.to_path_buf(), cluster, bin, as_user, password, ca })
+}
+
+/// A throwaway CA (`<dir>/ca.crt`) and a server certificate for `localhost` and 127.0.0.1 in the data
+/// directory, and a `pg_hba.conf` that refuses TCP without TLS: the demo drill reaches its source as a
+/// production drill should (sslmode verify-full).
+fn make_certificates(dir: &Path, cluster: &Cluster, as_user: &RunAs) -> Result<PathBuf, DemoError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let fail = |e: rcgen::Error| DemoError::Setup { context: "making the demo certificates", detail: e.to_string() };
+    let ca_key = KeyPair::generate().map_err(fail)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "stackdrill demo CA");
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(fail)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().map_err(fail)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).map_err(fail)?;
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &issuer).map_err(fail)?;
+    let data = cluster.data();
+    as_user.create_file(&data.join("server.crt"), cert.pem().as_bytes(), 0o644)?;
+    as_user.create_file(&data.join("server.key"), key.serialize_pem().as_bytes(), 0o600)?;
+    let hba = data.join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).map_err(PgError::io("cannot read", &hba))?;
+    let text = format!("hostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n{old}");
+    std::fs::remove_file(&hba).map_err(PgError::io("cannot replace", &hba))?;
+    as_user.create_file(&hba, text.as_bytes(), 0o600)?;
+    let ca = dir.join("ca.crt");
+    std::fs::write(&ca, ca_cert.pem()).map_err(PgError::io("cannot write", &ca))?;
+    Ok(ca)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PgError> {
@@ -225,8 +261,9 @@ pub(crate) fn write_drill_file(source: &Source) -> Result<PathBuf, PgError> {
 pub(crate) fn start_workload(source: &Source) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<u64>) {
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let config = source.app_config();
+    let tls = crate::config::TlsSpec::VerifyFull(source.ca.clone());
     let handle = tokio::spawn(async move {
-        let Ok(mut client) = pg::connect(&config).await else { return 0 };
+        let Ok(mut client) = pg::connect_tls(&config, &tls, None).await else { return 0 };
         let mut n = 0u64;
         loop {
             let tx = async {

@@ -19,9 +19,11 @@ pub(crate) struct ScratchMarker {
     pub(crate) expires_at: DateTime<Utc>,
 }
 
-pub(crate) fn write(dir: &Path, marker: &ScratchMarker) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(marker).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join(MARKER), text)
+/// Writes the marker into a fresh scratch directory as `as_user` (its owner), refusing anything already
+/// in its place.
+pub(crate) fn write(dir: &Path, marker: &ScratchMarker, as_user: &crate::pg::RunAs) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(marker).map_err(|e| e.to_string())?;
+    as_user.create_file(&dir.join(MARKER), text.as_bytes(), 0o644).map_err(|e| e.to_string())
 }
 
 pub(crate) fn read(dir: &Path) -> Option<ScratchMarker> {

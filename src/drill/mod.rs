@@ -3,10 +3,11 @@
 pub(crate) mod cleanup;
 mod error;
 pub(crate) mod events;
-mod guard;
+pub(crate) mod guard;
 mod metrics;
 pub(crate) mod restore;
 pub(crate) mod runner;
+pub(crate) mod source;
 mod target;
 pub(crate) mod verify;
 

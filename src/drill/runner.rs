@@ -14,10 +14,11 @@ use super::events::{Event, EventSink};
 use super::restore::{
     AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, Endpoint, LocalPostgres, RestoreProvider, Teardown,
 };
+use super::source;
 use super::target::{Recovery, ResolvedTarget, Window, select};
 use super::verify::{self, CheckResult, CheckStatus, canary};
 use crate::aws::{AwsSettings, CallCounter, Calls};
-use crate::config::{CheckSpec, DrillSpec, RestoreSpec, SecretRef, SourceSpec, TargetSpec};
+use crate::config::{CheckSpec, DrillSpec, RestoreSpec, SecretRef, TargetSpec};
 use crate::pg;
 use crate::report::model::{self, FileRef, Phase, Report, Verdict};
 
@@ -134,8 +135,9 @@ struct RunCtx<'a> {
     cancel: Cancel,
     run_id: String,
     runbook: Option<FileRef>,
-    password: Option<String>,
     phases: Vec<Phase>,
+    /// How each database connection was protected, in the order made.
+    connections: Vec<model::Connection>,
     /// The provider's AWS call counter, and its reading when the last phase ended.
     calls: Option<CallCounter>,
     calls_mark: Calls,
@@ -183,7 +185,8 @@ enum Stop<E> {
 }
 
 struct Planned {
-    source: Option<tokio_postgres::Client>,
+    /// The primary (canary writes) and, with `read-from`, the replica the heavy checks read.
+    source: Option<(source::Session, Option<source::Session>)>,
     canary: Option<canary::Written>,
     window: Window,
     target: ResolvedTarget,
@@ -205,7 +208,6 @@ impl<'a> RunCtx<'a> {
             ),
             None => None,
         };
-        let password = read_secret(spec.source.as_ref().map(|s| &s.password))?;
         Ok(RunCtx {
             spec,
             opts,
@@ -213,8 +215,8 @@ impl<'a> RunCtx<'a> {
             cancel,
             run_id,
             runbook,
-            password,
             phases: Vec::new(),
+            connections: Vec::new(),
             calls: None,
             calls_mark: Calls::new(),
             aws: None,
@@ -296,25 +298,47 @@ impl RunCtx<'_> {
         self.finish_phase(name, Utc::now(), Instant::now(), "skipped", Some(why.to_string()));
     }
 
-    async fn plan<P: RestoreProvider>(&self, provider: &mut P) -> Result<Planned, DrillError> {
-        let spec = self.spec;
-        let source = match &spec.source {
-            Some(s) => Some(connect_source(s, self.password.as_deref()).await?),
+    /// Logs in to the source (credentials, TLS, session bounds), and to its replica when `read-from`
+    /// names one; `None` without a `source` block.
+    async fn connect_source(&self) -> Result<Option<(source::Session, Option<source::Session>)>, DrillError> {
+        let Some(s) = &self.spec.source else { return Ok(None) };
+        let needs_aws = s.from_instance || matches!(s.password, SecretRef::Secret(_) | SecretRef::IamAuth);
+        let loaded;
+        let aws = match (&self.aws, needs_aws) {
+            (Some(c), _) => Some(c),
+            (None, true) => {
+                loaded = crate::aws::load(&self.opts.aws).await;
+                crate::aws::check_credentials(&loaded).await?;
+                Some(&loaded)
+            }
+            (None, false) => None,
+        };
+        let login = source::login(s, &self.spec.restore, aws).await?;
+        let bounds = source::Bounds::of(s, self.spec.timeouts.check);
+        let primary = login.connect(&self.run_id, "source", bounds).await?;
+        let replica = match &s.read_from {
+            Some(at) => Some(login.at(at).connect(&self.run_id, "source-replica", bounds).await?),
             None => None,
         };
+        Ok(Some((primary, replica)))
+    }
+
+    async fn plan<P: RestoreProvider>(&self, provider: &mut P) -> Result<Planned, DrillError> {
+        let spec = self.spec;
+        let source = self.connect_source().await?;
         let target_spec = self.opts.target.clone().unwrap_or_else(|| spec.target.clone());
         let canary_spec = spec.verify.iter().find_map(|c| match c {
             CheckSpec::Canary(c) => Some(c),
             _ => None,
         });
         let mut written = None;
-        if let (Some(c), Some(src), TargetSpec::Latest) = (canary_spec, source.as_ref(), &target_spec) {
+        if let (Some(c), Some((src, _)), TargetSpec::Latest) = (canary_spec, source.as_ref(), &target_spec) {
             self.events.progress(&spec.name, "plan", "writing canary rows on the source around the target");
-            let w = canary::write(src, c, &self.run_id)
+            let w = canary::write(&src.client, c, &self.run_id)
                 .await
-                .map_err(|detail| DrillError::Source { endpoint: source_endpoint(spec.source.as_ref()), detail })?;
+                .map_err(|detail| DrillError::Source { endpoint: src.record.endpoint.clone(), detail })?;
             self.events.progress(&spec.name, "plan", "waiting until the target is recoverable (WAL archived)");
-            provider.wait_recoverable(w.target, src).await?;
+            provider.wait_recoverable(w.target, &src.client).await?;
             written = Some(w);
         }
         let window = provider.window().await?;
@@ -345,6 +369,10 @@ impl RunCtx<'_> {
         self.finish_phase("plan", plan_started, clock, status, detail);
         let planned = planned?;
         let Planned { source, canary: written, window, target, backup } = planned;
+        let (source, replica) = source.map_or((None, None), |(p, r)| (Some(p), r));
+        self.connections.extend(source.iter().chain(replica.iter()).map(|s| s.record.clone()));
+        // The heavy read-only checks read the replica when there is one; the canary was written to the primary.
+        let reader = replica.as_ref().or(source.as_ref());
 
         let mut outcome = Judgement { verdict: Verdict::Passed, reason: None };
 
@@ -375,24 +403,32 @@ impl RunCtx<'_> {
             Some(ep) => {
                 let ctx_target = target.time;
                 let canary_ref = written.as_ref();
-                let source_ref = source.as_ref();
+                let source_ref = reader.map(|s| &s.client);
                 let events = self.events.clone();
                 let drill = spec.name.clone();
+                let scratch_record = std::sync::Mutex::new(None);
+                let run_id = self.run_id.clone();
                 let verify_fut = async {
-                    let restore = pg::connect_tls(&ep.config, &ep.tls, ep.server_name.as_deref())
+                    let mut config = ep.config.clone();
+                    config.application_name(source::application_name(&run_id));
+                    let restore = pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref())
                         .await
                         .map_err(|e| format!("cannot connect to the restore: {e}"))?;
+                    *scratch_record.lock().expect("not poisoned") = Some(ep.record(&restore).await);
                     let newest: Option<DateTime<Utc>> = restore
                         .query_one("select pg_last_xact_replay_timestamp()", &[])
                         .await
                         .map_err(|e| verify::db_error(&e))?
                         .get(0);
+                    let mut cancellers = vec![pg::Canceller::new(&restore, &ep.tls, ep.server_name.as_deref())];
+                    cancellers.extend(reader.map(|s| s.canceller.clone()));
                     let ctx = verify::Context {
                         restore: &restore,
                         source: source_ref,
                         canary: canary_ref,
                         target: ctx_target,
                         rpo: spec.objectives.rpo,
+                        cancellers: &cancellers,
                     };
                     let mut out = Vec::new();
                     for c in &spec.verify {
@@ -417,12 +453,18 @@ impl RunCtx<'_> {
                         }
                     }
                 };
-                match self.phase("verify", t.verify, verify_fut).await {
+                let verified = self.phase("verify", t.verify, verify_fut).await;
+                self.connections.extend(scratch_record.into_inner().expect("not poisoned"));
+                match verified {
                     Ok((newest, out)) => {
                         newest_commit = newest;
                         checks = out;
                     }
                     Err(stop) => {
+                        // The verify future is gone, but a query it started may still run on the source.
+                        for s in source.iter().chain(replica.iter()) {
+                            s.canceller.cancel().await;
+                        }
                         let (v, why) = stop_reason("verify", stop);
                         outcome.fail(v, why);
                     }
@@ -437,6 +479,9 @@ impl RunCtx<'_> {
                 checks.push(CheckResult::new(c, CheckStatus::Skipped, why));
             }
         }
+
+        // Nothing more is asked of the source: close its session before the teardown.
+        drop((source, replica));
 
         // The provider hears the verdict on the data while the scratch still exists (AWS Backup records it).
         if endpoint.is_some() {
@@ -525,6 +570,8 @@ impl RunCtx<'_> {
                 git_commit: None,
                 git_dirty: false,
             }),
+            connections: std::mem::take(&mut self.connections),
+            neutralised: provider.neutralised(),
             source: model::Source {
                 provider: provider.name().into(),
                 details: provider.describe().into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
@@ -645,35 +692,4 @@ fn operator() -> String {
         .unwrap_or_else(|| "unknown".into());
     let host = nix::unistd::gethostname().ok().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
     format!("{user}@{host}")
-}
-
-/// Reads the source password from the environment or a file; the value stays in memory only.
-fn read_secret(secret: Option<&SecretRef>) -> Result<Option<String>, DrillError> {
-    match secret {
-        None | Some(SecretRef::None) => Ok(None),
-        Some(SecretRef::Env(var)) => std::env::var(var)
-            .map(Some)
-            .map_err(|_| DrillError::Secret(format!("environment variable `{var}` is not set"))),
-        Some(SecretRef::File(p)) => std::fs::read_to_string(p)
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-            .map_err(|e| DrillError::Secret(format!("`{}`: {e}", p.display()))),
-    }
-}
-
-fn source_endpoint(s: Option<&SourceSpec>) -> String {
-    s.map(|s| format!("{}@{}:{}/{}", s.user, s.host, s.port, s.dbname)).unwrap_or_default()
-}
-
-async fn connect_source(s: &SourceSpec, password: Option<&str>) -> Result<tokio_postgres::Client, DrillError> {
-    let mut c = tokio_postgres::Config::new();
-    c.host(&s.host)
-        .port(s.port)
-        .user(&s.user)
-        .dbname(&s.dbname)
-        .application_name("stackdrill")
-        .connect_timeout(Duration::from_secs(10));
-    if let Some(p) = password {
-        c.password(p);
-    }
-    pg::connect(&c).await.map_err(|e| DrillError::Source { endpoint: source_endpoint(Some(s)), detail: e.to_string() })
 }

@@ -69,20 +69,15 @@ impl Cluster {
         run(cmd, "initdb").await.map(|_| ())
     }
 
-    /// Appends settings to `postgresql.auto.conf`; later lines win, so this overrides what the cluster had.
-    pub(crate) fn apply_settings(&self, settings: &[(&str, String)]) -> Result<(), PgError> {
-        use std::io::Write;
+    /// Appends settings to `postgresql.auto.conf` as the server's OS user (a symlink there is refused);
+    /// later lines win, so this overrides what the cluster had.
+    pub(crate) fn apply_settings(&self, as_user: &RunAs, settings: &[(&str, String)]) -> Result<(), PgError> {
         let path = self.data().join("postgresql.auto.conf");
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(PgError::io("cannot open", &path))?;
         let mut text = String::from("\n# set by stackdrill\n");
         for (k, v) in settings {
             text.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
         }
-        f.write_all(text.as_bytes()).map_err(PgError::io("cannot write", &path))
+        as_user.append_file(&path, text.as_bytes())
     }
 
     /// Settings every cluster stackdrill starts gets: its port, its private socket, loopback only.
@@ -102,12 +97,19 @@ impl Cluster {
         run(cmd, "pg_ctl start").await.map(|_| ())
     }
 
-    /// The postmaster's pid while it runs.
+    /// The postmaster's pid while it runs. `postmaster.pid` is writable by the server's OS user, so
+    /// its pid is believed only for a live process whose working directory is this data directory (a
+    /// postmaster runs in its data directory): never a pid someone wrote there to have it signalled.
     pub(crate) fn postmaster_pid(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
         let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+        if pid <= 1 {
+            return None;
+        }
         let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-        alive.then_some(pid)
+        let data = std::fs::canonicalize(self.data()).ok()?;
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        (alive && cwd == data).then_some(pid)
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -198,5 +200,33 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), PgError> {
                 return Err(PgError::Io { context, path: path.to_path_buf(), source: e });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `postmaster.pid` is the OS user's to write: a pid in it that is not this data directory's
+    /// postmaster is never believed, so `stop` signals nothing.
+    #[tokio::test]
+    async fn a_forged_postmaster_pid_is_never_signalled() {
+        let dir = tempfile::Builder::new().prefix("sd-pid-").tempdir_in("/tmp").unwrap();
+        let cluster = Cluster::new(dir.path().to_path_buf(), 1).unwrap();
+        std::fs::create_dir_all(cluster.data()).unwrap();
+        let mut bystander = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(
+            cluster.data().join("postmaster.pid"),
+            format!("{}\n{}\n", bystander.id(), cluster.data().display()),
+        )
+        .unwrap();
+        assert_eq!(cluster.postmaster_pid(), None);
+        let bin = PgBin::find().expect("the PostgreSQL server binaries");
+        let as_user = RunAs::resolve("postgres").expect("the postgres OS user");
+        let mode = cluster.stop(&bin, &as_user, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(mode, StopMode::NotRunning);
+        assert!(bystander.try_wait().unwrap().is_none(), "the bystander was signalled");
+        bystander.kill().unwrap();
+        let _ = bystander.wait();
     }
 }

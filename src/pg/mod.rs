@@ -12,6 +12,6 @@ pub(crate) use backup::{BaseBackup, list as list_backups, take as take_backup, v
 pub(crate) use bin::PgBin;
 pub(crate) use cluster::{Cluster, connect, free_port, remove_tree};
 pub(crate) use error::PgError;
-pub(crate) use tls::connect_tls;
+pub(crate) use tls::{Canceller, connect_tls, is_tls_refused};
 pub(crate) use user::RunAs;
 pub(crate) use wal::{Archive, Segment};

@@ -1,5 +1,5 @@
-//! Connecting over TLS (rustls) the way libpq's `sslmode=require` and `sslmode=verify-full` do: RDS and
-//! Aurora endpoints, and tunnels to them, are reached encrypted.
+//! Connecting over TLS (rustls) the way libpq's `sslmode=require`, `verify-ca` and `verify-full` do: the
+//! source, RDS and Aurora endpoints, and tunnels to them, are reached encrypted; cancel requests too.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,26 +21,78 @@ pub(crate) async fn connect_tls(
     tls: &TlsSpec,
     server_name: Option<&str>,
 ) -> Result<tokio_postgres::Client, String> {
-    let client_config = match tls {
-        TlsSpec::Disable => return super::connect(config).await.map_err(|e| e.to_string()),
-        TlsSpec::Require => require()?,
-        TlsSpec::VerifyFull(ca) => verify_full(ca)?,
+    let Some(connector) = connector(tls, server_name)? else {
+        return super::connect(config).await.map_err(|e| e.to_string());
     };
     let mut config = config.clone();
     config.ssl_mode(SslMode::Require);
-    let (client, conn) = config
-        .connect(Named {
-            inner: tokio_postgres_rustls::MakeRustlsConnect::new(client_config),
-            name: server_name.map(str::to_string),
-        })
-        .await
-        .map_err(|e| chain(&e))?;
+    let (client, conn) = config.connect(connector).await.map_err(|e| chain(&e))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "connection closed");
         }
     });
     Ok(client)
+}
+
+/// Asks the server to cancel whatever the session behind `token` is running, over the same TLS mode
+/// (a cancel request is a connection of its own).
+pub(crate) async fn cancel(
+    token: &tokio_postgres::CancelToken,
+    tls: &TlsSpec,
+    server_name: Option<&str>,
+) -> Result<(), String> {
+    match connector(tls, server_name)? {
+        Some(c) => token.cancel_query(c).await.map_err(|e| chain(&e)),
+        None => token.cancel_query(tokio_postgres::NoTls).await.map_err(|e| chain(&e)),
+    }
+}
+
+/// What it takes to cancel a session's running query: its cancel key and how to reach the server.
+#[derive(Clone)]
+pub(crate) struct Canceller {
+    token: tokio_postgres::CancelToken,
+    tls: TlsSpec,
+    server_name: Option<String>,
+}
+
+impl Canceller {
+    pub(crate) fn new(client: &tokio_postgres::Client, tls: &TlsSpec, server_name: Option<&str>) -> Canceller {
+        Canceller { token: client.cancel_token(), tls: tls.clone(), server_name: server_name.map(str::to_string) }
+    }
+
+    /// Cancels the running query, if any (the server ignores a cancel for an idle session); bounded,
+    /// and a failure is logged, never fatal: the session's own `statement_timeout` still ends the query.
+    pub(crate) async fn cancel(&self) {
+        let sent = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            cancel(&self.token, &self.tls, self.server_name.as_deref()),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => tracing::debug!("cancel request sent"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not send a cancel request"),
+            Err(_) => tracing::warn!("a cancel request did not finish within 5s"),
+        }
+    }
+}
+
+/// Whether a connection error says the server refused TLS: retrying will not change that.
+pub(crate) fn is_tls_refused(error: &str) -> bool {
+    error.contains("server does not support TLS")
+}
+
+fn connector(tls: &TlsSpec, server_name: Option<&str>) -> Result<Option<Named>, String> {
+    let client_config = match tls {
+        TlsSpec::Disable => return Ok(None),
+        TlsSpec::Require => require()?,
+        TlsSpec::VerifyCa(ca) => verify_ca(ca)?,
+        TlsSpec::VerifyFull(ca) => verify_full(ca)?,
+    };
+    Ok(Some(Named {
+        inner: tokio_postgres_rustls::MakeRustlsConnect::new(client_config),
+        name: server_name.map(str::to_string),
+    }))
 }
 
 /// Checks the certificate against `name` instead of the host connected to.
@@ -90,7 +142,7 @@ fn require() -> Result<ClientConfig, String> {
         .with_no_client_auth())
 }
 
-fn verify_full(ca: &Path) -> Result<ClientConfig, String> {
+fn roots(ca: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     let certs =
         CertificateDer::pem_file_iter(ca).map_err(|e| format!("cannot read CA bundle `{}`: {e}", ca.display()))?;
@@ -101,11 +153,75 @@ fn verify_full(ca: &Path) -> Result<ClientConfig, String> {
     if roots.is_empty() {
         return Err(format!("CA bundle `{}` holds no certificate", ca.display()));
     }
+    Ok(roots)
+}
+
+fn verify_full(ca: &Path) -> Result<ClientConfig, String> {
     Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
+        .with_root_certificates(roots(ca)?)
         .with_no_client_auth())
+}
+
+/// `sslmode=verify-ca`: the chain must lead to the bundle; the name in the certificate is not checked.
+fn verify_ca(ca: &Path) -> Result<ClientConfig, String> {
+    let p = provider();
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca)?), p.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(ClientConfig::builder_with_provider(p)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
+        .with_no_client_auth())
+}
+
+/// Checks the chain as verify-full does and forgives only a name mismatch (webpki checks the chain
+/// first, so a name error means the chain was good).
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// `sslmode=require`: the channel is encrypted and the server's handshake signature is checked, but its

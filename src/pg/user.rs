@@ -43,16 +43,20 @@ impl RunAs {
     }
 
     /// A command for `program` that runs as this user, in its own process group (a Ctrl-C aimed at
-    /// stackdrill must not stop a server before stackdrill tears it down in order), from `/`.
+    /// stackdrill must not stop a server before stackdrill tears it down in order), from `/`, with a
+    /// cleared environment: PostgreSQL (and every archive or recovery command it runs) never sees the
+    /// source password's variable, a signing key or AWS credentials.
     pub(crate) fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.current_dir("/")
             .process_group(0)
             .stdin(Stdio::null())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
             .env("TZ", "UTC")
+            .env("PGTZ", "UTC")
             .env("LC_ALL", "C")
-            .env_remove("PGPASSWORD")
-            .env_remove("PGPASSFILE");
+            .env("LANG", "C");
         if let Some((name, uid, gid)) = &self.drop_to {
             cmd.uid(*uid).gid(*gid).env("USER", name).env("HOME", "/");
         }
@@ -67,13 +71,84 @@ impl RunAs {
         Ok(())
     }
 
-    /// Creates `dir` (and parents) owned by this user with mode 0700.
+    /// Creates `dir` (and parents) owned by this user with mode 0700; refuses a symlink in its place.
     pub(crate) fn make_private_dir(&self, dir: &Path) -> Result<(), PgError> {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(dir).map_err(PgError::io("cannot create", dir))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(PgError::io("cannot chmod", dir))?;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(PgError::io("cannot create", parent))?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = std::fs::symlink_metadata(dir).map_err(PgError::io("cannot read", dir))?;
+                if !meta.is_dir() {
+                    return Err(PgError::Other(format!(
+                        "`{}` exists and is not a directory; refusing it",
+                        dir.display()
+                    )));
+                }
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(PgError::io("cannot chmod", dir))?;
+            }
+            Err(e) => return Err(PgError::io("cannot create", dir)(e)),
+        }
         self.chown(dir)
+    }
+
+    /// Runs `f` on this thread with this user's filesystem identity (setfsuid/setfsgid) when stackdrill is
+    /// root: whatever `f` creates is the user's, and a symlink the user planted cannot lead a write
+    /// anywhere the user could not write itself. `f` must not await (the identity is per thread).
+    pub(crate) fn as_fs_user<T>(&self, f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+        use nix::unistd::{Gid, Uid, setfsgid, setfsuid};
+        let Some((_, uid, gid)) = &self.drop_to else { return f() };
+        struct Restore;
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                setfsuid(Uid::from_raw(0));
+                setfsgid(Gid::from_raw(0));
+            }
+        }
+        let _restore = Restore;
+        setfsgid(Gid::from_raw(*gid));
+        setfsuid(Uid::from_raw(*uid));
+        // setfsuid reports the previous value, not failure: ask again to learn whether it took.
+        if setfsuid(Uid::from_raw(*uid)).as_raw() != *uid {
+            return Err(std::io::Error::other("cannot take the OS user's filesystem identity (setfsuid)"));
+        }
+        f()
+    }
+
+    /// Creates `path` (which must not exist: a planted symlink or file is refused) with `bytes` and
+    /// `mode`, as this user.
+    pub(crate) fn create_file(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), PgError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        self.as_fs_user(|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(path)?;
+            f.write_all(bytes)
+        })
+        .map_err(PgError::io("refused to create", path))
+    }
+
+    /// Appends `bytes` to the existing regular file `path` as this user; a symlink is refused.
+    pub(crate) fn append_file(&self, path: &Path, bytes: &[u8]) -> Result<(), PgError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        self.as_fs_user(|| {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(path)?;
+            f.write_all(bytes)
+        })
+        .map_err(PgError::io("refused to append to", path))
     }
 
     /// Fails unless every ancestor of `path` is searchable by this user (so initdb and the server can reach it).
@@ -116,4 +191,76 @@ pub(crate) async fn run(mut cmd: Command, program: &str) -> Result<String, PgErr
     let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = tail[tail.len().saturating_sub(4)..].join("; ");
     Err(PgError::Command { program: program.to_string(), status: out.status.to_string(), stderr: tail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, RunAs, std::path::PathBuf, std::path::PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::Builder::new().prefix("sd-user-").tempdir_in("/tmp").unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let as_user = RunAs::resolve("postgres").expect("the postgres OS user (scripts/install-test-deps makes it)");
+        let dir = root.path().join("scratch");
+        as_user.make_private_dir(&dir).unwrap();
+        let victim = root.path().join("victim");
+        std::fs::write(&victim, "original\n").unwrap();
+        (root, as_user, dir, victim)
+    }
+
+    #[test]
+    fn a_symlink_planted_in_the_scratch_cannot_redirect_a_write() {
+        let (_root, as_user, dir, victim) = setup();
+        for name in ["recovery.signal", "postgresql.auto.conf", "stackdrill-scratch.json"] {
+            std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+        }
+        let e = as_user.create_file(&dir.join("recovery.signal"), b"", 0o600).unwrap_err().to_string();
+        assert!(e.contains("refused to create") && e.contains("recovery.signal"), "{e}");
+        let e = as_user.append_file(&dir.join("postgresql.auto.conf"), b"archive_command = 'x'\n").unwrap_err();
+        assert!(e.to_string().contains("refused to append"), "{e}");
+        let marker = crate::drill::guard::ScratchMarker {
+            scratch: true,
+            drill: "d".into(),
+            run: "r".into(),
+            pid: 1,
+            created_at: chrono::Utc::now(),
+            expires_at: chrono::Utc::now(),
+        };
+        assert!(crate::drill::guard::write(&dir, &marker, &as_user).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original\n", "the symlink's target was written");
+        // A directory in the scratch's place is refused too.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(victim.parent().unwrap(), &dir).unwrap();
+        assert!(as_user.make_private_dir(&dir).unwrap_err().to_string().contains("not a directory"));
+    }
+
+    #[test]
+    fn as_root_writes_happen_with_the_os_users_rights_only() {
+        use std::os::unix::fs::MetadataExt;
+        let (root, as_user, dir, _victim) = setup();
+        as_user.create_file(&dir.join("ok"), b"x", 0o600).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            let pg = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+            assert_eq!(std::fs::metadata(dir.join("ok")).unwrap().uid(), pg.uid.as_raw());
+            // The temp root is root's (0755): the OS user may not create there, so neither may this.
+            let e = as_user.create_file(&root.path().join("not-theirs"), b"x", 0o600).unwrap_err().to_string();
+            assert!(e.contains("Permission denied"), "{e}");
+            // ...and this thread is root again afterwards.
+            std::fs::write(root.path().join("mine"), "x").unwrap();
+        }
+    }
+
+    #[test]
+    fn child_processes_start_from_a_cleared_environment() {
+        let as_user = RunAs::resolve("postgres").expect("the postgres OS user");
+        let cmd = as_user.command(Path::new("/usr/bin/env"));
+        let out = cmd.into_std().output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let names: Vec<&str> = text.lines().filter_map(|l| l.split('=').next()).collect();
+        let allowed = ["PATH", "TZ", "PGTZ", "LC_ALL", "LANG", "USER", "HOME"];
+        assert!(names.iter().all(|n| allowed.contains(n)), "{names:?}");
+        // This test process has more than that (cargo sets CARGO_*), none of which reached the child.
+        assert!(std::env::vars().any(|(k, _)| !allowed.contains(&k.as_str())));
+    }
 }

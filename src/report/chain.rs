@@ -40,6 +40,18 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The first `n` characters of `s`, or all of it when shorter: every shortened hash, key id or
+/// fingerprint goes through here, so a value someone edited in a ledger or a plan (too short, not hex,
+/// multi-byte) never panics.
+pub(crate) fn prefix(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// A hash as people read it: its first 12 characters.
+pub(crate) fn short_hash(s: &str) -> &str {
+    prefix(s, 12)
+}
+
 /// The store's append lock, held while an entry is written.
 pub(crate) struct Appending {
     _lock: File,

@@ -220,6 +220,26 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
         esc(&r.target.selection),
         esc(&r.target.recovery)
     );
+    if !r.connections.is_empty() {
+        o.push_str("<h2>Connections</h2><table><tr><th>role</th><th>endpoint</th><th>protection</th></tr>");
+        for c in &r.connections {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+                esc(&c.role),
+                esc(&c.endpoint),
+                esc(&c.protection())
+            );
+        }
+        o.push_str("</table>\n");
+    }
+    if !r.neutralised.is_empty() {
+        o.push_str("<p>The restored copy was made inert before anything connected to it:</p><ul>");
+        for n in &r.neutralised {
+            let _ = write!(o, "<li>{}</li>", esc(n));
+        }
+        o.push_str("</ul>\n");
+    }
     let _ = writeln!(
         o,
         "<h2>Teardown</h2><p class=\"{}\">{} at {}</p><p>{}</p>",

@@ -119,6 +119,19 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(o, "- Scratch ({how}): `{s}`");
     }
 
+    if !r.connections.is_empty() {
+        let _ = writeln!(o, "\n## Connections\n\n| role | endpoint | protection |\n|---|---|---|");
+        for c in &r.connections {
+            let _ = writeln!(o, "| {} | `{}` | {} |", c.role, cell(&c.endpoint), cell(&c.protection()));
+        }
+    }
+    if !r.neutralised.is_empty() {
+        let _ = writeln!(o, "\nThe restored copy was made inert before anything connected to it:\n");
+        for n in &r.neutralised {
+            let _ = writeln!(o, "- {n}");
+        }
+    }
+
     let _ =
         writeln!(o, "\n## Timeline\n\n| phase | started (UTC) | duration | status | detail |\n|---|---|---|---|---|");
     for p in &r.phases {

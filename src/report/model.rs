@@ -50,6 +50,12 @@ pub(crate) struct Report {
     pub(crate) next_scheduled: Option<DateTime<Utc>>,
     pub(crate) drill_file: FileRef,
     pub(crate) source: Source,
+    /// Every database connection the drill made (source, replica, scratch) and how it was protected.
+    #[serde(default)]
+    pub(crate) connections: Vec<Connection>,
+    /// What was switched off in the restored copy before anything connected to it, so it could not act.
+    #[serde(default)]
+    pub(crate) neutralised: Vec<String>,
     pub(crate) target: Target,
     pub(crate) objectives: Objectives,
     pub(crate) measured: Measured,
@@ -162,6 +168,7 @@ pub(crate) fn deviations(r: &Report) -> Vec<Deviation> {
             remediation: "run `stackdrill drill cleanup` and confirm the scratch is gone".into(),
         });
     }
+    out.extend(r.connections.iter().filter_map(Connection::deviation));
     if r.drill_file.git_dirty {
         out.push(Deviation {
             what: "the drill file had uncommitted changes".into(),
@@ -169,6 +176,77 @@ pub(crate) fn deviations(r: &Report) -> Vec<Deviation> {
         });
     }
     out
+}
+
+/// One database connection and how it was protected (TLS as the server reported it in `pg_stat_ssl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Connection {
+    /// `source` or `scratch`.
+    pub(crate) role: String,
+    /// `user@host:port/dbname` or the socket path; never a secret.
+    pub(crate) endpoint: String,
+    /// `tcp` or `unix-socket` (a scratch on this machine, in a 0700 directory).
+    pub(crate) transport: String,
+    pub(crate) sslmode: String,
+    /// `TLSv1.3` etc.; `None` when the connection is not encrypted.
+    pub(crate) tls_version: Option<String>,
+    pub(crate) cipher: Option<String>,
+    /// The server's certificate chains to the configured CA bundle.
+    pub(crate) server_verified: bool,
+    /// ...and names the host connected to (verify-full).
+    pub(crate) hostname_verified: bool,
+    /// Where the credential came from (`secrets-manager`, `rds-iam-token`, `password-env`, ...), never its value.
+    pub(crate) credential: String,
+    /// The bounds the session carried (`statement_timeout=...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) session: Option<String>,
+}
+
+impl Connection {
+    /// How it was protected, in one line for people.
+    pub(crate) fn protection(&self) -> String {
+        let tls = match (&self.tls_version, self.transport.as_str()) {
+            (None, "unix-socket") => "local socket in a private directory (no network)".to_string(),
+            (None, _) => format!("NOT encrypted (sslmode {})", self.sslmode),
+            (Some(v), _) => {
+                let who = match (self.server_verified, self.hostname_verified) {
+                    (true, true) => "server certificate and host name verified",
+                    (true, false) => "server certificate verified, host name not checked",
+                    _ => "server identity NOT verified",
+                };
+                format!("{v} ({}), {who} (sslmode {})", self.cipher.as_deref().unwrap_or("?"), self.sslmode)
+            }
+        };
+        let session = self.session.as_deref().map(|s| format!("; {s}")).unwrap_or_default();
+        format!("{tls}; credential: {}{session}", self.credential)
+    }
+
+    /// The deviation this connection is, if any: unencrypted over a network, or a server not verified.
+    fn deviation(&self) -> Option<Deviation> {
+        if self.transport != "tcp" {
+            return None;
+        }
+        let (what, remediation) = if self.tls_version.is_none() {
+            (
+                format!("{} connection `{}` was not encrypted (sslmode {})", self.role, self.endpoint, self.sslmode),
+                "set `sslmode: verify-full` with `ca-bundle` (e.g. the RDS global bundle) and enable TLS on the server",
+            )
+        } else if !self.server_verified {
+            (
+                format!(
+                    "{} connection `{}` was encrypted ({}) but the server's identity was not verified (sslmode {})",
+                    self.role,
+                    self.endpoint,
+                    self.tls_version.as_deref().unwrap_or("TLS"),
+                    self.sslmode
+                ),
+                "give `ca-bundle` (e.g. the RDS global bundle) so sslmode verify-full checks the certificate and name",
+            )
+        } else {
+            return None;
+        };
+        Some(Deviation { what, remediation: remediation.into() })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -71,7 +71,7 @@ pub(crate) fn key_id(public: &[u8]) -> String {
 
 /// `SHA256:ab12…` (first 16 bytes of the key id), as reports and the HTML show it.
 pub(crate) fn fingerprint(key_id: &str) -> String {
-    format!("SHA256:{}", &key_id[..32.min(key_id.len())])
+    format!("SHA256:{}", super::chain::prefix(key_id, 32))
 }
 
 fn pem(label: &str, der: &[u8]) -> String {

@@ -189,6 +189,10 @@ pub(crate) fn diff(stack: &str, desired: &[Resource], live: &LiveState) -> Vec<S
                     step.data_loss = holds_data(r.kind);
                 } else if !step.changes.is_empty() {
                     step.action = Action::Update;
+                    if let Some(why) = step.changes.iter().find_map(|c| lowers_retention(r.kind, c)) {
+                        step.data_loss = true;
+                        step.reason = Some(why);
+                    }
                 }
             }
         }
@@ -210,6 +214,46 @@ pub(crate) fn diff(stack: &str, desired: &[Resource], live: &LiveState) -> Vec<S
     deletes.sort_by_key(|s| std::cmp::Reverse(order.iter().position(|k| *k == s.kind).unwrap_or(usize::MAX)));
     steps.extend(deletes);
     steps
+}
+
+/// Lowering how long backups are kept is data loss: RDS deletes automated backups past the new
+/// retention at once (0 deletes them all), and AWS Backup expires recovery points sooner.
+fn lowers_retention(kind: &str, c: &Change) -> Option<String> {
+    let days = |v: &Value| v.as_i64();
+    match (kind, c.property.as_str()) {
+        ("rds-instance", "backup-retention-days") => match (days(&c.before), days(&c.after)) {
+            (Some(before), Some(after)) if after < before => Some(format!(
+                "lowers backup retention from {before} to {after} days: RDS deletes the automated backups past it"
+            )),
+            _ => None,
+        },
+        ("backup-plan", "rules") => {
+            let rules = |v: &Value| -> Vec<(String, Option<i64>)> {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|r| (r["name"].as_str().unwrap_or("").to_string(), r["retention-days"].as_i64()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let before = rules(&c.before);
+            rules(&c.after).into_iter().find_map(|(name, after)| {
+                let (_, was) = before.iter().find(|(n, _)| *n == name)?;
+                // `None` keeps recovery points forever: any number is lower.
+                let lower = match (was, after) {
+                    (None, Some(_)) => true,
+                    (Some(w), Some(a)) => a < *w,
+                    _ => false,
+                };
+                lower.then(|| {
+                    let show = |d: Option<i64>| d.map_or("forever".to_string(), |d| format!("{d} days"));
+                    format!("lowers retention of backup rule `{name}` from {} to {}", show(*was), show(after))
+                })
+            })
+        }
+        _ => None,
+    }
 }
 
 fn show(v: &Value) -> String {
@@ -292,8 +336,8 @@ pub(crate) fn render_markdown(p: &Plan) -> String {
     }
     out.push_str(&format!(
         "\n<sub>live state sha256 `{}` · stack file sha256 `{}`</sub>\n",
-        &p.live_sha256[..12],
-        &p.stack_sha256[..12]
+        crate::report::chain::short_hash(&p.live_sha256),
+        crate::report::chain::short_hash(&p.stack_sha256)
     ));
     out
 }

@@ -35,6 +35,8 @@ pub(crate) struct LocalPostgres {
     backups: Vec<BaseBackup>,
     backup: Option<BaseBackup>,
     scratch: Option<Scratch>,
+    /// What was switched off in the restored copy, for the report.
+    neutralised: Vec<String>,
 }
 
 struct Scratch {
@@ -77,6 +79,7 @@ impl LocalPostgres {
             backups: Vec::new(),
             backup: None,
             scratch: None,
+            neutralised: Vec::new(),
         })
     }
 
@@ -153,6 +156,82 @@ impl LocalPostgres {
         let jobs = self.spec.copy_jobs;
         let as_user = self.as_user.clone();
         tokio::task::spawn_blocking(move || copy_tree(&from, &to, jobs, &as_user, &stop, &done))
+    }
+
+    /// Settings that make the restored copy inert before it starts: it archives nothing, runs none of
+    /// the backup's archive or recovery commands, starts no logical replication worker (a subscription
+    /// would connect to the real publisher and consume its slot), listens on no TCP address, follows no
+    /// primary, and preloads only allow-listed libraries (no pg_cron or other job runner). Returns the
+    /// settings and what they neutralise, in words.
+    fn inert_settings(&self, data: &Path) -> (Vec<(&'static str, String)>, Vec<String>) {
+        let configured = preload_libraries(data);
+        let (kept, dropped): (Vec<String>, Vec<String>) =
+            configured.into_iter().partition(|l| self.spec.allow_preload.iter().any(|a| a == l));
+        let mut said = vec![
+            "archive_mode off, archive_command empty: the copy archives nothing".to_string(),
+            "archive_cleanup_command and recovery_end_command empty: none of the backup's commands run; \
+             restore_command is stackdrill's own (copy from the WAL archive)"
+                .to_string(),
+            "max_logical_replication_workers = 0: no subscription connects to its publisher".to_string(),
+            "primary_conninfo and primary_slot_name empty, listen_addresses empty: no network peer".to_string(),
+        ];
+        if dropped.is_empty() {
+            said.push(format!("shared_preload_libraries = '{}' (allow-listed)", kept.join(",")));
+        } else {
+            said.push(format!(
+                "shared_preload_libraries: {} not loaded (kept: {})",
+                dropped.join(", "),
+                if kept.is_empty() { "none".to_string() } else { kept.join(", ") }
+            ));
+        }
+        let settings = vec![
+            ("archive_mode", "off".to_string()),
+            ("archive_command", String::new()),
+            ("archive_cleanup_command", String::new()),
+            ("recovery_end_command", String::new()),
+            ("max_logical_replication_workers", "0".into()),
+            ("primary_conninfo", String::new()),
+            ("primary_slot_name", String::new()),
+            ("shared_preload_libraries", kept.join(",")),
+        ];
+        (settings, said)
+    }
+
+    /// After promotion, before anything else connects: every subscription is disabled and detached from
+    /// its slot (`slot_name = NONE`), so even a later `DROP SUBSCRIPTION` cannot drop the publisher's
+    /// slot. Never `DROP SUBSCRIPTION` here: that would connect to the publisher and drop its slot.
+    async fn disable_subscriptions(&mut self, cluster: &Cluster) -> Result<(), RestoreError> {
+        let admin = pg::connect(&cluster.client_config(&self.spec.user, &self.database))
+            .await
+            .map_err(|e| RestoreError::Error(format!("cannot connect to the scratch to neutralise it: {e}")))?;
+        let subs = admin
+            .query(
+                "select s.subname, d.datname from pg_subscription s join pg_database d on d.oid = s.subdbid \
+                 order by 2, 1",
+                &[],
+            )
+            .await
+            .map_err(|e| RestoreError::Error(format!("cannot list subscriptions in the scratch: {e}")))?;
+        for row in subs {
+            let (sub, db): (String, String) = (row.get(0), row.get(1));
+            let client = pg::connect(&cluster.client_config(&self.spec.user, &db))
+                .await
+                .map_err(|e| RestoreError::Error(format!("cannot connect to database `{db}` in the scratch: {e}")))?;
+            let name = sub.replace('"', "\"\"");
+            client
+                .batch_execute(&format!(
+                    "alter subscription \"{name}\" disable; alter subscription \"{name}\" set (slot_name = none)"
+                ))
+                .await
+                .map_err(|e| {
+                    RestoreError::Error(format!("cannot disable subscription `{sub}` in `{db}`: {}", verify_error(&e)))
+                })?;
+            self.neutralised.push(format!(
+                "subscription `{sub}` in database `{db}` disabled and detached from its slot (the publisher's slot \
+                 was not touched)"
+            ));
+        }
+        Ok(())
     }
 
     fn recovery_failure(&self, cluster: &Cluster) -> String {
@@ -255,7 +334,7 @@ impl RestoreProvider for LocalPostgres {
             created_at: now,
             expires_at: now + chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::hours(24)),
         };
-        guard::write(&dir, &marker)
+        guard::write(&dir, &marker, &self.as_user)
             .map_err(|e| RestoreError::Error(format!("cannot write the scratch marker: {e}")))?;
         let stop_copy = Arc::new(AtomicBool::new(false));
         self.scratch = Some(Scratch { cluster: cluster.clone(), stop_copy: stop_copy.clone(), copy: None });
@@ -286,9 +365,7 @@ impl RestoreProvider for LocalPostgres {
         for stale in ["postmaster.pid", "standby.signal", "backup_manifest"] {
             let _ = std::fs::remove_file(data.join(stale));
         }
-        let signal = data.join("recovery.signal");
-        std::fs::write(&signal, b"").map_err(|e| RestoreError::Error(format!("cannot write recovery.signal: {e}")))?;
-        self.as_user.chown(&signal)?;
+        self.as_user.create_file(&data.join("recovery.signal"), b"", 0o600)?;
         let archive = self.spec.wal_archive.display().to_string();
         if archive.contains(['"', '\'', '%', '\n']) {
             return Err(RestoreError::Error(format!(
@@ -297,19 +374,20 @@ impl RestoreProvider for LocalPostgres {
         }
         let mut settings = cluster.base_settings("");
         settings.extend([
-            ("archive_mode", "off".to_string()),
             ("restore_command", format!("cp \"{archive}/%f\" \"%p\"")),
             ("recovery_target_action", "promote".into()),
             ("recovery_target_timeline", "latest".into()),
-            ("primary_conninfo", String::new()),
             ("cluster_name", format!("stackdrill-scratch-{short}")),
             ("logging_collector", "off".into()),
         ]);
+        let (inert, neutralised) = self.inert_settings(&data);
+        settings.extend(inert);
+        self.neutralised = neutralised;
         if let Recovery::Time(t) = target.recovery {
             settings.push(("recovery_target_time", t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()));
             settings.push(("recovery_target_inclusive", "true".into()));
         }
-        cluster.apply_settings(&settings)?;
+        cluster.apply_settings(&self.as_user, &settings)?;
         self.progress("restore", "starting the scratch server in recovery");
         cluster.start(&self.bin, &self.as_user).await?;
         Ok(())
@@ -339,6 +417,7 @@ impl RestoreProvider for LocalPostgres {
                     Err(_) => client = None,
                     Ok(row) => {
                         if !row.get::<_, bool>(0) {
+                            self.disable_subscriptions(&cluster).await?;
                             return Ok(Endpoint {
                                 config: config.clone(),
                                 tls: crate::config::TlsSpec::Disable,
@@ -366,6 +445,10 @@ impl RestoreProvider for LocalPostgres {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    fn neutralised(&self) -> Vec<String> {
+        self.neutralised.clone()
     }
 
     fn rpo_floor(&self) -> Option<DateTime<Utc>> {
@@ -438,7 +521,29 @@ fn dir_size(path: &Path) -> u64 {
     total
 }
 
-/// Recreates `from` under `to` (dirs 0700, files 0600, owned by the server user) with `jobs` threads.
+/// The libraries `shared_preload_libraries` names in the restored configuration: the last setting in
+/// `postgresql.conf`, then `postgresql.auto.conf` (later lines win, as the server reads them).
+fn preload_libraries(data: &Path) -> Vec<String> {
+    let mut value = String::new();
+    for file in ["postgresql.conf", "postgresql.auto.conf"] {
+        let text = std::fs::read_to_string(data.join(file)).unwrap_or_default();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            let Some(rest) = line.strip_prefix("shared_preload_libraries") else { continue };
+            let rest = rest.trim_start();
+            let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+            value = rest.trim_matches('\'').to_string();
+        }
+    }
+    value.split(',').map(|l| l.trim().trim_matches('"').to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+fn verify_error(e: &tokio_postgres::Error) -> String {
+    crate::drill::verify::db_error(e)
+}
+
+/// Recreates `from` under `to` (dirs 0700, files 0600) as the server's OS user with `jobs` threads: the
+/// files are the user's from the start, and nothing the user planted in `to` can redirect a write.
 fn copy_tree(
     from: &Path,
     to: &Path,
@@ -447,14 +552,14 @@ fn copy_tree(
     stop: &AtomicBool,
     done: &AtomicU64,
 ) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let mut files = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dst = to.join(&rel);
-        std::fs::create_dir_all(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
-        as_user.chown(&dst).map_err(|e| e.to_string())?;
+        as_user
+            .as_fs_user(|| std::fs::DirBuilder::new().mode(0o700).create(&dst))
+            .map_err(|e| format!("{}: {e}", dst.display()))?;
         let src = from.join(&rel);
         for entry in std::fs::read_dir(&src).map_err(|e| format!("{}: {e}", src.display()))? {
             let entry = entry.map_err(|e| e.to_string())?;
@@ -476,30 +581,36 @@ fn copy_tree(
             }
         }
     }
+    let copy_one = |rel: &Path| -> std::io::Result<u64> {
+        let mut input = std::fs::File::open(from.join(rel))?;
+        let mut output = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(to.join(rel))?;
+        std::io::copy(&mut input, &mut output)
+    };
     let next = AtomicU64::new(0);
     let failure = std::sync::Mutex::new(None::<String>);
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
-                loop {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
+                let res = as_user.as_fs_user(|| {
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        let Some(rel) = files.get(i) else { return Ok(()) };
+                        let n = copy_one(rel)
+                            .map_err(|e| std::io::Error::other(format!("{}: {e}", from.join(rel).display())))?;
+                        done.fetch_add(n, Ordering::Relaxed);
                     }
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    let Some(rel) = files.get(i) else { return };
-                    let (src, dst) = (from.join(rel), to.join(rel));
-                    let res = std::fs::copy(&src, &dst)
-                        .and_then(|n| {
-                            done.fetch_add(n, Ordering::Relaxed);
-                            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600))
-                        })
-                        .map_err(|e| format!("{}: {e}", src.display()))
-                        .and_then(|()| as_user.chown(&dst).map_err(|e| e.to_string()));
-                    if let Err(e) = res {
-                        failure.lock().unwrap().get_or_insert(e);
-                        stop.store(true, Ordering::Relaxed);
-                        return;
-                    }
+                });
+                if let Err(e) = res {
+                    failure.lock().unwrap().get_or_insert(e.to_string());
+                    stop.store(true, Ordering::Relaxed);
                 }
             });
         }

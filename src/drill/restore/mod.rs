@@ -27,6 +27,25 @@ pub(crate) struct Endpoint {
     pub(crate) display: String,
 }
 
+impl Endpoint {
+    /// How the drill's connection to this scratch is protected, for the report.
+    pub(crate) async fn record(&self, client: &tokio_postgres::Client) -> crate::report::model::Connection {
+        let socket = self.config.get_hosts().iter().all(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)));
+        let mut record = crate::drill::source::connection_record(
+            client,
+            "scratch",
+            self.display.clone(),
+            &self.tls,
+            if socket { "local trust (private socket)" } else { "fresh password (in memory only)" },
+        )
+        .await;
+        if socket {
+            record.transport = "unix-socket".into();
+        }
+        record
+    }
+}
+
 /// The backup a restore starts from, for the report.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BackupUsed {
@@ -73,6 +92,11 @@ pub(crate) trait RestoreProvider {
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError>;
     /// Waits until the scratch database accepts queries as a primary.
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError>;
+    /// What was switched off in the restored copy so it could not act (archive and recovery commands,
+    /// replication, job schedulers), for the report.
+    fn neutralised(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Hears the verdict before teardown (AWS Backup records it against the restore job). `Err` is a
     /// warning, never a failed drill.
     async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {

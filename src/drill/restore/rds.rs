@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use crate::aws::{AwsError, Backoff, CallCounter, classify};
-use crate::config::{AwsScratchSpec, TlsSpec};
+use crate::config::AwsScratchSpec;
 use crate::drill::error::{DrillError, RestoreError};
 use crate::drill::events::EventSink;
 
@@ -371,11 +371,7 @@ pub(crate) fn endpoint(
         .application_name("stackdrill")
         .connect_timeout(Duration::from_secs(15));
     let via = if scratch.connect.is_some() { " (via connect override)" } else { "" };
-    let tls = match &scratch.tls {
-        TlsSpec::Require => "sslmode=require",
-        TlsSpec::VerifyFull(_) => "sslmode=verify-full",
-        TlsSpec::Disable => "sslmode=disable",
-    };
+    let tls = format!("sslmode={}", scratch.tls.sslmode());
     Ok(super::Endpoint {
         config,
         tls: scratch.tls.clone(),
@@ -429,8 +425,9 @@ pub(crate) async fn wait_connectable(ep: &super::Endpoint) -> Result<(), Restore
     loop {
         match crate::pg::connect_tls(&ep.config, &ep.tls, ep.server_name.as_deref()).await {
             Ok(_) => return Ok(()),
-            // A certificate that does not verify will not start verifying: no point in retrying.
-            Err(e) if e.contains("certificate") => {
+            // A certificate that does not verify will not start verifying, and a server that does not
+            // speak TLS will not start: no point in retrying either.
+            Err(e) if e.contains("certificate") || crate::pg::is_tls_refused(&e) => {
                 return Err(RestoreError::Failed(format!("cannot connect to the scratch {}: {e}", ep.display)));
             }
             Err(e) if Instant::now() > deadline => {

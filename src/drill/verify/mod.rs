@@ -73,6 +73,9 @@ pub(crate) struct Context<'a> {
     pub(crate) target: chrono::DateTime<chrono::Utc>,
     /// The drill's RPO objective (the default freshness bound).
     pub(crate) rpo: Duration,
+    /// Cancel the sessions' running queries when a check gives up, so nothing keeps running (and holding
+    /// a snapshot and locks) on the source after its check has ended.
+    pub(crate) cancellers: &'a [crate::pg::Canceller],
 }
 
 /// Runs one check under its timeout; a check that could not run never reports passed.
@@ -92,11 +95,21 @@ pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Dura
     };
     let mut result = match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
-        Err(_) => CheckResult::new(
-            spec,
-            CheckStatus::Error,
-            format!("did not finish within {}", humantime::format_duration(timeout)),
-        ),
+        Err(_) => {
+            for c in ctx.cancellers {
+                c.cancel().await;
+            }
+            // The check's snapshot transaction never reached its rollback: end it, so the next check
+            // starts a clean transaction instead of failing in an aborted one.
+            for c in ctx.source.into_iter().chain([ctx.restore]) {
+                let _ = tokio::time::timeout(Duration::from_secs(5), c.batch_execute("rollback")).await;
+            }
+            CheckResult::new(
+                spec,
+                CheckStatus::Error,
+                format!("did not finish within {}; its queries were cancelled", humantime::format_duration(timeout)),
+            )
+        }
     };
     result.seconds = started.elapsed().as_secs_f64();
     result

@@ -27,7 +27,7 @@ impl TestDb {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let cluster = Cluster::new(dir.path().join("c"), pg::free_port().unwrap()).unwrap();
         cluster.initdb(&bin, &user, "postgres").await.unwrap();
-        cluster.apply_settings(&cluster.base_settings("")).unwrap();
+        cluster.apply_settings(&user, &cluster.base_settings("")).unwrap();
         cluster.start(&bin, &user).await.unwrap();
         let admin = connect(&cluster, "postgres").await;
         admin.batch_execute("create database src").await.unwrap();
@@ -50,6 +50,7 @@ impl TestDb {
             canary: None,
             target,
             rpo: Duration::from_secs(60),
+            cancellers: &[],
         }
     }
 

@@ -1,0 +1,457 @@
+//! What a drill does to production, on real PostgreSQL: the source is reached over TLS (and nothing less
+//! when TLS is asked for), its sessions are bounded and cancelled when a check gives up, a restored copy
+//! is inert before anything connects to it (no subscription reaches the real publisher, none of the
+//! backup's commands run), and PostgreSQL child processes never see stackdrill's secrets.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::harness::{Demo, Scratch, make_ca, stackdrill, text};
+
+/// The directory of the PostgreSQL server programs, found as stackdrill finds them.
+fn pg_bin() -> PathBuf {
+    if let Ok(dir) = std::env::var("STACKDRILL_PG_BIN") {
+        return dir.into();
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("the PostgreSQL server (apt-get install postgresql)")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("pg_ctl").is_file())
+        .collect();
+    found.sort();
+    found.pop().expect("pg_ctl under /usr/lib/postgresql/*/bin")
+}
+
+/// Runs a PostgreSQL program as the `postgres` OS user (the clusters' owner).
+fn as_postgres(program: &str, args: &[&str]) {
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(pg_bin().join(program))
+        .args(args)
+        .output()
+        .expect("runuser");
+    assert!(out.status.success(), "{program} {args:?}: {}{}", text(&out.stdout), text(&out.stderr));
+}
+
+fn restart(demo: &Demo) {
+    let data = demo.dir.join("source/data");
+    let log = demo.dir.join("source/server.log");
+    as_postgres("pg_ctl", &["restart", "-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-m", "fast", "-w"]);
+}
+
+async fn scalar(c: &tokio_postgres::Client, sql: &str) -> String {
+    let rows = c.simple_query(sql).await.unwrap();
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// A drill file for `demo`'s source and backups with `verify` and `extra` top-level keys.
+fn drill_file(demo: &Demo, name: &str, source_extra: &str, extra: &str, verify: &str) -> PathBuf {
+    let d = demo.dir.display();
+    let path = demo.root.path().join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name: {name}\n\
+             restore:\n  local-postgres:\n    base-backups: {d}/base-backups\n    wal-archive: {d}/wal-archive\n\
+             \x20   scratch-root: {d}/scratch\n    database: app\n\
+             source:\n  host: 127.0.0.1\n  port: {port}\n  user: app\n  dbname: app\n  ca-bundle: {d}/ca.crt\n{source_extra}\
+             objectives: {{ rto: 10m, rpo: 1m }}\n{extra}verify:\n{verify}",
+            port = demo.port
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(demo: &Demo, drill: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = stackdrill();
+    cmd.env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["drill", "run"])
+        .arg(drill)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .timeout(Duration::from_secs(300));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_demo_reaches_its_source_over_verified_tls_and_records_every_connection() {
+    let demo = Demo::start();
+    let r = demo.last_report();
+    assert_eq!(r["result"], "passed", "{r:#}");
+    let conns = r["connections"].as_array().unwrap();
+    let source = conns.iter().find(|c| c["role"] == "source").expect("a source connection");
+    assert_eq!(source["sslmode"], "verify-full");
+    assert!(source["tls_version"].as_str().unwrap().starts_with("TLSv1."), "{source:#}");
+    assert_eq!(source["server_verified"], true);
+    assert_eq!(source["hostname_verified"], true);
+    assert_eq!(source["credential"], "password-file");
+    let session = source["session"].as_str().unwrap();
+    assert!(session.contains("lock_timeout=2s") && session.contains("statement_timeout="), "{session}");
+    let scratch = conns.iter().find(|c| c["role"] == "scratch").expect("a scratch connection");
+    assert_eq!(scratch["transport"], "unix-socket");
+    assert!(r["deviations"].as_array().unwrap().is_empty(), "{:#}", r["deviations"]);
+    let neutralised: Vec<&str> = r["neutralised"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(neutralised.iter().any(|n| n.contains("max_logical_replication_workers = 0")), "{neutralised:?}");
+    assert!(neutralised.iter().any(|n| n.contains("recovery_end_command")), "{neutralised:?}");
+    // The Markdown an auditor reads says the same.
+    let md = std::fs::read_dir(&demo.reports)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "md"))
+        .unwrap();
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(md.contains("## Connections") && md.contains("server certificate and host name verified"), "{md}");
+}
+
+/// A TCP server that answers PostgreSQL's SSLRequest with `N` (no TLS) and counts connections.
+fn plaintext_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut req = [0u8; 8];
+            if s.read_exact(&mut req).is_ok() {
+                let _ = s.write_all(b"N");
+            }
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_source_without_tls_or_with_an_unknown_certificate_is_refused_at_once() {
+    let dir = Scratch::new();
+    let (port, seen) = plaintext_server();
+    let drill = dir.path().join("no-tls.yaml");
+    let body = |port: u16, extra: &str| {
+        format!(
+            "restore: {{ local-postgres: {{ base-backups: /nonexistent/b, wal-archive: /nonexistent/w, scratch-root: /tmp }} }}\n\
+             source: {{ host: 127.0.0.1, port: {port}, user: app, dbname: app{extra} }}\n\
+             objectives: {{ rto: 10m, rpo: 1m }}\n"
+        )
+    };
+    std::fs::write(&drill, body(port, "")).unwrap();
+    let started = Instant::now();
+    let out = stackdrill().env("STACKDRILL_STATE_DIR", dir.path()).args(["drill", "run"]).arg(&drill).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("server does not support TLS") && stderr.contains("sslmode require"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "one attempt, no retries");
+
+    // A real TLS server whose certificate another CA signed: verify-full refuses it.
+    let demo = Demo::start();
+    let other = make_ca(dir.path(), "other");
+    std::fs::write(
+        &drill,
+        body(
+            demo.port,
+            &format!(
+                ", sslmode: verify-full, ca-bundle: {}, password-file: {}",
+                other.display(),
+                demo.dir.join("source.password").display()
+            ),
+        ),
+    )
+    .unwrap();
+    let out = stackdrill().env("STACKDRILL_STATE_DIR", dir.path()).args(["drill", "run"]).arg(&drill).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid peer certificate") || stderr.contains("UnknownIssuer"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_gives_up_cancels_its_query_and_leaves_no_session_or_lock_behind() {
+    let demo = Demo::start();
+    let admin = demo.admin("app").await;
+    // Big enough that hashing it takes several seconds on each side.
+    admin
+        .batch_execute(
+            "create table big (id bigint primary key, a text, b text);
+             insert into big select g, md5(g::text), md5((g * 7)::text) from generate_series(1, 3000000) g;
+             alter table big owner to app;",
+        )
+        .await
+        .unwrap();
+    switch_and_archive(&admin).await;
+    let password = std::fs::read_to_string(demo.dir.join("source.password")).unwrap();
+    // Another session holds a lock the checksum's read must wait for, and the drill's own statement and
+    // lock timeouts are long: only stackdrill's cancel can end the waiting query within the test (a
+    // backend waiting on a lock does not notice that its client went away).
+    let locker = demo.admin("app").await;
+    locker.batch_execute("begin; lock table big in access exclusive mode").await.unwrap();
+    let drill = drill_file(
+        &demo,
+        "cancel",
+        "  password-env: SD_TEST_SOURCE_PW\n  statement-timeout: 10m\n  lock-timeout: 10m\n",
+        "timeouts: { check: 1s }\n",
+        "  - checksum: { table: big, key: id }\n  - sql: { name: still answers, query: select 1, expect: { equals: \"1\" } }\n",
+    );
+    let out = run(&demo, &drill, &[("SD_TEST_SOURCE_PW", password.trim())]);
+    let ended = Instant::now();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let r = demo.last_report();
+    let checks = r["checks"].as_array().unwrap();
+    let checksum = checks.iter().find(|c| c["kind"] == "checksum").unwrap();
+    assert_eq!(checksum["status"], "error", "{checksum:#}");
+    assert!(checksum["detail"].as_str().unwrap().contains("did not finish within 1s; its queries were cancelled"));
+    // The next check ran in a clean transaction on the same sessions.
+    assert_eq!(checks.iter().find(|c| c["kind"] == "sql").unwrap()["status"], "passed", "{checks:#?}");
+    let app = format!("stackdrill/{}", r["id"].as_str().unwrap());
+    let mut left = String::from("?");
+    while ended.elapsed() < Duration::from_secs(2) {
+        left = scalar(&admin, &format!("select count(*) from pg_stat_activity where application_name = '{app}'")).await;
+        if left == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, "0", "sessions of {app} still on the source 2s after the drill");
+    locker.batch_execute("commit").await.unwrap();
+    let t = Instant::now();
+    admin.batch_execute("set lock_timeout = '1s'; alter table big add column c int").await.unwrap();
+    assert!(t.elapsed() < Duration::from_millis(900), "ALTER TABLE waited {:?}", t.elapsed());
+    let source = r["connections"].as_array().unwrap().iter().find(|c| c["role"] == "source").unwrap().clone();
+    assert_eq!(source["credential"], "password-env");
+    assert!(source["session"].as_str().unwrap().contains("statement_timeout=10m"), "{source:#}");
+    demo.assert_no_scratch_left();
+}
+
+/// Every `/proc/<pid>/environ` of a process whose command line mentions `dir`, joined.
+fn environments_under(dir: &Path) -> Vec<(String, String)> {
+    let needle = dir.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&needle)
+            && let Ok(env) = std::fs::read(e.path().join("environ"))
+        {
+            out.push((cmd, String::from_utf8_lossy(&env).replace('\0', "\n")));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_copy_cannot_act_and_postgres_never_sees_the_secrets() {
+    let demo = Demo::start();
+    let publisher = Demo::start();
+    let markers = demo.root.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    std::os::unix::fs::chown(&markers, Some(postgres_uid()), None).unwrap();
+
+    // The publisher: logical WAL, a publication, and a role the subscriber logs in as over TLS.
+    let pub_admin = publisher.admin("postgres").await;
+    // ALTER SYSTEM refuses to run in the implicit transaction of a multi-statement batch: one at a time.
+    for set in ["alter system set wal_level = logical", "alter system set log_connections = on"] {
+        pub_admin.batch_execute(set).await.unwrap();
+    }
+    drop(pub_admin);
+    restart(&publisher);
+    let pub_app = publisher.admin("app").await;
+    pub_app
+        .batch_execute(
+            "create role repl login replication password 'repl-pw';
+             create table pubsub (id int primary key, v text); grant select on pubsub to repl;
+             create publication pub for table pubsub; insert into pubsub select g, 'row ' || g from generate_series(1, 3) g;",
+        )
+        .await
+        .unwrap();
+
+    // The source subscribes, and carries archive/recovery commands that would leave markers if they ran.
+    let src = demo.admin("app").await;
+    src.batch_execute("create table pubsub (id int primary key, v text)").await.unwrap();
+    src.batch_execute(&format!(
+        "create subscription sub connection 'host=127.0.0.1 port={} user=repl password=repl-pw dbname=app sslmode=require' publication pub",
+        publisher.port
+    ))
+    .await
+    .unwrap();
+    let t0 = Instant::now();
+    while scalar(&src, "select count(*) from pubsub").await != "3" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the subscription never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (k, f) in [("recovery_end_command", "recovery-end"), ("archive_cleanup_command", "archive-cleanup")] {
+        src.batch_execute(&format!("alter system set {k} = 'touch {}'", markers.join(f).display())).await.unwrap();
+    }
+    src.batch_execute("select pg_reload_conf()").await.unwrap();
+    // A base backup that carries the subscription and those settings.
+    let backup = demo.dir.join("base-backups").join("99990101T000000.000Z");
+    as_postgres(
+        "pg_basebackup",
+        &[
+            "-D",
+            backup.to_str().unwrap(),
+            "-h",
+            demo.dir.join("source").to_str().unwrap(),
+            "-p",
+            &demo.port.to_string(),
+            "-U",
+            "postgres",
+            "-Fp",
+            "-Xstream",
+            "-cfast",
+        ],
+    );
+    src.batch_execute("insert into accounts (email) values ('before-target@example.com')").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let target = scalar(&src, "select to_char(now() at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The real subscriber lets go of the slot; the restored copy (as of the target) still has it enabled.
+    src.batch_execute("alter subscription sub disable").await.unwrap();
+    let pub_pg = publisher.admin("app").await;
+    let t0 = Instant::now();
+    while scalar(&pub_pg, "select count(*) from pg_replication_slots where slot_name = 'sub' and active").await != "0" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the subscriber never released its slot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    src.batch_execute("insert into accounts (email) values ('after-target@example.com'); select pg_switch_wal()")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let flush_before =
+        scalar(&pub_pg, "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = 'sub'").await;
+    let log = publisher.dir.join("source/server.log");
+    let repl_logins = |text: &str| text.lines().filter(|l| l.contains("user=repl")).count();
+    let logins_before = repl_logins(&std::fs::read_to_string(&log).unwrap_or_default());
+    let archive_before: Vec<String> = segments(&demo.archive());
+
+    // Watch the publisher and every PostgreSQL process of the demo while the drill runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        let (dir, pub_port, pub_dir) = (demo.dir.clone(), publisher.port, publisher.dir.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let mut c = tokio_postgres::Config::new();
+                c.host_path(pub_dir.join("source")).port(pub_port).user("postgres").dbname("app");
+                let (client, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                let (mut senders, mut envs) = (0usize, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let n: i64 =
+                        client.query_one("select count(*) from pg_stat_replication", &[]).await.unwrap().get(0);
+                    senders = senders.max(n as usize);
+                    envs.extend(environments_under(&dir));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                (senders, envs)
+            })
+        })
+    };
+    let password = std::fs::read_to_string(demo.dir.join("source.password")).unwrap();
+    let key = demo.root.path().join("signing.key");
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["keys", "generate", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    let key_line = key_pem.lines().nth(1).unwrap().to_string();
+    let drill = drill_file(
+        &demo,
+        "inert",
+        "  password-env: SD_TEST_SOURCE_PW\n",
+        &format!("target: {{ at: \"{target}\" }}\n"),
+        "  - sql: { name: replicated rows are there, query: select count(*) from pubsub, expect: { equals: \"3\" } }\n\
+         \x20 - sql: { name: no subscription is enabled, query: select count(*) from pg_subscription where subenabled or subslotname is not null, expect: { equals: \"0\" } }\n\
+         \x20 - checksum: { table: accounts, key: id, until-column: created_at }\n",
+    );
+    let secret_aws = "sd-test-aws-secret-9f8e7d";
+    let out = run(
+        &demo,
+        &drill,
+        &[
+            ("SD_TEST_SOURCE_PW", password.trim()),
+            ("STACKDRILL_SIGNING_KEY", &key_pem),
+            ("AWS_ACCESS_KEY_ID", "AKIDSDTESTLEAK"),
+            ("AWS_SECRET_ACCESS_KEY", secret_aws),
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (senders, envs) = watcher.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+
+    let r = demo.last_report();
+    let neutralised: Vec<&str> = r["neutralised"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(
+        neutralised.iter().any(|n| n.contains("subscription `sub` in database `app` disabled and detached")),
+        "{neutralised:?}"
+    );
+    // The publisher never saw the scratch: no walsender, no login of the replication role, the slot as it was.
+    assert_eq!(senders, 0, "a walsender served someone during the drill");
+    assert_eq!(
+        repl_logins(&std::fs::read_to_string(&log).unwrap_or_default()),
+        logins_before,
+        "the scratch logged in to the publisher"
+    );
+    let flush_after =
+        scalar(&pub_pg, "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = 'sub'").await;
+    assert_eq!(flush_after, flush_before);
+    // None of the backup's commands ran, and the archive is whole.
+    let left: Vec<_> = std::fs::read_dir(&markers).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "commands from the backup ran: {left:?}");
+    let archive_after = segments(&demo.archive());
+    assert!(archive_before.iter().all(|s| archive_after.contains(s)), "segments vanished from the archive");
+
+    // PostgreSQL processes (the source's and the scratch's) never saw a secret of stackdrill's.
+    assert!(envs.iter().any(|(cmd, _)| cmd.contains("/scratch/")), "never saw the scratch server's processes");
+    for (cmd, env) in &envs {
+        for needle in [password.trim(), secret_aws, "AKIDSDTESTLEAK", key_line.as_str(), "SD_TEST_SOURCE_PW"] {
+            assert!(!env.contains(needle), "`{needle}` in the environment of `{cmd}`");
+        }
+    }
+    demo.assert_no_scratch_left();
+}
+
+/// Ends the current WAL segment with a commit in it and waits until the archiver has it.
+async fn switch_and_archive(c: &tokio_postgres::Client) {
+    c.batch_execute("create table if not exists wal_marker (at timestamptz); insert into wal_marker values (now())")
+        .await
+        .unwrap();
+    let seg = scalar(c, "select pg_walfile_name(pg_switch_wal())").await;
+    let t0 = Instant::now();
+    while scalar(c, "select coalesce(last_archived_wal, '') from pg_stat_archiver").await < seg {
+        assert!(t0.elapsed() < Duration::from_secs(60), "segment {seg} was never archived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn postgres_uid() -> u32 {
+    nix::unistd::User::from_name("postgres").unwrap().expect("the postgres OS user").uid.as_raw()
+}
+
+fn segments(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24)
+        .collect();
+    v.sort();
+    v
+}
