@@ -20,7 +20,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Drills run on worker threads; the SDK's deeply nested futures need more than tokio's 2 MiB default
+    // in unoptimised builds (the main thread's 8 MiB, as here, is plenty).
+    let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -64,7 +64,17 @@ pub(crate) async fn check_credentials(cfg: &SdkConfig) -> Result<(), AwsError> {
     };
     match provider.provide_credentials().await {
         Ok(_) => Ok(()),
-        Err(e) => Err(no_credentials(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())),
+        Err(e) => {
+            // The full chain, nested SDK structures and all, only for -v.
+            tracing::debug!(error = ?e, "credential chain");
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            Err(no_credentials(summarise_chain(&text)))
+        }
     }
 }
 
@@ -74,5 +84,46 @@ fn no_credentials(detail: String) -> AwsError {
         kind: Kind::NoCredentials,
         code: None,
         message: format!("no AWS credentials found ({detail})"),
+    }
+}
+
+/// The default chain's error as one line: `tried environment (variable not set), profile (not enabled), ...`.
+/// Its text lists each provider on a line of its own after `Attempted:`; anything else is kept whole.
+fn summarise_chain(text: &str) -> String {
+    let Some((_, attempts)) = text.split_once("Attempted:") else {
+        return text.lines().next().unwrap_or(text).to_string();
+    };
+    let tried: Vec<String> = attempts
+        .lines()
+        .filter_map(|l| l.trim().split_once(": "))
+        .map(|(name, why)| {
+            let why = why.rsplit(": ").next().unwrap_or(why);
+            let why = if why == "the credential provider was not enabled" { "not enabled" } else { why };
+            format!("{name} ({why})")
+        })
+        .collect();
+    if tried.is_empty() {
+        text.lines().next().unwrap_or(text).to_string()
+    } else {
+        format!("tried {}", tried.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_credential_chain_fits_on_one_line() {
+        let text = "the credential provider was not enabled: no credentials found in chain. Attempted:\n  \
+            Environment: the credential provider was not enabled: environment variable not set\n  \
+            Profile: the credential provider was not enabled\n  \
+            WebIdentityToken: the credential provider was not enabled: $AWS_WEB_IDENTITY_TOKEN_FILE was not set\n  \
+            EcsContainer: the credential provider was not enabled: ECS provider not configured\n  \
+            Ec2InstanceMetadata: the credential provider was not enabled: IMDS disabled by AWS_EC2_METADATA_DISABLED env var set to `true`";
+        assert_eq!(
+            super::summarise_chain(text),
+            "tried Environment (environment variable not set), Profile (not enabled), WebIdentityToken \
+             ($AWS_WEB_IDENTITY_TOKEN_FILE was not set), EcsContainer (ECS provider not configured), \
+             Ec2InstanceMetadata (IMDS disabled by AWS_EC2_METADATA_DISABLED env var set to `true`)"
+        );
     }
 }

@@ -33,13 +33,24 @@ impl AwsError {
                 "access denied for `{}`: the credentials in use lack this IAM action ({})",
                 self.action, self.message
             ),
-            Kind::NoCredentials => format!(
-                "{}; provide credentials with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, `--profile` (or AWS_PROFILE), \
-                 `aws sso login`, web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, as in CI) or an \
-                 instance/container role",
-                self.message
-            ),
+            Kind::NoCredentials => self.message.clone(),
             _ => format!("`{}` failed: {}", self.action, self.message),
+        }
+    }
+
+    /// What to do about it, for the `hint:` line.
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self.kind {
+            Kind::NoCredentials => Some(
+                "provide credentials with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, `--profile` (or AWS_PROFILE), \
+                 `aws sso login`, web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, as in CI) or an \
+                 instance/container role"
+                    .into(),
+            ),
+            Kind::AccessDenied => {
+                Some(format!("grant `{}` to the role stackdrill runs as (see the runbook's IAM list)", self.action))
+            }
+            _ => None,
         }
     }
 
@@ -97,7 +108,27 @@ where
     let message = match (e.code(), e.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
-        _ => DisplayErrorContext(e).to_string(),
+        _ => {
+            // The SDK's full context ends in a Debug dump of its structures: only for -v.
+            tracing::debug!(action, error = %DisplayErrorContext(e), "AWS call failed");
+            let what = match e {
+                SdkError::ServiceError(_) => "the service answered with an error it did not name",
+                SdkError::TimeoutError(_) => "the call timed out",
+                SdkError::DispatchFailure(_) => "could not reach the endpoint",
+                SdkError::ResponseError(_) => "the answer could not be read",
+                _ => "the request could not be built",
+            };
+            let mut causes = Vec::new();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                causes.push(c.to_string());
+                cause = c.source();
+            }
+            match causes.last() {
+                Some(root) => format!("{what}: {root}"),
+                None => what.to_string(),
+            }
+        }
     };
     AwsError { action: action.to_string(), kind, code, message }
 }
@@ -131,5 +162,20 @@ mod tests {
         }
         let msg = classify("rds:RestoreDBInstanceToPointInTime", &service_error("AccessDenied")).to_string();
         assert!(msg.contains("`rds:RestoreDBInstanceToPointInTime`") && msg.contains("IAM action"), "{msg}");
+    }
+
+    #[test]
+    fn an_unnamed_error_is_one_line_without_sdk_structures() {
+        let raw = Response::new(StatusCode::try_from(500).unwrap(), SdkBody::from("<html>oops</html>"));
+        let e: SdkError<DescribeDBInstancesError, Response> = SdkError::service_error(
+            DescribeDBInstancesError::unhandled("Error at offset 0: unexpected token '<'"),
+            raw,
+        );
+        let msg = classify("backup:UpdateBackupPlan", &e).to_string();
+        assert!(
+            msg.starts_with("`backup:UpdateBackupPlan` failed: the service answered with an error it did not name"),
+            "{msg}"
+        );
+        assert!(!msg.contains("ServiceError") && !msg.contains("SdkBody") && !msg.contains('\n'), "{msg}");
     }
 }

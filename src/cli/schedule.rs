@@ -489,7 +489,10 @@ pub(super) async fn deploy(
     // The schedules live where the cluster is, unless --region says otherwise.
     let region = aws.region.clone().or_else(|| cfg.cluster.split(':').nth(3).map(str::to_string));
     let sdk = crate::aws::load(&crate::aws::AwsSettings { region, ..aws.clone() }).await;
-    crate::aws::check_credentials(&sdk).await.map_err(|e| Failure::could_not_run(e, None))?;
+    crate::aws::check_credentials(&sdk).await.map_err(|e| {
+        let hint = e.hint();
+        Failure::could_not_run(e, hint)
+    })?;
     let d = Deployer::new(&sdk);
     let changes = d.deploy(&cfg, &want, dry_run).await.map_err(|e| {
         let hint = e.hint();

@@ -161,7 +161,10 @@ async fn connect(spec: &StackSpec, aws: &AwsSettings) -> Result<Clients, Failure
     }
     let settings = AwsSettings { region: Some(spec.region.clone()), ..aws.clone() };
     let sdk = crate::aws::load(&settings).await;
-    crate::aws::check_credentials(&sdk).await.map_err(|e| Failure::could_not_run(e, None))?;
+    crate::aws::check_credentials(&sdk).await.map_err(|e| {
+        let hint = e.hint();
+        Failure::could_not_run(e, hint)
+    })?;
     Ok(Clients::new(&sdk))
 }
 
@@ -377,7 +380,11 @@ pub(super) async fn apply(
     if !lossy.is_empty() && !opts.allow_data_loss {
         return Err(refuse(
             format!("refusing to apply: {} would destroy data", lossy.join(", ")),
-            Some("if this is intended, re-run with --allow-data-loss (RDS keeps a final snapshot; KMS keys wait 30 days)".into()),
+            Some(
+                "if this is intended, re-run with --allow-data-loss (a replaced RDS instance leaves a final snapshot, \
+                 a KMS key waits 30 days, a lowered retention deletes older backups at once)"
+                    .into(),
+            ),
         ));
     }
     let waived_ids: Vec<&str> = waived.iter().map(|f| f.rule).collect();

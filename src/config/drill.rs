@@ -546,6 +546,20 @@ pub(super) fn parse_with<R: serde::de::DeserializeOwned, T>(
     path: &Path,
     resolve: impl FnOnce(R, &Path, &mut Problems<'_>) -> T,
 ) -> Result<T, Vec<ConfigError>> {
+    // Before any recursive parser sees it: thousands of nested levels would exhaust the stack.
+    if let Some((line, column)) = super::locate::too_deep(text) {
+        return Err(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            key: String::new(),
+            message: format!(
+                "nested more than {} levels deep; no stackdrill file needs that",
+                super::locate::MAX_DEPTH
+            ),
+            hint: None,
+        }]);
+    }
     let locations = Locations::index(text);
     let raw: R = deserialize(text).map_err(|e| vec![from_serde(path, &locations, e)])?;
     let mut problems = Problems::new(path, &locations);

@@ -33,6 +33,31 @@ impl Locations {
     }
 }
 
+/// How deep any stackdrill file may nest mappings and sequences (the deepest real one is under 10).
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Where `text` first nests deeper than [`MAX_DEPTH`], read with the event parser (which keeps its own
+/// stack, unlike the document loaders): `None` when it does not, or when it does not parse (the
+/// deserialiser reports that).
+pub(crate) fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        let (event, mark) = parser.next_token().ok()?;
+        match event {
+            Event::StreamEnd => return None,
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some((mark.line(), mark.col() + 1));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+}
+
 enum Frame {
     Map { key: Option<String> },
     Seq { next: usize },

@@ -37,6 +37,7 @@ impl DrillError {
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
             DrillError::Pg(e) => e.hint(),
+            DrillError::Aws(e) => e.hint(),
             DrillError::TargetOutsideWindow { .. } => {
                 Some("pick a target inside the window, e.g. `--target latest` or `--target random`".into())
             }

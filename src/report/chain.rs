@@ -308,6 +308,15 @@ mod tests {
     }
 
     #[test]
+    fn shortened_hashes_never_panic_on_edited_values() {
+        assert_eq!(short_hash("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_hash("abc"), "abc");
+        assert_eq!(short_hash(""), "");
+        assert_eq!(short_hash("ééééééééééééééé"), "éééééééééééé");
+        assert_eq!(crate::report::sign::fingerprint("ab"), "SHA256:ab");
+        assert_eq!(prefix(&crate::report::sign::fingerprint("ab"), 18), "SHA256:ab");
+    }
+    #[test]
     fn each_kind_of_tampering_is_named_at_its_first_broken_link() {
         let tmp = tempfile::tempdir().unwrap();
         let (signer, public) = key(tmp.path());

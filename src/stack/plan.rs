@@ -341,3 +341,28 @@ pub(crate) fn render_markdown(p: &Plan) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(property: &str, before: Value, after: Value) -> Change {
+        Change { property: property.into(), before, after, forces_replacement: None }
+    }
+
+    #[test]
+    fn lowering_backup_retention_is_data_loss_raising_it_is_not() {
+        let rds = |b, a| lowers_retention("rds-instance", &change("backup-retention-days", json!(b), json!(a)));
+        assert!(rds(14, 7).unwrap().contains("from 14 to 7 days"));
+        assert!(rds(7, 0).is_some(), "0 deletes every automated backup");
+        assert!(rds(7, 14).is_none() && rds(7, 7).is_none());
+        let plan = |b: Value, a: Value| lowers_retention("backup-plan", &change("rules", b, a));
+        let rules = |d: Option<i64>| json!([{ "name": "daily", "schedule": "cron(0 1 * * ? *)", "retention-days": d }]);
+        assert!(plan(rules(Some(35)), rules(Some(7))).unwrap().contains("`daily` from 35 days to 7 days"));
+        assert!(plan(rules(None), rules(Some(400))).unwrap().contains("from forever"));
+        assert!(plan(rules(Some(7)), rules(Some(35))).is_none());
+        assert!(plan(rules(Some(7)), json!([{ "name": "other", "retention-days": 1 }])).is_none());
+        assert!(lowers_retention("rds-instance", &change("multi-az", json!(true), json!(false))).is_none());
+    }
+}

@@ -44,10 +44,16 @@ impl Env {
         Env { moto, dir, file }
     }
 
+    /// Runs stackdrill against the emulator. An apply waives STK-BACKUP-PLAN, the one rule this stack
+    /// fails on purpose (its backup selection is cut: moto has no CreateBackupSelection).
     pub(crate) fn run(&self, args: &[&str]) -> Output {
         let mut cmd = stackdrill();
         self.moto.env(&mut cmd);
-        cmd.env("STACKDRILL_STATE_DIR", self.dir.path().join("state")).args(args).output().unwrap()
+        cmd.env("STACKDRILL_STATE_DIR", self.dir.path().join("state")).args(args);
+        if args.starts_with(&["stack", "apply"]) {
+            cmd.args(["--skip-policy", "STK-BACKUP-PLAN"]);
+        }
+        cmd.output().unwrap()
     }
 
     pub(crate) fn stack(&self, sub: &str, extra: &[&str]) -> Output {
@@ -230,18 +236,25 @@ fn a_resource_dropped_from_the_file_is_deleted_and_one_apply_runs_at_a_time() {
     std::fs::write(&env.file, format!("{}{}", &body[..start], &body[end..])).unwrap();
     let plan = env.plan_json();
     assert_eq!(acting(&plan), vec![("delete".into(), "alarm.production-indexing-failures".into())]);
+    // Without that alarm the stack fails the alarm policy: apply refuses unless the rule is waived by id.
+    let out = env.stack("apply", &["--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("fails policy: STK-ALARMS"), "{}", text(&out.stderr));
+    let waived = ["--auto-approve", "--skip-policy", "STK-ALARMS"];
 
     // Another apply holds the stack's lock: this one refuses and changes nothing.
     let lock_dir = env.dir.path().join("state/locks");
     std::fs::create_dir_all(&lock_dir).unwrap();
     let held = std::fs::File::create(lock_dir.join("stack-production.lock")).unwrap();
     held.lock().unwrap();
-    let out = env.stack("apply", &["--auto-approve"]);
+    let out = env.stack("apply", &waived);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("a `stack apply` of `production` is already running"), "{}", text(&out.stderr));
     drop(held);
 
-    env.apply();
+    let out = env.stack("apply", &waived);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("policy rule STK-ALARMS waived by --skip-policy"), "{}", text(&out.stderr));
     let n = env.py("print(len(boto3.client('cloudwatch').describe_alarms(AlarmNames=['production-indexing-failures'])['MetricAlarms']))");
     assert_eq!(n, "0");
     assert_eq!(env.stack("plan", &["--detailed-exitcode"]).status.code(), Some(0));
@@ -270,5 +283,28 @@ fn a_partial_failure_says_what_was_applied_and_a_rerun_converges() {
     assert!(pending.contains(&"backup-vault.production-vault".to_string()), "{pending:?}");
     assert!(!pending.iter().any(|a| a.starts_with("kms-key.")), "applied steps are not redone: {pending:?}");
     env.apply();
+    assert_eq!(env.stack("plan", &["--detailed-exitcode"]).status.code(), Some(0));
+}
+
+/// Lowering how long backups are kept destroys data (RDS drops the automated backups past the new
+/// retention at once; AWS Backup expires recovery points sooner): refused without --allow-data-loss.
+#[test]
+fn lowering_backup_retention_is_data_loss_and_refused_without_the_flag() {
+    let env = Env::new();
+    env.apply();
+    env.edit("backup-retention-days: 14", "backup-retention-days: 7");
+    // (A backup plan's lowered retention is refused the same way: moto cannot update a plan, so the
+    // planner's unit test covers it.)
+    let out = env.stack("plan", &[]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("lowers backup retention from 14 to 7 days") && stdout.contains("DATA LOSS"), "{stdout}");
+    let out = env.stack("apply", &["--auto-approve"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("would destroy data") && stderr.contains("update rds-instance.production-db"), "{stderr}");
+    let kept = env.py("print(boto3.client('rds').describe_db_instances(DBInstanceIdentifier='production-db')['DBInstances'][0]['BackupRetentionPeriod'])");
+    assert_eq!(kept, "14", "nothing was applied");
+    let out = env.stack("apply", &["--auto-approve", "--allow-data-loss"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(env.stack("plan", &["--detailed-exitcode"]).status.code(), Some(0));
 }
