@@ -441,3 +441,95 @@ async fn verify_full_checks_the_rds_name_through_a_tunnel_and_refuses_a_foreign_
     }
     assert!(rds.describe_db_instances().send().await.unwrap().db_instances().len() == 1);
 }
+
+/// Managed credentials, as the stack provisions them: the source's endpoint, port and master secret are
+/// read from the instance itself (`from-instance`), or the password from a named Secrets Manager secret
+/// (JSON with username/password, or a plain string). The password never reaches a report or a log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_logs_in_with_managed_secrets_from_secrets_manager_or_the_instance() {
+    let (demo, moto, rds) = rds_fixture().await;
+    let ca = demo.serve_tls_as_scratch().await;
+    rds.create_db_instance()
+        .db_instance_identifier("prod-managed")
+        .engine("postgres")
+        .engine_version("15.5")
+        .db_instance_class("db.m6g.large")
+        .allocated_storage(100)
+        // The scratch (the demo again) trusts `postgres` over TLS; the source login below is `app`'s.
+        .master_username("postgres")
+        .manage_master_user_password(true)
+        .storage_encrypted(true)
+        .backup_retention_period(7)
+        .db_subnet_group_name("drills-isolated")
+        .send()
+        .await
+        .unwrap();
+    let managed = moto.python(
+        "import boto3\n\
+         i = boto3.client('rds').describe_db_instances(DBInstanceIdentifier='prod-managed')['DBInstances'][0]\n\
+         print(boto3.client('secretsmanager').get_secret_value(SecretId=i['MasterUserSecret']['SecretArn'])['SecretString'])",
+    );
+    let managed: serde_json::Value = serde_json::from_str(&managed).unwrap();
+    let password = managed["password"].as_str().unwrap().to_string();
+    // The demo source plays the instance: its app role gets the managed password.
+    let admin = demo.admin("app").await;
+    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+    admin.batch_execute(&format!("alter role app password '{verifier}'")).await.unwrap();
+    moto.python(&format!(
+        "import boto3, json\n\
+         sm = boto3.client('secretsmanager')\n\
+         sm.create_secret(Name='prod/app', SecretString=json.dumps({{'username': 'app', 'password': {password:?}}}))\n\
+         sm.create_secret(Name='prod/app-plain', SecretString={password:?})"
+    ));
+    let tmp = Scratch::new();
+    let tls = format!("sslmode: verify-full, ca-bundle: {}", ca.display());
+    for (name, restore, source, credential) in [
+        (
+            "from-instance",
+            rds_block("prod-managed", demo.port),
+            format!("{{ from-instance: true, user: app, host: localhost, port: {}, dbname: app, {tls} }}", demo.port),
+            "secrets-manager",
+        ),
+        (
+            "secret-json",
+            rds_block("prod-db", demo.port),
+            format!("{{ password-secret: prod/app, host: localhost, port: {}, dbname: app, {tls} }}", demo.port),
+            "secrets-manager",
+        ),
+        (
+            "secret-plain",
+            rds_block("prod-db", demo.port),
+            format!("{{ password-secret: prod/app-plain, user: app, host: localhost, port: {}, dbname: app, {tls} }}", demo.port),
+            "secrets-manager",
+        ),
+    ] {
+        let drill = drill_file(tmp.path(), name, &restore, &demo, "");
+        let body = std::fs::read_to_string(&drill).unwrap();
+        let line = body.lines().find(|l| l.starts_with("source:")).unwrap().to_string();
+        std::fs::write(&drill, body.replace(&line, &format!("source: {source}"))).unwrap();
+        let reports = tmp.path().join(format!("reports-{name}"));
+        let out = run(&moto, &drill, &reports, &["-v"]);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{name}: {stdout}\n{stderr}");
+        let report = last_report(&reports);
+        let src = report["connections"].as_array().unwrap().iter().find(|c| c["role"] == "source").unwrap().clone();
+        assert_eq!(src["credential"], credential, "{name}: {src:#}");
+        assert_eq!(src["endpoint"], format!("app@localhost:{}/app", demo.port), "{name}");
+        assert_eq!((src["server_verified"].as_bool(), src["hostname_verified"].as_bool()), (Some(true), Some(true)));
+        for text in [&stdout, &stderr, &std::fs::read_to_string(drill).unwrap(), &report.to_string()] {
+            assert!(!text.contains(&password), "{name}: the managed password leaked");
+        }
+    }
+    // A managed credential is never sent in cleartext.
+    let drill = tmp.path().join("cleartext.yaml");
+    std::fs::write(
+        &drill,
+        "restore: { aws-rds-instance: { source-instance: prod-db, subnet-group: g, security-groups: [sg-1] } }\n\
+         source: { password-secret: prod/app, host: db, dbname: app, sslmode: disable }\n\
+         objectives: { rto: 1h, rpo: 5m }\n",
+    )
+    .unwrap();
+    let out = stackdrill().args(["drill", "validate"]).arg(&drill).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("never sent in cleartext"), "{}", text(&out.stderr));
+}
