@@ -32,6 +32,8 @@ macro_rules! raw_aws_block {
             allow_unencrypted: Option<bool>,
             residency: Option<Vec<String>>,
             expires_after: Option<String>,
+            parameter_group: Option<String>,
+            allow_preload: Option<Vec<String>>,
         }
 
         impl $name {
@@ -50,6 +52,8 @@ macro_rules! raw_aws_block {
                     allow_unencrypted,
                     residency,
                     expires_after,
+                    parameter_group,
+                    allow_preload,
                 } = self;
                 let keys = ScratchKeys {
                     region,
@@ -64,6 +68,8 @@ macro_rules! raw_aws_block {
                     allow_unencrypted,
                     residency,
                     expires_after,
+                    parameter_group,
+                    allow_preload,
                 };
                 (($($field,)*), keys)
             }
@@ -109,6 +115,10 @@ pub(crate) struct AwsScratchSpec {
     pub(crate) residency: Vec<String>,
     /// How long after creation `drill cleanup` may sweep a scratch left behind by a crash.
     pub(crate) expires_after: Duration,
+    /// The parameter group the scratch starts with; else a tagged copy of the source's made inert.
+    pub(crate) parameter_group: Option<String>,
+    /// `shared_preload_libraries` the scratch may keep (pg_cron and the like are dropped).
+    pub(crate) allow_preload: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +168,8 @@ struct ScratchKeys {
     allow_unencrypted: Option<bool>,
     residency: Option<Vec<String>>,
     expires_after: Option<String>,
+    parameter_group: Option<String>,
+    allow_preload: Option<Vec<String>>,
 }
 
 pub(super) fn rds_instance(raw: RawRdsInstance, p: &mut Problems<'_>) -> RdsInstanceSpec {
@@ -223,6 +235,8 @@ fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {
         allow_unencrypted,
         residency,
         expires_after,
+        parameter_group,
+        allow_preload,
     } = keys;
     let default_network = use_default_network.unwrap_or(false);
     let security_groups = security_groups.unwrap_or_default();
@@ -294,7 +308,15 @@ fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {
         allow_unencrypted: allow_unencrypted.unwrap_or(false),
         residency,
         expires_after,
+        parameter_group,
+        allow_preload: allow_preload.unwrap_or_else(default_allow_preload),
     }
+}
+
+/// The libraries a restored copy may preload unless the drill says otherwise: statistics only, nothing
+/// that runs jobs or talks to the network.
+pub(crate) fn default_allow_preload() -> Vec<String> {
+    vec!["pg_stat_statements".into(), "auto_explain".into()]
 }
 
 /// RDS identifiers: 1-63 letters, digits and hyphens, starting with a letter, no `--`, no trailing `-`.

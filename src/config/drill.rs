@@ -734,8 +734,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
                 database,
                 user: user.unwrap_or_else(|| "postgres".into()),
                 copy_jobs,
-                allow_preload: allow_preload
-                    .unwrap_or_else(|| vec!["pg_stat_statements".into(), "auto_explain".into()]),
+                allow_preload: allow_preload.unwrap_or_else(super::aws_restore::default_allow_preload),
             })
         }
         RawRestore::AwsRdsInstance(r) => RestoreSpec::AwsRdsInstance(super::aws_restore::rds_instance(r, p)),

@@ -141,8 +141,9 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool) -> Vec<Swept> {
         }
         Err(e) => return vec![failed(e)],
     }
-    // Instances before clusters: a cluster's members go with it, and plain instances are independent.
-    found.sort_by_key(|c| (c.kind != "rds-instance", c.id.clone()));
+    // Instances before clusters (a cluster's members go with it), parameter groups last (in use until then).
+    let order = |k: &str| ["rds-instance", "rds-cluster", "rds-parameter-group"].iter().position(|x| *x == k);
+    found.sort_by_key(|c| (order(c.kind), c.id.clone()));
     let now = Utc::now();
     let mut out = Vec::new();
     for c in found {
@@ -153,10 +154,12 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool) -> Vec<Swept> {
             Err(why) => format!("kept ({why})"),
             Ok(()) if dry_run => "would remove".into(),
             Ok(()) => {
-                let res = if c.kind == "rds-cluster" {
-                    rds::delete_cluster_guarded(&rds_client, &c.id, Owner::Expired(now)).await
-                } else {
-                    rds::delete_instance_guarded(&rds_client, &c.id, Owner::Expired(now)).await
+                let res = match c.kind {
+                    "rds-cluster" => rds::delete_cluster_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
+                    "rds-parameter-group" => {
+                        rds::delete_parameter_group_guarded(&rds_client, &c.id, Owner::Expired(now)).await
+                    }
+                    _ => rds::delete_instance_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
                 };
                 match res {
                     Ok(true) => "removed".into(),
@@ -180,6 +183,7 @@ async fn tagged_scratch(tagging: &aws_sdk_resourcegroupstagging::Client) -> Resu
             .tag_filters(TagFilter::builder().key(TAG_SCRATCH).values("true").build())
             .resource_type_filters("rds:db")
             .resource_type_filters("rds:cluster")
+            .resource_type_filters("rds:pg")
             .set_pagination_token(token.clone())
             .send()
             .await
@@ -190,6 +194,7 @@ async fn tagged_scratch(tagging: &aws_sdk_resourcegroupstagging::Client) -> Resu
             let kind = match parts.get(5) {
                 Some(&"db") => "rds-instance",
                 Some(&"cluster") => "rds-cluster",
+                Some(&"pg") => "rds-parameter-group",
                 _ => continue,
             };
             let Some(id) = parts.get(6) else { continue };
@@ -248,6 +253,28 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
         marker = page.marker().map(str::to_string);
         if marker.is_none() {
             break;
+        }
+    }
+    // Parameter groups carry no tags in their listing: read them for the `sd-` ones only.
+    let mut groups = rds_client.describe_db_parameter_groups().into_paginator().send();
+    while let Some(page) = groups.next().await {
+        let page = page.map_err(|e| classify("rds:DescribeDBParameterGroups", &e).to_string())?;
+        for g in page.db_parameter_groups() {
+            let (Some(id), Some(arn)) = (g.db_parameter_group_name(), g.db_parameter_group_arn()) else { continue };
+            if !id.starts_with("sd-") {
+                continue;
+            }
+            let tags = rds_client
+                .list_tags_for_resource()
+                .resource_name(arn)
+                .send()
+                .await
+                .map_err(|e| classify("rds:ListTagsForResource", &e).to_string())?;
+            out.push(Candidate {
+                kind: "rds-parameter-group",
+                id: id.to_string(),
+                tags: rds::tag_pairs(tags.tag_list()),
+            });
         }
     }
     Ok(out)

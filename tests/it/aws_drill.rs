@@ -123,6 +123,32 @@ pub(crate) fn instance_ids(list: &[aws_sdk_rds::types::DbInstance]) -> Vec<Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rds_instance_drill_restores_an_isolated_scratch_verifies_it_and_deletes_only_it() {
     let (demo, moto, rds) = rds_fixture().await;
+    // Production preloads pg_cron: the scratch must not run its jobs.
+    rds.create_db_parameter_group()
+        .db_parameter_group_name("prod-params")
+        .db_parameter_group_family("postgres15")
+        .description("production")
+        .send()
+        .await
+        .unwrap();
+    rds.modify_db_parameter_group()
+        .db_parameter_group_name("prod-params")
+        .parameters(
+            aws_sdk_rds::types::Parameter::builder()
+                .parameter_name("shared_preload_libraries")
+                .parameter_value("pg_stat_statements,pg_cron")
+                .apply_method(aws_sdk_rds::types::ApplyMethod::PendingReboot)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    rds.modify_db_instance()
+        .db_instance_identifier("prod-db")
+        .db_parameter_group_name("prod-params")
+        .send()
+        .await
+        .unwrap();
     let tmp = Scratch::new();
     let drill = drill_file(
         tmp.path(),
@@ -167,8 +193,46 @@ async fn rds_instance_drill_restores_an_isolated_scratch_verifies_it_and_deletes
     }
     assert!(t.iter().any(|(k, _)| k == "stackdrill:expires-at"), "{t:?}");
 
+    // It started with an inert, tagged copy of production's parameter group, deleted at teardown.
+    assert_eq!(param(r, "DBParameterGroupName"), Some(scratch.as_str()));
+    let copies = moto.calls("CopyDBParameterGroup");
+    assert_eq!(copies.len(), 1);
+    assert_eq!(param(&copies[0], "SourceDBParameterGroupIdentifier"), Some("prod-params"));
+    assert!(tags(&copies[0]).contains(&("stackdrill:run".to_string(), run_id.clone())), "{copies:?}");
+    let set: Vec<(String, String)> = moto
+        .calls("ModifyDBParameterGroup")
+        .iter()
+        .filter(|c| param(c, "DBParameterGroupName") == Some(scratch.as_str()))
+        .flat_map(|c| {
+            (1..10)
+                .filter_map(|i| {
+                    let name = param(c, &format!("Parameters.Parameter.{i}.ParameterName"))?;
+                    let value = param(c, &format!("Parameters.Parameter.{i}.ParameterValue")).unwrap_or("");
+                    Some((name.to_string(), value.to_string()))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (k, v) in [("max_logical_replication_workers", "0"), ("shared_preload_libraries", "pg_stat_statements")] {
+        assert!(set.contains(&(k.to_string(), v.to_string())), "{k}={v} not set: {set:?}");
+    }
+    let deleted: Vec<_> = moto
+        .calls("DeleteDBParameterGroup")
+        .iter()
+        .filter_map(|c| param(c, "DBParameterGroupName").map(str::to_string))
+        .collect();
+    assert_eq!(deleted, std::slice::from_ref(&scratch));
+    let neutralised = report["neutralised"].to_string();
+    assert!(
+        neutralised.contains("pg_cron not loaded") && neutralised.contains("max_logical_replication_workers = 0"),
+        "{neutralised}"
+    );
+    assert_eq!(report["source"]["details"]["parameter-group"], scratch.as_str());
+    assert_eq!(report["source"]["details"]["security-groups"], SG);
+
     // Fresh credentials on the scratch only; the password never reaches the report or the output.
-    let modifies = moto.calls("ModifyDBInstance");
+    // (The first ModifyDBInstance is this test's own, giving production its parameter group.)
+    let modifies: Vec<_> = moto.calls("ModifyDBInstance").into_iter().skip(1).collect();
     assert!(!modifies.is_empty());
     for m in &modifies {
         assert_eq!(param(m, "DBInstanceIdentifier"), Some(scratch.as_str()), "{m:?}");
@@ -298,6 +362,20 @@ async fn cleanup_removes_an_expired_orphan_and_refuses_an_untagged_lookalike() {
             .await
             .unwrap();
     }
+    // A crashed run's scratch parameter group, and an `sd-` group that is not stackdrill's.
+    for (name, tags) in [
+        ("sd-prod-db-pitr-3d3d3d", scratch_tags("3d3d3d3d3d3d", "2026-01-01T00:00:00Z")),
+        ("sd-prod-db-pitr-4e4e4e", vec![Tag::builder().key("env").value("production").build()]),
+    ] {
+        rds.create_db_parameter_group()
+            .db_parameter_group_name(name)
+            .db_parameter_group_family("postgres15")
+            .description("x")
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .unwrap();
+    }
     let tmp = Scratch::new();
     let drill = tmp.path().join("d.yaml");
     std::fs::write(
@@ -333,6 +411,14 @@ async fn cleanup_removes_an_expired_orphan_and_refuses_an_untagged_lookalike() {
     assert_eq!(action("0a0a0a").as_deref(), Some("removed"), "{swept:#}");
     assert!(action("1b1b1b").unwrap().starts_with("kept"), "{swept:#}");
     assert!(action("2c2c2c").unwrap().starts_with("refused"), "{swept:#}");
+    assert_eq!(action("3d3d3d").as_deref(), Some("removed"), "{swept:#}");
+    assert!(action("4e4e4e").unwrap().starts_with("refused"), "{swept:#}");
+    let groups: Vec<String> = moto
+        .calls("DeleteDBParameterGroup")
+        .iter()
+        .map(|c| param(c, "DBParameterGroupName").unwrap().to_string())
+        .collect();
+    assert_eq!(groups, ["sd-prod-db-pitr-3d3d3d"]);
     let deletes: Vec<_> =
         moto.calls("DeleteDBInstance").iter().map(|c| param(c, "DBInstanceIdentifier").unwrap().to_string()).collect();
     assert_eq!(deletes, ["sd-prod-db-pitr-0a0a0a"]);
@@ -499,7 +585,10 @@ async fn the_source_logs_in_with_managed_secrets_from_secrets_manager_or_the_ins
         (
             "secret-plain",
             rds_block("prod-db", demo.port),
-            format!("{{ password-secret: prod/app-plain, user: app, host: localhost, port: {}, dbname: app, {tls} }}", demo.port),
+            format!(
+                "{{ password-secret: prod/app-plain, user: app, host: localhost, port: {}, dbname: app, {tls} }}",
+                demo.port
+            ),
             "secrets-manager",
         ),
     ] {

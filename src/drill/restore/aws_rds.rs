@@ -22,12 +22,25 @@ pub(crate) struct AwsRdsInstance {
     source: Option<DbInstance>,
     /// Set once a restore call was made: teardown then looks for the scratch whatever the call returned.
     attempted: bool,
+    /// The scratch's parameter group (made inert); deleted at teardown when this run created it.
+    parameters: Option<rds::ScratchParameters>,
+    /// Set once this run asked for its parameter group copy: teardown then looks for it.
+    copying_parameters: bool,
 }
 
 impl AwsRdsInstance {
     pub(crate) fn new(spec: &RdsInstanceSpec, rds: Client, info: RunInfo) -> Self {
         let scratch_id = rds::scratch_id(&info.drill, &info.run);
-        Self { spec: spec.clone(), rds, info, scratch_id, source: None, attempted: false }
+        Self {
+            spec: spec.clone(),
+            rds,
+            info,
+            scratch_id,
+            source: None,
+            attempted: false,
+            parameters: None,
+            copying_parameters: false,
+        }
     }
 
     async fn source(&mut self) -> Result<DbInstance, DrillError> {
@@ -61,6 +74,7 @@ impl RestoreProvider for AwsRdsInstance {
                 if s.security_groups.is_empty() { "default".into() } else { s.security_groups.join(",") },
             ),
             ("publicly-accessible", "false".into()),
+            ("parameter-group", self.parameters.as_ref().map_or("(not yet chosen)".into(), |p| p.name.clone())),
             ("multi-az", "false".into()),
         ];
         if let Some(src) = &self.source {
@@ -138,6 +152,10 @@ impl RestoreProvider for AwsRdsInstance {
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
         let s = &self.spec.scratch;
         let src = self.source.clone().ok_or_else(|| RestoreError::Error("source not described".into()))?;
+        self.copying_parameters = s.parameter_group.is_none();
+        let params = rds::scratch_parameter_group(&self.rds, &src, s, &self.info, &self.scratch_id).await?;
+        let group = params.name.clone();
+        self.parameters = Some(params);
         let mut req = self
             .rds
             .restore_db_instance_to_point_in_time()
@@ -149,6 +167,7 @@ impl RestoreProvider for AwsRdsInstance {
             .copy_tags_to_snapshot(false)
             .auto_minor_version_upgrade(false)
             .set_db_subnet_group_name(s.subnet_group.clone())
+            .db_parameter_group_name(group)
             .set_tags(Some(self.info.tags()));
         if !s.security_groups.is_empty() {
             req = req.set_vpc_security_group_ids(Some(s.security_groups.clone()));
@@ -173,14 +192,29 @@ impl RestoreProvider for AwsRdsInstance {
         rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
     }
 
+    fn neutralised(&self) -> Vec<String> {
+        self.parameters.as_ref().map(|p| p.neutralised.clone()).unwrap_or_default()
+    }
+
     async fn teardown(&mut self) -> Teardown {
-        if !self.attempted {
-            return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() };
+        let instance = if self.attempted {
+            Teardown::from_delete(
+                rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await,
+                format!("deleted scratch instance {} (no final snapshot, automated backups deleted)", self.scratch_id),
+                format!("scratch instance {} does not exist", self.scratch_id),
+            )
+        } else {
+            Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() }
+        };
+        if !self.copying_parameters || instance.status == "failed" {
+            return instance;
         }
-        Teardown::from_delete(
-            rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await,
-            format!("deleted scratch instance {} (no final snapshot, automated backups deleted)", self.scratch_id),
-            format!("scratch instance {} does not exist", self.scratch_id),
-        )
+        // The group goes once no instance uses it; it carries this run's tags like the instance.
+        let group = rds::delete_parameter_group_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await;
+        instance.and(Teardown::from_delete(
+            group,
+            format!("deleted scratch parameter group {}", self.scratch_id),
+            format!("scratch parameter group {} does not exist", self.scratch_id),
+        ))
     }
 }

@@ -65,6 +65,16 @@ pub(crate) struct Teardown {
 }
 
 impl Teardown {
+    /// Two teardown steps as one record: failed if either failed, done if either did something.
+    pub(crate) fn and(self, next: Teardown) -> Teardown {
+        let status = match (self.status, next.status) {
+            ("failed", _) | (_, "failed") => "failed",
+            ("done", _) | (_, "done") => "done",
+            _ => "nothing-to-do",
+        };
+        Teardown { status, at: next.at, detail: format!("{}; {}", self.detail, next.detail) }
+    }
+
     /// The record of a guarded delete: `Ok(true)` deleted (`done` says what), `Ok(false)` nothing was
     /// there (`absent` says what), `Err` why it failed.
     pub(crate) fn from_delete(r: Result<bool, String>, done: String, absent: String) -> Teardown {

@@ -232,6 +232,153 @@ pub(crate) async fn wait_cluster_available(
     }
 }
 
+/// The parameter group a scratch instance starts with, and what it neutralises.
+pub(crate) struct ScratchParameters {
+    pub(crate) name: String,
+    pub(crate) neutralised: Vec<String>,
+}
+
+/// Overrides that keep a restored RDS PostgreSQL copy from acting: no logical replication worker (a
+/// subscription in the backup would connect to the real publisher and consume its slot) and no logical
+/// decoding from it. All static: they apply as the restored instance first boots.
+const INERT_PARAMETERS: [(&str, &str); 2] =
+    [("max_logical_replication_workers", "0"), ("rds.logical_replication", "0")];
+
+/// The drill's `parameter-group`, else a copy of the source's (named and tagged as this run's scratch)
+/// with [`INERT_PARAMETERS`] and `shared_preload_libraries` cut to the allow-list (no pg_cron).
+pub(crate) async fn scratch_parameter_group(
+    rds: &Client,
+    source: &DbInstance,
+    scratch: &AwsScratchSpec,
+    info: &RunInfo,
+    name: &str,
+) -> Result<ScratchParameters, RestoreError> {
+    use aws_sdk_rds::types::{ApplyMethod, Parameter};
+    if let Some(given) = &scratch.parameter_group {
+        return Ok(ScratchParameters {
+            name: given.clone(),
+            neutralised: vec![format!("parameter group `{given}` (named by the drill; its settings are the drill's)")],
+        });
+    }
+    let from = source
+        .db_parameter_groups()
+        .first()
+        .and_then(|g| g.db_parameter_group_name())
+        .ok_or_else(|| RestoreError::Error("the source instance reports no parameter group".into()))?;
+    let err = |action: &str| {
+        let action = action.to_string();
+        move |e: AwsError| RestoreError::Error(format!("cannot prepare the scratch parameter group ({action}): {e}"))
+    };
+    info.progress("restore", format!("CopyDBParameterGroup {from} → {name} (inert overrides)"));
+    rds.copy_db_parameter_group()
+        .source_db_parameter_group_identifier(from)
+        .target_db_parameter_group_identifier(name)
+        .target_db_parameter_group_description(format!("stackdrill scratch of run {} (inert copy of {from})", info.run))
+        .set_tags(Some(info.tags()))
+        .send()
+        .await
+        .map_err(|e| classify("rds:CopyDBParameterGroup", &e))
+        .map_err(err("copy"))?;
+    let preload = parameter_value(rds, name, "shared_preload_libraries").await.map_err(err("describe"))?;
+    let libraries: Vec<String> = preload.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let (kept, dropped): (Vec<String>, Vec<String>) =
+        libraries.into_iter().partition(|l| scratch.allow_preload.contains(l));
+    let mut params: Vec<Parameter> = INERT_PARAMETERS
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder().parameter_name(*k).parameter_value(*v).apply_method(ApplyMethod::PendingReboot).build()
+        })
+        .collect();
+    let mut neutralised = vec![format!(
+        "scratch parameter group `{name}` (a copy of `{from}`): max_logical_replication_workers = 0, \
+         rds.logical_replication = 0"
+    )];
+    if !dropped.is_empty() && !kept.is_empty() {
+        params.push(
+            Parameter::builder()
+                .parameter_name("shared_preload_libraries")
+                .parameter_value(kept.join(","))
+                .apply_method(ApplyMethod::PendingReboot)
+                .build(),
+        );
+    }
+    rds.modify_db_parameter_group()
+        .db_parameter_group_name(name)
+        .set_parameters(Some(params))
+        .send()
+        .await
+        .map_err(|e| classify("rds:ModifyDBParameterGroup", &e))
+        .map_err(err("modify"))?;
+    if !dropped.is_empty() && kept.is_empty() {
+        // RDS takes no empty value: back to the engine's default (statistics only).
+        rds.reset_db_parameter_group()
+            .db_parameter_group_name(name)
+            .parameters(
+                Parameter::builder()
+                    .parameter_name("shared_preload_libraries")
+                    .apply_method(ApplyMethod::PendingReboot)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("rds:ResetDBParameterGroup", &e))
+            .map_err(err("reset"))?;
+    }
+    if !dropped.is_empty() {
+        neutralised.push(format!(
+            "shared_preload_libraries: {} not loaded (kept: {})",
+            dropped.join(", "),
+            if kept.is_empty() { "the engine default".to_string() } else { kept.join(", ") }
+        ));
+    }
+    Ok(ScratchParameters { name: name.to_string(), neutralised })
+}
+
+/// One parameter's value in a DB parameter group (empty when unset).
+async fn parameter_value(rds: &Client, group: &str, parameter: &str) -> Result<String, AwsError> {
+    let mut pages = rds.describe_db_parameters().db_parameter_group_name(group).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("rds:DescribeDBParameters", &e))?;
+        if let Some(p) = page.parameters().iter().find(|p| p.parameter_name() == Some(parameter)) {
+            return Ok(p.parameter_value().unwrap_or_default().to_string());
+        }
+    }
+    Ok(String::new())
+}
+
+/// Deletes a scratch parameter group after re-reading its tags; `Ok(false)` when it is already gone.
+pub(crate) async fn delete_parameter_group_guarded(rds: &Client, name: &str, owner: Owner<'_>) -> Result<bool, String> {
+    retrying(name, || async {
+        let groups = match rds.describe_db_parameter_groups().db_parameter_group_name(name).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = classify("rds:DescribeDBParameterGroups", &e);
+                return if e.is_not_found() { Ok(false) } else { Err(e.to_string()) };
+            }
+        };
+        let Some(arn) = groups.db_parameter_groups().first().and_then(|g| g.db_parameter_group_arn()) else {
+            return Ok(false);
+        };
+        let tags = rds
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .map_err(|e| classify("rds:ListTagsForResource", &e).to_string())?;
+        may_delete(&tag_pairs(tags.tag_list()), owner).map_err(|why| {
+            format!("refused to delete parameter group `{name}`: {why}; stackdrill deletes only its own scratch")
+        })?;
+        match rds.delete_db_parameter_group().db_parameter_group_name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = classify("rds:DeleteDBParameterGroup", &e);
+                if e.is_not_found() { Ok(false) } else { Err(e.to_string()) }
+            }
+        }
+    })
+    .await
+}
+
 /// Deletes a scratch instance after re-reading its tags, then waits until it is gone.
 /// Returns `Ok(false)` when there was nothing to delete.
 /// Deletes a scratch instance, guarded by its tags; see [`retrying`].
