@@ -142,7 +142,11 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool) -> Vec<Swept> {
         Err(e) => return vec![failed(e)],
     }
     // Instances before clusters (a cluster's members go with it), parameter groups last (in use until then).
-    let order = |k: &str| ["rds-instance", "rds-cluster", "rds-parameter-group"].iter().position(|x| *x == k);
+    let order = |k: &str| {
+        ["rds-instance", "rds-cluster", "rds-parameter-group", "rds-cluster-parameter-group"]
+            .iter()
+            .position(|x| *x == k)
+    };
     found.sort_by_key(|c| (order(c.kind), c.id.clone()));
     let now = Utc::now();
     let mut out = Vec::new();
@@ -157,7 +161,12 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool) -> Vec<Swept> {
                 let res = match c.kind {
                     "rds-cluster" => rds::delete_cluster_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
                     "rds-parameter-group" => {
-                        rds::delete_parameter_group_guarded(&rds_client, &c.id, Owner::Expired(now)).await
+                        let level = rds::GroupLevel::Instance;
+                        rds::delete_parameter_group_guarded(&rds_client, level, &c.id, Owner::Expired(now)).await
+                    }
+                    "rds-cluster-parameter-group" => {
+                        let level = rds::GroupLevel::Cluster;
+                        rds::delete_parameter_group_guarded(&rds_client, level, &c.id, Owner::Expired(now)).await
                     }
                     _ => rds::delete_instance_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
                 };
@@ -184,6 +193,7 @@ async fn tagged_scratch(tagging: &aws_sdk_resourcegroupstagging::Client) -> Resu
             .resource_type_filters("rds:db")
             .resource_type_filters("rds:cluster")
             .resource_type_filters("rds:pg")
+            .resource_type_filters("rds:cluster-pg")
             .set_pagination_token(token.clone())
             .send()
             .await
@@ -195,6 +205,7 @@ async fn tagged_scratch(tagging: &aws_sdk_resourcegroupstagging::Client) -> Resu
                 Some(&"db") => "rds-instance",
                 Some(&"cluster") => "rds-cluster",
                 Some(&"pg") => "rds-parameter-group",
+                Some(&"cluster-pg") => "rds-cluster-parameter-group",
                 _ => continue,
             };
             let Some(id) = parts.get(6) else { continue };
@@ -256,26 +267,33 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
         }
     }
     // Parameter groups carry no tags in their listing: read them for the `sd-` ones only.
+    let mut named: Vec<(&'static str, String, String)> = Vec::new();
     let mut groups = rds_client.describe_db_parameter_groups().into_paginator().send();
     while let Some(page) = groups.next().await {
         let page = page.map_err(|e| classify("rds:DescribeDBParameterGroups", &e).to_string())?;
         for g in page.db_parameter_groups() {
-            let (Some(id), Some(arn)) = (g.db_parameter_group_name(), g.db_parameter_group_arn()) else { continue };
-            if !id.starts_with("sd-") {
-                continue;
+            if let (Some(id), Some(arn)) = (g.db_parameter_group_name(), g.db_parameter_group_arn()) {
+                named.push(("rds-parameter-group", id.to_string(), arn.to_string()));
             }
-            let tags = rds_client
-                .list_tags_for_resource()
-                .resource_name(arn)
-                .send()
-                .await
-                .map_err(|e| classify("rds:ListTagsForResource", &e).to_string())?;
-            out.push(Candidate {
-                kind: "rds-parameter-group",
-                id: id.to_string(),
-                tags: rds::tag_pairs(tags.tag_list()),
-            });
         }
+    }
+    let mut groups = rds_client.describe_db_cluster_parameter_groups().into_paginator().send();
+    while let Some(page) = groups.next().await {
+        let page = page.map_err(|e| classify("rds:DescribeDBClusterParameterGroups", &e).to_string())?;
+        for g in page.db_cluster_parameter_groups() {
+            if let (Some(id), Some(arn)) = (g.db_cluster_parameter_group_name(), g.db_cluster_parameter_group_arn()) {
+                named.push(("rds-cluster-parameter-group", id.to_string(), arn.to_string()));
+            }
+        }
+    }
+    for (kind, id, arn) in named.into_iter().filter(|(_, id, _)| id.starts_with("sd-")) {
+        let tags = rds_client
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .map_err(|e| classify("rds:ListTagsForResource", &e).to_string())?;
+        out.push(Candidate { kind, id, tags: rds::tag_pairs(tags.tag_list()) });
     }
     Ok(out)
 }

@@ -279,8 +279,18 @@ async fn aurora_drill_restores_the_cluster_adds_a_writer_and_tears_both_down() {
     let moto = Moto::start();
     let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
     subnet_group(&moto, &rds).await;
+    // An explicit cluster parameter group, as production has (moto reports `default.aurora8.0` for a
+    // cluster without one, a group it does not hold, where AWS names a real default group).
+    rds.create_db_cluster_parameter_group()
+        .db_cluster_parameter_group_name("prod-aurora-params")
+        .db_parameter_group_family("aurora-postgresql15")
+        .description("production")
+        .send()
+        .await
+        .unwrap();
     rds.create_db_cluster()
         .db_cluster_identifier("prod-aurora")
+        .db_cluster_parameter_group_name("prod-aurora-params")
         .engine("aurora-postgresql")
         .master_username("postgres")
         .master_user_password("production-secret-1")
@@ -315,6 +325,21 @@ async fn aurora_drill_restores_the_cluster_adds_a_writer_and_tears_both_down() {
     assert_eq!(param(&restores[0], "DBClusterIdentifier"), Some(scratch.as_str()));
     assert_eq!(param(&restores[0], "DBSubnetGroupName"), Some("drills-isolated"));
     assert!(tags(&restores[0]).contains(&("stackdrill:scratch".into(), "true".into())));
+    // The cluster started with an inert copy of the source's cluster parameter group, deleted at teardown.
+    assert_eq!(param(&restores[0], "DBClusterParameterGroupName"), Some(scratch.as_str()));
+    let copies = moto.calls("CopyDBClusterParameterGroup");
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(moto.calls("ModifyDBClusterParameterGroup").iter().any(|c| {
+        param(c, "DBClusterParameterGroupName") == Some(scratch.as_str())
+            && c.iter().any(|(_, v)| v == "max_logical_replication_workers")
+    }));
+    let dropped: Vec<_> = moto
+        .calls("DeleteDBClusterParameterGroup")
+        .iter()
+        .map(|c| param(c, "DBClusterParameterGroupName").unwrap().to_string())
+        .collect();
+    assert_eq!(dropped, std::slice::from_ref(&scratch));
+    assert!(report["neutralised"].to_string().contains("scratch cluster parameter group"), "{report:#}");
     let creates = moto.calls("CreateDBInstance");
     assert_eq!(creates.len(), 1);
     assert_eq!(param(&creates[0], "DBClusterIdentifier"), Some(scratch.as_str()));
@@ -376,6 +401,14 @@ async fn cleanup_removes_an_expired_orphan_and_refuses_an_untagged_lookalike() {
             .await
             .unwrap();
     }
+    rds.create_db_cluster_parameter_group()
+        .db_cluster_parameter_group_name("sd-prod-aurora-pitr-5f5f5f")
+        .db_parameter_group_family("aurora-postgresql15")
+        .description("x")
+        .set_tags(Some(scratch_tags("5f5f5f5f5f5f", "2026-01-01T00:00:00Z")))
+        .send()
+        .await
+        .unwrap();
     let tmp = Scratch::new();
     let drill = tmp.path().join("d.yaml");
     std::fs::write(
@@ -419,6 +452,8 @@ async fn cleanup_removes_an_expired_orphan_and_refuses_an_untagged_lookalike() {
         .map(|c| param(c, "DBParameterGroupName").unwrap().to_string())
         .collect();
     assert_eq!(groups, ["sd-prod-db-pitr-3d3d3d"]);
+    assert_eq!(action("5f5f5f").as_deref(), Some("removed"), "{swept:#}");
+    assert_eq!(moto.calls("DeleteDBClusterParameterGroup").len(), 1);
     let deletes: Vec<_> =
         moto.calls("DeleteDBInstance").iter().map(|c| param(c, "DBInstanceIdentifier").unwrap().to_string()).collect();
     assert_eq!(deletes, ["sd-prod-db-pitr-0a0a0a"]);

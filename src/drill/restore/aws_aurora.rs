@@ -8,7 +8,7 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::types::DbCluster;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, Owner, RunInfo};
+use super::rds::{self, GroupLevel, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::AuroraClusterSpec;
@@ -23,13 +23,27 @@ pub(crate) struct AwsAuroraCluster {
     instance_id: String,
     source: Option<DbCluster>,
     attempted: bool,
+    /// The scratch cluster's parameter group (made inert).
+    parameters: Option<rds::ScratchParameters>,
+    /// Set once this run asked for its cluster parameter group copy: teardown then looks for it.
+    copying_parameters: bool,
 }
 
 impl AwsAuroraCluster {
     pub(crate) fn new(spec: &AuroraClusterSpec, rds: Client, info: RunInfo) -> Self {
         let cluster_id = rds::scratch_id(&info.drill, &info.run);
         let instance_id = format!("{cluster_id}-w");
-        Self { spec: spec.clone(), rds, info, cluster_id, instance_id, source: None, attempted: false }
+        Self {
+            spec: spec.clone(),
+            rds,
+            info,
+            cluster_id,
+            instance_id,
+            source: None,
+            attempted: false,
+            parameters: None,
+            copying_parameters: false,
+        }
     }
 
     async fn source(&mut self) -> Result<DbCluster, DrillError> {
@@ -62,6 +76,14 @@ impl RestoreProvider for AwsAuroraCluster {
             ("restore-type", if self.spec.copy_on_write { "copy-on-write" } else { "full-copy" }.into()),
             ("subnet-group", s.subnet_group.clone().unwrap_or_else(|| "default (explicit opt-in)".into())),
             ("publicly-accessible", "false".into()),
+            (
+                "security-groups",
+                if s.security_groups.is_empty() { "default".into() } else { s.security_groups.join(",") },
+            ),
+            (
+                "cluster-parameter-group",
+                self.parameters.as_ref().and_then(|p| p.name.clone()).unwrap_or_else(|| "the engine default".into()),
+            ),
         ];
         if let Some(src) = &self.source {
             out.push(("engine", format!("{} {}", src.engine().unwrap_or("?"), src.engine_version().unwrap_or("?"))));
@@ -116,6 +138,12 @@ impl RestoreProvider for AwsAuroraCluster {
         let s = &self.spec.scratch;
         let src = self.source.clone().ok_or_else(|| RestoreError::Error("source not described".into()))?;
         let tags = self.info.tags();
+        self.copying_parameters = s.parameter_group.is_none();
+        let from = src.db_cluster_parameter_group();
+        let params =
+            rds::scratch_parameter_group(&self.rds, GroupLevel::Cluster, from, s, &self.info, &self.cluster_id).await?;
+        let group = params.name.clone();
+        self.parameters = Some(params);
         let mut req = self
             .rds
             .restore_db_cluster_to_point_in_time()
@@ -125,6 +153,7 @@ impl RestoreProvider for AwsAuroraCluster {
             .deletion_protection(false)
             .copy_tags_to_snapshot(false)
             .set_db_subnet_group_name(s.subnet_group.clone())
+            .set_db_cluster_parameter_group_name(group)
             .set_tags(Some(tags.clone()));
         if !s.security_groups.is_empty() {
             req = req.set_vpc_security_group_ids(Some(s.security_groups.clone()));
@@ -158,6 +187,10 @@ impl RestoreProvider for AwsAuroraCluster {
         Ok(())
     }
 
+    fn neutralised(&self) -> Vec<String> {
+        self.parameters.as_ref().map(|p| p.neutralised.clone()).unwrap_or_default()
+    }
+
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
         rds::wait_instance_available(&self.rds, &self.instance_id, &self.info.events, &self.info.drill, "ready")
             .await?;
@@ -189,10 +222,14 @@ impl RestoreProvider for AwsAuroraCluster {
         // listing does not show it yet.
         let inst = rds::delete_instance_guarded(&self.rds, &self.instance_id, owner).await;
         let cluster = rds::delete_cluster_guarded(&self.rds, &self.cluster_id, owner).await;
-        Teardown::from_delete(
+        let done = Teardown::from_delete(
             inst.and(cluster),
             format!("deleted scratch instance {} and cluster {}", self.instance_id, self.cluster_id),
             format!("scratch cluster {} does not exist", self.cluster_id),
-        )
+        );
+        if !self.copying_parameters {
+            return done;
+        }
+        rds::teardown_parameter_group(&self.rds, GroupLevel::Cluster, &self.cluster_id, &self.info.run, done).await
     }
 }

@@ -14,7 +14,7 @@ use aws_sdk_backup::types::{
 use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, Owner, RunInfo};
+use super::rds::{self, GroupLevel, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::{AwsBackupSpec, PointKind};
@@ -32,6 +32,9 @@ pub(crate) struct AwsBackup {
     chosen: Option<Point>,
     job_id: Option<String>,
     job_done: bool,
+    /// The scratch's parameter group (made inert); deleted at teardown when this run copied it.
+    parameters: Option<rds::ScratchParameters>,
+    copying_parameters: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +66,8 @@ impl AwsBackup {
             chosen: None,
             job_id: None,
             job_done: false,
+            parameters: None,
+            copying_parameters: false,
         }
     }
 
@@ -114,6 +119,27 @@ impl AwsBackup {
         Some(Point { arn, created, continuous })
     }
 
+    /// The parameter group the restored instance starts with: an inert copy of the source instance's when
+    /// it still exists (a restore from a backup may outlive its source), else the drill's.
+    async fn prepare_parameters(&mut self) -> Result<(), RestoreError> {
+        let s = &self.spec.scratch;
+        let source = if s.parameter_group.is_none() {
+            rds::describe_instance(&self.rds, &self.spec.resource_arn)
+                .await
+                .map_err(|e| RestoreError::Error(e.to_string()))?
+        } else {
+            None
+        };
+        let from =
+            source.as_ref().and_then(|i| i.db_parameter_groups().first()).and_then(|g| g.db_parameter_group_name());
+        self.copying_parameters = from.is_some();
+        let params =
+            rds::scratch_parameter_group(&self.rds, GroupLevel::Instance, from, s, &self.info, &self.scratch_id)
+                .await?;
+        self.parameters = Some(params);
+        Ok(())
+    }
+
     fn metadata(&self, point: &Point, target: &ResolvedTarget) -> HashMap<String, String> {
         let s = &self.spec.scratch;
         let mut m = HashMap::from([
@@ -131,6 +157,9 @@ impl AwsBackup {
         }
         if let Some(c) = &s.instance_class {
             m.insert("DBInstanceClass".into(), c.clone());
+        }
+        if let Some(g) = self.parameters.as_ref().and_then(|p| p.name.clone()) {
+            m.insert("DBParameterGroupName".into(), g);
         }
         if point.continuous {
             match target.recovery {
@@ -225,6 +254,9 @@ impl RestoreProvider for AwsBackup {
         if let Some(p) = &self.chosen {
             out.push(("recovery-point", p.arn.clone()));
         }
+        if let Some(g) = self.parameters.as_ref().and_then(|p| p.name.clone()) {
+            out.push(("parameter-group", g));
+        }
         out
     }
 
@@ -278,6 +310,7 @@ impl RestoreProvider for AwsBackup {
 
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
         let point = self.chosen.clone().ok_or_else(|| RestoreError::Error("no recovery point chosen".into()))?;
+        self.prepare_parameters().await?;
         let out = self
             .backup
             .start_restore_job()
@@ -328,7 +361,21 @@ impl RestoreProvider for AwsBackup {
             .map_err(|e| classify("backup:PutRestoreValidationResult", &e).to_string())
     }
 
+    fn neutralised(&self) -> Vec<String> {
+        self.parameters.as_ref().map(|p| p.neutralised.clone()).unwrap_or_default()
+    }
+
     async fn teardown(&mut self) -> Teardown {
+        let instance = self.teardown_instance().await;
+        if !self.copying_parameters {
+            return instance;
+        }
+        rds::teardown_parameter_group(&self.rds, GroupLevel::Instance, &self.scratch_id, &self.info.run, instance).await
+    }
+}
+
+impl AwsBackup {
+    async fn teardown_instance(&mut self) -> Teardown {
         let Some(job) = self.job_id.clone() else {
             return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "no restore job was started".into() };
         };

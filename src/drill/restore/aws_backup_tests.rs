@@ -33,6 +33,7 @@ use crate::drill::verify::testdb::TestDb;
 const RUN: &str = "feedbeef0001";
 const SCRATCH: &str = "sd-vault-drill-feedbe";
 const ARN: &str = "arn:aws:rds:ap-southeast-1:111122223333:db:sd-vault-drill-feedbe";
+const SOURCE_ARN: &str = "arn:aws:rds:ap-southeast-1:111122223333:db:prod-db";
 
 fn spec(connect: &str, teardown: &str) -> DrillSpec {
     let yaml = format!(
@@ -257,7 +258,76 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     let delete = mock!(aws_sdk_rds::Client::delete_db_instance)
         .match_requests(|req| req.db_instance_identifier() == Some(SCRATCH) && req.skip_final_snapshot() == Some(true))
         .then_output(|| DeleteDbInstanceOutput::builder().build());
-    let rds = mocked!(aws_sdk_rds, &[&tag, &describe_db, &modify, &delete]);
+    // The source still exists: its parameter group is copied, made inert, and deleted at teardown.
+    let source = mock!(aws_sdk_rds::Client::describe_db_instances)
+        .match_requests(|req| req.db_instance_identifier() == Some(SOURCE_ARN))
+        .then_output(|| {
+            let group =
+                aws_sdk_rds::types::DbParameterGroupStatus::builder().db_parameter_group_name("prod-params").build();
+            DescribeDbInstancesOutput::builder()
+                .db_instances(
+                    DbInstance::builder().db_instance_identifier("prod-db").db_parameter_groups(group).build(),
+                )
+                .build()
+        });
+    let copy = mock!(aws_sdk_rds::Client::copy_db_parameter_group)
+        .match_requests(|req| {
+            req.source_db_parameter_group_identifier() == Some("prod-params")
+                && req.target_db_parameter_group_identifier() == Some(SCRATCH)
+                && req.tags().iter().any(|t: &Tag| t.key() == Some("stackdrill:run") && t.value() == Some(RUN))
+        })
+        .then_output(|| aws_sdk_rds::operation::copy_db_parameter_group::CopyDbParameterGroupOutput::builder().build());
+    let params = mock!(aws_sdk_rds::Client::describe_db_parameters).then_output(|| {
+        aws_sdk_rds::operation::describe_db_parameters::DescribeDbParametersOutput::builder()
+            .parameters(
+                aws_sdk_rds::types::Parameter::builder()
+                    .parameter_name("shared_preload_libraries")
+                    .parameter_value("pg_stat_statements,pg_cron")
+                    .build(),
+            )
+            .build()
+    });
+    let inert = mock!(aws_sdk_rds::Client::modify_db_parameter_group)
+        .match_requests(|req| {
+            let set = |k: &str, v: &str| {
+                req.parameters().iter().any(|p| p.parameter_name() == Some(k) && p.parameter_value() == Some(v))
+            };
+            req.db_parameter_group_name() == Some(SCRATCH)
+                && set("max_logical_replication_workers", "0")
+                && set("shared_preload_libraries", "pg_stat_statements")
+        })
+        .then_output(|| {
+            aws_sdk_rds::operation::modify_db_parameter_group::ModifyDbParameterGroupOutput::builder().build()
+        });
+    let group_arn = "arn:aws:rds:ap-southeast-1:111122223333:pg:sd-vault-drill-feedbe";
+    let groups = mock!(aws_sdk_rds::Client::describe_db_parameter_groups).then_output(move || {
+        aws_sdk_rds::operation::describe_db_parameter_groups::DescribeDbParameterGroupsOutput::builder()
+            .db_parameter_groups(
+                aws_sdk_rds::types::DbParameterGroup::builder()
+                    .db_parameter_group_name(SCRATCH)
+                    .db_parameter_group_arn(group_arn)
+                    .build(),
+            )
+            .build()
+    });
+    let group_tags = mock!(aws_sdk_rds::Client::list_tags_for_resource)
+        .match_requests(move |req| req.resource_name() == Some(group_arn))
+        .then_output(|| {
+            let tags =
+                crate::drill::restore::rds::scratch_tags("vault-drill", RUN, Utc::now() + chrono::TimeDelta::hours(1));
+            aws_sdk_rds::operation::list_tags_for_resource::ListTagsForResourceOutput::builder()
+                .set_tag_list(Some(tags))
+                .build()
+        });
+    let drop_group = mock!(aws_sdk_rds::Client::delete_db_parameter_group)
+        .match_requests(|req| req.db_parameter_group_name() == Some(SCRATCH))
+        .then_output(|| {
+            aws_sdk_rds::operation::delete_db_parameter_group::DeleteDbParameterGroupOutput::builder().build()
+        });
+    let rds = mocked!(
+        aws_sdk_rds,
+        &[&tag, &source, &describe_db, &modify, &delete, &copy, &params, &inert, &groups, &group_tags, &drop_group]
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(&format!("connect: {{ host: \"{socket}\", port: {port} }}"), "10s");
@@ -270,6 +340,8 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     assert_eq!(modify.num_calls(), 1);
     assert_eq!(delete.num_calls(), 1);
     assert_eq!(r.teardown.status, "done");
+    assert_eq!((copy.num_calls(), inert.num_calls(), drop_group.num_calls()), (1, 1, 1), "{:?}", r.teardown);
+    assert!(r.neutralised.iter().any(|n| n.contains("pg_cron not loaded")), "{:?}", r.neutralised);
     assert_eq!(verdict.lock().unwrap().as_deref(), Some("SUCCESSFUL"));
     assert_eq!(r.measured.rpo_basis, "the newest row a freshness check found");
     let m = metadata.lock().unwrap().clone().unwrap();
@@ -278,4 +350,5 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     assert_eq!(m.get("DBSubnetGroupName").map(String::as_str), Some("drills-isolated"));
     assert_eq!(m.get("UseLatestRestorableTime").map(String::as_str), Some("true"));
     assert_eq!(m.get("VpcSecurityGroupIds").map(String::as_str), Some("[\"sg-0123456789abcdef0\"]"));
+    assert_eq!(m.get("DBParameterGroupName").map(String::as_str), Some(SCRATCH));
 }

@@ -7,7 +7,7 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::types::DbInstance;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, Owner, RunInfo};
+use super::rds::{self, GroupLevel, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::RdsInstanceSpec;
@@ -74,7 +74,10 @@ impl RestoreProvider for AwsRdsInstance {
                 if s.security_groups.is_empty() { "default".into() } else { s.security_groups.join(",") },
             ),
             ("publicly-accessible", "false".into()),
-            ("parameter-group", self.parameters.as_ref().map_or("(not yet chosen)".into(), |p| p.name.clone())),
+            (
+                "parameter-group",
+                self.parameters.as_ref().and_then(|p| p.name.clone()).unwrap_or_else(|| "the engine default".into()),
+            ),
             ("multi-az", "false".into()),
         ];
         if let Some(src) = &self.source {
@@ -153,7 +156,10 @@ impl RestoreProvider for AwsRdsInstance {
         let s = &self.spec.scratch;
         let src = self.source.clone().ok_or_else(|| RestoreError::Error("source not described".into()))?;
         self.copying_parameters = s.parameter_group.is_none();
-        let params = rds::scratch_parameter_group(&self.rds, &src, s, &self.info, &self.scratch_id).await?;
+        let from = src.db_parameter_groups().first().and_then(|g| g.db_parameter_group_name());
+        let params =
+            rds::scratch_parameter_group(&self.rds, GroupLevel::Instance, from, s, &self.info, &self.scratch_id)
+                .await?;
         let group = params.name.clone();
         self.parameters = Some(params);
         let mut req = self
@@ -167,7 +173,7 @@ impl RestoreProvider for AwsRdsInstance {
             .copy_tags_to_snapshot(false)
             .auto_minor_version_upgrade(false)
             .set_db_subnet_group_name(s.subnet_group.clone())
-            .db_parameter_group_name(group)
+            .set_db_parameter_group_name(group)
             .set_tags(Some(self.info.tags()));
         if !s.security_groups.is_empty() {
             req = req.set_vpc_security_group_ids(Some(s.security_groups.clone()));
@@ -206,15 +212,9 @@ impl RestoreProvider for AwsRdsInstance {
         } else {
             Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() }
         };
-        if !self.copying_parameters || instance.status == "failed" {
+        if !self.copying_parameters {
             return instance;
         }
-        // The group goes once no instance uses it; it carries this run's tags like the instance.
-        let group = rds::delete_parameter_group_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await;
-        instance.and(Teardown::from_delete(
-            group,
-            format!("deleted scratch parameter group {}", self.scratch_id),
-            format!("scratch parameter group {} does not exist", self.scratch_id),
-        ))
+        rds::teardown_parameter_group(&self.rds, GroupLevel::Instance, &self.scratch_id, &self.info.run, instance).await
     }
 }

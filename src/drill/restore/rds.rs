@@ -232,98 +232,109 @@ pub(crate) async fn wait_cluster_available(
     }
 }
 
-/// The parameter group a scratch instance starts with, and what it neutralises.
+/// Which kind of parameter group: an instance's (RDS) or a cluster's (Aurora, where replication and
+/// preload settings live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupLevel {
+    Instance,
+    Cluster,
+}
+
+impl GroupLevel {
+    fn what(self) -> &'static str {
+        match self {
+            GroupLevel::Instance => "parameter group",
+            GroupLevel::Cluster => "cluster parameter group",
+        }
+    }
+}
+
+/// The parameter group a scratch starts with, and what it neutralises.
 pub(crate) struct ScratchParameters {
-    pub(crate) name: String,
+    /// `None` when there was nothing to copy and the drill named none (the report says so).
+    pub(crate) name: Option<String>,
     pub(crate) neutralised: Vec<String>,
 }
 
-/// Overrides that keep a restored RDS PostgreSQL copy from acting: no logical replication worker (a
-/// subscription in the backup would connect to the real publisher and consume its slot) and no logical
-/// decoding from it. All static: they apply as the restored instance first boots.
+/// Overrides that keep a restored RDS/Aurora PostgreSQL copy from acting: no logical replication worker
+/// (a subscription in the backup would connect to the real publisher and consume its slot) and no
+/// logical decoding from it. All static: they apply as the restored copy first boots.
 const INERT_PARAMETERS: [(&str, &str); 2] =
     [("max_logical_replication_workers", "0"), ("rds.logical_replication", "0")];
 
-/// The drill's `parameter-group`, else a copy of the source's (named and tagged as this run's scratch)
-/// with [`INERT_PARAMETERS`] and `shared_preload_libraries` cut to the allow-list (no pg_cron).
+/// The drill's `parameter-group`, else a copy of the source's `from` (named `name` and tagged as this
+/// run's scratch) with [`INERT_PARAMETERS`] and `shared_preload_libraries` cut to the allow-list (no
+/// pg_cron). Without either, the scratch keeps the engine's default group and the report says so.
 pub(crate) async fn scratch_parameter_group(
     rds: &Client,
-    source: &DbInstance,
+    level: GroupLevel,
+    from: Option<&str>,
     scratch: &AwsScratchSpec,
     info: &RunInfo,
     name: &str,
 ) -> Result<ScratchParameters, RestoreError> {
-    use aws_sdk_rds::types::{ApplyMethod, Parameter};
+    let what = level.what();
     if let Some(given) = &scratch.parameter_group {
         return Ok(ScratchParameters {
-            name: given.clone(),
-            neutralised: vec![format!("parameter group `{given}` (named by the drill; its settings are the drill's)")],
+            name: Some(given.clone()),
+            neutralised: vec![format!("{what} `{given}` (named by the drill; its settings are the drill's)")],
         });
     }
-    let from = source
-        .db_parameter_groups()
-        .first()
-        .and_then(|g| g.db_parameter_group_name())
-        .ok_or_else(|| RestoreError::Error("the source instance reports no parameter group".into()))?;
-    let err = |action: &str| {
-        let action = action.to_string();
-        move |e: AwsError| RestoreError::Error(format!("cannot prepare the scratch parameter group ({action}): {e}"))
+    let Some(from) = from else {
+        return Ok(ScratchParameters {
+            name: None,
+            neutralised: vec![format!(
+                "NOT neutralised: the source has no {what} to copy (it may no longer exist); name an inert one \
+                 with `parameter-group`"
+            )],
+        });
     };
-    info.progress("restore", format!("CopyDBParameterGroup {from} → {name} (inert overrides)"));
-    rds.copy_db_parameter_group()
-        .source_db_parameter_group_identifier(from)
-        .target_db_parameter_group_identifier(name)
-        .target_db_parameter_group_description(format!("stackdrill scratch of run {} (inert copy of {from})", info.run))
-        .set_tags(Some(info.tags()))
-        .send()
-        .await
-        .map_err(|e| classify("rds:CopyDBParameterGroup", &e))
-        .map_err(err("copy"))?;
-    let preload = parameter_value(rds, name, "shared_preload_libraries").await.map_err(err("describe"))?;
+    let err = |step: &'static str| {
+        move |e: AwsError| RestoreError::Error(format!("cannot prepare the scratch {what} ({step}): {e}"))
+    };
+    info.progress("restore", format!("copying {what} {from} → {name} (inert overrides)"));
+    let description = format!("stackdrill scratch of run {} (inert copy of {from})", info.run);
+    match level {
+        GroupLevel::Instance => rds
+            .copy_db_parameter_group()
+            .source_db_parameter_group_identifier(from)
+            .target_db_parameter_group_identifier(name)
+            .target_db_parameter_group_description(description)
+            .set_tags(Some(info.tags()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("rds:CopyDBParameterGroup", &e)),
+        GroupLevel::Cluster => rds
+            .copy_db_cluster_parameter_group()
+            .source_db_cluster_parameter_group_identifier(from)
+            .target_db_cluster_parameter_group_identifier(name)
+            .target_db_cluster_parameter_group_description(description)
+            .set_tags(Some(info.tags()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("rds:CopyDBClusterParameterGroup", &e)),
+    }
+    .map_err(err("copy"))?;
+    let preload = parameter_value(rds, level, name, "shared_preload_libraries").await.map_err(err("describe"))?;
     let libraries: Vec<String> = preload.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
     let (kept, dropped): (Vec<String>, Vec<String>) =
         libraries.into_iter().partition(|l| scratch.allow_preload.contains(l));
-    let mut params: Vec<Parameter> = INERT_PARAMETERS
-        .iter()
-        .map(|(k, v)| {
-            Parameter::builder().parameter_name(*k).parameter_value(*v).apply_method(ApplyMethod::PendingReboot).build()
-        })
-        .collect();
-    let mut neutralised = vec![format!(
-        "scratch parameter group `{name}` (a copy of `{from}`): max_logical_replication_workers = 0, \
-         rds.logical_replication = 0"
-    )];
+    let mut params: Vec<(&str, String)> = INERT_PARAMETERS.iter().map(|(k, v)| (*k, v.to_string())).collect();
     if !dropped.is_empty() && !kept.is_empty() {
-        params.push(
-            Parameter::builder()
-                .parameter_name("shared_preload_libraries")
-                .parameter_value(kept.join(","))
-                .apply_method(ApplyMethod::PendingReboot)
-                .build(),
-        );
+        params.push(("shared_preload_libraries", kept.join(",")));
     }
-    rds.modify_db_parameter_group()
-        .db_parameter_group_name(name)
-        .set_parameters(Some(params))
-        .send()
-        .await
-        .map_err(|e| classify("rds:ModifyDBParameterGroup", &e))
-        .map_err(err("modify"))?;
+    set_parameters(rds, level, name, &params, false).await.map_err(err("modify"))?;
     if !dropped.is_empty() && kept.is_empty() {
         // RDS takes no empty value: back to the engine's default (statistics only).
-        rds.reset_db_parameter_group()
-            .db_parameter_group_name(name)
-            .parameters(
-                Parameter::builder()
-                    .parameter_name("shared_preload_libraries")
-                    .apply_method(ApplyMethod::PendingReboot)
-                    .build(),
-            )
-            .send()
+        set_parameters(rds, level, name, &[("shared_preload_libraries", String::new())], true)
             .await
-            .map_err(|e| classify("rds:ResetDBParameterGroup", &e))
             .map_err(err("reset"))?;
     }
+    let mut neutralised = vec![format!(
+        "scratch {what} `{name}` (a copy of `{from}`): max_logical_replication_workers = 0, rds.logical_replication = 0"
+    )];
     if !dropped.is_empty() {
         neutralised.push(format!(
             "shared_preload_libraries: {} not loaded (kept: {})",
@@ -331,33 +342,132 @@ pub(crate) async fn scratch_parameter_group(
             if kept.is_empty() { "the engine default".to_string() } else { kept.join(", ") }
         ));
     }
-    Ok(ScratchParameters { name: name.to_string(), neutralised })
+    Ok(ScratchParameters { name: Some(name.to_string()), neutralised })
 }
 
-/// One parameter's value in a DB parameter group (empty when unset).
-async fn parameter_value(rds: &Client, group: &str, parameter: &str) -> Result<String, AwsError> {
-    let mut pages = rds.describe_db_parameters().db_parameter_group_name(group).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| classify("rds:DescribeDBParameters", &e))?;
-        if let Some(p) = page.parameters().iter().find(|p| p.parameter_name() == Some(parameter)) {
+/// Sets (or, with `reset`, resets to the engine default) static parameters, applied at the next boot.
+async fn set_parameters(
+    rds: &Client,
+    level: GroupLevel,
+    group: &str,
+    params: &[(&str, String)],
+    reset: bool,
+) -> Result<(), AwsError> {
+    use aws_sdk_rds::types::{ApplyMethod, Parameter};
+    let params: Vec<Parameter> = params
+        .iter()
+        .map(|(k, v)| {
+            let p = Parameter::builder().parameter_name(*k).apply_method(ApplyMethod::PendingReboot);
+            if reset { p.build() } else { p.parameter_value(v).build() }
+        })
+        .collect();
+    let params = Some(params);
+    match (level, reset) {
+        (GroupLevel::Instance, false) => rds
+            .modify_db_parameter_group()
+            .db_parameter_group_name(group)
+            .set_parameters(params)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("rds:ModifyDBParameterGroup", &e)),
+        (GroupLevel::Instance, true) => rds
+            .reset_db_parameter_group()
+            .db_parameter_group_name(group)
+            .set_parameters(params)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("rds:ResetDBParameterGroup", &e)),
+        (GroupLevel::Cluster, false) => rds
+            .modify_db_cluster_parameter_group()
+            .db_cluster_parameter_group_name(group)
+            .set_parameters(params)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("rds:ModifyDBClusterParameterGroup", &e)),
+        (GroupLevel::Cluster, true) => rds
+            .reset_db_cluster_parameter_group()
+            .db_cluster_parameter_group_name(group)
+            .set_parameters(params)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("rds:ResetDBClusterParameterGroup", &e)),
+    }
+}
+
+/// One parameter's value in a parameter group (empty when unset).
+async fn parameter_value(rds: &Client, level: GroupLevel, group: &str, parameter: &str) -> Result<String, AwsError> {
+    let mut marker: Option<String> = None;
+    loop {
+        let (params, next) = match level {
+            GroupLevel::Instance => {
+                let out = rds
+                    .describe_db_parameters()
+                    .db_parameter_group_name(group)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify("rds:DescribeDBParameters", &e))?;
+                (out.parameters().to_vec(), out.marker().map(str::to_string))
+            }
+            GroupLevel::Cluster => {
+                let out = rds
+                    .describe_db_cluster_parameters()
+                    .db_cluster_parameter_group_name(group)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify("rds:DescribeDBClusterParameters", &e))?;
+                (out.parameters().to_vec(), out.marker().map(str::to_string))
+            }
+        };
+        if let Some(p) = params.iter().find(|p| p.parameter_name() == Some(parameter)) {
             return Ok(p.parameter_value().unwrap_or_default().to_string());
         }
+        marker = next;
+        if marker.is_none() {
+            return Ok(String::new());
+        }
     }
-    Ok(String::new())
 }
 
 /// Deletes a scratch parameter group after re-reading its tags; `Ok(false)` when it is already gone.
-pub(crate) async fn delete_parameter_group_guarded(rds: &Client, name: &str, owner: Owner<'_>) -> Result<bool, String> {
+pub(crate) async fn delete_parameter_group_guarded(
+    rds: &Client,
+    level: GroupLevel,
+    name: &str,
+    owner: Owner<'_>,
+) -> Result<bool, String> {
     retrying(name, || async {
-        let groups = match rds.describe_db_parameter_groups().db_parameter_group_name(name).send().await {
-            Ok(out) => out,
-            Err(e) => {
-                let e = classify("rds:DescribeDBParameterGroups", &e);
-                return if e.is_not_found() { Ok(false) } else { Err(e.to_string()) };
-            }
+        let arn = match level {
+            GroupLevel::Instance => rds
+                .describe_db_parameter_groups()
+                .db_parameter_group_name(name)
+                .send()
+                .await
+                .map(|o| o.db_parameter_groups().first().and_then(|g| g.db_parameter_group_arn()).map(str::to_string))
+                .map_err(|e| classify("rds:DescribeDBParameterGroups", &e)),
+            GroupLevel::Cluster => rds
+                .describe_db_cluster_parameter_groups()
+                .db_cluster_parameter_group_name(name)
+                .send()
+                .await
+                .map(|o| {
+                    o.db_cluster_parameter_groups()
+                        .first()
+                        .and_then(|g| g.db_cluster_parameter_group_arn())
+                        .map(str::to_string)
+                })
+                .map_err(|e| classify("rds:DescribeDBClusterParameterGroups", &e)),
         };
-        let Some(arn) = groups.db_parameter_groups().first().and_then(|g| g.db_parameter_group_arn()) else {
-            return Ok(false);
+        let arn = match arn {
+            Ok(Some(arn)) => arn,
+            Ok(None) => return Ok(false),
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e.to_string()),
         };
         let tags = rds
             .list_tags_for_resource()
@@ -366,17 +476,51 @@ pub(crate) async fn delete_parameter_group_guarded(rds: &Client, name: &str, own
             .await
             .map_err(|e| classify("rds:ListTagsForResource", &e).to_string())?;
         may_delete(&tag_pairs(tags.tag_list()), owner).map_err(|why| {
-            format!("refused to delete parameter group `{name}`: {why}; stackdrill deletes only its own scratch")
+            format!("refused to delete {} `{name}`: {why}; stackdrill deletes only its own scratch", level.what())
         })?;
-        match rds.delete_db_parameter_group().db_parameter_group_name(name).send().await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = classify("rds:DeleteDBParameterGroup", &e);
-                if e.is_not_found() { Ok(false) } else { Err(e.to_string()) }
-            }
+        let deleted = match level {
+            GroupLevel::Instance => rds
+                .delete_db_parameter_group()
+                .db_parameter_group_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("rds:DeleteDBParameterGroup", &e)),
+            GroupLevel::Cluster => rds
+                .delete_db_cluster_parameter_group()
+                .db_cluster_parameter_group_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("rds:DeleteDBClusterParameterGroup", &e)),
+        };
+        match deleted {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.to_string()),
         }
     })
     .await
+}
+
+/// Tears down a scratch parameter group this run copied, after its instance or cluster is gone.
+pub(crate) async fn teardown_parameter_group(
+    rds: &Client,
+    level: GroupLevel,
+    name: &str,
+    run: &str,
+    before: super::Teardown,
+) -> super::Teardown {
+    if before.status == "failed" {
+        // Still in use by what could not be deleted: `drill cleanup` takes both once they expire.
+        return before;
+    }
+    let group = delete_parameter_group_guarded(rds, level, name, Owner::Run(run)).await;
+    before.and(super::Teardown::from_delete(
+        group,
+        format!("deleted scratch {} {name}", level.what()),
+        format!("scratch {} {name} does not exist", level.what()),
+    ))
 }
 
 /// Deletes a scratch instance after re-reading its tags, then waits until it is gone.
