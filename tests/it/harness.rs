@@ -220,6 +220,18 @@ impl Demo {
         self.dir.join("wal-archive")
     }
 
+    /// The WAL segment files in the archive, sorted.
+    pub fn archive_segments(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.archive())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 24)
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn backups(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> =
             std::fs::read_dir(self.dir.join("base-backups")).unwrap().flatten().map(|e| e.path()).collect();

@@ -17,17 +17,6 @@ async fn generate_wal(demo: &Demo, rows: u32) {
     c.batch_execute("select pg_switch_wal()").await.unwrap();
 }
 
-fn archive_segments(demo: &Demo) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(demo.archive())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.len() == 24)
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn demo_drill_passes_and_writes_a_complete_report() {
     let demo = Demo::start();
@@ -134,7 +123,7 @@ async fn a_missing_wal_segment_fails_the_drill_and_names_the_segment() {
     generate_wal(&demo, 20_000).await;
     generate_wal(&demo, 20_000).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let segs = archive_segments(&demo);
+    let segs = demo.archive_segments();
     assert!(segs.len() >= 4, "{segs:?}");
     let victim = segs[segs.len() - 2].clone();
     std::fs::remove_file(demo.archive().join(&victim)).unwrap();

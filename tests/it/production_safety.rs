@@ -335,7 +335,7 @@ async fn a_restored_copy_cannot_act_and_postgres_never_sees_the_secrets() {
     let log = publisher.dir.join("source/server.log");
     let repl_logins = |text: &str| text.lines().filter(|l| l.contains("user=repl")).count();
     let logins_before = repl_logins(&std::fs::read_to_string(&log).unwrap_or_default());
-    let archive_before: Vec<String> = segments(&demo.archive());
+    let archive_before: Vec<String> = demo.archive_segments();
 
     // Watch the publisher and every PostgreSQL process of the demo while the drill runs.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -415,7 +415,7 @@ async fn a_restored_copy_cannot_act_and_postgres_never_sees_the_secrets() {
     // None of the backup's commands ran, and the archive is whole.
     let left: Vec<_> = std::fs::read_dir(&markers).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "commands from the backup ran: {left:?}");
-    let archive_after = segments(&demo.archive());
+    let archive_after = demo.archive_segments();
     assert!(archive_before.iter().all(|s| archive_after.contains(s)), "segments vanished from the archive");
 
     // PostgreSQL processes (the source's and the scratch's) never saw a secret of stackdrill's.
@@ -443,15 +443,4 @@ async fn switch_and_archive(c: &tokio_postgres::Client) {
 
 fn postgres_uid() -> u32 {
     nix::unistd::User::from_name("postgres").unwrap().expect("the postgres OS user").uid.as_raw()
-}
-
-fn segments(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.len() == 24)
-        .collect();
-    v.sort();
-    v
 }
