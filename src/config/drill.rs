@@ -932,6 +932,19 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         }
     }
 
+    // RestoreDBClusterToPointInTime takes no RestoreToTime with RestoreType copy-on-write: a clone is of
+    // the latest restorable time, which a canary's bracketing target or a past target cannot be.
+    if let RestoreSpec::AwsAuroraCluster(a) = &restore
+        && a.copy_on_write
+    {
+        let key = "restore.aws-aurora-cluster.copy-on-write";
+        if !matches!(target, TargetSpec::Latest) {
+            p.push(key, "a copy-on-write clone restores only to the latest restorable time: use `target: latest`");
+        } else if checks.iter().any(|c| matches!(c, CheckSpec::Canary(_))) {
+            p.push(key, "a copy-on-write clone restores only to the latest restorable time, past the canary's target: drop the canary check or use a full copy");
+        }
+    }
+
     let schedule = schedule.and_then(|RawSchedule { cron, timezone }| {
         let tz = match timezone.as_deref().unwrap_or("UTC").parse::<chrono_tz::Tz>() {
             Ok(tz) => Some(tz),

@@ -769,6 +769,9 @@ fn resolve_alerts(
                             (id, m)
                         })
                         .collect();
+                    if let Some(why) = metric_math_problem(&expression) {
+                        p.push(format!("{k}.expression"), why);
+                    }
                     AlarmKind::Expression { expression, metrics }
                 }
                 _ => {
@@ -846,4 +849,18 @@ fn alarm_metric(p: &mut Problems<'_>, key: String, m: RawAlarmMetric) -> AlarmMe
         p.push(format!("{key}.period"), "must be 10s, 30s or a multiple of 1m");
     }
     AlarmMetric { namespace, name, statistic, period, dimensions }
+}
+
+/// Metric math that CloudWatch's documentation does not give: an array function over a plain number
+/// (`MAX([calls, 1])`: arrays hold time series). Guarding a division is `IF(calls > 0, ..., 0)`.
+fn metric_math_problem(expression: &str) -> Option<String> {
+    let re = regex::Regex::new(r"(?i)\b(MAX|MIN|SUM|AVG)\s*\(\s*\[([^\]]*)\]").expect("a valid pattern");
+    re.captures_iter(expression).find_map(|c| {
+        let scalar = c[2].split(',').map(str::trim).find(|t| t.parse::<f64>().is_ok())?;
+        Some(format!(
+            "`{}([...{scalar}...])` puts a number in an array of time series, which CloudWatch metric math does not \
+             take; guard a division with IF, e.g. `IF(calls > 0, 100 * errors / calls, 0)`",
+            &c[1]
+        ))
+    })
 }

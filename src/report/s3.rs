@@ -128,8 +128,10 @@ impl S3Store {
             Ok(_) => Ok(true),
             Err(e) => {
                 let err = classify("s3:PutObject", &e);
-                let raced = e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
-                    || err.code.as_deref() == Some("PreconditionFailed");
+                // 412: the key exists (another writer won); 409 ConditionalRequestConflict: another
+                // conditional write to it is in flight. Either way, re-read the head and try again.
+                let raced = e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 409 | 412))
+                    || matches!(err.code.as_deref(), Some("PreconditionFailed" | "ConditionalRequestConflict"));
                 if create_only && raced { Ok(false) } else { Err(err.to_string()) }
             }
         }
@@ -143,7 +145,9 @@ impl S3Store {
             r.entry.seq = head.as_ref().map(|h| h.seq + 1).unwrap_or(1);
             let line = serde_json::to_vec(&r.entry).map_err(|e| e.to_string())?;
             if !self.put(&format!("{LEDGER_DIR}{:08}.json", r.entry.seq), &line, true).await? {
-                continue; // another writer took this number: re-link to the new head
+                // Another writer took (or is taking) this number: re-link to the new head, after a pause.
+                tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % 200 + 50)).await;
+                continue;
             }
             for (name, bytes) in &r.files {
                 self.put(name, bytes, false).await?;

@@ -204,4 +204,19 @@ fn aws_restore_blocks_are_validated_together() {
     ] {
         assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
     }
+    // RestoreDBClusterToPointInTime takes no RestoreToTime with RestoreType copy-on-write.
+    let aurora = |target: &str, verify: &str| {
+        format!(
+            "restore:\n  aws-aurora-cluster: {{ source-cluster: prod, subnet-group: g, security-groups: [sg-1], copy-on-write: true }}\n\
+             source: {{ host: db, user: u, dbname: app, password-env: PW }}\ntarget: {target}\nobjectives: {{ rto: 1h, rpo: 5m }}\n{verify}"
+        )
+    };
+    let (code, stderr) = validate("cow.yaml", &aurora("{ ago: 1h }", ""));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`restore.aws-aurora-cluster.copy-on-write` a copy-on-write clone restores only to the latest restorable time: use `target: latest`"), "{stderr}");
+    let (code, stderr) = validate("cow.yaml", &aurora("latest", "verify: [ { canary: {} } ]\n"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("drop the canary check or use a full copy"), "{stderr}");
+    let (code, stderr) = validate("cow.yaml", &aurora("latest", ""));
+    assert_eq!(code, 0, "{stderr}");
 }

@@ -283,6 +283,17 @@ fn an_object_locked_s3_store_chains_concurrent_drills_and_keeps_them_from_deleti
          \x20   print('refused', type(e).__name__)",
     );
     assert!(refused.starts_with("refused"), "{refused}");
+
+    // A create-only write can also meet 409 ConditionalRequestConflict (another conditional write to that
+    // key in flight): like a lost race (412), it re-reads the head and tries again.
+    moto.proxy.conflict("ledger/00000003.json", 2);
+    let out = run("s3://evidence/prod").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(moto.proxy.injected().get("conflict"), Some(&2));
+    let mut verify = stackdrill();
+    moto.env(&mut verify);
+    let out = verify.args(["report", "verify", "--reports", "s3://evidence/prod"]).output().unwrap();
+    assert!(text(&out.stdout).contains("ok: 3 entries"), "{}", text(&out.stdout));
 }
 
 #[test]

@@ -22,6 +22,8 @@ pub struct Proxy {
 struct Rules {
     deny: Option<String>,
     hang: Option<String>,
+    /// Answer this many requests containing the string with S3's 409 ConditionalRequestConflict.
+    conflict: Option<(String, u32)>,
     /// Forward the request, then never answer (the call happened; its answer was lost).
     hang_after_forward: bool,
     /// Probability that a request gets a fault, and the generator that decides.
@@ -89,6 +91,14 @@ fn transient(head: &[String], status: u16) -> String {
 }
 
 /// A REST-JSON access-denied answer (what AWS Backup, KMS, Logs and the tagging API send).
+/// S3's answer to a conditional write while another one on the same key is in flight (the S3 guide on
+/// conditional writes: "409 ConditionalRequestConflict ... Please try again").
+fn conflict() -> String {
+    let body = "<Error><Code>ConditionalRequestConflict</Code><Message>A conflicting conditional operation is \
+                currently in progress against this resource. Please try again.</Message></Error>";
+    format!("HTTP/1.1 409 Conflict\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
 fn denied() -> String {
     let body = r#"{"__type":"AccessDeniedException","message":"injected by the proxy"}"#;
     format!(
@@ -143,6 +153,21 @@ fn serve(client: TcpStream, upstream: String, rules: Arc<Mutex<Rules>>, stop: Ar
         };
         let (deny, hang, forward, fault) = {
             let mut r = rules.lock().unwrap();
+            let conflicted = match &mut r.conflict {
+                Some((needle, left)) if *left > 0 && head[0].contains(needle.as_str()) => {
+                    *left -= 1;
+                    true
+                }
+                _ => false,
+            };
+            if conflicted {
+                *r.injected.entry("conflict").or_default() += 1;
+                drop(r);
+                if writer.write_all(conflict().as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
             (matches(&r.deny), matches(&r.hang), r.hang_after_forward, r.pick())
         };
         if deny {
@@ -236,6 +261,11 @@ impl Proxy {
         let mut r = self.rules.lock().unwrap();
         r.hang = needle.map(str::to_string);
         r.hang_after_forward = forward;
+    }
+
+    /// Answer the next `times` requests whose first line contains `needle` with 409 ConditionalRequestConflict.
+    pub fn conflict(&self, needle: &str, times: u32) {
+        self.rules.lock().unwrap().conflict = Some((needle.to_string(), times));
     }
 
     /// From now on, give a random fault to this share of requests (0 stops), reproducibly from `seed`.

@@ -102,6 +102,7 @@ fn broken_stack_files_name_file_line_column_and_key() {
          alerts:\n  topic: {{ kms-key: alert }}\n  alarms:\n\
          \x20   - {{ name: a, metric: {{ namespace: N, name: M, period: 5m }}, threshold: 1, periods: 300 }}\n\
          \x20   - {{ name: b, threshold: 1, purpose: vibes }}\n\
+         \x20   - {{ name: c, expression: \"100 * e / MAX([n, 1])\", metrics: {{ e: {{ namespace: N, name: E }}, n: {{ namespace: N, name: C }} }}, threshold: 5 }}\n\
          database: {{ engine-version: \"15\", instance-class: m6g, allocated-storage: 20, master-username: a, kms-key: data, multi-azz: true }}\n"
     );
     let file = write(&dir, "broken.yaml", &body);
@@ -109,7 +110,7 @@ fn broken_stack_files_name_file_line_column_and_key() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("broken.yaml:13:114: `database.multi-azz` unknown field `multi-azz`")
+        stderr.contains("broken.yaml:14:114: `database.multi-azz` unknown field `multi-azz`")
             && stderr.contains("(did you mean `multi-az`?)"),
         "{stderr}"
     );
@@ -124,6 +125,7 @@ fn broken_stack_files_name_file_line_column_and_key() {
         "`alerts.alarms[1]` needs exactly one of `metric`, `anomaly-band`, or `expression` with `metrics`",
         "`alerts.alarms[1].purpose` unknown purpose `vibes`",
         "`database.instance-class` `m6g` is not an instance class",
+        "`alerts.alarms[2].expression` `MAX([...1...])` puts a number in an array of time series",
     ] {
         assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
     }

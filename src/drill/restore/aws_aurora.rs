@@ -135,6 +135,14 @@ impl RestoreProvider for AwsAuroraCluster {
     }
 
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
+        if self.spec.copy_on_write && matches!(target.recovery, Recovery::Time(_)) {
+            // `drill validate` refuses this in the file; `--target` can still ask for it.
+            return Err(RestoreError::Error(
+                "a copy-on-write clone restores only to the latest restorable time (RDS takes no RestoreToTime \
+                 with RestoreType copy-on-write): run with `--target latest` or set copy-on-write: false"
+                    .into(),
+            ));
+        }
         let s = &self.spec.scratch;
         let src = self.source.clone().ok_or_else(|| RestoreError::Error("source not described".into()))?;
         let tags = self.info.tags();

@@ -118,9 +118,13 @@ impl RestoreProvider for AwsRdsInstance {
             .send()
             .await
             .map_err(|e| classify("rds:DescribeDBInstanceAutomatedBackups", &e))?;
+        // Only this instance's own, active automated backups: a retained backup of an earlier instance
+        // that had the same name (another DbiResourceId, status `retained`) cannot restore this one.
         let from_backups = backups
             .db_instance_automated_backups()
             .iter()
+            .filter(|b| b.dbi_resource_id().is_some() && b.dbi_resource_id() == src.dbi_resource_id())
+            .filter(|b| b.status() == Some("active"))
             .filter_map(|b| b.restore_window().and_then(|w| w.earliest_time()).map(rds::to_chrono))
             .min();
         // Without a reported restore window, the retention period bounds it (never before creation).
@@ -216,5 +220,83 @@ impl RestoreProvider for AwsRdsInstance {
             return instance;
         }
         rds::teardown_parameter_group(&self.rds, GroupLevel::Instance, &self.scratch_id, &self.info.run, instance).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_rds::operation::describe_db_instance_automated_backups::DescribeDbInstanceAutomatedBackupsOutput;
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::types::{DbInstance, DbInstanceAutomatedBackup, RestoreWindow};
+    use aws_smithy_mocks::mock;
+    use chrono::{TimeDelta, Utc};
+
+    use super::*;
+    use crate::aws::mocked;
+    use crate::config::{RestoreSpec, parse_drill};
+    use crate::drill::events::EventSink;
+
+    fn days_ago(d: i64) -> aws_smithy_types::DateTime {
+        rds::to_smithy(Utc::now() - TimeDelta::days(d))
+    }
+
+    /// DescribeDBInstanceAutomatedBackups lists, under the same DBInstanceIdentifier, the backups an earlier
+    /// instance of that name left behind (status `retained`, its own DbiResourceId), as the RDS guide on
+    /// retained automated backups describes. Those do not widen the window.
+    #[tokio::test]
+    async fn the_window_comes_from_this_instances_active_backups_only() {
+        let source = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(
+                    DbInstance::builder()
+                        .db_instance_identifier("prod-db")
+                        .dbi_resource_id("db-CURRENT")
+                        .storage_encrypted(true)
+                        .backup_retention_period(7)
+                        .latest_restorable_time(days_ago(0))
+                        .instance_create_time(days_ago(40))
+                        .build(),
+                )
+                .build()
+        });
+        let backups = mock!(aws_sdk_rds::Client::describe_db_instance_automated_backups).then_output(|| {
+            let backup = |id: &str, status: &str, earliest: i64| {
+                DbInstanceAutomatedBackup::builder()
+                    .db_instance_identifier("prod-db")
+                    .dbi_resource_id(id)
+                    .status(status)
+                    .restore_window(RestoreWindow::builder().earliest_time(days_ago(earliest)).build())
+                    .build()
+            };
+            DescribeDbInstanceAutomatedBackupsOutput::builder()
+                .db_instance_automated_backups(backup("db-EARLIER", "retained", 30))
+                .db_instance_automated_backups(backup("db-CURRENT", "active", 5))
+                .build()
+        });
+        let client = mocked!(aws_sdk_rds, &[&source, &backups]);
+        let spec = parse_drill(
+            "restore: { aws-rds-instance: { source-instance: prod-db, subnet-group: g, security-groups: [sg-1] } }\n\
+             objectives: { rto: 1h, rpo: 5m }\n",
+            std::path::Path::new("w.yaml"),
+        )
+        .unwrap();
+        let RestoreSpec::AwsRdsInstance(r) = &spec.restore else { unreachable!() };
+        let info = RunInfo {
+            calls: CallCounter::default(),
+            region: "ap-southeast-1".into(),
+            drill: "w".into(),
+            run: "abcdef123456".into(),
+            database: "app".into(),
+            events: EventSink::new(|_| {}),
+            expires_at: Utc::now(),
+        };
+        let mut p = AwsRdsInstance::new(r, client, info);
+        let w = p.window().await.unwrap();
+        let age = Utc::now() - w.earliest;
+        assert!(
+            age < TimeDelta::days(6) && age > TimeDelta::days(4),
+            "earliest {} is not the active backup's",
+            w.earliest
+        );
     }
 }
