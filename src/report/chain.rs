@@ -373,7 +373,7 @@ mod tests {
         use base64::Engine;
         std::fs::write(
             d.join(format!("{}.sig", e6[1].file)),
-            base64::engine::general_purpose::STANDARD.encode(other.sign(&bytes)),
+            base64::engine::general_purpose::STANDARD.encode(other.sign(&bytes).unwrap()),
         )
         .unwrap();
         let p = first_problem(&d, Some(&public));

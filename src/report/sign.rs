@@ -212,26 +212,30 @@ impl Signer {
         }
     }
 
-    /// Signs `msg`. A KMS key is called synchronously from within the runtime (reports are written once
-    /// per drill); a failed KMS call yields an empty signature, which verification rejects.
-    pub(crate) fn sign(&self, msg: &[u8]) -> Vec<u8> {
+    /// Signs `msg`. A KMS key signs the message's SHA-256 digest (`MessageType` DIGEST: KMS takes at most
+    /// 4,096 bytes raw, and a report is longer); the ECDSA signature is the same one a raw SHA-256 signing
+    /// gives, so `openssl dgst -sha256 -verify` checks it over the report. KMS is called synchronously from
+    /// within the runtime (reports are written once per drill). A failed call is an error, never an empty
+    /// signature.
+    pub(crate) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
         match &self.inner {
-            Inner::Local(pair) => pair.sign(msg).as_ref().to_vec(),
+            Inner::Local(pair) => Ok(pair.sign(msg).as_ref().to_vec()),
             Inner::Kms { client, key, .. } => {
+                let fail = |why: String| SignError::Kms { key: key.clone(), why };
                 let call = client
                     .sign()
                     .key_id(key)
-                    .message(aws_sdk_kms::primitives::Blob::new(msg.to_vec()))
-                    .message_type(aws_sdk_kms::types::MessageType::Raw)
+                    .message(aws_sdk_kms::primitives::Blob::new(Sha256::digest(msg).to_vec()))
+                    .message_type(aws_sdk_kms::types::MessageType::Digest)
                     .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha256)
                     .send();
                 let signed = async {
                     match call.await {
-                        Ok(o) => o.signature().map(|b| b.as_ref().to_vec()).unwrap_or_default(),
-                        Err(e) => {
-                            tracing::error!("KMS could not sign the report: {}", crate::aws::classify("kms:Sign", &e));
-                            Vec::new()
-                        }
+                        Ok(o) => match o.signature() {
+                            Some(b) if !b.as_ref().is_empty() => Ok(b.as_ref().to_vec()),
+                            _ => Err(fail("answered Sign without a signature".into())),
+                        },
+                        Err(e) => Err(fail(format!("could not sign: {}", crate::aws::classify("kms:Sign", &e)))),
                     }
                 };
                 tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(signed))
@@ -240,7 +244,12 @@ impl Signer {
     }
 
     /// The DSSE envelope over an in-toto statement naming `subject` (file name) with its sha256.
-    pub(crate) fn envelope(&self, subject: &str, bytes: &[u8], predicate: serde_json::Value) -> Envelope {
+    pub(crate) fn envelope(
+        &self,
+        subject: &str,
+        bytes: &[u8],
+        predicate: serde_json::Value,
+    ) -> Result<Envelope, SignError> {
         let statement = serde_json::json!({
             "_type": STATEMENT_TYPE,
             "subject": [{ "name": subject, "digest": { "sha256": hex::encode(Sha256::digest(bytes)) } }],
@@ -248,12 +257,12 @@ impl Signer {
             "predicate": predicate,
         });
         let payload = serde_json::to_vec(&statement).unwrap_or_default();
-        let sig = self.sign(&pae(PAYLOAD_TYPE, &payload));
-        Envelope {
+        let sig = self.sign(&pae(PAYLOAD_TYPE, &payload))?;
+        Ok(Envelope {
             payload_type: PAYLOAD_TYPE.into(),
             payload: B64.encode(&payload),
             signatures: vec![EnvelopeSignature { keyid: self.key_id.clone(), sig: B64.encode(sig) }],
-        }
+        })
     }
 }
 
@@ -328,10 +337,10 @@ mod tests {
         let s = Signer::configured(Some(&path)).unwrap().unwrap();
         assert_eq!(s.key_id, id);
         let public = parse_public_pem(&std::fs::read_to_string(pub_path).unwrap()).unwrap();
-        let sig = B64.encode(s.sign(b"report"));
-        let env = serde_json::to_string(&s.envelope("r.json", b"report", serde_json::json!({}))).unwrap();
+        let sig = B64.encode(s.sign(b"report").unwrap());
+        let env = serde_json::to_string(&s.envelope("r.json", b"report", serde_json::json!({})).unwrap()).unwrap();
         assert!(verify_files(&public, b"report", &sig, Some(&env)).is_ok());
         assert!(verify_files(&public, b"rep0rt", &sig, None).is_err());
-        assert!(verify_files(&public, b"rep0rt", &B64.encode(s.sign(b"rep0rt")), Some(&env)).is_err());
+        assert!(verify_files(&public, b"rep0rt", &B64.encode(s.sign(b"rep0rt").unwrap()), Some(&env)).is_err());
     }
 }

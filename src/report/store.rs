@@ -48,13 +48,14 @@ pub(crate) fn render(
         (format!("{stem}.html"), super::html::render(report, trend).into_bytes()),
     ];
     if let Some(s) = signer {
-        let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body));
+        let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body).map_err(std::io::Error::other)?);
         files.push((format!("{name}.sig"), format!("{sig}\n").into_bytes()));
         let predicate = serde_json::json!({
             "id": report.id, "drill": report.drill, "result": report.result.as_str(),
             "started_at": report.started_at, "previous_sha256": report.previous_sha256,
         });
-        let env = serde_json::to_vec_pretty(&s.envelope(&name, &body, predicate)).map_err(std::io::Error::other)?;
+        let env = s.envelope(&name, &body, predicate).map_err(std::io::Error::other)?;
+        let env = serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?;
         files.push((chain::dsse_name(&name), env));
     }
     let entry = chain::Entry {
@@ -221,10 +222,11 @@ pub(crate) fn render_sign_off(
     body.push(b'\n');
     let mut files = Vec::new();
     if let Some(s) = signer {
-        let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body));
+        let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body).map_err(std::io::Error::other)?);
         files.push((format!("{name}.sig"), format!("{sig}\n").into_bytes()));
-        let env =
-            s.envelope(&name, &body, serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }));
+        let env = s
+            .envelope(&name, &body, serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }))
+            .map_err(std::io::Error::other)?;
         files.push((chain::dsse_name(&name), serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?));
     }
     let entry = chain::Entry {

@@ -348,4 +348,31 @@ fn a_kms_key_signs_reports_and_openssl_checks_them() {
         .output()
         .unwrap();
     assert!(out.status.success(), "openssl: {}{}", text(&out.stdout), text(&out.stderr));
+    // The report is longer than the 4,096 bytes KMS signs raw: what was sent was its SHA-256 digest.
+    assert!(std::fs::metadata(&file).unwrap().len() > 4096);
+
+    // KMS refusing to sign is an error: no report claims a signature it does not have.
+    moto.proxy.deny(Some("\"MessageType\""));
+    let denied = tmp.path().join("denied");
+    let mut cmd = stackdrill();
+    moto.env(&mut cmd);
+    let out = cmd
+        .args(["drill", "run"])
+        .arg(&demo.drill)
+        .arg("--reports")
+        .arg(&denied)
+        .args(["--sign-kms-key", "alias/drill-reports"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("the KMS signing key `alias/drill-reports` could not sign") && stderr.contains("kms:Sign"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("signed:"), "{stdout}");
+    let sigs: Vec<_> = std::fs::read_dir(&denied)
+        .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".sig")).collect())
+        .unwrap_or_default();
+    assert!(sigs.is_empty(), "a signature file was written: {sigs:?}");
 }

@@ -38,7 +38,10 @@ impl Moto {
         let dir = tempfile::tempdir().unwrap();
         let recording = dir.path().join("recording.jsonl");
         let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
-        let child = Command::new(&bin)
+        // moto_server, with KMS Sign mended to answer as AWS does (tests/moto_server.py says how).
+        let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/moto_server.py");
+        let child = Command::new(venv().join("python"))
+            .arg(&launcher)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .stdout(Stdio::null())
