@@ -174,7 +174,13 @@ pub(crate) fn diff(stack: &str, desired: &[Resource], live: &LiveState) -> Vec<S
             Some(l) => {
                 for (k, want) in &r.props {
                     let have = l.props.get(*k).unwrap_or(&Value::Null);
-                    if !same(want, have) {
+                    let matches = match (r.kind, *k, want, have) {
+                        ("rds-instance", "engine", Value::String(w), Value::String(h)) => {
+                            super::resources::rds::engine_satisfies(w, h)
+                        }
+                        _ => same(want, have),
+                    };
+                    if !matches {
                         step.changes.push(Change {
                             property: k.to_string(),
                             before: have.clone(),

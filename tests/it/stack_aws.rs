@@ -308,3 +308,20 @@ fn lowering_backup_retention_is_data_loss_and_refused_without_the_flag() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(env.stack("plan", &["--detailed-exitcode"]).status.code(), Some(0));
 }
+
+/// RDS applies minor upgrades on its own (auto minor version upgrade): 15.8 declared, 15.10 live is in
+/// sync, and apply never asks for 15.8 again (RDS refuses a downgrade). A live version below the
+/// declared one is still a change.
+#[test]
+fn a_minor_version_rds_applied_is_not_drift() {
+    let env = Env::new();
+    env.apply();
+    env.py("boto3.client('rds').modify_db_instance(DBInstanceIdentifier='production-db', EngineVersion='15.10', ApplyImmediately=True)");
+    let out = env.stack("plan", &["--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(env.stack("drift", &[]).status.code(), Some(0));
+    env.py("boto3.client('rds').modify_db_instance(DBInstanceIdentifier='production-db', EngineVersion='15.4', ApplyImmediately=True)");
+    let out = env.stack("plan", &["--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("engine = \"postgres 15.4\" -> \"postgres 15.8\""), "{}", text(&out.stdout));
+}

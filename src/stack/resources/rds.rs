@@ -258,8 +258,27 @@ pub(crate) async fn create_instance(c: &Clients, r: &Resource, ctx: &Ctx) -> Res
     wait_available(c, &r.name).await
 }
 
+/// Whether the live engine (`postgres 15.10`) satisfies the declared one (`postgres 15.8` or `postgres 15`):
+/// the same engine and major version, at or above the declared minor. RDS upgrades minor versions on its
+/// own (auto minor version upgrade); asking for the declared one again would be a downgrade it refuses.
+pub(crate) fn engine_satisfies(declared: &str, live: &str) -> bool {
+    let split = |e: &str| {
+        let (name, version) = e.split_once(' ').unwrap_or((e, ""));
+        let parts: Vec<u64> = version.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+        (name.to_string(), parts)
+    };
+    let ((want_engine, want), (have_engine, have)) = (split(declared), split(live));
+    want_engine == have_engine && !want.is_empty() && have.first() == want.first() && have >= want
+}
+
 pub(crate) async fn update_instance(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
-    let changed = |k: &str| r.props.get(k) != live.props.get(k);
+    let changed = |k: &str| match k {
+        "engine" => {
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+            !engine_satisfies(&text(r.props.get(k)), &text(live.props.get(k)))
+        }
+        _ => r.props.get(k) != live.props.get(k),
+    };
     let mut req = c.rds.modify_db_instance().db_instance_identifier(&r.name).apply_immediately(true);
     if changed("engine") {
         req = req.engine_version(engine(r).1).allow_major_version_upgrade(true);
@@ -351,5 +370,19 @@ async fn wait_available(c: &Clients, id: &str) -> Result<(), AwsError> {
             return Ok(());
         }
         backoff.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    #[test]
+    fn a_minor_upgrade_rds_made_is_not_drift_and_never_a_downgrade() {
+        use super::engine_satisfies as ok;
+        assert!(ok("postgres 15.8", "postgres 15.8"));
+        assert!(ok("postgres 15.8", "postgres 15.10"), "15.10 > 15.8 numerically, not as text");
+        assert!(ok("postgres 15", "postgres 15.12"));
+        assert!(!ok("postgres 15.8", "postgres 15.4"), "below the declared minor");
+        assert!(!ok("postgres 15.8", "postgres 16.1"), "another major");
+        assert!(!ok("postgres 15.8", "mysql 15.8"));
     }
 }
