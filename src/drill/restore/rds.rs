@@ -686,14 +686,7 @@ pub(crate) async fn ready_instance(
     wait_instance_available(rds, id, events, drill, "ready").await?;
     let password = fresh_password();
     info.progress("ready", "setting fresh credentials (ModifyDBInstance)");
-    rds.modify_db_instance()
-        .db_instance_identifier(id)
-        .master_user_password(&password)
-        .deletion_protection(false)
-        .apply_immediately(true)
-        .send()
-        .await
-        .map_err(|e| RestoreError::Error(classify("rds:ModifyDBInstance", &e).to_string()))?;
+    set_fresh_credentials(rds, id, &password, Backoff::describe()).await?;
     let inst = wait_instance_available(rds, id, events, drill, "ready").await?;
     if inst.publicly_accessible() == Some(true) {
         return Err(RestoreError::Error(format!(
@@ -706,6 +699,41 @@ pub(crate) async fn ready_instance(
     let ep = endpoint(scratch, address, port, &user, &password, &info.database)?;
     wait_connectable(&ep).await?;
     Ok(ep)
+}
+
+/// Sets the scratch's fresh master password (and deletion protection off, in case the restore inherited
+/// it). Right after a restore reports `available`, RDS may still be taking the post-restore backup and
+/// answer InvalidDBInstanceState ("not in available state"): that is retried with `backoff`, ten times
+/// at most; any other error is final.
+async fn set_fresh_credentials(
+    rds: &Client,
+    id: &str,
+    password: &str,
+    mut backoff: Backoff,
+) -> Result<(), RestoreError> {
+    let mut attempt = 1;
+    loop {
+        let sent = rds
+            .modify_db_instance()
+            .db_instance_identifier(id)
+            .master_user_password(password)
+            .deletion_protection(false)
+            .apply_immediately(true)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let e = classify("rds:ModifyDBInstance", &e);
+                if e.code.as_deref() != Some("InvalidDBInstanceState") || attempt >= 10 {
+                    return Err(RestoreError::Error(e.to_string()));
+                }
+                tracing::info!(scratch = %id, attempt, "the scratch is not ready for ModifyDBInstance yet; retrying");
+                attempt += 1;
+                backoff.wait().await;
+            }
+        }
+    }
 }
 
 /// Waits until the scratch accepts a TLS connection with the fresh credentials (a password change
@@ -732,6 +760,51 @@ pub(crate) async fn wait_connectable(ep: &super::Endpoint) -> Result<(), Restore
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ModifyDBInstance right after a restore can meet InvalidDBInstanceState while RDS takes the
+    /// post-restore backup (the RDS API reference lists it for ModifyDBInstance): retried, not fatal.
+    #[tokio::test]
+    async fn fresh_credentials_are_retried_while_the_instance_is_busy() {
+        use aws_sdk_rds::operation::modify_db_instance::ModifyDbInstanceOutput;
+        use aws_smithy_mocks::mock;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+
+        use crate::aws::mocked;
+        use aws_smithy_types::body::SdkBody;
+        let busy = || {
+            Response::new(
+                StatusCode::try_from(400).unwrap(),
+                SdkBody::from(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidDBInstanceState</Code><Message>Database \
+                     instance is not in available state.</Message></Error><RequestId>r</RequestId></ErrorResponse>",
+                ),
+            )
+        };
+        let modify = mock!(aws_sdk_rds::Client::modify_db_instance)
+            .sequence()
+            .http_response(busy)
+            .times(2)
+            .output(|| ModifyDbInstanceOutput::builder().build())
+            .build();
+        let rds = mocked!(aws_sdk_rds, &[&modify]);
+        let quick = Backoff::new(Duration::from_millis(10), Duration::from_millis(20));
+        set_fresh_credentials(&rds, "sd-x-abcdef", "pw", quick).await.unwrap();
+        assert_eq!(modify.num_calls(), 3);
+
+        let denied = mock!(aws_sdk_rds::Client::modify_db_instance).then_http_response(|| {
+            Response::new(
+                StatusCode::try_from(400).unwrap(),
+                SdkBody::from(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidParameterCombination</Code><Message>no\
+                     </Message></Error><RequestId>r</RequestId></ErrorResponse>",
+                ),
+            )
+        });
+        let rds = mocked!(aws_sdk_rds, &[&denied]);
+        let quick = Backoff::new(Duration::from_millis(10), Duration::from_millis(20));
+        assert!(set_fresh_credentials(&rds, "sd-x-abcdef", "pw", quick).await.is_err());
+        assert_eq!(denied.num_calls(), 1, "another error is final");
+    }
 
     #[test]
     fn scratch_ids_follow_rds_rules() {
