@@ -133,6 +133,14 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
                 .prop("iam-auth", d.iam_auth)
                 .prop("parameter-group", &d.parameter_group)
                 .prop("subnet-group", &d.subnet_group)
+                // The backup selection selects by tag: the database carries it, or nothing is backed up.
+                .prop(
+                    "backup-tag",
+                    s.backup
+                        .as_ref()
+                        .and_then(|b| b.selection.as_ref())
+                        .map(|sel| format!("{}={}", sel.tag.0, sel.tag.1)),
+                )
                 .after("kms-key", &alias(&d.key))
                 .after("db-parameter-group", &d.parameter_group)
                 .after("db-subnet-group", &d.subnet_group),

@@ -88,6 +88,13 @@ pub(crate) const RULES: &[Rule] = &[
         aws_config: "backup-plan-min-frequency-and-min-retention-check",
     },
     Rule {
+        id: "STK-BACKUP-SELECTS-DB",
+        title: "the backup selection selects the stack's database (its tag is on the instance)",
+        soc2: &["A1.2"],
+        checkov: "—",
+        aws_config: "rds-resources-protected-by-backup-plan",
+    },
+    Rule {
         id: "STK-BACKUP-VAULT-ENCRYPTED",
         title: "the backup vault is encrypted with a customer-managed key",
         soc2: &["CC6.1"],
@@ -282,6 +289,7 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
     match &s.backup {
         None => {
             f.absent("STK-BACKUP-PLAN", "backup plan");
+            f.absent("STK-BACKUP-SELECTS-DB", "backup plan");
             f.absent("STK-BACKUP-VAULT-ENCRYPTED", "backup vault");
         }
         Some(b) => {
@@ -304,6 +312,26 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
                 "daily and continuous rules, 35 days, a tag selection",
                 format!("missing {}", missing.join(" and ")),
             );
+            match (&b.selection, &s.database) {
+                (Some(sel), Some(d)) => f.add(
+                    "STK-BACKUP-SELECTS-DB",
+                    true,
+                    format!("backup selection {}", sel.name),
+                    &format!(
+                        "selects {} by its tag {}={} (stackdrill tags the instance)",
+                        d.identifier, sel.tag.0, sel.tag.1
+                    ),
+                    String::new(),
+                ),
+                (None, Some(d)) => f.add(
+                    "STK-BACKUP-SELECTS-DB",
+                    false,
+                    format!("backup plan {}", b.plan),
+                    "",
+                    format!("no selection: the plan backs up nothing, not even {}", d.identifier),
+                ),
+                (_, None) => f.absent("STK-BACKUP-SELECTS-DB", "RDS database"),
+            }
             f.add(
                 "STK-BACKUP-VAULT-ENCRYPTED",
                 s.keys.contains_key(&b.vault_key),
@@ -545,6 +573,13 @@ pub(crate) fn check_live(
         let ok = prop(l, "kms-key").as_str().is_some_and(|k| k.starts_with("alias/") && !k.starts_with("alias/aws/"));
         let fail = if l.is_none() { missing(r) } else { format!("key {}", prop(l, "kms-key")) };
         f.add("STK-BACKUP-VAULT-ENCRYPTED", ok, &r.name, "customer-managed key", fail);
+    }
+    // The selection selects by tag: the live database must carry it, or the plan backs up nothing.
+    for (r, l) in get("rds-instance") {
+        let Some(want) = r.props.get("backup-tag").and_then(Value::as_str) else { continue };
+        let have = prop(l, "backup-tag");
+        let fail = if l.is_none() { missing(r) } else { format!("lacks the selection's tag {want}") };
+        f.add("STK-BACKUP-SELECTS-DB", have.as_str() == Some(want), &r.name, &format!("tagged {want}"), fail);
     }
     for (r, l) in get("backup-plan") {
         let rules = prop(l, "rules");

@@ -30,7 +30,7 @@ fn the_production_stack_validates_and_keeps_every_rule() {
     let out = stackdrill().args(["stack", "check", "production"]).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("stack `production` (the file): 36 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("stack `production` (the file): 37 passed, 0 failed"), "{stdout}");
 }
 
 const COMPLIANT_HEAD: &str = "name: lax\nregion: us-east-1\nresidency: [ap-southeast-1]\n\

@@ -44,14 +44,14 @@ impl Env {
         Env { moto, dir, file }
     }
 
-    /// Runs stackdrill against the emulator. An apply waives STK-BACKUP-PLAN, the one rule this stack
-    /// fails on purpose (its backup selection is cut: moto has no CreateBackupSelection).
+    /// Runs stackdrill against the emulator. An apply waives STK-BACKUP-PLAN and STK-BACKUP-SELECTS-DB,
+    /// the rules this stack fails on purpose (its backup selection is cut: moto has no CreateBackupSelection).
     pub(crate) fn run(&self, args: &[&str]) -> Output {
         let mut cmd = stackdrill();
         self.moto.env(&mut cmd);
         cmd.env("STACKDRILL_STATE_DIR", self.dir.path().join("state")).args(args);
         if args.starts_with(&["stack", "apply"]) {
-            cmd.args(["--skip-policy", "STK-BACKUP-PLAN"]);
+            cmd.args(["--skip-policy", "STK-BACKUP-PLAN,STK-BACKUP-SELECTS-DB"]);
         }
         cmd.output().unwrap()
     }

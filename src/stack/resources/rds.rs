@@ -97,10 +97,31 @@ pub(crate) async fn read(
                 .prop("publicly-accessible", d.publicly_accessible())
                 .prop("iam-auth", d.iam_database_authentication_enabled())
                 .prop("parameter-group", d.db_parameter_groups().first().and_then(|p| p.db_parameter_group_name()))
-                .prop("subnet-group", d.db_subnet_group().and_then(|g| g.db_subnet_group_name())),
+                .prop("subnet-group", d.db_subnet_group().and_then(|g| g.db_subnet_group_name()))
+                .prop("backup-tag", backup_tag(r, d)),
         );
     }
     Ok(out)
+}
+
+/// The instance's value of the tag the backup selection selects by (`key=value`), if it has it.
+fn backup_tag(r: &Resource, d: &aws_sdk_rds::types::DbInstance) -> Option<String> {
+    let (key, _) = r.props.get("backup-tag").and_then(Value::as_str)?.split_once('=')?;
+    let tag = d.tag_list().iter().find(|t| t.key() == Some(key))?;
+    Some(format!("{key}={}", tag.value().unwrap_or_default()))
+}
+
+/// The tag the backup selection selects by, for the database to carry.
+fn selection_tag(r: &Resource) -> Option<Tag> {
+    let (k, v) = r.props.get("backup-tag").and_then(Value::as_str)?.split_once('=')?;
+    Some(Tag::builder().key(k).value(v).build())
+}
+
+/// The stack's tags, plus the backup selection's tag on a database.
+fn instance_tags(r: &Resource, stack: &str) -> Vec<Tag> {
+    let mut tags = rds_tags(stack);
+    tags.extend(selection_tag(r));
+    tags
 }
 
 fn params(r: &Resource) -> BTreeMap<String, String> {
@@ -251,7 +272,7 @@ pub(crate) async fn create_instance(c: &Clients, r: &Resource, ctx: &Ctx) -> Res
         .db_parameter_group_name(str_prop(r, "parameter-group"))
         .db_subnet_group_name(str_prop(r, "subnet-group"))
         .copy_tags_to_snapshot(true)
-        .set_tags(Some(rds_tags(&ctx.stack)))
+        .set_tags(Some(instance_tags(r, &ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("rds:CreateDBInstance", &e))?;
@@ -279,6 +300,31 @@ pub(crate) async fn update_instance(c: &Clients, r: &Resource, live: &Live) -> R
         }
         _ => r.props.get(k) != live.props.get(k),
     };
+    if changed("backup-tag") {
+        let tag = selection_tag(r);
+        c.rds
+            .add_tags_to_resource()
+            .resource_name(&live.arn)
+            .set_tags(tag.map(|t| vec![t]))
+            .send()
+            .await
+            .map_err(|e| classify("rds:AddTagsToResource", &e))?;
+    }
+    const MODIFIABLE: [&str; 10] = [
+        "engine",
+        "instance-class",
+        "allocated-storage",
+        "multi-az",
+        "backup-retention-days",
+        "deletion-protection",
+        "publicly-accessible",
+        "iam-auth",
+        "parameter-group",
+        "subnet-group",
+    ];
+    if !MODIFIABLE.iter().any(|k| changed(k)) {
+        return Ok(());
+    }
     let mut req = c.rds.modify_db_instance().db_instance_identifier(&r.name).apply_immediately(true);
     if changed("engine") {
         req = req.engine_version(engine(r).1).allow_major_version_upgrade(true);

@@ -251,3 +251,48 @@ async fn a_backup_selection_reads_back_as_declared_and_is_created_on_its_plan() 
     backup::create_selection(&c, sel, &ctx).await.unwrap();
     assert_eq!(create.num_calls(), 1, "the selection went to the plan's id with the declared tag");
 }
+
+/// The backup selection selects by tag, so the stack's database carries that tag: an instance without it
+/// gets it in place (AddTagsToResource, no ModifyDBInstance), and the live read reports it.
+#[tokio::test]
+async fn the_database_carries_the_tag_its_backup_selection_selects_by() {
+    use aws_sdk_rds::operation::add_tags_to_resource::AddTagsToResourceOutput;
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::types::{DbInstance, Tag};
+    let rs = production();
+    let db = find(&rs, "rds-instance");
+    assert_eq!(db.props.get("backup-tag").and_then(|v| v.as_str()), Some("backup=production"));
+    const ARN: &str = "arn:aws:rds:ap-southeast-1:111122223333:db:production-db";
+    let mut live = Live::new("rds-instance", "production-db", ARN);
+    for (k, v) in &db.props {
+        if *k != "backup-tag" {
+            live.props.insert(k.to_string(), v.clone());
+        }
+    }
+    let tag = mock!(aws_sdk_rds::Client::add_tags_to_resource)
+        .match_requests(|r| {
+            r.resource_name() == Some(ARN)
+                && r.tags().iter().any(|t: &Tag| t.key() == Some("backup") && t.value() == Some("production"))
+        })
+        .then_output(|| AddTagsToResourceOutput::builder().build());
+    let mut c = clients();
+    c.rds = mocked!(aws_sdk_rds, &[&tag]);
+    super::rds::update_instance(&c, db, &live).await.unwrap();
+    assert_eq!(tag.num_calls(), 1);
+
+    // Read back: the instance's tags give the prop the plan compares.
+    let described = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(|| {
+        DescribeDbInstancesOutput::builder()
+            .db_instances(
+                DbInstance::builder()
+                    .db_instance_identifier("production-db")
+                    .db_instance_arn(ARN)
+                    .tag_list(Tag::builder().key("backup").value("production").build())
+                    .build(),
+            )
+            .build()
+    });
+    c.rds = mocked!(aws_sdk_rds, &[&described]);
+    let read = super::rds::read(&c, &[], &[], &[db], &Ids::default()).await.unwrap();
+    assert_eq!(read[0].props.get("backup-tag").and_then(|v| v.as_str()), Some("backup=production"));
+}
