@@ -140,9 +140,33 @@ impl AwsBackup {
         Ok(())
     }
 
-    fn metadata(&self, point: &Point, target: &ResolvedTarget) -> HashMap<String, String> {
+    /// The restore metadata AWS Backup recorded for the point (it carries what a restore requires, such
+    /// as `Engine`), as the AWS Backup developer guide says to start from.
+    async fn recorded_metadata(&self, point: &Point) -> Result<HashMap<String, String>, RestoreError> {
+        let out = self
+            .backup
+            .get_recovery_point_restore_metadata()
+            .backup_vault_name(&self.spec.vault)
+            .recovery_point_arn(&point.arn)
+            .send()
+            .await
+            .map_err(|e| RestoreError::Failed(classify("backup:GetRecoveryPointRestoreMetadata", &e).to_string()))?;
+        Ok(out.restore_metadata().cloned().unwrap_or_default())
+    }
+
+    /// The recorded metadata with this drill's overrides: the scratch's name, isolation and parameters.
+    fn metadata(
+        &self,
+        mut m: HashMap<String, String>,
+        point: &Point,
+        target: &ResolvedTarget,
+    ) -> HashMap<String, String> {
         let s = &self.spec.scratch;
-        let mut m = HashMap::from([
+        // Recorded keys a new, isolated scratch must not inherit.
+        for k in ["DBInstanceIdentifier", "DbiResourceId", "DBInstanceArn", "Endpoint", "Port", "AvailabilityZone"] {
+            m.remove(k);
+        }
+        m.extend([
             ("DBInstanceIdentifier".to_string(), self.scratch_id.clone()),
             ("PubliclyAccessible".to_string(), "false".to_string()),
             ("MultiAZ".to_string(), "false".to_string()),
@@ -277,8 +301,17 @@ impl RestoreProvider for AwsBackup {
                     .unwrap_or_default()
             )));
         };
-        let latest = if self.points.iter().any(|p| p.continuous) { Utc::now() } else { last.created };
-        Ok(Window { earliest: first.created, latest })
+        // A continuous (PITR) point restores only up to the source's LatestRestorableTime, about five
+        // minutes behind now (RDS user guide, point-in-time recovery); a source that is gone gives that bound.
+        let latest = if self.points.iter().any(|p| p.continuous) {
+            let source = rds::describe_instance(&self.rds, &self.spec.resource_arn).await?;
+            source
+                .and_then(|i| i.latest_restorable_time().map(rds::to_chrono))
+                .unwrap_or_else(|| Utc::now() - chrono::TimeDelta::minutes(5))
+        } else {
+            last.created
+        };
+        Ok(Window { earliest: first.created, latest: latest.max(first.created) })
     }
 
     async fn wait_recoverable(
@@ -311,6 +344,7 @@ impl RestoreProvider for AwsBackup {
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
         let point = self.chosen.clone().ok_or_else(|| RestoreError::Error("no recovery point chosen".into()))?;
         self.prepare_parameters().await?;
+        let recorded = self.recorded_metadata(&point).await?;
         let out = self
             .backup
             .start_restore_job()
@@ -318,7 +352,7 @@ impl RestoreProvider for AwsBackup {
             .iam_role_arn(&self.spec.iam_role_arn)
             .resource_type("RDS")
             .idempotency_token(format!("stackdrill-{}", self.info.run))
-            .set_metadata(Some(self.metadata(&point, target)))
+            .set_metadata(Some(self.metadata(recorded, &point, target)))
             .send()
             .await
             .map_err(|e| RestoreError::Failed(classify("backup:StartRestoreJob", &e).to_string()))?;

@@ -80,6 +80,19 @@ fn points() -> ListRecoveryPointsByBackupVaultOutput {
         .build()
 }
 
+/// What AWS Backup recorded for the point (GetRecoveryPointRestoreMetadata): the source's settings.
+fn recorded_metadata() -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_backup::Client::get_recovery_point_restore_metadata).then_output(|| {
+        aws_sdk_backup::operation::get_recovery_point_restore_metadata::GetRecoveryPointRestoreMetadataOutput::builder()
+            .restore_metadata("Engine", "postgres")
+            .restore_metadata("DBInstanceIdentifier", "prod-db")
+            .restore_metadata("DBInstanceClass", "db.m6g.large")
+            .restore_metadata("MultiAZ", "true")
+            .restore_metadata("AvailabilityZone", "ap-southeast-1a")
+            .build()
+    })
+}
+
 fn job(status: RestoreJobStatus, created: Option<&str>) -> DescribeRestoreJobOutput {
     DescribeRestoreJobOutput::builder()
         .restore_job_id("job-1")
@@ -158,7 +171,8 @@ async fn a_failed_restore_job_fails_the_drill_and_still_reports() {
         .build();
     let put = mock!(aws_sdk_backup::Client::put_restore_validation_result)
         .then_output(|| PutRestoreValidationResultOutput::builder().build());
-    let backup = mocked!(aws_sdk_backup, &[&list, &start, &describe, &put]);
+    let meta = recorded_metadata();
+    let backup = mocked!(aws_sdk_backup, &[&list, &meta, &start, &describe, &put]);
     let gone = mock!(aws_sdk_rds::Client::describe_db_instances).then_http_response(not_found);
     let rds = mocked!(aws_sdk_rds, &[&gone]);
 
@@ -183,7 +197,8 @@ async fn a_restore_job_that_never_finishes_times_out_tears_down_and_reports() {
         .then_output(|| StartRestoreJobOutput::builder().restore_job_id("job-1").build());
     let describe =
         mock!(aws_sdk_backup::Client::describe_restore_job).then_output(|| job(RestoreJobStatus::Running, None));
-    let backup = mocked!(aws_sdk_backup, &[&list, &start, &describe]);
+    let meta = recorded_metadata();
+    let backup = mocked!(aws_sdk_backup, &[&list, &meta, &start, &describe]);
     let gone = mock!(aws_sdk_rds::Client::describe_db_instances).then_http_response(not_found);
     let rds = mocked!(aws_sdk_rds, &[&gone]);
 
@@ -214,10 +229,12 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_backup_vault).then_output(points);
     let metadata = Arc::new(Mutex::new(None));
     let seen = metadata.clone();
+    // An RDS restore job needs what AWS Backup recorded for the point (`Engine` among it): a request
+    // without it matches no rule here, as AWS would refuse it.
     let start = mock!(aws_sdk_backup::Client::start_restore_job)
         .match_requests(move |req| {
             *seen.lock().unwrap() = req.metadata().cloned();
-            true
+            req.metadata().is_some_and(|m| m.get("Engine").map(String::as_str) == Some("postgres"))
         })
         .then_output(|| StartRestoreJobOutput::builder().restore_job_id("job-1").build());
     // A throttled describe and a 503 are retried by the SDK's standard retry policy.
@@ -238,7 +255,8 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     fn retry(c: aws_sdk_backup::config::Builder) -> aws_sdk_backup::config::Builder {
         c.retry_config(crate::aws::retry_config().with_initial_backoff(Duration::from_millis(10)))
     }
-    let backup = mocked!(aws_sdk_backup, &[&list, &start, &describe, &put], retry);
+    let meta = recorded_metadata();
+    let backup = mocked!(aws_sdk_backup, &[&list, &meta, &start, &describe, &put], retry);
 
     let tag = mock!(aws_sdk_rds::Client::add_tags_to_resource)
         .match_requests(|req| {
@@ -259,14 +277,20 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
         .match_requests(|req| req.db_instance_identifier() == Some(SCRATCH) && req.skip_final_snapshot() == Some(true))
         .then_output(|| DeleteDbInstanceOutput::builder().build());
     // The source still exists: its parameter group is copied, made inert, and deleted at teardown.
+    // RDS restores a continuous point only up to the source's LatestRestorableTime (minutes behind now).
+    let restorable = Utc::now() - chrono::TimeDelta::minutes(7);
     let source = mock!(aws_sdk_rds::Client::describe_db_instances)
         .match_requests(|req| req.db_instance_identifier() == Some(SOURCE_ARN))
-        .then_output(|| {
+        .then_output(move || {
             let group =
                 aws_sdk_rds::types::DbParameterGroupStatus::builder().db_parameter_group_name("prod-params").build();
             DescribeDbInstancesOutput::builder()
                 .db_instances(
-                    DbInstance::builder().db_instance_identifier("prod-db").db_parameter_groups(group).build(),
+                    DbInstance::builder()
+                        .db_instance_identifier("prod-db")
+                        .db_parameter_groups(group)
+                        .latest_restorable_time(crate::drill::restore::rds::to_smithy(restorable))
+                        .build(),
                 )
                 .build()
         });
@@ -351,4 +375,15 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     assert_eq!(m.get("UseLatestRestorableTime").map(String::as_str), Some("true"));
     assert_eq!(m.get("VpcSecurityGroupIds").map(String::as_str), Some("[\"sg-0123456789abcdef0\"]"));
     assert_eq!(m.get("DBParameterGroupName").map(String::as_str), Some(SCRATCH));
+    let window = r.target.window.as_ref().unwrap();
+    assert!(
+        (window.latest - restorable).num_milliseconds().abs() < 1000,
+        "window ends {} not at {restorable}",
+        window.latest
+    );
+    // The recorded metadata is the base; the drill's isolation overrides it.
+    assert_eq!(m.get("Engine").map(String::as_str), Some("postgres"));
+    assert_eq!(m.get("DBInstanceClass").map(String::as_str), Some("db.m6g.large"));
+    assert_eq!(m.get("MultiAZ").map(String::as_str), Some("false"));
+    assert!(!m.contains_key("AvailabilityZone"), "{m:?}");
 }
