@@ -21,11 +21,11 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
-    fn new(kind: &'static str, name: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: &'static str, name: impl Into<String>) -> Self {
         Resource { kind, name: name.into(), props: BTreeMap::new(), depends_on: Vec::new() }
     }
 
-    fn prop(mut self, k: &'static str, v: impl Serialize) -> Self {
+    pub(crate) fn prop(mut self, k: &'static str, v: impl Serialize) -> Self {
         self.props.insert(k, json!(v));
         self
     }

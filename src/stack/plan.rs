@@ -173,6 +173,9 @@ pub(crate) fn diff(stack: &str, desired: &[Resource], live: &LiveState) -> Vec<S
             }
             Some(l) => {
                 for (k, want) in &r.props {
+                    if r.kind == "rds-instance" && super::resources::rds::owned_elsewhere(k, l) {
+                        continue;
+                    }
                     let have = l.props.get(*k).unwrap_or(&Value::Null);
                     let matches = match (r.kind, *k, want, have) {
                         ("rds-instance", "engine", Value::String(w), Value::String(h)) => {
@@ -355,6 +358,28 @@ mod tests {
 
     fn change(property: &str, before: Value, after: Value) -> Change {
         Change { property: property.into(), before, after, forces_replacement: None }
+    }
+
+    /// With AwsBackupRecoveryPointArn set, AWS Backup owns the retention: a different value is no change.
+    #[test]
+    fn retention_aws_backup_owns_is_not_planned() {
+        use crate::stack::live::{Live, LiveState, Owner};
+        let r = Resource::new("rds-instance", "db").prop("backup-retention-days", 14).prop("multi-az", true);
+        let live = |managed: bool| {
+            let mut l = Live::new("rds-instance", "db", "arn:aws:rds:ap-southeast-1:1:db:db")
+                .prop("backup-retention-days", 35)
+                .prop("multi-az", true)
+                .prop(crate::stack::resources::rds::BACKUP_MANAGED, managed);
+            l.owner = Owner::This;
+            let mut st = LiveState::default();
+            st.found.insert(r.address(), l);
+            st
+        };
+        let steps = diff("s", std::slice::from_ref(&r), &live(true));
+        assert_eq!(steps[0].action, Action::NoOp, "{:?}", steps[0]);
+        let steps = diff("s", std::slice::from_ref(&r), &live(false));
+        assert_eq!(steps[0].action, Action::Update);
+        assert_eq!(steps[0].changes[0].property, "backup-retention-days");
     }
 
     #[test]

@@ -98,10 +98,21 @@ pub(crate) async fn read(
                 .prop("iam-auth", d.iam_database_authentication_enabled())
                 .prop("parameter-group", d.db_parameter_groups().first().and_then(|p| p.db_parameter_group_name()))
                 .prop("subnet-group", d.db_subnet_group().and_then(|g| g.db_subnet_group_name()))
-                .prop("backup-tag", backup_tag(r, d)),
+                .prop("backup-tag", backup_tag(r, d))
+                .prop(BACKUP_MANAGED, d.aws_backup_recovery_point_arn().is_some()),
         );
     }
     Ok(out)
+}
+
+/// A live-only prop: AWS Backup's continuous backup owns this instance's retention (RDS user guide:
+/// with AwsBackupRecoveryPointArn set, retention is AWS Backup's), so the stack's
+/// `backup-retention-days` is neither compared nor sent: re-sending it fights AWS Backup or is refused.
+pub(crate) const BACKUP_MANAGED: &str = "aws-backup-managed";
+
+/// Whether a declared property is left to another owner on this live instance.
+pub(crate) fn owned_elsewhere(property: &str, live: &Live) -> bool {
+    property == "backup-retention-days" && live.props.get(BACKUP_MANAGED) == Some(&Value::Bool(true))
 }
 
 /// The instance's value of the tag the backup selection selects by (`key=value`), if it has it.
@@ -298,7 +309,7 @@ pub(crate) async fn update_instance(c: &Clients, r: &Resource, live: &Live) -> R
             let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
             !engine_satisfies(&text(r.props.get(k)), &text(live.props.get(k)))
         }
-        _ => r.props.get(k) != live.props.get(k),
+        _ => r.props.get(k) != live.props.get(k) && !owned_elsewhere(k, live),
     };
     if changed("backup-tag") {
         let tag = selection_tag(r);
