@@ -197,7 +197,8 @@ pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Resu
     }
     st.shield_subscribed = shield.0;
     st.notes.extend(shield.2);
-    for l in rds.iter().filter(|l| l.props.get(resources::rds::BACKUP_MANAGED) == Some(&serde_json::Value::Bool(true))) {
+    for l in rds.iter().filter(|l| l.props.get(resources::rds::BACKUP_MANAGED) == Some(&serde_json::Value::Bool(true)))
+    {
         st.notes.push(format!(
             "rds-instance {}: AWS Backup's continuous backup manages its retention (AwsBackupRecoveryPointArn is \
              set), so backup-retention-days is not compared or changed",

@@ -31,17 +31,11 @@ pub(crate) async fn read(
             },
         };
         let Some(g) = g.db_parameter_groups().first() else { continue };
-        let mut params = BTreeMap::new();
-        let mut pages =
-            c.rds.describe_db_parameters().db_parameter_group_name(&r.name).source("user").into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("rds:DescribeDBParameters", &e))?;
-            for p in page.parameters() {
-                if let (Some(n), Some(v)) = (p.parameter_name(), p.parameter_value()) {
-                    params.insert(n.to_string(), v.to_string());
-                }
-            }
-        }
+        let params: BTreeMap<String, String> = described(c, &r.name, Some("user"))
+            .await?
+            .into_iter()
+            .filter_map(|(n, (v, _))| v.map(|v| (n, v)))
+            .collect();
         out.push(
             Live::new("db-parameter-group", &r.name, g.db_parameter_group_arn().unwrap_or_default())
                 .prop("family", g.db_parameter_group_family())
@@ -156,17 +150,50 @@ pub(crate) async fn create_parameter_group(c: &Clients, r: &Resource, ctx: &Ctx)
     set_parameters(c, &r.name, &params(r), &BTreeMap::new()).await
 }
 
+/// A group's parameters: name → (value, `static` or `dynamic`), from `source` (`user`) or all of them.
+async fn described(
+    c: &Clients,
+    group: &str,
+    source: Option<&str>,
+) -> Result<BTreeMap<String, (Option<String>, String)>, AwsError> {
+    let mut out = BTreeMap::new();
+    let mut pages = c
+        .rds
+        .describe_db_parameters()
+        .db_parameter_group_name(group)
+        .set_source(source.map(str::to_string))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("rds:DescribeDBParameters", &e))?;
+        for p in page.parameters() {
+            if let Some(n) = p.parameter_name() {
+                let apply = p.apply_type().unwrap_or("static").to_string();
+                out.insert(n.to_string(), (p.parameter_value().map(str::to_string), apply));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sets what changed. RDS applies a dynamic parameter `immediate`, and takes a static one only
+/// `pending-reboot` (ModifyDBParameterGroup refuses `immediate` for it): the group's own ApplyType says
+/// which. Then waits until every value reads back, so an instance created next starts with them (the RDS
+/// guide asks to let a new group settle before the first instance uses it).
 async fn set_parameters(
     c: &Clients,
     group: &str,
     want: &BTreeMap<String, String>,
     have: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let changed: Vec<Parameter> = want
+    let wanted: Vec<(&String, &String)> = want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).collect();
+    let kinds = if wanted.is_empty() { BTreeMap::new() } else { described(c, group, None).await? };
+    let changed: Vec<Parameter> = wanted
         .iter()
-        .filter(|(k, v)| have.get(*k) != Some(*v))
         .map(|(k, v)| {
-            Parameter::builder().parameter_name(k).parameter_value(v).apply_method(ApplyMethod::Immediate).build()
+            let dynamic = kinds.get(*k).is_some_and(|(_, apply)| apply == "dynamic");
+            let method = if dynamic { ApplyMethod::Immediate } else { ApplyMethod::PendingReboot };
+            Parameter::builder().parameter_name(*k).parameter_value(*v).apply_method(method).build()
         })
         .collect();
     for chunk in changed.chunks(20) {
@@ -192,7 +219,36 @@ async fn set_parameters(
             .await
             .map_err(|e| classify("rds:ResetDBParameterGroup", &e))?;
     }
+    if !wanted.is_empty() {
+        settle(c, group, &wanted).await?;
+    }
     Ok(())
+}
+
+/// Polls (5 s growing to 30 s, 5 minutes at most) until each value set reads back from the group.
+async fn settle(c: &Clients, group: &str, wanted: &[(&String, &String)]) -> Result<(), AwsError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let mut backoff = crate::aws::Backoff::new(std::time::Duration::from_secs(5), std::time::Duration::from_secs(30));
+    loop {
+        let now = described(c, group, Some("user")).await?;
+        let pending: Vec<&str> = wanted
+            .iter()
+            .filter(|(k, v)| now.get(*k).and_then(|(value, _)| value.as_deref()) != Some(v.as_str()))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(AwsError {
+                action: "rds:DescribeDBParameters".into(),
+                kind: crate::aws::Kind::Other,
+                code: None,
+                message: format!("parameter group `{group}` did not show {} within 5 minutes", pending.join(", ")),
+            });
+        }
+        backoff.wait().await;
+    }
 }
 
 pub(crate) async fn update_parameter_group(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {

@@ -296,3 +296,41 @@ async fn the_database_carries_the_tag_its_backup_selection_selects_by() {
     let read = super::rds::read(&c, &[], &[], &[db], &Ids::default()).await.unwrap();
     assert_eq!(read[0].props.get("backup-tag").and_then(|v| v.as_str()), Some("backup=production"));
 }
+
+/// ModifyDBParameterGroup takes `immediate` only for a dynamic parameter; a static one (its ApplyType, as
+/// DescribeDBParameters reports it) goes `pending-reboot`, or RDS refuses the call.
+#[tokio::test]
+async fn parameters_apply_immediately_only_when_dynamic() {
+    use aws_sdk_rds::operation::describe_db_parameters::DescribeDbParametersOutput;
+    use aws_sdk_rds::operation::modify_db_parameter_group::ModifyDbParameterGroupOutput;
+    use aws_sdk_rds::types::{ApplyMethod, Parameter};
+    let group = Resource::new("db-parameter-group", "production-pg15").prop("family", "postgres15").prop(
+        "parameters",
+        serde_json::json!({ "rds.force_ssl": "1", "shared_preload_libraries": "pg_stat_statements" }),
+    );
+    let described = mock!(aws_sdk_rds::Client::describe_db_parameters).then_output(|| {
+        let p = |n: &str, v: &str, apply: &str| {
+            Parameter::builder().parameter_name(n).parameter_value(v).apply_type(apply).build()
+        };
+        DescribeDbParametersOutput::builder()
+            .parameters(p("rds.force_ssl", "1", "dynamic"))
+            .parameters(p("shared_preload_libraries", "pg_stat_statements", "static"))
+            .build()
+    });
+    let modify = mock!(aws_sdk_rds::Client::modify_db_parameter_group)
+        .match_requests(|r| {
+            let method = |n: &str| {
+                r.parameters().iter().find(|p| p.parameter_name() == Some(n)).and_then(|p| p.apply_method().cloned())
+            };
+            method("rds.force_ssl") == Some(ApplyMethod::Immediate)
+                && method("shared_preload_libraries") == Some(ApplyMethod::PendingReboot)
+        })
+        .then_output(|| ModifyDbParameterGroupOutput::builder().build());
+    let mut c = clients();
+    c.rds = mocked!(aws_sdk_rds, &[&described, &modify]);
+    let live = Live::new("db-parameter-group", "production-pg15", "arn:aws:rds:ap-southeast-1:1:pg:production-pg15")
+        .prop("family", "postgres15")
+        .prop("parameters", serde_json::json!({}));
+    super::rds::update_parameter_group(&c, &group, &live).await.unwrap();
+    assert_eq!(modify.num_calls(), 1, "one call, each parameter with its own apply method");
+}
