@@ -35,6 +35,8 @@ pub(crate) struct AwsBackup {
     /// The scratch's parameter group (made inert); deleted at teardown when this run copied it.
     parameters: Option<rds::ScratchParameters>,
     copying_parameters: bool,
+    /// What AWS Backup said to the validation result, for the report.
+    validation: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +70,7 @@ impl AwsBackup {
             job_done: false,
             parameters: None,
             copying_parameters: false,
+            validation: None,
         }
     }
 
@@ -281,6 +284,9 @@ impl RestoreProvider for AwsBackup {
         if let Some(g) = self.parameters.as_ref().and_then(|p| p.name.clone()) {
             out.push(("parameter-group", g));
         }
+        if let Some(v) = &self.validation {
+            out.push(("validation-result", v.clone()));
+        }
         out
     }
 
@@ -384,7 +390,11 @@ impl RestoreProvider for AwsBackup {
         };
         // AWS caps the message; keep it short and free of data.
         let message: String = message.chars().take(250).collect();
-        self.backup
+        let said = status.as_str().to_string();
+        // PutRestoreValidationResult is documented for restore-testing jobs; for an on-demand job AWS may
+        // refuse it. Either way the report says what AWS answered, and the drill's verdict stands.
+        let sent = self
+            .backup
             .put_restore_validation_result()
             .restore_job_id(job)
             .validation_status(status)
@@ -392,7 +402,12 @@ impl RestoreProvider for AwsBackup {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("backup:PutRestoreValidationResult", &e).to_string())
+            .map_err(|e| classify("backup:PutRestoreValidationResult", &e).to_string());
+        self.validation = Some(match &sent {
+            Ok(()) => format!("{said}, accepted by AWS Backup for job {job}"),
+            Err(e) => format!("{said} not accepted by AWS Backup: {e}"),
+        });
+        sent
     }
 
     fn neutralised(&self) -> Vec<String> {

@@ -367,6 +367,8 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     assert_eq!((copy.num_calls(), inert.num_calls(), drop_group.num_calls()), (1, 1, 1), "{:?}", r.teardown);
     assert!(r.neutralised.iter().any(|n| n.contains("pg_cron not loaded")), "{:?}", r.neutralised);
     assert_eq!(verdict.lock().unwrap().as_deref(), Some("SUCCESSFUL"));
+    let said = r.source.details.get("validation-result").map(String::as_str).unwrap_or_default();
+    assert!(said.starts_with("SUCCESSFUL, accepted by AWS Backup for job job-1"), "{said}");
     assert_eq!(r.measured.rpo_basis, "the newest row a freshness check found");
     let m = metadata.lock().unwrap().clone().unwrap();
     assert_eq!(m.get("DBInstanceIdentifier").map(String::as_str), Some(SCRATCH));
