@@ -41,13 +41,35 @@ impl Resource {
     }
 }
 
+/// The AWS services a key's policy must let use it, by what the stack encrypts with it: CloudWatch Logs
+/// for log groups (it encrypts with the key itself, and refuses a key its principal cannot use), and
+/// CloudWatch for the alert topic (alarms publish to it, which needs the topic's key).
+fn key_services(s: &StackSpec, role: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(a) = &s.alerts {
+        if a.log_groups.iter().any(|g| g.key.as_deref() == Some(role)) {
+            out.push(format!("logs.{}.amazonaws.com", s.region));
+        }
+        if a.topic_key.as_deref() == Some(role) {
+            out.push("cloudwatch.amazonaws.com".to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Every resource of the stack, dependencies before dependents. Tags (`stackdrill:managed`,
 /// `stackdrill:stack`) go on each when it is created.
 pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
     let mut out = Vec::new();
     let alias = |role: &str| s.keys.get(role).map(|k| k.alias.clone()).unwrap_or_default();
-    for k in s.keys.values() {
-        out.push(Resource::new("kms-key", &k.alias).prop("description", &k.description).prop("rotation", k.rotation));
+    for (role, k) in &s.keys {
+        out.push(
+            Resource::new("kms-key", &k.alias)
+                .prop("description", &k.description)
+                .prop("rotation", k.rotation)
+                .prop("service-principals", key_services(s, role)),
+        );
     }
     if let Some(a) = &s.alerts {
         let mut subs: Vec<[&String; 2]> = a.subscriptions.iter().map(|(p, e)| [p, e]).collect();

@@ -325,3 +325,54 @@ fn a_minor_version_rds_applied_is_not_drift() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("engine = \"postgres 15.4\" -> \"postgres 15.8\""), "{}", text(&out.stdout));
 }
+
+/// CloudWatch Logs refuses a log group's key unless the key policy lets its regional principal use it
+/// (with the log-group encryption context), and alarms cannot publish to a KMS-encrypted topic unless
+/// cloudwatch.amazonaws.com may use the topic's key (the CloudWatch Logs and CloudWatch guides): each key
+/// gets the policy its uses need, planned and drift-checked.
+#[test]
+fn keys_let_the_services_that_use_them_use_them() {
+    let env = Env::new();
+    env.apply();
+    let policy = |alias: &str| {
+        env.py(&format!(
+            "import json\nkms = boto3.client('kms')\n\
+             k = kms.describe_key(KeyId='{alias}')['KeyMetadata']['KeyId']\n\
+             print(json.dumps(json.loads(kms.get_key_policy(KeyId=k, PolicyName='default')['Policy'])))"
+        ))
+    };
+    let logs: serde_json::Value = serde_json::from_str(&policy("alias/production-logs")).unwrap();
+    let st = logs["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "logs.ap-southeast-1.amazonaws.com")
+        .cloned();
+    let st = st.unwrap_or_else(|| panic!("no logs principal in {logs:#}"));
+    assert_eq!(
+        st["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"],
+        "arn:aws:logs:ap-southeast-1:123456789012:log-group:*"
+    );
+    assert!(
+        logs["Statement"].to_string().contains("arn:aws:iam::123456789012:root"),
+        "the account keeps administering it"
+    );
+    let alerts = policy("alias/production-alerts");
+    assert!(alerts.contains("cloudwatch.amazonaws.com") && alerts.contains("kms:GenerateDataKey*"), "{alerts}");
+    assert!(!policy("alias/production-data").contains("logs."), "the data key's policy is left as it was");
+    assert_eq!(env.stack("plan", &["--detailed-exitcode"]).status.code(), Some(0));
+
+    // Someone resets the logs key's policy: drift, and apply puts it back.
+    env.py(
+        "import json\nkms = boto3.client('kms')\n\
+         k = kms.describe_key(KeyId='alias/production-logs')['KeyMetadata']['KeyId']\n\
+         kms.put_key_policy(KeyId=k, PolicyName='default', Policy=json.dumps({'Version': '2012-10-17', 'Statement': \
+         [{'Effect': 'Allow', 'Principal': {'AWS': 'arn:aws:iam::123456789012:root'}, 'Action': 'kms:*', 'Resource': '*'}]}))",
+    );
+    let out = env.stack("drift", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stdout).contains("service-principals"), "{}", text(&out.stdout));
+    env.apply();
+    assert!(policy("alias/production-logs").contains("logs.ap-southeast-1.amazonaws.com"));
+    assert_eq!(env.stack("plan", &["--detailed-exitcode"]).status.code(), Some(0));
+}

@@ -38,9 +38,18 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource], ids: &mut Ids) -> Resu
             .await
             .map_err(|e| classify("kms:GetKeyRotationStatus", &e))?
             .key_rotation_enabled();
+        let policy = c
+            .kms
+            .get_key_policy()
+            .key_id(&key_id)
+            .policy_name("default")
+            .send()
+            .await
+            .map_err(|e| classify("kms:GetKeyPolicy", &e))?;
         let mut l = Live::new("kms-key", &r.name, arn)
             .prop("description", m.description().unwrap_or_default())
-            .prop("rotation", rotation);
+            .prop("rotation", rotation)
+            .prop("service-principals", allowed_services(policy.policy().unwrap_or_default()));
         l.id = Some(m.key_id().to_string());
         out.push(l);
     }
@@ -84,12 +93,99 @@ pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), A
         .send()
         .await
         .map_err(|e| classify("kms:CreateAlias", &e))?;
+    if !services(r).is_empty() {
+        put_policy(c, r, &id, &arn).await?;
+    }
     ctx.ids.lock().unwrap().key_arn.insert(r.name.clone(), arn);
     Ok(())
 }
 
+fn services(r: &Resource) -> Vec<String> {
+    r.props
+        .get("service-principals")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The service principals a key policy allows (statements with Effect Allow), sorted.
+fn allowed_services(policy: &str) -> Vec<String> {
+    let doc: serde_json::Value = serde_json::from_str(policy).unwrap_or_default();
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        one @ serde_json::Value::Object(_) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    let mut out: Vec<String> = statements
+        .iter()
+        .filter(|st| st["Effect"] == "Allow")
+        .flat_map(|st| match &st["Principal"]["Service"] {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The key policy for `services`: the account administers the key (as the default policy does), CloudWatch
+/// Logs may use it for this account's log groups in the region (the encryption-context condition the
+/// CloudWatch Logs guide gives), and CloudWatch may decrypt and make data keys to publish alarms to a
+/// topic it encrypts.
+pub(crate) fn key_policy(services: &[String], key_arn: &str) -> String {
+    let parts: Vec<&str> = key_arn.split(':').collect();
+    let (region, account) = (parts.get(3).copied().unwrap_or_default(), parts.get(4).copied().unwrap_or_default());
+    let mut statements = vec![serde_json::json!({
+        "Sid": "AccountAdministers",
+        "Effect": "Allow",
+        "Principal": { "AWS": format!("arn:aws:iam::{account}:root") },
+        "Action": "kms:*",
+        "Resource": "*",
+    })];
+    for s in services {
+        if s.starts_with("logs.") {
+            statements.push(serde_json::json!({
+                "Sid": "CloudWatchLogsEncryptsLogGroups",
+                "Effect": "Allow",
+                "Principal": { "Service": s },
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Resource": "*",
+                "Condition": { "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": format!("arn:aws:logs:{region}:{account}:log-group:*")
+                } },
+            }));
+        } else if s == "cloudwatch.amazonaws.com" {
+            statements.push(serde_json::json!({
+                "Sid": "CloudWatchAlarmsPublishToTheTopic",
+                "Effect": "Allow",
+                "Principal": { "Service": s },
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+            }));
+        }
+    }
+    serde_json::json!({ "Version": "2012-10-17", "Id": "stackdrill", "Statement": statements }).to_string()
+}
+
+async fn put_policy(c: &Clients, r: &Resource, id: &str, arn: &str) -> Result<(), AwsError> {
+    c.kms
+        .put_key_policy()
+        .key_id(id)
+        .policy_name("default")
+        .policy(key_policy(&services(r), arn))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify("kms:PutKeyPolicy", &e))
+}
+
 pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
     let id = live.id.clone().unwrap_or_else(|| live.arn.clone());
+    if r.props.get("service-principals") != live.props.get("service-principals") {
+        put_policy(c, r, &id, &live.arn).await?;
+    }
     if r.props.get("description") != live.props.get("description") {
         c.kms
             .update_key_description()
