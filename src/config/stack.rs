@@ -217,6 +217,8 @@ struct RawApp {
     max_instances: u32,
     health: Option<String>,
     managed_updates: Option<bool>,
+    instance_profile: String,
+    service_role: Option<String>,
     https: RawHttps,
 }
 
@@ -401,6 +403,10 @@ pub(crate) struct AppSpec {
     pub(crate) max_instances: u32,
     pub(crate) enhanced_health: bool,
     pub(crate) managed_updates: bool,
+    /// The EC2 instance profile the environment's instances run with (Beanstalk requires one).
+    pub(crate) instance_profile: String,
+    /// The service role enhanced health and managed updates act through.
+    pub(crate) service_role: Option<String>,
     pub(crate) certificate_arn: String,
     pub(crate) ssl_policy: String,
 }
@@ -593,8 +599,13 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
             max_instances,
             health,
             managed_updates,
+            instance_profile,
+            service_role,
             https: RawHttps { certificate_arn, ssl_policy },
         } = a;
+        if instance_profile.trim().is_empty() {
+            p.push("app.instance-profile", "must name the EC2 instance profile (or its ARN) the instances run with");
+        }
         if min_instances > max_instances {
             p.push("app.min-instances", format!("{min_instances} is more than max-instances {max_instances}"));
         }
@@ -609,6 +620,14 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
         if !certificate_arn.starts_with("arn:") {
             p.push("app.https.certificate-arn", "must be an ACM certificate ARN");
         }
+        let managed_updates = managed_updates.unwrap_or(true);
+        if service_role.is_none() && (enhanced_health || managed_updates) {
+            p.push(
+                "app",
+                "enhanced health and managed updates act through a service role: give `service-role` \
+                 (e.g. aws-elasticbeanstalk-service-role)",
+            );
+        }
         AppSpec {
             application: application.unwrap_or_else(|| name.clone()),
             environment: environment.unwrap_or_else(|| format!("{name}-web")),
@@ -617,7 +636,9 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
             min_instances,
             max_instances,
             enhanced_health,
-            managed_updates: managed_updates.unwrap_or(true),
+            managed_updates,
+            instance_profile,
+            service_role,
             certificate_arn,
             ssl_policy,
         }

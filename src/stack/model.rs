@@ -207,6 +207,8 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
                 .prop("vpc", &s.vpc)
                 .prop("health", if app.enhanced_health { "enhanced" } else { "basic" })
                 .prop("managed-updates", app.managed_updates)
+                .prop("instance-profile", &app.instance_profile)
+                .prop("service-role", &app.service_role)
                 .prop("https", json!({ "certificate-arn": app.certificate_arn, "ssl-policy": app.ssl_policy }))
                 .after("beanstalk-application", &app.application),
         );

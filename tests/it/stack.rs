@@ -49,7 +49,7 @@ fn a_lax_stack_fails_the_rules_it_breaks_and_names_them() {
          backup:\n  vault: {{ kms-key: data }}\n  plan: {{ rules: [{{ name: d, schedule: \"cron(0 1 * * ? *)\", retention-days: 7 }}] }}\n\
          \x20 selection: {{ iam-role-arn: \"arn:aws:iam::1:role/b\", tag: {{ key: b, value: x }} }}\n\
          app:\n  solution-stack: s\n  instance-type: t3.small\n  min-instances: 1\n  max-instances: 2\n  health: basic\n\
-         \x20 managed-updates: false\n  https: {{ certificate-arn: \"arn:aws:acm:us-east-1:1:certificate/x\", ssl-policy: ELBSecurityPolicy-2016-08 }}\n\
+         \x20 managed-updates: false\n  instance-profile: ec2-role\n  https: {{ certificate-arn: \"arn:aws:acm:us-east-1:1:certificate/x\", ssl-policy: ELBSecurityPolicy-2016-08 }}\n\
          shield: {{ advanced: \"off\" }}\n"
     );
     let file = write(&dir, "lax.yaml", &body);

@@ -81,6 +81,11 @@ pub(crate) async fn read(c: &Clients, apps: &[&Resource], envs: &[&Resource]) ->
                 .prop("vpc", get("aws:ec2:vpc", "VPCId"))
                 .prop("health", get("aws:elasticbeanstalk:healthreporting:system", "SystemType"))
                 .prop("managed-updates", get("aws:elasticbeanstalk:managedactions", "ManagedActionsEnabled") == "true")
+                .prop("instance-profile", get("aws:autoscaling:launchconfiguration", "IamInstanceProfile"))
+                .prop(
+                    "service-role",
+                    Some(get("aws:elasticbeanstalk:environment", "ServiceRole")).filter(|r| !r.is_empty()),
+                )
                 .prop(
                     "https",
                     json!({
@@ -108,7 +113,8 @@ pub(crate) fn option_settings(r: &Resource) -> Vec<ConfigurationOptionSetting> {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let https = r.props.get("https").cloned().unwrap_or(Value::Null);
-    vec![
+    let mut out = vec![
+        opt("aws:autoscaling:launchconfiguration", "IamInstanceProfile", str_prop(r, "instance-profile")),
         opt("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced"),
         opt("aws:elasticbeanstalk:environment", "LoadBalancerType", "application"),
         opt("aws:ec2:instances", "InstanceTypes", str_prop(r, "instance-type")),
@@ -128,7 +134,11 @@ pub(crate) fn option_settings(r: &Resource) -> Vec<ConfigurationOptionSetting> {
         opt("aws:elbv2:listener:443", "Protocol", "HTTPS"),
         opt("aws:elbv2:listener:443", "SSLCertificateArns", https["certificate-arn"].as_str().unwrap_or_default()),
         opt("aws:elbv2:listener:443", "SSLPolicy", https["ssl-policy"].as_str().unwrap_or_default()),
-    ]
+    ];
+    if let Some(role) = r.props.get("service-role").and_then(Value::as_str) {
+        out.push(opt("aws:elasticbeanstalk:environment", "ServiceRole", role));
+    }
+    out
 }
 
 pub(crate) fn eb_tags(stack: &str) -> Vec<Tag> {
@@ -185,9 +195,30 @@ pub(crate) async fn delete_environment(c: &Clients, live: &Live) -> Result<(), A
     Ok(())
 }
 
-/// Waits until the environment is `Ready` (not Launching or Updating).
+/// How long an environment may take to launch or update before apply gives up on it.
+const READY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(45 * 60);
+
+/// Waits until the environment is `Ready` (not Launching or Updating), within [`READY_DEADLINE`]. It fails
+/// at once when the environment terminates, or settles Ready with Red health: the error carries Beanstalk's
+/// own ERROR events since the wait began.
 async fn wait_ready(c: &Clients, name: &str) -> Result<(), AwsError> {
-    let mut backoff = Backoff::describe();
+    wait_ready_within(c, name, READY_DEADLINE, Backoff::describe()).await
+}
+
+async fn wait_ready_within(
+    c: &Clients,
+    name: &str,
+    deadline: std::time::Duration,
+    mut backoff: Backoff,
+) -> Result<(), AwsError> {
+    let started = std::time::Instant::now();
+    let since = aws_smithy_types::DateTime::from_secs(chrono::Utc::now().timestamp() - 60);
+    let fail = |message: String| AwsError {
+        action: "elasticbeanstalk:DescribeEnvironments".into(),
+        kind: crate::aws::Kind::Other,
+        code: None,
+        message,
+    };
     loop {
         let got =
             c.eb.describe_environments()
@@ -195,10 +226,48 @@ async fn wait_ready(c: &Clients, name: &str) -> Result<(), AwsError> {
                 .send()
                 .await
                 .map_err(|e| classify("elasticbeanstalk:DescribeEnvironments", &e))?;
-        match got.environments().first().and_then(|e| e.status()) {
-            Some(EnvironmentStatus::Ready) | None => return Ok(()),
+        let env = got.environments().first();
+        let red = env.and_then(|e| e.health()).is_some_and(|h| h.as_str() == "Red");
+        match env.and_then(|e| e.status()) {
+            Some(EnvironmentStatus::Ready) if !red => return Ok(()),
+            None => return Ok(()),
+            Some(s @ (EnvironmentStatus::Terminated | EnvironmentStatus::Terminating)) => {
+                let events = error_events(c, name, since).await;
+                return Err(fail(format!("environment `{name}` is {}{events}", s.as_str())));
+            }
+            Some(EnvironmentStatus::Ready) => {
+                let events = error_events(c, name, since).await;
+                return Err(fail(format!("environment `{name}` is Ready with Red health{events}")));
+            }
+            Some(s) if started.elapsed() > deadline => {
+                let events = error_events(c, name, since).await;
+                return Err(fail(format!(
+                    "environment `{name}` is still {} after {}{events}",
+                    s.as_str(),
+                    humantime::format_duration(deadline)
+                )));
+            }
             _ => backoff.wait().await,
         }
+    }
+}
+
+/// Beanstalk's ERROR events for `name` since `since`, newest first, as `: first; second` (at most three).
+async fn error_events(c: &Clients, name: &str, since: aws_smithy_types::DateTime) -> String {
+    let got =
+        c.eb.describe_events()
+            .environment_name(name)
+            .severity(aws_sdk_elasticbeanstalk::types::EventSeverity::Error)
+            .start_time(since)
+            .max_records(3)
+            .send()
+            .await;
+    match got {
+        Ok(out) => {
+            let msgs: Vec<&str> = out.events().iter().filter_map(|e| e.message()).collect();
+            if msgs.is_empty() { String::new() } else { format!(": {}", msgs.join("; ")) }
+        }
+        Err(e) => format!(" (its events could not be read: {})", classify("elasticbeanstalk:DescribeEvents", &e)),
     }
 }
 

@@ -73,6 +73,12 @@ fn settings(min: &str, health: &str, subnets: &str) -> ConfigurationSettingsDesc
             "arn:aws:acm:ap-southeast-1:111122223333:certificate/00000000-0000-0000-0000-000000000000",
         ))
         .option_settings(o("aws:elbv2:listener:443", "SSLPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06"))
+        .option_settings(o(
+            "aws:autoscaling:launchconfiguration",
+            "IamInstanceProfile",
+            "aws-elasticbeanstalk-ec2-role",
+        ))
+        .option_settings(o("aws:elasticbeanstalk:environment", "ServiceRole", "aws-elasticbeanstalk-service-role"))
         .build()
 }
 
@@ -333,4 +339,52 @@ async fn parameters_apply_immediately_only_when_dynamic() {
         .prop("parameters", serde_json::json!({}));
     super::rds::update_parameter_group(&c, &group, &live).await.unwrap();
     assert_eq!(modify.num_calls(), 1, "one call, each parameter with its own apply method");
+}
+
+/// CreateEnvironment without an instance profile fails on AWS (Beanstalk has no default one any more), so
+/// the mock answers only a request that carries it; and an environment that terminates while launching
+/// ends the wait at once with Beanstalk's own error events, instead of polling forever.
+#[tokio::test]
+async fn a_beanstalk_environment_launches_with_its_roles_and_a_failed_launch_says_why() {
+    use aws_sdk_elasticbeanstalk::operation::create_environment::CreateEnvironmentOutput;
+    use aws_sdk_elasticbeanstalk::operation::describe_events::DescribeEventsOutput;
+    use aws_sdk_elasticbeanstalk::types::EventDescription;
+    let rs = production();
+    let env = find(&rs, "beanstalk-environment");
+    let create = mock!(aws_sdk_elasticbeanstalk::Client::create_environment)
+        .match_requests(|r| {
+            let has = |ns: &str, n: &str, v: &str| {
+                r.option_settings()
+                    .iter()
+                    .any(|o| o.namespace() == Some(ns) && o.option_name() == Some(n) && o.value() == Some(v))
+            };
+            has("aws:autoscaling:launchconfiguration", "IamInstanceProfile", "aws-elasticbeanstalk-ec2-role")
+                && has("aws:elasticbeanstalk:environment", "ServiceRole", "aws-elasticbeanstalk-service-role")
+        })
+        .then_output(|| CreateEnvironmentOutput::builder().build());
+    let status = |s: EnvironmentStatus| {
+        DescribeEnvironmentsOutput::builder()
+            .environments(EnvironmentDescription::builder().environment_name("production-web").status(s).build())
+            .build()
+    };
+    let describe = mock!(aws_sdk_elasticbeanstalk::Client::describe_environments)
+        .sequence()
+        .output(move || status(EnvironmentStatus::Launching))
+        .output(move || status(EnvironmentStatus::Terminated))
+        .build();
+    let events = mock!(aws_sdk_elasticbeanstalk::Client::describe_events).then_output(|| {
+        DescribeEventsOutput::builder()
+            .events(
+                EventDescription::builder()
+                    .message("Stack named 'awseb-e-x' aborted operation: instance profile not found")
+                    .build(),
+            )
+            .build()
+    });
+    let mut c = clients();
+    c.eb = mocked!(aws_sdk_elasticbeanstalk, &[&create, &describe, &events]);
+    let ctx = Ctx { stack: "production".into(), ids: Default::default() };
+    let e = super::beanstalk::create_environment(&c, env, &ctx).await.unwrap_err().to_string();
+    assert_eq!(create.num_calls(), 1, "CreateEnvironment carried the instance profile and the service role");
+    assert!(e.contains("production-web` is Terminated") && e.contains("instance profile not found"), "{e}");
 }
