@@ -164,6 +164,17 @@ pub(crate) async fn describe_cluster(rds: &Client, id: &str) -> Result<Option<Db
     }
 }
 
+/// RDS instance statuses that do not come back to `available` without someone acting (RDS user guide,
+/// "Viewing Amazon RDS DB instance status").
+pub(crate) const INSTANCE_TERMINAL: [&str; 6] = [
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+];
+
 /// Polls (with backoff and jitter) until the instance is `available` with nothing pending; each status
 /// change is a progress line with the elapsed time. A terminal failure status fails the restore.
 pub(crate) async fn wait_instance_available(
@@ -189,12 +200,7 @@ pub(crate) async fn wait_instance_available(
         }
         match status.as_str() {
             "available" if !pending_password => return Ok(inst),
-            "failed"
-            | "incompatible-restore"
-            | "incompatible-parameters"
-            | "incompatible-network"
-            | "storage-full"
-            | "inaccessible-encryption-credentials" => {
+            s if INSTANCE_TERMINAL.contains(&s) => {
                 return Err(RestoreError::Failed(format!("scratch instance `{id}` entered status `{status}`")));
             }
             _ => backoff.wait().await,

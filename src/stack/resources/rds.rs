@@ -465,8 +465,17 @@ pub(crate) async fn delete_instance(c: &Clients, live: &Live) -> Result<(), AwsE
 }
 
 /// Waits until the instance is `available` with nothing pending.
+/// Within two hours (a Multi-AZ conversion of a large instance is slow, never endless); a terminal status
+/// (`incompatible-parameters`, `failed`, ...) fails at once.
 async fn wait_available(c: &Clients, id: &str) -> Result<(), AwsError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2 * 3600);
     let mut backoff = Backoff::describe();
+    let fail = |message: String| AwsError {
+        action: "rds:DescribeDBInstances".into(),
+        kind: crate::aws::Kind::Other,
+        code: None,
+        message,
+    };
     loop {
         let d = c
             .rds
@@ -475,14 +484,58 @@ async fn wait_available(c: &Clients, id: &str) -> Result<(), AwsError> {
             .send()
             .await
             .map_err(|e| classify("rds:DescribeDBInstances", &e))?;
-        let settled = d.db_instances().first().is_some_and(|i| {
-            i.db_instance_status() == Some("available")
+        let inst = d.db_instances().first();
+        let status = inst.and_then(|i| i.db_instance_status()).unwrap_or("unknown");
+        let settled = inst.is_some_and(|i| {
+            status == "available"
                 && i.pending_modified_values().is_none_or(|p| p.db_instance_class().is_none() && p.multi_az().is_none())
         });
         if settled {
             return Ok(());
         }
+        if crate::drill::restore::rds::INSTANCE_TERMINAL.contains(&status) {
+            return Err(fail(format!(
+                "instance `{id}` entered status `{status}`; it needs attention before apply can go on"
+            )));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(fail(format!("instance `{id}` is still `{status}` after 2 hours")));
+        }
         backoff.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::types::DbInstance;
+    use aws_smithy_mocks::mock;
+
+    use crate::aws::mocked;
+
+    /// An instance that enters `incompatible-parameters` (a parameter group it cannot start with) never
+    /// becomes available by waiting: apply says so at once.
+    #[tokio::test]
+    async fn a_terminal_status_ends_the_wait() {
+        let describe = mock!(aws_sdk_rds::Client::describe_db_instances).then_output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(
+                    DbInstance::builder()
+                        .db_instance_identifier("production-db")
+                        .db_instance_status("incompatible-parameters")
+                        .build(),
+                )
+                .build()
+        });
+        let sdk = aws_types::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("ap-southeast-1"))
+            .build();
+        let mut c = crate::stack::live::Clients::new(&sdk);
+        c.rds = mocked!(aws_sdk_rds, &[&describe]);
+        let e = super::wait_available(&c, "production-db").await.unwrap_err().to_string();
+        assert!(e.contains("entered status `incompatible-parameters`"), "{e}");
+        assert_eq!(describe.num_calls(), 1);
     }
 }
 
