@@ -379,6 +379,15 @@ pub(crate) enum ScheduleCommand {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Print the ECS RunTask input (for `aws ecs run-task --cli-input-json`) that runs `drill run <ARGS>` now in
+    /// the schedules' task definition and private network: how CI runs drills inside the VPC
+    TaskInput {
+        #[arg(long, default_value = "schedule.yaml")]
+        config: PathBuf,
+        /// What follows `drill run` in the task (drill names, `--due`, `--trigger ci`, ...)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        run_args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ pub(crate) use args::Cli;
 use args::{Command, DrillCommand, KeysCommand, RunbookCommand, ScheduleCommand, StackCommand};
 use clap::CommandFactory;
 
-use crate::ui::{self, Printer};
+use crate::ui::{self, OutputFormat, Printer};
 
 /// A command that failed: what to print, a hint, and the exit code.
 pub(crate) struct Failure {
@@ -136,6 +136,9 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Schedule(ScheduleCommand::Deploy { config, dry_run, output }) => {
             schedule::deploy(&config, dry_run, &aws, Printer { format: output }).await
+        }
+        Command::Schedule(ScheduleCommand::TaskInput { config, run_args }) => {
+            schedule::task_input(&config, &run_args, Printer { format: OutputFormat::Json })
         }
         Command::Keys(KeysCommand::Generate { out }) => report::keys_generate(out.as_deref()),
         Command::Report(cmd) => report::run(cmd, &aws).await,

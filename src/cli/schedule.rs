@@ -448,14 +448,15 @@ fn finish(
     record(&st);
 }
 
-pub(super) async fn deploy(
-    config: &std::path::Path,
-    dry_run: bool,
-    aws: &crate::aws::AwsSettings,
-    printer: Printer,
-) -> Result<u8, Failure> {
-    use crate::schedule::deploy::{Deployer, desired};
-    let cfg = crate::config::load_deploy(config).map_err(|errs| {
+/// `schedule task-input`: the RunTask input for `drill run <run_args>` in the schedules' task and network.
+pub(super) fn task_input(config: &std::path::Path, run_args: &[String], printer: Printer) -> Result<u8, Failure> {
+    let cfg = load_deploy_file(config)?;
+    printer.json(&crate::schedule::deploy::run_task_input(&cfg, run_args));
+    Ok(exit_codes::OK)
+}
+
+fn load_deploy_file(config: &std::path::Path) -> Result<crate::config::DeploySpec, Failure> {
+    crate::config::load_deploy(config).map_err(|errs| {
         for e in &errs {
             eprintln!("error: {e}");
         }
@@ -463,7 +464,17 @@ pub(super) async fn deploy(
             anyhow!("{} problem(s) in `{}`; nothing was changed", errs.len(), config.display()),
             None,
         )
-    })?;
+    })
+}
+
+pub(super) async fn deploy(
+    config: &std::path::Path,
+    dry_run: bool,
+    aws: &crate::aws::AwsSettings,
+    printer: Printer,
+) -> Result<u8, Failure> {
+    use crate::schedule::deploy::{Deployer, desired};
+    let cfg = load_deploy_file(config)?;
     let (specs, bad) = scheduled(&super::drill::yaml_files("drills")?);
     if !bad.is_empty() {
         for b in &bad {

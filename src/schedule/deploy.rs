@@ -74,6 +74,32 @@ fn command(drill: &str, cfg: &DeploySpec) -> Vec<String> {
     c
 }
 
+/// The ECS RunTask input (as `aws ecs run-task --cli-input-json` takes it) that runs `drill run <args>` now,
+/// in the task definition and private network schedules use: how CI runs drills inside the VPC, where the
+/// databases and the scratch are reachable (a hosted CI runner reaches neither).
+pub(crate) fn run_task_input(cfg: &DeploySpec, run_args: &[String]) -> serde_json::Value {
+    let mut command: Vec<String> = vec!["drill".into(), "run".into()];
+    command.extend(run_args.iter().cloned());
+    command.extend(cfg.args.iter().cloned());
+    let mut input = serde_json::json!({
+        "cluster": cfg.cluster,
+        "taskDefinition": cfg.task_definition,
+        "launchType": cfg.launch_type,
+        "count": 1,
+        "networkConfiguration": { "awsvpcConfiguration": {
+            "subnets": cfg.subnets,
+            "securityGroups": cfg.security_groups,
+            "assignPublicIp": if cfg.assign_public_ip { "ENABLED" } else { "DISABLED" },
+        } },
+        "overrides": { "containerOverrides": [ { "name": cfg.container, "command": command } ] },
+        "startedBy": "stackdrill",
+    });
+    if let Some(v) = &cfg.platform_version {
+        input["platformVersion"] = serde_json::Value::String(v.clone());
+    }
+    input
+}
+
 /// The schedules the drills call for.
 pub(crate) fn desired(
     drills: &[DrillSpec],

@@ -252,3 +252,68 @@ fn a_file_nested_ten_thousand_levels_deep_is_an_error_not_a_crash() {
         }
     }
 }
+
+/// Drills run where the databases are: the drills workflow starts the schedules' ECS task (private subnets
+/// of the stack's network, no public IP) instead of running drills on a hosted runner, waits for it to stop,
+/// and passes only when its container exited 0. The step's own script runs here against a stand-in `aws`.
+#[test]
+fn the_drills_workflow_runs_drills_inside_the_vpc() {
+    let script = workflow_step("drills.yml", "Run drills in the VPC (ECS task)");
+    assert!(script.contains("schedule task-input") && script.contains("aws ecs run-task --cli-input-json"), "{script}");
+    assert!(!script.contains("stackdrill drill run"), "drills must not run on the hosted runner: {script}");
+
+    let dir = Scratch::new();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/schedule.yaml"), dir.path().join("schedule.yaml")).unwrap();
+    let fake = dir.path().join("bin");
+    std::fs::create_dir(&fake).unwrap();
+    write(
+        &dir,
+        "bin/aws",
+        "#!/bin/bash\necho \"$*\" >> \"$AWS_LOG\"\ncase \"$*\" in\n\
+         *run-task*) printf 'arn:aws:ecs:ap-southeast-1:1:task/drills/t1\\tarn:aws:ecs:ap-southeast-1:1:cluster/drills\\n' ;;\n\
+         *lastStatus*) echo STOPPED ;;\n*exitCode*) echo \"$FAKE_EXIT\" ;;\nesac\n",
+    );
+    std::fs::set_permissions(fake.join("aws"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = script.replace("./target/release/stackdrill", super::harness::bin_path().to_str().unwrap());
+    let run = |exit: &str| {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(dir.path())
+            .env("PATH", format!("{}:{}", fake.display(), std::env::var("PATH").unwrap()))
+            .env("AWS_LOG", dir.path().join("aws.log"))
+            .env("FAKE_EXIT", exit)
+            .env("DRILLS", "")
+            .env("EVENT", "schedule")
+            .env("TRIGGER", "schedule")
+            .env("GITHUB_OUTPUT", dir.path().join("out"))
+            .output()
+            .unwrap()
+    };
+    let out = run("0");
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("the drill task exited 0"));
+    let out = run("1");
+    assert_ne!(out.status.code(), Some(0), "a failed drill task must fail the job");
+
+    // What ran: the RunTask input the step made.
+    let input: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("task.json")).unwrap()).unwrap();
+    let command: Vec<&str> = input["overrides"]["containerOverrides"][0]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(&command[..7], ["drill", "run", "--due", "--concurrency", "2", "--trigger", "schedule"]);
+    let net = &input["networkConfiguration"]["awsvpcConfiguration"];
+    assert_eq!(net["assignPublicIp"], "DISABLED");
+    let stack = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/production.yaml")).unwrap();
+    let stack: serde_json::Value = serde_norway::from_str(&stack).unwrap();
+    let stack_subnets = stack["network"]["subnets"].as_array().unwrap();
+    for s in net["subnets"].as_array().unwrap() {
+        assert!(stack_subnets.contains(s), "task subnet {s} is not in the stack's network {stack_subnets:?}");
+    }
+    let log = std::fs::read_to_string(dir.path().join("aws.log")).unwrap();
+    assert!(log.contains("ecs run-task --cli-input-json file://task.json"), "{log}");
+}
