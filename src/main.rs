@@ -6,6 +6,7 @@ mod config;
 mod crash;
 mod demo;
 mod drill;
+mod iam;
 mod lock;
 mod pg;
 mod report;

@@ -56,6 +56,9 @@ pub(crate) enum Command {
     /// Report signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The least-privilege IAM policy each use of stackdrill needs
+    #[command(subcommand)]
+    Iam(IamCommand),
     /// Runbooks: which are overdue or missing
     #[command(subcommand)]
     Runbook(RunbookCommand),
@@ -327,6 +330,38 @@ pub(crate) enum ControlsFormat {
 pub(crate) enum Decision {
     Approved,
     Rejected,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IamCommand {
+    /// Print the IAM policy (JSON) a role needs for these drills, this stack, schedule deployment, the drills
+    /// workflow and the report store together
+    Policy {
+        /// A drill (name in drills/ or path); repeat for several
+        #[arg(long = "drill", value_name = "NAME|PATH")]
+        drills: Vec<String>,
+        /// A stack (name in stacks/ or path): what `stack apply` needs
+        #[arg(long)]
+        stack: Option<String>,
+        /// With --stack: only what `stack plan`, `drift` and `check --live` read (the plan role)
+        #[arg(long, requires = "stack")]
+        read_only: bool,
+        /// What `schedule deploy` needs (from --config)
+        #[arg(long)]
+        schedule: bool,
+        /// What the drills workflow needs: start the schedules' task and read the report store
+        #[arg(long)]
+        workflow: bool,
+        /// The schedule deploy file, for --schedule and --workflow
+        #[arg(long, default_value = "schedule.yaml")]
+        config: PathBuf,
+        /// The report store (s3://bucket/prefix) written to (read, with only --workflow)
+        #[arg(long)]
+        report_store: Option<String>,
+        /// The KMS key that signs reports (ARN or alias)
+        #[arg(long)]
+        sign_kms_key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

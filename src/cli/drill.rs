@@ -86,7 +86,7 @@ impl From<&ConfigError> for JsonConfigError {
 }
 
 /// Loads every file, printing all problems; fails (exit 2) if any file has one.
-fn load_all(files: &[PathBuf]) -> Result<Vec<DrillSpec>, Failure> {
+pub(super) fn load_all(files: &[PathBuf]) -> Result<Vec<DrillSpec>, Failure> {
     let mut specs = Vec::new();
     let mut errors = Vec::new();
     for f in files {

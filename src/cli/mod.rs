@@ -4,13 +4,14 @@ mod args;
 mod demo;
 mod drill;
 pub(crate) mod exit_codes;
+mod iam;
 mod report;
 mod schedule;
 mod stack;
 
 use anyhow::anyhow;
 pub(crate) use args::Cli;
-use args::{Command, DrillCommand, KeysCommand, RunbookCommand, ScheduleCommand, StackCommand};
+use args::{Command, DrillCommand, IamCommand, KeysCommand, RunbookCommand, ScheduleCommand, StackCommand};
 use clap::CommandFactory;
 
 use crate::ui::{self, OutputFormat, Printer};
@@ -141,6 +142,19 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             schedule::task_input(&config, &run_args, Printer { format: OutputFormat::Json })
         }
         Command::Keys(KeysCommand::Generate { out }) => report::keys_generate(out.as_deref()),
+        Command::Iam(IamCommand::Policy {
+            drills,
+            stack,
+            read_only,
+            schedule,
+            workflow,
+            config,
+            report_store,
+            sign_kms_key,
+        }) => {
+            let want = iam::Want { drills, stack, read_only, schedule, workflow, config, report_store, sign_kms_key };
+            iam::policy(want, aws.region.as_deref(), Printer { format: OutputFormat::Json })
+        }
         Command::Report(cmd) => report::run(cmd, &aws).await,
         Command::Runbook(RunbookCommand::Check { store, output }) => {
             let view = report::open(&store, &aws).await?;

@@ -24,7 +24,7 @@ fn all_stack_files() -> Result<Vec<PathBuf>, Failure> {
 }
 
 /// A name resolves to `stacks/<name>.yaml`; anything with a slash or a YAML extension is a path.
-fn resolve_stack(arg: &str) -> Result<PathBuf, Failure> {
+pub(super) fn resolve_stack(arg: &str) -> Result<PathBuf, Failure> {
     if arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
         return Ok(PathBuf::from(arg));
     }
@@ -35,7 +35,7 @@ fn resolve_stack(arg: &str) -> Result<PathBuf, Failure> {
     Err(Failure::could_not_run(anyhow!("no stack named `{arg}` (looked for `{}`)", candidate.display()), None))
 }
 
-fn load(path: &Path) -> Result<StackSpec, Failure> {
+pub(super) fn load(path: &Path) -> Result<StackSpec, Failure> {
     load_stack(path).map_err(|errors| {
         for e in &errors {
             eprintln!("error: {e}");

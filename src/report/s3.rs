@@ -50,7 +50,7 @@ impl S3Store {
             aws_sdk_s3::config::Builder::from(&sdk).force_path_style(custom_endpoint).build(),
         );
         let lock = client.get_object_lock_configuration().bucket(&bucket).send().await.map_err(|e| {
-            format!("{}; the report bucket needs S3 Object Lock", classify("s3:GetObjectLockConfiguration", &e))
+            format!("{}; the report bucket needs S3 Object Lock", classify("s3:GetBucketObjectLockConfiguration", &e))
         })?;
         let enabled =
             lock.object_lock_configuration().and_then(|c| c.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled);
@@ -90,7 +90,7 @@ impl S3Store {
         let mut pages =
             self.client.list_objects_v2().bucket(&self.bucket).prefix(self.key(under)).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("s3:ListObjectsV2", &e).to_string())?;
+            let page = page.map_err(|e| classify("s3:ListBucket", &e).to_string())?;
             out.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
         }
         out.sort();

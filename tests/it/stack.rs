@@ -317,3 +317,25 @@ fn the_drills_workflow_runs_drills_inside_the_vpc() {
     let log = std::fs::read_to_string(dir.path().join("aws.log")).unwrap();
     assert!(log.contains("ecs run-task --cli-input-json file://task.json"), "{log}");
 }
+
+/// The committed example policies are what `iam policy` prints today (scripts/iam-examples makes them).
+#[test]
+fn the_example_iam_policies_are_current() {
+    let dir = Scratch::new();
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/iam-examples"))
+        .env("STACKDRILL", super::harness::bin_path())
+        .env("OUT", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let committed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/iam"));
+    let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    assert_eq!(names.len(), 7, "{names:?}");
+    for name in names {
+        let fresh = std::fs::read_to_string(dir.path().join(&name)).unwrap();
+        let kept = std::fs::read_to_string(committed.join(&name)).unwrap_or_default();
+        assert_eq!(kept, fresh, "examples/iam/{} is stale: run `bash scripts/iam-examples`", name.to_string_lossy());
+    }
+}

@@ -1,0 +1,70 @@
+//! `iam policy`: the least-privilege IAM policy for the drills, stack, schedule and store named.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+
+use super::{Failure, exit_codes};
+use crate::iam::policy::{Request, policy as make_policy};
+use crate::ui::Printer;
+
+/// The command line, resolved.
+pub(super) struct Want {
+    pub(super) drills: Vec<String>,
+    pub(super) stack: Option<String>,
+    pub(super) read_only: bool,
+    pub(super) schedule: bool,
+    pub(super) workflow: bool,
+    pub(super) config: PathBuf,
+    pub(super) report_store: Option<String>,
+    pub(super) sign_kms_key: Option<String>,
+}
+
+pub(super) fn policy(want: Want, region: Option<&str>, printer: Printer) -> Result<u8, Failure> {
+    let Want { drills, stack, read_only, schedule, workflow, config, report_store, sign_kms_key } = want;
+    if drills.is_empty()
+        && stack.is_none()
+        && !schedule
+        && !workflow
+        && report_store.is_none()
+        && sign_kms_key.is_none()
+    {
+        return Err(Failure::could_not_run(
+            anyhow!("name what the policy is for"),
+            Some("e.g. `stackdrill iam policy --drill prod-db-pitr --report-store s3://bucket/prefix`".into()),
+        ));
+    }
+    if let Some(url) = &report_store
+        && !crate::report::s3::is_url(std::path::Path::new(url))
+    {
+        return Err(Failure::could_not_run(anyhow!("--report-store `{url}` is not an s3:// URL"), None));
+    }
+    let paths = drills.iter().map(|d| super::drill::resolve_drill(d)).collect::<Result<Vec<_>, _>>()?;
+    let specs = super::drill::load_all(&paths)?;
+    let stack_spec = match &stack {
+        Some(s) => Some(super::stack::load(&super::stack::resolve_stack(s)?)?),
+        None => None,
+    };
+    let deploy = if schedule || workflow {
+        Some(crate::config::load_deploy(&config).map_err(|errs| {
+            for e in &errs {
+                eprintln!("error: {e}");
+            }
+            Failure::could_not_run(anyhow!("{} problem(s) in `{}`", errs.len(), config.display()), None)
+        })?)
+    } else {
+        None
+    };
+    let req = Request {
+        drills: specs.iter().collect(),
+        stack: stack_spec.as_ref(),
+        stack_read_only: read_only,
+        schedule: deploy.as_ref().filter(|_| schedule),
+        workflow: deploy.as_ref().filter(|_| workflow),
+        report_store,
+        sign_kms_key,
+        region: region.unwrap_or(crate::aws::DEFAULT_REGION).to_string(),
+    };
+    printer.json(&make_policy(&req));
+    Ok(exit_codes::OK)
+}

@@ -1,0 +1,624 @@
+//! The least-privilege IAM policy each use of stackdrill needs: drills (by provider and source login), a
+//! stack (read-only for plan, or apply), schedule deployment, the report store and its signing key, and the
+//! drills workflow that starts the drill task. Resources are narrowed by name or ARN where the service
+//! allows it, and scratch changes by the scratch tag.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::config::{DeploySpec, DrillSpec, RestoreSpec, SecretRef, StackSpec};
+
+/// What to write a policy for.
+#[derive(Debug, Default)]
+pub(crate) struct Request<'a> {
+    pub(crate) drills: Vec<&'a DrillSpec>,
+    pub(crate) stack: Option<&'a StackSpec>,
+    /// Only what `stack plan`/`drift`/`check --live` read (the plan role).
+    pub(crate) stack_read_only: bool,
+    pub(crate) schedule: Option<&'a DeploySpec>,
+    /// The drills workflow: starts the schedules' task and reads the store.
+    pub(crate) workflow: Option<&'a DeploySpec>,
+    /// `s3://bucket/prefix`.
+    pub(crate) report_store: Option<String>,
+    pub(crate) sign_kms_key: Option<String>,
+    pub(crate) region: String,
+}
+
+/// One statement: its actions, resources and condition.
+struct Statement {
+    actions: Vec<String>,
+    resources: Vec<String>,
+    condition: Option<Value>,
+}
+
+/// Statements keyed by Sid: actions merge, resources merge; a condition belongs to its Sid.
+#[derive(Default)]
+struct Policy {
+    statements: BTreeMap<String, Statement>,
+}
+
+impl Policy {
+    fn allow(&mut self, sid: &str, actions: &[&str], resources: &[String], condition: Option<Value>) {
+        let st = self.statements.entry(sid.to_string()).or_insert_with(|| Statement {
+            actions: Vec::new(),
+            resources: Vec::new(),
+            condition,
+        });
+        for a in actions {
+            if !st.actions.iter().any(|x| x == a) {
+                st.actions.push(a.to_string());
+            }
+        }
+        for r in resources {
+            if !st.resources.contains(r) {
+                st.resources.push(r.clone());
+            }
+        }
+    }
+
+    fn document(self) -> Value {
+        let statements: Vec<Value> = self
+            .statements
+            .into_iter()
+            .map(|(sid, Statement { mut actions, mut resources, condition })| {
+                actions.sort();
+                resources.sort();
+                let mut st = json!({ "Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources });
+                if let Some(c) = condition {
+                    st["Condition"] = c;
+                }
+                st
+            })
+            .collect();
+        json!({ "Version": "2012-10-17", "Statement": statements })
+    }
+}
+
+const SCRATCH_TAG: &str = "aws:ResourceTag/stackdrill:scratch";
+
+/// The policy document for `req`.
+pub(crate) fn policy(req: &Request<'_>) -> Value {
+    let mut p = Policy::default();
+    for d in &req.drills {
+        drill(&mut p, d, &req.region);
+    }
+    if let Some(s) = req.stack {
+        stack(&mut p, s, req.stack_read_only);
+    }
+    if let Some(cfg) = req.schedule {
+        schedule(&mut p, cfg, &req.region);
+    }
+    if let Some(cfg) = req.workflow {
+        workflow(&mut p, cfg);
+    }
+    if let Some(url) = &req.report_store {
+        report_store(&mut p, url, req.workflow.is_some() && req.drills.is_empty());
+    }
+    if let Some(key) = &req.sign_kms_key {
+        let resource = if key.starts_with("arn:") { key.clone() } else { "*".into() };
+        let condition =
+            (!key.starts_with("arn:")).then(|| json!({ "ForAnyValue:StringEquals": { "kms:ResourceAliases": key } }));
+        p.allow("SignReports", &["kms:Sign", "kms:GetPublicKey"], &[resource], condition);
+    }
+    p.document()
+}
+
+fn rds_arn(region: &str, kind: &str, name: &str) -> String {
+    format!("arn:aws:rds:{region}:*:{kind}:{name}")
+}
+
+fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
+    let Some(scratch) = d.restore.aws_scratch() else { return local_source(p, d, default_region) };
+    let region = scratch.region.clone().unwrap_or_else(|| default_region.to_string());
+    let r = region.as_str();
+    p.allow(
+        "DrillReadRds",
+        &[
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstanceAutomatedBackups",
+            "rds:DescribeDBParameters",
+            "rds:DescribeDBParameterGroups",
+            "rds:DescribeDBClusterParameters",
+            "rds:DescribeDBClusterParameterGroups",
+            "rds:ListTagsForResource",
+            "tag:GetResources",
+        ],
+        &["*".into()],
+        None,
+    );
+    // Scratch resources are named sd-<drill>-<run>, created tagged; parameter groups are copied from the source's.
+    let mut create =
+        vec![rds_arn(r, "db", "sd-*"), rds_arn(r, "pg", "*"), rds_arn(r, "og", "*"), rds_arn(r, "secgrp", "*")];
+    if let Some(g) = &scratch.subnet_group {
+        create.push(rds_arn(r, "subgrp", g));
+    }
+    let mut actions = vec!["rds:AddTagsToResource", "rds:CopyDBParameterGroup"];
+    // The copies are named like the scratch: only those are changed.
+    let mut tune = vec!["rds:ModifyDBParameterGroup", "rds:ResetDBParameterGroup"];
+    let mut tuned = vec![rds_arn(r, "pg", "sd-*")];
+    let mut change = vec!["rds:ModifyDBInstance", "rds:DeleteDBInstance", "rds:DeleteDBParameterGroup"];
+    match &d.restore {
+        RestoreSpec::AwsRdsInstance(s) => {
+            actions.push("rds:RestoreDBInstanceToPointInTime");
+            create.push(rds_arn(r, "db", &s.source_instance));
+        }
+        RestoreSpec::AwsAuroraCluster(s) => {
+            actions.extend([
+                "rds:RestoreDBClusterToPointInTime",
+                "rds:CreateDBInstance",
+                "rds:CopyDBClusterParameterGroup",
+            ]);
+            create.push(rds_arn(r, "cluster", "sd-*"));
+            create.push(rds_arn(r, "cluster", &s.source_cluster));
+            create.push(rds_arn(r, "cluster-pg", "*"));
+            tune.extend(["rds:ModifyDBClusterParameterGroup", "rds:ResetDBClusterParameterGroup"]);
+            tuned.push(rds_arn(r, "cluster-pg", "sd-*"));
+            change.extend(["rds:ModifyDBCluster", "rds:DeleteDBCluster", "rds:DeleteDBClusterParameterGroup"]);
+        }
+        RestoreSpec::AwsBackup(s) => {
+            p.allow(
+                "DrillAwsBackup",
+                &[
+                    "backup:ListRecoveryPointsByBackupVault",
+                    "backup:GetRecoveryPointRestoreMetadata",
+                    "backup:StartRestoreJob",
+                ],
+                &[
+                    format!("arn:aws:backup:{r}:*:backup-vault:{}", s.vault),
+                    format!("arn:aws:backup:{r}:*:recovery-point:*"),
+                    format!("arn:aws:rds:{r}:*:snapshot:awsbackup:*"),
+                ],
+                None,
+            );
+            p.allow(
+                "DrillAwsBackupJobs",
+                &["backup:DescribeRestoreJob", "backup:PutRestoreValidationResult"],
+                &["*".into()],
+                None,
+            );
+            p.allow(
+                "DrillPassRestoreRole",
+                &["iam:PassRole"],
+                std::slice::from_ref(&s.iam_role_arn),
+                Some(json!({ "StringEquals": { "iam:PassedToService": "backup.amazonaws.com" } })),
+            );
+        }
+        RestoreSpec::LocalPostgres(_) => {}
+    }
+    p.allow("DrillCreateScratch", &actions, &create, None);
+    p.allow("DrillTuneScratchParameters", &tune, &tuned, None);
+    // Only what carries the scratch tag is ever changed or deleted.
+    p.allow("DrillChangeOnlyScratch", &change, &["*".into()], Some(json!({ "StringEquals": { SCRATCH_TAG: "true" } })));
+    // An encrypted source: RDS creates grants on the key for the restored copy, on the caller's behalf.
+    p.allow(
+        "DrillEncryptedRestore",
+        &["kms:CreateGrant", "kms:DescribeKey"],
+        &["*".into()],
+        Some(json!({ "StringEquals": { "kms:ViaService": format!("rds.{r}.amazonaws.com") } })),
+    );
+    local_source(p, d, r);
+}
+
+/// The source login and metrics, for any provider.
+fn local_source(p: &mut Policy, d: &DrillSpec, region: &str) {
+    if let Some(s) = &d.source {
+        if let SecretRef::Secret(id) = &s.password {
+            let arn = if id.starts_with("arn:") {
+                id.clone()
+            } else {
+                // Secrets Manager appends six random characters to a secret's name in its ARN.
+                format!("arn:aws:secretsmanager:{region}:*:secret:{id}-??????")
+            };
+            p.allow("SourceSecret", &["secretsmanager:GetSecretValue"], &[arn], None);
+        }
+        if s.from_instance {
+            // RDS-managed master secrets are named rds!db-<id> / rds!cluster-<id>.
+            p.allow(
+                "SourceSecret",
+                &["secretsmanager:GetSecretValue"],
+                &[format!("arn:aws:secretsmanager:{region}:*:secret:rds!*")],
+                None,
+            );
+            p.allow("DrillReadRds", &["rds:DescribeDBInstances", "rds:DescribeDBClusters"], &["*".into()], None);
+        }
+        if s.password == SecretRef::IamAuth {
+            let user = s.user.as_deref().unwrap_or("*");
+            p.allow(
+                "SourceIamAuth",
+                &["rds-db:connect"],
+                &[format!("arn:aws:rds-db:{region}:*:dbuser:*/{user}")],
+                None,
+            );
+        }
+    }
+    if let Some(ns) = &d.metrics.cloudwatch_namespace {
+        p.allow(
+            "DrillMetrics",
+            &["cloudwatch:PutMetricData"],
+            &["*".into()],
+            Some(json!({ "StringEquals": { "cloudwatch:namespace": ns } })),
+        );
+    }
+}
+
+/// What `stack plan` reads; with apply, what it changes too.
+fn stack(p: &mut Policy, s: &StackSpec, read_only: bool) {
+    p.allow(
+        "StackRead",
+        &[
+            "kms:ListAliases",
+            "kms:DescribeKey",
+            "kms:GetKeyRotationStatus",
+            "kms:GetKeyPolicy",
+            "kms:ListResourceTags",
+            "sns:ListTopics",
+            "sns:GetTopicAttributes",
+            "sns:ListSubscriptionsByTopic",
+            "sns:ListTagsForResource",
+            "logs:DescribeLogGroups",
+            "logs:DescribeMetricFilters",
+            "logs:ListTagsLogGroup",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:ListTagsForResource",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBParameterGroups",
+            "rds:DescribeDBParameters",
+            "rds:DescribeDBSubnetGroups",
+            "rds:ListTagsForResource",
+            "backup:ListBackupVaults",
+            "backup:ListBackupPlans",
+            "backup:GetBackupPlan",
+            "backup:ListBackupSelections",
+            "backup:GetBackupSelection",
+            "backup:ListTags",
+            "elasticbeanstalk:DescribeApplications",
+            "elasticbeanstalk:DescribeEnvironments",
+            "elasticbeanstalk:DescribeConfigurationSettings",
+            "elasticbeanstalk:DescribeEnvironmentResources",
+            "elasticbeanstalk:DescribeEvents",
+            "elasticbeanstalk:ListTagsForResource",
+            "shield:DescribeSubscription",
+            "shield:ListProtections",
+            "shield:ListTagsForResource",
+            "tag:GetResources",
+        ],
+        &["*".into()],
+        None,
+    );
+    if read_only {
+        return;
+    }
+    p.allow(
+        "StackCreate",
+        &[
+            "kms:CreateKey",
+            "kms:TagResource",
+            "kms:CreateAlias",
+            "sns:CreateTopic",
+            "sns:TagResource",
+            "logs:CreateLogGroup",
+            "logs:TagLogGroup",
+            "logs:PutRetentionPolicy",
+            "logs:DeleteRetentionPolicy",
+            "logs:AssociateKmsKey",
+            "logs:DisassociateKmsKey",
+            "logs:PutMetricFilter",
+            "logs:DeleteMetricFilter",
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:TagResource",
+            "rds:CreateDBParameterGroup",
+            "rds:CreateDBSubnetGroup",
+            "rds:CreateDBInstance",
+            "rds:AddTagsToResource",
+            "backup:CreateBackupVault",
+            "backup:CreateBackupPlan",
+            "backup:CreateBackupSelection",
+            "backup:TagResource",
+            "elasticbeanstalk:CreateApplication",
+            "elasticbeanstalk:CreateEnvironment",
+            "elasticbeanstalk:UpdateTagsForResource",
+            "shield:CreateProtection",
+            "shield:TagResource",
+        ],
+        &["*".into()],
+        None,
+    );
+    // Changes and deletions: only what carries this stack's tag.
+    p.allow(
+        "StackChangeOnlyItsOwn",
+        &[
+            "kms:EnableKeyRotation",
+            "kms:DisableKeyRotation",
+            "kms:UpdateKeyDescription",
+            "kms:PutKeyPolicy",
+            "kms:DeleteAlias",
+            "kms:ScheduleKeyDeletion",
+            "sns:SetTopicAttributes",
+            "sns:Subscribe",
+            "sns:Unsubscribe",
+            "sns:DeleteTopic",
+            "logs:DeleteLogGroup",
+            "cloudwatch:DeleteAlarms",
+            "rds:ModifyDBParameterGroup",
+            "rds:ResetDBParameterGroup",
+            "rds:DeleteDBParameterGroup",
+            "rds:ModifyDBSubnetGroup",
+            "rds:DeleteDBSubnetGroup",
+            "rds:ModifyDBInstance",
+            "rds:DeleteDBInstance",
+            "backup:UpdateBackupPlan",
+            "backup:DeleteBackupPlan",
+            "backup:DeleteBackupSelection",
+            "backup:DeleteBackupVault",
+            "elasticbeanstalk:UpdateEnvironment",
+            "elasticbeanstalk:TerminateEnvironment",
+            "elasticbeanstalk:DeleteApplication",
+            "shield:DeleteProtection",
+        ],
+        &["*".into()],
+        Some(json!({ "StringEquals": { "aws:ResourceTag/stackdrill:stack": s.name } })),
+    );
+    // Roles the stack hands to services: the backup selection's, the Beanstalk instance profile's and
+    // service role. (Launching a Beanstalk environment also needs what Beanstalk itself creates on the
+    // caller's behalf — EC2, Auto Scaling, load balancers, CloudFormation: AWS's managed policy
+    // AdministratorAccess-AWSElasticBeanstalk covers that.)
+    let mut roles: Vec<String> = Vec::new();
+    if let Some(sel) = s.backup.as_ref().and_then(|b| b.selection.as_ref()) {
+        roles.push(sel.iam_role_arn.clone());
+    }
+    if let Some(app) = &s.app {
+        let arn = |name: &str| {
+            if name.starts_with("arn:") { name.to_string() } else { format!("arn:aws:iam::*:role/{name}") }
+        };
+        roles.push(arn(&app.instance_profile));
+        if let Some(r) = &app.service_role {
+            roles.push(arn(r));
+        }
+    }
+    if !roles.is_empty() {
+        p.allow("StackPassRoles", &["iam:PassRole"], &roles, None);
+    }
+}
+
+fn schedule(p: &mut Policy, cfg: &DeploySpec, region: &str) {
+    let group = format!("arn:aws:scheduler:{region}:*:schedule-group/{}", cfg.group);
+    let schedules = format!("arn:aws:scheduler:{region}:*:schedule/{}/*", cfg.group);
+    p.allow(
+        "ScheduleDeploy",
+        &[
+            "scheduler:GetScheduleGroup",
+            "scheduler:CreateScheduleGroup",
+            "scheduler:TagResource",
+            "scheduler:ListTagsForResource",
+            "scheduler:ListSchedules",
+            "scheduler:GetSchedule",
+            "scheduler:CreateSchedule",
+            "scheduler:UpdateSchedule",
+            "scheduler:DeleteSchedule",
+        ],
+        &[group, schedules],
+        None,
+    );
+    p.allow(
+        "SchedulePassRole",
+        &["iam:PassRole"],
+        std::slice::from_ref(&cfg.role_arn),
+        Some(json!({ "StringEquals": { "iam:PassedToService": "scheduler.amazonaws.com" } })),
+    );
+}
+
+fn workflow(p: &mut Policy, cfg: &DeploySpec) {
+    p.allow(
+        "WorkflowRunDrillTask",
+        &["ecs:RunTask"],
+        std::slice::from_ref(&cfg.task_definition),
+        Some(json!({ "ArnEquals": { "ecs:cluster": cfg.cluster } })),
+    );
+    p.allow(
+        "WorkflowWatchDrillTask",
+        &["ecs:DescribeTasks"],
+        &["*".into()],
+        Some(json!({ "ArnEquals": { "ecs:cluster": cfg.cluster } })),
+    );
+    // RunTask hands the task definition's task and execution roles to ECS.
+    p.allow(
+        "WorkflowPassTaskRoles",
+        &["iam:PassRole"],
+        &["arn:aws:iam::*:role/*".into()],
+        Some(json!({ "StringEquals": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } })),
+    );
+}
+
+/// The write-once report store; `read_only` for readers (the workflow lists and copies reports).
+fn report_store(p: &mut Policy, url: &str, read_only: bool) {
+    let rest = url.trim_start_matches("s3://");
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = prefix.trim_end_matches('/');
+    let objects = if prefix.is_empty() {
+        format!("arn:aws:s3:::{bucket}/*")
+    } else {
+        format!("arn:aws:s3:::{bucket}/{prefix}/*")
+    };
+    let bucket_arn = format!("arn:aws:s3:::{bucket}");
+    let mut bucket_actions = vec!["s3:ListBucket"];
+    let mut object_actions = vec!["s3:GetObject"];
+    if !read_only {
+        bucket_actions.push("s3:GetBucketObjectLockConfiguration");
+        object_actions.extend(["s3:PutObject", "s3:PutObjectRetention"]);
+    }
+    p.allow("ReportStoreBucket", &bucket_actions, &[bucket_arn], None);
+    p.allow("ReportStoreObjects", &object_actions, &[objects], None);
+}
+
+/// Every IAM action in a policy document.
+#[cfg(test)]
+fn actions(doc: &Value) -> Vec<String> {
+    let mut out: Vec<String> = doc["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Every IAM action the code names (each SDK call's error goes through `classify("service:Action")`,
+    /// and macros pass it the same way), outside test modules, in `files`.
+    fn named_actions(files: &[&str]) -> Vec<(String, String)> {
+        let re = regex::Regex::new(
+            r#"(?:classify\(\s*|send!\(\w+,\s*)"((?:rds|kms|sns|logs|cloudwatch|backup|elasticbeanstalk|shield|tag|scheduler|s3|secretsmanager|ecs|iam):[A-Z][A-Za-z0-9]+)""#,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for f in files {
+            let paths: Vec<PathBuf> = if f.ends_with('/') {
+                std::fs::read_dir(root().join(f))
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+                    .filter(|p| !p.file_name().unwrap().to_string_lossy().contains("tests"))
+                    .collect()
+            } else {
+                vec![root().join(f)]
+            };
+            for p in paths {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let code = text.split("\n#[cfg(test)]\nmod ").next().unwrap_or_default();
+                for c in re.captures_iter(code) {
+                    out.push((c[1].to_string(), p.strip_prefix(root()).unwrap().display().to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    fn drills() -> Vec<DrillSpec> {
+        std::fs::read_dir(root().join("drills"))
+            .unwrap()
+            .flatten()
+            .map(|e| crate::config::load_drill(&e.path()).unwrap_or_else(|e| panic!("{e:?}")))
+            .collect()
+    }
+
+    fn missing(doc: &Value, named: &[(String, String)]) -> Vec<String> {
+        let have = actions(doc);
+        named.iter().filter(|(a, _)| !have.contains(a)).map(|(a, f)| format!("{a} ({f})")).collect()
+    }
+
+    /// The policy for each use covers every action the code for that use can call: a new SDK call with no
+    /// policy line fails here, naming the action and the file.
+    #[test]
+    fn each_policy_covers_every_action_its_code_calls() {
+        let specs = drills();
+        let stack =
+            crate::config::load_stack(&root().join("stacks/production.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
+        let deploy = crate::config::load_deploy(&root().join("schedule.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
+        let region = "ap-southeast-1".to_string();
+        let drill_policy = policy(&Request {
+            drills: specs.iter().collect(),
+            report_store: Some("s3://evidence/prod".into()),
+            sign_kms_key: Some("alias/signing".into()),
+            region: region.clone(),
+            ..Request::default()
+        });
+        let code = named_actions(&[
+            "src/drill/restore/",
+            "src/drill/source.rs",
+            "src/drill/metrics.rs",
+            "src/drill/cleanup.rs",
+            "src/report/s3.rs",
+            "src/report/sign.rs",
+        ]);
+        assert!(code.len() > 30, "the scan found too little: {code:?}");
+        assert_eq!(missing(&drill_policy, &code), Vec::<String>::new());
+        let stack_policy = policy(&Request { stack: Some(&stack), region: region.clone(), ..Request::default() });
+        let code = named_actions(&["src/stack/resources/", "src/stack/live.rs"]);
+        assert_eq!(missing(&stack_policy, &code), Vec::<String>::new());
+        let schedule_policy = policy(&Request { schedule: Some(&deploy), region, ..Request::default() });
+        assert_eq!(missing(&schedule_policy, &named_actions(&["src/schedule/deploy.rs"])), Vec::<String>::new());
+    }
+
+    #[test]
+    fn scratch_changes_are_tag_scoped_and_roles_are_passed_only_to_their_service() {
+        let specs = drills();
+        let by_name = |n: &str| specs.iter().find(|d| d.name == n).unwrap();
+        let doc = policy(&Request {
+            drills: vec![by_name("prod-db-backup-vault")],
+            region: "ap-southeast-1".into(),
+            ..Request::default()
+        });
+        let st = |sid: &str| {
+            doc["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["Sid"] == sid)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {sid} in {doc:#}"))
+        };
+        assert_eq!(
+            st("DrillChangeOnlyScratch")["Condition"]["StringEquals"]["aws:ResourceTag/stackdrill:scratch"],
+            "true"
+        );
+        assert!(
+            !st("DrillChangeOnlyScratch")["Action"].to_string().contains("Cluster"),
+            "an instance drill needs no cluster rights"
+        );
+        assert_eq!(
+            st("DrillPassRestoreRole")["Condition"]["StringEquals"]["iam:PassedToService"],
+            "backup.amazonaws.com"
+        );
+        assert_eq!(st("DrillTuneScratchParameters")["Resource"], json!(["arn:aws:rds:ap-southeast-1:*:pg:sd-*"]));
+        assert_eq!(
+            st("DrillEncryptedRestore")["Condition"]["StringEquals"]["kms:ViaService"],
+            "rds.ap-southeast-1.amazonaws.com"
+        );
+        let doc = policy(&Request {
+            drills: vec![by_name("prod-db-pitr")],
+            region: "ap-southeast-1".into(),
+            ..Request::default()
+        });
+        assert!(doc.to_string().contains("arn:aws:rds-db:ap-southeast-1:*:dbuser:*/drill_reader"), "{doc:#}");
+        assert!(doc.to_string().contains("secret:rds!*"), "from-instance reads the managed master secret");
+        let doc = policy(&Request {
+            drills: vec![by_name("prod-aurora-pitr")],
+            region: "ap-southeast-1".into(),
+            ..Request::default()
+        });
+        assert!(doc.to_string().contains("secret:prod/drill_reader-??????"), "{doc:#}");
+        assert!(!doc.to_string().contains("s3:"), "no store named, no store rights");
+    }
+
+    #[test]
+    fn the_plan_role_reads_and_changes_nothing() {
+        let stack =
+            crate::config::load_stack(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/production.yaml")))
+                .unwrap();
+        let doc = policy(&Request {
+            stack: Some(&stack),
+            stack_read_only: true,
+            region: "ap-southeast-1".into(),
+            ..Request::default()
+        });
+        for a in actions(&doc) {
+            let op = a.split(':').nth(1).unwrap();
+            assert!(["Describe", "List", "Get"].iter().any(|p| op.starts_with(p)), "{a} is not a read");
+        }
+    }
+}
