@@ -159,12 +159,21 @@ async fn rds_instance_drill_restores_an_isolated_scratch_verifies_it_and_deletes
     );
     let reports = tmp.path().join("reports");
 
+    let before = moto.mark();
     let out = run(&moto, &drill, &reports, &[]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let report = last_report(&reports);
     assert_eq!(report["result"], "passed", "{report:#}");
     assert_eq!(report["source"]["provider"], "aws-rds-instance");
+    // Every RDS and CloudWatch call the drill made is in the policy `iam policy` gives for it.
+    let sent = moto.query_actions_since(before);
+    assert!(sent.contains(&"rds:RestoreDBInstanceToPointInTime".to_string()), "{sent:?}");
+    let policy = stackdrill().args(["iam", "policy", "--drill"]).arg(&drill).output().unwrap();
+    assert!(policy.status.success(), "{}", text(&policy.stderr));
+    let policy = text(&policy.stdout);
+    let missing: Vec<&String> = sent.iter().filter(|a| !policy.contains(&format!("\"{a}\""))).collect();
+    assert!(missing.is_empty(), "the drill called {missing:?}, which `iam policy --drill` does not grant");
     assert_eq!(report["teardown"]["status"], "done", "{report:#}");
     let run_id = report["id"].as_str().unwrap().to_string();
     let scratch = format!("sd-prod-db-pitr-{}", &run_id[..6]);
@@ -313,8 +322,13 @@ async fn aurora_drill_restores_the_cluster_adds_a_writer_and_tears_both_down() {
     );
     let drill = drill_file(tmp.path(), "prod-aurora-pitr", &block, &demo, "");
     let reports = tmp.path().join("reports");
+    let before = moto.mark();
     let out = run(&moto, &drill, &reports, &[]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let sent = moto.query_actions_since(before);
+    let policy = text(&stackdrill().args(["iam", "policy", "--drill"]).arg(&drill).output().unwrap().stdout);
+    let missing: Vec<&String> = sent.iter().filter(|a| !policy.contains(&format!("\"{a}\""))).collect();
+    assert!(missing.is_empty(), "the Aurora drill called {missing:?}, which `iam policy --drill` does not grant");
     let report = last_report(&reports);
     assert_eq!(report["teardown"]["status"], "done", "{report:#}");
     let scratch = format!("sd-prod-aurora-pitr-{}", &report["id"].as_str().unwrap()[..6]);

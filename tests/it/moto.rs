@@ -114,6 +114,41 @@ impl Moto {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// How many requests moto has recorded so far (for [`Moto::query_actions_since`]).
+    pub fn mark(&self) -> usize {
+        std::fs::read_to_string(&self.recording).unwrap_or_default().lines().count()
+    }
+
+    /// The IAM action (`rds:RestoreDBInstanceToPointInTime`) of every Query-protocol call recorded after `mark`.
+    pub fn query_actions_since(&self, mark: usize) -> Vec<String> {
+        use base64::Engine;
+        let text = std::fs::read_to_string(&self.recording).unwrap_or_default();
+        let mut out = Vec::new();
+        for line in text.lines().skip(mark) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let body = v["body"].as_str().unwrap_or_default();
+            let body = if v["body_encoded"].as_bool() == Some(true) {
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body).unwrap()).unwrap_or_default()
+            } else {
+                body.to_string()
+            };
+            let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+            let service = match get("Version").as_deref() {
+                Some("2014-10-31") => "rds",
+                Some("2010-08-01") => "cloudwatch",
+                Some("2010-03-31") => "sns",
+                _ => continue,
+            };
+            if let Some(action) = get("Action") {
+                out.push(format!("{service}:{action}"));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The form parameters of every recorded Query-protocol call of `action`.
     pub fn calls(&self, action: &str) -> Vec<Vec<(String, String)>> {
         use base64::Engine;

@@ -105,7 +105,15 @@ fn apply_to_an_empty_account_converges_and_tags_everything() {
     let out = env.stack("plan", &["--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2), "changes pending: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("24 to add, 0 to change"), "{}", text(&out.stdout));
+    let before = env.moto.mark();
     env.apply();
+    // Every RDS, SNS and CloudWatch call the apply made is in the policy `iam policy --stack` gives.
+    let policy = env.run(&["iam", "policy", "--stack", env.file.to_str().unwrap()]);
+    let policy = text(&policy.stdout);
+    let sent = env.moto.query_actions_since(before);
+    assert!(sent.contains(&"rds:CreateDBInstance".to_string()), "{sent:?}");
+    let missing: Vec<&String> = sent.iter().filter(|a| !policy.contains(&format!("\"{a}\""))).collect();
+    assert!(missing.is_empty(), "stack apply called {missing:?}, which `iam policy --stack` does not grant");
 
     // A second plan has nothing to do; drift agrees; the live policy holds.
     let out = env.stack("plan", &["--detailed-exitcode"]);
