@@ -114,6 +114,35 @@ fn the_demo_reaches_its_source_over_verified_tls_and_records_every_connection() 
     assert!(md.contains("## Connections") && md.contains("server certificate and host name verified"), "{md}");
 }
 
+/// `read-from`: the heavy read-only checks read a replica (here the same server under another name), the
+/// canary still writes to the primary; both sessions are recorded and bounded.
+#[test]
+fn read_from_sends_the_read_only_checks_to_a_replica() {
+    let demo = Demo::start();
+    let password = std::fs::read_to_string(demo.dir.join("source.password")).unwrap();
+    let drill = drill_file(
+        &demo,
+        "replica",
+        &format!("  password-env: SD_TEST_SOURCE_PW\n  read-from: {{ host: localhost, port: {} }}\n", demo.port),
+        "",
+        "  - canary: {}\n  - checksum: { table: accounts, key: id }\n  - row-count: { table: files, compare: source }\n",
+    );
+    let out = run(&demo, &drill, &[("SD_TEST_SOURCE_PW", password.trim())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r = demo.last_report();
+    let roles: Vec<(&str, &str)> = r["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["role"].as_str().unwrap(), c["endpoint"].as_str().unwrap()))
+        .collect();
+    assert!(roles.contains(&("source", &*format!("app@127.0.0.1:{}/app", demo.port))), "{roles:?}");
+    assert!(roles.contains(&("source-replica", &*format!("app@localhost:{}/app", demo.port))), "{roles:?}");
+    let replica = r["connections"].as_array().unwrap().iter().find(|c| c["role"] == "source-replica").unwrap();
+    assert_eq!(replica["hostname_verified"], true, "{replica:#}");
+    assert!(replica["session"].as_str().unwrap().contains("lock_timeout=2s"));
+}
+
 /// A TCP server that answers PostgreSQL's SSLRequest with `N` (no TLS) and counts connections.
 fn plaintext_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{Read, Write};
