@@ -119,12 +119,12 @@ impl Moto {
         std::fs::read_to_string(&self.recording).unwrap_or_default().lines().count()
     }
 
-    /// The IAM action (`rds:RestoreDBInstanceToPointInTime`) of every Query-protocol call recorded after `mark`.
-    pub fn query_actions_since(&self, mark: usize) -> Vec<String> {
+    /// The form parameters of every Query-protocol request recorded after the first `skip`.
+    fn recorded_forms(&self, skip: usize) -> Vec<Vec<(String, String)>> {
         use base64::Engine;
         let text = std::fs::read_to_string(&self.recording).unwrap_or_default();
         let mut out = Vec::new();
-        for line in text.lines().skip(mark) {
+        for line in text.lines().skip(skip) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let body = v["body"].as_str().unwrap_or_default();
             let body = if v["body_encoded"].as_bool() == Some(true) {
@@ -132,18 +132,27 @@ impl Moto {
             } else {
                 body.to_string()
             };
-            let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-            let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
-            let service = match get("Version").as_deref() {
-                Some("2014-10-31") => "rds",
-                Some("2010-08-01") => "cloudwatch",
-                Some("2010-03-31") => "sns",
-                _ => continue,
-            };
-            if let Some(action) = get("Action") {
-                out.push(format!("{service}:{action}"));
-            }
+            out.push(url::form_urlencoded::parse(body.as_bytes()).into_owned().collect());
         }
+        out
+    }
+
+    /// The IAM action (`rds:RestoreDBInstanceToPointInTime`) of every Query-protocol call recorded after `mark`.
+    pub fn query_actions_since(&self, mark: usize) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .recorded_forms(mark)
+            .iter()
+            .filter_map(|params| {
+                let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+                let service = match get("Version").as_deref() {
+                    Some("2014-10-31") => "rds",
+                    Some("2010-08-01") => "cloudwatch",
+                    Some("2010-03-31") => "sns",
+                    _ => return None,
+                };
+                Some(format!("{service}:{}", get("Action")?))
+            })
+            .collect();
         out.sort();
         out.dedup();
         out
@@ -151,23 +160,7 @@ impl Moto {
 
     /// The form parameters of every recorded Query-protocol call of `action`.
     pub fn calls(&self, action: &str) -> Vec<Vec<(String, String)>> {
-        use base64::Engine;
-        let text = std::fs::read_to_string(&self.recording).unwrap_or_default();
-        let mut out = Vec::new();
-        for line in text.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let body = v["body"].as_str().unwrap_or_default();
-            let body = if v["body_encoded"].as_bool() == Some(true) {
-                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body).unwrap()).unwrap_or_default()
-            } else {
-                body.to_string()
-            };
-            let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-            if params.iter().any(|(k, v)| k == "Action" && v == action) {
-                out.push(params);
-            }
-        }
-        out
+        self.recorded_forms(0).into_iter().filter(|p| p.iter().any(|(k, v)| k == "Action" && v == action)).collect()
     }
 }
 
