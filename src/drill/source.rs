@@ -188,7 +188,12 @@ pub(crate) async fn connection_record(
         .flatten();
     let (encrypted, version, cipher) = match row {
         Some(r) => (r.get::<_, Option<bool>>(0).unwrap_or(false), r.get(1), r.get(2)),
-        None => (false, None, None),
+        // No pg_stat_ssl (a pooler, an old server): the client side still knows, since any mode but
+        // disable refuses a connection that is not TLS.
+        None => {
+            let tls = *tls != TlsSpec::Disable;
+            (tls, tls.then(|| "TLS (version not reported by the server)".to_string()), None)
+        }
     };
     Connection {
         role: role.into(),
