@@ -164,7 +164,8 @@ impl LocalPostgres {
     /// primary, and preloads only allow-listed libraries (no pg_cron or other job runner). Returns the
     /// settings and what they neutralise, in words.
     fn inert_settings(&self, data: &Path) -> (Vec<(&'static str, String)>, Vec<String>) {
-        let configured = preload_libraries(data);
+        // Read as the OS user: the files are its own, and a symlink it planted reaches nothing more.
+        let configured = self.as_user.as_fs_user(|| Ok(preload_libraries(data))).unwrap_or_default();
         let (kept, dropped): (Vec<String>, Vec<String>) =
             configured.into_iter().partition(|l| self.spec.allow_preload.iter().any(|a| a == l));
         let mut said = vec![
@@ -224,7 +225,8 @@ impl LocalPostgres {
                 ))
                 .await
                 .map_err(|e| {
-                    RestoreError::Error(format!("cannot disable subscription `{sub}` in `{db}`: {}", verify_error(&e)))
+                    let e = crate::drill::verify::db_error(&e);
+                    RestoreError::Error(format!("cannot disable subscription `{sub}` in `{db}`: {e}"))
                 })?;
             self.neutralised.push(format!(
                 "subscription `{sub}` in database `{db}` disabled and detached from its slot (the publisher's slot \
@@ -536,10 +538,6 @@ fn preload_libraries(data: &Path) -> Vec<String> {
         }
     }
     value.split(',').map(|l| l.trim().trim_matches('"').to_string()).filter(|l| !l.is_empty()).collect()
-}
-
-fn verify_error(e: &tokio_postgres::Error) -> String {
-    crate::drill::verify::db_error(e)
 }
 
 /// Recreates `from` under `to` (dirs 0700, files 0600) as the server's OS user with `jobs` threads: the
