@@ -87,7 +87,8 @@ for f in a.get("metric-filters", []):
 for role in spec.get("kms", {}).get("keys", {}):
     alias = f"alias/{spec['name']}-{role}"
     k = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
-    kms.get_key_rotation_status(KeyId=k); kms.list_resource_tags(KeyId=k); calls += 3
+    kms.get_key_rotation_status(KeyId=k); kms.list_resource_tags(KeyId=k)
+    kms.get_key_policy(KeyId=k, PolicyName="default"); calls += 4
 print(f"{calls} {time.time() - t:.3f}")
 PY
 }
