@@ -119,7 +119,15 @@ pub(crate) async fn prepare(dir: &Path, scale: u32, progress: &dyn Fn(&str)) -> 
         cluster.start(&bin, &as_user).await?;
         match wait_connect(&cluster, Duration::from_secs(60)).await {
             Ok(c) => break c,
-            Err(e) if attempt < 5 && cluster.log_tail(20).iter().any(|l| l.contains("could not bind")) => {
+            // Another process took the port between the check and the server's bind (or listen).
+            Err(e)
+                if attempt < 5
+                    && cluster.log_tail(20).iter().any(|l| {
+                        l.contains("could not bind")
+                            || l.contains("could not listen")
+                            || l.contains("Address already in use")
+                    }) =>
+            {
                 tracing::info!(port, error = %e, "port taken, retrying the demo source on another port");
             }
             Err(e) => return Err(e),
