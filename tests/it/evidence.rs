@@ -307,17 +307,20 @@ fn a_kms_key_signs_reports_and_openssl_checks_them() {
          kms.create_alias(AliasName='alias/drill-reports', TargetKeyId=k)",
     );
     let tmp = Scratch::new();
+    // A signed drill run of the demo into `reports`.
+    let signed_run = |reports: &std::path::Path| {
+        let mut cmd = stackdrill();
+        moto.env(&mut cmd);
+        cmd.args(["drill", "run"])
+            .arg(&demo.drill)
+            .arg("--reports")
+            .arg(reports)
+            .args(["--sign-kms-key", "alias/drill-reports"])
+            .output()
+            .unwrap()
+    };
     let reports = tmp.path().join("reports");
-    let mut cmd = stackdrill();
-    moto.env(&mut cmd);
-    let out = cmd
-        .args(["drill", "run"])
-        .arg(&demo.drill)
-        .arg("--reports")
-        .arg(&reports)
-        .args(["--sign-kms-key", "alias/drill-reports"])
-        .output()
-        .unwrap();
+    let out = signed_run(&reports);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("signed: ecdsa-p256-sha256 key SHA256:"), "{}", text(&out.stdout));
     let out = stackdrill().args(["report", "verify", "--reports"]).arg(&reports).output().unwrap();
@@ -354,16 +357,7 @@ fn a_kms_key_signs_reports_and_openssl_checks_them() {
     // KMS refusing to sign is an error: no report claims a signature it does not have.
     moto.proxy.deny(Some("\"MessageType\""));
     let denied = tmp.path().join("denied");
-    let mut cmd = stackdrill();
-    moto.env(&mut cmd);
-    let out = cmd
-        .args(["drill", "run"])
-        .arg(&demo.drill)
-        .arg("--reports")
-        .arg(&denied)
-        .args(["--sign-kms-key", "alias/drill-reports"])
-        .output()
-        .unwrap();
+    let out = signed_run(&denied);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     assert!(
