@@ -125,7 +125,8 @@ pub(crate) enum DrillCommand {
         /// Say what would be removed, remove nothing
         #[arg(long)]
         dry_run: bool,
-        /// Also sweep AWS when no drill file uses an AWS provider
+        /// Sweep AWS even when no drill file uses an AWS provider, and fail without credentials (else an AWS
+        /// sweep without credentials is skipped with a note)
         #[arg(long)]
         aws: bool,
         /// The report store whose interrupted writes to finish or undo (default: $STACKDRILL_REPORTS, else

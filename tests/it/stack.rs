@@ -339,3 +339,33 @@ fn the_example_iam_policies_are_current() {
         assert_eq!(kept, fresh, "examples/iam/{} is stale: run `bash scripts/iam-examples`", name.to_string_lossy());
     }
 }
+
+/// `drill cleanup` in the repository after a demo, on a laptop without AWS credentials: drills/ holds AWS drills,
+/// whose sweep is skipped with a note (exit 0); `--aws` makes the missing credentials an error.
+#[test]
+fn cleanup_without_aws_credentials_skips_the_aws_sweep_unless_asked_for() {
+    let dir = Scratch::new();
+    let empty = write(&dir, "empty", "");
+    let run = |extra: &[&str]| {
+        stackdrill()
+            .args(["drill", "cleanup", "--reports"])
+            .arg(dir.path().join("reports"))
+            .args(extra)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", &empty)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("STACKDRILL_STATE_DIR", dir.path().join("state"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("skipped: no AWS credentials (`--aws` makes that an error)"), "{stdout}");
+    let out = run(&["--aws"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("failed: no AWS credentials found"), "{}", text(&out.stdout));
+}
