@@ -473,3 +473,24 @@ async fn switch_and_archive(c: &tokio_postgres::Client) {
 fn postgres_uid() -> u32 {
     nix::unistd::User::from_name("postgres").unwrap().expect("the postgres OS user").uid.as_raw()
 }
+
+/// `demo --keep`, then another drill a while later: the demo's writes have stopped, so the newest ledger row is
+/// older than the freshness bound — and still exactly what the source holds before the target. Passed.
+#[test]
+fn a_quiet_source_is_not_a_stale_restore() {
+    let demo = Demo::start();
+    std::thread::sleep(Duration::from_secs(3));
+    let password = std::fs::read_to_string(demo.dir.join("source.password")).unwrap();
+    let drill = drill_file(
+        &demo,
+        "quiet",
+        "  password-env: SD_TEST_SOURCE_PW\n",
+        "",
+        "  - canary: {}\n  - freshness: { table: credit_transactions, column: created_at, max-lag: 2s }\n",
+    );
+    let out = run(&demo, &drill, &[("SD_TEST_SOURCE_PW", password.trim())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r = demo.last_report();
+    let fresh = r["checks"].as_array().unwrap().iter().find(|c| c["kind"] == "freshness").unwrap().clone();
+    assert!(fresh["detail"].as_str().unwrap().contains("is the source's newest at or before the target"), "{fresh:#}");
+}

@@ -57,9 +57,27 @@ async fn freshness_is_within_the_lag_and_never_past_the_target() {
     let ctx = db.ctx(newest + chrono::Duration::seconds(30));
     let r = check(&ctx, spec(None)).await;
     assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    // A quiet source is not a stale restore: the source wrote nothing newer before the target either.
     let r = check(&ctx, spec(Some(Duration::from_secs(10)))).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    assert!(r.detail.contains("is the source's newest at or before the target"), "{}", r.detail);
+    // Without a source to ask, 30 s behind is more than 10 s.
+    let alone = Context { source: None, ..db.ctx(newest + chrono::Duration::seconds(30)) };
+    let r = check(&alone, spec(Some(Duration::from_secs(10)))).await;
     assert_eq!(r.status, CheckStatus::Failed);
     assert!(r.detail.ends_with("is 30.0s before the target, more than 10.0s"), "{}", r.detail);
+    // The source wrote a row 20 s after the restore's newest, still before the target: the restore lacks it.
+    db.src
+        .execute("insert into events (id, created_at) values (1001, $1)", &[&(newest + chrono::Duration::seconds(20))])
+        .await
+        .unwrap();
+    let r = check(&ctx, spec(Some(Duration::from_secs(10)))).await;
+    assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
+    // A lag that rounds to the limit's text says its seconds, so the message never contradicts itself.
+    let ctx61 = Context { source: None, ..db.ctx(newest + chrono::Duration::milliseconds(60_400)) };
+    let r = check(&ctx61, spec(None)).await;
+    assert!(r.detail.ends_with("is 60.4s before the target, more than 1m 00s"), "{}", r.detail);
+    db.src.batch_execute("delete from events where id = 1001").await.unwrap();
     // Data newer than the target: the restore went too far.
     let ctx = db.ctx(newest - chrono::Duration::seconds(60));
     let r = check(&ctx, spec(None)).await;
