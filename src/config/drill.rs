@@ -632,6 +632,15 @@ fn source_spec(p: &mut Problems<'_>, s: RawSource, restore: &RestoreSpec) -> Sou
             "only an aws-rds-instance or aws-aurora-cluster restore names a source instance to read it from",
         );
     }
+    for (key, h) in
+        [("source.host", host.as_deref()), ("source.read-from.host", read_from.as_ref().map(|r| r.host.as_str()))]
+    {
+        if let Some(h) = h
+            && (h.is_empty() || h.chars().any(|c| c.is_whitespace() || "/?#@\\'\"".contains(c)))
+        {
+            p.push(key, format!("`{h}` is not a host name or address"));
+        }
+    }
     if host.is_none() && !from_instance {
         p.push("source.host", "missing: give `host` (or `from-instance: true` for an RDS/Aurora source)");
     }

@@ -219,4 +219,10 @@ fn aws_restore_blocks_are_validated_together() {
     assert!(stderr.contains("drop the canary check or use a full copy"), "{stderr}");
     let (code, stderr) = validate("cow.yaml", &aurora("latest", ""));
     assert_eq!(code, 0, "{stderr}");
+    // A host that could not be one (it would also break the IAM token's signed URL) is refused in the file.
+    let body = "restore: { aws-rds-instance: { source-instance: prod, subnet-group: g, security-groups: [sg-1] } }\n\
+                source: { host: \"db host/x\", user: u, dbname: app, iam-auth: true }\nobjectives: { rto: 1h, rpo: 5m }\n";
+    let (code, stderr) = validate("host.yaml", body);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`source.host` `db host/x` is not a host name or address"), "{stderr}");
 }
