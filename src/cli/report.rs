@@ -75,8 +75,11 @@ fn io_failure(dir: &Path, e: std::io::Error) -> Failure {
 pub(super) fn keys_generate(out: Option<&Path>) -> Result<u8, Failure> {
     let path = out.map(Path::to_path_buf).unwrap_or_else(sign::default_key_path);
     let (public, id) = sign::generate(&path).map_err(|e| Failure::could_not_run(e, None))?;
-    println!("created {} (mode 0600) and {}", path.display(), public.display());
-    println!("key {}: reports are signed with it from now on; give auditors the .pub file", sign::fingerprint(&id));
+    crate::ui::outln!("created {} (mode 0600) and {}", path.display(), public.display());
+    crate::ui::outln!(
+        "key {}: reports are signed with it from now on; give auditors the .pub file",
+        sign::fingerprint(&id)
+    );
     Ok(exit_codes::OK)
 }
 
@@ -282,7 +285,7 @@ fn show(dir: &Path, id: &str, format: ShowFormat) -> Result<u8, Failure> {
     let path = dir.join(format!("{stem}.{ext}"));
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", path.display()), None))?;
-    print!("{text}");
+    crate::ui::out!("{text}");
     Ok(exit_codes::OK)
 }
 
@@ -403,20 +406,20 @@ fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
     }
     let controls: Vec<Control> = by_control.into_values().collect();
     match format {
-        ControlsFormat::Json => println!("{}", serde_json::to_string_pretty(&controls).unwrap_or_default()),
+        ControlsFormat::Json => crate::ui::outln!("{}", serde_json::to_string_pretty(&controls).unwrap_or_default()),
         ControlsFormat::Md => {
-            println!(
+            crate::ui::outln!(
                 "# Controls matrix\n\nFrom `{}`; chain: {}.\n",
                 dir.display(),
                 if verified.problems.is_empty() { "intact" } else { "BROKEN (run `stackdrill report verify`)" }
             );
             for c in &controls {
-                println!(
+                crate::ui::outln!(
                     "## {}\n\n| drill | run | started | result | RTO | RPO | signature | chain | sign-off |\n|---|---|---|---|---|---|---|---|---|",
                     c.control
                 );
                 for r in &c.runs {
-                    println!(
+                    crate::ui::outln!(
                         "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
                         r.drill,
                         r.id,
@@ -430,14 +433,14 @@ fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
                     );
                 }
                 for m in &c.missed {
-                    println!(
+                    crate::ui::outln!(
                         "| {} | — | {} → {} | **missed cadence** | | | | | |",
                         m.drill,
                         m.from.format("%Y-%m-%d %H:%M"),
                         m.to.format("%Y-%m-%d %H:%M")
                     );
                 }
-                println!();
+                crate::ui::outln!();
             }
         }
     }
@@ -473,7 +476,7 @@ async fn sign_off(
         }
     }
     .map_err(|e| Failure::could_not_run(anyhow!("cannot write the sign-off: {e}"), None))?;
-    println!("{decision} by {reviewer}: recorded as {written} (chained after the latest entry)");
+    crate::ui::outln!("{decision} by {reviewer}: recorded as {written} (chained after the latest entry)");
     Ok(exit_codes::OK)
 }
 

@@ -204,9 +204,9 @@ async fn compute(path: &Path, aws: &AwsSettings) -> Result<Computed, Failure> {
 
 fn print_plan(plan: &Plan, format: PlanFormat) {
     match format {
-        PlanFormat::Text => print!("{}", planner::render_text(plan)),
-        PlanFormat::Markdown => print!("{}", planner::render_markdown(plan)),
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(plan).unwrap_or_default()),
+        PlanFormat::Text => crate::ui::out!("{}", planner::render_text(plan)),
+        PlanFormat::Markdown => crate::ui::out!("{}", planner::render_markdown(plan)),
+        PlanFormat::Json => crate::ui::outln!("{}", serde_json::to_string_pretty(plan).unwrap_or_default()),
     }
 }
 
@@ -365,7 +365,7 @@ pub(super) async fn apply(
         }
     }
     if !printer.is_json() {
-        print!("{}", planner::render_text(&c.plan));
+        crate::ui::out!("{}", planner::render_text(&c.plan));
     }
     let conflicts: Vec<String> =
         c.plan.steps.iter().filter(|s| s.action == Action::Conflict).map(|s| s.address()).collect();
@@ -490,9 +490,10 @@ pub(super) async fn import(stack: &str, address: &str, aws: &AwsSettings, yes: b
         }
     }
     crate::stack::resources::tag(&c.clients, l, &c.spec.name).await.map_err(aws_failure)?;
-    println!(
+    crate::ui::outln!(
         "imported {address} ({}) into stack `{}`; `stack plan` shows what differs from the file",
-        l.arn, c.spec.name
+        l.arn,
+        c.spec.name
     );
     Ok(exit_codes::OK)
 }

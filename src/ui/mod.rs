@@ -5,7 +5,7 @@ mod printer;
 mod progress;
 
 pub(crate) use logging::{LogFormat, init as init_logging};
-pub(crate) use printer::{OutputFormat, Printer, table};
+pub(crate) use printer::{OutputFormat, Printer, out, outln, table, write_stdout};
 pub(crate) use progress::{log_sink, sink as progress_sink};
 
 /// Colour only on a terminal and never with `NO_COLOR` set.

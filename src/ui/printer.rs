@@ -33,7 +33,8 @@ impl Printer {
     }
 }
 
-fn write_stdout(s: &str) {
+/// Writes data to stdout as `print!` would, but a closed pipe ends the process quietly instead of panicking.
+pub(crate) fn write_stdout(s: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
@@ -64,3 +65,16 @@ pub(crate) fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     out.extend(rows.iter().map(|r| line(&mut r.iter().map(String::as_str))));
     out.join("\n")
 }
+
+/// `print!` for data on stdout, through [`write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::ui::write_stdout(&format!($($arg)*)) };
+}
+pub(crate) use out;
+
+/// `println!` for data on stdout, through [`write_stdout`].
+macro_rules! outln {
+    () => { $crate::ui::write_stdout("\n") };
+    ($($arg:tt)*) => { $crate::ui::write_stdout(&format!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use outln;
