@@ -286,61 +286,7 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
         }
     }
 
-    match &s.backup {
-        None => {
-            f.absent("STK-BACKUP-PLAN", "backup plan");
-            f.absent("STK-BACKUP-SELECTS-DB", "backup plan");
-            f.absent("STK-BACKUP-VAULT-ENCRYPTED", "backup vault");
-        }
-        Some(b) => {
-            let daily = b.rules.iter().any(|r| r.schedule.is_some() && r.retention_days >= 35);
-            let continuous = b.rules.iter().any(|r| r.continuous && r.retention_days >= 35);
-            let mut missing = Vec::new();
-            if !daily {
-                missing.push("a scheduled rule kept ≥ 35 days");
-            }
-            if !continuous {
-                missing.push("a continuous (PITR) rule kept ≥ 35 days");
-            }
-            if b.selection.is_none() {
-                missing.push("a selection of what to back up");
-            }
-            f.add(
-                "STK-BACKUP-PLAN",
-                missing.is_empty(),
-                format!("backup plan {}", b.plan),
-                "daily and continuous rules, 35 days, a tag selection",
-                format!("missing {}", missing.join(" and ")),
-            );
-            match (&b.selection, &s.database) {
-                (Some(sel), Some(d)) => f.add(
-                    "STK-BACKUP-SELECTS-DB",
-                    true,
-                    format!("backup selection {}", sel.name),
-                    &format!(
-                        "selects {} by its tag {}={} (stackdrill tags the instance)",
-                        d.identifier, sel.tag.0, sel.tag.1
-                    ),
-                    String::new(),
-                ),
-                (None, Some(d)) => f.add(
-                    "STK-BACKUP-SELECTS-DB",
-                    false,
-                    format!("backup plan {}", b.plan),
-                    "",
-                    format!("no selection: the plan backs up nothing, not even {}", d.identifier),
-                ),
-                (_, None) => f.absent("STK-BACKUP-SELECTS-DB", "RDS database"),
-            }
-            f.add(
-                "STK-BACKUP-VAULT-ENCRYPTED",
-                s.keys.contains_key(&b.vault_key),
-                format!("backup vault {}", b.vault),
-                &format!("encrypted with the `{}` key", b.vault_key),
-                "no customer-managed key".into(),
-            );
-        }
-    }
+    check_backup(&mut f, s);
 
     match &s.alerts {
         None => {
@@ -493,6 +439,65 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
         "Shield Advanced is off for an internet-facing load balancer; use auto or required".into(),
     );
     f.0
+}
+
+/// The backup rules on the file: the plan's rules, that its selection selects the database, the vault's key.
+fn check_backup(f: &mut Findings, s: &StackSpec) {
+    match &s.backup {
+        None => {
+            f.absent("STK-BACKUP-PLAN", "backup plan");
+            f.absent("STK-BACKUP-SELECTS-DB", "backup plan");
+            f.absent("STK-BACKUP-VAULT-ENCRYPTED", "backup vault");
+        }
+        Some(b) => {
+            let daily = b.rules.iter().any(|r| r.schedule.is_some() && r.retention_days >= 35);
+            let continuous = b.rules.iter().any(|r| r.continuous && r.retention_days >= 35);
+            let mut missing = Vec::new();
+            if !daily {
+                missing.push("a scheduled rule kept ≥ 35 days");
+            }
+            if !continuous {
+                missing.push("a continuous (PITR) rule kept ≥ 35 days");
+            }
+            if b.selection.is_none() {
+                missing.push("a selection of what to back up");
+            }
+            f.add(
+                "STK-BACKUP-PLAN",
+                missing.is_empty(),
+                format!("backup plan {}", b.plan),
+                "daily and continuous rules, 35 days, a tag selection",
+                format!("missing {}", missing.join(" and ")),
+            );
+            match (&b.selection, &s.database) {
+                (Some(sel), Some(d)) => f.add(
+                    "STK-BACKUP-SELECTS-DB",
+                    true,
+                    format!("backup selection {}", sel.name),
+                    &format!(
+                        "selects {} by its tag {}={} (stackdrill tags the instance)",
+                        d.identifier, sel.tag.0, sel.tag.1
+                    ),
+                    String::new(),
+                ),
+                (None, Some(d)) => f.add(
+                    "STK-BACKUP-SELECTS-DB",
+                    false,
+                    format!("backup plan {}", b.plan),
+                    "",
+                    format!("no selection: the plan backs up nothing, not even {}", d.identifier),
+                ),
+                (_, None) => f.absent("STK-BACKUP-SELECTS-DB", "RDS database"),
+            }
+            f.add(
+                "STK-BACKUP-VAULT-ENCRYPTED",
+                s.keys.contains_key(&b.vault_key),
+                format!("backup vault {}", b.vault),
+                &format!("encrypted with the `{}` key", b.vault_key),
+                "no customer-managed key".into(),
+            );
+        }
+    }
 }
 
 /// Evaluates the rules on live state: what AWS has for each declared resource, not what the file says.
