@@ -584,6 +584,172 @@ fn deserialize<T: serde::de::DeserializeOwned>(
         .map_err(|e| serde_path_to_error::Error::new(track.path(), e))
 }
 
+/// RestoreDBClusterToPointInTime takes no RestoreToTime with RestoreType copy-on-write: a clone is of the
+/// latest restorable time, which a canary's bracketing target or a past target cannot be.
+fn check_copy_on_write(p: &mut Problems<'_>, restore: &RestoreSpec, target: &TargetSpec, checks: &[CheckSpec]) {
+    if let RestoreSpec::AwsAuroraCluster(a) = &restore
+        && a.copy_on_write
+    {
+        let key = "restore.aws-aurora-cluster.copy-on-write";
+        if !matches!(target, TargetSpec::Latest) {
+            p.push(key, "a copy-on-write clone restores only to the latest restorable time: use `target: latest`");
+        } else if checks.iter().any(|c| matches!(c, CheckSpec::Canary(_))) {
+            p.push(key, "a copy-on-write clone restores only to the latest restorable time, past the canary's target: drop the canary check or use a full copy");
+        }
+    }
+}
+
+/// The `verify` list: each check resolved, every problem pushed; `has_source` says whether checks that read
+/// the live source can.
+fn resolve_checks(p: &mut Problems<'_>, verify: Vec<RawCheck>, has_source: bool) -> Vec<CheckSpec> {
+    let mut checks = Vec::new();
+    let mut sql_names = std::collections::HashSet::new();
+    for (i, check) in verify.into_iter().enumerate() {
+        match check {
+            RawCheck::Canary(RawCanary { table }) => {
+                if !has_source {
+                    p.push(
+                        format!("verify[{i}].canary"),
+                        "the canary check writes to the live source: add a `source` connection",
+                    );
+                }
+                let table = table.unwrap_or_else(|| "stackdrill_canary".into());
+                if !is_identifier(&table) {
+                    p.push(format!("verify[{i}].canary.table"), "must be a plain SQL identifier (a-z, 0-9, _)");
+                }
+                checks.push(CheckSpec::Canary(CanarySpec { table }));
+            }
+            RawCheck::Sql(RawSql { name, query, expect }) => {
+                let key = format!("verify[{i}].sql");
+                if name.trim().is_empty() {
+                    p.push(format!("{key}.name"), "must not be empty");
+                } else if !sql_names.insert(name.clone()) {
+                    p.push(format!("{key}.name"), format!("another sql check is already named `{name}`"));
+                }
+                if query.trim().is_empty() {
+                    p.push(format!("{key}.query"), "must not be empty");
+                }
+                let RawExpect { equals, min, max, regex, rows } = expect;
+                if equals.is_none() && min.is_none() && max.is_none() && regex.is_none() && rows.is_none() {
+                    p.push(format!("{key}.expect"), "needs at least one of equals, min, max, regex, rows");
+                }
+                if let (Some(lo), Some(hi)) = (min, max)
+                    && lo > hi
+                {
+                    p.push(format!("{key}.expect.min"), format!("min {lo} is greater than max {hi}"));
+                }
+                let regex = regex.and_then(|r| match regex::Regex::new(&r) {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        p.push(format!("{key}.expect.regex"), format!("invalid regex: {e}"));
+                        None
+                    }
+                });
+                checks.push(CheckSpec::Sql(SqlSpec { name, query, expect: Expect { equals, min, max, regex, rows } }));
+            }
+            RawCheck::Checksum(RawChecksum { table, key, until_column, settle, max_keys, buckets }) => {
+                let k = format!("verify[{i}].checksum");
+                need_source(p, &k, has_source, "compares the restore with the live source");
+                check_table(p, &format!("{k}.table"), &table);
+                if key.0.is_empty() {
+                    p.push(format!("{k}.key"), "needs at least one key column");
+                }
+                for (j, c) in key.0.iter().enumerate() {
+                    check_column(p, &format!("{k}.key[{j}]"), c);
+                }
+                if let Some(c) = &until_column {
+                    check_column(p, &format!("{k}.until-column"), c);
+                }
+                let settle = settle.map_or(Duration::from_secs(1), |s| duration_or_zero(p, &format!("{k}.settle"), &s));
+                let buckets = buckets.unwrap_or(256);
+                if !(2..=4096).contains(&buckets) {
+                    p.push(format!("{k}.buckets"), "must be between 2 and 4096");
+                }
+                checks.push(CheckSpec::Checksum(ChecksumSpec {
+                    table,
+                    key: key.0,
+                    until_column,
+                    settle,
+                    max_keys: max_keys.unwrap_or(10),
+                    buckets,
+                }));
+            }
+            RawCheck::RowCount(RawRowCount { table, until_column, compare, tolerance, min, max }) => {
+                let k = format!("verify[{i}].row-count");
+                check_table(p, &format!("{k}.table"), &table);
+                if let Some(c) = &until_column {
+                    check_column(p, &format!("{k}.until-column"), c);
+                }
+                let compare_source = match compare.as_deref() {
+                    None => false,
+                    Some("source") => true,
+                    Some(other) => {
+                        p.push(
+                            format!("{k}.compare"),
+                            format!("unknown comparison `{other}`: the only one is `source`"),
+                        );
+                        false
+                    }
+                };
+                if compare_source {
+                    need_source(p, &k, has_source, "with `compare: source` counts the live source");
+                } else if min.is_none() && max.is_none() {
+                    p.push(k.clone(), "needs `compare: source`, or `min` and/or `max`");
+                }
+                let tolerance = match tolerance.as_deref().map(str::trim) {
+                    None => Tolerance::Rows(0),
+                    Some(t) => match t.strip_suffix('%') {
+                        Some(pct) => match pct.trim().parse::<f64>() {
+                            Ok(v) if (0.0..=100.0).contains(&v) => Tolerance::Percent(v),
+                            _ => {
+                                p.push(format!("{k}.tolerance"), format!("invalid percentage `{t}`"));
+                                Tolerance::Rows(0)
+                            }
+                        },
+                        None => t.parse().map(Tolerance::Rows).unwrap_or_else(|_| {
+                            p.push(
+                                format!("{k}.tolerance"),
+                                format!("`{t}` is neither a row count nor a percentage like `0.5%`"),
+                            );
+                            Tolerance::Rows(0)
+                        }),
+                    },
+                };
+                checks.push(CheckSpec::RowCount(RowCountSpec {
+                    table,
+                    until_column,
+                    compare_source,
+                    tolerance,
+                    min,
+                    max,
+                }));
+            }
+            RawCheck::Freshness(RawFreshness { table, column, max_lag }) => {
+                let k = format!("verify[{i}].freshness");
+                check_table(p, &format!("{k}.table"), &table);
+                check_column(p, &format!("{k}.column"), &column);
+                let max_lag = max_lag.map(|m| duration_or_zero(p, &format!("{k}.max-lag"), &m));
+                checks.push(CheckSpec::Freshness(FreshnessSpec { table, column, max_lag }));
+            }
+            RawCheck::Amcheck(RawAmcheck { heapallindexed }) => {
+                checks.push(CheckSpec::Amcheck(AmcheckSpec { heapallindexed: heapallindexed.unwrap_or(true) }));
+            }
+            RawCheck::Schema(RawSchema { tables }) => {
+                let k = format!("verify[{i}].schema");
+                if let Some(ts) = &tables {
+                    for (j, t) in ts.iter().enumerate() {
+                        check_table(p, &format!("{k}.tables[{j}]"), t);
+                    }
+                } else {
+                    need_source(p, &k, has_source, "without `tables` compares with the live source");
+                }
+                checks.push(CheckSpec::Schema(SchemaSpec { tables }));
+            }
+        }
+    }
+    checks
+}
+
 /// Resolves the `source` block: credentials from exactly one place, TLS, session bounds.
 fn source_spec(p: &mut Problems<'_>, s: RawSource, restore: &RestoreSpec) -> SourceSpec {
     let RawSource {
@@ -783,151 +949,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         rpo: duration(p, "objectives.rpo", &rpo, Duration::from_secs(1)),
     };
 
-    let mut checks = Vec::new();
-    let mut sql_names = std::collections::HashSet::new();
-    for (i, check) in verify.into_iter().enumerate() {
-        match check {
-            RawCheck::Canary(RawCanary { table }) => {
-                if source.is_none() {
-                    p.push(
-                        format!("verify[{i}].canary"),
-                        "the canary check writes to the live source: add a `source` connection",
-                    );
-                }
-                let table = table.unwrap_or_else(|| "stackdrill_canary".into());
-                if !is_identifier(&table) {
-                    p.push(format!("verify[{i}].canary.table"), "must be a plain SQL identifier (a-z, 0-9, _)");
-                }
-                checks.push(CheckSpec::Canary(CanarySpec { table }));
-            }
-            RawCheck::Sql(RawSql { name, query, expect }) => {
-                let key = format!("verify[{i}].sql");
-                if name.trim().is_empty() {
-                    p.push(format!("{key}.name"), "must not be empty");
-                } else if !sql_names.insert(name.clone()) {
-                    p.push(format!("{key}.name"), format!("another sql check is already named `{name}`"));
-                }
-                if query.trim().is_empty() {
-                    p.push(format!("{key}.query"), "must not be empty");
-                }
-                let RawExpect { equals, min, max, regex, rows } = expect;
-                if equals.is_none() && min.is_none() && max.is_none() && regex.is_none() && rows.is_none() {
-                    p.push(format!("{key}.expect"), "needs at least one of equals, min, max, regex, rows");
-                }
-                if let (Some(lo), Some(hi)) = (min, max)
-                    && lo > hi
-                {
-                    p.push(format!("{key}.expect.min"), format!("min {lo} is greater than max {hi}"));
-                }
-                let regex = regex.and_then(|r| match regex::Regex::new(&r) {
-                    Ok(re) => Some(re),
-                    Err(e) => {
-                        p.push(format!("{key}.expect.regex"), format!("invalid regex: {e}"));
-                        None
-                    }
-                });
-                checks.push(CheckSpec::Sql(SqlSpec { name, query, expect: Expect { equals, min, max, regex, rows } }));
-            }
-            RawCheck::Checksum(RawChecksum { table, key, until_column, settle, max_keys, buckets }) => {
-                let k = format!("verify[{i}].checksum");
-                need_source(p, &k, source.is_some(), "compares the restore with the live source");
-                check_table(p, &format!("{k}.table"), &table);
-                if key.0.is_empty() {
-                    p.push(format!("{k}.key"), "needs at least one key column");
-                }
-                for (j, c) in key.0.iter().enumerate() {
-                    check_column(p, &format!("{k}.key[{j}]"), c);
-                }
-                if let Some(c) = &until_column {
-                    check_column(p, &format!("{k}.until-column"), c);
-                }
-                let settle = settle.map_or(Duration::from_secs(1), |s| duration_or_zero(p, &format!("{k}.settle"), &s));
-                let buckets = buckets.unwrap_or(256);
-                if !(2..=4096).contains(&buckets) {
-                    p.push(format!("{k}.buckets"), "must be between 2 and 4096");
-                }
-                checks.push(CheckSpec::Checksum(ChecksumSpec {
-                    table,
-                    key: key.0,
-                    until_column,
-                    settle,
-                    max_keys: max_keys.unwrap_or(10),
-                    buckets,
-                }));
-            }
-            RawCheck::RowCount(RawRowCount { table, until_column, compare, tolerance, min, max }) => {
-                let k = format!("verify[{i}].row-count");
-                check_table(p, &format!("{k}.table"), &table);
-                if let Some(c) = &until_column {
-                    check_column(p, &format!("{k}.until-column"), c);
-                }
-                let compare_source = match compare.as_deref() {
-                    None => false,
-                    Some("source") => true,
-                    Some(other) => {
-                        p.push(
-                            format!("{k}.compare"),
-                            format!("unknown comparison `{other}`: the only one is `source`"),
-                        );
-                        false
-                    }
-                };
-                if compare_source {
-                    need_source(p, &k, source.is_some(), "with `compare: source` counts the live source");
-                } else if min.is_none() && max.is_none() {
-                    p.push(k.clone(), "needs `compare: source`, or `min` and/or `max`");
-                }
-                let tolerance = match tolerance.as_deref().map(str::trim) {
-                    None => Tolerance::Rows(0),
-                    Some(t) => match t.strip_suffix('%') {
-                        Some(pct) => match pct.trim().parse::<f64>() {
-                            Ok(v) if (0.0..=100.0).contains(&v) => Tolerance::Percent(v),
-                            _ => {
-                                p.push(format!("{k}.tolerance"), format!("invalid percentage `{t}`"));
-                                Tolerance::Rows(0)
-                            }
-                        },
-                        None => t.parse().map(Tolerance::Rows).unwrap_or_else(|_| {
-                            p.push(
-                                format!("{k}.tolerance"),
-                                format!("`{t}` is neither a row count nor a percentage like `0.5%`"),
-                            );
-                            Tolerance::Rows(0)
-                        }),
-                    },
-                };
-                checks.push(CheckSpec::RowCount(RowCountSpec {
-                    table,
-                    until_column,
-                    compare_source,
-                    tolerance,
-                    min,
-                    max,
-                }));
-            }
-            RawCheck::Freshness(RawFreshness { table, column, max_lag }) => {
-                let k = format!("verify[{i}].freshness");
-                check_table(p, &format!("{k}.table"), &table);
-                check_column(p, &format!("{k}.column"), &column);
-                let max_lag = max_lag.map(|m| duration_or_zero(p, &format!("{k}.max-lag"), &m));
-                checks.push(CheckSpec::Freshness(FreshnessSpec { table, column, max_lag }));
-            }
-            RawCheck::Amcheck(RawAmcheck { heapallindexed }) => {
-                checks.push(CheckSpec::Amcheck(AmcheckSpec { heapallindexed: heapallindexed.unwrap_or(true) }));
-            }
-            RawCheck::Schema(RawSchema { tables }) => {
-                let k = format!("verify[{i}].schema");
-                if let Some(ts) = &tables {
-                    for (j, t) in ts.iter().enumerate() {
-                        check_table(p, &format!("{k}.tables[{j}]"), t);
-                    }
-                } else {
-                    need_source(p, &k, source.is_some(), "without `tables` compares with the live source");
-                }
-                checks.push(CheckSpec::Schema(SchemaSpec { tables }));
-            }
-        }
-    }
+    let checks = resolve_checks(p, verify, source.is_some());
 
     for (i, c) in controls.iter().enumerate() {
         let ok = c.split_once('-').is_some_and(|(fw, id)| {
@@ -941,18 +963,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         }
     }
 
-    // RestoreDBClusterToPointInTime takes no RestoreToTime with RestoreType copy-on-write: a clone is of
-    // the latest restorable time, which a canary's bracketing target or a past target cannot be.
-    if let RestoreSpec::AwsAuroraCluster(a) = &restore
-        && a.copy_on_write
-    {
-        let key = "restore.aws-aurora-cluster.copy-on-write";
-        if !matches!(target, TargetSpec::Latest) {
-            p.push(key, "a copy-on-write clone restores only to the latest restorable time: use `target: latest`");
-        } else if checks.iter().any(|c| matches!(c, CheckSpec::Canary(_))) {
-            p.push(key, "a copy-on-write clone restores only to the latest restorable time, past the canary's target: drop the canary check or use a full copy");
-        }
-    }
+    check_copy_on_write(p, &restore, &target, &checks);
 
     let schedule = schedule.and_then(|RawSchedule { cron, timezone }| {
         let tz = match timezone.as_deref().unwrap_or("UTC").parse::<chrono_tz::Tz>() {
