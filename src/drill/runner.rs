@@ -184,6 +184,12 @@ enum Stop<E> {
     Failed(E),
 }
 
+/// The source sessions the verify phase uses: the one the read-only checks read, and all to cancel.
+struct Sessions<'s> {
+    reader: Option<&'s source::Session>,
+    all: Vec<&'s source::Session>,
+}
+
 struct Planned {
     /// The primary (canary writes) and, with `read-from`, the replica the heavy checks read.
     source: Option<(source::Session, Option<source::Session>)>,
@@ -347,6 +353,85 @@ impl RunCtx<'_> {
         Ok(Planned { source, canary: written, window, target, backup })
     }
 
+    /// The verify phase: connects to the restore (named and recorded), runs the checks with the sessions'
+    /// cancellers, turns a panicking verifier into this phase's error, and cancels what may still run on
+    /// the source when the phase ends early. Returns the newest replayed commit and the check results.
+    async fn verify_phase(
+        &mut self,
+        ep: &Endpoint,
+        sessions: &Sessions<'_>,
+        written: Option<&canary::Written>,
+        target: DateTime<Utc>,
+        outcome: &mut Judgement,
+    ) -> (Option<DateTime<Utc>>, Vec<CheckResult>) {
+        let spec = self.spec;
+        let t = spec.timeouts;
+        let reader = sessions.reader;
+        let events = self.events.clone();
+        let drill = spec.name.clone();
+        let scratch_record = std::sync::Mutex::new(None);
+        let run_id = self.run_id.clone();
+        let verify_fut = async {
+            let mut config = ep.config.clone();
+            config.application_name(source::application_name(&run_id));
+            let restore = pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref())
+                .await
+                .map_err(|e| format!("cannot connect to the restore: {e}"))?;
+            *scratch_record.lock().expect("not poisoned") = Some(ep.record(&restore).await);
+            let newest: Option<DateTime<Utc>> = restore
+                .query_one("select pg_last_xact_replay_timestamp()", &[])
+                .await
+                .map_err(|e| verify::db_error(&e))?
+                .get(0);
+            let mut cancellers = vec![pg::Canceller::new(&restore, &ep.tls, ep.server_name.as_deref())];
+            cancellers.extend(reader.map(|s| s.canceller.clone()));
+            let ctx = verify::Context {
+                restore: &restore,
+                source: reader.map(|s| &s.client),
+                canary: written,
+                target,
+                rpo: spec.objectives.rpo,
+                cancellers: &cancellers,
+            };
+            let mut out = Vec::new();
+            for c in &spec.verify {
+                let r = verify::run_check(c, &ctx, t.check).await;
+                events.emit(Event::CheckFinished { drill: drill.clone(), check: r.clone() });
+                out.push(r);
+            }
+            Ok::<_, String>((newest, out))
+        };
+        // A verifier that panics must not skip teardown: the panic becomes this phase's error.
+        let verify_fut = async {
+            use futures_util::FutureExt;
+            match std::panic::AssertUnwindSafe(verify_fut).catch_unwind().await {
+                Ok(r) => r,
+                Err(p) => {
+                    let what = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    Err(format!("a verifier panicked: {what}"))
+                }
+            }
+        };
+        let verified = self.phase("verify", t.verify, verify_fut).await;
+        self.connections.extend(scratch_record.into_inner().expect("not poisoned"));
+        match verified {
+            Ok(done) => done,
+            Err(stop) => {
+                // The verify future is gone, but a query it started may still run on the source.
+                for s in &sessions.all {
+                    s.canceller.cancel().await;
+                }
+                let (v, why) = stop_reason("verify", stop);
+                outcome.fail(v, why);
+                (None, Vec::new())
+            }
+        }
+    }
+
     async fn run<P: RestoreProvider>(mut self, provider: &mut P) -> Result<Outcome, DrillError> {
         let started_at = Utc::now();
         let spec = self.spec;
@@ -397,81 +482,16 @@ impl RunCtx<'_> {
         };
         let rto = endpoint.as_ref().map(|_| restore_clock.elapsed().as_secs_f64());
 
-        let mut checks = Vec::new();
-        let mut newest_commit = None;
-        match &endpoint {
+        let (newest_commit, mut checks) = match &endpoint {
             Some(ep) => {
-                let ctx_target = target.time;
-                let canary_ref = written.as_ref();
-                let source_ref = reader.map(|s| &s.client);
-                let events = self.events.clone();
-                let drill = spec.name.clone();
-                let scratch_record = std::sync::Mutex::new(None);
-                let run_id = self.run_id.clone();
-                let verify_fut = async {
-                    let mut config = ep.config.clone();
-                    config.application_name(source::application_name(&run_id));
-                    let restore = pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref())
-                        .await
-                        .map_err(|e| format!("cannot connect to the restore: {e}"))?;
-                    *scratch_record.lock().expect("not poisoned") = Some(ep.record(&restore).await);
-                    let newest: Option<DateTime<Utc>> = restore
-                        .query_one("select pg_last_xact_replay_timestamp()", &[])
-                        .await
-                        .map_err(|e| verify::db_error(&e))?
-                        .get(0);
-                    let mut cancellers = vec![pg::Canceller::new(&restore, &ep.tls, ep.server_name.as_deref())];
-                    cancellers.extend(reader.map(|s| s.canceller.clone()));
-                    let ctx = verify::Context {
-                        restore: &restore,
-                        source: source_ref,
-                        canary: canary_ref,
-                        target: ctx_target,
-                        rpo: spec.objectives.rpo,
-                        cancellers: &cancellers,
-                    };
-                    let mut out = Vec::new();
-                    for c in &spec.verify {
-                        let r = verify::run_check(c, &ctx, t.check).await;
-                        events.emit(Event::CheckFinished { drill: drill.clone(), check: r.clone() });
-                        out.push(r);
-                    }
-                    Ok::<_, String>((newest, out))
-                };
-                // A verifier that panics must not skip teardown: the panic becomes this phase's error.
-                let verify_fut = async {
-                    use futures_util::FutureExt;
-                    match std::panic::AssertUnwindSafe(verify_fut).catch_unwind().await {
-                        Ok(r) => r,
-                        Err(p) => {
-                            let what = p
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            Err(format!("a verifier panicked: {what}"))
-                        }
-                    }
-                };
-                let verified = self.phase("verify", t.verify, verify_fut).await;
-                self.connections.extend(scratch_record.into_inner().expect("not poisoned"));
-                match verified {
-                    Ok((newest, out)) => {
-                        newest_commit = newest;
-                        checks = out;
-                    }
-                    Err(stop) => {
-                        // The verify future is gone, but a query it started may still run on the source.
-                        for s in source.iter().chain(replica.iter()) {
-                            s.canceller.cancel().await;
-                        }
-                        let (v, why) = stop_reason("verify", stop);
-                        outcome.fail(v, why);
-                    }
-                }
+                let sessions = Sessions { reader, all: source.iter().chain(replica.iter()).collect() };
+                self.verify_phase(ep, &sessions, written.as_ref(), target.time, &mut outcome).await
             }
-            None => self.skip_phase("verify", "no restored database to verify"),
-        }
+            None => {
+                self.skip_phase("verify", "no restored database to verify");
+                (None, Vec::new())
+            }
+        };
         // Every configured check appears in the report, even when it could not run.
         for c in &spec.verify {
             if !checks.iter().any(|r: &CheckResult| r.name == c.name() && r.kind == c.kind()) {
