@@ -439,14 +439,32 @@ pub(crate) struct ScheduleRunArgs {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub(crate) jitter: std::time::Duration,
     /// After downtime or an interrupted run: run once for what was missed, or skip to the next occurrence
-    #[arg(long, value_enum, default_value_t = crate::schedule::daemon::CatchUp::RunOnce)]
-    pub(crate) catch_up: crate::schedule::daemon::CatchUp,
+    #[arg(long, value_enum, default_value_t = CatchUp::RunOnce)]
+    pub(crate) catch_up: CatchUp,
     /// An occurrence this late still counts as on time (not missed)
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub(crate) grace: std::time::Duration,
     /// How often to log that the scheduler is alive
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub(crate) heartbeat: std::time::Duration,
+}
+
+/// `--catch-up`: what to do about occurrences missed while no scheduler was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CatchUp {
+    /// Run once for everything missed, then keep the cadence
+    RunOnce,
+    /// Forget what was missed; wait for the next occurrence
+    Skip,
+}
+
+impl From<CatchUp> for crate::schedule::daemon::CatchUp {
+    fn from(c: CatchUp) -> Self {
+        match c {
+            CatchUp::RunOnce => Self::RunOnce,
+            CatchUp::Skip => Self::Skip,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

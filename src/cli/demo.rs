@@ -2,17 +2,20 @@
 //! workload writes, print the verdict and the report, and stop the source unless `--keep`.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 
-use super::drill::{cancel_on_signals, exit_code, summary};
+use super::drill::{cancel_on_signals, exit_code};
 use super::{Failure, exit_codes};
 use crate::config::load_drill;
 use crate::demo::{self, DemoError};
+use crate::drill::RunOptions;
 use crate::drill::events::Event;
-use crate::drill::{self as engine, RunOptions};
-use crate::ui::{Printer, progress_sink};
+use crate::drill::fleet::{self, Ended, Fleet, Job, Reporter};
+use crate::report::ReportStore;
+use crate::report::model::PhaseStatus;
+use crate::ui::{Printer, Progress, progress_sink, summary};
 
 pub(crate) struct DemoSettings {
     pub(crate) dir: PathBuf,
@@ -36,8 +39,24 @@ fn demo_failure(e: DemoError) -> Failure {
 
 pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failure> {
     let dir = std::path::absolute(&s.dir).map_err(|e| Failure::could_not_run(anyhow!("--dir: {e}"), None))?;
-    let events = progress_sink(s.quiet || printer.is_json());
     let cancel = cancel_on_signals();
+    let reporters: Vec<std::sync::Arc<dyn Reporter>> = vec![
+        std::sync::Arc::new(crate::drill::metrics::CloudWatch { aws: s.aws.clone() }),
+        std::sync::Arc::new(Progress(progress_sink(s.quiet || printer.is_json()))),
+    ];
+    let fleet = Fleet::new(
+        fleet::Settings {
+            store: ReportStore::new(&s.reports, s.retain),
+            signer: s.signer.clone(),
+            aws: s.aws.clone(),
+            concurrency: 1,
+            // Each demo restores its own source (one per `--dir`): two demos never share a scratch.
+            if_running: fleet::IfRunning::Parallel,
+            cancel: cancel.clone(),
+        },
+        reporters,
+    );
+    let events = fleet.events();
     let name = "local-demo".to_string();
     events.emit(Event::PhaseStarted { drill: name.clone(), phase: "setup" });
     let clock = Instant::now();
@@ -60,7 +79,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
     events.emit(Event::PhaseFinished {
         drill: name.clone(),
         phase: "setup",
-        status: "passed",
+        status: PhaseStatus::Passed,
         seconds: clock.elapsed().as_secs_f64(),
         detail: Some(format!("source on 127.0.0.1:{} with WAL archiving", source.cluster.port)),
     });
@@ -76,19 +95,22 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
         let (stop, workload) = demo::start_workload(&source);
         let opts = RunOptions {
             target: None,
-            reports_dir: s.reports.clone(),
             trigger: "demo".into(),
             aws: s.aws.clone(),
-            signer: s.signer.clone(),
             participants: vec![],
-            retain: s.retain,
             scheduled_for: None,
         };
-        let outcome = engine::run(&spec, &opts, events.clone(), cancel.clone()).await;
+        let (mut finished, _) = fleet.run(vec![Job { index: 0, spec, opts, delay: Duration::ZERO }]).await;
         let _ = stop.send(true);
         let transfers = workload.await.unwrap_or(0);
         tracing::info!(transfers, "demo workload stopped");
-        Ok::<_, Failure>((path, outcome?))
+        match finished.pop().map(|f| f.ended) {
+            Some(Ended::Ran { report, written }) => Ok((path, report, written)),
+            Some(Ended::CouldNotRun(e)) => Err(e.into()),
+            Some(Ended::NotStarted) | None => {
+                Err(Failure::could_not_run(anyhow!("the demo drill was stopped before it started"), None))
+            }
+        }
     }
     .await;
 
@@ -97,12 +119,12 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
     {
         eprintln!("warning: cannot stop the demo source: {e}");
     }
-    let (path, outcome) = result?;
-    let code = exit_code(outcome.report.result);
+    let (path, report, written) = result?;
+    let code = exit_code(report.result);
     if printer.is_json() {
-        printer.json(&outcome.report);
+        printer.json(&report);
     } else {
-        printer.line(summary(&outcome.report, outcome.written.as_ref().ok()));
+        printer.line(summary(&report, written.as_ref().ok()));
         if s.keep {
             printer.line(format!(
                 "the demo source is still running on 127.0.0.1:{}; run the drill again with `stackdrill drill run {}`",
@@ -111,7 +133,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
             ));
         }
     }
-    if let Err(e) = &outcome.written {
+    if let Err(e) = &written {
         eprintln!("error: {e}");
         return Ok(exit_codes::COULD_NOT_RUN);
     }

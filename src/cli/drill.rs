@@ -2,16 +2,18 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::anyhow;
 use serde::Serialize;
 
 use super::args::IfRunning;
 use super::{Failure, exit_codes};
-use crate::config::{ConfigError, DrillSpec, TargetSpec, human_seconds, load_drill};
+use crate::config::{ConfigError, DrillSpec, TargetSpec, load_drill};
+use crate::drill::fleet::{self, Ended, Finished, Fleet, Job, Reporter};
 use crate::drill::{self, Cancel, RunOptions};
-use crate::report::{Report, Verdict};
-use crate::ui::{Printer, progress_sink};
+use crate::report::{Report, ReportStore, Verdict};
+use crate::ui::{Printer, Progress, Summary, progress_sink};
 
 const DRILLS_DIR: &str = "drills";
 
@@ -258,42 +260,27 @@ pub(crate) fn exit_code(v: Verdict) -> u8 {
     }
 }
 
-/// One line a drill for stdout.
-pub(crate) fn summary(r: &Report, written: Option<&crate::report::Written>) -> String {
-    let m = &r.measured;
-    let fmt = |v: Option<f64>| v.map(human_seconds).unwrap_or_else(|| "-".into());
-    let passed = r.checks.iter().filter(|c| c.status == crate::drill::verify::CheckStatus::Passed).count();
-    let mut s = format!(
-        "{}: {}  RTO {} (objective {}{})  RPO {} (objective {}{})  checks {passed}/{} passed",
-        r.drill,
-        r.result.as_str().to_uppercase(),
-        fmt(m.rto_seconds),
-        human_seconds(r.objectives.rto_seconds),
-        if m.rto_met { ", met" } else { ", missed" },
-        fmt(m.rpo_seconds),
-        human_seconds(r.objectives.rpo_seconds),
-        if m.rpo_met { ", met" } else { ", missed" },
-        r.checks.len()
-    );
-    if let Some(reason) = &r.reason {
-        s.push_str(&format!("\n  reason: {reason}"));
-    }
-    if let Some(w) = written {
-        s.push_str(&format!("\n  report: {} (also {})", w.markdown.display(), w.html.display()));
-        match &r.signing {
-            Some(k) => s.push_str(&format!(
-                "\n  signed: {} key {}, chained after {}",
-                k.algorithm,
-                k.fingerprint,
-                r.previous_sha256
-                    .as_deref()
-                    .map(crate::report::chain::short_hash)
-                    .unwrap_or("nothing (first in the store)")
-            )),
-            None => s.push_str("\n  unsigned: create a key with `stackdrill keys generate` to sign reports"),
+/// The exit code of a fleet run: the worst of its drills; a report the store did not take, or a drill
+/// that could not run, is `could not run`.
+pub(crate) fn fleet_exit_code(finished: &[Finished]) -> u8 {
+    finished
+        .iter()
+        .map(|f| match &f.ended {
+            Ended::Ran { written: Err(_), .. } | Ended::CouldNotRun(_) | Ended::NotStarted => exit_codes::COULD_NOT_RUN,
+            Ended::Ran { report, .. } => exit_code(report.result),
+        })
+        .max()
+        .unwrap_or(exit_codes::OK)
+}
+
+impl From<IfRunning> for fleet::IfRunning {
+    fn from(m: IfRunning) -> Self {
+        match m {
+            IfRunning::Refuse => fleet::IfRunning::Refuse,
+            IfRunning::Wait => fleet::IfRunning::Wait,
+            IfRunning::Parallel => fleet::IfRunning::Parallel,
         }
     }
-    s
 }
 
 pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, Failure> {
@@ -315,99 +302,36 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         }
         eprintln!("due: {}", specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
     }
-    let cancel = cancel_on_signals();
-    let events = progress_sink(settings.quiet || printer.is_json());
     let opts = RunOptions {
         target: settings.target.clone(),
-        reports_dir: settings.reports.clone(),
         trigger: settings.trigger.clone(),
         aws: settings.aws.clone(),
-        signer: settings.signer.clone(),
         participants: settings.participants.clone(),
-        retain: settings.retain,
         scheduled_for: None,
     };
-    let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
-    let mut set = tokio::task::JoinSet::new();
-    for (i, spec) in specs.into_iter().enumerate() {
-        let (opts, events, cancel, permits) = (opts.clone(), events.clone(), cancel.clone(), permits.clone());
-        let if_running = settings.if_running;
-        set.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            // One run per drill at a time unless asked: never two scratch restores of one drill by accident.
-            let lock = match if_running {
-                IfRunning::Parallel => None,
-                mode => {
-                    let (name, wait) = (spec.name.clone(), mode == IfRunning::Wait);
-                    let what = format!("a run of drill `{name}`");
-                    let took = tokio::task::spawn_blocking(move || crate::lock::acquire("drill", &name, &what, wait))
-                        .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| r.map_err(|e| e.to_string()));
-                    match took {
-                        Ok(l) => Some(l),
-                        Err(e) => return (i, spec.name.clone(), Err(crate::drill::DrillError::AlreadyRunning(e))),
-                    }
-                }
-            };
-            let res = drill::run(&spec, &opts, events, cancel).await;
-            drop(lock);
-            (i, spec.name.clone(), res)
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(r) => results.push(r),
-            Err(e) => return Err(Failure::could_not_run(anyhow!("a drill task panicked: {e}"), None)),
-        }
-    }
-    results.sort_by_key(|r| r.0);
-    let mut code = exit_codes::OK;
-    let mut reports = Vec::new();
-    let mut card = Vec::new();
-    for (_, name, res) in results {
-        match &res {
-            Ok(o) => card.push(scorecard_row(&o.report, o.written.as_ref().map(|w| w.markdown.display().to_string()))),
-            Err(e) => {
-                card.push([name.clone(), "COULD NOT RUN".into(), "-".into(), "-".into(), "-".into(), e.to_string()])
-            }
-        }
-        match res {
-            Ok(outcome) => {
-                code = code.max(exit_code(outcome.report.result));
-                match &outcome.written {
-                    Ok(w) => {
-                        if !printer.is_json() {
-                            printer.line(summary(&outcome.report, Some(w)));
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("error: [{name}] {e}");
-                        code = exit_codes::COULD_NOT_RUN;
-                        if !printer.is_json() {
-                            printer.line(summary(&outcome.report, None));
-                        }
-                    }
-                }
-                reports.push(outcome.report);
-            }
-            Err(e) => {
-                code = code.max(exit_codes::COULD_NOT_RUN);
-                let hint = e.hint();
-                eprintln!("error: drill `{name}` could not run: {e}");
-                if let Some(h) = hint {
-                    eprintln!("  hint: {h}");
-                }
-            }
-        }
-    }
-    if printer.is_json() {
-        printer.json(&reports);
-    } else if card.len() > 1 {
-        printer.line(scorecard(&card));
-    }
-    Ok(code)
+    let reporters: Vec<Arc<dyn Reporter>> = vec![
+        Arc::new(crate::drill::metrics::CloudWatch { aws: settings.aws.clone() }),
+        Arc::new(Progress(progress_sink(settings.quiet || printer.is_json()))),
+        Summary::new(printer),
+    ];
+    let fleet = Fleet::new(
+        fleet::Settings {
+            store: ReportStore::new(&settings.reports, settings.retain),
+            signer: settings.signer.clone(),
+            aws: settings.aws.clone(),
+            concurrency: settings.concurrency,
+            if_running: settings.if_running.into(),
+            cancel: cancel_on_signals(),
+        },
+        reporters,
+    );
+    let jobs = specs
+        .into_iter()
+        .enumerate()
+        .map(|(index, spec)| Job { index, spec, opts: opts.clone(), delay: Duration::ZERO })
+        .collect();
+    let (finished, _) = fleet.run(jobs).await;
+    Ok(fleet_exit_code(&finished))
 }
 
 /// The scheduled drills whose latest occurrence at or before now has no run (of any result) in the store
@@ -415,7 +339,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
 async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillSpec>, Failure> {
     let store = super::args::StoreArgs { reports: Some(settings.reports.clone()) };
     let view = super::report::open(&store, &settings.aws).await?;
-    let entries = crate::report::chain::read(&view.dir)
+    let store = crate::report::view::Store::read(&view.dir)
         .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", view.dir.display()), None))?;
     let now = chrono::Utc::now();
     Ok(specs
@@ -423,49 +347,10 @@ async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillS
         .filter(|s| {
             let Some(sched) = &s.schedule else { return false };
             let Some(latest) = crate::schedule::last_at_or_before(sched, now) else { return false };
-            let last_run = entries
-                .iter()
-                .flatten()
-                .filter(|e| e.kind == "report" && e.drill == s.name)
-                .filter_map(|e| e.at_utc())
-                .max();
+            let last_run = store.history(&s.name).filter_map(|r| r.entry.at_utc()).max();
             last_run.is_none_or(|t| t < latest)
         })
         .collect())
-}
-
-/// One scorecard row: drill, result, restore time (restore + ready phases), RTO, RPO, report (or error).
-fn scorecard_row(r: &Report, report: Result<String, &String>) -> [String; 6] {
-    let m = &r.measured;
-    let restore: f64 = r.phases.iter().filter(|p| p.name == "restore" || p.name == "ready").map(|p| p.seconds).sum();
-    let objective = |v: Option<f64>, met: bool, obj: f64| match v {
-        None => format!("- (objective {})", human_seconds(obj)),
-        Some(v) => format!("{} {} ({})", if met { "met" } else { "MISSED" }, human_seconds(v), human_seconds(obj)),
-    };
-    [
-        r.drill.clone(),
-        r.result.as_str().to_uppercase(),
-        if restore > 0.0 { human_seconds(restore) } else { "-".into() },
-        objective(m.rto_seconds, m.rto_met, r.objectives.rto_seconds),
-        objective(m.rpo_seconds, m.rpo_met, r.objectives.rpo_seconds),
-        report.unwrap_or_else(|e| format!("NOT WRITTEN: {e}")),
-    ]
-}
-
-/// The scorecard after a fleet run: one aligned row per drill, then the totals.
-fn scorecard(rows: &[[String; 6]]) -> String {
-    let head = ["DRILL", "RESULT", "RESTORE", "RTO (objective)", "RPO (objective)", "REPORT"];
-    let body: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
-    let n = |v: &str| rows.iter().filter(|r| r[1] == v).count();
-    format!(
-        "\n{}\n{} drill(s): {} passed, {} failed, {} error, {} could not run",
-        crate::ui::table(&head, &body),
-        rows.len(),
-        n("PASSED"),
-        n("FAILED"),
-        n("ERROR"),
-        n("COULD NOT RUN")
-    )
 }
 
 pub(super) async fn cleanup(

@@ -161,7 +161,10 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             report::runbook_check(&view.dir, Printer { format: output })
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut std::io::stdout());
+            // Generated into memory, then written through the printer: `completions bash | head` ends quietly.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut script);
+            crate::ui::write_stdout(&String::from_utf8_lossy(&script));
             Ok(exit_codes::OK)
         }
     }

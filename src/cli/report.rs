@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::report::view::{Row, Store};
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::args::{ControlsFormat, Decision, ReportCommand, ShowFormat, StoreArgs};
 use super::{Failure, exit_codes};
-use crate::report::chain::{self, Entry};
+use crate::report::chain;
 use crate::report::{Signer, sign};
 use crate::ui::Printer;
 
@@ -83,26 +83,17 @@ pub(super) fn keys_generate(out: Option<&Path>) -> Result<u8, Failure> {
     Ok(exit_codes::OK)
 }
 
-/// A ledger entry with its report document (when readable).
-struct Row {
-    entry: Entry,
-    doc: Option<Value>,
+fn store(dir: &Path) -> Result<Store, Failure> {
+    Store::read(dir).map_err(|e| io_failure(dir, e))
 }
 
-fn rows(dir: &Path) -> Result<Vec<Row>, Failure> {
-    let entries = chain::read(dir).map_err(|e| io_failure(dir, e))?;
-    Ok(entries
-        .into_iter()
-        .filter_map(Result::ok)
-        .map(|entry| {
-            let doc = std::fs::read(dir.join(&entry.file)).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            Row { entry, doc }
-        })
-        .collect())
+fn secs(v: Option<f64>) -> String {
+    v.map(crate::config::human_seconds).unwrap_or_else(|| "-".into())
 }
 
-fn secs(v: &Value) -> String {
-    v.as_f64().map(crate::config::human_seconds).unwrap_or_else(|| "-".into())
+/// A time as the report JSON writes it.
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 fn verify(dir: &Path, key: Option<&Path>, printer: Printer) -> Result<u8, Failure> {
@@ -153,23 +144,24 @@ struct Listed {
 }
 
 fn listed(r: &Row) -> Listed {
-    let d = r.doc.as_ref();
+    let d = r.report();
     Listed {
         seq: r.entry.seq,
-        kind: r.entry.kind.clone(),
+        kind: r.entry.kind.to_string(),
         id: r.entry.id.clone(),
         drill: r.entry.drill.clone(),
         result: r.entry.result.clone(),
-        started_at: d.and_then(|d| d["started_at"].as_str()).map(str::to_string),
-        rto_seconds: d.and_then(|d| d["measured"]["rto_seconds"].as_f64()),
-        rpo_seconds: d.and_then(|d| d["measured"]["rpo_seconds"].as_f64()),
+        started_at: d.map(|d| rfc3339(d.started_at)),
+        rto_seconds: d.and_then(|d| d.measured.rto_seconds),
+        rpo_seconds: d.and_then(|d| d.measured.rpo_seconds),
         signed_by: r.entry.key_id.as_deref().map(sign::fingerprint),
         file: r.entry.file.clone(),
     }
 }
 
 fn list(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
-    let all: Vec<Listed> = rows(dir)?.iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(listed).collect();
+    let all: Vec<Listed> =
+        store(dir)?.rows().iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(listed).collect();
     if printer.is_json() {
         printer.json(&all);
         return Ok(exit_codes::OK);
@@ -186,8 +178,8 @@ fn list(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure
             l.drill,
             l.result,
             l.started_at.as_deref().map(|s| &s[..19.min(s.len())]).unwrap_or("-"),
-            secs(&serde_json::json!(l.rto_seconds)),
-            secs(&serde_json::json!(l.rpo_seconds)),
+            secs(l.rto_seconds),
+            secs(l.rpo_seconds),
             l.signed_by.as_deref().map(|f| &f[..18.min(f.len())]).unwrap_or("unsigned"),
             l.id
         ));
@@ -213,9 +205,9 @@ pub(crate) fn sparkline(values: &[Option<f64>]) -> String {
 }
 
 fn history(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
-    let all = rows(dir)?;
+    let all = store(dir)?;
     let mut by_drill: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
-    for r in all.iter().filter(|r| r.entry.kind == "report" && drill.is_none_or(|d| r.entry.drill == d)) {
+    for r in all.reports().filter(|r| drill.is_none_or(|d| r.entry.drill == d)) {
         by_drill.entry(&r.entry.drill).or_default().push(r);
     }
     if printer.is_json() {
@@ -237,7 +229,7 @@ fn history(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Fail
         return Ok(exit_codes::OK);
     }
     for (d, rs) in &by_drill {
-        let passed = rs.iter().filter(|r| r.entry.result == "passed").count();
+        let passed = rs.iter().filter(|r| r.passed()).count();
         let rtos: Vec<Option<f64>> = rs.iter().map(|r| listed(r).rto_seconds).collect();
         printer.line(format!("{d}: {} runs, {passed} passed   RTO trend {}", rs.len(), sparkline(&rtos)));
         for r in rs {
@@ -246,8 +238,8 @@ fn history(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Fail
                 "  {}  {:<7} RTO {:>9}  RPO {:>9}  {}",
                 l.started_at.as_deref().map(|s| &s[..19.min(s.len())]).unwrap_or("-"),
                 l.result,
-                secs(&serde_json::json!(l.rto_seconds)),
-                secs(&serde_json::json!(l.rpo_seconds)),
+                secs(l.rto_seconds),
+                secs(l.rpo_seconds),
                 l.id
             ));
         }
@@ -262,8 +254,8 @@ fn history(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Fail
     Ok(exit_codes::OK)
 }
 
-fn find<'a>(rows: &'a [Row], id: &str) -> Result<&'a Row, Failure> {
-    let hits: Vec<&Row> = rows.iter().filter(|r| r.entry.kind == "report" && r.entry.id.starts_with(id)).collect();
+fn find<'a>(store: &'a Store, id: &str) -> Result<&'a Row, Failure> {
+    let hits: Vec<&Row> = store.reports().filter(|r| r.entry.id.starts_with(id)).collect();
     match hits.as_slice() {
         [one] => Ok(one),
         [] => Err(Failure::could_not_run(anyhow!("no report with id `{id}` in the store"), None)),
@@ -274,7 +266,7 @@ fn find<'a>(rows: &'a [Row], id: &str) -> Result<&'a Row, Failure> {
 }
 
 fn show(dir: &Path, id: &str, format: ShowFormat) -> Result<u8, Failure> {
-    let all = rows(dir)?;
+    let all = store(dir)?;
     let r = find(&all, id)?;
     let stem = r.entry.file.trim_end_matches(".json");
     let ext = match format {
@@ -331,33 +323,27 @@ struct Control {
 }
 
 fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
-    let all = rows(dir)?;
+    let all = store(dir)?;
     let verified = chain::verify(dir, None).map_err(|e| io_failure(dir, e))?;
     let broken: std::collections::HashSet<u64> = verified.problems.iter().filter_map(|p| p.seq).collect();
-    let sign_offs: BTreeMap<String, String> = all
-        .iter()
-        .filter(|r| r.entry.kind == "sign-off")
-        .filter_map(|r| {
-            let d = r.doc.as_ref()?;
-            Some((d["report_id"].as_str()?.to_string(), format!("{} by {}", r.entry.result, d["reviewer"].as_str()?)))
-        })
-        .collect();
+    let sign_offs: BTreeMap<String, String> =
+        all.sign_offs().map(|(r, s)| (s.report_id.clone(), format!("{} by {}", r.entry.result, s.reviewer))).collect();
     let (specs, _) = drill_specs();
     let mut by_control: BTreeMap<String, Control> = BTreeMap::new();
-    for r in all.iter().filter(|r| r.entry.kind == "report") {
-        let Some(d) = &r.doc else { continue };
-        let met = |k: &str, m: &str| match (d["measured"][k].as_f64(), d["measured"][m].as_bool()) {
+    for r in all.reports() {
+        let Some(d) = r.report() else { continue };
+        let met = |v: Option<f64>, met: bool| match (v, met) {
             (None, _) => "not measured".to_string(),
-            (Some(v), Some(true)) => format!("{} met", crate::config::human_seconds(v)),
-            (Some(v), _) => format!("{} MISSED", crate::config::human_seconds(v)),
+            (Some(v), true) => format!("{} met", crate::config::human_seconds(v)),
+            (Some(v), false) => format!("{} MISSED", crate::config::human_seconds(v)),
         };
         let run = |r: &Row| ControlRun {
             drill: r.entry.drill.clone(),
             id: r.entry.id.clone(),
-            started_at: d["started_at"].as_str().map(str::to_string),
+            started_at: Some(rfc3339(d.started_at)),
             result: r.entry.result.clone(),
-            rto: met("rto_seconds", "rto_met"),
-            rpo: met("rpo_seconds", "rpo_met"),
+            rto: met(d.measured.rto_seconds, d.measured.rto_met),
+            rpo: met(d.measured.rpo_seconds, d.measured.rpo_met),
             signature: match &r.entry.key_id {
                 None => "unsigned".into(),
                 Some(_) if broken.contains(&r.entry.seq) => "BROKEN".into(),
@@ -366,7 +352,7 @@ fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
             chain: if broken.contains(&r.entry.seq) { "BROKEN".into() } else { "ok".into() },
             sign_off: sign_offs.get(&r.entry.id).cloned(),
         };
-        for c in d["controls"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for c in &d.controls {
             by_control
                 .entry(c.to_string())
                 .or_insert_with(|| Control { control: c.to_string(), runs: vec![], missed: vec![] })
@@ -379,14 +365,8 @@ fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
     let now = Utc::now();
     for s in &specs {
         let Some(sched) = &s.schedule else { continue };
-        let runs: Vec<(DateTime<Utc>, bool)> = all
-            .iter()
-            .filter(|r| r.entry.kind == "report" && r.entry.drill == s.name)
-            .filter_map(|r| {
-                let at: DateTime<Utc> = serde_json::from_value(r.doc.as_ref()?["started_at"].clone()).ok()?;
-                Some((at, r.entry.result == "passed"))
-            })
-            .collect();
+        let runs: Vec<(DateTime<Utc>, bool)> =
+            all.history(&s.name).filter_map(|r| Some((r.started_at()?, r.passed()))).collect();
         let Some(first) = runs.iter().map(|(t, _)| *t).min() else { continue };
         let occ = crate::schedule::occurrences(sched, first, now, 1000);
         let mut missed = Vec::new();
@@ -457,7 +437,7 @@ async fn sign_off(
     signer: Option<&Signer>,
 ) -> Result<u8, Failure> {
     let dir = &view.dir;
-    let all = rows(dir)?;
+    let all = store(dir)?;
     let r = find(&all, id)?;
     let decision = match decision {
         Decision::Approved => "approved",
@@ -489,7 +469,7 @@ struct RunbookFinding {
 
 pub(super) fn runbook_check(dir: &Path, printer: Printer) -> Result<u8, Failure> {
     let (specs, bad) = drill_specs();
-    let all = rows(dir)?;
+    let all = store(dir)?;
     let now = Utc::now();
     let mut findings = Vec::new();
     for s in &specs {
@@ -509,11 +489,8 @@ pub(super) fn runbook_check(dir: &Path, printer: Printer) -> Result<u8, Failure>
         }
         let Some(sched) = &s.schedule else { continue };
         let gap = crate::schedule::cadence(sched, now).unwrap_or_default();
-        let last_pass: Option<DateTime<Utc>> = all
-            .iter()
-            .filter(|r| r.entry.kind == "report" && r.entry.drill == s.name && r.entry.result == "passed")
-            .filter_map(|r| serde_json::from_value(r.doc.as_ref()?["started_at"].clone()).ok())
-            .max();
+        let last_pass: Option<DateTime<Utc>> =
+            all.history(&s.name).filter(|r| r.passed()).filter_map(Row::started_at).max();
         let overdue = crate::schedule::overdue(sched, last_pass, now).unwrap_or(false);
         if overdue {
             findings.push(RunbookFinding {

@@ -19,8 +19,9 @@ pub(crate) use deploy::{DeploySpec, load_deploy};
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
 pub(crate) use drill::{
-    AmcheckSpec, CanarySpec, CheckSpec, ChecksumSpec, DrillSpec, FreshnessSpec, LocalPostgresSpec, RestoreSpec,
-    RowCountSpec, ScheduleSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance, load_drill,
+    AmcheckSpec, CanarySpec, CheckSpec, ChecksumSpec, DrillSpec, FreshnessSpec, LocalPostgresSpec, Objectives,
+    RestoreSpec, RowCountSpec, ScheduleSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance,
+    load_drill,
 };
 pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;

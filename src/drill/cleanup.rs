@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::guard;
-use super::restore::rds::{self, Owner, TAG_SCRATCH};
+use super::restore::aws_scratch::{self, Owner, TAG_SCRATCH};
 use crate::aws::{AwsSettings, classify};
 use crate::config::{DrillSpec, RestoreSpec};
 use crate::pg::{Cluster, PgBin, RunAs, remove_tree};
@@ -163,23 +163,25 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool) -> Vec
     let mut out = Vec::new();
     for c in found {
         let get = |k: &str| c.tags.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.clone()).unwrap_or_default();
-        let (drill, run) = (get(rds::TAG_DRILL), get(rds::TAG_RUN));
-        let action = match rds::may_delete(&c.tags, Owner::Expired(now)) {
+        let (drill, run) = (get(aws_scratch::TAG_DRILL), get(aws_scratch::TAG_RUN));
+        let action = match aws_scratch::may_delete(&c.tags, Owner::Expired(now)) {
             Err(why) if get(TAG_SCRATCH) != "true" => format!("refused: {why}"),
             Err(why) => format!("kept ({why})"),
             Ok(()) if dry_run => "would remove".into(),
             Ok(()) => {
                 let res = match c.kind {
-                    "rds-cluster" => rds::delete_cluster_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
+                    "rds-cluster" => aws_scratch::delete_cluster_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
                     "rds-parameter-group" => {
-                        let level = rds::GroupLevel::Instance;
-                        rds::delete_parameter_group_guarded(&rds_client, level, &c.id, Owner::Expired(now)).await
+                        let level = aws_scratch::GroupLevel::Instance;
+                        aws_scratch::delete_parameter_group_guarded(&rds_client, level, &c.id, Owner::Expired(now))
+                            .await
                     }
                     "rds-cluster-parameter-group" => {
-                        let level = rds::GroupLevel::Cluster;
-                        rds::delete_parameter_group_guarded(&rds_client, level, &c.id, Owner::Expired(now)).await
+                        let level = aws_scratch::GroupLevel::Cluster;
+                        aws_scratch::delete_parameter_group_guarded(&rds_client, level, &c.id, Owner::Expired(now))
+                            .await
                     }
-                    _ => rds::delete_instance_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
+                    _ => aws_scratch::delete_instance_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
                 };
                 match res {
                     Ok(true) => "removed".into(),
@@ -246,7 +248,7 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
             .map_err(|e| classify("rds:DescribeDBInstances", &e).to_string())?;
         for i in page.db_instances() {
             let id = i.db_instance_identifier().unwrap_or_default().to_string();
-            let tags = rds::tag_pairs(i.tag_list());
+            let tags = aws_scratch::tag_pairs(i.tag_list());
             // Members of a scratch cluster go with their cluster.
             if looks_like_scratch(&id, &tags) && i.db_cluster_identifier().is_none() {
                 out.push(Candidate { kind: "rds-instance", id, tags });
@@ -267,7 +269,7 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
             .map_err(|e| classify("rds:DescribeDBClusters", &e).to_string())?;
         for c in page.db_clusters() {
             let id = c.db_cluster_identifier().unwrap_or_default().to_string();
-            let tags = rds::tag_pairs(c.tag_list());
+            let tags = aws_scratch::tag_pairs(c.tag_list());
             if looks_like_scratch(&id, &tags) {
                 out.push(Candidate { kind: "rds-cluster", id, tags });
             }
@@ -304,7 +306,7 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
             .send()
             .await
             .map_err(|e| classify("rds:ListTagsForResource", &e).to_string())?;
-        out.push(Candidate { kind, id, tags: rds::tag_pairs(tags.tag_list()) });
+        out.push(Candidate { kind, id, tags: aws_scratch::tag_pairs(tags.tag_list()) });
     }
     Ok(out)
 }

@@ -31,6 +31,8 @@ pub(crate) enum DrillError {
     Refused(String),
     #[error("{0}")]
     AlreadyRunning(String),
+    #[error("the plan phase panicked (a bug): {0}")]
+    Panicked(String),
 }
 
 impl DrillError {

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use super::verify::CheckResult;
+use crate::report::model::PhaseStatus;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
     PhaseStarted { drill: String, phase: &'static str },
     PhaseProgress { drill: String, phase: &'static str, message: String },
-    PhaseFinished { drill: String, phase: &'static str, status: &'static str, seconds: f64, detail: Option<String> },
+    PhaseFinished { drill: String, phase: &'static str, status: PhaseStatus, seconds: f64, detail: Option<String> },
     CheckFinished { drill: String, check: CheckResult },
 }
 

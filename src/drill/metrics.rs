@@ -10,7 +10,7 @@ use crate::report::model::{Report, Verdict};
 /// The data points for one finished drill.
 pub(crate) fn datums(r: &Report) -> Vec<MetricDatum> {
     let dim = Dimension::builder().name("Drill").value(&r.drill).build();
-    let at = crate::drill::restore::rds::to_smithy(r.finished_at);
+    let at = crate::drill::restore::aws_scratch::to_smithy(r.finished_at);
     let mut out = vec![("DrillSucceeded", if r.result == Verdict::Passed { 1.0 } else { 0.0 }, StandardUnit::Count)];
     if let Some(v) = r.measured.rto_seconds {
         out.push(("RestoreSeconds", v, StandardUnit::Seconds));
@@ -31,17 +31,9 @@ pub(crate) fn datums(r: &Report) -> Vec<MetricDatum> {
         .collect()
 }
 
-/// Publishes with `config` (an AWS drill's own) or, for a local drill, one loaded from `settings`.
-pub(crate) async fn publish(
-    settings: &AwsSettings,
-    config: Option<&aws_types::SdkConfig>,
-    namespace: &str,
-    r: &Report,
-) -> Result<usize, String> {
-    let cw = match config {
-        Some(c) => aws_sdk_cloudwatch::Client::new(c),
-        None => aws_sdk_cloudwatch::Client::new(&crate::aws::load(settings).await),
-    };
+/// Publishes `r`'s data points with a config loaded from `settings`.
+async fn publish(settings: &AwsSettings, namespace: &str, r: &Report) -> Result<usize, String> {
+    let cw = aws_sdk_cloudwatch::Client::new(&crate::aws::load(settings).await);
     let data = datums(r);
     let n = data.len();
     cw.put_metric_data()
@@ -51,4 +43,32 @@ pub(crate) async fn publish(
         .await
         .map_err(|e| classify("cloudwatch:PutMetricData", &e).to_string())?;
     Ok(n)
+}
+
+/// Publishes each report's metrics when its drill asks (`metrics: { cloudwatch: ... }`), in the drill's
+/// region; a failure is a warning, never a verdict.
+pub(crate) struct CloudWatch {
+    pub(crate) aws: AwsSettings,
+}
+
+impl super::fleet::Reporter for CloudWatch {
+    fn finished<'a>(&'a self, f: &'a super::fleet::Finished) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let (super::fleet::Ended::Ran { report, .. }, Some(ns)) =
+                (&f.ended, f.spec.metrics.cloudwatch_namespace.as_deref())
+            else {
+                return;
+            };
+            let mut settings = self.aws.clone();
+            if let Some(region) = f.spec.restore.aws_scratch().and_then(|s| s.region.clone()) {
+                settings.region = Some(region);
+            }
+            match publish(&settings, ns, report).await {
+                Ok(n) => tracing::info!(drill = %f.drill(), namespace = %ns, metrics = n, "published drill metrics"),
+                Err(e) => {
+                    tracing::warn!(drill = %f.drill(), namespace = %ns, error = %e, "could not publish drill metrics (the drill result stands)")
+                }
+            }
+        })
+    }
 }

@@ -3,8 +3,12 @@
 pub(crate) mod cleanup;
 mod error;
 pub(crate) mod events;
+pub(crate) mod fleet;
 pub(crate) mod guard;
-mod metrics;
+mod judge;
+pub(crate) mod metrics;
+mod phase;
+mod record;
 pub(crate) mod restore;
 pub(crate) mod runner;
 pub(crate) mod source;

@@ -1,57 +1,50 @@
-//! Runs one drill: plan → restore → ready → verify → teardown → report. Teardown runs on every path
-//! once a restore has begun, and every drill that reached the restore phase leaves a report.
+//! Runs one drill: plan → restore → ready → verify → teardown, and returns its report. Teardown runs on
+//! every path once a restore has begun, and every drill that reached the restore phase returns a report;
+//! the runner writes nothing itself (the fleet hands the report to the store and the reporters).
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::Cancel;
-use super::error::{DrillError, RestoreError};
+use super::error::DrillError;
 use super::events::{Event, EventSink};
+use super::judge::{self, Judgement};
+use super::phase::{Stop, bounded, stop_reason, unwinding};
+use super::record::{self, Facts, ProviderFacts};
 use super::restore::{
     AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, Endpoint, LocalPostgres, RestoreProvider, Teardown,
+    TeardownStatus,
 };
 use super::source;
-use super::target::{Recovery, ResolvedTarget, Window, select};
+use super::target::{ResolvedTarget, Window, select};
 use super::verify::{self, CheckResult, CheckStatus, canary};
 use crate::aws::{AwsSettings, CallCounter, Calls};
 use crate::config::{CheckSpec, DrillSpec, RestoreSpec, SecretRef, TargetSpec};
 use crate::pg;
-use crate::report::model::{self, FileRef, Phase, Report, Verdict};
+use crate::report::model::{self, FileRef, Phase, PhaseStatus, Report};
 
-/// How this run differs from the drill file, and where its report goes.
+/// How this run differs from the drill file.
 #[derive(Debug, Clone)]
 pub(crate) struct RunOptions {
     pub(crate) target: Option<TargetSpec>,
-    pub(crate) reports_dir: PathBuf,
     pub(crate) trigger: String,
     pub(crate) aws: AwsSettings,
-    /// Signs each report (and its DSSE envelope) when set.
-    pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
     pub(crate) participants: Vec<String>,
-    /// How long an `s3://` store locks each object (Object Lock, compliance mode).
-    pub(crate) retain: std::time::Duration,
     /// The schedule occurrence this run is for, when a scheduler started it.
     pub(crate) scheduled_for: Option<chrono::DateTime<Utc>>,
 }
 
-/// A finished drill: its report and where it was written.
-pub(crate) struct Outcome {
-    pub(crate) report: Report,
-    pub(crate) written: Result<crate::report::Written, String>,
-}
-
 /// Runs `spec`. `Err` means the drill could not run (nothing was restored, no report); otherwise the
-/// outcome carries the report whatever the verdict.
+/// report, whatever the verdict.
+#[tracing::instrument(skip_all, fields(drill = %spec.name))]
 pub(crate) async fn run(
     spec: &DrillSpec,
     opts: &RunOptions,
     events: EventSink,
     cancel: Cancel,
-) -> Result<Outcome, DrillError> {
+) -> Result<Report, DrillError> {
     let run_id = new_run_id();
     let mut ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
     let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
@@ -64,7 +57,7 @@ pub(crate) async fn run(
     let lifetime = t.plan + t.restore + t.ready + t.verify + t.teardown;
     let aws = Aws::connect(&opts.aws, scratch.region.as_deref()).await?;
     let info = aws.run_info(scratch, &spec.name, &run_id, default_db, events, lifetime)?;
-    // Drill metrics go through the same config (the drill's region, the checked credentials).
+    // The source login reuses the drill's config (its region, the checked credentials).
     ctx.aws = Some(aws.config.clone());
     match &spec.restore {
         RestoreSpec::AwsRdsInstance(r) => ctx.run(&mut AwsRdsInstance::new(r, aws.rds(), info)).await,
@@ -102,16 +95,16 @@ impl Aws {
         default_db: Option<&str>,
         events: EventSink,
         lifetime: Duration,
-    ) -> Result<super::restore::rds::RunInfo, DrillError> {
-        use super::restore::rds;
+    ) -> Result<super::restore::aws_scratch::RunInfo, DrillError> {
+        use super::restore::aws_scratch;
         // A region outside the drill's residency is refused before anything else happens.
-        rds::check_residency(&self.region, scratch)?;
-        Ok(rds::RunInfo {
+        aws_scratch::check_residency(&self.region, scratch)?;
+        Ok(aws_scratch::RunInfo {
             calls: self.calls.clone(),
             region: self.region.clone(),
             drill: drill.to_string(),
             run: run.to_string(),
-            database: rds::database(scratch, default_db),
+            database: aws_scratch::database(scratch, default_db),
             events,
             expires_at: Utc::now() + lifetime.max(scratch.expires_after),
         })
@@ -141,47 +134,8 @@ struct RunCtx<'a> {
     /// The provider's AWS call counter, and its reading when the last phase ended.
     calls: Option<CallCounter>,
     calls_mark: Calls,
-    /// The AWS drill's SDK config, reused for its metrics; local drills load one only to publish.
+    /// The AWS drill's SDK config, reused to log in to the source; local drills load one only when asked.
     aws: Option<aws_types::SdkConfig>,
-}
-
-/// The verdict so far, and the first reason it is not `passed`.
-struct Judgement {
-    verdict: Verdict,
-    reason: Option<String>,
-}
-
-impl Judgement {
-    /// Records a failure; `error` outranks `failed`, and the first reason given is kept.
-    fn fail(&mut self, v: Verdict, why: String) {
-        self.reason.get_or_insert(why);
-        if self.verdict == Verdict::Passed || v == Verdict::Error {
-            self.verdict = v;
-        }
-    }
-}
-
-/// Runs `fut` until it finishes, `timeout` passes, or a signal cancels the run.
-async fn bounded<T, E>(
-    cancel: &Cancel,
-    timeout: Duration,
-    fut: impl Future<Output = Result<T, E>>,
-) -> Result<T, Stop<E>> {
-    tokio::select! {
-        r = tokio::time::timeout(timeout, fut) => match r {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Stop::Failed(e)),
-            Err(_) => Err(Stop::TimedOut(timeout)),
-        },
-        _ = cancel.cancelled() => Err(Stop::Interrupted),
-    }
-}
-
-/// How a phase ended when it did not return a value.
-enum Stop<E> {
-    Interrupted,
-    TimedOut(Duration),
-    Failed(E),
 }
 
 /// The source sessions the verify phase uses: the one the read-only checks read, and all to cancel.
@@ -190,6 +144,7 @@ struct Sessions<'s> {
     all: Vec<&'s source::Session>,
 }
 
+/// What the plan phase settled.
 struct Planned {
     /// The primary (canary writes) and, with `read-from`, the replica the heavy checks read.
     source: Option<(source::Session, Option<source::Session>)>,
@@ -197,6 +152,13 @@ struct Planned {
     window: Window,
     target: ResolvedTarget,
     backup: BackupUsed,
+}
+
+/// What the verify phase found.
+struct Verified {
+    /// The newest commit replayed into the restore (`pg_last_xact_replay_timestamp`).
+    newest_commit: Option<DateTime<Utc>>,
+    checks: Vec<CheckResult>,
 }
 
 impl<'a> RunCtx<'a> {
@@ -237,13 +199,77 @@ pub(crate) async fn run_with<P: RestoreProvider>(
     opts: &RunOptions,
     run_id: &str,
     provider: &mut P,
-) -> Result<Outcome, DrillError> {
+) -> Result<Report, DrillError> {
     let (_tx, cancel) = Cancel::new();
     let ctx = RunCtx::new(spec, opts, EventSink::new(|_| {}), cancel, run_id.to_string())?;
     ctx.run(provider).await
 }
 
 impl RunCtx<'_> {
+    /// The run, step by step: plan (no report if it fails), restore and ready, verify, tell the provider,
+    /// teardown (always, once a restore began), then judge and record.
+    async fn run<P: RestoreProvider>(mut self, provider: &mut P) -> Result<Report, DrillError> {
+        let started_at = Utc::now();
+        self.calls = provider.calls().cloned();
+        self.calls_mark = self.calls.as_ref().map(CallCounter::snapshot).unwrap_or_default();
+        let Planned { source, canary: written, window, target, backup } = self.plan_phase(provider).await?;
+        let (source, replica) = source.map_or((None, None), |(p, r)| (Some(p), r));
+        self.connections.extend(source.iter().chain(replica.iter()).map(|s| s.record.clone()));
+        // The heavy read-only checks read the replica when there is one; the canary was written to the primary.
+        let sessions =
+            Sessions { reader: replica.as_ref().or(source.as_ref()), all: source.iter().chain(&replica).collect() };
+
+        let mut outcome = Judgement::passed();
+        let (endpoint, rto) = self.restore_phases(provider, &target, &mut outcome).await;
+        let verified =
+            self.verify_or_skip(endpoint.as_ref(), &sessions, written.as_ref(), target.time, &mut outcome).await;
+        // Nothing more is asked of the source: close its sessions before the teardown.
+        drop(sessions);
+        drop((source, replica));
+        if endpoint.is_some() {
+            tell_provider(provider, &self.spec.name, &verified.checks, &outcome).await;
+        }
+        let teardown = self.teardown_phase(provider).await;
+
+        let spec = self.spec;
+        let restored = endpoint.is_some();
+        let measures = judge::measure(
+            &spec.objectives,
+            restored,
+            rto,
+            target.time,
+            verified.newest_commit,
+            &verified.checks,
+            provider.rpo_floor(),
+        );
+        judge::judge(&mut outcome, &verified.checks, &measures, &spec.objectives, restored, &teardown);
+        let facts = Facts {
+            run_id: self.run_id,
+            started_at,
+            trigger: self.opts.trigger.clone(),
+            scheduled_for: self.opts.scheduled_for,
+            participants: self.opts.participants.clone(),
+            runbook: self.runbook,
+            provider: ProviderFacts {
+                name: provider.name(),
+                details: provider.describe(),
+                neutralised: provider.neutralised(),
+                scratch: endpoint.map(|e| e.display),
+            },
+            connections: self.connections,
+            window,
+            target,
+            backup,
+            measures,
+            newest_commit: verified.newest_commit,
+            phases: self.phases,
+            checks: verified.checks,
+            teardown,
+            judgement: outcome,
+        };
+        Ok(record::report(spec, facts))
+    }
+
     /// Announces a phase; the returned clock goes to `finish_phase`.
     fn start_phase(&self, name: &'static str) -> (DateTime<Utc>, Instant) {
         self.events.emit(Event::PhaseStarted { drill: self.spec.name.clone(), phase: name });
@@ -261,14 +287,7 @@ impl RunCtx<'_> {
     {
         let (started_at, clock) = self.start_phase(name);
         let res = bounded(&self.cancel, timeout, fut).await;
-        let (status, detail) = match &res {
-            Ok(_) => ("passed", None),
-            Err(Stop::Interrupted) => ("error", Some("interrupted".to_string())),
-            Err(Stop::TimedOut(d)) => {
-                ("failed", Some(format!("did not finish within {}", humantime::format_duration(*d))))
-            }
-            Err(Stop::Failed(e)) => ("failed", Some(e.to_string())),
-        };
+        let (status, detail) = phase_end(&res);
         self.finish_phase(name, started_at, clock, status, detail);
         res
     }
@@ -278,7 +297,7 @@ impl RunCtx<'_> {
         name: &'static str,
         started_at: DateTime<Utc>,
         clock: Instant,
-        status: &'static str,
+        status: PhaseStatus,
         detail: Option<String>,
     ) {
         let seconds = clock.elapsed().as_secs_f64();
@@ -297,11 +316,32 @@ impl RunCtx<'_> {
             seconds,
             detail: detail.clone(),
         });
-        self.phases.push(Phase { name: name.into(), started_at, seconds, status: status.into(), detail, api_calls });
+        self.phases.push(Phase { name: name.into(), started_at, seconds, status, detail, api_calls });
     }
 
     fn skip_phase(&mut self, name: &'static str, why: &str) {
-        self.finish_phase(name, Utc::now(), Instant::now(), "skipped", Some(why.to_string()));
+        self.finish_phase(name, Utc::now(), Instant::now(), PhaseStatus::Skipped, Some(why.to_string()));
+    }
+
+    /// The plan phase is recorded like the others, but its failure means "could not run": no report.
+    async fn plan_phase<P: RestoreProvider>(&mut self, provider: &mut P) -> Result<Planned, DrillError> {
+        let (started, clock) = self.start_phase("plan");
+        let planned =
+            bounded(&self.cancel, self.spec.timeouts.plan, self.plan(provider)).await.map_err(|stop| match stop {
+                Stop::Interrupted => DrillError::Interrupted,
+                Stop::TimedOut(d) => DrillError::PlanTimeout(humantime::format_duration(d).to_string()),
+                Stop::Failed(e) => e,
+                Stop::Panicked(what) => DrillError::Panicked(what),
+            });
+        let (status, detail) = match &planned {
+            Ok(p) => (
+                PhaseStatus::Passed,
+                Some(format!("target {} from backup {}", super::error::fmt_time(&p.target.time), p.backup.id)),
+            ),
+            Err(e) => (PhaseStatus::Error, Some(e.to_string())),
+        };
+        self.finish_phase("plan", started, clock, status, detail);
+        planned
     }
 
     /// Logs in to the source (credentials, TLS, session bounds), and to its replica when `read-from`
@@ -329,6 +369,7 @@ impl RunCtx<'_> {
         Ok(Some((primary, replica)))
     }
 
+    /// Source login, the canary (with a `latest` target), the recoverable window, the target, the backup.
     async fn plan<P: RestoreProvider>(&self, provider: &mut P) -> Result<Planned, DrillError> {
         let spec = self.spec;
         let source = self.connect_source().await?;
@@ -353,9 +394,60 @@ impl RunCtx<'_> {
         Ok(Planned { source, canary: written, window, target, backup })
     }
 
+    /// The restore and ready phases: the scratch endpoint when both passed, and the RTO (restore start
+    /// until the scratch accepts queries as a primary).
+    async fn restore_phases<P: RestoreProvider>(
+        &mut self,
+        provider: &mut P,
+        target: &ResolvedTarget,
+        outcome: &mut Judgement,
+    ) -> (Option<Endpoint>, Option<f64>) {
+        let t = self.spec.timeouts;
+        let clock = Instant::now();
+        if let Err(stop) = self.phase("restore", t.restore, provider.restore(target)).await {
+            let (v, why) = stop_reason("restore", stop);
+            outcome.fail(v, why);
+            self.skip_phase("ready", "the restore did not complete");
+            return (None, None);
+        }
+        match self.phase("ready", t.ready, provider.wait_ready()).await {
+            Ok(ep) => (Some(ep), Some(clock.elapsed().as_secs_f64())),
+            Err(stop) => {
+                let (v, why) = stop_reason("ready", stop);
+                outcome.fail(v, why);
+                (None, None)
+            }
+        }
+    }
+
+    /// The verify phase when there is a restore, else its skip; either way every configured check is in
+    /// the result, marked skipped when it could not run.
+    async fn verify_or_skip(
+        &mut self,
+        endpoint: Option<&Endpoint>,
+        sessions: &Sessions<'_>,
+        written: Option<&canary::Written>,
+        target: DateTime<Utc>,
+        outcome: &mut Judgement,
+    ) -> Verified {
+        let mut verified = match endpoint {
+            Some(ep) => self.verify_phase(ep, sessions, written, target, outcome).await,
+            None => {
+                self.skip_phase("verify", "no restored database to verify");
+                Verified { newest_commit: None, checks: Vec::new() }
+            }
+        };
+        for c in &self.spec.verify {
+            if !verified.checks.iter().any(|r| r.name == c.name() && r.kind == c.kind()) {
+                let why = if endpoint.is_some() { "the verify phase did not reach it" } else { "the restore failed" };
+                verified.checks.push(CheckResult::new(c, CheckStatus::Skipped, why));
+            }
+        }
+        verified
+    }
+
     /// The verify phase: connects to the restore (named and recorded), runs the checks with the sessions'
-    /// cancellers, turns a panicking verifier into this phase's error, and cancels what may still run on
-    /// the source when the phase ends early. Returns the newest replayed commit and the check results.
+    /// cancellers, and cancels what may still run on the source when the phase ends early.
     async fn verify_phase(
         &mut self,
         ep: &Endpoint,
@@ -363,62 +455,41 @@ impl RunCtx<'_> {
         written: Option<&canary::Written>,
         target: DateTime<Utc>,
         outcome: &mut Judgement,
-    ) -> (Option<DateTime<Utc>>, Vec<CheckResult>) {
+    ) -> Verified {
         let spec = self.spec;
-        let t = spec.timeouts;
-        let reader = sessions.reader;
-        let events = self.events.clone();
-        let drill = spec.name.clone();
         let scratch_record = std::sync::Mutex::new(None);
-        let run_id = self.run_id.clone();
         let verify_fut = async {
-            let mut config = ep.config.clone();
-            config.application_name(source::application_name(&run_id));
-            let restore = pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref())
-                .await
-                .map_err(|e| format!("cannot connect to the restore: {e}"))?;
-            *scratch_record.lock().expect("not poisoned") = Some(ep.record(&restore).await);
-            let newest: Option<DateTime<Utc>> = restore
+            let restore = connect_restore(ep, &self.run_id).await?;
+            *scratch_record.lock().unwrap_or_else(|p| p.into_inner()) = Some(ep.record(&restore).await);
+            let newest_commit: Option<DateTime<Utc>> = restore
                 .query_one("select pg_last_xact_replay_timestamp()", &[])
                 .await
                 .map_err(|e| verify::db_error(&e))?
                 .get(0);
             let mut cancellers = vec![pg::Canceller::new(&restore, &ep.tls, ep.server_name.as_deref())];
-            cancellers.extend(reader.map(|s| s.canceller.clone()));
+            cancellers.extend(sessions.reader.map(|s| s.canceller.clone()));
             let ctx = verify::Context {
                 restore: &restore,
-                source: reader.map(|s| &s.client),
+                source: sessions.reader.map(|s| &s.client),
                 canary: written,
                 target,
                 rpo: spec.objectives.rpo,
                 cancellers: &cancellers,
             };
-            let mut out = Vec::new();
+            let mut checks = Vec::new();
             for c in &spec.verify {
-                let r = verify::run_check(c, &ctx, t.check).await;
-                events.emit(Event::CheckFinished { drill: drill.clone(), check: r.clone() });
-                out.push(r);
+                let r = verify::run_check(c, &ctx, spec.timeouts.check).await;
+                self.events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
+                checks.push(r);
             }
-            Ok::<_, String>((newest, out))
+            Ok::<_, String>(Verified { newest_commit, checks })
         };
-        // A verifier that panics must not skip teardown: the panic becomes this phase's error.
-        let verify_fut = async {
-            use futures_util::FutureExt;
-            match std::panic::AssertUnwindSafe(verify_fut).catch_unwind().await {
-                Ok(r) => r,
-                Err(p) => {
-                    let what = p
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    Err(format!("a verifier panicked: {what}"))
-                }
-            }
-        };
-        let verified = self.phase("verify", t.verify, verify_fut).await;
-        self.connections.extend(scratch_record.into_inner().expect("not poisoned"));
-        match verified {
+        let (started_at, clock) = self.start_phase("verify");
+        let res = bounded(&self.cancel, spec.timeouts.verify, verify_fut).await;
+        let (status, detail) = phase_end(&res);
+        self.finish_phase("verify", started_at, clock, status, detail);
+        self.connections.extend(scratch_record.into_inner().unwrap_or_else(|p| p.into_inner()));
+        match res {
             Ok(done) => done,
             Err(stop) => {
                 // The verify future is gone, but a query it started may still run on the source.
@@ -427,273 +498,59 @@ impl RunCtx<'_> {
                 }
                 let (v, why) = stop_reason("verify", stop);
                 outcome.fail(v, why);
-                (None, Vec::new())
+                Verified { newest_commit: None, checks: Vec::new() }
             }
         }
     }
 
-    async fn run<P: RestoreProvider>(mut self, provider: &mut P) -> Result<Outcome, DrillError> {
-        let started_at = Utc::now();
-        let spec = self.spec;
-        self.calls = provider.calls().cloned();
-        self.calls_mark = self.calls.as_ref().map(CallCounter::snapshot).unwrap_or_default();
-        // The plan phase is recorded like the others, but its failure means "could not run": no report.
-        let (plan_started, clock) = self.start_phase("plan");
-        let planned = bounded(&self.cancel, spec.timeouts.plan, self.plan(provider)).await.map_err(|stop| match stop {
-            Stop::Interrupted => DrillError::Interrupted,
-            Stop::TimedOut(d) => DrillError::PlanTimeout(humantime::format_duration(d).to_string()),
-            Stop::Failed(e) => e,
-        });
-        let (status, detail) = match &planned {
-            Ok(p) => (
-                "passed",
-                Some(format!("target {} from backup {}", super::error::fmt_time(&p.target.time), p.backup.id)),
-            ),
-            Err(e) => ("error", Some(e.to_string())),
+    /// Teardown: not cancellable, bounded by its own deadline (the provider escalates within it); a panic
+    /// in it is a failed teardown, never a lost record.
+    async fn teardown_phase<P: RestoreProvider>(&mut self, provider: &mut P) -> Teardown {
+        let (started, clock) = self.start_phase("teardown");
+        let deadline = self.spec.timeouts.teardown + Duration::from_secs(30);
+        let failed = |detail: String| Teardown { status: TeardownStatus::Failed, at: Utc::now(), detail };
+        let td = match tokio::time::timeout(deadline, unwinding(provider.teardown())).await {
+            Ok(Ok(td)) => td,
+            Ok(Err(what)) => failed(format!("teardown panicked (a bug): {what}; run `stackdrill drill cleanup`")),
+            Err(_) => failed("teardown did not finish in time".into()),
         };
-        self.finish_phase("plan", plan_started, clock, status, detail);
-        let planned = planned?;
-        let Planned { source, canary: written, window, target, backup } = planned;
-        let (source, replica) = source.map_or((None, None), |(p, r)| (Some(p), r));
-        self.connections.extend(source.iter().chain(replica.iter()).map(|s| s.record.clone()));
-        // The heavy read-only checks read the replica when there is one; the canary was written to the primary.
-        let reader = replica.as_ref().or(source.as_ref());
-
-        let mut outcome = Judgement { verdict: Verdict::Passed, reason: None };
-
-        let t = spec.timeouts;
-        let restore_clock = Instant::now();
-        let restored = self.phase("restore", t.restore, provider.restore(&target)).await;
-        let endpoint: Option<Endpoint> = match restored {
-            Ok(()) => match self.phase("ready", t.ready, provider.wait_ready()).await {
-                Ok(ep) => Some(ep),
-                Err(stop) => {
-                    let (v, why) = stop_reason("ready", stop);
-                    outcome.fail(v, why);
-                    None
-                }
-            },
-            Err(stop) => {
-                let (v, why) = stop_reason("restore", stop);
-                outcome.fail(v, why);
-                self.skip_phase("ready", "the restore did not complete");
-                None
-            }
-        };
-        let rto = endpoint.as_ref().map(|_| restore_clock.elapsed().as_secs_f64());
-
-        let (newest_commit, mut checks) = match &endpoint {
-            Some(ep) => {
-                let sessions = Sessions { reader, all: source.iter().chain(replica.iter()).collect() };
-                self.verify_phase(ep, &sessions, written.as_ref(), target.time, &mut outcome).await
-            }
-            None => {
-                self.skip_phase("verify", "no restored database to verify");
-                (None, Vec::new())
-            }
-        };
-        // Every configured check appears in the report, even when it could not run.
-        for c in &spec.verify {
-            if !checks.iter().any(|r: &CheckResult| r.name == c.name() && r.kind == c.kind()) {
-                let why = if endpoint.is_some() { "the verify phase did not reach it" } else { "the restore failed" };
-                checks.push(CheckResult::new(c, CheckStatus::Skipped, why));
-            }
-        }
-
-        // Nothing more is asked of the source: close its session before the teardown.
-        drop((source, replica));
-
-        // The provider hears the verdict on the data while the scratch still exists (AWS Backup records it).
-        if endpoint.is_some() {
-            let failed = checks.iter().find(|c| matches!(c.status, CheckStatus::Failed | CheckStatus::Error));
-            let verdict = match (failed, &outcome.reason) {
-                (Some(c), _) => Err(format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail)),
-                (None, Some(r)) => Err(r.clone()),
-                (None, None) => Ok(()),
-            };
-            if let Err(e) = provider.validated(verdict).await {
-                tracing::warn!(drill = %spec.name, error = %e, "could not record the validation result with the provider");
-            }
-        }
-
-        // Teardown: not cancellable, bounded by its own deadline (the provider escalates within it).
-        let (teardown_started, clock) = self.start_phase("teardown");
-        let td = match tokio::time::timeout(t.teardown + Duration::from_secs(30), provider.teardown()).await {
-            Ok(td) => td,
-            Err(_) => Teardown { status: "failed", at: Utc::now(), detail: "teardown did not finish in time".into() },
-        };
-        let td_status = if td.status == "failed" { "failed" } else { "passed" };
-        self.finish_phase("teardown", teardown_started, clock, td_status, Some(td.detail.clone()));
-
-        for c in &checks {
-            if matches!(c.status, CheckStatus::Failed | CheckStatus::Error) {
-                outcome.fail(Verdict::Failed, format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail));
-            }
-        }
-        let secs = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-        // Newest commit: the last replayed transaction; else the newest row a freshness check found; else
-        // (nothing replayed after a local base backup) T minus the backup's start bounds the RPO.
-        let newest_row = checks.iter().filter_map(|c| c.newest).max();
-        let (rpo, rpo_basis) = match (newest_commit, newest_row, provider.rpo_floor(), &endpoint) {
-            (_, _, _, None) => (None, "not measured: no restored database".to_string()),
-            (Some(n), _, _, _) => (Some(secs(target.time - n)), "the newest commit replayed into the restore".into()),
-            (None, Some(n), _, _) => (Some(secs(target.time - n)), "the newest row a freshness check found".into()),
-            (None, None, Some(floor), _) => (
-                Some(secs(target.time - floor)),
-                "upper bound: no transaction was replayed after the base backup, so the target minus the backup's start"
-                    .into(),
-            ),
-            (None, None, None, _) => {
-                (None, "not measured: no replay time is visible; add a freshness check on an append-only table".into())
-            }
-        };
-        let obj = spec.objectives;
-        let rto_met = rto.is_some_and(|v| v <= obj.rto.as_secs_f64());
-        let rpo_met = rpo.is_some_and(|v| v >= 0.0 && v <= obj.rpo.as_secs_f64());
-        if endpoint.is_some() {
-            if !rto_met {
-                outcome.fail(
-                    Verdict::Failed,
-                    format!("RTO objective missed: {:.1}s > {}s", rto.unwrap_or(f64::NAN), obj.rto.as_secs()),
-                );
-            }
-            if !rpo_met {
-                let why = match rpo {
-                    Some(v) if v < 0.0 => format!("the restore holds a commit {:.3}s after the target", -v),
-                    Some(v) => format!("RPO objective missed: {v:.1}s > {}s", obj.rpo.as_secs()),
-                    None => "RPO not measured".into(),
-                };
-                outcome.fail(Verdict::Failed, why);
-            }
-        }
-        if td.status == "failed" {
-            outcome.fail(Verdict::Error, format!("teardown failed: {}", td.detail));
-        }
-
-        let report = Report {
-            schema: model::SCHEMA.into(),
-            id: self.run_id.clone(),
-            drill: spec.name.clone(),
-            description: spec.description.clone(),
-            result: outcome.verdict,
-            reason: outcome.reason,
-            started_at,
-            finished_at: Utc::now(),
-            tool: model::Tool { name: "stackdrill".into(), version: env!("CARGO_PKG_VERSION").into() },
-            operator: operator(),
-            trigger: self.opts.trigger.clone(),
-            scheduled_for: self.opts.scheduled_for,
-            next_scheduled: spec.schedule.as_ref().and_then(|s| crate::schedule::next_after(s, Utc::now())),
-            drill_file: FileRef::of(&spec.file).unwrap_or(FileRef {
-                path: spec.file.display().to_string(),
-                sha256: None,
-                git_commit: None,
-                git_dirty: false,
-            }),
-            connections: std::mem::take(&mut self.connections),
-            neutralised: provider.neutralised(),
-            source: model::Source {
-                provider: provider.name().into(),
-                details: provider.describe().into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
-                backup: Some(backup),
-                scratch: endpoint.as_ref().map(|e| e.display.clone()),
-            },
-            target: model::Target {
-                time: Some(target.time),
-                selection: target.selection.clone(),
-                seed: target.seed,
-                recovery: match target.recovery {
-                    Recovery::Time(_) => "recovery_target_time, promote at the target".into(),
-                    Recovery::End => "replay to the end of the archived WAL, then promote".into(),
-                },
-                window: Some(model::WindowRecord { earliest: window.earliest, latest: window.latest }),
-            },
-            objectives: model::Objectives { rto_seconds: obj.rto.as_secs_f64(), rpo_seconds: obj.rpo.as_secs_f64() },
-            measured: model::Measured {
-                rto_seconds: rto,
-                rpo_seconds: rpo,
-                rpo_basis,
-                newest_commit,
-                rto_met,
-                rpo_met,
-            },
-            phases: std::mem::take(&mut self.phases),
-            checks,
-            teardown: model::TeardownRecord { status: td.status.into(), at: td.at, detail: td.detail },
-            runbook: self.runbook.clone(),
-            controls: spec.controls.clone(),
-            participants: self.opts.participants.clone(),
-            deviations: vec![],
-            previous_sha256: None,
-            signing: None,
-        };
-        let mut report = report;
-        report.deviations = model::deviations(&report);
-        let (_, clock) = self.start_phase("report");
-        let written = if crate::report::s3::is_url(&self.opts.reports_dir) {
-            let url = self.opts.reports_dir.display().to_string();
-            match crate::report::s3::S3Store::connect(&url, &self.opts.aws, self.opts.retain).await {
-                Ok(store) => store.write_report(&mut report, self.opts.signer.as_deref()).await,
-                Err(e) => Err(e),
-            }
-            .map_err(|e| format!("cannot write the report into `{url}`: {e}"))
-        } else {
-            crate::report::write(&self.opts.reports_dir, &mut report, self.opts.signer.as_deref())
-                .map_err(|e| format!("cannot write the report into `{}`: {e}", self.opts.reports_dir.display()))
-        };
-        let (status, detail) = match &written {
-            Ok(w) => ("passed", Some(w.json.display().to_string())),
-            Err(e) => ("error", Some(e.clone())),
-        };
-        self.events.emit(Event::PhaseFinished {
-            drill: spec.name.clone(),
-            phase: "report",
-            status,
-            seconds: clock.elapsed().as_secs_f64(),
-            detail,
-        });
-        if let Some(ns) = &spec.metrics.cloudwatch_namespace {
-            match super::metrics::publish(&self.opts.aws, self.aws.as_ref(), ns, &report).await {
-                Ok(n) => tracing::info!(drill = %spec.name, namespace = %ns, metrics = n, "published drill metrics"),
-                Err(e) => {
-                    tracing::warn!(drill = %spec.name, namespace = %ns, error = %e, "could not publish drill metrics (the drill result stands)")
-                }
-            }
-        }
-        Ok(Outcome { report, written })
+        let status = if td.status == TeardownStatus::Failed { PhaseStatus::Failed } else { PhaseStatus::Passed };
+        self.finish_phase("teardown", started, clock, status, Some(td.detail.clone()));
+        td
     }
 }
 
-fn stop_reason(phase: &str, stop: Stop<impl Into<RestoreOrText>>) -> (Verdict, String) {
-    match stop {
-        Stop::Interrupted => {
-            (Verdict::Error, format!("interrupted by a signal during the {phase} phase; the scratch was torn down"))
+/// The phase status and detail a phase's result stands for.
+fn phase_end<T, E: std::fmt::Display>(res: &Result<T, Stop<E>>) -> (PhaseStatus, Option<String>) {
+    match res {
+        Ok(_) => (PhaseStatus::Passed, None),
+        Err(Stop::Interrupted) => (PhaseStatus::Error, Some("interrupted".to_string())),
+        Err(Stop::TimedOut(d)) => {
+            (PhaseStatus::Failed, Some(format!("did not finish within {}", humantime::format_duration(*d))))
         }
-        Stop::TimedOut(d) => {
-            (Verdict::Failed, format!("the {phase} phase did not finish within {}", humantime::format_duration(d)))
-        }
-        Stop::Failed(e) => match e.into() {
-            RestoreOrText::Restore(RestoreError::Failed(m)) => (Verdict::Failed, m),
-            RestoreOrText::Restore(RestoreError::Error(m)) => (Verdict::Error, m),
-            RestoreOrText::Text(m) => (Verdict::Error, m),
-        },
+        Err(Stop::Failed(e)) => (PhaseStatus::Failed, Some(e.to_string())),
+        Err(Stop::Panicked(what)) => (PhaseStatus::Error, Some(format!("panicked: {what}"))),
     }
 }
 
-enum RestoreOrText {
-    Restore(RestoreError),
-    Text(String),
+/// Connects to the restored database, named after the run.
+async fn connect_restore(ep: &Endpoint, run_id: &str) -> Result<tokio_postgres::Client, String> {
+    let mut config = ep.config.clone();
+    config.application_name(source::application_name(run_id));
+    pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref())
+        .await
+        .map_err(|e| format!("cannot connect to the restore: {e}"))
 }
 
-impl From<RestoreError> for RestoreOrText {
-    fn from(e: RestoreError) -> Self {
-        RestoreOrText::Restore(e)
-    }
-}
-
-impl From<String> for RestoreOrText {
-    fn from(e: String) -> Self {
-        RestoreOrText::Text(e)
+/// The provider hears the verdict on the data while the scratch still exists (AWS Backup records it).
+async fn tell_provider<P: RestoreProvider>(provider: &mut P, drill: &str, checks: &[CheckResult], outcome: &Judgement) {
+    let verdict = match (judge::first_bad_check(checks), &outcome.reason) {
+        (Some(why), _) => Err(why),
+        (None, Some(r)) => Err(r.clone()),
+        (None, None) => Ok(()),
+    };
+    if let Err(e) = provider.validated(verdict).await {
+        tracing::warn!(drill = %drill, error = %e, "could not record the validation result with the provider");
     }
 }
 
@@ -702,14 +559,4 @@ fn new_run_id() -> String {
     let mut b = [0u8; 6];
     rand::thread_rng().fill_bytes(&mut b);
     hex::encode(b)
-}
-
-fn operator() -> String {
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| "unknown".into());
-    let host = nix::unistd::gethostname().ok().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    format!("{user}@{host}")
 }

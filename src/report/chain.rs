@@ -12,11 +12,33 @@ use sha2::{Digest, Sha256};
 
 pub(crate) const LEDGER: &str = "ledger.jsonl";
 
+/// What a ledger entry records.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum EntryKind {
+    Report,
+    SignOff,
+}
+
+impl EntryKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Report => "report",
+            EntryKind::SignOff => "sign-off",
+        }
+    }
+}
+
+impl std::fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Entry {
     pub(crate) seq: u64,
-    /// `report` or `sign-off`.
-    pub(crate) kind: String,
+    pub(crate) kind: EntryKind,
     pub(crate) id: String,
     pub(crate) drill: String,
     /// The report's result, or the sign-off's decision.
@@ -289,7 +311,7 @@ mod tests {
 
     fn store(dir: &Path, n: usize, signer: Option<&Signer>) -> Vec<Entry> {
         for i in 0..n {
-            crate::report::write(dir, &mut report(i), signer).unwrap();
+            crate::report::store::write(dir, &mut report(i), signer).unwrap();
         }
         read(dir).unwrap().into_iter().map(Result::unwrap).collect()
     }
@@ -404,7 +426,7 @@ mod tests {
                 let d = d.clone();
                 std::thread::spawn(move || {
                     for i in 0..10 {
-                        crate::report::write(&d, &mut report(t * 100 + i), None).unwrap();
+                        crate::report::store::write(&d, &mut report(t * 100 + i), None).unwrap();
                     }
                 })
             })

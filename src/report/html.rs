@@ -23,21 +23,13 @@ pub(crate) struct Point {
 
 /// The last `n` runs of `drill` in the store (from the ledger), oldest first.
 pub(crate) fn trend(dir: &Path, drill: &str, n: usize) -> Vec<Point> {
-    let entries: Vec<_> = super::chain::read(dir)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.kind == "report" && e.drill == drill)
-        .collect();
-    entries[entries.len().saturating_sub(n)..]
+    let Ok(store) = super::view::Store::read(dir) else { return vec![] };
+    let runs: Vec<_> = store.history(drill).collect();
+    runs[runs.len().saturating_sub(n)..]
         .iter()
-        .filter_map(|e| {
-            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(&e.file)).ok()?).ok()?;
-            Some(Point {
-                at: serde_json::from_value(v["started_at"].clone()).ok()?,
-                rto: v["measured"]["rto_seconds"].as_f64(),
-                result: e.result.clone(),
-            })
+        .filter_map(|r| {
+            let report = r.report()?;
+            Some(Point { at: report.started_at, rto: report.measured.rto_seconds, result: r.entry.result.clone() })
         })
         .collect()
 }
@@ -93,7 +85,7 @@ fn timeline(r: &Report) -> String {
             row - 6.0,
             esc(&p.name),
             esc(&human_seconds(p.seconds)),
-            esc(&p.status)
+            esc(p.status.as_str())
         );
     }
     let _ = write!(
@@ -243,8 +235,8 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
     let _ = writeln!(
         o,
         "<h2>Teardown</h2><p class=\"{}\">{} at {}</p><p>{}</p>",
-        status_class(&r.teardown.status),
-        esc(&r.teardown.status),
+        status_class(r.teardown.status.as_str()),
+        esc(r.teardown.status.as_str()),
         r.teardown.at,
         esc(&r.teardown.detail)
     );

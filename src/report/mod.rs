@@ -2,13 +2,16 @@
 //! directory store.
 
 pub(crate) mod chain;
+#[cfg(test)]
+mod golden_tests;
 pub(crate) mod html;
 pub(crate) mod markdown;
 pub(crate) mod model;
 pub(crate) mod s3;
 pub(crate) mod sign;
 pub(crate) mod store;
+pub(crate) mod view;
 
 pub(crate) use model::{Report, Verdict};
 pub(crate) use sign::Signer;
-pub(crate) use store::{Written, atomic_write, resolve_dir, write, write_sign_off};
+pub(crate) use store::{ReportStore, Written, atomic_write, resolve_dir, write_sign_off};

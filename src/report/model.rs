@@ -1,12 +1,12 @@
-//! The drill report, schema `stackdrill.report/v1`. JSON is the record; Markdown renders the same content.
+//! The drill report, schema `stackdrill.report/v1`. JSON is the record; Markdown and HTML render the same
+//! content. These types are the signed format: the engine's own types convert into them (`drill/record.rs`)
+//! and none of them is used by the engine as its working state, so changing an engine struct cannot change
+//! signed bytes unnoticed; `tests/golden/report-v1.json` pins the serialisation byte for byte.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-use crate::drill::restore::BackupUsed;
-use crate::drill::verify::CheckResult;
 
 pub(crate) const SCHEMA: &str = "stackdrill.report/v1";
 
@@ -24,6 +24,84 @@ impl Verdict {
             Verdict::Passed => "passed",
             Verdict::Failed => "failed",
             Verdict::Error => "error",
+        }
+    }
+}
+
+/// Each status prints as it is written in the JSON.
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(Verdict, PhaseStatus, CheckStatus, TeardownStatus);
+
+/// How a phase ended (`phases[].status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PhaseStatus {
+    Passed,
+    Failed,
+    Error,
+    Skipped,
+}
+
+impl PhaseStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            PhaseStatus::Passed => "passed",
+            PhaseStatus::Failed => "failed",
+            PhaseStatus::Error => "error",
+            PhaseStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// How a check ended (`checks[].status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CheckStatus {
+    Passed,
+    Failed,
+    Skipped,
+    Error,
+}
+
+impl CheckStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passed => "passed",
+            CheckStatus::Failed => "failed",
+            CheckStatus::Skipped => "skipped",
+            CheckStatus::Error => "error",
+        }
+    }
+
+    /// Failed or could not run: either makes the drill fail.
+    pub(crate) fn is_bad(self) -> bool {
+        matches!(self, CheckStatus::Failed | CheckStatus::Error)
+    }
+}
+
+/// What teardown did (`teardown.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum TeardownStatus {
+    Done,
+    NothingToDo,
+    Failed,
+}
+
+impl TeardownStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TeardownStatus::Done => "done",
+            TeardownStatus::NothingToDo => "nothing-to-do",
+            TeardownStatus::Failed => "failed",
         }
     }
 }
@@ -60,7 +138,7 @@ pub(crate) struct Report {
     pub(crate) objectives: Objectives,
     pub(crate) measured: Measured,
     pub(crate) phases: Vec<Phase>,
-    pub(crate) checks: Vec<CheckResult>,
+    pub(crate) checks: Vec<Check>,
     pub(crate) teardown: TeardownRecord,
     pub(crate) runbook: Option<FileRef>,
     pub(crate) controls: Vec<String>,
@@ -124,7 +202,6 @@ fn git_state(path: &std::path::Path) -> (Option<String>, bool) {
 
 /// Where a run departed from its objectives or procedure, each with what to do next.
 pub(crate) fn deviations(r: &Report) -> Vec<Deviation> {
-    use crate::drill::verify::CheckStatus;
     let mut out = Vec::new();
     for c in &r.checks {
         let remediation = match c.status {
@@ -162,7 +239,7 @@ pub(crate) fn deviations(r: &Report) -> Vec<Deviation> {
             remediation: "check WAL archiving / backup frequency for gaps before the target time".into(),
         });
     }
-    if r.teardown.status == "failed" {
+    if r.teardown.status == TeardownStatus::Failed {
         out.push(Deviation {
             what: format!("teardown failed: {}", r.teardown.detail),
             remediation: "run `stackdrill drill cleanup` and confirm the scratch is gone".into(),
@@ -271,9 +348,32 @@ pub(crate) struct FileRef {
 pub(crate) struct Source {
     pub(crate) provider: String,
     pub(crate) details: BTreeMap<String, String>,
-    pub(crate) backup: Option<BackupUsed>,
+    pub(crate) backup: Option<Backup>,
     /// Where the scratch ran (no credentials).
     pub(crate) scratch: Option<String>,
+}
+
+/// The backup a restore started from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Backup {
+    pub(crate) id: String,
+    pub(crate) location: String,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
+}
+
+/// One check and how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Check {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) status: CheckStatus,
+    /// One line, never containing row contents or secrets.
+    pub(crate) detail: String,
+    pub(crate) seconds: f64,
+    /// The newest timestamp a `freshness` check found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) newest: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -315,8 +415,7 @@ pub(crate) struct Phase {
     pub(crate) name: String,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) seconds: f64,
-    /// `passed`, `failed`, `error` or `skipped`.
-    pub(crate) status: String,
+    pub(crate) status: PhaseStatus,
     pub(crate) detail: Option<String>,
     /// AWS API calls the phase made, by operation (retried attempts included).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -325,7 +424,7 @@ pub(crate) struct Phase {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TeardownRecord {
-    pub(crate) status: String,
+    pub(crate) status: TeardownStatus,
     pub(crate) at: DateTime<Utc>,
     pub(crate) detail: String,
 }

@@ -174,7 +174,7 @@ impl Signer {
             .send()
             .await
             .map_err(|e| bad(crate::aws::classify("kms:GetPublicKey", &e).to_string()))?;
-        #[allow(deprecated)]
+        #[expect(deprecated, reason = "older KMS endpoints (and moto) return only CustomerMasterKeySpec")]
         let spec = out.key_spec().map(|s| s.as_str()).or(out.customer_master_key_spec().map(|s| s.as_str()));
         let spki = out.public_key().map(|b| b.as_ref().to_vec()).unwrap_or_default();
         // A P-256 SubjectPublicKeyInfo is 91 bytes; some endpoints omit the spec, the key says it.

@@ -13,6 +13,46 @@ pub(crate) struct Written {
     pub(crate) html: PathBuf,
 }
 
+/// Where reports go, resolved once from `--reports` (a directory or `s3://bucket/prefix`).
+#[derive(Debug, Clone)]
+pub(crate) enum ReportStore {
+    Dir(PathBuf),
+    /// An S3 store; each object is locked for `retain` (Object Lock, compliance mode).
+    S3 {
+        url: String,
+        retain: std::time::Duration,
+    },
+}
+
+impl ReportStore {
+    pub(crate) fn new(location: &Path, retain: std::time::Duration) -> ReportStore {
+        if super::s3::is_url(location) {
+            ReportStore::S3 { url: location.display().to_string(), retain }
+        } else {
+            ReportStore::Dir(location.to_path_buf())
+        }
+    }
+
+    /// Signs (with `signer`), chains and writes `report`, which gains its `previous_sha256` and `signing`.
+    pub(crate) async fn write(
+        &self,
+        report: &mut Report,
+        signer: Option<&Signer>,
+        aws: &crate::aws::AwsSettings,
+    ) -> Result<Written, String> {
+        match self {
+            ReportStore::Dir(dir) => {
+                write(dir, report, signer).map_err(|e| format!("cannot write the report into `{}`: {e}", dir.display()))
+            }
+            ReportStore::S3 { url, retain } => match super::s3::S3Store::connect(url, aws, *retain).await {
+                Ok(store) => store.write_report(report, signer).await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| format!("cannot write the report into `{url}`: {e}")),
+        }
+    }
+}
+
 /// Where reports go: `--reports`, else `STACKDRILL_REPORTS`, else `reports/` under the working directory.
 pub(crate) fn resolve_dir(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf)
@@ -60,7 +100,7 @@ pub(crate) fn render(
     }
     let entry = chain::Entry {
         seq: 0,
-        kind: "report".into(),
+        kind: chain::EntryKind::Report,
         id: report.id.clone(),
         drill: report.drill.clone(),
         result: report.result.as_str().into(),
@@ -231,7 +271,7 @@ pub(crate) fn render_sign_off(
     }
     let entry = chain::Entry {
         seq: 0,
-        kind: "sign-off".into(),
+        kind: chain::EntryKind::SignOff,
         id,
         drill: report.drill.clone(),
         result: decision.into(),

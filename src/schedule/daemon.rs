@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ScheduleSpec;
 
 /// What to do about occurrences missed while no scheduler was running (or whose run was interrupted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CatchUp {
     /// Run once for everything missed, then keep the cadence.
     RunOnce,

@@ -5,6 +5,7 @@
 pub(crate) mod daemon;
 pub(crate) mod deploy;
 mod expr;
+pub(crate) mod runner;
 
 use chrono::{DateTime, Utc};
 pub(crate) use expr::Expr;

@@ -8,7 +8,15 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// The `--log-format` logging was set up with (text until then).
+pub(crate) fn format() -> LogFormat {
+    FORMAT.get().copied().unwrap_or(LogFormat::Text)
+}
+
 pub(crate) fn init(format: LogFormat, verbose: u8, quiet: bool) {
+    let _ = FORMAT.set(format);
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -16,8 +24,9 @@ pub(crate) fn init(format: LogFormat, verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("stackdrill={level},tokio_postgres=warn,warn")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("stackdrill={level},stackdrill::progress=info,tokio_postgres=warn,warn"))
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -3,10 +3,12 @@
 mod logging;
 mod printer;
 mod progress;
+mod summary;
 
 pub(crate) use logging::{LogFormat, init as init_logging};
 pub(crate) use printer::{OutputFormat, Printer, out, outln, table, write_stdout};
 pub(crate) use progress::{log_sink, sink as progress_sink};
+pub(crate) use summary::{Progress, Summary, summary};
 
 /// Colour only on a terminal and never with `NO_COLOR` set.
 pub(crate) fn color_enabled() -> bool {

@@ -11,10 +11,14 @@ use crate::config::human_seconds;
 use crate::drill::events::{Event, EventSink};
 use crate::drill::verify::CheckStatus;
 
-/// An event sink that draws progress; silent when `quiet`.
+/// An event sink that draws progress; silent when `quiet`; log records (JSON lines) with
+/// `--log-format json`, so every stderr line is JSON.
 pub(crate) fn sink(quiet: bool) -> EventSink {
     if quiet {
         return EventSink::new(|_| {});
+    }
+    if super::logging::format() == super::LogFormat::Json {
+        return EventSink::new(json_line);
     }
     if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
         let ui = Tty { multi: MultiProgress::new(), bars: Mutex::new(HashMap::new()) };
@@ -38,6 +42,17 @@ pub(crate) fn log_sink(quiet: bool) -> EventSink {
         return EventSink::new(|_| {});
     }
     EventSink::new(|e| tracing::info!("{}", line(e)))
+}
+
+/// A progress event as a log record with its drill and phase as fields (a JSON line under `--log-format json`).
+fn json_line(e: Event) {
+    let (drill, phase) = match &e {
+        Event::PhaseStarted { drill, phase }
+        | Event::PhaseProgress { drill, phase, .. }
+        | Event::PhaseFinished { drill, phase, .. } => (drill.clone(), *phase),
+        Event::CheckFinished { drill, .. } => (drill.clone(), "verify"),
+    };
+    tracing::info!(target: "stackdrill::progress", drill = %drill, phase, "{}", line(e));
 }
 
 fn plain(e: Event) {
@@ -85,8 +100,11 @@ impl Tty {
             }
             Event::PhaseFinished { drill, phase, status, seconds, detail } => {
                 let d = detail.map(|d| format!(" — {d}")).unwrap_or_default();
-                let text =
-                    format!("{} [{drill}] {phase} {status} in {}{d}", status_mark(status), human_seconds(seconds));
+                let text = format!(
+                    "{} [{drill}] {phase} {status} in {}{d}",
+                    status_mark(status.as_str()),
+                    human_seconds(seconds)
+                );
                 match bars.remove(&(drill, phase)) {
                     Some(bar) => {
                         bar.set_style(

@@ -8,7 +8,8 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::types::DbCluster;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, GroupLevel, Owner, RunInfo};
+use super::TeardownStatus;
+use super::aws_scratch::{self, GroupLevel, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::AuroraClusterSpec;
@@ -24,14 +25,14 @@ pub(crate) struct AwsAuroraCluster {
     source: Option<DbCluster>,
     attempted: bool,
     /// The scratch cluster's parameter group (made inert).
-    parameters: Option<rds::ScratchParameters>,
+    parameters: Option<aws_scratch::ScratchParameters>,
     /// Set once this run asked for its cluster parameter group copy: teardown then looks for it.
     copying_parameters: bool,
 }
 
 impl AwsAuroraCluster {
     pub(crate) fn new(spec: &AuroraClusterSpec, rds: Client, info: RunInfo) -> Self {
-        let cluster_id = rds::scratch_id(&info.drill, &info.run);
+        let cluster_id = aws_scratch::scratch_id(&info.drill, &info.run);
         let instance_id = format!("{cluster_id}-w");
         Self {
             spec: spec.clone(),
@@ -48,7 +49,7 @@ impl AwsAuroraCluster {
 
     async fn source(&mut self) -> Result<DbCluster, DrillError> {
         let id = &self.spec.source_cluster;
-        match rds::describe_cluster(&self.rds, id).await? {
+        match aws_scratch::describe_cluster(&self.rds, id).await? {
             Some(c) => {
                 self.source = Some(c.clone());
                 Ok(c)
@@ -99,14 +100,16 @@ impl RestoreProvider for AwsAuroraCluster {
     async fn window(&mut self) -> Result<Window, DrillError> {
         let src = self.source().await?;
         let id = self.spec.source_cluster.clone();
-        rds::refuse_unencrypted(
+        aws_scratch::refuse_unencrypted(
             &format!("source cluster `{id}`"),
             src.storage_encrypted() == Some(true),
             &self.spec.scratch,
         )?;
-        let latest = src.latest_restorable_time().map(rds::to_chrono);
-        let earliest =
-            src.earliest_restorable_time().map(rds::to_chrono).or(src.cluster_create_time().map(rds::to_chrono));
+        let latest = src.latest_restorable_time().map(aws_scratch::to_chrono);
+        let earliest = src
+            .earliest_restorable_time()
+            .map(aws_scratch::to_chrono)
+            .or(src.cluster_create_time().map(aws_scratch::to_chrono));
         match (earliest, latest) {
             (Some(earliest), Some(latest)) => Ok(Window { earliest, latest }),
             _ => Err(DrillError::NoWindow(format!("`{id}` reports no restorable time range"))),
@@ -117,7 +120,7 @@ impl RestoreProvider for AwsAuroraCluster {
         let mut backoff = Backoff::new(std::time::Duration::from_secs(5), std::time::Duration::from_secs(30));
         loop {
             let src = self.source().await?;
-            if src.latest_restorable_time().map(rds::to_chrono).is_some_and(|l| l >= t) {
+            if src.latest_restorable_time().map(aws_scratch::to_chrono).is_some_and(|l| l >= t) {
                 return Ok(());
             }
             backoff.wait().await;
@@ -129,8 +132,8 @@ impl RestoreProvider for AwsAuroraCluster {
         Ok(BackupUsed {
             id: format!("continuous backup of {} (point-in-time recovery)", self.spec.source_cluster),
             location: src.db_cluster_arn().unwrap_or_default().to_string(),
-            started_at: src.earliest_restorable_time().map(rds::to_chrono).unwrap_or_default(),
-            finished_at: src.latest_restorable_time().map(rds::to_chrono).unwrap_or_default(),
+            started_at: src.earliest_restorable_time().map(aws_scratch::to_chrono).unwrap_or_default(),
+            finished_at: src.latest_restorable_time().map(aws_scratch::to_chrono).unwrap_or_default(),
         })
     }
 
@@ -149,7 +152,8 @@ impl RestoreProvider for AwsAuroraCluster {
         self.copying_parameters = s.parameter_group.is_none();
         let from = src.db_cluster_parameter_group();
         let params =
-            rds::scratch_parameter_group(&self.rds, GroupLevel::Cluster, from, s, &self.info, &self.cluster_id).await?;
+            aws_scratch::scratch_parameter_group(&self.rds, GroupLevel::Cluster, from, s, &self.info, &self.cluster_id)
+                .await?;
         let group = params.name.clone();
         self.parameters = Some(params);
         let mut req = self
@@ -167,7 +171,7 @@ impl RestoreProvider for AwsAuroraCluster {
             req = req.set_vpc_security_group_ids(Some(s.security_groups.clone()));
         }
         req = match target.recovery {
-            Recovery::Time(t) => req.restore_to_time(rds::to_smithy(t)),
+            Recovery::Time(t) => req.restore_to_time(aws_scratch::to_smithy(t)),
             Recovery::End => req.use_latest_restorable_time(true),
         };
         self.attempted = true;
@@ -176,8 +180,14 @@ impl RestoreProvider for AwsAuroraCluster {
             let e = classify("rds:RestoreDBClusterToPointInTime", &e);
             RestoreError::Failed(format!("restore of `{}` was refused: {e}", self.spec.source_cluster))
         })?;
-        rds::wait_cluster_available(&self.rds, &self.cluster_id, &self.info.events, &self.info.drill, "restore")
-            .await?;
+        aws_scratch::wait_cluster_available(
+            &self.rds,
+            &self.cluster_id,
+            &self.info.events,
+            &self.info.drill,
+            "restore",
+        )
+        .await?;
         let class = s.instance_class.clone().unwrap_or_else(|| "db.r6g.large".into());
         self.info.progress("restore", format!("CreateDBInstance {} ({class})", self.instance_id));
         self.rds
@@ -200,9 +210,15 @@ impl RestoreProvider for AwsAuroraCluster {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        rds::wait_instance_available(&self.rds, &self.instance_id, &self.info.events, &self.info.drill, "ready")
-            .await?;
-        let password = rds::fresh_password();
+        aws_scratch::wait_instance_available(
+            &self.rds,
+            &self.instance_id,
+            &self.info.events,
+            &self.info.drill,
+            "ready",
+        )
+        .await?;
+        let password = aws_scratch::fresh_password();
         self.info.progress("ready", "setting fresh credentials (ModifyDBCluster)");
         self.rds
             .modify_db_cluster()
@@ -213,23 +229,34 @@ impl RestoreProvider for AwsAuroraCluster {
             .send()
             .await
             .map_err(|e| RestoreError::Error(classify("rds:ModifyDBCluster", &e).to_string()))?;
-        let c = rds::wait_cluster_available(&self.rds, &self.cluster_id, &self.info.events, &self.info.drill, "ready")
-            .await?;
+        let c = aws_scratch::wait_cluster_available(
+            &self.rds,
+            &self.cluster_id,
+            &self.info.events,
+            &self.info.drill,
+            "ready",
+        )
+        .await?;
         let user = c.master_username().unwrap_or("postgres").to_string();
-        let ep = rds::endpoint(&self.spec.scratch, c.endpoint(), c.port(), &user, &password, &self.info.database)?;
-        rds::wait_connectable(&ep).await?;
+        let ep =
+            aws_scratch::endpoint(&self.spec.scratch, c.endpoint(), c.port(), &user, &password, &self.info.database)?;
+        aws_scratch::wait_connectable(&ep).await?;
         Ok(ep)
     }
 
     async fn teardown(&mut self) -> Teardown {
         if !self.attempted {
-            return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() };
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: "nothing was restored".into(),
+            };
         }
         let owner = Owner::Run(&self.info.run);
         // The writer first: a cluster with members cannot be deleted. It may exist even if the cluster
         // listing does not show it yet.
-        let inst = rds::delete_instance_guarded(&self.rds, &self.instance_id, owner).await;
-        let cluster = rds::delete_cluster_guarded(&self.rds, &self.cluster_id, owner).await;
+        let inst = aws_scratch::delete_instance_guarded(&self.rds, &self.instance_id, owner).await;
+        let cluster = aws_scratch::delete_cluster_guarded(&self.rds, &self.cluster_id, owner).await;
         let done = Teardown::from_delete(
             inst.and(cluster),
             format!("deleted scratch instance {} and cluster {}", self.instance_id, self.cluster_id),
@@ -238,6 +265,7 @@ impl RestoreProvider for AwsAuroraCluster {
         if !self.copying_parameters {
             return done;
         }
-        rds::teardown_parameter_group(&self.rds, GroupLevel::Cluster, &self.cluster_id, &self.info.run, done).await
+        aws_scratch::teardown_parameter_group(&self.rds, GroupLevel::Cluster, &self.cluster_id, &self.info.run, done)
+            .await
     }
 }

@@ -14,7 +14,8 @@ use aws_sdk_backup::types::{
 use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, GroupLevel, Owner, RunInfo};
+use super::TeardownStatus;
+use super::aws_scratch::{self, GroupLevel, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::{AwsBackupSpec, PointKind};
@@ -33,7 +34,7 @@ pub(crate) struct AwsBackup {
     job_id: Option<String>,
     job_done: bool,
     /// The scratch's parameter group (made inert); deleted at teardown when this run copied it.
-    parameters: Option<rds::ScratchParameters>,
+    parameters: Option<aws_scratch::ScratchParameters>,
     copying_parameters: bool,
     /// What AWS Backup said to the validation result, for the report.
     validation: Option<String>,
@@ -56,7 +57,7 @@ impl AwsBackup {
         info: RunInfo,
         teardown_deadline: Duration,
     ) -> Self {
-        let scratch_id = rds::scratch_id(&info.drill, &info.run);
+        let scratch_id = aws_scratch::scratch_id(&info.drill, &info.run);
         Self {
             spec: spec.clone(),
             backup,
@@ -118,7 +119,7 @@ impl AwsBackup {
         if !wanted || (!p.is_encrypted() && !self.spec.scratch.allow_unencrypted) {
             return None;
         }
-        let created = p.completion_date().or(p.creation_date()).map(rds::to_chrono)?;
+        let created = p.completion_date().or(p.creation_date()).map(aws_scratch::to_chrono)?;
         Some(Point { arn, created, continuous })
     }
 
@@ -127,7 +128,7 @@ impl AwsBackup {
     async fn prepare_parameters(&mut self) -> Result<(), RestoreError> {
         let s = &self.spec.scratch;
         let source = if s.parameter_group.is_none() {
-            rds::describe_instance(&self.rds, &self.spec.resource_arn)
+            aws_scratch::describe_instance(&self.rds, &self.spec.resource_arn)
                 .await
                 .map_err(|e| RestoreError::Error(e.to_string()))?
         } else {
@@ -136,9 +137,15 @@ impl AwsBackup {
         let from =
             source.as_ref().and_then(|i| i.db_parameter_groups().first()).and_then(|g| g.db_parameter_group_name());
         self.copying_parameters = from.is_some();
-        let params =
-            rds::scratch_parameter_group(&self.rds, GroupLevel::Instance, from, s, &self.info, &self.scratch_id)
-                .await?;
+        let params = aws_scratch::scratch_parameter_group(
+            &self.rds,
+            GroupLevel::Instance,
+            from,
+            s,
+            &self.info,
+            &self.scratch_id,
+        )
+        .await?;
         self.parameters = Some(params);
         Ok(())
     }
@@ -310,9 +317,9 @@ impl RestoreProvider for AwsBackup {
         // A continuous (PITR) point restores only up to the source's LatestRestorableTime, about five
         // minutes behind now (RDS user guide, point-in-time recovery); a source that is gone gives that bound.
         let latest = if self.points.iter().any(|p| p.continuous) {
-            let source = rds::describe_instance(&self.rds, &self.spec.resource_arn).await?;
+            let source = aws_scratch::describe_instance(&self.rds, &self.spec.resource_arn).await?;
             source
-                .and_then(|i| i.latest_restorable_time().map(rds::to_chrono))
+                .and_then(|i| i.latest_restorable_time().map(aws_scratch::to_chrono))
                 .unwrap_or_else(|| Utc::now() - chrono::TimeDelta::minutes(5))
         } else {
             last.created
@@ -376,7 +383,7 @@ impl RestoreProvider for AwsBackup {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
+        aws_scratch::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
     }
 
     async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {
@@ -419,14 +426,25 @@ impl RestoreProvider for AwsBackup {
         if !self.copying_parameters {
             return instance;
         }
-        rds::teardown_parameter_group(&self.rds, GroupLevel::Instance, &self.scratch_id, &self.info.run, instance).await
+        aws_scratch::teardown_parameter_group(
+            &self.rds,
+            GroupLevel::Instance,
+            &self.scratch_id,
+            &self.info.run,
+            instance,
+        )
+        .await
     }
 }
 
 impl AwsBackup {
     async fn teardown_instance(&mut self) -> Teardown {
         let Some(job) = self.job_id.clone() else {
-            return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "no restore job was started".into() };
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: "no restore job was started".into(),
+            };
         };
         if !self.job_done {
             // The job cannot be cancelled: wait for it (bounded), then tag and delete what it made.
@@ -434,13 +452,13 @@ impl AwsBackup {
             match self.wait_job(&job, Some(deadline)).await {
                 Ok((RestoreJobStatus::Completed, _, Some(arn))) => {
                     if let Err(e) = self.tag_created(&arn).await {
-                        return Teardown { status: "failed", at: Utc::now(), detail: e.to_string() };
+                        return Teardown { status: TeardownStatus::Failed, at: Utc::now(), detail: e.to_string() };
                     }
                 }
                 Ok((RestoreJobStatus::Failed | RestoreJobStatus::Aborted, _, _)) => {}
                 Ok(_) => {
                     return Teardown {
-                        status: "failed",
+                        status: TeardownStatus::Failed,
                         at: Utc::now(),
                         detail: format!(
                             "restore job {job} had not finished by the teardown deadline; when it does, the \
@@ -449,11 +467,11 @@ impl AwsBackup {
                         ),
                     };
                 }
-                Err(e) => return Teardown { status: "failed", at: Utc::now(), detail: e.to_string() },
+                Err(e) => return Teardown { status: TeardownStatus::Failed, at: Utc::now(), detail: e.to_string() },
             }
         }
         Teardown::from_delete(
-            rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await,
+            aws_scratch::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await,
             format!("deleted scratch instance {} restored by job {job}", self.scratch_id),
             format!("restore job {job} created no instance"),
         )

@@ -26,9 +26,10 @@ use crate::aws::mocked;
 use crate::aws::{AwsSettings, CallCounter};
 use crate::config::{DrillSpec, RestoreSpec, parse_drill};
 use crate::drill::events::EventSink;
-use crate::drill::restore::rds::RunInfo;
-use crate::drill::runner::{RunOptions, run_with};
+use crate::drill::restore::aws_scratch::RunInfo;
+use crate::drill::runner::RunOptions;
 use crate::drill::verify::testdb::TestDb;
+use crate::report::model::{PhaseStatus, TeardownStatus};
 
 const RUN: &str = "feedbeef0001";
 const SCRATCH: &str = "sd-vault-drill-feedbe";
@@ -103,7 +104,8 @@ fn job(status: RestoreJobStatus, created: Option<&str>) -> DescribeRestoreJobOut
 }
 
 fn scratch_instance(port: u16) -> DbInstance {
-    let tags = crate::drill::restore::rds::scratch_tags("vault-drill", RUN, Utc::now() + chrono::TimeDelta::hours(1));
+    let tags =
+        crate::drill::restore::aws_scratch::scratch_tags("vault-drill", RUN, Utc::now() + chrono::TimeDelta::hours(1));
     DbInstance::builder()
         .db_instance_identifier(SCRATCH)
         .db_instance_status("available")
@@ -128,17 +130,40 @@ fn provider(spec: &DrillSpec, backup: aws_sdk_backup::Client, rds: aws_sdk_rds::
     AwsBackup::new(b, backup, rds, info, spec.timeouts.teardown)
 }
 
-fn opts(dir: &Path) -> RunOptions {
-    RunOptions {
+/// A run's options and the directory store its report goes to.
+struct Opts {
+    run: RunOptions,
+    dir: std::path::PathBuf,
+}
+
+fn opts(dir: &Path) -> Opts {
+    let run = RunOptions {
         target: None,
-        reports_dir: dir.to_path_buf(),
         trigger: "test".into(),
         aws: AwsSettings::default(),
-        signer: None,
         participants: vec![],
-        retain: std::time::Duration::from_secs(86400),
         scheduled_for: None,
-    }
+    };
+    Opts { run, dir: dir.to_path_buf() }
+}
+
+/// A finished drill as the fleet stores it: the report, and where it was written.
+struct Outcome {
+    report: crate::report::Report,
+    written: Result<crate::report::Written, String>,
+}
+
+/// Runs the drill with `provider` and writes its report into the test's store, as the fleet would.
+async fn run_with<P: crate::drill::restore::RestoreProvider>(
+    spec: &crate::config::DrillSpec,
+    o: &Opts,
+    run_id: &str,
+    provider: &mut P,
+) -> Result<Outcome, crate::drill::DrillError> {
+    let mut report = crate::drill::runner::run_with(spec, &o.run, run_id, provider).await?;
+    let store = crate::report::ReportStore::Dir(o.dir.clone());
+    let written = store.write(&mut report, None, &AwsSettings::default()).await;
+    Ok(Outcome { report, written })
 }
 
 /// A wire-level RDS error (modeled errors injected by the mocks trip a debug assertion in the runtime).
@@ -183,7 +208,7 @@ async fn a_failed_restore_job_fails_the_drill_and_still_reports() {
     let r = &out.report;
     assert_eq!(r.result, crate::report::model::Verdict::Failed);
     assert!(r.reason.as_deref().unwrap().contains("ended FAILED: insufficient capacity"), "{:?}", r.reason);
-    assert_eq!(r.teardown.status, "nothing-to-do", "{:?}", r.teardown);
+    assert_eq!(r.teardown.status, TeardownStatus::NothingToDo, "{:?}", r.teardown);
     assert!(out.written.is_ok());
     assert_eq!(put.num_calls(), 0, "no data was verified, so no validation result is sent");
     // The unencrypted point was never a candidate; the continuous one was restored to the latest time.
@@ -209,9 +234,9 @@ async fn a_restore_job_that_never_finishes_times_out_tears_down_and_reports() {
     let r = &out.report;
     assert_eq!(r.result, crate::report::model::Verdict::Error, "{:?}", r.reason);
     let restore = r.phases.iter().find(|p| p.name == "restore").unwrap();
-    assert_eq!(restore.status, "failed");
+    assert_eq!(restore.status, PhaseStatus::Failed);
     assert!(restore.detail.as_deref().unwrap().contains("did not finish within 3s"), "{restore:?}");
-    assert_eq!(r.teardown.status, "failed");
+    assert_eq!(r.teardown.status, TeardownStatus::Failed);
     assert!(r.teardown.detail.contains("had not finished") && r.teardown.detail.contains(SCRATCH), "{:?}", r.teardown);
     assert!(out.written.is_ok());
 }
@@ -289,7 +314,7 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
                     DbInstance::builder()
                         .db_instance_identifier("prod-db")
                         .db_parameter_groups(group)
-                        .latest_restorable_time(crate::drill::restore::rds::to_smithy(restorable))
+                        .latest_restorable_time(crate::drill::restore::aws_scratch::to_smithy(restorable))
                         .build(),
                 )
                 .build()
@@ -337,8 +362,11 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     let group_tags = mock!(aws_sdk_rds::Client::list_tags_for_resource)
         .match_requests(move |req| req.resource_name() == Some(group_arn))
         .then_output(|| {
-            let tags =
-                crate::drill::restore::rds::scratch_tags("vault-drill", RUN, Utc::now() + chrono::TimeDelta::hours(1));
+            let tags = crate::drill::restore::aws_scratch::scratch_tags(
+                "vault-drill",
+                RUN,
+                Utc::now() + chrono::TimeDelta::hours(1),
+            );
             aws_sdk_rds::operation::list_tags_for_resource::ListTagsForResourceOutput::builder()
                 .set_tag_list(Some(tags))
                 .build()
@@ -363,7 +391,7 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     assert_eq!(tag.num_calls(), 1, "the created instance was tagged as this run's scratch");
     assert_eq!(modify.num_calls(), 1);
     assert_eq!(delete.num_calls(), 1);
-    assert_eq!(r.teardown.status, "done");
+    assert_eq!(r.teardown.status, TeardownStatus::Done);
     assert_eq!((copy.num_calls(), inert.num_calls(), drop_group.num_calls()), (1, 1, 1), "{:?}", r.teardown);
     assert!(r.neutralised.iter().any(|n| n.contains("pg_cron not loaded")), "{:?}", r.neutralised);
     assert_eq!(verdict.lock().unwrap().as_deref(), Some("SUCCESSFUL"));

@@ -7,7 +7,8 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::types::DbInstance;
 use chrono::{DateTime, Utc};
 
-use super::rds::{self, GroupLevel, Owner, RunInfo};
+use super::TeardownStatus;
+use super::aws_scratch::{self, GroupLevel, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::aws::{Backoff, CallCounter, classify};
 use crate::config::RdsInstanceSpec;
@@ -23,14 +24,14 @@ pub(crate) struct AwsRdsInstance {
     /// Set once a restore call was made: teardown then looks for the scratch whatever the call returned.
     attempted: bool,
     /// The scratch's parameter group (made inert); deleted at teardown when this run created it.
-    parameters: Option<rds::ScratchParameters>,
+    parameters: Option<aws_scratch::ScratchParameters>,
     /// Set once this run asked for its parameter group copy: teardown then looks for it.
     copying_parameters: bool,
 }
 
 impl AwsRdsInstance {
     pub(crate) fn new(spec: &RdsInstanceSpec, rds: Client, info: RunInfo) -> Self {
-        let scratch_id = rds::scratch_id(&info.drill, &info.run);
+        let scratch_id = aws_scratch::scratch_id(&info.drill, &info.run);
         Self {
             spec: spec.clone(),
             rds,
@@ -45,7 +46,7 @@ impl AwsRdsInstance {
 
     async fn source(&mut self) -> Result<DbInstance, DrillError> {
         let id = &self.spec.source_instance;
-        match rds::describe_instance(&self.rds, id).await? {
+        match aws_scratch::describe_instance(&self.rds, id).await? {
             Some(i) => {
                 self.source = Some(i.clone());
                 Ok(i)
@@ -97,7 +98,7 @@ impl RestoreProvider for AwsRdsInstance {
     async fn window(&mut self) -> Result<Window, DrillError> {
         let src = self.source().await?;
         let id = self.spec.source_instance.clone();
-        rds::refuse_unencrypted(
+        aws_scratch::refuse_unencrypted(
             &format!("source instance `{id}`"),
             src.storage_encrypted() == Some(true),
             &self.spec.scratch,
@@ -108,7 +109,7 @@ impl RestoreProvider for AwsRdsInstance {
                 "automated backups of `{id}` are off (BackupRetentionPeriod 0): point-in-time recovery is impossible"
             )));
         }
-        let Some(latest) = src.latest_restorable_time().map(rds::to_chrono) else {
+        let Some(latest) = src.latest_restorable_time().map(aws_scratch::to_chrono) else {
             return Err(DrillError::NoWindow(format!("`{id}` reports no LatestRestorableTime yet")));
         };
         let backups = self
@@ -125,12 +126,12 @@ impl RestoreProvider for AwsRdsInstance {
             .iter()
             .filter(|b| b.dbi_resource_id().is_some() && b.dbi_resource_id() == src.dbi_resource_id())
             .filter(|b| b.status() == Some("active"))
-            .filter_map(|b| b.restore_window().and_then(|w| w.earliest_time()).map(rds::to_chrono))
+            .filter_map(|b| b.restore_window().and_then(|w| w.earliest_time()).map(aws_scratch::to_chrono))
             .min();
         // Without a reported restore window, the retention period bounds it (never before creation).
         let earliest = from_backups.unwrap_or_else(|| {
             let by_retention = Utc::now() - chrono::TimeDelta::days(i64::from(retention));
-            src.instance_create_time().map(rds::to_chrono).map_or(by_retention, |c| c.max(by_retention))
+            src.instance_create_time().map(aws_scratch::to_chrono).map_or(by_retention, |c| c.max(by_retention))
         });
         Ok(Window { earliest, latest })
     }
@@ -139,7 +140,7 @@ impl RestoreProvider for AwsRdsInstance {
         let mut backoff = Backoff::new(std::time::Duration::from_secs(5), std::time::Duration::from_secs(30));
         loop {
             let src = self.source().await?;
-            if src.latest_restorable_time().map(rds::to_chrono).is_some_and(|l| l >= t) {
+            if src.latest_restorable_time().map(aws_scratch::to_chrono).is_some_and(|l| l >= t) {
                 return Ok(());
             }
             backoff.wait().await;
@@ -151,8 +152,8 @@ impl RestoreProvider for AwsRdsInstance {
         Ok(BackupUsed {
             id: format!("automated backups of {} (point-in-time recovery)", self.spec.source_instance),
             location: src.db_instance_arn().unwrap_or_default().to_string(),
-            started_at: src.instance_create_time().map(rds::to_chrono).unwrap_or_default(),
-            finished_at: src.latest_restorable_time().map(rds::to_chrono).unwrap_or_default(),
+            started_at: src.instance_create_time().map(aws_scratch::to_chrono).unwrap_or_default(),
+            finished_at: src.latest_restorable_time().map(aws_scratch::to_chrono).unwrap_or_default(),
         })
     }
 
@@ -161,9 +162,15 @@ impl RestoreProvider for AwsRdsInstance {
         let src = self.source.clone().ok_or_else(|| RestoreError::Error("source not described".into()))?;
         self.copying_parameters = s.parameter_group.is_none();
         let from = src.db_parameter_groups().first().and_then(|g| g.db_parameter_group_name());
-        let params =
-            rds::scratch_parameter_group(&self.rds, GroupLevel::Instance, from, s, &self.info, &self.scratch_id)
-                .await?;
+        let params = aws_scratch::scratch_parameter_group(
+            &self.rds,
+            GroupLevel::Instance,
+            from,
+            s,
+            &self.info,
+            &self.scratch_id,
+        )
+        .await?;
         let group = params.name.clone();
         self.parameters = Some(params);
         let mut req = self
@@ -186,7 +193,7 @@ impl RestoreProvider for AwsRdsInstance {
             req = req.db_instance_class(c);
         }
         req = match target.recovery {
-            Recovery::Time(t) => req.restore_time(rds::to_smithy(t)),
+            Recovery::Time(t) => req.restore_time(aws_scratch::to_smithy(t)),
             Recovery::End => req.use_latest_restorable_time(true),
         };
         self.attempted = true;
@@ -199,7 +206,7 @@ impl RestoreProvider for AwsRdsInstance {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        rds::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
+        aws_scratch::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
     }
 
     fn neutralised(&self) -> Vec<String> {
@@ -209,17 +216,24 @@ impl RestoreProvider for AwsRdsInstance {
     async fn teardown(&mut self) -> Teardown {
         let instance = if self.attempted {
             Teardown::from_delete(
-                rds::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await,
+                aws_scratch::delete_instance_guarded(&self.rds, &self.scratch_id, Owner::Run(&self.info.run)).await,
                 format!("deleted scratch instance {} (no final snapshot, automated backups deleted)", self.scratch_id),
                 format!("scratch instance {} does not exist", self.scratch_id),
             )
         } else {
-            Teardown { status: "nothing-to-do", at: Utc::now(), detail: "nothing was restored".into() }
+            Teardown { status: TeardownStatus::NothingToDo, at: Utc::now(), detail: "nothing was restored".into() }
         };
         if !self.copying_parameters {
             return instance;
         }
-        rds::teardown_parameter_group(&self.rds, GroupLevel::Instance, &self.scratch_id, &self.info.run, instance).await
+        aws_scratch::teardown_parameter_group(
+            &self.rds,
+            GroupLevel::Instance,
+            &self.scratch_id,
+            &self.info.run,
+            instance,
+        )
+        .await
     }
 }
 
@@ -237,7 +251,7 @@ mod tests {
     use crate::drill::events::EventSink;
 
     fn days_ago(d: i64) -> aws_smithy_types::DateTime {
-        rds::to_smithy(Utc::now() - TimeDelta::days(d))
+        aws_scratch::to_smithy(Utc::now() - TimeDelta::days(d))
     }
 
     /// DescribeDBInstanceAutomatedBackups lists, under the same DBInstanceIdentifier, the backups an earlier

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::TeardownStatus;
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::config::{LocalPostgresSpec, Timeouts};
 use crate::drill::error::{DrillError, RestoreError, fmt_time};
@@ -459,7 +460,11 @@ impl RestoreProvider for LocalPostgres {
 
     async fn teardown(&mut self) -> Teardown {
         let Some(mut scratch) = self.scratch.take() else {
-            return Teardown { status: "nothing-to-do", at: Utc::now(), detail: "no scratch was created".into() };
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: "no scratch was created".into(),
+            };
         };
         scratch.stop_copy.store(true, Ordering::Relaxed);
         if let Some(copy) = scratch.copy.take() {
@@ -468,7 +473,7 @@ impl RestoreProvider for LocalPostgres {
         let dir = scratch.cluster.dir.clone();
         if !guard::owned_by_run(&dir, &self.drill, &self.run) {
             return Teardown {
-                status: "failed",
+                status: TeardownStatus::Failed,
                 at: Utc::now(),
                 detail: format!("refused to remove `{}`: its scratch marker does not name this run", dir.display()),
             };
@@ -478,7 +483,7 @@ impl RestoreProvider for LocalPostgres {
             Ok(mode) => mode.as_str().to_string(),
             Err(e) => {
                 return Teardown {
-                    status: "failed",
+                    status: TeardownStatus::Failed,
                     at: Utc::now(),
                     detail: format!("cannot stop the scratch server: {e}"),
                 };
@@ -486,11 +491,11 @@ impl RestoreProvider for LocalPostgres {
         };
         match pg::remove_tree(&dir) {
             Ok(()) => Teardown {
-                status: "done",
+                status: TeardownStatus::Done,
                 at: Utc::now(),
                 detail: format!("scratch server stopped ({stop_text}); `{}` removed", dir.display()),
             },
-            Err(e) => Teardown { status: "failed", at: Utc::now(), detail: e.to_string() },
+            Err(e) => Teardown { status: TeardownStatus::Failed, at: Utc::now(), detail: e.to_string() },
         }
     }
 }

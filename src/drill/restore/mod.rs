@@ -3,8 +3,8 @@
 mod aws_aurora;
 mod aws_backup;
 mod aws_rds;
+pub(crate) mod aws_scratch;
 mod local_postgres;
-pub(crate) mod rds;
 
 use chrono::{DateTime, Utc};
 
@@ -15,6 +15,7 @@ pub(crate) use local_postgres::LocalPostgres;
 
 use super::error::{DrillError, RestoreError};
 use super::target::{ResolvedTarget, Window};
+pub(crate) use crate::report::model::TeardownStatus;
 
 /// How to reach the restored database.
 #[derive(Clone)]
@@ -58,8 +59,7 @@ pub(crate) struct BackupUsed {
 /// What teardown did.
 #[derive(Debug, Clone)]
 pub(crate) struct Teardown {
-    /// `done`, `nothing-to-do` or `failed`.
-    pub(crate) status: &'static str,
+    pub(crate) status: TeardownStatus,
     pub(crate) at: DateTime<Utc>,
     pub(crate) detail: String,
 }
@@ -67,10 +67,11 @@ pub(crate) struct Teardown {
 impl Teardown {
     /// Two teardown steps as one record: failed if either failed, done if either did something.
     pub(crate) fn and(self, next: Teardown) -> Teardown {
+        use TeardownStatus::*;
         let status = match (self.status, next.status) {
-            ("failed", _) | (_, "failed") => "failed",
-            ("done", _) | (_, "done") => "done",
-            _ => "nothing-to-do",
+            (Failed, _) | (_, Failed) => Failed,
+            (Done, _) | (_, Done) => Done,
+            _ => NothingToDo,
         };
         Teardown { status, at: next.at, detail: format!("{}; {}", self.detail, next.detail) }
     }
@@ -79,9 +80,9 @@ impl Teardown {
     /// there (`absent` says what), `Err` why it failed.
     pub(crate) fn from_delete(r: Result<bool, String>, done: String, absent: String) -> Teardown {
         let (status, detail) = match r {
-            Ok(true) => ("done", done),
-            Ok(false) => ("nothing-to-do", absent),
-            Err(e) => ("failed", e),
+            Ok(true) => (TeardownStatus::Done, done),
+            Ok(false) => (TeardownStatus::NothingToDo, absent),
+            Err(e) => (TeardownStatus::Failed, e),
         };
         Teardown { status, at: Utc::now(), detail }
     }

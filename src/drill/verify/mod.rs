@@ -19,25 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::CheckSpec;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum CheckStatus {
-    Passed,
-    Failed,
-    Skipped,
-    Error,
-}
-
-impl CheckStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            CheckStatus::Passed => "passed",
-            CheckStatus::Failed => "failed",
-            CheckStatus::Skipped => "skipped",
-            CheckStatus::Error => "error",
-        }
-    }
-}
+pub(crate) use crate::report::model::CheckStatus;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CheckResult {

@@ -161,7 +161,7 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
         }
         "log-group" | "metric-filter" => {
             let name = arn.split_once(":log-group:").map(|(_, n)| n).unwrap_or(arn);
-            #[allow(deprecated)]
+            #[expect(deprecated, reason = "moto serves ListTagsLogGroup, not its successor ListTagsForResource")]
             let t = c
                 .logs
                 .list_tags_log_group()
@@ -308,7 +308,7 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
         }
         "log-group" | "metric-filter" => {
             let name = l.arn.split_once(":log-group:").map(|(_, n)| n).unwrap_or(&l.name);
-            #[allow(deprecated)]
+            #[expect(deprecated, reason = "moto serves TagLogGroup, not its successor TagResource")]
             c.logs
                 .tag_log_group()
                 .log_group_name(name)

@@ -493,7 +493,7 @@ async fn wait_available(c: &Clients, id: &str) -> Result<(), AwsError> {
         if settled {
             return Ok(());
         }
-        if crate::drill::restore::rds::INSTANCE_TERMINAL.contains(&status) {
+        if crate::drill::restore::aws_scratch::INSTANCE_TERMINAL.contains(&status) {
             return Err(fail(format!(
                 "instance `{id}` entered status `{status}`; it needs attention before apply can go on"
             )));

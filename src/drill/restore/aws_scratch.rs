@@ -517,7 +517,7 @@ pub(crate) async fn teardown_parameter_group(
     run: &str,
     before: super::Teardown,
 ) -> super::Teardown {
-    if before.status == "failed" {
+    if before.status == super::TeardownStatus::Failed {
         // Still in use by what could not be deleted: `drill cleanup` takes both once they expire.
         return before;
     }

@@ -1,0 +1,112 @@
+//! The verdict: checks, objectives and teardown judged into `passed`, `failed` or `error` with the first
+//! reason, and the RPO measured from the best evidence the restore gave.
+
+use chrono::{DateTime, Utc};
+
+use super::restore::Teardown;
+use super::verify::CheckResult;
+use crate::config::Objectives;
+use crate::report::model::{TeardownStatus, Verdict};
+
+/// The verdict so far, and the first reason it is not `passed`.
+pub(super) struct Judgement {
+    pub(super) verdict: Verdict,
+    pub(super) reason: Option<String>,
+}
+
+impl Judgement {
+    pub(super) fn passed() -> Self {
+        Judgement { verdict: Verdict::Passed, reason: None }
+    }
+
+    /// Records a failure; `error` outranks `failed`, and the first reason given is kept.
+    pub(super) fn fail(&mut self, v: Verdict, why: String) {
+        self.reason.get_or_insert(why);
+        if self.verdict == Verdict::Passed || v == Verdict::Error {
+            self.verdict = v;
+        }
+    }
+}
+
+/// The first check that failed or could not run, as a reason.
+pub(super) fn first_bad_check(checks: &[CheckResult]) -> Option<String> {
+    checks.iter().find(|c| c.status.is_bad()).map(check_reason)
+}
+
+fn check_reason(c: &CheckResult) -> String {
+    format!("check `{}` {}: {}", c.name, c.status.as_str(), c.detail)
+}
+
+/// What was measured against the objectives.
+pub(super) struct Measures {
+    pub(super) rto: Option<f64>,
+    pub(super) rpo: Option<f64>,
+    pub(super) rpo_basis: String,
+    pub(super) rto_met: bool,
+    pub(super) rpo_met: bool,
+}
+
+/// The RPO: the target minus the newest commit replayed; else minus the newest row a freshness check
+/// found; else (nothing replayed after a local base backup) minus the backup's start, as an upper bound.
+pub(super) fn measure(
+    objectives: &Objectives,
+    restored: bool,
+    rto: Option<f64>,
+    target: DateTime<Utc>,
+    newest_commit: Option<DateTime<Utc>>,
+    checks: &[CheckResult],
+    floor: Option<DateTime<Utc>>,
+) -> Measures {
+    let secs = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+    let newest_row = checks.iter().filter_map(|c| c.newest).max();
+    let (rpo, rpo_basis) = match (newest_commit, newest_row, floor, restored) {
+        (_, _, _, false) => (None, "not measured: no restored database".to_string()),
+        (Some(n), _, _, _) => (Some(secs(target - n)), "the newest commit replayed into the restore".into()),
+        (None, Some(n), _, _) => (Some(secs(target - n)), "the newest row a freshness check found".into()),
+        (None, None, Some(floor), _) => (
+            Some(secs(target - floor)),
+            "upper bound: no transaction was replayed after the base backup, so the target minus the backup's start"
+                .into(),
+        ),
+        (None, None, None, _) => {
+            (None, "not measured: no replay time is visible; add a freshness check on an append-only table".into())
+        }
+    };
+    let rto_met = rto.is_some_and(|v| v <= objectives.rto.as_secs_f64());
+    let rpo_met = rpo.is_some_and(|v| v >= 0.0 && v <= objectives.rpo.as_secs_f64());
+    Measures { rto, rpo, rpo_basis, rto_met, rpo_met }
+}
+
+/// Judges what the phases left: every bad check, a missed objective (when something was restored), and a
+/// failed teardown, which outranks the rest as an `error`.
+pub(super) fn judge(
+    outcome: &mut Judgement,
+    checks: &[CheckResult],
+    m: &Measures,
+    objectives: &Objectives,
+    restored: bool,
+    td: &Teardown,
+) {
+    for c in checks.iter().filter(|c| c.status.is_bad()) {
+        outcome.fail(Verdict::Failed, check_reason(c));
+    }
+    if restored {
+        if !m.rto_met {
+            outcome.fail(
+                Verdict::Failed,
+                format!("RTO objective missed: {:.1}s > {}s", m.rto.unwrap_or(f64::NAN), objectives.rto.as_secs()),
+            );
+        }
+        if !m.rpo_met {
+            let why = match m.rpo {
+                Some(v) if v < 0.0 => format!("the restore holds a commit {:.3}s after the target", -v),
+                Some(v) => format!("RPO objective missed: {v:.1}s > {}s", objectives.rpo.as_secs()),
+                None => "RPO not measured".into(),
+            };
+            outcome.fail(Verdict::Failed, why);
+        }
+    }
+    if td.status == TeardownStatus::Failed {
+        outcome.fail(Verdict::Error, format!("teardown failed: {}", td.detail));
+    }
+}

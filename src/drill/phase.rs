@@ -1,0 +1,84 @@
+//! One phase of a run: bounded by its deadline, interruptible by a signal, and a panic inside it becomes
+//! the phase's error, so a bug in a provider or a verifier never skips the teardown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+
+use super::Cancel;
+use super::error::RestoreError;
+use crate::report::Verdict;
+
+/// How a phase ended when it did not return a value.
+pub(super) enum Stop<E> {
+    Interrupted,
+    TimedOut(Duration),
+    Failed(E),
+    /// The phase's code panicked; the text is the panic's message.
+    Panicked(String),
+}
+
+/// Runs `fut` until it finishes, `timeout` passes, or a signal cancels the run; a panic is caught.
+pub(super) async fn bounded<T, E>(
+    cancel: &Cancel,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, Stop<E>> {
+    let caught = std::panic::AssertUnwindSafe(fut).catch_unwind();
+    tokio::select! {
+        r = tokio::time::timeout(timeout, caught) => match r {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(Stop::Failed(e)),
+            Ok(Err(panic)) => Err(Stop::Panicked(panic_text(panic))),
+            Err(_) => Err(Stop::TimedOut(timeout)),
+        },
+        _ = cancel.cancelled() => Err(Stop::Interrupted),
+    }
+}
+
+/// Awaits `fut`, turning a panic into `Err` with its message (for the teardown, which is not bounded by
+/// a cancel and must still produce a record).
+pub(super) async fn unwinding<T>(fut: impl Future<Output = T>) -> Result<T, String> {
+    std::panic::AssertUnwindSafe(fut).catch_unwind().await.map_err(panic_text)
+}
+
+/// The message a panic carried.
+pub(super) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
+/// The verdict and reason a phase that ended early stands for.
+pub(super) fn stop_reason(phase: &str, stop: Stop<impl Into<RestoreOrText>>) -> (Verdict, String) {
+    match stop {
+        Stop::Interrupted => {
+            (Verdict::Error, format!("interrupted by a signal during the {phase} phase; the scratch was torn down"))
+        }
+        Stop::TimedOut(d) => {
+            (Verdict::Failed, format!("the {phase} phase did not finish within {}", humantime::format_duration(d)))
+        }
+        Stop::Panicked(what) => (Verdict::Error, format!("the {phase} phase panicked (a bug): {what}")),
+        Stop::Failed(e) => match e.into() {
+            RestoreOrText::Restore(RestoreError::Failed(m)) => (Verdict::Failed, m),
+            RestoreOrText::Restore(RestoreError::Error(m)) => (Verdict::Error, m),
+            RestoreOrText::Text(m) => (Verdict::Error, m),
+        },
+    }
+}
+
+pub(super) enum RestoreOrText {
+    Restore(RestoreError),
+    Text(String),
+}
+
+impl From<RestoreError> for RestoreOrText {
+    fn from(e: RestoreError) -> Self {
+        RestoreOrText::Restore(e)
+    }
+}
+
+impl From<String> for RestoreOrText {
+    fn from(e: String) -> Self {
+        RestoreOrText::Text(e)
+    }
+}

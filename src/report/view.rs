@@ -1,0 +1,118 @@
+//! Reading a report store: every ledger entry with its document, typed (`Report`, a sign-off), and the
+//! queries the commands share — a drill's runs, its last run, its last pass. Commands never read a report
+//! as loose JSON.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::chain::{self, Entry, EntryKind};
+use super::model::{Report, Verdict};
+
+/// The parts of a sign-off document (`stackdrill.sign-off/v1`) the readers use.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SignOff {
+    pub(crate) report_id: String,
+    pub(crate) reviewer: String,
+}
+
+/// A ledger entry's document, when it could be read and parsed.
+#[derive(Debug, Clone)]
+pub(crate) enum Doc {
+    Report(Box<Report>),
+    SignOff(SignOff),
+    /// Missing, unreadable, or not the document its entry says.
+    Unreadable,
+}
+
+/// One ledger entry and its document.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) entry: Entry,
+    pub(crate) doc: Doc,
+}
+
+impl Row {
+    pub(crate) fn report(&self) -> Option<&Report> {
+        match &self.doc {
+            Doc::Report(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_report(&self) -> bool {
+        self.entry.kind == EntryKind::Report
+    }
+
+    /// The ledger says the run passed.
+    pub(crate) fn passed(&self) -> bool {
+        self.entry.result == Verdict::Passed.as_str()
+    }
+
+    /// When the run started, from its report.
+    pub(crate) fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.report().map(|r| r.started_at)
+    }
+}
+
+/// A store's entries in ledger order (lines that do not parse are left out; `report verify` names them).
+pub(crate) struct Store {
+    rows: Vec<Row>,
+}
+
+impl Store {
+    /// Reads the ledger in `dir` and each entry's document.
+    pub(crate) fn read(dir: &Path) -> std::io::Result<Store> {
+        let rows = chain::read(dir)?
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|entry| {
+                let bytes = std::fs::read(dir.join(&entry.file)).ok();
+                let doc = match (entry.kind, bytes) {
+                    (_, None) => Doc::Unreadable,
+                    (EntryKind::Report, Some(b)) => {
+                        serde_json::from_slice(&b).map(|r| Doc::Report(Box::new(r))).unwrap_or(Doc::Unreadable)
+                    }
+                    (EntryKind::SignOff, Some(b)) => {
+                        serde_json::from_slice(&b).map(Doc::SignOff).unwrap_or(Doc::Unreadable)
+                    }
+                };
+                Row { entry, doc }
+            })
+            .collect();
+        Ok(Store { rows })
+    }
+
+    pub(crate) fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Every report entry, oldest first.
+    pub(crate) fn reports(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(|r| r.is_report())
+    }
+
+    /// The report entries of `drill`, oldest first.
+    pub(crate) fn history<'a>(&'a self, drill: &'a str) -> impl Iterator<Item = &'a Row> + 'a {
+        self.reports().filter(move |r| r.entry.drill == drill)
+    }
+
+    /// The newest report entry of `drill` (whatever its result).
+    pub(crate) fn last_run<'a>(&'a self, drill: &'a str) -> Option<&'a Row> {
+        self.history(drill).last()
+    }
+
+    /// The newest passed report entry of `drill`.
+    pub(crate) fn last_pass<'a>(&'a self, drill: &'a str) -> Option<&'a Row> {
+        self.history(drill).filter(|r| r.passed()).last()
+    }
+
+    /// Each sign-off and the report id it decides on.
+    pub(crate) fn sign_offs(&self) -> impl Iterator<Item = (&Row, &SignOff)> {
+        self.rows.iter().filter_map(|r| match &r.doc {
+            Doc::SignOff(s) if r.entry.kind == EntryKind::SignOff => Some((r, s)),
+            _ => None,
+        })
+    }
+}
