@@ -37,25 +37,28 @@ fn demo_failure(e: DemoError) -> Failure {
     Failure::could_not_run(e, hint)
 }
 
-pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failure> {
-    let dir = std::path::absolute(&s.dir).map_err(|e| Failure::could_not_run(anyhow!("--dir: {e}"), None))?;
-    let cancel = cancel_on_signals();
+/// The demo's fleet of one: metrics and progress as reporters; the verdict is printed by `demo` itself.
+fn fleet_for(s: &DemoSettings, printer: Printer, cancel: crate::drill::Cancel) -> Fleet {
     let reporters: Vec<std::sync::Arc<dyn Reporter>> = vec![
         std::sync::Arc::new(crate::drill::metrics::CloudWatch { aws: s.aws.clone() }),
         std::sync::Arc::new(Progress(progress_sink(s.quiet || printer.is_json()))),
     ];
-    let fleet = Fleet::new(
-        fleet::Settings {
-            store: ReportStore::new(&s.reports, s.retain),
-            signer: s.signer.clone(),
-            aws: s.aws.clone(),
-            concurrency: 1,
-            // Each demo restores its own source (one per `--dir`): two demos never share a scratch.
-            if_running: fleet::IfRunning::Parallel,
-            cancel: cancel.clone(),
-        },
-        reporters,
-    );
+    let settings = fleet::Settings {
+        store: ReportStore::new(&s.reports, s.retain),
+        signer: s.signer.clone(),
+        aws: s.aws.clone(),
+        concurrency: 1,
+        // Each demo restores its own source (one per `--dir`): two demos never share a scratch.
+        if_running: fleet::IfRunning::Parallel,
+        cancel,
+    };
+    Fleet::new(settings, reporters)
+}
+
+pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failure> {
+    let dir = std::path::absolute(&s.dir).map_err(|e| Failure::could_not_run(anyhow!("--dir: {e}"), None))?;
+    let cancel = cancel_on_signals();
+    let fleet = fleet_for(&s, printer, cancel.clone());
     let events = fleet.events();
     let name = "local-demo".to_string();
     events.emit(Event::PhaseStarted { drill: name.clone(), phase: "setup" });

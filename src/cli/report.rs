@@ -387,44 +387,47 @@ fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
     let controls: Vec<Control> = by_control.into_values().collect();
     match format {
         ControlsFormat::Json => crate::ui::outln!("{}", serde_json::to_string_pretty(&controls).unwrap_or_default()),
-        ControlsFormat::Md => {
-            crate::ui::outln!(
-                "# Controls matrix\n\nFrom `{}`; chain: {}.\n",
-                dir.display(),
-                if verified.problems.is_empty() { "intact" } else { "BROKEN (run `stackdrill report verify`)" }
-            );
-            for c in &controls {
-                crate::ui::outln!(
-                    "## {}\n\n| drill | run | started | result | RTO | RPO | signature | chain | sign-off |\n|---|---|---|---|---|---|---|---|---|",
-                    c.control
-                );
-                for r in &c.runs {
-                    crate::ui::outln!(
-                        "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
-                        r.drill,
-                        r.id,
-                        r.started_at.as_deref().unwrap_or("-"),
-                        r.result,
-                        r.rto,
-                        r.rpo,
-                        r.signature,
-                        r.chain,
-                        r.sign_off.as_deref().unwrap_or("—")
-                    );
-                }
-                for m in &c.missed {
-                    crate::ui::outln!(
-                        "| {} | — | {} → {} | **missed cadence** | | | | | |",
-                        m.drill,
-                        m.from.format("%Y-%m-%d %H:%M"),
-                        m.to.format("%Y-%m-%d %H:%M")
-                    );
-                }
-                crate::ui::outln!();
-            }
-        }
+        ControlsFormat::Md => controls_md(dir, &controls, verified.problems.is_empty()),
     }
     Ok(exit_codes::OK)
+}
+
+/// The controls matrix as Markdown: one table per control, its runs then its missed cadences.
+fn controls_md(dir: &Path, controls: &[Control], intact: bool) {
+    crate::ui::outln!(
+        "# Controls matrix\n\nFrom `{}`; chain: {}.\n",
+        dir.display(),
+        if intact { "intact" } else { "BROKEN (run `stackdrill report verify`)" }
+    );
+    for c in controls {
+        crate::ui::outln!(
+            "## {}\n\n| drill | run | started | result | RTO | RPO | signature | chain | sign-off |\n|---|---|---|---|---|---|---|---|---|",
+            c.control
+        );
+        for r in &c.runs {
+            crate::ui::outln!(
+                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                r.drill,
+                r.id,
+                r.started_at.as_deref().unwrap_or("-"),
+                r.result,
+                r.rto,
+                r.rpo,
+                r.signature,
+                r.chain,
+                r.sign_off.as_deref().unwrap_or("—")
+            );
+        }
+        for m in &c.missed {
+            crate::ui::outln!(
+                "| {} | — | {} → {} | **missed cadence** | | | | | |",
+                m.drill,
+                m.from.format("%Y-%m-%d %H:%M"),
+                m.to.format("%Y-%m-%d %H:%M")
+            );
+        }
+        crate::ui::outln!();
+    }
 }
 
 async fn sign_off(

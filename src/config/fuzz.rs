@@ -40,13 +40,28 @@ fn edits() -> impl Strategy<Value = Vec<(u32, u8, u8)>> {
     proptest::collection::vec((any::<u32>(), any::<u8>(), any::<u8>()), 1..10)
 }
 
-/// Every error has a message, and a line (if any) inside the text.
+/// Every error has a message, a line (if any) inside the text, and names a key that is in the input or in
+/// the schema (every schema key appears in the repository's own files, which are the fuzzer's seeds).
 fn clear(errors: &[super::ConfigError], text: &str) -> Result<(), TestCaseError> {
     prop_assert!(!errors.is_empty(), "a rejection without an error");
+    let lines = text.lines().count();
+    let known = || DRILLS.iter().chain([&STACK, &DEPLOY]);
+    // A plain YAML key may span lines; the parser folds its line breaks and indentation into one space.
+    let folded = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = folded(text);
     for e in errors {
         prop_assert!(!e.message.trim().is_empty(), "an error without a message: {e:?}");
         if let Some(l) = e.line {
-            prop_assert!(l >= 1 && l <= text.lines().count() + 1, "line {l} outside the file: {e:?}");
+            prop_assert!(l >= 1 && l <= lines + 1, "line {l} outside the file: {e:?}");
+        }
+        let last = e.key.rsplit('.').next().unwrap_or("");
+        let name = folded(last.split('[').next().unwrap_or(""));
+        if !name.is_empty() && name != "-" {
+            prop_assert!(
+                text.contains(&name) || known().any(|k| k.contains(&name)),
+                "key `{}` is neither in the file nor in the schema: {e:?}",
+                e.key
+            );
         }
     }
     Ok(())
@@ -121,4 +136,21 @@ proptest! {
             }
         }
     }
+}
+
+/// `drill validate`'s errors for a file with several mistakes, pinned: file, line, column, key, hint.
+#[test]
+fn drill_validate_errors_snapshot() {
+    let files = [
+        "name: orders\nrestore:\n  local-postgress: {}\n",
+        "name: orders\nrestore:\n  provider: local-postgres\n",
+        &DRILLS[0].replace("rto: ", "rto: 10x #"),
+        &DRILLS[0].replace("verify:\n", "verify:\n  - row-count: { table: orders, tolerence: 1 }\n"),
+    ];
+    let mut lines = Vec::new();
+    for text in files {
+        let errors = super::parse_drill(text, Path::new("drills/orders.yaml")).expect_err("the file has a mistake");
+        lines.extend(errors.iter().map(ToString::to_string));
+    }
+    insta::assert_snapshot!("drill_validate_errors", lines.join("\n"));
 }

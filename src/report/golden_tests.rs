@@ -15,7 +15,7 @@ fn at(s: u32) -> DateTime<Utc> {
 }
 
 /// A report with every field set (the optional ones too), as a store would write it.
-fn fixed() -> Report {
+pub(crate) fn fixed() -> Report {
     let report = Report {
         schema: SCHEMA.into(),
         id: "0123456789ab".into(),

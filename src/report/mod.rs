@@ -3,7 +3,7 @@
 
 pub(crate) mod chain;
 #[cfg(test)]
-mod golden_tests;
+pub(crate) mod golden_tests;
 pub(crate) mod html;
 pub(crate) mod markdown;
 pub(crate) mod model;

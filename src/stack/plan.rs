@@ -396,4 +396,32 @@ mod tests {
         assert!(plan(rules(Some(7)), json!([{ "name": "other", "retention-days": 1 }])).is_none());
         assert!(lowers_retention("rds-instance", &change("multi-az", json!(true), json!(false))).is_none());
     }
+
+    /// The plan text and Markdown a reviewer reads, pinned: a create, an update that loses data, a no-op.
+    #[test]
+    fn plan_text_and_markdown_snapshot() {
+        use crate::stack::live::{Live, LiveState, Owner};
+        let db = Resource::new("rds-instance", "db").prop("backup-retention-days", 7).prop("multi-az", true);
+        let topic = Resource::new("sns-topic", "alerts").prop("kms-key", "alias/app");
+        let mut live = LiveState::default();
+        let mut l = Live::new("rds-instance", "db", "arn:aws:rds:ap-southeast-1:1:db:db")
+            .prop("backup-retention-days", 35)
+            .prop("multi-az", true);
+        l.owner = Owner::This;
+        live.found.insert(db.address(), l);
+        let plan = Plan {
+            format: "stackdrill.plan/v1".into(),
+            stack: "prod".into(),
+            stack_file: "stacks/prod.yaml".into(),
+            stack_sha256: "0".repeat(64),
+            region: "ap-southeast-1".into(),
+            live_sha256: "1".repeat(64),
+            created_at: "2026-11-30T03:00:00Z".into(),
+            steps: diff("prod", &[db, topic], &live),
+            notes: vec!["a note for the reviewer".into()],
+            read_calls: Default::default(),
+        };
+        insta::assert_snapshot!("plan_text", render_text(&plan));
+        insta::assert_snapshot!("plan_markdown", render_markdown(&plan));
+    }
 }

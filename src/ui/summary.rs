@@ -176,3 +176,55 @@ impl Reporter for Progress {
         self.0.emit(e.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::Verdict;
+
+    fn written() -> Written {
+        Written { json: "reports/r.json".into(), markdown: "reports/r.md".into(), html: "reports/r.html".into() }
+    }
+
+    /// The verdict lines people and CI logs read, pinned (failed and signed; passed and unsigned).
+    #[test]
+    fn verdict_lines_snapshot() {
+        let failed = crate::report::golden_tests::fixed();
+        let mut passed = failed.clone();
+        passed.result = Verdict::Passed;
+        passed.reason = None;
+        passed.signing = None;
+        let text = format!(
+            "{}\n{}\n{}",
+            summary(&failed, Some(&written())),
+            summary(&passed, Some(&written())),
+            summary(&passed, None)
+        );
+        insta::assert_snapshot!("verdict_lines", text);
+    }
+
+    /// The fleet scorecard, pinned: a failed drill, a passed one whose report was not written, one that could
+    /// not run.
+    #[test]
+    fn scorecard_snapshot() {
+        let failed = crate::report::golden_tests::fixed();
+        let mut passed = failed.clone();
+        passed.drill = "billing".into();
+        passed.result = Verdict::Passed;
+        let not_written = "disk full".to_string();
+        let rows = [
+            scorecard_row(&failed, Ok("reports/r.md".into())),
+            scorecard_row(&passed, Err(&not_written)),
+            [
+                "ledger".into(),
+                "COULD NOT RUN".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "no drill named `ledger`".into(),
+            ],
+        ];
+        let stats = Stats { passed: 1, failed: 1, could_not_run: 1, ..Stats::default() };
+        insta::assert_snapshot!("scorecard", scorecard(&rows, &stats));
+    }
+}
