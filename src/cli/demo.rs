@@ -120,7 +120,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
     if !s.keep
         && let Err(e) = source.stop().await
     {
-        eprintln!("warning: cannot stop the demo source: {e}");
+        crate::ui::diag!("warning: cannot stop the demo source: {e}");
     }
     let (path, report, written) = result?;
     let code = exit_code(report.result);
@@ -137,7 +137,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
         }
     }
     if let Err(e) = &written {
-        eprintln!("error: {e}");
+        crate::ui::diag!("error: {e}");
         return Ok(exit_codes::COULD_NOT_RUN);
     }
     Ok(code)

@@ -101,7 +101,7 @@ pub(super) fn load_all(files: &[PathBuf]) -> Result<Vec<DrillSpec>, Failure> {
         return Ok(specs);
     }
     for e in &errors {
-        eprintln!("error: {e}");
+        crate::ui::diag!("error: {e}");
     }
     Err(Failure::could_not_run(anyhow!("{} problem(s) in drill files; nothing was started", errors.len()), None))
 }
@@ -136,7 +136,7 @@ pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failur
             }
         }
         for err in entries.iter().flat_map(|e| &e.errors) {
-            eprintln!("error: {err}");
+            crate::ui::diag!("error: {err}");
         }
     }
     if bad > 0 {
@@ -300,7 +300,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
             }
             return Ok(exit_codes::OK);
         }
-        eprintln!("due: {}", specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
+        crate::ui::diag!("due: {}", specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
     }
     let opts = RunOptions {
         target: settings.target.clone(),

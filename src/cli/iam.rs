@@ -48,7 +48,7 @@ pub(super) fn policy(want: Want, region: Option<&str>, printer: Printer) -> Resu
     let deploy = if schedule || workflow {
         Some(crate::config::load_deploy(&config).map_err(|errs| {
             for e in &errs {
-                eprintln!("error: {e}");
+                crate::ui::diag!("error: {e}");
             }
             Failure::could_not_run(anyhow!("{} problem(s) in `{}`", errs.len(), config.display()), None)
         })?)

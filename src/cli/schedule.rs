@@ -57,7 +57,7 @@ pub(super) async fn list(
 ) -> Result<u8, Failure> {
     let (specs, bad) = scheduled(&drill_files(names)?);
     for b in &bad {
-        eprintln!("error: {b}");
+        crate::ui::diag!("error: {b}");
     }
     let view = super::report::open(store, aws).await?;
     let store = crate::report::view::Store::read(&view.dir)
@@ -150,7 +150,7 @@ pub(super) async fn run(s: DaemonSettings) -> Result<u8, Failure> {
     let files = drill_files(&a.drills)?;
     let (specs, bad) = scheduled(&files);
     for b in &bad {
-        eprintln!("error: {b}");
+        crate::ui::diag!("error: {b}");
     }
     if !bad.is_empty() {
         return Err(Failure::could_not_run(
@@ -204,7 +204,7 @@ pub(super) fn task_input(config: &std::path::Path, run_args: &[String], printer:
 fn load_deploy_file(config: &std::path::Path) -> Result<crate::config::DeploySpec, Failure> {
     crate::config::load_deploy(config).map_err(|errs| {
         for e in &errs {
-            eprintln!("error: {e}");
+            crate::ui::diag!("error: {e}");
         }
         Failure::could_not_run(
             anyhow!("{} problem(s) in `{}`; nothing was changed", errs.len(), config.display()),
@@ -224,7 +224,7 @@ pub(super) async fn deploy(
     let (specs, bad) = scheduled(&super::drill::yaml_files("drills")?);
     if !bad.is_empty() {
         for b in &bad {
-            eprintln!("error: {b}");
+            crate::ui::diag!("error: {b}");
         }
         return Err(Failure::could_not_run(
             anyhow!("{} problem(s) in drill files; nothing was changed", bad.len()),

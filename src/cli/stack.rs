@@ -38,7 +38,7 @@ pub(super) fn resolve_stack(arg: &str) -> Result<PathBuf, Failure> {
 pub(super) fn load(path: &Path) -> Result<StackSpec, Failure> {
     load_stack(path).map_err(|errors| {
         for e in &errors {
-            eprintln!("error: {e}");
+            crate::ui::diag!("error: {e}");
         }
         Failure::could_not_run(anyhow!("{} problem(s) in `{}`", errors.len(), path.display()), None)
     })
@@ -77,7 +77,7 @@ pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failur
             }
         }
         for err in entries.iter().flat_map(|e| &e.errors) {
-            eprintln!("error: {err}");
+            crate::ui::diag!("error: {err}");
         }
     }
     if bad > 0 {
@@ -241,12 +241,12 @@ async fn plan_inner(
     let c = compute(&resolve_stack(stack)?, aws).await?;
     print_plan(&c.plan, format);
     let reads: u64 = c.plan.read_calls.values().sum();
-    eprintln!("read live state: {reads} API calls in {:.2}s", started.elapsed().as_secs_f64());
+    crate::ui::diag!("read live state: {reads} API calls in {:.2}s", started.elapsed().as_secs_f64());
     if let Some(out) = out {
         let json = serde_json::to_string_pretty(&c.plan).unwrap_or_default();
         crate::report::atomic_write(out, json.as_bytes())
             .map_err(|e| Failure::could_not_run(anyhow!("cannot write `{}`: {e}", out.display()), None))?;
-        eprintln!(
+        crate::ui::diag!(
             "saved the plan to {}: apply it with `stackdrill stack apply --plan {}`",
             out.display(),
             out.display()
@@ -336,7 +336,7 @@ pub(super) async fn apply(
     let spec = load(&path)?;
     let waived = policy_gate(&spec, &opts.skip_policy)?;
     for f in &waived {
-        eprintln!("policy rule {} waived by --skip-policy: {}", f.rule, f.message);
+        crate::ui::diag!("policy rule {} waived by --skip-policy: {}", f.rule, f.message);
     }
     let spec_name = spec.name;
     let what = format!("a `stack apply` of `{spec_name}`");
@@ -398,7 +398,7 @@ pub(super) async fn apply(
         return Err(refuse("not applied: not confirmed".into(), None));
     }
     let outcomes =
-        crate::stack::apply::apply(&c.clients, &c.plan, &c.desired, &c.live, &|line| eprintln!("{line}")).await;
+        crate::stack::apply::apply(&c.clients, &c.plan, &c.desired, &c.live, &|line| crate::ui::diag!("{line}")).await;
     let applied = outcomes.iter().filter(|o| matches!(o.result, StepResult::Applied)).count();
     let failed: Vec<&crate::stack::apply::Outcome> =
         outcomes.iter().filter(|o| matches!(o.result, StepResult::Failed(_))).collect();
@@ -473,7 +473,7 @@ pub(super) async fn import(stack: &str, address: &str, aws: &AwsSettings, yes: b
     };
     match &l.owner {
         live::Owner::This => {
-            eprintln!("`{address}` already belongs to stack `{}`", c.spec.name);
+            crate::ui::diag!("`{address}` already belongs to stack `{}`", c.spec.name);
             return Ok(exit_codes::OK);
         }
         live::Owner::Other(s) => return Err(refuse(format!("`{address}` belongs to stack `{s}`"), None)),
@@ -483,7 +483,7 @@ pub(super) async fn import(stack: &str, address: &str, aws: &AwsSettings, yes: b
         return Err(refuse(format!("no ARN known for `{address}`"), None));
     }
     if !yes {
-        eprintln!("import tags {} ({}) with {TAG_MANAGED}=true and {TAG_STACK}={}", address, l.arn, c.spec.name);
+        crate::ui::diag!("import tags {} ({}) with {TAG_MANAGED}=true and {TAG_STACK}={}", address, l.arn, c.spec.name);
         let plan = Plan { steps: vec![], ..c.plan.clone() };
         if !confirm(&plan)? {
             return Err(refuse("not imported: not confirmed".into(), None));

@@ -25,7 +25,9 @@ pub(crate) fn init(format: LogFormat, verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("stackdrill={level},stackdrill::progress=info,tokio_postgres=warn,warn"))
+        EnvFilter::new(format!(
+            "stackdrill={level},stackdrill::progress=info,stackdrill::diag=info,tokio_postgres=warn,warn"
+        ))
     });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {

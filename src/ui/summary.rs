@@ -151,7 +151,7 @@ impl Reporter for Summary {
         let json = self.printer.is_json();
         for r in &rows {
             for e in &r.errors {
-                eprintln!("{e}");
+                crate::ui::diag!("{e}");
             }
             if let (Some(v), false) = (&r.verdict, json) {
                 self.printer.line(v);
