@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::drill::{parse_with, read_file};
 use super::error::{ConfigError, Problems};
+use super::parse::{parse_with, read_file};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

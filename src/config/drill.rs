@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::duration::parse_duration;
-use super::error::{ConfigError, Problems, from_serde};
-use super::locate::Locations;
+use super::drill_spec::*;
+use super::error::{ConfigError, Problems};
+use super::parse::{duration, duration_or_zero, parse_with, read_file};
 use super::target::{TargetSpec, parse_target_time};
 use super::tls::TlsSpec;
 
@@ -267,253 +267,6 @@ struct RawTimeouts {
     teardown: Option<String>,
 }
 
-// ---------------------------------------------------------------- resolved
-
-/// A validated drill definition.
-#[derive(Debug, Clone)]
-pub(crate) struct DrillSpec {
-    pub(crate) name: String,
-    pub(crate) file: PathBuf,
-    pub(crate) description: Option<String>,
-    pub(crate) restore: RestoreSpec,
-    pub(crate) source: Option<SourceSpec>,
-    pub(crate) target: TargetSpec,
-    pub(crate) objectives: Objectives,
-    pub(crate) verify: Vec<CheckSpec>,
-    pub(crate) runbook: Option<PathBuf>,
-    pub(crate) controls: Vec<String>,
-    pub(crate) schedule: Option<ScheduleSpec>,
-    pub(crate) metrics: MetricsSpec,
-    pub(crate) timeouts: Timeouts,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum RestoreSpec {
-    LocalPostgres(LocalPostgresSpec),
-    AwsRdsInstance(super::aws_restore::RdsInstanceSpec),
-    AwsAuroraCluster(super::aws_restore::AuroraClusterSpec),
-    AwsBackup(super::aws_restore::AwsBackupSpec),
-}
-
-impl RestoreSpec {
-    /// The provider block's name as written.
-    pub(crate) fn provider(&self) -> &'static str {
-        match self {
-            RestoreSpec::LocalPostgres(_) => "local-postgres",
-            RestoreSpec::AwsRdsInstance(_) => "aws-rds-instance",
-            RestoreSpec::AwsAuroraCluster(_) => "aws-aurora-cluster",
-            RestoreSpec::AwsBackup(_) => "aws-backup",
-        }
-    }
-
-    /// The scratch settings of an AWS provider; `None` for a local restore.
-    pub(crate) fn aws_scratch(&self) -> Option<&super::aws_restore::AwsScratchSpec> {
-        match self {
-            RestoreSpec::LocalPostgres(_) => None,
-            RestoreSpec::AwsRdsInstance(r) => Some(&r.scratch),
-            RestoreSpec::AwsAuroraCluster(r) => Some(&r.scratch),
-            RestoreSpec::AwsBackup(r) => Some(&r.scratch),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct LocalPostgresSpec {
-    pub(crate) base_backups: PathBuf,
-    pub(crate) wal_archive: PathBuf,
-    pub(crate) scratch_root: PathBuf,
-    /// The OS user PostgreSQL runs as when stackdrill runs as root.
-    pub(crate) os_user: String,
-    /// Database the verifiers connect to in the restore.
-    pub(crate) database: Option<String>,
-    /// Role the verifiers connect as in the restore (trust over the scratch's private socket).
-    pub(crate) user: String,
-    pub(crate) copy_jobs: usize,
-    /// `shared_preload_libraries` the restored copy may keep; anything else (pg_cron, ...) is not loaded.
-    pub(crate) allow_preload: Vec<String>,
-}
-
-/// The live source: where it is, how to prove who it is, and how to log in. Every session to it is
-/// bounded (`statement_timeout`, `lock_timeout`) and named with the run id.
-#[derive(Debug, Clone)]
-pub(crate) struct SourceSpec {
-    /// `None` only with `from-instance: true` (read from the source instance at run time).
-    pub(crate) host: Option<String>,
-    pub(crate) port: Option<u16>,
-    /// `None` when the managed secret or the source instance names the user.
-    pub(crate) user: Option<String>,
-    pub(crate) dbname: String,
-    pub(crate) password: SecretRef,
-    pub(crate) tls: TlsSpec,
-    /// Endpoint, port and managed master secret come from the RDS/Aurora source of the restore block.
-    pub(crate) from_instance: bool,
-    /// A replica for the heavy read-only checks; the canary still writes to the primary.
-    pub(crate) read_from: Option<(String, u16)>,
-    /// Caps every source statement; default: the drill's per-check timeout.
-    pub(crate) statement_timeout: Option<Duration>,
-    pub(crate) lock_timeout: Duration,
-}
-
-/// Where a secret comes from; the value itself is read at run time and never stored here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SecretRef {
-    None,
-    Env(String),
-    File(PathBuf),
-    /// A Secrets Manager name or ARN: a JSON secret with `username`/`password` (as RDS-managed master
-    /// secrets are) or a plain string.
-    Secret(String),
-    /// An RDS IAM authentication token, signed with the drill's AWS credentials.
-    IamAuth,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Objectives {
-    pub(crate) rto: Duration,
-    pub(crate) rpo: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum CheckSpec {
-    Canary(CanarySpec),
-    Sql(SqlSpec),
-    Checksum(ChecksumSpec),
-    RowCount(RowCountSpec),
-    Freshness(FreshnessSpec),
-    Amcheck(AmcheckSpec),
-    Schema(SchemaSpec),
-}
-
-impl CheckSpec {
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            CheckSpec::Canary(_) => "canary",
-            CheckSpec::Sql(_) => "sql",
-            CheckSpec::Checksum(_) => "checksum",
-            CheckSpec::RowCount(_) => "row-count",
-            CheckSpec::Freshness(_) => "freshness",
-            CheckSpec::Amcheck(_) => "amcheck",
-            CheckSpec::Schema(_) => "schema",
-        }
-    }
-
-    pub(crate) fn name(&self) -> String {
-        match self {
-            CheckSpec::Canary(_) => "canary".into(),
-            CheckSpec::Sql(s) => s.name.clone(),
-            CheckSpec::Checksum(c) => format!("checksum {}", c.table),
-            CheckSpec::RowCount(c) => format!("row-count {}", c.table),
-            CheckSpec::Freshness(c) => format!("freshness {}.{}", c.table, c.column),
-            CheckSpec::Amcheck(_) => "amcheck".into(),
-            CheckSpec::Schema(_) => "schema".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct ChecksumSpec {
-    pub(crate) table: String,
-    pub(crate) key: Vec<String>,
-    pub(crate) until_column: Option<String>,
-    /// Rows written within this span of the target are not compared: their transactions may have
-    /// committed on either side of it.
-    pub(crate) settle: Duration,
-    pub(crate) max_keys: usize,
-    pub(crate) buckets: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Tolerance {
-    Rows(u64),
-    Percent(f64),
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct RowCountSpec {
-    pub(crate) table: String,
-    pub(crate) until_column: Option<String>,
-    pub(crate) compare_source: bool,
-    pub(crate) tolerance: Tolerance,
-    pub(crate) min: Option<u64>,
-    pub(crate) max: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct FreshnessSpec {
-    pub(crate) table: String,
-    pub(crate) column: String,
-    /// Default: the drill's RPO objective.
-    pub(crate) max_lag: Option<Duration>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct AmcheckSpec {
-    pub(crate) heapallindexed: bool,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SchemaSpec {
-    /// Only these tables; all user tables of the source when absent.
-    pub(crate) tables: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CanarySpec {
-    pub(crate) table: String,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SqlSpec {
-    pub(crate) name: String,
-    pub(crate) query: String,
-    pub(crate) expect: Expect,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Expect {
-    pub(crate) equals: Option<String>,
-    pub(crate) min: Option<f64>,
-    pub(crate) max: Option<f64>,
-    pub(crate) regex: Option<regex::Regex>,
-    pub(crate) rows: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct ScheduleSpec {
-    /// As written in the drill file.
-    pub(crate) cron: String,
-    pub(crate) expr: crate::schedule::Expr,
-    pub(crate) timezone: chrono_tz::Tz,
-}
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct MetricsSpec {
-    pub(crate) cloudwatch_namespace: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Timeouts {
-    pub(crate) plan: Duration,
-    pub(crate) restore: Duration,
-    pub(crate) ready: Duration,
-    pub(crate) verify: Duration,
-    pub(crate) check: Duration,
-    pub(crate) teardown: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            plan: Duration::from_secs(5 * 60),
-            restore: Duration::from_secs(2 * 3600),
-            ready: Duration::from_secs(2 * 3600),
-            verify: Duration::from_secs(3600),
-            check: Duration::from_secs(15 * 60),
-            teardown: Duration::from_secs(10 * 60),
-        }
-    }
-}
-
 // ---------------------------------------------------------------- loading
 
 /// Reads and validates one drill file; every problem found is returned.
@@ -524,64 +277,6 @@ pub(crate) fn load_drill(path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
 /// Parses drill text; `path` names the file in errors and gives the default drill name.
 pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
     parse_with(text, path, resolve)
-}
-
-/// A configuration file's text, or the error that names it.
-pub(super) fn read_file(path: &Path) -> Result<String, Vec<ConfigError>> {
-    std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            key: String::new(),
-            message: format!("cannot read the file: {e}"),
-            hint: None,
-        }]
-    })
-}
-
-/// Deserialises `text` strictly into `R`, then resolves it, collecting every problem (sorted by place).
-pub(super) fn parse_with<R: serde::de::DeserializeOwned, T>(
-    text: &str,
-    path: &Path,
-    resolve: impl FnOnce(R, &Path, &mut Problems<'_>) -> T,
-) -> Result<T, Vec<ConfigError>> {
-    // Before any recursive parser sees it: thousands of nested levels would exhaust the stack.
-    if let Some((line, column)) = super::locate::too_deep(text) {
-        return Err(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: Some(line),
-            column: Some(column),
-            key: String::new(),
-            message: format!(
-                "nested more than {} levels deep; no stackdrill file needs that",
-                super::locate::MAX_DEPTH
-            ),
-            hint: None,
-        }]);
-    }
-    let locations = Locations::index(text);
-    let raw: R = deserialize(text).map_err(|e| vec![from_serde(path, &locations, e)])?;
-    let mut problems = Problems::new(path, &locations);
-    let spec = resolve(raw, path, &mut problems);
-    if problems.errors.is_empty() {
-        return Ok(spec);
-    }
-    let mut errors = problems.errors;
-    errors.sort_by_key(|e| (e.line, e.column));
-    Err(errors)
-}
-
-/// Strict deserialisation with the key path of the first error. Providers and checks are written as
-/// single-key maps (`restore: { local-postgres: {..} }`), which serde_norway takes via `singleton_map_recursive`.
-fn deserialize<T: serde::de::DeserializeOwned>(
-    text: &str,
-) -> Result<T, serde_path_to_error::Error<serde_norway::Error>> {
-    let mut track = serde_path_to_error::Track::new();
-    let de = serde_norway::Deserializer::from_str(text);
-    let tracked = serde_path_to_error::Deserializer::new(de, &mut track);
-    serde_norway::with::singleton_map_recursive::deserialize(tracked)
-        .map_err(|e| serde_path_to_error::Error::new(track.path(), e))
 }
 
 /// RestoreDBClusterToPointInTime takes no RestoreToTime with RestoreType copy-on-write: a clone is of the
@@ -830,20 +525,6 @@ fn source_spec(p: &mut Problems<'_>, s: RawSource, restore: &RestoreSpec) -> Sou
     SourceSpec { host, port, user, dbname, password, tls, from_instance, read_from, statement_timeout, lock_timeout }
 }
 
-pub(super) fn duration(p: &mut Problems<'_>, key: &str, text: &str, fallback: Duration) -> Duration {
-    match parse_duration(text) {
-        Ok(d) if d.is_zero() => {
-            p.push(key, "must be longer than zero");
-            fallback
-        }
-        Ok(d) => d,
-        Err(e) => {
-            p.push(key, e);
-            fallback
-        }
-    }
-}
-
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 40
@@ -867,7 +548,42 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         metrics,
         timeouts,
     } = raw;
+    let name = drill_name(p, name, path);
+    let restore = resolve_restore(p, restore);
+    let source = source.map(|s| source_spec(p, s, &restore));
+    let target = resolve_target(p, target);
+    let RawObjectives { rto, rpo } = objectives;
+    let objectives = Objectives {
+        rto: duration(p, "objectives.rto", &rto, Duration::from_secs(1)),
+        rpo: duration(p, "objectives.rpo", &rpo, Duration::from_secs(1)),
+    };
+    let checks = resolve_checks(p, verify, source.is_some());
+    check_controls(p, &controls);
+    check_copy_on_write(p, &restore, &target, &checks);
+    DrillSpec {
+        name,
+        file: path.to_path_buf(),
+        description,
+        restore,
+        source,
+        target,
+        objectives,
+        verify: checks,
+        runbook: runbook.map(PathBuf::from),
+        controls,
+        schedule: schedule.and_then(|s| resolve_schedule(p, s)),
+        metrics: metrics
+            .map(|RawMetrics { cloudwatch }| MetricsSpec {
+                cloudwatch_namespace: cloudwatch
+                    .map(|RawCloudwatch { namespace }| namespace.unwrap_or_else(|| "Stackdrill".into())),
+            })
+            .unwrap_or_default(),
+        timeouts: resolve_timeouts(p, timeouts),
+    }
+}
 
+/// `name`, else the file's stem; it names scratch resources, so it must be short and plain.
+fn drill_name(p: &mut Problems<'_>, name: Option<String>, path: &Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("drill").to_string();
     let name_key = if name.is_some() { "name" } else { "" };
     let name = name.unwrap_or(stem);
@@ -877,49 +593,46 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
             format!("drill name `{name}` must be 1-40 characters of a-z, 0-9 and `-` (it names scratch resources)"),
         );
     }
+    name
+}
 
-    let restore = match restore {
-        RawRestore::LocalPostgres(lp) => {
-            let RawLocalPostgres {
-                base_backups,
-                wal_archive,
-                scratch_root,
-                os_user,
-                database,
-                user,
-                copy_jobs,
-                allow_preload,
-            } = lp;
-            for (k, v) in
-                [("base-backups", &base_backups), ("wal-archive", &wal_archive), ("scratch-root", &scratch_root)]
-            {
-                if v.trim().is_empty() {
-                    p.push(format!("restore.local-postgres.{k}"), "must name a directory");
-                }
-            }
-            let copy_jobs = copy_jobs.unwrap_or(4);
-            if !(1..=64).contains(&copy_jobs) {
-                p.push("restore.local-postgres.copy-jobs", "must be between 1 and 64");
-            }
-            RestoreSpec::LocalPostgres(LocalPostgresSpec {
-                base_backups: base_backups.into(),
-                wal_archive: wal_archive.into(),
-                scratch_root: scratch_root.into(),
-                os_user: os_user.unwrap_or_else(|| "postgres".into()),
-                database,
-                user: user.unwrap_or_else(|| "postgres".into()),
-                copy_jobs,
-                allow_preload: allow_preload.unwrap_or_else(super::aws_restore::default_allow_preload),
-            })
-        }
+/// The `restore` block: one provider.
+fn resolve_restore(p: &mut Problems<'_>, restore: RawRestore) -> RestoreSpec {
+    match restore {
+        RawRestore::LocalPostgres(lp) => RestoreSpec::LocalPostgres(local_postgres(p, lp)),
         RawRestore::AwsRdsInstance(r) => RestoreSpec::AwsRdsInstance(super::aws_restore::rds_instance(r, p)),
         RawRestore::AwsAuroraCluster(r) => RestoreSpec::AwsAuroraCluster(super::aws_restore::aurora_cluster(r, p)),
         RawRestore::AwsBackup(r) => RestoreSpec::AwsBackup(super::aws_restore::aws_backup(r, p)),
-    };
+    }
+}
 
-    let source = source.map(|s| source_spec(p, s, &restore));
+fn local_postgres(p: &mut Problems<'_>, lp: RawLocalPostgres) -> LocalPostgresSpec {
+    let RawLocalPostgres { base_backups, wal_archive, scratch_root, os_user, database, user, copy_jobs, allow_preload } =
+        lp;
+    for (k, v) in [("base-backups", &base_backups), ("wal-archive", &wal_archive), ("scratch-root", &scratch_root)] {
+        if v.trim().is_empty() {
+            p.push(format!("restore.local-postgres.{k}"), "must name a directory");
+        }
+    }
+    let copy_jobs = copy_jobs.unwrap_or(4);
+    if !(1..=64).contains(&copy_jobs) {
+        p.push("restore.local-postgres.copy-jobs", "must be between 1 and 64");
+    }
+    LocalPostgresSpec {
+        base_backups: base_backups.into(),
+        wal_archive: wal_archive.into(),
+        scratch_root: scratch_root.into(),
+        os_user: os_user.unwrap_or_else(|| "postgres".into()),
+        database,
+        user: user.unwrap_or_else(|| "postgres".into()),
+        copy_jobs,
+        allow_preload: allow_preload.unwrap_or_else(super::aws_restore::default_allow_preload),
+    }
+}
 
-    let target = match target {
+/// `target`: latest (the default), random, `{ at: TIME }`, `{ ago: DURATION }`, `{ random: { seed } }`.
+fn resolve_target(p: &mut Problems<'_>, target: Option<RawTarget>) -> TargetSpec {
+    match target {
         None => TargetSpec::Latest,
         Some(RawTarget::Word(w)) => match w.as_str() {
             "latest" => TargetSpec::Latest,
@@ -941,16 +654,11 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         },
         Some(RawTarget::Ago(a)) => TargetSpec::Ago(duration(p, "target.ago", &a, Duration::from_secs(1))),
         Some(RawTarget::Random(RawRandom { seed })) => TargetSpec::Random { seed },
-    };
+    }
+}
 
-    let RawObjectives { rto, rpo } = objectives;
-    let objectives = Objectives {
-        rto: duration(p, "objectives.rto", &rto, Duration::from_secs(1)),
-        rpo: duration(p, "objectives.rpo", &rpo, Duration::from_secs(1)),
-    };
-
-    let checks = resolve_checks(p, verify, source.is_some());
-
+/// `controls`: ids like SOC2-A1.2 or ISO27001-A.8.13.
+fn check_controls(p: &mut Problems<'_>, controls: &[String]) {
     for (i, c) in controls.iter().enumerate() {
         let ok = c.split_once('-').is_some_and(|(fw, id)| {
             !fw.is_empty()
@@ -962,70 +670,46 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
             p.push(format!("controls[{i}]"), format!("`{c}` is not a control id like SOC2-A1.2 or ISO27001-A.8.13"));
         }
     }
+}
 
-    check_copy_on_write(p, &restore, &target, &checks);
+/// `schedule`: an expression in an IANA time zone (UTC by default).
+fn resolve_schedule(p: &mut Problems<'_>, RawSchedule { cron, timezone }: RawSchedule) -> Option<ScheduleSpec> {
+    let tz = match timezone.as_deref().unwrap_or("UTC").parse::<chrono_tz::Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            p.push("schedule.timezone", format!("unknown IANA time zone `{}`", timezone.unwrap_or_default()));
+            None
+        }
+    };
+    let expr = match crate::schedule::Expr::parse(&cron) {
+        Ok(x) => x,
+        Err(e) => {
+            p.push("schedule.cron", e);
+            return None;
+        }
+    };
+    tz.map(|timezone| ScheduleSpec { cron, expr, timezone })
+}
 
-    let schedule = schedule.and_then(|RawSchedule { cron, timezone }| {
-        let tz = match timezone.as_deref().unwrap_or("UTC").parse::<chrono_tz::Tz>() {
-            Ok(tz) => Some(tz),
-            Err(_) => {
-                p.push("schedule.timezone", format!("unknown IANA time zone `{}`", timezone.unwrap_or_default()));
-                None
-            }
-        };
-        let expr = match crate::schedule::Expr::parse(&cron) {
-            Ok(x) => x,
-            Err(e) => {
-                p.push("schedule.cron", e);
-                return None;
-            }
-        };
-        tz.map(|timezone| ScheduleSpec { cron, expr, timezone })
-    });
-
-    let metrics = metrics
-        .map(|RawMetrics { cloudwatch }| MetricsSpec {
-            cloudwatch_namespace: cloudwatch
-                .map(|RawCloudwatch { namespace }| namespace.unwrap_or_else(|| "Stackdrill".into())),
-        })
-        .unwrap_or_default();
-
+/// `timeouts`: each phase's deadline over the defaults; the plan phase's default is the provider's.
+fn resolve_timeouts(p: &mut Problems<'_>, timeouts: Option<RawTimeouts>) -> Timeouts {
     let mut t = Timeouts::default();
-    if !matches!(restore, RestoreSpec::LocalPostgres(_)) {
-        // RDS's LatestRestorableTime trails commits by up to ~5 minutes, and a canary's target must
-        // become restorable during the plan phase.
-        t.plan = Duration::from_secs(20 * 60);
+    let Some(RawTimeouts { plan, restore, ready, verify, check, teardown }) = timeouts else { return t };
+    if let Some(v) = plan {
+        t.plan = Some(duration(p, "timeouts.plan", &v, Duration::from_secs(1)));
     }
-    if let Some(RawTimeouts { plan, restore, ready, verify, check, teardown }) = timeouts {
-        for (k, v, slot) in [
-            ("plan", plan, &mut t.plan),
-            ("restore", restore, &mut t.restore),
-            ("ready", ready, &mut t.ready),
-            ("verify", verify, &mut t.verify),
-            ("check", check, &mut t.check),
-            ("teardown", teardown, &mut t.teardown),
-        ] {
-            if let Some(v) = v {
-                *slot = duration(p, &format!("timeouts.{k}"), &v, *slot);
-            }
+    for (k, v, slot) in [
+        ("restore", restore, &mut t.restore),
+        ("ready", ready, &mut t.ready),
+        ("verify", verify, &mut t.verify),
+        ("check", check, &mut t.check),
+        ("teardown", teardown, &mut t.teardown),
+    ] {
+        if let Some(v) = v {
+            *slot = duration(p, &format!("timeouts.{k}"), &v, *slot);
         }
     }
-
-    DrillSpec {
-        name,
-        file: path.to_path_buf(),
-        description,
-        restore,
-        source,
-        target,
-        objectives,
-        verify: checks,
-        runbook: runbook.map(PathBuf::from),
-        controls,
-        schedule,
-        metrics,
-        timeouts: t,
-    }
+    t
 }
 
 fn need_source(p: &mut Problems<'_>, key: &str, has_source: bool, why: &str) {
@@ -1044,17 +728,6 @@ fn check_column(p: &mut Problems<'_>, key: &str, column: &str) {
     if !is_identifier(column) {
         p.push(key, format!("`{column}` is not a plain column name (a-z, 0-9, _)"));
     }
-}
-
-/// A duration that may be zero (margins, lags).
-fn duration_or_zero(p: &mut Problems<'_>, key: &str, text: &str) -> Duration {
-    if text.trim() == "0" {
-        return Duration::ZERO;
-    }
-    parse_duration(text).unwrap_or_else(|e| {
-        p.push(key, e);
-        Duration::ZERO
-    })
 }
 
 /// `table` or `schema.table`, each part a plain identifier (so it can go into SQL unquoted).

@@ -3,11 +3,13 @@
 mod aws_restore;
 mod deploy;
 mod drill;
+mod drill_spec;
 mod duration;
 mod error;
 #[cfg(test)]
 mod fuzz;
 mod locate;
+mod parse;
 mod stack;
 mod target;
 mod tls;
@@ -16,12 +18,12 @@ mod tls;
 pub(crate) use aws_restore::is_db_identifier;
 pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec};
 pub(crate) use deploy::{DeploySpec, load_deploy};
+pub(crate) use drill::load_drill;
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
-pub(crate) use drill::{
+pub(crate) use drill_spec::{
     AmcheckSpec, CanarySpec, CheckSpec, ChecksumSpec, DrillSpec, FreshnessSpec, LocalPostgresSpec, Objectives,
     RestoreSpec, RowCountSpec, ScheduleSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance,
-    load_drill,
 };
 pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;

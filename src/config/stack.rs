@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::drill::{duration, parse_with, read_file};
 use super::error::{ConfigError, Problems};
+use super::parse::{duration, parse_with, read_file};
 
 // ---------------------------------------------------------------- raw, as written
 

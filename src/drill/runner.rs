@@ -49,12 +49,13 @@ pub(crate) async fn run(
     let mut ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
     let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
     let t = &spec.timeouts;
+    // How long the scratch may live: every phase's deadline (the ownership tags and cleanup use it).
+    let lifetime = super::restore::plan_timeout(spec) + t.restore + t.ready + t.verify + t.teardown;
     let Some(scratch) = spec.restore.aws_scratch() else {
         let RestoreSpec::LocalPostgres(lp) = &spec.restore else { unreachable!("every other provider is on AWS") };
-        let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events, t)?;
+        let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events, t, lifetime)?;
         return ctx.run(&mut provider).await;
     };
-    let lifetime = t.plan + t.restore + t.ready + t.verify + t.teardown;
     let aws = Aws::connect(&opts.aws, scratch.region.as_deref()).await?;
     let info = aws.run_info(scratch, &spec.name, &run_id, default_db, events, lifetime)?;
     // The source login reuses the drill's config (its region, the checked credentials).
@@ -326,8 +327,9 @@ impl RunCtx<'_> {
     /// The plan phase is recorded like the others, but its failure means "could not run": no report.
     async fn plan_phase<P: RestoreProvider>(&mut self, provider: &mut P) -> Result<Planned, DrillError> {
         let (started, clock) = self.start_phase("plan");
-        let planned =
-            bounded(&self.cancel, self.spec.timeouts.plan, self.plan(provider)).await.map_err(|stop| match stop {
+        let planned = bounded(&self.cancel, super::restore::plan_timeout(self.spec), self.plan(provider))
+            .await
+            .map_err(|stop| match stop {
                 Stop::Interrupted => DrillError::Interrupted,
                 Stop::TimedOut(d) => DrillError::PlanTimeout(humantime::format_duration(d).to_string()),
                 Stop::Failed(e) => e,

@@ -227,8 +227,28 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
     for (role, k) in &s.keys {
         f.add("STK-KMS-ROTATION", k.rotation, &k.alias, "rotation on", format!("key `{role}` has rotation off"));
     }
-    let cmk = |role: &Option<String>| role.as_ref().is_some_and(|r| s.keys.contains_key(r));
+    check_database(&mut f, s);
+    check_backup(&mut f, s);
 
+    check_alerts(&mut f, s);
+    check_app(&mut f, s);
+    let shield_ok = s.shield != ShieldMode::Off || s.app.is_none();
+    f.add(
+        "STK-SHIELD",
+        shield_ok,
+        format!("stack {}", s.name),
+        match s.shield {
+            ShieldMode::Required => "Shield Advanced required on the load balancer",
+            ShieldMode::Auto => "Shield Standard (automatic); Advanced when the account subscribes",
+            ShieldMode::Off => "no internet-facing load balancer",
+        },
+        "Shield Advanced is off for an internet-facing load balancer; use auto or required".into(),
+    );
+    f.0
+}
+
+/// The RDS database's rules: encryption, Multi-AZ, retention, privacy, TLS, deletion protection, IAM auth.
+fn check_database(f: &mut Findings, s: &StackSpec) {
     match &s.database {
         None => {
             for r in [
@@ -285,9 +305,12 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
             f.add("STK-RDS-IAM-AUTH", d.iam_auth, &id, "IAM authentication on", "IAM authentication off".into());
         }
     }
+}
 
-    check_backup(&mut f, s);
-
+/// The alerts block's rules: the five required alarms, their actions and metrics, the drill-freshness alarm,
+/// the topic's and log groups' encryption.
+fn check_alerts(f: &mut Findings, s: &StackSpec) {
+    let cmk = |role: &Option<String>| role.as_ref().is_some_and(|r| s.keys.contains_key(r));
     match &s.alerts {
         None => {
             for r in [
@@ -385,7 +408,10 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
             }
         }
     }
+}
 
+/// The Elastic Beanstalk environment's rules: health, managed updates, TLS policy.
+fn check_app(f: &mut Findings, s: &StackSpec) {
     match &s.app {
         None => {
             for r in ["STK-APP-HEALTH", "STK-APP-MANAGED-UPDATES", "STK-APP-TLS"] {
@@ -426,19 +452,6 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
             );
         }
     }
-    let shield_ok = s.shield != ShieldMode::Off || s.app.is_none();
-    f.add(
-        "STK-SHIELD",
-        shield_ok,
-        format!("stack {}", s.name),
-        match s.shield {
-            ShieldMode::Required => "Shield Advanced required on the load balancer",
-            ShieldMode::Auto => "Shield Standard (automatic); Advanced when the account subscribes",
-            ShieldMode::Off => "no internet-facing load balancer",
-        },
-        "Shield Advanced is off for an internet-facing load balancer; use auto or required".into(),
-    );
-    f.0
 }
 
 /// The backup rules on the file: the plan's rules, that its selection selects the database, the vault's key.

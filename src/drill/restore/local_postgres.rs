@@ -56,6 +56,7 @@ impl LocalPostgres {
         default_database: Option<&str>,
         events: EventSink,
         t: &Timeouts,
+        lifetime: std::time::Duration,
     ) -> Result<LocalPostgres, DrillError> {
         let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut spec = spec.clone();
@@ -74,7 +75,7 @@ impl LocalPostgres {
             bin,
             as_user,
             events,
-            lifetime: t.plan + t.restore + t.ready + t.verify + t.teardown,
+            lifetime,
             teardown_deadline: t.teardown,
             ready_deadline: t.ready,
             backups: Vec::new(),

@@ -17,6 +17,16 @@ use super::error::{DrillError, RestoreError};
 use super::target::{ResolvedTarget, Window};
 pub(crate) use crate::report::model::TeardownStatus;
 
+/// How long the plan phase may take when the drill file does not say: on AWS, RDS's LatestRestorableTime
+/// trails commits by up to ~5 minutes, and a canary's target must become restorable within the phase.
+pub(crate) fn plan_timeout(spec: &crate::config::DrillSpec) -> std::time::Duration {
+    let default = match spec.restore {
+        crate::config::RestoreSpec::LocalPostgres(_) => 5 * 60,
+        _ => 20 * 60,
+    };
+    spec.timeouts.plan.unwrap_or(std::time::Duration::from_secs(default))
+}
+
 /// How to reach the restored database.
 #[derive(Clone)]
 pub(crate) struct Endpoint {

@@ -1,0 +1,254 @@
+//! The resolved drill definition: what the engine runs. `drill.rs` builds it from the file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::target::TargetSpec;
+use super::tls::TlsSpec;
+
+/// A validated drill definition.
+#[derive(Debug, Clone)]
+pub(crate) struct DrillSpec {
+    pub(crate) name: String,
+    pub(crate) file: PathBuf,
+    pub(crate) description: Option<String>,
+    pub(crate) restore: RestoreSpec,
+    pub(crate) source: Option<SourceSpec>,
+    pub(crate) target: TargetSpec,
+    pub(crate) objectives: Objectives,
+    pub(crate) verify: Vec<CheckSpec>,
+    pub(crate) runbook: Option<PathBuf>,
+    pub(crate) controls: Vec<String>,
+    pub(crate) schedule: Option<ScheduleSpec>,
+    pub(crate) metrics: MetricsSpec,
+    pub(crate) timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum RestoreSpec {
+    LocalPostgres(LocalPostgresSpec),
+    AwsRdsInstance(super::aws_restore::RdsInstanceSpec),
+    AwsAuroraCluster(super::aws_restore::AuroraClusterSpec),
+    AwsBackup(super::aws_restore::AwsBackupSpec),
+}
+
+impl RestoreSpec {
+    /// The provider block's name as written.
+    pub(crate) fn provider(&self) -> &'static str {
+        match self {
+            RestoreSpec::LocalPostgres(_) => "local-postgres",
+            RestoreSpec::AwsRdsInstance(_) => "aws-rds-instance",
+            RestoreSpec::AwsAuroraCluster(_) => "aws-aurora-cluster",
+            RestoreSpec::AwsBackup(_) => "aws-backup",
+        }
+    }
+
+    /// The scratch settings of an AWS provider; `None` for a local restore.
+    pub(crate) fn aws_scratch(&self) -> Option<&super::aws_restore::AwsScratchSpec> {
+        match self {
+            RestoreSpec::LocalPostgres(_) => None,
+            RestoreSpec::AwsRdsInstance(r) => Some(&r.scratch),
+            RestoreSpec::AwsAuroraCluster(r) => Some(&r.scratch),
+            RestoreSpec::AwsBackup(r) => Some(&r.scratch),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LocalPostgresSpec {
+    pub(crate) base_backups: PathBuf,
+    pub(crate) wal_archive: PathBuf,
+    pub(crate) scratch_root: PathBuf,
+    /// The OS user PostgreSQL runs as when stackdrill runs as root.
+    pub(crate) os_user: String,
+    /// Database the verifiers connect to in the restore.
+    pub(crate) database: Option<String>,
+    /// Role the verifiers connect as in the restore (trust over the scratch's private socket).
+    pub(crate) user: String,
+    pub(crate) copy_jobs: usize,
+    /// `shared_preload_libraries` the restored copy may keep; anything else (pg_cron, ...) is not loaded.
+    pub(crate) allow_preload: Vec<String>,
+}
+
+/// The live source: where it is, how to prove who it is, and how to log in. Every session to it is
+/// bounded (`statement_timeout`, `lock_timeout`) and named with the run id.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceSpec {
+    /// `None` only with `from-instance: true` (read from the source instance at run time).
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    /// `None` when the managed secret or the source instance names the user.
+    pub(crate) user: Option<String>,
+    pub(crate) dbname: String,
+    pub(crate) password: SecretRef,
+    pub(crate) tls: TlsSpec,
+    /// Endpoint, port and managed master secret come from the RDS/Aurora source of the restore block.
+    pub(crate) from_instance: bool,
+    /// A replica for the heavy read-only checks; the canary still writes to the primary.
+    pub(crate) read_from: Option<(String, u16)>,
+    /// Caps every source statement; default: the drill's per-check timeout.
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) lock_timeout: Duration,
+}
+
+/// Where a secret comes from; the value itself is read at run time and never stored here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SecretRef {
+    None,
+    Env(String),
+    File(PathBuf),
+    /// A Secrets Manager name or ARN: a JSON secret with `username`/`password` (as RDS-managed master
+    /// secrets are) or a plain string.
+    Secret(String),
+    /// An RDS IAM authentication token, signed with the drill's AWS credentials.
+    IamAuth,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Objectives {
+    pub(crate) rto: Duration,
+    pub(crate) rpo: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum CheckSpec {
+    Canary(CanarySpec),
+    Sql(SqlSpec),
+    Checksum(ChecksumSpec),
+    RowCount(RowCountSpec),
+    Freshness(FreshnessSpec),
+    Amcheck(AmcheckSpec),
+    Schema(SchemaSpec),
+}
+
+impl CheckSpec {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            CheckSpec::Canary(_) => "canary",
+            CheckSpec::Sql(_) => "sql",
+            CheckSpec::Checksum(_) => "checksum",
+            CheckSpec::RowCount(_) => "row-count",
+            CheckSpec::Freshness(_) => "freshness",
+            CheckSpec::Amcheck(_) => "amcheck",
+            CheckSpec::Schema(_) => "schema",
+        }
+    }
+
+    pub(crate) fn name(&self) -> String {
+        match self {
+            CheckSpec::Canary(_) => "canary".into(),
+            CheckSpec::Sql(s) => s.name.clone(),
+            CheckSpec::Checksum(c) => format!("checksum {}", c.table),
+            CheckSpec::RowCount(c) => format!("row-count {}", c.table),
+            CheckSpec::Freshness(c) => format!("freshness {}.{}", c.table, c.column),
+            CheckSpec::Amcheck(_) => "amcheck".into(),
+            CheckSpec::Schema(_) => "schema".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ChecksumSpec {
+    pub(crate) table: String,
+    pub(crate) key: Vec<String>,
+    pub(crate) until_column: Option<String>,
+    /// Rows written within this span of the target are not compared: their transactions may have
+    /// committed on either side of it.
+    pub(crate) settle: Duration,
+    pub(crate) max_keys: usize,
+    pub(crate) buckets: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Tolerance {
+    Rows(u64),
+    Percent(f64),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RowCountSpec {
+    pub(crate) table: String,
+    pub(crate) until_column: Option<String>,
+    pub(crate) compare_source: bool,
+    pub(crate) tolerance: Tolerance,
+    pub(crate) min: Option<u64>,
+    pub(crate) max: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct FreshnessSpec {
+    pub(crate) table: String,
+    pub(crate) column: String,
+    /// Default: the drill's RPO objective.
+    pub(crate) max_lag: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AmcheckSpec {
+    pub(crate) heapallindexed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaSpec {
+    /// Only these tables; all user tables of the source when absent.
+    pub(crate) tables: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CanarySpec {
+    pub(crate) table: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqlSpec {
+    pub(crate) name: String,
+    pub(crate) query: String,
+    pub(crate) expect: Expect,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Expect {
+    pub(crate) equals: Option<String>,
+    pub(crate) min: Option<f64>,
+    pub(crate) max: Option<f64>,
+    pub(crate) regex: Option<regex::Regex>,
+    pub(crate) rows: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ScheduleSpec {
+    /// As written in the drill file.
+    pub(crate) cron: String,
+    pub(crate) expr: crate::schedule::Expr,
+    pub(crate) timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MetricsSpec {
+    pub(crate) cloudwatch_namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// `None`: the provider's default (`drill::restore::plan_timeout`), which knows how slow its backups
+    /// become restorable.
+    pub(crate) plan: Option<Duration>,
+    pub(crate) restore: Duration,
+    pub(crate) ready: Duration,
+    pub(crate) verify: Duration,
+    pub(crate) check: Duration,
+    pub(crate) teardown: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            plan: None,
+            restore: Duration::from_secs(2 * 3600),
+            ready: Duration::from_secs(2 * 3600),
+            verify: Duration::from_secs(3600),
+            check: Duration::from_secs(15 * 60),
+            teardown: Duration::from_secs(10 * 60),
+        }
+    }
+}
