@@ -443,6 +443,30 @@ fn valid_name(name: &str) -> bool {
 
 fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
     let RawStack { name, region, residency, network, kms, alerts, database, backup, app, shield } = raw;
+    let name = stack_name(p, name, path);
+    if residency.is_empty() {
+        p.push("residency", "must list at least one region");
+    }
+    // The residency check itself is policy (STK-REGION), so a non-compliant file still loads for `check`.
+    let RawNetwork { vpc, subnets } = network;
+    check_network(p, &vpc, &subnets);
+    let keys = resolve_keys(p, kms, &name);
+    let key_ref = |p: &mut Problems<'_>, key: &str, role: &str| {
+        if !keys.contains_key(role) {
+            let known: Vec<&str> = keys.keys().map(String::as_str).collect();
+            p.push(key, format!("no KMS key `{role}` under kms.keys (known: {})", known.join(", ")));
+        }
+    };
+    let alerts = alerts.map(|a| resolve_alerts(a, &name, p, &key_ref));
+    let database = database.map(|d| resolve_database(d, &name, p, &key_ref));
+    let backup = backup.map(|b| resolve_backup(b, &name, p, &key_ref));
+    let app = app.map(|a| resolve_app(a, &name, p));
+    let shield = resolve_shield(p, shield);
+    StackSpec { name, region, residency, vpc, subnets, keys, alerts, database, backup, app, shield }
+}
+
+/// `name`, else the file's stem.
+fn stack_name(p: &mut Problems<'_>, name: Option<String>, path: &Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("stack").to_string();
     let name_key = if name.is_some() { "name" } else { "" };
     let name = name.unwrap_or(stem);
@@ -452,11 +476,11 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
             format!("stack name `{name}` must be 1-32 characters of a-z, 0-9 and `-`, starting with a letter"),
         );
     }
-    if residency.is_empty() {
-        p.push("residency", "must list at least one region");
-    }
-    // The residency check itself is policy (STK-REGION), so a non-compliant file still loads for `check`.
-    let RawNetwork { vpc, subnets } = network;
+    name
+}
+
+/// `network`: a VPC id and subnet ids.
+fn check_network(p: &mut Problems<'_>, vpc: &str, subnets: &[String]) {
     if !vpc.starts_with("vpc-") {
         p.push("network.vpc", format!("`{vpc}` is not a VPC id (vpc-…)"));
     }
@@ -465,7 +489,10 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
             p.push(format!("network.subnets[{i}]"), format!("`{s}` is not a subnet id (subnet-…)"));
         }
     }
+}
 
+/// `kms.keys`: each role's key, alias and rotation.
+fn resolve_keys(p: &mut Problems<'_>, kms: Option<RawKms>, name: &str) -> BTreeMap<String, KeySpec> {
     let mut keys = BTreeMap::new();
     if let Some(RawKms { keys: raw_keys }) = kms {
         for (role, RawKey { description, rotation, alias }) in raw_keys {
@@ -483,167 +510,176 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
             keys.insert(role, KeySpec { description, rotation: rotation.unwrap_or(true), alias });
         }
     }
-    let key_ref = |p: &mut Problems<'_>, key: &str, role: &str| {
-        if !keys.contains_key(role) {
-            let known: Vec<&str> = keys.keys().map(String::as_str).collect();
-            p.push(key, format!("no KMS key `{role}` under kms.keys (known: {})", known.join(", ")));
+    keys
+}
+
+/// `database`: the RDS instance.
+fn resolve_database(
+    d: RawDatabase,
+    name: &str,
+    p: &mut Problems<'_>,
+    key_ref: &dyn Fn(&mut Problems<'_>, &str, &str),
+) -> DatabaseSpec {
+    let RawDatabase {
+        identifier,
+        engine_version,
+        instance_class,
+        allocated_storage,
+        master_username,
+        database,
+        kms_key,
+        multi_az,
+        backup_retention_days,
+        deletion_protection,
+        publicly_accessible,
+        iam_auth,
+        parameters,
+    } = d;
+    key_ref(p, "database.kms-key", &kms_key);
+    let identifier = identifier.unwrap_or_else(|| format!("{name}-db"));
+    if !super::aws_restore::is_db_identifier(&identifier) {
+        p.push("database.identifier", format!("`{identifier}` is not an RDS identifier"));
+    }
+    if !instance_class.starts_with("db.") {
+        p.push("database.instance-class", format!("`{instance_class}` is not an instance class like db.m6g.large"));
+    }
+    if !(20..=65536).contains(&allocated_storage) {
+        p.push("database.allocated-storage", "must be between 20 and 65536 (GiB)");
+    }
+    let backup_retention_days = backup_retention_days.unwrap_or(7);
+    if backup_retention_days > 35 {
+        p.push("database.backup-retention-days", "RDS keeps automated backups at most 35 days");
+    }
+    DatabaseSpec {
+        subnet_group: format!("{identifier}-subnets"),
+        parameter_group: format!("{identifier}-params"),
+        identifier,
+        engine_version,
+        instance_class,
+        allocated_storage,
+        master_username,
+        database,
+        key: kms_key,
+        multi_az: multi_az.unwrap_or(true),
+        backup_retention_days,
+        deletion_protection: deletion_protection.unwrap_or(true),
+        publicly_accessible: publicly_accessible.unwrap_or(false),
+        iam_auth: iam_auth.unwrap_or(true),
+        parameters,
+    }
+}
+
+/// `backup`: the AWS Backup vault, plan and selection.
+fn resolve_backup(
+    RawBackup { vault, plan, selection }: RawBackup,
+    name: &str,
+    p: &mut Problems<'_>,
+    key_ref: &dyn Fn(&mut Problems<'_>, &str, &str),
+) -> BackupSpec {
+    let RawVault { name: vault_name, kms_key } = vault;
+    key_ref(p, "backup.vault.kms-key", &kms_key);
+    let RawPlan { name: plan_name, rules } = plan;
+    if rules.is_empty() {
+        p.push("backup.plan.rules", "needs at least one rule");
+    }
+    let rules = rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, RawRule { name: rule, schedule, continuous, retention_days })| {
+            let continuous = continuous.unwrap_or(false);
+            if let Some(s) = &schedule {
+                let parsed = crate::schedule::Expr::parse(s);
+                if !(s.trim_start().starts_with("cron(") && parsed.is_ok()) {
+                    let why = parsed.err().unwrap_or_else(|| "AWS Backup takes a cron(...) expression".into());
+                    p.push(
+                        format!("backup.plan.rules[{i}].schedule"),
+                        format!("`{s}` is not an AWS cron() expression: {why}"),
+                    );
+                }
+            }
+            if schedule.is_none() && !continuous {
+                p.push(format!("backup.plan.rules[{i}]"), "needs `schedule` or `continuous: true`");
+            }
+            if continuous && retention_days > 35 {
+                p.push(format!("backup.plan.rules[{i}].retention-days"), "continuous backups keep at most 35 days");
+            }
+            RuleSpec { name: rule, schedule, continuous, retention_days }
+        })
+        .collect();
+    let selection = selection.map(|RawSelection { name: sel_name, iam_role_arn, tag: RawTag { key, value } }| {
+        if !iam_role_arn.starts_with("arn:") {
+            p.push("backup.selection.iam-role-arn", "must be an IAM role ARN");
+        }
+        SelectionSpec { name: sel_name.unwrap_or_else(|| format!("{name}-selection")), iam_role_arn, tag: (key, value) }
+    });
+    BackupSpec {
+        vault: vault_name.unwrap_or_else(|| format!("{name}-vault")),
+        vault_key: kms_key,
+        plan: plan_name.unwrap_or_else(|| format!("{name}-plan")),
+        rules,
+        selection,
+    }
+}
+
+/// `app`: the Elastic Beanstalk environment.
+fn resolve_app(a: RawApp, name: &str, p: &mut Problems<'_>) -> AppSpec {
+    let RawApp {
+        application,
+        environment,
+        solution_stack,
+        instance_type,
+        min_instances,
+        max_instances,
+        health,
+        managed_updates,
+        instance_profile,
+        service_role,
+        https: RawHttps { certificate_arn, ssl_policy },
+    } = a;
+    if instance_profile.trim().is_empty() {
+        p.push("app.instance-profile", "must name the EC2 instance profile (or its ARN) the instances run with");
+    }
+    if min_instances > max_instances {
+        p.push("app.min-instances", format!("{min_instances} is more than max-instances {max_instances}"));
+    }
+    let enhanced_health = match health.as_deref().unwrap_or("enhanced") {
+        "enhanced" => true,
+        "basic" => false,
+        other => {
+            p.push("app.health", format!("unknown health reporting `{other}`: use enhanced or basic"));
+            true
         }
     };
+    if !certificate_arn.starts_with("arn:") {
+        p.push("app.https.certificate-arn", "must be an ACM certificate ARN");
+    }
+    let managed_updates = managed_updates.unwrap_or(true);
+    if service_role.is_none() && (enhanced_health || managed_updates) {
+        p.push(
+            "app",
+            "enhanced health and managed updates act through a service role: give `service-role` \
+             (e.g. aws-elasticbeanstalk-service-role)",
+        );
+    }
+    AppSpec {
+        application: application.unwrap_or_else(|| name.to_string()),
+        environment: environment.unwrap_or_else(|| format!("{name}-web")),
+        solution_stack,
+        instance_type,
+        min_instances,
+        max_instances,
+        enhanced_health,
+        managed_updates,
+        instance_profile,
+        service_role,
+        certificate_arn,
+        ssl_policy,
+    }
+}
 
-    let alerts = alerts.map(|a| resolve_alerts(a, &name, p, &key_ref));
-    let database = database.map(|d| {
-        let RawDatabase {
-            identifier,
-            engine_version,
-            instance_class,
-            allocated_storage,
-            master_username,
-            database,
-            kms_key,
-            multi_az,
-            backup_retention_days,
-            deletion_protection,
-            publicly_accessible,
-            iam_auth,
-            parameters,
-        } = d;
-        key_ref(p, "database.kms-key", &kms_key);
-        let identifier = identifier.unwrap_or_else(|| format!("{name}-db"));
-        if !super::aws_restore::is_db_identifier(&identifier) {
-            p.push("database.identifier", format!("`{identifier}` is not an RDS identifier"));
-        }
-        if !instance_class.starts_with("db.") {
-            p.push("database.instance-class", format!("`{instance_class}` is not an instance class like db.m6g.large"));
-        }
-        if !(20..=65536).contains(&allocated_storage) {
-            p.push("database.allocated-storage", "must be between 20 and 65536 (GiB)");
-        }
-        let backup_retention_days = backup_retention_days.unwrap_or(7);
-        if backup_retention_days > 35 {
-            p.push("database.backup-retention-days", "RDS keeps automated backups at most 35 days");
-        }
-        DatabaseSpec {
-            subnet_group: format!("{identifier}-subnets"),
-            parameter_group: format!("{identifier}-params"),
-            identifier,
-            engine_version,
-            instance_class,
-            allocated_storage,
-            master_username,
-            database,
-            key: kms_key,
-            multi_az: multi_az.unwrap_or(true),
-            backup_retention_days,
-            deletion_protection: deletion_protection.unwrap_or(true),
-            publicly_accessible: publicly_accessible.unwrap_or(false),
-            iam_auth: iam_auth.unwrap_or(true),
-            parameters,
-        }
-    });
-    let backup = backup.map(|RawBackup { vault, plan, selection }| {
-        let RawVault { name: vault_name, kms_key } = vault;
-        key_ref(p, "backup.vault.kms-key", &kms_key);
-        let RawPlan { name: plan_name, rules } = plan;
-        if rules.is_empty() {
-            p.push("backup.plan.rules", "needs at least one rule");
-        }
-        let rules = rules
-            .into_iter()
-            .enumerate()
-            .map(|(i, RawRule { name: rule, schedule, continuous, retention_days })| {
-                let continuous = continuous.unwrap_or(false);
-                if let Some(s) = &schedule {
-                    let parsed = crate::schedule::Expr::parse(s);
-                    if !(s.trim_start().starts_with("cron(") && parsed.is_ok()) {
-                        let why = parsed.err().unwrap_or_else(|| "AWS Backup takes a cron(...) expression".into());
-                        p.push(
-                            format!("backup.plan.rules[{i}].schedule"),
-                            format!("`{s}` is not an AWS cron() expression: {why}"),
-                        );
-                    }
-                }
-                if schedule.is_none() && !continuous {
-                    p.push(format!("backup.plan.rules[{i}]"), "needs `schedule` or `continuous: true`");
-                }
-                if continuous && retention_days > 35 {
-                    p.push(format!("backup.plan.rules[{i}].retention-days"), "continuous backups keep at most 35 days");
-                }
-                RuleSpec { name: rule, schedule, continuous, retention_days }
-            })
-            .collect();
-        let selection = selection.map(|RawSelection { name: sel_name, iam_role_arn, tag: RawTag { key, value } }| {
-            if !iam_role_arn.starts_with("arn:") {
-                p.push("backup.selection.iam-role-arn", "must be an IAM role ARN");
-            }
-            SelectionSpec {
-                name: sel_name.unwrap_or_else(|| format!("{name}-selection")),
-                iam_role_arn,
-                tag: (key, value),
-            }
-        });
-        BackupSpec {
-            vault: vault_name.unwrap_or_else(|| format!("{name}-vault")),
-            vault_key: kms_key,
-            plan: plan_name.unwrap_or_else(|| format!("{name}-plan")),
-            rules,
-            selection,
-        }
-    });
-    let app = app.map(|a| {
-        let RawApp {
-            application,
-            environment,
-            solution_stack,
-            instance_type,
-            min_instances,
-            max_instances,
-            health,
-            managed_updates,
-            instance_profile,
-            service_role,
-            https: RawHttps { certificate_arn, ssl_policy },
-        } = a;
-        if instance_profile.trim().is_empty() {
-            p.push("app.instance-profile", "must name the EC2 instance profile (or its ARN) the instances run with");
-        }
-        if min_instances > max_instances {
-            p.push("app.min-instances", format!("{min_instances} is more than max-instances {max_instances}"));
-        }
-        let enhanced_health = match health.as_deref().unwrap_or("enhanced") {
-            "enhanced" => true,
-            "basic" => false,
-            other => {
-                p.push("app.health", format!("unknown health reporting `{other}`: use enhanced or basic"));
-                true
-            }
-        };
-        if !certificate_arn.starts_with("arn:") {
-            p.push("app.https.certificate-arn", "must be an ACM certificate ARN");
-        }
-        let managed_updates = managed_updates.unwrap_or(true);
-        if service_role.is_none() && (enhanced_health || managed_updates) {
-            p.push(
-                "app",
-                "enhanced health and managed updates act through a service role: give `service-role` \
-                 (e.g. aws-elasticbeanstalk-service-role)",
-            );
-        }
-        AppSpec {
-            application: application.unwrap_or_else(|| name.clone()),
-            environment: environment.unwrap_or_else(|| format!("{name}-web")),
-            solution_stack,
-            instance_type,
-            min_instances,
-            max_instances,
-            enhanced_health,
-            managed_updates,
-            instance_profile,
-            service_role,
-            certificate_arn,
-            ssl_policy,
-        }
-    });
-    let shield = match shield.and_then(|RawShield { advanced }| advanced).as_deref().unwrap_or("auto") {
+/// `shield.advanced`: auto (the default), required or off.
+fn resolve_shield(p: &mut Problems<'_>, shield: Option<RawShield>) -> ShieldMode {
+    match shield.and_then(|RawShield { advanced }| advanced).as_deref().unwrap_or("auto") {
         "auto" => ShieldMode::Auto,
         "required" => ShieldMode::Required,
         "off" => ShieldMode::Off,
@@ -651,8 +687,7 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
             p.push("shield.advanced", format!("unknown mode `{other}`: use auto, required or off"));
             ShieldMode::Auto
         }
-    };
-    StackSpec { name, region, residency, vpc, subnets, keys, alerts, database, backup, app, shield }
+    }
 }
 
 const COMPARISONS: [(&str, &str); 6] = [
@@ -685,7 +720,27 @@ fn resolve_alerts(
             (protocol, endpoint)
         })
         .collect();
-    let log_groups: Vec<LogGroupSpec> = log_groups
+    let log_groups = resolve_log_groups(p, log_groups, key_ref);
+    let metric_filters = resolve_metric_filters(p, metric_filters, &log_groups);
+    let mut names = std::collections::HashSet::new();
+    let alarms = alarms.into_iter().enumerate().map(|(i, raw)| resolve_alarm(p, i, raw, &mut names)).collect();
+    AlertsSpec {
+        topic: topic_name.unwrap_or_else(|| format!("{stack}-alerts")),
+        topic_key: kms_key,
+        subscriptions,
+        log_groups,
+        metric_filters,
+        alarms,
+    }
+}
+
+/// `alerts.log-groups`: each group's retention (one CloudWatch Logs allows) and key.
+fn resolve_log_groups(
+    p: &mut Problems<'_>,
+    log_groups: Vec<RawLogGroup>,
+    key_ref: &dyn Fn(&mut Problems<'_>, &str, &str),
+) -> Vec<LogGroupSpec> {
+    log_groups
         .into_iter()
         .enumerate()
         .map(|(i, RawLogGroup { name, retention_days, kms_key })| {
@@ -705,8 +760,16 @@ fn resolve_alerts(
             }
             LogGroupSpec { name, retention_days, key: kms_key }
         })
-        .collect();
-    let metric_filters = metric_filters
+        .collect()
+}
+
+/// `alerts.metric-filters`: each on a log group of this stack.
+fn resolve_metric_filters(
+    p: &mut Problems<'_>,
+    metric_filters: Vec<RawMetricFilter>,
+    log_groups: &[LogGroupSpec],
+) -> Vec<MetricFilterSpec> {
+    metric_filters
         .into_iter()
         .enumerate()
         .map(|(i, RawMetricFilter { name, log_group, pattern, metric })| {
@@ -737,124 +800,128 @@ fn resolve_alerts(
                 dimensions,
             }
         })
-        .collect();
-    let mut names = std::collections::HashSet::new();
-    let alarms = alarms
-        .into_iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            let k = format!("alerts.alarms[{i}]");
-            let RawAlarm {
-                name,
-                purpose,
-                description,
-                metric,
-                anomaly_band,
-                expression,
-                metrics,
-                threshold,
-                comparison,
-                periods,
-                datapoints,
-                missing_data,
-            } = raw;
-            if !names.insert(name.clone()) {
-                p.push(format!("{k}.name"), format!("another alarm is already named `{name}`"));
+        .collect()
+}
+
+/// `alerts.alarms[i]`: a unique name, a purpose, one kind, a comparison, periods CloudWatch can evaluate.
+fn resolve_alarm(
+    p: &mut Problems<'_>,
+    i: usize,
+    raw: RawAlarm,
+    names: &mut std::collections::HashSet<String>,
+) -> AlarmSpec {
+    let k = format!("alerts.alarms[{i}]");
+    let RawAlarm {
+        name,
+        purpose,
+        description,
+        metric,
+        anomaly_band,
+        expression,
+        metrics,
+        threshold,
+        comparison,
+        periods,
+        datapoints,
+        missing_data,
+    } = raw;
+    if !names.insert(name.clone()) {
+        p.push(format!("{k}.name"), format!("another alarm is already named `{name}`"));
+    }
+    let purpose = match purpose.as_deref() {
+        None => Purpose::Other,
+        Some(s) => Purpose::ALL.iter().find(|(n, _)| *n == s).map(|(_, p)| *p).unwrap_or_else(|| {
+            let known: Vec<&str> = Purpose::ALL.iter().map(|(n, _)| *n).collect();
+            p.push(format!("{k}.purpose"), format!("unknown purpose `{s}`: one of {}", known.join(", ")));
+            Purpose::Other
+        }),
+    };
+    let kind = alarm_kind(p, &k, metric, anomaly_band, expression, metrics);
+    let is_band = matches!(kind, AlarmKind::AnomalyBand { .. });
+    if !is_band && threshold.is_none() {
+        p.push(k.clone(), "needs `threshold`");
+    }
+    let comparison = comparison.unwrap_or_else(|| if is_band { "above-band" } else { ">=" }.into());
+    let comparison = match COMPARISONS.iter().find(|(s, _)| *s == comparison) {
+        Some((s, op)) => {
+            if is_band != s.ends_with("band") {
+                p.push(format!("{k}.comparison"), "anomaly bands compare with above-band or outside-band only");
             }
-            let purpose = match purpose.as_deref() {
-                None => Purpose::Other,
-                Some(s) => Purpose::ALL.iter().find(|(n, _)| *n == s).map(|(_, p)| *p).unwrap_or_else(|| {
-                    let known: Vec<&str> = Purpose::ALL.iter().map(|(n, _)| *n).collect();
-                    p.push(format!("{k}.purpose"), format!("unknown purpose `{s}`: one of {}", known.join(", ")));
-                    Purpose::Other
-                }),
-            };
-            let kind = match (metric, anomaly_band, expression) {
-                (Some(m), None, None) if metrics.is_empty() => {
-                    AlarmKind::Metric(alarm_metric(p, format!("{k}.metric"), m))
-                }
-                (None, Some(RawAnomaly { metric, width }), None) if metrics.is_empty() => AlarmKind::AnomalyBand {
-                    metric: alarm_metric(p, format!("{k}.anomaly-band.metric"), metric),
-                    width: width.unwrap_or(2.0),
-                },
-                (None, None, Some(expression)) if !metrics.is_empty() => {
-                    let metrics = metrics
-                        .into_iter()
-                        .map(|(id, m)| {
-                            if !id.starts_with(|c: char| c.is_ascii_lowercase())
-                                || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                            {
-                                p.push(format!("{k}.metrics.{id}"), "metric ids start with a lowercase letter");
-                            }
-                            let m = alarm_metric(p, format!("{k}.metrics.{id}"), m);
-                            (id, m)
-                        })
-                        .collect();
-                    if let Some(why) = metric_math_problem(&expression) {
-                        p.push(format!("{k}.expression"), why);
+            op.to_string()
+        }
+        None => {
+            p.push(
+                format!("{k}.comparison"),
+                format!("unknown comparison `{comparison}`: >=, >, <=, <, above-band, outside-band"),
+            );
+            String::new()
+        }
+    };
+    let periods = periods.unwrap_or(1);
+    let datapoints = datapoints.unwrap_or(periods);
+    if datapoints > periods || periods == 0 {
+        p.push(format!("{k}.datapoints"), format!("{datapoints} of {periods} periods is not possible"));
+    }
+    // CloudWatch evaluates at most 7 days back, and at most 1 day for periods under an hour.
+    let longest = match &kind {
+        AlarmKind::Metric(m) | AlarmKind::AnomalyBand { metric: m, .. } => m.period,
+        AlarmKind::Expression { metrics, .. } => metrics.values().map(|m| m.period).max().unwrap_or_default(),
+    };
+    let window = longest.as_secs() * u64::from(periods);
+    let limit = if longest.as_secs() < 3600 { 86_400 } else { 604_800 };
+    if window > limit {
+        p.push(
+            format!("{k}.periods"),
+            format!(
+                "{periods} periods of {}s look back {window}s; CloudWatch allows at most {limit}s",
+                longest.as_secs()
+            ),
+        );
+    }
+    let missing_data = missing_data.unwrap_or_else(|| "notBreaching".into());
+    if !["breaching", "notBreaching", "ignore", "missing"].contains(&missing_data.as_str()) {
+        p.push(format!("{k}.missing-data"), format!("unknown treatment `{missing_data}`"));
+    }
+    AlarmSpec { name, purpose, description, kind, threshold, comparison, periods, datapoints, missing_data }
+}
+
+/// An alarm's kind: one metric, an anomaly band on one metric, or metric math over named metrics.
+fn alarm_kind(
+    p: &mut Problems<'_>,
+    k: &str,
+    metric: Option<RawAlarmMetric>,
+    anomaly_band: Option<RawAnomaly>,
+    expression: Option<String>,
+    metrics: BTreeMap<String, RawAlarmMetric>,
+) -> AlarmKind {
+    match (metric, anomaly_band, expression) {
+        (Some(m), None, None) if metrics.is_empty() => AlarmKind::Metric(alarm_metric(p, format!("{k}.metric"), m)),
+        (None, Some(RawAnomaly { metric, width }), None) if metrics.is_empty() => AlarmKind::AnomalyBand {
+            metric: alarm_metric(p, format!("{k}.anomaly-band.metric"), metric),
+            width: width.unwrap_or(2.0),
+        },
+        (None, None, Some(expression)) if !metrics.is_empty() => {
+            let metrics = metrics
+                .into_iter()
+                .map(|(id, m)| {
+                    if !id.starts_with(|c: char| c.is_ascii_lowercase())
+                        || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        p.push(format!("{k}.metrics.{id}"), "metric ids start with a lowercase letter");
                     }
-                    AlarmKind::Expression { expression, metrics }
-                }
-                _ => {
-                    p.push(k.clone(), "needs exactly one of `metric`, `anomaly-band`, or `expression` with `metrics`");
-                    AlarmKind::Expression { expression: String::new(), metrics: BTreeMap::new() }
-                }
-            };
-            let is_band = matches!(kind, AlarmKind::AnomalyBand { .. });
-            if !is_band && threshold.is_none() {
-                p.push(k.clone(), "needs `threshold`");
+                    let m = alarm_metric(p, format!("{k}.metrics.{id}"), m);
+                    (id, m)
+                })
+                .collect();
+            if let Some(why) = metric_math_problem(&expression) {
+                p.push(format!("{k}.expression"), why);
             }
-            let comparison = comparison.unwrap_or_else(|| if is_band { "above-band" } else { ">=" }.into());
-            let comparison = match COMPARISONS.iter().find(|(s, _)| *s == comparison) {
-                Some((s, op)) => {
-                    if is_band != s.ends_with("band") {
-                        p.push(format!("{k}.comparison"), "anomaly bands compare with above-band or outside-band only");
-                    }
-                    op.to_string()
-                }
-                None => {
-                    p.push(
-                        format!("{k}.comparison"),
-                        format!("unknown comparison `{comparison}`: >=, >, <=, <, above-band, outside-band"),
-                    );
-                    String::new()
-                }
-            };
-            let periods = periods.unwrap_or(1);
-            let datapoints = datapoints.unwrap_or(periods);
-            if datapoints > periods || periods == 0 {
-                p.push(format!("{k}.datapoints"), format!("{datapoints} of {periods} periods is not possible"));
-            }
-            // CloudWatch evaluates at most 7 days back, and at most 1 day for periods under an hour.
-            let longest = match &kind {
-                AlarmKind::Metric(m) | AlarmKind::AnomalyBand { metric: m, .. } => m.period,
-                AlarmKind::Expression { metrics, .. } => metrics.values().map(|m| m.period).max().unwrap_or_default(),
-            };
-            let window = longest.as_secs() * u64::from(periods);
-            let limit = if longest.as_secs() < 3600 { 86_400 } else { 604_800 };
-            if window > limit {
-                p.push(
-                    format!("{k}.periods"),
-                    format!(
-                        "{periods} periods of {}s look back {window}s; CloudWatch allows at most {limit}s",
-                        longest.as_secs()
-                    ),
-                );
-            }
-            let missing_data = missing_data.unwrap_or_else(|| "notBreaching".into());
-            if !["breaching", "notBreaching", "ignore", "missing"].contains(&missing_data.as_str()) {
-                p.push(format!("{k}.missing-data"), format!("unknown treatment `{missing_data}`"));
-            }
-            AlarmSpec { name, purpose, description, kind, threshold, comparison, periods, datapoints, missing_data }
-        })
-        .collect();
-    AlertsSpec {
-        topic: topic_name.unwrap_or_else(|| format!("{stack}-alerts")),
-        topic_key: kms_key,
-        subscriptions,
-        log_groups,
-        metric_filters,
-        alarms,
+            AlarmKind::Expression { expression, metrics }
+        }
+        _ => {
+            p.push(k, "needs exactly one of `metric`, `anomaly-band`, or `expression` with `metrics`");
+            AlarmKind::Expression { expression: String::new(), metrics: BTreeMap::new() }
+        }
     }
 }
 
