@@ -132,3 +132,12 @@ fn the_golden_report_reads_back_into_the_same_bytes() {
     let r: Report = serde_json::from_slice(&golden).expect("the golden report parses");
     assert_eq!(String::from_utf8_lossy(&bytes(&r)), String::from_utf8_lossy(&golden));
 }
+
+/// The Markdown and HTML renderings of the fixed report, pinned (what an auditor reads beside the JSON).
+#[test]
+fn renderings_snapshot() {
+    let r = fixed();
+    insta::assert_snapshot!("report_markdown", super::markdown::render(&r));
+    let trend = [super::html::Point { at: at(0), rto: Some(40.0), result: "passed".into() }];
+    insta::assert_snapshot!("report_html", super::html::render(&r, &trend));
+}

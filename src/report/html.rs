@@ -133,6 +133,28 @@ pub(crate) fn sparkline_svg(points: &[Point]) -> String {
 
 pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
     let mut o = String::new();
+    head(&mut o, r);
+    objectives(&mut o, r);
+    let _ = writeln!(o, "<h2>Timeline</h2>{}", timeline(r));
+    checks(&mut o, r);
+    restored(&mut o, r);
+    teardown_and_deviations(&mut o, r);
+    procedure(&mut o, r);
+    integrity(&mut o, r);
+    let _ = writeln!(o, "<h2>RTO trend</h2>{}", sparkline_svg(trend));
+    let _ = writeln!(
+        o,
+        "<p class=\"muted\">{} {} · {} → {}</p></body></html>",
+        esc(&r.tool.name),
+        esc(&r.tool.version),
+        r.started_at,
+        r.finished_at
+    );
+    o
+}
+
+/// The page head, the verdict banner, the reason and the description.
+fn head(o: &mut String, r: &Report) {
     let (class, verdict) = match r.result {
         Verdict::Passed => ("passed", "PASSED — the backup was restored to the target and verified"),
         Verdict::Failed => ("failed", "FAILED — the restore was not verified"),
@@ -156,6 +178,10 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
     if let Some(d) = &r.description {
         let _ = writeln!(o, "<p>{}</p>", esc(d));
     }
+}
+
+/// RTO and RPO against their objectives.
+fn objectives(o: &mut String, r: &Report) {
     let met = |ok: bool, measured: Option<f64>| match (measured, ok) {
         (None, _) => "<span class=\"bad\">not measured</span>",
         (Some(_), true) => "<span class=\"ok\">met</span>",
@@ -175,7 +201,10 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
         met(r.measured.rpo_met, r.measured.rpo_seconds),
         esc(&r.measured.rpo_basis)
     );
-    let _ = writeln!(o, "<h2>Timeline</h2>{}", timeline(r));
+}
+
+/// Each check and how it ended.
+fn checks(o: &mut String, r: &Report) {
     let _ = write!(o, "<h2>Checks</h2><table><tr><th>check</th><th>kind</th><th>result</th><th>detail</th></tr>");
     for c in &r.checks {
         let s = c.status.as_str();
@@ -189,6 +218,10 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
         );
     }
     o.push_str("</table>\n");
+}
+
+/// What was restored (provider, backup, target), the connections, what made the copy inert.
+fn restored(o: &mut String, r: &Report) {
     let _ = write!(o, "<h2>What was restored</h2><table>");
     let _ = write!(o, "<tr><th>provider</th><td>{}</td></tr>", esc(&r.source.provider));
     for (k, v) in &r.source.details {
@@ -232,6 +265,10 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
         }
         o.push_str("</ul>\n");
     }
+}
+
+/// The teardown, and every deviation with its remediation.
+fn teardown_and_deviations(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "<h2>Teardown</h2><p class=\"{}\">{} at {}</p><p>{}</p>",
@@ -247,6 +284,10 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
         }
         o.push_str("</table>\n");
     }
+}
+
+/// The runbook, the drill file, who ran it and when, the controls.
+fn procedure(o: &mut String, r: &Report) {
     o.push_str("<h2>Procedure and people</h2><table>");
     match &r.runbook {
         Some(rb) => {
@@ -288,6 +329,10 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
         let _ = write!(o, "<tr><th>participants</th><td>{}</td></tr>", esc(&r.participants.join(", ")));
     }
     let _ = writeln!(o, "<tr><th>controls</th><td>{}</td></tr></table>", esc(&r.controls.join(", ")));
+}
+
+/// How the report is signed and chained.
+fn integrity(o: &mut String, r: &Report) {
     o.push_str("<h2>Integrity</h2><table>");
     match &r.signing {
         Some(s) => {
@@ -307,14 +352,4 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
         esc(r.previous_sha256.as_deref().unwrap_or("none: the first report in this store")),
         esc(&r.id)
     );
-    let _ = writeln!(o, "<h2>RTO trend</h2>{}", sparkline_svg(trend));
-    let _ = writeln!(
-        o,
-        "<p class=\"muted\">{} {} · {} → {}</p></body></html>",
-        esc(&r.tool.name),
-        esc(&r.tool.version),
-        r.started_at,
-        r.finished_at
-    );
-    o
 }

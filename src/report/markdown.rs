@@ -24,6 +24,17 @@ fn cell(s: &str) -> String {
 
 pub(crate) fn render(r: &Report) -> String {
     let mut o = String::new();
+    header(&mut o, r);
+    objectives(&mut o, r);
+    backup_and_target(&mut o, r);
+    connections(&mut o, r);
+    timeline(&mut o, r);
+    checks_and_procedure(&mut o, r);
+    o
+}
+
+/// The verdict, the reason, and the run's facts (id, times, tool, operator, schedule, definition, controls).
+fn header(o: &mut String, r: &Report) {
     let verdict = match r.result {
         Verdict::Passed => "PASSED — the backup was restored to the target and verified",
         Verdict::Failed => "FAILED — the restore was not verified",
@@ -59,7 +70,10 @@ pub(crate) fn render(r: &Report) -> String {
         "| Controls evidenced | {} |\n",
         if r.controls.is_empty() { "none listed".into() } else { r.controls.join(", ") }
     );
+}
 
+/// RTO and RPO against their objectives, and the RPO's basis.
+fn objectives(o: &mut String, r: &Report) {
     let m = &r.measured;
     let _ = writeln!(o, "## Objectives\n\n| | objective | measured | |\n|---|---|---|---|");
     let _ = writeln!(
@@ -80,7 +94,10 @@ pub(crate) fn render(r: &Report) -> String {
         let _ = writeln!(o, "Newest commit present in the restore: {}.", t(c));
     }
     let _ = writeln!(o, "RPO basis: {}.\n", m.rpo_basis);
+}
 
+/// The provider, the backup, the target, the window and the scratch.
+fn backup_and_target(o: &mut String, r: &Report) {
     let _ = writeln!(o, "## Backup and target\n");
     let _ = writeln!(o, "- Provider: `{}`", r.source.provider);
     for (k, v) in &r.source.details {
@@ -118,7 +135,10 @@ pub(crate) fn render(r: &Report) -> String {
             if r.source.provider == "local-postgres" { "isolated, private socket only" } else { "isolated, private" };
         let _ = writeln!(o, "- Scratch ({how}): `{s}`");
     }
+}
 
+/// How each connection was protected, and what made the restored copy inert.
+fn connections(o: &mut String, r: &Report) {
     if !r.connections.is_empty() {
         let _ = writeln!(o, "\n## Connections\n\n| role | endpoint | protection |\n|---|---|---|");
         for c in &r.connections {
@@ -131,7 +151,10 @@ pub(crate) fn render(r: &Report) -> String {
             let _ = writeln!(o, "- {n}");
         }
     }
+}
 
+/// Each phase, and the AWS API calls it made.
+fn timeline(o: &mut String, r: &Report) {
     let _ =
         writeln!(o, "\n## Timeline\n\n| phase | started (UTC) | duration | status | detail |\n|---|---|---|---|---|");
     for p in &r.phases {
@@ -152,7 +175,10 @@ pub(crate) fn render(r: &Report) -> String {
             let _ = writeln!(o, "- {}: {}", p.name, calls.join(", "));
         }
     }
+}
 
+/// The checks, the teardown and the runbook followed.
+fn checks_and_procedure(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Checks\n\n| check | kind | result | detail |\n|---|---|---|---|");
     if r.checks.is_empty() {
         let _ = writeln!(o, "| — | — | — | no checks ran |");
@@ -176,5 +202,4 @@ pub(crate) fn render(r: &Report) -> String {
             let _ = writeln!(o, "No runbook is cited by this drill.");
         }
     }
-    o
 }
