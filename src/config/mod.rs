@@ -28,6 +28,8 @@ pub(crate) use drill_spec::{
 pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;
 pub(crate) use locate::state_dir;
-pub(crate) use stack::{AlarmKind, AlarmMetric, Purpose, ShieldMode, StackSpec, load_stack};
+pub(crate) use stack::{
+    AlarmKind, AlarmMetric, AlertsSpec, AppSpec, BackupSpec, DatabaseSpec, Purpose, ShieldMode, StackSpec, load_stack,
+};
 pub(crate) use target::{TargetSpec, parse_target_flag};
 pub(crate) use tls::TlsSpec;

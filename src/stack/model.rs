@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::config::{AlarmKind, AlarmMetric, ShieldMode, StackSpec};
+use crate::config::{AlertsSpec, AppSpec, BackupSpec, DatabaseSpec};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Resource {
@@ -62,7 +63,29 @@ fn key_services(s: &StackSpec, role: &str) -> Vec<String> {
 /// `stackdrill:stack`) go on each when it is created.
 pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
     let mut out = Vec::new();
-    let alias = |role: &str| s.keys.get(role).map(|k| k.alias.clone()).unwrap_or_default();
+    keys(s, &mut out);
+    if let Some(a) = &s.alerts {
+        alerts(s, a, &mut out);
+    }
+    if let Some(d) = &s.database {
+        database(s, d, &mut out);
+    }
+    if let Some(b) = &s.backup {
+        backup(s, b, &mut out);
+    }
+    if let Some(app) = &s.app {
+        beanstalk(s, app, &mut out);
+    }
+    out
+}
+
+/// The alias of the stack's key for `role` (empty when the file names none: validation reported it).
+fn alias(s: &StackSpec, role: &str) -> String {
+    s.keys.get(role).map(|k| k.alias.clone()).unwrap_or_default()
+}
+
+/// The KMS keys, each with the services its policy lets use it.
+fn keys(s: &StackSpec, out: &mut Vec<Resource>) {
     for (role, k) in &s.keys {
         out.push(
             Resource::new("kms-key", &k.alias)
@@ -71,161 +94,177 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
                 .prop("service-principals", key_services(s, role)),
         );
     }
-    if let Some(a) = &s.alerts {
-        let mut subs: Vec<[&String; 2]> = a.subscriptions.iter().map(|(p, e)| [p, e]).collect();
-        subs.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
-        let mut topic = Resource::new("sns-topic", &a.topic).prop("subscriptions", subs);
-        if let Some(k) = &a.topic_key {
-            topic = topic.prop("kms-key", alias(k)).after("kms-key", &alias(k));
+}
+
+/// The alerts: the topic, log groups, metric filters and alarms.
+fn alerts(s: &StackSpec, a: &AlertsSpec, out: &mut Vec<Resource>) {
+    let alias = |role: &str| alias(s, role);
+    let mut subs: Vec<[&String; 2]> = a.subscriptions.iter().map(|(p, e)| [p, e]).collect();
+    subs.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
+    let mut topic = Resource::new("sns-topic", &a.topic).prop("subscriptions", subs);
+    if let Some(k) = &a.topic_key {
+        topic = topic.prop("kms-key", alias(k)).after("kms-key", &alias(k));
+    }
+    out.push(topic);
+    for g in &a.log_groups {
+        let mut r = Resource::new("log-group", &g.name)
+            .prop("retention-days", g.retention_days)
+            .prop("kms-key", g.key.as_ref().map(|k| alias(k)));
+        if let Some(k) = &g.key {
+            r = r.after("kms-key", &alias(k));
         }
-        out.push(topic);
-        for g in &a.log_groups {
-            let mut r = Resource::new("log-group", &g.name)
-                .prop("retention-days", g.retention_days)
-                .prop("kms-key", g.key.as_ref().map(|k| alias(k)));
-            if let Some(k) = &g.key {
-                r = r.after("kms-key", &alias(k));
+        out.push(r);
+    }
+    for f in &a.metric_filters {
+        out.push(
+            Resource::new("metric-filter", &f.name)
+                .prop("log-group", &f.log_group)
+                .prop("pattern", &f.pattern)
+                .prop("metric", format!("{}/{}", f.namespace, f.metric))
+                .prop("value", &f.value)
+                .prop("default", f.default)
+                .prop("dimensions", &f.dimensions)
+                .after("log-group", &f.log_group),
+        );
+    }
+    for al in &a.alarms {
+        let metric = |m: &AlarmMetric| {
+            json!({
+                "namespace": m.namespace, "name": m.name, "statistic": m.statistic,
+                "period": m.period.as_secs(), "dimensions": m.dimensions,
+            })
+        };
+        let what = match &al.kind {
+            AlarmKind::Metric(m) => json!({ "metric": metric(m) }),
+            AlarmKind::AnomalyBand { metric: m, width } => {
+                json!({ "anomaly-band": { "metric": metric(m), "width": width } })
             }
-            out.push(r);
-        }
-        for f in &a.metric_filters {
-            out.push(
-                Resource::new("metric-filter", &f.name)
-                    .prop("log-group", &f.log_group)
-                    .prop("pattern", &f.pattern)
-                    .prop("metric", format!("{}/{}", f.namespace, f.metric))
-                    .prop("value", &f.value)
-                    .prop("default", f.default)
-                    .prop("dimensions", &f.dimensions)
-                    .after("log-group", &f.log_group),
-            );
-        }
-        for al in &a.alarms {
-            let metric = |m: &AlarmMetric| {
-                json!({
-                    "namespace": m.namespace, "name": m.name, "statistic": m.statistic,
-                    "period": m.period.as_secs(), "dimensions": m.dimensions,
-                })
-            };
-            let what = match &al.kind {
-                AlarmKind::Metric(m) => json!({ "metric": metric(m) }),
-                AlarmKind::AnomalyBand { metric: m, width } => {
-                    json!({ "anomaly-band": { "metric": metric(m), "width": width } })
-                }
-                AlarmKind::Expression { expression, metrics } => json!({
-                    "expression": expression,
-                    "metrics": metrics.iter().map(|(id, m)| (id.clone(), metric(m))).collect::<BTreeMap<_, _>>(),
-                }),
-            };
-            out.push(
-                Resource::new("alarm", &al.name)
-                    .prop("description", &al.description)
-                    .prop("watches", what)
-                    .prop("threshold", al.threshold)
-                    .prop("comparison", &al.comparison)
-                    .prop("evaluation", format!("{} of {}", al.datapoints, al.periods))
-                    .prop("missing-data", &al.missing_data)
-                    .prop("actions", [&a.topic])
-                    .after("sns-topic", &a.topic),
-            );
-        }
-    }
-    if let Some(d) = &s.database {
-        let major = d.engine_version.split('.').next().unwrap_or_default();
+            AlarmKind::Expression { expression, metrics } => json!({
+                "expression": expression,
+                "metrics": metrics.iter().map(|(id, m)| (id.clone(), metric(m))).collect::<BTreeMap<_, _>>(),
+            }),
+        };
         out.push(
-            Resource::new("db-parameter-group", &d.parameter_group)
-                .prop("family", format!("postgres{major}"))
-                .prop("parameters", &d.parameters),
-        );
-        out.push(
-            Resource::new("db-subnet-group", &d.subnet_group).prop("subnets", sorted(&s.subnets)).prop("vpc", &s.vpc),
-        );
-        out.push(
-            Resource::new("rds-instance", &d.identifier)
-                .prop("engine", format!("postgres {}", d.engine_version))
-                .prop("instance-class", &d.instance_class)
-                .prop("allocated-storage", d.allocated_storage)
-                .prop("master-username", &d.master_username)
-                .prop("database", &d.database)
-                .prop("kms-key", alias(&d.key))
-                .prop("multi-az", d.multi_az)
-                .prop("backup-retention-days", d.backup_retention_days)
-                .prop("deletion-protection", d.deletion_protection)
-                .prop("publicly-accessible", d.publicly_accessible)
-                .prop("iam-auth", d.iam_auth)
-                .prop("parameter-group", &d.parameter_group)
-                .prop("subnet-group", &d.subnet_group)
-                // The backup selection selects by tag: the database carries it, or nothing is backed up.
-                .prop(
-                    "backup-tag",
-                    s.backup
-                        .as_ref()
-                        .and_then(|b| b.selection.as_ref())
-                        .map(|sel| format!("{}={}", sel.tag.0, sel.tag.1)),
-                )
-                .after("kms-key", &alias(&d.key))
-                .after("db-parameter-group", &d.parameter_group)
-                .after("db-subnet-group", &d.subnet_group),
+            Resource::new("alarm", &al.name)
+                .prop("description", &al.description)
+                .prop("watches", what)
+                .prop("threshold", al.threshold)
+                .prop("comparison", &al.comparison)
+                .prop("evaluation", format!("{} of {}", al.datapoints, al.periods))
+                .prop("missing-data", &al.missing_data)
+                .prop("actions", [&a.topic])
+                .after("sns-topic", &a.topic),
         );
     }
-    if let Some(b) = &s.backup {
+}
+
+/// The database: its parameter group, subnet group and instance.
+fn database(s: &StackSpec, d: &DatabaseSpec, out: &mut Vec<Resource>) {
+    let alias = |role: &str| alias(s, role);
+    let major = d.engine_version.split('.').next().unwrap_or_default();
+    out.push(
+        Resource::new("db-parameter-group", &d.parameter_group)
+            .prop("family", format!("postgres{major}"))
+            .prop("parameters", &d.parameters),
+    );
+    out.push(Resource::new("db-subnet-group", &d.subnet_group).prop("subnets", sorted(&s.subnets)).prop("vpc", &s.vpc));
+    out.push(
+        Resource::new("rds-instance", &d.identifier)
+            .prop("engine", format!("postgres {}", d.engine_version))
+            .prop("instance-class", &d.instance_class)
+            .prop("allocated-storage", d.allocated_storage)
+            .prop("master-username", &d.master_username)
+            .prop("database", &d.database)
+            .prop("kms-key", alias(&d.key))
+            .prop("multi-az", d.multi_az)
+            .prop("backup-retention-days", d.backup_retention_days)
+            .prop("deletion-protection", d.deletion_protection)
+            .prop("publicly-accessible", d.publicly_accessible)
+            .prop("iam-auth", d.iam_auth)
+            .prop("parameter-group", &d.parameter_group)
+            .prop("subnet-group", &d.subnet_group)
+            // The backup selection selects by tag: the database carries it, or nothing is backed up.
+            .prop(
+                "backup-tag",
+                s.backup.as_ref().and_then(|b| b.selection.as_ref()).map(|sel| format!("{}={}", sel.tag.0, sel.tag.1)),
+            )
+            .after("kms-key", &alias(&d.key))
+            .after("db-parameter-group", &d.parameter_group)
+            .after("db-subnet-group", &d.subnet_group),
+    );
+}
+
+/// AWS Backup: the vault, the plan and the selection.
+fn backup(s: &StackSpec, b: &BackupSpec, out: &mut Vec<Resource>) {
+    let alias = |role: &str| alias(s, role);
+    out.push(
+        Resource::new("backup-vault", &b.vault)
+            .prop("kms-key", alias(&b.vault_key))
+            .after("kms-key", &alias(&b.vault_key)),
+    );
+    let rules: Vec<Value> = b
+        .rules
+        .iter()
+        .map(|r| json!({ "name": r.name, "schedule": r.schedule, "continuous": r.continuous, "retention-days": r.retention_days }))
+        .collect();
+    out.push(
+        Resource::new("backup-plan", &b.plan)
+            .prop("vault", &b.vault)
+            .prop("rules", rules)
+            .after("backup-vault", &b.vault),
+    );
+    if let Some(sel) = &b.selection {
         out.push(
-            Resource::new("backup-vault", &b.vault)
-                .prop("kms-key", alias(&b.vault_key))
-                .after("kms-key", &alias(&b.vault_key)),
+            Resource::new("backup-selection", &sel.name)
+                .prop("plan", &b.plan)
+                .prop("iam-role-arn", &sel.iam_role_arn)
+                .prop("tag", format!("{}={}", sel.tag.0, sel.tag.1))
+                .after("backup-plan", &b.plan),
         );
-        let rules: Vec<Value> = b
-            .rules
-            .iter()
-            .map(|r| json!({ "name": r.name, "schedule": r.schedule, "continuous": r.continuous, "retention-days": r.retention_days }))
-            .collect();
-        out.push(
-            Resource::new("backup-plan", &b.plan)
-                .prop("vault", &b.vault)
-                .prop("rules", rules)
-                .after("backup-vault", &b.vault),
-        );
-        if let Some(sel) = &b.selection {
-            out.push(
-                Resource::new("backup-selection", &sel.name)
-                    .prop("plan", &b.plan)
-                    .prop("iam-role-arn", &sel.iam_role_arn)
-                    .prop("tag", format!("{}={}", sel.tag.0, sel.tag.1))
-                    .after("backup-plan", &b.plan),
-            );
-        }
     }
-    if let Some(app) = &s.app {
-        out.push(Resource::new("beanstalk-application", &app.application));
+}
+
+/// Elastic Beanstalk: the application, the environment, and Shield on its load balancer.
+fn beanstalk(s: &StackSpec, app: &AppSpec, out: &mut Vec<Resource>) {
+    out.push(Resource::new("beanstalk-application", &app.application));
+    out.push(
+        Resource::new("beanstalk-environment", &app.environment)
+            .prop("application", &app.application)
+            .prop("solution-stack", &app.solution_stack)
+            .prop("instance-type", &app.instance_type)
+            .prop("instances", format!("{}..{}", app.min_instances, app.max_instances))
+            .prop("subnets", sorted(&s.subnets))
+            .prop("vpc", &s.vpc)
+            .prop("health", if app.enhanced_health { "enhanced" } else { "basic" })
+            .prop("managed-updates", app.managed_updates)
+            .prop("instance-profile", &app.instance_profile)
+            .prop("service-role", &app.service_role)
+            .prop("https", json!({ "certificate-arn": app.certificate_arn, "ssl-policy": app.ssl_policy }))
+            .after("beanstalk-application", &app.application),
+    );
+    if s.shield != ShieldMode::Off {
         out.push(
-            Resource::new("beanstalk-environment", &app.environment)
-                .prop("application", &app.application)
-                .prop("solution-stack", &app.solution_stack)
-                .prop("instance-type", &app.instance_type)
-                .prop("instances", format!("{}..{}", app.min_instances, app.max_instances))
-                .prop("subnets", sorted(&s.subnets))
-                .prop("vpc", &s.vpc)
-                .prop("health", if app.enhanced_health { "enhanced" } else { "basic" })
-                .prop("managed-updates", app.managed_updates)
-                .prop("instance-profile", &app.instance_profile)
-                .prop("service-role", &app.service_role)
-                .prop("https", json!({ "certificate-arn": app.certificate_arn, "ssl-policy": app.ssl_policy }))
-                .after("beanstalk-application", &app.application),
+            Resource::new("shield-protection", format!("{}-lb", app.environment))
+                .prop("environment", &app.environment)
+                .prop("mode", if s.shield == ShieldMode::Required { "required" } else { "when subscribed" })
+                .after("beanstalk-environment", &app.environment),
         );
-        if s.shield != ShieldMode::Off {
-            out.push(
-                Resource::new("shield-protection", format!("{}-lb", app.environment))
-                    .prop("environment", &app.environment)
-                    .prop("mode", if s.shield == ShieldMode::Required { "required" } else { "when subscribed" })
-                    .after("beanstalk-environment", &app.environment),
-            );
-        }
     }
-    out
 }
 
 fn sorted(v: &[String]) -> Vec<String> {
     let mut v = v.to_vec();
     v.sort();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    /// The resources the repository's production stack declares, in order, with every property: pinned.
+    #[test]
+    fn desired_resources_of_the_production_stack_snapshot() {
+        let spec = crate::config::load_stack(std::path::Path::new("stacks/production.yaml")).expect("it loads");
+        let json = serde_json::to_string_pretty(&super::desired(&spec)).expect("serialises");
+        insta::assert_snapshot!("production_desired", json);
+    }
 }
