@@ -314,111 +314,12 @@ fn resolve_checks(p: &mut Problems<'_>, verify: Vec<RawCheck>, has_source: bool)
                 }
                 checks.push(CheckSpec::Canary(CanarySpec { table }));
             }
-            RawCheck::Sql(RawSql { name, query, expect }) => {
-                let key = format!("verify[{i}].sql");
-                if name.trim().is_empty() {
-                    p.push(format!("{key}.name"), "must not be empty");
-                } else if !sql_names.insert(name.clone()) {
-                    p.push(format!("{key}.name"), format!("another sql check is already named `{name}`"));
-                }
-                if query.trim().is_empty() {
-                    p.push(format!("{key}.query"), "must not be empty");
-                }
-                let RawExpect { equals, min, max, regex, rows } = expect;
-                if equals.is_none() && min.is_none() && max.is_none() && regex.is_none() && rows.is_none() {
-                    p.push(format!("{key}.expect"), "needs at least one of equals, min, max, regex, rows");
-                }
-                if let (Some(lo), Some(hi)) = (min, max)
-                    && lo > hi
-                {
-                    p.push(format!("{key}.expect.min"), format!("min {lo} is greater than max {hi}"));
-                }
-                let regex = regex.and_then(|r| match regex::Regex::new(&r) {
-                    Ok(re) => Some(re),
-                    Err(e) => {
-                        p.push(format!("{key}.expect.regex"), format!("invalid regex: {e}"));
-                        None
-                    }
-                });
-                checks.push(CheckSpec::Sql(SqlSpec { name, query, expect: Expect { equals, min, max, regex, rows } }));
+            RawCheck::Sql(raw) => {
+                let spec = sql_check(p, i, raw, &mut sql_names);
+                checks.push(CheckSpec::Sql(spec));
             }
-            RawCheck::Checksum(RawChecksum { table, key, until_column, settle, max_keys, buckets }) => {
-                let k = format!("verify[{i}].checksum");
-                need_source(p, &k, has_source, "compares the restore with the live source");
-                check_table(p, &format!("{k}.table"), &table);
-                if key.0.is_empty() {
-                    p.push(format!("{k}.key"), "needs at least one key column");
-                }
-                for (j, c) in key.0.iter().enumerate() {
-                    check_column(p, &format!("{k}.key[{j}]"), c);
-                }
-                if let Some(c) = &until_column {
-                    check_column(p, &format!("{k}.until-column"), c);
-                }
-                let settle = settle.map_or(Duration::from_secs(1), |s| duration_or_zero(p, &format!("{k}.settle"), &s));
-                let buckets = buckets.unwrap_or(256);
-                if !(2..=4096).contains(&buckets) {
-                    p.push(format!("{k}.buckets"), "must be between 2 and 4096");
-                }
-                checks.push(CheckSpec::Checksum(ChecksumSpec {
-                    table,
-                    key: key.0,
-                    until_column,
-                    settle,
-                    max_keys: max_keys.unwrap_or(10),
-                    buckets,
-                }));
-            }
-            RawCheck::RowCount(RawRowCount { table, until_column, compare, tolerance, min, max }) => {
-                let k = format!("verify[{i}].row-count");
-                check_table(p, &format!("{k}.table"), &table);
-                if let Some(c) = &until_column {
-                    check_column(p, &format!("{k}.until-column"), c);
-                }
-                let compare_source = match compare.as_deref() {
-                    None => false,
-                    Some("source") => true,
-                    Some(other) => {
-                        p.push(
-                            format!("{k}.compare"),
-                            format!("unknown comparison `{other}`: the only one is `source`"),
-                        );
-                        false
-                    }
-                };
-                if compare_source {
-                    need_source(p, &k, has_source, "with `compare: source` counts the live source");
-                } else if min.is_none() && max.is_none() {
-                    p.push(k.clone(), "needs `compare: source`, or `min` and/or `max`");
-                }
-                let tolerance = match tolerance.as_deref().map(str::trim) {
-                    None => Tolerance::Rows(0),
-                    Some(t) => match t.strip_suffix('%') {
-                        Some(pct) => match pct.trim().parse::<f64>() {
-                            Ok(v) if (0.0..=100.0).contains(&v) => Tolerance::Percent(v),
-                            _ => {
-                                p.push(format!("{k}.tolerance"), format!("invalid percentage `{t}`"));
-                                Tolerance::Rows(0)
-                            }
-                        },
-                        None => t.parse().map(Tolerance::Rows).unwrap_or_else(|_| {
-                            p.push(
-                                format!("{k}.tolerance"),
-                                format!("`{t}` is neither a row count nor a percentage like `0.5%`"),
-                            );
-                            Tolerance::Rows(0)
-                        }),
-                    },
-                };
-                checks.push(CheckSpec::RowCount(RowCountSpec {
-                    table,
-                    until_column,
-                    compare_source,
-                    tolerance,
-                    min,
-                    max,
-                }));
-            }
+            RawCheck::Checksum(raw) => checks.push(CheckSpec::Checksum(checksum_check(p, i, raw, has_source))),
+            RawCheck::RowCount(raw) => checks.push(CheckSpec::RowCount(row_count_check(p, i, raw, has_source))),
             RawCheck::Freshness(RawFreshness { table, column, max_lag }) => {
                 let k = format!("verify[{i}].freshness");
                 check_table(p, &format!("{k}.table"), &table);
@@ -443,6 +344,117 @@ fn resolve_checks(p: &mut Problems<'_>, verify: Vec<RawCheck>, has_source: bool)
         }
     }
     checks
+}
+
+/// `verify[i].sql`: a named query (names unique) and what its result must be.
+fn sql_check(
+    p: &mut Problems<'_>,
+    i: usize,
+    RawSql { name, query, expect }: RawSql,
+    sql_names: &mut std::collections::HashSet<String>,
+) -> SqlSpec {
+    let key = format!("verify[{i}].sql");
+    if name.trim().is_empty() {
+        p.push(format!("{key}.name"), "must not be empty");
+    } else if !sql_names.insert(name.clone()) {
+        p.push(format!("{key}.name"), format!("another sql check is already named `{name}`"));
+    }
+    if query.trim().is_empty() {
+        p.push(format!("{key}.query"), "must not be empty");
+    }
+    let RawExpect { equals, min, max, regex, rows } = expect;
+    if equals.is_none() && min.is_none() && max.is_none() && regex.is_none() && rows.is_none() {
+        p.push(format!("{key}.expect"), "needs at least one of equals, min, max, regex, rows");
+    }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        p.push(format!("{key}.expect.min"), format!("min {lo} is greater than max {hi}"));
+    }
+    let regex = regex.and_then(|r| match regex::Regex::new(&r) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            p.push(format!("{key}.expect.regex"), format!("invalid regex: {e}"));
+            None
+        }
+    });
+    SqlSpec { name, query, expect: Expect { equals, min, max, regex, rows } }
+}
+
+/// `verify[i].checksum`: a table compared with the live source, bucketed by key.
+fn checksum_check(
+    p: &mut Problems<'_>,
+    i: usize,
+    RawChecksum { table, key, until_column, settle, max_keys, buckets }: RawChecksum,
+    has_source: bool,
+) -> ChecksumSpec {
+    let k = format!("verify[{i}].checksum");
+    need_source(p, &k, has_source, "compares the restore with the live source");
+    check_table(p, &format!("{k}.table"), &table);
+    if key.0.is_empty() {
+        p.push(format!("{k}.key"), "needs at least one key column");
+    }
+    for (j, c) in key.0.iter().enumerate() {
+        check_column(p, &format!("{k}.key[{j}]"), c);
+    }
+    if let Some(c) = &until_column {
+        check_column(p, &format!("{k}.until-column"), c);
+    }
+    let settle = settle.map_or(Duration::from_secs(1), |s| duration_or_zero(p, &format!("{k}.settle"), &s));
+    let buckets = buckets.unwrap_or(256);
+    if !(2..=4096).contains(&buckets) {
+        p.push(format!("{k}.buckets"), "must be between 2 and 4096");
+    }
+    ChecksumSpec { table, key: key.0, until_column, settle, max_keys: max_keys.unwrap_or(10), buckets }
+}
+
+/// `verify[i].row-count`: compared with the source (within a tolerance) or within bounds.
+fn row_count_check(
+    p: &mut Problems<'_>,
+    i: usize,
+    RawRowCount { table, until_column, compare, tolerance, min, max }: RawRowCount,
+    has_source: bool,
+) -> RowCountSpec {
+    let k = format!("verify[{i}].row-count");
+    check_table(p, &format!("{k}.table"), &table);
+    if let Some(c) = &until_column {
+        check_column(p, &format!("{k}.until-column"), c);
+    }
+    let compare_source = match compare.as_deref() {
+        None => false,
+        Some("source") => true,
+        Some(other) => {
+            p.push(format!("{k}.compare"), format!("unknown comparison `{other}`: the only one is `source`"));
+            false
+        }
+    };
+    if compare_source {
+        need_source(p, &k, has_source, "with `compare: source` counts the live source");
+    } else if min.is_none() && max.is_none() {
+        p.push(k.clone(), "needs `compare: source`, or `min` and/or `max`");
+    }
+    let tolerance = row_tolerance(p, &k, tolerance.as_deref());
+    RowCountSpec { table, until_column, compare_source, tolerance, min, max }
+}
+
+/// A row-count tolerance: rows (`5`) or a percentage (`0.5%`); none is zero rows.
+fn row_tolerance(p: &mut Problems<'_>, k: &str, tolerance: Option<&str>) -> Tolerance {
+    match tolerance.map(str::trim) {
+        None => Tolerance::Rows(0),
+        Some(t) => match t.strip_suffix('%') {
+            Some(pct) => match pct.trim().parse::<f64>() {
+                Ok(v) if (0.0..=100.0).contains(&v) => Tolerance::Percent(v),
+                _ => {
+                    p.push(format!("{k}.tolerance"), format!("invalid percentage `{t}`"));
+                    Tolerance::Rows(0)
+                }
+            },
+            None => t.parse().map(Tolerance::Rows).unwrap_or_else(|_| {
+                p.push(format!("{k}.tolerance"), format!("`{t}` is neither a row count nor a percentage like `0.5%`"));
+                Tolerance::Rows(0)
+            }),
+        },
+    }
 }
 
 /// Resolves the `source` block: credentials from exactly one place, TLS, session bounds.
