@@ -306,28 +306,7 @@ pub(super) async fn apply(
     opts: ApplyOptions,
     printer: Printer,
 ) -> Result<u8, Failure> {
-    let saved_plan: Option<Plan> = match saved {
-        None => None,
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", p.display()), None))?;
-            let plan: Plan = serde_json::from_str(&text).map_err(|e| {
-                Failure::could_not_run(anyhow!("`{}` is not a stackdrill plan: {e}", p.display()), None)
-            })?;
-            if plan.format != planner::FORMAT {
-                return Err(Failure::could_not_run(
-                    anyhow!(
-                        "`{}` is a `{}` plan; this stackdrill reads `{}`",
-                        p.display(),
-                        plan.format,
-                        planner::FORMAT
-                    ),
-                    None,
-                ));
-            }
-            Some(plan)
-        }
-    };
+    let saved_plan = saved.map(read_saved_plan).transpose()?;
     let path = match (&saved_plan, stack) {
         (_, Some(s)) => resolve_stack(s)?,
         (Some(p), None) => PathBuf::from(&p.stack_file),
@@ -344,49 +323,12 @@ pub(super) async fn apply(
         .map_err(|e| refuse(e.to_string(), Some("wait for it to finish".into())))?;
     let c = compute(&path, aws).await?;
     if let Some(p) = &saved_plan {
-        if p.stack != c.plan.stack {
-            return Err(refuse(format!("the saved plan is for stack `{}`, not `{}`", p.stack, c.plan.stack), None));
-        }
-        if p.stack_sha256 != c.plan.stack_sha256 {
-            return Err(refuse(
-                format!("stale plan: `{}` changed since the plan was made", path.display()),
-                Some("run `stackdrill stack plan` again and review the new plan".into()),
-            ));
-        }
-        if p.live_sha256 != c.plan.live_sha256 {
-            return Err(refuse(
-                format!(
-                    "stale plan: live state changed since the plan was made (sha256 {} then, {} now)",
-                    crate::report::chain::short_hash(&p.live_sha256),
-                    crate::report::chain::short_hash(&c.plan.live_sha256)
-                ),
-                Some("run `stackdrill stack plan` again and review the new plan".into()),
-            ));
-        }
+        check_saved_plan(p, &c.plan, &path)?;
     }
     if !printer.is_json() {
         crate::ui::out!("{}", planner::render_text(&c.plan));
     }
-    let conflicts: Vec<String> =
-        c.plan.steps.iter().filter(|s| s.action == Action::Conflict).map(|s| s.address()).collect();
-    if !conflicts.is_empty() {
-        return Err(refuse(
-            format!("refusing to apply: {} is not stackdrill's", conflicts.join(", ")),
-            Some("adopt with `stackdrill stack import`, or rename it in the file".into()),
-        ));
-    }
-    let lossy: Vec<String> =
-        c.plan.steps.iter().filter(|s| s.data_loss).map(|s| format!("{} {}", s.action.as_str(), s.address())).collect();
-    if !lossy.is_empty() && !opts.allow_data_loss {
-        return Err(refuse(
-            format!("refusing to apply: {} would destroy data", lossy.join(", ")),
-            Some(
-                "if this is intended, re-run with --allow-data-loss (a replaced RDS instance leaves a final snapshot, \
-                 a KMS key waits 30 days, a lowered retention deletes older backups at once)"
-                    .into(),
-            ),
-        ));
-    }
+    refuse_unsafe(&c.plan, opts.allow_data_loss)?;
     let waived_ids: Vec<&str> = waived.iter().map(|f| f.rule).collect();
     if !c.plan.has_changes() {
         if printer.is_json() {
@@ -399,19 +341,103 @@ pub(super) async fn apply(
     }
     let outcomes =
         crate::stack::apply::apply(&c.clients, &c.plan, &c.desired, &c.live, &|line| crate::ui::diag!("{line}")).await;
+    let failed = outcomes.iter().filter(|o| matches!(o.result, StepResult::Failed(_))).count();
+    print_outcomes(&c.spec.name, &c.plan.stack, &outcomes, &waived_ids, printer);
+    if failed == 0 {
+        Ok(exit_codes::OK)
+    } else {
+        Err(refuse(
+            format!("{failed} step(s) failed; what was applied is listed above"),
+            Some("fix the cause and run apply again: it plans afresh and converges".into()),
+        ))
+    }
+}
+
+/// A plan saved by `stack plan --out`, of this version's format.
+fn read_saved_plan(p: &Path) -> Result<Plan, Failure> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", p.display()), None))?;
+    let plan: Plan = serde_json::from_str(&text)
+        .map_err(|e| Failure::could_not_run(anyhow!("`{}` is not a stackdrill plan: {e}", p.display()), None))?;
+    if plan.format != planner::FORMAT {
+        return Err(Failure::could_not_run(
+            anyhow!("`{}` is a `{}` plan; this stackdrill reads `{}`", p.display(), plan.format, planner::FORMAT),
+            None,
+        ));
+    }
+    Ok(plan)
+}
+
+/// A saved plan applies only to the stack and live state it was computed from.
+fn check_saved_plan(saved: &Plan, now: &Plan, path: &Path) -> Result<(), Failure> {
+    if saved.stack != now.stack {
+        return Err(refuse(format!("the saved plan is for stack `{}`, not `{}`", saved.stack, now.stack), None));
+    }
+    if saved.stack_sha256 != now.stack_sha256 {
+        return Err(refuse(
+            format!("stale plan: `{}` changed since the plan was made", path.display()),
+            Some("run `stackdrill stack plan` again and review the new plan".into()),
+        ));
+    }
+    if saved.live_sha256 != now.live_sha256 {
+        return Err(refuse(
+            format!(
+                "stale plan: live state changed since the plan was made (sha256 {} then, {} now)",
+                crate::report::chain::short_hash(&saved.live_sha256),
+                crate::report::chain::short_hash(&now.live_sha256)
+            ),
+            Some("run `stackdrill stack plan` again and review the new plan".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// No apply touches what stackdrill does not own, or destroys data without --allow-data-loss.
+fn refuse_unsafe(plan: &Plan, allow_data_loss: bool) -> Result<(), Failure> {
+    let conflicts: Vec<String> =
+        plan.steps.iter().filter(|s| s.action == Action::Conflict).map(|s| s.address()).collect();
+    if !conflicts.is_empty() {
+        return Err(refuse(
+            format!("refusing to apply: {} is not stackdrill's", conflicts.join(", ")),
+            Some("adopt with `stackdrill stack import`, or rename it in the file".into()),
+        ));
+    }
+    let lossy: Vec<String> =
+        plan.steps.iter().filter(|s| s.data_loss).map(|s| format!("{} {}", s.action.as_str(), s.address())).collect();
+    if !lossy.is_empty() && !allow_data_loss {
+        return Err(refuse(
+            format!("refusing to apply: {} would destroy data", lossy.join(", ")),
+            Some(
+                "if this is intended, re-run with --allow-data-loss (a replaced RDS instance leaves a final snapshot, \
+                 a KMS key waits 30 days, a lowered retention deletes older backups at once)"
+                    .into(),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the apply did, as JSON or a summary and a line per step that was not applied.
+fn print_outcomes(
+    name: &str,
+    stack: &str,
+    outcomes: &[crate::stack::apply::Outcome],
+    waived_ids: &[&str],
+    printer: Printer,
+) {
     let applied = outcomes.iter().filter(|o| matches!(o.result, StepResult::Applied)).count();
     let failed: Vec<&crate::stack::apply::Outcome> =
         outcomes.iter().filter(|o| matches!(o.result, StepResult::Failed(_))).collect();
     let skipped = outcomes.iter().filter(|o| matches!(o.result, StepResult::NotAttempted)).count();
     if printer.is_json() {
-        printer.json(&serde_json::json!({ "stack": c.plan.stack, "outcomes": outcomes, "policy_waived": waived_ids }));
+        printer.json(&serde_json::json!({ "stack": stack, "outcomes": outcomes, "policy_waived": waived_ids }));
     } else {
         printer.line(format!(
             "Apply of `{}`: {applied} applied, {} failed, {skipped} not attempted.",
-            c.spec.name,
+            name,
             failed.len()
         ));
-        for o in &outcomes {
+        for o in outcomes {
             if !matches!(o.result, StepResult::Applied) {
                 let what = match &o.result {
                     StepResult::Failed(e) => format!("FAILED: {e}"),
@@ -420,14 +446,6 @@ pub(super) async fn apply(
                 printer.line(format!("  {} {}: {what}", o.action.as_str(), o.address));
             }
         }
-    }
-    if failed.is_empty() {
-        Ok(exit_codes::OK)
-    } else {
-        Err(refuse(
-            format!("{} step(s) failed; what was applied is listed above", failed.len()),
-            Some("fix the cause and run apply again: it plans afresh and converges".into()),
-        ))
     }
 }
 
