@@ -90,7 +90,7 @@ pub(crate) struct DemoArgs {
 pub(crate) struct ReportArgs {
     /// Report store: a directory, or s3://bucket/prefix (a bucket with Object Lock) (default:
     /// $STACKDRILL_REPORTS, else ./reports)
-    #[arg(long)]
+    #[arg(long, env = "STACKDRILL_REPORTS")]
     pub(crate) reports: Option<PathBuf>,
     /// How long an s3:// store locks each report (Object Lock, compliance mode)
     #[arg(long, default_value = "400d", env = "STACKDRILL_REPORTS_RETAIN", value_parser = humantime::parse_duration)]
@@ -131,7 +131,7 @@ pub(crate) enum DrillCommand {
         aws: bool,
         /// The report store whose interrupted writes to finish or undo (default: $STACKDRILL_REPORTS, else
         /// ./reports)
-        #[arg(long)]
+        #[arg(long, env = "STACKDRILL_REPORTS")]
         reports: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -248,7 +248,7 @@ pub(crate) struct RunArgs {
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
     /// Report store: a directory or s3://bucket/prefix (default: $STACKDRILL_REPORTS, else ./reports)
-    #[arg(long)]
+    #[arg(long, env = "STACKDRILL_REPORTS")]
     pub(crate) reports: Option<PathBuf>,
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod exit_codes;
 mod iam;
 mod report;
 mod schedule;
+pub(crate) mod settings;
 mod stack;
 
 use anyhow::anyhow;
@@ -44,13 +45,14 @@ pub(crate) async fn signer(
 ) -> Result<Option<std::sync::Arc<crate::report::Signer>>, Failure> {
     let s = match kms {
         Some(k) => crate::report::Signer::kms(k, aws).await.map(Some),
-        None => crate::report::Signer::configured(file),
+        None => crate::report::Signer::configured(settings::signing_key(file)),
     };
     s.map(|s| s.map(std::sync::Arc::new))
         .map_err(|e| Failure::could_not_run(e, Some("create a key with `stackdrill keys generate`".into())))
 }
 
 pub(crate) fn init(cli: &Cli) {
+    settings::init_process();
     // The scheduler's output is its log: info by default.
     let daemon = matches!(cli.command, Command::Schedule(ScheduleCommand::Run(_)));
     ui::init_logging(cli.global.log_format, cli.global.verbose.max(u8::from(daemon)), cli.global.quiet);
@@ -69,7 +71,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 dir: a.dir,
                 scale: a.scale,
                 keep: a.keep,
-                reports: crate::report::resolve_dir(a.report.reports.as_deref()),
+                reports: settings::reports(a.report.reports.as_deref()),
                 quiet,
                 signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
                 aws,
@@ -91,7 +93,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 all: a.all,
                 due: a.due,
                 target,
-                reports: crate::report::resolve_dir(a.report.reports.as_deref()),
+                reports: settings::reports(a.report.reports.as_deref()),
                 concurrency: a.concurrency as usize,
                 trigger: a.trigger,
                 quiet,
@@ -104,7 +106,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             drill::run(settings, Printer { format: a.output }).await
         }
         Command::Drill(DrillCommand::Cleanup { paths, dry_run, aws: force_aws, reports, output }) => {
-            let reports = crate::report::resolve_dir(reports.as_deref());
+            let reports = settings::reports(reports.as_deref());
             drill::cleanup(&paths, dry_run, &aws, force_aws, &reports, Printer { format: output }).await
         }
         Command::Stack(StackCommand::Validate { paths, output }) => stack::validate(&paths, Printer { format: output }),
@@ -127,7 +129,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Schedule(ScheduleCommand::Run(args)) => {
             let settings = schedule::DaemonSettings {
-                reports: crate::report::resolve_dir(args.report.reports.as_deref()),
+                reports: settings::reports(args.report.reports.as_deref()),
                 signer: signer(args.report.signing_key.as_deref(), args.report.sign_kms_key.as_deref(), &aws).await?,
                 aws,
                 quiet,

@@ -32,7 +32,7 @@ impl Drop for View {
 }
 
 pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Result<View, Failure> {
-    let dir = crate::report::resolve_dir(store.reports.as_deref());
+    let dir = super::settings::reports(store.reports.as_deref());
     if !crate::report::s3::is_url(&dir) {
         return Ok(View { dir, s3: None, temporary: false });
     }

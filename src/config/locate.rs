@@ -130,10 +130,17 @@ impl MarkedEventReceiver for Receiver {
     }
 }
 
-/// Where stackdrill keeps local state (locks, the default signing key): `$STACKDRILL_STATE_DIR`, else
-/// `.stackdrill` in the working directory.
+static STATE_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Sets where stackdrill keeps local state, once, from the settings (`STACKDRILL_STATE_DIR`).
+pub(crate) fn set_state_dir(dir: std::path::PathBuf) {
+    let _ = STATE_DIR.set(dir);
+}
+
+/// Where stackdrill keeps local state (locks, the scheduler's records, the default signing key): what the
+/// settings set, else `.stackdrill` in the working directory.
 pub(crate) fn state_dir() -> std::path::PathBuf {
-    std::env::var_os("STACKDRILL_STATE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| ".stackdrill".into())
+    STATE_DIR.get().cloned().unwrap_or_else(|| ".stackdrill".into())
 }
 
 #[cfg(test)]

@@ -13,14 +13,22 @@ pub(crate) struct PgBin {
     pub(crate) version: String,
 }
 
+static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the one directory to take the server binaries from, once, from the settings.
+pub(crate) fn set_dir(dir: PathBuf) {
+    let _ = DIR.set(dir);
+}
+
 impl PgBin {
     pub(crate) fn path(&self, program: &str) -> PathBuf {
         self.dir.join(program)
     }
 
-    /// Locates the binaries; `STACKDRILL_PG_BIN`, when set, is the only place looked at.
+    /// Locates the binaries; the directory the settings set (`STACKDRILL_PG_BIN`), when set, is the only
+    /// place looked at.
     pub(crate) fn find() -> Result<PgBin, PgError> {
-        if let Some(dir) = std::env::var_os("STACKDRILL_PG_BIN").filter(|d| !d.is_empty()) {
+        if let Some(dir) = DIR.get() {
             return Self::at(Path::new(&dir)).map_err(|missing| PgError::BinariesMissing {
                 detail: format!("STACKDRILL_PG_BIN={} lacks {missing}", Path::new(&dir).display()),
             });

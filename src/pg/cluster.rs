@@ -221,6 +221,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cluster.postmaster_pid(), None);
+        crate::cli::settings::init_process();
         let bin = PgBin::find().expect("the PostgreSQL server binaries");
         let as_user = RunAs::resolve("postgres").expect("the postgres OS user");
         let mode = cluster.stop(&bin, &as_user, Duration::from_secs(2)).await.unwrap();

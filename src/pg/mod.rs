@@ -9,7 +9,7 @@ mod user;
 mod wal;
 
 pub(crate) use backup::{BaseBackup, list as list_backups, take as take_backup, verify as verify_backup};
-pub(crate) use bin::PgBin;
+pub(crate) use bin::{PgBin, set_dir as set_bin_dir};
 pub(crate) use cluster::{Cluster, connect, free_port, remove_tree};
 pub(crate) use error::PgError;
 pub(crate) use tls::{Canceller, connect_tls, is_tls_refused};

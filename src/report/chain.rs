@@ -319,7 +319,7 @@ mod tests {
     fn key(dir: &Path) -> (Signer, Vec<u8>) {
         let path = dir.join("k/signing.key");
         let (public, _) = sign::generate(&path).unwrap();
-        let signer = Signer::configured(Some(&path)).unwrap().unwrap();
+        let signer = Signer::configured(crate::report::sign::KeySource::File(path.clone())).unwrap().unwrap();
         (signer, sign::parse_public_pem(&std::fs::read_to_string(public).unwrap()).unwrap())
     }
 

@@ -14,4 +14,4 @@ pub(crate) mod view;
 
 pub(crate) use model::{Report, Verdict};
 pub(crate) use sign::Signer;
-pub(crate) use store::{ReportStore, Written, atomic_write, resolve_dir, write_sign_off};
+pub(crate) use store::{ReportStore, Written, atomic_write, write_sign_off};

@@ -45,7 +45,8 @@ impl S3Store {
     pub(crate) async fn connect(url: &str, aws: &AwsSettings, retain: std::time::Duration) -> Result<S3Store, String> {
         let (bucket, prefix) = parse_url(url).ok_or_else(|| format!("`{url}` is not s3://bucket[/prefix]"))?;
         let sdk = crate::aws::load(aws).await;
-        let custom_endpoint = aws.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        // `--endpoint-url` carries AWS_ENDPOINT_URL too (the settings resolve it): an emulator wants paths.
+        let custom_endpoint = aws.endpoint_url.is_some();
         let client = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk).force_path_style(custom_endpoint).build(),
         );

@@ -22,6 +22,17 @@ const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0
 pub(crate) const KEY_ENV: &str = "STACKDRILL_SIGNING_KEY";
 pub(crate) const KEY_FILE_ENV: &str = "STACKDRILL_SIGNING_KEY_FILE";
 
+/// Where a local signing key comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum KeySource {
+    /// No key: reports are unsigned.
+    None,
+    /// The PEM text itself (from `STACKDRILL_SIGNING_KEY`).
+    Pem(String),
+    /// A PEM file, which must be private to its owner (mode 0600).
+    File(PathBuf),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SignError {
     #[error("cannot read the signing key `{path}`: {source}")]
@@ -138,20 +149,15 @@ impl Signer {
         Ok(Signer { inner: Inner::Local(pair), key_id })
     }
 
-    /// The key from `path`, else `STACKDRILL_SIGNING_KEY` (PEM text), else `STACKDRILL_SIGNING_KEY_FILE`,
-    /// else the default key file if it exists; `None` when none is configured (reports are then unsigned,
-    /// and say so).
-    pub(crate) fn configured(path: Option<&Path>) -> Result<Option<Signer>, SignError> {
-        let file = path
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os(KEY_FILE_ENV).map(PathBuf::from))
-            .or_else(|| Some(default_key_path()).filter(|p| p.is_file()));
-        if path.is_none()
-            && let Ok(text) = std::env::var(KEY_ENV)
-        {
-            return Signer::from_pem(&text, &format!("in {KEY_ENV}")).map(Some);
-        }
-        let Some(file) = file else { return Ok(None) };
+    /// The key the settings chose (`cli/settings.rs` resolves the flag, `STACKDRILL_SIGNING_KEY`,
+    /// `STACKDRILL_SIGNING_KEY_FILE` and the default key file, in that order); `None` when none is
+    /// configured (reports are then unsigned, and say so).
+    pub(crate) fn configured(source: KeySource) -> Result<Option<Signer>, SignError> {
+        let file = match source {
+            KeySource::None => return Ok(None),
+            KeySource::Pem(text) => return Signer::from_pem(&text, &format!("in {KEY_ENV}")).map(Some),
+            KeySource::File(f) => f,
+        };
         use std::os::unix::fs::MetadataExt;
         let read = |source| SignError::Read { path: file.display().to_string(), source };
         let mode = std::fs::metadata(&file).map_err(read)?.mode() & 0o777;
@@ -334,7 +340,7 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         assert!(generate(&path).is_err(), "never overwrites a key");
-        let s = Signer::configured(Some(&path)).unwrap().unwrap();
+        let s = Signer::configured(KeySource::File(path.clone())).unwrap().unwrap();
         assert_eq!(s.key_id, id);
         let public = parse_public_pem(&std::fs::read_to_string(pub_path).unwrap()).unwrap();
         let sig = B64.encode(s.sign(b"report").unwrap());

@@ -53,13 +53,6 @@ impl ReportStore {
     }
 }
 
-/// Where reports go: `--reports`, else `STACKDRILL_REPORTS`, else `reports/` under the working directory.
-pub(crate) fn resolve_dir(flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("STACKDRILL_REPORTS").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("reports"))
-}
-
 /// A report rendered for the store: its renderings and signature files, then the JSON record, and the
 /// ledger entry that chains it (its `seq` is set when it is appended).
 pub(crate) struct Rendered {

@@ -19,6 +19,7 @@ pub(crate) struct TestDb {
 impl TestDb {
     /// Fails (never skips) when the server binaries are missing, saying how to install them.
     pub(crate) async fn start() -> TestDb {
+        crate::cli::settings::init_process();
         let bin = PgBin::find().unwrap_or_else(|e| {
             panic!("verifier tests need the PostgreSQL server binaries: {e}; {}", e.hint().unwrap_or_default())
         });
