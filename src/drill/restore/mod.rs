@@ -1,138 +1,15 @@
-//! Restore providers: one trait, one module each.
+//! Restore providers: one trait (`provider.rs`), one module each.
 
 mod aws_aurora;
 mod aws_backup;
 mod aws_rds;
 pub(crate) mod aws_scratch;
 mod local_postgres;
+mod provider;
 
-use chrono::{DateTime, Utc};
-
+pub(crate) use crate::report::model::TeardownStatus;
 pub(crate) use aws_aurora::AwsAuroraCluster;
 pub(crate) use aws_backup::AwsBackup;
 pub(crate) use aws_rds::AwsRdsInstance;
 pub(crate) use local_postgres::LocalPostgres;
-
-use super::error::{DrillError, RestoreError};
-use super::target::{ResolvedTarget, Window};
-pub(crate) use crate::report::model::TeardownStatus;
-
-/// How long the plan phase may take when the drill file does not say: on AWS, RDS's LatestRestorableTime
-/// trails commits by up to ~5 minutes, and a canary's target must become restorable within the phase.
-pub(crate) fn plan_timeout(spec: &crate::config::DrillSpec) -> std::time::Duration {
-    let default = match spec.restore {
-        crate::config::RestoreSpec::LocalPostgres(_) => 5 * 60,
-        _ => 20 * 60,
-    };
-    spec.timeouts.plan.unwrap_or(std::time::Duration::from_secs(default))
-}
-
-/// How to reach the restored database.
-#[derive(Clone)]
-pub(crate) struct Endpoint {
-    pub(crate) config: tokio_postgres::Config,
-    pub(crate) tls: crate::config::TlsSpec,
-    /// The name the server certificate must carry when it is not the host connected to (a tunnel).
-    pub(crate) server_name: Option<String>,
-    /// Where it is, without any secret.
-    pub(crate) display: String,
-}
-
-impl Endpoint {
-    /// How the drill's connection to this scratch is protected, for the report.
-    pub(crate) async fn record(&self, client: &tokio_postgres::Client) -> crate::report::model::Connection {
-        let socket = self.config.get_hosts().iter().all(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)));
-        let mut record = crate::drill::source::connection_record(
-            client,
-            "scratch",
-            self.display.clone(),
-            &self.tls,
-            if socket { "local trust (private socket)" } else { "fresh password (in memory only)" },
-        )
-        .await;
-        if socket {
-            record.transport = "unix-socket".into();
-        }
-        record
-    }
-}
-
-/// The backup a restore starts from, for the report.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct BackupUsed {
-    pub(crate) id: String,
-    pub(crate) location: String,
-    pub(crate) started_at: DateTime<Utc>,
-    pub(crate) finished_at: DateTime<Utc>,
-}
-
-/// What teardown did.
-#[derive(Debug, Clone)]
-pub(crate) struct Teardown {
-    pub(crate) status: TeardownStatus,
-    pub(crate) at: DateTime<Utc>,
-    pub(crate) detail: String,
-}
-
-impl Teardown {
-    /// Two teardown steps as one record: failed if either failed, done if either did something.
-    pub(crate) fn and(self, next: Teardown) -> Teardown {
-        use TeardownStatus::*;
-        let status = match (self.status, next.status) {
-            (Failed, _) | (_, Failed) => Failed,
-            (Done, _) | (_, Done) => Done,
-            _ => NothingToDo,
-        };
-        Teardown { status, at: next.at, detail: format!("{}; {}", self.detail, next.detail) }
-    }
-
-    /// The record of a guarded delete: `Ok(true)` deleted (`done` says what), `Ok(false)` nothing was
-    /// there (`absent` says what), `Err` why it failed.
-    pub(crate) fn from_delete(r: Result<bool, String>, done: String, absent: String) -> Teardown {
-        let (status, detail) = match r {
-            Ok(true) => (TeardownStatus::Done, done),
-            Ok(false) => (TeardownStatus::NothingToDo, absent),
-            Err(e) => (TeardownStatus::Failed, e),
-        };
-        Teardown { status, at: Utc::now(), detail }
-    }
-}
-
-/// A place backups can be restored from into an isolated scratch database.
-pub(crate) trait RestoreProvider {
-    /// The provider's name as written in drill files (`local-postgres`).
-    fn name(&self) -> &'static str;
-    /// Facts about the source for the report: key, value.
-    fn describe(&self) -> Vec<(&'static str, String)>;
-    async fn window(&mut self) -> Result<Window, DrillError>;
-    /// Waits until a commit after `t` is recoverable, so a restore to `t` can stop exactly there.
-    async fn wait_recoverable(&mut self, t: DateTime<Utc>, source: &tokio_postgres::Client) -> Result<(), DrillError>;
-    /// Picks the backup to restore from; fails when none precedes the target.
-    fn plan(&mut self, target: &ResolvedTarget) -> Result<BackupUsed, DrillError>;
-    /// Creates the scratch environment and starts recovery to the target.
-    async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError>;
-    /// Waits until the scratch database accepts queries as a primary.
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError>;
-    /// What was switched off in the restored copy so it could not act (archive and recovery commands,
-    /// replication, job schedulers), for the report.
-    fn neutralised(&self) -> Vec<String> {
-        Vec::new()
-    }
-    /// Hears the verdict before teardown (AWS Backup records it against the restore job). `Err` is a
-    /// warning, never a failed drill.
-    async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {
-        let _ = verdict;
-        Ok(())
-    }
-    /// Removes everything the restore created; safe to call on every path, and more than once.
-    async fn teardown(&mut self) -> Teardown;
-    /// The API call counter of a provider that calls AWS, for per-phase call counts in the report.
-    fn calls(&self) -> Option<&crate::aws::CallCounter> {
-        None
-    }
-    /// When nothing replayed can be timed, the newest commit is at least this old (the base backup's
-    /// start for a local restore): T minus it bounds the RPO from above.
-    fn rpo_floor(&self) -> Option<DateTime<Utc>> {
-        None
-    }
-}
+pub(crate) use provider::{BackupUsed, Endpoint, RestoreProvider, Teardown, plan_timeout};

@@ -2,6 +2,7 @@
 
 mod amcheck;
 pub(crate) mod canary;
+mod check;
 mod checksum;
 mod freshness;
 mod row_count;
@@ -13,94 +14,5 @@ pub(crate) mod testdb;
 #[cfg(test)]
 mod tests;
 
-use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
-
-use crate::config::CheckSpec;
-
 pub(crate) use crate::report::model::CheckStatus;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct CheckResult {
-    pub(crate) name: String,
-    pub(crate) kind: String,
-    pub(crate) status: CheckStatus,
-    /// One line, never containing row contents or secrets.
-    pub(crate) detail: String,
-    pub(crate) seconds: f64,
-    /// The newest timestamp a `freshness` check found: the RPO basis when replay times are unavailable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) newest: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl CheckResult {
-    pub(crate) fn new(spec: &CheckSpec, status: CheckStatus, detail: impl Into<String>) -> Self {
-        CheckResult {
-            name: spec.name(),
-            kind: spec.kind().into(),
-            status,
-            detail: detail.into(),
-            seconds: 0.0,
-            newest: None,
-        }
-    }
-}
-
-/// What the checks can reach.
-pub(crate) struct Context<'a> {
-    pub(crate) restore: &'a tokio_postgres::Client,
-    pub(crate) source: Option<&'a tokio_postgres::Client>,
-    pub(crate) canary: Option<&'a canary::Written>,
-    pub(crate) target: chrono::DateTime<chrono::Utc>,
-    /// The drill's RPO objective (the default freshness bound).
-    pub(crate) rpo: Duration,
-    /// Cancel the sessions' running queries when a check gives up, so nothing keeps running (and holding
-    /// a snapshot and locks) on the source after its check has ended.
-    pub(crate) cancellers: &'a [crate::pg::Canceller],
-}
-
-/// Runs one check under its timeout; a check that could not run never reports passed.
-#[tracing::instrument(skip_all, fields(check = %spec.name()))]
-pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Duration) -> CheckResult {
-    let started = Instant::now();
-    let fut = async {
-        match spec {
-            CheckSpec::Canary(c) => canary::verify(spec, c, ctx).await,
-            CheckSpec::Sql(s) => sql::verify(spec, s, ctx.restore).await,
-            CheckSpec::Checksum(c) => checksum::verify(spec, c, ctx).await,
-            CheckSpec::RowCount(c) => row_count::verify(spec, c, ctx).await,
-            CheckSpec::Freshness(c) => freshness::verify(spec, c, ctx).await,
-            CheckSpec::Amcheck(c) => amcheck::verify(spec, c, ctx).await,
-            CheckSpec::Schema(c) => schema::verify(spec, c, ctx).await,
-        }
-    };
-    let mut result = match tokio::time::timeout(timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => {
-            for c in ctx.cancellers {
-                c.cancel().await;
-            }
-            // The check's snapshot transaction never reached its rollback: end it, so the next check
-            // starts a clean transaction instead of failing in an aborted one.
-            for c in ctx.source.into_iter().chain([ctx.restore]) {
-                let _ = tokio::time::timeout(Duration::from_secs(5), c.batch_execute("rollback")).await;
-            }
-            CheckResult::new(
-                spec,
-                CheckStatus::Error,
-                format!("did not finish within {}; its queries were cancelled", humantime::format_duration(timeout)),
-            )
-        }
-    };
-    result.seconds = started.elapsed().as_secs_f64();
-    result
-}
-
-/// A database error as one line, without the query text.
-pub(crate) fn db_error(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
-    }
-}
+pub(crate) use check::{CheckResult, Context, db_error, run_check};

@@ -1,0 +1,167 @@
+//! Settings resolved from the parsed command line, then the command that runs: one arm per subcommand.
+
+use super::args::{Cli, Command, DrillCommand, IamCommand, KeysCommand, RunbookCommand, ScheduleCommand, StackCommand};
+use anyhow::anyhow;
+use clap::CommandFactory;
+
+use crate::ui::{self, OutputFormat, Printer};
+
+/// A command that failed: what to print, a hint, and the exit code.
+pub(crate) struct Failure {
+    pub(crate) error: anyhow::Error,
+    pub(crate) hint: Option<String>,
+    pub(crate) code: u8,
+}
+
+impl Failure {
+    pub(crate) fn could_not_run(error: impl Into<anyhow::Error>, hint: Option<String>) -> Self {
+        Failure { error: error.into(), hint, code: super::exit_codes::COULD_NOT_RUN }
+    }
+}
+
+impl From<crate::drill::DrillError> for Failure {
+    fn from(e: crate::drill::DrillError) -> Self {
+        let hint = e.hint();
+        Failure::could_not_run(e, hint)
+    }
+}
+
+/// The report signer: a KMS key when named, else a local Ed25519 key (flag, environment, default file).
+pub(crate) async fn signer(
+    file: Option<&std::path::Path>,
+    kms: Option<&str>,
+    aws: &crate::aws::AwsSettings,
+) -> Result<Option<std::sync::Arc<crate::report::Signer>>, Failure> {
+    let s = match kms {
+        Some(k) => crate::report::Signer::kms(k, aws).await.map(Some),
+        None => crate::report::Signer::configured(super::settings::signing_key(file)),
+    };
+    s.map(|s| s.map(std::sync::Arc::new))
+        .map_err(|e| Failure::could_not_run(e, Some("create a key with `stackdrill keys generate`".into())))
+}
+
+pub(crate) fn init(cli: &Cli) {
+    super::settings::init_process();
+    // The scheduler's output is its log: info by default.
+    let daemon = matches!(cli.command, Command::Schedule(ScheduleCommand::Run(_)));
+    ui::init_logging(cli.global.log_format, cli.global.verbose.max(u8::from(daemon)), cli.global.quiet);
+}
+
+pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
+    let quiet = cli.global.quiet;
+    let aws = crate::aws::AwsSettings {
+        region: cli.global.region.clone(),
+        profile: cli.global.profile.clone(),
+        endpoint_url: cli.global.endpoint_url.clone(),
+    };
+    match cli.command {
+        Command::Demo(a) => {
+            let settings = super::demo::DemoSettings {
+                dir: a.dir,
+                scale: a.scale,
+                keep: a.keep,
+                reports: super::settings::reports(a.report.reports.as_deref()),
+                quiet,
+                signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
+                aws,
+                retain: a.report.retain,
+            };
+            super::demo::demo(settings, Printer { format: a.output }).await
+        }
+        Command::Drill(DrillCommand::Validate { paths, output }) => {
+            super::drill::validate(&paths, Printer { format: output })
+        }
+        Command::Drill(DrillCommand::List { output }) => super::drill::list(Printer { format: output }),
+        Command::Drill(DrillCommand::Run(a)) => {
+            let target = a
+                .target
+                .as_deref()
+                .map(crate::config::parse_target_flag)
+                .transpose()
+                .map_err(|e| Failure::could_not_run(anyhow!("--target: {e}"), None))?;
+            let settings = super::drill::RunSettings {
+                drills: a.drills,
+                all: a.all,
+                due: a.due,
+                target,
+                reports: super::settings::reports(a.report.reports.as_deref()),
+                concurrency: a.concurrency as usize,
+                trigger: a.trigger,
+                quiet,
+                signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
+                aws,
+                participants: a.participants,
+                retain: a.report.retain,
+                if_running: a.if_running,
+            };
+            super::drill::run(settings, Printer { format: a.output }).await
+        }
+        Command::Drill(DrillCommand::Cleanup { paths, dry_run, aws: force_aws, reports, output }) => {
+            let reports = super::settings::reports(reports.as_deref());
+            super::drill::cleanup(&paths, dry_run, &aws, force_aws, &reports, Printer { format: output }).await
+        }
+        Command::Stack(StackCommand::Validate { paths, output }) => {
+            super::stack::validate(&paths, Printer { format: output })
+        }
+        Command::Stack(StackCommand::Check { stack, live, output }) => {
+            super::stack::check(&stack, live.then_some(&aws), Printer { format: output }).await
+        }
+        Command::Stack(StackCommand::Plan { stack, out, format, detailed_exitcode }) => {
+            super::stack::plan(&stack, &aws, out.as_deref(), format, detailed_exitcode).await
+        }
+        Command::Stack(StackCommand::Apply { stack, plan, auto_approve, allow_data_loss, skip_policy, output }) => {
+            let opts = super::stack::ApplyOptions { auto_approve, allow_data_loss, skip_policy };
+            super::stack::apply(stack.as_deref(), plan.as_deref(), &aws, opts, Printer { format: output }).await
+        }
+        Command::Stack(StackCommand::Drift { stack, format }) => super::stack::drift(&stack, &aws, format).await,
+        Command::Stack(StackCommand::Import { stack, address, yes }) => {
+            super::stack::import(&stack, &address, &aws, yes).await
+        }
+        Command::Schedule(ScheduleCommand::List { drills, count, store, output }) => {
+            super::schedule::list(&drills, count, &store, &aws, Printer { format: output }).await
+        }
+        Command::Schedule(ScheduleCommand::Run(args)) => {
+            let settings = super::schedule::DaemonSettings {
+                reports: super::settings::reports(args.report.reports.as_deref()),
+                signer: signer(args.report.signing_key.as_deref(), args.report.sign_kms_key.as_deref(), &aws).await?,
+                aws,
+                quiet,
+                args,
+            };
+            super::schedule::run(settings).await
+        }
+        Command::Schedule(ScheduleCommand::Deploy { config, dry_run, output }) => {
+            super::schedule::deploy(&config, dry_run, &aws, Printer { format: output }).await
+        }
+        Command::Schedule(ScheduleCommand::TaskInput { config, run_args }) => {
+            super::schedule::task_input(&config, &run_args, Printer { format: OutputFormat::Json })
+        }
+        Command::Keys(KeysCommand::Generate { out }) => super::report::keys_generate(out.as_deref()),
+        Command::Iam(IamCommand::Policy {
+            drills,
+            stack,
+            read_only,
+            schedule,
+            workflow,
+            config,
+            report_store,
+            sign_kms_key,
+        }) => {
+            let want =
+                super::iam::Want { drills, stack, read_only, schedule, workflow, config, report_store, sign_kms_key };
+            super::iam::policy(want, aws.region.as_deref(), Printer { format: OutputFormat::Json })
+        }
+        Command::Report(cmd) => super::report::run(cmd, &aws).await,
+        Command::Runbook(RunbookCommand::Check { store, output }) => {
+            let view = super::report::open(&store, &aws).await?;
+            super::report::runbook_check(&view.dir, Printer { format: output })
+        }
+        Command::Completions { shell } => {
+            // Generated into memory, then written through the printer: `completions bash | head` ends quietly.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut script);
+            crate::ui::write_stdout(&String::from_utf8_lossy(&script));
+            Ok(super::exit_codes::OK)
+        }
+    }
+}

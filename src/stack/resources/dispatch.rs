@@ -1,0 +1,359 @@
+//! What every resource kind goes through: create, update, delete, tags and ownership, dispatched by kind.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::aws::{AwsError, classify};
+use crate::stack::live::{Clients, Ids, Live, TAG_MANAGED, TAG_STACK};
+use crate::stack::model::Resource;
+
+/// What apply carries between steps: the stack's name (for tags) and ids learned along the way.
+pub(crate) struct Ctx {
+    pub(crate) stack: String,
+    pub(crate) ids: Mutex<Ids>,
+}
+
+impl Ctx {
+    /// The key ARN for an alias the stack declares (created or found so far), else the alias itself, which
+    /// every service accepts as a key reference.
+    pub(crate) fn key_arn(&self, alias: &str) -> String {
+        self.ids.lock().unwrap().key_arn.get(alias).cloned().unwrap_or_else(|| alias.to_string())
+    }
+}
+
+/// The ownership tags every created resource carries.
+pub(crate) fn tags(stack: &str) -> Vec<(String, String)> {
+    vec![(TAG_MANAGED.to_string(), "true".to_string()), (TAG_STACK.to_string(), stack.to_string())]
+}
+
+pub(crate) fn str_prop<'a>(r: &'a Resource, k: &str) -> &'a str {
+    r.props.get(k).and_then(Value::as_str).unwrap_or_default()
+}
+
+pub(crate) fn bool_prop(r: &Resource, k: &str) -> bool {
+    r.props.get(k).and_then(Value::as_bool).unwrap_or(false)
+}
+
+pub(crate) fn prop(r: &Resource, k: &str) -> Value {
+    r.props.get(k).cloned().unwrap_or(Value::Null)
+}
+
+/// Properties AWS cannot change in place: a change replaces the resource, and says why.
+pub(crate) fn forces_replacement(kind: &str, prop: &str) -> Option<&'static str> {
+    Some(match (kind, prop) {
+        ("rds-instance", "kms-key") => "RDS encrypts an instance's storage with one key for its whole life",
+        ("rds-instance", "master-username") => "RDS cannot rename the master user",
+        ("rds-instance", "database") => "RDS cannot rename the initial database",
+        ("db-parameter-group", "family") => "a parameter group's family is fixed at creation",
+        ("db-subnet-group", "vpc") => "a subnet group cannot move to another VPC",
+        ("backup-vault", "kms-key") => "a backup vault's encryption key is fixed at creation",
+        ("backup-selection", _) => "AWS Backup selections cannot be modified, only recreated",
+        ("beanstalk-environment", "vpc") => "an environment cannot move to another VPC",
+        ("beanstalk-environment", "application") => "an environment cannot move to another application",
+        _ => return None,
+    })
+}
+
+/// Replacing or deleting these loses data (or, for a key, everything it encrypts): refused without
+/// `--allow-data-loss`.
+pub(crate) fn holds_data(kind: &str) -> bool {
+    matches!(kind, "rds-instance" | "backup-vault" | "kms-key")
+}
+
+pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+    match r.kind {
+        "kms-key" => super::kms::create(c, r, ctx).await,
+        "sns-topic" => super::sns::create(c, r, ctx).await,
+        "log-group" => super::logs::create_group(c, r, ctx).await,
+        "metric-filter" => super::logs::put_filter(c, r).await,
+        "alarm" => super::alarms::put(c, r, ctx).await,
+        "db-parameter-group" => super::rds::create_parameter_group(c, r, ctx).await,
+        "db-subnet-group" => super::rds::create_subnet_group(c, r, ctx).await,
+        "rds-instance" => super::rds::create_instance(c, r, ctx).await,
+        "backup-vault" => super::backup::create_vault(c, r, ctx).await,
+        "backup-plan" => super::backup::create_plan(c, r, ctx).await,
+        "backup-selection" => super::backup::create_selection(c, r, ctx).await,
+        "beanstalk-application" => super::beanstalk::create_application(c, r, ctx).await,
+        "beanstalk-environment" => super::beanstalk::create_environment(c, r, ctx).await,
+        "shield-protection" => super::shield::create(c, r, ctx).await,
+        other => unreachable!("no resource kind `{other}`"),
+    }
+}
+
+pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live, ctx: &Ctx) -> Result<(), AwsError> {
+    match r.kind {
+        "kms-key" => super::kms::update(c, r, live).await,
+        "sns-topic" => super::sns::update(c, r, live).await,
+        "log-group" => super::logs::update_group(c, r, live, ctx).await,
+        "metric-filter" => super::logs::put_filter(c, r).await,
+        "alarm" => super::alarms::put(c, r, ctx).await,
+        "db-parameter-group" => super::rds::update_parameter_group(c, r, live).await,
+        "db-subnet-group" => super::rds::update_subnet_group(c, r).await,
+        "rds-instance" => super::rds::update_instance(c, r, live).await,
+        "backup-plan" => super::backup::update_plan(c, r, live).await,
+        "beanstalk-environment" => super::beanstalk::update_environment(c, r, live).await,
+        // Nothing of these changes in place: their changes force replacement.
+        _ => Ok(()),
+    }
+}
+
+pub(crate) async fn delete(c: &Clients, live: &Live, ctx: &Ctx) -> Result<(), AwsError> {
+    match live.kind {
+        "kms-key" => super::kms::delete(c, live).await,
+        "sns-topic" => super::sns::delete(c, live).await,
+        "log-group" => super::logs::delete_group(c, live).await,
+        "metric-filter" => super::logs::delete_filter(c, live).await,
+        "alarm" => super::alarms::delete(c, live).await,
+        "db-parameter-group" => super::rds::delete_parameter_group(c, live).await,
+        "db-subnet-group" => super::rds::delete_subnet_group(c, live).await,
+        "rds-instance" => super::rds::delete_instance(c, live).await,
+        "backup-vault" => super::backup::delete_vault(c, live).await,
+        "backup-plan" => super::backup::delete_plan(c, live).await,
+        "backup-selection" => super::backup::delete_selection(c, live, ctx).await,
+        "beanstalk-application" => super::beanstalk::delete_application(c, live).await,
+        "beanstalk-environment" => super::beanstalk::delete_environment(c, live).await,
+        "shield-protection" => super::shield::delete(c, live).await,
+        other => unreachable!("no resource kind `{other}`"),
+    }
+}
+
+fn pairs<K: AsRef<str>, V: AsRef<str>>(it: impl IntoIterator<Item = (K, V)>) -> HashMap<String, String> {
+    it.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect()
+}
+
+/// One resource's tags, read from its own service: for ARNs the tagging API did not return. `None` when
+/// the kind has no tags of its own (its parent's decide).
+pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option<HashMap<String, String>>, AwsError> {
+    Ok(Some(match kind {
+        "kms-key" => {
+            let t = c
+                .kms
+                .list_resource_tags()
+                .key_id(arn)
+                .send()
+                .await
+                .map_err(|e| classify("kms:ListResourceTags", &e))?;
+            pairs(t.tags().iter().map(|t| (t.tag_key(), t.tag_value())))
+        }
+        "sns-topic" => {
+            let t = c
+                .sns
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .map_err(|e| classify("sns:ListTagsForResource", &e))?;
+            pairs(t.tags().iter().map(|t| (t.key(), t.value())))
+        }
+        "log-group" | "metric-filter" => {
+            let name = arn.split_once(":log-group:").map(|(_, n)| n).unwrap_or(arn);
+            #[expect(deprecated, reason = "moto serves ListTagsLogGroup, not its successor ListTagsForResource")]
+            let t = c
+                .logs
+                .list_tags_log_group()
+                .log_group_name(name)
+                .send()
+                .await
+                .map_err(|e| classify("logs:ListTagsLogGroup", &e))?;
+            t.tags().cloned().unwrap_or_default()
+        }
+        "alarm" => {
+            let t =
+                c.cw.list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| classify("cloudwatch:ListTagsForResource", &e))?;
+            pairs(t.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
+        }
+        "db-parameter-group" | "db-subnet-group" | "rds-instance" => {
+            let t = c
+                .rds
+                .list_tags_for_resource()
+                .resource_name(arn)
+                .send()
+                .await
+                .map_err(|e| classify("rds:ListTagsForResource", &e))?;
+            pairs(t.tag_list().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
+        }
+        "backup-vault" | "backup-plan" | "backup-selection" => {
+            let t = c.backup.list_tags().resource_arn(arn).send().await.map_err(|e| classify("backup:ListTags", &e))?;
+            t.tags().cloned().unwrap_or_default()
+        }
+        "beanstalk-application" | "beanstalk-environment" => {
+            let t =
+                c.eb.list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| classify("elasticbeanstalk:ListTagsForResource", &e))?;
+            pairs(t.resource_tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
+        }
+        "shield-protection" => {
+            let t = c
+                .shield
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .map_err(|e| classify("shield:ListTagsForResource", &e))?;
+            pairs(t.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// A resource tagged for this stack that the file no longer declares, from its ARN; `None` for what is
+/// already on its way out (a key pending deletion) or a kind stackdrill does not manage.
+pub(crate) async fn orphan(c: &Clients, arn: &str, ids: &Ids) -> Result<Option<Live>, AwsError> {
+    let mut parts = arn.splitn(6, ':');
+    let (service, resource) = (parts.nth(2).unwrap_or_default(), parts.nth(2).unwrap_or_default());
+    let (kind, name): (&'static str, String) = match service {
+        "cloudwatch" => match resource.strip_prefix("alarm:") {
+            Some(n) => ("alarm", n.to_string()),
+            None => return Ok(None),
+        },
+        "logs" => match resource.strip_prefix("log-group:") {
+            Some(n) => ("log-group", n.trim_end_matches(":*").to_string()),
+            None => return Ok(None),
+        },
+        "sns" => ("sns-topic", resource.to_string()),
+        "kms" => {
+            let Some(id) = resource.strip_prefix("key/") else { return Ok(None) };
+            let meta = c.kms.describe_key().key_id(id).send().await.map_err(|e| classify("kms:DescribeKey", &e))?;
+            if meta.key_metadata().and_then(|m| m.key_state()).map(|s| s.as_str()) == Some("PendingDeletion") {
+                return Ok(None);
+            }
+            let alias = ids.alias_of(arn);
+            let mut l = Live::new("kms-key", if alias == arn { format!("key/{id}") } else { alias }, arn);
+            l.id = Some(id.to_string());
+            return Ok(Some(l));
+        }
+        "rds" => match resource.split_once(':') {
+            Some(("db", n)) => ("rds-instance", n.to_string()),
+            Some(("pg", n)) => ("db-parameter-group", n.to_string()),
+            Some(("subgrp", n)) => ("db-subnet-group", n.to_string()),
+            _ => return Ok(None),
+        },
+        "backup" => match resource.split_once(':') {
+            Some(("backup-vault", n)) => ("backup-vault", n.to_string()),
+            Some(("backup-plan", id)) => {
+                let mut l = Live::new("backup-plan", id, arn);
+                l.id = Some(id.to_string());
+                return Ok(Some(l));
+            }
+            _ => return Ok(None),
+        },
+        "elasticbeanstalk" => match resource.split_once('/') {
+            Some(("application", n)) => ("beanstalk-application", n.to_string()),
+            Some(("environment", rest)) => {
+                ("beanstalk-environment", rest.rsplit('/').next().unwrap_or(rest).to_string())
+            }
+            _ => return Ok(None),
+        },
+        "shield" => match resource.strip_prefix("protection/") {
+            Some(id) => {
+                let mut l = Live::new("shield-protection", id, arn);
+                l.id = Some(id.to_string());
+                return Ok(Some(l));
+            }
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(Live::new(kind, name, arn)))
+}
+
+/// Adds the ownership tags to an existing resource (`stack import`). Metric filters and selections have
+/// no tags: importing their parent adopts them.
+pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsError> {
+    let t = tags(stack);
+    match l.kind {
+        "kms-key" => {
+            let tags =
+                t.iter().map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build().unwrap());
+            c.kms
+                .tag_resource()
+                .key_id(&l.arn)
+                .set_tags(Some(tags.collect()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("kms:TagResource", &e))
+        }
+        "sns-topic" => {
+            let tags = t.iter().map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build().unwrap());
+            c.sns
+                .tag_resource()
+                .resource_arn(&l.arn)
+                .set_tags(Some(tags.collect()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("sns:TagResource", &e))
+        }
+        "log-group" | "metric-filter" => {
+            let name = l.arn.split_once(":log-group:").map(|(_, n)| n).unwrap_or(&l.name);
+            #[expect(deprecated, reason = "moto serves TagLogGroup, not its successor TagResource")]
+            c.logs
+                .tag_log_group()
+                .log_group_name(name)
+                .set_tags(Some(t.into_iter().collect()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("logs:TagLogGroup", &e))
+        }
+        "alarm" => {
+            let tags = t.iter().map(|(k, v)| aws_sdk_cloudwatch::types::Tag::builder().key(k).value(v).build());
+            c.cw.tag_resource()
+                .resource_arn(&l.arn)
+                .set_tags(Some(tags.collect()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("cloudwatch:TagResource", &e))
+        }
+        "db-parameter-group" | "db-subnet-group" | "rds-instance" => c
+            .rds
+            .add_tags_to_resource()
+            .resource_name(&l.arn)
+            .set_tags(Some(super::rds::rds_tags(stack)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("rds:AddTagsToResource", &e)),
+        "backup-vault" | "backup-plan" | "backup-selection" => c
+            .backup
+            .tag_resource()
+            .resource_arn(&l.arn)
+            .set_tags(Some(super::backup::backup_tags(stack)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("backup:TagResource", &e)),
+        "beanstalk-application" | "beanstalk-environment" => {
+            c.eb.update_tags_for_resource()
+                .resource_arn(&l.arn)
+                .set_tags_to_add(Some(super::beanstalk::eb_tags(stack)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("elasticbeanstalk:UpdateTagsForResource", &e))
+        }
+        "shield-protection" => {
+            let tags = t.iter().map(|(k, v)| aws_sdk_shield::types::Tag::builder().key(k).value(v).build());
+            c.shield
+                .tag_resource()
+                .resource_arn(&l.arn)
+                .set_tags(Some(tags.collect()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("shield:TagResource", &e))
+        }
+        _ => Ok(()),
+    }
+}
