@@ -7,6 +7,7 @@ mod error;
 #[cfg(test)]
 mod mocks;
 mod poll;
+mod tags;
 
 pub(crate) use calls::{CallCounter, Calls};
 #[cfg(test)]
@@ -16,6 +17,7 @@ pub(crate) use error::{AwsError, Kind, classify};
 #[cfg(test)]
 pub(crate) use mocks::mocked;
 pub(crate) use poll::Backoff;
+pub(crate) use tags::TAG_MANAGED;
 
 /// An SDK client of crate `$krate` from `$sdk` whose calls `$calls` (a [`CallCounter`]) counts.
 macro_rules! client {

@@ -14,7 +14,7 @@ use super::model::Resource;
 use super::resources;
 use crate::aws::{AwsError, CallCounter, classify, client};
 
-pub(crate) const TAG_MANAGED: &str = "stackdrill:managed";
+pub(crate) use crate::aws::TAG_MANAGED;
 pub(crate) const TAG_STACK: &str = "stackdrill:stack";
 
 /// One client per service, all counting their calls into one tally.

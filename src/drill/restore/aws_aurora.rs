@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::TeardownStatus;
 use super::aws_scratch::{self, GroupLevel, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
-use crate::aws::{Backoff, CallCounter, classify};
+use crate::aws::{CallCounter, classify};
 use crate::config::AuroraClusterSpec;
 use crate::drill::error::{DrillError, RestoreError};
 use crate::drill::target::{Recovery, ResolvedTarget, Window};
@@ -117,14 +117,7 @@ impl RestoreProvider for AwsAuroraCluster {
     }
 
     async fn wait_recoverable(&mut self, t: DateTime<Utc>, _source: &tokio_postgres::Client) -> Result<(), DrillError> {
-        let mut backoff = Backoff::new(std::time::Duration::from_secs(5), std::time::Duration::from_secs(30));
-        loop {
-            let src = self.source().await?;
-            if src.latest_restorable_time().map(aws_scratch::to_chrono).is_some_and(|l| l >= t) {
-                return Ok(());
-            }
-            backoff.wait().await;
-        }
+        aws_scratch::wait_until_restorable(self, t).await
     }
 
     fn plan(&mut self, _target: &ResolvedTarget) -> Result<BackupUsed, DrillError> {
@@ -267,5 +260,11 @@ impl RestoreProvider for AwsAuroraCluster {
         }
         aws_scratch::teardown_parameter_group(&self.rds, GroupLevel::Cluster, &self.cluster_id, &self.info.run, done)
             .await
+    }
+}
+
+impl aws_scratch::Restorable for AwsAuroraCluster {
+    async fn latest_restorable(&mut self) -> Result<Option<DateTime<Utc>>, DrillError> {
+        Ok(self.source().await?.latest_restorable_time().map(aws_scratch::to_chrono))
     }
 }

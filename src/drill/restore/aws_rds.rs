@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::TeardownStatus;
 use super::aws_scratch::{self, GroupLevel, Owner, RunInfo};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
-use crate::aws::{Backoff, CallCounter, classify};
+use crate::aws::{CallCounter, classify};
 use crate::config::RdsInstanceSpec;
 use crate::drill::error::{DrillError, RestoreError};
 use crate::drill::target::{Recovery, ResolvedTarget, Window};
@@ -137,14 +137,7 @@ impl RestoreProvider for AwsRdsInstance {
     }
 
     async fn wait_recoverable(&mut self, t: DateTime<Utc>, _source: &tokio_postgres::Client) -> Result<(), DrillError> {
-        let mut backoff = Backoff::new(std::time::Duration::from_secs(5), std::time::Duration::from_secs(30));
-        loop {
-            let src = self.source().await?;
-            if src.latest_restorable_time().map(aws_scratch::to_chrono).is_some_and(|l| l >= t) {
-                return Ok(());
-            }
-            backoff.wait().await;
-        }
+        aws_scratch::wait_until_restorable(self, t).await
     }
 
     fn plan(&mut self, _target: &ResolvedTarget) -> Result<BackupUsed, DrillError> {
@@ -234,6 +227,12 @@ impl RestoreProvider for AwsRdsInstance {
             instance,
         )
         .await
+    }
+}
+
+impl aws_scratch::Restorable for AwsRdsInstance {
+    async fn latest_restorable(&mut self) -> Result<Option<DateTime<Utc>>, DrillError> {
+        Ok(self.source().await?.latest_restorable_time().map(aws_scratch::to_chrono))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::config::AwsScratchSpec;
 use crate::drill::error::{DrillError, RestoreError};
 use crate::drill::events::EventSink;
 
-pub(crate) const TAG_MANAGED: &str = "stackdrill:managed";
+pub(crate) use crate::aws::TAG_MANAGED;
 pub(crate) const TAG_SCRATCH: &str = "stackdrill:scratch";
 pub(crate) const TAG_DRILL: &str = "stackdrill:drill";
 pub(crate) const TAG_RUN: &str = "stackdrill:run";
@@ -761,6 +761,21 @@ pub(crate) async fn wait_connectable(ep: &super::Endpoint) -> Result<(), Restore
             Err(_) => backoff.wait().await,
         }
     }
+}
+
+/// A source whose newest restorable time can be read again (an RDS instance, an Aurora cluster).
+pub(crate) trait Restorable {
+    async fn latest_restorable(&mut self) -> Result<Option<DateTime<Utc>>, DrillError>;
+}
+
+/// Waits (polling with backoff, within the plan phase's deadline) until the source can be restored to `t`:
+/// RDS's LatestRestorableTime trails commits by up to ~5 minutes.
+pub(crate) async fn wait_until_restorable(source: &mut impl Restorable, t: DateTime<Utc>) -> Result<(), DrillError> {
+    let mut backoff = crate::aws::Backoff::new(Duration::from_secs(5), Duration::from_secs(30));
+    while source.latest_restorable().await?.is_none_or(|l| l < t) {
+        backoff.wait().await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
