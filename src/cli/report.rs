@@ -295,139 +295,20 @@ fn drill_specs() -> (Vec<crate::config::DrillSpec>, Vec<String>) {
     (specs, problems)
 }
 
-#[derive(Serialize)]
-struct ControlRun {
-    drill: String,
-    id: String,
-    started_at: Option<String>,
-    result: String,
-    rto: String,
-    rpo: String,
-    signature: String,
-    chain: String,
-    sign_off: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Missed {
-    drill: String,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-}
-
-#[derive(Serialize)]
-struct Control {
-    control: String,
-    runs: Vec<ControlRun>,
-    missed: Vec<Missed>,
-}
-
 fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
     let all = store(dir)?;
     let verified = chain::verify(dir, None).map_err(|e| io_failure(dir, e))?;
     let broken: std::collections::HashSet<u64> = verified.problems.iter().filter_map(|p| p.seq).collect();
-    let sign_offs: BTreeMap<String, String> =
-        all.sign_offs().map(|(r, s)| (s.report_id.clone(), format!("{} by {}", r.entry.result, s.reviewer))).collect();
     let (specs, _) = drill_specs();
-    let mut by_control: BTreeMap<String, Control> = BTreeMap::new();
-    for r in all.reports() {
-        let Some(d) = r.report() else { continue };
-        let met = |v: Option<f64>, met: bool| match (v, met) {
-            (None, _) => "not measured".to_string(),
-            (Some(v), true) => format!("{} met", crate::config::human_seconds(v)),
-            (Some(v), false) => format!("{} MISSED", crate::config::human_seconds(v)),
-        };
-        let run = |r: &Row| ControlRun {
-            drill: r.entry.drill.clone(),
-            id: r.entry.id.clone(),
-            started_at: Some(rfc3339(d.started_at)),
-            result: r.entry.result.clone(),
-            rto: met(d.measured.rto_seconds, d.measured.rto_met),
-            rpo: met(d.measured.rpo_seconds, d.measured.rpo_met),
-            signature: match &r.entry.key_id {
-                None => "unsigned".into(),
-                Some(_) if broken.contains(&r.entry.seq) => "BROKEN".into(),
-                Some(k) => format!("ok {}", crate::report::chain::prefix(&sign::fingerprint(k), 18)),
-            },
-            chain: if broken.contains(&r.entry.seq) { "BROKEN".into() } else { "ok".into() },
-            sign_off: sign_offs.get(&r.entry.id).cloned(),
-        };
-        for c in &d.controls {
-            by_control
-                .entry(c.to_string())
-                .or_insert_with(|| Control { control: c.to_string(), runs: vec![], missed: vec![] })
-                .runs
-                .push(run(r));
-        }
-    }
-    // A period between two scheduled occurrences without a passed run is a missed cadence, from the
-    // drill's first report until now.
-    let now = Utc::now();
-    for s in &specs {
-        let Some(sched) = &s.schedule else { continue };
-        let runs: Vec<(DateTime<Utc>, bool)> =
-            all.history(&s.name).filter_map(|r| Some((r.started_at()?, r.passed()))).collect();
-        let Some(first) = runs.iter().map(|(t, _)| *t).min() else { continue };
-        let occ = crate::schedule::occurrences(sched, first, now, 1000);
-        let mut missed = Vec::new();
-        for w in occ.windows(2) {
-            if !runs.iter().any(|(t, ok)| *ok && *t >= w[0] && *t < w[1]) {
-                missed.push(Missed { drill: s.name.clone(), from: w[0], to: w[1] });
-            }
-        }
-        for c in &s.controls {
-            let entry = by_control.entry(c.clone()).or_insert_with(|| Control {
-                control: c.clone(),
-                runs: vec![],
-                missed: vec![],
-            });
-            entry.missed.extend(missed.iter().map(|m| Missed { drill: m.drill.clone(), from: m.from, to: m.to }));
-        }
-    }
-    let controls: Vec<Control> = by_control.into_values().collect();
+    let matrix = crate::report::controls::matrix(&all, &broken, &specs, Utc::now());
     match format {
-        ControlsFormat::Json => crate::ui::outln!("{}", serde_json::to_string_pretty(&controls).unwrap_or_default()),
-        ControlsFormat::Md => controls_md(dir, &controls, verified.problems.is_empty()),
+        ControlsFormat::Json => crate::ui::outln!("{}", serde_json::to_string_pretty(&matrix).unwrap_or_default()),
+        ControlsFormat::Md => crate::ui::out!(
+            "{}",
+            crate::report::controls::markdown(&dir.display().to_string(), &matrix, verified.problems.is_empty())
+        ),
     }
     Ok(exit_codes::OK)
-}
-
-/// The controls matrix as Markdown: one table per control, its runs then its missed cadences.
-fn controls_md(dir: &Path, controls: &[Control], intact: bool) {
-    crate::ui::outln!(
-        "# Controls matrix\n\nFrom `{}`; chain: {}.\n",
-        dir.display(),
-        if intact { "intact" } else { "BROKEN (run `stackdrill report verify`)" }
-    );
-    for c in controls {
-        crate::ui::outln!(
-            "## {}\n\n| drill | run | started | result | RTO | RPO | signature | chain | sign-off |\n|---|---|---|---|---|---|---|---|---|",
-            c.control
-        );
-        for r in &c.runs {
-            crate::ui::outln!(
-                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
-                r.drill,
-                r.id,
-                r.started_at.as_deref().unwrap_or("-"),
-                r.result,
-                r.rto,
-                r.rpo,
-                r.signature,
-                r.chain,
-                r.sign_off.as_deref().unwrap_or("—")
-            );
-        }
-        for m in &c.missed {
-            crate::ui::outln!(
-                "| {} | — | {} → {} | **missed cadence** | | | | | |",
-                m.drill,
-                m.from.format("%Y-%m-%d %H:%M"),
-                m.to.format("%Y-%m-%d %H:%M")
-            );
-        }
-        crate::ui::outln!();
-    }
 }
 
 async fn sign_off(

@@ -26,6 +26,7 @@ pub(crate) struct Swept {
     pub(crate) action: String,
 }
 
+#[tracing::instrument(skip_all, fields(dry_run))]
 pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool, aws: &AwsSettings, force_aws: bool) -> Vec<Swept> {
     let mut out = sweep_local(drills, dry_run).await;
     let mut regions = BTreeSet::new();

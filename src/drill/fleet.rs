@@ -240,6 +240,7 @@ impl Fleet {
 }
 
 /// One drill: its delay and slot (both give way to a stop), its lock, the run, then the store.
+#[tracing::instrument(skip_all, fields(drill = %spec.name))]
 async fn run_job(shared: &Shared, spec: &DrillSpec, opts: &RunOptions, delay: Duration) -> Ended {
     let cancel = &shared.settings.cancel;
     if !delay.is_zero() {

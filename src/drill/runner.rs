@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
 use super::Cancel;
 use super::error::DrillError;
@@ -38,7 +39,7 @@ pub(crate) struct RunOptions {
 
 /// Runs `spec`. `Err` means the drill could not run (nothing was restored, no report); otherwise the
 /// report, whatever the verdict.
-#[tracing::instrument(skip_all, fields(drill = %spec.name))]
+#[tracing::instrument(skip_all, fields(drill = %spec.name, run = tracing::field::Empty))]
 pub(crate) async fn run(
     spec: &DrillSpec,
     opts: &RunOptions,
@@ -46,6 +47,7 @@ pub(crate) async fn run(
     cancel: Cancel,
 ) -> Result<Report, DrillError> {
     let run_id = new_run_id();
+    tracing::Span::current().record("run", run_id.as_str());
     let mut ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
     let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
     let t = &spec.timeouts;
@@ -287,7 +289,7 @@ impl RunCtx<'_> {
         E: std::fmt::Display,
     {
         let (started_at, clock) = self.start_phase(name);
-        let res = bounded(&self.cancel, timeout, fut).await;
+        let res = bounded(&self.cancel, timeout, fut).instrument(phase_span(name)).await;
         let (status, detail) = phase_end(&res);
         self.finish_phase(name, started_at, clock, status, detail);
         res
@@ -487,7 +489,7 @@ impl RunCtx<'_> {
             Ok::<_, String>(Verified { newest_commit, checks })
         };
         let (started_at, clock) = self.start_phase("verify");
-        let res = bounded(&self.cancel, spec.timeouts.verify, verify_fut).await;
+        let res = bounded(&self.cancel, spec.timeouts.verify, verify_fut).instrument(phase_span("verify")).await;
         let (status, detail) = phase_end(&res);
         self.finish_phase("verify", started_at, clock, status, detail);
         self.connections.extend(scratch_record.into_inner().unwrap_or_else(|p| p.into_inner()));
@@ -511,7 +513,10 @@ impl RunCtx<'_> {
         let (started, clock) = self.start_phase("teardown");
         let deadline = self.spec.timeouts.teardown + Duration::from_secs(30);
         let failed = |detail: String| Teardown { status: TeardownStatus::Failed, at: Utc::now(), detail };
-        let td = match tokio::time::timeout(deadline, unwinding(provider.teardown())).await {
+        let td = match tokio::time::timeout(deadline, unwinding(provider.teardown()))
+            .instrument(phase_span("teardown"))
+            .await
+        {
             Ok(Ok(td)) => td,
             Ok(Err(what)) => failed(format!("teardown panicked (a bug): {what}; run `stackdrill drill cleanup`")),
             Err(_) => failed("teardown did not finish in time".into()),
@@ -520,6 +525,11 @@ impl RunCtx<'_> {
         self.finish_phase("teardown", started, clock, status, Some(td.detail.clone()));
         td
     }
+}
+
+/// The span a phase's work runs in: its log lines carry `phase` beside the run's `drill` and `run`.
+fn phase_span(name: &'static str) -> tracing::Span {
+    tracing::info_span!("phase", phase = name)
 }
 
 /// The phase status and detail a phase's result stands for.

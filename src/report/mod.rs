@@ -2,6 +2,7 @@
 //! directory store.
 
 pub(crate) mod chain;
+pub(crate) mod controls;
 #[cfg(test)]
 pub(crate) mod golden_tests;
 pub(crate) mod html;

@@ -84,6 +84,12 @@ impl Store {
         Ok(Store { rows })
     }
 
+    /// A store of these rows (tests build one without a directory).
+    #[cfg(test)]
+    pub(crate) fn from_rows(rows: Vec<Row>) -> Store {
+        Store { rows }
+    }
+
     pub(crate) fn rows(&self) -> &[Row] {
         &self.rows
     }

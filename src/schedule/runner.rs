@@ -65,6 +65,7 @@ struct Loop {
 }
 
 /// Runs until `cancel`; then starts nothing new and waits for the running drills.
+#[tracing::instrument(skip_all)]
 pub(crate) async fn run(s: Settings, specs: Vec<DrillSpec>, mut fleet: Fleet, cancel: Cancel) {
     tracing::info!(
         drills = specs.len(),

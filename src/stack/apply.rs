@@ -69,6 +69,7 @@ async fn run_step(
 }
 
 /// Runs the plan's acting steps; `progress` hears one line per step.
+#[tracing::instrument(skip_all, fields(stack = %plan.stack))]
 pub(crate) async fn apply(
     c: &Clients,
     plan: &Plan,

@@ -1,0 +1,195 @@
+//! The controls matrix (`report controls`): per control, every run that evidences it (result, RTO, RPO,
+//! signature, chain, sign-off) and every scheduled period without a passed run.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::view::{Row, Store};
+use crate::config::DrillSpec;
+
+#[derive(Serialize)]
+pub(crate) struct ControlRun {
+    pub(crate) drill: String,
+    pub(crate) id: String,
+    pub(crate) started_at: Option<String>,
+    pub(crate) result: String,
+    pub(crate) rto: String,
+    pub(crate) rpo: String,
+    pub(crate) signature: String,
+    pub(crate) chain: String,
+    pub(crate) sign_off: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Missed {
+    pub(crate) drill: String,
+    pub(crate) from: DateTime<Utc>,
+    pub(crate) to: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Control {
+    pub(crate) control: String,
+    pub(crate) runs: Vec<ControlRun>,
+    pub(crate) missed: Vec<Missed>,
+}
+
+/// The matrix from the store (`broken`: the ledger entries whose chain or signature does not verify) and
+/// the drill files (their schedules and controls), as of `now`.
+pub(crate) fn matrix(store: &Store, broken: &HashSet<u64>, specs: &[DrillSpec], now: DateTime<Utc>) -> Vec<Control> {
+    let sign_offs: BTreeMap<String, String> = store
+        .sign_offs()
+        .map(|(r, s)| (s.report_id.clone(), format!("{} by {}", r.entry.result, s.reviewer)))
+        .collect();
+    let mut by_control: BTreeMap<String, Control> = BTreeMap::new();
+    for r in store.reports() {
+        let Some(d) = r.report() else { continue };
+        let met = |v: Option<f64>, met: bool| match (v, met) {
+            (None, _) => "not measured".to_string(),
+            (Some(v), true) => format!("{} met", crate::config::human_seconds(v)),
+            (Some(v), false) => format!("{} MISSED", crate::config::human_seconds(v)),
+        };
+        let run = |r: &Row| ControlRun {
+            drill: r.entry.drill.clone(),
+            id: r.entry.id.clone(),
+            started_at: Some(rfc3339(d.started_at)),
+            result: r.entry.result.clone(),
+            rto: met(d.measured.rto_seconds, d.measured.rto_met),
+            rpo: met(d.measured.rpo_seconds, d.measured.rpo_met),
+            signature: match &r.entry.key_id {
+                None => "unsigned".into(),
+                Some(_) if broken.contains(&r.entry.seq) => "BROKEN".into(),
+                Some(k) => format!("ok {}", super::chain::prefix(&super::sign::fingerprint(k), 18)),
+            },
+            chain: if broken.contains(&r.entry.seq) { "BROKEN".into() } else { "ok".into() },
+            sign_off: sign_offs.get(&r.entry.id).cloned(),
+        };
+        for c in &d.controls {
+            by_control
+                .entry(c.to_string())
+                .or_insert_with(|| Control { control: c.to_string(), runs: vec![], missed: vec![] })
+                .runs
+                .push(run(r));
+        }
+    }
+    // A period between two scheduled occurrences without a passed run is a missed cadence, from the
+    // drill's first report until now.
+    for s in specs {
+        let Some(sched) = &s.schedule else { continue };
+        let runs: Vec<(DateTime<Utc>, bool)> =
+            store.history(&s.name).filter_map(|r| Some((r.started_at()?, r.passed()))).collect();
+        let Some(first) = runs.iter().map(|(t, _)| *t).min() else { continue };
+        let occ = crate::schedule::occurrences(sched, first, now, 1000);
+        let mut missed = Vec::new();
+        for w in occ.windows(2) {
+            if !runs.iter().any(|(t, ok)| *ok && *t >= w[0] && *t < w[1]) {
+                missed.push(Missed { drill: s.name.clone(), from: w[0], to: w[1] });
+            }
+        }
+        for c in &s.controls {
+            let entry = by_control.entry(c.clone()).or_insert_with(|| Control {
+                control: c.clone(),
+                runs: vec![],
+                missed: vec![],
+            });
+            entry.missed.extend(missed.iter().map(|m| Missed { drill: m.drill.clone(), from: m.from, to: m.to }));
+        }
+    }
+    by_control.into_values().collect()
+}
+
+/// A time as the report JSON writes it.
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The controls matrix as Markdown: one table per control, its runs then its missed cadences.
+pub(crate) fn markdown(store: &str, controls: &[Control], intact: bool) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# Controls matrix\n\nFrom `{}`; chain: {}.\n",
+        store,
+        if intact { "intact" } else { "BROKEN (run `stackdrill report verify`)" }
+    );
+    for c in controls {
+        let _ = writeln!(
+            o,
+            "## {}\n\n| drill | run | started | result | RTO | RPO | signature | chain | sign-off |\n|---|---|---|---|---|---|---|---|---|",
+            c.control
+        );
+        for r in &c.runs {
+            let _ = writeln!(
+                o,
+                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                r.drill,
+                r.id,
+                r.started_at.as_deref().unwrap_or("-"),
+                r.result,
+                r.rto,
+                r.rpo,
+                r.signature,
+                r.chain,
+                r.sign_off.as_deref().unwrap_or("—")
+            );
+        }
+        for m in &c.missed {
+            let _ = writeln!(
+                o,
+                "| {} | — | {} → {} | **missed cadence** | | | | | |",
+                m.drill,
+                m.from.format("%Y-%m-%d %H:%M"),
+                m.to.format("%Y-%m-%d %H:%M")
+            );
+        }
+        o.push('\n');
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::report::chain::{Entry, EntryKind};
+    use crate::report::view::{Doc, SignOff};
+
+    fn entry(seq: u64, kind: EntryKind, result: &str) -> Entry {
+        Entry {
+            seq,
+            kind,
+            id: if kind == EntryKind::Report { "0123456789ab".into() } else { "s1".into() },
+            drill: "orders-pitr".into(),
+            result: result.into(),
+            file: format!("{seq}.json"),
+            sha256: "0".repeat(64),
+            previous: None,
+            at: "2026-11-30T03:01:00Z".into(),
+            key_id: Some("k1".into()),
+        }
+    }
+
+    /// `report controls` as an auditor reads it, pinned: a failed, signed, signed-off run and the daily
+    /// periods after it without a pass.
+    #[test]
+    fn controls_matrix_snapshot() {
+        let report = Row {
+            entry: entry(1, EntryKind::Report, "failed"),
+            doc: Doc::Report(Box::new(crate::report::golden_tests::fixed())),
+        };
+        let sign_off = SignOff { report_id: "0123456789ab".into(), reviewer: "auditor@example".into() };
+        let signed = Row { entry: entry(2, EntryKind::SignOff, "approved"), doc: Doc::SignOff(sign_off) };
+        let store = Store::from_rows(vec![report, signed]);
+        let drill = "name: orders-pitr\nrestore:\n  local-postgres: { base-backups: b, wal-archive: w, scratch-root: s }\n\
+                     objectives: { rto: 1h, rpo: 5m }\nverify:\n  - amcheck: {}\ncontrols: [SOC2-A1.3]\n\
+                     schedule: { cron: \"0 3 * * *\", timezone: UTC }\n";
+        let spec = crate::config::parse_drill(drill, std::path::Path::new("drills/orders-pitr.yaml")).expect("valid");
+        let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).single().expect("a time");
+        let matrix = matrix(&store, &HashSet::new(), &[spec], now);
+        insta::assert_snapshot!("controls_markdown", markdown("reports", &matrix, true));
+    }
+}
