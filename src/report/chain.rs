@@ -154,7 +154,6 @@ pub(crate) struct Verified {
 /// Walks the chain: links, file digests, the `previous_sha256` inside each report, signatures (against
 /// `key` when given, else against the key each report records), and files the ledger does not list.
 pub(crate) fn verify(dir: &Path, key: Option<&[u8]>) -> std::io::Result<Verified> {
-    use base64::Engine;
     let mut v = Verified::default();
     let mut prev: Option<String> = None;
     let mut listed = std::collections::HashSet::new();
@@ -222,53 +221,66 @@ pub(crate) fn verify(dir: &Path, key: Option<&[u8]>) -> std::io::Result<Verified
                 "the previous_sha256 inside the report differs from the ledger's link".into(),
             );
         }
-        let sig_path = dir.join(format!("{}.sig", e.file));
-        match std::fs::read_to_string(&sig_path) {
-            Ok(sig) => {
-                let recorded = doc["signing"]["public_key"]
-                    .as_str()
-                    .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok());
-                let public = match (key, &recorded) {
-                    (Some(k), _) => Some(k.to_vec()),
-                    (None, Some(r)) => Some(r.clone()),
-                    (None, None) => None,
-                };
-                let envelope = std::fs::read_to_string(dir.join(dsse_name(&e.file))).ok();
-                match public {
-                    None => problem(
-                        Some(e.seq),
-                        at.clone(),
-                        "signed, but no public key is recorded or given (--key)".into(),
-                    ),
-                    Some(p) => match super::sign::verify_files(&p, &bytes, &sig, envelope.as_deref()) {
-                        Ok(()) => signed += 1,
-                        Err(why) => problem(Some(e.seq), at.clone(), format!("bad signature: {why}")),
-                    },
-                }
-            }
-            Err(_) if key.is_some() => {
-                problem(Some(e.seq), at.clone(), "not signed, and --key requires every entry to be".into())
-            }
-            Err(_) => {}
+        match signature(dir, &e.file, &bytes, &doc, key) {
+            Ok(true) => signed += 1,
+            Ok(false) => {}
+            Err(why) => problem(Some(e.seq), at.clone(), why),
         }
     }
     // Reports and sign-offs in the store that the ledger does not list.
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        let mut unlisted: Vec<String> = rd
-            .filter_map(Result::ok)
-            .map(|d| d.file_name().to_string_lossy().into_owned())
-            .filter(|f| {
-                f.ends_with(".json") && !f.ends_with(".dsse.json") && !f.starts_with('.') && !listed.contains(f)
-            })
-            .collect();
-        unlisted.sort();
-        for f in unlisted {
-            problem(None, format!("`{f}`"), "is not in the ledger: inserted, or written outside the chain".into());
-        }
+    for f in unlisted(dir, &listed) {
+        problem(None, format!("`{f}`"), "is not in the ledger: inserted, or written outside the chain".into());
     }
     v.entries = listed.len();
     v.signed = signed;
     Ok(v)
+}
+
+/// The detached signature and DSSE envelope of `file` checked with `key` (else the key the document
+/// records): `Ok(true)` verified, `Ok(false)` unsigned (allowed without `--key`), `Err` the problem.
+fn signature(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    doc: &serde_json::Value,
+    key: Option<&[u8]>,
+) -> Result<bool, String> {
+    use base64::Engine;
+    let sig_path = dir.join(format!("{file}.sig"));
+    match std::fs::read_to_string(&sig_path) {
+        Ok(sig) => {
+            let recorded = doc["signing"]["public_key"]
+                .as_str()
+                .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok());
+            let public = match (key, &recorded) {
+                (Some(k), _) => Some(k.to_vec()),
+                (None, Some(r)) => Some(r.clone()),
+                (None, None) => None,
+            };
+            let envelope = std::fs::read_to_string(dir.join(dsse_name(file))).ok();
+            match public {
+                None => Err("signed, but no public key is recorded or given (--key)".into()),
+                Some(p) => match super::sign::verify_files(&p, bytes, &sig, envelope.as_deref()) {
+                    Ok(()) => Ok(true),
+                    Err(why) => Err(format!("bad signature: {why}")),
+                },
+            }
+        }
+        Err(_) if key.is_some() => Err("not signed, and --key requires every entry to be".into()),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Reports and sign-offs in `dir` that the ledger does not list, sorted.
+fn unlisted(dir: &Path, listed: &std::collections::HashSet<String>) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return vec![] };
+    let mut unlisted: Vec<String> = rd
+        .filter_map(Result::ok)
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".json") && !f.ends_with(".dsse.json") && !f.starts_with('.') && !listed.contains(f))
+        .collect();
+    unlisted.sort();
+    unlisted
 }
 
 pub(crate) fn dsse_name(file: &str) -> String {
