@@ -68,74 +68,9 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             };
             super::demo::demo(settings, Printer { format: a.output }).await
         }
-        Command::Drill(DrillCommand::Validate { paths, output }) => {
-            super::drill::validate(&paths, Printer { format: output })
-        }
-        Command::Drill(DrillCommand::List { output }) => super::drill::list(Printer { format: output }),
-        Command::Drill(DrillCommand::Run(a)) => {
-            let target = a
-                .target
-                .as_deref()
-                .map(crate::config::parse_target_flag)
-                .transpose()
-                .map_err(|e| Failure::could_not_run(anyhow!("--target: {e}"), None))?;
-            let settings = super::drill::RunSettings {
-                drills: a.drills,
-                all: a.all,
-                due: a.due,
-                target,
-                reports: super::settings::reports(a.report.reports.as_deref()),
-                concurrency: a.concurrency as usize,
-                trigger: a.trigger,
-                quiet,
-                signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
-                aws,
-                participants: a.participants,
-                retain: a.report.retain,
-                if_running: a.if_running,
-            };
-            super::drill::run(settings, Printer { format: a.output }).await
-        }
-        Command::Drill(DrillCommand::Cleanup { paths, dry_run, aws: force_aws, reports, output }) => {
-            let reports = super::settings::reports(reports.as_deref());
-            super::drill::cleanup(&paths, dry_run, &aws, force_aws, &reports, Printer { format: output }).await
-        }
-        Command::Stack(StackCommand::Validate { paths, output }) => {
-            super::stack::validate(&paths, Printer { format: output })
-        }
-        Command::Stack(StackCommand::Check { stack, live, output }) => {
-            super::stack::check(&stack, live.then_some(&aws), Printer { format: output }).await
-        }
-        Command::Stack(StackCommand::Plan { stack, out, format, detailed_exitcode }) => {
-            super::stack::plan(&stack, &aws, out.as_deref(), format, detailed_exitcode).await
-        }
-        Command::Stack(StackCommand::Apply { stack, plan, auto_approve, allow_data_loss, skip_policy, output }) => {
-            let opts = super::stack::ApplyOptions { auto_approve, allow_data_loss, skip_policy };
-            super::stack::apply(stack.as_deref(), plan.as_deref(), &aws, opts, Printer { format: output }).await
-        }
-        Command::Stack(StackCommand::Drift { stack, format }) => super::stack::drift(&stack, &aws, format).await,
-        Command::Stack(StackCommand::Import { stack, address, yes }) => {
-            super::stack::import(&stack, &address, &aws, yes).await
-        }
-        Command::Schedule(ScheduleCommand::List { drills, count, store, output }) => {
-            super::schedule::list(&drills, count, &store, &aws, Printer { format: output }).await
-        }
-        Command::Schedule(ScheduleCommand::Run(args)) => {
-            let settings = super::schedule::DaemonSettings {
-                reports: super::settings::reports(args.report.reports.as_deref()),
-                signer: signer(args.report.signing_key.as_deref(), args.report.sign_kms_key.as_deref(), &aws).await?,
-                aws,
-                quiet,
-                args,
-            };
-            super::schedule::run(settings).await
-        }
-        Command::Schedule(ScheduleCommand::Deploy { config, dry_run, output }) => {
-            super::schedule::deploy(&config, dry_run, &aws, Printer { format: output }).await
-        }
-        Command::Schedule(ScheduleCommand::TaskInput { config, run_args }) => {
-            super::schedule::task_input(&config, &run_args, Printer { format: OutputFormat::Json })
-        }
+        Command::Drill(cmd) => drill(cmd, aws, quiet).await,
+        Command::Stack(cmd) => stack(cmd, &aws).await,
+        Command::Schedule(cmd) => schedule(cmd, aws, quiet).await,
         Command::Keys(KeysCommand::Generate { out }) => super::report::keys_generate(out.as_deref()),
         Command::Iam(IamCommand::Policy {
             drills,
@@ -162,6 +97,83 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut script);
             crate::ui::write_stdout(&String::from_utf8_lossy(&script));
             Ok(super::exit_codes::OK)
+        }
+    }
+}
+
+async fn drill(cmd: DrillCommand, aws: crate::aws::AwsSettings, quiet: bool) -> Result<u8, Failure> {
+    match cmd {
+        DrillCommand::Validate { paths, output } => super::drill::validate(&paths, Printer { format: output }),
+        DrillCommand::List { output } => super::drill::list(Printer { format: output }),
+        DrillCommand::Run(a) => {
+            let target = a
+                .target
+                .as_deref()
+                .map(crate::config::parse_target_flag)
+                .transpose()
+                .map_err(|e| Failure::could_not_run(anyhow!("--target: {e}"), None))?;
+            let settings = super::drill::RunSettings {
+                drills: a.drills,
+                all: a.all,
+                due: a.due,
+                target,
+                reports: super::settings::reports(a.report.reports.as_deref()),
+                concurrency: a.concurrency as usize,
+                trigger: a.trigger,
+                quiet,
+                signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
+                aws,
+                participants: a.participants,
+                retain: a.report.retain,
+                if_running: a.if_running,
+            };
+            super::drill::run(settings, Printer { format: a.output }).await
+        }
+        DrillCommand::Cleanup { paths, dry_run, aws: force_aws, reports, output } => {
+            let reports = super::settings::reports(reports.as_deref());
+            super::drill::cleanup(&paths, dry_run, &aws, force_aws, &reports, Printer { format: output }).await
+        }
+    }
+}
+
+async fn stack(cmd: StackCommand, aws: &crate::aws::AwsSettings) -> Result<u8, Failure> {
+    match cmd {
+        StackCommand::Validate { paths, output } => super::stack::validate(&paths, Printer { format: output }),
+        StackCommand::Check { stack, live, output } => {
+            super::stack::check(&stack, live.then_some(aws), Printer { format: output }).await
+        }
+        StackCommand::Plan { stack, out, format, detailed_exitcode } => {
+            super::stack::plan(&stack, aws, out.as_deref(), format, detailed_exitcode).await
+        }
+        StackCommand::Apply { stack, plan, auto_approve, allow_data_loss, skip_policy, output } => {
+            let opts = super::stack::ApplyOptions { auto_approve, allow_data_loss, skip_policy };
+            super::stack::apply(stack.as_deref(), plan.as_deref(), aws, opts, Printer { format: output }).await
+        }
+        StackCommand::Drift { stack, format } => super::stack::drift(&stack, aws, format).await,
+        StackCommand::Import { stack, address, yes } => super::stack::import(&stack, &address, aws, yes).await,
+    }
+}
+
+async fn schedule(cmd: ScheduleCommand, aws: crate::aws::AwsSettings, quiet: bool) -> Result<u8, Failure> {
+    match cmd {
+        ScheduleCommand::List { drills, count, store, output } => {
+            super::schedule::list(&drills, count, &store, &aws, Printer { format: output }).await
+        }
+        ScheduleCommand::Run(args) => {
+            let settings = super::schedule::DaemonSettings {
+                reports: super::settings::reports(args.report.reports.as_deref()),
+                signer: signer(args.report.signing_key.as_deref(), args.report.sign_kms_key.as_deref(), &aws).await?,
+                aws,
+                quiet,
+                args,
+            };
+            super::schedule::run(settings).await
+        }
+        ScheduleCommand::Deploy { config, dry_run, output } => {
+            super::schedule::deploy(&config, dry_run, &aws, Printer { format: output }).await
+        }
+        ScheduleCommand::TaskInput { config, run_args } => {
+            super::schedule::task_input(&config, &run_args, Printer { format: OutputFormat::Json })
         }
     }
 }
