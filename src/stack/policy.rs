@@ -325,62 +325,7 @@ fn check_alerts(f: &mut Findings, s: &StackSpec) {
             }
         }
         Some(a) => {
-            let required = [
-                Purpose::AuthDenialSpike,
-                Purpose::ProviderFailureRate,
-                Purpose::IndexingFailures,
-                Purpose::LedgerMismatch,
-                Purpose::DrillFreshness,
-            ];
-            let missing: Vec<&str> =
-                required.iter().filter(|p| !a.alarms.iter().any(|x| x.purpose == **p)).map(|p| p.as_str()).collect();
-            f.add(
-                "STK-ALARMS",
-                missing.is_empty(),
-                format!("topic {}", a.topic),
-                "all five required alarms are declared",
-                format!("no alarm with purpose {}", missing.join(", ")),
-            );
-            // stackdrill sets every alarm's actions (alarm and OK) to the stack topic, so in the file this
-            // holds by construction; `--live` is what can find an alarm whose actions were changed.
-            for al in &a.alarms {
-                f.add(
-                    "STK-ALARM-ACTIONS",
-                    true,
-                    format!("alarm {}", al.name),
-                    &format!("notifies {}", a.topic),
-                    String::new(),
-                );
-            }
-            // An alarm on a metric nothing produces never fires.
-            for al in &a.alarms {
-                let namespaces: Vec<&str> = match &al.kind {
-                    AlarmKind::Metric(m) | AlarmKind::AnomalyBand { metric: m, .. } => vec![m.namespace.as_str()],
-                    AlarmKind::Expression { metrics, .. } => metrics.values().map(|m| m.namespace.as_str()).collect(),
-                };
-                let fed = namespaces.iter().all(|ns| {
-                    *ns == "Stackdrill"
-                        || ns.starts_with("AWS/")
-                        || a.metric_filters.iter().any(|mf| mf.namespace == *ns)
-                });
-                f.add(
-                    "STK-ALARM-METRICS",
-                    fed,
-                    format!("alarm {}", al.name),
-                    "its metric is produced",
-                    format!("its namespace {} is fed by no metric filter of this stack", namespaces.join(", ")),
-                );
-            }
-            match a.alarms.iter().find(|x| x.purpose == Purpose::DrillFreshness) {
-                Some(al) => f.add(
-                    "STK-DRILL-FRESHNESS",
-                    al.missing_data == "breaching",
-                    format!("alarm {}", al.name),
-                    "missing data is breaching",
-                    format!("missing data is {}", al.missing_data),
-                ),
-                None => f.absent("STK-DRILL-FRESHNESS", "drill-freshness alarm"),
-            }
+            check_alarms(f, a);
             f.add(
                 "STK-SNS-ENCRYPTED",
                 cmk(&a.topic_key),
@@ -407,6 +352,58 @@ fn check_alerts(f: &mut Findings, s: &StackSpec) {
                 );
             }
         }
+    }
+}
+
+/// The alarm rules: the five required purposes, actions, metrics something produces, drill freshness.
+fn check_alarms(f: &mut Findings, a: &crate::config::AlertsSpec) {
+    let required = [
+        Purpose::AuthDenialSpike,
+        Purpose::ProviderFailureRate,
+        Purpose::IndexingFailures,
+        Purpose::LedgerMismatch,
+        Purpose::DrillFreshness,
+    ];
+    let missing: Vec<&str> =
+        required.iter().filter(|p| !a.alarms.iter().any(|x| x.purpose == **p)).map(|p| p.as_str()).collect();
+    f.add(
+        "STK-ALARMS",
+        missing.is_empty(),
+        format!("topic {}", a.topic),
+        "all five required alarms are declared",
+        format!("no alarm with purpose {}", missing.join(", ")),
+    );
+    // stackdrill sets every alarm's actions (alarm and OK) to the stack topic, so in the file this
+    // holds by construction; `--live` is what can find an alarm whose actions were changed.
+    for al in &a.alarms {
+        f.add("STK-ALARM-ACTIONS", true, format!("alarm {}", al.name), &format!("notifies {}", a.topic), String::new());
+    }
+    // An alarm on a metric nothing produces never fires.
+    for al in &a.alarms {
+        let namespaces: Vec<&str> = match &al.kind {
+            AlarmKind::Metric(m) | AlarmKind::AnomalyBand { metric: m, .. } => vec![m.namespace.as_str()],
+            AlarmKind::Expression { metrics, .. } => metrics.values().map(|m| m.namespace.as_str()).collect(),
+        };
+        let fed = namespaces.iter().all(|ns| {
+            *ns == "Stackdrill" || ns.starts_with("AWS/") || a.metric_filters.iter().any(|mf| mf.namespace == *ns)
+        });
+        f.add(
+            "STK-ALARM-METRICS",
+            fed,
+            format!("alarm {}", al.name),
+            "its metric is produced",
+            format!("its namespace {} is fed by no metric filter of this stack", namespaces.join(", ")),
+        );
+    }
+    match a.alarms.iter().find(|x| x.purpose == Purpose::DrillFreshness) {
+        Some(al) => f.add(
+            "STK-DRILL-FRESHNESS",
+            al.missing_data == "breaching",
+            format!("alarm {}", al.name),
+            "missing data is breaching",
+            format!("missing data is {}", al.missing_data),
+        ),
+        None => f.absent("STK-DRILL-FRESHNESS", "drill-freshness alarm"),
     }
 }
 
@@ -531,61 +528,14 @@ pub(crate) fn check_live(
         format!("live region {region} is outside the residency {}", s.residency.join(", ")),
     );
     let get = |kind: &'static str| desired.iter().filter(move |r| r.kind == kind).map(|r| (r, live.get(r)));
-    let prop =
-        |l: Option<&crate::stack::live::Live>, k: &str| l.and_then(|l| l.props.get(k)).cloned().unwrap_or(Value::Null);
-    let missing = |r: &crate::stack::model::Resource| format!("{} {} does not exist", r.kind, r.name);
+    let prop = live_prop;
     for (r, l) in get("kms-key") {
         let ok = prop(l, "rotation") == Value::Bool(true);
         let fail = if l.is_none() { missing(r) } else { "rotation is off".into() };
         f.add("STK-KMS-ROTATION", ok, &r.name, "rotation on", fail);
     }
     for (r, l) in get("rds-instance") {
-        let what = format!("rds {}", r.name);
-        let fail = |m: &str| if l.is_none() { missing(r) } else { m.to_string() };
-        let key = prop(l, "kms-key");
-        let cmk = key.as_str().is_some_and(|k| k.starts_with("alias/") && k != "alias/aws/rds");
-        f.add(
-            "STK-RDS-ENCRYPTED",
-            cmk,
-            &what,
-            "encrypted with a customer-managed key",
-            fail(&format!("storage key {key}")),
-        );
-        f.add("STK-RDS-MULTI-AZ", prop(l, "multi-az") == Value::Bool(true), &what, "Multi-AZ", fail("single-AZ"));
-        let days = prop(l, "backup-retention-days").as_i64().unwrap_or(0);
-        f.add(
-            "STK-RDS-BACKUP-RETENTION",
-            days >= 7,
-            &what,
-            "retention ≥ 7 days",
-            fail(&format!("retention {days} days")),
-        );
-        f.add(
-            "STK-RDS-PRIVATE",
-            prop(l, "publicly-accessible") == Value::Bool(false),
-            &what,
-            "not public",
-            fail("publicly accessible"),
-        );
-        f.add(
-            "STK-RDS-DELETION-PROTECTION",
-            prop(l, "deletion-protection") == Value::Bool(true),
-            &what,
-            "deletion protection on",
-            fail("deletion protection off"),
-        );
-        f.add("STK-RDS-IAM-AUTH", prop(l, "iam-auth") == Value::Bool(true), &what, "IAM auth on", fail("IAM auth off"));
-        let pg =
-            live.found.get(&format!("db-parameter-group/{}", prop(l, "parameter-group").as_str().unwrap_or_default()));
-        let ssl =
-            pg.and_then(|p| p.props.get("parameters")).and_then(|p| p.get("rds.force_ssl")).and_then(Value::as_str);
-        f.add(
-            "STK-RDS-FORCE-SSL",
-            ssl == Some("1"),
-            &what,
-            "rds.force_ssl = 1",
-            fail("rds.force_ssl is not 1 in its parameter group"),
-        );
+        live_database(&mut f, r, l, live);
     }
     for (r, l) in get("backup-vault") {
         let ok = prop(l, "kms-key").as_str().is_some_and(|k| k.starts_with("alias/") && !k.starts_with("alias/aws/"));
@@ -632,4 +582,62 @@ pub(crate) fn check_live(
         f.add("STK-APP-HEALTH", ok, &r.name, "enhanced health across ≥ 2 AZs", fail);
     }
     f.0
+}
+
+/// A live property, `null` when the resource or the property is absent.
+fn live_prop(l: Option<&crate::stack::live::Live>, k: &str) -> serde_json::Value {
+    l.and_then(|l| l.props.get(k)).cloned().unwrap_or(serde_json::Value::Null)
+}
+
+fn missing(r: &crate::stack::model::Resource) -> String {
+    format!("{} {} does not exist", r.kind, r.name)
+}
+
+/// The database rules on the live instance and its live parameter group.
+fn live_database(
+    f: &mut Findings,
+    r: &crate::stack::model::Resource,
+    l: Option<&crate::stack::live::Live>,
+    live: &crate::stack::live::LiveState,
+) {
+    use serde_json::Value;
+    let prop = live_prop;
+    let what = format!("rds {}", r.name);
+    let fail = |m: &str| if l.is_none() { missing(r) } else { m.to_string() };
+    let key = prop(l, "kms-key");
+    let cmk = key.as_str().is_some_and(|k| k.starts_with("alias/") && k != "alias/aws/rds");
+    f.add(
+        "STK-RDS-ENCRYPTED",
+        cmk,
+        &what,
+        "encrypted with a customer-managed key",
+        fail(&format!("storage key {key}")),
+    );
+    f.add("STK-RDS-MULTI-AZ", prop(l, "multi-az") == Value::Bool(true), &what, "Multi-AZ", fail("single-AZ"));
+    let days = prop(l, "backup-retention-days").as_i64().unwrap_or(0);
+    f.add("STK-RDS-BACKUP-RETENTION", days >= 7, &what, "retention ≥ 7 days", fail(&format!("retention {days} days")));
+    f.add(
+        "STK-RDS-PRIVATE",
+        prop(l, "publicly-accessible") == Value::Bool(false),
+        &what,
+        "not public",
+        fail("publicly accessible"),
+    );
+    f.add(
+        "STK-RDS-DELETION-PROTECTION",
+        prop(l, "deletion-protection") == Value::Bool(true),
+        &what,
+        "deletion protection on",
+        fail("deletion protection off"),
+    );
+    f.add("STK-RDS-IAM-AUTH", prop(l, "iam-auth") == Value::Bool(true), &what, "IAM auth on", fail("IAM auth off"));
+    let pg = live.found.get(&format!("db-parameter-group/{}", prop(l, "parameter-group").as_str().unwrap_or_default()));
+    let ssl = pg.and_then(|p| p.props.get("parameters")).and_then(|p| p.get("rds.force_ssl")).and_then(Value::as_str);
+    f.add(
+        "STK-RDS-FORCE-SSL",
+        ssl == Some("1"),
+        &what,
+        "rds.force_ssl = 1",
+        fail("rds.force_ssl is not 1 in its parameter group"),
+    );
 }
