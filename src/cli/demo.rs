@@ -96,13 +96,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
             )
         })?;
         let (stop, workload) = demo::start_workload(&source);
-        let opts = RunOptions {
-            target: None,
-            trigger: "demo".into(),
-            aws: s.aws.clone(),
-            participants: vec![],
-            scheduled_for: None,
-        };
+        let opts = RunOptions::new("demo", &s.aws);
         let (mut finished, _) = fleet.run(vec![Job { index: 0, spec, opts, delay: Duration::ZERO }]).await;
         let _ = stop.send(true);
         let transfers = workload.await.unwrap_or(0);

@@ -304,10 +304,8 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     }
     let opts = RunOptions {
         target: settings.target.clone(),
-        trigger: settings.trigger.clone(),
-        aws: settings.aws.clone(),
         participants: settings.participants.clone(),
-        scheduled_for: None,
+        ..RunOptions::new(&settings.trigger, &settings.aws)
     };
     let reporters: Vec<Arc<dyn Reporter>> = vec![
         Arc::new(crate::drill::metrics::CloudWatch { aws: settings.aws.clone() }),

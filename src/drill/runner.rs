@@ -37,6 +37,19 @@ pub(crate) struct RunOptions {
     pub(crate) scheduled_for: Option<chrono::DateTime<Utc>>,
 }
 
+impl RunOptions {
+    /// A run as the drill file says, started by `trigger` (`manual`, `schedule`, `demo`, `ci`, ...).
+    pub(crate) fn new(trigger: &str, aws: &AwsSettings) -> RunOptions {
+        RunOptions {
+            target: None,
+            trigger: trigger.into(),
+            aws: aws.clone(),
+            participants: vec![],
+            scheduled_for: None,
+        }
+    }
+}
+
 /// Runs `spec`. `Err` means the drill could not run (nothing was restored, no report); otherwise the
 /// report, whatever the verdict.
 #[tracing::instrument(skip_all, fields(drill = %spec.name, run = tracing::field::Empty))]

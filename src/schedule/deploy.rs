@@ -264,6 +264,42 @@ impl Deployer {
         want: &[Desired],
         dry_run: bool,
     ) -> Result<Vec<Change>, DeployError> {
+        let live = self.live_schedules(cfg, dry_run).await?;
+        let mut changes = changes(want, &live);
+        if dry_run {
+            return Ok(changes);
+        }
+        for c in &mut changes {
+            let res = match c.action {
+                "create" | "update" => {
+                    let Some(d) = want.iter().find(|d| d.name == c.schedule) else { continue };
+                    self.put(cfg, d, c.action == "create").await
+                }
+                "delete" => self
+                    .client
+                    .delete_schedule()
+                    .group_name(&cfg.group)
+                    .name(&c.schedule)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| classify("scheduler:DeleteSchedule", &e).into()),
+                _ => continue,
+            };
+            match res {
+                Ok(()) => c.done = true,
+                Err(e) => c.error = Some(e.to_string()),
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The group's schedules as they are (name, shape); a missing group is created unless `dry_run`.
+    async fn live_schedules(
+        &self,
+        cfg: &DeploySpec,
+        dry_run: bool,
+    ) -> Result<Vec<(String, serde_json::Value)>, DeployError> {
         let exists = self.group(&cfg.group).await?;
         let mut live = Vec::new();
         if exists {
@@ -305,75 +341,7 @@ impl Deployer {
                 .await
                 .map_err(|e| classify("scheduler:CreateScheduleGroup", &e))?;
         }
-
-        let mut changes = Vec::new();
-        for d in want {
-            let expression = d.shape["expression"].as_str().map(str::to_string);
-            let timezone = d.shape["timezone"].as_str().map(str::to_string);
-            let found = live.iter().find(|(n, _)| *n == d.name).map(|(_, v)| v);
-            let (action, details) = match found {
-                None => ("create", vec![]),
-                Some(l) if !is_ours(l) => (
-                    "refused",
-                    vec!["a schedule of this name exists that stackdrill did not create (its description lacks the stackdrill mark)".to_string()],
-                ),
-                Some(l) => {
-                    let diff = differences(l, &d.shape);
-                    if diff.is_empty() { ("unchanged", diff) } else { ("update", diff) }
-                }
-            };
-            changes.push(Change {
-                action,
-                schedule: d.name.clone(),
-                expression,
-                timezone,
-                details,
-                done: false,
-                error: None,
-            });
-        }
-        for (name, l) in &live {
-            if want.iter().any(|d| d.name == *name) {
-                continue;
-            }
-            if is_ours(l) {
-                changes.push(Change {
-                    action: "delete",
-                    schedule: name.clone(),
-                    expression: l["expression"].as_str().map(str::to_string),
-                    timezone: l["timezone"].as_str().map(str::to_string),
-                    details: vec!["its drill no longer has a schedule (or was removed)".into()],
-                    done: false,
-                    error: None,
-                });
-            }
-        }
-        if dry_run {
-            return Ok(changes);
-        }
-        for c in &mut changes {
-            let res = match c.action {
-                "create" | "update" => {
-                    let Some(d) = want.iter().find(|d| d.name == c.schedule) else { continue };
-                    self.put(cfg, d, c.action == "create").await
-                }
-                "delete" => self
-                    .client
-                    .delete_schedule()
-                    .group_name(&cfg.group)
-                    .name(&c.schedule)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| classify("scheduler:DeleteSchedule", &e).into()),
-                _ => continue,
-            };
-            match res {
-                Ok(()) => c.done = true,
-                Err(e) => c.error = Some(e.to_string()),
-            }
-        }
-        Ok(changes)
+        Ok(live)
     }
 
     async fn put(&self, cfg: &DeploySpec, d: &Desired, create: bool) -> Result<(), DeployError> {
@@ -409,6 +377,54 @@ impl Deployer {
             send!(update_schedule, "scheduler:UpdateSchedule")
         }
     }
+}
+
+/// What to do per schedule: create what is missing, update what differs, delete ours whose drill lost its
+/// schedule, refuse a schedule of the same name that is not ours.
+fn changes(want: &[Desired], live: &[(String, serde_json::Value)]) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for d in want {
+        let expression = d.shape["expression"].as_str().map(str::to_string);
+        let timezone = d.shape["timezone"].as_str().map(str::to_string);
+        let found = live.iter().find(|(n, _)| *n == d.name).map(|(_, v)| v);
+        let (action, details) = match found {
+            None => ("create", vec![]),
+            Some(l) if !is_ours(l) => (
+                "refused",
+                vec!["a schedule of this name exists that stackdrill did not create (its description lacks the stackdrill mark)".to_string()],
+            ),
+            Some(l) => {
+                let diff = differences(l, &d.shape);
+                if diff.is_empty() { ("unchanged", diff) } else { ("update", diff) }
+            }
+        };
+        changes.push(Change {
+            action,
+            schedule: d.name.clone(),
+            expression,
+            timezone,
+            details,
+            done: false,
+            error: None,
+        });
+    }
+    for (name, l) in live {
+        if want.iter().any(|d| d.name == *name) {
+            continue;
+        }
+        if is_ours(l) {
+            changes.push(Change {
+                action: "delete",
+                schedule: name.clone(),
+                expression: l["expression"].as_str().map(str::to_string),
+                timezone: l["timezone"].as_str().map(str::to_string),
+                details: vec!["its drill no longer has a schedule (or was removed)".into()],
+                done: false,
+                error: None,
+            });
+        }
+    }
+    changes
 }
 
 fn is_ours(live: &Value) -> bool {

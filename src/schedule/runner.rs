@@ -177,13 +177,8 @@ impl Loop {
                         report: None,
                     });
                     self.running.insert(spec.name.clone(), occurrence);
-                    let opts = RunOptions {
-                        target: None,
-                        trigger: "schedule".into(),
-                        aws: self.s.aws.clone(),
-                        participants: vec![],
-                        scheduled_for: Some(occurrence),
-                    };
+                    let opts =
+                        RunOptions { scheduled_for: Some(occurrence), ..RunOptions::new("schedule", &self.s.aws) };
                     let delay = self.s.jitter.mul_f64(rand::random::<f64>());
                     fleet.start(Job { index, spec: spec.clone(), opts, delay });
                 }
