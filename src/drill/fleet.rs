@@ -303,3 +303,109 @@ async fn store(shared: &Shared, report: &mut Report) -> Result<Written, String> 
     });
     written
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Records what it hears; panics on the plan phase of the drill named `panic_on` (a bug in one drill's
+    /// task, outside any phase).
+    #[derive(Default)]
+    struct Recorder {
+        panic_on: Option<&'static str>,
+        finished: Mutex<Vec<String>>,
+        done: Mutex<Option<Stats>>,
+    }
+
+    impl Reporter for Recorder {
+        fn event(&self, e: &Event) {
+            if let (Event::PhaseStarted { drill, phase: "plan" }, Some(p)) = (e, self.panic_on)
+                && drill == p
+            {
+                panic!("reporter bug on {drill}");
+            }
+        }
+        fn finished<'a>(&'a self, f: &'a Finished) -> BoxFuture<'a, ()> {
+            let what = match &f.ended {
+                Ended::Ran { .. } => "ran".to_string(),
+                Ended::CouldNotRun(e) => format!("could not run: {e}"),
+                Ended::NotStarted => "not started".to_string(),
+            };
+            self.finished.lock().unwrap().push(format!("{}: {what}", f.drill()));
+            Box::pin(async {})
+        }
+        fn done(&self, stats: &Stats) {
+            *self.done.lock().unwrap() = Some(*stats);
+        }
+    }
+
+    /// A local drill whose backups directory is empty: its plan finds nothing recoverable.
+    fn spec(name: &str, dir: &std::path::Path) -> DrillSpec {
+        for sub in ["b", "w", "s"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let d = dir.display();
+        let yaml = format!(
+            "name: {name}\nrestore:\n  local-postgres: {{ base-backups: {d}/b, wal-archive: {d}/w, scratch-root: {d}/s }}\n\
+             objectives: {{ rto: 1h, rpo: 5m }}\nverify:\n  - amcheck: {{}}\n"
+        );
+        crate::config::parse_drill(&yaml, std::path::Path::new("drills/x.yaml")).expect("a valid drill")
+    }
+
+    fn fleet(reporter: Arc<Recorder>, cancel: Cancel, dir: &std::path::Path) -> Fleet {
+        let settings = Settings {
+            store: ReportStore::Dir(dir.join("reports")),
+            signer: None,
+            aws: AwsSettings::default(),
+            concurrency: 2,
+            if_running: IfRunning::Parallel,
+            cancel,
+        };
+        Fleet::new(settings, vec![reporter])
+    }
+
+    fn job(index: usize, spec: DrillSpec, delay: Duration) -> Job {
+        Job { index, spec, opts: RunOptions::new("test", &AwsSettings::default()), delay }
+    }
+
+    #[tokio::test]
+    async fn a_drill_task_that_panics_is_could_not_run_and_the_others_finish() {
+        crate::cli::settings::init_process();
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(Recorder { panic_on: Some("bad"), ..Recorder::default() });
+        let (_tx, cancel) = Cancel::new();
+        let jobs =
+            vec![job(0, spec("bad", dir.path()), Duration::ZERO), job(1, spec("good", dir.path()), Duration::ZERO)];
+        let (finished, stats) = fleet(rec.clone(), cancel, dir.path()).run(jobs).await;
+        assert_eq!(finished.iter().map(|f| f.index).collect::<Vec<_>>(), [0, 1], "in index order");
+        match &finished[0].ended {
+            Ended::CouldNotRun(DrillError::Panicked(m)) => assert!(m.contains("reporter bug on bad"), "{m}"),
+            _ => panic!("the panicking drill is could-not-run"),
+        }
+        match &finished[1].ended {
+            Ended::CouldNotRun(DrillError::Panicked(m)) => panic!("the other drill panicked too: {m}"),
+            Ended::CouldNotRun(e) => assert!(e.to_string().contains("recoverable"), "the other ran its plan: {e}"),
+            _ => panic!("nothing is recoverable for the other drill"),
+        }
+        assert_eq!(stats, Stats { could_not_run: 2, ..Stats::default() });
+        assert_eq!(rec.finished.lock().unwrap().len(), 2, "every reporter hears every drill once");
+        assert_eq!(*rec.done.lock().unwrap(), Some(stats));
+    }
+
+    #[tokio::test]
+    async fn a_stop_before_a_delayed_start_means_not_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(Recorder::default());
+        let (tx, cancel) = Cancel::new();
+        let mut f = fleet(rec.clone(), cancel, dir.path());
+        f.start(job(0, spec("later", dir.path()), Duration::from_secs(3600)));
+        tx.send(true).unwrap();
+        let done = f.next().await.expect("one drill");
+        assert!(matches!(done.ended, Ended::NotStarted));
+        assert!(f.next().await.is_none());
+        assert_eq!(f.finish(), Stats { not_started: 1, ..Stats::default() });
+        assert_eq!(rec.finished.lock().unwrap().as_slice(), ["later: not started"]);
+    }
+}

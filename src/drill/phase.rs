@@ -82,3 +82,37 @@ impl From<String> for RestoreOrText {
         RestoreOrText::Text(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_phase_that_panics_stops_with_the_panic_not_the_process() {
+        let (_tx, cancel) = Cancel::new();
+        let r: Result<(), Stop<String>> =
+            bounded(&cancel, Duration::from_secs(5), async { panic!("provider bug") }).await;
+        assert!(matches!(r, Err(Stop::Panicked(ref m)) if m == "provider bug"));
+        let (v, why) = stop_reason("restore", Stop::<String>::Panicked("provider bug".into()));
+        assert_eq!(v, Verdict::Error);
+        assert!(why.contains("restore phase panicked") && why.contains("provider bug"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_phase_times_out_or_is_interrupted() {
+        let (tx, cancel) = Cancel::new();
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<(), String>(())
+        };
+        assert!(matches!(bounded(&cancel, Duration::from_millis(20), slow()).await, Err(Stop::TimedOut(_))));
+        tx.send(true).unwrap();
+        assert!(matches!(bounded(&cancel, Duration::from_secs(60), slow()).await, Err(Stop::Interrupted)));
+    }
+
+    #[tokio::test]
+    async fn a_teardown_that_panics_is_an_error_not_a_lost_record() {
+        let r = unwinding(async { panic!("teardown bug") }).await;
+        assert_eq!(r.unwrap_err(), "teardown bug");
+    }
+}
