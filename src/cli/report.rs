@@ -344,63 +344,11 @@ async fn sign_off(
     Ok(exit_codes::OK)
 }
 
-#[derive(Serialize)]
-struct RunbookFinding {
-    drill: String,
-    runbook: Option<String>,
-    problem: String,
-}
-
 pub(super) fn runbook_check(dir: &Path, printer: Printer) -> Result<u8, Failure> {
     let (specs, bad) = drill_specs();
     let all = store(dir)?;
-    let now = Utc::now();
-    let mut findings = Vec::new();
-    for s in &specs {
-        let runbook = s.runbook.as_ref().map(|p| p.display().to_string());
-        match &s.runbook {
-            None => findings.push(RunbookFinding {
-                drill: s.name.clone(),
-                runbook: None,
-                problem: "cites no runbook".into(),
-            }),
-            Some(p) if !p.is_file() => findings.push(RunbookFinding {
-                drill: s.name.clone(),
-                runbook: runbook.clone(),
-                problem: format!("cites `{}`, which does not exist", p.display()),
-            }),
-            Some(_) => {}
-        }
-        let Some(sched) = &s.schedule else { continue };
-        let gap = crate::schedule::cadence(sched, now).unwrap_or_default();
-        let last_pass: Option<DateTime<Utc>> =
-            all.history(&s.name).filter(|r| r.passed()).filter_map(Row::started_at).max();
-        let overdue = crate::schedule::overdue(sched, last_pass, now).unwrap_or(false);
-        if overdue {
-            findings.push(RunbookFinding {
-                drill: s.name.clone(),
-                runbook,
-                problem: match last_pass {
-                    None => format!(
-                        "no passed run in `{}`; scheduled every {}",
-                        dir.display(),
-                        humantime::format_duration(gap.to_std().unwrap_or_default())
-                    ),
-                    Some(t) => format!(
-                        "last passed {t}; scheduled every {}",
-                        humantime::format_duration(gap.to_std().unwrap_or_default())
-                    ),
-                },
-            });
-        }
-    }
-    for b in &bad {
-        findings.push(RunbookFinding {
-            drill: "-".into(),
-            runbook: None,
-            problem: format!("drill file does not load: {b}"),
-        });
-    }
+    let findings =
+        crate::report::controls::runbook_findings(&all, &dir.display().to_string(), &specs, &bad, Utc::now());
     if printer.is_json() {
         printer.json(&findings);
     } else if findings.is_empty() {

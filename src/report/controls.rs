@@ -1,5 +1,6 @@
-//! The controls matrix (`report controls`): per control, every run that evidences it (result, RTO, RPO,
-//! signature, chain, sign-off) and every scheduled period without a passed run.
+//! What the store evidences per control and per runbook: the controls matrix (`report controls`: per
+//! control, every run that evidences it — result, RTO, RPO, signature, chain, sign-off — and every scheduled
+//! period without a passed run) and the `runbook check` findings.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
@@ -148,6 +149,71 @@ pub(crate) fn markdown(store: &str, controls: &[Control], intact: bool) -> Strin
         o.push('\n');
     }
     o
+}
+
+#[derive(Serialize)]
+pub(crate) struct RunbookFinding {
+    pub(crate) drill: String,
+    pub(crate) runbook: Option<String>,
+    pub(crate) problem: String,
+}
+
+/// What `runbook check` finds: a drill that cites no runbook or a missing one, a scheduled drill with no
+/// pass within its cadence (in `store`, named `store_name`), a drill file that does not load (`bad`).
+pub(crate) fn runbook_findings(
+    store: &Store,
+    store_name: &str,
+    specs: &[DrillSpec],
+    bad: &[String],
+    now: DateTime<Utc>,
+) -> Vec<RunbookFinding> {
+    let mut findings = Vec::new();
+    for s in specs {
+        let runbook = s.runbook.as_ref().map(|p| p.display().to_string());
+        match &s.runbook {
+            None => findings.push(RunbookFinding {
+                drill: s.name.clone(),
+                runbook: None,
+                problem: "cites no runbook".into(),
+            }),
+            Some(p) if !p.is_file() => findings.push(RunbookFinding {
+                drill: s.name.clone(),
+                runbook: runbook.clone(),
+                problem: format!("cites `{}`, which does not exist", p.display()),
+            }),
+            Some(_) => {}
+        }
+        let Some(sched) = &s.schedule else { continue };
+        let gap = crate::schedule::cadence(sched, now).unwrap_or_default();
+        let last_pass: Option<DateTime<Utc>> =
+            store.history(&s.name).filter(|r| r.passed()).filter_map(Row::started_at).max();
+        let overdue = crate::schedule::overdue(sched, last_pass, now).unwrap_or(false);
+        if overdue {
+            findings.push(RunbookFinding {
+                drill: s.name.clone(),
+                runbook,
+                problem: match last_pass {
+                    None => format!(
+                        "no passed run in `{}`; scheduled every {}",
+                        store_name,
+                        humantime::format_duration(gap.to_std().unwrap_or_default())
+                    ),
+                    Some(t) => format!(
+                        "last passed {t}; scheduled every {}",
+                        humantime::format_duration(gap.to_std().unwrap_or_default())
+                    ),
+                },
+            });
+        }
+    }
+    for b in bad {
+        findings.push(RunbookFinding {
+            drill: "-".into(),
+            runbook: None,
+            problem: format!("drill file does not load: {b}"),
+        });
+    }
+    findings
 }
 
 #[cfg(test)]
