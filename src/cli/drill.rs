@@ -337,15 +337,18 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
 async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillSpec>, Failure> {
     let store = super::args::StoreArgs { reports: Some(settings.reports.clone()) };
     let view = super::report::open(&store, &settings.aws).await?;
-    let store = crate::report::view::Store::read(&view.dir)
+    let store = crate::report::view::Store::read_verified(&view.dir)
         .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", view.dir.display()), None))?;
+    if let Some(w) = store.warning() {
+        crate::ui::diag!("{w}");
+    }
     let now = chrono::Utc::now();
     Ok(specs
         .into_iter()
         .filter(|s| {
             let Some(sched) = &s.schedule else { return false };
             let Some(latest) = crate::schedule::last_at_or_before(sched, now) else { return false };
-            let last_run = store.history(&s.name).filter_map(|r| r.entry.at_utc()).max();
+            let last_run = store.last_run(&s.name).and_then(|r| r.started_at());
             last_run.is_none_or(|t| t < latest)
         })
         .collect())

@@ -83,8 +83,13 @@ pub(super) fn keys_generate(out: Option<&Path>) -> Result<u8, Failure> {
     Ok(exit_codes::OK)
 }
 
+/// The store in `dir`, verified; a broken chain is said on stderr before anything is shown from it.
 fn store(dir: &Path) -> Result<Store, Failure> {
-    Store::read(dir).map_err(|e| io_failure(dir, e))
+    let store = Store::read_verified(dir).map_err(|e| io_failure(dir, e))?;
+    if let Some(w) = store.warning() {
+        crate::ui::diag!("{w}");
+    }
+    Ok(store)
 }
 
 fn secs(v: Option<f64>) -> String {
@@ -107,6 +112,13 @@ fn verify(dir: &Path, key: Option<&Path>, printer: Printer) -> Result<u8, Failur
             })?)
         }
     };
+    if !dir.is_dir() {
+        // A mistyped store proves nothing: "ok, 0 entries" would read as a clean bill.
+        return Err(Failure::could_not_run(
+            anyhow!("nothing to verify: there is no report store at `{}`", dir.display()),
+            Some("name the store the drills write to with --reports (or STACKDRILL_REPORTS)".into()),
+        ));
+    }
     let v = chain::verify(dir, public.as_deref()).map_err(|e| io_failure(dir, e))?;
     if printer.is_json() {
         printer.json(&v);
@@ -297,18 +309,17 @@ fn drill_specs() -> (Vec<crate::config::DrillSpec>, Vec<String>) {
 
 fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
     let all = store(dir)?;
-    let verified = chain::verify(dir, None).map_err(|e| io_failure(dir, e))?;
-    let broken: std::collections::HashSet<u64> = verified.problems.iter().filter_map(|p| p.seq).collect();
     let (specs, _) = drill_specs();
-    let matrix = crate::report::controls::matrix(&all, &broken, &specs, Utc::now());
+    let matrix = crate::report::controls::matrix(&all, &all.broken_entries(), &specs, Utc::now());
     match format {
         ControlsFormat::Json => crate::ui::outln!("{}", serde_json::to_string_pretty(&matrix).unwrap_or_default()),
         ControlsFormat::Md => crate::ui::out!(
             "{}",
-            crate::report::controls::markdown(&dir.display().to_string(), &matrix, verified.problems.is_empty())
+            crate::report::controls::markdown(&dir.display().to_string(), &matrix, all.broken().is_none())
         ),
     }
-    Ok(exit_codes::OK)
+    // A matrix over a broken chain is not evidence: the command fails, naming the first broken link.
+    Ok(if all.broken().is_some() { exit_codes::NOT_VERIFIED } else { exit_codes::OK })
 }
 
 async fn sign_off(
@@ -345,6 +356,8 @@ async fn sign_off(
 }
 
 pub(super) fn runbook_check(dir: &Path, printer: Printer) -> Result<u8, Failure> {
+    // No drill files is not "every drill cites its runbook": there is nothing to check.
+    super::drill::yaml_files("drills")?;
     let (specs, bad) = drill_specs();
     let all = store(dir)?;
     let findings =

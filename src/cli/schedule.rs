@@ -60,17 +60,20 @@ pub(super) async fn list(
         crate::ui::diag!("error: {b}");
     }
     let view = super::report::open(store, aws).await?;
-    let store = crate::report::view::Store::read(&view.dir)
+    let store = crate::report::view::Store::read_verified(&view.dir)
         .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", view.dir.display()), None))?;
+    if let Some(w) = store.warning() {
+        crate::ui::diag!("{w}");
+    }
     let now = Utc::now();
     let mut rows = Vec::new();
     for s in &specs {
         let Some(sched) = &s.schedule else { continue };
-        let last_run = store
-            .last_run(&s.name)
-            .map(|r| &r.entry)
-            .and_then(|e| Some(LastRun { id: e.id.clone(), result: e.result.clone(), at: e.at_utc()? }));
-        let last_passed_at = store.last_pass(&s.name).and_then(|r| r.entry.at_utc());
+        let last_run = store.last_run(&s.name).and_then(|r| {
+            let report = r.report()?;
+            Some(LastRun { id: report.id.clone(), result: report.result.as_str().into(), at: report.started_at })
+        });
+        let last_passed_at = store.last_pass(&s.name).and_then(|r| r.started_at());
         let mut next = Vec::new();
         let mut t = now;
         while next.len() < count {

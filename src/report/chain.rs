@@ -51,13 +51,6 @@ pub(crate) struct Entry {
     pub(crate) key_id: Option<String>,
 }
 
-impl Entry {
-    /// When the entry was written (`at`), if it parses.
-    pub(crate) fn at_utc(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        chrono::DateTime::parse_from_rfc3339(&self.at).ok().map(|t| t.to_utc())
-    }
-}
-
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -221,6 +214,9 @@ pub(crate) fn verify(dir: &Path, key: Option<&[u8]>) -> std::io::Result<Verified
                 "the previous_sha256 inside the report differs from the ledger's link".into(),
             );
         }
+        if let Some(why) = ledger_mismatch(&e, &doc) {
+            problem(Some(e.seq), at.clone(), why);
+        }
         match signature(dir, &e.file, &bytes, &doc, key) {
             Ok(true) => signed += 1,
             Ok(false) => {}
@@ -234,6 +230,40 @@ pub(crate) fn verify(dir: &Path, key: Option<&[u8]>) -> std::io::Result<Verified
     v.entries = listed.len();
     v.signed = signed;
     Ok(v)
+}
+
+/// The first ledger field that disagrees with the document its entry points at (whose bytes the chain
+/// proves): the readers take `result`, `drill`, `at` and `key_id` from the ledger, so an edited ledger line
+/// would otherwise pass as a different verdict, drill, time or signer.
+fn ledger_mismatch(e: &Entry, doc: &serde_json::Value) -> Option<String> {
+    let (schema, result_key, time_key) = match e.kind {
+        EntryKind::Report => ("stackdrill.report/v1", "result", "finished_at"),
+        EntryKind::SignOff => ("stackdrill.sign-off/v1", "decision", "at"),
+    };
+    let text = |k: &str| doc[k].as_str().map(str::to_string);
+    if text("schema").as_deref() != Some(schema) {
+        return Some(format!("the ledger says {} but the file is not a `{schema}` document", e.kind));
+    }
+    let time = text(time_key)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let key_id = doc["signing"]["key_id"].as_str().map(str::to_string);
+    let fields = [
+        ("id", Some(e.id.clone()), text("id")),
+        ("drill", Some(e.drill.clone()), text("drill")),
+        ("result", Some(e.result.clone()), text(result_key)),
+        ("at", Some(e.at.clone()), time),
+        ("key_id", e.key_id.clone(), key_id),
+    ];
+    fields.into_iter().find(|(_, ledger, file)| ledger != file).map(|(field, ledger, file)| {
+        let show = |v: Option<String>| v.map(|v| format!("`{v}`")).unwrap_or_else(|| "none".into());
+        format!(
+            "the ledger's `{field}` is {} but the {} it points at says {}: the ledger line was edited",
+            show(ledger),
+            if e.kind == EntryKind::Report { "report" } else { "sign-off" },
+            show(file)
+        )
+    })
 }
 
 /// The detached signature and DSSE envelope of `file` checked with `key` (else the key the document
@@ -412,6 +442,32 @@ mod tests {
         .unwrap();
         let p = first_problem(&d, Some(&public));
         assert!(p.starts_with("entry 2 ") && p.contains("bad signature"), "{p}");
+    }
+
+    /// Every ledger field a reader takes is checked against the document the chain proves: editing the
+    /// ledger's `result` (a failed drill turned into a pass), `drill`, `id`, `at` or `key_id` is named.
+    #[test]
+    fn an_edited_ledger_field_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (signer, public) = key(tmp.path());
+        let edits: [(&str, &str, &str); 5] = [
+            ("result", "\"result\":\"failed\"", "\"result\":\"passed\""),
+            ("drill", "\"drill\":\"b\"", "\"drill\":\"a\""),
+            ("id", "\"id\":\"000000000003\"", "\"id\":\"000000000099\""),
+            ("at", "\"at\":\"2026-01-01T03:00:00Z\"", "\"at\":\"2026-01-02T03:00:00Z\""),
+            ("key_id", "\"key_id\":\"", "\"key_id\":\"0"),
+        ];
+        for (field, from, to) in edits {
+            let d = tmp.path().join(field);
+            store(&d, 5, Some(&signer));
+            let ledger = std::fs::read_to_string(d.join(LEDGER)).unwrap();
+            let mut lines: Vec<String> = ledger.lines().map(String::from).collect();
+            assert!(lines[3].contains(from), "{field}: {}", lines[3]);
+            lines[3] = lines[3].replacen(from, to, 1);
+            std::fs::write(d.join(LEDGER), lines.join("\n") + "\n").unwrap();
+            let p = first_problem(&d, Some(&public));
+            assert!(p.starts_with("entry 4 ") && p.contains(&format!("ledger's `{field}`")), "{field}: {p}");
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub(crate) fn matrix(store: &Store, broken: &HashSet<u64>, specs: &[DrillSpec], 
             drill: r.entry.drill.clone(),
             id: r.entry.id.clone(),
             started_at: Some(rfc3339(d.started_at)),
-            result: r.entry.result.clone(),
+            result: d.result.as_str().into(),
             rto: met(d.measured.rto_seconds, d.measured.rto_met),
             rpo: met(d.measured.rpo_seconds, d.measured.rpo_met),
             signature: match &r.entry.key_id {

@@ -29,7 +29,11 @@ pub(crate) fn trend(dir: &Path, drill: &str, n: usize) -> Vec<Point> {
         .iter()
         .filter_map(|r| {
             let report = r.report()?;
-            Some(Point { at: report.started_at, rto: report.measured.rto_seconds, result: r.entry.result.clone() })
+            Some(Point {
+                at: report.started_at,
+                rto: report.measured.rto_seconds,
+                result: report.result.as_str().into(),
+            })
         })
         .collect()
 }

@@ -1,6 +1,7 @@
-//! Reading a report store: every ledger entry with its document, typed (`Report`, a sign-off), and the
-//! queries the commands share — a drill's runs, its last run, its last pass. Commands never read a report
-//! as loose JSON.
+//! Reading a report store: every ledger entry with its document, typed (`Report`, a sign-off), the chain's
+//! verification beside them, and the queries the commands share — a drill's runs, its last run, its last
+//! pass — with one definition of a run's time (its report's `started_at`) and of a pass (the verified
+//! report's `result`). Commands never read a report as loose JSON.
 
 use std::path::Path;
 
@@ -45,12 +46,12 @@ impl Row {
         self.entry.kind == EntryKind::Report
     }
 
-    /// The ledger says the run passed.
+    /// The run passed: its report says so (`report verify` proves the ledger says the same).
     pub(crate) fn passed(&self) -> bool {
-        self.entry.result == Verdict::Passed.as_str()
+        self.report().is_some_and(|r| r.result == Verdict::Passed)
     }
 
-    /// When the run started, from its report.
+    /// When the run started, from its report: the one time every reader compares with the schedule.
     pub(crate) fn started_at(&self) -> Option<DateTime<Utc>> {
         self.report().map(|r| r.started_at)
     }
@@ -59,10 +60,20 @@ impl Row {
 /// A store's entries in ledger order (lines that do not parse are left out; `report verify` names them).
 pub(crate) struct Store {
     rows: Vec<Row>,
+    /// What `report verify` (without a pinned key) finds in this store, first problem first.
+    problems: Vec<chain::Problem>,
 }
 
 impl Store {
-    /// Reads the ledger in `dir` and each entry's document.
+    /// Reads the ledger in `dir` and each entry's document, and verifies the chain: what every command
+    /// that shows the store uses.
+    pub(crate) fn read_verified(dir: &Path) -> std::io::Result<Store> {
+        let problems = chain::verify(dir, None)?.problems;
+        Ok(Store { problems, ..Store::read(dir)? })
+    }
+
+    /// Reads the ledger in `dir` and each entry's document without verifying (the trend a new report's
+    /// HTML draws while the store is locked for its append).
     pub(crate) fn read(dir: &Path) -> std::io::Result<Store> {
         let rows = chain::read(dir)?
             .into_iter()
@@ -81,13 +92,34 @@ impl Store {
                 Row { entry, doc }
             })
             .collect();
-        Ok(Store { rows })
+        Ok(Store { rows, problems: vec![] })
+    }
+
+    /// The first broken link, when the chain does not verify.
+    pub(crate) fn broken(&self) -> Option<&chain::Problem> {
+        self.problems.first()
+    }
+
+    /// The ledger entries (by sequence number) with a problem of their own.
+    pub(crate) fn broken_entries(&self) -> std::collections::HashSet<u64> {
+        self.problems.iter().filter_map(|p| p.seq).collect()
+    }
+
+    /// A warning for readers when the chain is broken: what they show comes from an unverified store.
+    pub(crate) fn warning(&self) -> Option<String> {
+        self.broken().map(|p| {
+            format!(
+                "warning: the report chain is broken at {}: {}; what follows reads an unverified store (run \
+                 `stackdrill report verify`)",
+                p.at, p.what
+            )
+        })
     }
 
     /// A store of these rows (tests build one without a directory).
     #[cfg(test)]
     pub(crate) fn from_rows(rows: Vec<Row>) -> Store {
-        Store { rows }
+        Store { rows, problems: vec![] }
     }
 
     pub(crate) fn rows(&self) -> &[Row] {
@@ -104,14 +136,14 @@ impl Store {
         self.reports().filter(move |r| r.entry.drill == drill)
     }
 
-    /// The newest report entry of `drill` (whatever its result).
+    /// The latest-started run of `drill` (whatever its result).
     pub(crate) fn last_run<'a>(&'a self, drill: &'a str) -> Option<&'a Row> {
-        self.history(drill).last()
+        self.history(drill).filter(|r| r.started_at().is_some()).max_by_key(|r| r.started_at())
     }
 
-    /// The newest passed report entry of `drill`.
+    /// The latest-started passed run of `drill`.
     pub(crate) fn last_pass<'a>(&'a self, drill: &'a str) -> Option<&'a Row> {
-        self.history(drill).filter(|r| r.passed()).last()
+        self.history(drill).filter(|r| r.passed()).max_by_key(|r| r.started_at())
     }
 
     /// Each sign-off and the report id it decides on.

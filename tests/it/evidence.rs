@@ -216,6 +216,31 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).starts_with("BROKEN: the first broken link is entry 2 "), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("the report was deleted"), "{}", text(&out.stdout));
+
+    // Every reader says so, and the controls matrix over a broken chain fails naming the link.
+    let out = stackdrill().args(["report", "controls", "--reports", reports]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the report chain is broken at entry 2 "), "{}", text(&out.stderr));
+    let out = stackdrill().args(["report", "history", "--reports", reports]).output().unwrap();
+    assert!(text(&out.stderr).contains("the report chain is broken at entry 2 "), "{}", text(&out.stderr));
+
+    // An edited ledger field (the verdict readers take) is a broken link that names the field.
+    let ledger_path = demo.reports.join("ledger.jsonl");
+    let edited =
+        std::fs::read_to_string(&ledger_path).unwrap().replacen("\"result\":\"passed\"", "\"result\":\"failed\"", 1);
+    std::fs::write(&ledger_path, edited).unwrap();
+    let out = stackdrill().args(["report", "verify", "--reports", reports]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("the ledger's `result` is `failed` but the report it points at says `passed`"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A store that is not there is nothing to verify (exit 2), not "ok, 0 entries".
+    let out = stackdrill().args(["report", "verify", "--reports", "/nonexistent/store"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("nothing to verify"), "{}", text(&out.stderr));
 }
 
 #[test]
