@@ -291,7 +291,7 @@ fn signature(
             match public {
                 None => Err("signed, but no public key is recorded or given (--key)".into()),
                 Some(p) => match super::sign::verify_files(&p, bytes, &sig, envelope.as_deref()) {
-                    Ok(()) => Ok(true),
+                    Ok(renderings) => signed_renderings(dir, &renderings).map(|()| true),
                     Err(why) => Err(format!("bad signature: {why}")),
                 },
             }
@@ -299,6 +299,22 @@ fn signature(
         Err(_) if key.is_some() => Err("not signed, and --key requires every entry to be".into()),
         Err(_) => Ok(false),
     }
+}
+
+/// Each rendering the signed statement covers (name, sha256) is in `dir` with that digest.
+fn signed_renderings(dir: &Path, renderings: &[(String, String)]) -> Result<(), String> {
+    for (name, digest) in renderings {
+        // The names come from a verified statement; still, only plain file names in the store are read.
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(format!("the signed statement names `{name}`, which is not a file of the store"));
+        }
+        match std::fs::read(dir.join(name)) {
+            Ok(b) if sha256_hex(&b) == *digest => {}
+            Ok(_) => return Err(format!("`{name}` was modified: its sha256 is not the one signed")),
+            Err(_) => return Err(format!("`{name}` is missing: the signed statement covers it")),
+        }
+    }
+    Ok(())
 }
 
 /// Reports and sign-offs in `dir` that the ledger does not list, sorted.
@@ -467,6 +483,28 @@ mod tests {
             std::fs::write(d.join(LEDGER), lines.join("\n") + "\n").unwrap();
             let p = first_problem(&d, Some(&public));
             assert!(p.starts_with("entry 4 ") && p.contains(&format!("ledger's `{field}`")), "{field}: {p}");
+        }
+    }
+
+    /// The signed statement covers the Markdown and HTML renderings: editing or deleting either is named.
+    #[test]
+    fn an_edited_or_missing_rendering_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (signer, public) = key(tmp.path());
+        for (ext, action) in [("html", "edit"), ("md", "edit"), ("html", "delete")] {
+            let d = tmp.path().join(format!("{ext}-{action}"));
+            let entries = store(&d, 3, Some(&signer));
+            let file = d.join(entries[1].file.replace(".json", &format!(".{ext}")));
+            if action == "edit" {
+                let text = std::fs::read_to_string(&file).unwrap().replacen("PASSED", "PASSED (and fine)", 1);
+                std::fs::write(&file, text).unwrap();
+            } else {
+                std::fs::remove_file(&file).unwrap();
+            }
+            let p = first_problem(&d, Some(&public));
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(p.starts_with("entry 2 ") && p.contains(&format!("`{name}`")), "{ext} {action}: {p}");
+            assert!(p.contains(if action == "edit" { "was modified" } else { "is missing" }), "{p}");
         }
     }
 

@@ -250,15 +250,22 @@ impl Signer {
     }
 
     /// The DSSE envelope over an in-toto statement naming `subject` (file name) with its sha256.
+    /// A DSSE envelope over an in-toto statement whose subjects are `subjects` (name, bytes), the JSON
+    /// record first and then its renderings, so the one signature covers every file an auditor reads.
     pub(crate) fn envelope(
         &self,
-        subject: &str,
-        bytes: &[u8],
+        subjects: &[(&str, &[u8])],
         predicate: serde_json::Value,
     ) -> Result<Envelope, SignError> {
+        let subject: Vec<serde_json::Value> = subjects
+            .iter()
+            .map(|(name, bytes)| {
+                serde_json::json!({ "name": name, "digest": { "sha256": hex::encode(Sha256::digest(bytes)) } })
+            })
+            .collect();
         let statement = serde_json::json!({
             "_type": STATEMENT_TYPE,
-            "subject": [{ "name": subject, "digest": { "sha256": hex::encode(Sha256::digest(bytes)) } }],
+            "subject": subject,
             "predicateType": PREDICATE_TYPE,
             "predicate": predicate,
         });
@@ -304,7 +311,15 @@ pub(crate) fn verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
 }
 
 /// Checks a detached base64 signature and an envelope against `bytes`; `Err` says what is wrong.
-pub(crate) fn verify_files(public: &[u8], bytes: &[u8], sig_b64: &str, envelope: Option<&str>) -> Result<(), String> {
+/// Checks the detached signature over `bytes` and the DSSE envelope (when there is one) with `public`; the
+/// statement's first subject must be `bytes`. Returns the statement's other subjects (name, sha256): the
+/// renderings the signature covers, for the caller to compare with the files.
+pub(crate) fn verify_files(
+    public: &[u8],
+    bytes: &[u8],
+    sig_b64: &str,
+    envelope: Option<&str>,
+) -> Result<Vec<(String, String)>, String> {
     let sig = B64.decode(sig_b64.trim()).map_err(|_| "the signature is not base64".to_string())?;
     if !verify(public, bytes, &sig) {
         return Err("the signature does not match the report".into());
@@ -324,8 +339,16 @@ pub(crate) fn verify_files(public: &[u8], bytes: &[u8], sig_b64: &str, envelope:
         if digest != hex::encode(Sha256::digest(bytes)) {
             return Err("the in-toto statement names another report digest".into());
         }
+        let others = statement["subject"].as_array().map(|s| &s[1.min(s.len())..]).unwrap_or_default();
+        return Ok(others
+            .iter()
+            .map(|s| {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+                (text(&s["name"]), text(&s["digest"]["sha256"]))
+            })
+            .collect());
     }
-    Ok(())
+    Ok(vec![])
 }
 
 #[cfg(test)]
@@ -344,7 +367,9 @@ mod tests {
         assert_eq!(s.key_id, id);
         let public = parse_public_pem(&std::fs::read_to_string(pub_path).unwrap()).unwrap();
         let sig = B64.encode(s.sign(b"report").unwrap());
-        let env = serde_json::to_string(&s.envelope("r.json", b"report", serde_json::json!({})).unwrap()).unwrap();
+        let env =
+            serde_json::to_string(&s.envelope(&[("r.json", b"report".as_slice())], serde_json::json!({})).unwrap())
+                .unwrap();
         assert!(verify_files(&public, b"report", &sig, Some(&env)).is_ok());
         assert!(verify_files(&public, b"rep0rt", &sig, None).is_err());
         assert!(verify_files(&public, b"rep0rt", &B64.encode(s.sign(b"rep0rt").unwrap()), Some(&env)).is_err());

@@ -82,13 +82,16 @@ pub(crate) fn render(
     ];
     if let Some(s) = signer {
         let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body).map_err(std::io::Error::other)?);
-        files.push((format!("{name}.sig"), format!("{sig}\n").into_bytes()));
         let predicate = serde_json::json!({
             "id": report.id, "drill": report.drill, "result": report.result.as_str(),
             "started_at": report.started_at, "previous_sha256": report.previous_sha256,
         });
-        let env = s.envelope(&name, &body, predicate).map_err(std::io::Error::other)?;
+        // One statement covers the record and both renderings: an edited HTML or Markdown file is found.
+        let mut subjects: Vec<(&str, &[u8])> = vec![(name.as_str(), body.as_slice())];
+        subjects.extend(files.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+        let env = s.envelope(&subjects, predicate).map_err(std::io::Error::other)?;
         let env = serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?;
+        files.push((format!("{name}.sig"), format!("{sig}\n").into_bytes()));
         files.push((chain::dsse_name(&name), env));
     }
     let entry = chain::Entry {
@@ -258,7 +261,10 @@ pub(crate) fn render_sign_off(
         let sig = base64::engine::general_purpose::STANDARD.encode(s.sign(&body).map_err(std::io::Error::other)?);
         files.push((format!("{name}.sig"), format!("{sig}\n").into_bytes()));
         let env = s
-            .envelope(&name, &body, serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }))
+            .envelope(
+                &[(name.as_str(), body.as_slice())],
+                serde_json::json!({ "sign_off": id, "report": report.id, "decision": decision }),
+            )
             .map_err(std::io::Error::other)?;
         files.push((chain::dsse_name(&name), serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?));
     }
