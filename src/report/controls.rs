@@ -46,7 +46,8 @@ pub(crate) fn matrix(store: &Store, broken: &HashSet<u64>, specs: &[DrillSpec], 
         .map(|(r, s)| (s.report_id.clone(), format!("{} by {}", r.entry.result, s.reviewer)))
         .collect();
     let mut by_control: BTreeMap<String, Control> = BTreeMap::new();
-    for r in store.reports() {
+    // Demo runs restore stackdrill's own throwaway source: they evidence no control.
+    for r in store.reports().filter(|r| !r.is_demo()) {
         let Some(d) = r.report() else { continue };
         let met = |v: Option<f64>, met: bool| match (v, met) {
             (None, _) => "not measured".to_string(),
@@ -80,8 +81,11 @@ pub(crate) fn matrix(store: &Store, broken: &HashSet<u64>, specs: &[DrillSpec], 
     // drill's first report until now.
     for s in specs {
         let Some(sched) = &s.schedule else { continue };
-        let runs: Vec<(DateTime<Utc>, bool)> =
-            store.history(&s.name).filter_map(|r| Some((r.started_at()?, r.passed()))).collect();
+        let runs: Vec<(DateTime<Utc>, bool)> = store
+            .history(&s.name)
+            .filter(|r| !r.is_demo())
+            .filter_map(|r| Some((r.started_at()?, r.passed())))
+            .collect();
         let Some(first) = runs.iter().map(|(t, _)| *t).min() else { continue };
         let occ = crate::schedule::occurrences(sched, first, now, 1000);
         let mut missed = Vec::new();
@@ -186,7 +190,7 @@ pub(crate) fn runbook_findings(
         let Some(sched) = &s.schedule else { continue };
         let gap = crate::schedule::cadence(sched, now).unwrap_or_default();
         let last_pass: Option<DateTime<Utc>> =
-            store.history(&s.name).filter(|r| r.passed()).filter_map(Row::started_at).max();
+            store.history(&s.name).filter(|r| r.passed() && !r.is_demo()).filter_map(Row::started_at).max();
         let overdue = crate::schedule::overdue(sched, last_pass, now).unwrap_or(false);
         if overdue {
             findings.push(RunbookFinding {
@@ -257,5 +261,18 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).single().expect("a time");
         let matrix = matrix(&store, &HashSet::new(), &[spec], now);
         insta::assert_snapshot!("controls_markdown", markdown("reports", &matrix, true));
+    }
+
+    /// Demo runs evidence no control: a demo pass neither appears in the matrix nor fills a cadence.
+    #[test]
+    fn demo_runs_never_count() {
+        let mut demo = crate::report::golden_tests::fixed();
+        demo.trigger = "demo".into();
+        demo.result = crate::report::Verdict::Passed;
+        demo.id = "dddddddddddd".into();
+        let row = Row { entry: entry(1, EntryKind::Report, "passed"), doc: Doc::Report(Box::new(demo)) };
+        let store = Store::from_rows(vec![row]);
+        let m = matrix(&store, &HashSet::new(), &[], Utc::now());
+        assert!(m.is_empty(), "a demo run is in the matrix: {}", markdown("r", &m, true));
     }
 }

@@ -182,6 +182,9 @@ fn head(o: &mut String, r: &Report) {
     if let Some(d) = &r.description {
         let _ = writeln!(o, "<p>{}</p>", esc(d));
     }
+    if r.trigger == "demo" {
+        o.push_str("<p class=\"bad\"><strong>Demo run</strong> against stackdrill's own throwaway source: evidence of nothing; <code>report controls</code> leaves it out.</p>\n");
+    }
 }
 
 /// RTO and RPO against their objectives.

@@ -47,6 +47,12 @@ fn header(o: &mut String, r: &Report) {
     if let Some(d) = &r.description {
         let _ = writeln!(o, "{d}\n");
     }
+    if r.trigger == "demo" {
+        let _ = writeln!(
+            o,
+            "> **Demo run** against stackdrill's own throwaway source: evidence of nothing; `report controls` leaves it out.\n"
+        );
+    }
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Report id | `{}` (schema `{}`) |", r.id, r.schema);
     let _ = writeln!(o, "| Started / finished (UTC) | {} / {} |", t(&r.started_at), t(&r.finished_at));

@@ -51,6 +51,11 @@ impl Row {
         self.report().is_some_and(|r| r.result == Verdict::Passed)
     }
 
+    /// A `stackdrill demo` run: a throwaway source, evidence of nothing.
+    pub(crate) fn is_demo(&self) -> bool {
+        self.report().is_some_and(|r| r.trigger == "demo")
+    }
+
     /// When the run started, from its report: the one time every reader compares with the schedule.
     pub(crate) fn started_at(&self) -> Option<DateTime<Utc>> {
         self.report().map(|r| r.started_at)
