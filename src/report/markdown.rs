@@ -194,18 +194,64 @@ fn checks_and_procedure(o: &mut String, r: &Report) {
     }
 
     let _ = writeln!(o, "\n## Teardown\n\n{} at {}: {}\n", r.teardown.status, t(&r.teardown.at), r.teardown.detail);
-    let _ = writeln!(o, "## Procedure\n");
+    if !r.deviations.is_empty() {
+        let _ = writeln!(o, "## Deviations\n\n| what | remediation |\n|---|---|");
+        for d in &r.deviations {
+            let _ = writeln!(o, "| {} | {} |", cell(&d.what), cell(&d.remediation));
+        }
+        o.push('\n');
+    }
+    let _ = writeln!(o, "## Procedure and people\n");
     match &r.runbook {
         Some(rb) => {
             let _ = writeln!(
                 o,
-                "Followed runbook `{}` (sha256 `{}`).",
+                "- Runbook followed: `{}` (sha256 `{}`{})",
                 rb.path,
-                rb.sha256.as_deref().unwrap_or("unreadable")
+                rb.sha256.as_deref().unwrap_or("unreadable"),
+                commit(rb.git_commit.as_deref(), rb.git_dirty)
             );
         }
         None => {
-            let _ = writeln!(o, "No runbook is cited by this drill.");
+            let _ = writeln!(o, "- Runbook followed: none cited by this drill");
         }
     }
+    let _ = writeln!(
+        o,
+        "- Drill file: `{}`{}",
+        r.drill_file.path,
+        commit(r.drill_file.git_commit.as_deref(), r.drill_file.git_dirty)
+    );
+    let _ = writeln!(o, "- Operator: {}; trigger: {}", r.operator, r.trigger);
+    if !r.participants.is_empty() {
+        let _ = writeln!(o, "- Participants: {}", r.participants.join(", "));
+    }
+    integrity(o, r);
+}
+
+/// ", at commit `…`" (and whether the file had uncommitted changes), when the file is in git.
+fn commit(c: Option<&str>, dirty: bool) -> String {
+    c.map(|c| format!(", at commit `{c}`{}", if dirty { " with uncommitted changes" } else { "" })).unwrap_or_default()
+}
+
+/// How the report is signed and chained, as the HTML shows it.
+fn integrity(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "\n## Integrity\n");
+    match &r.signing {
+        Some(s) => {
+            let _ = writeln!(o, "- Signed by: {} key `{}`", s.algorithm, s.fingerprint);
+        }
+        None => {
+            let _ = writeln!(o, "- Signed by: **not signed**");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "- Previous report: `{}`",
+        r.previous_sha256.as_deref().unwrap_or("none: the first report in this store")
+    );
+    let _ = writeln!(
+        o,
+        "- Check with `stackdrill report verify`: it detects an edited, deleted, inserted or reordered report."
+    );
 }
