@@ -337,11 +337,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
 async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillSpec>, Failure> {
     let store = super::args::StoreArgs { reports: Some(settings.reports.clone()) };
     let view = super::report::open(&store, &settings.aws).await?;
-    let store = crate::report::view::Store::read_verified(&view.dir)
-        .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", view.dir.display()), None))?;
-    if let Some(w) = store.warning() {
-        crate::ui::diag!("{w}");
-    }
+    let store = super::report::store(&view.dir)?;
     let now = chrono::Utc::now();
     Ok(specs
         .into_iter()

@@ -84,7 +84,7 @@ pub(super) fn keys_generate(out: Option<&Path>) -> Result<u8, Failure> {
 }
 
 /// The store in `dir`, verified; a broken chain is said on stderr before anything is shown from it.
-fn store(dir: &Path) -> Result<Store, Failure> {
+pub(super) fn store(dir: &Path) -> Result<Store, Failure> {
     let store = Store::read_verified(dir).map_err(|e| io_failure(dir, e))?;
     if let Some(w) = store.warning() {
         crate::ui::diag!("{w}");

@@ -60,11 +60,7 @@ pub(super) async fn list(
         crate::ui::diag!("error: {b}");
     }
     let view = super::report::open(store, aws).await?;
-    let store = crate::report::view::Store::read_verified(&view.dir)
-        .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", view.dir.display()), None))?;
-    if let Some(w) = store.warning() {
-        crate::ui::diag!("{w}");
-    }
+    let store = super::report::store(&view.dir)?;
     let now = Utc::now();
     let mut rows = Vec::new();
     for s in &specs {
