@@ -261,6 +261,9 @@ pub(crate) enum ReportCommand {
         /// Require every entry to be signed by this public key (PEM), not only by the key it records
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Accept unsigned entries after signed ones (signing switched off on purpose)
+        #[arg(long, conflicts_with = "key")]
+        allow_unsigned: bool,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },

@@ -51,8 +51,8 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
 
 pub(super) async fn run(cmd: ReportCommand, aws: &crate::aws::AwsSettings) -> Result<u8, Failure> {
     match cmd {
-        ReportCommand::Verify { store, key, output } => {
-            verify(&open(&store, aws).await?.dir, key.as_deref(), Printer { format: output })
+        ReportCommand::Verify { store, key, allow_unsigned, output } => {
+            verify(&open(&store, aws).await?.dir, key.as_deref(), allow_unsigned, Printer { format: output })
         }
         ReportCommand::List { store, output } => list(&open(&store, aws).await?.dir, None, Printer { format: output }),
         ReportCommand::History { drill, store, output } => {
@@ -101,7 +101,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-fn verify(dir: &Path, key: Option<&Path>, printer: Printer) -> Result<u8, Failure> {
+fn verify(dir: &Path, key: Option<&Path>, allow_unsigned: bool, printer: Printer) -> Result<u8, Failure> {
     let public = match key {
         None => None,
         Some(p) => {
@@ -119,7 +119,7 @@ fn verify(dir: &Path, key: Option<&Path>, printer: Printer) -> Result<u8, Failur
             Some("name the store the drills write to with --reports (or STACKDRILL_REPORTS)".into()),
         ));
     }
-    let v = chain::verify(dir, public.as_deref()).map_err(|e| io_failure(dir, e))?;
+    let v = chain::verify_with(dir, public.as_deref(), allow_unsigned).map_err(|e| io_failure(dir, e))?;
     if printer.is_json() {
         printer.json(&v);
     } else if v.problems.is_empty() {

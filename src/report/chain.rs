@@ -147,6 +147,12 @@ pub(crate) struct Verified {
 /// Walks the chain: links, file digests, the `previous_sha256` inside each report, signatures (against
 /// `key` when given, else against the key each report records), and files the ledger does not list.
 pub(crate) fn verify(dir: &Path, key: Option<&[u8]>) -> std::io::Result<Verified> {
+    verify_with(dir, key, false)
+}
+
+/// [`verify`], where `allow_unsigned` accepts an unsigned entry after signed ones (a store whose signing was
+/// switched off on purpose); otherwise that entry is a broken link: written without the key, or inserted.
+pub(crate) fn verify_with(dir: &Path, key: Option<&[u8]>, allow_unsigned: bool) -> std::io::Result<Verified> {
     let mut v = Verified::default();
     let mut prev: Option<String> = None;
     let mut listed = std::collections::HashSet::new();
@@ -219,6 +225,16 @@ pub(crate) fn verify(dir: &Path, key: Option<&[u8]>) -> std::io::Result<Verified
         }
         match signature(dir, &e.file, &bytes, &doc, key) {
             Ok(true) => signed += 1,
+            Ok(false) if signed > 0 && !allow_unsigned => problem(
+                Some(e.seq),
+                at.clone(),
+                format!(
+                    "not signed, though {signed} entr{} before it {}: written without the key, or inserted \
+                     (--allow-unsigned accepts it)",
+                    if signed == 1 { "y" } else { "ies" },
+                    if signed == 1 { "is" } else { "are" }
+                ),
+            ),
             Ok(false) => {}
             Err(why) => problem(Some(e.seq), at.clone(), why),
         }
@@ -484,6 +500,19 @@ mod tests {
             let p = first_problem(&d, Some(&public));
             assert!(p.starts_with("entry 4 ") && p.contains(&format!("ledger's `{field}`")), "{field}: {p}");
         }
+    }
+
+    /// In a signed store, an unsigned later entry is a broken link unless unsigned entries are allowed.
+    #[test]
+    fn an_unsigned_entry_after_signed_ones_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (signer, _) = key(tmp.path());
+        let d = tmp.path().join("store");
+        store(&d, 2, Some(&signer));
+        crate::report::store::write(&d, &mut report(2), None).unwrap();
+        let p = first_problem(&d, None);
+        assert!(p.starts_with("entry 3 ") && p.contains("not signed, though 2 entries before it are"), "{p}");
+        assert!(verify_with(&d, None, true).unwrap().problems.is_empty());
     }
 
     /// The signed statement covers the Markdown and HTML renderings: editing or deleting either is named.
