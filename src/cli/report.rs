@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::report::view::{Row, Store};
+use crate::report::view::{Row, Store, json_time};
 use anyhow::anyhow;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 
 use super::args::{ControlsFormat, Decision, ReportCommand, ShowFormat, StoreArgs};
@@ -96,11 +96,6 @@ fn secs(v: Option<f64>) -> String {
     v.map(crate::config::human_seconds).unwrap_or_else(|| "-".into())
 }
 
-/// A time as the report JSON writes it.
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
-
 fn verify(dir: &Path, key: Option<&Path>, allow_unsigned: bool, printer: Printer) -> Result<u8, Failure> {
     let public = match key {
         None => None,
@@ -163,7 +158,7 @@ fn listed(r: &Row) -> Listed {
         id: r.entry.id.clone(),
         drill: r.entry.drill.clone(),
         result: r.entry.result.clone(),
-        started_at: d.map(|d| rfc3339(d.started_at)),
+        started_at: d.map(|d| json_time(d.started_at)),
         rto_seconds: d.and_then(|d| d.measured.rto_seconds),
         rpo_seconds: d.and_then(|d| d.measured.rpo_seconds),
         signed_by: r.entry.key_id.as_deref().map(sign::fingerprint),

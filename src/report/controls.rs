@@ -8,7 +8,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::view::{Row, Store};
+use super::view::{Row, Store, json_time};
 use crate::config::DrillSpec;
 
 #[derive(Serialize)]
@@ -57,7 +57,7 @@ pub(crate) fn matrix(store: &Store, broken: &HashSet<u64>, specs: &[DrillSpec], 
         let run = |r: &Row| ControlRun {
             drill: r.entry.drill.clone(),
             id: r.entry.id.clone(),
-            started_at: Some(rfc3339(d.started_at)),
+            started_at: Some(json_time(d.started_at)),
             result: d.result.as_str().into(),
             rto: met(d.measured.rto_seconds, d.measured.rto_met),
             rpo: met(d.measured.rpo_seconds, d.measured.rpo_met),
@@ -104,11 +104,6 @@ pub(crate) fn matrix(store: &Store, broken: &HashSet<u64>, specs: &[DrillSpec], 
         }
     }
     by_control.into_values().collect()
-}
-
-/// A time as the report JSON writes it.
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// The controls matrix as Markdown: one table per control, its runs then its missed cadences.

@@ -23,18 +23,9 @@ pub(crate) struct Point {
 
 /// The last `n` runs of `drill` in the store (from the ledger), oldest first.
 pub(crate) fn trend(dir: &Path, drill: &str, n: usize) -> Vec<Point> {
-    let Ok(store) = super::view::Store::read(dir) else { return vec![] };
-    let runs: Vec<_> = store.history(drill).collect();
-    runs[runs.len().saturating_sub(n)..]
-        .iter()
-        .filter_map(|r| {
-            let report = r.report()?;
-            Some(Point {
-                at: report.started_at,
-                rto: report.measured.rto_seconds,
-                result: report.result.as_str().into(),
-            })
-        })
+    super::view::last_reports(dir, drill, n)
+        .into_iter()
+        .map(|r| Point { at: r.started_at, rto: r.measured.rto_seconds, result: r.result.as_str().into() })
         .collect()
 }
 

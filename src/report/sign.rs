@@ -22,8 +22,8 @@ const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0
 pub(crate) const KEY_ENV: &str = "STACKDRILL_SIGNING_KEY";
 pub(crate) const KEY_FILE_ENV: &str = "STACKDRILL_SIGNING_KEY_FILE";
 
-/// Where a local signing key comes from.
-#[derive(Debug, Clone)]
+/// Where a local signing key comes from. Its `Debug` never shows the PEM text.
+#[derive(Clone)]
 pub(crate) enum KeySource {
     /// No key: reports are unsigned.
     None,
@@ -31,6 +31,16 @@ pub(crate) enum KeySource {
     Pem(String),
     /// A PEM file, which must be private to its owner (mode 0600).
     File(PathBuf),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::None => f.write_str("None"),
+            KeySource::Pem(_) => f.write_str("Pem(<redacted>)"),
+            KeySource::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -354,6 +364,12 @@ pub(crate) fn verify_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_source_never_shows_the_key_in_debug_output() {
+        let shown = format!("{:?}", KeySource::Pem("-----BEGIN PRIVATE KEY----- secret".into()));
+        assert!(!shown.contains("secret") && shown.contains("redacted"), "{shown}");
+    }
 
     #[test]
     fn a_generated_key_signs_and_verifies_and_tampering_fails() {

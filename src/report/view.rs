@@ -62,6 +62,26 @@ impl Row {
     }
 }
 
+/// The reports of the last `n` runs of `drill` in `dir`, oldest first, reading only those `n` documents:
+/// the trend every new report's HTML draws, on the write path, whatever the store's size.
+pub(crate) fn last_reports(dir: &Path, drill: &str, n: usize) -> Vec<Report> {
+    let runs: Vec<Entry> = chain::read(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.kind == EntryKind::Report && e.drill == drill)
+        .collect();
+    runs[runs.len().saturating_sub(n)..]
+        .iter()
+        .filter_map(|e| serde_json::from_slice(&std::fs::read(dir.join(&e.file)).ok()?).ok())
+        .collect()
+}
+
+/// A time as the report JSON writes it (serde's form for `DateTime<Utc>`).
+pub(crate) fn json_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// A store's entries in ledger order (lines that do not parse are left out; `report verify` names them).
 pub(crate) struct Store {
     rows: Vec<Row>,
@@ -77,9 +97,8 @@ impl Store {
         Ok(Store { problems, ..Store::read(dir)? })
     }
 
-    /// Reads the ledger in `dir` and each entry's document without verifying (the trend a new report's
-    /// HTML draws while the store is locked for its append).
-    pub(crate) fn read(dir: &Path) -> std::io::Result<Store> {
+    /// Reads the ledger in `dir` and each entry's document.
+    fn read(dir: &Path) -> std::io::Result<Store> {
         let rows = chain::read(dir)?
             .into_iter()
             .filter_map(Result::ok)

@@ -7,8 +7,7 @@ use futures_util::future::BoxFuture;
 
 use super::Printer;
 use crate::config::human_seconds;
-use crate::drill::events::Event;
-use crate::drill::events::EventSink;
+use crate::drill::events::{Event, EventSink};
 use crate::drill::fleet::{Ended, Finished, Reporter, Stats};
 use crate::report::model::CheckStatus;
 use crate::report::{Report, Written};
