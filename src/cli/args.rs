@@ -245,11 +245,18 @@ pub(crate) struct RunArgs {
     pub(crate) participants: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct StoreArgs {
     /// Report store: a directory or s3://bucket/prefix (default: $STACKDRILL_REPORTS, else ./reports)
     #[arg(long, env = "STACKDRILL_REPORTS")]
     pub(crate) reports: Option<PathBuf>,
+    /// Trust this public key (PEM) besides those in .stackdrill/keys/trusted/, and require every entry to be
+    /// signed by a trusted key (repeatable)
+    #[arg(long = "key", value_name = "PUB")]
+    pub(crate) keys: Vec<PathBuf>,
+    /// Trust this AWS KMS signing key (id, ARN or alias; its public key is fetched), as --key (repeatable)
+    #[arg(long, value_name = "KEY")]
+    pub(crate) trust_kms_key: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -258,11 +265,8 @@ pub(crate) enum ReportCommand {
     Verify {
         #[command(flatten)]
         store: StoreArgs,
-        /// Require every entry to be signed by this public key (PEM), not only by the key it records
-        #[arg(long)]
-        key: Option<PathBuf>,
         /// Accept unsigned entries after signed ones (signing switched off on purpose)
-        #[arg(long, conflicts_with = "key")]
+        #[arg(long, conflicts_with_all = ["keys", "trust_kms_key"])]
         allow_unsigned: bool,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -309,6 +313,8 @@ pub(crate) enum ReportCommand {
         note: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
+        /// The reviewer's key (default: .stackdrill/keys/reviewers/<REVIEWER>.key when it exists, from
+        /// `keys generate --role reviewer --name <REVIEWER>`; else the operator's key)
         #[arg(long)]
         signing_key: Option<PathBuf>,
         /// Sign with an AWS KMS asymmetric key (ECC_NIST_P256) instead
@@ -370,11 +376,34 @@ pub(crate) enum IamCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeysCommand {
-    /// Create an Ed25519 signing key (mode 0600) and its public key (`<out>.pub`)
+    /// Create an Ed25519 signing key (mode 0600) and its public key (`<out>.pub`), and trust the public key
+    /// (a copy in .stackdrill/keys/trusted/)
     Generate {
-        /// Default: .stackdrill/keys/signing.key (under $STACKDRILL_STATE_DIR when set)
+        /// Default: .stackdrill/keys/signing.key, or keys/reviewers/<NAME>.key for a reviewer (under
+        /// $STACKDRILL_STATE_DIR when set)
         #[arg(long)]
         out: Option<PathBuf>,
+        /// An operator's key signs reports; a reviewer's signs their sign-offs
+        #[arg(long, value_enum, default_value_t)]
+        role: crate::report::trust::Role,
+        /// The key's name as verification shows it (required for a reviewer: their name)
+        #[arg(long, required_if_eq("role", "reviewer"))]
+        name: Option<String>,
+    },
+    /// Trust a public key (PEM): copy it into .stackdrill/keys/trusted/ under a name
+    Trust {
+        /// The public key file (SPKI PEM, as `keys generate` writes `<key>.pub`)
+        public: PathBuf,
+        /// Its name as verification shows it (default: the file's name)
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        role: crate::report::trust::Role,
+    },
+    /// The trusted keys: name, role, fingerprint
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
     },
 }
 

@@ -71,7 +71,13 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Drill(cmd) => drill(cmd, aws, quiet).await,
         Command::Stack(cmd) => stack(cmd, &aws).await,
         Command::Schedule(cmd) => schedule(cmd, aws, quiet).await,
-        Command::Keys(KeysCommand::Generate { out }) => super::report::keys_generate(out.as_deref()),
+        Command::Keys(KeysCommand::Generate { out, role, name }) => {
+            super::report::keys_generate(out.as_deref(), role, name.as_deref())
+        }
+        Command::Keys(KeysCommand::Trust { public, name, role }) => {
+            super::report::keys_trust(&public, name.as_deref(), role)
+        }
+        Command::Keys(KeysCommand::List { output }) => super::report::keys_list(Printer { format: output }),
         Command::Iam(IamCommand::Policy {
             drills,
             stack,
@@ -89,7 +95,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Report(cmd) => super::report::run(cmd, &aws).await,
         Command::Runbook(RunbookCommand::Check { store, output }) => {
             let view = super::report::open(&store, &aws).await?;
-            super::report::runbook_check(&view.dir, Printer { format: output })
+            super::report::runbook_check(&view, Printer { format: output })
         }
         Command::Completions { shell } => {
             // Generated into memory, then written through the printer: `completions bash | head` ends quietly.

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::args::{ControlsFormat, Decision, ReportCommand, ShowFormat, StoreArgs};
 use super::{Failure, exit_codes};
 use crate::report::chain;
+use crate::report::trust::{Role, SigState, Trust, trusted_dir};
 use crate::report::{Signer, sign};
 use crate::ui::Printer;
 
@@ -19,6 +20,8 @@ use crate::ui::Printer;
 /// directory (removed on drop).
 pub(super) struct View {
     pub(super) dir: std::path::PathBuf,
+    /// The keys its signatures are checked against.
+    pub(super) trust: Trust,
     s3: Option<String>,
     temporary: bool,
 }
@@ -31,10 +34,27 @@ impl Drop for View {
     }
 }
 
+/// The trusted keys: `.stackdrill/keys/trusted/`, then `--key` files and `--trust-kms-key` keys (which also
+/// require every entry to be signed).
+async fn trust(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Result<Trust, Failure> {
+    let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
+    let mut trust = Trust::load_dir(&trusted_dir()).map_err(bad)?;
+    for k in &store.keys {
+        trust.add_file(k).map_err(bad)?;
+    }
+    for k in &store.trust_kms_key {
+        let signer = Signer::kms(k, aws).await.map_err(|e| Failure::could_not_run(e, None))?;
+        trust.add(&format!("kms:{k}"), Role::Operator, signer.public().to_vec(), format!("kms:{k}"));
+    }
+    trust.explicit = !store.keys.is_empty() || !store.trust_kms_key.is_empty();
+    Ok(trust)
+}
+
 pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Result<View, Failure> {
     let dir = super::settings::reports(store.reports.as_deref());
+    let trust = trust(store, aws).await?;
     if !crate::report::s3::is_url(&dir) {
-        return Ok(View { dir, s3: None, temporary: false });
+        return Ok(View { dir, trust, s3: None, temporary: false });
     }
     let url = dir.display().to_string();
     let s3 = crate::report::s3::S3Store::connect(&url, aws, std::time::Duration::ZERO)
@@ -42,7 +62,7 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
         .map_err(|e| Failure::could_not_run(anyhow!("{e}"), None))?;
     let tmp = std::env::temp_dir().join(format!("stackdrill-store-{}-{}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&tmp).map_err(|e| io_failure(&tmp, e))?;
-    let view = View { dir: tmp, s3: Some(url), temporary: true };
+    let view = View { dir: tmp, trust, s3: Some(url), temporary: true };
     s3.download(&view.dir)
         .await
         .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", dir.display()), None))?;
@@ -51,17 +71,18 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
 
 pub(super) async fn run(cmd: ReportCommand, aws: &crate::aws::AwsSettings) -> Result<u8, Failure> {
     match cmd {
-        ReportCommand::Verify { store, key, allow_unsigned, output } => {
-            verify(&open(&store, aws).await?.dir, key.as_deref(), allow_unsigned, Printer { format: output })
+        ReportCommand::Verify { store, allow_unsigned, output } => {
+            verify(&open(&store, aws).await?, allow_unsigned, Printer { format: output })
         }
-        ReportCommand::List { store, output } => list(&open(&store, aws).await?.dir, None, Printer { format: output }),
+        ReportCommand::List { store, output } => list(&open(&store, aws).await?, None, Printer { format: output }),
         ReportCommand::History { drill, store, output } => {
-            history(&open(&store, aws).await?.dir, drill.as_deref(), Printer { format: output })
+            history(&open(&store, aws).await?, drill.as_deref(), Printer { format: output })
         }
-        ReportCommand::Show { id, store, format } => show(&open(&store, aws).await?.dir, &id, format),
-        ReportCommand::Controls { store, format } => controls(&open(&store, aws).await?.dir, format),
+        ReportCommand::Show { id, store, format } => show(&open(&store, aws).await?, &id, format),
+        ReportCommand::Controls { store, format } => controls(&open(&store, aws).await?, format),
         ReportCommand::SignOff { id, reviewer, decision, note, store, signing_key, sign_kms_key } => {
             let view = open(&store, aws).await?;
+            let signing_key = signing_key.or_else(|| reviewer_key(&reviewer));
             let signer = super::signer(signing_key.as_deref(), sign_kms_key.as_deref(), aws).await?;
             sign_off(&view, aws, &id, &reviewer, decision, note, signer.as_deref()).await
         }
@@ -72,20 +93,101 @@ fn io_failure(dir: &Path, e: std::io::Error) -> Failure {
     Failure::could_not_run(anyhow!("cannot read the report store `{}`: {e}", dir.display()), None)
 }
 
-pub(super) fn keys_generate(out: Option<&Path>) -> Result<u8, Failure> {
-    let path = out.map(Path::to_path_buf).unwrap_or_else(sign::default_key_path);
+/// `<state dir>/keys/reviewers/<name>.key`, when `name` is a plain file name.
+fn reviewer_key_path(name: &str) -> Option<std::path::PathBuf> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    plain.then(|| crate::config::state_dir().join("keys").join("reviewers").join(format!("{name}.key")))
+}
+
+/// The reviewer's own key, when `keys generate --role reviewer` made one for this name.
+fn reviewer_key(name: &str) -> Option<std::path::PathBuf> {
+    reviewer_key_path(name).filter(|p| p.is_file())
+}
+
+pub(super) fn keys_generate(out: Option<&Path>, role: Role, name: Option<&str>) -> Result<u8, Failure> {
+    let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
+    let path = match (out, role, name) {
+        (Some(p), ..) => p.to_path_buf(),
+        (None, Role::Reviewer, Some(n)) => reviewer_key_path(n).ok_or_else(|| {
+            bad(format!("`{n}` cannot name a key file: use letters, digits, `-`, `_`, `.` and `@`, or give --out"))
+        })?,
+        (None, ..) => sign::default_key_path(),
+    };
     let (public, id) = sign::generate(&path).map_err(|e| Failure::could_not_run(e, None))?;
     crate::ui::outln!("created {} (mode 0600) and {}", path.display(), public.display());
+    let name = name.map(str::to_string).unwrap_or_else(|| {
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("signing").trim_end_matches(".key").to_string()
+    });
+    let trusted = install_trusted(&public, &name, role)?;
     crate::ui::outln!(
-        "key {}: reports are signed with it from now on; give auditors the .pub file",
-        sign::fingerprint(&id)
+        "{} key `{name}` {}: trusted here ({}); give auditors the .pub file",
+        role.as_str(),
+        sign::fingerprint(&id),
+        trusted.display()
     );
     Ok(exit_codes::OK)
 }
 
-/// The store in `dir`, verified; a broken chain is said on stderr before anything is shown from it.
-pub(super) fn store(dir: &Path) -> Result<Store, Failure> {
-    let store = Store::read_verified(dir).map_err(|e| io_failure(dir, e))?;
+/// Copies the public key in `public` into the trusted keys as `<name>.pub`; refuses to replace another key
+/// of that name.
+fn install_trusted(public: &Path, name: &str, role: Role) -> Result<std::path::PathBuf, Failure> {
+    let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
+    let text = std::fs::read_to_string(public).map_err(|e| bad(format!("cannot read `{}`: {e}", public.display())))?;
+    let key = sign::parse_public_pem(&text)
+        .ok_or_else(|| bad(format!("`{}` is not an Ed25519 or P-256 public key (SPKI PEM)", public.display())))?;
+    if reviewer_key_path(name).is_none() {
+        return Err(bad(format!("`{name}` cannot name a key: use letters, digits, `-`, `_`, `.` and `@`")));
+    }
+    let dest = trusted_dir().join(format!("{name}.pub"));
+    let body = crate::report::trust::trusted_file_text(&key, role);
+    match std::fs::read_to_string(&dest) {
+        Ok(existing) if sign::parse_public_pem(&existing).as_deref() == Some(&key[..]) && existing == body => {}
+        Ok(_) => {
+            return Err(Failure::could_not_run(
+                anyhow!("a different trusted key is already named `{name}` ({})", dest.display()),
+                Some("choose another --name, or remove the old key from the trusted keys first".into()),
+            ));
+        }
+        Err(_) => {
+            std::fs::create_dir_all(trusted_dir()).map_err(|e| io_failure(&trusted_dir(), e))?;
+            crate::report::atomic_write(&dest, body.as_bytes()).map_err(|e| io_failure(&dest, e))?;
+        }
+    }
+    Ok(dest)
+}
+
+pub(super) fn keys_trust(public: &Path, name: Option<&str>, role: Role) -> Result<u8, Failure> {
+    let name = name.map(str::to_string).unwrap_or_else(|| {
+        let f = public.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+        f.trim_end_matches(".pub").trim_end_matches(".pem").trim_end_matches(".key").to_string()
+    });
+    let dest = install_trusted(public, &name, role)?;
+    crate::ui::outln!("trusted {} key `{name}`: {}", role.as_str(), dest.display());
+    Ok(exit_codes::OK)
+}
+
+pub(super) fn keys_list(printer: Printer) -> Result<u8, Failure> {
+    let trust = Trust::load_dir(&trusted_dir()).map_err(|e| Failure::could_not_run(anyhow!("{e}"), None))?;
+    if printer.is_json() {
+        printer.json(&trust.keys);
+    } else {
+        for k in &trust.keys {
+            printer.line(format!("{:<20} {:<9} {}", k.name, k.role.as_str(), sign::fingerprint(&k.key_id)));
+        }
+        if trust.is_empty() {
+            printer.line(format!("(no trusted keys in `{}`)", trusted_dir().display()));
+        }
+    }
+    Ok(exit_codes::OK)
+}
+
+/// The store in `view`, verified with its trusted keys; a broken chain or an untrusted signature is said
+/// on stderr before anything is shown from it.
+pub(super) fn store(view: &View) -> Result<Store, Failure> {
+    let dir = &view.dir;
+    let store = Store::read_verified(dir, &view.trust).map_err(|e| io_failure(dir, e))?;
     if let Some(w) = store.warning() {
         crate::ui::diag!("{w}");
     }
@@ -96,17 +198,8 @@ fn secs(v: Option<f64>) -> String {
     v.map(crate::config::human_seconds).unwrap_or_else(|| "-".into())
 }
 
-fn verify(dir: &Path, key: Option<&Path>, allow_unsigned: bool, printer: Printer) -> Result<u8, Failure> {
-    let public = match key {
-        None => None,
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", p.display()), None))?;
-            Some(sign::parse_public_pem(&text).ok_or_else(|| {
-                Failure::could_not_run(anyhow!("`{}` is not an Ed25519 public key (SPKI PEM)", p.display()), None)
-            })?)
-        }
-    };
+fn verify(view: &View, allow_unsigned: bool, printer: Printer) -> Result<u8, Failure> {
+    let dir = &view.dir;
     if !dir.is_dir() {
         // A mistyped store proves nothing: "ok, 0 entries" would read as a clean bill.
         return Err(Failure::could_not_run(
@@ -114,18 +207,38 @@ fn verify(dir: &Path, key: Option<&Path>, allow_unsigned: bool, printer: Printer
             Some("name the store the drills write to with --reports (or STACKDRILL_REPORTS)".into()),
         ));
     }
-    let v = chain::verify_with(dir, public.as_deref(), allow_unsigned).map_err(|e| io_failure(dir, e))?;
+    let v = chain::verify_with(dir, &view.trust, allow_unsigned).map_err(|e| io_failure(dir, e))?;
     if printer.is_json() {
         printer.json(&v);
     } else if v.problems.is_empty() {
-        let pinned =
-            if key.is_some() { "by the given key" } else { "by the keys the reports record (pin one with --key)" };
+        let mut names: Vec<&str> = v
+            .states
+            .values()
+            .filter_map(|s| match s {
+                SigState::Verified { key, .. } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let trusted = v.signed - v.unverified.len();
+        let by = if names.is_empty() { String::new() } else { format!(" (`{}`)", names.join("`, `")) };
+        let head = if v.unverified.is_empty() { "ok" } else { "UNVERIFIED" };
         printer.line(format!(
-            "ok: {} entries in `{}`, the hash chain is intact, {} signed {pinned}",
+            "{head}: {} entries in `{}`, the hash chain is intact, {} signed, {trusted} by trusted keys{by}",
             v.entries,
             dir.display(),
             v.signed
         ));
+        for p in &v.unverified {
+            printer.line(format!("  {}: {}", p.at, p.what));
+        }
+        if !v.unverified.is_empty() {
+            printer.line(format!(
+                "  hint: trust a key with `stackdrill keys trust <file.pub>` ({}), or pass --key / --trust-kms-key",
+                trusted_dir().display()
+            ));
+        }
     } else {
         let first = &v.problems[0];
         printer.line(format!("BROKEN: the first broken link is {}: {}", first.at, first.what));
@@ -133,7 +246,7 @@ fn verify(dir: &Path, key: Option<&Path>, allow_unsigned: bool, printer: Printer
             printer.line(format!("  also {}: {}", p.at, p.what));
         }
     }
-    Ok(if v.problems.is_empty() { exit_codes::OK } else { exit_codes::NOT_VERIFIED })
+    Ok(if v.ok() { exit_codes::OK } else { exit_codes::NOT_VERIFIED })
 }
 
 #[derive(Serialize)]
@@ -166,9 +279,10 @@ fn listed(r: &Row) -> Listed {
     }
 }
 
-fn list(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
+fn list(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
+    let dir = &view.dir;
     let all: Vec<Listed> =
-        store(dir)?.rows().iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(listed).collect();
+        store(view)?.rows().iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(listed).collect();
     if printer.is_json() {
         printer.json(&all);
         return Ok(exit_codes::OK);
@@ -211,8 +325,9 @@ pub(crate) fn sparkline(values: &[Option<f64>]) -> String {
         .collect()
 }
 
-fn history(dir: &Path, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
-    let all = store(dir)?;
+fn history(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
+    let dir = &view.dir;
+    let all = store(view)?;
     let mut by_drill: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in all.reports().filter(|r| drill.is_none_or(|d| r.entry.drill == d)) {
         by_drill.entry(&r.entry.drill).or_default().push(r);
@@ -272,8 +387,9 @@ fn find<'a>(store: &'a Store, id: &str) -> Result<&'a Row, Failure> {
     }
 }
 
-fn show(dir: &Path, id: &str, format: ShowFormat) -> Result<u8, Failure> {
-    let all = store(dir)?;
+fn show(view: &View, id: &str, format: ShowFormat) -> Result<u8, Failure> {
+    let dir = &view.dir;
+    let all = store(view)?;
     let r = find(&all, id)?;
     let stem = r.entry.file.trim_end_matches(".json");
     let ext = match format {
@@ -302,10 +418,11 @@ fn drill_specs() -> (Vec<crate::config::DrillSpec>, Vec<String>) {
     (specs, problems)
 }
 
-fn controls(dir: &Path, format: ControlsFormat) -> Result<u8, Failure> {
-    let all = store(dir)?;
+fn controls(view: &View, format: ControlsFormat) -> Result<u8, Failure> {
+    let dir = &view.dir;
+    let all = store(view)?;
     let (specs, _) = drill_specs();
-    let matrix = crate::report::controls::matrix(&all, &all.broken_entries(), &specs, Utc::now());
+    let matrix = crate::report::controls::matrix(&all, &specs, Utc::now());
     match format {
         ControlsFormat::Json => crate::ui::outln!("{}", serde_json::to_string_pretty(&matrix).unwrap_or_default()),
         ControlsFormat::Md => crate::ui::out!(
@@ -327,7 +444,7 @@ async fn sign_off(
     signer: Option<&Signer>,
 ) -> Result<u8, Failure> {
     let dir = &view.dir;
-    let all = store(dir)?;
+    let all = store(view)?;
     let r = find(&all, id)?;
     let decision = match decision {
         Decision::Approved => "approved",
@@ -350,11 +467,12 @@ async fn sign_off(
     Ok(exit_codes::OK)
 }
 
-pub(super) fn runbook_check(dir: &Path, printer: Printer) -> Result<u8, Failure> {
+pub(super) fn runbook_check(view: &View, printer: Printer) -> Result<u8, Failure> {
+    let dir = &view.dir;
     // No drill files is not "every drill cites its runbook": there is nothing to check.
     super::drill::yaml_files("drills")?;
     let (specs, bad) = drill_specs();
-    let all = store(dir)?;
+    let all = store(view)?;
     let findings =
         crate::report::controls::runbook_findings(&all, &dir.display().to_string(), &specs, &bad, Utc::now());
     if printer.is_json() {

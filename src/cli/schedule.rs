@@ -60,7 +60,7 @@ pub(super) async fn list(
         crate::ui::diag!("error: {b}");
     }
     let view = super::report::open(store, aws).await?;
-    let store = super::report::store(&view.dir)?;
+    let store = super::report::store(&view)?;
     let now = Utc::now();
     let mut rows = Vec::new();
     for s in &specs {

@@ -129,7 +129,7 @@ proptest! {
         bytes.truncate(cut as usize % (bytes.len() + 1));
         std::fs::write(dir.path().join("ledger.jsonl"), &bytes).unwrap();
         let _ = crate::report::chain::read(dir.path());
-        let v = crate::report::chain::verify(dir.path(), None);
+        let v = crate::report::chain::verify(dir.path(), &crate::report::trust::Trust::default());
         if let Ok(v) = v {
             for p in &v.problems {
                 prop_assert!(!p.what.is_empty());

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::trust::{SigState, Trust};
+
 pub(crate) const LEDGER: &str = "ledger.jsonl";
 
 /// What a ledger entry records.
@@ -140,24 +142,37 @@ pub(crate) struct Problem {
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Verified {
     pub(crate) entries: usize,
+    /// Entries whose signature holds (by a trusted key or not).
     pub(crate) signed: usize,
     pub(crate) problems: Vec<Problem>,
+    /// Entries whose signature holds for a key nobody trusts, in chain order: not ok, not broken.
+    pub(crate) unverified: Vec<Problem>,
+    /// Each entry's signature state by sequence number, as every reader shows it.
+    pub(crate) states: std::collections::BTreeMap<u64, SigState>,
 }
 
-/// Walks the chain: links, file digests, the `previous_sha256` inside each report, signatures (against
-/// `key` when given, else against the key each report records), and files the ledger does not list.
-pub(crate) fn verify(dir: &Path, key: Option<&[u8]>) -> std::io::Result<Verified> {
-    verify_with(dir, key, false)
+impl Verified {
+    /// Nothing broken and nothing signed by an untrusted key.
+    pub(crate) fn ok(&self) -> bool {
+        self.problems.is_empty() && self.unverified.is_empty()
+    }
+}
+
+/// Walks the chain: links, file digests, the `previous_sha256` inside each report, the ledger's fields
+/// against the documents, signatures and whether `trust` trusts their keys, and files the ledger does not
+/// list.
+pub(crate) fn verify(dir: &Path, trust: &Trust) -> std::io::Result<Verified> {
+    verify_with(dir, trust, false)
 }
 
 /// [`verify`], where `allow_unsigned` accepts an unsigned entry after signed ones (a store whose signing was
 /// switched off on purpose); otherwise that entry is a broken link: written without the key, or inserted.
-pub(crate) fn verify_with(dir: &Path, key: Option<&[u8]>, allow_unsigned: bool) -> std::io::Result<Verified> {
+pub(crate) fn verify_with(dir: &Path, trust: &Trust, allow_unsigned: bool) -> std::io::Result<Verified> {
     let mut v = Verified::default();
     let mut prev: Option<String> = None;
     let mut listed = std::collections::HashSet::new();
-    let mut problem = |seq: Option<u64>, at: String, what: String| v.problems.push(Problem { seq, at, what });
-    let mut signed = 0;
+    let mut problems = Vec::new();
+    let mut problem = |seq: Option<u64>, at: String, what: String| problems.push(Problem { seq, at, what });
     let entries = read(dir)?;
     for (i, e) in entries.into_iter().enumerate() {
         let e = match e {
@@ -223,28 +238,52 @@ pub(crate) fn verify_with(dir: &Path, key: Option<&[u8]>, allow_unsigned: bool) 
         if let Some(why) = ledger_mismatch(&e, &doc) {
             problem(Some(e.seq), at.clone(), why);
         }
-        match signature(dir, &e.file, &bytes, &doc, key) {
-            Ok(true) => signed += 1,
-            Ok(false) if signed > 0 && !allow_unsigned => problem(
-                Some(e.seq),
-                at.clone(),
-                format!(
-                    "not signed, though {signed} entr{} before it {}: written without the key, or inserted \
-                     (--allow-unsigned accepts it)",
-                    if signed == 1 { "y" } else { "ies" },
-                    if signed == 1 { "is" } else { "are" }
-                ),
-            ),
-            Ok(false) => {}
-            Err(why) => problem(Some(e.seq), at.clone(), why),
-        }
+        let state = match signature(dir, &e.file, &bytes, &doc, trust) {
+            Ok(SigState::Unsigned) if v.signed > 0 && !allow_unsigned => {
+                problem(
+                    Some(e.seq),
+                    at.clone(),
+                    format!(
+                        "not signed, though {} entr{} before it {}: written without the key, or inserted \
+                         (--allow-unsigned accepts it)",
+                        v.signed,
+                        if v.signed == 1 { "y" } else { "ies" },
+                        if v.signed == 1 { "is" } else { "are" }
+                    ),
+                );
+                SigState::Broken
+            }
+            Ok(s @ SigState::Unverified { .. }) => {
+                v.signed += 1;
+                let SigState::Unverified { fingerprint } = &s else { unreachable!() };
+                v.unverified.push(Problem {
+                    seq: Some(e.seq),
+                    at: at.clone(),
+                    what: format!("signed by {fingerprint}, a key that is not trusted"),
+                });
+                s
+            }
+            Ok(s @ SigState::Verified { .. }) => {
+                v.signed += 1;
+                s
+            }
+            Ok(s) => s,
+            Err(why) => {
+                problem(Some(e.seq), at.clone(), why);
+                SigState::Broken
+            }
+        };
+        v.states.insert(e.seq, state);
     }
     // Reports and sign-offs in the store that the ledger does not list.
     for f in unlisted(dir, &listed) {
         problem(None, format!("`{f}`"), "is not in the ledger: inserted, or written outside the chain".into());
     }
+    for seq in problems.iter().filter_map(|p| p.seq) {
+        v.states.insert(seq, SigState::Broken);
+    }
+    v.problems = problems;
     v.entries = listed.len();
-    v.signed = signed;
     Ok(v)
 }
 
@@ -282,39 +321,37 @@ fn ledger_mismatch(e: &Entry, doc: &serde_json::Value) -> Option<String> {
     })
 }
 
-/// The detached signature and DSSE envelope of `file` checked with `key` (else the key the document
-/// records): `Ok(true)` verified, `Ok(false)` unsigned (allowed without `--key`), `Err` the problem.
-fn signature(
-    dir: &Path,
-    file: &str,
-    bytes: &[u8],
-    doc: &serde_json::Value,
-    key: Option<&[u8]>,
-) -> Result<bool, String> {
+/// The detached signature and DSSE envelope of `file` checked with the public key the document records,
+/// and whether `trust` trusts that key: `Err` names what is wrong (a bad signature, an unsigned entry where
+/// `--key` requires signatures).
+fn signature(dir: &Path, file: &str, bytes: &[u8], doc: &serde_json::Value, trust: &Trust) -> Result<SigState, String> {
     use base64::Engine;
-    let sig_path = dir.join(format!("{file}.sig"));
-    match std::fs::read_to_string(&sig_path) {
-        Ok(sig) => {
-            let recorded = doc["signing"]["public_key"]
-                .as_str()
-                .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok());
-            let public = match (key, &recorded) {
-                (Some(k), _) => Some(k.to_vec()),
-                (None, Some(r)) => Some(r.clone()),
-                (None, None) => None,
-            };
-            let envelope = std::fs::read_to_string(dir.join(dsse_name(file))).ok();
-            match public {
-                None => Err("signed, but no public key is recorded or given (--key)".into()),
-                Some(p) => match super::sign::verify_files(&p, bytes, &sig, envelope.as_deref()) {
-                    Ok(renderings) => signed_renderings(dir, &renderings).map(|()| true),
-                    Err(why) => Err(format!("bad signature: {why}")),
-                },
-            }
+    let Ok(sig) = std::fs::read_to_string(dir.join(format!("{file}.sig"))) else {
+        if trust.explicit {
+            return Err("not signed, and --key / --trust-kms-key require every entry to be".into());
         }
-        Err(_) if key.is_some() => Err("not signed, and --key requires every entry to be".into()),
-        Err(_) => Ok(false),
+        return Ok(SigState::Unsigned);
+    };
+    let public = doc["signing"]["public_key"]
+        .as_str()
+        .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
+        .ok_or("signed, but the document records no public key")?;
+    let key_id = super::sign::key_id(&public);
+    if doc["signing"]["key_id"].as_str() != Some(key_id.as_str()) {
+        return Err("the key id the document records is not its public key's".into());
     }
+    // A trusted key checks with its own bytes; an untrusted one with what the document records.
+    let trusted = trust.find(&key_id);
+    let envelope = std::fs::read_to_string(dir.join(dsse_name(file))).ok();
+    let renderings =
+        super::sign::verify_files(trusted.map_or(&public[..], |k| &k.public), bytes, &sig, envelope.as_deref())
+            .map_err(|why| format!("bad signature: {why}"))?;
+    signed_renderings(dir, &renderings)?;
+    let fingerprint = super::sign::fingerprint(&key_id);
+    Ok(match trusted {
+        Some(k) => SigState::Verified { key: k.name.clone(), role: k.role, fingerprint },
+        None => SigState::Unverified { fingerprint },
+    })
 }
 
 /// Each rendering the signed statement covers (name, sha256) is in `dir` with that digest.
@@ -390,15 +427,18 @@ mod tests {
         read(dir).unwrap().into_iter().map(Result::unwrap).collect()
     }
 
-    fn key(dir: &Path) -> (Signer, Vec<u8>) {
+    /// A new key, and a trust that pins it (as `--key` does).
+    fn key(dir: &Path) -> (Signer, Trust) {
         let path = dir.join("k/signing.key");
         let (public, _) = sign::generate(&path).unwrap();
         let signer = Signer::configured(crate::report::sign::KeySource::File(path.clone())).unwrap().unwrap();
-        (signer, sign::parse_public_pem(&std::fs::read_to_string(public).unwrap()).unwrap())
+        let mut trust = Trust { explicit: true, ..Trust::default() };
+        trust.add_file(&public).unwrap();
+        (signer, trust)
     }
 
-    fn first_problem(dir: &Path, key: Option<&[u8]>) -> String {
-        let v = verify(dir, key).unwrap();
+    fn first_problem(dir: &Path, trust: &Trust) -> String {
+        let v = verify(dir, trust).unwrap();
         assert!(!v.problems.is_empty(), "tampering went unnoticed");
         format!("{}: {}", v.problems[0].at, v.problems[0].what)
     }
@@ -423,7 +463,7 @@ mod tests {
         };
 
         let (d, e) = fresh("intact");
-        let v = verify(&d, Some(&public)).unwrap();
+        let v = verify(&d, &public).unwrap();
         assert!(v.problems.is_empty(), "{:?}", v.problems);
         assert_eq!((v.entries, v.signed), (5, 5));
 
@@ -432,7 +472,7 @@ mod tests {
         let f = d.join(&e2[3].file);
         let text = std::fs::read_to_string(&f).unwrap().replacen("\"failed\"", "\"passed\"", 1);
         std::fs::write(&f, text).unwrap();
-        let p = first_problem(&d, Some(&public));
+        let p = first_problem(&d, &public);
         assert!(p.starts_with("entry 4 ") && p.contains("was modified"), "{p}");
 
         // A deleted report and its ledger line (the inconvenient failed drill).
@@ -441,9 +481,9 @@ mod tests {
         let ledger = std::fs::read_to_string(d.join(LEDGER)).unwrap();
         let kept: Vec<&str> = ledger.lines().filter(|l| !l.contains(&e3[3].file)).collect();
         std::fs::write(d.join(LEDGER), kept.join("\n") + "\n").unwrap();
-        let p = first_problem(&d, Some(&public));
+        let p = first_problem(&d, &public);
         assert!(p.starts_with("entry 4 ") && p.contains("removed or reordered"), "{p}");
-        let all: Vec<String> = verify(&d, None).unwrap().problems.iter().map(|p| p.what.clone()).collect();
+        let all: Vec<String> = verify(&d, &Trust::default()).unwrap().problems.iter().map(|p| p.what.clone()).collect();
         assert!(all.iter().any(|w| w.contains("deleted, inserted or reordered")), "the broken link too: {all:?}");
 
         // Two entries swapped.
@@ -452,13 +492,13 @@ mod tests {
             std::fs::read_to_string(d.join(LEDGER)).unwrap().lines().map(String::from).collect();
         lines.swap(1, 2);
         std::fs::write(d.join(LEDGER), lines.join("\n") + "\n").unwrap();
-        let p = first_problem(&d, Some(&public));
+        let p = first_problem(&d, &public);
         assert!(p.starts_with("entry 2 "), "{p}");
 
         // A report slipped in that the chain does not list.
         let (d, _) = fresh("inserted");
         std::fs::copy(d.join(&e[0].file), d.join("20260101T000000Z-a-forged.json")).unwrap();
-        let p = first_problem(&d, Some(&public));
+        let p = first_problem(&d, &public);
         assert!(p.contains("forged") && p.contains("not in the ledger"), "{p}");
 
         // A re-signed edit with another key: the pinned key refuses it.
@@ -472,8 +512,23 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(other.sign(&bytes).unwrap()),
         )
         .unwrap();
-        let p = first_problem(&d, Some(&public));
+        let p = first_problem(&d, &public);
         assert!(p.starts_with("entry 2 ") && p.contains("bad signature"), "{p}");
+
+        // A report signed, soundly, by a key nobody trusts: unverified, not ok, and not a broken link.
+        let d = tmp.path().join("foreign");
+        store(&d, 2, Some(&signer));
+        crate::report::store::write(&d, &mut report(2), Some(&other)).unwrap();
+        let v = verify(&d, &public).unwrap();
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert!(!v.ok());
+        assert_eq!(v.unverified.len(), 1);
+        assert!(v.unverified[0].at.starts_with("entry 3 ") && v.unverified[0].what.contains("not trusted"));
+        assert!(matches!(v.states[&3], SigState::Unverified { .. }), "{:?}", v.states);
+        assert!(matches!(&v.states[&1], SigState::Verified { key, .. } if key == "signing"), "{:?}", v.states);
+        // Trusting nothing, no signature is verified, however sound.
+        let v = verify(&d, &Trust::default()).unwrap();
+        assert_eq!(v.unverified.len(), 3);
     }
 
     /// Every ledger field a reader takes is checked against the document the chain proves: editing the
@@ -497,7 +552,7 @@ mod tests {
             assert!(lines[3].contains(from), "{field}: {}", lines[3]);
             lines[3] = lines[3].replacen(from, to, 1);
             std::fs::write(d.join(LEDGER), lines.join("\n") + "\n").unwrap();
-            let p = first_problem(&d, Some(&public));
+            let p = first_problem(&d, &public);
             assert!(p.starts_with("entry 4 ") && p.contains(&format!("ledger's `{field}`")), "{field}: {p}");
         }
     }
@@ -510,9 +565,9 @@ mod tests {
         let d = tmp.path().join("store");
         store(&d, 2, Some(&signer));
         crate::report::store::write(&d, &mut report(2), None).unwrap();
-        let p = first_problem(&d, None);
+        let p = first_problem(&d, &Trust::default());
         assert!(p.starts_with("entry 3 ") && p.contains("not signed, though 2 entries before it are"), "{p}");
-        assert!(verify_with(&d, None, true).unwrap().problems.is_empty());
+        assert!(verify_with(&d, &Trust::default(), true).unwrap().problems.is_empty());
     }
 
     /// The signed statement covers the Markdown and HTML renderings: editing or deleting either is named.
@@ -530,7 +585,7 @@ mod tests {
             } else {
                 std::fs::remove_file(&file).unwrap();
             }
-            let p = first_problem(&d, Some(&public));
+            let p = first_problem(&d, &public);
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
             assert!(p.starts_with("entry 2 ") && p.contains(&format!("`{name}`")), "{ext} {action}: {p}");
             assert!(p.contains(if action == "edit" { "was modified" } else { "is missing" }), "{p}");
@@ -544,7 +599,7 @@ mod tests {
         let d = tmp.path().join("store");
         store(&d, 1000, Some(&signer));
         let started = std::time::Instant::now();
-        let v = verify(&d, Some(&public)).unwrap();
+        let v = verify(&d, &public).unwrap();
         let took = started.elapsed();
         assert!(v.problems.is_empty());
         assert_eq!((v.entries, v.signed), (1000, 1000));
@@ -569,7 +624,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let v = verify(&d, None).unwrap();
+        let v = verify(&d, &Trust::default()).unwrap();
         assert!(v.problems.is_empty(), "{:?}", v.problems.first());
         assert_eq!(v.entries, 80);
     }

@@ -2,12 +2,13 @@
 //! control, every run that evidences it — result, RTO, RPO, signature, chain, sign-off — and every scheduled
 //! period without a passed run) and the `runbook check` findings.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::trust::{Role, SigState};
 use super::view::{Row, Store, json_time};
 use crate::config::DrillSpec;
 
@@ -38,12 +39,26 @@ pub(crate) struct Control {
     pub(crate) missed: Vec<Missed>,
 }
 
-/// The matrix from the store (`broken`: the ledger entries whose chain or signature does not verify) and
-/// the drill files (their schedules and controls), as of `now`.
-pub(crate) fn matrix(store: &Store, broken: &HashSet<u64>, specs: &[DrillSpec], now: DateTime<Utc>) -> Vec<Control> {
+/// Who a sign-off is from, as its signature proves it.
+fn sign_off_label(decision: &str, reviewer: &str, state: &SigState) -> String {
+    let signed = match state {
+        SigState::Verified { key, role: Role::Reviewer, .. } => format!("signed by reviewer key `{key}`"),
+        SigState::Verified { key, role, .. } => {
+            format!("signed with {} key `{key}`, not a reviewer's", role.as_str())
+        }
+        SigState::Unverified { .. } => "UNVERIFIED: signed by an untrusted key".into(),
+        SigState::Unsigned => "unsigned".into(),
+        SigState::Broken => "BROKEN".into(),
+    };
+    format!("{decision} by {reviewer} ({signed})")
+}
+
+/// The matrix from the verified store (each entry's signature state as `report verify` found it) and the
+/// drill files (their schedules and controls), as of `now`.
+pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>) -> Vec<Control> {
     let sign_offs: BTreeMap<String, String> = store
         .sign_offs()
-        .map(|(r, s)| (s.report_id.clone(), format!("{} by {}", r.entry.result, s.reviewer)))
+        .map(|(r, s)| (s.report_id.clone(), sign_off_label(&r.entry.result, &s.reviewer, &store.state(r.entry.seq))))
         .collect();
     let mut by_control: BTreeMap<String, Control> = BTreeMap::new();
     // Demo runs restore stackdrill's own throwaway source: they evidence no control.
@@ -61,12 +76,8 @@ pub(crate) fn matrix(store: &Store, broken: &HashSet<u64>, specs: &[DrillSpec], 
             result: d.result.as_str().into(),
             rto: met(d.measured.rto_seconds, d.measured.rto_met),
             rpo: met(d.measured.rpo_seconds, d.measured.rpo_met),
-            signature: match &r.entry.key_id {
-                None => "unsigned".into(),
-                Some(_) if broken.contains(&r.entry.seq) => "BROKEN".into(),
-                Some(k) => format!("ok {}", super::chain::prefix(&super::sign::fingerprint(k), 18)),
-            },
-            chain: if broken.contains(&r.entry.seq) { "BROKEN".into() } else { "ok".into() },
+            signature: store.state(r.entry.seq).label(),
+            chain: if store.state(r.entry.seq) == SigState::Broken { "BROKEN".into() } else { "ok".into() },
             sign_off: sign_offs.get(&r.entry.id).cloned(),
         };
         for c in &d.controls {
@@ -254,7 +265,7 @@ mod tests {
                      schedule: { cron: \"0 3 * * *\", timezone: UTC }\n";
         let spec = crate::config::parse_drill(drill, std::path::Path::new("drills/orders-pitr.yaml")).expect("valid");
         let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).single().expect("a time");
-        let matrix = matrix(&store, &HashSet::new(), &[spec], now);
+        let matrix = matrix(&store, &[spec], now);
         insta::assert_snapshot!("controls_markdown", markdown("reports", &matrix, true));
     }
 
@@ -267,7 +278,7 @@ mod tests {
         demo.id = "dddddddddddd".into();
         let row = Row { entry: entry(1, EntryKind::Report, "passed"), doc: Doc::Report(Box::new(demo)) };
         let store = Store::from_rows(vec![row]);
-        let m = matrix(&store, &HashSet::new(), &[], Utc::now());
+        let m = matrix(&store, &[], Utc::now());
         assert!(m.is_empty(), "a demo run is in the matrix: {}", markdown("r", &m, true));
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod model;
 pub(crate) mod s3;
 pub(crate) mod sign;
 pub(crate) mod store;
+pub(crate) mod trust;
 pub(crate) mod view;
 
 pub(crate) use model::{Report, Verdict};

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::chain::{self, Entry, EntryKind};
 use super::model::{Report, Verdict};
+use super::trust::{SigState, Trust};
 
 /// The parts of a sign-off document (`stackdrill.sign-off/v1`) the readers use.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,16 +86,16 @@ pub(crate) fn json_time(t: DateTime<Utc>) -> String {
 /// A store's entries in ledger order (lines that do not parse are left out; `report verify` names them).
 pub(crate) struct Store {
     rows: Vec<Row>,
-    /// What `report verify` (without a pinned key) finds in this store, first problem first.
-    problems: Vec<chain::Problem>,
+    /// What `report verify` finds in this store (with the same trusted keys).
+    verified: chain::Verified,
 }
 
 impl Store {
-    /// Reads the ledger in `dir` and each entry's document, and verifies the chain: what every command
-    /// that shows the store uses.
-    pub(crate) fn read_verified(dir: &Path) -> std::io::Result<Store> {
-        let problems = chain::verify(dir, None)?.problems;
-        Ok(Store { problems, ..Store::read(dir)? })
+    /// Reads the ledger in `dir` and each entry's document, and verifies the chain and signatures with
+    /// `trust`: what every command that shows the store uses.
+    pub(crate) fn read_verified(dir: &Path, trust: &Trust) -> std::io::Result<Store> {
+        let verified = chain::verify(dir, trust)?;
+        Ok(Store { verified, ..Store::read(dir)? })
     }
 
     /// Reads the ledger in `dir` and each entry's document.
@@ -116,26 +117,38 @@ impl Store {
                 Row { entry, doc }
             })
             .collect();
-        Ok(Store { rows, problems: vec![] })
+        Ok(Store { rows, verified: chain::Verified::default() })
     }
 
     /// The first broken link, when the chain does not verify.
     pub(crate) fn broken(&self) -> Option<&chain::Problem> {
-        self.problems.first()
+        self.verified.problems.first()
     }
 
-    /// The ledger entries (by sequence number) with a problem of their own.
-    pub(crate) fn broken_entries(&self) -> std::collections::HashSet<u64> {
-        self.problems.iter().filter_map(|p| p.seq).collect()
+    /// An entry's signature state, exactly as `report verify` determined it.
+    pub(crate) fn state(&self, seq: u64) -> SigState {
+        self.verified.states.get(&seq).cloned().unwrap_or(SigState::Broken)
     }
 
-    /// A warning for readers when the chain is broken: what they show comes from an unverified store.
+    /// A warning for readers when the chain is broken, or reports are signed by keys nobody trusts: what
+    /// they show comes from an unverified store.
     pub(crate) fn warning(&self) -> Option<String> {
-        self.broken().map(|p| {
-            format!(
+        if let Some(p) = self.broken() {
+            return Some(format!(
                 "warning: the report chain is broken at {}: {}; what follows reads an unverified store (run \
                  `stackdrill report verify`)",
                 p.at, p.what
+            ));
+        }
+        self.verified.unverified.first().map(|p| {
+            format!(
+                "warning: {} entr{} signed by keys that are not trusted (first: {}, {}); trust a key by putting \
+                 its .pub in {} (or pass --key)",
+                self.verified.unverified.len(),
+                if self.verified.unverified.len() == 1 { "y is" } else { "ies are" },
+                p.at,
+                p.what,
+                super::trust::trusted_dir().display()
             )
         })
     }
@@ -143,7 +156,21 @@ impl Store {
     /// A store of these rows (tests build one without a directory).
     #[cfg(test)]
     pub(crate) fn from_rows(rows: Vec<Row>) -> Store {
-        Store { rows, problems: vec![] }
+        // A row with a key id counts as signed by a trusted key of that name (a reviewer's for a sign-off).
+        let state = |e: &Entry| match &e.key_id {
+            None => SigState::Unsigned,
+            Some(k) => SigState::Verified {
+                key: k.clone(),
+                role: if e.kind == EntryKind::SignOff {
+                    super::trust::Role::Reviewer
+                } else {
+                    super::trust::Role::Operator
+                },
+                fingerprint: super::sign::fingerprint(k),
+            },
+        };
+        let states = rows.iter().map(|r| (r.entry.seq, state(&r.entry))).collect();
+        Store { rows, verified: chain::Verified { states, ..chain::Verified::default() } }
     }
 
     pub(crate) fn rows(&self) -> &[Row] {

@@ -86,6 +86,12 @@ fn banner_pixels(png: &Path, rgb: (u8, u8, u8)) -> usize {
 fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     let demo = Demo::start(); // entry 1: the demo's own report, unsigned (no key yet)
     let tmp = Scratch::new();
+    // Every command of this test shares the demo's state directory: its trusted keys.
+    let stackdrill = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
     let key = tmp.path().join("keys/signing.key");
     let out = stackdrill().args(["keys", "generate", "--out"]).arg(&key).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -101,7 +107,8 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     let out = stackdrill().args(["report", "verify", "--reports", reports]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains("ok: 3 entries") && text(&out.stdout).contains("2 signed"),
+        text(&out.stdout).contains("ok: 3 entries")
+            && text(&out.stdout).contains("2 signed, 2 by trusted keys (`signing`)"),
         "{}",
         text(&out.stdout)
     );
@@ -182,33 +189,64 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
         .unwrap();
     assert!(text(&out.stdout).contains("PASSED — the backup was restored to the target and verified"));
 
-    // Sign-off appends a chained entry; history and the controls matrix show the runs.
-    let id = ledger[1]["id"].as_str().unwrap();
-    let out = stackdrill()
-        .args([
-            "report",
-            "sign-off",
-            id,
-            "--reports",
-            reports,
-            "--reviewer",
-            "A. Auditor",
-            "--decision",
-            "approved",
-            "--signing-key",
-        ])
-        .arg(&key)
-        .output()
-        .unwrap();
+    // A reviewer signs off with their own key (trusted as a reviewer's): a chained entry the matrix shows
+    // as theirs; a sign-off with the operator's key says it is not a reviewer's.
+    let out = stackdrill().args(["keys", "generate", "--role", "reviewer", "--name", "a.auditor"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(demo.state().join("keys/trusted/a.auditor.pub").is_file());
+    let sign_off = |id: &str, reviewer: &str, extra: &[&str]| {
+        let out = stackdrill()
+            .args(["report", "sign-off", id, "--reports", reports, "--reviewer", reviewer, "--decision", "approved"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    sign_off(ledger[1]["id"].as_str().unwrap(), "a.auditor", &[]);
+    sign_off(ledger[2]["id"].as_str().unwrap(), "A. Operator", &["--signing-key", key.to_str().unwrap()]);
     let out = stackdrill().args(["report", "history", "local-demo", "--reports", reports]).output().unwrap();
     assert!(text(&out.stdout).contains("local-demo: 3 runs, 3 passed   RTO trend "), "{}", text(&out.stdout));
     let out = stackdrill().args(["report", "controls", "--reports", reports]).output().unwrap();
     let md = text(&out.stdout);
     assert!(
-        md.contains("## SOC2-A1.2") && md.contains("approved by A. Auditor") && md.contains("chain: intact"),
+        md.contains("## SOC2-A1.2")
+            && md.contains("approved by a.auditor (signed by reviewer key `a.auditor`)")
+            && md.contains("approved by A. Operator (signed with operator key `signing`, not a reviewer's)")
+            && md.contains("| ok `signing` SHA256:")
+            && md.contains("chain: intact"),
         "{md}"
     );
+
+    // A report signed, soundly, by a key nobody trusts is unverified: verify exits 1 naming it, and the
+    // matrix shows it so.
+    let foreign = tmp.path().join("foreign.pem");
+    let out =
+        Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out"]).arg(&foreign).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = demo.run_drill(&["--signing-key", foreign.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = stackdrill().args(["report", "verify", "--reports", reports]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("UNVERIFIED: 6 entries")
+            && text(&out.stdout).contains("entry 6 (report")
+            && text(&out.stdout).contains("a key that is not trusted"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = stackdrill().args(["report", "controls", "--reports", reports]).output().unwrap();
+    assert!(text(&out.stdout).contains("UNVERIFIED SHA256:"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("signed by keys that are not trusted"), "{}", text(&out.stderr));
+    // Trusting it (as an auditor who was handed its .pub would) makes it verify.
+    let out = Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&foreign).output().unwrap();
+    std::fs::write(tmp.path().join("partner.pub"), &out.stdout).unwrap();
+    let out = stackdrill().args(["keys", "trust"]).arg(tmp.path().join("partner.pub")).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = stackdrill().args(["report", "verify", "--reports", reports]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("(`a.auditor`, `partner`, `signing`)"), "{}", text(&out.stdout));
 
     // Deleting the inconvenient report (and even its ledger line) breaks the chain at the next entry.
     std::fs::remove_file(demo.reports.join(ledger[1]["file"].as_str().unwrap())).unwrap();
@@ -348,9 +386,23 @@ fn a_kms_key_signs_reports_and_openssl_checks_them() {
     let out = signed_run(&reports);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("signed: ecdsa-p256-sha256 key SHA256:"), "{}", text(&out.stdout));
+    // Signed by a key nobody trusts yet: unverified; trusting the KMS key (its public key fetched) verifies.
     let out = stackdrill().args(["report", "verify", "--reports"]).arg(&reports).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("1 signed"), "{}", text(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("UNVERIFIED: 1 entries"), "{}", text(&out.stdout));
+    let mut verify = stackdrill();
+    moto.env(&mut verify);
+    let out = verify
+        .args(["report", "verify", "--trust-kms-key", "alias/drill-reports", "--reports"])
+        .arg(&reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 signed, 1 by trusted keys (`kms:alias/drill-reports`)"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // openssl, with the public key KMS holds, checks the ECDSA signature over the report bytes.
     let ledger = std::fs::read_to_string(reports.join("ledger.jsonl")).unwrap();

@@ -26,11 +26,18 @@ fn ledger_len(reports: &Path) -> usize {
     std::fs::read_to_string(reports.join("ledger.jsonl")).map(|t| t.lines().count()).unwrap_or(0)
 }
 
-fn verify(reports: &Path) -> (bool, String) {
+/// `report verify` of `reports`, trusting the keys of the state directory `state` (where `keys generate` put
+/// the drills' key).
+fn verify(reports: &Path, state: &Path) -> (bool, String) {
     // A drill killed before its first report leaves no store at all, which `report verify` refuses (exit 2,
     // nothing to verify); the chain of an empty store is what is checked then.
     std::fs::create_dir_all(reports).unwrap();
-    let out = stackdrill().args(["report", "verify", "--reports"]).arg(reports).output().unwrap();
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", state)
+        .args(["report", "verify", "--reports"])
+        .arg(reports)
+        .output()
+        .unwrap();
     (out.status.success(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
 }
 
@@ -97,7 +104,7 @@ async fn kill_9_in_every_phase_of_a_local_drill_then_cleanup_leaves_nothing_and_
             .filter(|n| n.starts_with(".pending-") || n.contains(".tmp-"))
             .collect();
         assert!(leftovers.is_empty(), "{point}: half-written files remain: {leftovers:?}");
-        let (ok, why) = verify(&demo.reports);
+        let (ok, why) = verify(&demo.reports, &state);
         assert!(ok, "{point}: the chain does not verify after cleanup:\n{why}");
         let after = ledger_len(&demo.reports);
         assert!(after == before || after == before + 1, "{point}: {before} -> {after} entries");
@@ -121,7 +128,7 @@ async fn kill_9_in_every_phase_of_a_local_drill_then_cleanup_leaves_nothing_and_
     // And a drill still runs cleanly afterwards.
     let out = demo.run_drill(&[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(verify(&demo.reports).0);
+    assert!(verify(&demo.reports, &state).0);
 }
 
 /// An RDS drill against the emulator, with the demo source standing in for the scratch (TLS, via `connect`).
@@ -250,7 +257,7 @@ async fn kill_9_in_every_phase_of_an_rds_drill_then_cleanup_removes_the_scratch_
         assert_eq!(code, Some(0), "{point}: cleanup failed:\n{log}");
         assert!(b.scratch().await.is_empty(), "{point}: scratch left after cleanup");
         b.production_untouched().await;
-        let (ok, why) = verify(&reports);
+        let (ok, why) = verify(&reports, &reports.with_file_name("state"));
         assert!(ok, "{point}: {why}");
         let after = ledger_len(&reports);
         assert!(after == before || after == before + 1, "{point}: {before} -> {after}");
@@ -332,7 +339,7 @@ async fn drills_under_injected_aws_faults_finish_with_a_report_and_leak_nothing(
         assert_eq!(written, runs, "every run, passed or not, writes its report (rate {rate})");
         assert_eq!(leaked, 0, "a scratch instance leaked at fault rate {rate}");
     }
-    assert!(verify(&reports).0);
+    assert!(verify(&reports, &reports.with_file_name("state")).0);
     println!("\nRDS drills against moto through the fault-injecting proxy:\n{}", table.join("\n"));
 }
 
