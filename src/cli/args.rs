@@ -257,6 +257,9 @@ pub(crate) struct StoreArgs {
     /// Trust this AWS KMS signing key (id, ARN or alias; its public key is fetched), as --key (repeatable)
     #[arg(long, value_name = "KEY")]
     pub(crate) trust_kms_key: Vec<String>,
+    /// How long each object of an s3:// store must be locked after it was written (COMPLIANCE mode)
+    #[arg(long, default_value = "400d", env = "STACKDRILL_REPORTS_RETAIN", value_parser = humantime::parse_duration)]
+    pub(crate) retain: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -335,7 +335,11 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
 /// The scheduled drills whose latest occurrence at or before now has no run (of any result) in the store
 /// since; a drill never run is due once its first occurrence has passed.
 async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillSpec>, Failure> {
-    let store = super::args::StoreArgs { reports: Some(settings.reports.clone()), ..Default::default() };
+    let store = super::args::StoreArgs {
+        reports: Some(settings.reports.clone()),
+        retain: settings.retain,
+        ..Default::default()
+    };
     let view = super::report::open(&store, &settings.aws).await?;
     let store = super::report::store(&view)?;
     let now = chrono::Utc::now();

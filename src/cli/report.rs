@@ -22,6 +22,10 @@ pub(super) struct View {
     pub(super) dir: std::path::PathBuf,
     /// The keys its signatures are checked against.
     pub(super) trust: Trust,
+    /// What an s3:// store's object versions and locks show (overwritten, deleted, unlocked objects).
+    found: Vec<chain::Problem>,
+    /// How long an s3:// store locks what is written to it.
+    retain: std::time::Duration,
     s3: Option<String>,
     temporary: bool,
 }
@@ -54,7 +58,7 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
     let dir = super::settings::reports(store.reports.as_deref());
     let trust = trust(store, aws).await?;
     if !crate::report::s3::is_url(&dir) {
-        return Ok(View { dir, trust, s3: None, temporary: false });
+        return Ok(View { dir, trust, found: vec![], retain: store.retain, s3: None, temporary: false });
     }
     let url = dir.display().to_string();
     let s3 = crate::report::s3::S3Store::connect(&url, aws, std::time::Duration::ZERO)
@@ -62,10 +66,25 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
         .map_err(|e| Failure::could_not_run(anyhow!("{e}"), None))?;
     let tmp = std::env::temp_dir().join(format!("stackdrill-store-{}-{}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&tmp).map_err(|e| io_failure(&tmp, e))?;
-    let view = View { dir: tmp, trust, s3: Some(url), temporary: true };
-    s3.download(&view.dir)
+    let mut view = View { dir: tmp, trust, found: vec![], retain: store.retain, s3: Some(url), temporary: true };
+    let cannot = |e: String| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", dir.display()), None);
+    s3.download(&view.dir).await.map_err(cannot)?;
+    let entries: Vec<chain::Entry> =
+        chain::read(&view.dir).map_err(|e| cannot(e.to_string()))?.into_iter().filter_map(Result::ok).collect();
+    view.found = s3
+        .audit_versions(store.retain)
         .await
-        .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", dir.display()), None))?;
+        .map_err(cannot)?
+        .into_iter()
+        .map(|f| {
+            let seq = chain::entry_of(&entries, &f.name);
+            let at = match seq {
+                Some(n) => format!("entry {n} (`{}`)", f.name),
+                None => format!("`{}`", f.name),
+            };
+            chain::Problem { seq, at, what: f.what }
+        })
+        .collect();
     Ok(view)
 }
 
@@ -187,7 +206,7 @@ pub(super) fn keys_list(printer: Printer) -> Result<u8, Failure> {
 /// on stderr before anything is shown from it.
 pub(super) fn store(view: &View) -> Result<Store, Failure> {
     let dir = &view.dir;
-    let store = Store::read_verified(dir, &view.trust).map_err(|e| io_failure(dir, e))?;
+    let store = Store::read_with(dir, verified(view, false)?).map_err(|e| io_failure(dir, e))?;
     if let Some(w) = store.warning() {
         crate::ui::diag!("{w}");
     }
@@ -196,6 +215,13 @@ pub(super) fn store(view: &View) -> Result<Store, Failure> {
 
 fn secs(v: Option<f64>) -> String {
     v.map(crate::config::human_seconds).unwrap_or_else(|| "-".into())
+}
+
+/// The chain in `view` verified with its trusted keys, and what its S3 versions showed.
+fn verified(view: &View, allow_unsigned: bool) -> Result<chain::Verified, Failure> {
+    let mut v = chain::verify_with(&view.dir, &view.trust, allow_unsigned).map_err(|e| io_failure(&view.dir, e))?;
+    v.add(view.found.clone());
+    Ok(v)
 }
 
 fn verify(view: &View, allow_unsigned: bool, printer: Printer) -> Result<u8, Failure> {
@@ -207,7 +233,7 @@ fn verify(view: &View, allow_unsigned: bool, printer: Printer) -> Result<u8, Fai
             Some("name the store the drills write to with --reports (or STACKDRILL_REPORTS)".into()),
         ));
     }
-    let v = chain::verify_with(dir, &view.trust, allow_unsigned).map_err(|e| io_failure(dir, e))?;
+    let v = verified(view, allow_unsigned)?;
     if printer.is_json() {
         printer.json(&v);
     } else if v.problems.is_empty() {
@@ -454,13 +480,10 @@ async fn sign_off(
         None => crate::report::write_sign_off(dir, &r.entry, reviewer, decision, note, signer)
             .map(|p| p.display().to_string())
             .map_err(|e| e.to_string()),
-        Some(url) => {
-            let retain = std::time::Duration::from_secs(400 * 86400);
-            match crate::report::s3::S3Store::connect(url, aws, retain).await {
-                Ok(s3) => s3.write_sign_off(&r.entry, reviewer, decision, note, signer).await,
-                Err(e) => Err(e),
-            }
-        }
+        Some(url) => match crate::report::s3::S3Store::connect(url, aws, view.retain).await {
+            Ok(s3) => s3.write_sign_off(&r.entry, reviewer, decision, note, signer).await,
+            Err(e) => Err(e),
+        },
     }
     .map_err(|e| Failure::could_not_run(anyhow!("cannot write the sign-off: {e}"), None))?;
     crate::ui::outln!("{decision} by {reviewer}: recorded as {written} (chained after the latest entry)");

@@ -441,10 +441,10 @@ fn report_store(p: &mut Policy, url: &str, read_only: bool) {
         format!("arn:aws:s3:::{bucket}/{prefix}/*")
     };
     let bucket_arn = format!("arn:aws:s3:::{bucket}");
-    let mut bucket_actions = vec!["s3:ListBucket"];
-    let mut object_actions = vec!["s3:GetObject"];
+    // Readers check the bucket's Object Lock, every object version and each version's retention.
+    let bucket_actions = vec!["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketObjectLockConfiguration"];
+    let mut object_actions = vec!["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention"];
     if !read_only {
-        bucket_actions.push("s3:GetBucketObjectLockConfiguration");
         object_actions.extend(["s3:PutObject", "s3:PutObjectRetention"]);
     }
     p.allow("ReportStoreBucket", &bucket_actions, &[bucket_arn], None);

@@ -156,17 +156,42 @@ impl Verified {
     pub(crate) fn ok(&self) -> bool {
         self.problems.is_empty() && self.unverified.is_empty()
     }
+
+    /// Adds what was found outside the chain (an S3 store's object versions and locks), after the chain's
+    /// own problems; an entry named there is broken.
+    pub(crate) fn add(&mut self, found: Vec<Problem>) {
+        for seq in found.iter().filter_map(|p| p.seq) {
+            self.states.insert(seq, SigState::Broken);
+        }
+        self.problems.extend(found);
+    }
 }
 
-/// Walks the chain: links, file digests, the `previous_sha256` inside each report, the ledger's fields
-/// against the documents, signatures and whether `trust` trusts their keys, and files the ledger does not
-/// list.
+/// The ledger entry a store file belongs to: a ledger object (`ledger/00000003.json`), an entry's document,
+/// or one of its renderings, signature or envelope.
+pub(crate) fn entry_of(entries: &[Entry], name: &str) -> Option<u64> {
+    if let Some(n) = name.strip_prefix("ledger/").and_then(|n| n.strip_suffix(".json")) {
+        return n.parse().ok();
+    }
+    entries
+        .iter()
+        .find(|e| {
+            let stem = e.file.trim_end_matches(".json");
+            name == e.file || name.strip_prefix(stem).is_some_and(|rest| rest.starts_with('.'))
+        })
+        .map(|e| e.seq)
+}
+
+/// [`verify_with`], unsigned entries after signed ones not allowed.
+#[cfg(test)]
 pub(crate) fn verify(dir: &Path, trust: &Trust) -> std::io::Result<Verified> {
     verify_with(dir, trust, false)
 }
 
-/// [`verify`], where `allow_unsigned` accepts an unsigned entry after signed ones (a store whose signing was
-/// switched off on purpose); otherwise that entry is a broken link: written without the key, or inserted.
+/// Walks the chain: links, file digests, the `previous_sha256` inside each report, the ledger's fields
+/// against the documents, signatures and whether `trust` trusts their keys, and files the ledger does not
+/// list. `allow_unsigned` accepts an unsigned entry after signed ones (a store whose signing was switched
+/// off on purpose); otherwise that entry is a broken link: written without the key, or inserted.
 pub(crate) fn verify_with(dir: &Path, trust: &Trust, allow_unsigned: bool) -> std::io::Result<Verified> {
     let mut v = Verified::default();
     let mut prev: Option<String> = None;

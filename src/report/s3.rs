@@ -5,6 +5,7 @@
 //! same sequence number exactly one wins, the other re-links to the new head and tries the next, so the
 //! chain cannot fork. An entry is claimed before its report is uploaded, so a lost race leaves nothing.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -38,6 +39,42 @@ pub(crate) fn is_url(p: &Path) -> bool {
 }
 
 const LEDGER_DIR: &str = "ledger/";
+
+/// A problem with one object of the store: its name in the store and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Finding {
+    pub(crate) name: String,
+    pub(crate) what: String,
+}
+
+/// What is wrong with an object's lock: none, not COMPLIANCE, or released sooner than `min_retain` after it
+/// was `written`.
+fn retention_finding(
+    key: &str,
+    mode: Option<&ObjectLockMode>,
+    until: Option<&aws_smithy_types::DateTime>,
+    written: Option<aws_smithy_types::DateTime>,
+    min_retain: std::time::Duration,
+) -> Option<String> {
+    match (mode, until) {
+        (Some(ObjectLockMode::Compliance), Some(until)) => {
+            let written = written.map(|w| w.secs()).unwrap_or(i64::MIN / 2);
+            let held = until.secs().saturating_sub(written);
+            // A minute of slack: the retention date is computed just before the upload.
+            (held + 60 < min_retain.as_secs() as i64).then(|| {
+                let days = |secs: f64| format!("{:.1} days", secs / 86400.0);
+                format!(
+                    "`{key}` is locked only until {until}, {} after it was written: less than the {} the store keeps \
+                     evidence (--retain)",
+                    days(held.max(0) as f64),
+                    days(min_retain.as_secs_f64())
+                )
+            })
+        }
+        (Some(m), _) => Some(format!("`{key}` is locked in {} mode, not COMPLIANCE: it can be deleted", m.as_str())),
+        (None, _) => Some(format!("`{key}` has no Object Lock retention: it can be deleted")),
+    }
+}
 
 impl S3Store {
     /// Connects and checks that the bucket has Object Lock enabled: evidence is never written where it
@@ -191,6 +228,100 @@ impl S3Store {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }
 
+    /// What the current objects cannot show, from every version under the prefix: an object with more than
+    /// one version was overwritten (Object Lock keeps old versions but allows new ones), a delete marker
+    /// hides one (deleting without a version id is allowed too), and each current version must be locked in
+    /// COMPLIANCE mode until at least `min_retain` after it was written. Findings are sorted by key.
+    pub(crate) async fn audit_versions(&self, min_retain: std::time::Duration) -> Result<Vec<Finding>, String> {
+        let mut versions: BTreeMap<String, Vec<(String, Option<aws_smithy_types::DateTime>)>> = BTreeMap::new();
+        let mut markers: BTreeMap<String, usize> = BTreeMap::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("s3:ListBucketVersions", &e).to_string())?;
+            for v in page.versions() {
+                if let Some(k) = v.key() {
+                    let id = v.version_id().unwrap_or("null").to_string();
+                    versions.entry(k.to_string()).or_default().push((id, v.last_modified().copied()));
+                }
+            }
+            for m in page.delete_markers() {
+                if let Some(k) = m.key() {
+                    *markers.entry(k.to_string()).or_default() += 1;
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() {
+                break;
+            }
+        }
+        let mut findings = Vec::new();
+        let name = |k: &str| k[self.prefix.len().min(k.len())..].to_string();
+        for (key, n) in &markers {
+            findings.push(Finding {
+                name: name(key),
+                what: format!(
+                    "`{key}` is hidden by {} delete marker{}: it was deleted after it was written",
+                    n,
+                    if *n == 1 { "" } else { "s" }
+                ),
+            });
+        }
+        let mut heads = Vec::new();
+        for (key, vs) in &versions {
+            if vs.len() > 1 {
+                findings.push(Finding {
+                    name: name(key),
+                    what: format!("`{key}` has {} versions: it was overwritten after it was written", vs.len()),
+                });
+            }
+            // The version the store was first written with: the oldest.
+            if let Some(first) = vs.iter().min_by_key(|(_, at)| at.map(|t| (t.secs(), t.subsec_nanos()))) {
+                heads.push((key.clone(), first.clone()));
+            }
+        }
+        let checks = heads.into_iter().map(|(key, (version, written))| async move {
+            let out = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .version_id(&version)
+                .send()
+                .await
+                .map_err(|e| classify("s3:GetObjectRetention", &e).to_string())?;
+            Ok::<_, String>(
+                retention_finding(
+                    &key,
+                    out.object_lock_mode(),
+                    out.object_lock_retain_until_date(),
+                    written,
+                    min_retain,
+                )
+                .map(|what| Finding { name: name(&key), what }),
+            )
+        });
+        use futures_util::StreamExt;
+        let mut checked = futures_util::stream::iter(checks).buffer_unordered(16);
+        while let Some(f) = checked.next().await {
+            findings.extend(f?);
+        }
+        findings.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(findings)
+    }
+
     /// Copies the store into `dir` (the ledger as `ledger.jsonl`, in order) so the directory tools —
     /// verify, list, history, controls — read it unchanged.
     pub(crate) async fn download(&self, dir: &Path) -> Result<usize, String> {
@@ -208,5 +339,27 @@ impl S3Store {
         }
         std::fs::write(dir.join(chain::LEDGER), &ledger).map_err(|e| e.to_string())?;
         Ok(keys.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_that_is_missing_governance_or_short_is_named() {
+        let t = |secs: i64| aws_smithy_types::DateTime::from_secs(secs);
+        let day = std::time::Duration::from_secs(86400);
+        let compliance = Some(&ObjectLockMode::Compliance);
+        assert_eq!(retention_finding("k", compliance, Some(&t(86400 * 3)), Some(t(0)), day * 2), None);
+        let short = retention_finding("k", compliance, Some(&t(86400)), Some(t(0)), day * 2).unwrap();
+        assert!(
+            short.contains("`k` is locked only until")
+                && short.contains("1.0 days after it was written: less than the 2.0 days"),
+            "{short}"
+        );
+        let gov = retention_finding("k", Some(&ObjectLockMode::Governance), Some(&t(86400 * 9)), Some(t(0)), day);
+        assert!(gov.unwrap().contains("GOVERNANCE mode, not COMPLIANCE"));
+        assert!(retention_finding("k", None, None, Some(t(0)), day).unwrap().contains("no Object Lock retention"));
     }
 }

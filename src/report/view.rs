@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::chain::{self, Entry, EntryKind};
 use super::model::{Report, Verdict};
-use super::trust::{SigState, Trust};
+use super::trust::SigState;
 
 /// The parts of a sign-off document (`stackdrill.sign-off/v1`) the readers use.
 #[derive(Debug, Clone, Deserialize)]
@@ -91,10 +91,8 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Reads the ledger in `dir` and each entry's document, and verifies the chain and signatures with
-    /// `trust`: what every command that shows the store uses.
-    pub(crate) fn read_verified(dir: &Path, trust: &Trust) -> std::io::Result<Store> {
-        let verified = chain::verify(dir, trust)?;
+    /// Reads the ledger in `dir` and each entry's document, beside what verifying it found.
+    pub(crate) fn read_with(dir: &Path, verified: chain::Verified) -> std::io::Result<Store> {
         Ok(Store { verified, ..Store::read(dir)? })
     }
 

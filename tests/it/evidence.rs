@@ -325,7 +325,7 @@ fn an_object_locked_s3_store_chains_concurrent_drills_and_keeps_them_from_deleti
     }
     let mut verify = stackdrill();
     moto.env(&mut verify);
-    let out = verify.args(["report", "verify", "--reports", "s3://evidence/prod"]).output().unwrap();
+    let out = verify.args(["report", "verify", "--retain", "2d", "--reports", "s3://evidence/prod"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("ok: 2 entries"), "{}", text(&out.stdout));
 
@@ -353,10 +353,44 @@ fn an_object_locked_s3_store_chains_concurrent_drills_and_keeps_them_from_deleti
     let out = run("s3://evidence/prod").output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(moto.proxy.injected().get("conflict"), Some(&2));
-    let mut verify = stackdrill();
-    moto.env(&mut verify);
-    let out = verify.args(["report", "verify", "--reports", "s3://evidence/prod"]).output().unwrap();
-    assert!(text(&out.stdout).contains("ok: 3 entries"), "{}", text(&out.stdout));
+    let verify = |extra: &[&str]| {
+        let mut verify = stackdrill();
+        moto.env(&mut verify);
+        let out = verify.args(["report", "verify", "--reports", "s3://evidence/prod"]).args(extra).output().unwrap();
+        (out.status.code(), text(&out.stdout))
+    };
+    let (code, out) = verify(&["--retain", "2d"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok: 3 entries"), "{out}");
+
+    // Locked for less than the store keeps evidence (400 days unless told): each object is named.
+    let (code, out) = verify(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("prod/ledger/00000001.json` is locked only until"), "{out}");
+
+    // Object Lock still allows a new version (here with the very same bytes, which the chain cannot see)
+    // and a delete marker over the newest entry and its report (which leaves the chain intact, only
+    // shorter): both are named from the object versions.
+    let newest = moto.python(
+        "import boto3\n\
+         s3 = boto3.client('s3')\n\
+         keys = sorted(o['Key'] for o in s3.list_objects_v2(Bucket='evidence', Prefix='prod/')['Contents'])\n\
+         reports = [k for k in keys if k.endswith('.json') and '/ledger/' not in k and not k.endswith('.dsse.json')]\n\
+         import json\n\
+         newest = json.loads(s3.get_object(Bucket='evidence', Key='prod/ledger/00000003.json')['Body'].read())['file']\n\
+         first = [k for k in reports if not k.endswith(newest)][0]\n\
+         body = s3.get_object(Bucket='evidence', Key=first)['Body'].read()\n\
+         s3.put_object(Bucket='evidence', Key=first, Body=body)\n\
+         s3.delete_object(Bucket='evidence', Key='prod/ledger/00000003.json')\n\
+         s3.delete_object(Bucket='evidence', Key='prod/' + newest)\n\
+         print(first + ' ' + newest)",
+    );
+    let (replaced, deleted) = newest.trim().split_once(' ').unwrap();
+    let (code, out) = verify(&["--retain", "2d"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(&format!("`{replaced}` has 2 versions: it was overwritten")), "{out}");
+    assert!(out.contains(&format!("`prod/{deleted}` is hidden by 1 delete marker")), "{out}");
+    assert!(out.contains("`prod/ledger/00000003.json` is hidden by 1 delete marker"), "{out}");
 }
 
 #[test]
