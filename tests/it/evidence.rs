@@ -24,6 +24,34 @@ fn openssl_verify(public: &Path, message: &Path, sig: &[u8], dir: &Path) -> bool
     out.status.success()
 }
 
+/// The README's check of a DSSE envelope with securesystemslib (a verifier nobody here wrote), run exactly
+/// as the README shows it; `Ok` with its output when it verifies.
+fn readme_dsse_verify(envelope: &Path, public: &Path) -> Result<String, String> {
+    use std::io::Write;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme.split("<!-- dsse-verify -->").nth(1).expect("the README's dsse-verify block");
+    let block = block.split("<!-- /dsse-verify -->").next().unwrap();
+    let script: Vec<&str> = block.split("<<'EOF'\n").nth(1).unwrap().split("\n  EOF").next().unwrap().lines().collect();
+    let script: Vec<&str> = script.iter().map(|l| l.strip_prefix("  ").unwrap_or(l)).collect();
+    let python = super::moto::venv().join("python");
+    assert!(
+        python.is_file(),
+        "securesystemslib is missing: install it with `scripts/moto-venv` (tests/requirements.txt pins it)"
+    );
+    let mut child = Command::new(python)
+        .arg("-")
+        .arg(envelope)
+        .arg(public)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.join("\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() { Ok(text(&out.stdout)) } else { Err(text(&out.stderr)) }
+}
+
 /// Headless flags for this closed network (no background connections, no first-run work) and a profile
 /// directory of the test's own.
 fn headless(dir: &Path) -> Vec<String> {
@@ -152,6 +180,30 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     let statement: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(statement["subject"][0]["digest"]["sha256"], ledger[2]["sha256"]);
+
+    // securesystemslib (the in-toto project's DSSE implementation), as the README shows it, checks the
+    // envelope and the three files it covers; an edited rendering or another key fails it.
+    let envelope = std::path::PathBuf::from(file.to_string_lossy().replace(".json", ".dsse.json"));
+    let name = file.file_name().unwrap().to_string_lossy().replace(".json", "");
+    let verified = readme_dsse_verify(&envelope, &public).expect("securesystemslib verifies the envelope");
+    assert_eq!(verified.trim(), format!("verified: {name}.json, {name}.md, {name}.html"));
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for ext in ["json", "md", "html", "dsse.json"] {
+        std::fs::copy(file.with_extension(ext), copy.join(format!("{name}.{ext}"))).unwrap();
+    }
+    let html_copy = copy.join(format!("{name}.html"));
+    let edited = std::fs::read_to_string(&html_copy).unwrap().replacen("PASSED", "PASSED (reviewed)", 1);
+    std::fs::write(&html_copy, edited).unwrap();
+    let err = readme_dsse_verify(&copy.join(format!("{name}.dsse.json")), &public).unwrap_err();
+    assert!(err.contains(&format!("{name}.html was modified")), "{err}");
+    let other = tmp.path().join("other.key");
+    let out = Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out"]).arg(&other).output().unwrap();
+    assert!(out.status.success());
+    let out = Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&other).output().unwrap();
+    std::fs::write(tmp.path().join("other.pub"), &out.stdout).unwrap();
+    let err = readme_dsse_verify(&envelope, &tmp.path().join("other.pub")).unwrap_err();
+    assert!(err.contains("VerificationError"), "{err}");
 
     // The HTML: well-formed (parsed as XML) and rendered by headless Chromium with the verdict banner visible.
     let html = file.with_extension("html");
@@ -448,6 +500,10 @@ fn a_kms_key_signs_reports_and_openssl_checks_them() {
     let pem = tmp.path().join("kms.pub.pem");
     std::fs::write(&pem, format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", body.join("\n")))
         .unwrap();
+    // securesystemslib checks the KMS-signed (ECDSA P-256) envelope too, as the README shows.
+    let envelope = std::path::PathBuf::from(file.to_string_lossy().replace(".json", ".dsse.json"));
+    let verified = readme_dsse_verify(&envelope, &pem).expect("securesystemslib verifies the KMS envelope");
+    assert!(verified.starts_with("verified: ") && verified.contains(".html"), "{verified}");
     let sig = base64::engine::general_purpose::STANDARD
         .decode(std::fs::read_to_string(format!("{}.sig", file.display())).unwrap().trim())
         .unwrap();

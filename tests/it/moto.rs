@@ -21,7 +21,7 @@ pub struct Moto {
     _dir: tempfile::TempDir,
 }
 
-fn venv() -> PathBuf {
+pub fn venv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin")
 }
 
