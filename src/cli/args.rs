@@ -271,6 +271,9 @@ pub(crate) enum ReportCommand {
         /// Accept unsigned entries after signed ones (signing switched off on purpose)
         #[arg(long, conflicts_with_all = ["keys", "trust_kms_key"])]
         allow_unsigned: bool,
+        /// Verify an evidence pack (a folder or .tar.gz from `report export`) instead of a store, offline
+        #[arg(long, value_name = "PACK")]
+        pack: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -301,8 +304,42 @@ pub(crate) enum ReportCommand {
     Controls {
         #[command(flatten)]
         store: StoreArgs,
-        #[arg(long, value_enum, default_value_t = ControlsFormat::Md)]
+        #[arg(long, value_enum, default_value_t = ControlsFormat::Md, alias = "output")]
         format: ControlsFormat,
+        /// The period's start: a date (UTC) or an RFC 3339 time; with --since/--until the matrix covers the
+        /// period and per-drill figures follow (occurrences passed/failed/missed, median and worst RTO/RPO)
+        #[arg(long)]
+        since: Option<String>,
+        /// The period's end: a date (that whole day is included) or an RFC 3339 time (default: now)
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Write an evidence pack for a period: a self-contained, signed folder an auditor opens and checks
+    /// offline (index.html, every report, the ledger slice, public keys, VERIFY.md, a signed manifest)
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The period's start: a date (UTC) or an RFC 3339 time (default: the store's first report)
+        #[arg(long)]
+        since: Option<String>,
+        /// The period's end: a date (that whole day is included) or an RFC 3339 time (default: now)
+        #[arg(long)]
+        until: Option<String>,
+        /// Only these drills in the index (repeatable); the ledger slice keeps every entry between its ends
+        #[arg(long = "drill", value_name = "NAME")]
+        drills: Vec<String>,
+        /// The pack's directory (new or empty); with --tar, the .tar.gz file to write
+        #[arg(long)]
+        out: PathBuf,
+        /// Write one .tar.gz instead of a folder
+        #[arg(long)]
+        tar: bool,
+        /// The key that signs the pack's manifest (default: as for drill reports)
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        /// Sign with an AWS KMS asymmetric key (ECC_NIST_P256) instead
+        #[arg(long, env = "STACKDRILL_SIGNING_KMS_KEY", conflicts_with = "signing_key")]
+        sign_kms_key: Option<String>,
     },
     /// Record a reviewer's decision on a report as a new signed, chained entry
     SignOff {

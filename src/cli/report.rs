@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::args::{ControlsFormat, Decision, ReportCommand, ShowFormat, StoreArgs};
 use super::{Failure, exit_codes};
 use crate::report::chain;
+use crate::report::period::{self, Period};
 use crate::report::trust::{Role, SigState, Trust, trusted_dir};
 use crate::report::{Signer, sign};
 use crate::ui::Printer;
@@ -90,15 +91,36 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
 
 pub(super) async fn run(cmd: ReportCommand, aws: &crate::aws::AwsSettings) -> Result<u8, Failure> {
     match cmd {
-        ReportCommand::Verify { store, allow_unsigned, output } => {
+        ReportCommand::Verify { store, pack: Some(pack), output, .. } => {
+            verify_pack(&pack, &trust(&store, aws).await?, Printer { format: output })
+        }
+        ReportCommand::Verify { store, allow_unsigned, pack: None, output } => {
             verify(&open(&store, aws).await?, allow_unsigned, Printer { format: output })
+        }
+        ReportCommand::Export { store, since, until, drills, out, tar, signing_key, sign_kms_key } => {
+            let period = period(since.as_deref(), until.as_deref())?
+                .unwrap_or(Period { since: chrono::DateTime::<Utc>::MIN_UTC, until: Utc::now() });
+            let view = open(&store, aws).await?;
+            let signer =
+                super::signer(signing_key.as_deref(), sign_kms_key.as_deref(), aws).await?.ok_or_else(|| {
+                    Failure::could_not_run(
+                        anyhow!("an evidence pack is signed, and no signing key is configured"),
+                        Some(
+                            "create one with `stackdrill keys generate`, or pass --signing-key / --sign-kms-key".into(),
+                        ),
+                    )
+                })?;
+            export(&view, &store, period, drills, &out, tar, &signer)
         }
         ReportCommand::List { store, output } => list(&open(&store, aws).await?, None, Printer { format: output }),
         ReportCommand::History { drill, store, output } => {
             history(&open(&store, aws).await?, drill.as_deref(), Printer { format: output })
         }
         ReportCommand::Show { id, store, format } => show(&open(&store, aws).await?, &id, format),
-        ReportCommand::Controls { store, format } => controls(&open(&store, aws).await?, format),
+        ReportCommand::Controls { store, format, since, until } => {
+            let period = period(since.as_deref(), until.as_deref())?;
+            controls(&open(&store, aws).await?, format, period)
+        }
         ReportCommand::SignOff { id, reviewer, decision, note, store, signing_key, sign_kms_key } => {
             let view = open(&store, aws).await?;
             let signing_key = signing_key.or_else(|| reviewer_key(&reviewer));
@@ -444,17 +466,164 @@ fn drill_specs() -> (Vec<crate::config::DrillSpec>, Vec<String>) {
     (specs, problems)
 }
 
-fn controls(view: &View, format: ControlsFormat) -> Result<u8, Failure> {
+fn export(
+    view: &View,
+    args: &StoreArgs,
+    period: Period,
+    drills: Vec<String>,
+    out: &Path,
+    tar: bool,
+    signer: &Signer,
+) -> Result<u8, Failure> {
+    let all = store(view)?;
+    let (specs, _) = drill_specs();
+    let period = open_start(&all, period);
+    let store_name = super::settings::reports(args.reports.as_deref()).display().to_string();
+    let req = crate::report::pack::Request {
+        store_dir: &view.dir,
+        store_name,
+        store: &all,
+        trust: &view.trust,
+        specs: &specs,
+        period,
+        drills,
+        now: Utc::now(),
+    };
+    let failed = |e: String| {
+        let code = if all.broken().is_some() { exit_codes::NOT_VERIFIED } else { exit_codes::COULD_NOT_RUN };
+        Failure { error: anyhow!("cannot write the evidence pack: {e}"), hint: None, code }
+    };
+    let (dir, archive, _tmp): (std::path::PathBuf, Option<std::path::PathBuf>, _) = if tar {
+        let archive = if out.to_string_lossy().ends_with(".tar.gz") {
+            out.to_path_buf()
+        } else {
+            std::path::PathBuf::from(format!("{}.tar.gz", out.display()))
+        };
+        let name = archive.file_name().map(|n| n.to_string_lossy().trim_end_matches(".tar.gz").to_string());
+        let tmp = tempfile::tempdir().map_err(|e| failed(e.to_string()))?;
+        (tmp.path().join(name.unwrap_or_else(|| "evidence".into())), Some(archive), Some(tmp))
+    } else {
+        (out.to_path_buf(), None, None)
+    };
+    let done = crate::report::pack::export(&req, &dir, signer).map_err(failed)?;
+    if let Some(a) = &archive {
+        crate::report::pack::tar(&dir, a).map_err(failed)?;
+    }
+    crate::ui::outln!(
+        "wrote the evidence pack {}: {} reports, ledger entries {} to {}, {} files, manifest signed by {}",
+        archive.as_deref().unwrap_or(&dir).display(),
+        done.reports,
+        done.entries.0,
+        done.entries.1,
+        done.files,
+        sign::fingerprint(&signer.key_id)
+    );
+    crate::ui::outln!("open index.html; VERIFY.md says how to check it without stackdrill");
+    Ok(exit_codes::OK)
+}
+
+/// `report verify --pack`: a pack folder, or a .tar.gz of one (unpacked into a temporary directory).
+fn verify_pack(pack: &Path, trust: &Trust, printer: Printer) -> Result<u8, Failure> {
+    let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
+    let _tmp;
+    let dir = if pack.is_file() {
+        let tmp = tempfile::tempdir().map_err(|e| bad(e.to_string()))?;
+        let f = std::fs::File::open(pack).map_err(|e| bad(format!("cannot read `{}`: {e}", pack.display())))?;
+        tar::Archive::new(flate2::read::GzDecoder::new(f))
+            .unpack(tmp.path())
+            .map_err(|e| bad(format!("`{}` is not a .tar.gz evidence pack: {e}", pack.display())))?;
+        let inner =
+            std::fs::read_dir(tmp.path()).ok().and_then(|mut d| d.next()).and_then(Result::ok).map(|d| d.path());
+        let dir = inner.ok_or_else(|| bad(format!("`{}` is empty", pack.display())))?;
+        _tmp = tmp;
+        dir
+    } else {
+        pack.to_path_buf()
+    };
+    let v = crate::report::pack::verify(&dir, trust).map_err(bad)?;
+    if printer.is_json() {
+        printer.json(&serde_json::json!({
+            "ok": v.ok(), "manifest_signature": v.signature, "files": v.manifest.files.len(),
+            "entries": v.manifest.entries, "chain": v.chain,
+        }));
+    } else if let Some(first) = v.chain.problems.first() {
+        printer.line(format!("BROKEN: the first problem is {}: {}", first.at, first.what));
+        for p in &v.chain.problems[1..] {
+            printer.line(format!("  also {}: {}", p.at, p.what));
+        }
+    } else {
+        let head = if v.ok() { "ok" } else { "UNVERIFIED" };
+        printer.line(format!(
+            "{head}: evidence pack `{}` ({} → {}): {} files match the manifest, signed {}; ledger entries {} to {} intact{}, {} signed",
+            pack.display(),
+            v.manifest.since.format("%Y-%m-%d %H:%M:%SZ"),
+            v.manifest.until.format("%Y-%m-%d %H:%M:%SZ"),
+            v.manifest.files.len(),
+            v.signature.label(),
+            v.manifest.entries.0,
+            v.manifest.entries.1,
+            if v.manifest.entries.0 > 1 { " from the entry before the period" } else { "" },
+            v.chain.signed
+        ));
+        for p in &v.chain.unverified {
+            printer.line(format!("  {}: {}", p.at, p.what));
+        }
+    }
+    Ok(if v.ok() { exit_codes::OK } else { exit_codes::NOT_VERIFIED })
+}
+
+/// The period `--since`/`--until` name (an open end: the store's first report, or now); `None` when
+/// neither is given.
+pub(super) fn period(since: Option<&str>, until: Option<&str>) -> Result<Option<Period>, Failure> {
+    if since.is_none() && until.is_none() {
+        return Ok(None);
+    }
+    let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
+    let since = since.map(|s| period::parse_bound(s, false)).transpose().map_err(bad)?;
+    let until = until.map(|s| period::parse_bound(s, true)).transpose().map_err(bad)?.unwrap_or_else(Utc::now);
+    let since = since.unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+    if since >= until {
+        return Err(bad(format!("the period is empty: --since {since} is not before --until {until}")));
+    }
+    Ok(Some(Period { since, until }))
+}
+
+/// A period without `--since` starts at the store's first report.
+fn open_start(store: &Store, p: Period) -> Period {
+    if p.since > chrono::DateTime::<Utc>::MIN_UTC {
+        return p;
+    }
+    let first = store.reports().filter_map(Row::started_at).min().unwrap_or(p.until);
+    Period { since: first.min(p.until - chrono::Duration::seconds(1)), ..p }
+}
+
+fn controls(view: &View, format: ControlsFormat, period: Option<Period>) -> Result<u8, Failure> {
     let dir = &view.dir;
     let all = store(view)?;
     let (specs, _) = drill_specs();
-    let matrix = crate::report::controls::matrix(&all, &specs, Utc::now());
-    match format {
-        ControlsFormat::Json => crate::ui::outln!("{}", serde_json::to_string_pretty(&matrix).unwrap_or_default()),
-        ControlsFormat::Md => crate::ui::out!(
-            "{}",
-            crate::report::controls::markdown(&dir.display().to_string(), &matrix, all.broken().is_none())
-        ),
+    let now = Utc::now();
+    let matrix = crate::report::controls::matrix(&all, &specs, now, period);
+    let figures = period.map(|p| {
+        let p = open_start(&all, p);
+        (p, period::figures(&all, &specs, p, now))
+    });
+    match (format, &figures) {
+        (ControlsFormat::Json, None) => {
+            crate::ui::outln!("{}", serde_json::to_string_pretty(&matrix).unwrap_or_default())
+        }
+        (ControlsFormat::Json, Some((p, drills))) => {
+            let doc = serde_json::json!({ "period": p, "controls": matrix, "drills": drills });
+            crate::ui::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
+        }
+        (ControlsFormat::Md, _) => {
+            crate::ui::out!(
+                "{}",
+                crate::report::controls::markdown(&dir.display().to_string(), &matrix, all.broken().is_none())
+            );
+            if let Some((p, drills)) = &figures {
+                crate::ui::out!("\n{}", period::markdown(*p, drills));
+            }
+        }
     }
     // A matrix over a broken chain is not evidence: the command fails, naming the first broken link.
     Ok(if all.broken().is_some() { exit_codes::NOT_VERIFIED } else { exit_codes::OK })

@@ -193,8 +193,20 @@ pub(crate) fn verify(dir: &Path, trust: &Trust) -> std::io::Result<Verified> {
 /// list. `allow_unsigned` accepts an unsigned entry after signed ones (a store whose signing was switched
 /// off on purpose); otherwise that entry is a broken link: written without the key, or inserted.
 pub(crate) fn verify_with(dir: &Path, trust: &Trust, allow_unsigned: bool) -> std::io::Result<Verified> {
+    verify_from(dir, trust, allow_unsigned, None)
+}
+
+/// [`verify_with`] of a ledger slice (an evidence pack's) whose first entry follows `anchor`: the entry
+/// before the slice, whose document the slice does not hold.
+pub(crate) fn verify_from(
+    dir: &Path,
+    trust: &Trust,
+    allow_unsigned: bool,
+    anchor: Option<&Entry>,
+) -> std::io::Result<Verified> {
     let mut v = Verified::default();
-    let mut prev: Option<String> = None;
+    let base = anchor.map_or(0, |a| a.seq);
+    let mut prev: Option<String> = anchor.map(|a| a.sha256.clone());
     let mut listed = std::collections::HashSet::new();
     let mut problems = Vec::new();
     let mut problem = |seq: Option<u64>, at: String, what: String| problems.push(Problem { seq, at, what });
@@ -203,18 +215,19 @@ pub(crate) fn verify_with(dir: &Path, trust: &Trust, allow_unsigned: bool) -> st
         let e = match e {
             Ok(e) => e,
             Err(msg) => {
-                problem(None, format!("{LEDGER} entry {}", i + 1), msg);
+                problem(None, format!("{LEDGER} entry {}", base + i as u64 + 1), msg);
                 prev = None;
                 continue;
             }
         };
-        let at = format!("entry {} ({} `{}`, {})", i + 1, e.kind, e.id, e.file);
+        let expected = base + i as u64 + 1;
+        let at = format!("entry {expected} ({} `{}`, {})", e.kind, e.id, e.file);
         listed.insert(e.file.clone());
-        if e.seq != i as u64 + 1 {
+        if e.seq != expected {
             problem(
                 Some(e.seq),
                 at.clone(),
-                format!("sequence number {} where {} was expected: an entry was removed or reordered", e.seq, i + 1),
+                format!("sequence number {} where {expected} was expected: an entry was removed or reordered", e.seq),
             );
         }
         if e.previous != prev {
@@ -229,70 +242,33 @@ pub(crate) fn verify_with(dir: &Path, trust: &Trust, allow_unsigned: bool) -> st
             );
         }
         prev = Some(e.sha256.clone());
-        let bytes = match std::fs::read(dir.join(&e.file)) {
-            Ok(b) => b,
-            Err(_) if dir.join(format!(".pending-{}", e.file)).exists() => {
-                problem(
-                    Some(e.seq),
-                    at,
-                    format!(
-                        "`{}` is still pending: a write was interrupted after its ledger line; `stackdrill drill \
-                         cleanup` completes it",
-                        e.file
-                    ),
-                );
-                continue;
+        let (bytes, doc) = match document(dir, &e) {
+            Ok((bytes, doc, found)) => {
+                for what in found {
+                    problem(Some(e.seq), at.clone(), what);
+                }
+                (bytes, doc)
             }
-            Err(_) => {
-                problem(Some(e.seq), at, format!("`{}` is missing: the report was deleted", e.file));
+            Err(why) => {
+                problem(Some(e.seq), at, why);
                 continue;
             }
         };
-        if sha256_hex(&bytes) != e.sha256 {
-            problem(Some(e.seq), at.clone(), format!("`{}` was modified: its sha256 is not the one recorded", e.file));
-        }
-        let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let inner = doc["previous_sha256"].as_str().map(str::to_string);
-        if inner != e.previous {
-            problem(
-                Some(e.seq),
-                at.clone(),
-                "the previous_sha256 inside the report differs from the ledger's link".into(),
-            );
-        }
-        if let Some(why) = ledger_mismatch(&e, &doc) {
-            problem(Some(e.seq), at.clone(), why);
-        }
         let state = match signature(dir, &e.file, &bytes, &doc, trust) {
             Ok(SigState::Unsigned) if v.signed > 0 && !allow_unsigned => {
-                problem(
-                    Some(e.seq),
-                    at.clone(),
-                    format!(
-                        "not signed, though {} entr{} before it {}: written without the key, or inserted \
-                         (--allow-unsigned accepts it)",
-                        v.signed,
-                        if v.signed == 1 { "y" } else { "ies" },
-                        if v.signed == 1 { "is" } else { "are" }
-                    ),
-                );
+                problem(Some(e.seq), at.clone(), unsigned_after(v.signed));
                 SigState::Broken
             }
-            Ok(s @ SigState::Unverified { .. }) => {
+            Ok(SigState::Unverified { fingerprint }) => {
                 v.signed += 1;
-                let SigState::Unverified { fingerprint } = &s else { unreachable!() };
-                v.unverified.push(Problem {
-                    seq: Some(e.seq),
-                    at: at.clone(),
-                    what: format!("signed by {fingerprint}, a key that is not trusted"),
-                });
+                let what = format!("signed by {fingerprint}, a key that is not trusted");
+                v.unverified.push(Problem { seq: Some(e.seq), at: at.clone(), what });
+                SigState::Unverified { fingerprint }
+            }
+            Ok(s) => {
+                v.signed += usize::from(matches!(s, SigState::Verified { .. }));
                 s
             }
-            Ok(s @ SigState::Verified { .. }) => {
-                v.signed += 1;
-                s
-            }
-            Ok(s) => s,
             Err(why) => {
                 problem(Some(e.seq), at.clone(), why);
                 SigState::Broken
@@ -310,6 +286,42 @@ pub(crate) fn verify_with(dir: &Path, trust: &Trust, allow_unsigned: bool) -> st
     v.problems = problems;
     v.entries = listed.len();
     Ok(v)
+}
+
+/// An entry's document, read and checked against the entry: its bytes, its JSON, and each way it
+/// disagrees (digest, inner link, ledger fields); `Err` when it cannot be read.
+fn document(dir: &Path, e: &Entry) -> Result<(Vec<u8>, serde_json::Value, Vec<String>), String> {
+    let bytes = match std::fs::read(dir.join(&e.file)) {
+        Ok(b) => b,
+        Err(_) if dir.join(format!(".pending-{}", e.file)).exists() => {
+            return Err(format!(
+                "`{}` is still pending: a write was interrupted after its ledger line; `stackdrill drill cleanup` \
+                 completes it",
+                e.file
+            ));
+        }
+        Err(_) => return Err(format!("`{}` is missing: the report was deleted", e.file)),
+    };
+    let mut found = Vec::new();
+    if sha256_hex(&bytes) != e.sha256 {
+        found.push(format!("`{}` was modified: its sha256 is not the one recorded", e.file));
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if doc["previous_sha256"].as_str().map(str::to_string) != e.previous {
+        found.push("the previous_sha256 inside the report differs from the ledger's link".into());
+    }
+    found.extend(ledger_mismatch(e, &doc));
+    Ok((bytes, doc, found))
+}
+
+/// Why an unsigned entry after `signed` signed ones is a broken link.
+fn unsigned_after(signed: usize) -> String {
+    format!(
+        "not signed, though {signed} entr{} before it {}: written without the key, or inserted (--allow-unsigned \
+         accepts it)",
+        if signed == 1 { "y" } else { "ies" },
+        if signed == 1 { "is" } else { "are" }
+    )
 }
 
 /// The first ledger field that disagrees with the document its entry points at (whose bytes the chain
@@ -349,7 +361,13 @@ fn ledger_mismatch(e: &Entry, doc: &serde_json::Value) -> Option<String> {
 /// The detached signature and DSSE envelope of `file` checked with the public key the document records,
 /// and whether `trust` trusts that key: `Err` names what is wrong (a bad signature, an unsigned entry where
 /// `--key` requires signatures).
-fn signature(dir: &Path, file: &str, bytes: &[u8], doc: &serde_json::Value, trust: &Trust) -> Result<SigState, String> {
+pub(crate) fn signature(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    doc: &serde_json::Value,
+    trust: &Trust,
+) -> Result<SigState, String> {
     use base64::Engine;
     let Ok(sig) = std::fs::read_to_string(dir.join(format!("{file}.sig"))) else {
         if trust.explicit {

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::period::Period;
 use super::trust::{Role, SigState};
 use super::view::{Row, Store, json_time};
 use crate::config::DrillSpec;
@@ -55,14 +56,16 @@ fn sign_off_label(decision: &str, reviewer: &str, state: &SigState) -> String {
 
 /// The matrix from the verified store (each entry's signature state as `report verify` found it) and the
 /// drill files (their schedules and controls), as of `now`.
-pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>) -> Vec<Control> {
+/// With `period`, only its runs and the missed cadences that start in it.
+pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, period: Option<Period>) -> Vec<Control> {
+    let in_period = |t: Option<DateTime<Utc>>| period.is_none_or(|p| t.is_some_and(|t| p.contains(t)));
     let sign_offs: BTreeMap<String, String> = store
         .sign_offs()
         .map(|(r, s)| (s.report_id.clone(), sign_off_label(&r.entry.result, &s.reviewer, &store.state(r.entry.seq))))
         .collect();
     let mut by_control: BTreeMap<String, Control> = BTreeMap::new();
     // Demo runs restore stackdrill's own throwaway source: they evidence no control.
-    for r in store.reports().filter(|r| !r.is_demo()) {
+    for r in store.reports().filter(|r| !r.is_demo() && in_period(r.started_at())) {
         let Some(d) = r.report() else { continue };
         let met = |v: Option<f64>, met: bool| match (v, met) {
             (None, _) => "not measured".to_string(),
@@ -100,7 +103,7 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>) -> 
         let Some(first) = runs.iter().map(|(t, _)| *t).min() else { continue };
         let occ = crate::schedule::occurrences(sched, first, now, 1000);
         let mut missed = Vec::new();
-        for w in occ.windows(2) {
+        for w in occ.windows(2).filter(|w| in_period(Some(w[0]))) {
             if !runs.iter().any(|(t, ok)| *ok && *t >= w[0] && *t < w[1]) {
                 missed.push(Missed { drill: s.name.clone(), from: w[0], to: w[1] });
             }
@@ -265,7 +268,7 @@ mod tests {
                      schedule: { cron: \"0 3 * * *\", timezone: UTC }\n";
         let spec = crate::config::parse_drill(drill, std::path::Path::new("drills/orders-pitr.yaml")).expect("valid");
         let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).single().expect("a time");
-        let matrix = matrix(&store, &[spec], now);
+        let matrix = matrix(&store, &[spec], now, None);
         insta::assert_snapshot!("controls_markdown", markdown("reports", &matrix, true));
     }
 
@@ -278,7 +281,7 @@ mod tests {
         demo.id = "dddddddddddd".into();
         let row = Row { entry: entry(1, EntryKind::Report, "passed"), doc: Doc::Report(Box::new(demo)) };
         let store = Store::from_rows(vec![row]);
-        let m = matrix(&store, &[], Utc::now());
+        let m = matrix(&store, &[], Utc::now(), None);
         assert!(m.is_empty(), "a demo run is in the matrix: {}", markdown("r", &m, true));
     }
 }

@@ -537,3 +537,121 @@ fn a_kms_key_signs_reports_and_openssl_checks_them() {
         .unwrap_or_default();
     assert!(sigs.is_empty(), "a signature file was written: {sigs:?}");
 }
+
+/// The network requests a page loaded in headless Chromium makes, from its network log: URL requests
+/// with the page as initiator (the browser's own background requests have none; `file://` loads are not
+/// network requests).
+fn page_requests(page: &Path, dir: &Path) -> Vec<String> {
+    let netlog = dir.join("netlog.json");
+    let _ = std::fs::remove_file(&netlog);
+    let out = Command::new(chromium())
+        .args(headless(dir))
+        .arg(format!("--log-net-log={}", netlog.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&netlog).expect("chromium wrote its network log")).unwrap();
+    let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].as_u64().unwrap();
+    let mut urls: Vec<String> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_u64() == Some(start_job) && e["params"]["initiator"] != "not an origin")
+        .filter_map(|e| e["params"]["url"].as_str().map(str::to_string))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+#[test]
+fn an_evidence_pack_opens_offline_and_verifies_without_the_store() {
+    let demo = Demo::start();
+    let tmp = Scratch::new();
+    let stackdrill = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
+    let out = stackdrill().args(["keys", "generate"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = demo.state().join("keys/signing.key");
+    // The period starts after the demo's own (unsigned) report: the pack links back to it.
+    let since = chrono::Utc::now().to_rfc3339();
+    let mut failed = 0;
+    for extra in [&[][..], &["--participant", "ops-b"][..]] {
+        let out = demo.run_drill(&[&["--signing-key", key.to_str().unwrap()], extra].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        failed += usize::from(!text(&out.stdout).contains("PASSED"));
+    }
+    assert_eq!(failed, 0);
+    let reports = demo.reports.to_str().unwrap();
+    let pack = tmp.path().join("pack");
+    let export = |extra: &[&str], out: &Path| {
+        stackdrill()
+            .args(["report", "export", "--reports", reports, "--since", &since])
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let out = export(&[], &pack);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("2 reports, ledger entries 2 to 3"), "{}", text(&out.stdout));
+
+    // Offline, from the pack alone (the store moved away): verified, from the entry before the period.
+    std::fs::rename(&demo.reports, tmp.path().join("store-elsewhere")).unwrap();
+    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&pack).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("ok: evidence pack")
+            && text(&out.stdout).contains("ledger entries 2 to 3 intact from the entry before the period"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The README's securesystemslib check, shipped in the pack, verifies a report there too.
+    let ledger = std::fs::read_to_string(pack.join("reports/ledger.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(ledger.lines().next().unwrap()).unwrap();
+    let envelope = pack.join("reports").join(entry["file"].as_str().unwrap().replace(".json", ".dsse.json"));
+    assert!(readme_dsse_verify(&envelope, &pack.join("keys/signing.pub")).is_ok());
+
+    // Headless Chromium opens the index: nothing is requested outside the pack, and every link resolves.
+    let index = pack.join("index.html");
+    let control = tmp.path().join("control.html");
+    std::fs::write(&control, "<html><body><img src=\"http://example.invalid/x.png\"></body></html>").unwrap();
+    assert_eq!(page_requests(&control, tmp.path()), ["http://example.invalid/x.png"], "the detector sees a request");
+    let outside = page_requests(&index, tmp.path());
+    assert!(outside.is_empty(), "requests outside the pack: {outside:?}");
+    let out = Command::new(chromium())
+        .args(headless(tmp.path()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", index.display()))
+        .output()
+        .unwrap();
+    let dom = text(&out.stdout);
+    assert!(dom.contains("Evidence pack: restore drills") && dom.contains("Drill <code>local-demo</code>"), "{dom}");
+    let links: Vec<&str> = dom.split("href=\"").skip(1).filter_map(|s| s.split('"').next()).collect();
+    assert!(links.len() > 5, "{links:?}");
+    for link in links.iter().filter(|l| !l.starts_with('#')) {
+        assert!(pack.join(link).is_file(), "the index links to `{link}`, which is not in the pack");
+    }
+    // Its numbers are the store's: two runs of the demo drill in the period, both passed.
+    assert!(dom.contains("<td>2 (2)</td>"), "{dom}");
+
+    // One .tar.gz verifies the same way; an edited index in the folder is named.
+    let tgz = tmp.path().join("q4.tar.gz");
+    std::fs::rename(tmp.path().join("store-elsewhere"), &demo.reports).unwrap();
+    let out =
+        stackdrill().args(["report", "export", "--reports", reports, "--tar", "--out"]).arg(&tgz).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&tgz).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    std::fs::write(&index, std::fs::read_to_string(&index).unwrap().replacen("<h1>", "<h1>Approved: ", 1)).unwrap();
+    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&pack).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("`index.html`: was modified"), "{}", text(&out.stdout));
+}
