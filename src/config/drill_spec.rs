@@ -215,6 +215,29 @@ pub(crate) struct Expect {
     pub(crate) rows: Option<u64>,
 }
 
+impl Expect {
+    /// The expectation as people read it: `equals 3`, `at least 1`, `matches ^ok$`, `2 rows`, joined.
+    pub(crate) fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = &self.equals {
+            parts.push(format!("equals {v}"));
+        }
+        match (self.min, self.max) {
+            (Some(a), Some(b)) => parts.push(format!("between {a} and {b}")),
+            (Some(a), None) => parts.push(format!("at least {a}")),
+            (None, Some(b)) => parts.push(format!("at most {b}")),
+            (None, None) => {}
+        }
+        if let Some(r) = &self.regex {
+            parts.push(format!("matches {}", r.as_str()));
+        }
+        if let Some(n) = self.rows {
+            parts.push(format!("{n} row{}", if n == 1 { "" } else { "s" }));
+        }
+        if parts.is_empty() { "any result".into() } else { parts.join(", ") }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct ScheduleSpec {
     /// As written in the drill file.

@@ -12,11 +12,20 @@ use crate::report::model::{TeardownStatus, Verdict};
 pub(super) struct Judgement {
     pub(super) verdict: Verdict,
     pub(super) reason: Option<String>,
+    /// A phase was stopped by the operator (SIGINT/SIGTERM).
+    pub(super) interrupted: bool,
 }
 
 impl Judgement {
     pub(super) fn passed() -> Self {
-        Judgement { verdict: Verdict::Passed, reason: None }
+        Judgement { verdict: Verdict::Passed, reason: None, interrupted: false }
+    }
+
+    /// Records how a phase stopped early.
+    pub(super) fn stopped(&mut self, phase: &str, stop: super::phase::Stop<impl Into<super::phase::RestoreOrText>>) {
+        self.interrupted |= matches!(stop, super::phase::Stop::Interrupted);
+        let (v, why) = super::phase::stop_reason(phase, stop);
+        self.fail(v, why);
     }
 
     /// Records a failure; `error` outranks `failed`, and the first reason given is kept.

@@ -51,9 +51,10 @@ pub(super) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 /// The verdict and reason a phase that ended early stands for.
 pub(super) fn stop_reason(phase: &str, stop: Stop<impl Into<RestoreOrText>>) -> (Verdict, String) {
     match stop {
-        Stop::Interrupted => {
-            (Verdict::Error, format!("interrupted by a signal during the {phase} phase; the scratch was torn down"))
-        }
+        Stop::Interrupted => (
+            Verdict::Error,
+            format!("interrupted by the operator (a stop signal) during the {phase} phase; the scratch was torn down"),
+        ),
         Stop::TimedOut(d) => {
             (Verdict::Failed, format!("the {phase} phase did not finish within {}", humantime::format_duration(d)))
         }

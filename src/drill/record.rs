@@ -22,7 +22,7 @@ impl From<BackupUsed> for model::Backup {
 impl From<CheckResult> for model::Check {
     fn from(c: CheckResult) -> Self {
         let CheckResult { name, kind, status, detail, seconds, newest } = c;
-        model::Check { name, kind, status, detail, seconds, newest }
+        model::Check { name, kind, status, detail, seconds, newest, query: None, expect: None }
     }
 }
 
@@ -62,6 +62,20 @@ pub(super) struct Facts {
     pub(super) judgement: Judgement,
 }
 
+/// A check as the report records it: a `sql` check with its query and expectation.
+fn check_record(spec: &DrillSpec, c: CheckResult) -> model::Check {
+    let sql = spec.verify.iter().find_map(|s| match s {
+        crate::config::CheckSpec::Sql(q) if c.kind == "sql" && q.name == c.name => Some(q),
+        _ => None,
+    });
+    let mut m = model::Check::from(c);
+    if let Some(q) = sql {
+        m.query = Some(q.query.clone());
+        m.expect = Some(q.expect.describe());
+    }
+    m
+}
+
 /// The v1 report of a run, deviations included; unsigned and unchained until a store writes it.
 pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
     let now = Utc::now();
@@ -73,6 +87,7 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
         description: spec.description.clone(),
         result: f.judgement.verdict,
         reason: f.judgement.reason,
+        interrupted: f.judgement.interrupted,
         started_at: f.started_at,
         finished_at: now,
         tool: model::Tool { name: "stackdrill".into(), version: env!("CARGO_PKG_VERSION").into() },
@@ -108,7 +123,7 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
             rpo_met: m.rpo_met,
         },
         phases: f.phases,
-        checks: f.checks.into_iter().map(Into::into).collect(),
+        checks: f.checks.into_iter().map(|c| check_record(spec, c)).collect(),
         teardown: f.teardown.into(),
         runbook: f.runbook,
         controls: spec.controls.clone(),

@@ -12,7 +12,7 @@ use super::Cancel;
 use super::error::DrillError;
 use super::events::{Event, EventSink};
 use super::judge::{self, Judgement};
-use super::phase::{Stop, bounded, stop_reason, unwinding};
+use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
 use super::restore::{
     AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, Endpoint, LocalPostgres, RestoreProvider, Teardown,
@@ -422,16 +422,16 @@ impl RunCtx<'_> {
         let t = self.spec.timeouts;
         let clock = Instant::now();
         if let Err(stop) = self.phase("restore", t.restore, provider.restore(target)).await {
-            let (v, why) = stop_reason("restore", stop);
-            outcome.fail(v, why);
-            self.skip_phase("ready", "the restore did not complete");
+            outcome.stopped("restore", stop);
+            let why =
+                if outcome.interrupted { "the operator interrupted the drill" } else { "the restore did not complete" };
+            self.skip_phase("ready", why);
             return (None, None);
         }
         match self.phase("ready", t.ready, provider.wait_ready()).await {
             Ok(ep) => (Some(ep), Some(clock.elapsed().as_secs_f64())),
             Err(stop) => {
-                let (v, why) = stop_reason("ready", stop);
-                outcome.fail(v, why);
+                outcome.stopped("ready", stop);
                 (None, None)
             }
         }
@@ -456,7 +456,11 @@ impl RunCtx<'_> {
         };
         for c in &self.spec.verify {
             if !verified.checks.iter().any(|r| r.name == c.name() && r.kind == c.kind()) {
-                let why = if endpoint.is_some() { "the verify phase did not reach it" } else { "the restore failed" };
+                let why = match (outcome.interrupted, endpoint.is_some()) {
+                    (true, _) => "the operator interrupted the drill",
+                    (false, true) => "the verify phase did not reach it",
+                    (false, false) => "the restore did not complete",
+                };
                 verified.checks.push(CheckResult::new(c, CheckStatus::Skipped, why));
             }
         }
@@ -513,8 +517,7 @@ impl RunCtx<'_> {
                 for s in &sessions.all {
                     s.canceller.cancel().await;
                 }
-                let (v, why) = stop_reason("verify", stop);
-                outcome.fail(v, why);
+                outcome.stopped("verify", stop);
                 Verified { newest_commit: None, checks: Vec::new() }
             }
         }

@@ -17,6 +17,7 @@ fn at(s: u32) -> DateTime<Utc> {
 /// A report with every field set (the optional ones too), as a store would write it.
 pub(crate) fn fixed() -> Report {
     let report = Report {
+        interrupted: false,
         schema: SCHEMA.into(),
         id: "0123456789ab".into(),
         drill: "orders-pitr".into(),
@@ -91,6 +92,8 @@ pub(crate) fn fixed() -> Report {
             detail: "2 rows missing".into(),
             seconds: 0.5,
             newest: Some(at(3)),
+            query: None,
+            expect: None,
         }],
         teardown: TeardownRecord { status: TeardownStatus::Done, at: at(58), detail: "deleted".into() },
         runbook: Some(FileRef { path: "runbooks/orders.md".into(), sha256: None, git_commit: None, git_dirty: false }),
@@ -136,8 +139,23 @@ fn the_golden_report_reads_back_into_the_same_bytes() {
 /// The Markdown and HTML renderings of the fixed report, pinned (what an auditor reads beside the JSON).
 #[test]
 fn renderings_snapshot() {
-    let r = fixed();
+    let mut r = fixed();
+    // A `sql` check carries its query and expectation (fields a v1 report may leave out).
+    r.checks.push(Check {
+        name: "every transfer balances".into(),
+        kind: "sql".into(),
+        status: CheckStatus::Passed,
+        detail: "returned 0 (1 rows)".into(),
+        seconds: 0.1,
+        newest: None,
+        query: Some("select count(*) from transfers where debit <> credit".into()),
+        expect: Some("equals 0".into()),
+    });
     insta::assert_snapshot!("report_markdown", super::markdown::render(&r));
-    let trend = [super::html::Point { at: at(0), rto: Some(40.0), result: "passed".into() }];
+    let day = chrono::Duration::days(1);
+    let trend = [
+        super::html::Point { at: at(0) - day * 2, rto: Some(40.0), rpo: Some(0.5), result: "passed".into() },
+        super::html::Point { at: at(0) - day, rto: Some(75.0), rpo: None, result: "failed".into() },
+    ];
     insta::assert_snapshot!("report_html", super::html::render(&r, &trend));
 }

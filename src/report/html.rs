@@ -5,6 +5,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+
 use super::model::{Report, Verdict};
 use crate::config::human_seconds;
 
@@ -18,6 +20,7 @@ pub(crate) fn esc(s: &str) -> String {
 pub(crate) struct Point {
     pub(crate) at: chrono::DateTime<chrono::Utc>,
     pub(crate) rto: Option<f64>,
+    pub(crate) rpo: Option<f64>,
     pub(crate) result: String,
 }
 
@@ -25,12 +28,17 @@ pub(crate) struct Point {
 pub(crate) fn trend(dir: &Path, drill: &str, n: usize) -> Vec<Point> {
     super::view::last_reports(dir, drill, n)
         .into_iter()
-        .map(|r| Point { at: r.started_at, rto: r.measured.rto_seconds, result: r.result.as_str().into() })
+        .map(|r| Point {
+            at: r.started_at,
+            rto: r.measured.rto_seconds,
+            rpo: r.measured.rpo_seconds,
+            result: r.result.as_str().into(),
+        })
         .collect()
 }
 
 const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#1b1f24}\
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #d0d7de}\
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #d0d7de}h3{font-size:1em}\
 .banner{padding:1em 1.2em;border-radius:8px;color:#fff;font-size:1.25em;font-weight:600}\
 .passed{background:#1a7f37}.failed{background:#cf222e}.error{background:#9a6700}\
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #d0d7de;padding:.35em .6em;text-align:left;vertical-align:top}\
@@ -49,24 +57,23 @@ fn status_class(s: &str) -> &'static str {
     }
 }
 
-/// The phases as bars on a time axis (inline SVG).
+/// The phases as bars on a time axis (inline SVG), each labelled with its duration, and the RTO as a
+/// marker: restore start plus the measured RTO (and the objective, when it falls within the run).
 fn timeline(r: &Report) -> String {
-    let total = r
-        .phases
-        .iter()
-        .map(|p| (p.started_at - r.started_at).num_milliseconds() as f64 / 1000.0 + p.seconds)
-        .fold(0.0, f64::max)
-        .max(0.001);
-    let (w, row) = (900.0, 22.0);
-    let h = row * r.phases.len() as f64 + 24.0;
+    let offset = |t: DateTime<Utc>| (t - r.started_at).num_milliseconds() as f64 / 1000.0;
+    let restore_at = r.phases.iter().find(|p| p.name == "restore").map(|p| offset(p.started_at));
+    // The scale reaches the RTO marker, even where a phase's recorded duration falls short of it.
+    let rto_at = restore_at.zip(r.measured.rto_seconds).map(|(start, rto)| start + rto);
+    let total = r.phases.iter().map(|p| offset(p.started_at) + p.seconds).chain(rto_at).fold(0.0, f64::max).max(0.001);
+    let (w, row, left) = (900.0, 22.0, 230.0);
+    let h = row * r.phases.len() as f64 + 40.0;
+    let x = |secs: f64| left + secs / total * (w - left - 10.0);
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"phase timeline\">"
     );
     for (i, p) in r.phases.iter().enumerate() {
-        let start = (p.started_at - r.started_at).num_milliseconds() as f64 / 1000.0;
-        let x = 160.0 + start / total * (w - 170.0);
-        let bw = (p.seconds / total * (w - 170.0)).max(2.0);
-        let y = i as f64 * row + 4.0;
+        let bw = (p.seconds / total * (w - left - 10.0)).max(2.0);
+        let y = i as f64 * row + 18.0;
         let color = match p.status.as_str() {
             "passed" => "#2da44e",
             "skipped" => "#8c959f",
@@ -74,56 +81,200 @@ fn timeline(r: &Report) -> String {
         };
         let _ = write!(
             s,
-            "<text x=\"0\" y=\"{}\" font-size=\"13\">{}</text><rect x=\"{x:.1}\" y=\"{y}\" width=\"{bw:.1}\" height=\"{}\" fill=\"{color}\"><title>{}: {} ({})</title></rect>",
+            "<text x=\"0\" y=\"{}\" font-size=\"13\">{} · {}</text><rect x=\"{:.1}\" y=\"{y}\" width=\"{bw:.1}\" height=\"{}\" fill=\"{color}\"><title>{}: {} ({}), from {}</title></rect>",
             y + 14.0,
             esc(&p.name),
+            esc(&human_seconds(p.seconds)),
+            x(offset(p.started_at)),
             row - 6.0,
             esc(&p.name),
             esc(&human_seconds(p.seconds)),
-            esc(p.status.as_str())
+            esc(p.status.as_str()),
+            when(p.started_at)
+        );
+    }
+    let mut marker = |secs: f64, text: String, color: &str| {
+        let mx = x(secs);
+        let _ = write!(
+            s,
+            "<line x1=\"{mx:.1}\" y1=\"14\" x2=\"{mx:.1}\" y2=\"{}\" stroke=\"{color}\" stroke-dasharray=\"4 3\"/><text x=\"{mx:.1}\" y=\"11\" font-size=\"11\" text-anchor=\"end\" fill=\"{color}\">{}</text>",
+            h - 20.0,
+            esc(&text)
+        );
+    };
+    if let (Some(start), Some(rto)) = (restore_at, r.measured.rto_seconds) {
+        marker(start + rto, format!("RTO {}", human_seconds(rto)), "#0969da");
+    }
+    let objective_inside = restore_at.is_some_and(|start| start + r.objectives.rto_seconds <= total);
+    if let (true, Some(start)) = (objective_inside, restore_at) {
+        marker(
+            start + r.objectives.rto_seconds,
+            format!("objective {}", human_seconds(r.objectives.rto_seconds)),
+            "#cf222e",
         );
     }
     let _ = write!(
         s,
-        "<text x=\"160\" y=\"{}\" font-size=\"12\" fill=\"#57606a\">0 s</text><text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#57606a\" text-anchor=\"end\">{}</text></svg>",
+        "<text x=\"{left}\" y=\"{}\" font-size=\"12\" fill=\"#57606a\">0 s ({})</text><text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#57606a\" text-anchor=\"end\">{}</text></svg>",
         h - 4.0,
+        r.started_at.format("%H:%M:%S"),
         w - 10.0,
         h - 4.0,
         esc(&human_seconds(total))
     );
+    if !objective_inside {
+        let _ = write!(
+            s,
+            "<p class=\"muted\">The RTO objective ({}) lies beyond the end of this run's timeline.</p>",
+            esc(&human_seconds(r.objectives.rto_seconds))
+        );
+    }
     s
 }
 
-/// RTO of the drill's recent runs as an inline SVG line with dots (red for runs that did not pass).
-pub(crate) fn sparkline_svg(points: &[Point]) -> String {
-    let rtos: Vec<f64> = points.iter().filter_map(|p| p.rto).collect();
-    if rtos.len() < 2 {
-        return "<p class=\"muted\">Not enough earlier runs for a trend yet.</p>".into();
+/// One point of a chart: a run's time, its figure, whether it passed, and whether it is the run the page
+/// is about (drawn larger, ringed).
+pub(crate) struct ChartPoint {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) value: f64,
+    pub(crate) passed: bool,
+    pub(crate) current: bool,
+}
+
+/// A figure per run against time from `from` to `to` (dates on the x axis, seconds on the y axis), with
+/// the objective as a dashed line: green dots for passed runs, red for the others.
+pub(crate) fn chart(
+    what: &str,
+    points: &[ChartPoint],
+    objective: Option<f64>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> String {
+    if points.is_empty() {
+        return format!("<p class=\"muted\">No {what} measured.</p>");
     }
-    let max = rtos.iter().copied().fold(0.0, f64::max).max(0.001);
-    let (w, h) = (600.0, 80.0);
-    let step = w / (points.len().max(2) - 1) as f64;
-    let mut path = String::new();
-    let mut dots = String::new();
-    for (i, p) in points.iter().enumerate() {
-        let Some(rto) = p.rto else { continue };
-        let (x, y) = (i as f64 * step, h - 6.0 - rto / max * (h - 12.0));
-        let _ = write!(path, "{}{x:.1},{y:.1} ", if path.is_empty() { "M" } else { "L" });
-        let fill = if p.result == "passed" { "#2da44e" } else { "#cf222e" };
+    let (w, h, left, bottom, top) = (720.0, 200.0, 70.0, 28.0, 10.0);
+    let max = points.iter().map(|p| p.value).chain(objective).fold(0.0, f64::max).max(0.001) * 1.1;
+    let span = (to - from).num_seconds().max(1) as f64;
+    let x = |t: DateTime<Utc>| left + (t - from).num_seconds().max(0) as f64 / span * (w - left - 20.0);
+    let y = |v: f64| top + (1.0 - v / max) * (h - top - bottom);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{what} per run\" class=\"chart\">\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{0}\" stroke=\"#57606a\"/><line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#57606a\"/>",
+        h - bottom,
+        w - 10.0
+    );
+    for v in [0.0, max / 2.0, max / 1.1] {
         let _ = write!(
-            dots,
-            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"{fill}\"><title>{}: {} ({})</title></circle>",
-            p.at.format("%Y-%m-%d %H:%M UTC"),
-            esc(&human_seconds(rto)),
-            esc(&p.result)
+            s,
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
+            left - 6.0,
+            y(v) + 4.0,
+            esc(&human_seconds(v))
         );
     }
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"-5 0 {} {h}\" role=\"img\" aria-label=\"RTO trend\"><path d=\"{path}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"2\"/>{dots}</svg><p class=\"muted\">RTO of the last {} runs; highest {}.</p>",
-        w + 10.0,
-        points.len(),
-        esc(&human_seconds(max))
-    )
+    let _ = write!(
+        s,
+        "<text x=\"{left}\" y=\"{0}\" font-size=\"11\" fill=\"#57606a\">{1}</text><text x=\"{2}\" y=\"{0}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">{3}</text>",
+        h - 8.0,
+        from.format("%Y-%m-%d"),
+        w - 10.0,
+        to.format("%Y-%m-%d")
+    );
+    if let Some(obj) = objective {
+        let _ = write!(
+            s,
+            "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"6 4\"/><text x=\"{1}\" y=\"{2:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#cf222e\">objective {3}</text>",
+            y(obj),
+            w - 10.0,
+            y(obj) - 4.0,
+            esc(&human_seconds(obj))
+        );
+    }
+    let path: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", x(p.at), y(p.value))).collect();
+    let _ =
+        write!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"/>", path.join(" "));
+    for p in points {
+        let ring = if p.current { " stroke=\"#1b1f24\" stroke-width=\"2\"" } else { "" };
+        let _ = write!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\" fill=\"{}\"{ring}><title>{}{}: {} {}</title></circle>",
+            x(p.at),
+            y(p.value),
+            if p.current { 6.0 } else { 3.5 },
+            if p.passed { "#2da44e" } else { "#cf222e" },
+            if p.current { "this run, " } else { "" },
+            when(p.at),
+            what,
+            esc(&human_seconds(p.value))
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// The RTO and RPO of this drill's earlier runs and this one, against the objectives.
+fn trends(o: &mut String, r: &Report, trend: &[Point]) {
+    let series = |pick: fn(&Point) -> Option<f64>, now: Option<f64>| -> Vec<ChartPoint> {
+        let earlier = trend.iter().filter(|p| p.at < r.started_at).filter_map(|p| {
+            Some(ChartPoint { at: p.at, value: pick(p)?, passed: p.result == "passed", current: false })
+        });
+        let current =
+            now.map(|v| ChartPoint { at: r.started_at, value: v, passed: r.result == Verdict::Passed, current: true });
+        earlier.chain(current).collect()
+    };
+    let rto = series(|p| p.rto, r.measured.rto_seconds);
+    let rpo = series(|p| p.rpo, r.measured.rpo_seconds);
+    let from = trend.iter().map(|p| p.at).min().unwrap_or(r.started_at).min(r.started_at);
+    let to = r.started_at.max(from + chrono::Duration::days(1));
+    let _ = writeln!(
+        o,
+        "<h2>RTO and RPO trend</h2><p class=\"muted\">This run (ringed) and the drill's previous {} runs; the dashed \
+         line is the objective.</p><h3>RTO (time to restore)</h3>{}<h3>RPO (data that could be lost)</h3>{}",
+        trend.iter().filter(|p| p.at < r.started_at).count(),
+        chart("RTO", &rto, Some(r.objectives.rto_seconds), from, to),
+        chart("RPO", &rpo, Some(r.objectives.rpo_seconds), from, to)
+    );
+}
+
+/// One time format for every time a reader sees: to the second, in UTC.
+pub(crate) fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// A key as people read it: the known ones by name, the rest with `-`/`_` as spaces.
+pub(crate) fn label(key: &str) -> String {
+    let known = [
+        ("base_backups", "base backups"),
+        ("wal_archive", "WAL archive"),
+        ("server_version", "PostgreSQL server"),
+        ("os_user", "runs as OS user"),
+        ("source-instance", "source DB instance"),
+        ("source-cluster", "source DB cluster"),
+        ("scratch-instance", "scratch DB instance"),
+        ("scratch-cluster", "scratch DB cluster"),
+        ("resource-arn", "protected resource"),
+        ("recovery-point", "recovery point"),
+        ("restore-job", "AWS Backup restore job"),
+        ("publicly-accessible", "publicly accessible"),
+        ("row-count", "row count"),
+        ("amcheck", "index and heap integrity (amcheck)"),
+        ("sql", "SQL query"),
+        ("local-postgres", "local PostgreSQL (base backup + WAL archive)"),
+        ("aws-rds-instance", "Amazon RDS point-in-time restore"),
+        ("aws-aurora-cluster", "Aurora point-in-time restore"),
+        ("aws-backup", "AWS Backup recovery point"),
+    ];
+    known.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string()).unwrap_or_else(|| key.replace(['-', '_'], " "))
+}
+
+fn trigger_label(trigger: &str) -> String {
+    match trigger {
+        "manual" => "run by hand".into(),
+        "schedule" | "scheduled" => "the schedule".into(),
+        "demo" => "stackdrill demo".into(),
+        other => label(other),
+    }
 }
 
 pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
@@ -136,14 +287,14 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
     teardown_and_deviations(&mut o, r);
     procedure(&mut o, r);
     integrity(&mut o, r);
-    let _ = writeln!(o, "<h2>RTO trend</h2>{}", sparkline_svg(trend));
+    trends(&mut o, r, trend);
     let _ = writeln!(
         o,
         "<p class=\"muted\">{} {} · {} → {}</p></body></html>",
         esc(&r.tool.name),
         esc(&r.tool.version),
-        r.started_at,
-        r.finished_at
+        when(r.started_at),
+        when(r.finished_at)
     );
     o
 }
@@ -152,6 +303,9 @@ pub(crate) fn render(r: &Report, trend: &[Point]) -> String {
 fn head(o: &mut String, r: &Report) {
     let (class, verdict) = match r.result {
         Verdict::Passed => ("passed", "PASSED — the backup was restored to the target and verified"),
+        _ if r.interrupted => {
+            ("error", "INTERRUPTED — the operator stopped the drill before it finished; the scratch was torn down")
+        }
         Verdict::Failed => ("failed", "FAILED — the restore was not verified"),
         Verdict::Error => ("error", "ERROR — the drill did not complete"),
     };
@@ -173,9 +327,44 @@ fn head(o: &mut String, r: &Report) {
     if let Some(d) = &r.description {
         let _ = writeln!(o, "<p>{}</p>", esc(d));
     }
+    summary(o, r);
     if r.trigger == "demo" {
         o.push_str("<p class=\"bad\"><strong>Demo run</strong> against stackdrill's own throwaway source: evidence of nothing; <code>report controls</code> leaves it out.</p>\n");
     }
+}
+
+/// When, who and what, at the top: the times to the second, the people and what started it, the drill,
+/// its source and the target.
+fn summary(o: &mut String, r: &Report) {
+    let mut who = vec![format!("operator {}", esc(&r.operator))];
+    if !r.participants.is_empty() {
+        who.push(format!("with {}", esc(&r.participants.join(", "))));
+    }
+    who.push(format!("started by {}", esc(&trigger_label(&r.trigger))));
+    let source = std::iter::once(label(&r.source.provider))
+        .chain(
+            ["source-instance", "source-cluster", "resource-arn", "base_backups"]
+                .iter()
+                .filter_map(|k| r.source.details.get(*k).map(|v| format!("{} <code>{}</code>", label(k), esc(v)))),
+        )
+        .collect::<Vec<_>>()
+        .join(", ");
+    let target = match r.target.time {
+        Some(t) => format!("{} ({})", when(t), esc(&label(&r.target.selection))),
+        None => "the latest restorable time".into(),
+    };
+    let _ = writeln!(
+        o,
+        "<table class=\"summary\"><tr><th>when</th><td>{} → {} ({})</td></tr><tr><th>who</th><td>{}</td></tr>\
+         <tr><th>what</th><td>drill <code>{}</code>: {} restored to {}</td></tr></table>",
+        when(r.started_at),
+        when(r.finished_at),
+        esc(&human_seconds((r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0)),
+        who.join("; "),
+        esc(&r.drill),
+        source,
+        target
+    );
 }
 
 /// RTO and RPO against their objectives.
@@ -206,11 +395,19 @@ fn checks(o: &mut String, r: &Report) {
     let _ = write!(o, "<h2>Checks</h2><table><tr><th>check</th><th>kind</th><th>result</th><th>detail</th></tr>");
     for c in &r.checks {
         let s = c.status.as_str();
+        let query = match (&c.query, &c.expect) {
+            (Some(q), e) => format!(
+                "<div class=\"muted\"><code>{}</code>{}</div>",
+                esc(q),
+                e.as_deref().map(|e| format!(" — expected: {}", esc(e))).unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{s}</td><td>{}</td></tr>",
+            "<tr><td>{}{query}</td><td>{}</td><td class=\"{}\">{s}</td><td>{}</td></tr>",
             esc(&c.name),
-            esc(&c.kind),
+            esc(&label(&c.kind)),
             status_class(s),
             esc(&c.detail)
         );
@@ -221,9 +418,9 @@ fn checks(o: &mut String, r: &Report) {
 /// What was restored (provider, backup, target), the connections, what made the copy inert.
 fn restored(o: &mut String, r: &Report) {
     let _ = write!(o, "<h2>What was restored</h2><table>");
-    let _ = write!(o, "<tr><th>provider</th><td>{}</td></tr>", esc(&r.source.provider));
+    let _ = write!(o, "<tr><th>restored with</th><td>{}</td></tr>", esc(&label(&r.source.provider)));
     for (k, v) in &r.source.details {
-        let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+        let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(&label(k)), esc(v));
     }
     if let Some(b) = &r.source.backup {
         let _ = write!(
@@ -231,11 +428,11 @@ fn restored(o: &mut String, r: &Report) {
             "<tr><th>backup</th><td><code>{}</code> at {} (taken {} – {})</td></tr>",
             esc(&b.id),
             esc(&b.location),
-            b.started_at,
-            b.finished_at
+            when(b.started_at),
+            when(b.finished_at)
         );
     }
-    let target = r.target.time.map(|t| t.to_rfc3339()).unwrap_or_else(|| "latest".into());
+    let target = r.target.time.map(when).unwrap_or_else(|| "latest".into());
     let _ = writeln!(
         o,
         "<tr><th>target</th><td>{} ({}; {})</td></tr></table>",
@@ -272,7 +469,7 @@ fn teardown_and_deviations(o: &mut String, r: &Report) {
         "<h2>Teardown</h2><p class=\"{}\">{} at {}</p><p>{}</p>",
         status_class(r.teardown.status.as_str()),
         esc(r.teardown.status.as_str()),
-        r.teardown.at,
+        when(r.teardown.at),
         esc(&r.teardown.detail)
     );
     if !r.deviations.is_empty() {
@@ -291,42 +488,50 @@ fn procedure(o: &mut String, r: &Report) {
         Some(rb) => {
             let _ = write!(
                 o,
-                "<tr><th>runbook followed</th><td><code>{}</code> sha256 <code>{}</code></td></tr>",
+                "<tr><th>runbook followed</th><td><code>{}</code> sha256 <code>{}</code>{}</td></tr>",
                 esc(&rb.path),
-                esc(rb.sha256.as_deref().unwrap_or("-"))
+                esc(rb.sha256.as_deref().unwrap_or("-")),
+                commit_of(rb)
             );
         }
         None => o.push_str("<tr><th>runbook followed</th><td class=\"bad\">none cited</td></tr>"),
     }
-    let commit = r
-        .drill_file
-        .git_commit
-        .as_deref()
-        .map(|c| {
-            format!(
-                " at commit <code>{}</code>{}",
-                esc(c),
-                if r.drill_file.git_dirty { " (with uncommitted changes)" } else { "" }
-            )
-        })
-        .unwrap_or_default();
-    let _ = write!(o, "<tr><th>drill file</th><td><code>{}</code>{commit}</td></tr>", esc(&r.drill_file.path));
     let _ = write!(
         o,
-        "<tr><th>operator</th><td>{}</td></tr><tr><th>trigger</th><td>{}</td></tr>",
-        esc(&r.operator),
-        esc(&r.trigger)
+        "<tr><th>drill file</th><td><code>{}</code>{}</td></tr>",
+        esc(&r.drill_file.path),
+        commit_of(&r.drill_file)
     );
-    if let Some(at) = &r.scheduled_for {
-        let _ = write!(o, "<tr><th>scheduled for</th><td>{} UTC</td></tr>", at.format("%Y-%m-%d %H:%M:%S"));
+    let _ = write!(
+        o,
+        "<tr><th>operator</th><td>{}</td></tr><tr><th>started by</th><td>{}</td></tr>",
+        esc(&r.operator),
+        esc(&trigger_label(&r.trigger))
+    );
+    if let Some(at) = r.scheduled_for {
+        let _ = write!(o, "<tr><th>scheduled for</th><td>{}</td></tr>", when(at));
     }
-    if let Some(at) = &r.next_scheduled {
-        let _ = write!(o, "<tr><th>next scheduled</th><td>{} UTC</td></tr>", at.format("%Y-%m-%d %H:%M:%S"));
+    if let Some(at) = r.next_scheduled {
+        let _ = write!(o, "<tr><th>next scheduled</th><td>{}</td></tr>", when(at));
     }
     if !r.participants.is_empty() {
         let _ = write!(o, "<tr><th>participants</th><td>{}</td></tr>", esc(&r.participants.join(", ")));
     }
     let _ = writeln!(o, "<tr><th>controls</th><td>{}</td></tr></table>", esc(&r.controls.join(", ")));
+}
+
+/// ` at commit <abc>` (and whether the file had uncommitted changes), when the file is in git.
+fn commit_of(f: &super::model::FileRef) -> String {
+    f.git_commit
+        .as_deref()
+        .map(|c| {
+            format!(
+                " at commit <code>{}</code>{}",
+                esc(c),
+                if f.git_dirty { " (with uncommitted changes)" } else { "" }
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// How the report is signed and chained.

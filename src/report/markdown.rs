@@ -5,8 +5,9 @@ use std::fmt::Write;
 use super::model::{Report, Verdict};
 use crate::config::human_seconds;
 
+/// Every time as the HTML shows it: to the second, in UTC.
 fn t(time: &chrono::DateTime<chrono::Utc>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    super::html::when(*time)
 }
 
 fn opt_secs(v: Option<f64>) -> String {
@@ -37,6 +38,9 @@ pub(crate) fn render(r: &Report) -> String {
 fn header(o: &mut String, r: &Report) {
     let verdict = match r.result {
         Verdict::Passed => "PASSED — the backup was restored to the target and verified",
+        _ if r.interrupted => {
+            "INTERRUPTED — the operator stopped the drill before it finished; the scratch was torn down"
+        }
         Verdict::Failed => "FAILED — the restore was not verified",
         Verdict::Error => "ERROR — the drill did not complete",
     };
@@ -55,15 +59,15 @@ fn header(o: &mut String, r: &Report) {
     }
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Report id | `{}` (schema `{}`) |", r.id, r.schema);
-    let _ = writeln!(o, "| Started / finished (UTC) | {} / {} |", t(&r.started_at), t(&r.finished_at));
+    let _ = writeln!(o, "| Started / finished | {} / {} |", t(&r.started_at), t(&r.finished_at));
     let _ = writeln!(o, "| Tool | {} {} |", r.tool.name, r.tool.version);
     let _ = writeln!(o, "| Operator / trigger | {} / {} |", cell(&r.operator), r.trigger);
     if let Some(at) = &r.scheduled_for {
         let late = (r.started_at - *at).num_seconds();
-        let _ = writeln!(o, "| Scheduled for (UTC) | {} (started {late} s later) |", t(at));
+        let _ = writeln!(o, "| Scheduled for | {} (started {late} s later) |", t(at));
     }
     if let Some(at) = &r.next_scheduled {
-        let _ = writeln!(o, "| Next scheduled drill (UTC) | {} |", t(at));
+        let _ = writeln!(o, "| Next scheduled drill | {} |", t(at));
     }
     let _ = writeln!(
         o,
@@ -161,8 +165,7 @@ fn connections(o: &mut String, r: &Report) {
 
 /// Each phase, and the AWS API calls it made.
 fn timeline(o: &mut String, r: &Report) {
-    let _ =
-        writeln!(o, "\n## Timeline\n\n| phase | started (UTC) | duration | status | detail |\n|---|---|---|---|---|");
+    let _ = writeln!(o, "\n## Timeline\n\n| phase | started | duration | status | detail |\n|---|---|---|---|---|");
     for p in &r.phases {
         let _ = writeln!(
             o,
@@ -190,7 +193,15 @@ fn checks_and_procedure(o: &mut String, r: &Report) {
         let _ = writeln!(o, "| — | — | — | no checks ran |");
     }
     for c in &r.checks {
-        let _ = writeln!(o, "| {} | {} | {} | {} |", cell(&c.name), c.kind, c.status.as_str(), cell(&c.detail));
+        let query = match (&c.query, &c.expect) {
+            (Some(q), e) => format!(
+                "<br>`{}`{}",
+                cell(&q.replace('`', "'")),
+                e.as_deref().map(|e| format!(" — expected: {}", cell(e))).unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, "| {}{query} | {} | {} | {} |", cell(&c.name), c.kind, c.status.as_str(), cell(&c.detail));
     }
 
     let _ = writeln!(o, "\n## Teardown\n\n{} at {}: {}\n", r.teardown.status, t(&r.teardown.at), r.teardown.detail);

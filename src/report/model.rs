@@ -115,6 +115,9 @@ pub(crate) struct Report {
     pub(crate) result: Verdict,
     /// Why the result is not `passed`, in one line.
     pub(crate) reason: Option<String>,
+    /// The operator stopped the run (a stop signal) before it finished: not a failed restore.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) interrupted: bool,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) finished_at: DateTime<Utc>,
     pub(crate) tool: Tool,
@@ -374,6 +377,12 @@ pub(crate) struct Check {
     /// The newest timestamp a `freshness` check found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) newest: Option<DateTime<Utc>>,
+    /// A `sql` check's query, as the drill file has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) query: Option<String>,
+    /// A `sql` check's expectation, in words (`equals 0`, `at least 1000`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expect: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

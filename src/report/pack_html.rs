@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::html::esc;
+use super::html::{ChartPoint, esc};
 use super::model::SigningRecord;
 use super::period::{DrillFigures, Period};
 use super::view::{Row, Store};
@@ -31,9 +31,7 @@ table{border-collapse:collapse;width:100%;margin:.5em 0}td,th{border:1px solid #
 th{background:#f6f8fa}.passed{color:#1a7f37;font-weight:600}.failed,.missed{color:#cf222e;font-weight:600}\
 .open{color:#57606a}.muted{color:#57606a;font-size:.9em}code{font-size:.9em}";
 
-fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
+use super::html::when as time;
 
 fn secs(v: Option<f64>) -> String {
     v.map(human_seconds).unwrap_or_else(|| "—".into())
@@ -197,67 +195,11 @@ fn drill(o: &mut String, ix: &Index, f: &DrillFigures) {
     o.push_str("</table>\n");
 }
 
-/// A measure per run against time (the period on the x axis), with the objective as a dashed line:
-/// green dots for passed runs, red for the others.
+/// A figure per run over the period, against the objective.
 fn chart(what: &str, points: &[(DateTime<Utc>, f64, bool)], objective: Option<f64>, period: Period) -> String {
-    if points.is_empty() {
-        return format!("<p class=\"muted\">No {what} measured in the period.</p>");
-    }
-    let (w, h, left, bottom, top) = (720.0, 200.0, 70.0, 28.0, 10.0);
-    let max = points.iter().map(|p| p.1).chain(objective).fold(0.0, f64::max).max(0.001) * 1.1;
-    let span = (period.until - period.since).num_seconds().max(1) as f64;
-    let x = |t: DateTime<Utc>| left + (t - period.since).num_seconds() as f64 / span * (w - left - 10.0);
-    let y = |v: f64| top + (1.0 - v / max) * (h - top - bottom);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{what} per run\" class=\"chart\">\
-         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{0}\" stroke=\"#57606a\"/><line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#57606a\"/>",
-        h - bottom,
-        w - 10.0
-    );
-    for v in [0.0, max / 2.0, max / 1.1] {
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
-            left - 6.0,
-            y(v) + 4.0,
-            esc(&human_seconds(v))
-        );
-    }
-    let _ = write!(
-        s,
-        "<text x=\"{left}\" y=\"{0}\" font-size=\"11\" fill=\"#57606a\">{1}</text><text x=\"{2}\" y=\"{0}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">{3}</text>",
-        h - 8.0,
-        period.since.format("%Y-%m-%d"),
-        w - 10.0,
-        period.until.format("%Y-%m-%d")
-    );
-    if let Some(obj) = objective {
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"6 4\"/><text x=\"{1}\" y=\"{2:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#cf222e\">objective {3}</text>",
-            y(obj),
-            w - 10.0,
-            y(obj) - 4.0,
-            esc(&human_seconds(obj))
-        );
-    }
-    let path: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1))).collect();
-    let _ =
-        write!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"/>", path.join(" "));
-    for p in points {
-        let _ = write!(
-            s,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{}\"><title>{}: {} {}</title></circle>",
-            x(p.0),
-            y(p.1),
-            if p.2 { "#2da44e" } else { "#cf222e" },
-            time(p.0),
-            what,
-            esc(&human_seconds(p.1))
-        );
-    }
-    s.push_str("</svg>");
-    s
+    let points: Vec<ChartPoint> =
+        points.iter().map(|&(at, value, passed)| ChartPoint { at, value, passed, current: false }).collect();
+    super::html::chart(what, &points, objective, period.since, period.until)
 }
 
 fn sign_offs(o: &mut String, ix: &Index) {

@@ -182,8 +182,21 @@ async fn sigint_during_wal_replay_tears_down_and_reports_an_interrupted_drill() 
     let r = demo.last_report();
     assert_eq!(r["result"], "error");
     let reason = r["reason"].as_str().unwrap();
-    assert!(reason.contains("interrupted by a signal during the ready phase"), "{reason}");
+    assert!(reason.contains("interrupted by the operator (a stop signal) during the ready phase"), "{reason}");
+    assert_eq!(r["interrupted"], true);
     assert_eq!(r["teardown"]["status"], "done", "{r:#}");
+    // Checks that could not run say why: the operator stopped the drill, not a failed restore.
+    let checks = r["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["detail"] == "the operator interrupted the drill"), "{checks:?}");
+    let html = std::fs::read_dir(&demo.reports)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+        .max()
+        .unwrap();
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.contains("INTERRUPTED — the operator stopped the drill before it finished"), "{html}");
     demo.assert_no_scratch_left();
 }
 
@@ -195,7 +208,7 @@ fn sigterm_at_restore_start_tears_down_and_reports() {
     let r = demo.last_report();
     assert_eq!(r["result"], "error");
     let reason = r["reason"].as_str().unwrap();
-    assert!(reason.starts_with("interrupted by a signal during the re"), "{reason}");
+    assert!(reason.starts_with("interrupted by the operator (a stop signal) during the re"), "{reason}");
     assert!(r["checks"].as_array().unwrap().iter().all(|c| c["status"] == "skipped"));
     demo.assert_no_scratch_left();
 }

@@ -299,7 +299,7 @@ fn two_schedulers_one_drill_never_overlap_and_sigterm_mid_drill_tears_down_and_r
     assert_eq!(reports.len(), before + 1, "one run, one report:\n{log}");
     let r = reports.last().unwrap();
     assert_eq!(r["result"], "error", "{r}");
-    assert!(r["reason"].as_str().unwrap().starts_with("interrupted by a signal"), "{r}");
+    assert!(r["reason"].as_str().unwrap().starts_with("interrupted by the operator"), "{r}");
     assert_eq!(r["trigger"], "schedule");
     assert_eq!(r["teardown"]["status"], "done", "{r}");
     demo.assert_no_scratch_left();
