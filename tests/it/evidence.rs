@@ -655,3 +655,106 @@ fn an_evidence_pack_opens_offline_and_verifies_without_the_store() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("`index.html`: was modified"), "{}", text(&out.stdout));
 }
+
+/// Copies the report store `from` to `to` (flat: a store has no subdirectories).
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The "done when" list of the evidence work, each through `report verify` on its own copy of a signed
+/// store: an edited ledger field, HTML and Markdown, an unsigned insertion and a report signed by a key
+/// nobody trusts each exit 1 naming what was done.
+#[test]
+fn each_kind_of_tampering_makes_report_verify_exit_1_naming_it() {
+    let demo = Demo::start();
+    let tmp = Scratch::new();
+    let sd = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
+    let key = tmp.path().join("ops.key");
+    assert!(sd().args(["keys", "generate", "--out"]).arg(&key).output().unwrap().status.success());
+    for _ in 0..2 {
+        let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let verify = |store: &Path| {
+        let out = sd().args(["report", "verify", "--reports"]).arg(store).output().unwrap();
+        (out.status.code(), text(&out.stdout))
+    };
+    assert_eq!(verify(&demo.reports).0, Some(0));
+    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stem = ledger[1]["file"].as_str().unwrap().trim_end_matches(".json").to_string();
+    let copy = |name: &str| {
+        let d = tmp.path().join(name);
+        copy_store(&demo.reports, &d);
+        d
+    };
+
+    let d = copy("ledger-field");
+    let original = std::fs::read_to_string(d.join("ledger.jsonl")).unwrap();
+    let lines: Vec<String> = original
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 1 { l.replacen("\"result\":\"passed\"", "\"result\":\"failed\"", 1) } else { l.into() })
+        .collect();
+    std::fs::write(d.join("ledger.jsonl"), lines.join("\n") + "\n").unwrap();
+    let (code, out) = verify(&d);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("entry 2 ") && out.contains("the ledger's `result` is `failed`"), "{out}");
+
+    for ext in ["html", "md"] {
+        let d = copy(ext);
+        let f = d.join(format!("{stem}.{ext}"));
+        std::fs::write(&f, std::fs::read_to_string(&f).unwrap().replacen("PASSED", "PASSED (reviewed)", 1)).unwrap();
+        let (code, out) = verify(&d);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains(&format!("`{stem}.{ext}` was modified")), "{ext}: {out}");
+    }
+
+    // A run written without the key into the signed store.
+    let d = copy("unsigned");
+    let out = sd().args(["drill", "run"]).arg(&demo.drill).arg("--reports").arg(&d).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (code, out) = verify(&d);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("entry 4 ") && out.contains("not signed, though 2 entries before it are"), "{out}");
+
+    // A run signed by a key nobody trusts.
+    let d = copy("foreign");
+    let foreign = tmp.path().join("foreign.pem");
+    assert!(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&foreign)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = sd()
+        .args(["drill", "run"])
+        .arg(&demo.drill)
+        .arg("--reports")
+        .arg(&d)
+        .arg("--signing-key")
+        .arg(&foreign)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (code, out) = verify(&d);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("UNVERIFIED") && out.contains("entry 4 ") && out.contains("not trusted"), "{out}");
+}
