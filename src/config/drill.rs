@@ -142,6 +142,7 @@ enum RawCheck {
     Freshness(RawFreshness),
     Amcheck(RawAmcheck),
     Schema(RawSchema),
+    ObjectReferences(super::object_refs::RawObjectRefs),
 }
 
 #[derive(Deserialize)]
@@ -340,6 +341,9 @@ fn resolve_checks(p: &mut Problems<'_>, verify: Vec<RawCheck>, has_source: bool)
                     need_source(p, &k, has_source, "without `tables` compares with the live source");
                 }
                 checks.push(CheckSpec::Schema(SchemaSpec { tables }));
+            }
+            RawCheck::ObjectReferences(raw) => {
+                checks.push(CheckSpec::ObjectRefs(super::object_refs::object_refs_check(p, i, raw)));
             }
         }
     }
@@ -730,13 +734,13 @@ fn need_source(p: &mut Problems<'_>, key: &str, has_source: bool, why: &str) {
     }
 }
 
-fn check_table(p: &mut Problems<'_>, key: &str, table: &str) {
+pub(super) fn check_table(p: &mut Problems<'_>, key: &str, table: &str) {
     if !is_table_name(table) {
         p.push(key, format!("`{table}` is not a table name like `ledger` or `billing.ledger` (a-z, 0-9, _)"));
     }
 }
 
-fn check_column(p: &mut Problems<'_>, key: &str, column: &str) {
+pub(super) fn check_column(p: &mut Problems<'_>, key: &str, column: &str) {
     if !is_identifier(column) {
         p.push(key, format!("`{column}` is not a plain column name (a-z, 0-9, _)"));
     }

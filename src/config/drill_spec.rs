@@ -119,6 +119,7 @@ pub(crate) enum CheckSpec {
     Freshness(FreshnessSpec),
     Amcheck(AmcheckSpec),
     Schema(SchemaSpec),
+    ObjectRefs(ObjectRefsSpec),
 }
 
 impl CheckSpec {
@@ -131,6 +132,7 @@ impl CheckSpec {
             CheckSpec::Freshness(_) => "freshness",
             CheckSpec::Amcheck(_) => "amcheck",
             CheckSpec::Schema(_) => "schema",
+            CheckSpec::ObjectRefs(_) => "object-references",
         }
     }
 
@@ -143,6 +145,7 @@ impl CheckSpec {
             CheckSpec::Freshness(c) => format!("freshness {}.{}", c.table, c.column),
             CheckSpec::Amcheck(_) => "amcheck".into(),
             CheckSpec::Schema(_) => "schema".into(),
+            CheckSpec::ObjectRefs(o) => o.name.clone().unwrap_or_else(|| format!("object-references {}", o.table)),
         }
     }
 }
@@ -192,6 +195,50 @@ pub(crate) struct AmcheckSpec {
 pub(crate) struct SchemaSpec {
     /// Only these tables; all user tables of the source when absent.
     pub(crate) tables: Option<Vec<String>>,
+}
+
+/// Rows of a restored table against the objects they name.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectRefsSpec {
+    pub(crate) name: Option<String>,
+    pub(crate) table: String,
+    /// The column holding each row's object key (after `prefix`).
+    pub(crate) key_column: String,
+    pub(crate) size_column: Option<String>,
+    pub(crate) checksum_column: Option<String>,
+    pub(crate) algorithm: ChecksumAlgorithm,
+    /// An SQL condition on the table (`where`).
+    pub(crate) filter: Option<String>,
+    /// Put before each key: the object's key is `prefix` + the column's value.
+    pub(crate) prefix: String,
+    /// How many rows' objects are read in full and their checksums compared.
+    pub(crate) sample: usize,
+    /// The sample's seed (recorded in the result); random when absent.
+    pub(crate) seed: Option<u64>,
+    /// Objects without a row fail the check (else they are reported).
+    pub(crate) orphans_fail: bool,
+    pub(crate) store: ObjectStoreSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ChecksumAlgorithm {
+    Sha256,
+    Md5,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum AsOf {
+    /// The version of each object current at the drill's target time (a versioned bucket).
+    Target,
+    Now,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ObjectStoreSpec {
+    /// A bucket: `prefix` scopes the listing (default: the check's `prefix`).
+    S3 { bucket: String, prefix: Option<String>, as_of: AsOf },
+    /// A directory: object keys are paths under it.
+    Dir(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone)]

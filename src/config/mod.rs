@@ -9,6 +9,7 @@ mod error;
 #[cfg(test)]
 mod fuzz;
 mod locate;
+mod object_refs;
 mod parse;
 mod stack;
 mod target;
@@ -22,8 +23,9 @@ pub(crate) use drill::load_drill;
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
 pub(crate) use drill_spec::{
-    AmcheckSpec, CanarySpec, CheckSpec, ChecksumSpec, DrillSpec, FreshnessSpec, LocalPostgresSpec, Objectives,
-    RestoreSpec, RowCountSpec, ScheduleSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance,
+    AmcheckSpec, AsOf, CanarySpec, CheckSpec, ChecksumAlgorithm, ChecksumSpec, DrillSpec, FreshnessSpec,
+    LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives, RestoreSpec, RowCountSpec, ScheduleSpec,
+    SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance,
 };
 pub(crate) use duration::human_seconds;
 pub(crate) use error::ConfigError;

@@ -105,13 +105,33 @@ pub(crate) async fn prepare(dir: &Path, scale: u32, progress: &dyn Fn(&str)) -> 
         ],
     )?;
     let (cluster, admin) = start_on_free_port(dir, &bin, &as_user).await?;
-    let password = load_app(&cluster, &admin, scale, progress).await?;
+    let password = load_app(&cluster, &admin, scale, &dir.join("objects"), progress).await?;
     progress("taking a base backup (pg_basebackup, plain format with manifest)");
     let backup = pg::take_backup(&bin, &as_user, &cluster, "postgres", &dir.join("base-backups")).await?;
     progress(&format!("base backup {} done", backup.id));
     let pw_file = dir.join("source.password");
     write_private(&pw_file, password.as_bytes())?;
     Ok(Source { dir: dir.to_path_buf(), cluster, bin, as_user, password, ca })
+}
+
+/// Each file's body, from its path: the demo stores what its `files` rows describe (size and sha256).
+const OBJECT_BODY: &str = "repeat('stackdrill demo file ' || path || E'\\n', 1 + length(path) % 16)";
+
+/// Writes every `files` row's object into `dir` (the object store the demo drill's `object-references`
+/// check lists), its bytes computed by the database as the row's size and sha256 were.
+async fn write_objects(app: &tokio_postgres::Client, dir: &Path) -> Result<(), DemoError> {
+    let rows = app
+        .query(&format!("select path, {OBJECT_BODY} from files"), &[])
+        .await
+        .map_err(DemoError::setup("reading the files to store"))?;
+    for r in rows {
+        let path = dir.join(r.get::<_, String>(0));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(PgError::io("cannot create", parent))?;
+        }
+        std::fs::write(&path, r.get::<_, String>(1)).map_err(PgError::io("cannot write", &path))?;
+    }
+    Ok(())
 }
 
 /// Starts the source on the default port, or a free one when another process holds it (or takes it
@@ -157,6 +177,7 @@ async fn load_app(
     cluster: &Cluster,
     admin: &tokio_postgres::Client,
     scale: u32,
+    objects: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<String, DemoError> {
     let mut pw = [0u8; 18];
@@ -183,8 +204,8 @@ async fn load_app(
         "insert into accounts (email) select 'user' || g || '@example.com' from generate_series(1, {a}) g;
          insert into workspaces (account_id, name) select 1 + (g % {a}), 'workspace ' || g from generate_series(1, {w}) g;
          insert into files (workspace_id, path, bytes, sha256)
-           select 1 + (g % {w}), '/docs/' || g || '.pdf', (g::bigint * 7919) % 10000000, md5(g::text) || md5((g+1)::text)
-           from generate_series(1, {f}) g;
+           select 1 + (g % {w}), path, octet_length({OBJECT_BODY}), encode(sha256(convert_to({OBJECT_BODY}, 'UTF8')), 'hex')
+           from generate_series(1, {f}) g, lateral (select 'docs/' || g || '.pdf' as path) p;
          insert into credit_transactions (transfer_id, account_id, amount, kind, idempotency_key)
            select t.id, case when side = 1 then 1 + (g % {a}) else 1 + ((g * 31) % {a}) end,
                   case when side = 1 then -1 else 1 end * ((g % 5000) + 1) / 100.0, 'transfer', gen_random_uuid()
@@ -197,6 +218,7 @@ async fn load_app(
     ))
     .await
     .map_err(DemoError::setup("loading data"))?;
+    write_objects(&app, objects).await?;
     Ok(password)
 }
 

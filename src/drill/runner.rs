@@ -496,6 +496,7 @@ impl RunCtx<'_> {
                 target,
                 rpo: spec.objectives.rpo,
                 cancellers: &cancellers,
+                aws: &self.opts.aws,
             };
             let mut checks = Vec::new();
             for c in &spec.verify {

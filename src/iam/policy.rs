@@ -201,8 +201,31 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
     local_source(p, d, r);
 }
 
+/// Read-only access to the buckets `object-references` checks list and sample (every version, for `as-of:
+/// target`).
+fn object_stores(p: &mut Policy, d: &DrillSpec) {
+    for c in &d.verify {
+        let crate::config::CheckSpec::ObjectRefs(o) = c else { continue };
+        let crate::config::ObjectStoreSpec::S3 { bucket, prefix, .. } = &o.store else { continue };
+        let scope = prefix.clone().unwrap_or_else(|| o.prefix.clone());
+        p.allow(
+            "ObjectReferencesList",
+            &["s3:ListBucket", "s3:ListBucketVersions"],
+            &[format!("arn:aws:s3:::{bucket}")],
+            None,
+        );
+        p.allow(
+            "ObjectReferencesRead",
+            &["s3:GetObject", "s3:GetObjectVersion"],
+            &[format!("arn:aws:s3:::{bucket}/{scope}*")],
+            None,
+        );
+    }
+}
+
 /// The source login and metrics, for any provider.
 fn local_source(p: &mut Policy, d: &DrillSpec, region: &str) {
+    object_stores(p, d);
     if let Some(s) = &d.source {
         if let SecretRef::Secret(id) = &s.password {
             let arn = if id.starts_with("arn:") {

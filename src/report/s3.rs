@@ -81,12 +81,8 @@ impl S3Store {
     /// could be deleted.
     pub(crate) async fn connect(url: &str, aws: &AwsSettings, retain: std::time::Duration) -> Result<S3Store, String> {
         let (bucket, prefix) = parse_url(url).ok_or_else(|| format!("`{url}` is not s3://bucket[/prefix]"))?;
-        let sdk = crate::aws::load(aws).await;
         // `--endpoint-url` carries AWS_ENDPOINT_URL too (the settings resolve it): an emulator wants paths.
-        let custom_endpoint = aws.endpoint_url.is_some();
-        let client = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(custom_endpoint).build(),
-        );
+        let client = crate::aws::s3_client(aws).await;
         let lock = client.get_object_lock_configuration().bucket(&bucket).send().await.map_err(|e| {
             format!("{}; the report bucket needs S3 Object Lock", classify("s3:GetBucketObjectLockConfiguration", &e))
         })?;

@@ -219,7 +219,7 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
         .unwrap();
     assert!(out.status.success(), "the HTML is not well-formed: {}", text(&out.stderr));
     assert!(
-        body.contains("ops-b") && body.contains("RTO trend") && body.contains("<svg"),
+        body.contains("ops-b") && body.contains("RTO and RPO trend") && body.contains("<svg"),
         "participants, trend, timeline"
     );
     let shot = tmp.path().join("shot.png");

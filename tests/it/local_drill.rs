@@ -47,11 +47,21 @@ fn demo_drill_passes_and_writes_a_complete_report() {
     assert_eq!(phases, ["plan", "restore", "ready", "verify", "teardown"]);
     assert!(r["phases"].as_array().unwrap().iter().all(|p| p["status"] == "passed"), "{r:#}");
     let checks = r["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 13);
+    assert_eq!(checks.len(), 14);
     let kinds: std::collections::BTreeSet<&str> = checks.iter().map(|c| c["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["amcheck", "canary", "checksum", "freshness", "row-count", "schema", "sql"]
+        ["amcheck", "canary", "checksum", "freshness", "object-references", "row-count", "schema", "sql"]
+    );
+    // The demo's files are in its object store, as the rows describe them.
+    let objects = checks.iter().find(|c| c["kind"] == "object-references").unwrap();
+    assert!(
+        objects["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("10000 rows against 10000 objects; checksums of 100 sampled rows (seed ")
+            && objects["detail"].as_str().unwrap().contains("every object is there with its size"),
+        "{objects}"
     );
     assert!(checks.iter().all(|c| c["status"] == "passed"), "{checks:#?}");
     let canary = checks.iter().find(|c| c["kind"] == "canary").unwrap();

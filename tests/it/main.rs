@@ -6,6 +6,7 @@ mod evidence;
 mod harness;
 mod local_drill;
 mod moto;
+mod objects;
 mod production_safety;
 mod proxy;
 mod reliability;

@@ -102,9 +102,19 @@ impl Moto {
     /// Runs Python with boto3 (installed with moto) against the emulator; returns stdout. For setup the
     /// Rust side has no SDK crate for (EC2 networking).
     pub fn python(&self, code: &str) -> String {
+        self.python_at(&self.url, code)
+    }
+
+    /// [`Moto::python`] straight to moto, past the proxy: for bulk setup (boto3's uploads wait for a
+    /// `100 Continue` the proxy never sends).
+    pub fn python_direct(&self, code: &str) -> String {
+        self.python_at(&self.direct, code)
+    }
+
+    fn python_at(&self, url: &str, code: &str) -> String {
         let out = Command::new(venv().join("python"))
             .args(["-c", code])
-            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ENDPOINT_URL", url)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_DEFAULT_REGION", REGION)

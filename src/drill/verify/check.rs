@@ -43,6 +43,8 @@ pub(crate) struct Context<'a> {
     /// Cancel the sessions' running queries when a check gives up, so nothing keeps running (and holding
     /// a snapshot and locks) on the source after its check has ended.
     pub(crate) cancellers: &'a [crate::pg::Canceller],
+    /// Credentials and endpoint for checks that read AWS (an `object-references` bucket).
+    pub(crate) aws: &'a crate::aws::AwsSettings,
 }
 
 /// Runs one check under its timeout; a check that could not run never reports passed.
@@ -58,6 +60,7 @@ pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Dura
             CheckSpec::Freshness(c) => super::freshness::verify(spec, c, ctx).await,
             CheckSpec::Amcheck(c) => super::amcheck::verify(spec, c, ctx).await,
             CheckSpec::Schema(c) => super::schema::verify(spec, c, ctx).await,
+            CheckSpec::ObjectRefs(c) => super::object_refs::verify(spec, c, ctx).await,
         }
     };
     let mut result = match tokio::time::timeout(timeout, fut).await {

@@ -5,6 +5,7 @@ pub(crate) mod canary;
 mod check;
 mod checksum;
 mod freshness;
+mod object_refs;
 mod row_count;
 mod schema;
 mod session;

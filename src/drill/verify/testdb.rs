@@ -44,6 +44,7 @@ impl TestDb {
         self.rst.batch_execute(sql).await.unwrap();
     }
 
+    /// The tests' AWS settings: none (no check here reads AWS).
     pub(crate) fn ctx(&self, target: DateTime<Utc>) -> super::Context<'_> {
         super::Context {
             restore: &self.rst,
@@ -52,6 +53,7 @@ impl TestDb {
             target,
             rpo: Duration::from_secs(60),
             cancellers: &[],
+            aws: &NO_AWS,
         }
     }
 
@@ -90,3 +92,5 @@ impl Drop for TestDb {
         }
     }
 }
+
+static NO_AWS: crate::aws::AwsSettings = crate::aws::AwsSettings { region: None, profile: None, endpoint_url: None };

@@ -139,3 +139,100 @@ async fn amcheck_names_a_corrupt_relation() {
     assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
     assert!(r.detail.starts_with("corrupt: heap ("), "{}", r.detail);
 }
+
+/// `object-references` against a directory store: every row's object is there with its size and
+/// checksum; then a missing object, a size mismatch, a checksum mismatch and an object without a row are
+/// each named by key (never contents), a row key sorting between objects included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_references_name_missing_resized_corrupt_and_orphan_objects() {
+    use sha2::Digest;
+    let db = TestDb::start().await;
+    let store = tempfile::tempdir().unwrap();
+    db.rst.batch_execute("create table files (id int primary key, path text, bytes bigint, sha256 text, deleted boolean default false)").await.unwrap();
+    for i in 0..200i32 {
+        // Keys in every byte order S3 uses: upper case, digits, nested prefixes.
+        let key = format!("t{}/{}File-{i}.bin", i % 3, if i % 2 == 0 { "A" } else { "b" });
+        let body = format!("object {i}\n").repeat(1 + (i % 7) as usize);
+        let path = store.path().join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &body).unwrap();
+        let sum = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+        db.rst
+            .execute(
+                "insert into files values ($1, $2, $3, $4)",
+                &[&i, &format!("uploads/{key}"), &(body.len() as i64), &sum],
+            )
+            .await
+            .unwrap();
+    }
+    // A soft-deleted row whose object is gone: the `where` leaves it out.
+    db.rst.batch_execute("insert into files values (999, 'uploads/gone.bin', 1, 'x', true)").await.unwrap();
+    let spec = |sample: usize, orphans_fail: bool| {
+        CheckSpec::ObjectRefs(crate::config::ObjectRefsSpec {
+            name: None,
+            table: "files".into(),
+            key_column: "path".into(),
+            size_column: Some("bytes".into()),
+            checksum_column: Some("sha256".into()),
+            algorithm: crate::config::ChecksumAlgorithm::Sha256,
+            filter: Some("not deleted".into()),
+            prefix: String::new(),
+            sample,
+            seed: Some(7),
+            orphans_fail,
+            store: crate::config::ObjectStoreSpec::Dir(store.path().to_path_buf()),
+        })
+    };
+    // Row keys carry `uploads/`; the directory holds what is under it: the check's prefix is on rows here.
+    db.rst.batch_execute("update files set path = substr(path, 9)").await.unwrap();
+    let ctx = db.ctx(t0());
+    let r = check(&ctx, spec(200, false)).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    assert!(
+        r.detail.starts_with(
+            "200 rows against 200 objects; checksums of 200 sampled rows (seed 7): every object is there with its size"
+        ),
+        "{}",
+        r.detail
+    );
+
+    std::fs::remove_file(store.path().join("t1/bFile-1.bin")).unwrap();
+    std::fs::write(store.path().join("t2/AFile-2.bin"), "longer than it was").unwrap();
+    let corrupt = store.path().join("t0/AFile-0.bin");
+    let mut body = std::fs::read(&corrupt).unwrap();
+    body[0] ^= 1;
+    std::fs::write(&corrupt, body).unwrap();
+    std::fs::write(store.path().join("t0/zz-no-row.bin"), "stray").unwrap();
+    let r = check(&ctx, spec(200, false)).await;
+    assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
+    for part in [
+        "1 missing (t1/bFile-1.bin)",
+        "1 size mismatches (t2/AFile-2.bin)",
+        "checksum mismatches (t0/AFile-0.bin",
+        "1 objects without a row (t0/zz-no-row.bin) (reported, not a failure)",
+    ] {
+        assert!(r.detail.contains(part), "`{part}` not in: {}", r.detail);
+    }
+    assert!(!r.detail.contains("object 0"), "contents never appear: {}", r.detail);
+
+    // Only the orphan left: reported, then failing with `orphans: fail`.
+    let db2 = TestDb::start().await;
+    db2.rst.batch_execute("create table files (id int primary key, path text, bytes bigint, sha256 text, deleted boolean default false)").await.unwrap();
+    let only = tempfile::tempdir().unwrap();
+    std::fs::write(only.path().join("a"), "a").unwrap();
+    std::fs::write(only.path().join("b"), "b").unwrap();
+    db2.rst.batch_execute("insert into files values (1, 'a', 1, null), (2, 'a', 1, null)").await.unwrap();
+    let spec2 = |orphans_fail| match spec(10, orphans_fail) {
+        CheckSpec::ObjectRefs(mut o) => {
+            o.store = crate::config::ObjectStoreSpec::Dir(only.path().to_path_buf());
+            CheckSpec::ObjectRefs(o)
+        }
+        _ => unreachable!(),
+    };
+    let ctx2 = db2.ctx(t0());
+    let r = check(&ctx2, spec2(false)).await;
+    assert_eq!(r.status, CheckStatus::Passed, "two rows may share an object: {}", r.detail);
+    assert!(r.detail.contains("1 objects without a row (b)"), "{}", r.detail);
+    let r = check(&ctx2, spec2(true)).await;
+    assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
+}

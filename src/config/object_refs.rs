@@ -1,0 +1,110 @@
+//! `verify[i].object-references`: rows of a restored table against an object store (S3, as of the target
+//! or now, or a directory), as written and resolved.
+
+use serde::Deserialize;
+
+use super::drill::{check_column, check_table};
+use super::drill_spec::{AsOf, ChecksumAlgorithm, ObjectRefsSpec, ObjectStoreSpec};
+use super::error::Problems;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawObjectRefs {
+    name: Option<String>,
+    table: String,
+    key_column: String,
+    size_column: Option<String>,
+    checksum_column: Option<String>,
+    checksum_algorithm: Option<String>,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    prefix: Option<String>,
+    sample: Option<usize>,
+    seed: Option<u64>,
+    orphans: Option<String>,
+    s3: Option<RawS3>,
+    dir: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawS3 {
+    bucket: String,
+    prefix: Option<String>,
+    as_of: Option<String>,
+}
+
+/// Resolves `verify[i].object-references`, naming every problem.
+pub(super) fn object_refs_check(p: &mut Problems<'_>, i: usize, raw: RawObjectRefs) -> ObjectRefsSpec {
+    let k = format!("verify[{i}].object-references");
+    check_table(p, &format!("{k}.table"), &raw.table);
+    check_column(p, &format!("{k}.key-column"), &raw.key_column);
+    for (key, col) in [("size-column", &raw.size_column), ("checksum-column", &raw.checksum_column)] {
+        if let Some(c) = col {
+            check_column(p, &format!("{k}.{key}"), c);
+        }
+    }
+    let algorithm = match raw.checksum_algorithm.as_deref() {
+        None | Some("sha256") => ChecksumAlgorithm::Sha256,
+        Some("md5") => ChecksumAlgorithm::Md5,
+        Some(other) => {
+            p.push(format!("{k}.checksum-algorithm"), format!("unknown algorithm `{other}`: use sha256 or md5"));
+            ChecksumAlgorithm::Sha256
+        }
+    };
+    if raw.checksum_algorithm.is_some() && raw.checksum_column.is_none() {
+        p.push(format!("{k}.checksum-algorithm"), "needs `checksum-column`: the column holding each object's digest");
+    }
+    if let Some(w) = &raw.filter
+        && (w.contains(';') || w.trim().is_empty())
+    {
+        p.push(format!("{k}.where"), "must be one SQL condition (no `;`)");
+    }
+    let orphans_fail = match raw.orphans.as_deref() {
+        None | Some("report") => false,
+        Some("fail") => true,
+        Some(other) => {
+            p.push(format!("{k}.orphans"), format!("unknown value `{other}`: use `report` (the default) or `fail`"));
+            false
+        }
+    };
+    let store = match (raw.s3, raw.dir) {
+        (Some(s3), None) => {
+            if s3.bucket.is_empty() || s3.bucket.contains('/') {
+                p.push(format!("{k}.s3.bucket"), format!("`{}` is not a bucket name", s3.bucket));
+            }
+            let as_of = match s3.as_of.as_deref() {
+                None | Some("target") => AsOf::Target,
+                Some("now") => AsOf::Now,
+                Some(other) => {
+                    p.push(format!("{k}.s3.as-of"), format!("unknown value `{other}`: use `target` or `now`"));
+                    AsOf::Target
+                }
+            };
+            ObjectStoreSpec::S3 { bucket: s3.bucket, prefix: s3.prefix, as_of }
+        }
+        (None, Some(dir)) => ObjectStoreSpec::Dir(dir.into()),
+        (Some(_), Some(_)) => {
+            p.push(k.clone(), "names both `s3` and `dir`: give one object store");
+            ObjectStoreSpec::Dir(Default::default())
+        }
+        (None, None) => {
+            p.push(k.clone(), "needs an object store: `s3: { bucket, prefix, as-of }` or `dir: PATH`");
+            ObjectStoreSpec::Dir(Default::default())
+        }
+    };
+    ObjectRefsSpec {
+        name: raw.name,
+        table: raw.table,
+        key_column: raw.key_column,
+        size_column: raw.size_column,
+        checksum_column: raw.checksum_column,
+        algorithm,
+        filter: raw.filter,
+        prefix: raw.prefix.unwrap_or_default(),
+        sample: raw.sample.unwrap_or(100),
+        seed: raw.seed,
+        orphans_fail,
+        store,
+    }
+}
