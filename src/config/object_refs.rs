@@ -108,3 +108,43 @@ pub(super) fn object_refs_check(p: &mut Problems<'_>, i: usize, raw: RawObjectRe
         store,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    const HEAD: &str = "name: x\nrestore:\n  local-postgres: { base-backups: b, wal-archive: w, scratch-root: s }\n\
+                        objectives: { rto: 1h, rpo: 5m }\nverify:\n";
+
+    fn problems(check: &str) -> Vec<String> {
+        match crate::config::parse_drill(&format!("{HEAD}{check}"), std::path::Path::new("d.yaml")) {
+            Ok(_) => vec![],
+            Err(errs) => errs
+                .iter()
+                .map(|e| format!("{}:{} {}: {}", e.line.unwrap_or(0), e.column.unwrap_or(0), e.key, e.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_problem_of_an_object_references_check_is_named_with_its_line() {
+        let p = problems(
+            "  - object-references:\n      table: \"Files;\"\n      key-column: key\n      checksum-algorithm: crc\n      \
+             orphans: maybe\n      where: \"1=1; drop table files\"\n      s3: { bucket: a/b, as-of: yesterday }\n      dir: /tmp\n",
+        );
+        for want in [
+            "verify[0].object-references.table: `Files;` is not a table name",
+            "verify[0].object-references.checksum-algorithm: unknown algorithm `crc`",
+            "verify[0].object-references.checksum-algorithm: needs `checksum-column`",
+            "verify[0].object-references.orphans: unknown value `maybe`",
+            "verify[0].object-references.where: must be one SQL condition",
+            "verify[0].object-references: names both `s3` and `dir`",
+        ] {
+            assert!(p.iter().any(|e| e.contains(want)), "`{want}` not in {p:#?}");
+        }
+        assert!(p.iter().all(|e| !e.starts_with("0:0")), "every problem has a line: {p:#?}");
+        let p = problems("  - object-references: { table: files, key-column: k }\n");
+        assert!(p.iter().any(|e| e.contains("needs an object store")), "{p:#?}");
+        let p = problems("  - object-references: { table: files, key-column: k, s3: { bucket: b, as-of: later } }\n");
+        assert!(p.iter().any(|e| e.contains("s3.as-of: unknown value `later`")), "{p:#?}");
+        assert!(problems("  - object-references: { table: files, key-column: k, dir: objects }\n").is_empty());
+    }
+}

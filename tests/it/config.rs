@@ -47,7 +47,7 @@ fn broken_files_name_file_line_column_and_key() {
             "kind.yaml",
             format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - chekcsum: {{ table: t }}\n"),
             &[
-                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `amcheck`, `schema` (did you mean `checksum`?)",
+                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `amcheck`, `schema`, `object-references` (did you mean `checksum`?)",
             ],
         ),
         (
@@ -137,7 +137,7 @@ fn list_shows_the_repository_drills_as_json() {
     assert_eq!(demo["provider"], "local-postgres");
     assert_eq!(demo["target"], "latest");
     assert_eq!(demo["schedule"], "0 3 * * * (Asia/Singapore)");
-    assert_eq!(demo["checks"], 13);
+    assert_eq!(demo["checks"], 14);
 }
 
 #[test]
