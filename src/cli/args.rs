@@ -243,6 +243,10 @@ pub(crate) struct RunArgs {
     /// Someone who took part, recorded in the report (repeatable)
     #[arg(long = "participant")]
     pub(crate) participants: Vec<String>,
+    /// Also write the results as JUnit XML here (each drill a suite; each check, objective and the
+    /// teardown a test case), for CI test reports
+    #[arg(long, value_name = "PATH")]
+    pub(crate) junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Default)]

@@ -132,6 +132,7 @@ async fn drill(cmd: DrillCommand, aws: crate::aws::AwsSettings, quiet: bool) -> 
                 participants: a.participants,
                 retain: a.report.retain,
                 if_running: a.if_running,
+                junit: a.junit,
             };
             super::drill::run(settings, Printer { format: a.output }).await
         }

@@ -229,6 +229,7 @@ pub(crate) struct RunSettings {
     pub(crate) participants: Vec<String>,
     pub(crate) retain: std::time::Duration,
     pub(crate) if_running: super::args::IfRunning,
+    pub(crate) junit: Option<PathBuf>,
 }
 
 /// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
@@ -293,6 +294,10 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     if settings.due {
         specs = due(specs, &settings).await?;
         if specs.is_empty() {
+            if let Some(path) = &settings.junit {
+                // No drill was due: CI still gets a (empty) test report to publish.
+                crate::ui::Junit::new(path.clone()).done(&fleet::Stats::default());
+            }
             if printer.is_json() {
                 printer.json(&Vec::<Report>::new());
             } else {
@@ -307,11 +312,14 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         participants: settings.participants.clone(),
         ..RunOptions::new(&settings.trigger, &settings.aws)
     };
-    let reporters: Vec<Arc<dyn Reporter>> = vec![
+    let mut reporters: Vec<Arc<dyn Reporter>> = vec![
         Arc::new(crate::drill::metrics::CloudWatch { aws: settings.aws.clone() }),
         Arc::new(Progress(progress_sink(settings.quiet || printer.is_json()))),
         Summary::new(printer),
     ];
+    if let Some(path) = &settings.junit {
+        reporters.push(Arc::new(crate::ui::Junit::new(path.clone())));
+    }
     let fleet = Fleet::new(
         fleet::Settings {
             store: ReportStore::new(&settings.reports, settings.retain),

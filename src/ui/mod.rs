@@ -1,12 +1,14 @@
 //! Everything people see: the stdout printer, progress on stderr, logging, and error rendering.
 
 mod diag;
+mod junit;
 mod logging;
 mod printer;
 mod progress;
 mod summary;
 
 pub(crate) use diag::{color_enabled, diag, diag_line, print_error};
+pub(crate) use junit::Junit;
 pub(crate) use logging::{LogFormat, init as init_logging};
 pub(crate) use printer::{OutputFormat, Printer, out, outln, table, write_stdout};
 pub(crate) use progress::{log_sink, sink as progress_sink};

@@ -322,3 +322,65 @@ fn a_second_run_of_the_same_drill_refuses_or_waits_never_overlaps() {
     assert!(t(&b["started_at"]) >= t(&a["teardown"]["at"]), "{a}\n{b}");
     demo.assert_no_scratch_left();
 }
+
+/// `drill run --junit`: a passing drill, a failing one and one that could not run, in one JUnit XML
+/// document that validates against Jenkins' junit-10.xsd (scripts/moto-venv fetches it): each drill a
+/// suite with its report in the properties, each check, objective and the teardown a test case.
+#[test]
+fn junit_xml_names_every_check_objective_and_drill_and_validates_against_the_schema() {
+    let demo = Demo::start();
+    let text_of = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let failing = demo.dir.join("failing.yaml");
+    std::fs::write(
+        &failing,
+        text_of(&demo.drill)
+            .replace("name: local-demo", "name: local-demo-failing")
+            .replace("expect: { min: 1 }", "expect: { min: 1000000 }"),
+    )
+    .unwrap();
+    let refused = demo.dir.join("refused.yaml");
+    std::fs::write(
+        &refused,
+        text_of(&demo.drill)
+            .replace("name: local-demo", "name: local-demo-refused")
+            .replace("target: latest", "target: { at: \"2001-01-01T00:00:00Z\" }"),
+    )
+    .unwrap();
+    let junit = demo.root.path().join("ci/junit.xml");
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["drill", "run"])
+        .arg(&demo.drill)
+        .arg(&failing)
+        .arg(&refused)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let xml = text_of(&junit);
+    let schema = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/junit-10.xsd");
+    assert!(schema.is_file(), "the JUnit schema is missing: run scripts/moto-venv (scripts/test does)");
+    let check = std::process::Command::new(super::moto::venv().join("python"))
+        .args(["-c", "import sys, xmlschema; xmlschema.XMLSchema(sys.argv[1]).validate(sys.argv[2]); print('valid')"])
+        .arg(&schema)
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "not valid JUnit XML: {}\n{xml}", text(&check.stderr));
+    // Three suites in the order given; 14 checks, 2 objectives and the teardown per drill that ran.
+    let suites: Vec<&str> = xml.split("<testsuite ").skip(1).collect();
+    assert_eq!(suites.len(), 3, "{xml}");
+    assert!(suites[0].starts_with("name=\"local-demo\" tests=\"17\" failures=\"0\" errors=\"0\""), "{xml}");
+    assert!(suites[1].starts_with("name=\"local-demo-failing\" tests=\"17\" failures=\"1\""), "{xml}");
+    assert!(
+        suites[1].contains("name=\"accounts are present (sql)\"") && suites[1].contains("<failure message="),
+        "{xml}"
+    );
+    assert!(suites[2].starts_with("name=\"local-demo-refused\" tests=\"1\" failures=\"0\" errors=\"1\""), "{xml}");
+    let report = suites[0].split("<property name=\"report\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(std::path::Path::new(report).is_file(), "the report property names the report: {report}");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"stackdrill\" tests=\"35\" failures=\"1\" errors=\"1\""), "{xml}");
+}

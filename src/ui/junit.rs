@@ -1,0 +1,222 @@
+//! `drill run --junit PATH`: the drills as JUnit XML for CI test-report views. Each drill is a test
+//! suite; each check, each objective and the teardown a test case (failed → `<failure>`, error →
+//! `<error>`, skipped → `<skipped>`); the report's path, id and verdict are suite properties. A drill that
+//! could not run is a suite with one errored case. Written atomically when the fleet is done.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use futures_util::future::BoxFuture;
+
+use crate::drill::fleet::{Ended, Finished, Reporter, Stats};
+use crate::report::Report;
+use crate::report::model::CheckStatus;
+
+pub(crate) struct Junit {
+    path: PathBuf,
+    suites: Mutex<Vec<(usize, Suite)>>,
+}
+
+/// One `<testsuite>`, rendered, with its counts.
+struct Suite {
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+    seconds: f64,
+    xml: String,
+}
+
+/// Escapes text for XML attributes and content, dropping characters XML 1.0 cannot carry.
+fn esc(s: &str) -> String {
+    s.chars()
+        .filter(|c| matches!(c, '\t' | '\n' | '\r') || (*c >= ' ' && *c != '\u{fffe}' && *c != '\u{ffff}'))
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+enum Outcome {
+    Passed,
+    Failed(String),
+    Error(String),
+    Skipped(String),
+}
+
+struct Case {
+    class: String,
+    name: String,
+    seconds: f64,
+    outcome: Outcome,
+}
+
+fn cases(r: &Report) -> Vec<Case> {
+    let class = |what: &str| format!("{}.{what}", r.drill);
+    let mut out: Vec<Case> = r
+        .checks
+        .iter()
+        .map(|c| Case {
+            class: class("checks"),
+            name: format!("{} ({})", c.name, c.kind),
+            seconds: c.seconds,
+            outcome: match c.status {
+                CheckStatus::Passed => Outcome::Passed,
+                CheckStatus::Failed => Outcome::Failed(c.detail.clone()),
+                CheckStatus::Error => Outcome::Error(c.detail.clone()),
+                CheckStatus::Skipped => Outcome::Skipped(c.detail.clone()),
+            },
+        })
+        .collect();
+    let objective = |what: &str, measured: Option<f64>, met: bool, objective: f64| {
+        let name = format!("{what} within {}", crate::config::human_seconds(objective));
+        let outcome = match measured {
+            Some(_) if met => Outcome::Passed,
+            Some(v) => Outcome::Failed(format!("{what} {} exceeds the objective", crate::config::human_seconds(v))),
+            None => Outcome::Failed(format!("{what} not measured")),
+        };
+        Case { class: class("objectives"), name, seconds: 0.0, outcome }
+    };
+    out.push(objective("RTO", r.measured.rto_seconds, r.measured.rto_met, r.objectives.rto_seconds));
+    out.push(objective("RPO", r.measured.rpo_seconds, r.measured.rpo_met, r.objectives.rpo_seconds));
+    let teardown = match r.teardown.status {
+        crate::report::model::TeardownStatus::Failed => Outcome::Error(r.teardown.detail.clone()),
+        _ => Outcome::Passed,
+    };
+    let seconds = r.phases.iter().find(|p| p.name == "teardown").map_or(0.0, |p| p.seconds);
+    out.push(Case { class: class("teardown"), name: "scratch torn down".into(), seconds, outcome: teardown });
+    out
+}
+
+fn suite(f: &Finished) -> Suite {
+    let (cases, seconds, properties) = match &f.ended {
+        Ended::Ran { report, written } => {
+            let mut props = vec![
+                ("result", report.result.as_str().to_string()),
+                ("report_id", report.id.clone()),
+                ("started_at", crate::report::view::json_time(report.started_at)),
+            ];
+            match written {
+                Ok(w) => {
+                    props.push(("report", w.json.display().to_string()));
+                    props.push(("report_html", w.html.display().to_string()));
+                }
+                Err(e) => props.push(("report_not_written", e.clone())),
+            }
+            if let Some(reason) = &report.reason {
+                props.push(("reason", reason.clone()));
+            }
+            let secs = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
+            (cases(report), secs, props)
+        }
+        Ended::CouldNotRun(e) => {
+            let case = Case {
+                class: format!("{}.run", f.drill()),
+                name: "the drill ran".into(),
+                seconds: 0.0,
+                outcome: Outcome::Error(e.to_string()),
+            };
+            (vec![case], 0.0, vec![("result", "could not run".to_string())])
+        }
+        Ended::NotStarted => {
+            let case = Case {
+                class: format!("{}.run", f.drill()),
+                name: "the drill ran".into(),
+                seconds: 0.0,
+                outcome: Outcome::Skipped("stopped before it started".into()),
+            };
+            (vec![case], 0.0, vec![("result", "not started".to_string())])
+        }
+    };
+    let count = |p: fn(&Outcome) -> bool| cases.iter().filter(|c| p(&c.outcome)).count();
+    let mut s = Suite {
+        tests: cases.len(),
+        failures: count(|o| matches!(o, Outcome::Failed(_))),
+        errors: count(|o| matches!(o, Outcome::Error(_))),
+        skipped: count(|o| matches!(o, Outcome::Skipped(_))),
+        seconds,
+        xml: String::new(),
+    };
+    let _ = write!(
+        s.xml,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\" timestamp=\"{}\">\n    <properties>\n",
+        esc(f.drill()),
+        s.tests,
+        s.failures,
+        s.errors,
+        s.skipped,
+        s.seconds,
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S")
+    );
+    for (k, v) in &properties {
+        let _ = writeln!(s.xml, "      <property name=\"{k}\" value=\"{}\"/>", esc(v));
+    }
+    s.xml.push_str("    </properties>\n");
+    for c in &cases {
+        let open = format!(
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+            esc(&c.class),
+            esc(&c.name),
+            c.seconds
+        );
+        let _ = match &c.outcome {
+            Outcome::Passed => writeln!(s.xml, "{open}/>"),
+            Outcome::Failed(m) => {
+                writeln!(s.xml, "{open}>\n      <failure message=\"{0}\">{0}</failure>\n    </testcase>", esc(m))
+            }
+            Outcome::Error(m) => {
+                writeln!(s.xml, "{open}>\n      <error message=\"{0}\">{0}</error>\n    </testcase>", esc(m))
+            }
+            Outcome::Skipped(m) => writeln!(s.xml, "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>", esc(m)),
+        };
+    }
+    s.xml.push_str("  </testsuite>\n");
+    s
+}
+
+impl Junit {
+    pub(crate) fn new(path: PathBuf) -> Junit {
+        Junit { path, suites: Mutex::new(Vec::new()) }
+    }
+
+    /// The whole document, drills in the order they were given.
+    fn document(&self) -> String {
+        let Ok(mut suites) = self.suites.lock() else { return String::new() };
+        suites.sort_by_key(|(i, _)| *i);
+        let sum = |f: fn(&Suite) -> usize| suites.iter().map(|(_, s)| f(s)).sum::<usize>();
+        let mut o = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"stackdrill\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{:.3}\">\n",
+            sum(|s| s.tests),
+            sum(|s| s.failures),
+            sum(|s| s.errors),
+            suites.iter().map(|(_, s)| s.seconds).sum::<f64>()
+        );
+        for (_, s) in suites.iter() {
+            o.push_str(&s.xml);
+        }
+        o.push_str("</testsuites>\n");
+        o
+    }
+}
+
+impl Reporter for Junit {
+    fn finished<'a>(&'a self, f: &'a Finished) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Ok(mut s) = self.suites.lock() {
+                s.push((f.index, suite(f)));
+            }
+        })
+    }
+
+    fn done(&self, _stats: &Stats) {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = crate::report::atomic_write(&self.path, self.document().as_bytes()) {
+            crate::ui::diag!("warning: cannot write the JUnit report `{}`: {e}", self.path.display());
+        }
+    }
+}
