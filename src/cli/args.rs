@@ -247,6 +247,10 @@ pub(crate) struct RunArgs {
     /// teardown a test case), for CI test reports
     #[arg(long, value_name = "PATH")]
     pub(crate) junit: Option<PathBuf>,
+    /// Afterwards write the store's state as OpenMetrics text here, atomically (for node_exporter's textfile
+    /// collector): per drill last result, last success, restore/RTO/RPO seconds, checks, overdue
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -523,6 +527,9 @@ pub(crate) struct ScheduleRunArgs {
     /// How often to log that the scheduler is alive
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub(crate) heartbeat: std::time::Duration,
+    /// Serve the store's state and the scheduler's heartbeat as OpenMetrics on http://ADDR/metrics
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<String>,
 }
 
 /// `--catch-up`: what to do about occurrences missed while no scheduler was running.

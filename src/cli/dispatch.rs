@@ -133,6 +133,7 @@ async fn drill(cmd: DrillCommand, aws: crate::aws::AwsSettings, quiet: bool) -> 
                 retain: a.report.retain,
                 if_running: a.if_running,
                 junit: a.junit,
+                metrics_file: a.metrics_file,
             };
             super::drill::run(settings, Printer { format: a.output }).await
         }

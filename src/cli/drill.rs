@@ -230,6 +230,7 @@ pub(crate) struct RunSettings {
     pub(crate) retain: std::time::Duration,
     pub(crate) if_running: super::args::IfRunning,
     pub(crate) junit: Option<PathBuf>,
+    pub(crate) metrics_file: Option<PathBuf>,
 }
 
 /// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
@@ -291,6 +292,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         settings.drills.iter().map(|d| resolve_drill(d)).collect::<Result<Vec<_>, _>>()?
     };
     let mut specs = load_all(&files)?;
+    let run_files = files;
     if settings.due {
         specs = due(specs, &settings).await?;
         if specs.is_empty() {
@@ -337,6 +339,18 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         .map(|(index, spec)| Job { index, spec, opts: opts.clone(), delay: Duration::ZERO })
         .collect();
     let (finished, _) = fleet.run(jobs).await;
+    if let Some(path) = &settings.metrics_file {
+        let mut files = all_drill_files().unwrap_or_default();
+        files.extend(run_files);
+        let source = super::metrics::Source {
+            reports: settings.reports.clone(),
+            retain: settings.retain,
+            aws: settings.aws.clone(),
+            files,
+            heartbeat: Default::default(),
+        };
+        source.write(path).await;
+    }
     Ok(fleet_exit_code(&finished))
 }
 

@@ -6,6 +6,7 @@ mod dispatch;
 mod drill;
 pub(crate) mod exit_codes;
 mod iam;
+mod metrics;
 mod report;
 mod schedule;
 pub(crate) mod settings;

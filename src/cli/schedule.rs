@@ -181,7 +181,19 @@ pub(super) async fn run(s: DaemonSettings) -> Result<u8, Failure> {
         },
         reporters,
     );
+    let heartbeat = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    if let Some(addr) = &a.metrics_listen {
+        let source = super::metrics::Source {
+            reports: s.reports.clone(),
+            retain: a.report.retain,
+            aws: s.aws.clone(),
+            files: files.clone(),
+            heartbeat: heartbeat.clone(),
+        };
+        super::metrics::listen(addr, source).await?;
+    }
     let settings = runner::Settings {
+        heartbeat_at: heartbeat,
         files,
         jitter: a.jitter,
         catch_up: a.catch_up.into(),

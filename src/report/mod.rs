@@ -11,6 +11,7 @@ pub(crate) mod model;
 pub(crate) mod pack;
 pub(crate) mod pack_html;
 pub(crate) mod period;
+pub(crate) mod prometheus;
 pub(crate) mod s3;
 pub(crate) mod sign;
 pub(crate) mod store;

@@ -24,6 +24,8 @@ pub(crate) struct Settings {
     pub(crate) grace: chrono::Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) aws: crate::aws::AwsSettings,
+    /// Unix milliseconds of the loop's last round (what `--metrics-listen` reports as the heartbeat).
+    pub(crate) heartbeat_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// The scheduled drills among `files`, and a line per file that does not load.
@@ -78,6 +80,7 @@ pub(crate) async fn run(s: Settings, specs: Vec<DrillSpec>, mut fleet: Fleet, ca
     let mut l = Loop { s, specs, started: Utc::now(), running: HashMap::new(), last_problems: vec![] };
     let mut next_heartbeat = tokio::time::Instant::now();
     loop {
+        l.s.heartbeat_at.store(Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
         l.reload();
         l.start_due(&mut fleet, Utc::now());
         let next = l.next_due();

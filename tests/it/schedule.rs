@@ -380,3 +380,86 @@ fn several_drills_run_with_bounded_concurrency_then_one_scorecard_and_schedule_l
     let out = due();
     assert!(out.status.success() && text(&out.stdout).contains("no drill is due"), "{}", text(&out.stdout));
 }
+
+fn promtool() -> &'static str {
+    let ok = std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "promtool is missing: install it with `apt-get install prometheus` (scripts/install-test-deps does)");
+    "promtool"
+}
+
+/// `promtool check metrics` on `text`: its verdict and whatever it complained about.
+fn promtool_check_metrics(text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", text_of(&out.stdout), text_of(&out.stderr)))
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `GET /metrics` on `port`: the status line and the body.
+fn get_metrics(port: u16) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// Prometheus: `drill run --metrics-file` writes, and `schedule run --metrics-listen` serves, OpenMetrics
+/// text that `promtool check metrics` accepts without a lint, with per-drill series and the scheduler's
+/// heartbeat; the alert-rule example passes `promtool check rules`.
+#[test]
+fn metrics_file_and_endpoint_pass_promtool_and_the_alert_rules_check() {
+    let demo = Demo::start();
+    let metrics = demo.root.path().join("textfile/stackdrill.prom");
+    let out = demo.run_drill(&["--metrics-file", metrics.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    for line in [
+        "stackdrill_drill_last_passed{drill=\"local-demo\"} 1.0",
+        "stackdrill_drill_checks{drill=\"local-demo\",status=\"passed\"} 14.0",
+        "stackdrill_drill_overdue{drill=\"local-demo\"} 0.0",
+        "stackdrill_store_verified 1.0",
+    ] {
+        assert!(text.contains(line), "`{line}` not in:\n{text}");
+    }
+    let (ok, said) = promtool_check_metrics(&text);
+    assert!(ok && said.trim().is_empty(), "promtool: {said}\n{text}");
+
+    let file = scheduled_demo(&demo, 0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = scheduler(&demo, &file, &["--metrics-listen", &format!("127.0.0.1:{port}")]);
+    let started = Instant::now();
+    let body = loop {
+        if let Some((status, body)) = get_metrics(port)
+            && body.contains("stackdrill_scheduler_heartbeat_timestamp_seconds ")
+        {
+            assert!(status.contains("200"), "{status}");
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the scheduler never served /metrics");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(body.contains("stackdrill_drill_last_passed{drill=\"local-demo\"} 1.0"), "{body}");
+    let (ok, said) = promtool_check_metrics(&body);
+    assert!(ok && said.trim().is_empty(), "promtool: {said}\n{body}");
+
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/prometheus/alerts.yml");
+    let out = std::process::Command::new(promtool()).args(["check", "rules"]).arg(&rules).output().unwrap();
+    assert!(out.status.success(), "{}{}", text_of(&out.stdout), text_of(&out.stderr));
+    assert!(text_of(&out.stdout).contains("SUCCESS: 4 rules found"), "{}", text_of(&out.stdout));
+}
