@@ -64,6 +64,7 @@ pub(crate) enum Command {
     Runbook(RunbookCommand),
     /// Print shell completions
     Completions {
+        /// The shell to generate completions for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -82,6 +83,7 @@ pub(crate) struct DemoArgs {
     pub(crate) keep: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
+    /// Output: text for people, or json for tools
     #[arg(long, value_enum, default_value_t)]
     pub(crate) output: OutputFormat,
 }
@@ -108,12 +110,15 @@ pub(crate) struct ReportArgs {
 pub(crate) enum DrillCommand {
     /// Check drill files and report every problem (default: drills/*.yaml)
     Validate {
+        /// Drill files to check (default: drills/*.yaml)
         paths: Vec<PathBuf>,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// List the drills in drills/
     List {
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -121,6 +126,7 @@ pub(crate) enum DrillCommand {
     Run(RunArgs),
     /// Remove scratch environments left by crashed runs (default: the scratch roots of drills/*.yaml)
     Cleanup {
+        /// Drill files whose scratch roots to sweep (default: drills/*.yaml)
         paths: Vec<PathBuf>,
         /// Say what would be removed, remove nothing
         #[arg(long)]
@@ -133,6 +139,7 @@ pub(crate) enum DrillCommand {
         /// ./reports)
         #[arg(long, env = "STACKDRILL_REPORTS")]
         reports: Option<PathBuf>,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -142,25 +149,31 @@ pub(crate) enum DrillCommand {
 pub(crate) enum StackCommand {
     /// Check stack files and report every problem (default: stacks/*.yaml)
     Validate {
+        /// Stack files to check (default: stacks/*.yaml)
         paths: Vec<PathBuf>,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// Evaluate the policy rules on a stack (a name in stacks/ or a path)
     Check {
+        /// The stack: a name (stacks/<NAME>.yaml) or a path
         stack: String,
         /// Evaluate live state in AWS, not only the file
         #[arg(long)]
         live: bool,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// Compare the stack with live state and show what apply would do
     Plan {
+        /// The stack: a name (stacks/<NAME>.yaml) or a path
         stack: String,
         /// Save the plan (JSON) for `stack apply --plan`
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The rendering to print
         #[arg(long, value_enum, default_value_t)]
         format: PlanFormat,
         /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error
@@ -184,18 +197,23 @@ pub(crate) enum StackCommand {
         /// Waive these policy rules (ids as `stack check` prints them); every other failing rule refuses the apply
         #[arg(long, value_delimiter = ',', value_name = "RULE")]
         skip_policy: Vec<String>,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// Exit 2 and show the differences when live state has drifted from the stack
     Drift {
+        /// The stack: a name (stacks/<NAME>.yaml) or a path
         stack: String,
+        /// The rendering to print
         #[arg(long, value_enum, default_value_t)]
         format: PlanFormat,
     },
     /// Adopt an existing resource into the stack by tagging it (`kind/name`, as `stack plan` names it)
     Import {
+        /// The stack: a name (stacks/<NAME>.yaml) or a path
         stack: String,
+        /// The resource address in the stack file, as `stack plan` names it
         address: String,
         /// Do not ask for confirmation
         #[arg(long)]
@@ -231,6 +249,7 @@ pub(crate) struct RunArgs {
     /// How many drills run at once
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) concurrency: u16,
+    /// Output: text for people, or json for tools
     #[arg(long, value_enum, default_value_t)]
     pub(crate) output: OutputFormat,
     /// Who or what started the run, recorded in the report (manual, schedule, ci)
@@ -282,6 +301,7 @@ pub(crate) enum ReportCommand {
         /// Verify an evidence pack (a folder or .tar.gz from `report export`) instead of a store, offline
         #[arg(long, value_name = "PACK")]
         pack: Option<PathBuf>,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -289,22 +309,27 @@ pub(crate) enum ReportCommand {
     List {
         #[command(flatten)]
         store: StoreArgs,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// The runs of one drill (or all) with an RTO trend
     History {
+        /// Only this drill (default: every drill in the store)
         drill: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// Print one report (by id, or a unique prefix of it)
     Show {
+        /// The report id, or a unique prefix of it
         id: String,
         #[command(flatten)]
         store: StoreArgs,
+        /// The rendering to print
         #[arg(long, value_enum, default_value_t = ShowFormat::Md)]
         format: ShowFormat,
     },
@@ -312,6 +337,7 @@ pub(crate) enum ReportCommand {
     Controls {
         #[command(flatten)]
         store: StoreArgs,
+        /// The rendering to print
         #[arg(long, value_enum, default_value_t = ControlsFormat::Md, alias = "output")]
         format: ControlsFormat,
         /// The period's start: a date (UTC) or an RFC 3339 time; with --since/--until the matrix covers the
@@ -351,9 +377,12 @@ pub(crate) enum ReportCommand {
     },
     /// Record a reviewer's decision on a report as a new signed, chained entry
     SignOff {
+        /// The report id, or a unique prefix of it
         id: String,
+        /// Who reviews: with `keys generate --role reviewer --name <REVIEWER>` done, their own key signs
         #[arg(long)]
         reviewer: String,
+        /// The reviewer's decision
         #[arg(long, value_enum)]
         decision: Decision,
         /// Remediation or remarks
@@ -445,11 +474,13 @@ pub(crate) enum KeysCommand {
         /// Its name as verification shows it (default: the file's name)
         #[arg(long)]
         name: Option<String>,
+        /// An operator key signs reports; a reviewer key signs sign-offs
         #[arg(long, value_enum, default_value_t)]
         role: crate::report::trust::Role,
     },
     /// The trusted keys: name, role, fingerprint
     List {
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -461,6 +492,7 @@ pub(crate) enum RunbookCommand {
     Check {
         #[command(flatten)]
         store: StoreArgs,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -477,6 +509,7 @@ pub(crate) enum ScheduleCommand {
         count: usize,
         #[command(flatten)]
         store: StoreArgs,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -492,12 +525,14 @@ pub(crate) enum ScheduleCommand {
         /// Show what would change; change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// Print the ECS RunTask input (for `aws ecs run-task --cli-input-json`) that runs `drill run <ARGS>` now in
     /// the schedules' task definition and private network: how CI runs drills inside the VPC
     TaskInput {
+        /// The schedules' deployment file
         #[arg(long, default_value = "schedule.yaml")]
         config: PathBuf,
         /// What follows `drill run` in the task (drill names, `--due`, `--trigger ci`, ...)
@@ -555,4 +590,38 @@ pub(crate) enum IfRunning {
     Refuse,
     Wait,
     Parallel,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The CLI as clap sees it is consistent, and every subcommand and every flag says what it is for in
+    /// `--help` (a flag without a description is a flag nobody can use without reading the source).
+    #[test]
+    fn every_command_and_flag_has_a_description() {
+        let cmd = super::Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("stackdrill"), cmd)];
+        while let Some((path, c)) = stack.pop() {
+            if path != "stackdrill" && c.get_about().is_none() {
+                missing.push(format!("`{path}` (the command)"));
+            }
+            for a in c.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!(
+                        "`{path}` {}",
+                        a.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| format!("<{}>", a.get_id()))
+                    ));
+                }
+            }
+            for sub in c.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        missing.sort();
+        assert!(missing.is_empty(), "without a description:\n{}", missing.join("\n"));
+    }
 }

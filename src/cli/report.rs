@@ -156,6 +156,12 @@ pub(super) fn keys_generate(out: Option<&Path>, role: Role, name: Option<&str>) 
         })?,
         (None, ..) => sign::default_key_path(),
     };
+    if path.exists() {
+        return Err(Failure::could_not_run(
+            anyhow!("`{}` already exists: a signing key is never overwritten", path.display()),
+            Some("keep using it (its public key is beside it, `.pub`), or give --out for another key".into()),
+        ));
+    }
     let (public, id) = sign::generate(&path).map_err(|e| Failure::could_not_run(e, None))?;
     crate::ui::outln!("created {} (mode 0600) and {}", path.display(), public.display());
     let name = name.map(str::to_string).unwrap_or_else(|| {
@@ -273,8 +279,8 @@ fn verify(view: &View, allow_unsigned: bool, printer: Printer) -> Result<u8, Fai
         let by = if names.is_empty() { String::new() } else { format!(" (`{}`)", names.join("`, `")) };
         let head = if v.unverified.is_empty() { "ok" } else { "UNVERIFIED" };
         printer.line(format!(
-            "{head}: {} entries in `{}`, the hash chain is intact, {} signed, {trusted} by trusted keys{by}",
-            v.entries,
+            "{head}: {} in `{}`, the hash chain is intact, {} signed, {trusted} by trusted keys{by}",
+            crate::config::count(v.entries as u64, "entry", "entries"),
             dir.display(),
             v.signed
         ));

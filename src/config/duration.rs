@@ -23,6 +23,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// (RDS keeps 35 days), and small enough that sums of several and clock arithmetic never overflow.
 pub(crate) const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// `1 entry`, `3 entries`: a count and its noun, singular or plural (`plural` for the irregular ones).
+pub(crate) fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 /// Formats seconds compactly for people: `42.1s`, `3m 05s`, `1h 02m`.
 pub(crate) fn human_seconds(secs: f64) -> String {
     if secs < 60.0 {

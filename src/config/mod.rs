@@ -27,7 +27,7 @@ pub(crate) use drill_spec::{
     LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives, RestoreSpec, RowCountSpec, ScheduleSpec,
     SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance,
 };
-pub(crate) use duration::human_seconds;
+pub(crate) use duration::{count, human_seconds};
 pub(crate) use error::ConfigError;
 pub(crate) use locate::{set_state_dir, state_dir};
 pub(crate) use stack::{

@@ -475,7 +475,7 @@ fn a_kms_key_signs_reports_and_openssl_checks_them() {
     // Signed by a key nobody trusts yet: unverified; trusting the KMS key (its public key fetched) verifies.
     let out = stackdrill().args(["report", "verify", "--reports"]).arg(&reports).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).starts_with("UNVERIFIED: 1 entries"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("UNVERIFIED: 1 entry"), "{}", text(&out.stdout));
     let mut verify = stackdrill();
     moto.env(&mut verify);
     let out = verify

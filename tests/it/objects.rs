@@ -99,10 +99,10 @@ async fn rows_at_t_find_their_objects_as_of_t_and_name_those_deleted_or_changed_
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let detail = check["detail"].as_str().unwrap();
     for part in [
-        "1 missing (docs/2.pdf)",
-        "1 size mismatches (docs/10.pdf)",
-        "checksum mismatches (docs/1.pdf",
-        "1 objects without a row (docs/new-after-t.pdf) (reported, not a failure)",
+        "1 missing object (docs/2.pdf)",
+        "1 size mismatch (docs/10.pdf)",
+        "2 checksum mismatches (docs/1.pdf",
+        "1 object without a row (docs/new-after-t.pdf) (reported, not a failure)",
     ] {
         assert!(detail.contains(part), "`{part}` not in: {detail}");
     }
@@ -117,6 +117,6 @@ async fn rows_at_t_find_their_objects_as_of_t_and_name_those_deleted_or_changed_
     );
     let (out, check) = run(&drill(&demo, &target, "target"));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(check["detail"].as_str().unwrap().contains("1 missing (docs/3.pdf)"), "{check}");
+    assert!(check["detail"].as_str().unwrap().contains("1 missing object (docs/3.pdf)"), "{check}");
     demo.assert_no_scratch_left();
 }

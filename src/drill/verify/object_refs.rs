@@ -433,9 +433,10 @@ pub(super) async fn verify(spec: &CheckSpec, o: &ObjectRefsSpec, ctx: &Context<'
     summary(spec, o, &tally, &bad_sums, seed, requests)
 }
 
-fn named(n: u64, what: &str, keys: &[String]) -> String {
+/// `2 size mismatches (a, b)`: a count, its noun, and the first keys.
+fn named(n: u64, (one, many): (&str, &str), keys: &[String]) -> String {
     let more = if n as usize > keys.len() { ", …" } else { "" };
-    format!("{n} {what} ({}{more})", keys.join(", "))
+    format!("{} ({}{more})", crate::config::count(n, one, many), keys.join(", "))
 }
 
 fn summary(
@@ -448,16 +449,20 @@ fn summary(
 ) -> CheckResult {
     let mut problems = Vec::new();
     if t.missing > 0 {
-        problems.push(named(t.missing, "missing", &t.missing_keys));
+        problems.push(named(t.missing, ("missing object", "missing objects"), &t.missing_keys));
     }
     if t.size_mismatches > 0 {
-        problems.push(named(t.size_mismatches, "size mismatches", &t.size_keys));
+        problems.push(named(t.size_mismatches, ("size mismatch", "size mismatches"), &t.size_keys));
     }
     if !bad_sums.is_empty() {
         let keys: Vec<String> = bad_sums.iter().take(NAMED).cloned().collect();
-        problems.push(named(bad_sums.len() as u64, "checksum mismatches", &keys));
+        problems.push(named(bad_sums.len() as u64, ("checksum mismatch", "checksum mismatches"), &keys));
     }
-    let orphans = if t.orphans > 0 { Some(named(t.orphans, "objects without a row", &t.orphan_keys)) } else { None };
+    let orphans = if t.orphans > 0 {
+        Some(named(t.orphans, ("object without a row", "objects without a row"), &t.orphan_keys))
+    } else {
+        None
+    };
     let fail = !problems.is_empty() || (o.orphans_fail && orphans.is_some());
     let when = match &o.store {
         ObjectStoreSpec::S3 { as_of: AsOf::Target, .. } => " as of the target",

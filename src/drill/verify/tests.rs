@@ -206,10 +206,10 @@ async fn object_references_name_missing_resized_corrupt_and_orphan_objects() {
     let r = check(&ctx, spec(200, false)).await;
     assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
     for part in [
-        "1 missing (t1/bFile-1.bin)",
-        "1 size mismatches (t2/AFile-2.bin)",
-        "checksum mismatches (t0/AFile-0.bin",
-        "1 objects without a row (t0/zz-no-row.bin) (reported, not a failure)",
+        "1 missing object (t1/bFile-1.bin)",
+        "1 size mismatch (t2/AFile-2.bin)",
+        "2 checksum mismatches (t0/AFile-0.bin",
+        "1 object without a row (t0/zz-no-row.bin) (reported, not a failure)",
     ] {
         assert!(r.detail.contains(part), "`{part}` not in: {}", r.detail);
     }
@@ -232,7 +232,7 @@ async fn object_references_name_missing_resized_corrupt_and_orphan_objects() {
     let ctx2 = db2.ctx(t0());
     let r = check(&ctx2, spec2(false)).await;
     assert_eq!(r.status, CheckStatus::Passed, "two rows may share an object: {}", r.detail);
-    assert!(r.detail.contains("1 objects without a row (b)"), "{}", r.detail);
+    assert!(r.detail.contains("1 object without a row (b)"), "{}", r.detail);
     let r = check(&ctx2, spec2(true)).await;
     assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
 }
