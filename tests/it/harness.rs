@@ -324,3 +324,27 @@ pub fn processes_mentioning(path: &Path) -> Vec<String> {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// The first column of the first row `sql` returns, as text (simple query protocol).
+pub async fn scalar(c: &tokio_postgres::Client, sql: &str) -> String {
+    let rows = c.simple_query(sql).await.unwrap();
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Ends the current WAL segment with a commit in it and waits until the archiver has it.
+pub async fn switch_and_archive(c: &tokio_postgres::Client) {
+    c.batch_execute("create table if not exists wal_marker (at timestamptz); insert into wal_marker values (now())")
+        .await
+        .unwrap();
+    let seg = scalar(c, "select pg_walfile_name(pg_switch_wal())").await;
+    let t0 = Instant::now();
+    while scalar(c, "select coalesce(last_archived_wal, '') from pg_stat_archiver").await < seg {
+        assert!(t0.elapsed() < Duration::from_secs(60), "segment {seg} was never archived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

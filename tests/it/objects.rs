@@ -1,26 +1,9 @@
 //! `object-references` against a versioned S3 bucket (moto) and a restored demo database: the objects the
 //! rows at T point at, as of T or as of now.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::harness::{Demo, stackdrill, text};
-
-async fn scalar(c: &tokio_postgres::Client, q: &str) -> String {
-    c.query_one(q, &[]).await.unwrap().get(0)
-}
-
-/// Ends the current WAL segment with a commit in it and waits until the archiver has it.
-async fn switch_and_archive(c: &tokio_postgres::Client) {
-    c.batch_execute("create table if not exists wal_marker (at timestamptz); insert into wal_marker values (now())")
-        .await
-        .unwrap();
-    let seg = scalar(c, "select pg_walfile_name(pg_switch_wal())").await;
-    let t0 = Instant::now();
-    while scalar(c, "select coalesce(last_archived_wal, '') from pg_stat_archiver").await < seg {
-        assert!(t0.elapsed() < Duration::from_secs(60), "segment {seg} was never archived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use super::harness::{Demo, scalar, stackdrill, switch_and_archive, text};
 
 /// The demo drill restoring to `target`, with one check: the first 300 files against the bucket.
 fn drill(demo: &Demo, target: &str, as_of: &str) -> std::path::PathBuf {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::harness::{Demo, Scratch, make_ca, stackdrill, text};
+use super::harness::{Demo, Scratch, make_ca, scalar, stackdrill, switch_and_archive, text};
 
 /// The directory of the PostgreSQL server programs, found as stackdrill finds them.
 fn pg_bin() -> PathBuf {
@@ -38,16 +38,6 @@ fn restart(demo: &Demo) {
     let data = demo.dir.join("source/data");
     let log = demo.dir.join("source/server.log");
     as_postgres("pg_ctl", &["restart", "-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-m", "fast", "-w"]);
-}
-
-async fn scalar(c: &tokio_postgres::Client, sql: &str) -> String {
-    let rows = c.simple_query(sql).await.unwrap();
-    rows.iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_string()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// A drill file for `demo`'s source and backups with `verify` and `extra` top-level keys.
@@ -455,19 +445,6 @@ async fn a_restored_copy_cannot_act_and_postgres_never_sees_the_secrets() {
         }
     }
     demo.assert_no_scratch_left();
-}
-
-/// Ends the current WAL segment with a commit in it and waits until the archiver has it.
-async fn switch_and_archive(c: &tokio_postgres::Client) {
-    c.batch_execute("create table if not exists wal_marker (at timestamptz); insert into wal_marker values (now())")
-        .await
-        .unwrap();
-    let seg = scalar(c, "select pg_walfile_name(pg_switch_wal())").await;
-    let t0 = Instant::now();
-    while scalar(c, "select coalesce(last_archived_wal, '') from pg_stat_archiver").await < seg {
-        assert!(t0.elapsed() < Duration::from_secs(60), "segment {seg} was never archived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn postgres_uid() -> u32 {
