@@ -90,11 +90,24 @@ struct Row {
     errors: Vec<String>,
     verdict: Option<String>,
     card: [String; 6],
-    report: Option<Report>,
+    /// What `--output json` lists: the report, or why the drill could not run.
+    json: serde_json::Value,
+}
+
+/// A drill without a report, as `--output json` lists it beside the reports.
+fn could_not_run(drill: &str, error: &str, hint: Option<String>) -> serde_json::Value {
+    serde_json::json!({
+        "schema": "stackdrill.could-not-run/v1",
+        "drill": drill,
+        "result": "could-not-run",
+        "error": error,
+        "hint": hint,
+    })
 }
 
 /// `drill run`'s output: per drill (in command-line order) its errors on stderr and its verdict on
-/// stdout, then the scorecard when there was more than one; with `--output json`, the reports as an array.
+/// stdout, then the scorecard when there was more than one; with `--output json`, an array of the reports
+/// and, for each drill that could not run, a `stackdrill.could-not-run/v1` record saying why.
 pub(crate) struct Summary {
     printer: Printer,
     rows: Mutex<Vec<Row>>,
@@ -121,18 +134,20 @@ fn row(f: &Finished) -> Row {
                 errors,
                 verdict: Some(summary(report, written.as_ref().ok())),
                 card: scorecard_row(report, md),
-                report: Some((**report).clone()),
+                json: serde_json::to_value(&**report).unwrap_or_default(),
             }
         }
         Ended::CouldNotRun(e) => {
             let mut errors = vec![format!("error: drill `{name}` could not run: {e}")];
             errors.extend(e.hint().map(|h| format!("  hint: {h}")));
-            Row { index: f.index, errors, verdict: None, card: none(e.to_string()), report: None }
+            let json = could_not_run(name, &e.to_string(), e.hint());
+            Row { index: f.index, errors, verdict: None, card: none(e.to_string()), json }
         }
         Ended::NotStarted => {
             let why = "stopped before it started".to_string();
             let errors = vec![format!("error: drill `{name}` could not run: {why}")];
-            Row { index: f.index, errors, verdict: None, card: none(why), report: None }
+            let json = could_not_run(name, &why, None);
+            Row { index: f.index, errors, verdict: None, card: none(why), json }
         }
     }
 }
@@ -157,8 +172,8 @@ impl Reporter for Summary {
             }
         }
         if json {
-            let reports: Vec<&Report> = rows.iter().filter_map(|r| r.report.as_ref()).collect();
-            self.printer.json(&reports);
+            let listed: Vec<&serde_json::Value> = rows.iter().map(|r| &r.json).collect();
+            self.printer.json(&listed);
         } else if rows.len() > 1 {
             let cards: Vec<[String; 6]> = rows.into_iter().map(|r| r.card).collect();
             self.printer.line(scorecard(&cards, stats));

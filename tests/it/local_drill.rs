@@ -383,4 +383,19 @@ fn junit_xml_names_every_check_objective_and_drill_and_validates_against_the_sch
     let report = suites[0].split("<property name=\"report\" value=\"").nth(1).unwrap().split('"').next().unwrap();
     assert!(std::path::Path::new(report).is_file(), "the report property names the report: {report}");
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"stackdrill\" tests=\"35\" failures=\"1\" errors=\"1\""), "{xml}");
+
+    // `--output json` lists the drill that could not run beside the reports, saying why.
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["drill", "run", "--output", "json"])
+        .arg(&refused)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["schema"], "stackdrill.could-not-run/v1", "{listed}");
+    assert_eq!(listed[0]["drill"], "local-demo-refused");
+    assert!(listed[0]["error"].as_str().unwrap().contains("2001"), "{listed}");
 }
