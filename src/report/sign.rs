@@ -108,7 +108,12 @@ fn unpem(text: &str, label: &str) -> Option<Vec<u8>> {
     B64.decode(body.split_whitespace().collect::<String>()).ok()
 }
 
+/// SPKI PEM of a public key as stackdrill holds it: the raw 32 bytes of an Ed25519 key, or the whole
+/// SubjectPublicKeyInfo DER of a P-256 (KMS) key.
 pub(crate) fn public_pem(public: &[u8]) -> String {
+    if public.len() != 32 {
+        return pem("PUBLIC KEY", public);
+    }
     let mut der = SPKI_PREFIX.to_vec();
     der.extend_from_slice(public);
     pem("PUBLIC KEY", &der)
@@ -364,6 +369,15 @@ pub(crate) fn verify_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_key_round_trips_through_pem_ed25519_and_p256_alike() {
+        let ed = [5u8; 32];
+        assert_eq!(parse_public_pem(&public_pem(&ed)).as_deref(), Some(&ed[..]));
+        let mut p256 = vec![0x30u8; 91];
+        p256[1] = 0x59;
+        assert_eq!(parse_public_pem(&public_pem(&p256)).as_deref(), Some(&p256[..]));
+    }
 
     #[test]
     fn a_key_source_never_shows_the_key_in_debug_output() {
