@@ -516,7 +516,7 @@ fn export(
         crate::report::pack::tar(&dir, a).map_err(failed)?;
     }
     crate::ui::outln!(
-        "wrote the evidence pack {}: {} reports, ledger entries {} to {}, {} files, manifest signed by {}",
+        "wrote the evidence pack {}: {} reports, ledger entries {} to {}, {} files under a manifest signed by {}",
         archive.as_deref().unwrap_or(&dir).display(),
         done.reports,
         done.entries.0,
