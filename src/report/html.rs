@@ -341,7 +341,7 @@ fn summary(o: &mut String, r: &Report) {
         who.push(format!("with {}", esc(&r.participants.join(", "))));
     }
     who.push(format!("started by {}", esc(&trigger_label(&r.trigger))));
-    let source = std::iter::once(label(&r.source.provider))
+    let source = std::iter::once(esc(&label(&r.source.provider)))
         .chain(
             ["source-instance", "source-cluster", "resource-arn", "base_backups"]
                 .iter()
