@@ -348,6 +348,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
             aws: settings.aws.clone(),
             files,
             heartbeat: Default::default(),
+            served: Default::default(),
         };
         source.write(path).await;
     }

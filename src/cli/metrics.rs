@@ -22,7 +22,13 @@ pub(crate) struct Source {
     pub(crate) files: Vec<PathBuf>,
     /// Unix milliseconds of the scheduler's last loop; 0 when there is no scheduler.
     pub(crate) heartbeat: Arc<AtomicI64>,
+    /// The last text served and when: scrapes within [`FRESH`] of it get it again instead of re-reading
+    /// (for an s3:// store, re-downloading and re-auditing) the whole store.
+    pub(crate) served: Arc<tokio::sync::Mutex<Option<(std::time::Instant, String)>>>,
 }
+
+/// How long a served text stands for later scrapes.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Source {
     /// The OpenMetrics text as of now.
@@ -34,6 +40,17 @@ impl Source {
         let beat = self.heartbeat.load(Ordering::Relaxed);
         let heartbeat = (beat > 0).then(|| chrono::DateTime::from_timestamp_millis(beat)).flatten();
         Ok(crate::report::prometheus::render(&store, &specs, chrono::Utc::now(), heartbeat))
+    }
+
+    /// The text for a scrape: the last one while fresh, else rendered now (one render at a time).
+    async fn scrape(&self) -> Result<String, Failure> {
+        let mut served = self.served.lock().await;
+        if let Some((_, text)) = served.as_ref().filter(|(at, _)| at.elapsed() < FRESH) {
+            return Ok(text.clone());
+        }
+        let text = self.render().await?;
+        *served = Some((std::time::Instant::now(), text.clone()));
+        Ok(text)
     }
 
     /// Writes the text to `path` atomically (node_exporter never reads half a file); a failure is a warning.
@@ -88,7 +105,7 @@ async fn serve(mut conn: tokio::net::TcpStream, source: &Source) -> std::io::Res
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let (status, kind, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-        match source.render().await {
+        match source.scrape().await {
             Ok(text) => ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", text),
             Err(f) => ("503 Service Unavailable", "text/plain; charset=utf-8", format!("{}\n", f.error)),
         }

@@ -28,15 +28,8 @@ pub(super) struct View {
     /// How long an s3:// store locks what is written to it.
     retain: std::time::Duration,
     s3: Option<String>,
-    temporary: bool,
-}
-
-impl Drop for View {
-    fn drop(&mut self) {
-        if self.temporary {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+    /// The download of an s3:// store, removed with the view.
+    _download: Option<tempfile::TempDir>,
 }
 
 /// The trusted keys: `.stackdrill/keys/trusted/`, then `--key` files and `--trust-kms-key` keys (which also
@@ -59,15 +52,24 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
     let dir = super::settings::reports(store.reports.as_deref());
     let trust = trust(store, aws).await?;
     if !crate::report::s3::is_url(&dir) {
-        return Ok(View { dir, trust, found: vec![], retain: store.retain, s3: None, temporary: false });
+        return Ok(View { dir, trust, found: vec![], retain: store.retain, s3: None, _download: None });
     }
     let url = dir.display().to_string();
     let s3 = crate::report::s3::S3Store::connect(&url, aws, std::time::Duration::ZERO)
         .await
         .map_err(|e| Failure::could_not_run(anyhow!("{e}"), None))?;
-    let tmp = std::env::temp_dir().join(format!("stackdrill-store-{}-{}", std::process::id(), rand::random::<u32>()));
-    std::fs::create_dir_all(&tmp).map_err(|e| io_failure(&tmp, e))?;
-    let mut view = View { dir: tmp, trust, found: vec![], retain: store.retain, s3: Some(url), temporary: true };
+    let download = tempfile::Builder::new()
+        .prefix("stackdrill-store-")
+        .tempdir()
+        .map_err(|e| io_failure(&std::env::temp_dir(), e))?;
+    let mut view = View {
+        dir: download.path().to_path_buf(),
+        trust,
+        found: vec![],
+        retain: store.retain,
+        s3: Some(url),
+        _download: Some(download),
+    };
     let cannot = |e: String| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", dir.display()), None);
     s3.download(&view.dir).await.map_err(cannot)?;
     let entries: Vec<chain::Entry> =
@@ -164,9 +166,7 @@ pub(super) fn keys_generate(out: Option<&Path>, role: Role, name: Option<&str>) 
     }
     let (public, id) = sign::generate(&path).map_err(|e| Failure::could_not_run(e, None))?;
     crate::ui::outln!("created {} (mode 0600) and {}", path.display(), public.display());
-    let name = name.map(str::to_string).unwrap_or_else(|| {
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("signing").trim_end_matches(".key").to_string()
-    });
+    let name = name.map(str::to_string).unwrap_or_else(|| crate::report::trust::key_name(&path));
     let trusted = install_trusted(&public, &name, role)?;
     crate::ui::outln!(
         "{} key `{name}` {}: trusted here ({}); give auditors the .pub file",
@@ -206,10 +206,7 @@ fn install_trusted(public: &Path, name: &str, role: Role) -> Result<std::path::P
 }
 
 pub(super) fn keys_trust(public: &Path, name: Option<&str>, role: Role) -> Result<u8, Failure> {
-    let name = name.map(str::to_string).unwrap_or_else(|| {
-        let f = public.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-        f.trim_end_matches(".pub").trim_end_matches(".pem").trim_end_matches(".key").to_string()
-    });
+    let name = name.map(str::to_string).unwrap_or_else(|| crate::report::trust::key_name(public));
     let dest = install_trusted(public, &name, role)?;
     crate::ui::outln!("trusted {} key `{name}`: {}", role.as_str(), dest.display());
     Ok(exit_codes::OK)

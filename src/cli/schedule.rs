@@ -181,7 +181,7 @@ pub(super) async fn run(s: DaemonSettings) -> Result<u8, Failure> {
         },
         reporters,
     );
-    let heartbeat = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let heartbeat = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(chrono::Utc::now().timestamp_millis()));
     if let Some(addr) = &a.metrics_listen {
         let source = super::metrics::Source {
             reports: s.reports.clone(),
@@ -189,6 +189,7 @@ pub(super) async fn run(s: DaemonSettings) -> Result<u8, Failure> {
             aws: s.aws.clone(),
             files: files.clone(),
             heartbeat: heartbeat.clone(),
+            served: Default::default(),
         };
         super::metrics::listen(addr, source).await?;
     }

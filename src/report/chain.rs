@@ -149,6 +149,10 @@ pub(crate) struct Verified {
     pub(crate) unverified: Vec<Problem>,
     /// Each entry's signature state by sequence number, as every reader shows it.
     pub(crate) states: std::collections::BTreeMap<u64, SigState>,
+    /// The bytes of each document read (by file name), so a reader parses what was verified without
+    /// reading it again.
+    #[serde(skip)]
+    pub(crate) documents: std::collections::HashMap<String, Vec<u8>>,
 }
 
 impl Verified {
@@ -275,6 +279,7 @@ pub(crate) fn verify_from(
             }
         };
         v.states.insert(e.seq, state);
+        v.documents.insert(e.file, bytes);
     }
     // Reports and sign-offs in the store that the ledger does not list.
     for f in unlisted(dir, &listed) {
@@ -432,7 +437,7 @@ pub(crate) fn dsse_name(file: &str) -> String {
 fn short(h: Option<&str>) -> String {
     match h {
         None => "nothing (the start)".into(),
-        Some(h) => h[..12.min(h.len())].to_string(),
+        Some(h) => short_hash(h).to_string(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::period::Period;
+use super::period::{Outcome, Period};
 use super::trust::{Role, SigState};
 use super::view::{Row, Store, json_time};
 use crate::config::DrillSpec;
@@ -92,22 +92,24 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, per
         }
     }
     // A period between two scheduled occurrences without a passed run is a missed cadence, from the
-    // drill's first report until now.
+    // drill's first report until now (within `period`, when one is given): the occurrences of the period
+    // figures that closed without a pass.
     for s in specs {
-        let Some(sched) = &s.schedule else { continue };
-        let runs: Vec<(DateTime<Utc>, bool)> = store
-            .history(&s.name)
-            .filter(|r| !r.is_demo())
-            .filter_map(|r| Some((r.started_at()?, r.passed())))
-            .collect();
-        let Some(first) = runs.iter().map(|(t, _)| *t).min() else { continue };
-        let occ = crate::schedule::occurrences(sched, first, now, 1000);
-        let mut missed = Vec::new();
-        for w in occ.windows(2).filter(|w| in_period(Some(w[0]))) {
-            if !runs.iter().any(|(t, ok)| *ok && *t >= w[0] && *t < w[1]) {
-                missed.push(Missed { drill: s.name.clone(), from: w[0], to: w[1] });
-            }
+        if s.schedule.is_none() {
+            continue;
         }
+        let runs: Vec<&Row> = store.history(&s.name).filter(|r| !r.is_demo()).collect();
+        let Some(first) = runs.iter().filter_map(|r| r.started_at()).min() else { continue };
+        let after_first = Period { since: first + chrono::Duration::nanoseconds(1), until: now };
+        let window = period.map_or(after_first, |p| Period {
+            since: after_first.since.max(p.since),
+            until: after_first.until.min(p.until),
+        });
+        let missed: Vec<Missed> = super::period::occurrences(s, &runs, window, now)
+            .into_iter()
+            .filter(|o| matches!(o.outcome, Outcome::Failed | Outcome::Missed))
+            .map(|o| Missed { drill: s.name.clone(), from: o.at, to: o.until })
+            .collect();
         for c in &s.controls {
             let entry = by_control.entry(c.clone()).or_insert_with(|| Control {
                 control: c.clone(),

@@ -159,6 +159,13 @@ pub(crate) struct Report {
     pub(crate) signing: Option<SigningRecord>,
 }
 
+impl Report {
+    /// The restore and ready phases: how long the copy took to come back.
+    pub(crate) fn restore_seconds(&self) -> f64 {
+        self.phases.iter().filter(|p| p.name == "restore" || p.name == "ready").map(|p| p.seconds).sum()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Deviation {
     pub(crate) what: String,

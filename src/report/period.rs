@@ -106,7 +106,7 @@ fn spread(values: &[(Option<f64>, bool)]) -> Spread {
 }
 
 /// The scheduled occurrences of `spec` in `period` and how each went, as of `now`.
-fn occurrences(spec: &DrillSpec, runs: &[&Row], period: Period, now: DateTime<Utc>) -> Vec<Occurrence> {
+pub(crate) fn occurrences(spec: &DrillSpec, runs: &[&Row], period: Period, now: DateTime<Utc>) -> Vec<Occurrence> {
     let Some(sched) = &spec.schedule else { return vec![] };
     let mut at = crate::schedule::occurrences(sched, period.since - Duration::seconds(1), period.until, 100_000);
     at.retain(|t| period.contains(*t));

@@ -76,8 +76,7 @@ pub(crate) fn render(
         if let Some(r) = last.and_then(|r| r.report()) {
             last_run.get_or_create(&l).set(secs(r.started_at));
             last_passed.get_or_create(&l).set(f64::from(u8::from(r.result == super::Verdict::Passed)));
-            let restored: f64 =
-                r.phases.iter().filter(|p| p.name == "restore" || p.name == "ready").map(|p| p.seconds).sum();
+            let restored = r.restore_seconds();
             restore.get_or_create(&l).set(restored);
             if let Some(v) = r.measured.rto_seconds {
                 rto.get_or_create(&l).set(v);

@@ -48,6 +48,12 @@ pub(crate) struct Trust {
     pub(crate) explicit: bool,
 }
 
+/// A key's name from its file: `ops.pub` (or `.pem`, `.key`, `.key.pub`) is `ops`.
+pub(crate) fn key_name(path: &Path) -> String {
+    let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+    file.trim_end_matches(".pub").trim_end_matches(".pem").trim_end_matches(".key").to_string()
+}
+
 /// `<state dir>/keys/trusted`.
 pub(crate) fn trusted_dir() -> PathBuf {
     crate::config::state_dir().join("keys").join("trusted")
@@ -100,9 +106,7 @@ impl Trust {
             format!("`{}` is not an Ed25519 or P-256 public key (SPKI PEM, as `keys generate` writes)", path.display())
         })?;
         let role = parse_role(&text).map_err(|e| format!("`{}` {e}", path.display()))?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
-        let name = name.trim_end_matches(".pub").trim_end_matches(".pem").trim_end_matches(".key");
-        self.add(name, role, public, path.display().to_string());
+        self.add(&key_name(path), role, public, path.display().to_string());
         Ok(())
     }
 

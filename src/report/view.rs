@@ -92,17 +92,19 @@ pub(crate) struct Store {
 
 impl Store {
     /// Reads the ledger in `dir` and each entry's document, beside what verifying it found.
-    pub(crate) fn read_with(dir: &Path, verified: chain::Verified) -> std::io::Result<Store> {
-        Ok(Store { verified, ..Store::read(dir)? })
+    pub(crate) fn read_with(dir: &Path, mut verified: chain::Verified) -> std::io::Result<Store> {
+        let mut documents = std::mem::take(&mut verified.documents);
+        Ok(Store { verified, ..Store::read(dir, &mut documents)? })
     }
 
-    /// Reads the ledger in `dir` and each entry's document.
-    fn read(dir: &Path) -> std::io::Result<Store> {
+    /// Reads the ledger in `dir` and each entry's document (from `documents` when verification already
+    /// read it).
+    fn read(dir: &Path, documents: &mut std::collections::HashMap<String, Vec<u8>>) -> std::io::Result<Store> {
         let rows = chain::read(dir)?
             .into_iter()
             .filter_map(Result::ok)
             .map(|entry| {
-                let bytes = std::fs::read(dir.join(&entry.file)).ok();
+                let bytes = documents.remove(&entry.file).or_else(|| std::fs::read(dir.join(&entry.file)).ok());
                 let doc = match (entry.kind, bytes) {
                     (_, None) => Doc::Unreadable,
                     (EntryKind::Report, Some(b)) => {

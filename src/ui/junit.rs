@@ -28,16 +28,14 @@ struct Suite {
     xml: String,
 }
 
-/// Escapes text for XML attributes and content, dropping characters XML 1.0 cannot carry.
+/// Escapes text for XML attributes and content (as the HTML reports do), dropping characters XML 1.0
+/// cannot carry.
 fn esc(s: &str) -> String {
-    s.chars()
+    let carried: String = s
+        .chars()
         .filter(|c| matches!(c, '\t' | '\n' | '\r') || (*c >= ' ' && *c != '\u{fffe}' && *c != '\u{ffff}'))
-        .collect::<String>()
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
+        .collect();
+    crate::report::html::esc(&carried)
 }
 
 enum Outcome {

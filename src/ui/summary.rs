@@ -53,7 +53,7 @@ pub(crate) fn summary(r: &Report, written: Option<&Written>) -> String {
 /// One scorecard row: drill, result, restore time (restore + ready phases), RTO, RPO, report (or error).
 fn scorecard_row(r: &Report, report: Result<String, &String>) -> [String; 6] {
     let m = &r.measured;
-    let restore: f64 = r.phases.iter().filter(|p| p.name == "restore" || p.name == "ready").map(|p| p.seconds).sum();
+    let restore = r.restore_seconds();
     let objective = |v: Option<f64>, met: bool, obj: f64| match v {
         None => format!("- (objective {})", human_seconds(obj)),
         Some(v) => format!("{} {} ({})", if met { "met" } else { "MISSED" }, human_seconds(v), human_seconds(obj)),
