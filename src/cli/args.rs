@@ -123,7 +123,7 @@ pub(crate) enum DrillCommand {
         output: OutputFormat,
     },
     /// Run drills by name (drills/<NAME>.yaml) or path
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Remove scratch environments left by crashed runs (default: the scratch roots of drills/*.yaml)
     Cleanup {
         /// Drill files whose scratch roots to sweep (default: drills/*.yaml)
@@ -262,6 +262,10 @@ pub(crate) struct RunArgs {
     /// Someone who took part, recorded in the report (repeatable)
     #[arg(long = "participant")]
     pub(crate) participants: Vec<String>,
+    /// When a restore made by hand began (RFC 3339), for an `existing-postgres` drill's RTO; overrides the
+    /// file's `restore-started-at`
+    #[arg(long, value_name = "TIME")]
+    pub(crate) restore_started_at: Option<String>,
     /// Also write the results as JUnit XML here (each drill a suite; each check, objective and the
     /// teardown a test case), for CI test reports
     #[arg(long, value_name = "PATH")]

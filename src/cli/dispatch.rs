@@ -130,6 +130,13 @@ async fn drill(cmd: DrillCommand, aws: crate::aws::AwsSettings, quiet: bool) -> 
                 signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
                 aws,
                 participants: a.participants,
+                restore_started_at: match a.restore_started_at.as_deref() {
+                    Some(t) => Some(
+                        crate::config::parse_target_time(t)
+                            .map_err(|e| Failure::could_not_run(anyhow!("--restore-started-at: {e}"), None))?,
+                    ),
+                    None => None,
+                },
                 retain: a.report.retain,
                 if_running: a.if_running,
                 junit: a.junit,

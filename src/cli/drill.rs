@@ -227,6 +227,7 @@ pub(crate) struct RunSettings {
     pub(crate) aws: crate::aws::AwsSettings,
     pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
     pub(crate) participants: Vec<String>,
+    pub(crate) restore_started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub(crate) retain: std::time::Duration,
     pub(crate) if_running: super::args::IfRunning,
     pub(crate) junit: Option<PathBuf>,
@@ -312,6 +313,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
     let opts = RunOptions {
         target: settings.target.clone(),
         participants: settings.participants.clone(),
+        restore_started_at: settings.restore_started_at,
         ..RunOptions::new(&settings.trigger, &settings.aws)
     };
     let mut reporters: Vec<Arc<dyn Reporter>> = vec![

@@ -39,6 +39,8 @@ enum RawRestore {
     AwsRdsInstance(super::aws_restore::RawRdsInstance),
     AwsAuroraCluster(super::aws_restore::RawAuroraCluster),
     AwsBackup(super::aws_restore::RawAwsBackup),
+    PgDump(super::logical::RawPgDump),
+    ExistingPostgres(super::logical::RawExistingPostgres),
 }
 
 #[derive(Deserialize)]
@@ -56,7 +58,7 @@ struct RawLocalPostgres {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawSource {
+pub(super) struct RawSource {
     host: Option<String>,
     port: Option<u16>,
     user: Option<String>,
@@ -293,6 +295,28 @@ fn check_copy_on_write(p: &mut Problems<'_>, restore: &RestoreSpec, target: &Tar
             p.push(key, "a copy-on-write clone restores only to the latest restorable time, past the canary's target: drop the canary check or use a full copy");
         }
     }
+    let fixed = match restore {
+        RestoreSpec::PgDump(_) => Some("a logical dump holds its own moment"),
+        RestoreSpec::ExistingPostgres(_) => Some("a database restored by hand holds the moment it was restored to"),
+        _ => None,
+    };
+    if let Some(why) = fixed {
+        for (i, c) in checks.iter().enumerate() {
+            if matches!(c, CheckSpec::Canary(_)) {
+                p.push(
+                    format!("verify[{i}].canary"),
+                    format!("{why}: nothing written during the drill can be in it; use a freshness check instead"),
+                );
+            }
+        }
+    }
+    if let (RestoreSpec::ExistingPostgres(_), TargetSpec::Random { .. } | TargetSpec::Ago(_)) = (restore, target) {
+        p.push(
+            "target",
+            "a database restored by hand stands where it was restored to: use `latest` (and `restored-to` for its \
+             moment)",
+        );
+    }
 }
 
 /// The `verify` list: each check resolved, every problem pushed; `has_source` says whether checks that read
@@ -461,8 +485,9 @@ fn row_tolerance(p: &mut Problems<'_>, k: &str, tolerance: Option<&str>) -> Tole
     }
 }
 
-/// Resolves the `source` block: credentials from exactly one place, TLS, session bounds.
-fn source_spec(p: &mut Problems<'_>, s: RawSource, restore: &RestoreSpec) -> SourceSpec {
+/// Resolves the `source` block (or another connection block written like it, at `key`): credentials from
+/// exactly one place, TLS, session bounds.
+pub(super) fn source_spec(p: &mut Problems<'_>, key: &str, s: RawSource, rds_source: bool) -> SourceSpec {
     let RawSource {
         host,
         port,
@@ -490,7 +515,7 @@ fn source_spec(p: &mut Problems<'_>, s: RawSource, restore: &RestoreSpec) -> Sou
     }
     if let Some(n) = password_secret {
         if n.trim().is_empty() {
-            p.push("source.password-secret", "must name a Secrets Manager secret (its name or ARN)");
+            p.push(format!("{key}.password-secret"), "must name a Secrets Manager secret (its name or ARN)");
         }
         given.push(("password-secret", SecretRef::Secret(n)));
     }
@@ -499,44 +524,41 @@ fn source_spec(p: &mut Problems<'_>, s: RawSource, restore: &RestoreSpec) -> Sou
     }
     if given.len() > 1 {
         let names: Vec<&str> = given.iter().map(|(k, _)| *k).collect();
-        p.push(format!("source.{}", names[1]), format!("give one way to log in, not {}", names.join(" and ")));
+        p.push(format!("{key}.{}", names[1]), format!("give one way to log in, not {}", names.join(" and ")));
     }
     let password = given.into_iter().next().map_or(SecretRef::None, |(_, s)| s);
-    let rds_source = matches!(restore, RestoreSpec::AwsRdsInstance(_) | RestoreSpec::AwsAuroraCluster(_));
     if from_instance && !rds_source {
         p.push(
-            "source.from-instance",
+            format!("{key}.from-instance"),
             "only an aws-rds-instance or aws-aurora-cluster restore names a source instance to read it from",
         );
     }
-    for (key, h) in
-        [("source.host", host.as_deref()), ("source.read-from.host", read_from.as_ref().map(|r| r.host.as_str()))]
-    {
+    for (k, h) in [("host", host.as_deref()), ("read-from.host", read_from.as_ref().map(|r| r.host.as_str()))] {
         if let Some(h) = h
             && (h.is_empty() || h.chars().any(|c| c.is_whitespace() || "/?#@\\'\"".contains(c)))
         {
-            p.push(key, format!("`{h}` is not a host name or address"));
+            p.push(format!("{key}.{k}"), format!("`{h}` is not a host name or address"));
         }
     }
     if host.is_none() && !from_instance {
-        p.push("source.host", "missing: give `host` (or `from-instance: true` for an RDS/Aurora source)");
+        p.push(format!("{key}.host"), "missing: give `host` (or `from-instance: true` for an RDS/Aurora source)");
     }
     let named_elsewhere = from_instance || matches!(password, SecretRef::Secret(_));
     if user.is_none() && !named_elsewhere {
-        p.push("source.user", "missing: give `user` (a managed secret or `from-instance` can name it instead)");
+        p.push(format!("{key}.user"), "missing: give `user` (a managed secret or `from-instance` can name it instead)");
     }
     if iam_auth && user.is_none() {
-        p.push("source.iam-auth", "IAM authentication needs `user` (the database user granted rds_iam)");
+        p.push(format!("{key}.iam-auth"), "IAM authentication needs `user` (the database user granted rds_iam)");
     }
-    let tls = super::tls::tls_spec(p, "source", sslmode.as_deref(), ca_bundle);
+    let tls = super::tls::tls_spec(p, key, sslmode.as_deref(), ca_bundle);
     if tls == TlsSpec::Disable && (iam_auth || matches!(password, SecretRef::Secret(_))) {
-        p.push("source.sslmode", "a managed credential is never sent in cleartext: use require or verify-full");
+        p.push(format!("{key}.sslmode"), "a managed credential is never sent in cleartext: use require or verify-full");
     }
     let read_from = read_from.map(|RawReadFrom { host, port }| (host, port.unwrap_or(5432)));
     let statement_timeout =
-        statement_timeout.map(|t| duration(p, "source.statement-timeout", &t, Duration::from_secs(60)));
+        statement_timeout.map(|t| duration(p, &format!("{key}.statement-timeout"), &t, Duration::from_secs(60)));
     let lock_timeout = lock_timeout
-        .map(|t| duration(p, "source.lock-timeout", &t, Duration::from_secs(2)))
+        .map(|t| duration(p, &format!("{key}.lock-timeout"), &t, Duration::from_secs(2)))
         .unwrap_or(Duration::from_secs(2));
     SourceSpec { host, port, user, dbname, password, tls, from_instance, read_from, statement_timeout, lock_timeout }
 }
@@ -566,7 +588,8 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
     } = raw;
     let name = drill_name(p, name, path);
     let restore = resolve_restore(p, restore);
-    let source = source.map(|s| source_spec(p, s, &restore));
+    let rds_source = matches!(restore, RestoreSpec::AwsRdsInstance(_) | RestoreSpec::AwsAuroraCluster(_));
+    let source = source.map(|s| source_spec(p, "source", s, rds_source));
     let target = resolve_target(p, target);
     let RawObjectives { rto, rpo } = objectives;
     let objectives = Objectives {
@@ -619,6 +642,8 @@ fn resolve_restore(p: &mut Problems<'_>, restore: RawRestore) -> RestoreSpec {
         RawRestore::AwsRdsInstance(r) => RestoreSpec::AwsRdsInstance(super::aws_restore::rds_instance(r, p)),
         RawRestore::AwsAuroraCluster(r) => RestoreSpec::AwsAuroraCluster(super::aws_restore::aurora_cluster(r, p)),
         RawRestore::AwsBackup(r) => RestoreSpec::AwsBackup(super::aws_restore::aws_backup(r, p)),
+        RawRestore::PgDump(r) => RestoreSpec::PgDump(super::logical::pg_dump(p, r)),
+        RawRestore::ExistingPostgres(r) => RestoreSpec::ExistingPostgres(super::logical::existing_postgres(p, r)),
     }
 }
 

@@ -30,6 +30,8 @@ pub(crate) enum RestoreSpec {
     AwsRdsInstance(super::aws_restore::RdsInstanceSpec),
     AwsAuroraCluster(super::aws_restore::AuroraClusterSpec),
     AwsBackup(super::aws_restore::AwsBackupSpec),
+    PgDump(super::logical::PgDumpSpec),
+    ExistingPostgres(super::logical::ExistingPostgresSpec),
 }
 
 impl RestoreSpec {
@@ -40,13 +42,15 @@ impl RestoreSpec {
             RestoreSpec::AwsRdsInstance(_) => "aws-rds-instance",
             RestoreSpec::AwsAuroraCluster(_) => "aws-aurora-cluster",
             RestoreSpec::AwsBackup(_) => "aws-backup",
+            RestoreSpec::PgDump(_) => "pg-dump",
+            RestoreSpec::ExistingPostgres(_) => "existing-postgres",
         }
     }
 
     /// The scratch settings of an AWS provider; `None` for a local restore.
     pub(crate) fn aws_scratch(&self) -> Option<&super::aws_restore::AwsScratchSpec> {
         match self {
-            RestoreSpec::LocalPostgres(_) => None,
+            RestoreSpec::LocalPostgres(_) | RestoreSpec::PgDump(_) | RestoreSpec::ExistingPostgres(_) => None,
             RestoreSpec::AwsRdsInstance(r) => Some(&r.scratch),
             RestoreSpec::AwsAuroraCluster(r) => Some(&r.scratch),
             RestoreSpec::AwsBackup(r) => Some(&r.scratch),

@@ -9,6 +9,7 @@ mod error;
 #[cfg(test)]
 mod fuzz;
 mod locate;
+mod logical;
 mod object_refs;
 mod parse;
 mod stack;
@@ -30,8 +31,9 @@ pub(crate) use drill_spec::{
 pub(crate) use duration::{count, human_seconds};
 pub(crate) use error::ConfigError;
 pub(crate) use locate::{set_state_dir, state_dir};
+pub(crate) use logical::{DumpLocation, ExistingPostgresSpec, PgDumpSpec};
 pub(crate) use stack::{
     AlarmKind, AlarmMetric, AlertsSpec, AppSpec, BackupSpec, DatabaseSpec, Purpose, ShieldMode, StackSpec, load_stack,
 };
-pub(crate) use target::{TargetSpec, parse_target_flag};
+pub(crate) use target::{TargetSpec, parse_target_flag, parse_target_time};
 pub(crate) use tls::TlsSpec;

@@ -153,7 +153,10 @@ async fn start_on_free_port(
         let cluster = Cluster::new(dir.join("source"), port)?;
         cluster.apply_settings(as_user, &cluster.base_settings("127.0.0.1"))?;
         cluster.start(bin, as_user).await?;
-        match wait_connect(&cluster, Duration::from_secs(60)).await {
+        let connected = cluster.wait_connect("postgres", Duration::from_secs(60)).await;
+        match connected
+            .map_err(|e| DemoError::Setup { context: "the demo source did not start", detail: e.to_string() })
+        {
             Ok(c) => return Ok((cluster, c)),
             // Another process took the port between the check and the server's bind (or listen).
             Err(e)
@@ -262,28 +265,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PgError> {
         .open(path)
         .map_err(PgError::io("cannot write", path))?;
     f.write_all(bytes).map_err(PgError::io("cannot write", path))
-}
-
-/// Connects as the superuser once the server accepts connections; fails early if the server exits.
-async fn wait_connect(cluster: &Cluster, deadline: Duration) -> Result<tokio_postgres::Client, DemoError> {
-    let config = cluster.client_config("postgres", "postgres");
-    let start = std::time::Instant::now();
-    loop {
-        match pg::connect(&config).await {
-            Ok(c) => return Ok(c),
-            Err(e) => {
-                let exited = start.elapsed() > Duration::from_secs(3) && !cluster.is_running();
-                if exited || start.elapsed() > deadline {
-                    let log = cluster.log_tail(5).join(" | ");
-                    return Err(DemoError::Setup {
-                        context: "the demo source did not start",
-                        detail: format!("{e}; server log: {log}"),
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
 }
 
 const SCHEMA: &str = "

@@ -50,8 +50,12 @@ async fn sweep_local(drills: &[DrillSpec], dry_run: bool) -> Vec<Swept> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for d in drills {
-        let RestoreSpec::LocalPostgres(lp) = &d.restore else { continue };
-        let root = std::path::absolute(&lp.scratch_root).unwrap_or_else(|_| lp.scratch_root.clone());
+        let (root, os_user) = match &d.restore {
+            RestoreSpec::LocalPostgres(lp) => (&lp.scratch_root, &lp.os_user),
+            RestoreSpec::PgDump(pd) => (&pd.scratch_root, &pd.os_user),
+            _ => continue,
+        };
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.clone());
         if !seen.insert(root.clone()) {
             continue;
         }
@@ -69,7 +73,7 @@ async fn sweep_local(drills: &[DrillSpec], dry_run: bool) -> Vec<Swept> {
             } else if dry_run {
                 "would remove".to_string()
             } else {
-                match remove(&path, &lp.os_user).await {
+                match remove(&path, os_user).await {
                     Ok(()) => "removed".to_string(),
                     Err(e) => format!("failed: {e}"),
                 }

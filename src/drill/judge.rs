@@ -57,6 +57,14 @@ pub(super) struct Measures {
 
 /// The RPO: the target minus the newest commit replayed; else minus the newest row a freshness check
 /// found; else (nothing replayed after a local base backup) minus the backup's start, as an upper bound.
+/// What the provider knows of the restored data's moment when no replay is visible.
+pub(super) struct Floor<'a> {
+    pub(super) at: DateTime<Utc>,
+    pub(super) basis: &'a str,
+    /// The data stands exactly there (a dump's snapshot), not merely no later than there.
+    pub(super) exact: bool,
+}
+
 pub(super) fn measure(
     objectives: &Objectives,
     restored: bool,
@@ -64,19 +72,20 @@ pub(super) fn measure(
     target: DateTime<Utc>,
     newest_commit: Option<DateTime<Utc>>,
     checks: &[CheckResult],
-    floor: Option<DateTime<Utc>>,
+    floor: Option<Floor<'_>>,
 ) -> Measures {
     let secs = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-    let newest_row = checks.iter().filter_map(|c| c.newest).max();
+    // A backup that fixes the data's moment (a dump) states it exactly: it outranks the newest row seen.
+    let (floor, exact) = match floor {
+        Some(Floor { at, basis, exact }) => (Some((at, basis)), exact),
+        None => (None, false),
+    };
+    let newest_row = checks.iter().filter_map(|c| c.newest).max().filter(|_| !exact);
     let (rpo, rpo_basis) = match (newest_commit, newest_row, floor, restored) {
         (_, _, _, false) => (None, "not measured: no restored database".to_string()),
         (Some(n), _, _, _) => (Some(secs(target - n)), "the newest commit replayed into the restore".into()),
         (None, Some(n), _, _) => (Some(secs(target - n)), "the newest row a freshness check found".into()),
-        (None, None, Some(floor), _) => (
-            Some(secs(target - floor)),
-            "upper bound: no transaction was replayed after the base backup, so the target minus the backup's start"
-                .into(),
-        ),
+        (None, None, Some((floor, basis)), _) => (Some(secs(target - floor)), basis.to_string()),
         (None, None, None, _) => {
             (None, "not measured: no replay time is visible; add a freshness check on an append-only table".into())
         }

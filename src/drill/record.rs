@@ -38,6 +38,10 @@ pub(super) struct ProviderFacts {
     pub(super) name: &'static str,
     pub(super) details: Vec<(&'static str, String)>,
     pub(super) neutralised: Vec<String>,
+    /// What the restore worked around, and what to do about it: deviations in the report.
+    pub(super) findings: Vec<(String, String)>,
+    /// How the data was reached, when not by WAL replay to the target.
+    pub(super) recovery: Option<String>,
     pub(super) scratch: Option<String>,
 }
 
@@ -109,7 +113,7 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
             backup: Some(f.backup.into()),
             scratch: f.provider.scratch,
         },
-        target: target_record(&f.target, &f.window),
+        target: target_record(&f.target, &f.window, f.provider.recovery),
         objectives: model::Objectives {
             rto_seconds: spec.objectives.rto.as_secs_f64(),
             rpo_seconds: spec.objectives.rpo.as_secs_f64(),
@@ -133,18 +137,20 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
         signing: None,
     };
     report.deviations = model::deviations(&report);
+    let findings = f.provider.findings.into_iter().map(|(what, remediation)| model::Deviation { what, remediation });
+    report.deviations.extend(findings);
     report
 }
 
-fn target_record(target: &ResolvedTarget, window: &Window) -> model::Target {
+fn target_record(target: &ResolvedTarget, window: &Window, recovery: Option<String>) -> model::Target {
     model::Target {
         time: Some(target.time),
         selection: target.selection.clone(),
         seed: target.seed,
-        recovery: match target.recovery {
+        recovery: recovery.unwrap_or_else(|| match target.recovery {
             Recovery::Time(_) => "recovery_target_time, promote at the target".into(),
             Recovery::End => "replay to the end of the archived WAL, then promote".into(),
-        },
+        }),
         window: Some(model::WindowRecord { earliest: window.earliest, latest: window.latest }),
     }
 }

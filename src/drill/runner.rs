@@ -15,8 +15,8 @@ use super::judge::{self, Judgement};
 use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
 use super::restore::{
-    AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, Endpoint, LocalPostgres, RestoreProvider, Teardown,
-    TeardownStatus,
+    AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, Endpoint, ExistingPostgres, LocalPostgres, PgDump,
+    RestoreProvider, Teardown, TeardownStatus,
 };
 use super::source;
 use super::target::{ResolvedTarget, Window, select};
@@ -35,6 +35,8 @@ pub(crate) struct RunOptions {
     pub(crate) participants: Vec<String>,
     /// The schedule occurrence this run is for, when a scheduler started it.
     pub(crate) scheduled_for: Option<chrono::DateTime<Utc>>,
+    /// When a restore made by hand began (`existing-postgres`), over the drill file's key.
+    pub(crate) restore_started_at: Option<chrono::DateTime<Utc>>,
 }
 
 impl RunOptions {
@@ -46,6 +48,7 @@ impl RunOptions {
             aws: aws.clone(),
             participants: vec![],
             scheduled_for: None,
+            restore_started_at: None,
         }
     }
 }
@@ -67,9 +70,35 @@ pub(crate) async fn run(
     // How long the scratch may live: every phase's deadline (the ownership tags and cleanup use it).
     let lifetime = super::restore::plan_timeout(spec) + t.restore + t.ready + t.verify + t.teardown;
     let Some(scratch) = spec.restore.aws_scratch() else {
-        let RestoreSpec::LocalPostgres(lp) = &spec.restore else { unreachable!("every other provider is on AWS") };
-        let mut provider = LocalPostgres::new(lp, &spec.name, &run_id, default_db, events, t, lifetime)?;
-        return ctx.run(&mut provider).await;
+        return match &spec.restore {
+            RestoreSpec::LocalPostgres(lp) => {
+                ctx.run(&mut LocalPostgres::new(lp, &spec.name, &run_id, default_db, events, t, lifetime)?).await
+            }
+            RestoreSpec::PgDump(pd) => {
+                let s3 = match &pd.dumps {
+                    crate::config::DumpLocation::S3 { .. } => {
+                        let mut settings = opts.aws.clone();
+                        settings.region = pd.region.clone().or(settings.region);
+                        Some(crate::aws::s3_client(&settings).await)
+                    }
+                    crate::config::DumpLocation::Path(_) => None,
+                };
+                let mut provider = PgDump::new(pd, &spec.name, &run_id, default_db, events, t, lifetime)?.with_s3(s3);
+                ctx.run(&mut provider).await
+            }
+            RestoreSpec::ExistingPostgres(ep) => {
+                let aws = match &ep.connection.password {
+                    SecretRef::Secret(_) | SecretRef::IamAuth => {
+                        let config = crate::aws::load(&opts.aws).await;
+                        crate::aws::check_credentials(&config).await?;
+                        Some(config)
+                    }
+                    _ => None,
+                };
+                ctx.run(&mut ExistingPostgres::new(ep, opts.restore_started_at, aws)).await
+            }
+            _ => unreachable!("every other provider is on AWS"),
+        };
     };
     let aws = Aws::connect(&opts.aws, scratch.region.as_deref()).await?;
     let info = aws.run_info(scratch, &spec.name, &run_id, default_db, events, lifetime)?;
@@ -79,7 +108,9 @@ pub(crate) async fn run(
         RestoreSpec::AwsRdsInstance(r) => ctx.run(&mut AwsRdsInstance::new(r, aws.rds(), info)).await,
         RestoreSpec::AwsAuroraCluster(r) => ctx.run(&mut AwsAuroraCluster::new(r, aws.rds(), info)).await,
         RestoreSpec::AwsBackup(r) => ctx.run(&mut AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown)).await,
-        RestoreSpec::LocalPostgres(_) => unreachable!("local drills returned above"),
+        RestoreSpec::LocalPostgres(_) | RestoreSpec::PgDump(_) | RestoreSpec::ExistingPostgres(_) => {
+            unreachable!("drills without an AWS scratch returned above")
+        }
     }
 }
 
@@ -237,8 +268,10 @@ impl RunCtx<'_> {
 
         let mut outcome = Judgement::passed();
         let (endpoint, rto) = self.restore_phases(provider, &target, &mut outcome).await;
-        let verified =
-            self.verify_or_skip(endpoint.as_ref(), &sessions, written.as_ref(), target.time, &mut outcome).await;
+        let rto = rto.map(|clock| provider.rto_seconds(Utc::now()).unwrap_or(clock));
+        // Checks against the source cut where the restored data stands: the target, or a dump's time.
+        let cut = provider.data_as_of().unwrap_or(target.time);
+        let verified = self.verify_or_skip(endpoint.as_ref(), &sessions, written.as_ref(), cut, &mut outcome).await;
         // Nothing more is asked of the source: close its sessions before the teardown.
         drop(sessions);
         drop((source, replica));
@@ -256,7 +289,7 @@ impl RunCtx<'_> {
             target.time,
             verified.newest_commit,
             &verified.checks,
-            provider.rpo_floor(),
+            provider.rpo_floor().map(|(at, basis)| judge::Floor { at, basis, exact: provider.data_as_of().is_some() }),
         );
         judge::judge(&mut outcome, &verified.checks, &measures, &spec.objectives, restored, &teardown);
         let facts = Facts {
@@ -270,6 +303,8 @@ impl RunCtx<'_> {
                 name: provider.name(),
                 details: provider.describe(),
                 neutralised: provider.neutralised(),
+                findings: provider.findings(),
+                recovery: provider.recovery(),
                 scratch: endpoint.map(|e| e.display),
             },
             connections: self.connections,

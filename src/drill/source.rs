@@ -20,8 +20,8 @@ pub(crate) struct Login {
     dbname: String,
     password: Option<String>,
     /// Where the password came from, for the report (never the value).
-    credential: &'static str,
-    tls: TlsSpec,
+    pub(crate) credential: &'static str,
+    pub(crate) tls: TlsSpec,
 }
 
 /// One bounded session: the client, and what it takes to cancel its running query.
@@ -140,8 +140,8 @@ impl Login {
         }
     }
 
-    /// Opens a session named `stackdrill/<run>` with `bounds`, and records how it is protected.
-    pub(crate) async fn connect(&self, run: &str, role: &str, bounds: Bounds) -> Result<Session, DrillError> {
+    /// The connection settings of a session named `stackdrill/<run>`, password included.
+    pub(crate) fn config(&self, run: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host(&self.host)
             .port(self.port)
@@ -152,6 +152,12 @@ impl Login {
         if let Some(p) = &self.password {
             c.password(p);
         }
+        c
+    }
+
+    /// Opens a session named `stackdrill/<run>` with `bounds`, and records how it is protected.
+    pub(crate) async fn connect(&self, run: &str, role: &str, bounds: Bounds) -> Result<Session, DrillError> {
+        let c = self.config(run);
         let fail = |detail: String| DrillError::Source { endpoint: self.display(), detail };
         let client = pg::connect_tls(&c, &self.tls, None).await.map_err(|e| {
             if pg::is_tls_refused(&e) {

@@ -185,7 +185,7 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
                 Some(json!({ "StringEquals": { "iam:PassedToService": "backup.amazonaws.com" } })),
             );
         }
-        RestoreSpec::LocalPostgres(_) => {}
+        RestoreSpec::LocalPostgres(_) | RestoreSpec::PgDump(_) | RestoreSpec::ExistingPostgres(_) => {}
     }
     p.allow("DrillCreateScratch", &actions, &create, None);
     p.allow("DrillTuneScratchParameters", &tune, &tuned, None);
@@ -204,6 +204,12 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
 /// Read-only access to the buckets `object-references` checks list and sample (every version, for `as-of:
 /// target`).
 fn object_stores(p: &mut Policy, d: &DrillSpec) {
+    if let RestoreSpec::PgDump(pd) = &d.restore
+        && let crate::config::DumpLocation::S3 { bucket, prefix } = &pd.dumps
+    {
+        p.allow("DumpsList", &["s3:ListBucket"], &[format!("arn:aws:s3:::{bucket}")], None);
+        p.allow("DumpsRead", &["s3:GetObject"], &[format!("arn:aws:s3:::{bucket}/{prefix}*")], None);
+    }
     for c in &d.verify {
         let crate::config::CheckSpec::ObjectRefs(o) = c else { continue };
         let crate::config::ObjectStoreSpec::S3 { bucket, prefix, .. } = &o.store else { continue };

@@ -141,6 +141,26 @@ impl Cluster {
         Err(PgError::Other(format!("postmaster {pid} of `{}` survived SIGKILL", self.dir.display())))
     }
 
+    /// Connects as `user` to `postgres` once the server accepts connections; fails early, with the end of
+    /// its log, if the server exits.
+    pub(crate) async fn wait_connect(&self, user: &str, deadline: Duration) -> Result<tokio_postgres::Client, PgError> {
+        let config = self.client_config(user, "postgres");
+        let start = Instant::now();
+        loop {
+            match connect(&config).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    let exited = start.elapsed() > Duration::from_secs(3) && !self.is_running();
+                    if exited || start.elapsed() > deadline {
+                        let log = self.log_tail(5).join(" | ");
+                        return Err(PgError::Other(format!("the server did not start: {e}; server log: {log}")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
     /// Client settings for the private socket.
     pub(crate) fn client_config(&self, user: &str, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();

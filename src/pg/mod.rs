@@ -3,6 +3,7 @@
 mod backup;
 mod bin;
 mod cluster;
+pub(crate) mod dump;
 mod error;
 mod tls;
 mod user;
@@ -13,5 +14,5 @@ pub(crate) use bin::{PgBin, set_dir as set_bin_dir};
 pub(crate) use cluster::{Cluster, connect, free_port, remove_tree};
 pub(crate) use error::PgError;
 pub(crate) use tls::{Canceller, connect_tls, is_tls_refused};
-pub(crate) use user::RunAs;
+pub(crate) use user::{RunAs, run};
 pub(crate) use wal::{Archive, Segment};

@@ -348,3 +348,29 @@ pub async fn switch_and_archive(c: &tokio_postgres::Client) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The directory of the PostgreSQL server programs, found as stackdrill finds them.
+pub fn pg_bin() -> PathBuf {
+    if let Ok(dir) = std::env::var("STACKDRILL_PG_BIN") {
+        return dir.into();
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("the PostgreSQL server (apt-get install postgresql)")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("pg_ctl").is_file())
+        .collect();
+    found.sort();
+    found.pop().expect("pg_ctl under /usr/lib/postgresql/*/bin")
+}
+
+/// Runs a PostgreSQL program as the `postgres` OS user (the clusters' owner).
+pub fn as_postgres(program: &str, args: &[&str]) {
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(pg_bin().join(program))
+        .args(args)
+        .output()
+        .expect("runuser");
+    assert!(out.status.success(), "{program} {args:?}: {}{}", text(&out.stdout), text(&out.stderr));
+}

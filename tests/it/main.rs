@@ -5,6 +5,7 @@ mod config;
 mod evidence;
 mod harness;
 mod local_drill;
+mod logical;
 mod moto;
 mod objects;
 mod production_safety;

@@ -6,33 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::harness::{Demo, Scratch, make_ca, scalar, stackdrill, switch_and_archive, text};
-
-/// The directory of the PostgreSQL server programs, found as stackdrill finds them.
-fn pg_bin() -> PathBuf {
-    if let Ok(dir) = std::env::var("STACKDRILL_PG_BIN") {
-        return dir.into();
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("the PostgreSQL server (apt-get install postgresql)")
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|b| b.join("pg_ctl").is_file())
-        .collect();
-    found.sort();
-    found.pop().expect("pg_ctl under /usr/lib/postgresql/*/bin")
-}
-
-/// Runs a PostgreSQL program as the `postgres` OS user (the clusters' owner).
-fn as_postgres(program: &str, args: &[&str]) {
-    let out = std::process::Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(pg_bin().join(program))
-        .args(args)
-        .output()
-        .expect("runuser");
-    assert!(out.status.success(), "{program} {args:?}: {}{}", text(&out.stdout), text(&out.stderr));
-}
+use super::harness::{Demo, Scratch, as_postgres, make_ca, scalar, stackdrill, switch_and_archive, text};
 
 fn restart(demo: &Demo) {
     let data = demo.dir.join("source/data");

@@ -137,13 +137,7 @@ struct Opts {
 }
 
 fn opts(dir: &Path) -> Opts {
-    let run = RunOptions {
-        target: None,
-        trigger: "test".into(),
-        aws: AwsSettings::default(),
-        participants: vec![],
-        scheduled_for: None,
-    };
+    let run = RunOptions::new("test", &AwsSettings::default());
     Opts { run, dir: dir.to_path_buf() }
 }
 

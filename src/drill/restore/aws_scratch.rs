@@ -674,6 +674,7 @@ pub(crate) fn endpoint(
         tls: scratch.tls.clone(),
         // Through a tunnel the certificate still names the RDS endpoint: verify-full checks that name.
         server_name: scratch.connect.as_ref().and(address).map(str::to_string),
+        credential: None,
         display: format!("{user}@{host}:{port}/{database}{via} {tls}"),
     })
 }

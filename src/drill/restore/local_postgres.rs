@@ -426,6 +426,7 @@ impl RestoreProvider for LocalPostgres {
                                 config: config.clone(),
                                 tls: crate::config::TlsSpec::Disable,
                                 server_name: None,
+                                credential: None,
                                 display: format!(
                                     "{}/.s.PGSQL.{} (database {})",
                                     cluster.dir.display(),
@@ -455,8 +456,10 @@ impl RestoreProvider for LocalPostgres {
         self.neutralised.clone()
     }
 
-    fn rpo_floor(&self) -> Option<DateTime<Utc>> {
-        self.backup.as_ref().map(|b| b.started_at)
+    fn rpo_floor(&self) -> Option<(DateTime<Utc>, &'static str)> {
+        let basis = "upper bound: no transaction was replayed after the base backup, so the target minus the \
+                     backup's start";
+        self.backup.as_ref().map(|b| (b.started_at, basis))
     }
 
     async fn teardown(&mut self) -> Teardown {
@@ -471,37 +474,19 @@ impl RestoreProvider for LocalPostgres {
         if let Some(copy) = scratch.copy.take() {
             let _ = copy.await;
         }
-        let dir = scratch.cluster.dir.clone();
-        if !guard::owned_by_run(&dir, &self.drill, &self.run) {
-            return Teardown {
-                status: TeardownStatus::Failed,
-                at: Utc::now(),
-                detail: format!("refused to remove `{}`: its scratch marker does not name this run", dir.display()),
-            };
-        }
-        let stop = scratch.cluster.stop(&self.bin, &self.as_user, self.teardown_deadline).await;
-        let stop_text = match &stop {
-            Ok(mode) => mode.as_str().to_string(),
-            Err(e) => {
-                return Teardown {
-                    status: TeardownStatus::Failed,
-                    at: Utc::now(),
-                    detail: format!("cannot stop the scratch server: {e}"),
-                };
-            }
-        };
-        match pg::remove_tree(&dir) {
-            Ok(()) => Teardown {
-                status: TeardownStatus::Done,
-                at: Utc::now(),
-                detail: format!("scratch server stopped ({stop_text}); `{}` removed", dir.display()),
-            },
-            Err(e) => Teardown { status: TeardownStatus::Failed, at: Utc::now(), detail: e.to_string() },
-        }
+        super::remove_scratch_cluster(
+            &scratch.cluster,
+            &self.bin,
+            &self.as_user,
+            &self.drill,
+            &self.run,
+            self.teardown_deadline,
+        )
+        .await
     }
 }
 
-fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut v = n as f64;
     let mut u = 0;

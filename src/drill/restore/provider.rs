@@ -24,6 +24,9 @@ pub(crate) struct Endpoint {
     pub(crate) tls: crate::config::TlsSpec,
     /// The name the server certificate must carry when it is not the host connected to (a tunnel).
     pub(crate) server_name: Option<String>,
+    /// Where the credential came from, for the report; `None`: the provider's fresh password, or trust
+    /// over a private socket.
+    pub(crate) credential: Option<&'static str>,
     /// Where it is, without any secret.
     pub(crate) display: String,
 }
@@ -37,7 +40,11 @@ impl Endpoint {
             "scratch",
             self.display.clone(),
             &self.tls,
-            if socket { "local trust (private socket)" } else { "fresh password (in memory only)" },
+            self.credential.unwrap_or(if socket {
+                "local trust (private socket)"
+            } else {
+                "fresh password (in memory only)"
+            }),
         )
         .await;
         if socket {
@@ -121,8 +128,27 @@ pub(crate) trait RestoreProvider {
         None
     }
     /// When nothing replayed can be timed, the newest commit is at least this old (the base backup's
-    /// start for a local restore): T minus it bounds the RPO from above.
-    fn rpo_floor(&self) -> Option<DateTime<Utc>> {
+    /// start for a local restore), and why: T minus it bounds the RPO from above.
+    fn rpo_floor(&self) -> Option<(DateTime<Utc>, &'static str)> {
+        None
+    }
+    /// The moment the restored data stands at when the backup, not the target, fixes it (a logical
+    /// dump's time): checks against the source cut there instead of at the target.
+    fn data_as_of(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+    /// How the restore reached its data, for the report, when it is not WAL replay to the target.
+    fn recovery(&self) -> Option<String> {
+        None
+    }
+    /// Problems the restore worked around (an extension not installed here): what, and what to do.
+    fn findings(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// The RTO when the provider knows better than the drill's clock (a restore someone made by hand
+    /// started before the drill): seconds until `ready_at`.
+    fn rto_seconds(&self, ready_at: DateTime<Utc>) -> Option<f64> {
+        let _ = ready_at;
         None
     }
 }

@@ -1,0 +1,160 @@
+//! The restore blocks that are not a physical backup: `pg-dump` (a logical backup restored into a local
+//! scratch cluster) and `existing-postgres` (a database someone else restored, verified where it is).
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::drill::{RawSource, source_spec};
+use super::drill_spec::SourceSpec;
+use super::error::Problems;
+use super::target::parse_target_time;
+
+// ---------------------------------------------------------------- raw, as written
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawPgDump {
+    dumps: String,
+    scratch_root: String,
+    os_user: Option<String>,
+    database: Option<String>,
+    user: Option<String>,
+    jobs: Option<usize>,
+    create_missing_roles: Option<bool>,
+    header_timezone: Option<String>,
+    region: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawExistingPostgres {
+    connection: RawSource,
+    restore_started_at: Option<String>,
+    restore_finished_at: Option<String>,
+    restored_to: Option<String>,
+    backup: Option<String>,
+}
+
+// ---------------------------------------------------------------- resolved
+
+/// Where the dumps are: a file, a directory of them, or an S3 prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DumpLocation {
+    Path(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl std::fmt::Display for DumpLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DumpLocation::Path(p) => write!(f, "{}", p.display()),
+            DumpLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PgDumpSpec {
+    pub(crate) dumps: DumpLocation,
+    pub(crate) scratch_root: PathBuf,
+    pub(crate) os_user: String,
+    /// The database the checks read; default: the source's `dbname`, else the dump's own database.
+    pub(crate) database: Option<String>,
+    /// The scratch's superuser (trust over its private socket).
+    pub(crate) user: String,
+    /// `pg_restore -j`.
+    pub(crate) jobs: usize,
+    /// Roles the dump uses but does not create are created NOLOGIN (Supabase's `anon`, ...).
+    pub(crate) create_missing_roles: bool,
+    /// The zone of the wall clock in a pg_dump archive header (it stores no zone).
+    pub(crate) header_timezone: chrono_tz::Tz,
+    /// The region of an `s3://` location (else the drill's `--region` or the SDK's default).
+    pub(crate) region: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ExistingPostgresSpec {
+    pub(crate) connection: SourceSpec,
+    /// When the person began the restore: the RTO runs from here.
+    pub(crate) restore_started_at: Option<DateTime<Utc>>,
+    /// When it was usable; without it the RTO runs until stackdrill first connects.
+    pub(crate) restore_finished_at: Option<DateTime<Utc>>,
+    /// The moment the restored data stands at (the backup's time, a PITR target): RPO and source cuts.
+    pub(crate) restored_to: Option<DateTime<Utc>>,
+    /// The backup it came from, in words ("Supabase daily backup of 2026-11-29").
+    pub(crate) backup: Option<String>,
+}
+
+pub(super) fn pg_dump(p: &mut Problems<'_>, raw: RawPgDump) -> PgDumpSpec {
+    let RawPgDump { dumps, scratch_root, os_user, database, user, jobs, create_missing_roles, header_timezone, region } =
+        raw;
+    let key = "restore.pg-dump";
+    let dumps = match dumps.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                p.push(format!("{key}.dumps"), format!("`{dumps}` names no bucket: write s3://BUCKET/PREFIX"));
+            }
+            DumpLocation::S3 { bucket: bucket.into(), prefix: prefix.into() }
+        }
+        None => {
+            if dumps.trim().is_empty() {
+                p.push(format!("{key}.dumps"), "must name a dump file, a directory of dumps or s3://BUCKET/PREFIX");
+            }
+            DumpLocation::Path(dumps.into())
+        }
+    };
+    if region.is_some() && matches!(dumps, DumpLocation::Path(_)) {
+        p.push(format!("{key}.region"), "only used with an s3:// location");
+    }
+    if scratch_root.trim().is_empty() {
+        p.push(format!("{key}.scratch-root"), "must name a directory");
+    }
+    let jobs = jobs.unwrap_or(2);
+    if !(1..=64).contains(&jobs) {
+        p.push(format!("{key}.jobs"), "must be between 1 and 64");
+    }
+    let header_timezone = match header_timezone.as_deref().unwrap_or("UTC").parse::<chrono_tz::Tz>() {
+        Ok(tz) => tz,
+        Err(_) => {
+            let given = header_timezone.unwrap_or_default();
+            p.push(format!("{key}.header-timezone"), format!("unknown IANA time zone `{given}`"));
+            chrono_tz::UTC
+        }
+    };
+    PgDumpSpec {
+        dumps,
+        scratch_root: scratch_root.into(),
+        os_user: os_user.unwrap_or_else(|| "postgres".into()),
+        database,
+        user: user.unwrap_or_else(|| "postgres".into()),
+        jobs,
+        create_missing_roles: create_missing_roles.unwrap_or(false),
+        header_timezone,
+        region,
+    }
+}
+
+pub(super) fn existing_postgres(p: &mut Problems<'_>, raw: RawExistingPostgres) -> ExistingPostgresSpec {
+    let RawExistingPostgres { connection, restore_started_at, restore_finished_at, restored_to, backup } = raw;
+    let key = "restore.existing-postgres";
+    // The connection is read the way `source` is; it has no RDS instance to read itself from.
+    let connection = source_spec(p, &format!("{key}.connection"), connection, false);
+    if connection.read_from.is_some() {
+        p.push(format!("{key}.connection.read-from"), "a restored database is read where it is; drop `read-from`");
+    }
+    let mut time = |name: &str, v: Option<String>| {
+        v.and_then(|t| parse_target_time(&t).map_err(|e| p.push(format!("{key}.{name}"), e)).ok())
+    };
+    let restore_started_at = time("restore-started-at", restore_started_at);
+    let restore_finished_at = time("restore-finished-at", restore_finished_at);
+    let restored_to = time("restored-to", restored_to);
+    if let (Some(s), Some(f)) = (restore_started_at, restore_finished_at)
+        && f < s
+    {
+        p.push(format!("{key}.restore-finished-at"), "is before restore-started-at");
+    }
+    ExistingPostgresSpec { connection, restore_started_at, restore_finished_at, restored_to, backup }
+}
