@@ -12,6 +12,7 @@ mod pg;
 mod report;
 mod schedule;
 mod stack;
+mod supabase;
 mod ui;
 
 use std::process::ExitCode;

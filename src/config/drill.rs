@@ -41,6 +41,7 @@ enum RawRestore {
     AwsBackup(super::aws_restore::RawAwsBackup),
     PgDump(super::logical::RawPgDump),
     ExistingPostgres(super::logical::RawExistingPostgres),
+    SupabaseBranch(super::logical::RawSupabaseBranch),
 }
 
 #[derive(Deserialize)]
@@ -297,6 +298,7 @@ fn check_copy_on_write(p: &mut Problems<'_>, restore: &RestoreSpec, target: &Tar
     }
     let fixed = match restore {
         RestoreSpec::PgDump(_) => Some("a logical dump holds its own moment"),
+        RestoreSpec::SupabaseBranch(_) => Some("a branch copies the project's state when it is created"),
         RestoreSpec::ExistingPostgres(_) => Some("a database restored by hand holds the moment it was restored to"),
         _ => None,
     };
@@ -309,6 +311,15 @@ fn check_copy_on_write(p: &mut Problems<'_>, restore: &RestoreSpec, target: &Tar
                 );
             }
         }
+    }
+    if let (RestoreSpec::SupabaseBranch(_), TargetSpec::At(_) | TargetSpec::Random { .. } | TargetSpec::Ago(_)) =
+        (restore, target)
+    {
+        p.push(
+            "target",
+            "a Supabase branch copies the project as it is now, not as it was at a chosen time: use `target: latest` \
+             (Supabase's point-in-time restore works in place on the live project, which a drill never does)",
+        );
     }
     if let (RestoreSpec::ExistingPostgres(_), TargetSpec::Random { .. } | TargetSpec::Ago(_)) = (restore, target) {
         p.push(
@@ -644,6 +655,7 @@ fn resolve_restore(p: &mut Problems<'_>, restore: RawRestore) -> RestoreSpec {
         RawRestore::AwsBackup(r) => RestoreSpec::AwsBackup(super::aws_restore::aws_backup(r, p)),
         RawRestore::PgDump(r) => RestoreSpec::PgDump(super::logical::pg_dump(p, r)),
         RawRestore::ExistingPostgres(r) => RestoreSpec::ExistingPostgres(super::logical::existing_postgres(p, r)),
+        RawRestore::SupabaseBranch(r) => RestoreSpec::SupabaseBranch(super::logical::supabase_branch(p, r)),
     }
 }
 

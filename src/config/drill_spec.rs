@@ -32,6 +32,7 @@ pub(crate) enum RestoreSpec {
     AwsBackup(super::aws_restore::AwsBackupSpec),
     PgDump(super::logical::PgDumpSpec),
     ExistingPostgres(super::logical::ExistingPostgresSpec),
+    SupabaseBranch(super::logical::SupabaseBranchSpec),
 }
 
 impl RestoreSpec {
@@ -44,13 +45,17 @@ impl RestoreSpec {
             RestoreSpec::AwsBackup(_) => "aws-backup",
             RestoreSpec::PgDump(_) => "pg-dump",
             RestoreSpec::ExistingPostgres(_) => "existing-postgres",
+            RestoreSpec::SupabaseBranch(_) => "supabase-branch",
         }
     }
 
     /// The scratch settings of an AWS provider; `None` for a local restore.
     pub(crate) fn aws_scratch(&self) -> Option<&super::aws_restore::AwsScratchSpec> {
         match self {
-            RestoreSpec::LocalPostgres(_) | RestoreSpec::PgDump(_) | RestoreSpec::ExistingPostgres(_) => None,
+            RestoreSpec::LocalPostgres(_)
+            | RestoreSpec::PgDump(_)
+            | RestoreSpec::ExistingPostgres(_)
+            | RestoreSpec::SupabaseBranch(_) => None,
             RestoreSpec::AwsRdsInstance(r) => Some(&r.scratch),
             RestoreSpec::AwsAuroraCluster(r) => Some(&r.scratch),
             RestoreSpec::AwsBackup(r) => Some(&r.scratch),

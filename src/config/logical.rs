@@ -1,5 +1,6 @@
-//! The restore blocks that are not a physical backup: `pg-dump` (a logical backup restored into a local
-//! scratch cluster) and `existing-postgres` (a database someone else restored, verified where it is).
+//! The restore blocks that are not an AWS or local physical backup: `pg-dump` (a logical backup restored
+//! into a local scratch cluster), `existing-postgres` (a database someone else restored, verified where it
+//! is) and `supabase-branch` (a branch with data of a Supabase project).
 
 use std::path::PathBuf;
 
@@ -35,6 +36,21 @@ pub(super) struct RawExistingPostgres {
     restore_finished_at: Option<String>,
     restored_to: Option<String>,
     backup: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawSupabaseBranch {
+    project_ref: String,
+    residency: Option<Vec<String>>,
+    token_env: Option<String>,
+    api_url: Option<String>,
+    database: Option<String>,
+    sslmode: Option<String>,
+    ca_bundle: Option<String>,
+    desired_instance_size: Option<String>,
+    wait_healthy: Option<String>,
+    expires_after: Option<String>,
 }
 
 // ---------------------------------------------------------------- resolved
@@ -85,6 +101,72 @@ pub(crate) struct ExistingPostgresSpec {
     pub(crate) restored_to: Option<DateTime<Utc>>,
     /// The backup it came from, in words ("Supabase daily backup of 2026-11-29").
     pub(crate) backup: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SupabaseBranchSpec {
+    pub(crate) project_ref: String,
+    /// Regions the project (and so its branch) may be in; another is refused before anything is created.
+    pub(crate) residency: Vec<String>,
+    pub(crate) token_env: String,
+    pub(crate) api_url: String,
+    pub(crate) database: String,
+    pub(crate) tls: super::tls::TlsSpec,
+    pub(crate) desired_instance_size: Option<String>,
+    /// How long the branch may take to become healthy before the drill gives up (and deletes it).
+    pub(crate) wait_healthy: std::time::Duration,
+    /// After this, `drill cleanup` may delete a branch a crashed run left.
+    pub(crate) expires_after: std::time::Duration,
+}
+
+pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> SupabaseBranchSpec {
+    use super::parse::duration;
+    use std::time::Duration;
+    let RawSupabaseBranch {
+        project_ref,
+        residency,
+        token_env,
+        api_url,
+        database,
+        sslmode,
+        ca_bundle,
+        desired_instance_size,
+        wait_healthy,
+        expires_after,
+    } = raw;
+    let key = "restore.supabase-branch";
+    if !crate::supabase::valid_id(&project_ref) {
+        p.push(format!("{key}.project-ref"), format!("`{project_ref}` is not a project ref (letters and digits)"));
+    }
+    let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
+    if residency.is_empty() {
+        p.push(format!("{key}.residency"), "must allow at least one region");
+    }
+    let api_url = api_url.unwrap_or_else(|| crate::supabase::DEFAULT_API.into());
+    if !api_url.starts_with("https://") && !crate::supabase::is_loopback_http(&api_url) {
+        p.push(format!("{key}.api-url"), "must be https:// (plain http only to a stand-in on 127.0.0.1 or localhost)");
+    }
+    let tls = super::tls::tls_spec(p, key, sslmode.as_deref(), ca_bundle);
+    if tls == super::tls::TlsSpec::Disable {
+        p.push(format!("{key}.sslmode"), "a branch holds production data: use require or verify-full");
+    }
+    let wait_healthy = wait_healthy
+        .map(|w| duration(p, &format!("{key}.wait-healthy"), &w, Duration::from_secs(1200)))
+        .unwrap_or(Duration::from_secs(1200));
+    let expires_after = expires_after
+        .map(|w| duration(p, &format!("{key}.expires-after"), &w, Duration::from_secs(6 * 3600)))
+        .unwrap_or(Duration::from_secs(6 * 3600));
+    SupabaseBranchSpec {
+        project_ref,
+        residency,
+        token_env: token_env.unwrap_or_else(|| "SUPABASE_ACCESS_TOKEN".into()),
+        api_url,
+        database: database.unwrap_or_else(|| "postgres".into()),
+        tls,
+        desired_instance_size,
+        wait_healthy,
+        expires_after,
+    }
 }
 
 pub(super) fn pg_dump(p: &mut Problems<'_>, raw: RawPgDump) -> PgDumpSpec {

@@ -25,6 +25,8 @@ pub(crate) enum DrillError {
     Interrupted,
     #[error(transparent)]
     Aws(#[from] crate::aws::AwsError),
+    #[error("Supabase API: {0}")]
+    Supabase(#[from] crate::supabase::ApiError),
     #[error("{0}")]
     NotFound(String),
     #[error("refused: {0}")]
@@ -40,6 +42,7 @@ impl DrillError {
         match self {
             DrillError::Pg(e) => e.hint(),
             DrillError::Aws(e) => e.hint(),
+            DrillError::Supabase(e) => e.hint().map(str::to_string),
             DrillError::TargetOutsideWindow { .. } => {
                 Some("pick a target inside the window, e.g. `--target latest` or `--target random`".into())
             }

@@ -85,6 +85,9 @@ pub(super) fn measure(
         (_, _, _, false) => (None, "not measured: no restored database".to_string()),
         (Some(n), _, _, _) => (Some(secs(target - n)), "the newest commit replayed into the restore".into()),
         (None, Some(n), _, _) => (Some(secs(target - n)), "the newest row a freshness check found".into()),
+        // An exact moment after the target (a branch created after planning copies the live state) lost
+        // nothing before the target.
+        (None, None, Some((floor, basis)), _) if exact => (Some(secs(target - floor).max(0.0)), basis.to_string()),
         (None, None, Some((floor, basis)), _) => (Some(secs(target - floor)), basis.to_string()),
         (None, None, None, _) => {
             (None, "not measured: no replay time is visible; add a freshness check on an append-only table".into())

@@ -16,7 +16,7 @@ use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
 use super::restore::{
     AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, Endpoint, ExistingPostgres, LocalPostgres, PgDump,
-    RestoreProvider, Teardown, TeardownStatus,
+    RestoreProvider, SupabaseBranch, Teardown, TeardownStatus,
 };
 use super::source;
 use super::target::{ResolvedTarget, Window, select};
@@ -97,6 +97,9 @@ pub(crate) async fn run(
                 };
                 ctx.run(&mut ExistingPostgres::new(ep, opts.restore_started_at, aws)).await
             }
+            RestoreSpec::SupabaseBranch(sb) => {
+                ctx.run(&mut SupabaseBranch::new(sb, &spec.name, &run_id, events)?).await
+            }
             _ => unreachable!("every other provider is on AWS"),
         };
     };
@@ -108,7 +111,10 @@ pub(crate) async fn run(
         RestoreSpec::AwsRdsInstance(r) => ctx.run(&mut AwsRdsInstance::new(r, aws.rds(), info)).await,
         RestoreSpec::AwsAuroraCluster(r) => ctx.run(&mut AwsAuroraCluster::new(r, aws.rds(), info)).await,
         RestoreSpec::AwsBackup(r) => ctx.run(&mut AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown)).await,
-        RestoreSpec::LocalPostgres(_) | RestoreSpec::PgDump(_) | RestoreSpec::ExistingPostgres(_) => {
+        RestoreSpec::LocalPostgres(_)
+        | RestoreSpec::PgDump(_)
+        | RestoreSpec::ExistingPostgres(_)
+        | RestoreSpec::SupabaseBranch(_) => {
             unreachable!("drills without an AWS scratch returned above")
         }
     }

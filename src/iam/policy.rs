@@ -185,7 +185,10 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
                 Some(json!({ "StringEquals": { "iam:PassedToService": "backup.amazonaws.com" } })),
             );
         }
-        RestoreSpec::LocalPostgres(_) | RestoreSpec::PgDump(_) | RestoreSpec::ExistingPostgres(_) => {}
+        RestoreSpec::LocalPostgres(_)
+        | RestoreSpec::PgDump(_)
+        | RestoreSpec::ExistingPostgres(_)
+        | RestoreSpec::SupabaseBranch(_) => {}
     }
     p.allow("DrillCreateScratch", &actions, &create, None);
     p.allow("DrillTuneScratchParameters", &tune, &tuned, None);

@@ -14,3 +14,4 @@ mod reliability;
 mod schedule;
 mod stack;
 mod stack_aws;
+mod supabase;

@@ -8,6 +8,7 @@ mod existing_postgres;
 mod local_postgres;
 mod pg_dump;
 mod provider;
+pub(crate) mod supabase_branch;
 
 pub(crate) use crate::report::model::TeardownStatus;
 pub(crate) use aws_aurora::AwsAuroraCluster;
@@ -17,6 +18,7 @@ pub(crate) use existing_postgres::ExistingPostgres;
 pub(crate) use local_postgres::LocalPostgres;
 pub(crate) use pg_dump::PgDump;
 pub(crate) use provider::{BackupUsed, Endpoint, RestoreProvider, Teardown, plan_timeout};
+pub(crate) use supabase_branch::SupabaseBranch;
 
 /// Stops a local scratch cluster and removes its directory, once its marker proves this run made it.
 pub(crate) async fn remove_scratch_cluster(

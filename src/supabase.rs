@@ -1,0 +1,334 @@
+//! A client for the few Supabase Management API endpoints a branch drill needs
+//! (`https://api.supabase.com/v1`, described by the OpenAPI document the Supabase CLI publishes). Every
+//! request is one of [`Call`]'s variants: the client has no way to reach `…/database/backups/restore-pitr`,
+//! `…/restore` or any other endpoint that changes the live project — a drill must never restore in place.
+//!
+//! The token (a personal access token or an OAuth token) is read from the environment when the client is
+//! made and goes only into the `Authorization` header; it is never logged or stored.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+pub(crate) const DEFAULT_API: &str = "https://api.supabase.com";
+
+/// The only requests the client can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call<'a> {
+    /// `GET /v1/projects/{ref}`: its region and status.
+    GetProject(&'a str),
+    /// `GET /v1/projects/{ref}/database/backups`: region, PITR, the backups (read only).
+    ListBackups(&'a str),
+    /// `POST /v1/projects/{ref}/branches`.
+    CreateBranch(&'a str),
+    /// `GET /v1/projects/{ref}/branches`.
+    ListBranches(&'a str),
+    /// `GET /v1/branches/{id}`: status and connection details.
+    GetBranch(&'a str),
+    /// `DELETE /v1/branches/{id}`.
+    DeleteBranch(&'a str),
+}
+
+impl Call<'_> {
+    /// Method and path template, as the OpenAPI document writes them.
+    pub(crate) fn template(&self) -> (&'static str, &'static str) {
+        match self {
+            Call::GetProject(_) => ("GET", "/v1/projects/{ref}"),
+            Call::ListBackups(_) => ("GET", "/v1/projects/{ref}/database/backups"),
+            Call::CreateBranch(_) => ("POST", "/v1/projects/{ref}/branches"),
+            Call::ListBranches(_) => ("GET", "/v1/projects/{ref}/branches"),
+            Call::GetBranch(_) => ("GET", "/v1/branches/{branch_id_or_ref}"),
+            Call::DeleteBranch(_) => ("DELETE", "/v1/branches/{branch_id_or_ref}"),
+        }
+    }
+
+    fn path(&self) -> String {
+        let (_, template) = self.template();
+        let (Call::GetProject(v)
+        | Call::ListBackups(v)
+        | Call::CreateBranch(v)
+        | Call::ListBranches(v)
+        | Call::GetBranch(v)
+        | Call::DeleteBranch(v)) = self;
+        template.replace("{ref}", v).replace("{branch_id_or_ref}", v)
+    }
+
+    /// Safe to send again after a 5xx or a dropped connection (a create is not: it could make two).
+    fn idempotent(&self) -> bool {
+        !matches!(self, Call::CreateBranch(_))
+    }
+}
+
+/// A project ref or branch id as the API hands them out: letters, digits and `-`, so it cannot change the
+/// path it is put in.
+pub(crate) fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error("{call}: {status} {message}")]
+    Status { call: String, status: u16, message: String },
+    #[error("{call}: {detail}")]
+    Transport { call: String, detail: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl ApiError {
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn hint(&self) -> Option<&'static str> {
+        match self.status() {
+            Some(401) => {
+                Some("the token was refused: check the variable named by `token-env` (a personal access token)")
+            }
+            Some(403) => Some("the token may not do this: use a token of a member with access to the project"),
+            Some(404) => Some("check `project-ref` (Project Settings → General in the dashboard)"),
+            _ => None,
+        }
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+pub(crate) struct Client {
+    base: String,
+    token: String,
+    http: HttpClient<Connector, Full<Bytes>>,
+    /// Longest wait a `Retry-After` is honoured for.
+    max_wait: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `base` (https; http only to a loopback address, for a local stand-in) with the token in
+    /// the environment variable `token_env`.
+    pub(crate) fn new(base: &str, token_env: &str) -> Result<Client, ApiError> {
+        let token = std::env::var(token_env).ok().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            ApiError::Setup(format!(
+                "no Supabase access token: set {token_env} (a personal access token from the dashboard's Account → \
+                 Access Tokens) or name another variable with `token-env`"
+            ))
+        })?;
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ApiError::Setup(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+        let connector = if is_loopback_http(base) { builder.https_or_http() } else { builder.https_only() };
+        let http = HttpClient::builder(TokioExecutor::new()).build(connector.enable_http1().build());
+        Ok(Client { base: base.trim_end_matches('/').to_string(), token, http, max_wait: Duration::from_secs(60) })
+    }
+
+    /// Sends `call` (with a JSON body for a create) and parses the answer. A 429 waits as `Retry-After` says
+    /// (up to a minute) and tries again; a 5xx or a dropped connection is retried with backoff when the call
+    /// is idempotent. Five attempts in all.
+    pub(crate) async fn send<T: for<'de> Deserialize<'de>>(
+        &self,
+        call: Call<'_>,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ApiError> {
+        let (method, template) = call.template();
+        let name = format!("{method} {template}");
+        let url = format!("{}{}", self.base, call.path());
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let payload = body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+            let req = hyper::Request::builder()
+                .method(method)
+                .uri(&url)
+                .header("authorization", format!("Bearer {}", self.token))
+                .header("accept", "application/json")
+                .header("content-type", "application/json")
+                .header("user-agent", concat!("stackdrill/", env!("CARGO_PKG_VERSION")))
+                .body(Full::new(Bytes::from(payload)))
+                .map_err(|e| ApiError::Setup(e.to_string()))?;
+            let sent = tokio::time::timeout(Duration::from_secs(60), self.http.request(req)).await;
+            let resp = match sent {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) if call.idempotent() && attempt < 5 => {
+                    tracing::info!(call = %name, error = %e, attempt, "Supabase API unreachable; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Ok(Err(e)) => return Err(ApiError::Transport { call: name, detail: error_chain(&e) }),
+                Err(_) => return Err(ApiError::Transport { call: name, detail: "no answer within 60 s".into() }),
+            };
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ApiError::Transport { call: name.clone(), detail: e.to_string() })?
+                .to_bytes();
+            if (200..300).contains(&status) {
+                return serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::Transport { call: name, detail: format!("unexpected answer: {e}") });
+            }
+            let retryable = status == 429 || (status >= 500 && call.idempotent());
+            if retryable && attempt < 5 {
+                let wait = retry_after.unwrap_or_else(|| backoff(attempt)).min(self.max_wait);
+                tracing::info!(call = %name, status, wait_s = wait.as_secs_f64(), attempt, "Supabase API asked to wait");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(ApiError::Status { call: name, status, message: message(&bytes) });
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500 * 2u64.pow(attempt.min(6)))
+}
+
+/// The API's `{"message": …}` when it sent one, else the start of the body.
+fn message(bytes: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Msg {
+        message: String,
+    }
+    match serde_json::from_slice::<Msg>(bytes) {
+        Ok(m) => m.message,
+        Err(_) => String::from_utf8_lossy(bytes).chars().take(200).collect(),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// `http://127.0.0.1:…`, `http://localhost…`, `http://[::1]…`: a stand-in on this machine.
+pub(crate) fn is_loopback_http(base: &str) -> bool {
+    let Some(rest) = base.strip_prefix("http://") else { return false };
+    let host = rest.split('/').next().unwrap_or("");
+    let host =
+        host.rsplit_once(':').map_or(host, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { host });
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// `GET /v1/projects/{ref}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Project {
+    pub(crate) region: String,
+    pub(crate) status: String,
+    #[serde(default)]
+    pub(crate) name: String,
+}
+
+/// `GET /v1/projects/{ref}/database/backups`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Backups {
+    pub(crate) pitr_enabled: bool,
+    #[serde(default)]
+    pub(crate) backups: Vec<serde_json::Value>,
+}
+
+/// A branch as `POST`/`GET …/branches` return it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Branch {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) persistent: bool,
+    pub(crate) created_at: String,
+}
+
+/// `GET /v1/branches/{id}`: the branch database's state and connection details.
+#[derive(Deserialize)]
+pub(crate) struct BranchConfig {
+    pub(crate) status: String,
+    pub(crate) db_host: String,
+    pub(crate) db_port: u16,
+    pub(crate) db_user: Option<String>,
+    pub(crate) db_pass: Option<String>,
+    #[serde(default)]
+    pub(crate) postgres_version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_can_call_these_endpoints_and_no_restore() {
+        let all = [
+            Call::GetProject("r"),
+            Call::ListBackups("r"),
+            Call::CreateBranch("r"),
+            Call::ListBranches("r"),
+            Call::GetBranch("b"),
+            Call::DeleteBranch("b"),
+        ];
+        let templates: Vec<String> = all.iter().map(|c| format!("{} {}", c.template().0, c.template().1)).collect();
+        assert_eq!(
+            templates,
+            [
+                "GET /v1/projects/{ref}",
+                "GET /v1/projects/{ref}/database/backups",
+                "POST /v1/projects/{ref}/branches",
+                "GET /v1/projects/{ref}/branches",
+                "GET /v1/branches/{branch_id_or_ref}",
+                "DELETE /v1/branches/{branch_id_or_ref}",
+            ]
+        );
+        // A new variant must be added above: the match in `template` has no wildcard, so the list is whole.
+        for t in &templates {
+            assert!(
+                !t.contains("restore") && !t.contains("merge") && !t.contains("reset") && !t.contains("push"),
+                "{t}"
+            );
+        }
+        // The only write to the project is creating a branch; deletes go to branches only.
+        assert!(templates.iter().filter(|t| !t.starts_with("GET")).all(|t| t.contains("branch")));
+        assert_eq!(Call::GetBranch("abc-1").path(), "/v1/branches/abc-1");
+    }
+
+    #[test]
+    fn ids_cannot_change_the_path_and_http_is_for_loopback_only() {
+        assert!(valid_id("abcdefghijklmnopqrst") && valid_id("5b9a-11ef"));
+        for bad in ["", "../restore", "a/b", "a?x=1", "a b", "%2e%2e"] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+        assert!(is_loopback_http("http://127.0.0.1:8080"));
+        assert!(is_loopback_http("http://localhost/"));
+        assert!(!is_loopback_http("http://api.supabase.com"));
+        assert!(!is_loopback_http("http://127.0.0.1.evil.com:80"));
+        assert!(!is_loopback_http("https://127.0.0.1"));
+    }
+}

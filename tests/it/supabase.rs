@@ -1,0 +1,242 @@
+//! `supabase-branch` against a stand-in of the Management API (`tests/supabase_standin.py`, answering as
+//! the published OpenAPI document specifies) whose branch database is the demo's real PostgreSQL: a branch
+//! with data is created, verified over verified TLS and deleted; residency, rate limits, a branch that never
+//! becomes healthy, and the cleanup sweep; the in-place restore endpoints are never called.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::harness::{Demo, stackdrill, text};
+
+const REF: &str = "abcdefghijklmnopqrst";
+const TOKEN: &str = "sbp_test_token_0123456789";
+
+struct StandIn {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl StandIn {
+    /// A stand-in whose branch database is the demo's source (`demo`), or nothing reachable (`None`).
+    fn start(dir: &Path, demo: Option<&Demo>, name: &str, extra: &[&str]) -> StandIn {
+        let log = dir.join(format!("{name}.jsonl"));
+        let (port, pass) = demo.map_or((1, dir.join("none")), |d| (d.port, d.dir.join("source.password")));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/supabase_standin.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args(["--token", TOKEN, "--ref", REF, "--db-user", "app", "--db-port", &port.to_string()])
+            .arg("--db-pass-file")
+            .arg(pass)
+            .arg("--log")
+            .arg(&log)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (apt-get install python3)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).expect("the stand-in's port");
+        StandIn { child, port, log }
+    }
+
+    /// Every request so far: method, path, status, time, body.
+    fn calls(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn called(&self, method: &str, path_part: &str) -> Vec<serde_json::Value> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c["method"] == method && c["path"].as_str().unwrap().contains(path_part))
+            .collect()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Whatever a test did, no drill may reach anything but the six endpoints.
+        for c in self.calls() {
+            let path = c["path"].as_str().unwrap();
+            assert!(!path.contains("restore") && c["status"] != 500, "a call the client must never make: {c}");
+        }
+    }
+}
+
+fn drill(dir: &Path, name: &str, port: u16, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name: {name}\nrestore:\n  supabase-branch:\n    project-ref: {REF}\n    api-url: http://127.0.0.1:{port}\n    \
+             database: app\n    sslmode: verify-full\n    ca-bundle: {ca}\n{extra}target: latest\n\
+             objectives: {{ rto: 10m, rpo: 1h }}\nverify:\n  - row-count: {{ table: accounts, min: 1 }}\n  - sql:\n      \
+             name: ledger balances to zero\n      query: select sum(amount) from credit_transactions\n      \
+             expect: {{ min: 0, max: 0 }}\n",
+            ca = dir.join("demo/ca.crt").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(demo: &Demo, drill: &Path, token: Option<&str>) -> (std::process::Output, Option<serde_json::Value>) {
+    let before = demo.reports().len();
+    let mut cmd = stackdrill();
+    cmd.env("STACKDRILL_STATE_DIR", demo.state()).env_remove("SUPABASE_ACCESS_TOKEN");
+    if let Some(t) = token {
+        cmd.env("SUPABASE_ACCESS_TOKEN", t);
+    }
+    let out = cmd
+        .args(["drill", "run"])
+        .arg(drill)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let reports = demo.reports();
+    (out, (reports.len() > before).then(|| reports.last().unwrap().clone()))
+}
+
+#[test]
+fn a_branch_with_data_is_created_verified_over_tls_and_deleted() {
+    let demo = Demo::start();
+    // The first request is answered 429 with Retry-After: 1.
+    let api = StandIn::start(demo.root.path(), Some(&demo), "api", &["--rate-limit", "1"]);
+    let path = drill(demo.root.path(), "supa", api.port, "");
+    let (out, report) = run(&demo, &path, Some(TOKEN));
+    let report = report.expect("a report");
+    assert!(out.status.success(), "{}\n{}\n{report}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(report["result"], "passed");
+    let calls = api.calls();
+    assert_eq!(calls[0]["status"], 429);
+    let waited = calls[1]["t"].as_f64().unwrap() - calls[0]["t"].as_f64().unwrap();
+    assert!(waited >= 0.95, "Retry-After: 1 was not honoured (retried after {waited:.2}s)");
+    let created = api.called("POST", "/branches");
+    assert_eq!(created.len(), 1);
+    let body = &created[0]["body"];
+    assert_eq!(body["with_data"], true);
+    assert_eq!(body["persistent"], false);
+    let name = body["branch_name"].as_str().unwrap();
+    assert!(name.starts_with("sd-supa-") && name.len() == "sd-supa-".len() + 8, "{name}");
+    assert!(api.called("GET", "/v1/branches/").len() >= 3, "polled until healthy");
+    assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
+    assert_eq!(report["teardown"]["status"], "done");
+    assert!(report["teardown"]["detail"].as_str().unwrap().contains(name));
+    let details = &report["source"]["details"];
+    assert_eq!(details["region"], "ap-southeast-1");
+    assert_eq!(details["pitr_enabled"], "true");
+    let scratch = report["connections"].as_array().unwrap().iter().find(|c| c["role"] == "scratch").unwrap().clone();
+    assert!(scratch["hostname_verified"] == true, "{scratch}");
+    assert!(scratch["credential"].as_str().unwrap().contains("Management API"), "{scratch}");
+    // The token reached neither the report nor the output.
+    for t in [report.to_string(), text(&out.stdout), text(&out.stderr)] {
+        assert!(!t.contains(TOKEN));
+    }
+
+    // No token: could not run, and the hint names the variable.
+    let (out, report) = run(&demo, &path, None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(report.is_none());
+    assert!(text(&out.stderr).contains("SUPABASE_ACCESS_TOKEN"), "{}", text(&out.stderr));
+    // A token the API refuses: could not run (401), nothing created.
+    let posts = api.called("POST", "/branches").len();
+    let (out, _) = run(&demo, &path, Some("wrong"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+    assert_eq!(api.called("POST", "/branches").len(), posts);
+}
+
+#[test]
+fn another_region_is_refused_and_a_branch_that_never_gets_healthy_is_deleted() {
+    let demo = Demo::start();
+    let us = StandIn::start(demo.root.path(), Some(&demo), "us", &["--region", "us-east-1"]);
+    let (out, report) = run(&demo, &drill(demo.root.path(), "supa-us", us.port, ""), Some(TOKEN));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(report.is_none());
+    assert!(text(&out.stderr).contains("outside the drill's residency"), "{}", text(&out.stderr));
+    assert!(us.called("POST", "/branches").is_empty(), "a branch was created in a refused region");
+
+    let stuck = StandIn::start(demo.root.path(), Some(&demo), "stuck", &["--healthy-after", "-1"]);
+    let (out, report) =
+        run(&demo, &drill(demo.root.path(), "supa-stuck", stuck.port, "    wait-healthy: 3s\n"), Some(TOKEN));
+    let report = report.expect("a report");
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(report["result"], "error", "{report}");
+    assert!(report["reason"].as_str().unwrap().contains("did not become healthy within 3s"), "{}", report["reason"]);
+    assert_eq!(stuck.called("DELETE", "/v1/branches/").len(), 1, "the stuck branch was not deleted");
+    assert_eq!(report["teardown"]["status"], "done");
+
+    // A target other than latest is refused by validate, with the reason.
+    let at = drill(demo.root.path(), "supa-at", stuck.port, "").to_string_lossy().into_owned();
+    let body = std::fs::read_to_string(&at).unwrap().replace("target: latest", "target: { at: 2026-11-30T00:00:00Z }");
+    std::fs::write(&at, body).unwrap();
+    let out = stackdrill().args(["drill", "validate", &at]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("copies the project as it is now"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn cleanup_deletes_only_expired_branches_this_drill_created() {
+    let dir = super::harness::Scratch::new();
+    let api = StandIn::start(
+        dir.path(),
+        None,
+        "sweep",
+        &[
+            "--branch",
+            "sd-supa-deadbeef,30,false",
+            "--branch",
+            "sd-supa-0badf00d,0.1,false",
+            "--branch",
+            "sd-supa-cafebabe,30,true",
+            "--branch",
+            "sd-supa-staging-deadbeef,30,false",
+            "--branch",
+            "feature-login,30,false",
+        ],
+    );
+    let path = drill(dir.path(), "supa", api.port, "");
+    let sweep = |dry: bool| {
+        let mut cmd = stackdrill();
+        cmd.env("SUPABASE_ACCESS_TOKEN", TOKEN).args(["drill", "cleanup", "--output", "json"]).arg(&path);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        let out = cmd.output().unwrap();
+        let swept: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out, swept)
+    };
+    let (out, swept) = sweep(true);
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(api.called("DELETE", "/").is_empty(), "a dry run deleted");
+    let (out, swept_now) = sweep(false);
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let action = |s: &serde_json::Value, branch: &str| {
+        s.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["resource"].as_str().unwrap().contains(branch))
+            .map(|e| e["action"].clone())
+    };
+    assert_eq!(action(&swept, "sd-supa-deadbeef ").unwrap(), "would remove", "{swept}");
+    assert_eq!(action(&swept_now, "sd-supa-deadbeef ").unwrap(), "removed", "{swept_now}");
+    assert_eq!(action(&swept_now, "sd-supa-0badf00d").unwrap(), "kept (not expired yet)");
+    assert!(action(&swept_now, "sd-supa-cafebabe").unwrap().as_str().unwrap().starts_with("refused"));
+    assert!(action(&swept_now, "sd-supa-staging").is_none() && action(&swept_now, "feature-login").is_none());
+    let deletes = api.called("DELETE", "/v1/branches/");
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+
+    // Without a token the sweep is skipped with a note, and the local part still succeeds.
+    let out = stackdrill().env_remove("SUPABASE_ACCESS_TOKEN").args(["drill", "cleanup"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("skipped: no Supabase access token"), "{}", text(&out.stdout));
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""A stand-in for the Supabase Management API endpoints a `supabase-branch` drill calls, answering as the
+OpenAPI document the Supabase CLI publishes specifies them (supabase/cli, packages/api/src/generated/openapi.json,
+info.version "1.0.0", at commit 1d1e7191268e068fe9cb6aba524d1c619a9c727b of 2026-06-01):
+
+  GET    /v1/projects/{ref}                    v1-get-project        (region, status, ...)
+  GET    /v1/projects/{ref}/database/backups   v1-list-all-backups   (region, pitr_enabled, backups, ...)
+  POST   /v1/projects/{ref}/branches           v1-create-a-branch    (201, a branch: id, name, status, ...)
+  GET    /v1/projects/{ref}/branches           v1-list-all-branches
+  GET    /v1/branches/{branch_id_or_ref}       v1-get-a-branch-config (status, db_host, db_port, db_user, db_pass)
+  DELETE /v1/branches/{branch_id_or_ref}       v1-delete-a-branch    ({"message": "ok"})
+
+Every other path (the in-place restore endpoints included) answers 500 and is logged, so a test can assert
+it was never called. The branch database is a real local PostgreSQL given on the command line (the test's
+demo source). Every request is logged as a JSON line to --log. Prints "PORT <n>" once listening.
+"""
+import argparse
+import datetime
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+p = argparse.ArgumentParser()
+p.add_argument("--token", required=True)
+p.add_argument("--ref", required=True)
+p.add_argument("--region", default="ap-southeast-1")
+p.add_argument("--db-host", default="127.0.0.1")
+p.add_argument("--db-port", type=int, required=True)
+p.add_argument("--db-user", default="postgres")
+p.add_argument("--db-pass-file")
+p.add_argument("--healthy-after", type=int, default=2, help="GETs of a branch before it is ACTIVE_HEALTHY; -1: never")
+p.add_argument("--rate-limit", type=int, default=0, help="answer the first N requests 429 with Retry-After: 1")
+p.add_argument("--branch", action="append", default=[], help="an existing branch: NAME,AGE_HOURS,PERSISTENT")
+p.add_argument("--log", required=True)
+args = p.parse_args()
+
+lock = threading.Lock()
+now = lambda: datetime.datetime.now(datetime.timezone.utc)
+iso = lambda t: t.isoformat().replace("+00:00", "Z")
+branches = {}
+polls = {}
+requests_seen = [0]
+
+
+def new_branch(name, created, persistent):
+    bid = str(uuid.uuid4())
+    branches[bid] = {
+        "id": bid,
+        "name": name,
+        "project_ref": "br" + bid.replace("-", "")[:18],
+        "parent_project_ref": args.ref,
+        "is_default": False,
+        "persistent": persistent,
+        "status": "CREATING_PROJECT",
+        "created_at": iso(created),
+        "updated_at": iso(created),
+        "with_data": True,
+        "preview_project_status": "COMING_UP",
+    }
+    polls[bid] = 0
+    return branches[bid]
+
+
+for spec in args.branch:
+    name, age, persistent = spec.split(",")
+    new_branch(name, now() - datetime.timedelta(hours=float(age)), persistent == "true")
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def answer(self, status, body, headers=()):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        return status
+
+    def handle_any(self, method):
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else None
+        with lock:
+            requests_seen[0] += 1
+            status = self.route(method, body)
+            with open(args.log, "a") as f:
+                f.write(json.dumps({"t": time.time(), "method": method, "path": self.path, "status": status,
+                                    "body": body}) + "\n")
+
+    def route(self, method, body):
+        if self.headers.get("authorization") != f"Bearer {args.token}":
+            return self.answer(401, {"message": "Unauthorized"})
+        if requests_seen[0] <= args.rate_limit:
+            return self.answer(429, {"message": "Rate limit exceeded"}, [("retry-after", "1")])
+        path = self.path.split("?")[0]
+        ref = re.fullmatch(r"/v1/projects/([^/]+)(/.*)?", path)
+        if ref and ref.group(1) != args.ref:
+            return self.answer(404, {"message": "Project not found"})
+        if method == "GET" and path == f"/v1/projects/{args.ref}":
+            return self.answer(200, {"id": args.ref, "ref": args.ref, "organization_id": "org", "organization_slug": "acme",
+                                     "name": "acme-prod", "region": args.region, "created_at": "2025-01-01T00:00:00Z",
+                                     "status": "ACTIVE_HEALTHY", "database": {"host": "db.example", "version": "15.8"}})
+        if method == "GET" and path == f"/v1/projects/{args.ref}/database/backups":
+            return self.answer(200, {"region": args.region, "walg_enabled": True, "pitr_enabled": True,
+                                     "backups": [{"is_physical_backup": True, "status": "COMPLETED",
+                                                  "inserted_at": iso(now() - datetime.timedelta(hours=3))}],
+                                     "physical_backup_data": {}})
+        if method == "POST" and path == f"/v1/projects/{args.ref}/branches":
+            if not body or "branch_name" not in body:
+                return self.answer(400, {"message": "branch_name is required"})
+            b = new_branch(body["branch_name"], now(), bool(body.get("persistent", False)))
+            b["with_data"] = bool(body.get("with_data", False))
+            return self.answer(201, b)
+        if method == "GET" and path == f"/v1/projects/{args.ref}/branches":
+            return self.answer(200, list(branches.values()))
+        m = re.fullmatch(r"/v1/branches/([^/]+)", path)
+        if m and m.group(1) in branches:
+            bid = m.group(1)
+            if method == "GET":
+                polls[bid] += 1
+                healthy = args.healthy_after >= 0 and polls[bid] > args.healthy_after
+                password = open(args.db_pass_file).read().strip() if args.db_pass_file else None
+                return self.answer(200, {"ref": branches[bid]["project_ref"], "postgres_version": "15.8",
+                                         "postgres_engine": "15", "release_channel": "ga",
+                                         "status": "ACTIVE_HEALTHY" if healthy else "COMING_UP",
+                                         "db_host": args.db_host, "db_port": args.db_port, "db_user": args.db_user,
+                                         "db_pass": password, "jwt_secret": "not-used"})
+            if method == "DELETE":
+                del branches[bid]
+                return self.answer(200, {"message": "ok"})
+        if m:
+            return self.answer(404, {"message": "Branch not found"})
+        return self.answer(500, {"message": f"the stand-in does not serve {method} {path}"})
+
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+    def do_DELETE(self):
+        self.handle_any("DELETE")
+
+    def do_PATCH(self):
+        self.handle_any("PATCH")
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(f"PORT {server.server_address[1]}", flush=True)
+server.serve_forever()
