@@ -8,11 +8,14 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-const DRILLS: [&str; 4] = [
+const DRILLS: [&str; 7] = [
     include_str!("../../drills/local-demo.yaml"),
     include_str!("../../drills/prod-db-pitr.yaml"),
     include_str!("../../drills/prod-aurora-pitr.yaml"),
     include_str!("../../drills/prod-db-backup-vault.yaml"),
+    include_str!("../../drills/supabase-branch.yaml"),
+    include_str!("../../drills/supabase-dump.yaml"),
+    include_str!("../../drills/supabase-manual-restore.yaml"),
 ];
 const STACK: &str = include_str!("../../stacks/production.yaml");
 const DEPLOY: &str = include_str!("../../schedule.yaml");

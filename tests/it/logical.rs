@@ -170,6 +170,50 @@ async fn custom_plain_and_dumpall_backups_of_the_demo_restore_and_pass_its_check
     assert_eq!(backup_time.timestamp_millis(), sidecar_time.timestamp_millis());
     demo.assert_no_scratch_left();
 
+    // Two dumps: a target between them restores the older one (a drill with no source comparison: the
+    // sidecars here claim earlier times than the data really has).
+    let two = dump_dir(&demo, "two");
+    let now = chrono::Utc::now();
+    for (name, hours) in [("older.dump", 2), ("newer.dump", 1)] {
+        std::fs::copy(custom.join("app.dump"), two.join(name)).unwrap();
+        let at = (now - chrono::Duration::hours(hours)).to_rfc3339();
+        std::fs::write(two.join(format!("{name}.json")), format!("{{\"taken_at\": \"{at}\"}}")).unwrap();
+    }
+    let path = demo.root.path().join("dump-two.yaml");
+    let d = demo.dir.display();
+    std::fs::write(
+        &path,
+        format!(
+            "name: dump-two\nrestore:\n  pg-dump:\n    dumps: {}\n    scratch-root: {d}/scratch\n    database: app\n    \
+             create-missing-roles: true\nobjectives: {{ rto: 10m, rpo: 1h }}\nverify:\n  - row-count: {{ table: accounts, min: 1 }}\n",
+            two.display()
+        ),
+    )
+    .unwrap();
+    let between = (now - chrono::Duration::minutes(90)).to_rfc3339();
+    let (out, report) = run(&demo, &path, &["--target", &between]);
+    assert_passed(&out, &report, "the older of two dumps");
+    assert_eq!(report["source"]["backup"]["id"], "older.dump");
+    assert_eq!(report["source"]["details"]["dumps_available"], "2");
+    let rpo = report["measured"]["rpo_seconds"].as_f64().unwrap();
+    assert!((1790.0..1810.0).contains(&rpo), "RPO is the target minus the dump's time: {rpo}");
+
+    // A dump that creates an extension this machine lacks: skipped, named as a deviation, not a crash.
+    let ext = dump_dir(&demo, "ext");
+    let sql = std::fs::read_to_string(plain.join("app.sql")).unwrap().replacen(
+        "SET statement_timeout = 0;",
+        "SET statement_timeout = 0;\nCREATE EXTENSION IF NOT EXISTS pg_graphql WITH SCHEMA public;\n\
+         COMMENT ON EXTENSION pg_graphql IS 'GraphQL support';",
+        1,
+    );
+    assert!(sql.contains("pg_graphql"));
+    std::fs::write(ext.join("app.sql"), sql).unwrap();
+    let drill = dump_drill(&demo, "dump-ext", &ext.display().to_string(), "    create-missing-roles: true\n");
+    let (out, report) = run(&demo, &drill, &[]);
+    assert_passed(&out, &report, "a dump needing a missing extension");
+    let deviations = report["deviations"].to_string();
+    assert!(deviations.contains("extension `pg_graphql` is not installed on this machine"), "{deviations}");
+
     // The same custom dump from S3 (moto): listed, downloaded, hashed to the same digest.
     let moto = super::moto::Moto::start();
     moto.python_direct(&format!(

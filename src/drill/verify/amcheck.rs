@@ -15,7 +15,10 @@ const USER_RELATIONS: &str = "select c.oid::regclass::text, c.relkind::text from
 
 pub(super) async fn verify(spec: &CheckSpec, s: &AmcheckSpec, ctx: &Context<'_>) -> CheckResult {
     let c = ctx.restore;
-    if let Err(e) = c.batch_execute("create extension if not exists amcheck").await {
+    // Installed already (a database stackdrill reads but does not own, in read-only sessions): nothing to write.
+    let installed = c.query_opt("select 1 from pg_extension where extname = 'amcheck'", &[]).await;
+    let installed = matches!(installed, Ok(Some(_)));
+    if !installed && let Err(e) = c.batch_execute("create extension if not exists amcheck").await {
         return CheckResult::new(
             spec,
             CheckStatus::Error,
