@@ -210,8 +210,7 @@ impl PgDump {
         let mut objects = Vec::new();
         let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| fail("ListObjectsV2", crate::aws::classify("s3:ListObjectsV2", &e).to_string()))?;
+            let page = page.map_err(|e| fail("ListBucket", crate::aws::classify("s3:ListBucket", &e).to_string()))?;
             for o in page.contents() {
                 if let Some(k) = o.key() {
                     objects.push((k.to_string(), o.size().unwrap_or(0).max(0) as u64));
