@@ -103,7 +103,8 @@ fn run(demo: &Demo, drill: &Path, token: Option<&str>) -> (std::process::Output,
         .output()
         .unwrap();
     let reports = demo.reports();
-    (out, (reports.len() > before).then(|| reports.last().unwrap().clone()))
+    let newest = reports.iter().max_by_key(|r| r["started_at"].as_str().unwrap_or_default().to_string()).cloned();
+    (out, newest.filter(|_| reports.len() > before))
 }
 
 #[test]
