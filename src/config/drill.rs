@@ -283,6 +283,31 @@ pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<Conf
     parse_with(text, path, resolve)
 }
 
+/// An RPO objective that no run could measure would fail every run after a full restore: an AWS restore
+/// shows no replay time (the instance restarts after recovery), so only a freshness check measures it; a
+/// database restored by hand needs `restored-to` or a freshness check.
+fn check_rpo_measurable(p: &mut Problems<'_>, restore: &RestoreSpec, checks: &[CheckSpec]) {
+    if checks.iter().any(|c| matches!(c, CheckSpec::Freshness(_))) {
+        return;
+    }
+    let why = match restore {
+        RestoreSpec::AwsRdsInstance(_) | RestoreSpec::AwsAuroraCluster(_) | RestoreSpec::AwsBackup(_) => {
+            "an AWS restore shows no replay time, so only a freshness check can measure the RPO"
+        }
+        RestoreSpec::ExistingPostgres(e) if e.restored_to.is_none() => {
+            "a database restored by hand has no replay time: give `restored-to` or add a freshness check"
+        }
+        _ => return,
+    };
+    p.push(
+        "objectives.rpo",
+        format!(
+            "{why}; without one every run fails \"RPO not measured\": add `- freshness: {{ table: T, column: C }}` \
+                 on an append-only table"
+        ),
+    );
+}
+
 /// RestoreDBClusterToPointInTime takes no RestoreToTime with RestoreType copy-on-write: a clone is of the
 /// latest restorable time, which a canary's bracketing target or a past target cannot be.
 fn check_copy_on_write(p: &mut Problems<'_>, restore: &RestoreSpec, target: &TargetSpec, checks: &[CheckSpec]) {
@@ -610,6 +635,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
     let checks = resolve_checks(p, verify, source.is_some());
     check_controls(p, &controls);
     check_copy_on_write(p, &restore, &target, &checks);
+    check_rpo_measurable(p, &restore, &checks);
     DrillSpec {
         name,
         file: path.to_path_buf(),

@@ -428,7 +428,7 @@ async fn cleanup_removes_an_expired_orphan_and_refuses_an_untagged_lookalike() {
     std::fs::write(
         &drill,
         "restore: { aws-rds-instance: { source-instance: prod-db, subnet-group: g, security-groups: [sg-1] } }\n\
-         objectives: { rto: 1h, rpo: 1h }\n",
+         objectives: { rto: 1h, rpo: 1h }\nverify: [ { freshness: { table: t, column: c } } ]\n",
     )
     .unwrap();
     let mut dry = stackdrill();
@@ -491,7 +491,7 @@ async fn bad_aws_input_is_refused_before_anything_is_created() {
             &p,
             format!(
                 "restore: {{ aws-rds-instance: {{ source-instance: {source}, subnet-group: drills-isolated, security-groups: [{SG}], connect: {{ host: 127.0.0.1, port: 1 }} }} }}\n\
-                 objectives: {{ rto: 1h, rpo: 1h }}\n"
+                 objectives: {{ rto: 1h, rpo: 1h }}\nverify: [ {{ freshness: {{ table: t, column: c }} }} ]\n"
             ),
         )
         .unwrap();
@@ -664,7 +664,7 @@ async fn the_source_logs_in_with_managed_secrets_from_secrets_manager_or_the_ins
         &drill,
         "restore: { aws-rds-instance: { source-instance: prod-db, subnet-group: g, security-groups: [sg-1] } }\n\
          source: { password-secret: prod/app, host: db, dbname: app, sslmode: disable }\n\
-         objectives: { rto: 1h, rpo: 5m }\n",
+         objectives: { rto: 1h, rpo: 5m }\nverify: [ { freshness: { table: t, column: c } } ]\n",
     )
     .unwrap();
     let out = stackdrill().args(["drill", "validate"]).arg(&drill).output().unwrap();

@@ -189,7 +189,8 @@ fn aws_restore_blocks_are_validated_together() {
         "aws.yaml:6:13: `restore.aws-rds-instance.region` `us-east-1` is outside the allowed residency ap-southeast-1",
         "aws.yaml:7:14: `restore.aws-rds-instance.sslmode` verify-full needs `ca-bundle`",
         "aws.yaml:8:20: `restore.aws-rds-instance.expires-after` must be at least 10m",
-        "error: 7 problem(s) in 1 file(s)",
+        "aws.yaml:9:29: `objectives.rpo` an AWS restore shows no replay time, so only a freshness check can measure the RPO",
+        "error: 8 problem(s) in 1 file(s)",
     ] {
         assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
     }
@@ -217,7 +218,8 @@ fn aws_restore_blocks_are_validated_together() {
     let (code, stderr) = validate("cow.yaml", &aurora("latest", "verify: [ { canary: {} } ]\n"));
     assert_eq!(code, 2);
     assert!(stderr.contains("drop the canary check or use a full copy"), "{stderr}");
-    let (code, stderr) = validate("cow.yaml", &aurora("latest", ""));
+    let (code, stderr) =
+        validate("cow.yaml", &aurora("latest", "verify: [ { freshness: { table: t, column: c } } ]\n"));
     assert_eq!(code, 0, "{stderr}");
     // A host that could not be one (it would also break the IAM token's signed URL) is refused in the file.
     let body = "restore: { aws-rds-instance: { source-instance: prod, subnet-group: g, security-groups: [sg-1] } }\n\

@@ -77,7 +77,10 @@ fn run(demo: &Demo, drill: &Path, extra: &[&str]) -> (std::process::Output, serd
 
 /// The report of the latest run (file names of two runs in one second do not sort by time).
 fn newest(demo: &Demo) -> serde_json::Value {
-    demo.reports().into_iter().max_by_key(|r| r["started_at"].as_str().unwrap_or_default().to_string()).unwrap_or_default()
+    demo.reports()
+        .into_iter()
+        .max_by_key(|r| r["started_at"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
 }
 
 fn check_statuses(report: &serde_json::Value) -> Vec<String> {
@@ -330,10 +333,12 @@ async fn a_database_restored_by_hand_is_verified_read_only_and_never_touched() {
             "name: manual-restore\nrestore:\n  existing-postgres:\n    connection:\n      host: 127.0.0.1\n      \
              port: {port}\n      user: app\n      dbname: app\n      password-file: {d}/source.password\n      \
              sslmode: verify-full\n      ca-bundle: {d}/ca.crt\n    backup: Supabase daily backup of 2026-11-29\n\
+             \x20   restored-to: {restored_to}\n\
              objectives: {{ rto: 1h, rpo: 1d }}\nverify:\n  - row-count: {{ table: accounts, min: 1 }}\n  - sql:\n      \
              name: sessions are read-only\n      query: show default_transaction_read_only\n      expect: {{ equals: \"on\" }}\n  \
              - sql:\n      name: a write is refused\n      query: create table intruder (x int)\n      expect: {{ equals: \"\" }}\n",
-            port = demo.port
+            port = demo.port,
+            restored_to = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
         ),
     )
     .unwrap();
@@ -345,6 +350,8 @@ async fn a_database_restored_by_hand_is_verified_read_only_and_never_touched() {
     assert!(statuses[1].starts_with("sql passed"), "{statuses:?}");
     assert!(statuses[2].contains("read-only transaction"), "{statuses:?}");
     assert_eq!(report["source"]["details"]["restore"], "manual");
+    let rpo = report["measured"]["rpo_seconds"].as_f64().unwrap();
+    assert!((3590.0..3700.0).contains(&rpo), "RPO from restored-to: {rpo}");
     assert_eq!(report["source"]["backup"]["location"], "Supabase daily backup of 2026-11-29");
     assert_eq!(report["participants"][0], "a.tan");
     assert_eq!(report["teardown"]["status"], "nothing-to-do", "{}", report["teardown"]);

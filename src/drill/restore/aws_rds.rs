@@ -289,7 +289,7 @@ mod tests {
         let client = mocked!(aws_sdk_rds, &[&source, &backups]);
         let spec = parse_drill(
             "restore: { aws-rds-instance: { source-instance: prod-db, subnet-group: g, security-groups: [sg-1] } }\n\
-             objectives: { rto: 1h, rpo: 5m }\n",
+             objectives: { rto: 1h, rpo: 5m }\nverify: [ { freshness: { table: t, column: c } } ]\n",
             std::path::Path::new("w.yaml"),
         )
         .unwrap();
