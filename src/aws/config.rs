@@ -86,6 +86,16 @@ pub(crate) async fn check_credentials(cfg: &SdkConfig) -> Result<(), AwsError> {
     }
 }
 
+/// Who the credentials are (`sts:GetCallerIdentity`): the ARN.
+pub(crate) async fn caller_identity(cfg: &SdkConfig) -> Result<String, AwsError> {
+    let out = aws_sdk_sts::Client::new(cfg)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| super::classify("sts:GetCallerIdentity", &e))?;
+    Ok(out.arn().unwrap_or("an unnamed principal").to_string())
+}
+
 fn no_credentials(detail: String) -> AwsError {
     AwsError {
         action: "sts:GetCallerIdentity".into(),

@@ -122,6 +122,25 @@ pub(crate) enum DrillCommand {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Everything a run would check before restoring, without creating anything: the file, credentials,
+    /// the source over TLS, the window, target and backup, the scratch, and the RTO forecast from past
+    /// reports (exit 0 ready, 1 would fail or forecast misses the RTO, 2 could not plan)
+    Plan {
+        /// Drills by name (drills/<NAME>.yaml) or path (default: drills/*.yaml)
+        drills: Vec<String>,
+        /// Plan for this target instead of the file's (as `drill run --target`)
+        #[arg(long)]
+        target: Option<String>,
+        /// Report store whose past runs the forecast is fitted on (default: $STACKDRILL_REPORTS, else ./reports)
+        #[arg(long, env = "STACKDRILL_REPORTS")]
+        reports: Option<PathBuf>,
+        /// text for people, json for tools, markdown for a pull-request comment
+        #[arg(long, value_enum, default_value_t)]
+        format: PlanFormat,
+        /// Output: text, or json (the same as --format json)
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
     /// Run drills by name (drills/<NAME>.yaml) or path
     Run(Box<RunArgs>),
     /// Remove scratch environments left by crashed runs (default: the scratch roots of drills/*.yaml)

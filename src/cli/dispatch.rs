@@ -111,6 +111,16 @@ async fn drill(cmd: DrillCommand, aws: crate::aws::AwsSettings, quiet: bool) -> 
     match cmd {
         DrillCommand::Validate { paths, output } => super::drill::validate(&paths, Printer { format: output }),
         DrillCommand::List { output } => super::drill::list(Printer { format: output }),
+        DrillCommand::Plan { drills, target, reports, format, output } => {
+            let target = target
+                .as_deref()
+                .map(crate::config::parse_target_flag)
+                .transpose()
+                .map_err(|e| Failure::could_not_run(anyhow!("--target: {e}"), None))?;
+            let json = output == crate::ui::OutputFormat::Json || format == super::args::PlanFormat::Json;
+            let format = if json { super::args::PlanFormat::Json } else { format };
+            super::drill::plan(&drills, target, reports, format, &aws, Printer { format: output }).await
+        }
         DrillCommand::Run(a) => {
             let target = a
                 .target

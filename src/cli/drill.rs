@@ -234,6 +234,55 @@ pub(crate) struct RunSettings {
     pub(crate) metrics_file: Option<PathBuf>,
 }
 
+/// `drill plan`: each drill planned in turn (a file that does not load is a plan that could not be made);
+/// the exit code is the worst plan's.
+pub(super) async fn plan(
+    drills: &[String],
+    target: Option<TargetSpec>,
+    reports: Option<PathBuf>,
+    format: super::args::PlanFormat,
+    aws: &crate::aws::AwsSettings,
+    printer: Printer,
+) -> Result<u8, Failure> {
+    use crate::drill::plan::{History, Plan};
+    let files = if drills.is_empty() {
+        all_drill_files()?
+    } else {
+        drills.iter().map(|d| resolve_drill(d)).collect::<Result<Vec<_>, _>>()?
+    };
+    let store_dir = super::settings::reports(reports.as_deref());
+    let store = if crate::report::s3::is_url(&store_dir) || store_dir.join("ledger.jsonl").is_file() {
+        let args = super::args::StoreArgs { reports: Some(store_dir), ..Default::default() };
+        let view = super::report::open(&args, aws).await?;
+        Some(super::report::store(&view)?)
+    } else {
+        None
+    };
+    let opts = RunOptions { target, ..RunOptions::new("plan", aws) };
+    let mut plans = Vec::new();
+    for f in &files {
+        let spec = match load_drill(f) {
+            Ok(s) => s,
+            Err(errors) => {
+                plans.push(Plan::invalid(f, errors.iter().map(ToString::to_string).collect()));
+                continue;
+            }
+        };
+        let reports: Vec<&Report> = store.iter().flat_map(|s| s.reports().filter_map(|r| r.report())).collect();
+        let history = History {
+            own: reports.iter().copied().filter(|r| r.drill == spec.name).collect(),
+            same_provider: reports.iter().copied().filter(|r| r.source.provider == spec.restore.provider()).collect(),
+        };
+        plans.push(crate::drill::plan::plan(&spec, &opts, history).await);
+    }
+    match format {
+        super::args::PlanFormat::Json => printer.json(&plans),
+        super::args::PlanFormat::Markdown => printer.line(crate::ui::plan::markdown(&plans)),
+        super::args::PlanFormat::Text => printer.line(crate::ui::plan::text(&plans)),
+    }
+    Ok(plans.iter().map(Plan::exit_code).max().unwrap_or(0))
+}
+
 /// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
 pub(crate) fn cancel_on_signals() -> Cancel {
     let (tx, cancel) = Cancel::new();

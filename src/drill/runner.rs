@@ -64,7 +64,43 @@ pub(crate) async fn run(
 ) -> Result<Report, DrillError> {
     let run_id = new_run_id();
     tracing::Span::current().record("run", run_id.as_str());
-    let mut ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
+    let ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
+    with_provider(spec, opts, &run_id, events, ctx).await
+}
+
+/// What is done with a drill's provider once it is built: the run (`RunCtx`), or `drill plan`.
+pub(crate) trait UseProvider {
+    type Out;
+    /// `aws` is the drill's checked SDK config when its provider is on AWS.
+    async fn with<P: RestoreProvider>(
+        self,
+        provider: &mut P,
+        aws: Option<aws_types::SdkConfig>,
+    ) -> Result<Self::Out, DrillError>;
+}
+
+impl UseProvider for RunCtx<'_> {
+    type Out = Report;
+    async fn with<P: RestoreProvider>(
+        mut self,
+        provider: &mut P,
+        aws: Option<aws_types::SdkConfig>,
+    ) -> Result<Report, DrillError> {
+        // The source login reuses an AWS drill's config (its region, the checked credentials).
+        self.aws = aws;
+        self.run(provider).await
+    }
+}
+
+/// Builds the provider `spec` names (credentials checked, residency enforced, nothing created yet) and hands
+/// it to `user`.
+pub(crate) async fn with_provider<U: UseProvider>(
+    spec: &DrillSpec,
+    opts: &RunOptions,
+    run_id: &str,
+    events: EventSink,
+    user: U,
+) -> Result<U::Out, DrillError> {
     let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
     let t = &spec.timeouts;
     // How long the scratch may live: every phase's deadline (the ownership tags and cleanup use it).
@@ -72,7 +108,7 @@ pub(crate) async fn run(
     let Some(scratch) = spec.restore.aws_scratch() else {
         return match &spec.restore {
             RestoreSpec::LocalPostgres(lp) => {
-                ctx.run(&mut LocalPostgres::new(lp, &spec.name, &run_id, default_db, events, t, lifetime)?).await
+                user.with(&mut LocalPostgres::new(lp, &spec.name, run_id, default_db, events, t, lifetime)?, None).await
             }
             RestoreSpec::PgDump(pd) => {
                 let s3 = match &pd.dumps {
@@ -83,8 +119,8 @@ pub(crate) async fn run(
                     }
                     crate::config::DumpLocation::Path(_) => None,
                 };
-                let mut provider = PgDump::new(pd, &spec.name, &run_id, default_db, events, t, lifetime)?.with_s3(s3);
-                ctx.run(&mut provider).await
+                let mut provider = PgDump::new(pd, &spec.name, run_id, default_db, events, t, lifetime)?.with_s3(s3);
+                user.with(&mut provider, None).await
             }
             RestoreSpec::ExistingPostgres(ep) => {
                 let aws = match &ep.connection.password {
@@ -95,22 +131,23 @@ pub(crate) async fn run(
                     }
                     _ => None,
                 };
-                ctx.run(&mut ExistingPostgres::new(ep, opts.restore_started_at, aws)).await
+                user.with(&mut ExistingPostgres::new(ep, opts.restore_started_at, aws), None).await
             }
             RestoreSpec::SupabaseBranch(sb) => {
-                ctx.run(&mut SupabaseBranch::new(sb, &spec.name, &run_id, events)?).await
+                user.with(&mut SupabaseBranch::new(sb, &spec.name, run_id, events)?, None).await
             }
             _ => unreachable!("every other provider is on AWS"),
         };
     };
     let aws = Aws::connect(&opts.aws, scratch.region.as_deref()).await?;
-    let info = aws.run_info(scratch, &spec.name, &run_id, default_db, events, lifetime)?;
-    // The source login reuses the drill's config (its region, the checked credentials).
-    ctx.aws = Some(aws.config.clone());
+    let info = aws.run_info(scratch, &spec.name, run_id, default_db, events, lifetime)?;
+    let config = Some(aws.config.clone());
     match &spec.restore {
-        RestoreSpec::AwsRdsInstance(r) => ctx.run(&mut AwsRdsInstance::new(r, aws.rds(), info)).await,
-        RestoreSpec::AwsAuroraCluster(r) => ctx.run(&mut AwsAuroraCluster::new(r, aws.rds(), info)).await,
-        RestoreSpec::AwsBackup(r) => ctx.run(&mut AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown)).await,
+        RestoreSpec::AwsRdsInstance(r) => user.with(&mut AwsRdsInstance::new(r, aws.rds(), info), config).await,
+        RestoreSpec::AwsAuroraCluster(r) => user.with(&mut AwsAuroraCluster::new(r, aws.rds(), info), config).await,
+        RestoreSpec::AwsBackup(r) => {
+            user.with(&mut AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown), config).await
+        }
         RestoreSpec::LocalPostgres(_)
         | RestoreSpec::PgDump(_)
         | RestoreSpec::ExistingPostgres(_)
@@ -402,29 +439,8 @@ impl RunCtx<'_> {
         planned
     }
 
-    /// Logs in to the source (credentials, TLS, session bounds), and to its replica when `read-from`
-    /// names one; `None` without a `source` block.
     async fn connect_source(&self) -> Result<Option<(source::Session, Option<source::Session>)>, DrillError> {
-        let Some(s) = &self.spec.source else { return Ok(None) };
-        let needs_aws = s.from_instance || matches!(s.password, SecretRef::Secret(_) | SecretRef::IamAuth);
-        let loaded;
-        let aws = match (&self.aws, needs_aws) {
-            (Some(c), _) => Some(c),
-            (None, true) => {
-                loaded = crate::aws::load(&self.opts.aws).await;
-                crate::aws::check_credentials(&loaded).await?;
-                Some(&loaded)
-            }
-            (None, false) => None,
-        };
-        let login = source::login(s, &self.spec.restore, aws).await?;
-        let bounds = source::Bounds::of(s, self.spec.timeouts.check);
-        let primary = login.connect(&self.run_id, "source", bounds).await?;
-        let replica = match &s.read_from {
-            Some(at) => Some(login.at(at).connect(&self.run_id, "source-replica", bounds).await?),
-            None => None,
-        };
-        Ok(Some((primary, replica)))
+        connect_source(self.spec, self.opts, self.aws.as_ref(), &self.run_id).await
     }
 
     /// Source login, the canary (with a `latest` target), the recoverable window, the target, the backup.
@@ -624,7 +640,38 @@ async fn tell_provider<P: RestoreProvider>(provider: &mut P, drill: &str, checks
     }
 }
 
-fn new_run_id() -> String {
+/// Logs in to the source (credentials, TLS, session bounds), and to its replica when `read-from` names one;
+/// `None` without a `source` block. `aws` is the drill's config when it has one; else one is loaded only
+/// when the login needs it.
+pub(crate) async fn connect_source(
+    spec: &DrillSpec,
+    opts: &RunOptions,
+    aws: Option<&aws_types::SdkConfig>,
+    run_id: &str,
+) -> Result<Option<(source::Session, Option<source::Session>)>, DrillError> {
+    let Some(s) = &spec.source else { return Ok(None) };
+    let needs_aws = s.from_instance || matches!(s.password, SecretRef::Secret(_) | SecretRef::IamAuth);
+    let loaded;
+    let aws = match (aws, needs_aws) {
+        (Some(c), _) => Some(c),
+        (None, true) => {
+            loaded = crate::aws::load(&opts.aws).await;
+            crate::aws::check_credentials(&loaded).await?;
+            Some(&loaded)
+        }
+        (None, false) => None,
+    };
+    let login = source::login(s, &spec.restore, aws).await?;
+    let bounds = source::Bounds::of(s, spec.timeouts.check);
+    let primary = login.connect(run_id, "source", bounds).await?;
+    let replica = match &s.read_from {
+        Some(at) => Some(login.at(at).connect(run_id, "source-replica", bounds).await?),
+        None => None,
+    };
+    Ok(Some((primary, replica)))
+}
+
+pub(crate) fn new_run_id() -> String {
     use rand::RngCore;
     let mut b = [0u8; 6];
     rand::thread_rng().fill_bytes(&mut b);

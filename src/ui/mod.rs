@@ -3,6 +3,7 @@
 mod diag;
 mod junit;
 mod logging;
+pub(crate) mod plan;
 mod printer;
 mod progress;
 mod summary;

@@ -38,6 +38,8 @@ pub(crate) struct LocalPostgres {
     scratch: Option<Scratch>,
     /// What was switched off in the restored copy, for the report.
     neutralised: Vec<String>,
+    /// The chosen base backup's bytes plus the archived WAL after its start (known after `plan`).
+    restored_bytes: Option<u64>,
 }
 
 struct Scratch {
@@ -82,6 +84,7 @@ impl LocalPostgres {
             backup: None,
             scratch: None,
             neutralised: Vec::new(),
+            restored_bytes: None,
         })
     }
 
@@ -266,12 +269,20 @@ impl RestoreProvider for LocalPostgres {
     }
 
     fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut v = vec![
             ("base_backups", self.spec.base_backups.display().to_string()),
             ("wal_archive", self.spec.wal_archive.display().to_string()),
             ("server_version", self.bin.version.clone()),
             ("os_user", self.as_user.name()),
-        ]
+        ];
+        if let Some(b) = self.restored_bytes {
+            v.push((crate::drill::forecast::RESTORED_BYTES, b.to_string()));
+        }
+        v
+    }
+
+    fn restored_bytes(&self) -> Option<u64> {
+        self.restored_bytes
     }
 
     async fn window(&mut self) -> Result<Window, DrillError> {
@@ -307,6 +318,11 @@ impl RestoreProvider for LocalPostgres {
             started_at: chosen.started_at,
             finished_at: chosen.finished_at,
         };
+        let wal = Archive::scan(&self.spec.wal_archive).ok().and_then(|a| {
+            let start = chosen.start_segment(a.seg_size)?;
+            Some(a.segments.iter().filter(|s| **s >= start).count() as u64 * a.seg_size)
+        });
+        self.restored_bytes = Some(dir_size(&chosen.path) + wal.unwrap_or(0));
         self.backup = Some(chosen);
         Ok(used)
     }

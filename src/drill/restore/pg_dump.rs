@@ -636,6 +636,9 @@ impl RestoreProvider for PgDump {
             }
             v.push(("dumps_available", self.dumps.len().to_string()));
         }
+        if let Some(b) = self.restored_bytes() {
+            v.push((crate::drill::forecast::RESTORED_BYTES, b.to_string()));
+        }
         v.extend(self.facts.iter().cloned());
         v
     }
@@ -800,6 +803,16 @@ impl RestoreProvider for PgDump {
 
     fn data_as_of(&self) -> Option<DateTime<Utc>> {
         self.chosen.as_ref().map(|d| d.taken_at)
+    }
+
+    fn restored_bytes(&self) -> Option<u64> {
+        match &self.chosen.as_ref()?.at {
+            DumpAt::S3 { size, .. } => Some(*size),
+            DumpAt::Local(p) if p.is_dir() => {
+                Some(std::fs::read_dir(p).ok()?.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            }
+            DumpAt::Local(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        }
     }
 
     fn rpo_floor(&self) -> Option<(DateTime<Utc>, &'static str)> {

@@ -145,6 +145,11 @@ pub(crate) trait RestoreProvider {
     fn findings(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// The bytes the chosen backup brings back (known after `plan`), for the RTO forecast; recorded in the
+    /// report as `restored_bytes`.
+    fn restored_bytes(&self) -> Option<u64> {
+        None
+    }
     /// The RTO when the provider knows better than the drill's clock (a restore someone made by hand
     /// started before the drill): seconds until `ready_at`.
     fn rto_seconds(&self, ready_at: DateTime<Utc>) -> Option<f64> {

@@ -1,0 +1,347 @@
+//! `drill plan`: everything a run would settle before restoring, without creating anything or writing to
+//! the source — the file, credentials and who they are, the source over TLS in a bounded read-only session
+//! (and whether a canary could write), the recoverable window, the target and the backup a run would pick,
+//! the scratch it would make, objectives against the provider's floor, and the RTO forecast.
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::error::DrillError;
+use super::events::EventSink;
+use super::forecast::{Forecast, forecast};
+use super::restore::RestoreProvider;
+use super::runner::{RunOptions, UseProvider, connect_source, with_provider};
+use super::target::select;
+use crate::config::{CheckSpec, DrillSpec, RestoreSpec, TargetSpec, human_seconds};
+use crate::report::model::Report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One thing the plan looked at.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Item {
+    pub(crate) status: Status,
+    pub(crate) topic: &'static str,
+    pub(crate) what: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Plan {
+    pub(crate) schema: &'static str,
+    pub(crate) drill: String,
+    pub(crate) file: String,
+    /// `ready`, `would-fail` or `could-not-plan`.
+    pub(crate) verdict: &'static str,
+    pub(crate) items: Vec<Item>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) forecast: Option<Forecast>,
+}
+
+impl Plan {
+    /// 0 ready, 1 would fail (a problem, or the forecast misses the RTO), 2 could not plan.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self.verdict {
+            "ready" => 0,
+            "would-fail" => 1,
+            _ => 2,
+        }
+    }
+
+    fn settle(mut self, could_not: Option<(String, Option<String>)>) -> Plan {
+        if let Some((what, hint)) = could_not {
+            self.items.push(Item { status: Status::Fail, topic: "plan", what, hint });
+            self.verdict = "could-not-plan";
+        } else if self.items.iter().any(|i| i.status == Status::Fail) {
+            self.verdict = "would-fail";
+        } else {
+            self.verdict = "ready";
+        }
+        self
+    }
+}
+
+impl Plan {
+    /// The plan of a file that does not load: its problems, and nothing else could be looked at.
+    pub(crate) fn invalid(file: &std::path::Path, problems: Vec<String>) -> Plan {
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let items = problems
+            .into_iter()
+            .map(|what| Item {
+                status: Status::Fail,
+                topic: "file",
+                what,
+                hint: Some("`stackdrill drill validate` lists every problem".into()),
+            })
+            .collect();
+        Plan {
+            schema: "stackdrill.plan/v1",
+            drill: stem,
+            file: file.display().to_string(),
+            verdict: "could-not-plan",
+            items,
+            forecast: None,
+        }
+    }
+}
+
+/// The past runs the forecast is fitted on: this drill's, and every run of a drill with the same provider.
+pub(crate) struct History<'a> {
+    pub(crate) own: Vec<&'a Report>,
+    pub(crate) same_provider: Vec<&'a Report>,
+}
+
+struct Planner<'a> {
+    spec: &'a DrillSpec,
+    opts: &'a RunOptions,
+    run_id: String,
+    history: History<'a>,
+    items: Vec<Item>,
+}
+
+impl Planner<'_> {
+    fn item(&mut self, status: Status, topic: &'static str, what: String, hint: Option<&str>) {
+        self.items.push(Item { status, topic, what, hint: hint.map(str::to_string) });
+    }
+}
+
+/// The least a restore by this provider has taken, where it is known: an objective below it cannot be met.
+fn provider_floor(restore: &RestoreSpec) -> Option<(u64, &'static str)> {
+    match restore {
+        RestoreSpec::AwsRdsInstance(_) => Some((10 * 60, "an RDS point-in-time restore creates an instance")),
+        RestoreSpec::AwsAuroraCluster(_) => Some((8 * 60, "an Aurora restore creates a cluster and an instance")),
+        RestoreSpec::AwsBackup(_) => Some((15 * 60, "an AWS Backup restore job creates an instance")),
+        RestoreSpec::SupabaseBranch(_) => Some((60, "a Supabase branch with data is provisioned")),
+        _ => None,
+    }
+}
+
+impl UseProvider for Planner<'_> {
+    type Out = Plan;
+
+    async fn with<P: RestoreProvider>(
+        mut self,
+        provider: &mut P,
+        aws: Option<aws_types::SdkConfig>,
+    ) -> Result<Plan, DrillError> {
+        // A step that fails ends the plan, keeping what the steps before it found.
+        let (forecast, could_not) = match self.steps(provider, aws).await {
+            Ok(f) => (f, None),
+            Err(e) => (None, Some((e.to_string(), e.hint()))),
+        };
+        let Planner { spec, items, .. } = self;
+        Ok(Plan {
+            schema: "stackdrill.plan/v1",
+            drill: spec.name.clone(),
+            file: spec.file.display().to_string(),
+            verdict: "",
+            items,
+            forecast,
+        }
+        .settle(could_not))
+    }
+}
+
+impl Planner<'_> {
+    async fn steps<P: RestoreProvider>(
+        &mut self,
+        provider: &mut P,
+        aws: Option<aws_types::SdkConfig>,
+    ) -> Result<Option<Forecast>, DrillError> {
+        let spec = self.spec;
+        if let Some(aws) = &aws {
+            let who = crate::aws::caller_identity(aws).await.unwrap_or_else(|e| format!("unknown ({e})"));
+            let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
+            self.item(Status::Ok, "credentials", format!("AWS credentials of {who} in {region}"), None);
+        }
+        match connect_source(spec, self.opts, aws.as_ref(), &self.run_id).await {
+            Ok(Some((primary, replica))) => {
+                let r = &primary.record;
+                self.item(Status::Ok, "source", format!("{}: {}", r.endpoint, r.protection()), None);
+                if let Some(rep) = &replica {
+                    self.item(
+                        Status::Ok,
+                        "source",
+                        format!("replica {}: {}", rep.record.endpoint, rep.record.protection()),
+                        None,
+                    );
+                }
+                if let Some(table) = spec.verify.iter().find_map(|c| match c {
+                    CheckSpec::Canary(c) => Some(c.table.clone()),
+                    _ => None,
+                }) {
+                    let (ok, why) = canary_writable(&primary.client, &table).await;
+                    let status = if ok { Status::Ok } else { Status::Fail };
+                    self.item(status, "canary", why, (!ok).then_some("grant the source user INSERT on the canary table (or CREATE on its schema), on the primary"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let hint = e.hint();
+                self.item(Status::Fail, "source", e.to_string(), hint.as_deref());
+            }
+        }
+        let window = provider.window().await?;
+        let fmt = |t: &chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.item(
+            Status::Ok,
+            "window",
+            format!("recoverable {} .. {}", fmt(&window.earliest), fmt(&window.latest)),
+            None,
+        );
+        let target_spec = self.opts.target.clone().unwrap_or_else(|| spec.target.clone());
+        let canary = spec.verify.iter().any(|c| matches!(c, CheckSpec::Canary(_)));
+        let target = select(&target_spec, &window, Utc::now(), None)?;
+        let how = if canary && matches!(target_spec, TargetSpec::Latest) {
+            "latest: a run writes two canary rows and restores to the moment between them".to_string()
+        } else {
+            format!("{} → {}", target.selection, fmt(&target.time))
+        };
+        self.item(Status::Ok, "target", how, None);
+        let backup = provider.plan(&target)?;
+        self.item(Status::Ok, "backup", format!("{} ({})", backup.id, backup.location), None);
+        let scratch = scratch_text(spec, &self.run_id);
+        self.item(Status::Ok, "scratch", scratch, None);
+        let objective = spec.objectives.rto.as_secs_f64();
+        if let Some((floor, why)) = provider_floor(&spec.restore)
+            && (objective as u64) < floor
+        {
+            self.item(
+                Status::Fail,
+                "objectives",
+                format!(
+                    "RTO objective {} is below what {} takes at the least (~{}: {why})",
+                    human_seconds(objective),
+                    spec.restore.provider(),
+                    human_seconds(floor as f64)
+                ),
+                Some("raise the objective with the service owner, or restore with a faster provider"),
+            );
+        }
+        let bytes = provider.restored_bytes();
+        let f = forecast(&self.history.own, &self.history.same_provider, bytes, objective);
+        match &f {
+            Some(f) => {
+                let status = if f.misses() {
+                    Status::Fail
+                } else if f.at_risk() {
+                    Status::Warn
+                } else {
+                    Status::Ok
+                };
+                self.item(
+                    status,
+                    "forecast",
+                    format!(
+                        "RTO {} (interval {} .. {}) against the objective {}: {}",
+                        human_seconds(f.seconds),
+                        human_seconds(f.low),
+                        human_seconds(f.high),
+                        human_seconds(f.objective),
+                        f.basis
+                    ),
+                    f.misses().then_some("the restore is forecast to miss its RTO: plan capacity, a faster restore path, or a new objective"),
+                );
+            }
+            None => self.item(
+                Status::Warn,
+                "forecast",
+                "no RTO forecast: no past run of this drill or its provider".into(),
+                None,
+            ),
+        }
+        Ok(f)
+    }
+}
+
+/// What the run would create: never created here.
+fn scratch_text(spec: &DrillSpec, run_id: &str) -> String {
+    let short: String = run_id.chars().take(8).collect();
+    let name = format!("sd-{}-{short}", spec.name);
+    match &spec.restore {
+        RestoreSpec::LocalPostgres(lp) => format!("{name} under {} (socket only)", lp.scratch_root.display()),
+        RestoreSpec::PgDump(pd) => format!("{name} under {} (a fresh cluster, socket only)", pd.scratch_root.display()),
+        RestoreSpec::ExistingPostgres(_) => "none: the database was restored by hand; it is only read".into(),
+        RestoreSpec::SupabaseBranch(sb) => format!("branch {name} of project {} (not persistent)", sb.project_ref),
+        other => {
+            let s = other.aws_scratch().expect("an AWS provider");
+            let mut net = format!(
+                "subnet group {}, security groups {}",
+                s.subnet_group.as_deref().unwrap_or("(default VPC)"),
+                if s.security_groups.is_empty() { "(default)".to_string() } else { s.security_groups.join(", ") }
+            );
+            if let Some(class) = &s.instance_class {
+                net.push_str(&format!(", {class}"));
+            }
+            format!(
+                "{name} in {} ({net}), tagged stackdrill:scratch",
+                s.region.as_deref().unwrap_or("the default region")
+            )
+        }
+    }
+}
+
+/// Whether the source user could write the canary: INSERT on the table, or CREATE on the schema when the
+/// table is not there yet; and the session is on a primary. Reads only.
+async fn canary_writable(client: &tokio_postgres::Client, table: &str) -> (bool, String) {
+    let q = "select pg_is_in_recovery(), to_regclass($1) is not null, \
+             case when to_regclass($1) is not null then has_table_privilege(to_regclass($1), 'INSERT') \
+                  else has_schema_privilege(current_schema(), 'CREATE') end";
+    match client.query_one(q, &[&table]).await {
+        Ok(row) => {
+            let (standby, exists, can): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+            match (standby, exists, can) {
+                (true, _, _) => (false, "the canary needs a writable source, and this one is a standby".into()),
+                (false, true, true) => (true, format!("the source user may insert into `{table}`")),
+                (false, false, true) => (true, format!("the source user may create `{table}` in its schema")),
+                (false, true, false) => (false, format!("the source user may not insert into `{table}`")),
+                (false, false, false) => {
+                    (false, format!("`{table}` does not exist and the source user may not create it"))
+                }
+            }
+        }
+        Err(e) => (false, format!("cannot tell whether the canary could write: {}", super::verify::db_error(&e))),
+    }
+}
+
+/// Plans `spec`: `Ok` always — a drill that could not be planned says so in its verdict.
+pub(crate) async fn plan(spec: &DrillSpec, opts: &RunOptions, history: History<'_>) -> Plan {
+    let run_id = super::runner::new_run_id();
+    let mut items = vec![Item {
+        status: Status::Ok,
+        topic: "file",
+        what: format!(
+            "valid: {} with {}, objectives RTO {} and RPO {}",
+            spec.restore.provider(),
+            crate::config::count(spec.verify.len() as u64, "check", "checks"),
+            human_seconds(spec.objectives.rto.as_secs_f64()),
+            human_seconds(spec.objectives.rpo.as_secs_f64())
+        ),
+        hint: None,
+    }];
+    let planner = Planner { spec, opts, run_id: run_id.clone(), history, items: Vec::new() };
+    let res = with_provider(spec, opts, &run_id, EventSink::new(|_| {}), planner).await;
+    match res {
+        Ok(mut p) => {
+            items.append(&mut p.items);
+            p.items = items;
+            p
+        }
+        Err(e) => Plan {
+            schema: "stackdrill.plan/v1",
+            drill: spec.name.clone(),
+            file: spec.file.display().to_string(),
+            verdict: "",
+            items,
+            forecast: None,
+        }
+        .settle(Some((e.to_string(), e.hint()))),
+    }
+}
