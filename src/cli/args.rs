@@ -62,6 +62,11 @@ pub(crate) enum Command {
     /// Runbooks: which are overdue or missing
     #[command(subcommand)]
     Runbook(RunbookCommand),
+    /// Write man pages (stackdrill.1 and one per subcommand, stackdrill-drill-run.1, ...) into DIR
+    Manpages {
+        /// The directory to write them into (created if missing)
+        dir: PathBuf,
+    },
     /// Print shell completions
     Completions {
         /// The shell to generate completions for

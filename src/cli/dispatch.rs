@@ -97,6 +97,17 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             let view = super::report::open(&store, &aws).await?;
             super::report::runbook_check(&view, Printer { format: output })
         }
+        Command::Manpages { dir } => {
+            let written = manpages(&dir).map_err(|e| {
+                Failure::could_not_run(anyhow!("cannot write man pages into `{}`: {e}", dir.display()), None)
+            })?;
+            crate::ui::outln!(
+                "wrote {} into {}",
+                crate::config::count(written as u64, "man page", "man pages"),
+                dir.display()
+            );
+            Ok(super::exit_codes::OK)
+        }
         Command::Completions { shell } => {
             // Generated into memory, then written through the printer: `completions bash | head` ends quietly.
             let mut script = Vec::new();
@@ -201,4 +212,23 @@ async fn schedule(cmd: ScheduleCommand, aws: crate::aws::AwsSettings, quiet: boo
             super::schedule::task_input(&config, &run_args, Printer { format: OutputFormat::Json })
         }
     }
+}
+
+/// Writes `stackdrill.1` and a page for every subcommand, named by its path (`stackdrill-drill-run.1`).
+fn manpages(dir: &std::path::Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut stack = vec![(cmd, "stackdrill".to_string())];
+    let mut written = 0;
+    while let Some((cmd, name)) = stack.pop() {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            stack.push((sub.clone(), format!("{name}-{}", sub.get_name())));
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).title(name.to_uppercase()).render(&mut page)?;
+        std::fs::write(dir.join(format!("{name}.1")), page)?;
+        written += 1;
+    }
+    Ok(written)
 }
