@@ -115,11 +115,15 @@ pub(crate) struct ReportArgs {
 pub(crate) enum DrillCommand {
     /// Check drill files and report every problem (default: drills/*.yaml)
     Validate {
-        /// Drill files to check (default: drills/*.yaml)
+        /// Drills to check, by name (drills/<NAME>.yaml) or path (default: drills/*.yaml)
         paths: Vec<PathBuf>,
         /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
+        /// Treat files the drill names that do not exist on this machine (runbook, password file, CA
+        /// bundle, backup and archive directories) as errors, not warnings
+        #[arg(long)]
+        strict: bool,
     },
     /// List the drills in drills/
     List {
@@ -173,7 +177,7 @@ pub(crate) enum DrillCommand {
 pub(crate) enum StackCommand {
     /// Check stack files and report every problem (default: stacks/*.yaml)
     Validate {
-        /// Stack files to check (default: stacks/*.yaml)
+        /// Stacks to check, by name (stacks/<NAME>.yaml) or path (default: stacks/*.yaml)
         paths: Vec<PathBuf>,
         /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]

@@ -120,7 +120,9 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
 
 async fn drill(cmd: DrillCommand, aws: crate::aws::AwsSettings, quiet: bool) -> Result<u8, Failure> {
     match cmd {
-        DrillCommand::Validate { paths, output } => super::drill::validate(&paths, Printer { format: output }),
+        DrillCommand::Validate { paths, output, strict } => {
+            super::drill::validate(&paths, strict, Printer { format: output })
+        }
         DrillCommand::List { output } => super::drill::list(Printer { format: output }),
         DrillCommand::Plan { drills, target, reports, format, output } => {
             let target = target

@@ -17,9 +17,14 @@ use crate::ui::{Printer, Progress, Summary, progress_sink};
 
 const DRILLS_DIR: &str = "drills";
 
-/// The drill files in `drills/`, sorted.
+/// The drill files in the project's `drills/`, sorted.
 fn all_drill_files() -> Result<Vec<PathBuf>, Failure> {
-    yaml_files(DRILLS_DIR)
+    yaml_files(&drills_dir())
+}
+
+/// `drills/` of the project the working directory is in.
+pub(super) fn drills_dir() -> String {
+    crate::config::project_dir().join(DRILLS_DIR).display().to_string()
 }
 
 /// The `.yaml`/`.yml` files in `dir`, sorted.
@@ -45,7 +50,7 @@ pub(super) fn resolve_drill(arg: &str) -> Result<PathBuf, Failure> {
     if arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
         return Ok(p.to_path_buf());
     }
-    let candidate = Path::new(DRILLS_DIR).join(format!("{arg}.yaml"));
+    let candidate = Path::new(&drills_dir()).join(format!("{arg}.yaml"));
     if candidate.is_file() {
         return Ok(candidate);
     }
@@ -110,23 +115,35 @@ pub(super) fn ser_errors<S: serde::Serializer>(errors: &[ConfigError], s: S) -> 
     s.collect_seq(errors.iter().map(JsonConfigError::from))
 }
 
-pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failure> {
-    let files = if paths.is_empty() { all_drill_files()? } else { paths.to_vec() };
+pub(super) fn validate(paths: &[PathBuf], strict: bool, printer: Printer) -> Result<u8, Failure> {
+    let files = if paths.is_empty() {
+        all_drill_files()?
+    } else {
+        paths.iter().map(|p| resolve_drill(&p.to_string_lossy())).collect::<Result<Vec<_>, _>>()?
+    };
     #[derive(Serialize)]
     struct Entry {
         file: String,
         drill: Option<String>,
         #[serde(serialize_with = "ser_errors")]
         errors: Vec<ConfigError>,
+        /// Files the drill names that are not on this machine (errors with `--strict`).
+        #[serde(serialize_with = "ser_errors")]
+        missing: Vec<ConfigError>,
     }
     let mut entries = Vec::new();
     for f in &files {
+        let file = f.display().to_string();
         match load_drill(f) {
-            Ok(s) => entries.push(Entry { file: f.display().to_string(), drill: Some(s.name), errors: vec![] }),
-            Err(errors) => entries.push(Entry { file: f.display().to_string(), drill: None, errors }),
+            Ok(s) => {
+                let missing = crate::config::missing_files(&s);
+                entries.push(Entry { file, drill: Some(s.name), errors: vec![], missing })
+            }
+            Err(errors) => entries.push(Entry { file, drill: None, errors, missing: vec![] }),
         }
     }
-    let bad: usize = entries.iter().map(|e| e.errors.len()).sum();
+    let missing: usize = entries.iter().map(|e| e.missing.len()).sum();
+    let bad: usize = entries.iter().map(|e| e.errors.len()).sum::<usize>() + if strict { missing } else { 0 };
     if printer.is_json() {
         printer.json(&entries);
     } else {
@@ -138,12 +155,14 @@ pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failur
         for err in entries.iter().flat_map(|e| &e.errors) {
             crate::ui::diag!("error: {err}");
         }
+        let level = if strict { "error" } else { "warning" };
+        for err in entries.iter().flat_map(|e| &e.missing) {
+            crate::ui::diag!("{level}: {err}");
+        }
     }
     if bad > 0 {
-        return Err(Failure::could_not_run(
-            anyhow!("{bad} problem(s) in {} file(s)", entries.iter().filter(|e| !e.errors.is_empty()).count()),
-            None,
-        ));
+        let files = entries.iter().filter(|e| !e.errors.is_empty() || (strict && !e.missing.is_empty())).count();
+        return Err(Failure::could_not_run(anyhow!("{bad} problem(s) in {files} file(s)"), None));
     }
     Ok(exit_codes::OK)
 }

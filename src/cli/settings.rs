@@ -21,10 +21,10 @@ pub(crate) fn init_process() {
     }
 }
 
-/// Where reports go: `--reports` (which clap fills from STACKDRILL_REPORTS too), else `reports/` under the
-/// working directory.
+/// Where reports go: `--reports` (which clap fills from STACKDRILL_REPORTS too), else `reports/` in the
+/// project (found upward from the working directory, see `config::project_dir`).
 pub(crate) fn reports(flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("reports"))
+    flag.map(Path::to_path_buf).unwrap_or_else(|| crate::config::project_dir().join("reports"))
 }
 
 /// The local signing key: `--signing-key`, else the PEM text in STACKDRILL_SIGNING_KEY, else the file in

@@ -19,8 +19,13 @@ use crate::ui::Printer;
 
 const STACKS_DIR: &str = "stacks";
 
+/// `stacks/` of the project the working directory is in.
+fn stacks_dir() -> String {
+    crate::config::project_dir().join(STACKS_DIR).display().to_string()
+}
+
 fn all_stack_files() -> Result<Vec<PathBuf>, Failure> {
-    yaml_files(STACKS_DIR)
+    yaml_files(&stacks_dir())
 }
 
 /// A name resolves to `stacks/<name>.yaml`; anything with a slash or a YAML extension is a path.
@@ -28,7 +33,7 @@ pub(super) fn resolve_stack(arg: &str) -> Result<PathBuf, Failure> {
     if arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
         return Ok(PathBuf::from(arg));
     }
-    let candidate = Path::new(STACKS_DIR).join(format!("{arg}.yaml"));
+    let candidate = Path::new(&stacks_dir()).join(format!("{arg}.yaml"));
     if candidate.is_file() {
         return Ok(candidate);
     }
@@ -45,7 +50,11 @@ pub(super) fn load(path: &Path) -> Result<StackSpec, Failure> {
 }
 
 pub(super) fn validate(paths: &[PathBuf], printer: Printer) -> Result<u8, Failure> {
-    let files = if paths.is_empty() { all_stack_files()? } else { paths.to_vec() };
+    let files = if paths.is_empty() {
+        all_stack_files()?
+    } else {
+        paths.iter().map(|p| resolve_stack(&p.to_string_lossy())).collect::<Result<Vec<_>, _>>()?
+    };
     #[derive(Serialize)]
     struct Entry {
         file: String,

@@ -636,7 +636,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
     check_controls(p, &controls);
     check_copy_on_write(p, &restore, &target, &checks);
     check_rpo_measurable(p, &restore, &checks);
-    DrillSpec {
+    let mut spec = DrillSpec {
         name,
         file: path.to_path_buf(),
         description,
@@ -655,6 +655,139 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
             })
             .unwrap_or_default(),
         timeouts: resolve_timeouts(p, timeouts),
+    };
+    // Relative paths are the project's (the directory above the file holding `drills/`, `.stackdrill/` or
+    // `.git`), wherever the command runs; outside a project they stay relative to the working directory.
+    if let Some(root) = path.parent().and_then(super::locate::project_root) {
+        rebase(&mut spec, &root);
+    }
+    spec
+}
+
+/// The files and directories `spec` names that do not exist on this machine, each located in its file (a
+/// scratch root is created by the run, so it is not among them).
+pub(crate) fn missing_files(spec: &DrillSpec) -> Vec<ConfigError> {
+    fn ca(t: &TlsSpec) -> Option<&Path> {
+        match t {
+            TlsSpec::VerifyCa(p) | TlsSpec::VerifyFull(p) => Some(p),
+            _ => None,
+        }
+    }
+    let restore = format!("restore.{}", spec.restore.provider());
+    let restore_tls = match &spec.restore {
+        RestoreSpec::ExistingPostgres(e) => Some((format!("{restore}.connection"), &e.connection.tls)),
+        RestoreSpec::SupabaseBranch(sb) => Some((restore.clone(), &sb.tls)),
+        other => other.aws_scratch().map(|a| (restore.clone(), &a.tls)),
+    };
+    let mut named: Vec<(String, &Path)> = Vec::new();
+    let source_tls = spec.source.as_ref().map(|s| ("source".to_string(), &s.tls));
+    for (key, t) in source_tls.into_iter().chain(restore_tls) {
+        if let Some(p) = ca(t) {
+            named.push((format!("{key}.ca-bundle"), p));
+        }
+    }
+    if let Some(r) = &spec.runbook {
+        named.push(("runbook".into(), r));
+    }
+    if let Some(SecretRef::File(p)) = spec.source.as_ref().map(|s| &s.password) {
+        named.push(("source.password-file".into(), p));
+    }
+    match &spec.restore {
+        RestoreSpec::LocalPostgres(lp) => {
+            named.push((format!("{restore}.base-backups"), &lp.base_backups));
+            named.push((format!("{restore}.wal-archive"), &lp.wal_archive));
+        }
+        RestoreSpec::PgDump(pd) => {
+            if let super::logical::DumpLocation::Path(p) = &pd.dumps {
+                named.push((format!("{restore}.dumps"), p));
+            }
+        }
+        RestoreSpec::ExistingPostgres(e) => {
+            if let SecretRef::File(p) = &e.connection.password {
+                named.push((format!("{restore}.connection.password-file"), p));
+            }
+        }
+        _ => {}
+    }
+    for (i, c) in spec.verify.iter().enumerate() {
+        if let CheckSpec::ObjectRefs(o) = c
+            && let ObjectStoreSpec::Dir(d) = &o.store
+        {
+            named.push((format!("verify[{i}].object-references.dir"), d));
+        }
+    }
+    let text = std::fs::read_to_string(&spec.file).unwrap_or_default();
+    let locations = super::locate::Locations::index(&text);
+    named
+        .into_iter()
+        .filter(|(_, p)| !p.exists())
+        .map(|(key, p)| {
+            let (line, column) = locations.find(&key).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            ConfigError {
+                file: spec.file.clone(),
+                line,
+                column,
+                message: format!("`{}` does not exist on this machine", p.display()),
+                key,
+                hint: None,
+            }
+        })
+        .collect()
+}
+
+/// Makes every relative path in `spec` a path under `root`.
+fn rebase(spec: &mut DrillSpec, root: &Path) {
+    let at = |p: &mut PathBuf| {
+        if p.is_relative() && !p.as_os_str().is_empty() {
+            *p = root.join(&*p);
+        }
+    };
+    let tls = |t: &mut TlsSpec| {
+        if let TlsSpec::VerifyCa(p) | TlsSpec::VerifyFull(p) = t
+            && p.is_relative()
+        {
+            *p = root.join(&*p);
+        }
+    };
+    if let Some(r) = &mut spec.runbook {
+        at(r);
+    }
+    let secret = |s: &mut SecretRef| {
+        if let SecretRef::File(p) = s {
+            at(p);
+        }
+    };
+    if let Some(src) = &mut spec.source {
+        secret(&mut src.password);
+        tls(&mut src.tls);
+    }
+    match &mut spec.restore {
+        RestoreSpec::LocalPostgres(lp) => {
+            at(&mut lp.base_backups);
+            at(&mut lp.wal_archive);
+            at(&mut lp.scratch_root);
+        }
+        RestoreSpec::PgDump(pd) => {
+            if let super::logical::DumpLocation::Path(p) = &mut pd.dumps {
+                at(p);
+            }
+            at(&mut pd.scratch_root);
+        }
+        RestoreSpec::ExistingPostgres(e) => {
+            secret(&mut e.connection.password);
+            tls(&mut e.connection.tls);
+        }
+        RestoreSpec::SupabaseBranch(sb) => tls(&mut sb.tls),
+        RestoreSpec::AwsRdsInstance(r) => tls(&mut r.scratch.tls),
+        RestoreSpec::AwsAuroraCluster(r) => tls(&mut r.scratch.tls),
+        RestoreSpec::AwsBackup(r) => tls(&mut r.scratch.tls),
+    }
+    for c in &mut spec.verify {
+        if let CheckSpec::ObjectRefs(o) = c
+            && let ObjectStoreSpec::Dir(d) = &mut o.store
+        {
+            at(d);
+        }
     }
 }
 

@@ -138,14 +138,51 @@ pub(crate) fn set_state_dir(dir: std::path::PathBuf) {
 }
 
 /// Where stackdrill keeps local state (locks, the scheduler's records, the default signing key): what the
-/// settings set, else `.stackdrill` in the working directory.
+/// settings set, else `.stackdrill` in the project (see [`project_dir`]).
 pub(crate) fn state_dir() -> std::path::PathBuf {
-    STATE_DIR.get().cloned().unwrap_or_else(|| ".stackdrill".into())
+    STATE_DIR.get().cloned().unwrap_or_else(|| project_dir().join(".stackdrill"))
+}
+
+/// The project `start` is in, found upward as git and cargo find theirs: the nearest directory holding
+/// `.stackdrill/`, `drills/` or `.git` (never `/` itself). `None` outside any project.
+pub(crate) fn project_root(start: &std::path::Path) -> Option<std::path::PathBuf> {
+    let start = std::path::absolute(start).ok()?;
+    start
+        .ancestors()
+        .filter(|d| d.parent().is_some())
+        .find(|d| [".stackdrill", "drills", ".git"].iter().any(|m| d.join(m).exists()))
+        .map(std::path::Path::to_path_buf)
+}
+
+/// The project of the working directory, or the working directory itself (as an empty, relative path, so
+/// `drills/x.yaml` reads as before) outside one or at its root: the default
+/// report store (`reports/`), state (`.stackdrill/`) and `drills/` are found from here, so a command run in
+/// a subdirectory uses the project's store and signing key, never a second chain of its own.
+pub(crate) fn project_dir() -> std::path::PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    match project_root(&cwd) {
+        Some(root) if root != cwd => root,
+        _ => std::path::PathBuf::new(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_project_is_found_upward_from_a_subdirectory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(root.join("drills")).unwrap();
+        std::fs::create_dir_all(root.join("src/deep")).unwrap();
+        assert_eq!(project_root(&root.join("src/deep")), Some(root.clone()));
+        assert_eq!(project_root(&root.join("drills")), Some(root.clone()));
+        assert_eq!(project_root(&root), Some(root.clone()));
+        let outside = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&outside).unwrap();
+        assert_eq!(project_root(&outside).filter(|r| r.starts_with(dir.path())), None);
+    }
 
     #[test]
     fn finds_nested_keys_and_sequence_items() {

@@ -20,9 +20,9 @@ mod tls;
 pub(crate) use aws_restore::is_db_identifier;
 pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec};
 pub(crate) use deploy::{DeploySpec, load_deploy};
-pub(crate) use drill::load_drill;
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
+pub(crate) use drill::{load_drill, missing_files};
 pub(crate) use drill_spec::{
     AmcheckSpec, AsOf, CanarySpec, CheckSpec, ChecksumAlgorithm, ChecksumSpec, DrillSpec, FreshnessSpec,
     LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives, RestoreSpec, RowCountSpec, ScheduleSpec,
@@ -30,7 +30,7 @@ pub(crate) use drill_spec::{
 };
 pub(crate) use duration::{count, human_seconds};
 pub(crate) use error::ConfigError;
-pub(crate) use locate::{set_state_dir, state_dir};
+pub(crate) use locate::{project_dir, set_state_dir, state_dir};
 pub(crate) use logical::{DumpLocation, ExistingPostgresSpec, PgDumpSpec, SupabaseBranchSpec};
 pub(crate) use stack::{
     AlarmKind, AlarmMetric, AlertsSpec, AppSpec, BackupSpec, DatabaseSpec, Purpose, ShieldMode, StackSpec, load_stack,

@@ -228,3 +228,48 @@ fn aws_restore_blocks_are_validated_together() {
     assert_eq!(code, 2);
     assert!(stderr.contains("`source.host` `db host/x` is not a host name or address"), "{stderr}");
 }
+
+#[test]
+fn a_project_is_found_from_a_subdirectory_and_validate_names_missing_files() {
+    let dir = Scratch::new();
+    let root = dir.path();
+    for d in ["drills", "runbooks", "backups/base", "src/deep"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("runbooks/restore.md"), "# Restore\n").unwrap();
+    // Relative paths are the project's: written from the root, whatever directory the command runs in.
+    std::fs::write(
+        root.join("drills/orders.yaml"),
+        "restore:\n  local-postgres: { base-backups: backups/base, wal-archive: backups/wal, scratch-root: scratch }\n\
+         source: { host: db, user: u, dbname: app, password-file: secrets/pw, ca-bundle: certs/ca.pem }\n\
+         objectives: { rto: 1h, rpo: 5m }\nrunbook: runbooks/restore.md\n",
+    )
+    .unwrap();
+    let deep = root.join("src/deep");
+    let out = stackdrill().current_dir(&deep).args(["drill", "validate", "orders"]).output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("drills/orders.yaml (drill `orders`)"), "{stdout}");
+    // The runbook and the base-backup directory exist under the project: not named. The rest are, located.
+    for (key, at, path) in [
+        ("restore.local-postgres.wal-archive", "2:62", "backups/wal"),
+        ("source.password-file", "3:58", "secrets/pw"),
+        ("source.ca-bundle", "3:81", "certs/ca.pem"),
+    ] {
+        let want = format!("orders.yaml:{at}: `{key}` `{}` does not exist on this machine", root.join(path).display());
+        assert!(
+            stderr.contains(&format!("warning: {}", root.join("drills").display())) && stderr.contains(&want),
+            "expected `{want}` in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("runbook") && !stderr.contains("backups/base`"), "{stderr}");
+    let out = stackdrill().current_dir(&deep).args(["drill", "validate", "--strict"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("error: 3 problem(s) in 1 file(s)"), "{}", text(&out.stderr));
+    // State is the project's too: a key made from a subdirectory lands in the project's .stackdrill/.
+    let out =
+        stackdrill().current_dir(&deep).env_remove("STACKDRILL_STATE_DIR").args(["keys", "generate"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(root.join(".stackdrill/keys/signing.key").is_file(), "{}", text(&out.stdout));
+    assert!(!deep.join(".stackdrill").exists());
+}
