@@ -88,7 +88,8 @@ impl UseProvider for RunCtx<'_> {
     ) -> Result<Report, DrillError> {
         // The source login reuses an AWS drill's config (its region, the checked credentials).
         self.aws = aws;
-        self.run(provider).await
+        // Boxed: the run's state machine is large, and the dispatch above it holds one per provider.
+        Box::pin(self.run(provider)).await
     }
 }
 
