@@ -273,3 +273,40 @@ fn a_project_is_found_from_a_subdirectory_and_validate_names_missing_files() {
     assert!(root.join(".stackdrill/keys/signing.key").is_file(), "{}", text(&out.stdout));
     assert!(!deep.join(".stackdrill").exists());
 }
+
+#[test]
+fn aws_sdk_warnings_are_one_line_each_unless_asked_for_detail() {
+    let dir = Scratch::new();
+    let drill = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("drills/prod-db-pitr.yaml");
+    let run = |extra: &[&str]| {
+        let out = stackdrill()
+            .current_dir(dir.path())
+            // An instance metadata endpoint that refuses at once: the SDK's region and credential chains warn.
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_EC2_METADATA_DISABLED")
+            .args(extra)
+            .args(["drill", "cleanup", "--dry-run"])
+            .arg(&drill)
+            .timeout(std::time::Duration::from_secs(120))
+            .output()
+            .unwrap();
+        text(&out.stderr)
+    };
+    let brief = run(&[]);
+    let warnings: Vec<&str> = brief.lines().filter(|l| l.contains("WARN")).collect();
+    assert!(!warnings.is_empty(), "the SDK said nothing: {brief}");
+    for w in &warnings {
+        assert!(!w.contains("{ ") && !w.contains("Some(") && w.len() < 400, "a Debug dump at the default level: {w}");
+    }
+    let unique: std::collections::HashSet<&&str> = warnings.iter().collect();
+    assert_eq!(unique.len(), warnings.len(), "the same warning twice: {warnings:#?}");
+    let detail = run(&["-vv"]);
+    assert!(detail.contains("{ "), "-vv keeps the SDK's detail: {detail}");
+}
