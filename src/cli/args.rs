@@ -407,6 +407,21 @@ pub(crate) enum ReportCommand {
         #[arg(long, env = "STACKDRILL_SIGNING_KMS_KEY", conflicts_with = "signing_key")]
         sign_kms_key: Option<String>,
     },
+    /// Write stored reports as JUnit XML (each drill run a suite; its checks, objectives and teardown test
+    /// cases), for CI test-report views of drills that ran elsewhere (an ECS task); reads the verified store
+    Junit {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only runs started at or after this: a date (UTC) or an RFC 3339 time (default: every run)
+        #[arg(long)]
+        since: Option<String>,
+        /// Only these drills (repeatable)
+        #[arg(long = "drill", value_name = "NAME")]
+        drills: Vec<String>,
+        /// The file to write (atomically)
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Record a reviewer's decision on a report as a new signed, chained entry
     SignOff {
         /// The report id, or a unique prefix of it

@@ -114,6 +114,10 @@ pub(super) async fn run(cmd: ReportCommand, aws: &crate::aws::AwsSettings) -> Re
                 })?;
             export(&view, &store, period, drills, &out, tar, &signer)
         }
+        ReportCommand::Junit { store, since, drills, out } => {
+            let since = period(since.as_deref(), None)?.map(|p| p.since);
+            junit(&open(&store, aws).await?, since, &drills, &out)
+        }
         ReportCommand::List { store, output } => list(&open(&store, aws).await?, None, Printer { format: output }),
         ReportCommand::History { drill, store, output } => {
             history(&open(&store, aws).await?, drill.as_deref(), Printer { format: output })
@@ -467,6 +471,36 @@ fn drill_specs() -> (Vec<crate::config::DrillSpec>, Vec<String>) {
         }
     }
     (specs, problems)
+}
+
+/// `report junit`: the store's reports (since a time, of some drills) as one JUnit document. A broken chain
+/// is refused: the file stands for the store in CI.
+fn junit(view: &View, since: Option<chrono::DateTime<Utc>>, drills: &[String], out: &Path) -> Result<u8, Failure> {
+    let all = store(view)?;
+    if let Some(p) = all.broken() {
+        return Err(Failure {
+            error: anyhow!("the store's chain is broken at {}: {}", p.at, p.what),
+            hint: Some("`stackdrill report verify` names every problem".into()),
+            code: exit_codes::NOT_VERIFIED,
+        });
+    }
+    let reports: Vec<(&crate::report::Report, String)> = all
+        .reports()
+        .filter_map(|row| row.report().map(|r| (r, row.entry.file.clone())))
+        .filter(|(r, _)| since.is_none_or(|t| r.started_at >= t))
+        .filter(|(r, _)| drills.is_empty() || drills.contains(&r.drill))
+        .collect();
+    let text = crate::ui::junit::document_of(&reports);
+    let tmp = out.with_extension("xml.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, out))
+        .map_err(|e| Failure::could_not_run(anyhow!("cannot write `{}`: {e}", out.display()), None))?;
+    crate::ui::outln!(
+        "wrote {} to {}",
+        crate::config::count(reports.len() as u64, "drill run", "drill runs"),
+        out.display()
+    );
+    Ok(exit_codes::OK)
 }
 
 fn export(

@@ -89,26 +89,29 @@ fn cases(r: &Report) -> Vec<Case> {
     out
 }
 
+/// The suite of a report, with `files` (where the store keeps it, or why it does not) as properties.
+fn report_suite(report: &Report, files: Vec<(&'static str, String)>) -> Suite {
+    let mut props = vec![
+        ("result", report.result.as_str().to_string()),
+        ("report_id", report.id.clone()),
+        ("started_at", crate::report::view::json_time(report.started_at)),
+    ];
+    props.extend(files);
+    if let Some(reason) = &report.reason {
+        props.push(("reason", reason.clone()));
+    }
+    let secs = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
+    render(&report.drill, cases(report), secs, props)
+}
+
 fn suite(f: &Finished) -> Suite {
     let (cases, seconds, properties) = match &f.ended {
         Ended::Ran { report, written } => {
-            let mut props = vec![
-                ("result", report.result.as_str().to_string()),
-                ("report_id", report.id.clone()),
-                ("started_at", crate::report::view::json_time(report.started_at)),
-            ];
-            match written {
-                Ok(w) => {
-                    props.push(("report", w.json.display().to_string()));
-                    props.push(("report_html", w.html.display().to_string()));
-                }
-                Err(e) => props.push(("report_not_written", e.clone())),
-            }
-            if let Some(reason) = &report.reason {
-                props.push(("reason", reason.clone()));
-            }
-            let secs = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
-            (cases(report), secs, props)
+            let files = match written {
+                Ok(w) => vec![("report", w.json.display().to_string()), ("report_html", w.html.display().to_string())],
+                Err(e) => vec![("report_not_written", e.clone())],
+            };
+            return report_suite(report, files);
         }
         Ended::CouldNotRun(e) => {
             let case = Case {
@@ -129,6 +132,10 @@ fn suite(f: &Finished) -> Suite {
             (vec![case], 0.0, vec![("result", "not started".to_string())])
         }
     };
+    render(f.drill(), cases, seconds, properties)
+}
+
+fn render(drill: &str, cases: Vec<Case>, seconds: f64, properties: Vec<(&'static str, String)>) -> Suite {
     let count = |p: fn(&Outcome) -> bool| cases.iter().filter(|c| p(&c.outcome)).count();
     let mut s = Suite {
         tests: cases.len(),
@@ -141,7 +148,7 @@ fn suite(f: &Finished) -> Suite {
     let _ = write!(
         s.xml,
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\" timestamp=\"{}\">\n    <properties>\n",
-        esc(f.drill()),
+        esc(drill),
         s.tests,
         s.failures,
         s.errors,
@@ -175,6 +182,29 @@ fn suite(f: &Finished) -> Suite {
     s
 }
 
+/// The JUnit document of stored reports (`report junit`): each a suite, with the file it is stored in.
+pub(crate) fn document_of(reports: &[(&Report, String)]) -> String {
+    let suites: Vec<(usize, Suite)> =
+        reports.iter().enumerate().map(|(i, (r, file))| (i, report_suite(r, vec![("report", file.clone())]))).collect();
+    document(&suites)
+}
+
+fn document(suites: &[(usize, Suite)]) -> String {
+    let sum = |f: fn(&Suite) -> usize| suites.iter().map(|(_, s)| f(s)).sum::<usize>();
+    let mut o = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"stackdrill\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{:.3}\">\n",
+        sum(|s| s.tests),
+        sum(|s| s.failures),
+        sum(|s| s.errors),
+        suites.iter().map(|(_, s)| s.seconds).sum::<f64>()
+    );
+    for (_, s) in suites.iter() {
+        o.push_str(&s.xml);
+    }
+    o.push_str("</testsuites>\n");
+    o
+}
+
 impl Junit {
     pub(crate) fn new(path: PathBuf) -> Junit {
         Junit { path, suites: Mutex::new(Vec::new()) }
@@ -184,19 +214,7 @@ impl Junit {
     fn document(&self) -> String {
         let Ok(mut suites) = self.suites.lock() else { return String::new() };
         suites.sort_by_key(|(i, _)| *i);
-        let sum = |f: fn(&Suite) -> usize| suites.iter().map(|(_, s)| f(s)).sum::<usize>();
-        let mut o = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"stackdrill\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{:.3}\">\n",
-            sum(|s| s.tests),
-            sum(|s| s.failures),
-            sum(|s| s.errors),
-            suites.iter().map(|(_, s)| s.seconds).sum::<f64>()
-        );
-        for (_, s) in suites.iter() {
-            o.push_str(&s.xml);
-        }
-        o.push_str("</testsuites>\n");
-        o
+        document(&suites)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Everything people see: the stdout printer, progress on stderr, logging, and error rendering.
 
 mod diag;
-mod junit;
+pub(crate) mod junit;
 mod logging;
 pub(crate) mod plan;
 mod printer;

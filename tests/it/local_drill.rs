@@ -384,6 +384,33 @@ fn junit_xml_names_every_check_objective_and_drill_and_validates_against_the_sch
     assert!(std::path::Path::new(report).is_file(), "the report property names the report: {report}");
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"stackdrill\" tests=\"35\" failures=\"1\" errors=\"1\""), "{xml}");
 
+    // The same runs read back from the store (`report junit`, for drills that ran in an ECS task): the
+    // demo's own run, then the two of this test, each a valid suite.
+    let stored = demo.root.path().join("ci/stored.xml");
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["report", "junit", "--drill", "local-demo-failing", "--out"])
+        .arg(&stored)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("wrote 1 drill run to"), "{}", text(&out.stdout));
+    let check = std::process::Command::new(super::moto::venv().join("python"))
+        .args(["-c", "import sys, xmlschema; xmlschema.XMLSchema(sys.argv[1]).validate(sys.argv[2]); print('valid')"])
+        .arg(&schema)
+        .arg(&stored)
+        .output()
+        .unwrap();
+    let stored_xml = text_of(&stored);
+    assert!(check.status.success(), "not valid JUnit XML: {}\n{stored_xml}", text(&check.stderr));
+    assert!(stored_xml.contains("<testsuite name=\"local-demo-failing\" tests=\"17\" failures=\"1\""), "{stored_xml}");
+    assert!(
+        stored_xml.contains("<property name=\"report\" value=\"") && !stored_xml.contains("local-demo\" tests"),
+        "{stored_xml}"
+    );
+
     // `--output json` lists the drill that could not run beside the reports, saying why.
     let out = stackdrill()
         .env("STACKDRILL_STATE_DIR", demo.state())
