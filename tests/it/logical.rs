@@ -155,6 +155,19 @@ async fn custom_plain_and_dumpall_backups_of_the_demo_restore_and_pass_its_check
     assert!(report["target"]["recovery"].as_str().unwrap().starts_with("logical restore"));
     demo.assert_no_scratch_left();
 
+    // Tar and directory formats, restored by pg_restore (the directory one in parallel).
+    let tar = dump_dir(&demo, "tar");
+    let directory = dump_dir(&demo, "directory");
+    dump(&demo, "pg_dump", &["-Ft", "-f", tar.join("app.tar").to_str().unwrap(), "app"]);
+    dump(&demo, "pg_dump", &["-Fd", "-j", "2", "-f", directory.join("app.dir").to_str().unwrap(), "app"]);
+    for (name, dir, format) in [("dump-tar", &tar, "tar"), ("dump-directory", &directory, "directory")] {
+        let drill = dump_drill(&demo, name, &dir.display().to_string(), "    create-missing-roles: true\n");
+        let (out, report) = run(&demo, &drill, &[]);
+        assert_passed(&out, &report, format);
+        assert_eq!(report["source"]["details"]["dump_format"], format);
+        assert!(report["source"]["details"]["dump_taken_from"].as_str().unwrap().starts_with("archive header"));
+    }
+
     let drill = dump_drill(
         &demo,
         "dump-plain",
