@@ -174,7 +174,9 @@ impl Client {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
-                Ok(Err(e)) => return Err(ApiError::Transport { call: name, detail: error_chain(&e) }),
+                Ok(Err(e)) => {
+                    return Err(ApiError::Transport { call: name, detail: format!("{:#}", anyhow::Error::new(e)) });
+                }
                 Err(_) => return Err(ApiError::Transport { call: name, detail: "no answer within 60 s".into() }),
             };
             let status = resp.status().as_u16();
@@ -220,17 +222,6 @@ fn message(bytes: &[u8]) -> String {
         Ok(m) => m.message,
         Err(_) => String::from_utf8_lossy(bytes).chars().take(200).collect(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 /// `http://127.0.0.1:…`, `http://localhost…`, `http://[::1]…`: a stand-in on this machine.

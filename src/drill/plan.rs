@@ -207,7 +207,8 @@ impl Planner<'_> {
         self.item(Status::Ok, "target", how, None);
         let backup = provider.plan(&target)?;
         self.item(Status::Ok, "backup", format!("{} ({})", backup.id, backup.location), None);
-        let scratch = scratch_text(spec, &self.run_id);
+        let region = aws.as_ref().and_then(|a| a.region()).map(|r| r.to_string());
+        let scratch = scratch_text(spec, &self.run_id, region.as_deref());
         self.item(Status::Ok, "scratch", scratch, None);
         let objective = spec.objectives.rto.as_secs_f64();
         if let Some((floor, why)) = provider_floor(&spec.restore)
@@ -262,7 +263,7 @@ impl Planner<'_> {
 }
 
 /// What the run would create: never created here.
-fn scratch_text(spec: &DrillSpec, run_id: &str) -> String {
+fn scratch_text(spec: &DrillSpec, run_id: &str, region: Option<&str>) -> String {
     let short: String = run_id.chars().take(8).collect();
     let name = format!("sd-{}-{short}", spec.name);
     match &spec.restore {
@@ -280,10 +281,8 @@ fn scratch_text(spec: &DrillSpec, run_id: &str) -> String {
             if let Some(class) = &s.instance_class {
                 net.push_str(&format!(", {class}"));
             }
-            format!(
-                "{name} in {} ({net}), tagged stackdrill:scratch",
-                s.region.as_deref().unwrap_or("the default region")
-            )
+            let region = s.region.as_deref().or(region).unwrap_or("the default region");
+            format!("{name} in {region} ({net}), tagged stackdrill:scratch")
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_rds::types::Tag;
 
-use crate::harness::{Demo, Scratch, make_ca, stackdrill, text};
+use crate::harness::{Demo, Scratch, make_ca, stackdrill, text, without_aws_credentials};
 use crate::moto::{Moto, param, tags};
 
 const SG: &str = "sg-0123456789abcdef0";
@@ -509,25 +509,48 @@ async fn bad_aws_input_is_refused_before_anything_is_created() {
         assert_eq!(out.status.code(), Some(2), "{drill:?}: {stderr}");
         assert!(stderr.contains(want), "{drill:?}: want {want:?} in:\n{stderr}");
     }
+    // `drill plan` against the same emulator: who the credentials are, the window, the backup, the scratch,
+    // and nothing restored; an RTO below what an RDS restore takes would fail; a target outside the window
+    // could not be planned.
+    let plan = |drill: &Path, extra: &[&str]| {
+        let mut cmd = stackdrill();
+        moto.env(&mut cmd);
+        let out = cmd.args(["drill", "plan"]).arg(drill).arg("--reports").arg(&reports).args(extra).output().unwrap();
+        (out.status.code(), text(&out.stdout))
+    };
+    let ok = write("planned", "prod-db");
+    let (code, stdout) = plan(&ok, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    for want in [
+        "planned  READY",
+        "ok    credentials AWS credentials of arn:aws:",
+        "ok    window      recoverable ",
+        "ok    backup      automated backups of prod-db (point-in-time recovery)",
+        "ok    scratch     sd-planned-",
+        "subnet group drills-isolated, security groups sg-0123456789abcdef0",
+        "warn  forecast    no RTO forecast",
+    ] {
+        assert!(stdout.contains(want), "expected `{want}` in:\n{stdout}");
+    }
+    let fast = tmp.path().join("fast.yaml");
+    std::fs::write(&fast, std::fs::read_to_string(&ok).unwrap().replace("rto: 1h", "rto: 5m")).unwrap();
+    let (code, stdout) = plan(&fast, &[]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  objectives  RTO objective 5m 00s is below what aws-rds-instance takes"), "{stdout}");
+    let (code, stdout) = plan(&ok, &["--target", "2020-01-01T00:00:00Z"]);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(stdout.contains("COULD NOT PLAN") && stdout.contains("outside the recoverable window"), "{stdout}");
+    assert!(moto.calls("RestoreDBInstanceToPointInTime").is_empty(), "planning restored something");
+
     // No credentials at all: exit 2 saying how to provide them.
     let drill = write("nocreds", "prod-db");
-    let out = stackdrill()
+    let out = without_aws_credentials(&mut stackdrill())
         .args(["drill", "run"])
         .arg(&drill)
         .arg("--reports")
         .arg(&reports)
         .env("AWS_ENDPOINT_URL", &moto.url)
         .env("AWS_REGION", "ap-southeast-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ROLE_ARN")
-        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
-        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
-        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
         .timeout(Duration::from_secs(120))
         .output()
         .unwrap();

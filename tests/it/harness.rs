@@ -12,6 +12,21 @@ pub fn stackdrill() -> assert_cmd::Command {
     c
 }
 
+/// Takes every AWS credential source away from `cmd` (environment, files, instance metadata), so the SDK's
+/// chain finds nothing on any machine.
+pub fn without_aws_credentials(cmd: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ROLE_ARN")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+}
+
 pub fn bin_path() -> PathBuf {
     assert_cmd::cargo::cargo_bin("stackdrill")
 }

@@ -4,21 +4,11 @@
 
 use std::path::Path;
 
-use super::harness::{Demo, stackdrill, text};
+use super::harness::{Demo, stackdrill, text, without_aws_credentials};
 
 fn plan(demo: &Demo, drill: &Path, extra: &[&str]) -> std::process::Output {
-    stackdrill()
+    without_aws_credentials(&mut stackdrill())
         .env("STACKDRILL_STATE_DIR", demo.state())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ROLE_ARN")
-        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
-        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
-        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
         .args(["drill", "plan"])
         .arg(drill)
         .arg("--reports")

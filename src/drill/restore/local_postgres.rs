@@ -16,7 +16,6 @@ use super::{BackupUsed, Endpoint, RestoreProvider, Teardown};
 use crate::config::{LocalPostgresSpec, Timeouts};
 use crate::drill::error::{DrillError, RestoreError, fmt_time};
 use crate::drill::events::EventSink;
-use crate::drill::guard::{self, ScratchMarker};
 use crate::drill::target::{Recovery, ResolvedTarget, Window};
 use crate::pg::{self, Archive, BaseBackup, Cluster, PgBin, RunAs, Segment};
 
@@ -336,26 +335,8 @@ impl RestoreProvider for LocalPostgres {
         self.check_wal_continuity(&backup, target.recovery).await?;
 
         let short: String = self.run.chars().take(8).collect();
-        let dir = self.spec.scratch_root.join(format!("sd-{}-{short}", self.drill));
-        let cluster = Cluster::new(dir.clone(), pg::free_port()?)?;
-        self.as_user.check_reachable(&dir)?;
-        std::fs::create_dir_all(&self.spec.scratch_root)
-            .map_err(|e| RestoreError::Error(format!("cannot create `{}`: {e}", self.spec.scratch_root.display())))?;
-        if dir.exists() {
-            return Err(RestoreError::Error(format!("scratch `{}` already exists", dir.display())));
-        }
-        self.as_user.make_private_dir(&dir)?;
-        let now = Utc::now();
-        let marker = ScratchMarker {
-            scratch: true,
-            drill: self.drill.clone(),
-            run: self.run.clone(),
-            pid: std::process::id(),
-            created_at: now,
-            expires_at: now + chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::hours(24)),
-        };
-        guard::write(&dir, &marker, &self.as_user)
-            .map_err(|e| RestoreError::Error(format!("cannot write the scratch marker: {e}")))?;
+        let cluster =
+            super::make_scratch_dir(&self.spec.scratch_root, &self.drill, &self.run, self.lifetime, &self.as_user)?;
         let stop_copy = Arc::new(AtomicBool::new(false));
         self.scratch = Some(Scratch { cluster: cluster.clone(), stop_copy: stop_copy.clone(), copy: None });
 

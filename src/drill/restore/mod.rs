@@ -48,3 +48,37 @@ pub(crate) async fn remove_scratch_cluster(
         Err(e) => failed(e.to_string()),
     }
 }
+
+/// Makes the directory of a local scratch cluster, `<root>/sd-<drill>-<run>`, private to the server's OS
+/// user, with the ownership marker teardown and `drill cleanup` check; refuses one that exists.
+pub(crate) fn make_scratch_dir(
+    root: &std::path::Path,
+    drill: &str,
+    run: &str,
+    lifetime: std::time::Duration,
+    as_user: &crate::pg::RunAs,
+) -> Result<crate::pg::Cluster, crate::drill::error::RestoreError> {
+    use crate::drill::error::RestoreError;
+    let short: String = run.chars().take(8).collect();
+    let dir = root.join(format!("sd-{drill}-{short}"));
+    let cluster = crate::pg::Cluster::new(dir.clone(), crate::pg::free_port()?)?;
+    std::fs::create_dir_all(root)
+        .map_err(|e| RestoreError::Error(format!("cannot create `{}`: {e}", root.display())))?;
+    if dir.exists() {
+        return Err(RestoreError::Error(format!("scratch `{}` already exists", dir.display())));
+    }
+    as_user.check_reachable(&dir)?;
+    as_user.make_private_dir(&dir)?;
+    let now = chrono::Utc::now();
+    let marker = crate::drill::guard::ScratchMarker {
+        scratch: true,
+        drill: drill.to_string(),
+        run: run.to_string(),
+        pid: std::process::id(),
+        created_at: now,
+        expires_at: now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(24)),
+    };
+    crate::drill::guard::write(&dir, &marker, as_user)
+        .map_err(|e| RestoreError::Error(format!("cannot write the scratch marker: {e}")))?;
+    Ok(cluster)
+}
