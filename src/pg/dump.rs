@@ -170,8 +170,10 @@ pub(crate) fn parse_archive_header(b: &[u8]) -> Option<ArchiveHeader> {
         *v = r.int()?;
     }
     let [sec, min, hour, mday, mon, year, _isdst] = tm;
-    let date = NaiveDate::from_ymd_opt((year + 1900) as i32, (mon + 1) as u32, mday as u32)?;
-    let created = date.and_hms_opt(hour as u32, min as u32, sec.min(59) as u32)?;
+    let num = |v: i64| u32::try_from(v).ok();
+    let year = i32::try_from(year.checked_add(1900)?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, num(mon.checked_add(1)?)?, num(mday)?)?;
+    let created = date.and_hms_opt(num(hour)?, num(min)?, num(sec.min(59))?)?;
     Some(ArchiveHeader { created, dbname: r.string()?, server_version: r.string()?, dump_version: r.string()? })
 }
 
@@ -199,7 +201,7 @@ impl HeaderReader<'_> {
         for (i, b) in self.bytes(self.int_size)?.iter().enumerate() {
             v |= (*b as i64) << (8 * i);
         }
-        Some(if sign == 0 { v } else { -v })
+        Some(if sign == 0 { v } else { v.wrapping_neg() })
     }
 
     /// An int length (-1 for none), then that many bytes.
@@ -487,6 +489,22 @@ CREATE ROLE anon;
         let existing: BTreeSet<String> = ["postgres".to_string()].into();
         assert_eq!(needs.missing_roles(&existing).len(), 6);
         assert!(needs.foreign_meta.is_none() && !needs.connects);
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes (an archive header, a plain dump's lines), reading them never panics.
+        #[test]
+        fn any_bytes_read_without_a_panic(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let mut head = b"PGDMP".to_vec();
+            head.extend(&tail);
+            let _ = parse_archive_header(&head);
+            let _ = inspect_bytes(&head);
+            let _ = inspect_bytes(&tail);
+            let _ = scan(&tail[..]);
+            let text = String::from_utf8_lossy(&tail);
+            let _ = time_in_name(&text);
+            let _ = parse_started_on(&text);
+        }
     }
 
     #[test]
