@@ -656,8 +656,8 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
             .unwrap_or_default(),
         timeouts: resolve_timeouts(p, timeouts),
     };
-    // Relative paths are the project's (the directory above the file holding `drills/`, `.stackdrill/` or
-    // `.git`), wherever the command runs; outside a project they stay relative to the working directory.
+    // Relative paths are the project's (the directory above the file holding `drills/` or `.git`), wherever
+    // the command runs; outside a project they stay relative to the working directory.
     if let Some(root) = path.parent().and_then(super::locate::project_root) {
         rebase(&mut spec, &root);
     }

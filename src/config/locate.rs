@@ -144,13 +144,14 @@ pub(crate) fn state_dir() -> std::path::PathBuf {
 }
 
 /// The project `start` is in, found upward as git and cargo find theirs: the nearest directory holding
-/// `.stackdrill/`, `drills/` or `.git` (never `/` itself). `None` outside any project.
+/// `drills/` or `.git` (never `/` itself). `None` outside any project. Not `.stackdrill/`: commands create
+/// that wherever they run, so a stray one (in /tmp, say) would capture every file below it.
 pub(crate) fn project_root(start: &std::path::Path) -> Option<std::path::PathBuf> {
     let start = std::path::absolute(start).ok()?;
     start
         .ancestors()
         .filter(|d| d.parent().is_some())
-        .find(|d| [".stackdrill", "drills", ".git"].iter().any(|m| d.join(m).exists()))
+        .find(|d| ["drills", ".git"].iter().any(|m| d.join(m).exists()))
         .map(std::path::Path::to_path_buf)
 }
 
@@ -180,8 +181,8 @@ mod tests {
         assert_eq!(project_root(&root.join("drills")), Some(root.clone()));
         assert_eq!(project_root(&root), Some(root.clone()));
         let outside = dir.path().join("elsewhere");
-        std::fs::create_dir_all(&outside).unwrap();
-        assert_eq!(project_root(&outside).filter(|r| r.starts_with(dir.path())), None);
+        std::fs::create_dir_all(outside.join(".stackdrill")).unwrap();
+        assert_eq!(project_root(&outside).filter(|r| r.starts_with(dir.path())), None, "a state dir is no project");
     }
 
     #[test]
