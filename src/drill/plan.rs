@@ -81,14 +81,18 @@ impl Plan {
                 hint: Some("`stackdrill drill validate` lists every problem".into()),
             })
             .collect();
-        Plan {
-            schema: "stackdrill.plan/v1",
-            drill: stem,
-            file: file.display().to_string(),
-            verdict: "could-not-plan",
-            items,
-            forecast: None,
-        }
+        Plan { verdict: "could-not-plan", ..Plan::new(stem, file.display().to_string(), items, None) }
+    }
+
+    /// A plan not yet settled (`settle` gives its verdict).
+    fn new(drill: String, file: String, items: Vec<Item>, forecast: Option<Forecast>) -> Plan {
+        Plan { schema: "stackdrill.plan/v1", drill, file, verdict: "", items, forecast }
+    }
+
+    /// A plan of `spec` with `items`, settled.
+    fn of(spec: &DrillSpec, items: Vec<Item>, forecast: Option<Forecast>, could_not: Option<DrillError>) -> Plan {
+        let could_not = could_not.map(|e| (e.to_string(), e.hint()));
+        Plan::new(spec.name.clone(), spec.file.display().to_string(), items, forecast).settle(could_not)
     }
 }
 
@@ -134,68 +138,70 @@ impl UseProvider for Planner<'_> {
         // A step that fails ends the plan, keeping what the steps before it found.
         let (forecast, could_not) = match self.steps(provider, aws).await {
             Ok(f) => (f, None),
-            Err(e) => (None, Some((e.to_string(), e.hint()))),
+            Err(e) => (None, Some(e)),
         };
-        let Planner { spec, items, .. } = self;
-        Ok(Plan {
-            schema: "stackdrill.plan/v1",
-            drill: spec.name.clone(),
-            file: spec.file.display().to_string(),
-            verdict: "",
-            items,
-            forecast,
-        }
-        .settle(could_not))
+        Ok(Plan::of(self.spec, self.items, forecast, could_not))
     }
 }
 
 impl Planner<'_> {
+    /// Each step in the order a run takes them; the first that cannot go on ends the plan.
     async fn steps<P: RestoreProvider>(
         &mut self,
         provider: &mut P,
         aws: Option<aws_types::SdkConfig>,
     ) -> Result<Option<Forecast>, DrillError> {
-        let spec = self.spec;
         if let Some(aws) = &aws {
-            let who = crate::aws::caller_identity(aws).await.unwrap_or_else(|e| format!("unknown ({e})"));
-            let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
-            self.item(Status::Ok, "credentials", format!("AWS credentials of {who} in {region}"), None);
+            self.credentials(aws).await;
         }
-        match connect_source(spec, self.opts, aws.as_ref(), &self.run_id).await {
-            Ok(Some((primary, replica))) => {
-                let r = &primary.record;
-                self.item(Status::Ok, "source", format!("{}: {}", r.endpoint, r.protection()), None);
-                if let Some(rep) = &replica {
-                    self.item(
-                        Status::Ok,
-                        "source",
-                        format!("replica {}: {}", rep.record.endpoint, rep.record.protection()),
-                        None,
-                    );
-                }
-                if let Some(table) = spec.verify.iter().find_map(|c| match c {
-                    CheckSpec::Canary(c) => Some(c.table.clone()),
-                    _ => None,
-                }) {
-                    let (ok, why) = canary_writable(&primary.client, &table).await;
-                    let status = if ok { Status::Ok } else { Status::Fail };
-                    self.item(status, "canary", why, (!ok).then_some("grant the source user INSERT on the canary table (or CREATE on its schema), on the primary"));
-                }
-            }
-            Ok(None) => {}
+        self.source(aws.as_ref()).await;
+        self.window_target_backup(provider).await?;
+        let region = aws.as_ref().and_then(|a| a.region()).map(|r| r.to_string());
+        let scratch = scratch_text(self.spec, &self.run_id, region.as_deref());
+        self.item(Status::Ok, "scratch", scratch, None);
+        self.objective_floor();
+        Ok(self.forecast(provider.restored_bytes()))
+    }
+
+    /// Who the AWS credentials are, and where.
+    async fn credentials(&mut self, aws: &aws_types::SdkConfig) {
+        let who = crate::aws::caller_identity(aws).await.unwrap_or_else(|e| format!("unknown ({e})"));
+        let region = aws.region().map(|r| r.to_string()).unwrap_or_default();
+        self.item(Status::Ok, "credentials", format!("AWS credentials of {who} in {region}"), None);
+    }
+
+    /// The source (and its replica) as a run logs in to them, and whether a canary could write; a source that
+    /// cannot be reached is a problem, not the end of the plan.
+    async fn source(&mut self, aws: Option<&aws_types::SdkConfig>) {
+        let (primary, replica) = match connect_source(self.spec, self.opts, aws, &self.run_id).await {
+            Ok(Some(sessions)) => sessions,
+            Ok(None) => return,
             Err(e) => {
                 let hint = e.hint();
-                self.item(Status::Fail, "source", e.to_string(), hint.as_deref());
+                return self.item(Status::Fail, "source", e.to_string(), hint.as_deref());
             }
+        };
+        for (role, s) in std::iter::once(("", &primary)).chain(replica.iter().map(|r| ("replica ", r))) {
+            self.item(Status::Ok, "source", format!("{role}{}: {}", s.record.endpoint, s.record.protection()), None);
         }
+        let canary = self.spec.verify.iter().find_map(|c| match c {
+            CheckSpec::Canary(c) => Some(c.table.clone()),
+            _ => None,
+        });
+        if let Some(table) = canary {
+            let (ok, why) = canary_writable(&primary.client, &table).await;
+            let hint = "grant the source user INSERT on the canary table (or CREATE on its schema), on the primary";
+            self.item(if ok { Status::Ok } else { Status::Fail }, "canary", why, (!ok).then_some(hint));
+        }
+    }
+
+    /// The recoverable window, the target a run would pick in it, and the backup it would restore.
+    async fn window_target_backup<P: RestoreProvider>(&mut self, provider: &mut P) -> Result<(), DrillError> {
+        let spec = self.spec;
         let window = provider.window().await?;
         let fmt = |t: &chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.item(
-            Status::Ok,
-            "window",
-            format!("recoverable {} .. {}", fmt(&window.earliest), fmt(&window.latest)),
-            None,
-        );
+        let span = format!("recoverable {} .. {}", fmt(&window.earliest), fmt(&window.latest));
+        self.item(Status::Ok, "window", span, None);
         let target_spec = self.opts.target.clone().unwrap_or_else(|| spec.target.clone());
         let canary = spec.verify.iter().any(|c| matches!(c, CheckSpec::Canary(_)));
         let target = select(&target_spec, &window, Utc::now(), None)?;
@@ -207,58 +213,50 @@ impl Planner<'_> {
         self.item(Status::Ok, "target", how, None);
         let backup = provider.plan(&target)?;
         self.item(Status::Ok, "backup", format!("{} ({})", backup.id, backup.location), None);
-        let region = aws.as_ref().and_then(|a| a.region()).map(|r| r.to_string());
-        let scratch = scratch_text(spec, &self.run_id, region.as_deref());
-        self.item(Status::Ok, "scratch", scratch, None);
+        Ok(())
+    }
+
+    /// An RTO objective below the least the provider takes cannot be met.
+    fn objective_floor(&mut self) {
+        let spec = self.spec;
         let objective = spec.objectives.rto.as_secs_f64();
-        if let Some((floor, why)) = provider_floor(&spec.restore)
-            && (objective as u64) < floor
-        {
-            self.item(
-                Status::Fail,
-                "objectives",
-                format!(
-                    "RTO objective {} is below what {} takes at the least (~{}: {why})",
-                    human_seconds(objective),
-                    spec.restore.provider(),
-                    human_seconds(floor as f64)
-                ),
-                Some("raise the objective with the service owner, or restore with a faster provider"),
-            );
-        }
-        let bytes = provider.restored_bytes();
-        let f = forecast(&self.history.own, &self.history.same_provider, bytes, objective);
-        match &f {
-            Some(f) => {
-                let status = if f.misses() {
-                    Status::Fail
-                } else if f.at_risk() {
-                    Status::Warn
-                } else {
-                    Status::Ok
-                };
-                self.item(
-                    status,
-                    "forecast",
-                    format!(
-                        "RTO {} (interval {} .. {}) against the objective {}: {}",
-                        human_seconds(f.seconds),
-                        human_seconds(f.low),
-                        human_seconds(f.high),
-                        human_seconds(f.objective),
-                        f.basis
-                    ),
-                    f.misses().then_some("the restore is forecast to miss its RTO: plan capacity, a faster restore path, or a new objective"),
-                );
-            }
-            None => self.item(
-                Status::Warn,
-                "forecast",
-                "no RTO forecast: no past run of this drill or its provider".into(),
-                None,
-            ),
-        }
-        Ok(f)
+        let Some((floor, why)) = provider_floor(&spec.restore).filter(|(f, _)| (objective as u64) < *f) else {
+            return;
+        };
+        let what = format!(
+            "RTO objective {} is below what {} takes at the least (~{}: {why})",
+            human_seconds(objective),
+            spec.restore.provider(),
+            human_seconds(floor as f64)
+        );
+        let hint = "raise the objective with the service owner, or restore with a faster provider";
+        self.item(Status::Fail, "objectives", what, Some(hint));
+    }
+
+    /// The RTO forecast at `bytes` from the history, as an item: a miss fails, an interval past it warns.
+    fn forecast(&mut self, bytes: Option<u64>) -> Option<Forecast> {
+        let objective = self.spec.objectives.rto.as_secs_f64();
+        let Some(f) = forecast(&self.history.own, &self.history.same_provider, bytes, objective) else {
+            let what = "no RTO forecast: no past run of this drill or its provider".to_string();
+            self.item(Status::Warn, "forecast", what, None);
+            return None;
+        };
+        let status = match (f.misses(), f.at_risk()) {
+            (true, _) => Status::Fail,
+            (false, true) => Status::Warn,
+            _ => Status::Ok,
+        };
+        let what = format!(
+            "RTO {} (interval {} .. {}) against the objective {}: {}",
+            human_seconds(f.seconds),
+            human_seconds(f.low),
+            human_seconds(f.high),
+            human_seconds(f.objective),
+            f.basis
+        );
+        let hint = "the restore is forecast to miss its RTO: plan capacity, a faster restore path, or a new objective";
+        self.item(status, "forecast", what, f.misses().then_some(hint));
+        Some(f)
     }
 }
 
@@ -313,7 +311,7 @@ async fn canary_writable(client: &tokio_postgres::Client, table: &str) -> (bool,
 /// Plans `spec`: `Ok` always — a drill that could not be planned says so in its verdict.
 pub(crate) async fn plan(spec: &DrillSpec, opts: &RunOptions, history: History<'_>) -> Plan {
     let run_id = super::runner::new_run_id();
-    let mut items = vec![Item {
+    let file = Item {
         status: Status::Ok,
         topic: "file",
         what: format!(
@@ -324,23 +322,10 @@ pub(crate) async fn plan(spec: &DrillSpec, opts: &RunOptions, history: History<'
             human_seconds(spec.objectives.rpo.as_secs_f64())
         ),
         hint: None,
-    }];
-    let planner = Planner { spec, opts, run_id: run_id.clone(), history, items: Vec::new() };
-    let res = with_provider(spec, opts, &run_id, EventSink::new(|_| {}), planner).await;
-    match res {
-        Ok(mut p) => {
-            items.append(&mut p.items);
-            p.items = items;
-            p
-        }
-        Err(e) => Plan {
-            schema: "stackdrill.plan/v1",
-            drill: spec.name.clone(),
-            file: spec.file.display().to_string(),
-            verdict: "",
-            items,
-            forecast: None,
-        }
-        .settle(Some((e.to_string(), e.hint()))),
-    }
+    };
+    let planner = Planner { spec, opts, run_id: run_id.clone(), history, items: vec![file.clone()] };
+    // Building the provider (credentials, residency) can end the plan before any step runs.
+    with_provider(spec, opts, &run_id, EventSink::new(|_| {}), planner)
+        .await
+        .unwrap_or_else(|e| Plan::of(spec, vec![file], None, Some(e)))
 }
