@@ -37,7 +37,8 @@ pub(crate) struct LocalPostgres {
     scratch: Option<Scratch>,
     /// What was switched off in the restored copy, for the report.
     neutralised: Vec<String>,
-    /// The chosen base backup's bytes plus the archived WAL after its start (known after `plan`).
+    /// The chosen base backup's bytes, and those plus the archived WAL after its start (known after `plan`).
+    backup_bytes: u64,
     restored_bytes: Option<u64>,
 }
 
@@ -83,6 +84,7 @@ impl LocalPostgres {
             backup: None,
             scratch: None,
             neutralised: Vec::new(),
+            backup_bytes: 0,
             restored_bytes: None,
         })
     }
@@ -321,7 +323,8 @@ impl RestoreProvider for LocalPostgres {
             let start = chosen.start_segment(a.seg_size)?;
             Some(a.segments.iter().filter(|s| **s >= start).count() as u64 * a.seg_size)
         });
-        self.restored_bytes = Some(dir_size(&chosen.path) + wal.unwrap_or(0));
+        self.backup_bytes = dir_size(&chosen.path);
+        self.restored_bytes = Some(self.backup_bytes + wal.unwrap_or(0));
         self.backup = Some(chosen);
         Ok(used)
     }
@@ -341,7 +344,7 @@ impl RestoreProvider for LocalPostgres {
         self.scratch = Some(Scratch { cluster: cluster.clone(), stop_copy: stop_copy.clone(), copy: None });
 
         let done = Arc::new(AtomicU64::new(0));
-        let total = dir_size(&backup.path);
+        let total = self.backup_bytes;
         let handle = self.spawn_copy(backup.path.clone(), cluster.data(), stop_copy, done.clone());
         let (events, drill) = (self.events.clone(), self.drill.clone());
         let scratch = self.scratch.as_mut().expect("scratch recorded above");

@@ -319,11 +319,10 @@ impl PgDump {
     }
 
     /// What the dump's SQL needs: from pg_restore's schema script for an archive, from the text for SQL.
-    async fn needs(&self, d: &Dump, path: &Path, cluster: &Cluster) -> Result<Needs, RestoreError> {
+    async fn needs(&self, d: &Dump, path: &Path) -> Result<Needs, RestoreError> {
         if d.inspected.format.is_archive() {
             let mut cmd = self.as_user.command(&self.bin.path("pg_restore"));
             cmd.args(["--schema-only", "-f", "-"]).arg(path);
-            let _ = cluster;
             let script = pg::run(cmd, "pg_restore")
                 .await
                 .map_err(|e| RestoreError::Failed(format!("the dump cannot be read: {e}")))?;
@@ -337,12 +336,17 @@ impl PgDump {
             .map_err(|e| RestoreError::Failed(format!("the dump cannot be read: {e}")))
     }
 
-    /// Creates (NOLOGIN) or names the roles the dump uses but does not create.
-    async fn settle_roles(&mut self, needs: &Needs, admin: &tokio_postgres::Client) -> Result<(), RestoreError> {
+    /// Creates (NOLOGIN) or names the roles the dump uses but does not create; returns the scratch's roles
+    /// before that (the `CREATE ROLE`s of a pg_dumpall for these are left out).
+    async fn settle_roles(
+        &mut self,
+        needs: &Needs,
+        admin: &tokio_postgres::Client,
+    ) -> Result<BTreeSet<String>, RestoreError> {
         let existing = names(admin, "select rolname from pg_roles").await?;
         let missing = needs.missing_roles(&existing);
         if missing.is_empty() {
-            return Ok(());
+            return Ok(existing);
         }
         if !self.spec.create_missing_roles {
             return Err(RestoreError::Failed(format!(
@@ -360,7 +364,7 @@ impl PgDump {
         }
         self.neutralised
             .push(format!("roles the dump uses but does not create were created NOLOGIN: {}", missing.join(", ")));
-        Ok(())
+        Ok(existing)
     }
 
     /// Extensions the dump creates that this server does not have: skipped, each a finding.
@@ -667,7 +671,7 @@ impl RestoreProvider for PgDump {
         let d = self.chosen.clone().ok_or_else(|| RestoreError::Error("restore before plan".into()))?;
         let cluster = self.make_scratch()?;
         let path = self.fetch(&d, &cluster).await?;
-        let needs = self.needs(&d, &path, &cluster).await?;
+        let needs = self.needs(&d, &path).await?;
         if let Some((line, text)) = &needs.foreign_meta {
             return Err(RestoreError::Failed(format!(
                 "refused: line {line} of the dump is the psql command `{text}`, which pg_dump never writes \
@@ -706,7 +710,7 @@ impl RestoreProvider for PgDump {
         ]);
 
         let admin = cluster.wait_connect(&self.spec.user, Duration::from_secs(60)).await?;
-        self.settle_roles(&needs, &admin).await?;
+        let roles = self.settle_roles(&needs, &admin).await?;
         let skip = self.missing_extensions(&needs, &admin).await?;
         let header_db = d.inspected.header.as_ref().map(|h| h.dbname.clone()).filter(|n| !n.is_empty());
         self.database =
@@ -726,7 +730,6 @@ impl RestoreProvider for PgDump {
                     .map_err(|e| RestoreError::Error(format!("cannot create database `{}`: {e}", self.database)))?;
             }
         }
-        let roles = names(&admin, "select rolname from pg_roles").await?;
         drop(admin);
 
         let started = std::time::Instant::now();
