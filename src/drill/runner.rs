@@ -132,7 +132,7 @@ pub(crate) async fn with_provider<U: UseProvider>(
                     }
                     _ => None,
                 };
-                user.with(&mut ExistingPostgres::new(ep, opts.restore_started_at, aws), None).await
+                user.with(&mut ExistingPostgres::new(ep, opts.restore_started_at, aws, t.check), None).await
             }
             RestoreSpec::SupabaseBranch(sb) => {
                 user.with(&mut SupabaseBranch::new(sb, &spec.name, run_id, events)?, None).await

@@ -58,7 +58,19 @@ impl Bounds {
         )
     }
 
-    fn describe(&self) -> String {
+    /// The same bounds, and read-only transactions, as startup options: every session made with them carries
+    /// them from its first statement (a database stackdrill reads but does not own).
+    pub(crate) fn read_only_options(&self) -> String {
+        format!(
+            "-c default_transaction_read_only=on -c statement_timeout={}ms -c lock_timeout={}ms \
+             -c idle_in_transaction_session_timeout={}ms",
+            self.statement.as_millis(),
+            self.lock.as_millis(),
+            self.idle_in_transaction.as_millis()
+        )
+    }
+
+    pub(crate) fn describe(&self) -> String {
         let h = |d: Duration| humantime::format_duration(d).to_string();
         format!(
             "statement_timeout={} lock_timeout={} idle_in_transaction_session_timeout={}",

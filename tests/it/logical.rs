@@ -349,7 +349,8 @@ async fn a_database_restored_by_hand_is_verified_read_only_and_never_touched() {
              \x20   restored-to: {restored_to}\n\
              objectives: {{ rto: 1h, rpo: 1d }}\nverify:\n  - row-count: {{ table: accounts, min: 1 }}\n  - sql:\n      \
              name: sessions are read-only\n      query: show default_transaction_read_only\n      expect: {{ equals: \"on\" }}\n  \
-             - sql:\n      name: a write is refused\n      query: create table intruder (x int)\n      expect: {{ equals: \"\" }}\n",
+             - sql:\n      name: a write is refused\n      query: create table intruder (x int)\n      expect: {{ equals: \"\" }}\n  \
+             - sql:\n      name: sessions are bounded\n      query: show lock_timeout\n      expect: {{ equals: \"2s\" }}\n",
             port = demo.port,
             restored_to = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
         ),
@@ -362,6 +363,7 @@ async fn a_database_restored_by_hand_is_verified_read_only_and_never_touched() {
     assert!(statuses[0].starts_with("row-count passed"), "{statuses:?}");
     assert!(statuses[1].starts_with("sql passed"), "{statuses:?}");
     assert!(statuses[2].contains("read-only transaction"), "{statuses:?}");
+    assert!(statuses[3].starts_with("sql passed"), "sessions carry the source's lock timeout: {statuses:?}");
     assert_eq!(report["source"]["details"]["restore"], "manual");
     let rpo = report["measured"]["rpo_seconds"].as_f64().unwrap();
     assert!((3590.0..3700.0).contains(&rpo), "RPO from restored-to: {rpo}");

@@ -18,6 +18,8 @@ pub(crate) struct ExistingPostgres {
     aws: Option<aws_types::SdkConfig>,
     /// `--restore-started-at` over the file's key.
     started_at: Option<DateTime<Utc>>,
+    /// What every session carries: read-only, and the source's statement and lock timeouts.
+    bounds: crate::drill::source::Bounds,
     planned_at: DateTime<Utc>,
 }
 
@@ -26,8 +28,10 @@ impl ExistingPostgres {
         spec: &ExistingPostgresSpec,
         started_at: Option<DateTime<Utc>>,
         aws: Option<aws_types::SdkConfig>,
+        check_timeout: std::time::Duration,
     ) -> ExistingPostgres {
         ExistingPostgres {
+            bounds: crate::drill::source::Bounds::of(&spec.connection, check_timeout),
             started_at: started_at.or(spec.restore_started_at),
             spec: spec.clone(),
             restore: RestoreSpec::ExistingPostgres(spec.clone()),
@@ -102,7 +106,7 @@ impl RestoreProvider for ExistingPostgres {
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
         let login = self.login.as_ref().ok_or_else(|| RestoreError::Error("ready before restore".into()))?;
         let mut config = login.config("ready");
-        config.options("-c default_transaction_read_only=on");
+        config.options(self.bounds.read_only_options());
         let client = crate::pg::connect_tls(&config, &login.tls, None).await.map_err(|e| {
             RestoreError::Failed(format!("cannot connect to the restored database {}: {e}", login.display()))
         })?;
@@ -121,7 +125,7 @@ impl RestoreProvider for ExistingPostgres {
             tls: login.tls.clone(),
             server_name: None,
             credential: Some(login.credential),
-            display: format!("{} (restored by hand; read-only sessions)", login.display()),
+            display: format!("{} (restored by hand; read-only sessions, {})", login.display(), self.bounds.describe()),
         })
     }
 
