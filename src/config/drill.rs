@@ -19,6 +19,8 @@ struct RawDrill {
     name: Option<String>,
     description: Option<String>,
     restore: RawRestore,
+    #[serde(default)]
+    also_restore: Vec<super::bucket::RawAlsoRestore>,
     source: Option<RawSource>,
     target: Option<RawTarget>,
     objectives: RawObjectives,
@@ -145,7 +147,8 @@ enum RawCheck {
     Freshness(RawFreshness),
     Amcheck(RawAmcheck),
     Schema(RawSchema),
-    ObjectReferences(super::object_refs::RawObjectRefs),
+    ObjectReferences(Box<super::object_refs::RawObjectRefs>),
+    Objects(super::bucket::RawObjects),
 }
 
 #[derive(Deserialize)]
@@ -403,8 +406,9 @@ fn resolve_checks(p: &mut Problems<'_>, verify: Vec<RawCheck>, has_source: bool)
                 checks.push(CheckSpec::Schema(SchemaSpec { tables }));
             }
             RawCheck::ObjectReferences(raw) => {
-                checks.push(CheckSpec::ObjectRefs(super::object_refs::object_refs_check(p, i, raw)));
+                checks.push(CheckSpec::ObjectRefs(super::object_refs::object_refs_check(p, i, *raw)));
             }
+            RawCheck::Objects(raw) => checks.push(CheckSpec::Objects(super::bucket::objects_check(p, i, raw))),
         }
     }
     checks
@@ -612,6 +616,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         name,
         description,
         restore,
+        also_restore,
         source,
         target,
         objectives,
@@ -632,7 +637,9 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         rto: duration(p, "objectives.rto", &rto, Duration::from_secs(1)),
         rpo: duration(p, "objectives.rpo", &rpo, Duration::from_secs(1)),
     };
-    let checks = resolve_checks(p, verify, source.is_some());
+    let mut checks = resolve_checks(p, verify, source.is_some());
+    let also_restore = super::bucket::also_restore(p, also_restore);
+    super::bucket::link_checks(p, &also_restore, &mut checks);
     check_controls(p, &controls);
     check_copy_on_write(p, &restore, &target, &checks);
     check_rpo_measurable(p, &restore, &checks);
@@ -641,6 +648,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         file: path.to_path_buf(),
         description,
         restore,
+        also_restore,
         source,
         target,
         objectives,

@@ -13,6 +13,8 @@ pub(crate) struct DrillSpec {
     pub(crate) file: PathBuf,
     pub(crate) description: Option<String>,
     pub(crate) restore: RestoreSpec,
+    /// Object stores restored to the database's instant beside it (`also-restore`).
+    pub(crate) also_restore: Vec<BucketRestoreSpec>,
     pub(crate) source: Option<SourceSpec>,
     pub(crate) target: TargetSpec,
     pub(crate) objectives: Objectives,
@@ -129,6 +131,7 @@ pub(crate) enum CheckSpec {
     Amcheck(AmcheckSpec),
     Schema(SchemaSpec),
     ObjectRefs(ObjectRefsSpec),
+    Objects(ObjectsSpec),
 }
 
 impl CheckSpec {
@@ -142,6 +145,7 @@ impl CheckSpec {
             CheckSpec::Amcheck(_) => "amcheck",
             CheckSpec::Schema(_) => "schema",
             CheckSpec::ObjectRefs(_) => "object-references",
+            CheckSpec::Objects(_) => "objects",
         }
     }
 
@@ -155,6 +159,7 @@ impl CheckSpec {
             CheckSpec::Amcheck(_) => "amcheck".into(),
             CheckSpec::Schema(_) => "schema".into(),
             CheckSpec::ObjectRefs(o) => o.name.clone().unwrap_or_else(|| format!("object-references {}", o.table)),
+            CheckSpec::Objects(o) => format!("objects {}", o.restore),
         }
     }
 }
@@ -248,6 +253,47 @@ pub(crate) enum ObjectStoreSpec {
     S3 { bucket: String, prefix: Option<String>, as_of: AsOf },
     /// A directory: object keys are paths under it.
     Dir(std::path::PathBuf),
+    /// The scratch bucket an `also-restore` entry (by name) brought back to the drill's instant.
+    Restored(String),
+}
+
+/// An S3 bucket (or a prefix of it) restored to the drill's instant into a scratch bucket.
+#[derive(Debug, Clone)]
+pub(crate) struct BucketRestoreSpec {
+    /// How checks name this restore (`restore: NAME`, `restored: NAME`): `name`, else the bucket.
+    pub(crate) name: String,
+    pub(crate) bucket: String,
+    /// Only keys under it are restored (empty: the whole bucket).
+    pub(crate) prefix: String,
+    pub(crate) from: BucketSource,
+    /// The scratch bucket's region; the source bucket's when absent. Must be within `residency`.
+    pub(crate) region: Option<String>,
+    pub(crate) residency: Vec<String>,
+    /// Copies in flight at once.
+    pub(crate) parallel: usize,
+    /// The scratch bucket's KMS key; the source bucket's default encryption when absent.
+    pub(crate) kms_key: Option<String>,
+    /// How long a scratch bucket may outlive its run before `drill cleanup` removes it.
+    pub(crate) expires_after: std::time::Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum BucketSource {
+    /// The version of every key current at the instant, copied server-side (a versioned bucket).
+    Versions,
+    /// An S3 recovery point of AWS Backup, restored by a restore job into a new bucket: `recovery_point`,
+    /// else the one that reaches the instant (among `vault`'s when given).
+    AwsBackup { vault: Option<String>, recovery_point: Option<String>, iam_role_arn: String },
+}
+
+/// `objects`: the restored bucket against the source's listing at the instant.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectsSpec {
+    /// The `also-restore` entry compared.
+    pub(crate) restore: String,
+    /// How many objects are read in full from both buckets and their SHA-256 compared.
+    pub(crate) sample: usize,
+    pub(crate) seed: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

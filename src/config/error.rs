@@ -110,6 +110,12 @@ fn plain_types(message: &str) -> String {
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages, the closest expected name.
 fn did_you_mean(message: &str) -> Option<String> {
+    if message.starts_with("unknown variant `aws-s3-bucket`") {
+        return Some(
+            "a bucket is restored beside a database: put `aws-s3-bucket` under `also-restore:`, next to `restore:`"
+                .into(),
+        );
+    }
     let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))?;
     let (given, expected) = rest.split_once('`')?;
     expected

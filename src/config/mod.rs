@@ -1,6 +1,7 @@
 //! The only place that parses YAML: drill files, with errors that name file, line, column and key.
 
 mod aws_restore;
+mod bucket;
 mod deploy;
 mod drill;
 mod drill_spec;
@@ -19,14 +20,16 @@ mod tls;
 #[cfg(test)]
 pub(crate) use aws_restore::is_db_identifier;
 pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec};
+#[cfg(test)]
+pub(crate) use bucket::is_bucket_name;
 pub(crate) use deploy::{DeploySpec, load_deploy};
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
 pub(crate) use drill::{load_drill, missing_files};
 pub(crate) use drill_spec::{
-    AmcheckSpec, AsOf, CanarySpec, CheckSpec, ChecksumAlgorithm, ChecksumSpec, DrillSpec, FreshnessSpec,
-    LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives, RestoreSpec, RowCountSpec, ScheduleSpec,
-    SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance,
+    AmcheckSpec, AsOf, BucketRestoreSpec, BucketSource, CanarySpec, CheckSpec, ChecksumAlgorithm, ChecksumSpec,
+    DrillSpec, FreshnessSpec, LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives, ObjectsSpec, RestoreSpec,
+    RowCountSpec, ScheduleSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance,
 };
 pub(crate) use duration::{count, human_seconds};
 pub(crate) use error::ConfigError;

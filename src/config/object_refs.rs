@@ -24,6 +24,7 @@ pub(super) struct RawObjectRefs {
     orphans: Option<String>,
     s3: Option<RawS3>,
     dir: Option<String>,
+    restored: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -68,8 +69,14 @@ pub(super) fn object_refs_check(p: &mut Problems<'_>, i: usize, raw: RawObjectRe
             false
         }
     };
-    let store = match (raw.s3, raw.dir) {
-        (Some(s3), None) => {
+    let given = [raw.s3.is_some(), raw.dir.is_some(), raw.restored.is_some()].iter().filter(|g| **g).count();
+    let store = match (raw.s3, raw.dir, raw.restored) {
+        _ if given > 1 => {
+            p.push(k.clone(), "names more than one of `s3`, `dir` and `restored`: give one object store");
+            ObjectStoreSpec::Dir(Default::default())
+        }
+        (None, None, Some(name)) => ObjectStoreSpec::Restored(name),
+        (Some(s3), None, None) => {
             if s3.bucket.is_empty() || s3.bucket.contains('/') {
                 p.push(format!("{k}.s3.bucket"), format!("`{}` is not a bucket name", s3.bucket));
             }
@@ -83,13 +90,12 @@ pub(super) fn object_refs_check(p: &mut Problems<'_>, i: usize, raw: RawObjectRe
             };
             ObjectStoreSpec::S3 { bucket: s3.bucket, prefix: s3.prefix, as_of }
         }
-        (None, Some(dir)) => ObjectStoreSpec::Dir(dir.into()),
-        (Some(_), Some(_)) => {
-            p.push(k.clone(), "names both `s3` and `dir`: give one object store");
-            ObjectStoreSpec::Dir(Default::default())
-        }
-        (None, None) => {
-            p.push(k.clone(), "needs an object store: `s3: { bucket, prefix, as-of }` or `dir: PATH`");
+        (None, Some(dir), None) => ObjectStoreSpec::Dir(dir.into()),
+        _ => {
+            p.push(
+                k.clone(),
+                "needs an object store: `s3: { bucket, prefix, as-of }`, `dir: PATH` or `restored: NAME` (an also-restore)",
+            );
             ObjectStoreSpec::Dir(Default::default())
         }
     };
@@ -136,7 +142,7 @@ mod tests {
             "verify[0].object-references.checksum-algorithm: needs `checksum-column`",
             "verify[0].object-references.orphans: unknown value `maybe`",
             "verify[0].object-references.where: must be one SQL condition",
-            "verify[0].object-references: names both `s3` and `dir`",
+            "verify[0].object-references: names more than one of `s3`, `dir` and `restored`",
         ] {
             assert!(p.iter().any(|e| e.contains(want)), "`{want}` not in {p:#?}");
         }

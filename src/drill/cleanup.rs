@@ -10,13 +10,14 @@ use chrono::Utc;
 
 use super::guard;
 use super::restore::aws_scratch::{self, Owner, TAG_SCRATCH};
+use super::restore::s3_scratch;
 use crate::aws::{AwsSettings, classify};
 use crate::config::{DrillSpec, RestoreSpec};
 use crate::pg::{Cluster, PgBin, RunAs, remove_tree};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Swept {
-    /// `local`, `rds-instance` or `rds-cluster`.
+    /// `local`, `rds-instance`, `rds-cluster`, `rds-parameter-group`, `s3-bucket`, `supabase-branch`.
     pub(crate) kind: &'static str,
     /// A directory, or `region/identifier`.
     pub(crate) resource: String,
@@ -37,6 +38,9 @@ pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool, aws: &AwsSettings
     let mut regions = BTreeSet::new();
     for scratch in drills.iter().filter_map(|d| d.restore.aws_scratch()) {
         regions.insert(scratch.region.clone());
+    }
+    for bucket in drills.iter().flat_map(|d| &d.also_restore) {
+        regions.insert(bucket.region.clone());
     }
     if force_aws && regions.is_empty() {
         regions.insert(None);
@@ -212,9 +216,14 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool) -> Vec
         }
         Err(e) => return vec![failed(e)],
     }
+    let s3 = crate::aws::s3_client(settings).await;
+    match s3_scratch::scratch_candidates(&s3, &region).await {
+        Ok(list) => found.extend(list.into_iter().map(|(id, tags)| Candidate { kind: "s3-bucket", id, tags })),
+        Err(e) => return vec![failed(e)],
+    }
     // Instances before clusters (a cluster's members go with it), parameter groups last (in use until then).
     let order = |k: &str| {
-        ["rds-instance", "rds-cluster", "rds-parameter-group", "rds-cluster-parameter-group"]
+        ["rds-instance", "rds-cluster", "rds-parameter-group", "rds-cluster-parameter-group", "s3-bucket"]
             .iter()
             .position(|x| *x == k)
     };
@@ -231,6 +240,7 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool) -> Vec
             Ok(()) => {
                 let res = match c.kind {
                     "rds-cluster" => aws_scratch::delete_cluster_guarded(&rds_client, &c.id, Owner::Expired(now)).await,
+                    "s3-bucket" => s3_scratch::delete_guarded(&s3, &c.id, Owner::Expired(now)).await,
                     "rds-parameter-group" => {
                         let level = aws_scratch::GroupLevel::Instance;
                         aws_scratch::delete_parameter_group_guarded(&rds_client, level, &c.id, Owner::Expired(now))

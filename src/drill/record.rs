@@ -57,6 +57,7 @@ pub(super) struct Facts {
     pub(super) connections: Vec<model::Connection>,
     pub(super) window: Window,
     pub(super) target: ResolvedTarget,
+    pub(super) also_restored: Vec<model::AlsoRestored>,
     pub(super) backup: BackupUsed,
     pub(super) measures: Measures,
     pub(super) newest_commit: Option<DateTime<Utc>>,
@@ -114,6 +115,7 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
             scratch: f.provider.scratch,
         },
         target: target_record(&f.target, &f.window, f.provider.recovery),
+        also_restored: f.also_restored,
         objectives: model::Objectives {
             rto_seconds: spec.objectives.rto.as_secs_f64(),
             rpo_seconds: spec.objectives.rpo.as_secs_f64(),

@@ -15,8 +15,8 @@ use super::judge::{self, Judgement};
 use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
 use super::restore::{
-    AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, Endpoint, ExistingPostgres, LocalPostgres, PgDump,
-    RestoreProvider, SupabaseBranch, Teardown, TeardownStatus,
+    AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, BucketRestore, Endpoint, ExistingPostgres, LocalPostgres,
+    PgDump, RestoreProvider, RestoredBucket, SupabaseBranch, Teardown, TeardownStatus,
 };
 use super::source;
 use super::target::{ResolvedTarget, Window, select};
@@ -64,8 +64,20 @@ pub(crate) async fn run(
 ) -> Result<Report, DrillError> {
     let run_id = new_run_id();
     tracing::Span::current().record("run", run_id.as_str());
-    let ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
+    let mut ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
+    // Credentials and residency of every bucket restore are checked before anything is created.
+    for (i, b) in spec.also_restore.iter().enumerate() {
+        let bucket =
+            BucketRestore::connect(b, &opts.aws, (&spec.name, &run_id, i), events.clone(), scratch_lifetime(spec));
+        ctx.buckets.push(bucket.await?);
+    }
     with_provider(spec, opts, &run_id, events, ctx).await
+}
+
+/// How long a run's scratch may live: every phase's deadline (the ownership tags and cleanup use it).
+fn scratch_lifetime(spec: &DrillSpec) -> Duration {
+    let t = &spec.timeouts;
+    super::restore::plan_timeout(spec) + t.restore + t.ready + t.verify + t.teardown
 }
 
 /// What is done with a drill's provider once it is built: the run (`RunCtx`), or `drill plan`.
@@ -104,8 +116,7 @@ pub(crate) async fn with_provider<U: UseProvider>(
 ) -> Result<U::Out, DrillError> {
     let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
     let t = &spec.timeouts;
-    // How long the scratch may live: every phase's deadline (the ownership tags and cleanup use it).
-    let lifetime = super::restore::plan_timeout(spec) + t.restore + t.ready + t.verify + t.teardown;
+    let lifetime = scratch_lifetime(spec);
     let Some(scratch) = spec.restore.aws_scratch() else {
         return match &spec.restore {
             RestoreSpec::LocalPostgres(lp) => {
@@ -227,12 +238,23 @@ struct RunCtx<'a> {
     calls_mark: Calls,
     /// The AWS drill's SDK config, reused to log in to the source; local drills load one only when asked.
     aws: Option<aws_types::SdkConfig>,
+    /// The buckets restored beside the database (`also-restore`), connected, nothing created yet.
+    buckets: Vec<BucketRestore>,
 }
 
 /// The source sessions the verify phase uses: the one the read-only checks read, and all to cancel.
 struct Sessions<'s> {
     reader: Option<&'s source::Session>,
     all: Vec<&'s source::Session>,
+}
+
+/// What the checks reach besides the restored database.
+struct Reach<'r> {
+    sessions: &'r Sessions<'r>,
+    canary: Option<&'r canary::Written>,
+    /// Where checks against the source cut: the instant the restored data stands at.
+    cut: DateTime<Utc>,
+    restored: &'r [RestoredBucket],
 }
 
 /// What the plan phase settled.
@@ -279,6 +301,7 @@ impl<'a> RunCtx<'a> {
             calls: None,
             calls_mark: Calls::new(),
             aws: None,
+            buckets: Vec::new(),
         })
     }
 }
@@ -303,7 +326,9 @@ impl RunCtx<'_> {
         let started_at = Utc::now();
         self.calls = provider.calls().cloned();
         self.calls_mark = self.calls.as_ref().map(CallCounter::snapshot).unwrap_or_default();
-        let Planned { source, canary: written, window, target, backup } = self.plan_phase(provider).await?;
+        let mut buckets = std::mem::take(&mut self.buckets);
+        let Planned { source, canary: written, window, target, backup } =
+            self.plan_phase(provider, &mut buckets).await?;
         let (source, replica) = source.map_or((None, None), |(p, r)| (Some(p), r));
         self.connections.extend(source.iter().chain(replica.iter()).map(|s| s.record.clone()));
         // The heavy read-only checks read the replica when there is one; the canary was written to the primary.
@@ -313,16 +338,19 @@ impl RunCtx<'_> {
         let mut outcome = Judgement::passed();
         let (endpoint, rto) = self.restore_phases(provider, &target, &mut outcome).await;
         let rto = rto.map(|clock| provider.rto_seconds(Utc::now()).unwrap_or(clock));
+        self.also_restore_phase(&mut buckets, endpoint.is_some(), &mut outcome).await;
+        let restored: Vec<RestoredBucket> = buckets.iter().filter_map(BucketRestore::restored).collect();
         // Checks against the source cut where the restored data stands: the target, or a dump's time.
         let cut = provider.data_as_of().unwrap_or(target.time);
-        let verified = self.verify_or_skip(endpoint.as_ref(), &sessions, written.as_ref(), cut, &mut outcome).await;
+        let reach = Reach { sessions: &sessions, canary: written.as_ref(), cut, restored: &restored };
+        let verified = self.verify_or_skip(endpoint.as_ref(), &reach, &mut outcome).await;
         // Nothing more is asked of the source: close its sessions before the teardown.
         drop(sessions);
         drop((source, replica));
         if endpoint.is_some() {
             tell_provider(provider, &self.spec.name, &verified.checks, &outcome).await;
         }
-        let teardown = self.teardown_phase(provider).await;
+        let (teardown, also_restored) = self.teardown_phase(provider, &mut buckets).await;
 
         let spec = self.spec;
         let restored = endpoint.is_some();
@@ -354,6 +382,7 @@ impl RunCtx<'_> {
             connections: self.connections,
             window,
             target,
+            also_restored,
             backup,
             measures,
             newest_commit: verified.newest_commit,
@@ -419,9 +448,13 @@ impl RunCtx<'_> {
     }
 
     /// The plan phase is recorded like the others, but its failure means "could not run": no report.
-    async fn plan_phase<P: RestoreProvider>(&mut self, provider: &mut P) -> Result<Planned, DrillError> {
+    async fn plan_phase<P: RestoreProvider>(
+        &mut self,
+        provider: &mut P,
+        buckets: &mut [BucketRestore],
+    ) -> Result<Planned, DrillError> {
         let (started, clock) = self.start_phase("plan");
-        let planned = bounded(&self.cancel, super::restore::plan_timeout(self.spec), self.plan(provider))
+        let planned = bounded(&self.cancel, super::restore::plan_timeout(self.spec), self.plan(provider, buckets))
             .await
             .map_err(|stop| match stop {
                 Stop::Interrupted => DrillError::Interrupted,
@@ -444,8 +477,13 @@ impl RunCtx<'_> {
         connect_source(self.spec, self.opts, self.aws.as_ref(), &self.run_id).await
     }
 
-    /// Source login, the canary (with a `latest` target), the recoverable window, the target, the backup.
-    async fn plan<P: RestoreProvider>(&self, provider: &mut P) -> Result<Planned, DrillError> {
+    /// Source login, the canary (with a `latest` target), the recoverable window, the target, the backup;
+    /// then every bucket restore must reach the instant the database will stand at.
+    async fn plan<P: RestoreProvider>(
+        &self,
+        provider: &mut P,
+        buckets: &mut [BucketRestore],
+    ) -> Result<Planned, DrillError> {
         let spec = self.spec;
         let source = self.connect_source().await?;
         let target_spec = self.opts.target.clone().unwrap_or_else(|| spec.target.clone());
@@ -466,6 +504,10 @@ impl RunCtx<'_> {
         let window = provider.window().await?;
         let target = select(&target_spec, &window, Utc::now(), written.as_ref().map(|w| w.target))?;
         let backup = provider.plan(&target)?;
+        let instant = provider.data_as_of().unwrap_or(target.time);
+        for b in buckets.iter_mut() {
+            b.plan(instant).await?;
+        }
         Ok(Planned { source, canary: written, window, target, backup })
     }
 
@@ -500,13 +542,11 @@ impl RunCtx<'_> {
     async fn verify_or_skip(
         &mut self,
         endpoint: Option<&Endpoint>,
-        sessions: &Sessions<'_>,
-        written: Option<&canary::Written>,
-        target: DateTime<Utc>,
+        reach: &Reach<'_>,
         outcome: &mut Judgement,
     ) -> Verified {
         let mut verified = match endpoint {
-            Some(ep) => self.verify_phase(ep, sessions, written, target, outcome).await,
+            Some(ep) => self.verify_phase(ep, reach, outcome).await,
             None => {
                 self.skip_phase("verify", "no restored database to verify");
                 Verified { newest_commit: None, checks: Vec::new() }
@@ -527,15 +567,9 @@ impl RunCtx<'_> {
 
     /// The verify phase: connects to the restore (named and recorded), runs the checks with the sessions'
     /// cancellers, and cancels what may still run on the source when the phase ends early.
-    async fn verify_phase(
-        &mut self,
-        ep: &Endpoint,
-        sessions: &Sessions<'_>,
-        written: Option<&canary::Written>,
-        target: DateTime<Utc>,
-        outcome: &mut Judgement,
-    ) -> Verified {
+    async fn verify_phase(&mut self, ep: &Endpoint, reach: &Reach<'_>, outcome: &mut Judgement) -> Verified {
         let spec = self.spec;
+        let sessions = reach.sessions;
         let scratch_record = std::sync::Mutex::new(None);
         let verify_fut = async {
             let restore = connect_restore(ep, &self.run_id).await?;
@@ -550,11 +584,12 @@ impl RunCtx<'_> {
             let ctx = verify::Context {
                 restore: &restore,
                 source: sessions.reader.map(|s| &s.client),
-                canary: written,
-                target,
+                canary: reach.canary,
+                target: reach.cut,
                 rpo: spec.objectives.rpo,
                 cancellers: &cancellers,
                 aws: &self.opts.aws,
+                restored: reach.restored,
             };
             let mut checks = Vec::new();
             for c in &spec.verify {
@@ -584,22 +619,74 @@ impl RunCtx<'_> {
 
     /// Teardown: not cancellable, bounded by its own deadline (the provider escalates within it); a panic
     /// in it is a failed teardown, never a lost record.
-    async fn teardown_phase<P: RestoreProvider>(&mut self, provider: &mut P) -> Teardown {
+    /// The buckets of `also-restore` go after the database, each guarded by its own tags; the report records
+    /// each one's teardown beside its restore.
+    async fn teardown_phase<P: RestoreProvider>(
+        &mut self,
+        provider: &mut P,
+        buckets: &mut [BucketRestore],
+    ) -> (Teardown, Vec<model::AlsoRestored>) {
         let (started, clock) = self.start_phase("teardown");
         let deadline = self.spec.timeouts.teardown + Duration::from_secs(30);
         let failed = |detail: String| Teardown { status: TeardownStatus::Failed, at: Utc::now(), detail };
-        let td = match tokio::time::timeout(deadline, unwinding(provider.teardown()))
-            .instrument(phase_span("teardown"))
-            .await
-        {
-            Ok(Ok(td)) => td,
-            Ok(Err(what)) => failed(format!("teardown panicked (a bug): {what}; run `stackdrill drill cleanup`")),
-            Err(_) => failed("teardown did not finish in time".into()),
+        let work = async {
+            let mut td = provider.teardown().await;
+            let mut records = Vec::new();
+            for b in buckets.iter_mut() {
+                let one = b.teardown().await;
+                records.push(b.record(one.clone()));
+                td = td.and(one);
+            }
+            (td, records)
+        };
+        let (td, records) =
+            match tokio::time::timeout(deadline, unwinding(work)).instrument(phase_span("teardown")).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(what)) => {
+                    (failed(format!("teardown panicked (a bug): {what}; run `stackdrill drill cleanup`")), Vec::new())
+                }
+                Err(_) => (failed("teardown did not finish in time".into()), Vec::new()),
+            };
+        // A teardown cut short leaves its buckets' records: each says its teardown failed.
+        let records = if records.len() == buckets.len() {
+            records
+        } else {
+            buckets.iter().map(|b| b.record(failed(format!("`{}`: {}", b.name(), td.detail)))).collect()
         };
         let status = if td.status == TeardownStatus::Failed { PhaseStatus::Failed } else { PhaseStatus::Passed };
         self.finish_phase("teardown", started, clock, status, Some(td.detail.clone()));
-        td
+        (td, records)
     }
+
+    /// Every bucket of `also-restore`, restored in parallel to the database's instant once the database is
+    /// up; a bucket that cannot be restored fails the drill, and the checks still run on what came back.
+    async fn also_restore_phase(&mut self, buckets: &mut [BucketRestore], db_restored: bool, outcome: &mut Judgement) {
+        if buckets.is_empty() {
+            return;
+        }
+        if !db_restored {
+            self.skip_phase("also-restore", "the database restore did not complete");
+            return;
+        }
+        let work = async {
+            // Collected first: a lazy iterator of futures held across the await would not be `Send`.
+            let restores: Vec<_> = buckets.iter_mut().map(restore_bucket).collect();
+            futures_util::future::join_all(restores).await.into_iter().collect::<Result<Vec<()>, _>>()
+        };
+        if let Err(stop) = self.phase("also-restore", self.spec.timeouts.restore, work).await {
+            outcome.stopped("also-restore", stop);
+        }
+    }
+}
+
+/// One bucket restore, its errors naming it.
+async fn restore_bucket(b: &mut BucketRestore) -> Result<(), super::error::RestoreError> {
+    use super::error::RestoreError;
+    let res = b.restore().await;
+    res.map_err(|e| match e {
+        RestoreError::Failed(m) => RestoreError::Failed(format!("bucket restore `{}`: {m}", b.name())),
+        RestoreError::Error(m) => RestoreError::Error(format!("bucket restore `{}`: {m}", b.name())),
+    })
 }
 
 /// The span a phase's work runs in: its log lines carry `phase` beside the run's `drill` and `run`.

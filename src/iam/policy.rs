@@ -232,9 +232,94 @@ fn object_stores(p: &mut Policy, d: &DrillSpec) {
     }
 }
 
+/// `also-restore` buckets: read the source as of the instant (versions, its settings), make and remove only
+/// scratch buckets named after the drill, and run AWS Backup restore jobs of the bucket's recovery points.
+fn bucket_restores(p: &mut Policy, d: &DrillSpec, default_region: &str) {
+    for b in &d.also_restore {
+        let r = b.region.clone().unwrap_or_else(|| default_region.to_string());
+        let source = format!("arn:aws:s3:::{}", b.bucket);
+        let scratch = format!("arn:aws:s3:::sd-{}-*", d.name);
+        p.allow(
+            "BucketRestoreReadSource",
+            &[
+                "s3:GetBucketLocation",
+                "s3:GetBucketVersioning",
+                "s3:GetLifecycleConfiguration",
+                "s3:GetEncryptionConfiguration",
+                "s3:ListBucket",
+                "s3:ListBucketVersions",
+            ],
+            std::slice::from_ref(&source),
+            None,
+        );
+        p.allow(
+            "BucketRestoreReadObjects",
+            &["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"],
+            &[format!("{source}/{}*", b.prefix)],
+            None,
+        );
+        p.allow("BucketRestoreFindBuckets", &["s3:ListAllMyBuckets"], &["*".into()], None);
+        p.allow(
+            "BucketRestoreScratchBuckets",
+            &[
+                "s3:CreateBucket",
+                "s3:PutBucketOwnershipControls",
+                "s3:PutBucketTagging",
+                "s3:GetBucketTagging",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutLifecycleConfiguration",
+                "s3:ListBucket",
+                "s3:ListBucketVersions",
+                "s3:ListBucketMultipartUploads",
+                "s3:DeleteBucket",
+            ],
+            std::slice::from_ref(&scratch),
+            None,
+        );
+        p.allow(
+            "BucketRestoreScratchObjects",
+            &[
+                "s3:PutObject",
+                "s3:PutObjectTagging",
+                "s3:GetObject",
+                "s3:GetObjectVersion",
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+                "s3:AbortMultipartUpload",
+            ],
+            &[format!("{scratch}/*")],
+            None,
+        );
+        // SSE-KMS buckets: S3 decrypts the source's objects and encrypts the copies on the caller's behalf.
+        p.allow(
+            "BucketRestoreKms",
+            &["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            &["*".into()],
+            Some(json!({ "StringEquals": { "kms:ViaService": format!("s3.{r}.amazonaws.com") } })),
+        );
+        if let crate::config::BucketSource::AwsBackup { iam_role_arn, .. } = &b.from {
+            p.allow(
+                "BucketRestoreAwsBackup",
+                &["backup:ListRecoveryPointsByResource", "backup:StartRestoreJob"],
+                &[source.clone(), format!("arn:aws:backup:{r}:*:recovery-point:*")],
+                None,
+            );
+            p.allow("DrillAwsBackupJobs", &["backup:DescribeRestoreJob"], &["*".into()], None);
+            p.allow(
+                "DrillPassRestoreRole",
+                &["iam:PassRole"],
+                std::slice::from_ref(iam_role_arn),
+                Some(json!({ "StringEquals": { "iam:PassedToService": "backup.amazonaws.com" } })),
+            );
+        }
+    }
+}
+
 /// The source login and metrics, for any provider.
 fn local_source(p: &mut Policy, d: &DrillSpec, region: &str) {
     object_stores(p, d);
+    bucket_restores(p, d, region);
     if let Some(s) = &d.source {
         if let SecretRef::Secret(id) = &s.password {
             let arn = if id.starts_with("arn:") {
@@ -573,6 +658,9 @@ mod tests {
             "src/drill/source.rs",
             "src/drill/metrics.rs",
             "src/drill/cleanup.rs",
+            "src/drill/verify/object_refs.rs",
+            "src/drill/verify/objects.rs",
+            "src/aws/s3list.rs",
             "src/report/s3.rs",
             "src/report/sign.rs",
         ]);

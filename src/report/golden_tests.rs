@@ -61,6 +61,7 @@ pub(crate) fn fixed() -> Report {
             session: Some("statement_timeout=60s".into()),
         }],
         neutralised: vec!["archive_mode off".into()],
+        also_restored: vec![],
         target: Target {
             time: Some(at(3)),
             selection: "latest".into(),

@@ -138,6 +138,9 @@ pub(crate) struct Report {
     #[serde(default)]
     pub(crate) neutralised: Vec<String>,
     pub(crate) target: Target,
+    /// Object stores restored to the same instant as the database (`also-restore`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) also_restored: Vec<AlsoRestored>,
     pub(crate) objectives: Objectives,
     pub(crate) measured: Measured,
     pub(crate) phases: Vec<Phase>,
@@ -399,6 +402,31 @@ pub(crate) struct Target {
     pub(crate) seed: Option<u64>,
     pub(crate) recovery: String,
     pub(crate) window: Option<WindowRecord>,
+}
+
+/// One bucket restored beside the database: from where, to which instant, into what, and how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AlsoRestored {
+    /// How the drill file names it.
+    pub(crate) name: String,
+    pub(crate) provider: String,
+    /// `s3://bucket/prefix`.
+    pub(crate) source: String,
+    /// `versions`, or the AWS Backup recovery point restored.
+    pub(crate) from: String,
+    pub(crate) window: Option<WindowRecord>,
+    /// The instant the bucket was restored to (the database's).
+    pub(crate) restored_to: Option<DateTime<Utc>>,
+    /// The scratch bucket (`region/name`).
+    pub(crate) scratch: Option<String>,
+    pub(crate) encryption: Option<String>,
+    pub(crate) objects: Option<u64>,
+    pub(crate) bytes: Option<u64>,
+    /// Restore start until the last object was copied.
+    pub(crate) rto_seconds: Option<f64>,
+    pub(crate) status: PhaseStatus,
+    pub(crate) detail: Option<String>,
+    pub(crate) teardown: TeardownRecord,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -47,7 +47,7 @@ fn broken_files_name_file_line_column_and_key() {
             "kind.yaml",
             format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - chekcsum: {{ table: t }}\n"),
             &[
-                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `amcheck`, `schema`, `object-references` (did you mean `checksum`?)",
+                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `amcheck`, `schema`, `object-references`, `objects` (did you mean `checksum`?)",
             ],
         ),
         (
@@ -55,6 +55,14 @@ fn broken_files_name_file_line_column_and_key() {
             "restore:\n  local-postgress: { base-backups: b }\nobjectives: { rto: 1m, rpo: 1m }\n".into(),
             &[
                 "error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected one of `local-postgres`, `aws-rds-instance`, `aws-aurora-cluster`, `aws-backup`, `pg-dump`, `existing-postgres`, `supabase-branch` (did you mean `local-postgres`?)",
+            ],
+        ),
+        (
+            "bucket.yaml",
+            "restore:\n  aws-s3-bucket: { bucket: files }\nobjectives: { rto: 1m, rpo: 1m }\n".into(),
+            &[
+                "error: bucket.yaml:2:3: `restore.aws-s3-bucket` unknown variant `aws-s3-bucket`",
+                "put `aws-s3-bucket` under `also-restore:`",
             ],
         ),
         ("missing.yaml", RESTORE.to_string(), &["missing.yaml:", "missing field `objectives`"]),

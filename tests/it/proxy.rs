@@ -1,6 +1,8 @@
-//! An HTTP/1.1 proxy between the SDK and moto, one upstream connection per request. It mends one emulator
-//! bug (moto's AWS Backup `ListTags` reads the ARN from the path segment before a trailing slash that the
-//! current SDK no longer sends, `GET /tags/{arn}`: the proxy adds the slash back) and injects faults: a
+//! An HTTP/1.1 proxy between the SDK and moto, one upstream connection per request. It mends two emulator
+//! bugs (moto's AWS Backup `ListTags` reads the ARN from the path segment before a trailing slash that the
+//! current SDK no longer sends, `GET /tags/{arn}`: the proxy adds the slash back; moto's S3
+//! `GetBucketVersioning` answers with the root element `GetBucketVersioningResponse` where AWS, and the SDK's
+//! parser, have `VersioningConfiguration`: the proxy renames it) and injects faults: a
 //! request whose first line or body contains a chosen string is answered `403 AccessDeniedException`
 //! without reaching moto (`deny`) or never answered (`hang`); and, at a set rate, a random fault — a
 //! throttling answer (503 with the protocol's throttling code), a 500, a slow answer (1.5 s) or a dropped
@@ -144,6 +146,28 @@ fn mend(line: &str) -> String {
     parts.join(" ")
 }
 
+/// The answer to `GET /{bucket}?versioning` with the root element AWS sends (moto 5.2.5 names it
+/// `GetBucketVersioningResponse`), its length set again.
+fn mend_response(request: &str, resp: Vec<u8>) -> Vec<u8> {
+    if !(request.starts_with("GET ") && request.contains("?versioning")) {
+        return resp;
+    }
+    let Some(head_end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else { return resp };
+    let body = String::from_utf8_lossy(&resp[head_end + 4..])
+        .replace("GetBucketVersioningResponse", "VersioningConfiguration");
+    let head: Vec<String> = String::from_utf8_lossy(&resp[..head_end])
+        .split("\r\n")
+        .map(|h| {
+            if h.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {}", body.len())
+            } else {
+                h.to_string()
+            }
+        })
+        .collect();
+    format!("{}\r\n\r\n{body}", head.join("\r\n")).into_bytes()
+}
+
 fn serve(client: TcpStream, upstream: String, rules: Arc<Mutex<Rules>>, stop: Arc<AtomicBool>) {
     let mut writer = client.try_clone().unwrap();
     let mut reader = BufReader::new(client);
@@ -215,7 +239,11 @@ fn serve(client: TcpStream, upstream: String, rules: Arc<Mutex<Rules>>, stop: Ar
             return;
         }
         let mut resp = Vec::new();
-        if up.read_to_end(&mut resp).is_err() || writer.write_all(&resp).is_err() {
+        if up.read_to_end(&mut resp).is_err() {
+            return;
+        }
+        let resp = mend_response(&head[0], resp);
+        if writer.write_all(&resp).is_err() {
             return;
         }
         // The client may reuse its connection only if the answer said how long it was.

@@ -30,8 +30,8 @@ pub(crate) fn scratch_id(drill: &str, run: &str) -> String {
     format!("sd-{}-{}", d.trim_end_matches('-'), &run[..run.len().min(6)])
 }
 
-/// The scratch tags of design.md §4.
-pub(crate) fn scratch_tags(drill: &str, run: &str, expires_at: DateTime<Utc>) -> Vec<Tag> {
+/// The scratch tags of design.md §4, as key and value.
+pub(crate) fn scratch_tag_pairs(drill: &str, run: &str, expires_at: DateTime<Utc>) -> [(&'static str, String); 5] {
     [
         (TAG_MANAGED, "true".to_string()),
         (TAG_SCRATCH, "true".to_string()),
@@ -39,9 +39,11 @@ pub(crate) fn scratch_tags(drill: &str, run: &str, expires_at: DateTime<Utc>) ->
         (TAG_RUN, run.to_string()),
         (TAG_EXPIRES, expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     ]
-    .into_iter()
-    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-    .collect()
+}
+
+/// The scratch tags of design.md §4, for RDS.
+pub(crate) fn scratch_tags(drill: &str, run: &str, expires_at: DateTime<Utc>) -> Vec<Tag> {
+    scratch_tag_pairs(drill, run, expires_at).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
 /// What every AWS provider knows of its run.

@@ -3,17 +3,20 @@
 mod aws_aurora;
 mod aws_backup;
 mod aws_rds;
+pub(crate) mod aws_s3_bucket;
 pub(crate) mod aws_scratch;
 mod existing_postgres;
 mod local_postgres;
 mod pg_dump;
 mod provider;
+pub(crate) mod s3_scratch;
 pub(crate) mod supabase_branch;
 
 pub(crate) use crate::report::model::TeardownStatus;
 pub(crate) use aws_aurora::AwsAuroraCluster;
 pub(crate) use aws_backup::AwsBackup;
 pub(crate) use aws_rds::AwsRdsInstance;
+pub(crate) use aws_s3_bucket::{BucketRestore, RestoredBucket};
 pub(crate) use existing_postgres::ExistingPostgres;
 pub(crate) use local_postgres::LocalPostgres;
 pub(crate) use pg_dump::PgDump;

@@ -45,6 +45,8 @@ pub(crate) struct Context<'a> {
     pub(crate) cancellers: &'a [crate::pg::Canceller],
     /// Credentials and endpoint for checks that read AWS (an `object-references` bucket).
     pub(crate) aws: &'a crate::aws::AwsSettings,
+    /// Buckets restored beside the database (`also-restore`), by name.
+    pub(crate) restored: &'a [crate::drill::restore::RestoredBucket],
 }
 
 /// Runs one check under its timeout; a check that could not run never reports passed.
@@ -61,6 +63,7 @@ pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Dura
             CheckSpec::Amcheck(c) => super::amcheck::verify(spec, c, ctx).await,
             CheckSpec::Schema(c) => super::schema::verify(spec, c, ctx).await,
             CheckSpec::ObjectRefs(c) => super::object_refs::verify(spec, c, ctx).await,
+            CheckSpec::Objects(c) => super::objects::verify(spec, c, ctx).await,
         }
     };
     let mut result = match tokio::time::timeout(timeout, fut).await {

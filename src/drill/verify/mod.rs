@@ -6,6 +6,7 @@ mod check;
 mod checksum;
 mod freshness;
 mod object_refs;
+mod objects;
 mod row_count;
 mod schema;
 mod session;

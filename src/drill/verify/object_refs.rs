@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 
 use super::check::{CheckResult, Context};
+use crate::aws::s3list::{Obj, S3Listing};
 use crate::config::{AsOf, CheckSpec, ChecksumAlgorithm, ObjectRefsSpec, ObjectStoreSpec};
 use crate::report::model::CheckStatus;
 
@@ -20,15 +21,6 @@ use crate::report::model::CheckStatus;
 const ROWS_PER_FETCH: i64 = 5000;
 /// Keys named per kind of problem.
 const NAMED: usize = 5;
-
-/// One object as the listing shows it.
-#[derive(Debug, Clone, PartialEq)]
-struct Obj {
-    key: String,
-    size: u64,
-    /// The version current at the target (S3 `as-of: target`).
-    version: Option<String>,
-}
 
 /// One row: its object key (prefix applied), size and checksum as the table records them.
 #[derive(Debug, Clone)]
@@ -44,133 +36,51 @@ enum Store {
     S3 { client: aws_sdk_s3::Client, bucket: String, prefix: String, as_of: Option<DateTime<Utc>> },
 }
 
-/// A key of a versioned listing being decided as of T: entries come newest first, and the first one at or
-/// before T decides (a delete marker: absent).
-struct Pending {
-    key: String,
-    decided: bool,
-    obj: Option<Obj>,
+/// A sorted listing of a store.
+enum Listing {
+    /// Read whole on the first look.
+    Dir {
+        root: PathBuf,
+        objects: Option<VecDeque<Obj>>,
+    },
+    S3(Box<S3Listing>),
 }
 
-/// A sorted listing, page by page.
-struct Listing<'a> {
-    store: &'a Store,
-    buffered: VecDeque<Obj>,
-    token: Option<(Option<String>, Option<String>)>,
-    done: bool,
-    /// S3 `as-of`: the key being decided, across pages.
-    pending: Option<Pending>,
-    requests: usize,
-}
-
-impl<'a> Listing<'a> {
-    fn new(store: &'a Store) -> Self {
-        Listing { store, buffered: VecDeque::new(), token: None, done: false, pending: None, requests: 0 }
+impl Listing {
+    fn new(store: &Store) -> Self {
+        match store {
+            Store::Dir(root) => Listing::Dir { root: root.clone(), objects: None },
+            Store::S3 { client, bucket, prefix, as_of } => {
+                Listing::S3(Box::new(S3Listing::new(client.clone(), bucket, prefix, *as_of)))
+            }
+        }
     }
 
     /// The next object in key order, or `None` at the end.
     async fn peek(&mut self) -> Result<Option<&Obj>, String> {
-        while self.buffered.is_empty() && !self.done {
-            self.fill().await?;
+        match self {
+            Listing::Dir { root, objects } => {
+                if objects.is_none() {
+                    *objects = Some(dir_listing(root)?.into());
+                }
+                Ok(objects.as_ref().and_then(VecDeque::front))
+            }
+            Listing::S3(l) => l.peek().await,
         }
-        Ok(self.buffered.front())
     }
 
     fn pop(&mut self) -> Option<Obj> {
-        self.buffered.pop_front()
+        match self {
+            Listing::Dir { objects, .. } => objects.as_mut().and_then(VecDeque::pop_front),
+            Listing::S3(l) => l.pop(),
+        }
     }
 
-    async fn fill(&mut self) -> Result<(), String> {
-        match self.store {
-            Store::Dir(root) => {
-                self.buffered = dir_listing(root)?.into();
-                self.done = true;
-            }
-            Store::S3 { as_of: None, .. } => self.fill_current().await?,
-            Store::S3 { as_of: Some(t), .. } => {
-                let t = *t;
-                self.fill_as_of(t).await?
-            }
+    fn requests(&self) -> usize {
+        match self {
+            Listing::Dir { .. } => 0,
+            Listing::S3(l) => l.requests,
         }
-        Ok(())
-    }
-
-    async fn fill_current(&mut self) -> Result<(), String> {
-        let Store::S3 { client, bucket, prefix, .. } = self.store else { return Ok(()) };
-        let token = self.token.take().and_then(|t| t.0);
-        let page = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .map_err(|e| crate::aws::classify("s3:ListBucket", &e).to_string())?;
-        self.requests += 1;
-        self.buffered.extend(page.contents().iter().filter_map(|o| {
-            Some(Obj { key: o.key()?.to_string(), size: o.size().unwrap_or(0).max(0) as u64, version: None })
-        }));
-        match page.next_continuation_token() {
-            Some(t) if page.is_truncated() == Some(true) => self.token = Some((Some(t.to_string()), None)),
-            _ => self.done = true,
-        }
-        Ok(())
-    }
-
-    /// One page of `ListObjectVersions`, decided as of `t`: for each key, the newest version or delete
-    /// marker written at or before `t`; a key whose decision may continue on the next page stays pending.
-    async fn fill_as_of(&mut self, t: DateTime<Utc>) -> Result<(), String> {
-        let Store::S3 { client, bucket, prefix, .. } = self.store else { return Ok(()) };
-        let (key_marker, version_marker) = self.token.take().unwrap_or((None, None));
-        let page = client
-            .list_object_versions()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_key_marker(key_marker)
-            .set_version_id_marker(version_marker)
-            .send()
-            .await
-            .map_err(|e| crate::aws::classify("s3:ListBucketVersions", &e).to_string())?;
-        self.requests += 1;
-        let at = |d: Option<&aws_smithy_types::DateTime>| {
-            d.and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), d.subsec_nanos()))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC)
-        };
-        // (key, written, the object, or None for a delete marker)
-        let mut entries: Vec<(String, DateTime<Utc>, Option<Obj>)> = Vec::new();
-        for v in page.versions() {
-            let Some(key) = v.key() else { continue };
-            let obj = Obj {
-                key: key.to_string(),
-                size: v.size().unwrap_or(0).max(0) as u64,
-                version: v.version_id().map(str::to_string),
-            };
-            entries.push((key.to_string(), at(v.last_modified()), Some(obj)));
-        }
-        for m in page.delete_markers() {
-            if let Some(key) = m.key() {
-                entries.push((key.to_string(), at(m.last_modified()), None));
-            }
-        }
-        entries.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        for (key, written, obj) in entries {
-            if self.pending.as_ref().is_some_and(|p| p.key != key) {
-                self.buffered.extend(self.pending.take().and_then(|p| p.obj));
-            }
-            let p = self.pending.get_or_insert_with(|| Pending { key: key.clone(), decided: false, obj: None });
-            if written <= t && !p.decided {
-                p.decided = true;
-                p.obj = obj;
-            }
-        }
-        if page.is_truncated() == Some(true) {
-            self.token =
-                Some((page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string)));
-        } else {
-            self.done = true;
-            self.buffered.extend(self.pending.take().and_then(|p| p.obj));
-        }
-        Ok(())
     }
 }
 
@@ -187,7 +97,13 @@ fn dir_listing(root: &std::path::Path) -> Result<Vec<Obj>, String> {
             if meta.is_dir() {
                 stack.push(p);
             } else if meta.is_file() {
-                out.push(Obj { key: p.to_string_lossy().into_owned(), size: meta.len(), version: None });
+                out.push(Obj {
+                    key: p.to_string_lossy().into_owned(),
+                    size: meta.len(),
+                    version: None,
+                    etag: None,
+                    modified: None,
+                });
             }
         }
     }
@@ -254,7 +170,7 @@ fn rows_query(o: &ObjectRefsSpec) -> String {
 async fn merge(
     o: &ObjectRefsSpec,
     client: &tokio_postgres::Client,
-    listing: &mut Listing<'_>,
+    listing: &mut Listing,
     rng: &mut rand::rngs::StdRng,
 ) -> Result<Tally, String> {
     let mut t = Tally::default();
@@ -316,7 +232,7 @@ async fn merge(
     Ok(t)
 }
 
-impl Listing<'_> {
+impl Listing {
     async fn pop_or_fetch(&mut self) -> Result<Option<Obj>, String> {
         self.peek().await?;
         Ok(self.pop())
@@ -395,6 +311,15 @@ async fn open(o: &ObjectRefsSpec, ctx: &Context<'_>) -> Result<Store, String> {
             prefix: prefix.clone().unwrap_or_else(|| o.prefix.clone()),
             as_of: (*as_of == AsOf::Target).then_some(ctx.target),
         },
+        // The scratch bucket holds the instant's objects as they are now.
+        ObjectStoreSpec::Restored(name) => {
+            let b = ctx
+                .restored
+                .iter()
+                .find(|b| &b.name == name)
+                .ok_or_else(|| format!("the bucket restore `{name}` did not complete"))?;
+            Store::S3 { client: b.client.clone(), bucket: b.scratch.clone(), prefix: o.prefix.clone(), as_of: None }
+        }
     })
 }
 
@@ -413,7 +338,7 @@ pub(super) async fn verify(spec: &CheckSpec, o: &ObjectRefsSpec, ctx: &Context<'
             return CheckResult::new(spec, CheckStatus::Error, e);
         }
     };
-    let requests = listing.requests;
+    let requests = listing.requests();
     // The sample's objects, read in full, eight at a time.
     let mut bad_sums = Vec::new();
     for chunk in tally.sample.chunks(8) {
@@ -468,6 +393,7 @@ fn summary(
         ObjectStoreSpec::S3 { as_of: AsOf::Target, .. } => " as of the target",
         ObjectStoreSpec::S3 { as_of: AsOf::Now, .. } => " as of now",
         ObjectStoreSpec::Dir(_) => "",
+        ObjectStoreSpec::Restored(_) => " in the restored bucket",
     };
     let sums = if o.checksum_column.is_some() {
         format!("; checksums of {} sampled rows (seed {seed})", t.sample.len())

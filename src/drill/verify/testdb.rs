@@ -54,6 +54,7 @@ impl TestDb {
             rpo: Duration::from_secs(60),
             cancellers: &[],
             aws: &NO_AWS,
+            restored: &[],
         }
     }
 

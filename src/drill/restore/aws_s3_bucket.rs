@@ -1,0 +1,575 @@
+//! `also-restore: aws-s3-bucket`: a bucket (or a prefix of it) restored to the database's instant into a
+//! scratch bucket. `from: versions` copies, server-side and in parallel, the version of every key current
+//! at the instant (a versioned bucket; `ListObjectVersions`, delete markers respected; multipart copy above
+//! 5 GiB); `from: aws-backup` runs a restore job of an S3 recovery point into a new bucket. Either way the
+//! scratch bucket carries the scratch tags, Block Public Access, the source's encryption and a lifecycle
+//! expiry, and teardown deletes every version and the bucket, guarded by its tags.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use super::aws_scratch::{self, Owner};
+use super::s3_scratch::{self, Encryption};
+use super::{Teardown, TeardownStatus};
+use crate::aws::s3list::{Obj, S3Listing};
+use crate::aws::{AwsSettings, Backoff, classify};
+use crate::config::{BucketRestoreSpec, BucketSource};
+use crate::drill::error::{DrillError, RestoreError, fmt_time};
+use crate::drill::events::EventSink;
+use crate::drill::target::Window;
+use crate::report::model::{self, PhaseStatus};
+
+/// Above this size an object is copied in parts (`CopyObject` takes at most 5 GiB).
+const SINGLE_COPY_MAX: u64 = 5 << 30;
+/// The part size of a multipart copy.
+const PART: u64 = 512 << 20;
+
+/// A restored bucket, as checks reach it.
+#[derive(Clone)]
+pub(crate) struct RestoredBucket {
+    pub(crate) name: String,
+    pub(crate) client: Client,
+    pub(crate) source: String,
+    pub(crate) prefix: String,
+    pub(crate) scratch: String,
+    /// The instant the scratch holds.
+    pub(crate) as_of: DateTime<Utc>,
+    /// ETags of the copies can equal the source's: neither bucket encrypts with KMS (whose ETags are not
+    /// digests of the bytes), and the restore copied rather than rebuilt them.
+    pub(crate) etags_comparable: bool,
+}
+
+/// A recovery point of the bucket in AWS Backup.
+#[derive(Debug, Clone)]
+struct Point {
+    arn: String,
+    created: DateTime<Utc>,
+    continuous: bool,
+}
+
+pub(crate) struct BucketRestore {
+    spec: BucketRestoreSpec,
+    s3: Client,
+    backup: aws_sdk_backup::Client,
+    region: String,
+    drill: String,
+    run: String,
+    events: EventSink,
+    expires_at: DateTime<Utc>,
+    scratch: String,
+    encryption: Option<Encryption>,
+    window: Option<Window>,
+    point: Option<Point>,
+    as_of: Option<DateTime<Utc>>,
+    /// The scratch bucket may exist: teardown looks for it.
+    started: bool,
+    copied: Option<(u64, u64)>,
+    rto: Option<f64>,
+    outcome: Option<Result<(), String>>,
+}
+
+impl BucketRestore {
+    /// Loads the config for the scratch region (the entry's `region`, else `--region`), checks
+    /// credentials and residency; nothing is created.
+    pub(crate) async fn connect(
+        spec: &BucketRestoreSpec,
+        settings: &AwsSettings,
+        (drill, run, index): (&str, &str, usize),
+        events: EventSink,
+        lifetime: std::time::Duration,
+    ) -> Result<Self, DrillError> {
+        let mut settings = settings.clone();
+        if let Some(r) = &spec.region {
+            settings.region = Some(r.clone());
+        }
+        let config = crate::aws::load(&settings).await;
+        crate::aws::check_credentials(&config).await?;
+        let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| crate::aws::DEFAULT_REGION.into());
+        if !spec.residency.contains(&region) {
+            return Err(DrillError::Refused(format!(
+                "region `{region}` is outside the residency of bucket restore `{}` ({}): restored objects must stay there",
+                spec.name,
+                spec.residency.join(", ")
+            )));
+        }
+        let s3 = Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config).force_path_style(settings.endpoint_url.is_some()).build(),
+        );
+        let backup = aws_sdk_backup::Client::new(&config);
+        Ok(BucketRestore::with_clients(spec, (s3, backup), region, (drill, run, index), events, lifetime))
+    }
+
+    /// A restore with its clients built (tests pass mocked ones).
+    pub(crate) fn with_clients(
+        spec: &BucketRestoreSpec,
+        (s3, backup): (Client, aws_sdk_backup::Client),
+        region: String,
+        (drill, run, index): (&str, &str, usize),
+        events: EventSink,
+        lifetime: std::time::Duration,
+    ) -> Self {
+        BucketRestore {
+            spec: spec.clone(),
+            s3,
+            backup,
+            region,
+            drill: drill.to_string(),
+            run: run.to_string(),
+            events,
+            expires_at: Utc::now() + lifetime.max(spec.expires_after),
+            scratch: s3_scratch::bucket_name(drill, run, index),
+            encryption: None,
+            window: None,
+            point: None,
+            as_of: None,
+            started: false,
+            copied: None,
+            rto: None,
+            outcome: None,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn progress(&self, msg: impl Into<String>) {
+        self.events.progress(&self.drill, "also-restore", msg);
+    }
+
+    /// The plan: the source is in the scratch's region, the window covers `instant`, the encryption to
+    /// give the scratch; a bucket that cannot be brought back to `instant` stops the drill before anything
+    /// is created.
+    pub(crate) async fn plan(&mut self, instant: DateTime<Utc>) -> Result<(), DrillError> {
+        let bucket = &self.spec.bucket.clone();
+        let location = self
+            .s3
+            .get_bucket_location()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify("s3:GetBucketLocation", &e))?;
+        let source_region = match location.location_constraint().map(|l| l.as_str()) {
+            None | Some("") => "us-east-1".to_string(),
+            Some("EU") => "eu-west-1".to_string(),
+            Some(r) => r.to_string(),
+        };
+        if source_region != self.region {
+            return Err(DrillError::Refused(format!(
+                "bucket `{bucket}` is in `{source_region}` and the scratch would be in `{}`: restore it in its own region (set `region: {source_region}` and allow it in `residency`)",
+                self.region
+            )));
+        }
+        let window = match &self.spec.from {
+            BucketSource::Versions => self.versions_window().await?,
+            BucketSource::AwsBackup { vault, recovery_point, .. } => {
+                self.backup_window(vault.clone(), recovery_point.clone(), instant).await?
+            }
+        };
+        if instant < window.earliest || instant > window.latest {
+            return Err(DrillError::Refused(format!(
+                "bucket `{bucket}` cannot be restored to {}: its restorable window is {} .. {}",
+                fmt_time(&instant),
+                fmt_time(&window.earliest),
+                fmt_time(&window.latest)
+            )));
+        }
+        self.window = Some(window);
+        self.encryption = Some(match &self.spec.kms_key {
+            Some(k) => Encryption::Kms(Some(k.clone())),
+            None => s3_scratch::encryption_of(&self.s3, bucket).await.map_err(DrillError::Refused)?,
+        });
+        self.as_of = Some(match &self.point {
+            Some(p) if !p.continuous => p.created,
+            _ => instant,
+        });
+        Ok(())
+    }
+
+    /// A versioned bucket can be read as of any instant since its noncurrent versions are kept: from
+    /// now minus the shortest noncurrent-version expiry that applies (or its creation) until now.
+    async fn versions_window(&self) -> Result<Window, DrillError> {
+        let bucket = &self.spec.bucket;
+        let v = self
+            .s3
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify("s3:GetBucketVersioning", &e))?;
+        if v.status() != Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled) {
+            return Err(DrillError::Refused(format!(
+                "bucket `{bucket}` does not keep versions (versioning is {}): it cannot be read as of an earlier instant; enable versioning, or restore with `from: aws-backup`",
+                v.status().map(|s| s.as_str()).unwrap_or("off")
+            )));
+        }
+        let now = Utc::now();
+        let retention = self.noncurrent_retention_days().await?;
+        let created = s3_scratch::created_at(&self.s3, bucket).await.map_err(DrillError::Refused)?;
+        let by_retention = retention.map(|d| now - chrono::TimeDelta::days(d.into()));
+        let earliest = match (created, by_retention) {
+            (Some(c), Some(r)) => c.max(r),
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => now,
+        };
+        Ok(Window { earliest, latest: now })
+    }
+
+    /// The shortest noncurrent-version expiry of an enabled lifecycle rule reaching the prefix.
+    async fn noncurrent_retention_days(&self) -> Result<Option<i32>, DrillError> {
+        let out = match self.s3.get_bucket_lifecycle_configuration().bucket(&self.spec.bucket).send().await {
+            Ok(o) => o,
+            Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => return Ok(None),
+            Err(e) => return Err(classify("s3:GetLifecycleConfiguration", &e).into()),
+        };
+        let prefix = &self.spec.prefix;
+        #[allow(deprecated)]
+        let days = out
+            .rules()
+            .iter()
+            .filter(|r| r.status() == &aws_sdk_s3::types::ExpirationStatus::Enabled)
+            .filter(|r| {
+                let p = r.filter().and_then(|f| f.prefix()).or(r.prefix()).unwrap_or("");
+                prefix.starts_with(p) || p.starts_with(prefix.as_str())
+            })
+            .filter_map(|r| r.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()))
+            .min();
+        Ok(days)
+    }
+
+    /// The bucket's recovery points (those in `vault` when given; only `pinned` when given): a continuous
+    /// one covering the instant restores exactly to it; else the newest snapshot before it (the bucket then
+    /// stands at the snapshot's time).
+    async fn backup_window(
+        &mut self,
+        vault: Option<String>,
+        pinned: Option<String>,
+        instant: DateTime<Utc>,
+    ) -> Result<Window, DrillError> {
+        let arn = format!("arn:aws:s3:::{}", self.spec.bucket);
+        let mut points = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .backup
+                .list_recovery_points_by_resource()
+                .resource_arn(&arn)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("backup:ListRecoveryPointsByResource", &e))?;
+            for p in page.recovery_points() {
+                use aws_sdk_backup::types::RecoveryPointStatus::*;
+                let (Some(point_arn), Some(created)) =
+                    (p.recovery_point_arn(), p.creation_date().map(aws_scratch::to_chrono))
+                else {
+                    continue;
+                };
+                let wanted = matches!(p.status(), Some(Completed | Available))
+                    && vault.as_deref().is_none_or(|v| p.backup_vault_name() == Some(v))
+                    && pinned.as_deref().is_none_or(|a| a == point_arn);
+                if wanted {
+                    let continuous = point_arn.contains(":continuous:");
+                    points.push(Point { arn: point_arn.to_string(), created, continuous });
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        points.sort_by_key(|p| p.created);
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            let which = match (&pinned, &vault) {
+                (Some(a), _) => format!("recovery point `{a}` is not a completed recovery point of"),
+                (None, Some(v)) => format!("vault `{v}` holds no completed recovery point of"),
+                (None, None) => "AWS Backup holds no completed recovery point of".to_string(),
+            };
+            return Err(DrillError::NoWindow(format!("{which} bucket `{}`", self.spec.bucket)));
+        };
+        // AWS Backup restores a continuous S3 backup up to about 15 minutes ago at best: stay behind that.
+        let continuous_latest = Utc::now() - chrono::TimeDelta::minutes(15);
+        let latest =
+            if points.iter().any(|p| p.continuous) { continuous_latest.max(last.created) } else { last.created };
+        let window = Window { earliest: first.created, latest };
+        self.point = points
+            .iter()
+            .rev()
+            .find(|p| p.continuous && p.created <= instant)
+            .or_else(|| points.iter().rev().find(|p| p.created <= instant))
+            .cloned();
+        Ok(window)
+    }
+
+    /// Creates the scratch and brings the objects back; records how it went.
+    pub(crate) async fn restore(&mut self) -> Result<(), RestoreError> {
+        let clock = Instant::now();
+        let res = match self.spec.from.clone() {
+            BucketSource::Versions => self.restore_versions().await,
+            BucketSource::AwsBackup { iam_role_arn, .. } => self.restore_backup(&iam_role_arn).await,
+        };
+        if res.is_ok() {
+            self.rto = Some(clock.elapsed().as_secs_f64());
+        }
+        self.outcome = Some(res.clone().map_err(|e| e.to_string()));
+        res
+    }
+
+    async fn restore_versions(&mut self) -> Result<(), RestoreError> {
+        let as_of = self.as_of.ok_or_else(|| RestoreError::Error("the bucket restore was not planned".into()))?;
+        let encryption = self.encryption.clone().unwrap_or(Encryption::S3Managed);
+        self.started = true;
+        s3_scratch::create(&self.s3, &self.scratch, &self.region).await.map_err(RestoreError::Error)?;
+        self.secure(&encryption).await?;
+        crate::crash::point("also-restore:copying");
+        self.progress(format!(
+            "copying the objects of `{}` as of {} into `{}`",
+            self.spec.bucket,
+            fmt_time(&as_of),
+            self.scratch
+        ));
+        let mut listing = S3Listing::new(self.s3.clone(), &self.spec.bucket, &self.spec.prefix, Some(as_of));
+        let objects = listing.all().await.map_err(RestoreError::Error)?;
+        let (s3, source, scratch) = (&self.s3, self.spec.bucket.as_str(), self.scratch.as_str());
+        // By index: a closure over a borrowed object would make the stream not `Send`.
+        let objects = &objects;
+        let mut copies = futures_util::stream::iter(0..objects.len())
+            .map(move |i| copy_one(s3, source, scratch, &objects[i]))
+            .buffer_unordered(self.spec.parallel);
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(done) = copies.next().await {
+            let size = done.map_err(RestoreError::Failed)?;
+            n += 1;
+            bytes += size;
+            if n % 1000 == 0 {
+                self.events.progress(&self.drill, "also-restore", format!("{n} of {} objects copied", objects.len()));
+            }
+        }
+        drop(copies);
+        self.copied = Some((n, bytes));
+        Ok(())
+    }
+
+    async fn secure(&self, encryption: &Encryption) -> Result<(), RestoreError> {
+        let tags = aws_scratch::scratch_tag_pairs(&self.drill, &self.run, self.expires_at);
+        let days = (self.expires_at - Utc::now()).num_days() as i32 + 1;
+        s3_scratch::secure(&self.s3, &self.scratch, &tags, encryption, days).await.map_err(RestoreError::Error)
+    }
+
+    /// A restore job into a new bucket named like the scratch; tagged and secured as soon as it exists.
+    async fn restore_backup(&mut self, role: &str) -> Result<(), RestoreError> {
+        let point = self.point.clone().ok_or_else(|| RestoreError::Error("no recovery point chosen".into()))?;
+        let as_of = self.as_of.unwrap_or(point.created);
+        let encryption = self.encryption.clone().unwrap_or(Encryption::S3Managed);
+        let mut m: HashMap<String, String> = HashMap::new();
+        m.insert("DestinationBucketName".into(), self.scratch.clone());
+        m.insert("NewBucket".into(), "true".into());
+        m.insert("CreationToken".into(), self.run.clone());
+        m.insert("Encrypted".into(), "true".into());
+        match &encryption {
+            Encryption::S3Managed => {
+                m.insert("EncryptionType".into(), "SSE-S3".into());
+            }
+            Encryption::Kms(key) => {
+                m.insert("EncryptionType".into(), "SSE-KMS".into());
+                if let Some(k) = key {
+                    m.insert("KMSKey".into(), k.clone());
+                }
+            }
+        }
+        if point.continuous {
+            m.insert("RestoreTime".into(), as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+        if !self.spec.prefix.is_empty() {
+            let item = format!("s3://{}/{}", self.spec.bucket, self.spec.prefix);
+            m.insert("ItemsToRestore".into(), serde_json::json!([item]).to_string());
+        }
+        self.started = true;
+        let job = self
+            .backup
+            .start_restore_job()
+            .recovery_point_arn(&point.arn)
+            .iam_role_arn(role)
+            .resource_type("S3")
+            .idempotency_token(&self.run)
+            .set_metadata(Some(m))
+            .send()
+            .await
+            .map_err(|e| RestoreError::Error(classify("backup:StartRestoreJob", &e).to_string()))?;
+        let job = job.restore_job_id().unwrap_or_default().to_string();
+        self.progress(format!("restore job {job} of {} into `{}`", point.arn, self.scratch));
+        let mut backoff = Backoff::describe();
+        loop {
+            use aws_sdk_backup::types::RestoreJobStatus::*;
+            let d = self
+                .backup
+                .describe_restore_job()
+                .restore_job_id(&job)
+                .send()
+                .await
+                .map_err(|e| RestoreError::Error(classify("backup:DescribeRestoreJob", &e).to_string()))?;
+            match d.status() {
+                Some(Completed) => break,
+                Some(Failed | Aborted) => {
+                    return Err(RestoreError::Failed(format!(
+                        "restore job {job} ended {}: {}",
+                        d.status().map(|s| s.as_str()).unwrap_or_default(),
+                        d.status_message().unwrap_or("no message")
+                    )));
+                }
+                _ => backoff.wait().await,
+            }
+        }
+        self.secure(&encryption).await?;
+        let mut listing = S3Listing::new(self.s3.clone(), &self.scratch, &self.spec.prefix, None);
+        let objects = listing.all().await.map_err(RestoreError::Error)?;
+        self.copied = Some((objects.len() as u64, objects.iter().map(|o| o.size).sum()));
+        Ok(())
+    }
+
+    /// What checks reach once the restore is complete.
+    pub(crate) fn restored(&self) -> Option<RestoredBucket> {
+        if !matches!(self.outcome, Some(Ok(()))) {
+            return None;
+        }
+        let kms = matches!(self.encryption, Some(Encryption::Kms(_)));
+        Some(RestoredBucket {
+            name: self.spec.name.clone(),
+            client: self.s3.clone(),
+            source: self.spec.bucket.clone(),
+            prefix: self.spec.prefix.clone(),
+            scratch: self.scratch.clone(),
+            as_of: self.as_of?,
+            etags_comparable: !kms && self.spec.from == BucketSource::Versions,
+        })
+    }
+
+    /// Deletes the scratch bucket (every version first) when its tags name this run.
+    pub(crate) async fn teardown(&mut self) -> Teardown {
+        if !self.started {
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: format!("no scratch bucket was created for `{}`", self.spec.name),
+            };
+        }
+        let res = s3_scratch::delete_guarded(&self.s3, &self.scratch, Owner::Run(&self.run)).await;
+        Teardown::from_delete(
+            res,
+            format!("scratch bucket `{}` emptied and deleted", self.scratch),
+            format!("scratch bucket `{}` was not there", self.scratch),
+        )
+    }
+
+    /// The report's record of this restore.
+    pub(crate) fn record(&self, teardown: Teardown) -> model::AlsoRestored {
+        let (status, detail) = match &self.outcome {
+            Some(Ok(())) => (PhaseStatus::Passed, None),
+            Some(Err(e)) => (PhaseStatus::Failed, Some(e.clone())),
+            None => (PhaseStatus::Skipped, Some("not restored: the database restore did not complete".into())),
+        };
+        model::AlsoRestored {
+            name: self.spec.name.clone(),
+            provider: "aws-s3-bucket".into(),
+            source: format!("s3://{}/{}", self.spec.bucket, self.spec.prefix),
+            from: match (&self.spec.from, &self.point) {
+                (BucketSource::Versions, _) => "versions".into(),
+                (BucketSource::AwsBackup { .. }, Some(p)) => p.arn.clone(),
+                (BucketSource::AwsBackup { .. }, None) => "aws-backup".into(),
+            },
+            window: self.window.map(|w| model::WindowRecord { earliest: w.earliest, latest: w.latest }),
+            restored_to: self.as_of,
+            scratch: self.started.then(|| format!("{}/{}", self.region, self.scratch)),
+            encryption: self.encryption.as_ref().map(Encryption::describe),
+            objects: self.copied.map(|c| c.0),
+            bytes: self.copied.map(|c| c.1),
+            rto_seconds: self.rto,
+            status,
+            detail,
+            teardown: teardown.into(),
+        }
+    }
+}
+
+/// `CopySource` wants the key URL-encoded: everything but unreserved characters and `/`.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Copies one version server-side (in parts above 5 GiB); the bytes copied.
+async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u64, String> {
+    let from = format!("{source}/{}?versionId={}", encode_key(&o.key), o.version.as_deref().unwrap_or("null"));
+    if o.size <= SINGLE_COPY_MAX {
+        s3.copy_object()
+            .bucket(scratch)
+            .key(&o.key)
+            .copy_source(&from)
+            .send()
+            .await
+            .map_err(|e| format!("copying `{}`: {}", o.key, classify("s3:GetObjectVersion", &e)))?;
+        return Ok(o.size);
+    }
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(scratch)
+        .key(&o.key)
+        .send()
+        .await
+        .map_err(|e| format!("copying `{}`: {}", o.key, classify("s3:PutObject", &e)))?;
+    let id = upload.upload_id().unwrap_or_default().to_string();
+    let mut parts = Vec::new();
+    let mut start = 0u64;
+    while start < o.size {
+        let end = (start + PART).min(o.size) - 1;
+        let n = parts.len() as i32 + 1;
+        let part = s3
+            .upload_part_copy()
+            .bucket(scratch)
+            .key(&o.key)
+            .upload_id(&id)
+            .part_number(n)
+            .copy_source(&from)
+            .copy_source_range(format!("bytes={start}-{end}"))
+            .send()
+            .await
+            .map_err(|e| format!("copying part {n} of `{}`: {}", o.key, classify("s3:GetObjectVersion", &e)))?;
+        let etag = part.copy_part_result().and_then(|r| r.e_tag()).map(str::to_string);
+        parts.push(aws_sdk_s3::types::CompletedPart::builder().part_number(n).set_e_tag(etag).build());
+        start = end + 1;
+    }
+    s3.complete_multipart_upload()
+        .bucket(scratch)
+        .key(&o.key)
+        .upload_id(&id)
+        .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .map_err(|e| format!("completing the copy of `{}`: {}", o.key, classify("s3:PutObject", &e)))?;
+    Ok(o.size)
+}
+
+#[cfg(test)]
+#[path = "aws_s3_bucket_tests.rs"]
+mod backup_tests;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_sources_encode_what_a_url_cannot_carry() {
+        assert_eq!(super::encode_key("docs/a b+c?.pdf"), "docs/a%20b%2Bc%3F.pdf");
+        assert_eq!(super::encode_key("ü/x"), "%C3%BC/x");
+    }
+}

@@ -1,0 +1,241 @@
+//! `also-restore: aws-s3-bucket` with `from: aws-backup` against mocked AWS Backup and S3 APIs (moto has no
+//! restore jobs): the job asked for exactly the instant into a new scratch bucket, the bucket secured and
+//! torn down by its tags; a failed job fails the restore and leaves nothing to delete; a bucket with no
+//! recovery point before the instant is refused at plan.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_backup::operation::describe_restore_job::DescribeRestoreJobOutput;
+use aws_sdk_backup::operation::list_recovery_points_by_resource::ListRecoveryPointsByResourceOutput;
+use aws_sdk_backup::operation::start_restore_job::StartRestoreJobOutput;
+use aws_sdk_backup::types::{RecoveryPointByResource, RecoveryPointStatus, RestoreJobStatus};
+use aws_sdk_s3::operation::delete_bucket::DeleteBucketOutput;
+use aws_sdk_s3::operation::delete_objects::DeleteObjectsOutput;
+use aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionOutput;
+use aws_sdk_s3::operation::get_bucket_location::GetBucketLocationOutput;
+use aws_sdk_s3::operation::get_bucket_tagging::GetBucketTaggingOutput;
+use aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput;
+use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput;
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+use aws_sdk_s3::operation::put_bucket_encryption::PutBucketEncryptionOutput;
+use aws_sdk_s3::operation::put_bucket_lifecycle_configuration::PutBucketLifecycleConfigurationOutput;
+use aws_sdk_s3::operation::put_bucket_tagging::PutBucketTaggingOutput;
+use aws_sdk_s3::operation::put_public_access_block::PutPublicAccessBlockOutput;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, Object, ObjectVersion, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag,
+};
+use aws_smithy_mocks::mock;
+use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
+use aws_smithy_types::body::SdkBody;
+use chrono::{TimeDelta, Utc};
+
+use super::BucketRestore;
+use crate::aws::mocked;
+use crate::config::BucketRestoreSpec;
+use crate::drill::error::{DrillError, RestoreError};
+use crate::drill::events::EventSink;
+use crate::report::model::TeardownStatus;
+
+const RUN: &str = "feedbeef0001";
+const SCRATCH: &str = "sd-files-drill-feedbeef0001-0";
+const ROLE: &str = "arn:aws:iam::111122223333:role/restore";
+
+fn spec() -> BucketRestoreSpec {
+    let yaml = format!(
+        "name: files-drill\nrestore:\n  local-postgres: {{ base-backups: b, wal-archive: w, scratch-root: s }}\n\
+         also-restore:\n  - aws-s3-bucket: {{ bucket: files-prod, from: aws-backup, vault: prod-vault, iam-role-arn: \"{ROLE}\" }}\n\
+         objectives: {{ rto: 1h, rpo: 5m }}\nverify:\n  - objects: {{ sample: 2 }}\n"
+    );
+    let d =
+        crate::config::parse_drill(&yaml, std::path::Path::new("files-drill.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
+    d.also_restore[0].clone()
+}
+
+fn points(hours_ago: i64) -> ListRecoveryPointsByResourceOutput {
+    let at = aws_smithy_types::DateTime::from_secs((Utc::now() - TimeDelta::hours(hours_ago)).timestamp());
+    let point = |arn: &str, vault: &str| {
+        RecoveryPointByResource::builder()
+            .recovery_point_arn(arn)
+            .backup_vault_name(vault)
+            .status(RecoveryPointStatus::Completed)
+            .creation_date(at)
+            .build()
+    };
+    ListRecoveryPointsByResourceOutput::builder()
+        .recovery_points(point(
+            "arn:aws:backup:ap-southeast-1:111122223333:recovery-point:continuous:s3-files",
+            "prod-vault",
+        ))
+        // Another vault's point is not this drill's.
+        .recovery_points(point("arn:aws:backup:ap-southeast-1:111122223333:recovery-point:other", "other-vault"))
+        .build()
+}
+
+fn not_found(code: &'static str) -> impl Fn() -> HttpResponse + Send + Sync + 'static {
+    move || {
+        let body = format!("<Error><Code>{code}</Code><Message>none</Message></Error>");
+        HttpResponse::new(StatusCode::try_from(404).unwrap(), SdkBody::from(body))
+    }
+}
+
+/// The source bucket's answers, the scratch's setup, and its tags as this run wrote them.
+fn s3_rules(tagged: bool) -> Vec<aws_smithy_mocks::Rule> {
+    let tags =
+        crate::drill::restore::aws_scratch::scratch_tag_pairs("files-drill", RUN, Utc::now() + TimeDelta::hours(1));
+    let tag_set: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build().unwrap()).collect();
+    let kms = ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::AwsKms)
+                        .kms_master_key_id("alias/files")
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let mut rules = vec![
+        mock!(aws_sdk_s3::Client::get_bucket_location).then_output(|| {
+            GetBucketLocationOutput::builder().location_constraint(BucketLocationConstraint::ApSoutheast1).build()
+        }),
+        mock!(aws_sdk_s3::Client::get_bucket_encryption).then_output(move || {
+            GetBucketEncryptionOutput::builder().server_side_encryption_configuration(kms.clone()).build()
+        }),
+        mock!(aws_sdk_s3::Client::put_bucket_tagging).then_output(|| PutBucketTaggingOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::put_public_access_block)
+            .then_output(|| PutPublicAccessBlockOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::put_bucket_encryption)
+            .match_requests(|r| {
+                let d = r.server_side_encryption_configuration().unwrap().rules()[0]
+                    .apply_server_side_encryption_by_default()
+                    .unwrap();
+                d.sse_algorithm() == &ServerSideEncryption::AwsKms && d.kms_master_key_id() == Some("alias/files")
+            })
+            .then_output(|| PutBucketEncryptionOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::put_bucket_lifecycle_configuration)
+            .then_output(|| PutBucketLifecycleConfigurationOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::list_objects_v2).then_output(|| {
+            ListObjectsV2Output::builder()
+                .contents(Object::builder().key("a.pdf").size(10).build())
+                .contents(Object::builder().key("b.pdf").size(32).build())
+                .is_truncated(false)
+                .build()
+        }),
+        mock!(aws_sdk_s3::Client::list_multipart_uploads).then_output(|| ListMultipartUploadsOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::delete_objects).then_output(|| DeleteObjectsOutput::builder().build()),
+        mock!(aws_sdk_s3::Client::delete_bucket)
+            .match_requests(|r| r.bucket() == Some(SCRATCH))
+            .then_output(|| DeleteBucketOutput::builder().build()),
+    ];
+    // The scratch holds two objects until they are deleted: the first listing has them, the next none.
+    let listed = Arc::new(Mutex::new(0));
+    rules.push(mock!(aws_sdk_s3::Client::list_object_versions).then_output(move || {
+        let mut n = listed.lock().unwrap();
+        *n += 1;
+        let b = ListObjectVersionsOutput::builder().is_truncated(false);
+        if *n == 1 {
+            b.versions(ObjectVersion::builder().key("a.pdf").version_id("v1").build())
+                .versions(ObjectVersion::builder().key("b.pdf").version_id("v2").build())
+                .build()
+        } else {
+            b.build()
+        }
+    }));
+    rules.push(if tagged {
+        mock!(aws_sdk_s3::Client::get_bucket_tagging)
+            .then_output(move || GetBucketTaggingOutput::builder().set_tag_set(Some(tag_set.clone())).build().unwrap())
+    } else {
+        mock!(aws_sdk_s3::Client::get_bucket_tagging).then_http_response(not_found("NoSuchBucket"))
+    });
+    rules
+}
+
+fn restore(backup_rules: &[&aws_smithy_mocks::Rule], s3_rules: &[aws_smithy_mocks::Rule]) -> BucketRestore {
+    let s3_refs: Vec<&aws_smithy_mocks::Rule> = s3_rules.iter().collect();
+    let s3 = mocked!(aws_sdk_s3, &s3_refs);
+    let backup = mocked!(aws_sdk_backup, backup_rules);
+    BucketRestore::with_clients(
+        &spec(),
+        (s3, backup),
+        "ap-southeast-1".into(),
+        ("files-drill", RUN, 0),
+        EventSink::new(|_| {}),
+        Duration::from_secs(3600),
+    )
+}
+
+#[tokio::test]
+async fn a_continuous_backup_is_restored_to_the_instant_into_a_secured_scratch_and_torn_down_by_its_tags() {
+    let instant = Utc::now() - TimeDelta::hours(1);
+    let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_resource).then_output(|| points(24));
+    let want = instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .match_requests(move |r| {
+            let m = r.metadata().unwrap();
+            r.recovery_point_arn().unwrap().ends_with(":continuous:s3-files")
+                && r.resource_type() == Some("S3")
+                && r.iam_role_arn() == Some(ROLE)
+                && m.get("DestinationBucketName").map(String::as_str) == Some(SCRATCH)
+                && m.get("NewBucket").map(String::as_str) == Some("true")
+                && m.get("RestoreTime") == Some(&want)
+                && m.get("EncryptionType").map(String::as_str) == Some("SSE-KMS")
+                && m.get("KMSKey").map(String::as_str) == Some("alias/files")
+        })
+        .then_output(|| StartRestoreJobOutput::builder().restore_job_id("job-1").build());
+    let describe = mock!(aws_sdk_backup::Client::describe_restore_job)
+        .then_output(|| DescribeRestoreJobOutput::builder().status(RestoreJobStatus::Completed).build());
+    let s3 = s3_rules(true);
+    let mut r = restore(&[&list, &start, &describe], &s3);
+    r.plan(instant).await.unwrap();
+    r.restore().await.unwrap();
+    assert_eq!(start.num_calls(), 1, "the job starts with exactly the instant, scratch and key");
+    let restored = r.restored().unwrap();
+    assert_eq!((restored.scratch.as_str(), restored.as_of), (SCRATCH, instant));
+    assert!(!restored.etags_comparable, "KMS ETags are not digests");
+    let td = r.teardown().await;
+    assert_eq!(td.status, TeardownStatus::Done, "{}", td.detail);
+    let rec = r.record(td);
+    assert_eq!((rec.objects, rec.bytes), (Some(2), Some(42)));
+    assert_eq!(rec.from, "arn:aws:backup:ap-southeast-1:111122223333:recovery-point:continuous:s3-files");
+    assert_eq!(rec.encryption.as_deref(), Some("SSE-KMS (alias/files)"));
+}
+
+#[tokio::test]
+async fn a_failed_job_fails_the_restore_and_a_bucket_never_made_is_not_deleted() {
+    let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_resource).then_output(|| points(24));
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .then_output(|| StartRestoreJobOutput::builder().restore_job_id("job-2").build());
+    let describe = mock!(aws_sdk_backup::Client::describe_restore_job).then_output(|| {
+        DescribeRestoreJobOutput::builder()
+            .status(RestoreJobStatus::Failed)
+            .status_message("Access denied to key")
+            .build()
+    });
+    let s3 = s3_rules(false);
+    let mut r = restore(&[&list, &start, &describe], &s3);
+    r.plan(Utc::now() - TimeDelta::hours(1)).await.unwrap();
+    match r.restore().await {
+        Err(RestoreError::Failed(m)) => assert!(m.contains("job-2 ended FAILED: Access denied to key"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(r.restored().is_none());
+    let td = r.teardown().await;
+    assert_eq!(td.status, TeardownStatus::NothingToDo, "{}", td.detail);
+    assert_eq!(r.record(td).status, crate::report::model::PhaseStatus::Failed);
+}
+
+#[tokio::test]
+async fn an_instant_before_every_recovery_point_is_refused_at_plan() {
+    let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_resource).then_output(|| points(2));
+    let s3 = s3_rules(false);
+    let mut r = restore(&[&list], &s3);
+    match r.plan(Utc::now() - TimeDelta::hours(5)).await {
+        Err(DrillError::Refused(m)) => assert!(m.contains("bucket `files-prod` cannot be restored to"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

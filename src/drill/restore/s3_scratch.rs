@@ -1,0 +1,301 @@
+//! Scratch buckets: named after the run, tagged like every scratch resource, private (Block Public Access,
+//! bucket-owner objects), encrypted like the source, with a lifecycle expiry as a safety net; emptied (every
+//! version) and deleted only when their tags say this run made them, or that they expired (`drill cleanup`).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration,
+    Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    ObjectIdentifier, ObjectOwnership, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+};
+use chrono::{DateTime, Utc};
+
+use super::aws_scratch::{self, Owner};
+use crate::aws::classify;
+
+/// The scratch bucket of one `also-restore` entry: `sd-<drill>-<run>-<index>` (at most 59 characters).
+pub(crate) fn bucket_name(drill: &str, run: &str, index: usize) -> String {
+    format!("sd-{drill}-{}-{index}", &run[..run.len().min(12)])
+}
+
+/// How a bucket encrypts new objects by default.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Encryption {
+    /// SSE-S3.
+    S3Managed,
+    /// SSE-KMS with this key (an id, ARN or alias); `None`: the AWS-managed `aws/s3` key.
+    Kms(Option<String>),
+}
+
+impl Encryption {
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Encryption::S3Managed => "SSE-S3".into(),
+            Encryption::Kms(Some(k)) => format!("SSE-KMS ({k})"),
+            Encryption::Kms(None) => "SSE-KMS (aws/s3)".into(),
+        }
+    }
+}
+
+/// The source bucket's default encryption (SSE-S3 when it sets none: S3 encrypts every new object so).
+pub(crate) async fn encryption_of(client: &Client, bucket: &str) -> Result<Encryption, String> {
+    let out = match client.get_bucket_encryption().bucket(bucket).send().await {
+        Ok(o) => o,
+        Err(e) if e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => {
+            return Ok(Encryption::S3Managed);
+        }
+        Err(e) => return Err(classify("s3:GetEncryptionConfiguration", &e).to_string()),
+    };
+    let default = out
+        .server_side_encryption_configuration()
+        .and_then(|c| c.rules().iter().find_map(|r| r.apply_server_side_encryption_by_default()));
+    Ok(match default {
+        Some(d) if matches!(d.sse_algorithm(), ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse) => {
+            Encryption::Kms(d.kms_master_key_id().map(str::to_string))
+        }
+        _ => Encryption::S3Managed,
+    })
+}
+
+/// Creates the bucket in `region`, objects owned by the bucket owner (no ACLs).
+pub(crate) async fn create(client: &Client, name: &str, region: &str) -> Result<(), String> {
+    let mut req = client.create_bucket().bucket(name).object_ownership(ObjectOwnership::BucketOwnerEnforced);
+    // us-east-1 takes no location constraint.
+    if region != "us-east-1" {
+        req = req.create_bucket_configuration(
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
+        );
+    }
+    req.send().await.map_err(|e| classify("s3:CreateBucket", &e).to_string())?;
+    Ok(())
+}
+
+/// Tags (first, so a crash after it leaves a bucket `drill cleanup` recognises), Block Public Access,
+/// default encryption, and a lifecycle expiring every object `expire_days` after it was written.
+pub(crate) async fn secure(
+    client: &Client,
+    name: &str,
+    tags: &[(&'static str, String)],
+    encryption: &Encryption,
+    expire_days: i32,
+) -> Result<(), String> {
+    let set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let tagging = Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| e.to_string())?;
+    client
+        .put_bucket_tagging()
+        .bucket(name)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(|e| classify("s3:PutBucketTagging", &e).to_string())?;
+    let block = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    client
+        .put_public_access_block()
+        .bucket(name)
+        .public_access_block_configuration(block)
+        .send()
+        .await
+        .map_err(|e| classify("s3:PutBucketPublicAccessBlock", &e).to_string())?;
+    let default = match encryption {
+        Encryption::S3Managed => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256),
+        Encryption::Kms(key) => ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(ServerSideEncryption::AwsKms)
+            .set_kms_master_key_id(key.clone()),
+    }
+    .build()
+    .map_err(|e| e.to_string())?;
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(default)
+        .bucket_key_enabled(matches!(encryption, Encryption::Kms(_)))
+        .build();
+    let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(|e| e.to_string())?;
+    client
+        .put_bucket_encryption()
+        .bucket(name)
+        .server_side_encryption_configuration(config)
+        .send()
+        .await
+        .map_err(|e| classify("s3:PutEncryptionConfiguration", &e).to_string())?;
+    let rule = LifecycleRule::builder()
+        .id("stackdrill-scratch-expiry")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .expiration(LifecycleExpiration::builder().days(expire_days.max(1)).build())
+        .noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(1).build())
+        .abort_incomplete_multipart_upload(AbortIncompleteMultipartUpload::builder().days_after_initiation(1).build())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(|e| e.to_string())?;
+    client
+        .put_bucket_lifecycle_configuration()
+        .bucket(name)
+        .lifecycle_configuration(lifecycle)
+        .send()
+        .await
+        .map_err(|e| classify("s3:PutLifecycleConfiguration", &e).to_string())?;
+    Ok(())
+}
+
+/// The bucket's tags; `None` when the bucket does not exist.
+pub(crate) async fn tags_of(client: &Client, name: &str) -> Result<Option<Vec<(String, String)>>, String> {
+    match client.get_bucket_tagging().bucket(name).send().await {
+        Ok(out) => Ok(Some(out.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())),
+        Err(e) if e.code() == Some("NoSuchTagSet") => Ok(Some(Vec::new())),
+        Err(e) if e.code() == Some("NoSuchBucket") => Ok(None),
+        Err(e) => Err(classify("s3:GetBucketTagging", &e).to_string()),
+    }
+}
+
+/// Deletes every version, delete marker and unfinished upload of the bucket, then the bucket, once its tags
+/// allow `owner` to: `Ok(true)` deleted, `Ok(false)` it was not there.
+pub(crate) async fn delete_guarded(client: &Client, name: &str, owner: Owner<'_>) -> Result<bool, String> {
+    let Some(tags) = tags_of(client, name).await? else { return Ok(false) };
+    aws_scratch::may_delete(&tags, owner).map_err(|why| format!("refused to delete bucket `{name}`: {why}"))?;
+    empty(client, name).await?;
+    match client.delete_bucket().bucket(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("NoSuchBucket") => Ok(false),
+        Err(e) => Err(classify("s3:DeleteBucket", &e).to_string()),
+    }
+}
+
+/// Deletes everything in the bucket, 1,000 keys per request.
+async fn empty(client: &Client, name: &str) -> Result<(), String> {
+    // Aborting uploads removes them from the listing: list again until none is left.
+    loop {
+        let page = client
+            .list_multipart_uploads()
+            .bucket(name)
+            .send()
+            .await
+            .map_err(|e| classify("s3:ListBucketMultipartUploads", &e).to_string())?;
+        if page.uploads().is_empty() {
+            break;
+        }
+        for u in page.uploads() {
+            if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
+                client
+                    .abort_multipart_upload()
+                    .bucket(name)
+                    .key(key)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| classify("s3:AbortMultipartUpload", &e).to_string())?;
+            }
+        }
+    }
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(name)
+            .send()
+            .await
+            .map_err(|e| classify("s3:ListBucketVersions", &e).to_string())?;
+        let ids: Vec<ObjectIdentifier> = page
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(page.delete_markers().iter().map(|m| (m.key(), m.version_id())))
+            .filter_map(|(k, v)| {
+                ObjectIdentifier::builder()
+                    .set_key(k.map(str::to_string))
+                    .set_version_id(v.map(str::to_string))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(|e| e.to_string())?;
+        let out = client
+            .delete_objects()
+            .bucket(name)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| classify("s3:DeleteObjectVersion", &e).to_string())?;
+        if let Some(err) = out.errors().first() {
+            return Err(format!(
+                "cannot delete `{}` from bucket `{name}`: {}",
+                err.key().unwrap_or_default(),
+                err.message().or(err.code()).unwrap_or("refused")
+            ));
+        }
+    }
+}
+
+/// Buckets of `region` named like scratch (`sd-…`) and their tags, for `drill cleanup`.
+pub(crate) async fn scratch_candidates(
+    client: &Client,
+    region: &str,
+) -> Result<Vec<(String, Vec<(String, String)>)>, String> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_buckets()
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| classify("s3:ListAllMyBuckets", &e).to_string())?;
+        for b in page.buckets() {
+            let Some(name) = b.name().filter(|n| n.starts_with("sd-")) else { continue };
+            // A bucket of another region answers only there; its region's sweep takes it.
+            if b.bucket_region().is_some_and(|r| r != region) {
+                continue;
+            }
+            if let Some(tags) = tags_of(client, name).await? {
+                out.push((name.to_string(), tags));
+            }
+        }
+        token = page.continuation_token().filter(|t| !t.is_empty()).map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// When a bucket was created, from `ListBuckets` (`None`: not listed).
+pub(crate) async fn created_at(client: &Client, name: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_buckets()
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| classify("s3:ListAllMyBuckets", &e).to_string())?;
+        if let Some(b) = page.buckets().iter().find(|b| b.name() == Some(name)) {
+            return Ok(b.creation_date().map(aws_scratch::to_chrono));
+        }
+        token = page.continuation_token().filter(|t| !t.is_empty()).map(str::to_string);
+        if token.is_none() {
+            return Ok(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scratch_bucket_names_are_valid_for_the_longest_drill_name() {
+        let drill = "a".repeat(40);
+        let name = super::bucket_name(&drill, "0123456789abcdef", 12);
+        assert!(crate::config::is_bucket_name(&name), "{name}");
+        assert!(name.len() <= 63);
+        assert_eq!(super::bucket_name("files", "0123456789ab", 0), "sd-files-0123456789ab-0");
+    }
+}

@@ -1,0 +1,168 @@
+//! `objects`: does the restored bucket hold what the source held at the instant? The source's listing as of
+//! the instant (`ListObjectVersions`) and the scratch bucket's listing are merged in key order: counts and
+//! bytes, each key's size (and ETag where both are digests of the same bytes), missing and extra keys named;
+//! then a seeded sample of objects is read from both and their SHA-256 compared.
+
+use rand::{Rng, SeedableRng};
+use sha2::Digest;
+
+use super::check::{CheckResult, Context};
+use crate::aws::s3list::{Obj, S3Listing};
+use crate::config::{CheckSpec, ObjectsSpec};
+use crate::drill::restore::RestoredBucket;
+use crate::report::model::CheckStatus;
+
+/// Keys named per kind of problem.
+const NAMED: usize = 5;
+
+#[derive(Default)]
+struct Tally {
+    objects: u64,
+    bytes: u64,
+    restored: u64,
+    problems: Vec<(&'static str, &'static str, u64, Vec<String>)>,
+    /// Matched keys (source version, copy): the sample's population, reservoir-sampled.
+    seen: u64,
+    sample: Vec<(Obj, Obj)>,
+}
+
+impl Tally {
+    fn problem(&mut self, one: &'static str, many: &'static str, key: &str) {
+        let i = match self.problems.iter().position(|p| p.0 == one) {
+            Some(i) => i,
+            None => {
+                self.problems.push((one, many, 0, Vec::new()));
+                self.problems.len() - 1
+            }
+        };
+        let p = &mut self.problems[i];
+        p.2 += 1;
+        if p.3.len() < NAMED {
+            p.3.push(key.to_string());
+        }
+    }
+}
+
+/// A single-part ETag is the MD5 of the bytes; a multipart one (`…-N`) depends on the part sizes.
+fn single_part(etag: &Option<String>) -> bool {
+    etag.as_deref().is_some_and(|e| !e.contains('-'))
+}
+
+async fn merge(b: &RestoredBucket, size: usize, rng: &mut rand::rngs::StdRng) -> Result<(Tally, usize), String> {
+    let mut source = S3Listing::new(b.client.clone(), &b.source, &b.prefix, Some(b.as_of));
+    let mut copy = S3Listing::new(b.client.clone(), &b.scratch, &b.prefix, None);
+    let mut t = Tally::default();
+    loop {
+        let (s, c) = (source.peek().await?.cloned(), copy.peek().await?.cloned());
+        match (s, c) {
+            (None, None) => break,
+            (Some(s), c) if c.as_ref().is_none_or(|c| s.key < c.key) => {
+                source.pop();
+                t.objects += 1;
+                t.bytes += s.size;
+                t.problem("missing object", "missing objects", &s.key);
+            }
+            (s, Some(c)) if s.as_ref().is_none_or(|s| c.key < s.key) => {
+                copy.pop();
+                t.restored += 1;
+                t.problem("extra object", "extra objects", &c.key);
+            }
+            (Some(s), Some(c)) => {
+                source.pop();
+                copy.pop();
+                t.objects += 1;
+                t.restored += 1;
+                t.bytes += s.size;
+                if s.size != c.size {
+                    t.problem("size mismatch", "size mismatches", &s.key);
+                } else if b.etags_comparable && single_part(&s.etag) && single_part(&c.etag) && s.etag != c.etag {
+                    t.problem("ETag mismatch", "ETag mismatches", &s.key);
+                }
+                t.seen += 1;
+                if t.sample.len() < size {
+                    t.sample.push((s, c));
+                } else {
+                    let j = rng.gen_range(0..t.seen) as usize;
+                    if j < size {
+                        t.sample[j] = (s, c);
+                    }
+                }
+            }
+            _ => unreachable!("every pair of listings heads is handled above"),
+        }
+    }
+    Ok((t, source.requests + copy.requests))
+}
+
+async fn sha256(b: &RestoredBucket, bucket: &str, o: &Obj) -> Result<Vec<u8>, String> {
+    let out =
+        b.client.get_object().bucket(bucket).key(&o.key).set_version_id(o.version.clone()).send().await.map_err(
+            |e| format!("reading `{}` from `{bucket}`: {}", o.key, crate::aws::classify("s3:GetObject", &e)),
+        )?;
+    let mut h = sha2::Sha256::new();
+    let mut body = out.body;
+    while let Some(chunk) = body.try_next().await.map_err(|e| e.to_string())? {
+        h.update(&chunk);
+    }
+    Ok(h.finalize().to_vec())
+}
+
+pub(super) async fn verify(spec: &CheckSpec, o: &ObjectsSpec, ctx: &Context<'_>) -> CheckResult {
+    let Some(b) = ctx.restored.iter().find(|b| b.name == o.restore) else {
+        return CheckResult::new(
+            spec,
+            CheckStatus::Error,
+            format!("the bucket restore `{}` did not complete", o.restore),
+        );
+    };
+    let seed = o.seed.unwrap_or_else(rand::random);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut t, requests) = match merge(b, o.sample, &mut rng).await {
+        Ok(r) => r,
+        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e),
+    };
+    let sample = std::mem::take(&mut t.sample);
+    for chunk in sample.chunks(8) {
+        let mut reads = Vec::new();
+        for (s, c) in chunk {
+            reads.push(futures_util::future::join(sha256(b, &b.source, s), sha256(b, &b.scratch, c)));
+        }
+        for ((s, _), (a, z)) in chunk.iter().zip(futures_util::future::join_all(reads).await) {
+            match (a, z) {
+                (Ok(a), Ok(z)) if a == z => {}
+                (Ok(_), Ok(_)) => t.problem("content mismatch", "content mismatches", &s.key),
+                (Err(e), _) | (_, Err(e)) => return CheckResult::new(spec, CheckStatus::Error, e),
+            }
+        }
+    }
+    let mut detail = format!(
+        "{} objects ({} bytes) in `{}` as of {} against {} restored: ",
+        t.objects,
+        t.bytes,
+        b.source,
+        crate::drill::error::fmt_time(&b.as_of),
+        t.restored
+    );
+    let failed = !t.problems.is_empty();
+    if failed {
+        let parts: Vec<String> = t
+            .problems
+            .iter()
+            .map(|(one, many, n, keys)| {
+                let more = if *n as usize > keys.len() { ", …" } else { "" };
+                format!("{} ({}{more})", crate::config::count(*n, one, many), keys.join(", "))
+            })
+            .collect();
+        detail.push_str(&parts.join("; "));
+    } else {
+        detail.push_str("every key with its size");
+        if b.etags_comparable {
+            detail.push_str(" and ETag");
+        }
+    }
+    detail.push_str(&format!(
+        "; SHA-256 of {} sampled objects read from both (seed {seed}); {requests} list requests",
+        sample.len()
+    ));
+    CheckResult::new(spec, if failed { CheckStatus::Failed } else { CheckStatus::Passed }, detail)
+}
