@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::error::DrillError;
 use super::events::EventSink;
 use super::forecast::{Forecast, forecast};
-use super::restore::RestoreProvider;
+use super::restore::{BucketRestore, RestoreProvider};
 use super::runner::{RunOptions, UseProvider, connect_source, with_provider};
 use super::target::select;
 use crate::config::{CheckSpec, DrillSpec, RestoreSpec, TargetSpec, human_seconds};
@@ -155,7 +155,8 @@ impl Planner<'_> {
             self.credentials(aws).await;
         }
         self.source(aws.as_ref()).await;
-        self.window_target_backup(provider).await?;
+        let instant = self.window_target_backup(provider).await?;
+        self.buckets(instant).await?;
         let region = aws.as_ref().and_then(|a| a.region()).map(|r| r.to_string());
         let scratch = scratch_text(self.spec, &self.run_id, region.as_deref());
         self.item(Status::Ok, "scratch", scratch, None);
@@ -195,8 +196,25 @@ impl Planner<'_> {
         }
     }
 
-    /// The recoverable window, the target a run would pick in it, and the backup it would restore.
-    async fn window_target_backup<P: RestoreProvider>(&mut self, provider: &mut P) -> Result<(), DrillError> {
+    /// Each `also-restore` bucket: reachable, in its residency, able to reach `instant` (read-only calls).
+    async fn buckets(&mut self, instant: chrono::DateTime<Utc>) -> Result<(), DrillError> {
+        let spec = self.spec;
+        for (i, b) in spec.also_restore.iter().enumerate() {
+            let ids = (spec.name.as_str(), self.run_id.as_str(), i);
+            let lifetime = super::runner::scratch_lifetime(spec);
+            let mut r = BucketRestore::connect(b, &self.opts.aws, ids, EventSink::new(|_| {}), lifetime).await?;
+            r.plan(instant).await?;
+            self.item(Status::Ok, "also-restore", r.plan_text(), None);
+        }
+        Ok(())
+    }
+
+    /// The recoverable window, the target a run would pick in it, and the backup it would restore; the
+    /// instant the restored data would stand at.
+    async fn window_target_backup<P: RestoreProvider>(
+        &mut self,
+        provider: &mut P,
+    ) -> Result<chrono::DateTime<Utc>, DrillError> {
         let spec = self.spec;
         let window = provider.window().await?;
         let fmt = |t: &chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -213,7 +231,7 @@ impl Planner<'_> {
         self.item(Status::Ok, "target", how, None);
         let backup = provider.plan(&target)?;
         self.item(Status::Ok, "backup", format!("{} ({})", backup.id, backup.location), None);
-        Ok(())
+        Ok(provider.data_as_of().unwrap_or(target.time))
     }
 
     /// An RTO objective below the least the provider takes cannot be met.

@@ -75,7 +75,7 @@ pub(crate) async fn run(
 }
 
 /// How long a run's scratch may live: every phase's deadline (the ownership tags and cleanup use it).
-fn scratch_lifetime(spec: &DrillSpec) -> Duration {
+pub(crate) fn scratch_lifetime(spec: &DrillSpec) -> Duration {
     let t = &spec.timeouts;
     super::restore::plan_timeout(spec) + t.restore + t.ready + t.verify + t.teardown
 }

@@ -440,6 +440,13 @@ fn restored(o: &mut String, r: &Report) {
         esc(&r.target.selection),
         esc(&r.target.recovery)
     );
+    if !r.also_restored.is_empty() {
+        o.push_str("<p>Also restored to the same instant:</p><ul>");
+        for a in &r.also_restored {
+            let _ = write!(o, "<li>{}</li>", esc(&a.summary()));
+        }
+        o.push_str("</ul>\n");
+    }
     if !r.connections.is_empty() {
         o.push_str("<h2>Connections</h2><table><tr><th>role</th><th>endpoint</th><th>protection</th></tr>");
         for c in &r.connections {

@@ -145,6 +145,9 @@ fn backup_and_target(o: &mut String, r: &Report) {
             if r.source.provider == "local-postgres" { "isolated, private socket only" } else { "isolated, private" };
         let _ = writeln!(o, "- Scratch ({how}): `{s}`");
     }
+    for a in &r.also_restored {
+        let _ = writeln!(o, "- Also restored to the same instant: {}", a.summary());
+    }
 }
 
 /// How each connection was protected, and what made the restored copy inert.

@@ -429,6 +429,38 @@ pub(crate) struct AlsoRestored {
     pub(crate) teardown: TeardownRecord,
 }
 
+impl AlsoRestored {
+    /// One line for people: what came back from where, to which instant, and how it ended.
+    pub(crate) fn summary(&self) -> String {
+        let t = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut out = format!("`{}` ({}): {} from {}", self.name, self.provider, self.source, self.from);
+        if let Some(at) = &self.restored_to {
+            out.push_str(&format!(", restored to {}", t(at)));
+        }
+        if let Some(w) = &self.window {
+            out.push_str(&format!(" (window {} → {})", t(&w.earliest), t(&w.latest)));
+        }
+        if let Some(s) = &self.scratch {
+            out.push_str(&format!(" into `{s}`"));
+        }
+        if let Some(e) = &self.encryption {
+            out.push_str(&format!(", {e}"));
+        }
+        if let (Some(n), Some(b)) = (self.objects, self.bytes) {
+            out.push_str(&format!("; {n} objects, {b} bytes"));
+        }
+        if let Some(s) = self.rto_seconds {
+            out.push_str(&format!(" in {s:.1} s"));
+        }
+        out.push_str(&format!("; {}", self.status.as_str()));
+        if let Some(d) = &self.detail {
+            out.push_str(&format!(": {d}"));
+        }
+        out.push_str(&format!("; teardown {}: {}", self.teardown.status.as_str(), self.teardown.detail));
+        out
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WindowRecord {
     pub(crate) earliest: DateTime<Utc>,

@@ -32,6 +32,11 @@ pub(crate) fn summary(r: &Report, written: Option<&Written>) -> String {
     if let Some(reason) = &r.reason {
         s.push_str(&format!("\n  reason: {reason}"));
     }
+    for a in &r.also_restored {
+        let count = a.objects.map(|n| format!(", {n} objects")).unwrap_or_default();
+        let rto = a.rto_seconds.map(|t| format!(" in {}", human_seconds(t))).unwrap_or_default();
+        s.push_str(&format!("\n  also restored: {} {}{count}{rto}", a.name, a.status.as_str()));
+    }
     if let Some(w) = written {
         s.push_str(&format!("\n  report: {} (also {})", w.markdown.display(), w.html.display()));
         match &r.signing {

@@ -208,6 +208,23 @@ async fn a_bucket_restored_beside_the_database_holds_the_instant_and_no_scratch_
     );
     assert!(scratch_buckets(&moto).is_empty(), "scratch bucket left: {:?}", scratch_buckets(&moto));
 
+    // `drill plan` names the bucket restore a run would make, and makes nothing.
+    let mut cmd = stackdrill();
+    moto.env(&mut cmd);
+    let out = cmd
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["drill", "plan", "--output", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plans[0]["verdict"], "ready", "{plans:#}");
+    let item = plans[0]["items"].as_array().unwrap().iter().find(|i| i["topic"] == "also-restore").cloned().unwrap();
+    let what = item["what"].as_str().unwrap();
+    assert!(what.starts_with("`files`: s3://files-prod/docs/ from its versions (window "), "{what}");
+    assert!(what.contains("into `ap-southeast-1/sd-both-files-prod-") && what.ends_with("(SSE-S3)"), "{what}");
+    assert!(scratch_buckets(&moto).is_empty());
+
     // A bucket that keeps no versions cannot be read as of T: refused before anything is created.
     let out = run(&both_drill(&demo, &target, "files-plain"), None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));

@@ -466,6 +466,27 @@ impl BucketRestore {
         )
     }
 
+    /// What a planned restore would do, for `drill plan`.
+    pub(crate) fn plan_text(&self) -> String {
+        let t = |t: Option<DateTime<Utc>>| t.map(|t| fmt_time(&t)).unwrap_or_else(|| "?".into());
+        let from = match &self.point {
+            Some(p) => format!("recovery point {}", p.arn),
+            None => "its versions".into(),
+        };
+        format!(
+            "`{}`: s3://{}/{} from {from} (window {} → {}) to {} into `{}/{}` ({})",
+            self.spec.name,
+            self.spec.bucket,
+            self.spec.prefix,
+            t(self.window.map(|w| w.earliest)),
+            t(self.window.map(|w| w.latest)),
+            t(self.as_of),
+            self.region,
+            self.scratch,
+            self.encryption.as_ref().map(Encryption::describe).unwrap_or_default()
+        )
+    }
+
     /// The report's record of this restore.
     pub(crate) fn record(&self, teardown: Teardown) -> model::AlsoRestored {
         let (status, detail) = match &self.outcome {
