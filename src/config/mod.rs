@@ -14,6 +14,7 @@ mod logical;
 mod object_refs;
 mod parse;
 mod stack;
+mod stack_bucket;
 mod target;
 mod tls;
 

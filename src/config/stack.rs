@@ -24,6 +24,8 @@ struct RawStack {
     alerts: Option<RawAlerts>,
     database: Option<RawDatabase>,
     backup: Option<RawBackup>,
+    #[serde(default)]
+    buckets: Vec<super::stack_bucket::RawBucket>,
     app: Option<RawApp>,
     shield: Option<RawShield>,
 }
@@ -250,6 +252,7 @@ pub(crate) struct StackSpec {
     pub(crate) alerts: Option<AlertsSpec>,
     pub(crate) database: Option<DatabaseSpec>,
     pub(crate) backup: Option<BackupSpec>,
+    pub(crate) buckets: Vec<super::stack_bucket::BucketSpec>,
     pub(crate) app: Option<AppSpec>,
     pub(crate) shield: ShieldMode,
 }
@@ -442,7 +445,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
-    let RawStack { name, region, residency, network, kms, alerts, database, backup, app, shield } = raw;
+    let RawStack { name, region, residency, network, kms, alerts, database, backup, buckets, app, shield } = raw;
     let name = stack_name(p, name, path);
     if residency.is_empty() {
         p.push("residency", "must list at least one region");
@@ -460,9 +463,10 @@ fn resolve(raw: RawStack, path: &Path, p: &mut Problems<'_>) -> StackSpec {
     let alerts = alerts.map(|a| resolve_alerts(a, &name, p, &key_ref));
     let database = database.map(|d| resolve_database(d, &name, p, &key_ref));
     let backup = backup.map(|b| resolve_backup(b, &name, p, &key_ref));
+    let buckets = super::stack_bucket::buckets(p, buckets, &key_ref);
     let app = app.map(|a| resolve_app(a, &name, p));
     let shield = resolve_shield(p, shield);
-    StackSpec { name, region, residency, vpc, subnets, keys, alerts, database, backup, app, shield }
+    StackSpec { name, region, residency, vpc, subnets, keys, alerts, database, backup, buckets, app, shield }
 }
 
 /// `name`, else the file's stem.

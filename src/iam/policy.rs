@@ -465,8 +465,43 @@ const STACK_CHANGE: &[&str] = &[
 /// What `stack plan` reads; with apply, what it changes too.
 fn stack(p: &mut Policy, s: &StackSpec, read_only: bool) {
     p.allow("StackRead", STACK_READ, &["*".into()], None);
+    // S3 conditions on bucket tags are not dependable: the stack's buckets are granted by name.
+    let buckets: Vec<String> = s.buckets.iter().map(|b| format!("arn:aws:s3:::{}", b.name)).collect();
+    if !buckets.is_empty() {
+        p.allow(
+            "StackBucketsRead",
+            &[
+                "s3:ListBucket",
+                "s3:GetBucketVersioning",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetLifecycleConfiguration",
+                "s3:GetBucketLogging",
+                "s3:GetBucketTagging",
+            ],
+            &buckets,
+            None,
+        );
+    }
     if read_only {
         return;
+    }
+    if !buckets.is_empty() {
+        p.allow(
+            "StackBuckets",
+            &[
+                "s3:CreateBucket",
+                "s3:PutBucketTagging",
+                "s3:PutBucketVersioning",
+                "s3:PutEncryptionConfiguration",
+                "s3:PutBucketPublicAccessBlock",
+                "s3:PutLifecycleConfiguration",
+                "s3:PutBucketLogging",
+                "s3:DeleteBucket",
+            ],
+            &buckets,
+            None,
+        );
     }
     p.allow("StackCreate", STACK_CREATE, &["*".into()], None);
     // Changes and deletions: only what carries this stack's tag.

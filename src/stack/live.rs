@@ -28,6 +28,7 @@ pub(crate) struct Clients {
     pub(crate) backup: aws_sdk_backup::Client,
     pub(crate) eb: aws_sdk_elasticbeanstalk::Client,
     pub(crate) shield: aws_sdk_shield::Client,
+    pub(crate) s3: aws_sdk_s3::Client,
     pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
     pub(crate) calls: CallCounter,
     pub(crate) region: String,
@@ -45,6 +46,13 @@ impl Clients {
             backup: client!(aws_sdk_backup, sdk, calls),
             eb: client!(aws_sdk_elasticbeanstalk, sdk, calls),
             shield: client!(aws_sdk_shield, sdk, calls),
+            // Path-style addressing against an emulator endpoint (no bucket subdomains there).
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(sdk)
+                    .force_path_style(sdk.endpoint_url().is_some())
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             tagging: client!(aws_sdk_resourcegroupstagging, sdk, calls),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
             calls,
@@ -159,29 +167,45 @@ pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Resu
     let of = |kind: &str| desired.iter().filter(move |r| r.kind == kind).collect::<Vec<_>>();
     let keys = resources::kms::read(c, &of("kms-key"), &mut st.ids).await?;
     let ids = st.ids.clone();
-    let [topics, groups, filters, alarms, pgs, subnet_groups, dbs, vaults, plans, selections, apps, envs, protections] =
-        [
-            "sns-topic",
-            "log-group",
-            "metric-filter",
-            "alarm",
-            "db-parameter-group",
-            "db-subnet-group",
-            "rds-instance",
-            "backup-vault",
-            "backup-plan",
-            "backup-selection",
-            "beanstalk-application",
-            "beanstalk-environment",
-            "shield-protection",
-        ]
-        .map(of);
-    let (sns, logs, alarms, rds, backup, eb, shield) = tokio::try_join!(
+    let [
+        topics,
+        groups,
+        filters,
+        alarms,
+        pgs,
+        subnet_groups,
+        dbs,
+        vaults,
+        plans,
+        selections,
+        buckets,
+        apps,
+        envs,
+        protections,
+    ] = [
+        "sns-topic",
+        "log-group",
+        "metric-filter",
+        "alarm",
+        "db-parameter-group",
+        "db-subnet-group",
+        "rds-instance",
+        "backup-vault",
+        "backup-plan",
+        "backup-selection",
+        "s3-bucket",
+        "beanstalk-application",
+        "beanstalk-environment",
+        "shield-protection",
+    ]
+    .map(of);
+    let (sns, logs, alarms, rds, backup, s3, eb, shield) = tokio::try_join!(
         resources::sns::read(c, &topics, &ids),
         resources::logs::read(c, &groups, &filters, &ids),
         resources::alarms::read(c, &alarms),
         resources::rds::read(c, &pgs, &subnet_groups, &dbs, &ids),
         resources::backup::read(c, &vaults, &plans, &selections, &ids),
+        resources::s3::read(c, &buckets, &ids),
         resources::beanstalk::read(c, &apps, &envs),
         resources::shield::read(c, &protections),
     )?;
@@ -212,10 +236,35 @@ pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Resu
         .chain(alarms)
         .chain(rds)
         .chain(backup)
+        .chain(s3)
         .chain(eb)
         .chain(shield.1)
         .collect();
     let tagged = tagged_arns(c).await?;
+    st.found = owned(c, all, &tagged, stack).await?;
+    // This stack's resources the file no longer declares.
+    let known: std::collections::HashSet<&String> = st.found.values().map(|l| &l.arn).collect();
+    let mut orphans = Vec::new();
+    for (arn, s) in &tagged {
+        if s == stack
+            && !known.contains(arn)
+            && let Some(l) = resources::orphan(c, arn, &st.ids).await?
+        {
+            orphans.push(l);
+        }
+    }
+    st.orphans = orphans;
+    Ok(st)
+}
+
+/// Each live resource with its owner (by its tag, from the tagging API or its own service), by `kind/name`.
+async fn owned(
+    c: &Clients,
+    all: Vec<Live>,
+    tagged: &HashMap<String, String>,
+    stack: &str,
+) -> Result<BTreeMap<String, Live>, AwsError> {
+    let mut found = BTreeMap::new();
     let mut owners: HashMap<String, Owner> = HashMap::new();
     for mut l in all {
         // Metric filters and selections carry no tags: they belong to whoever owns their parent.
@@ -234,21 +283,9 @@ pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Resu
             }
         };
         l.owner = owner;
-        st.found.insert(format!("{}/{}", l.kind, l.name), l);
+        found.insert(format!("{}/{}", l.kind, l.name), l);
     }
-    // This stack's resources the file no longer declares.
-    let known: std::collections::HashSet<&String> = st.found.values().map(|l| &l.arn).collect();
-    let mut orphans = Vec::new();
-    for (arn, s) in &tagged {
-        if s == stack
-            && !known.contains(arn)
-            && let Some(l) = resources::orphan(c, arn, &st.ids).await?
-        {
-            orphans.push(l);
-        }
-    }
-    st.orphans = orphans;
-    Ok(st)
+    Ok(found)
 }
 
 fn owner_of(tag: &str, stack: &str) -> Owner {

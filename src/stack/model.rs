@@ -12,7 +12,7 @@ use crate::config::{AlertsSpec, AppSpec, BackupSpec, DatabaseSpec};
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Resource {
     /// `kms-key`, `sns-topic`, `log-group`, `metric-filter`, `alarm`, `db-parameter-group`, `db-subnet-group`,
-    /// `rds-instance`, `backup-vault`, `backup-plan`, `backup-selection`, `beanstalk-application`,
+    /// `rds-instance`, `backup-vault`, `backup-plan`, `backup-selection`, `s3-bucket`, `beanstalk-application`,
     /// `beanstalk-environment`, `shield-protection`.
     pub(crate) kind: &'static str,
     pub(crate) name: String,
@@ -73,6 +73,7 @@ pub(crate) fn desired(s: &StackSpec) -> Vec<Resource> {
     if let Some(b) = &s.backup {
         backup(s, b, &mut out);
     }
+    buckets(s, &mut out);
     if let Some(app) = &s.app {
         beanstalk(s, app, &mut out);
     }
@@ -221,6 +222,30 @@ fn backup(s: &StackSpec, b: &BackupSpec, out: &mut Vec<Resource>) {
                 .prop("tag", format!("{}={}", sel.tag.0, sel.tag.1))
                 .after("backup-plan", &b.plan),
         );
+    }
+}
+
+/// The S3 buckets: versioning, default encryption, Block Public Access, how long noncurrent versions stay,
+/// access logging, and the backup selection's tag.
+fn buckets(s: &StackSpec, out: &mut Vec<Resource>) {
+    let selection = s.backup.as_ref().and_then(|b| b.selection.as_ref());
+    for b in &s.buckets {
+        let mut r = Resource::new("s3-bucket", &b.name)
+            .prop("versioning", b.versioning)
+            .prop("kms-key", b.key.as_ref().map(|k| alias(s, k)))
+            .prop("block-public-access", b.block_public_access)
+            .prop("noncurrent-retention-days", b.noncurrent_retention_days)
+            .prop("access-logs", b.access_logs.as_ref().map(|(bucket, prefix)| format!("{bucket}/{prefix}")))
+            .prop("backup-tag", selection.filter(|_| b.backup).map(|sel| format!("{}={}", sel.tag.0, sel.tag.1)));
+        if let Some(k) = &b.key {
+            r = r.after("kms-key", &alias(s, k));
+        }
+        if let Some((logs, _)) = &b.access_logs
+            && s.buckets.iter().any(|o| &o.name == logs)
+        {
+            r = r.after("s3-bucket", logs);
+        }
+        out.push(r);
     }
 }
 

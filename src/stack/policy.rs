@@ -102,6 +102,48 @@ pub(crate) const RULES: &[Rule] = &[
         aws_config: "backup-recovery-point-encrypted",
     },
     Rule {
+        id: "STK-S3-VERSIONING",
+        title: "S3 buckets keep every version of their objects",
+        soc2: &["A1.2"],
+        checkov: "CKV_AWS_21",
+        aws_config: "s3-bucket-versioning-enabled",
+    },
+    Rule {
+        id: "STK-S3-ENCRYPTED",
+        title: "S3 buckets encrypt by default with a customer-managed KMS key",
+        soc2: &["CC6.1", "C1.1"],
+        checkov: "CKV_AWS_145",
+        aws_config: "s3-default-encryption-kms",
+    },
+    Rule {
+        id: "STK-S3-PUBLIC-ACCESS",
+        title: "S3 Block Public Access is on (all four settings)",
+        soc2: &["CC6.1", "CC6.6"],
+        checkov: "CKV_AWS_53, CKV_AWS_54, CKV_AWS_55, CKV_AWS_56",
+        aws_config: "s3-bucket-level-public-access-prohibited",
+    },
+    Rule {
+        id: "STK-S3-RETENTION",
+        title: "noncurrent S3 versions are kept at least as long as the backup window (so a restore to any point                 in it finds the objects its rows name)",
+        soc2: &["A1.2", "A1.3"],
+        checkov: "CKV2_AWS_61",
+        aws_config: "s3-version-lifecycle-policy-check",
+    },
+    Rule {
+        id: "STK-S3-ACCESS-LOGS",
+        title: "S3 server access logging is on",
+        soc2: &["CC7.2"],
+        checkov: "CKV_AWS_18",
+        aws_config: "s3-bucket-logging-enabled",
+    },
+    Rule {
+        id: "STK-S3-BACKUP",
+        title: "the backup selection selects each bucket (its tag is on the bucket)",
+        soc2: &["A1.2"],
+        checkov: "—",
+        aws_config: "s3-resources-protected-by-backup-plan",
+    },
+    Rule {
         id: "STK-ALARMS",
         title: "the required alarms exist (auth-denial spike, provider failure rate, indexing failures, ledger mismatch, drill freshness)",
         soc2: &["CC7.2", "A1.2"],
@@ -229,6 +271,7 @@ pub(crate) fn check(s: &StackSpec) -> Vec<Finding> {
     }
     check_database(&mut f, s);
     check_backup(&mut f, s);
+    check_buckets(&mut f, s);
 
     check_alerts(&mut f, s);
     check_app(&mut f, s);
@@ -304,6 +347,93 @@ fn check_database(f: &mut Findings, s: &StackSpec) {
             );
             f.add("STK-RDS-IAM-AUTH", d.iam_auth, &id, "IAM authentication on", "IAM authentication off".into());
         }
+    }
+}
+
+/// The longest a restore may reach back: the database's PITR window or the backup plan's longest retention.
+fn backup_window_days(s: &StackSpec) -> i64 {
+    let db = s.database.as_ref().map(|d| i64::from(d.backup_retention_days)).unwrap_or(0);
+    let plan = s.backup.as_ref().and_then(|b| b.rules.iter().map(|r| i64::from(r.retention_days)).max()).unwrap_or(0);
+    db.max(plan)
+}
+
+/// The buckets' rules: versions kept long enough, encryption, no public access, access logs, backed up.
+fn check_buckets(f: &mut Findings, s: &StackSpec) {
+    const IDS: [&str; 6] = [
+        "STK-S3-VERSIONING",
+        "STK-S3-ENCRYPTED",
+        "STK-S3-PUBLIC-ACCESS",
+        "STK-S3-RETENTION",
+        "STK-S3-ACCESS-LOGS",
+        "STK-S3-BACKUP",
+    ];
+    if s.buckets.is_empty() {
+        for r in IDS {
+            f.absent(r, "S3 bucket");
+        }
+        return;
+    }
+    let window = backup_window_days(s);
+    let selection = s.backup.as_ref().and_then(|b| b.selection.as_ref());
+    for b in &s.buckets {
+        let id = format!("s3 {}", b.name);
+        f.add(
+            "STK-S3-VERSIONING",
+            b.versioning,
+            &id,
+            "versioning on",
+            "versioning off: an overwrite or delete loses the object".into(),
+        );
+        let key = b.key.as_ref().filter(|k| s.keys.contains_key(*k));
+        f.add(
+            "STK-S3-ENCRYPTED",
+            key.is_some(),
+            &id,
+            &format!("SSE-KMS with the `{}` key", key.map(String::as_str).unwrap_or_default()),
+            "no customer-managed key (`kms-key`): objects are encrypted with SSE-S3 only".into(),
+        );
+        f.add(
+            "STK-S3-PUBLIC-ACCESS",
+            b.block_public_access,
+            &id,
+            "Block Public Access on",
+            "Block Public Access off".into(),
+        );
+        let kept = b.noncurrent_retention_days.map(i64::from);
+        f.add(
+            "STK-S3-RETENTION",
+            b.versioning && kept.is_none_or(|d| d >= window),
+            &id,
+            &match kept {
+                Some(d) => format!("noncurrent versions kept {d} days (backup window {window} days)"),
+                None => "noncurrent versions kept until deleted".into(),
+            },
+            match (b.versioning, kept) {
+                (false, _) => "no versions are kept (versioning off)".into(),
+                (true, d) => format!(
+                    "noncurrent versions kept {} days, less than the backup window of {window} days: a restore to its start would find objects gone",
+                    d.unwrap_or(0)
+                ),
+            },
+        );
+        f.add(
+            "STK-S3-ACCESS-LOGS",
+            b.access_logs.is_some(),
+            &id,
+            &b.access_logs.as_ref().map(|(t, p)| format!("access logs to s3://{t}/{p}")).unwrap_or_default(),
+            "no server access logging (`access-logs`)".into(),
+        );
+        f.add(
+            "STK-S3-BACKUP",
+            b.backup && selection.is_some(),
+            &id,
+            &selection.map(|sel| format!("carries {}={}", sel.tag.0, sel.tag.1)).unwrap_or_default(),
+            if selection.is_none() {
+                "the stack has no backup selection".into()
+            } else {
+                "`backup: false`: not selected".into()
+            },
+        );
     }
 }
 
@@ -575,6 +705,9 @@ pub(crate) fn check_live(
         let fail = if l.is_none() { missing(r) } else { "needs a KMS key and a retention period".into() };
         f.add("STK-LOGS-ENCRYPTED", ok, &r.name, "KMS-encrypted with retention", fail);
     }
+    for (r, l) in get("s3-bucket") {
+        live_bucket(&mut f, r, l, backup_window_days(s));
+    }
     for (r, l) in get("beanstalk-environment") {
         let subnets = prop(l, "subnets").as_array().map(Vec::len).unwrap_or(0);
         let ok = prop(l, "health") == Value::String("enhanced".into()) && subnets >= 2;
@@ -582,6 +715,42 @@ pub(crate) fn check_live(
         f.add("STK-APP-HEALTH", ok, &r.name, "enhanced health across ≥ 2 AZs", fail);
     }
     f.0
+}
+
+/// The bucket rules on the live bucket.
+fn live_bucket(f: &mut Findings, r: &crate::stack::model::Resource, l: Option<&crate::stack::live::Live>, window: i64) {
+    use serde_json::Value;
+    let prop = live_prop;
+    let what = format!("s3 {}", r.name);
+    let fail = |m: String| if l.is_none() { missing(r) } else { m };
+    let versioned = prop(l, "versioning") == Value::Bool(true);
+    f.add("STK-S3-VERSIONING", versioned, &what, "versioning on", fail("versioning is not enabled".into()));
+    let key = prop(l, "kms-key");
+    let cmk = key.as_str().is_some_and(|k| k.starts_with("alias/") && !k.starts_with("alias/aws/"));
+    f.add(
+        "STK-S3-ENCRYPTED",
+        cmk,
+        &what,
+        "SSE-KMS with a customer-managed key",
+        fail(format!("default encryption {key}")),
+    );
+    let open = prop(l, "block-public-access") != Value::Bool(true);
+    f.add("STK-S3-PUBLIC-ACCESS", !open, &what, "Block Public Access on", fail("Block Public Access is off".into()));
+    let kept = prop(l, "noncurrent-retention-days").as_i64();
+    f.add(
+        "STK-S3-RETENTION",
+        versioned && kept.is_none_or(|d| d >= window),
+        &what,
+        "noncurrent versions kept through the backup window",
+        fail(format!("noncurrent versions kept {} days (backup window {window})", kept.unwrap_or(0))),
+    );
+    let logs = prop(l, "access-logs");
+    f.add("STK-S3-ACCESS-LOGS", !logs.is_null(), &what, "access logging on", fail("access logging is off".into()));
+    if let Some(want) = r.props.get("backup-tag").and_then(Value::as_str) {
+        let have = prop(l, "backup-tag");
+        let msg = fail(format!("lacks the selection's tag {want}"));
+        f.add("STK-S3-BACKUP", have.as_str() == Some(want), &what, &format!("tagged {want}"), msg);
+    }
 }
 
 /// A live property, `null` when the resource or the property is absent.

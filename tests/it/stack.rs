@@ -30,7 +30,7 @@ fn the_production_stack_validates_and_keeps_every_rule() {
     let out = stackdrill().args(["stack", "check", "production"]).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("stack `production` (the file): 37 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("stack `production` (the file): 44 passed, 0 failed"), "{stdout}");
 }
 
 const COMPLIANT_HEAD: &str = "name: lax\nregion: us-east-1\nresidency: [ap-southeast-1]\n\
@@ -48,6 +48,8 @@ fn a_lax_stack_fails_the_rules_it_breaks_and_names_them() {
          \x20 publicly-accessible: true\n  iam-auth: false\n\
          backup:\n  vault: {{ kms-key: data }}\n  plan: {{ rules: [{{ name: d, schedule: \"cron(0 1 * * ? *)\", retention-days: 7 }}] }}\n\
          \x20 selection: {{ iam-role-arn: \"arn:aws:iam::1:role/b\", tag: {{ key: b, value: x }} }}\n\
+         buckets:\n  - {{ name: lax-files, versioning: false, block-public-access: false, backup: false }}\n\
+         \x20 - {{ name: lax-files-2, kms-key: data, noncurrent-retention-days: 3, access-logs: {{ bucket: lax-logs }} }}\n\
          app:\n  solution-stack: s\n  instance-type: t3.small\n  min-instances: 1\n  max-instances: 2\n  health: basic\n\
          \x20 managed-updates: false\n  instance-profile: ec2-role\n  https: {{ certificate-arn: \"arn:aws:acm:us-east-1:1:certificate/x\", ssl-policy: ELBSecurityPolicy-2016-08 }}\n\
          shield: {{ advanced: \"off\" }}\n"
@@ -73,6 +75,12 @@ fn a_lax_stack_fails_the_rules_it_breaks_and_names_them() {
         "STK-RDS-DELETION-PROTECTION",
         "STK-RDS-IAM-AUTH",
         "STK-BACKUP-PLAN",
+        "STK-S3-VERSIONING",
+        "STK-S3-ENCRYPTED",
+        "STK-S3-PUBLIC-ACCESS",
+        "STK-S3-RETENTION",
+        "STK-S3-ACCESS-LOGS",
+        "STK-S3-BACKUP",
         "STK-ALARMS",
         "STK-DRILL-FRESHNESS",
         "STK-SNS-ENCRYPTED",
@@ -90,6 +98,33 @@ fn a_lax_stack_fails_the_rules_it_breaks_and_names_them() {
     assert_eq!(multi_az["aws_config"], "rds-multi-az-support");
     assert_eq!(multi_az["soc2"][0], "A1.2");
     assert_eq!(multi_az["resource"], "rds lax-db");
+    // The second bucket passes what the first fails, but keeps old versions 3 days of a 7-day window.
+    let bucket_rows = |resource: &str| -> Vec<(String, String)> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["resource"] == resource)
+            .map(|r| (r["rule"].as_str().unwrap().to_string(), r["status"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    assert_eq!(bucket_rows("s3 lax-files").iter().filter(|(_, st)| st == "fail").count(), 6, "{rows:#}");
+    let second: Vec<String> =
+        bucket_rows("s3 lax-files-2").into_iter().filter(|(_, st)| st == "fail").map(|(r, _)| r).collect();
+    assert_eq!(second, vec!["STK-S3-RETENTION".to_string()]);
+    let retention = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "STK-S3-RETENTION" && r["resource"] == "s3 lax-files-2")
+        .unwrap();
+    assert!(
+        retention["message"]
+            .as_str()
+            .unwrap()
+            .contains("noncurrent versions kept 3 days, less than the backup window of 7 days"),
+        "{retention}"
+    );
+    assert_eq!(retention["checkov"], "CKV2_AWS_61");
     let alarms = rows.as_array().unwrap().iter().find(|r| r["rule"] == "STK-ALARMS").unwrap();
     assert!(alarms["message"].as_str().unwrap().contains("auth-denial-spike, provider-failure-rate"), "{alarms}");
 }

@@ -21,8 +21,13 @@ pub(crate) struct Env {
 impl Env {
     pub(crate) fn new() -> Env {
         let moto = Moto::start();
+        // The account's log archive bucket exists beforehand (the stack's bucket logs to it), open to the
+        // logging service as S3 requires.
         let ids = moto.python(
             "import boto3\n\
+             s3 = boto3.client('s3')\n\
+             s3.create_bucket(Bucket='acme-log-archive', CreateBucketConfiguration={'LocationConstraint': 'ap-southeast-1'})\n\
+             s3.put_bucket_policy(Bucket='acme-log-archive', Policy='{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", \"Principal\": {\"Service\": \"logging.s3.amazonaws.com\"}, \"Action\": \"s3:PutObject\", \"Resource\": \"arn:aws:s3:::acme-log-archive/*\"}]}')\n\
              ec2 = boto3.client('ec2')\n\
              vpc = ec2.create_vpc(CidrBlock='10.7.0.0/16')['Vpc']['VpcId']\n\
              s = [ec2.create_subnet(VpcId=vpc, CidrBlock=f'10.7.{i}.0/24', AvailabilityZone=f'ap-southeast-1{z}')['Subnet']['SubnetId'] for i, z in enumerate('abc')]\n\
@@ -44,14 +49,15 @@ impl Env {
         Env { moto, dir, file }
     }
 
-    /// Runs stackdrill against the emulator. An apply waives STK-BACKUP-PLAN and STK-BACKUP-SELECTS-DB,
-    /// the rules this stack fails on purpose (its backup selection is cut: moto has no CreateBackupSelection).
+    /// Runs stackdrill against the emulator. An apply waives STK-BACKUP-PLAN, STK-BACKUP-SELECTS-DB and
+    /// STK-S3-BACKUP, the rules this stack fails on purpose (its backup selection is cut: moto has no
+    /// CreateBackupSelection).
     pub(crate) fn run(&self, args: &[&str]) -> Output {
         let mut cmd = stackdrill();
         self.moto.env(&mut cmd);
         cmd.env("STACKDRILL_STATE_DIR", self.dir.path().join("state")).args(args);
         if args.starts_with(&["stack", "apply"]) {
-            cmd.args(["--skip-policy", "STK-BACKUP-PLAN,STK-BACKUP-SELECTS-DB"]);
+            cmd.args(["--skip-policy", "STK-BACKUP-PLAN,STK-BACKUP-SELECTS-DB,STK-S3-BACKUP"]);
         }
         cmd.output().unwrap()
     }
@@ -104,7 +110,7 @@ fn apply_to_an_empty_account_converges_and_tags_everything() {
     let env = Env::new();
     let out = env.stack("plan", &["--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2), "changes pending: {}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("24 to add, 0 to change"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("26 to add, 0 to change"), "{}", text(&out.stdout));
     let before = env.moto.mark();
     env.apply();
     // Every RDS, SNS and CloudWatch call the apply made is in the policy `iam policy --stack` gives.
@@ -118,7 +124,7 @@ fn apply_to_an_empty_account_converges_and_tags_everything() {
     // A second plan has nothing to do; drift agrees; the live policy holds.
     let out = env.stack("plan", &["--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).contains("0 to add, 0 to change, 0 to replace, 0 to destroy, 24 unchanged"));
+    assert!(text(&out.stdout).contains("0 to add, 0 to change, 0 to replace, 0 to destroy, 26 unchanged"));
     assert_eq!(env.stack("drift", &[]).status.code(), Some(0));
     let out = env.stack("check", &["--live"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
@@ -130,12 +136,26 @@ fn apply_to_an_empty_account_converges_and_tags_everything() {
          r = t.get_resources(TagFilters=[{'Key': 'stackdrill:stack', 'Values': ['production']}])['ResourceTagMappingList']\n\
          print(' '.join(sorted(x['ResourceARN'].split(':')[2] for x in r)))",
     );
-    // 1 vault, 6 alarms, 4 keys, 3 log groups, the instance and its first automated snapshot (tags are copied
-    // to snapshots), the topic: all that moto's tagging API indexes.
+    // 1 vault, 6 alarms, 5 keys, 3 log groups, the instance and its first automated snapshot (tags are copied
+    // to snapshots), the files bucket, the topic: all that moto's tagging API indexes.
     assert_eq!(
         tagged,
-        "backup cloudwatch cloudwatch cloudwatch cloudwatch cloudwatch cloudwatch kms kms kms kms logs logs logs rds rds sns"
+        "backup cloudwatch cloudwatch cloudwatch cloudwatch cloudwatch cloudwatch kms kms kms kms kms logs logs logs rds rds s3 sns"
     );
+    // The files bucket as the file declares it.
+    let bucket = env.py(
+        "s3 = boto3.client('s3')\n\
+         b = 'acme-prod-files'\n\
+         enc = s3.get_bucket_encryption(Bucket=b)['ServerSideEncryptionConfiguration']['Rules'][0]['ApplyServerSideEncryptionByDefault']\n\
+         life = s3.get_bucket_lifecycle_configuration(Bucket=b)['Rules'][0]\n\
+         tags = {t['Key']: t['Value'] for t in s3.get_bucket_tagging(Bucket=b)['TagSet']}\n\
+         print(s3.get_bucket_versioning(Bucket=b)['Status'], enc['SSEAlgorithm'], enc['KMSMasterKeyID'].startswith('arn:aws:kms:'), \
+         all(s3.get_public_access_block(Bucket=b)['PublicAccessBlockConfiguration'].values()), \
+         life['NoncurrentVersionExpiration']['NoncurrentDays'], s3.get_bucket_logging(Bucket=b)['LoggingEnabled']['TargetBucket'], \
+         tags.get('backup'), tags['stackdrill:stack'])",
+    );
+    // (No backup tag: the selection it names is cut from this stack.)
+    assert_eq!(bucket, "Enabled aws:kms True True 35 acme-log-archive None production");
     let db = env.py(
         "d = boto3.client('rds').describe_db_instances(DBInstanceIdentifier='production-db')['DBInstances'][0]\n\
          print(d['MultiAZ'], d['StorageEncrypted'], d['PubliclyAccessible'], d['DeletionProtection'], d['BackupRetentionPeriod'])",
@@ -193,10 +213,19 @@ fn drift_behind_stackdrills_back_is_found_and_a_stale_saved_plan_refused() {
     assert!(saved.is_file());
 
     env.py("boto3.client('logs').put_retention_policy(logGroupName='/production/app', retentionInDays=7)");
+    // Someone opens the files bucket to the public and stops keeping versions.
+    env.py("s3 = boto3.client('s3')\n\
+         s3.delete_public_access_block(Bucket='acme-prod-files')\n\
+         s3.put_bucket_versioning(Bucket='acme-prod-files', VersioningConfiguration={'Status': 'Suspended'})");
     let out = env.stack("drift", &[]);
     assert_eq!(out.status.code(), Some(2));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("log-group./production/app") && stdout.contains("retention-days = 7 -> 365"), "{stdout}");
+    assert!(stdout.contains("s3-bucket.acme-prod-files"), "{stdout}");
+    assert!(
+        stdout.contains("block-public-access = false -> true") && stdout.contains("versioning = false -> true"),
+        "{stdout}"
+    );
 
     let out = env.run(&["stack", "apply", "--plan", saved.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -209,6 +238,11 @@ fn drift_behind_stackdrills_back_is_found_and_a_stale_saved_plan_refused() {
     let out = env.run(&["stack", "apply", "--plan", saved.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(env.stack("drift", &[]).status.code(), Some(0));
+    let bucket = env.py(
+        "s3 = boto3.client('s3')\n\
+         print(s3.get_bucket_versioning(Bucket='acme-prod-files')['Status'], all(s3.get_public_access_block(Bucket='acme-prod-files')['PublicAccessBlockConfiguration'].values()))",
+    );
+    assert_eq!(bucket, "Enabled True", "apply put the bucket back as declared");
 }
 
 #[test]

@@ -59,7 +59,7 @@ pub(crate) fn forces_replacement(kind: &str, prop: &str) -> Option<&'static str>
 /// Replacing or deleting these loses data (or, for a key, everything it encrypts): refused without
 /// `--allow-data-loss`.
 pub(crate) fn holds_data(kind: &str) -> bool {
-    matches!(kind, "rds-instance" | "backup-vault" | "kms-key")
+    matches!(kind, "rds-instance" | "backup-vault" | "kms-key" | "s3-bucket")
 }
 
 pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
@@ -75,6 +75,7 @@ pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), A
         "backup-vault" => super::backup::create_vault(c, r, ctx).await,
         "backup-plan" => super::backup::create_plan(c, r, ctx).await,
         "backup-selection" => super::backup::create_selection(c, r, ctx).await,
+        "s3-bucket" => super::s3::create(c, r, ctx).await,
         "beanstalk-application" => super::beanstalk::create_application(c, r, ctx).await,
         "beanstalk-environment" => super::beanstalk::create_environment(c, r, ctx).await,
         "shield-protection" => super::shield::create(c, r, ctx).await,
@@ -93,6 +94,7 @@ pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live, ctx: &Ctx) ->
         "db-subnet-group" => super::rds::update_subnet_group(c, r).await,
         "rds-instance" => super::rds::update_instance(c, r, live).await,
         "backup-plan" => super::backup::update_plan(c, r, live).await,
+        "s3-bucket" => super::s3::update(c, r, live, ctx).await,
         "beanstalk-environment" => super::beanstalk::update_environment(c, r, live).await,
         // Nothing of these changes in place: their changes force replacement.
         _ => Ok(()),
@@ -112,6 +114,7 @@ pub(crate) async fn delete(c: &Clients, live: &Live, ctx: &Ctx) -> Result<(), Aw
         "backup-vault" => super::backup::delete_vault(c, live).await,
         "backup-plan" => super::backup::delete_plan(c, live).await,
         "backup-selection" => super::backup::delete_selection(c, live, ctx).await,
+        "s3-bucket" => super::s3::delete(c, live).await,
         "beanstalk-application" => super::beanstalk::delete_application(c, live).await,
         "beanstalk-environment" => super::beanstalk::delete_environment(c, live).await,
         "shield-protection" => super::shield::delete(c, live).await,
@@ -191,6 +194,7 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
                     .map_err(|e| classify("elasticbeanstalk:ListTagsForResource", &e))?;
             pairs(t.resource_tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
         }
+        "s3-bucket" => super::s3::tags_of(c, arn.trim_start_matches("arn:aws:s3:::")).await?.into_iter().collect(),
         "shield-protection" => {
             let t = c
                 .shield
@@ -220,6 +224,7 @@ pub(crate) async fn orphan(c: &Clients, arn: &str, ids: &Ids) -> Result<Option<L
             None => return Ok(None),
         },
         "sns" => ("sns-topic", resource.to_string()),
+        "s3" => ("s3-bucket", resource.to_string()),
         "kms" => {
             let Some(id) = resource.strip_prefix("key/") else { return Ok(None) };
             let meta = c.kms.describe_key().key_id(id).send().await.map_err(|e| classify("kms:DescribeKey", &e))?;
@@ -342,6 +347,10 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .await
                 .map(|_| ())
                 .map_err(|e| classify("elasticbeanstalk:UpdateTagsForResource", &e))
+        }
+        "s3-bucket" => {
+            let existing = super::s3::tags_of(c, &l.name).await?;
+            super::s3::put_tags(c, &l.name, &super::s3::merged(existing, &t)).await
         }
         "shield-protection" => {
             let tags = t.iter().map(|(k, v)| aws_sdk_shield::types::Tag::builder().key(k).value(v).build());

@@ -8,6 +8,7 @@ mod dispatch;
 pub(crate) mod kms;
 pub(crate) mod logs;
 pub(crate) mod rds;
+pub(crate) mod s3;
 pub(crate) mod shield;
 pub(crate) mod sns;
 #[cfg(test)]
