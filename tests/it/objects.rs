@@ -182,6 +182,8 @@ async fn a_bucket_restored_beside_the_database_holds_the_instant_and_no_scratch_
     let out = run(&path, None);
     let r = demo.last_report();
     assert!(out.status.success(), "{}\n{}\n{r:#}", text(&out.stdout), text(&out.stderr));
+    let summary = text(&out.stdout) + &text(&out.stderr);
+    assert!(summary.contains("also restored: files passed, 300 objects in "), "{summary}");
     let also = &r["also_restored"][0];
     assert_eq!((also["name"].as_str(), also["status"].as_str()), (Some("files"), Some("passed")), "{also:#}");
     assert_eq!(also["source"], "s3://files-prod/docs/");
