@@ -263,6 +263,7 @@ fn bucket_restores(p: &mut Policy, d: &DrillSpec, default_region: &str) {
             "BucketRestoreScratchBuckets",
             &[
                 "s3:CreateBucket",
+                "s3:TagResource",
                 "s3:PutBucketOwnershipControls",
                 "s3:PutBucketTagging",
                 "s3:GetBucketTagging",

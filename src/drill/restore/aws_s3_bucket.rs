@@ -324,7 +324,8 @@ impl BucketRestore {
         let as_of = self.as_of.ok_or_else(|| RestoreError::Error("the bucket restore was not planned".into()))?;
         let encryption = self.encryption.clone().unwrap_or(Encryption::S3Managed);
         self.started = true;
-        s3_scratch::create(&self.s3, &self.scratch, &self.region).await.map_err(RestoreError::Error)?;
+        let tags = aws_scratch::scratch_tag_pairs(&self.drill, &self.run, self.expires_at);
+        s3_scratch::create(&self.s3, &self.scratch, &self.region, &tags).await.map_err(RestoreError::Error)?;
         self.secure(&encryption).await?;
         crate::crash::point("also-restore:copying");
         self.progress(format!(

@@ -59,21 +59,38 @@ pub(crate) async fn encryption_of(client: &Client, bucket: &str) -> Result<Encry
     })
 }
 
-/// Creates the bucket in `region`, objects owned by the bucket owner (no ACLs).
-pub(crate) async fn create(client: &Client, name: &str, region: &str) -> Result<(), String> {
-    let mut req = client.create_bucket().bucket(name).object_ownership(ObjectOwnership::BucketOwnerEnforced);
+/// Creates the bucket in `region`, born with `tags` (so no crash leaves it untagged), objects owned by the
+/// bucket owner (no ACLs).
+pub(crate) async fn create(
+    client: &Client,
+    name: &str,
+    region: &str,
+    tags: &[(&'static str, String)],
+) -> Result<(), String> {
+    let tag_set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut config = CreateBucketConfiguration::builder().set_tags(Some(tag_set));
     // us-east-1 takes no location constraint.
     if region != "us-east-1" {
-        req = req.create_bucket_configuration(
-            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
-        );
+        config = config.location_constraint(BucketLocationConstraint::from(region));
     }
-    req.send().await.map_err(|e| classify("s3:CreateBucket", &e).to_string())?;
+    client
+        .create_bucket()
+        .bucket(name)
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .create_bucket_configuration(config.build())
+        .send()
+        .await
+        .map_err(|e| classify("s3:CreateBucket", &e).to_string())?;
     Ok(())
 }
 
-/// Tags (first, so a crash after it leaves a bucket `drill cleanup` recognises), Block Public Access,
-/// default encryption, and a lifecycle expiring every object `expire_days` after it was written.
+/// Tags (again: a bucket made by AWS Backup, or by an S3 that ignored the creation tags, gets them here
+/// first), Block Public Access, default encryption, and a lifecycle expiring every object `expire_days`
+/// after it was written.
 pub(crate) async fn secure(
     client: &Client,
     name: &str,
