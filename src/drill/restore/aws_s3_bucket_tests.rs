@@ -239,3 +239,42 @@ async fn an_instant_before_every_recovery_point_is_refused_at_plan() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An object above 5 GiB is copied in 512 MiB parts whose ranges cover it exactly, then completed.
+#[tokio::test]
+async fn an_object_above_five_gib_is_copied_in_parts_that_cover_it_exactly() {
+    use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput;
+    use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput;
+    use aws_sdk_s3::operation::upload_part_copy::UploadPartCopyOutput;
+    use aws_sdk_s3::types::CopyPartResult;
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let seen = ranges.clone();
+    let create = mock!(aws_sdk_s3::Client::create_multipart_upload)
+        .then_output(|| CreateMultipartUploadOutput::builder().upload_id("u1").build());
+    let part = mock!(aws_sdk_s3::Client::upload_part_copy)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push((r.part_number().unwrap(), r.copy_source_range().unwrap().to_string()));
+            r.copy_source() == Some("files-prod/big%20file.bin?versionId=v9") && r.upload_id() == Some("u1")
+        })
+        .then_output(|| {
+            UploadPartCopyOutput::builder().copy_part_result(CopyPartResult::builder().e_tag("\"p\"").build()).build()
+        });
+    let complete = mock!(aws_sdk_s3::Client::complete_multipart_upload)
+        .match_requests(|r| r.multipart_upload().is_some_and(|m| m.parts().len() == 11))
+        .then_output(|| CompleteMultipartUploadOutput::builder().build());
+    let s3 = mocked!(aws_sdk_s3, &[&create, &part, &complete]);
+    let size = (5u64 << 30) + 1;
+    let o = crate::aws::s3list::Obj {
+        key: "big file.bin".into(),
+        size,
+        version: Some("v9".into()),
+        etag: None,
+        modified: None,
+    };
+    assert_eq!(super::copy_one(&s3, "files-prod", SCRATCH, &o).await, Ok(size));
+    assert_eq!(complete.num_calls(), 1);
+    let ranges = ranges.lock().unwrap();
+    assert_eq!(ranges.len(), 11);
+    assert_eq!(ranges[0], (1, "bytes=0-536870911".to_string()));
+    assert_eq!(ranges[10], (11, format!("bytes={}-{}", 10u64 << 29, size - 1)));
+}

@@ -77,14 +77,16 @@ async fn merge(b: &RestoredBucket, size: usize, rng: &mut rand::rngs::StdRng) ->
                     t.problem("size mismatch", "size mismatches", &s.key);
                 } else if b.etags_comparable && single_part(&s.etag) && single_part(&c.etag) && s.etag != c.etag {
                     t.problem("ETag mismatch", "ETag mismatches", &s.key);
-                }
-                t.seen += 1;
-                if t.sample.len() < size {
-                    t.sample.push((s, c));
                 } else {
-                    let j = rng.gen_range(0..t.seen) as usize;
-                    if j < size {
-                        t.sample[j] = (s, c);
+                    // Only a copy the listings cannot tell apart is worth reading in full.
+                    t.seen += 1;
+                    if t.sample.len() < size {
+                        t.sample.push((s, c));
+                    } else {
+                        let j = rng.gen_range(0..t.seen) as usize;
+                        if j < size {
+                            t.sample[j] = (s, c);
+                        }
                     }
                 }
             }
@@ -108,13 +110,17 @@ async fn sha256(b: &RestoredBucket, bucket: &str, o: &Obj) -> Result<Vec<u8>, St
 }
 
 pub(super) async fn verify(spec: &CheckSpec, o: &ObjectsSpec, ctx: &Context<'_>) -> CheckResult {
-    let Some(b) = ctx.restored.iter().find(|b| b.name == o.restore) else {
-        return CheckResult::new(
-            spec,
-            CheckStatus::Error,
-            format!("the bucket restore `{}` did not complete", o.restore),
-        );
-    };
+    match ctx.restored.iter().find(|b| b.name == o.restore) {
+        Some(b) => compare(spec, o, b).await,
+        None => {
+            let why = format!("the bucket restore `{}` did not complete", o.restore);
+            CheckResult::new(spec, CheckStatus::Error, why)
+        }
+    }
+}
+
+/// The restored bucket `b` against its source's listing at the instant.
+async fn compare(spec: &CheckSpec, o: &ObjectsSpec, b: &RestoredBucket) -> CheckResult {
     let seed = o.seed.unwrap_or_else(rand::random);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (mut t, requests) = match merge(b, o.sample, &mut rng).await {
@@ -136,9 +142,9 @@ pub(super) async fn verify(spec: &CheckSpec, o: &ObjectsSpec, ctx: &Context<'_>)
         }
     }
     let mut detail = format!(
-        "{} objects ({} bytes) in `{}` as of {} against {} restored: ",
-        t.objects,
-        t.bytes,
+        "{} ({}) in `{}` as of {} against {} restored: ",
+        crate::config::count(t.objects, "object", "objects"),
+        crate::config::count(t.bytes, "byte", "bytes"),
         b.source,
         crate::drill::error::fmt_time(&b.as_of),
         t.restored
@@ -161,8 +167,103 @@ pub(super) async fn verify(spec: &CheckSpec, o: &ObjectsSpec, ctx: &Context<'_>)
         }
     }
     detail.push_str(&format!(
-        "; SHA-256 of {} sampled objects read from both (seed {seed}); {requests} list requests",
-        sample.len()
+        "; SHA-256 of {} read from both (seed {seed}); {requests} list requests",
+        crate::config::count(sample.len() as u64, "sampled object", "sampled objects")
     ));
     CheckResult::new(spec, if failed { CheckStatus::Failed } else { CheckStatus::Passed }, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{Object, ObjectVersion};
+    use aws_smithy_mocks::mock;
+    use chrono::{TimeDelta, Utc};
+
+    use crate::aws::mocked;
+    use crate::config::{CheckSpec, ObjectsSpec};
+    use crate::drill::restore::RestoredBucket;
+    use crate::report::model::CheckStatus;
+
+    /// Source as of the instant: a (3 bytes), b (3), c (3), d (5; a newer version after the instant is
+    /// ignored), and z only after it. The copy: no a, b with other bytes, c resized, d with another ETag, an
+    /// extra e. Only b's copy looks right in the listings, so only b is read in full.
+    #[tokio::test]
+    async fn missing_extra_resized_rewritten_and_corrupt_objects_are_each_named() {
+        let instant = Utc::now() - TimeDelta::hours(1);
+        let at = |t: chrono::DateTime<Utc>| aws_smithy_types::DateTime::from_secs(t.timestamp());
+        let before = at(instant - TimeDelta::hours(1));
+        let after = at(instant + TimeDelta::minutes(10));
+        let version = move |k: &str, v: &str, size: i64, etag: &str, when| {
+            ObjectVersion::builder()
+                .key(k)
+                .version_id(v)
+                .size(size)
+                .e_tag(format!("\"{etag}\""))
+                .last_modified(when)
+                .build()
+        };
+        let source = mock!(aws_sdk_s3::Client::list_object_versions)
+            .match_requests(|r| r.bucket() == Some("files-prod"))
+            .then_output(move || {
+                ListObjectVersionsOutput::builder()
+                    .is_truncated(false)
+                    .versions(version("docs/a", "a1", 3, "aa", before))
+                    .versions(version("docs/b", "b1", 3, "bb", before))
+                    .versions(version("docs/c", "c1", 3, "cc", before))
+                    .versions(version("docs/d", "d2", 9, "dd2", after))
+                    .versions(version("docs/d", "d1", 5, "dd", before))
+                    .versions(version("docs/z", "z1", 5, "zz", after))
+                    .build()
+            });
+        let object =
+            |k: &str, size: i64, etag: &str| Object::builder().key(k).size(size).e_tag(format!("\"{etag}\"")).build();
+        let copy = mock!(aws_sdk_s3::Client::list_objects_v2)
+            .match_requests(|r| r.bucket() == Some("sd-x-0"))
+            .then_output(move || {
+                ListObjectsV2Output::builder()
+                    .is_truncated(false)
+                    .contents(object("docs/b", 3, "bb"))
+                    .contents(object("docs/c", 4, "cc"))
+                    .contents(object("docs/d", 5, "other"))
+                    .contents(object("docs/e", 1, "ee"))
+                    .build()
+            });
+        // Every read of the source gives `abc`; of the copy `abX`: the sampled `docs/b` differs.
+        let read_source = mock!(aws_sdk_s3::Client::get_object)
+            .match_requests(|r| r.bucket() == Some("files-prod"))
+            .then_output(|| GetObjectOutput::builder().body(ByteStream::from_static(b"abc")).build());
+        let read_copy = mock!(aws_sdk_s3::Client::get_object)
+            .match_requests(|r| r.bucket() == Some("sd-x-0"))
+            .then_output(|| GetObjectOutput::builder().body(ByteStream::from_static(b"abX")).build());
+        let client = mocked!(aws_sdk_s3, &[&source, &copy, &read_source, &read_copy]);
+        let b = RestoredBucket {
+            name: "files".into(),
+            client,
+            source: "files-prod".into(),
+            prefix: "docs/".into(),
+            scratch: "sd-x-0".into(),
+            as_of: instant,
+            etags_comparable: true,
+        };
+        let o = ObjectsSpec { restore: "files".into(), sample: 10, seed: Some(1) };
+        let spec = CheckSpec::Objects(o.clone());
+        let r = super::compare(&spec, &o, &b).await;
+        assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
+        for part in [
+            "4 objects (14 bytes) in `files-prod` as of",
+            "against 4 restored",
+            "1 missing object (docs/a)",
+            "1 size mismatch (docs/c)",
+            "1 ETag mismatch (docs/d)",
+            "1 extra object (docs/e)",
+            "1 content mismatch (docs/b)",
+            "SHA-256 of 1 sampled object read from both (seed 1)",
+        ] {
+            assert!(r.detail.contains(part), "`{part}` not in: {}", r.detail);
+        }
+    }
 }
