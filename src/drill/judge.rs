@@ -37,6 +37,25 @@ impl Judgement {
     }
 }
 
+/// Each bucket restored beside the database is held to the RTO objective too: in a recovery the stores
+/// come back side by side, and the service is back when the slower one is.
+pub(super) fn judge_buckets(outcome: &mut Judgement, buckets: &[crate::report::model::AlsoRestored], o: &Objectives) {
+    let objective = o.rto.as_secs_f64();
+    for b in buckets {
+        if let Some(rto) = b.rto_seconds.filter(|r| *r > objective) {
+            outcome.fail(
+                Verdict::Failed,
+                format!(
+                    "bucket restore `{}` took {}, over the RTO objective {}",
+                    b.name,
+                    crate::config::human_seconds(rto),
+                    crate::config::human_seconds(objective)
+                ),
+            );
+        }
+    }
+}
+
 /// The first check that failed or could not run, as a reason.
 pub(super) fn first_bad_check(checks: &[CheckResult]) -> Option<String> {
     checks.iter().find(|c| c.status.is_bad()).map(check_reason)
@@ -129,5 +148,41 @@ pub(super) fn judge(
     }
     if td.status == TeardownStatus::Failed {
         outcome.fail(Verdict::Error, format!("teardown failed: {}", td.detail));
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use crate::report::model::{AlsoRestored, PhaseStatus, TeardownRecord, TeardownStatus, Verdict};
+
+    #[test]
+    fn a_bucket_restore_slower_than_the_rto_objective_fails_the_drill() {
+        let bucket = |rto: f64| AlsoRestored {
+            name: "files".into(),
+            provider: "aws-s3-bucket".into(),
+            source: "s3://files/".into(),
+            from: "versions".into(),
+            window: None,
+            restored_to: None,
+            scratch: None,
+            encryption: None,
+            objects: Some(1),
+            bytes: Some(1),
+            rto_seconds: Some(rto),
+            status: PhaseStatus::Passed,
+            detail: None,
+            teardown: TeardownRecord { status: TeardownStatus::Done, at: chrono::Utc::now(), detail: String::new() },
+        };
+        let objectives = crate::config::Objectives {
+            rto: std::time::Duration::from_secs(600),
+            rpo: std::time::Duration::from_secs(60),
+        };
+        let mut ok = super::Judgement::passed();
+        super::judge_buckets(&mut ok, &[bucket(599.0)], &objectives);
+        assert_eq!(ok.verdict, Verdict::Passed);
+        let mut slow = super::Judgement::passed();
+        super::judge_buckets(&mut slow, &[bucket(601.0)], &objectives);
+        assert_eq!(slow.verdict, Verdict::Failed);
+        assert_eq!(slow.reason.as_deref(), Some("bucket restore `files` took 10m 01s, over the RTO objective 10m 00s"));
     }
 }

@@ -364,6 +364,7 @@ impl RunCtx<'_> {
             provider.rpo_floor().map(|(at, basis)| judge::Floor { at, basis, exact: provider.data_as_of().is_some() }),
         );
         judge::judge(&mut outcome, &verified.checks, &measures, &spec.objectives, restored, &teardown);
+        judge::judge_buckets(&mut outcome, &also_restored, &spec.objectives);
         let facts = Facts {
             run_id: self.run_id,
             started_at,

@@ -493,6 +493,10 @@ impl BucketRestore {
         let (status, detail) = match &self.outcome {
             Some(Ok(())) => (PhaseStatus::Passed, None),
             Some(Err(e)) => (PhaseStatus::Failed, Some(e.clone())),
+            None if self.started => (
+                PhaseStatus::Error,
+                Some("did not finish: the also-restore phase ended first (its deadline, or a stop)".into()),
+            ),
             None => (PhaseStatus::Skipped, Some("not restored: the database restore did not complete".into())),
         };
         model::AlsoRestored {
