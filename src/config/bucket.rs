@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::drill_spec::{BucketRestoreSpec, BucketSource, CheckSpec, ObjectStoreSpec, ObjectsSpec};
+use super::drill_spec::{BucketRestoreSpec, BucketSource, CheckSpec, ObjectStoreSpec, ObjectsSpec, RestoreSpec};
 use super::error::Problems;
 
 #[derive(Deserialize)]
@@ -39,6 +39,28 @@ pub(super) struct RawObjects {
     seed: Option<u64>,
 }
 
+/// A drill restoring a bucket alone has no database: no `source` to compare with, and only `objects` checks.
+pub(super) fn bucket_only(p: &mut Problems<'_>, restore: &RestoreSpec, has_source: bool, checks: &[CheckSpec]) {
+    if !matches!(restore, RestoreSpec::AwsS3Bucket(_)) {
+        return;
+    }
+    if has_source {
+        p.push("source", "a bucket restore reads no database: remove `source`");
+    }
+    for (i, c) in checks.iter().enumerate() {
+        if !matches!(c, CheckSpec::Objects(_)) {
+            p.push(
+                format!("verify[{i}].{}", c.kind()),
+                "checks a restored database, and a bucket restore has none: use `objects` (or restore the database \
+                 and put the bucket under `also-restore`)",
+            );
+        }
+    }
+    if checks.is_empty() {
+        p.push("restore.aws-s3-bucket", "a bucket restore needs an `objects` check under `verify` to prove anything");
+    }
+}
+
 /// A bucket name S3 accepts: 3-63 of a-z, 0-9, `-` and `.`, starting and ending with a letter or digit.
 pub(crate) fn is_bucket_name(s: &str) -> bool {
     (3..=63).contains(&s.len())
@@ -64,7 +86,7 @@ pub(super) fn also_restore(p: &mut Problems<'_>, raw: Vec<RawAlsoRestore>) -> Ve
     out
 }
 
-fn s3_bucket(p: &mut Problems<'_>, k: &str, raw: RawS3Bucket) -> BucketRestoreSpec {
+pub(super) fn s3_bucket(p: &mut Problems<'_>, k: &str, raw: RawS3Bucket) -> BucketRestoreSpec {
     let RawS3Bucket {
         name,
         bucket,
@@ -163,9 +185,14 @@ pub(super) fn objects_check(p: &mut Problems<'_>, i: usize, raw: RawObjects) -> 
     ObjectsSpec { restore: raw.restore.unwrap_or_default(), sample, seed: raw.seed }
 }
 
-/// Every check naming a restored bucket names one of `also-restore`; an unnamed `objects` takes the only one.
-pub(super) fn link_checks(p: &mut Problems<'_>, buckets: &[BucketRestoreSpec], checks: &mut [CheckSpec]) {
-    let names: Vec<&str> = buckets.iter().map(|b| b.name.as_str()).collect();
+/// Every check naming a restored bucket names one the drill restores; an unnamed `objects` takes the only one.
+pub(super) fn link_checks(
+    p: &mut Problems<'_>,
+    restore: &RestoreSpec,
+    also: &[BucketRestoreSpec],
+    checks: &mut [CheckSpec],
+) {
+    let names: Vec<&str> = restore.buckets(also).map(|b| b.name.as_str()).collect();
     let known = || {
         if names.is_empty() {
             "there is no `also-restore`".to_string()

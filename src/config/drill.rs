@@ -44,6 +44,7 @@ enum RawRestore {
     PgDump(super::logical::RawPgDump),
     ExistingPostgres(super::logical::RawExistingPostgres),
     SupabaseBranch(super::logical::RawSupabaseBranch),
+    AwsS3Bucket(super::bucket::RawS3Bucket),
 }
 
 #[derive(Deserialize)]
@@ -639,7 +640,8 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
     };
     let mut checks = resolve_checks(p, verify, source.is_some());
     let also_restore = super::bucket::also_restore(p, also_restore);
-    super::bucket::link_checks(p, &also_restore, &mut checks);
+    super::bucket::link_checks(p, &restore, &also_restore, &mut checks);
+    super::bucket::bucket_only(p, &restore, source.is_some(), &checks);
     check_controls(p, &controls);
     check_copy_on_write(p, &restore, &target, &checks);
     check_rpo_measurable(p, &restore, &checks);
@@ -789,6 +791,7 @@ fn rebase(spec: &mut DrillSpec, root: &Path) {
         RestoreSpec::AwsRdsInstance(r) => tls(&mut r.scratch.tls),
         RestoreSpec::AwsAuroraCluster(r) => tls(&mut r.scratch.tls),
         RestoreSpec::AwsBackup(r) => tls(&mut r.scratch.tls),
+        RestoreSpec::AwsS3Bucket(_) => {}
     }
     for c in &mut spec.verify {
         if let CheckSpec::ObjectRefs(o) = c
@@ -823,6 +826,7 @@ fn resolve_restore(p: &mut Problems<'_>, restore: RawRestore) -> RestoreSpec {
         RawRestore::PgDump(r) => RestoreSpec::PgDump(super::logical::pg_dump(p, r)),
         RawRestore::ExistingPostgres(r) => RestoreSpec::ExistingPostgres(super::logical::existing_postgres(p, r)),
         RawRestore::SupabaseBranch(r) => RestoreSpec::SupabaseBranch(super::logical::supabase_branch(p, r)),
+        RawRestore::AwsS3Bucket(r) => RestoreSpec::AwsS3Bucket(super::bucket::s3_bucket(p, "restore.aws-s3-bucket", r)),
     }
 }
 

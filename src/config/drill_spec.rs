@@ -35,9 +35,20 @@ pub(crate) enum RestoreSpec {
     PgDump(super::logical::PgDumpSpec),
     ExistingPostgres(super::logical::ExistingPostgresSpec),
     SupabaseBranch(super::logical::SupabaseBranchSpec),
+    /// A bucket alone, restored to the target into a scratch bucket (no database).
+    AwsS3Bucket(BucketRestoreSpec),
 }
 
 impl RestoreSpec {
+    /// Every bucket the drill restores: the primary one of an `aws-s3-bucket` restore, then `also`.
+    pub(crate) fn buckets<'a>(&'a self, also: &'a [BucketRestoreSpec]) -> impl Iterator<Item = &'a BucketRestoreSpec> {
+        let primary = match self {
+            RestoreSpec::AwsS3Bucket(b) => Some(b),
+            _ => None,
+        };
+        primary.into_iter().chain(also)
+    }
+
     /// The provider block's name as written.
     pub(crate) fn provider(&self) -> &'static str {
         match self {
@@ -48,6 +59,7 @@ impl RestoreSpec {
             RestoreSpec::PgDump(_) => "pg-dump",
             RestoreSpec::ExistingPostgres(_) => "existing-postgres",
             RestoreSpec::SupabaseBranch(_) => "supabase-branch",
+            RestoreSpec::AwsS3Bucket(_) => "aws-s3-bucket",
         }
     }
 
@@ -57,7 +69,8 @@ impl RestoreSpec {
             RestoreSpec::LocalPostgres(_)
             | RestoreSpec::PgDump(_)
             | RestoreSpec::ExistingPostgres(_)
-            | RestoreSpec::SupabaseBranch(_) => None,
+            | RestoreSpec::SupabaseBranch(_)
+            | RestoreSpec::AwsS3Bucket(_) => None,
             RestoreSpec::AwsRdsInstance(r) => Some(&r.scratch),
             RestoreSpec::AwsAuroraCluster(r) => Some(&r.scratch),
             RestoreSpec::AwsBackup(r) => Some(&r.scratch),

@@ -39,7 +39,7 @@ pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool, aws: &AwsSettings
     for scratch in drills.iter().filter_map(|d| d.restore.aws_scratch()) {
         regions.insert(scratch.region.clone());
     }
-    for bucket in drills.iter().flat_map(|d| &d.also_restore) {
+    for bucket in drills.iter().flat_map(|d| d.restore.buckets(&d.also_restore)) {
         regions.insert(bucket.region.clone());
     }
     if force_aws && regions.is_empty() {

@@ -200,7 +200,7 @@ impl Planner<'_> {
     async fn buckets(&mut self, instant: chrono::DateTime<Utc>) -> Result<(), DrillError> {
         let spec = self.spec;
         for (i, b) in spec.also_restore.iter().enumerate() {
-            let ids = (spec.name.as_str(), self.run_id.as_str(), i);
+            let ids = (spec.name.as_str(), self.run_id.as_str(), super::runner::also_index(spec, i));
             let lifetime = super::runner::scratch_lifetime(spec);
             let mut r = BucketRestore::connect(b, &self.opts.aws, ids, EventSink::new(|_| {}), lifetime).await?;
             r.plan(instant).await?;
@@ -287,6 +287,11 @@ fn scratch_text(spec: &DrillSpec, run_id: &str, region: Option<&str>) -> String 
         RestoreSpec::PgDump(pd) => format!("{name} under {} (a fresh cluster, socket only)", pd.scratch_root.display()),
         RestoreSpec::ExistingPostgres(_) => "none: the database was restored by hand; it is only read".into(),
         RestoreSpec::SupabaseBranch(sb) => format!("branch {name} of project {} (not persistent)", sb.project_ref),
+        RestoreSpec::AwsS3Bucket(b) => format!(
+            "bucket {} in {}: private, encrypted like the source, expiring, tagged stackdrill:scratch",
+            super::restore::s3_scratch::bucket_name(&spec.name, run_id, 0),
+            b.region.as_deref().or(region).unwrap_or("the default region")
+        ),
         other => {
             let s = other.aws_scratch().expect("an AWS provider");
             let mut net = format!(

@@ -67,11 +67,16 @@ pub(crate) async fn run(
     let mut ctx = RunCtx::new(spec, opts, events.clone(), cancel, run_id.clone())?;
     // Credentials and residency of every bucket restore are checked before anything is created.
     for (i, b) in spec.also_restore.iter().enumerate() {
-        let bucket =
-            BucketRestore::connect(b, &opts.aws, (&spec.name, &run_id, i), events.clone(), scratch_lifetime(spec));
+        let ids = (spec.name.as_str(), run_id.as_str(), also_index(spec, i));
+        let bucket = BucketRestore::connect(b, &opts.aws, ids, events.clone(), scratch_lifetime(spec));
         ctx.buckets.push(bucket.await?);
     }
     with_provider(spec, opts, &run_id, events, ctx).await
+}
+
+/// The scratch-bucket number of `also-restore[i]` (0 is a primary `aws-s3-bucket` restore's).
+pub(crate) fn also_index(spec: &DrillSpec, i: usize) -> usize {
+    i + usize::from(matches!(spec.restore, RestoreSpec::AwsS3Bucket(_)))
 }
 
 /// How long a run's scratch may live: every phase's deadline (the ownership tags and cleanup use it).
@@ -148,6 +153,10 @@ pub(crate) async fn with_provider<U: UseProvider>(
             RestoreSpec::SupabaseBranch(sb) => {
                 user.with(&mut SupabaseBranch::new(sb, &spec.name, run_id, events)?, None).await
             }
+            RestoreSpec::AwsS3Bucket(b) => {
+                let ids = (spec.name.as_str(), run_id, 0);
+                user.with(&mut BucketRestore::connect(b, &opts.aws, ids, events, lifetime).await?, None).await
+            }
             _ => unreachable!("every other provider is on AWS"),
         };
     };
@@ -163,7 +172,8 @@ pub(crate) async fn with_provider<U: UseProvider>(
         RestoreSpec::LocalPostgres(_)
         | RestoreSpec::PgDump(_)
         | RestoreSpec::ExistingPostgres(_)
-        | RestoreSpec::SupabaseBranch(_) => {
+        | RestoreSpec::SupabaseBranch(_)
+        | RestoreSpec::AwsS3Bucket(_) => {
             unreachable!("drills without an AWS scratch returned above")
         }
     }
@@ -338,22 +348,24 @@ impl RunCtx<'_> {
         let mut outcome = Judgement::passed();
         let (endpoint, rto) = self.restore_phases(provider, &target, &mut outcome).await;
         let rto = rto.map(|clock| provider.rto_seconds(Utc::now()).unwrap_or(clock));
-        self.also_restore_phase(&mut buckets, endpoint.is_some(), &mut outcome).await;
-        let restored: Vec<RestoredBucket> = buckets.iter().filter_map(BucketRestore::restored).collect();
+        // Restored: a database that accepts queries, or (a bucket restored alone) the restore phase passed.
+        let restored = rto.is_some();
+        self.also_restore_phase(&mut buckets, restored, &mut outcome).await;
+        let restored_buckets: Vec<RestoredBucket> =
+            provider.restored_bucket().into_iter().chain(buckets.iter().filter_map(BucketRestore::restored)).collect();
         // Checks against the source cut where the restored data stands: the target, or a dump's time.
         let cut = provider.data_as_of().unwrap_or(target.time);
-        let reach = Reach { sessions: &sessions, canary: written.as_ref(), cut, restored: &restored };
-        let verified = self.verify_or_skip(endpoint.as_ref(), &reach, &mut outcome).await;
+        let reach = Reach { sessions: &sessions, canary: written.as_ref(), cut, restored: &restored_buckets };
+        let verified = self.verify_or_skip(endpoint.as_ref(), restored, &reach, &mut outcome).await;
         // Nothing more is asked of the source: close its sessions before the teardown.
         drop(sessions);
         drop((source, replica));
-        if endpoint.is_some() {
+        if restored {
             tell_provider(provider, &self.spec.name, &verified.checks, &outcome).await;
         }
         let (teardown, also_restored) = self.teardown_phase(provider, &mut buckets).await;
 
         let spec = self.spec;
-        let restored = endpoint.is_some();
         let measures = judge::measure(
             &spec.objectives,
             restored,
@@ -513,7 +525,8 @@ impl RunCtx<'_> {
     }
 
     /// The restore and ready phases: the scratch endpoint when both passed, and the RTO (restore start
-    /// until the scratch accepts queries as a primary).
+    /// until the scratch accepts queries as a primary; for a bucket restored alone, until the restore
+    /// phase ends — there is no endpoint then, and the RTO says it passed).
     async fn restore_phases<P: RestoreProvider>(
         &mut self,
         provider: &mut P,
@@ -529,6 +542,10 @@ impl RunCtx<'_> {
             self.skip_phase("ready", why);
             return (None, None);
         }
+        if !provider.has_database() {
+            self.skip_phase("ready", "a bucket restore has no database to wait for");
+            return (None, Some(clock.elapsed().as_secs_f64()));
+        }
         match self.phase("ready", t.ready, provider.wait_ready()).await {
             Ok(ep) => (Some(ep), Some(clock.elapsed().as_secs_f64())),
             Err(stop) => {
@@ -543,11 +560,13 @@ impl RunCtx<'_> {
     async fn verify_or_skip(
         &mut self,
         endpoint: Option<&Endpoint>,
+        restored: bool,
         reach: &Reach<'_>,
         outcome: &mut Judgement,
     ) -> Verified {
         let mut verified = match endpoint {
             Some(ep) => self.verify_phase(ep, reach, outcome).await,
+            None if restored => self.verify_buckets_phase(reach, outcome).await,
             None => {
                 self.skip_phase("verify", "no restored database to verify");
                 Verified { newest_commit: None, checks: Vec::new() }
@@ -555,7 +574,7 @@ impl RunCtx<'_> {
         };
         for c in &self.spec.verify {
             if !verified.checks.iter().any(|r| r.name == c.name() && r.kind == c.kind()) {
-                let why = match (outcome.interrupted, endpoint.is_some()) {
+                let why = match (outcome.interrupted, restored) {
                     (true, _) => "the operator interrupted the drill",
                     (false, true) => "the verify phase did not reach it",
                     (false, false) => "the restore did not complete",
@@ -618,6 +637,28 @@ impl RunCtx<'_> {
         }
     }
 
+    /// The verify phase of a bucket restored alone: its `objects` checks, no database.
+    async fn verify_buckets_phase(&mut self, reach: &Reach<'_>, outcome: &mut Judgement) -> Verified {
+        let spec = self.spec;
+        let events = self.events.clone();
+        let fut = async {
+            let mut checks = Vec::new();
+            for c in &spec.verify {
+                let r = verify::run_bucket_check(c, reach.restored, spec.timeouts.check).await;
+                events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
+                checks.push(r);
+            }
+            Ok::<_, String>(Verified { newest_commit: None, checks })
+        };
+        match self.phase("verify", spec.timeouts.verify, fut).await {
+            Ok(done) => done,
+            Err(stop) => {
+                outcome.stopped("verify", stop);
+                Verified { newest_commit: None, checks: Vec::new() }
+            }
+        }
+    }
+
     /// Teardown: not cancellable, bounded by its own deadline (the provider escalates within it); a panic
     /// in it is a failed teardown, never a lost record.
     /// The buckets of `also-restore` go after the database, each guarded by its own tags; the report records
@@ -634,7 +675,7 @@ impl RunCtx<'_> {
             let mut td = provider.teardown().await;
             let mut records = Vec::new();
             for b in buckets.iter_mut() {
-                let one = b.teardown().await;
+                let one = b.remove_scratch().await;
                 records.push(b.record(one.clone()));
                 td = td.and(one);
             }
@@ -683,7 +724,7 @@ impl RunCtx<'_> {
 /// One bucket restore, its errors naming it.
 async fn restore_bucket(b: &mut BucketRestore) -> Result<(), super::error::RestoreError> {
     use super::error::RestoreError;
-    let res = b.restore().await;
+    let res = b.bring_back().await;
     res.map_err(|e| match e {
         RestoreError::Failed(m) => RestoreError::Failed(format!("bucket restore `{}`: {m}", b.name())),
         RestoreError::Error(m) => RestoreError::Error(format!("bucket restore `{}`: {m}", b.name())),

@@ -188,7 +188,8 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         RestoreSpec::LocalPostgres(_)
         | RestoreSpec::PgDump(_)
         | RestoreSpec::ExistingPostgres(_)
-        | RestoreSpec::SupabaseBranch(_) => {}
+        | RestoreSpec::SupabaseBranch(_)
+        | RestoreSpec::AwsS3Bucket(_) => {}
     }
     p.allow("DrillCreateScratch", &actions, &create, None);
     p.allow("DrillTuneScratchParameters", &tune, &tuned, None);
@@ -235,7 +236,7 @@ fn object_stores(p: &mut Policy, d: &DrillSpec) {
 /// `also-restore` buckets: read the source as of the instant (versions, its settings), make and remove only
 /// scratch buckets named after the drill, and run AWS Backup restore jobs of the bucket's recovery points.
 fn bucket_restores(p: &mut Policy, d: &DrillSpec, default_region: &str) {
-    for b in &d.also_restore {
+    for b in d.restore.buckets(&d.also_restore) {
         let r = b.region.clone().unwrap_or_else(|| default_region.to_string());
         let source = format!("arn:aws:s3:::{}", b.bucket);
         let scratch = format!("arn:aws:s3:::sd-{}-*", d.name);

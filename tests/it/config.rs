@@ -54,16 +54,13 @@ fn broken_files_name_file_line_column_and_key() {
             "provider.yaml",
             "restore:\n  local-postgress: { base-backups: b }\nobjectives: { rto: 1m, rpo: 1m }\n".into(),
             &[
-                "error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected one of `local-postgres`, `aws-rds-instance`, `aws-aurora-cluster`, `aws-backup`, `pg-dump`, `existing-postgres`, `supabase-branch` (did you mean `local-postgres`?)",
+                "error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected one of `local-postgres`, `aws-rds-instance`, `aws-aurora-cluster`, `aws-backup`, `pg-dump`, `existing-postgres`, `supabase-branch`, `aws-s3-bucket` (did you mean `local-postgres`?)",
             ],
         ),
         (
             "bucket.yaml",
-            "restore:\n  aws-s3-bucket: { bucket: files }\nobjectives: { rto: 1m, rpo: 1m }\n".into(),
-            &[
-                "error: bucket.yaml:2:3: `restore.aws-s3-bucket` unknown variant `aws-s3-bucket`",
-                "put `aws-s3-bucket` under `also-restore:`",
-            ],
+            "restore:\n  aws-s3-bucket: { bucket: files }\nobjectives: { rto: 1m, rpo: 1m }\nverify:\n  - amcheck: {}\n".into(),
+            &["error: bucket.yaml:5:14: `verify[0].amcheck` checks a restored database, and a bucket restore has none"],
         ),
         ("missing.yaml", RESTORE.to_string(), &["missing.yaml:", "missing field `objectives`"]),
     ];

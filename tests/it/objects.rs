@@ -227,6 +227,50 @@ async fn a_bucket_restored_beside_the_database_holds_the_instant_and_no_scratch_
     assert!(what.contains("into `ap-southeast-1/sd-both-files-prod-") && what.ends_with("(SSE-S3)"), "{what}");
     assert!(scratch_buckets(&moto).is_empty());
 
+    // The bucket alone, restored to T: no database, the ready phase skipped, the objects check on it, RPO 0
+    // (every key's version current at T), the scratch bucket gone.
+    let alone = demo.dir.join("bucket-alone.yaml");
+    std::fs::write(
+        &alone,
+        format!(
+            "name: bucket-alone\nrestore:\n  aws-s3-bucket: {{ bucket: files-prod, prefix: docs/ }}\n\
+             target: {{ at: \"{target}\" }}\nobjectives: {{ rto: 10m, rpo: 1m }}\nverify:\n  - objects: {{ sample: 10, seed: 2 }}\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&alone, None);
+    let r = demo.last_report();
+    assert!(out.status.success(), "{}\n{}\n{r:#}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(r["source"]["provider"], "aws-s3-bucket");
+    assert_eq!(r["source"]["details"]["objects"], "300", "{r:#}");
+    assert_eq!(r["measured"]["rpo_seconds"], 0.0, "{r:#}");
+    assert_eq!(r["measured"]["rpo_met"], true);
+    assert!(r["measured"]["rto_seconds"].as_f64().unwrap() > 0.0);
+    let phase =
+        |name: &str| r["phases"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["status"].clone();
+    assert_eq!(
+        (phase("restore"), phase("ready"), phase("verify")),
+        ("passed".into(), "skipped".into(), "passed".into())
+    );
+    assert_eq!(r["checks"][0]["status"], "passed", "{r:#}");
+    assert!(r["checks"][0]["detail"].as_str().unwrap().starts_with("300 objects ("), "{r:#}");
+    assert_eq!(r["teardown"]["status"], "done", "{r:#}");
+    assert!(scratch_buckets(&moto).is_empty());
+    let mut cmd = stackdrill();
+    moto.env(&mut cmd);
+    let out = cmd
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["drill", "plan", "--output", "json"])
+        .arg(&alone)
+        .output()
+        .unwrap();
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plans[0]["verdict"], "ready", "{plans:#}");
+    let scratch =
+        plans[0]["items"].as_array().unwrap().iter().find(|i| i["topic"] == "scratch").unwrap()["what"].clone();
+    assert!(scratch.as_str().unwrap().starts_with("bucket sd-bucket-alone-"), "{plans:#}");
+    assert!(scratch_buckets(&moto).is_empty());
+
     // A bucket that keeps no versions cannot be read as of T: refused before anything is created.
     let out = run(&both_drill(&demo, &target, "files-plain"), None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));

@@ -64,6 +64,8 @@ pub(crate) struct BucketRestore {
     scratch: String,
     encryption: Option<Encryption>,
     window: Option<Window>,
+    /// AWS Backup's recovery points of the bucket, oldest first.
+    points: Vec<Point>,
     point: Option<Point>,
     as_of: Option<DateTime<Utc>>,
     /// The scratch bucket may exist: teardown looks for it.
@@ -125,6 +127,7 @@ impl BucketRestore {
             scratch: s3_scratch::bucket_name(drill, run, index),
             encryption: None,
             window: None,
+            points: Vec::new(),
             point: None,
             as_of: None,
             started: false,
@@ -142,10 +145,16 @@ impl BucketRestore {
         self.events.progress(&self.drill, "also-restore", msg);
     }
 
-    /// The plan: the source is in the scratch's region, the window covers `instant`, the encryption to
-    /// give the scratch; a bucket that cannot be brought back to `instant` stops the drill before anything
-    /// is created.
+    /// The plan: `prepare`, then `settle` at `instant`; a bucket that cannot be brought back to `instant`
+    /// stops the drill before anything is created.
     pub(crate) async fn plan(&mut self, instant: DateTime<Utc>) -> Result<(), DrillError> {
+        self.prepare().await?;
+        self.settle(instant)
+    }
+
+    /// What can be read before the instant is known: the source is in the scratch's region, its
+    /// restorable window (and recovery points), the encryption to give the scratch.
+    pub(crate) async fn prepare(&mut self) -> Result<Window, DrillError> {
         let bucket = &self.spec.bucket.clone();
         let location = self
             .s3
@@ -168,22 +177,41 @@ impl BucketRestore {
         let window = match &self.spec.from {
             BucketSource::Versions => self.versions_window().await?,
             BucketSource::AwsBackup { vault, recovery_point, .. } => {
-                self.backup_window(vault.clone(), recovery_point.clone(), instant).await?
+                self.backup_window(vault.clone(), recovery_point.clone()).await?
             }
         };
-        if instant < window.earliest || instant > window.latest {
-            return Err(DrillError::Refused(format!(
-                "bucket `{bucket}` cannot be restored to {}: its restorable window is {} .. {}",
-                fmt_time(&instant),
-                fmt_time(&window.earliest),
-                fmt_time(&window.latest)
-            )));
-        }
         self.window = Some(window);
         self.encryption = Some(match &self.spec.kms_key {
             Some(k) => Encryption::Kms(Some(k.clone())),
             None => s3_scratch::encryption_of(&self.s3, bucket).await.map_err(DrillError::Refused)?,
         });
+        Ok(window)
+    }
+
+    /// The instant inside the window; with AWS Backup, the recovery point that reaches it: a continuous one
+    /// restores exactly to it, else the newest snapshot before it (the bucket then stands at its time).
+    pub(crate) fn settle(&mut self, instant: DateTime<Utc>) -> Result<(), DrillError> {
+        let Some(window) = self.window else {
+            return Err(DrillError::Refused(format!("bucket `{}` was not prepared", self.spec.bucket)));
+        };
+        if instant < window.earliest || instant > window.latest {
+            return Err(DrillError::Refused(format!(
+                "bucket `{}` cannot be restored to {}: its restorable window is {} .. {}",
+                self.spec.bucket,
+                fmt_time(&instant),
+                fmt_time(&window.earliest),
+                fmt_time(&window.latest)
+            )));
+        }
+        if matches!(self.spec.from, BucketSource::AwsBackup { .. }) {
+            let points = &self.points;
+            self.point = points
+                .iter()
+                .rev()
+                .find(|p| p.continuous && p.created <= instant)
+                .or_else(|| points.iter().rev().find(|p| p.created <= instant))
+                .cloned();
+        }
         self.as_of = Some(match &self.point {
             Some(p) if !p.continuous => p.created,
             _ => instant,
@@ -242,15 +270,9 @@ impl BucketRestore {
         Ok(days)
     }
 
-    /// The bucket's recovery points (those in `vault` when given; only `pinned` when given): a continuous
-    /// one covering the instant restores exactly to it; else the newest snapshot before it (the bucket then
-    /// stands at the snapshot's time).
-    async fn backup_window(
-        &mut self,
-        vault: Option<String>,
-        pinned: Option<String>,
-        instant: DateTime<Utc>,
-    ) -> Result<Window, DrillError> {
+    /// The bucket's recovery points (those in `vault` when given; only `pinned` when given), and the window
+    /// they cover.
+    async fn backup_window(&mut self, vault: Option<String>, pinned: Option<String>) -> Result<Window, DrillError> {
         let arn = format!("arn:aws:s3:::{}", self.spec.bucket);
         let mut points = Vec::new();
         let mut token = None;
@@ -297,17 +319,12 @@ impl BucketRestore {
         let latest =
             if points.iter().any(|p| p.continuous) { continuous_latest.max(last.created) } else { last.created };
         let window = Window { earliest: first.created, latest };
-        self.point = points
-            .iter()
-            .rev()
-            .find(|p| p.continuous && p.created <= instant)
-            .or_else(|| points.iter().rev().find(|p| p.created <= instant))
-            .cloned();
+        self.points = points;
         Ok(window)
     }
 
     /// Creates the scratch and brings the objects back; records how it went.
-    pub(crate) async fn restore(&mut self) -> Result<(), RestoreError> {
+    pub(crate) async fn bring_back(&mut self) -> Result<(), RestoreError> {
         let clock = Instant::now();
         let res = match self.spec.from.clone() {
             BucketSource::Versions => self.restore_versions().await,
@@ -451,7 +468,7 @@ impl BucketRestore {
     }
 
     /// Deletes the scratch bucket (every version first) when its tags name this run.
-    pub(crate) async fn teardown(&mut self) -> Teardown {
+    pub(crate) async fn remove_scratch(&mut self) -> Teardown {
         if !self.started {
             return Teardown {
                 status: TeardownStatus::NothingToDo,
@@ -465,6 +482,15 @@ impl BucketRestore {
             format!("scratch bucket `{}` emptied and deleted", self.scratch),
             format!("scratch bucket `{}` was not there", self.scratch),
         )
+    }
+
+    /// `versions`, or the recovery point restored.
+    fn record_from(&self) -> String {
+        match (&self.spec.from, &self.point) {
+            (BucketSource::Versions, _) => "versions".into(),
+            (BucketSource::AwsBackup { .. }, Some(p)) => p.arn.clone(),
+            (BucketSource::AwsBackup { .. }, None) => "aws-backup".into(),
+        }
     }
 
     /// What a planned restore would do, for `drill plan`.
@@ -503,11 +529,7 @@ impl BucketRestore {
             name: self.spec.name.clone(),
             provider: "aws-s3-bucket".into(),
             source: format!("s3://{}/{}", self.spec.bucket, self.spec.prefix),
-            from: match (&self.spec.from, &self.point) {
-                (BucketSource::Versions, _) => "versions".into(),
-                (BucketSource::AwsBackup { .. }, Some(p)) => p.arn.clone(),
-                (BucketSource::AwsBackup { .. }, None) => "aws-backup".into(),
-            },
+            from: self.record_from(),
             window: self.window.map(|w| model::WindowRecord { earliest: w.earliest, latest: w.latest }),
             restored_to: self.as_of,
             scratch: self.started.then(|| format!("{}/{}", self.region, self.scratch)),
@@ -519,6 +541,109 @@ impl BucketRestore {
             detail,
             teardown: teardown.into(),
         }
+    }
+}
+
+/// A bucket restored alone (`restore: aws-s3-bucket`): a provider with no database. The runner skips the
+/// ready phase and runs the `objects` checks on the scratch bucket.
+impl super::RestoreProvider for BucketRestore {
+    fn name(&self) -> &'static str {
+        "aws-s3-bucket"
+    }
+
+    fn describe(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("bucket", self.spec.bucket.clone()),
+            ("prefix", self.spec.prefix.clone()),
+            ("from", self.record_from()),
+            ("region", self.region.clone()),
+        ];
+        if self.started {
+            out.push(("scratch", format!("{}/{}", self.region, self.scratch)));
+        }
+        if let Some(e) = &self.encryption {
+            out.push(("encryption", e.describe()));
+        }
+        if let Some((n, b)) = self.copied {
+            out.push(("objects", n.to_string()));
+            out.push(("restored_bytes", b.to_string()));
+        }
+        out
+    }
+
+    fn has_database(&self) -> bool {
+        false
+    }
+
+    async fn window(&mut self) -> Result<Window, DrillError> {
+        self.prepare().await
+    }
+
+    async fn wait_recoverable(&mut self, _: DateTime<Utc>, _: &tokio_postgres::Client) -> Result<(), DrillError> {
+        Ok(())
+    }
+
+    fn plan(&mut self, target: &crate::drill::target::ResolvedTarget) -> Result<super::BackupUsed, DrillError> {
+        self.settle(target.time)?;
+        let at = self.as_of.unwrap_or(target.time);
+        Ok(match &self.point {
+            Some(p) => super::BackupUsed {
+                id: p.arn.rsplit(':').next().unwrap_or_default().to_string(),
+                location: p.arn.clone(),
+                started_at: p.created,
+                finished_at: p.created,
+            },
+            None => super::BackupUsed {
+                id: "versions".into(),
+                location: format!("s3://{}/{}", self.spec.bucket, self.spec.prefix),
+                started_at: at,
+                finished_at: at,
+            },
+        })
+    }
+
+    async fn restore(&mut self, _: &crate::drill::target::ResolvedTarget) -> Result<(), RestoreError> {
+        self.bring_back().await
+    }
+
+    async fn wait_ready(&mut self) -> Result<super::Endpoint, RestoreError> {
+        Err(RestoreError::Error("a bucket restore has no database to wait for".into()))
+    }
+
+    async fn teardown(&mut self) -> Teardown {
+        self.remove_scratch().await
+    }
+
+    fn rpo_floor(&self) -> Option<(DateTime<Utc>, &'static str)> {
+        let basis = if self.point.as_ref().is_some_and(|p| !p.continuous) {
+            "the recovery point's time: the bucket stands there"
+        } else {
+            "the version of every key current at the target"
+        };
+        self.as_of.map(|t| (t, basis))
+    }
+
+    fn data_as_of(&self) -> Option<DateTime<Utc>> {
+        self.as_of
+    }
+
+    fn recovery(&self) -> Option<String> {
+        Some(match &self.point {
+            Some(p) => format!("AWS Backup restore job of {} into a new scratch bucket", p.arn),
+            None => "the version of every key current at the target, copied server-side into a scratch bucket".into(),
+        })
+    }
+
+    fn restored_bytes(&self) -> Option<u64> {
+        self.copied.map(|c| c.1)
+    }
+
+    fn rto_seconds(&self, _: DateTime<Utc>) -> Option<f64> {
+        self.rto
+    }
+
+    fn restored_bucket(&self) -> Option<RestoredBucket> {
+        self.restored()
     }
 }
 

@@ -192,12 +192,12 @@ async fn a_continuous_backup_is_restored_to_the_instant_into_a_secured_scratch_a
     let s3 = s3_rules(true);
     let mut r = restore(&[&list, &start, &describe], &s3);
     r.plan(instant).await.unwrap();
-    r.restore().await.unwrap();
+    r.bring_back().await.unwrap();
     assert_eq!(start.num_calls(), 1, "the job starts with exactly the instant, scratch and key");
     let restored = r.restored().unwrap();
     assert_eq!((restored.scratch.as_str(), restored.as_of), (SCRATCH, instant));
     assert!(!restored.etags_comparable, "KMS ETags are not digests");
-    let td = r.teardown().await;
+    let td = r.remove_scratch().await;
     assert_eq!(td.status, TeardownStatus::Done, "{}", td.detail);
     let rec = r.record(td);
     assert_eq!((rec.objects, rec.bytes), (Some(2), Some(42)));
@@ -219,12 +219,12 @@ async fn a_failed_job_fails_the_restore_and_a_bucket_never_made_is_not_deleted()
     let s3 = s3_rules(false);
     let mut r = restore(&[&list, &start, &describe], &s3);
     r.plan(Utc::now() - TimeDelta::hours(1)).await.unwrap();
-    match r.restore().await {
+    match r.bring_back().await {
         Err(RestoreError::Failed(m)) => assert!(m.contains("job-2 ended FAILED: Access denied to key"), "{m}"),
         other => panic!("{other:?}"),
     }
     assert!(r.restored().is_none());
-    let td = r.teardown().await;
+    let td = r.remove_scratch().await;
     assert_eq!(td.status, TeardownStatus::NothingToDo, "{}", td.detail);
     assert_eq!(r.record(td).status, crate::report::model::PhaseStatus::Failed);
 }

@@ -110,6 +110,14 @@ pub(crate) trait RestoreProvider {
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError>;
     /// Waits until the scratch database accepts queries as a primary.
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError>;
+    /// Whether the restore ends in a database (`wait_ready`); a bucket restored alone does not.
+    fn has_database(&self) -> bool {
+        true
+    }
+    /// The bucket a bucket restore brought back, for the checks.
+    fn restored_bucket(&self) -> Option<super::RestoredBucket> {
+        None
+    }
     /// What was switched off in the restored copy so it could not act (archive and recovery commands,
     /// replication, job schedulers), for the report.
     fn neutralised(&self) -> Vec<String> {

@@ -88,6 +88,31 @@ pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Dura
     result
 }
 
+/// Runs one check of a bucket restored alone: `objects` against the restored buckets (validation allows no
+/// other check there).
+pub(crate) async fn run_bucket_check(
+    spec: &CheckSpec,
+    restored: &[crate::drill::restore::RestoredBucket],
+    timeout: Duration,
+) -> CheckResult {
+    let started = Instant::now();
+    let mut result = match spec {
+        CheckSpec::Objects(o) => {
+            match tokio::time::timeout(timeout, super::objects::verify_bucket(spec, o, restored)).await {
+                Ok(r) => r,
+                Err(_) => CheckResult::new(
+                    spec,
+                    CheckStatus::Error,
+                    format!("did not finish within {}", humantime::format_duration(timeout)),
+                ),
+            }
+        }
+        _ => CheckResult::new(spec, CheckStatus::Error, "checks a restored database, and a bucket restore has none"),
+    };
+    result.seconds = started.elapsed().as_secs_f64();
+    result
+}
+
 /// A database error as one line, without the query text.
 pub(crate) fn db_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {

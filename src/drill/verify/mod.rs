@@ -17,4 +17,4 @@ pub(crate) mod testdb;
 mod tests;
 
 pub(crate) use crate::report::model::CheckStatus;
-pub(crate) use check::{CheckResult, Context, db_error, run_check};
+pub(crate) use check::{CheckResult, Context, db_error, run_bucket_check, run_check};

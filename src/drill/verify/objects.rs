@@ -110,7 +110,12 @@ async fn sha256(b: &RestoredBucket, bucket: &str, o: &Obj) -> Result<Vec<u8>, St
 }
 
 pub(super) async fn verify(spec: &CheckSpec, o: &ObjectsSpec, ctx: &Context<'_>) -> CheckResult {
-    match ctx.restored.iter().find(|b| b.name == o.restore) {
+    verify_bucket(spec, o, ctx.restored).await
+}
+
+/// The check against the restored bucket it names.
+pub(super) async fn verify_bucket(spec: &CheckSpec, o: &ObjectsSpec, restored: &[RestoredBucket]) -> CheckResult {
+    match restored.iter().find(|b| b.name == o.restore) {
         Some(b) => compare(spec, o, b).await,
         None => {
             let why = format!("the bucket restore `{}` did not complete", o.restore);
