@@ -266,15 +266,7 @@ fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {
     {
         p.push(format!("{k}.instance-class"), format!("`{c}` is not an instance class like db.t4g.medium"));
     }
-    let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
-    if residency.is_empty() {
-        p.push(format!("{k}.residency"), "must allow at least one region");
-    }
-    if let Some(r) = &region
-        && !residency.contains(r)
-    {
-        p.push(format!("{k}.region"), format!("`{r}` is outside the allowed residency {}", residency.join(", ")));
-    }
+    let residency = residency_of(p, k, region.as_deref(), residency);
     let connect = connect.map(|RawConnect { host, port }| (host, port.unwrap_or(5432)));
     let tls = super::tls::tls_spec(p, k, sslmode.as_deref(), ca_bundle);
     if tls == TlsSpec::Disable && connect.is_none() {
@@ -311,6 +303,25 @@ fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {
         parameter_group,
         allow_preload: allow_preload.unwrap_or_else(default_allow_preload),
     }
+}
+
+/// `residency` (default: the default region), at least one region, and `region` within it.
+pub(super) fn residency_of(
+    p: &mut Problems<'_>,
+    k: &str,
+    region: Option<&str>,
+    residency: Option<Vec<String>>,
+) -> Vec<String> {
+    let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
+    if residency.is_empty() {
+        p.push(format!("{k}.residency"), "must allow at least one region");
+    }
+    if let Some(r) = region
+        && !residency.iter().any(|x| x == r)
+    {
+        p.push(format!("{k}.region"), format!("`{r}` is outside the allowed residency {}", residency.join(", ")));
+    }
+    residency
 }
 
 /// The libraries a restored copy may preload unless the drill says otherwise: statistics only, nothing

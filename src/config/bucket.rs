@@ -134,15 +134,7 @@ pub(super) fn s3_bucket(p: &mut Problems<'_>, k: &str, raw: RawS3Bucket) -> Buck
             BucketSource::Versions
         }
     };
-    let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
-    if residency.is_empty() {
-        p.push(format!("{k}.residency"), "must allow at least one region");
-    }
-    if let Some(r) = &region
-        && !residency.contains(r)
-    {
-        p.push(format!("{k}.region"), format!("`{r}` is outside the allowed residency {}", residency.join(", ")));
-    }
+    let residency = super::aws_restore::residency_of(p, k, region.as_deref(), residency);
     let parallel = parallel.unwrap_or(16);
     if !(1..=256).contains(&parallel) {
         p.push(format!("{k}.parallel"), "must be between 1 and 256");
@@ -235,13 +227,7 @@ mod tests {
                         objectives: { rto: 1h, rpo: 5m }\n";
 
     fn problems(body: &str) -> Vec<String> {
-        match crate::config::parse_drill(&format!("{HEAD}{body}"), std::path::Path::new("d.yaml")) {
-            Ok(_) => vec![],
-            Err(errs) => errs
-                .iter()
-                .map(|e| format!("{}:{} {}: {}", e.line.unwrap_or(0), e.column.unwrap_or(0), e.key, e.message))
-                .collect(),
-        }
+        super::super::drill::problem_lines(&format!("{HEAD}{body}"))
     }
 
     #[test]

@@ -283,6 +283,18 @@ pub(crate) fn load_drill(path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
 }
 
 /// Parses drill text; `path` names the file in errors and gives the default drill name.
+/// The problems of a drill file's `text`, each as `line:column key: message` (tests).
+#[cfg(test)]
+pub(crate) fn problem_lines(text: &str) -> Vec<String> {
+    match parse_drill(text, Path::new("d.yaml")) {
+        Ok(_) => vec![],
+        Err(errs) => errs
+            .iter()
+            .map(|e| format!("{}:{} {}: {}", e.line.unwrap_or(0), e.column.unwrap_or(0), e.key, e.message))
+            .collect(),
+    }
+}
+
 pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
     parse_with(text, path, resolve)
 }

@@ -121,13 +121,7 @@ mod tests {
                         objectives: { rto: 1h, rpo: 5m }\nverify:\n";
 
     fn problems(check: &str) -> Vec<String> {
-        match crate::config::parse_drill(&format!("{HEAD}{check}"), std::path::Path::new("d.yaml")) {
-            Ok(_) => vec![],
-            Err(errs) => errs
-                .iter()
-                .map(|e| format!("{}:{} {}: {}", e.line.unwrap_or(0), e.column.unwrap_or(0), e.key, e.message))
-                .collect(),
-        }
+        super::super::drill::problem_lines(&format!("{HEAD}{check}"))
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `also-restore: aws-s3-bucket`: a bucket (or a prefix of it) restored to the database's instant into a
-//! scratch bucket. `from: versions` copies, server-side and in parallel, the version of every key current
+//! `aws-s3-bucket`: a bucket (or a prefix of it) restored to an instant into a scratch bucket — the
+//! database's instant for an `also-restore` entry, the target for a bucket drilled alone (`restore:`, where
+//! it is the drill's provider, without a database). `from: versions` copies, server-side and in parallel, the version of every key current
 //! at the instant (a versioned bucket; `ListObjectVersions`, delete markers respected; multipart copy above
 //! 5 GiB); `from: aws-backup` runs a restore job of an S3 recovery point into a new bucket. Either way the
 //! scratch bucket carries the scratch tags, Block Public Access, the source's encryption and a lifecycle

@@ -254,11 +254,8 @@ async fn empty(client: &Client, name: &str) -> Result<(), String> {
     }
 }
 
-/// Buckets of `region` named like scratch (`sd-…`) and their tags, for `drill cleanup`.
-pub(crate) async fn scratch_candidates(
-    client: &Client,
-    region: &str,
-) -> Result<Vec<(String, Vec<(String, String)>)>, String> {
+/// Every bucket of the account, from `ListBuckets`, page by page.
+async fn all_buckets(client: &Client) -> Result<Vec<aws_sdk_s3::types::Bucket>, String> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -268,16 +265,7 @@ pub(crate) async fn scratch_candidates(
             .send()
             .await
             .map_err(|e| classify("s3:ListAllMyBuckets", &e).to_string())?;
-        for b in page.buckets() {
-            let Some(name) = b.name().filter(|n| n.starts_with("sd-")) else { continue };
-            // A bucket of another region answers only there; its region's sweep takes it.
-            if b.bucket_region().is_some_and(|r| r != region) {
-                continue;
-            }
-            if let Some(tags) = tags_of(client, name).await? {
-                out.push((name.to_string(), tags));
-            }
-        }
+        out.extend(page.buckets().iter().cloned());
         token = page.continuation_token().filter(|t| !t.is_empty()).map(str::to_string);
         if token.is_none() {
             return Ok(out);
@@ -285,24 +273,29 @@ pub(crate) async fn scratch_candidates(
     }
 }
 
-/// When a bucket was created, from `ListBuckets` (`None`: not listed).
-pub(crate) async fn created_at(client: &Client, name: &str) -> Result<Option<DateTime<Utc>>, String> {
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_buckets()
-            .set_continuation_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| classify("s3:ListAllMyBuckets", &e).to_string())?;
-        if let Some(b) = page.buckets().iter().find(|b| b.name() == Some(name)) {
-            return Ok(b.creation_date().map(aws_scratch::to_chrono));
+/// Buckets of `region` named like scratch (`sd-…`) and their tags, for `drill cleanup`.
+pub(crate) async fn scratch_candidates(
+    client: &Client,
+    region: &str,
+) -> Result<Vec<(String, Vec<(String, String)>)>, String> {
+    let mut out = Vec::new();
+    for b in all_buckets(client).await? {
+        let Some(name) = b.name().filter(|n| n.starts_with("sd-")) else { continue };
+        // A bucket of another region answers only there; its region's sweep takes it.
+        if b.bucket_region().is_some_and(|r| r != region) {
+            continue;
         }
-        token = page.continuation_token().filter(|t| !t.is_empty()).map(str::to_string);
-        if token.is_none() {
-            return Ok(None);
+        if let Some(tags) = tags_of(client, name).await? {
+            out.push((name.to_string(), tags));
         }
     }
+    Ok(out)
+}
+
+/// When a bucket was created, from `ListBuckets` (`None`: not listed).
+pub(crate) async fn created_at(client: &Client, name: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let buckets = all_buckets(client).await?;
+    Ok(buckets.iter().find(|b| b.name() == Some(name)).and_then(|b| b.creation_date()).map(aws_scratch::to_chrono))
 }
 
 #[cfg(test)]
