@@ -282,7 +282,6 @@ pub(crate) fn load_drill(path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
     parse_drill(&read_file(path)?, path)
 }
 
-/// Parses drill text; `path` names the file in errors and gives the default drill name.
 /// The problems of a drill file's `text`, each as `line:column key: message` (tests).
 #[cfg(test)]
 pub(crate) fn problem_lines(text: &str) -> Vec<String> {
@@ -295,6 +294,7 @@ pub(crate) fn problem_lines(text: &str) -> Vec<String> {
     }
 }
 
+/// Parses drill text; `path` names the file in errors and gives the default drill name.
 pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<ConfigError>> {
     parse_with(text, path, resolve)
 }

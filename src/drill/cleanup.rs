@@ -39,8 +39,10 @@ pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool, aws: &AwsSettings
     for scratch in drills.iter().filter_map(|d| d.restore.aws_scratch()) {
         regions.insert(scratch.region.clone());
     }
+    let mut buckets = force_aws;
     for bucket in drills.iter().flat_map(|d| d.restore.buckets(&d.also_restore)) {
         regions.insert(bucket.region.clone());
+        buckets = true;
     }
     if force_aws && regions.is_empty() {
         regions.insert(None);
@@ -50,7 +52,7 @@ pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool, aws: &AwsSettings
         if region.is_some() {
             settings.region = region;
         }
-        out.extend(sweep_aws(&settings, dry_run, force_aws).await);
+        out.extend(sweep_aws(&settings, dry_run, force_aws, buckets).await);
     }
     out
 }
@@ -168,7 +170,9 @@ struct Candidate {
 
 /// Without `--aws` (`required` false), no credentials means the AWS sweep is skipped with a note, not a
 /// failure: a laptop that ran the demo has AWS drills in drills/ and no credentials.
-async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool) -> Vec<Swept> {
+/// `buckets`: the drills restore buckets (or `--aws` asks for everything), so scratch buckets are swept and
+/// a failure to list them is reported; otherwise a role that may not list buckets is left alone.
+async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool, buckets: bool) -> Vec<Swept> {
     let config = crate::aws::load(settings).await;
     let region = config.region().map(|r| r.to_string()).unwrap_or_default();
     let failed = |what: String| Swept {
@@ -217,9 +221,12 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool) -> Vec
         Err(e) => return vec![failed(e)],
     }
     let s3 = crate::aws::s3_client(settings).await;
+    let mut out = Vec::new();
     match s3_scratch::scratch_candidates(&s3, &region).await {
         Ok(list) => found.extend(list.into_iter().map(|(id, tags)| Candidate { kind: "s3-bucket", id, tags })),
-        Err(e) => return vec![failed(e)],
+        // The RDS scratch found above is still swept.
+        Err(e) if buckets => out.push(failed(format!("scratch buckets not swept: {e}"))),
+        Err(e) => tracing::debug!(error = %e, "scratch buckets not listed (no drill restores a bucket)"),
     }
     // Instances before clusters (a cluster's members go with it), parameter groups last (in use until then).
     let order = |k: &str| {
@@ -229,7 +236,6 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool) -> Vec
     };
     found.sort_by_key(|c| (order(c.kind), c.id.clone()));
     let now = Utc::now();
-    let mut out = Vec::new();
     for c in found {
         let get = |k: &str| c.tags.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.clone()).unwrap_or_default();
         let (drill, run) = (get(aws_scratch::TAG_DRILL), get(aws_scratch::TAG_RUN));

@@ -442,11 +442,18 @@ async fn cleanup_removes_an_expired_orphan_and_refuses_an_untagged_lookalike() {
     );
     assert!(moto.calls("DeleteDBInstance").is_empty());
 
+    // A drill role that may not list buckets (this drill restores none) still sweeps its RDS scratch.
+    moto.proxy.deny(Some("ListBuckets"));
     let mut cmd = stackdrill();
     moto.env(&mut cmd);
     let out = cmd.args(["drill", "cleanup", "--output", "json"]).arg(&drill).output().unwrap();
+    moto.proxy.deny(None);
     assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
     let swept: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        swept.as_array().unwrap().iter().all(|s| !s["action"].as_str().unwrap().starts_with("failed")),
+        "{swept:#}"
+    );
     let action = |id: &str| {
         swept
             .as_array()
