@@ -71,6 +71,9 @@ pub(crate) struct BucketRestore {
     as_of: Option<DateTime<Utc>>,
     /// The scratch bucket may exist: teardown looks for it.
     started: bool,
+    /// The AWS Backup restore job making the scratch, and whether it has ended.
+    job: Option<String>,
+    job_ended: bool,
     copied: Option<(u64, u64)>,
     rto: Option<f64>,
     outcome: Option<Result<(), String>>,
@@ -132,6 +135,8 @@ impl BucketRestore {
             point: None,
             as_of: None,
             started: false,
+            job: None,
+            job_ended: false,
             copied: None,
             rto: None,
             outcome: None,
@@ -422,6 +427,18 @@ impl BucketRestore {
             .map_err(|e| RestoreError::Error(classify("backup:StartRestoreJob", &e).to_string()))?;
         let job = job.restore_job_id().unwrap_or_default().to_string();
         self.progress(format!("restore job {job} of {} into `{}`", point.arn, self.scratch));
+        self.job = Some(job);
+        self.wait_job().await?;
+        self.secure(&encryption).await?;
+        let mut listing = S3Listing::new(self.s3.clone(), &self.scratch, &self.spec.prefix, None);
+        let objects = listing.all().await.map_err(RestoreError::Error)?;
+        self.copied = Some((objects.len() as u64, objects.iter().map(|o| o.size).sum()));
+        Ok(())
+    }
+
+    /// Polls the restore job until it ends: `Ok` completed, `Failed` with AWS Backup's message.
+    async fn wait_job(&mut self) -> Result<(), RestoreError> {
+        let Some(job) = self.job.clone() else { return Ok(()) };
         let mut backoff = Backoff::describe();
         loop {
             use aws_sdk_backup::types::RestoreJobStatus::*;
@@ -433,8 +450,12 @@ impl BucketRestore {
                 .await
                 .map_err(|e| RestoreError::Error(classify("backup:DescribeRestoreJob", &e).to_string()))?;
             match d.status() {
-                Some(Completed) => break,
+                Some(Completed) => {
+                    self.job_ended = true;
+                    return Ok(());
+                }
                 Some(Failed | Aborted) => {
+                    self.job_ended = true;
                     return Err(RestoreError::Failed(format!(
                         "restore job {job} ended {}: {}",
                         d.status().map(|s| s.as_str()).unwrap_or_default(),
@@ -444,11 +465,6 @@ impl BucketRestore {
                 _ => backoff.wait().await,
             }
         }
-        self.secure(&encryption).await?;
-        let mut listing = S3Listing::new(self.s3.clone(), &self.scratch, &self.spec.prefix, None);
-        let objects = listing.all().await.map_err(RestoreError::Error)?;
-        self.copied = Some((objects.len() as u64, objects.iter().map(|o| o.size).sum()));
-        Ok(())
     }
 
     /// What checks reach once the restore is complete.
@@ -476,6 +492,20 @@ impl BucketRestore {
                 at: Utc::now(),
                 detail: format!("no scratch bucket was created for `{}`", self.spec.name),
             };
+        }
+        if self.job.is_some() {
+            // A restore job cut short by its phase may still make the bucket: wait for it to end (within the
+            // teardown's deadline), and give what it made the tags AWS Backup does not, so it goes too.
+            if !self.job_ended {
+                let _ = self.wait_job().await;
+            }
+            let tagged = s3_scratch::tags_of(&self.s3, &self.scratch).await.ok().flatten();
+            if tagged.is_some_and(|t| !t.iter().any(|(k, v)| k == aws_scratch::TAG_SCRATCH && v == "true")) {
+                let tags = aws_scratch::scratch_tag_pairs(&self.drill, &self.run, self.expires_at);
+                if let Err(e) = s3_scratch::tag(&self.s3, &self.scratch, &tags).await {
+                    tracing::warn!(bucket = %self.scratch, error = %e, "could not tag the bucket the restore job made");
+                }
+            }
         }
         let res = s3_scratch::delete_guarded(&self.s3, &self.scratch, Owner::Run(&self.run)).await;
         Teardown::from_delete(

@@ -278,3 +278,61 @@ async fn an_object_above_five_gib_is_copied_in_parts_that_cover_it_exactly() {
     assert_eq!(ranges[0], (1, "bytes=0-536870911".to_string()));
     assert_eq!(ranges[10], (11, format!("bytes={}-{}", 10u64 << 29, size - 1)));
 }
+
+/// A restore job still running when its phase ends is waited for at teardown, and the bucket it made —
+/// without stackdrill's tags, as AWS Backup makes it — is tagged and removed, not left for nobody to delete.
+#[tokio::test]
+async fn a_restore_job_cut_short_is_waited_for_and_its_untagged_bucket_removed() {
+    let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_resource).then_output(|| points(24));
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .then_output(|| StartRestoreJobOutput::builder().restore_job_id("job-3").build());
+    // RUNNING while the restore phase lasts, then COMPLETED.
+    let described = Arc::new(Mutex::new(0));
+    let seen = described.clone();
+    let describe = mock!(aws_sdk_backup::Client::describe_restore_job).then_output(move || {
+        let mut n = seen.lock().unwrap();
+        *n += 1;
+        let status = if *n <= 1 { RestoreJobStatus::Running } else { RestoreJobStatus::Completed };
+        DescribeRestoreJobOutput::builder().status(status).build()
+    });
+    // The job's bucket has no tag set until stackdrill puts one.
+    let tagged = Arc::new(Mutex::new(false));
+    let (put_seen, get_seen) = (tagged.clone(), tagged.clone());
+    let tags =
+        crate::drill::restore::aws_scratch::scratch_tag_pairs("files-drill", RUN, Utc::now() + TimeDelta::hours(1));
+    let tag_set: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build().unwrap()).collect();
+    let put = mock!(aws_sdk_s3::Client::put_bucket_tagging)
+        .match_requests(|r| r.bucket() == Some(SCRATCH))
+        .then_output(move || {
+            *put_seen.lock().unwrap() = true;
+            PutBucketTaggingOutput::builder().build()
+        });
+    let get = mock!(aws_sdk_s3::Client::get_bucket_tagging).then_http_response(move || {
+        if *get_seen.lock().unwrap() {
+            let xml: String = tag_set
+                .iter()
+                .map(|t| format!("<Tag><Key>{}</Key><Value>{}</Value></Tag>", t.key(), t.value()))
+                .collect();
+            HttpResponse::new(
+                StatusCode::try_from(200).unwrap(),
+                SdkBody::from(format!("<Tagging><TagSet>{xml}</TagSet></Tagging>")),
+            )
+        } else {
+            HttpResponse::new(
+                StatusCode::try_from(404).unwrap(),
+                SdkBody::from("<Error><Code>NoSuchTagSet</Code><Message>none</Message></Error>"),
+            )
+        }
+    });
+    // The rest of the source's and the scratch's answers (the first rule that matches answers: the two above
+    // come first).
+    let s3: Vec<aws_smithy_mocks::Rule> = [put, get].into_iter().chain(s3_rules(true)).collect();
+    let mut r = restore(&[&list, &start, &describe], &s3);
+    r.plan(Utc::now() - TimeDelta::hours(1)).await.unwrap();
+    // The phase's deadline ends the restore while the job runs.
+    assert!(tokio::time::timeout(Duration::from_millis(200), r.bring_back()).await.is_err());
+    let td = r.remove_scratch().await;
+    assert_eq!(td.status, TeardownStatus::Done, "{}", td.detail);
+    assert!(*tagged.lock().unwrap(), "the job's bucket was tagged before it was deleted");
+    assert!(describe.num_calls() >= 2, "the job was waited for");
+}

@@ -67,6 +67,10 @@ pub(crate) async fn create(
     region: &str,
     tags: &[(&'static str, String)],
 ) -> Result<(), String> {
+    // us-east-1 answers 200 to creating a bucket its caller already owns: never adopt one.
+    if exists(client, name).await? {
+        return Err(format!("a bucket named `{name}` already exists: refusing to use it as this run's scratch"));
+    }
     let tag_set = tags
         .iter()
         .map(|(k, v)| Tag::builder().key(*k).value(v).build())
@@ -98,19 +102,7 @@ pub(crate) async fn secure(
     encryption: &Encryption,
     expire_days: i32,
 ) -> Result<(), String> {
-    let set = tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(*k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let tagging = Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| e.to_string())?;
-    client
-        .put_bucket_tagging()
-        .bucket(name)
-        .tagging(tagging)
-        .send()
-        .await
-        .map_err(|e| classify("s3:PutBucketTagging", &e).to_string())?;
+    tag(client, name, tags).await?;
     let block = PublicAccessBlockConfiguration::builder()
         .block_public_acls(true)
         .ignore_public_acls(true)
@@ -162,6 +154,35 @@ pub(crate) async fn secure(
         .await
         .map_err(|e| classify("s3:PutLifecycleConfiguration", &e).to_string())?;
     Ok(())
+}
+
+/// Puts the scratch tags on the bucket (its whole tag set).
+pub(crate) async fn tag(client: &Client, name: &str, tags: &[(&'static str, String)]) -> Result<(), String> {
+    let set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let tagging = Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| e.to_string())?;
+    client
+        .put_bucket_tagging()
+        .bucket(name)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(|e| classify("s3:PutBucketTagging", &e).to_string())?;
+    Ok(())
+}
+
+/// Whether a bucket of this name exists (anyone's: S3 names are global).
+pub(crate) async fn exists(client: &Client, name: &str) -> Result<bool, String> {
+    match client.head_bucket().bucket(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+        // 403: it exists, in another account.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(true),
+        Err(e) => Err(classify("s3:ListBucket", &e).to_string()),
+    }
 }
 
 /// The bucket's tags; `None` when the bucket does not exist.
