@@ -443,7 +443,7 @@ fn restored(o: &mut String, r: &Report) {
     if !r.also_restored.is_empty() {
         o.push_str("<p>Also restored to the same instant:</p><ul>");
         for a in &r.also_restored {
-            let _ = write!(o, "<li>{}</li>", esc(&a.summary()));
+            let _ = write!(o, "<li>{}</li>", esc(&a.summary().replace('`', "")));
         }
         o.push_str("</ul>\n");
     }
