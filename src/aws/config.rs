@@ -22,18 +22,15 @@ pub(crate) struct AwsSettings {
     pub(crate) endpoint_url: Option<String>,
 }
 
+/// An S3 client for these settings; path-style addressing when an endpoint is given (an emulator).
+pub(crate) async fn s3_client(s: &AwsSettings) -> aws_sdk_s3::Client {
+    super::s3::client(&load(s).await, s.endpoint_url.is_some(), None)
+}
+
 /// Builds the SDK config: the default credential chain (environment, profile, SSO, web identity,
 /// container and instance metadata), `profile`, `region` (else the chain's, else `ap-southeast-1`),
 /// `endpoint_url` (else `AWS_ENDPOINT_URL`, which the loader reads itself), standard retries with
 /// exponential backoff and jitter, and timeouts so a hung call cannot stall a drill.
-/// An S3 client for these settings; path-style addressing when an endpoint is given (an emulator).
-pub(crate) async fn s3_client(s: &AwsSettings) -> aws_sdk_s3::Client {
-    let sdk = load(s).await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s.endpoint_url.is_some()).build(),
-    )
-}
-
 pub(crate) async fn load(s: &AwsSettings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).timeout_config(
         TimeoutConfig::builder()

@@ -7,6 +7,7 @@ mod error;
 #[cfg(test)]
 mod mocks;
 mod poll;
+pub(crate) mod s3;
 pub(crate) mod s3list;
 mod tags;
 

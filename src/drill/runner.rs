@@ -210,7 +210,7 @@ impl Aws {
     ) -> Result<super::restore::aws_scratch::RunInfo, DrillError> {
         use super::restore::aws_scratch;
         // A region outside the drill's residency is refused before anything else happens.
-        aws_scratch::check_residency(&self.region, scratch)?;
+        aws_scratch::check_residency(&self.region, &scratch.residency, "the drill's")?;
         Ok(aws_scratch::RunInfo {
             calls: self.calls.clone(),
             region: self.region.clone(),

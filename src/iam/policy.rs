@@ -698,13 +698,14 @@ mod tests {
             "src/drill/verify/object_refs.rs",
             "src/drill/verify/objects.rs",
             "src/aws/s3list.rs",
+            "src/aws/s3.rs",
             "src/report/s3.rs",
             "src/report/sign.rs",
         ]);
         assert!(code.len() > 30, "the scan found too little: {code:?}");
         assert_eq!(missing(&drill_policy, &code), Vec::<String>::new());
         let stack_policy = policy(&Request { stack: Some(&stack), region: region.clone(), ..Request::default() });
-        let code = named_actions(&["src/stack/resources/", "src/stack/live.rs"]);
+        let code = named_actions(&["src/stack/resources/", "src/stack/live.rs", "src/aws/s3.rs"]);
         assert_eq!(missing(&stack_policy, &code), Vec::<String>::new());
         let schedule_policy = policy(&Request { schedule: Some(&deploy), region, ..Request::default() });
         assert_eq!(missing(&schedule_policy, &named_actions(&["src/schedule/deploy.rs"])), Vec::<String>::new());

@@ -47,12 +47,7 @@ impl Clients {
             eb: client!(aws_sdk_elasticbeanstalk, sdk, calls),
             shield: client!(aws_sdk_shield, sdk, calls),
             // Path-style addressing against an emulator endpoint (no bucket subdomains there).
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(sdk)
-                    .force_path_style(sdk.endpoint_url().is_some())
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
+            s3: crate::aws::s3::client(sdk, sdk.endpoint_url().is_some(), Some(&calls)),
             tagging: client!(aws_sdk_resourcegroupstagging, sdk, calls),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
             calls,

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
@@ -96,16 +95,8 @@ impl BucketRestore {
         let config = crate::aws::load(&settings).await;
         crate::aws::check_credentials(&config).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| crate::aws::DEFAULT_REGION.into());
-        if !spec.residency.contains(&region) {
-            return Err(DrillError::Refused(format!(
-                "region `{region}` is outside the residency of bucket restore `{}` ({}): restored objects must stay there",
-                spec.name,
-                spec.residency.join(", ")
-            )));
-        }
-        let s3 = Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config).force_path_style(settings.endpoint_url.is_some()).build(),
-        );
+        aws_scratch::check_residency(&region, &spec.residency, &format!("bucket restore `{}`'s", spec.name))?;
+        let s3 = crate::aws::s3::client(&config, settings.endpoint_url.is_some(), None);
         let backup = aws_sdk_backup::Client::new(&config);
         Ok(BucketRestore::with_clients(spec, (s3, backup), region, (drill, run, index), events, lifetime))
     }
@@ -256,19 +247,13 @@ impl BucketRestore {
 
     /// The shortest noncurrent-version expiry of an enabled lifecycle rule reaching the prefix.
     async fn noncurrent_retention_days(&self) -> Result<Option<i32>, DrillError> {
-        let out = match self.s3.get_bucket_lifecycle_configuration().bucket(&self.spec.bucket).send().await {
-            Ok(o) => o,
-            Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => return Ok(None),
-            Err(e) => return Err(classify("s3:GetLifecycleConfiguration", &e).into()),
-        };
+        let rules = crate::aws::s3::lifecycle_rules(&self.s3, &self.spec.bucket).await?;
         let prefix = &self.spec.prefix;
-        #[allow(deprecated)]
-        let days = out
-            .rules()
+        let days = rules
             .iter()
             .filter(|r| r.status() == &aws_sdk_s3::types::ExpirationStatus::Enabled)
             .filter(|r| {
-                let p = r.filter().and_then(|f| f.prefix()).or(r.prefix()).unwrap_or("");
+                let p = crate::aws::s3::rule_prefix(r);
                 prefix.starts_with(p) || p.starts_with(prefix.as_str())
             })
             .filter_map(|r| r.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()))
@@ -502,7 +487,7 @@ impl BucketRestore {
             let tagged = s3_scratch::tags_of(&self.s3, &self.scratch).await.ok().flatten();
             if tagged.is_some_and(|t| !t.iter().any(|(k, v)| k == aws_scratch::TAG_SCRATCH && v == "true")) {
                 let tags = aws_scratch::scratch_tag_pairs(&self.drill, &self.run, self.expires_at);
-                if let Err(e) = s3_scratch::tag(&self.s3, &self.scratch, &tags).await {
+                if let Err(e) = crate::aws::s3::put_tags(&self.s3, &self.scratch, &tags).await {
                     tracing::warn!(bucket = %self.scratch, error = %e, "could not tag the bucket the restore job made");
                 }
             }

@@ -123,14 +123,15 @@ pub(crate) fn fresh_password() -> String {
     (0..32).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
 }
 
-/// Refuses a region outside the drill's residency list, before anything is created.
-pub(crate) fn check_residency(region: &str, scratch: &AwsScratchSpec) -> Result<(), DrillError> {
-    if scratch.residency.iter().any(|r| r == region) {
+/// Refuses a region outside `residency` (`whose`: "the drill's", or a bucket restore's), before anything is
+/// created.
+pub(crate) fn check_residency(region: &str, residency: &[String], whose: &str) -> Result<(), DrillError> {
+    if residency.iter().any(|r| r == region) {
         Ok(())
     } else {
         Err(DrillError::Refused(format!(
-            "region `{region}` is outside the drill's residency ({}): restored data must stay there",
-            scratch.residency.join(", ")
+            "region `{region}` is outside {whose} residency ({}): restored data must stay there",
+            residency.join(", ")
         )))
     }
 }

@@ -8,7 +8,7 @@ use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration,
     Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
     ObjectIdentifier, ObjectOwnership, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag,
 };
 use chrono::{DateTime, Utc};
 
@@ -41,20 +41,9 @@ impl Encryption {
 
 /// The source bucket's default encryption (SSE-S3 when it sets none: S3 encrypts every new object so).
 pub(crate) async fn encryption_of(client: &Client, bucket: &str) -> Result<Encryption, String> {
-    let out = match client.get_bucket_encryption().bucket(bucket).send().await {
-        Ok(o) => o,
-        Err(e) if e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => {
-            return Ok(Encryption::S3Managed);
-        }
-        Err(e) => return Err(classify("s3:GetEncryptionConfiguration", &e).to_string()),
-    };
-    let default = out
-        .server_side_encryption_configuration()
-        .and_then(|c| c.rules().iter().find_map(|r| r.apply_server_side_encryption_by_default()));
+    let default = crate::aws::s3::default_encryption(client, bucket).await.map_err(|e| e.to_string())?;
     Ok(match default {
-        Some(d) if matches!(d.sse_algorithm(), ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse) => {
-            Encryption::Kms(d.kms_master_key_id().map(str::to_string))
-        }
+        Some(d) if crate::aws::s3::is_kms(&d) => Encryption::Kms(d.kms_master_key_id().map(str::to_string)),
         _ => Encryption::S3Managed,
     })
 }
@@ -102,7 +91,7 @@ pub(crate) async fn secure(
     encryption: &Encryption,
     expire_days: i32,
 ) -> Result<(), String> {
-    tag(client, name, tags).await?;
+    crate::aws::s3::put_tags(client, name, tags).await.map_err(|e| e.to_string())?;
     let block = PublicAccessBlockConfiguration::builder()
         .block_public_acls(true)
         .ignore_public_acls(true)
@@ -156,24 +145,6 @@ pub(crate) async fn secure(
     Ok(())
 }
 
-/// Puts the scratch tags on the bucket (its whole tag set).
-pub(crate) async fn tag(client: &Client, name: &str, tags: &[(&'static str, String)]) -> Result<(), String> {
-    let set = tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(*k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let tagging = Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| e.to_string())?;
-    client
-        .put_bucket_tagging()
-        .bucket(name)
-        .tagging(tagging)
-        .send()
-        .await
-        .map_err(|e| classify("s3:PutBucketTagging", &e).to_string())?;
-    Ok(())
-}
-
 /// Whether a bucket of this name exists (anyone's: S3 names are global).
 pub(crate) async fn exists(client: &Client, name: &str) -> Result<bool, String> {
     match client.head_bucket().bucket(name).send().await {
@@ -187,12 +158,7 @@ pub(crate) async fn exists(client: &Client, name: &str) -> Result<bool, String> 
 
 /// The bucket's tags; `None` when the bucket does not exist.
 pub(crate) async fn tags_of(client: &Client, name: &str) -> Result<Option<Vec<(String, String)>>, String> {
-    match client.get_bucket_tagging().bucket(name).send().await {
-        Ok(out) => Ok(Some(out.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())),
-        Err(e) if e.code() == Some("NoSuchTagSet") => Ok(Some(Vec::new())),
-        Err(e) if e.code() == Some("NoSuchBucket") => Ok(None),
-        Err(e) => Err(classify("s3:GetBucketTagging", &e).to_string()),
-    }
+    crate::aws::s3::tags(client, name).await.map_err(|e| e.to_string())
 }
 
 /// Deletes every version, delete marker and unfinished upload of the bucket, then the bucket, once its tags

@@ -113,6 +113,35 @@ pub(crate) async fn run_bucket_check(
     result
 }
 
+/// A seeded uniform sample of at most `size` items of a stream (reservoir sampling, algorithm R): every item
+/// offered is equally likely to be kept; an item is built only when it is kept.
+pub(super) struct Reservoir<T> {
+    seen: u64,
+    pub(super) items: Vec<T>,
+}
+
+// By hand: derived, it would ask `T: Default`.
+impl<T> Default for Reservoir<T> {
+    fn default() -> Self {
+        Reservoir { seen: 0, items: Vec::new() }
+    }
+}
+
+impl<T> Reservoir<T> {
+    pub(super) fn offer(&mut self, size: usize, make: impl FnOnce() -> T, rng: &mut rand::rngs::StdRng) {
+        use rand::Rng;
+        self.seen += 1;
+        if self.items.len() < size {
+            self.items.push(make());
+        } else {
+            let j = rng.gen_range(0..self.seen) as usize;
+            if j < size {
+                self.items[j] = make();
+            }
+        }
+    }
+}
+
 /// A database error as one line, without the query text.
 pub(crate) fn db_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use super::check::{CheckResult, Context};
 use crate::aws::s3list::{Obj, S3Listing};
@@ -122,9 +122,8 @@ struct Tally {
     size_keys: Vec<String>,
     orphans: u64,
     orphan_keys: Vec<String>,
-    /// Rows with an object and a checksum: the sample's population, reservoir-sampled.
-    candidates: u64,
-    sample: Vec<(RowRef, Obj)>,
+    /// Rows with an object and a checksum, reservoir-sampled: their objects are read in full.
+    sample: super::check::Reservoir<(RowRef, Obj)>,
 }
 
 impl Tally {
@@ -137,19 +136,6 @@ impl Tally {
     fn orphan(&mut self, o: &Obj) {
         self.orphans += 1;
         Tally::name(&mut self.orphan_keys, &o.key);
-    }
-
-    /// Reservoir sampling (algorithm R): every candidate row is equally likely to be read.
-    fn offer(&mut self, r: &RowRef, o: &Obj, size: usize, rng: &mut rand::rngs::StdRng) {
-        self.candidates += 1;
-        if self.sample.len() < size {
-            self.sample.push((r.clone(), o.clone()));
-        } else {
-            let j = rng.gen_range(0..self.candidates);
-            if (j as usize) < size {
-                self.sample[j as usize] = (r.clone(), o.clone());
-            }
-        }
     }
 }
 
@@ -211,7 +197,7 @@ async fn merge(
                         Tally::name(&mut t.size_keys, &r.key);
                     }
                     if r.checksum.is_some() {
-                        t.offer(&r, &obj, o.sample, rng);
+                        t.sample.offer(o.sample, || (r.clone(), obj.clone()), rng);
                     }
                     last_matched = Some(obj.key);
                 }
@@ -341,7 +327,7 @@ pub(super) async fn verify(spec: &CheckSpec, o: &ObjectRefsSpec, ctx: &Context<'
     let requests = listing.requests();
     // The sample's objects, read in full, eight at a time.
     let mut bad_sums = Vec::new();
-    for chunk in tally.sample.chunks(8) {
+    for chunk in tally.sample.items.chunks(8) {
         let mut reads = Vec::new();
         for (_, obj) in chunk {
             reads.push(digest(&store, obj, o.algorithm));
@@ -396,7 +382,7 @@ fn summary(
         ObjectStoreSpec::Restored(_) => " in the restored bucket",
     };
     let sums = if o.checksum_column.is_some() {
-        format!("; checksums of {} sampled rows (seed {seed})", t.sample.len())
+        format!("; checksums of {} sampled rows (seed {seed})", t.sample.items.len())
     } else {
         String::new()
     };

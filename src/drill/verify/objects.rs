@@ -3,7 +3,7 @@
 //! bytes, each key's size (and ETag where both are digests of the same bytes), missing and extra keys named;
 //! then a seeded sample of objects is read from both and their SHA-256 compared.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use sha2::Digest;
 
 use super::check::{CheckResult, Context};
@@ -24,9 +24,8 @@ struct Tally {
     bytes: u64,
     restored: u64,
     problems: Vec<(&'static str, &'static str, u64, Vec<String>)>,
-    /// Matched keys (source version, copy): the sample's population, reservoir-sampled.
-    seen: u64,
-    sample: Vec<(Obj, Obj)>,
+    /// Copies the listings cannot tell from their source (source version, copy), reservoir-sampled.
+    sample: super::check::Reservoir<(Obj, Obj)>,
     /// Pairs of the same size whose ETags differ: read in full, all of them (up to `SUSPECTS`).
     suspects: Vec<(Obj, Obj)>,
 }
@@ -88,15 +87,7 @@ async fn merge(b: &RestoredBucket, size: usize, rng: &mut rand::rngs::StdRng) ->
                     }
                 } else {
                     // Only a copy the listings cannot tell apart is worth reading in full.
-                    t.seen += 1;
-                    if t.sample.len() < size {
-                        t.sample.push((s, c));
-                    } else {
-                        let j = rng.gen_range(0..t.seen) as usize;
-                        if j < size {
-                            t.sample[j] = (s, c);
-                        }
-                    }
+                    t.sample.offer(size, || (s, c), rng);
                 }
             }
             _ => unreachable!("every pair of listings heads is handled above"),
@@ -141,7 +132,7 @@ async fn compare(spec: &CheckSpec, o: &ObjectsSpec, b: &RestoredBucket) -> Check
         Ok(r) => r,
         Err(e) => return CheckResult::new(spec, CheckStatus::Error, e),
     };
-    let sample = std::mem::take(&mut t.sample);
+    let sample = std::mem::take(&mut t.sample.items);
     let suspects = std::mem::take(&mut t.suspects);
     for chunk in suspects.chunks(8).chain(sample.chunks(8)) {
         let mut reads = Vec::new();

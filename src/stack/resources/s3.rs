@@ -7,7 +7,7 @@ use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus, BucketVersioningStatus,
     CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter, LoggingEnabled,
     NoncurrentVersionExpiration, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
 use serde_json::Value;
 
@@ -61,17 +61,8 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource], ids: &Ids) -> Result<V
 }
 
 async fn kms_key(c: &Clients, name: &str) -> Result<Option<String>, AwsError> {
-    let out = match c.s3.get_bucket_encryption().bucket(name).send().await {
-        Ok(o) => o,
-        Err(e) if e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") => return Ok(None),
-        Err(e) => return Err(classify("s3:GetEncryptionConfiguration", &e)),
-    };
-    let default = out
-        .server_side_encryption_configuration()
-        .and_then(|c| c.rules().iter().find_map(|r| r.apply_server_side_encryption_by_default()));
-    Ok(default
-        .filter(|d| matches!(d.sse_algorithm(), ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse))
-        .map(|d| d.kms_master_key_id().unwrap_or("aws/s3").to_string()))
+    let default = crate::aws::s3::default_encryption(&c.s3, name).await?;
+    Ok(default.filter(crate::aws::s3::is_kms).map(|d| d.kms_master_key_id().unwrap_or("aws/s3").to_string()))
 }
 
 async fn public_access_blocked(c: &Clients, name: &str) -> Result<bool, AwsError> {
@@ -87,19 +78,10 @@ async fn public_access_blocked(c: &Clients, name: &str) -> Result<bool, AwsError
     }
 }
 
-async fn lifecycle_rules(c: &Clients, name: &str) -> Result<Vec<LifecycleRule>, AwsError> {
-    match c.s3.get_bucket_lifecycle_configuration().bucket(name).send().await {
-        Ok(o) => Ok(o.rules().to_vec()),
-        Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Ok(Vec::new()),
-        Err(e) => Err(classify("s3:GetLifecycleConfiguration", &e)),
-    }
-}
-
 /// The shortest noncurrent-version expiry of an enabled rule for the whole bucket.
 async fn noncurrent_days(c: &Clients, name: &str) -> Result<Option<i32>, AwsError> {
-    #[allow(deprecated)]
-    let whole = |r: &LifecycleRule| r.filter().and_then(|f| f.prefix()).or(r.prefix()).unwrap_or("").is_empty();
-    Ok(lifecycle_rules(c, name)
+    let whole = |r: &LifecycleRule| crate::aws::s3::rule_prefix(r).is_empty();
+    Ok(crate::aws::s3::lifecycle_rules(&c.s3, name)
         .await?
         .iter()
         .filter(|r| r.status() == &ExpirationStatus::Enabled && whole(r))
@@ -114,24 +96,12 @@ async fn access_logs(c: &Clients, name: &str) -> Result<Option<String>, AwsError
 
 /// The bucket's tags (none when it has no tag set).
 pub(crate) async fn tags_of(c: &Clients, name: &str) -> Result<Vec<(String, String)>, AwsError> {
-    match c.s3.get_bucket_tagging().bucket(name).send().await {
-        Ok(o) => Ok(o.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()),
-        Err(e) if e.code() == Some("NoSuchTagSet") => Ok(Vec::new()),
-        Err(e) => Err(classify("s3:GetBucketTagging", &e)),
-    }
+    Ok(crate::aws::s3::tags(&c.s3, name).await?.unwrap_or_default())
 }
 
 /// Replaces the bucket's tag set with `tags` (S3 has no partial tag update).
 pub(crate) async fn put_tags(c: &Clients, name: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
-    let set = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect::<Result<Vec<_>, _>>();
-    let tagging = Tagging::builder().set_tag_set(Some(set.map_err(|e| err(&e))?)).build().map_err(|e| err(&e))?;
-    c.s3.put_bucket_tagging()
-        .bucket(name)
-        .tagging(tagging)
-        .send()
-        .await
-        .map_err(|e| classify("s3:PutBucketTagging", &e))?;
-    Ok(())
+    crate::aws::s3::put_tags(&c.s3, name, tags).await
 }
 
 /// `existing` with each of `add` set (replacing a tag of the same key).
@@ -228,8 +198,11 @@ async fn settle(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
 
 /// Stackdrill's noncurrent-version rule, written beside the bucket's other rules (or removed).
 async fn settle_lifecycle(c: &Clients, r: &Resource) -> Result<(), AwsError> {
-    let mut rules: Vec<LifecycleRule> =
-        lifecycle_rules(c, &r.name).await?.into_iter().filter(|x| x.id() != Some(RULE_ID)).collect();
+    let mut rules: Vec<LifecycleRule> = crate::aws::s3::lifecycle_rules(&c.s3, &r.name)
+        .await?
+        .into_iter()
+        .filter(|x| x.id() != Some(RULE_ID))
+        .collect();
     if let Some(days) = r.props.get("noncurrent-retention-days").and_then(Value::as_i64) {
         rules.push(
             LifecycleRule::builder()
