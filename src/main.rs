@@ -1,6 +1,7 @@
 //! stackdrill: restore drills that prove backups come back, with reports auditors can trust.
 
 mod aws;
+mod cadence;
 mod cli;
 mod config;
 mod crash;
@@ -8,6 +9,8 @@ mod demo;
 mod drill;
 mod iam;
 mod lock;
+#[cfg(test)]
+mod module_map;
 mod pg;
 mod report;
 mod schedule;

@@ -440,7 +440,7 @@ async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillS
         .into_iter()
         .filter(|s| {
             let Some(sched) = &s.schedule else { return false };
-            let Some(latest) = crate::schedule::last_at_or_before(sched, now) else { return false };
+            let Some(latest) = crate::cadence::last_at_or_before(sched, now) else { return false };
             let last_run = store.last_run(&s.name).and_then(|r| r.started_at());
             last_run.is_none_or(|t| t < latest)
         })

@@ -73,7 +73,7 @@ pub(super) async fn list(
         let mut next = Vec::new();
         let mut t = now;
         while next.len() < count {
-            let Some(n) = crate::schedule::next_after(sched, t) else { break };
+            let Some(n) = crate::cadence::next_after(sched, t) else { break };
             next.push(n);
             t = n;
         }
@@ -81,7 +81,7 @@ pub(super) async fn list(
             Ok(e) => (Some(e), None),
             Err(e) => (None, Some(e)),
         };
-        let status = match (last_run.is_some(), crate::schedule::overdue(sched, last_passed_at, now)) {
+        let status = match (last_run.is_some(), crate::cadence::overdue(sched, last_passed_at, now)) {
             (false, _) => "never-run",
             (true, Some(true)) => "overdue",
             _ => "ok",
@@ -94,7 +94,7 @@ pub(super) async fn list(
             aws_expression,
             aws_expression_error,
             next,
-            cadence_seconds: crate::schedule::cadence(sched, now).map(|d| d.num_seconds()),
+            cadence_seconds: crate::cadence::cadence(sched, now).map(|d| d.num_seconds()),
             last_run,
             last_passed_at,
             status,

@@ -917,7 +917,7 @@ fn resolve_schedule(p: &mut Problems<'_>, RawSchedule { cron, timezone }: RawSch
             None
         }
     };
-    let expr = match crate::schedule::Expr::parse(&cron) {
+    let expr = match crate::cadence::Expr::parse(&cron) {
         Ok(x) => x,
         Err(e) => {
             p.push("schedule.cron", e);

@@ -353,13 +353,9 @@ impl Expect {
     }
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct ScheduleSpec {
-    /// As written in the drill file.
-    pub(crate) cron: String,
-    pub(crate) expr: crate::schedule::Expr,
-    pub(crate) timezone: chrono_tz::Tz,
-}
+/// The `schedule:` block lives in the leaf `crate::cadence`, so report and drill read cadences without
+/// the scheduler.
+pub(crate) use crate::cadence::Schedule as ScheduleSpec;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MetricsSpec {

@@ -101,7 +101,7 @@ proptest! {
     #[test]
     fn schedule_expressions(text in "(cron\\(|rate\\()?[0-9*/,?LW#A-Za-z -]{0,40}\\)?", tz in 0usize..3, secs in 0i64..4_000_000_000) {
         let tz = [chrono_tz::Asia::Singapore, chrono_tz::America::New_York, chrono_tz::Australia::Lord_Howe][tz];
-        match crate::schedule::Expr::parse(&text) {
+        match crate::cadence::Expr::parse(&text) {
             Ok(x) => {
                 let t = chrono::DateTime::from_timestamp(secs, 0).unwrap();
                 if let Some(n) = x.next_after(&tz, t) {

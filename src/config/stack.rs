@@ -592,7 +592,7 @@ fn resolve_backup(
         .map(|(i, RawRule { name: rule, schedule, continuous, retention_days })| {
             let continuous = continuous.unwrap_or(false);
             if let Some(s) = &schedule {
-                let parsed = crate::schedule::Expr::parse(s);
+                let parsed = crate::cadence::Expr::parse(s);
                 if !(s.trim_start().starts_with("cron(") && parsed.is_ok()) {
                     let why = parsed.err().unwrap_or_else(|| "AWS Backup takes a cron(...) expression".into());
                     p.push(

@@ -99,7 +99,7 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
         operator: operator(),
         trigger: f.trigger,
         scheduled_for: f.scheduled_for,
-        next_scheduled: spec.schedule.as_ref().and_then(|s| crate::schedule::next_after(s, now)),
+        next_scheduled: spec.schedule.as_ref().and_then(|s| crate::cadence::next_after(s, now)),
         drill_file: FileRef::of(&spec.file).unwrap_or(FileRef {
             path: spec.file.display().to_string(),
             sha256: None,

@@ -199,10 +199,10 @@ pub(crate) fn runbook_findings(
             Some(_) => {}
         }
         let Some(sched) = &s.schedule else { continue };
-        let gap = crate::schedule::cadence(sched, now).unwrap_or_default();
+        let gap = crate::cadence::cadence(sched, now).unwrap_or_default();
         let last_pass: Option<DateTime<Utc>> =
             store.history(&s.name).filter(|r| r.passed() && !r.is_demo()).filter_map(Row::started_at).max();
-        let overdue = crate::schedule::overdue(sched, last_pass, now).unwrap_or(false);
+        let overdue = crate::cadence::overdue(sched, last_pass, now).unwrap_or(false);
         if overdue {
             findings.push(RunbookFinding {
                 drill: s.name.clone(),

@@ -108,11 +108,11 @@ fn spread(values: &[(Option<f64>, bool)]) -> Spread {
 /// The scheduled occurrences of `spec` in `period` and how each went, as of `now`.
 pub(crate) fn occurrences(spec: &DrillSpec, runs: &[&Row], period: Period, now: DateTime<Utc>) -> Vec<Occurrence> {
     let Some(sched) = &spec.schedule else { return vec![] };
-    let mut at = crate::schedule::occurrences(sched, period.since - Duration::seconds(1), period.until, 100_000);
+    let mut at = crate::cadence::occurrences(sched, period.since - Duration::seconds(1), period.until, 100_000);
     at.retain(|t| period.contains(*t));
     at.iter()
         .map(|&t| {
-            let until = crate::schedule::occurrences(sched, t, t + Duration::days(3660), 1)
+            let until = crate::cadence::occurrences(sched, t, t + Duration::days(3660), 1)
                 .first()
                 .copied()
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);

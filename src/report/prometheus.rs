@@ -97,7 +97,7 @@ pub(crate) fn render(
             last_success.get_or_create(&l).set(secs(t));
         }
         if let Some(sched) = specs.iter().find(|s| s.name == *d).and_then(|s| s.schedule.as_ref()) {
-            let late = crate::schedule::overdue(sched, pass.and_then(|r| r.started_at()), now).unwrap_or(false);
+            let late = crate::cadence::overdue(sched, pass.and_then(|r| r.started_at()), now).unwrap_or(false);
             overdue.get_or_create(&l).set(f64::from(u8::from(late)));
         }
     }

@@ -82,7 +82,7 @@ pub(crate) fn decide(
         Some(s) => s.occurrence,
         None => started,
     };
-    let due = super::occurrences(sched, since, now, 100_000);
+    let due = crate::cadence::occurrences(sched, since, now, 100_000);
     let Some(&latest) = due.last() else { return Decision::Wait };
     let earlier = due.len() - 1;
     if now - latest <= grace {
@@ -97,7 +97,7 @@ pub(crate) fn decide(
 /// When `decide` next has something to do for this drill: its next occurrence after the record.
 pub(crate) fn next_due(sched: &ScheduleSpec, state: Option<&State>, started: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let since = state.map(|s| s.occurrence).unwrap_or(started);
-    super::next_after(sched, since)
+    crate::cadence::next_after(sched, since)
 }
 
 #[cfg(test)]
@@ -107,7 +107,7 @@ mod tests {
     fn hourly() -> ScheduleSpec {
         ScheduleSpec {
             cron: "0 * * * *".into(),
-            expr: crate::schedule::Expr::parse("0 * * * *").unwrap(),
+            expr: crate::cadence::Expr::parse("0 * * * *").unwrap(),
             timezone: chrono_tz::Asia::Singapore,
         }
     }

@@ -136,7 +136,7 @@ pub(crate) fn desired(
             "retry-max-age-seconds": cfg.retry_max_age.as_secs(),
             "dead-letter-queue": cfg.dead_letter_queue,
         });
-        let start = s.expr.rate().and_then(|_| crate::schedule::next_after(s, now));
+        let start = s.expr.rate().and_then(|_| crate::cadence::next_after(s, now));
         out.push(Desired { name: d.name.clone(), shape, start });
     }
     Ok(out)

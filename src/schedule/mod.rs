@@ -1,12 +1,7 @@
-//! Drill cadence from `schedule:` (a cron, AWS `cron(...)` or `rate(...)` in an IANA time zone): the
-//! occurrences in a period and the cadence that makes a drill overdue; the local scheduler (`schedule run`);
-//! EventBridge Scheduler deployment (`schedule deploy`).
+//! Running drills on their cadence: the local scheduler (`schedule run`) and EventBridge Scheduler
+//! deployment (`schedule deploy`). The cadence itself (expressions, occurrences, overdue) is the leaf
+//! module `crate::cadence`, which config, report and drill use without importing the scheduler.
 
-mod cadence;
 pub(crate) mod daemon;
 pub(crate) mod deploy;
-mod expr;
 pub(crate) mod runner;
-
-pub(crate) use cadence::{cadence, last_at_or_before, next_after, occurrences, overdue};
-pub(crate) use expr::Expr;

@@ -149,7 +149,7 @@ impl Loop {
                         "{}: {missed} occurrence(s) up to {latest} missed while no scheduler ran; catch-up policy \
                          `skip`: next run at {}",
                         spec.name,
-                        super::next_after(sched, now).map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
+                        crate::cadence::next_after(sched, now).map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into())
                     );
                     record(&State {
                         drill: spec.name.clone(),

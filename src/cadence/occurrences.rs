@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::ScheduleSpec;
+use super::Schedule as ScheduleSpec;
 
 /// The first occurrence strictly after `t`.
 pub(crate) fn next_after(s: &ScheduleSpec, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
