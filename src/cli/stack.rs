@@ -12,7 +12,7 @@ use crate::cli::args::PlanFormat;
 use crate::config::{ConfigError, StackSpec, load_stack};
 use crate::stack::apply::StepResult;
 use crate::stack::live::{self, Clients, LiveState, TAG_MANAGED, TAG_STACK};
-use crate::stack::model::{self, Resource};
+use crate::stack::model::{self, Resource, ResourceKind};
 use crate::stack::plan::{self as planner, Action, Plan};
 use crate::stack::policy::{self, Status};
 use crate::ui::Printer;
@@ -366,8 +366,13 @@ pub(super) async fn apply(
 fn read_saved_plan(p: &Path) -> Result<Plan, Failure> {
     let text = std::fs::read_to_string(p)
         .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", p.display()), None))?;
-    let plan: Plan = serde_json::from_str(&text)
-        .map_err(|e| Failure::could_not_run(anyhow!("`{}` is not a stackdrill plan: {e}", p.display()), None))?;
+    let plan: Plan = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(|e| {
+        let at = e.path().to_string();
+        Failure::could_not_run(
+            anyhow!("`{}` is not a stackdrill plan: key `{at}`: {}", p.display(), e.into_inner()),
+            Some("save a fresh one with `stackdrill stack plan <STACK> --out FILE`".into()),
+        )
+    })?;
     if plan.format != planner::FORMAT {
         return Err(Failure::could_not_run(
             anyhow!("`{}` is a `{}` plan; this stackdrill reads `{}`", p.display(), plan.format, planner::FORMAT),
@@ -506,7 +511,7 @@ pub(super) async fn import(stack: &str, address: &str, aws: &AwsSettings, yes: b
         live::Owner::Other(s) => return Err(refuse(format!("`{address}` belongs to stack `{s}`"), None)),
         live::Owner::Untagged => {}
     }
-    if !matches!(r.kind, "metric-filter" | "backup-selection") && l.arn.is_empty() {
+    if !matches!(r.kind, ResourceKind::MetricFilter | ResourceKind::BackupSelection) && l.arn.is_empty() {
         return Err(refuse(format!("no ARN known for `{address}`"), None));
     }
     if !yes {

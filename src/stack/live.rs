@@ -10,7 +10,7 @@ use aws_types::SdkConfig;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model::Resource;
+use super::model::{Resource, ResourceKind};
 use super::resources;
 use crate::aws::{AwsError, CallCounter, classify, client};
 
@@ -70,7 +70,7 @@ pub(crate) enum Owner {
 /// A resource as AWS has it: the same property names and shapes as [`Resource::props`].
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Live {
-    pub(crate) kind: &'static str,
+    pub(crate) kind: ResourceKind,
     pub(crate) name: String,
     /// The ARN (or, for metric filters and backup selections, the parent's ARN).
     pub(crate) arn: String,
@@ -81,7 +81,7 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    pub(crate) fn new(kind: &'static str, name: impl Into<String>, arn: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ResourceKind, name: impl Into<String>, arn: impl Into<String>) -> Self {
         Live { kind, name: name.into(), arn: arn.into(), id: None, props: BTreeMap::new(), owner: Owner::Untagged }
     }
 
@@ -159,8 +159,8 @@ impl LiveState {
 /// other service at once, then ownership.
 pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Result<LiveState, AwsError> {
     let mut st = LiveState::default();
-    let of = |kind: &str| desired.iter().filter(move |r| r.kind == kind).collect::<Vec<_>>();
-    let keys = resources::kms::read(c, &of("kms-key"), &mut st.ids).await?;
+    let of = |kind: ResourceKind| desired.iter().filter(move |r| r.kind == kind).collect::<Vec<_>>();
+    let keys = resources::kms::read(c, &of(ResourceKind::KmsKey), &mut st.ids).await?;
     let ids = st.ids.clone();
     let [
         topics,
@@ -178,20 +178,20 @@ pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Resu
         envs,
         protections,
     ] = [
-        "sns-topic",
-        "log-group",
-        "metric-filter",
-        "alarm",
-        "db-parameter-group",
-        "db-subnet-group",
-        "rds-instance",
-        "backup-vault",
-        "backup-plan",
-        "backup-selection",
-        "s3-bucket",
-        "beanstalk-application",
-        "beanstalk-environment",
-        "shield-protection",
+        ResourceKind::SnsTopic,
+        ResourceKind::LogGroup,
+        ResourceKind::MetricFilter,
+        ResourceKind::Alarm,
+        ResourceKind::DbParameterGroup,
+        ResourceKind::DbSubnetGroup,
+        ResourceKind::RdsInstance,
+        ResourceKind::BackupVault,
+        ResourceKind::BackupPlan,
+        ResourceKind::BackupSelection,
+        ResourceKind::S3Bucket,
+        ResourceKind::BeanstalkApplication,
+        ResourceKind::BeanstalkEnvironment,
+        ResourceKind::ShieldProtection,
     ]
     .map(of);
     let (sns, logs, alarms, rds, backup, s3, eb, shield) = tokio::try_join!(
@@ -205,7 +205,7 @@ pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Resu
         resources::shield::read(c, &protections),
     )?;
     for l in &backup {
-        if l.kind == "backup-plan"
+        if l.kind == ResourceKind::BackupPlan
             && let Some(id) = &l.id
         {
             st.ids.plan_id.insert(l.name.clone(), id.clone());

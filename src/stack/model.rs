@@ -3,18 +3,85 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::{AlarmKind, AlarmMetric, ShieldMode, StackSpec};
 use crate::config::{AlertsSpec, AppSpec, BackupSpec, DatabaseSpec};
 
+/// Every kind of AWS resource a stack manages. Matches over it are exhaustive, so a new kind does not
+/// compile until create, update, delete, tags and import handle it; its serde name is the one plans, the
+/// live state and `kind/name` addresses use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum ResourceKind {
+    KmsKey,
+    SnsTopic,
+    LogGroup,
+    MetricFilter,
+    Alarm,
+    DbParameterGroup,
+    DbSubnetGroup,
+    RdsInstance,
+    BackupVault,
+    BackupPlan,
+    BackupSelection,
+    S3Bucket,
+    BeanstalkApplication,
+    BeanstalkEnvironment,
+    ShieldProtection,
+}
+
+impl ResourceKind {
+    #[cfg(test)]
+    pub(crate) const ALL: [ResourceKind; 15] = [
+        ResourceKind::KmsKey,
+        ResourceKind::SnsTopic,
+        ResourceKind::LogGroup,
+        ResourceKind::MetricFilter,
+        ResourceKind::Alarm,
+        ResourceKind::DbParameterGroup,
+        ResourceKind::DbSubnetGroup,
+        ResourceKind::RdsInstance,
+        ResourceKind::BackupVault,
+        ResourceKind::BackupPlan,
+        ResourceKind::BackupSelection,
+        ResourceKind::S3Bucket,
+        ResourceKind::BeanstalkApplication,
+        ResourceKind::BeanstalkEnvironment,
+        ResourceKind::ShieldProtection,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::KmsKey => "kms-key",
+            ResourceKind::SnsTopic => "sns-topic",
+            ResourceKind::LogGroup => "log-group",
+            ResourceKind::MetricFilter => "metric-filter",
+            ResourceKind::Alarm => "alarm",
+            ResourceKind::DbParameterGroup => "db-parameter-group",
+            ResourceKind::DbSubnetGroup => "db-subnet-group",
+            ResourceKind::RdsInstance => "rds-instance",
+            ResourceKind::BackupVault => "backup-vault",
+            ResourceKind::BackupPlan => "backup-plan",
+            ResourceKind::BackupSelection => "backup-selection",
+            ResourceKind::S3Bucket => "s3-bucket",
+            ResourceKind::BeanstalkApplication => "beanstalk-application",
+            ResourceKind::BeanstalkEnvironment => "beanstalk-environment",
+            ResourceKind::ShieldProtection => "shield-protection",
+        }
+    }
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Resource {
-    /// `kms-key`, `sns-topic`, `log-group`, `metric-filter`, `alarm`, `db-parameter-group`, `db-subnet-group`,
-    /// `rds-instance`, `backup-vault`, `backup-plan`, `backup-selection`, `s3-bucket`, `beanstalk-application`,
-    /// `beanstalk-environment`, `shield-protection`.
-    pub(crate) kind: &'static str,
+    pub(crate) kind: ResourceKind,
     pub(crate) name: String,
     pub(crate) props: BTreeMap<&'static str, Value>,
     /// `kind/name` of the resources this one needs first.
@@ -22,7 +89,7 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
-    pub(crate) fn new(kind: &'static str, name: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ResourceKind, name: impl Into<String>) -> Self {
         Resource { kind, name: name.into(), props: BTreeMap::new(), depends_on: Vec::new() }
     }
 
@@ -36,7 +103,7 @@ impl Resource {
         format!("{}/{}", self.kind, self.name)
     }
 
-    fn after(mut self, kind: &str, name: &str) -> Self {
+    fn after(mut self, kind: ResourceKind, name: &str) -> Self {
         self.depends_on.push(format!("{kind}/{name}"));
         self
     }
@@ -89,7 +156,7 @@ fn alias(s: &StackSpec, role: &str) -> String {
 fn keys(s: &StackSpec, out: &mut Vec<Resource>) {
     for (role, k) in &s.keys {
         out.push(
-            Resource::new("kms-key", &k.alias)
+            Resource::new(ResourceKind::KmsKey, &k.alias)
                 .prop("description", &k.description)
                 .prop("rotation", k.rotation)
                 .prop("service-principals", key_services(s, role)),
@@ -102,30 +169,30 @@ fn alerts(s: &StackSpec, a: &AlertsSpec, out: &mut Vec<Resource>) {
     let alias = |role: &str| alias(s, role);
     let mut subs: Vec<[&String; 2]> = a.subscriptions.iter().map(|(p, e)| [p, e]).collect();
     subs.sort_by_key(|s| serde_json::to_string(s).unwrap_or_default());
-    let mut topic = Resource::new("sns-topic", &a.topic).prop("subscriptions", subs);
+    let mut topic = Resource::new(ResourceKind::SnsTopic, &a.topic).prop("subscriptions", subs);
     if let Some(k) = &a.topic_key {
-        topic = topic.prop("kms-key", alias(k)).after("kms-key", &alias(k));
+        topic = topic.prop("kms-key", alias(k)).after(ResourceKind::KmsKey, &alias(k));
     }
     out.push(topic);
     for g in &a.log_groups {
-        let mut r = Resource::new("log-group", &g.name)
+        let mut r = Resource::new(ResourceKind::LogGroup, &g.name)
             .prop("retention-days", g.retention_days)
             .prop("kms-key", g.key.as_ref().map(|k| alias(k)));
         if let Some(k) = &g.key {
-            r = r.after("kms-key", &alias(k));
+            r = r.after(ResourceKind::KmsKey, &alias(k));
         }
         out.push(r);
     }
     for f in &a.metric_filters {
         out.push(
-            Resource::new("metric-filter", &f.name)
+            Resource::new(ResourceKind::MetricFilter, &f.name)
                 .prop("log-group", &f.log_group)
                 .prop("pattern", &f.pattern)
                 .prop("metric", format!("{}/{}", f.namespace, f.metric))
                 .prop("value", &f.value)
                 .prop("default", f.default)
                 .prop("dimensions", &f.dimensions)
-                .after("log-group", &f.log_group),
+                .after(ResourceKind::LogGroup, &f.log_group),
         );
     }
     for al in &a.alarms {
@@ -146,7 +213,7 @@ fn alerts(s: &StackSpec, a: &AlertsSpec, out: &mut Vec<Resource>) {
             }),
         };
         out.push(
-            Resource::new("alarm", &al.name)
+            Resource::new(ResourceKind::Alarm, &al.name)
                 .prop("description", &al.description)
                 .prop("watches", what)
                 .prop("threshold", al.threshold)
@@ -154,7 +221,7 @@ fn alerts(s: &StackSpec, a: &AlertsSpec, out: &mut Vec<Resource>) {
                 .prop("evaluation", format!("{} of {}", al.datapoints, al.periods))
                 .prop("missing-data", &al.missing_data)
                 .prop("actions", [&a.topic])
-                .after("sns-topic", &a.topic),
+                .after(ResourceKind::SnsTopic, &a.topic),
         );
     }
 }
@@ -164,13 +231,17 @@ fn database(s: &StackSpec, d: &DatabaseSpec, out: &mut Vec<Resource>) {
     let alias = |role: &str| alias(s, role);
     let major = d.engine_version.split('.').next().unwrap_or_default();
     out.push(
-        Resource::new("db-parameter-group", &d.parameter_group)
+        Resource::new(ResourceKind::DbParameterGroup, &d.parameter_group)
             .prop("family", format!("postgres{major}"))
             .prop("parameters", &d.parameters),
     );
-    out.push(Resource::new("db-subnet-group", &d.subnet_group).prop("subnets", sorted(&s.subnets)).prop("vpc", &s.vpc));
     out.push(
-        Resource::new("rds-instance", &d.identifier)
+        Resource::new(ResourceKind::DbSubnetGroup, &d.subnet_group)
+            .prop("subnets", sorted(&s.subnets))
+            .prop("vpc", &s.vpc),
+    );
+    out.push(
+        Resource::new(ResourceKind::RdsInstance, &d.identifier)
             .prop("engine", format!("postgres {}", d.engine_version))
             .prop("instance-class", &d.instance_class)
             .prop("allocated-storage", d.allocated_storage)
@@ -189,9 +260,9 @@ fn database(s: &StackSpec, d: &DatabaseSpec, out: &mut Vec<Resource>) {
                 "backup-tag",
                 s.backup.as_ref().and_then(|b| b.selection.as_ref()).map(|sel| format!("{}={}", sel.tag.0, sel.tag.1)),
             )
-            .after("kms-key", &alias(&d.key))
-            .after("db-parameter-group", &d.parameter_group)
-            .after("db-subnet-group", &d.subnet_group),
+            .after(ResourceKind::KmsKey, &alias(&d.key))
+            .after(ResourceKind::DbParameterGroup, &d.parameter_group)
+            .after(ResourceKind::DbSubnetGroup, &d.subnet_group),
     );
 }
 
@@ -199,9 +270,9 @@ fn database(s: &StackSpec, d: &DatabaseSpec, out: &mut Vec<Resource>) {
 fn backup(s: &StackSpec, b: &BackupSpec, out: &mut Vec<Resource>) {
     let alias = |role: &str| alias(s, role);
     out.push(
-        Resource::new("backup-vault", &b.vault)
+        Resource::new(ResourceKind::BackupVault, &b.vault)
             .prop("kms-key", alias(&b.vault_key))
-            .after("kms-key", &alias(&b.vault_key)),
+            .after(ResourceKind::KmsKey, &alias(&b.vault_key)),
     );
     let rules: Vec<Value> = b
         .rules
@@ -209,18 +280,18 @@ fn backup(s: &StackSpec, b: &BackupSpec, out: &mut Vec<Resource>) {
         .map(|r| json!({ "name": r.name, "schedule": r.schedule, "continuous": r.continuous, "retention-days": r.retention_days }))
         .collect();
     out.push(
-        Resource::new("backup-plan", &b.plan)
+        Resource::new(ResourceKind::BackupPlan, &b.plan)
             .prop("vault", &b.vault)
             .prop("rules", rules)
-            .after("backup-vault", &b.vault),
+            .after(ResourceKind::BackupVault, &b.vault),
     );
     if let Some(sel) = &b.selection {
         out.push(
-            Resource::new("backup-selection", &sel.name)
+            Resource::new(ResourceKind::BackupSelection, &sel.name)
                 .prop("plan", &b.plan)
                 .prop("iam-role-arn", &sel.iam_role_arn)
                 .prop("tag", format!("{}={}", sel.tag.0, sel.tag.1))
-                .after("backup-plan", &b.plan),
+                .after(ResourceKind::BackupPlan, &b.plan),
         );
     }
 }
@@ -230,7 +301,7 @@ fn backup(s: &StackSpec, b: &BackupSpec, out: &mut Vec<Resource>) {
 fn buckets(s: &StackSpec, out: &mut Vec<Resource>) {
     let selection = s.backup.as_ref().and_then(|b| b.selection.as_ref());
     for b in &s.buckets {
-        let mut r = Resource::new("s3-bucket", &b.name)
+        let mut r = Resource::new(ResourceKind::S3Bucket, &b.name)
             .prop("versioning", b.versioning)
             .prop("kms-key", b.key.as_ref().map(|k| alias(s, k)))
             .prop("block-public-access", b.block_public_access)
@@ -238,12 +309,12 @@ fn buckets(s: &StackSpec, out: &mut Vec<Resource>) {
             .prop("access-logs", b.access_logs.as_ref().map(|(bucket, prefix)| format!("{bucket}/{prefix}")))
             .prop("backup-tag", selection.filter(|_| b.backup).map(|sel| format!("{}={}", sel.tag.0, sel.tag.1)));
         if let Some(k) = &b.key {
-            r = r.after("kms-key", &alias(s, k));
+            r = r.after(ResourceKind::KmsKey, &alias(s, k));
         }
         if let Some((logs, _)) = &b.access_logs
             && s.buckets.iter().any(|o| &o.name == logs)
         {
-            r = r.after("s3-bucket", logs);
+            r = r.after(ResourceKind::S3Bucket, logs);
         }
         out.push(r);
     }
@@ -251,9 +322,9 @@ fn buckets(s: &StackSpec, out: &mut Vec<Resource>) {
 
 /// Elastic Beanstalk: the application, the environment, and Shield on its load balancer.
 fn beanstalk(s: &StackSpec, app: &AppSpec, out: &mut Vec<Resource>) {
-    out.push(Resource::new("beanstalk-application", &app.application));
+    out.push(Resource::new(ResourceKind::BeanstalkApplication, &app.application));
     out.push(
-        Resource::new("beanstalk-environment", &app.environment)
+        Resource::new(ResourceKind::BeanstalkEnvironment, &app.environment)
             .prop("application", &app.application)
             .prop("solution-stack", &app.solution_stack)
             .prop("instance-type", &app.instance_type)
@@ -265,14 +336,14 @@ fn beanstalk(s: &StackSpec, app: &AppSpec, out: &mut Vec<Resource>) {
             .prop("instance-profile", &app.instance_profile)
             .prop("service-role", &app.service_role)
             .prop("https", json!({ "certificate-arn": app.certificate_arn, "ssl-policy": app.ssl_policy }))
-            .after("beanstalk-application", &app.application),
+            .after(ResourceKind::BeanstalkApplication, &app.application),
     );
     if s.shield != ShieldMode::Off {
         out.push(
-            Resource::new("shield-protection", format!("{}-lb", app.environment))
+            Resource::new(ResourceKind::ShieldProtection, format!("{}-lb", app.environment))
                 .prop("environment", &app.environment)
                 .prop("mode", if s.shield == ShieldMode::Required { "required" } else { "when subscribed" })
-                .after("beanstalk-environment", &app.environment),
+                .after(ResourceKind::BeanstalkEnvironment, &app.environment),
         );
     }
 }
@@ -291,5 +362,18 @@ mod tests {
         let spec = crate::config::load_stack(std::path::Path::new("stacks/production.yaml")).expect("it loads");
         let json = serde_json::to_string_pretty(&super::desired(&spec)).expect("serialises");
         insta::assert_snapshot!("production_desired", json);
+    }
+
+    /// A kind's JSON name is the one `kind/name` addresses and saved plans use, for every kind, and a
+    /// mistyped kind in a saved plan is an error that names it, not a panic in the code that changes AWS.
+    #[test]
+    fn every_kind_round_trips_and_a_mistyped_kind_is_refused() {
+        use super::ResourceKind;
+        for k in ResourceKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.as_str()));
+            assert_eq!(serde_json::from_value::<ResourceKind>(serde_json::json!(k.as_str())).unwrap(), k);
+        }
+        let e = serde_json::from_str::<ResourceKind>("\"kms-keyy\"").unwrap_err().to_string();
+        assert!(e.contains("unknown variant `kms-keyy`") && e.contains("kms-key"), "{e}");
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::live::{LiveState, Owner};
-use super::model::Resource;
+use super::model::{Resource, ResourceKind};
 use super::resources::{forces_replacement, holds_data};
 
 pub(crate) const FORMAT: &str = "stackdrill.plan/v1";
@@ -38,7 +38,7 @@ pub(crate) struct Change {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Step {
     pub(crate) action: Action,
-    pub(crate) kind: String,
+    pub(crate) kind: ResourceKind,
     pub(crate) name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) changes: Vec<Change>,
@@ -130,14 +130,14 @@ pub(crate) fn diff(stack: &str, desired: &[Resource], live: &LiveState) -> Vec<S
     for r in desired {
         let mut step = Step {
             action: Action::NoOp,
-            kind: r.kind.to_string(),
+            kind: r.kind,
             name: r.name.clone(),
             changes: vec![],
             reason: None,
             data_loss: false,
         };
         match live.get(r) {
-            None if r.kind == "shield-protection" && !live.shield_subscribed => {
+            None if r.kind == ResourceKind::ShieldProtection && !live.shield_subscribed => {
                 step.action = Action::Skip;
                 step.reason = Some(if r.props.get("mode").and_then(Value::as_str) == Some("required") {
                     "Shield Advanced is required but the account has no subscription".into()
@@ -173,12 +173,12 @@ pub(crate) fn diff(stack: &str, desired: &[Resource], live: &LiveState) -> Vec<S
             }
             Some(l) => {
                 for (k, want) in &r.props {
-                    if r.kind == "rds-instance" && super::resources::rds::owned_elsewhere(k, l) {
+                    if r.kind == ResourceKind::RdsInstance && super::resources::rds::owned_elsewhere(k, l) {
                         continue;
                     }
                     let have = l.props.get(*k).unwrap_or(&Value::Null);
                     let matches = match (r.kind, *k, want, have) {
-                        ("rds-instance", "engine", Value::String(w), Value::String(h)) => {
+                        (ResourceKind::RdsInstance, "engine", Value::String(w), Value::String(h)) => {
                             super::resources::rds::engine_satisfies(w, h)
                         }
                         _ => same(want, have),
@@ -207,13 +207,13 @@ pub(crate) fn diff(stack: &str, desired: &[Resource], live: &LiveState) -> Vec<S
         }
         steps.push(step);
     }
-    let order: Vec<&str> = desired.iter().map(|r| r.kind).collect();
+    let order: Vec<ResourceKind> = desired.iter().map(|r| r.kind).collect();
     let mut deletes: Vec<Step> = live
         .orphans
         .iter()
         .map(|o| Step {
             action: Action::Delete,
-            kind: o.kind.to_string(),
+            kind: o.kind,
             name: o.name.clone(),
             changes: vec![],
             reason: Some("tagged for this stack and no longer declared".into()),
@@ -227,16 +227,16 @@ pub(crate) fn diff(stack: &str, desired: &[Resource], live: &LiveState) -> Vec<S
 
 /// Lowering how long backups are kept is data loss: RDS deletes automated backups past the new
 /// retention at once (0 deletes them all), and AWS Backup expires recovery points sooner.
-fn lowers_retention(kind: &str, c: &Change) -> Option<String> {
+fn lowers_retention(kind: ResourceKind, c: &Change) -> Option<String> {
     let days = |v: &Value| v.as_i64();
     match (kind, c.property.as_str()) {
-        ("rds-instance", "backup-retention-days") => match (days(&c.before), days(&c.after)) {
+        (ResourceKind::RdsInstance, "backup-retention-days") => match (days(&c.before), days(&c.after)) {
             (Some(before), Some(after)) if after < before => Some(format!(
                 "lowers backup retention from {before} to {after} days: RDS deletes the automated backups past it"
             )),
             _ => None,
         },
-        ("backup-plan", "rules") => {
+        (ResourceKind::BackupPlan, "rules") => {
             let rules = |v: &Value| -> Vec<(String, Option<i64>)> {
                 v.as_array()
                     .map(|a| {
@@ -364,9 +364,9 @@ mod tests {
     #[test]
     fn retention_aws_backup_owns_is_not_planned() {
         use crate::stack::live::{Live, LiveState, Owner};
-        let r = Resource::new("rds-instance", "db").prop("backup-retention-days", 14).prop("multi-az", true);
+        let r = Resource::new(ResourceKind::RdsInstance, "db").prop("backup-retention-days", 14).prop("multi-az", true);
         let live = |managed: bool| {
-            let mut l = Live::new("rds-instance", "db", "arn:aws:rds:ap-southeast-1:1:db:db")
+            let mut l = Live::new(ResourceKind::RdsInstance, "db", "arn:aws:rds:ap-southeast-1:1:db:db")
                 .prop("backup-retention-days", 35)
                 .prop("multi-az", true)
                 .prop(crate::stack::resources::rds::BACKUP_MANAGED, managed);
@@ -384,27 +384,28 @@ mod tests {
 
     #[test]
     fn lowering_backup_retention_is_data_loss_raising_it_is_not() {
-        let rds = |b, a| lowers_retention("rds-instance", &change("backup-retention-days", json!(b), json!(a)));
+        let rds =
+            |b, a| lowers_retention(ResourceKind::RdsInstance, &change("backup-retention-days", json!(b), json!(a)));
         assert!(rds(14, 7).unwrap().contains("from 14 to 7 days"));
         assert!(rds(7, 0).is_some(), "0 deletes every automated backup");
         assert!(rds(7, 14).is_none() && rds(7, 7).is_none());
-        let plan = |b: Value, a: Value| lowers_retention("backup-plan", &change("rules", b, a));
+        let plan = |b: Value, a: Value| lowers_retention(ResourceKind::BackupPlan, &change("rules", b, a));
         let rules = |d: Option<i64>| json!([{ "name": "daily", "schedule": "cron(0 1 * * ? *)", "retention-days": d }]);
         assert!(plan(rules(Some(35)), rules(Some(7))).unwrap().contains("`daily` from 35 days to 7 days"));
         assert!(plan(rules(None), rules(Some(400))).unwrap().contains("from forever"));
         assert!(plan(rules(Some(7)), rules(Some(35))).is_none());
         assert!(plan(rules(Some(7)), json!([{ "name": "other", "retention-days": 1 }])).is_none());
-        assert!(lowers_retention("rds-instance", &change("multi-az", json!(true), json!(false))).is_none());
+        assert!(lowers_retention(ResourceKind::RdsInstance, &change("multi-az", json!(true), json!(false))).is_none());
     }
 
     /// The plan text and Markdown a reviewer reads, pinned: a create, an update that loses data, a no-op.
     #[test]
     fn plan_text_and_markdown_snapshot() {
         use crate::stack::live::{Live, LiveState, Owner};
-        let db = Resource::new("rds-instance", "db").prop("backup-retention-days", 7).prop("multi-az", true);
-        let topic = Resource::new("sns-topic", "alerts").prop("kms-key", "alias/app");
+        let db = Resource::new(ResourceKind::RdsInstance, "db").prop("backup-retention-days", 7).prop("multi-az", true);
+        let topic = Resource::new(ResourceKind::SnsTopic, "alerts").prop("kms-key", "alias/app");
         let mut live = LiveState::default();
-        let mut l = Live::new("rds-instance", "db", "arn:aws:rds:ap-southeast-1:1:db:db")
+        let mut l = Live::new(ResourceKind::RdsInstance, "db", "arn:aws:rds:ap-southeast-1:1:db:db")
             .prop("backup-retention-days", 35)
             .prop("multi-az", true);
         l.owner = Owner::This;

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::config::{AlarmKind, Purpose, ShieldMode, StackSpec};
+use crate::stack::model::ResourceKind;
 
 /// One rule of the policy.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -657,29 +658,29 @@ pub(crate) fn check_live(
         &format!("live region {region} is within the residency"),
         format!("live region {region} is outside the residency {}", s.residency.join(", ")),
     );
-    let get = |kind: &'static str| desired.iter().filter(move |r| r.kind == kind).map(|r| (r, live.get(r)));
+    let get = |kind: ResourceKind| desired.iter().filter(move |r| r.kind == kind).map(|r| (r, live.get(r)));
     let prop = live_prop;
-    for (r, l) in get("kms-key") {
+    for (r, l) in get(ResourceKind::KmsKey) {
         let ok = prop(l, "rotation") == Value::Bool(true);
         let fail = if l.is_none() { missing(r) } else { "rotation is off".into() };
         f.add("STK-KMS-ROTATION", ok, &r.name, "rotation on", fail);
     }
-    for (r, l) in get("rds-instance") {
+    for (r, l) in get(ResourceKind::RdsInstance) {
         live_database(&mut f, r, l, live);
     }
-    for (r, l) in get("backup-vault") {
+    for (r, l) in get(ResourceKind::BackupVault) {
         let ok = prop(l, "kms-key").as_str().is_some_and(|k| k.starts_with("alias/") && !k.starts_with("alias/aws/"));
         let fail = if l.is_none() { missing(r) } else { format!("key {}", prop(l, "kms-key")) };
         f.add("STK-BACKUP-VAULT-ENCRYPTED", ok, &r.name, "customer-managed key", fail);
     }
     // The selection selects by tag: the live database must carry it, or the plan backs up nothing.
-    for (r, l) in get("rds-instance") {
+    for (r, l) in get(ResourceKind::RdsInstance) {
         let Some(want) = r.props.get("backup-tag").and_then(Value::as_str) else { continue };
         let have = prop(l, "backup-tag");
         let fail = if l.is_none() { missing(r) } else { format!("lacks the selection's tag {want}") };
         f.add("STK-BACKUP-SELECTS-DB", have.as_str() == Some(want), &r.name, &format!("tagged {want}"), fail);
     }
-    for (r, l) in get("backup-plan") {
+    for (r, l) in get(ResourceKind::BackupPlan) {
         let rules = prop(l, "rules");
         let rules = rules.as_array().cloned().unwrap_or_default();
         let kept = |x: &Value| x["retention-days"].as_i64().unwrap_or(0) >= 35;
@@ -689,26 +690,26 @@ pub(crate) fn check_live(
         f.add("STK-BACKUP-PLAN", ok, &r.name, "daily and continuous rules, 35 days", fail);
     }
     let topic = s.alerts.as_ref().map(|a| a.topic.clone()).unwrap_or_default();
-    for (r, l) in get("alarm") {
+    for (r, l) in get(ResourceKind::Alarm) {
         f.add("STK-ALARMS", l.is_some(), &r.name, "exists", missing(r));
         let acts = prop(l, "actions");
         let ok = acts.as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(&topic)));
         f.add("STK-ALARM-ACTIONS", ok, &r.name, "notifies the alert topic", format!("actions {acts}"));
     }
-    for (r, l) in get("sns-topic") {
+    for (r, l) in get(ResourceKind::SnsTopic) {
         let ok = !prop(l, "kms-key").is_null();
         let fail = if l.is_none() { missing(r) } else { "not encrypted".into() };
         f.add("STK-SNS-ENCRYPTED", ok, &r.name, "KMS-encrypted", fail);
     }
-    for (r, l) in get("log-group") {
+    for (r, l) in get(ResourceKind::LogGroup) {
         let ok = !prop(l, "kms-key").is_null() && !prop(l, "retention-days").is_null();
         let fail = if l.is_none() { missing(r) } else { "needs a KMS key and a retention period".into() };
         f.add("STK-LOGS-ENCRYPTED", ok, &r.name, "KMS-encrypted with retention", fail);
     }
-    for (r, l) in get("s3-bucket") {
+    for (r, l) in get(ResourceKind::S3Bucket) {
         live_bucket(&mut f, r, l, backup_window_days(s));
     }
-    for (r, l) in get("beanstalk-environment") {
+    for (r, l) in get(ResourceKind::BeanstalkEnvironment) {
         let subnets = prop(l, "subnets").as_array().map(Vec::len).unwrap_or(0);
         let ok = prop(l, "health") == Value::String("enhanced".into()) && subnets >= 2;
         let fail = if l.is_none() { missing(r) } else { format!("health {}, {subnets} subnet(s)", prop(l, "health")) };

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{Ctx, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 /// DescribeAlarms by name, 100 names a call.
 pub(crate) async fn read(c: &Clients, want: &[&Resource]) -> Result<Vec<Live>, AwsError> {
@@ -76,7 +76,7 @@ fn live(a: &MetricAlarm) -> Live {
         json!({ "expression": expression, "metrics": metrics })
     };
     let actions: Vec<&str> = a.alarm_actions().iter().map(|arn| arn.rsplit(':').next().unwrap_or(arn)).collect();
-    Live::new("alarm", a.alarm_name().unwrap_or_default(), a.alarm_arn().unwrap_or_default())
+    Live::new(ResourceKind::Alarm, a.alarm_name().unwrap_or_default(), a.alarm_arn().unwrap_or_default())
         .prop("description", a.alarm_description())
         .prop("watches", watches)
         .prop("threshold", a.threshold())

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{Ctx, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 /// The schedule AWS gives a continuous rule that was declared without one.
 const CONTINUOUS_DEFAULT_SCHEDULE: &str = "cron(0 5 ? * * *)";
@@ -29,7 +29,7 @@ pub(crate) async fn read(
                 let Some(name) = v.backup_vault_name() else { continue };
                 if vaults.iter().any(|r| r.name == name) {
                     out.push(
-                        Live::new("backup-vault", name, v.backup_vault_arn().unwrap_or_default())
+                        Live::new(ResourceKind::BackupVault, name, v.backup_vault_arn().unwrap_or_default())
                             .prop("kms-key", v.encryption_key_arn().map(|k| ids.alias_of(k))),
                     );
                 }
@@ -74,7 +74,7 @@ pub(crate) async fn read(
             })
             .collect();
         let vault = got.backup_plan().and_then(|p| p.rules().first()).map(|r| r.target_backup_vault_name().to_string());
-        let mut l = Live::new("backup-plan", &name, &arn).prop("vault", vault).prop("rules", rules);
+        let mut l = Live::new(ResourceKind::BackupPlan, &name, &arn).prop("vault", vault).prop("rules", rules);
         l.id = Some(id.clone());
         out.push(l);
         for r in selections.iter().filter(|s| str_prop(s, "plan") == name) {
@@ -95,7 +95,7 @@ pub(crate) async fn read(
                     let tag = sel
                         .and_then(|s| s.list_of_tags().first())
                         .map(|t| format!("{}={}", t.condition_key(), t.condition_value()));
-                    let mut l = Live::new("backup-selection", &r.name, &arn)
+                    let mut l = Live::new(ResourceKind::BackupSelection, &r.name, &arn)
                         .prop("plan", &name)
                         .prop("iam-role-arn", sel.map(|s| s.iam_role_arn()))
                         .prop("tag", tag);

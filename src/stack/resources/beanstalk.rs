@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{Ctx, str_prop};
 use crate::aws::{AwsError, Backoff, classify};
 use crate::stack::live::{Clients, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 pub(crate) async fn read(c: &Clients, apps: &[&Resource], envs: &[&Resource]) -> Result<Vec<Live>, AwsError> {
     let mut out = Vec::new();
@@ -20,7 +20,7 @@ pub(crate) async fn read(c: &Clients, apps: &[&Resource], envs: &[&Resource]) ->
                 .map_err(|e| classify("elasticbeanstalk:DescribeApplications", &e))?;
         for a in got.applications() {
             out.push(Live::new(
-                "beanstalk-application",
+                ResourceKind::BeanstalkApplication,
                 a.application_name().unwrap_or_default(),
                 a.application_arn().unwrap_or_default(),
             ));
@@ -69,7 +69,7 @@ pub(crate) async fn read(c: &Clients, apps: &[&Resource], envs: &[&Resource]) ->
             t => t.split(',').next().unwrap_or_default().trim().to_string(),
         };
         out.push(
-            Live::new("beanstalk-environment", name, e.environment_arn().unwrap_or_default())
+            Live::new(ResourceKind::BeanstalkEnvironment, name, e.environment_arn().unwrap_or_default())
                 .prop("application", app)
                 .prop("solution-stack", e.solution_stack_name())
                 .prop("instance-type", instance_type)

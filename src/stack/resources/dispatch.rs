@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live, TAG_MANAGED, TAG_STACK};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 /// What apply carries between steps: the stack's name (for tags) and ids learned along the way.
 pub(crate) struct Ctx {
@@ -41,84 +41,88 @@ pub(crate) fn prop(r: &Resource, k: &str) -> Value {
 }
 
 /// Properties AWS cannot change in place: a change replaces the resource, and says why.
-pub(crate) fn forces_replacement(kind: &str, prop: &str) -> Option<&'static str> {
+pub(crate) fn forces_replacement(kind: ResourceKind, prop: &str) -> Option<&'static str> {
     Some(match (kind, prop) {
-        ("rds-instance", "kms-key") => "RDS encrypts an instance's storage with one key for its whole life",
-        ("rds-instance", "master-username") => "RDS cannot rename the master user",
-        ("rds-instance", "database") => "RDS cannot rename the initial database",
-        ("db-parameter-group", "family") => "a parameter group's family is fixed at creation",
-        ("db-subnet-group", "vpc") => "a subnet group cannot move to another VPC",
-        ("backup-vault", "kms-key") => "a backup vault's encryption key is fixed at creation",
-        ("backup-selection", _) => "AWS Backup selections cannot be modified, only recreated",
-        ("beanstalk-environment", "vpc") => "an environment cannot move to another VPC",
-        ("beanstalk-environment", "application") => "an environment cannot move to another application",
+        (ResourceKind::RdsInstance, "kms-key") => "RDS encrypts an instance's storage with one key for its whole life",
+        (ResourceKind::RdsInstance, "master-username") => "RDS cannot rename the master user",
+        (ResourceKind::RdsInstance, "database") => "RDS cannot rename the initial database",
+        (ResourceKind::DbParameterGroup, "family") => "a parameter group's family is fixed at creation",
+        (ResourceKind::DbSubnetGroup, "vpc") => "a subnet group cannot move to another VPC",
+        (ResourceKind::BackupVault, "kms-key") => "a backup vault's encryption key is fixed at creation",
+        (ResourceKind::BackupSelection, _) => "AWS Backup selections cannot be modified, only recreated",
+        (ResourceKind::BeanstalkEnvironment, "vpc") => "an environment cannot move to another VPC",
+        (ResourceKind::BeanstalkEnvironment, "application") => "an environment cannot move to another application",
         _ => return None,
     })
 }
 
 /// Replacing or deleting these loses data (or, for a key, everything it encrypts): refused without
 /// `--allow-data-loss`.
-pub(crate) fn holds_data(kind: &str) -> bool {
-    matches!(kind, "rds-instance" | "backup-vault" | "kms-key" | "s3-bucket")
+pub(crate) fn holds_data(kind: ResourceKind) -> bool {
+    matches!(
+        kind,
+        ResourceKind::RdsInstance | ResourceKind::BackupVault | ResourceKind::KmsKey | ResourceKind::S3Bucket
+    )
 }
 
 pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
     match r.kind {
-        "kms-key" => super::kms::create(c, r, ctx).await,
-        "sns-topic" => super::sns::create(c, r, ctx).await,
-        "log-group" => super::logs::create_group(c, r, ctx).await,
-        "metric-filter" => super::logs::put_filter(c, r).await,
-        "alarm" => super::alarms::put(c, r, ctx).await,
-        "db-parameter-group" => super::rds::create_parameter_group(c, r, ctx).await,
-        "db-subnet-group" => super::rds::create_subnet_group(c, r, ctx).await,
-        "rds-instance" => super::rds::create_instance(c, r, ctx).await,
-        "backup-vault" => super::backup::create_vault(c, r, ctx).await,
-        "backup-plan" => super::backup::create_plan(c, r, ctx).await,
-        "backup-selection" => super::backup::create_selection(c, r, ctx).await,
-        "s3-bucket" => super::s3::create(c, r, ctx).await,
-        "beanstalk-application" => super::beanstalk::create_application(c, r, ctx).await,
-        "beanstalk-environment" => super::beanstalk::create_environment(c, r, ctx).await,
-        "shield-protection" => super::shield::create(c, r, ctx).await,
-        other => unreachable!("no resource kind `{other}`"),
+        ResourceKind::KmsKey => super::kms::create(c, r, ctx).await,
+        ResourceKind::SnsTopic => super::sns::create(c, r, ctx).await,
+        ResourceKind::LogGroup => super::logs::create_group(c, r, ctx).await,
+        ResourceKind::MetricFilter => super::logs::put_filter(c, r).await,
+        ResourceKind::Alarm => super::alarms::put(c, r, ctx).await,
+        ResourceKind::DbParameterGroup => super::rds::create_parameter_group(c, r, ctx).await,
+        ResourceKind::DbSubnetGroup => super::rds::create_subnet_group(c, r, ctx).await,
+        ResourceKind::RdsInstance => super::rds::create_instance(c, r, ctx).await,
+        ResourceKind::BackupVault => super::backup::create_vault(c, r, ctx).await,
+        ResourceKind::BackupPlan => super::backup::create_plan(c, r, ctx).await,
+        ResourceKind::BackupSelection => super::backup::create_selection(c, r, ctx).await,
+        ResourceKind::S3Bucket => super::s3::create(c, r, ctx).await,
+        ResourceKind::BeanstalkApplication => super::beanstalk::create_application(c, r, ctx).await,
+        ResourceKind::BeanstalkEnvironment => super::beanstalk::create_environment(c, r, ctx).await,
+        ResourceKind::ShieldProtection => super::shield::create(c, r, ctx).await,
     }
 }
 
 pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live, ctx: &Ctx) -> Result<(), AwsError> {
     match r.kind {
-        "kms-key" => super::kms::update(c, r, live).await,
-        "sns-topic" => super::sns::update(c, r, live).await,
-        "log-group" => super::logs::update_group(c, r, live, ctx).await,
-        "metric-filter" => super::logs::put_filter(c, r).await,
-        "alarm" => super::alarms::put(c, r, ctx).await,
-        "db-parameter-group" => super::rds::update_parameter_group(c, r, live).await,
-        "db-subnet-group" => super::rds::update_subnet_group(c, r).await,
-        "rds-instance" => super::rds::update_instance(c, r, live).await,
-        "backup-plan" => super::backup::update_plan(c, r, live).await,
-        "s3-bucket" => super::s3::update(c, r, live, ctx).await,
-        "beanstalk-environment" => super::beanstalk::update_environment(c, r, live).await,
+        ResourceKind::KmsKey => super::kms::update(c, r, live).await,
+        ResourceKind::SnsTopic => super::sns::update(c, r, live).await,
+        ResourceKind::LogGroup => super::logs::update_group(c, r, live, ctx).await,
+        ResourceKind::MetricFilter => super::logs::put_filter(c, r).await,
+        ResourceKind::Alarm => super::alarms::put(c, r, ctx).await,
+        ResourceKind::DbParameterGroup => super::rds::update_parameter_group(c, r, live).await,
+        ResourceKind::DbSubnetGroup => super::rds::update_subnet_group(c, r).await,
+        ResourceKind::RdsInstance => super::rds::update_instance(c, r, live).await,
+        ResourceKind::BackupPlan => super::backup::update_plan(c, r, live).await,
+        ResourceKind::S3Bucket => super::s3::update(c, r, live, ctx).await,
+        ResourceKind::BeanstalkEnvironment => super::beanstalk::update_environment(c, r, live).await,
         // Nothing of these changes in place: their changes force replacement.
-        _ => Ok(()),
+        ResourceKind::BackupVault
+        | ResourceKind::BackupSelection
+        | ResourceKind::BeanstalkApplication
+        | ResourceKind::ShieldProtection => Ok(()),
     }
 }
 
 pub(crate) async fn delete(c: &Clients, live: &Live, ctx: &Ctx) -> Result<(), AwsError> {
     match live.kind {
-        "kms-key" => super::kms::delete(c, live).await,
-        "sns-topic" => super::sns::delete(c, live).await,
-        "log-group" => super::logs::delete_group(c, live).await,
-        "metric-filter" => super::logs::delete_filter(c, live).await,
-        "alarm" => super::alarms::delete(c, live).await,
-        "db-parameter-group" => super::rds::delete_parameter_group(c, live).await,
-        "db-subnet-group" => super::rds::delete_subnet_group(c, live).await,
-        "rds-instance" => super::rds::delete_instance(c, live).await,
-        "backup-vault" => super::backup::delete_vault(c, live).await,
-        "backup-plan" => super::backup::delete_plan(c, live).await,
-        "backup-selection" => super::backup::delete_selection(c, live, ctx).await,
-        "s3-bucket" => super::s3::delete(c, live).await,
-        "beanstalk-application" => super::beanstalk::delete_application(c, live).await,
-        "beanstalk-environment" => super::beanstalk::delete_environment(c, live).await,
-        "shield-protection" => super::shield::delete(c, live).await,
-        other => unreachable!("no resource kind `{other}`"),
+        ResourceKind::KmsKey => super::kms::delete(c, live).await,
+        ResourceKind::SnsTopic => super::sns::delete(c, live).await,
+        ResourceKind::LogGroup => super::logs::delete_group(c, live).await,
+        ResourceKind::MetricFilter => super::logs::delete_filter(c, live).await,
+        ResourceKind::Alarm => super::alarms::delete(c, live).await,
+        ResourceKind::DbParameterGroup => super::rds::delete_parameter_group(c, live).await,
+        ResourceKind::DbSubnetGroup => super::rds::delete_subnet_group(c, live).await,
+        ResourceKind::RdsInstance => super::rds::delete_instance(c, live).await,
+        ResourceKind::BackupVault => super::backup::delete_vault(c, live).await,
+        ResourceKind::BackupPlan => super::backup::delete_plan(c, live).await,
+        ResourceKind::BackupSelection => super::backup::delete_selection(c, live, ctx).await,
+        ResourceKind::S3Bucket => super::s3::delete(c, live).await,
+        ResourceKind::BeanstalkApplication => super::beanstalk::delete_application(c, live).await,
+        ResourceKind::BeanstalkEnvironment => super::beanstalk::delete_environment(c, live).await,
+        ResourceKind::ShieldProtection => super::shield::delete(c, live).await,
     }
 }
 
@@ -128,9 +132,13 @@ fn pairs<K: AsRef<str>, V: AsRef<str>>(it: impl IntoIterator<Item = (K, V)>) -> 
 
 /// One resource's tags, read from its own service: for ARNs the tagging API did not return. `None` when
 /// the kind has no tags of its own (its parent's decide).
-pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option<HashMap<String, String>>, AwsError> {
+pub(crate) async fn tags_of(
+    c: &Clients,
+    kind: ResourceKind,
+    arn: &str,
+) -> Result<Option<HashMap<String, String>>, AwsError> {
     Ok(Some(match kind {
-        "kms-key" => {
+        ResourceKind::KmsKey => {
             let t = c
                 .kms
                 .list_resource_tags()
@@ -140,7 +148,7 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
                 .map_err(|e| classify("kms:ListResourceTags", &e))?;
             pairs(t.tags().iter().map(|t| (t.tag_key(), t.tag_value())))
         }
-        "sns-topic" => {
+        ResourceKind::SnsTopic => {
             let t = c
                 .sns
                 .list_tags_for_resource()
@@ -150,7 +158,7 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
                 .map_err(|e| classify("sns:ListTagsForResource", &e))?;
             pairs(t.tags().iter().map(|t| (t.key(), t.value())))
         }
-        "log-group" | "metric-filter" => {
+        ResourceKind::LogGroup | ResourceKind::MetricFilter => {
             let name = arn.split_once(":log-group:").map(|(_, n)| n).unwrap_or(arn);
             #[expect(deprecated, reason = "moto serves ListTagsLogGroup, not its successor ListTagsForResource")]
             let t = c
@@ -162,7 +170,7 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
                 .map_err(|e| classify("logs:ListTagsLogGroup", &e))?;
             t.tags().cloned().unwrap_or_default()
         }
-        "alarm" => {
+        ResourceKind::Alarm => {
             let t =
                 c.cw.list_tags_for_resource()
                     .resource_arn(arn)
@@ -171,7 +179,7 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
                     .map_err(|e| classify("cloudwatch:ListTagsForResource", &e))?;
             pairs(t.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
         }
-        "db-parameter-group" | "db-subnet-group" | "rds-instance" => {
+        ResourceKind::DbParameterGroup | ResourceKind::DbSubnetGroup | ResourceKind::RdsInstance => {
             let t = c
                 .rds
                 .list_tags_for_resource()
@@ -181,11 +189,11 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
                 .map_err(|e| classify("rds:ListTagsForResource", &e))?;
             pairs(t.tag_list().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
         }
-        "backup-vault" | "backup-plan" | "backup-selection" => {
+        ResourceKind::BackupVault | ResourceKind::BackupPlan | ResourceKind::BackupSelection => {
             let t = c.backup.list_tags().resource_arn(arn).send().await.map_err(|e| classify("backup:ListTags", &e))?;
             t.tags().cloned().unwrap_or_default()
         }
-        "beanstalk-application" | "beanstalk-environment" => {
+        ResourceKind::BeanstalkApplication | ResourceKind::BeanstalkEnvironment => {
             let t =
                 c.eb.list_tags_for_resource()
                     .resource_arn(arn)
@@ -194,8 +202,10 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
                     .map_err(|e| classify("elasticbeanstalk:ListTagsForResource", &e))?;
             pairs(t.resource_tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
         }
-        "s3-bucket" => super::s3::tags_of(c, arn.trim_start_matches("arn:aws:s3:::")).await?.into_iter().collect(),
-        "shield-protection" => {
+        ResourceKind::S3Bucket => {
+            super::s3::tags_of(c, arn.trim_start_matches("arn:aws:s3:::")).await?.into_iter().collect()
+        }
+        ResourceKind::ShieldProtection => {
             let t = c
                 .shield
                 .list_tags_for_resource()
@@ -205,7 +215,6 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
                 .map_err(|e| classify("shield:ListTagsForResource", &e))?;
             pairs(t.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
         }
-        _ => return Ok(None),
     }))
 }
 
@@ -214,17 +223,17 @@ pub(crate) async fn tags_of(c: &Clients, kind: &str, arn: &str) -> Result<Option
 pub(crate) async fn orphan(c: &Clients, arn: &str, ids: &Ids) -> Result<Option<Live>, AwsError> {
     let mut parts = arn.splitn(6, ':');
     let (service, resource) = (parts.nth(2).unwrap_or_default(), parts.nth(2).unwrap_or_default());
-    let (kind, name): (&'static str, String) = match service {
+    let (kind, name): (ResourceKind, String) = match service {
         "cloudwatch" => match resource.strip_prefix("alarm:") {
-            Some(n) => ("alarm", n.to_string()),
+            Some(n) => (ResourceKind::Alarm, n.to_string()),
             None => return Ok(None),
         },
         "logs" => match resource.strip_prefix("log-group:") {
-            Some(n) => ("log-group", n.trim_end_matches(":*").to_string()),
+            Some(n) => (ResourceKind::LogGroup, n.trim_end_matches(":*").to_string()),
             None => return Ok(None),
         },
-        "sns" => ("sns-topic", resource.to_string()),
-        "s3" => ("s3-bucket", resource.to_string()),
+        "sns" => (ResourceKind::SnsTopic, resource.to_string()),
+        "s3" => (ResourceKind::S3Bucket, resource.to_string()),
         "kms" => {
             let Some(id) = resource.strip_prefix("key/") else { return Ok(None) };
             let meta = c.kms.describe_key().key_id(id).send().await.map_err(|e| classify("kms:DescribeKey", &e))?;
@@ -232,35 +241,35 @@ pub(crate) async fn orphan(c: &Clients, arn: &str, ids: &Ids) -> Result<Option<L
                 return Ok(None);
             }
             let alias = ids.alias_of(arn);
-            let mut l = Live::new("kms-key", if alias == arn { format!("key/{id}") } else { alias }, arn);
+            let mut l = Live::new(ResourceKind::KmsKey, if alias == arn { format!("key/{id}") } else { alias }, arn);
             l.id = Some(id.to_string());
             return Ok(Some(l));
         }
         "rds" => match resource.split_once(':') {
-            Some(("db", n)) => ("rds-instance", n.to_string()),
-            Some(("pg", n)) => ("db-parameter-group", n.to_string()),
-            Some(("subgrp", n)) => ("db-subnet-group", n.to_string()),
+            Some(("db", n)) => (ResourceKind::RdsInstance, n.to_string()),
+            Some(("pg", n)) => (ResourceKind::DbParameterGroup, n.to_string()),
+            Some(("subgrp", n)) => (ResourceKind::DbSubnetGroup, n.to_string()),
             _ => return Ok(None),
         },
         "backup" => match resource.split_once(':') {
-            Some(("backup-vault", n)) => ("backup-vault", n.to_string()),
+            Some(("backup-vault", n)) => (ResourceKind::BackupVault, n.to_string()),
             Some(("backup-plan", id)) => {
-                let mut l = Live::new("backup-plan", id, arn);
+                let mut l = Live::new(ResourceKind::BackupPlan, id, arn);
                 l.id = Some(id.to_string());
                 return Ok(Some(l));
             }
             _ => return Ok(None),
         },
         "elasticbeanstalk" => match resource.split_once('/') {
-            Some(("application", n)) => ("beanstalk-application", n.to_string()),
+            Some(("application", n)) => (ResourceKind::BeanstalkApplication, n.to_string()),
             Some(("environment", rest)) => {
-                ("beanstalk-environment", rest.rsplit('/').next().unwrap_or(rest).to_string())
+                (ResourceKind::BeanstalkEnvironment, rest.rsplit('/').next().unwrap_or(rest).to_string())
             }
             _ => return Ok(None),
         },
         "shield" => match resource.strip_prefix("protection/") {
             Some(id) => {
-                let mut l = Live::new("shield-protection", id, arn);
+                let mut l = Live::new(ResourceKind::ShieldProtection, id, arn);
                 l.id = Some(id.to_string());
                 return Ok(Some(l));
             }
@@ -276,7 +285,7 @@ pub(crate) async fn orphan(c: &Clients, arn: &str, ids: &Ids) -> Result<Option<L
 pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsError> {
     let t = tags(stack);
     match l.kind {
-        "kms-key" => {
+        ResourceKind::KmsKey => {
             let tags =
                 t.iter().map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build().unwrap());
             c.kms
@@ -288,7 +297,7 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .map(|_| ())
                 .map_err(|e| classify("kms:TagResource", &e))
         }
-        "sns-topic" => {
+        ResourceKind::SnsTopic => {
             let tags = t.iter().map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build().unwrap());
             c.sns
                 .tag_resource()
@@ -299,7 +308,7 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .map(|_| ())
                 .map_err(|e| classify("sns:TagResource", &e))
         }
-        "log-group" | "metric-filter" => {
+        ResourceKind::LogGroup | ResourceKind::MetricFilter => {
             let name = l.arn.split_once(":log-group:").map(|(_, n)| n).unwrap_or(&l.name);
             #[expect(deprecated, reason = "moto serves TagLogGroup, not its successor TagResource")]
             c.logs
@@ -311,7 +320,7 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .map(|_| ())
                 .map_err(|e| classify("logs:TagLogGroup", &e))
         }
-        "alarm" => {
+        ResourceKind::Alarm => {
             let tags = t.iter().map(|(k, v)| aws_sdk_cloudwatch::types::Tag::builder().key(k).value(v).build());
             c.cw.tag_resource()
                 .resource_arn(&l.arn)
@@ -321,7 +330,7 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .map(|_| ())
                 .map_err(|e| classify("cloudwatch:TagResource", &e))
         }
-        "db-parameter-group" | "db-subnet-group" | "rds-instance" => c
+        ResourceKind::DbParameterGroup | ResourceKind::DbSubnetGroup | ResourceKind::RdsInstance => c
             .rds
             .add_tags_to_resource()
             .resource_name(&l.arn)
@@ -330,7 +339,7 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
             .await
             .map(|_| ())
             .map_err(|e| classify("rds:AddTagsToResource", &e)),
-        "backup-vault" | "backup-plan" | "backup-selection" => c
+        ResourceKind::BackupVault | ResourceKind::BackupPlan | ResourceKind::BackupSelection => c
             .backup
             .tag_resource()
             .resource_arn(&l.arn)
@@ -339,7 +348,7 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
             .await
             .map(|_| ())
             .map_err(|e| classify("backup:TagResource", &e)),
-        "beanstalk-application" | "beanstalk-environment" => {
+        ResourceKind::BeanstalkApplication | ResourceKind::BeanstalkEnvironment => {
             c.eb.update_tags_for_resource()
                 .resource_arn(&l.arn)
                 .set_tags_to_add(Some(super::beanstalk::eb_tags(stack)))
@@ -348,11 +357,11 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .map(|_| ())
                 .map_err(|e| classify("elasticbeanstalk:UpdateTagsForResource", &e))
         }
-        "s3-bucket" => {
+        ResourceKind::S3Bucket => {
             let existing = super::s3::tags_of(c, &l.name).await?;
             super::s3::put_tags(c, &l.name, &super::s3::merged(existing, &t)).await
         }
-        "shield-protection" => {
+        ResourceKind::ShieldProtection => {
             let tags = t.iter().map(|(k, v)| aws_sdk_shield::types::Tag::builder().key(k).value(v).build());
             c.shield
                 .tag_resource()
@@ -363,6 +372,5 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .map(|_| ())
                 .map_err(|e| classify("shield:TagResource", &e))
         }
-        _ => Ok(()),
     }
 }

@@ -6,7 +6,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 use super::{Ctx, str_prop, tags};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 /// ListAliases (paged, 100) finds every key by alias; then DescribeKey and GetKeyRotationStatus per key.
 pub(crate) async fn read(c: &Clients, want: &[&Resource], ids: &mut Ids) -> Result<Vec<Live>, AwsError> {
@@ -46,7 +46,7 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource], ids: &mut Ids) -> Resu
             .send()
             .await
             .map_err(|e| classify("kms:GetKeyPolicy", &e))?;
-        let mut l = Live::new("kms-key", &r.name, arn)
+        let mut l = Live::new(ResourceKind::KmsKey, &r.name, arn)
             .prop("description", m.description().unwrap_or_default())
             .prop("rotation", rotation)
             .prop("service-principals", allowed_services(policy.policy().unwrap_or_default()));

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{Ctx, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 /// The longest prefix all names share, so one DescribeLogGroups (50 a page) covers the lot.
 fn common_prefix<'a>(names: impl Iterator<Item = &'a str>) -> String {
@@ -52,7 +52,7 @@ pub(crate) async fn read(
                 continue;
             }
             let arn = g.arn().unwrap_or_default().trim_end_matches(":*").to_string();
-            let l = Live::new("log-group", name, arn)
+            let l = Live::new(ResourceKind::LogGroup, name, arn)
                 .prop("retention-days", g.retention_in_days())
                 .prop("kms-key", g.kms_key_id().map(|k| ids.alias_of(k)));
             found.insert(name.to_string(), l);
@@ -80,7 +80,7 @@ pub(crate) async fn read(
                     .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default();
                 out.push(
-                    Live::new("metric-filter", name, &parent_arn)
+                    Live::new(ResourceKind::MetricFilter, name, &parent_arn)
                         .prop("log-group", group)
                         .prop("pattern", m.filter_pattern().unwrap_or_default())
                         .prop(

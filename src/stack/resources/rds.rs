@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{Ctx, bool_prop, str_prop};
 use crate::aws::{AwsError, Backoff, classify};
 use crate::stack::live::{Clients, Ids, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 pub(crate) fn rds_tags(stack: &str) -> Vec<Tag> {
     super::tags(stack).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
@@ -37,7 +37,7 @@ pub(crate) async fn read(
             .filter_map(|(n, (v, _))| v.map(|v| (n, v)))
             .collect();
         out.push(
-            Live::new("db-parameter-group", &r.name, g.db_parameter_group_arn().unwrap_or_default())
+            Live::new(ResourceKind::DbParameterGroup, &r.name, g.db_parameter_group_arn().unwrap_or_default())
                 .prop("family", g.db_parameter_group_family())
                 .prop("parameters", params),
         );
@@ -54,7 +54,7 @@ pub(crate) async fn read(
         let mut ids: Vec<&str> = g.subnets().iter().filter_map(|s| s.subnet_identifier()).collect();
         ids.sort();
         out.push(
-            Live::new("db-subnet-group", &r.name, g.db_subnet_group_arn().unwrap_or_default())
+            Live::new(ResourceKind::DbSubnetGroup, &r.name, g.db_subnet_group_arn().unwrap_or_default())
                 .prop("subnets", ids)
                 .prop("vpc", g.vpc_id()),
         );
@@ -72,7 +72,7 @@ pub(crate) async fn read(
             continue;
         }
         out.push(
-            Live::new("rds-instance", &r.name, d.db_instance_arn().unwrap_or_default())
+            Live::new(ResourceKind::RdsInstance, &r.name, d.db_instance_arn().unwrap_or_default())
                 .prop(
                     "engine",
                     format!("{} {}", d.engine().unwrap_or_default(), d.engine_version().unwrap_or_default()),

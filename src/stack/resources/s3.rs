@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{Ctx, bool_prop, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 /// The lifecycle rule stackdrill owns; others on the bucket are left as they are.
 const RULE_ID: &str = "stackdrill-noncurrent-retention";
@@ -43,7 +43,7 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource], ids: &Ids) -> Result<V
                 .send()
                 .await
                 .map_err(|e| classify("s3:GetBucketVersioning", &e))?;
-        let mut l = Live::new("s3-bucket", name, arn(name))
+        let mut l = Live::new(ResourceKind::S3Bucket, name, arn(name))
             .prop("versioning", v.status() == Some(&BucketVersioningStatus::Enabled))
             .prop("kms-key", kms_key(c, name).await?.map(|k| ids.alias_of(&k)))
             .prop("block-public-access", public_access_blocked(c, name).await?)

@@ -4,7 +4,7 @@
 use super::{Ctx, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 /// Whether the account subscribes to Shield Advanced, the declared protections that exist, and notes.
 pub(crate) async fn read(c: &Clients, want: &[&Resource]) -> Result<(bool, Vec<Live>, Vec<String>), AwsError> {
@@ -34,7 +34,7 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource]) -> Result<(bool, Vec<L
         for p in page.protections() {
             let Some(name) = p.name() else { continue };
             if let Some(r) = want.iter().find(|r| r.name == name) {
-                let mut l = Live::new("shield-protection", name, p.protection_arn().unwrap_or_default())
+                let mut l = Live::new(ResourceKind::ShieldProtection, name, p.protection_arn().unwrap_or_default())
                     .prop("environment", str_prop(r, "environment"))
                     .prop("mode", str_prop(r, "mode"));
                 l.id = p.id().map(str::to_string);

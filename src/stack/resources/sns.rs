@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{Ctx, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
-use crate::stack::model::Resource;
+use crate::stack::model::{Resource, ResourceKind};
 
 fn name_of(arn: &str) -> &str {
     arn.rsplit(':').next().unwrap_or(arn)
@@ -42,7 +42,7 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource], ids: &Ids) -> Result<V
             }
         }
         subs.sort_by_key(|v| v.to_string());
-        let mut l = Live::new("sns-topic", &r.name, arn).prop("subscriptions", subs);
+        let mut l = Live::new(ResourceKind::SnsTopic, &r.name, arn).prop("subscriptions", subs);
         if let Some(k) = key {
             l = l.prop("kms-key", ids.alias_of(k));
         }

@@ -28,7 +28,7 @@ use aws_smithy_mocks::mock;
 use super::{Ctx, backup, beanstalk};
 use crate::aws::mocked;
 use crate::stack::live::{Clients, Ids, Live};
-use crate::stack::model::{Resource, desired};
+use crate::stack::model::{Resource, ResourceKind, desired};
 
 fn production() -> Vec<Resource> {
     let spec = crate::config::load_stack(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/production.yaml")))
@@ -37,7 +37,7 @@ fn production() -> Vec<Resource> {
 }
 
 fn find<'a>(rs: &'a [Resource], kind: &str) -> &'a Resource {
-    rs.iter().find(|r| r.kind == kind).unwrap_or_else(|| panic!("production declares a {kind}"))
+    rs.iter().find(|r| r.kind.as_str() == kind).unwrap_or_else(|| panic!("production declares a {kind}"))
 }
 
 /// Clients that must not be called, except the ones a test replaces.
@@ -131,7 +131,7 @@ async fn a_beanstalk_environment_reads_back_as_declared_and_updates_its_option_s
     c.eb = mocked!(aws_sdk_elasticbeanstalk, &rules.iter().collect::<Vec<_>>());
     let live = beanstalk::read(&c, &[app], &[env]).await.unwrap();
     assert_eq!(live.len(), 2);
-    same_props(env, live.iter().find(|l| l.kind == "beanstalk-environment").unwrap());
+    same_props(env, live.iter().find(|l| l.kind == ResourceKind::BeanstalkEnvironment).unwrap());
 
     // Someone lowered the floor to one instance and switched to basic health: two changes, in place.
     let rules = eb_rules("1", "basic");
@@ -151,7 +151,7 @@ async fn a_beanstalk_environment_reads_back_as_declared_and_updates_its_option_s
     let mut c = clients();
     c.eb = mocked!(aws_sdk_elasticbeanstalk, &all);
     let live = beanstalk::read(&c, &[app], &[env]).await.unwrap();
-    let l = live.iter().find(|l| l.kind == "beanstalk-environment").unwrap();
+    let l = live.iter().find(|l| l.kind == ResourceKind::BeanstalkEnvironment).unwrap();
     let mut state = crate::stack::live::LiveState::default();
     state.found.insert(env.address(), Live { owner: crate::stack::live::Owner::This, ..l.clone() });
     let steps = crate::stack::plan::diff("production", std::slice::from_ref(env), &state);
@@ -248,8 +248,8 @@ async fn a_backup_selection_reads_back_as_declared_and_is_created_on_its_plan() 
     let mut c = clients();
     c.backup = mocked!(aws_sdk_backup, &[&list, &get, &list_sel, &get_sel, &create]);
     let live = backup::read(&c, &[], &[plan], &[sel], &Ids::default()).await.unwrap();
-    same_props(plan, live.iter().find(|l| l.kind == "backup-plan").unwrap());
-    same_props(sel, live.iter().find(|l| l.kind == "backup-selection").unwrap());
+    same_props(plan, live.iter().find(|l| l.kind == ResourceKind::BackupPlan).unwrap());
+    same_props(sel, live.iter().find(|l| l.kind == ResourceKind::BackupSelection).unwrap());
 
     let mut ids = Ids::default();
     ids.plan_id.insert("production-plan".into(), PLAN_ID.into());
@@ -269,7 +269,7 @@ async fn the_database_carries_the_tag_its_backup_selection_selects_by() {
     let db = find(&rs, "rds-instance");
     assert_eq!(db.props.get("backup-tag").and_then(|v| v.as_str()), Some("backup=production"));
     const ARN: &str = "arn:aws:rds:ap-southeast-1:111122223333:db:production-db";
-    let mut live = Live::new("rds-instance", "production-db", ARN);
+    let mut live = Live::new(ResourceKind::RdsInstance, "production-db", ARN);
     for (k, v) in &db.props {
         if *k != "backup-tag" {
             live.props.insert(k.to_string(), v.clone());
@@ -310,7 +310,7 @@ async fn parameters_apply_immediately_only_when_dynamic() {
     use aws_sdk_rds::operation::describe_db_parameters::DescribeDbParametersOutput;
     use aws_sdk_rds::operation::modify_db_parameter_group::ModifyDbParameterGroupOutput;
     use aws_sdk_rds::types::{ApplyMethod, Parameter};
-    let group = Resource::new("db-parameter-group", "production-pg15").prop("family", "postgres15").prop(
+    let group = Resource::new(ResourceKind::DbParameterGroup, "production-pg15").prop("family", "postgres15").prop(
         "parameters",
         serde_json::json!({ "rds.force_ssl": "1", "shared_preload_libraries": "pg_stat_statements" }),
     );
@@ -334,9 +334,10 @@ async fn parameters_apply_immediately_only_when_dynamic() {
         .then_output(|| ModifyDbParameterGroupOutput::builder().build());
     let mut c = clients();
     c.rds = mocked!(aws_sdk_rds, &[&described, &modify]);
-    let live = Live::new("db-parameter-group", "production-pg15", "arn:aws:rds:ap-southeast-1:1:pg:production-pg15")
-        .prop("family", "postgres15")
-        .prop("parameters", serde_json::json!({}));
+    let live =
+        Live::new(ResourceKind::DbParameterGroup, "production-pg15", "arn:aws:rds:ap-southeast-1:1:pg:production-pg15")
+            .prop("family", "postgres15")
+            .prop("parameters", serde_json::json!({}));
     super::rds::update_parameter_group(&c, &group, &live).await.unwrap();
     assert_eq!(modify.num_calls(), 1, "one call, each parameter with its own apply method");
 }
