@@ -168,6 +168,12 @@ def main(argv):
     if len(argv) < 2 or argv[1] not in ("parliament", "sentry"):
         print(__doc__, file=sys.stderr)
         return 2
+    try:
+        import parliament  # noqa: F401
+        import policy_sentry  # noqa: F401
+    except ImportError as e:
+        print(f"{e.name} is not installed: run `bash scripts/moto-venv` (tests/requirements.txt pins it)", file=sys.stderr)
+        return 3
     if argv[1] == "parliament":
         files = argv[3:]
         bad = run_parliament(argv[2], files)
