@@ -65,6 +65,22 @@ pub(super) fn policy(want: Want, region: Option<&str>, printer: Printer) -> Resu
         sign_kms_key,
         region: region.unwrap_or(crate::aws::DEFAULT_REGION).to_string(),
     };
-    printer.json(&make_policy(&req));
+    let doc = make_policy(&req);
+    // IAM refuses a policy without statements: say what needs no access instead of printing one.
+    if doc["Statement"].as_array().is_none_or(Vec::is_empty) {
+        let names: Vec<String> = specs.iter().map(|d| format!("`{}`", d.name)).collect();
+        let what = match names.len() {
+            1 => format!("drill {} needs", names[0]),
+            _ => format!("drills {} need", names.join(", ")),
+        };
+        return Err(Failure::could_not_run(
+            anyhow!("{what} no AWS access: there is no IAM policy to print"),
+            Some(
+                "run it without AWS credentials; a policy is for a drill, stack, schedule or store that calls AWS"
+                    .into(),
+            ),
+        ));
+    }
+    printer.json(&doc);
     Ok(exit_codes::OK)
 }

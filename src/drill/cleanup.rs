@@ -223,7 +223,17 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool, bucket
     let s3 = crate::aws::s3_client(settings).await;
     let mut out = Vec::new();
     match s3_scratch::scratch_candidates(&s3, &region).await {
-        Ok(list) => found.extend(list.into_iter().map(|(id, tags)| Candidate { kind: "s3-bucket", id, tags })),
+        Ok(list) => {
+            found.extend(list.tagged.into_iter().map(|(id, tags)| Candidate { kind: "s3-bucket", id, tags }));
+            // Named like scratch, but its tags may not be read here: not provably ours, so left alone.
+            out.extend(list.unreadable.into_iter().map(|(id, why)| Swept {
+                kind: "s3-bucket",
+                resource: format!("{region}/{id}"),
+                drill: String::new(),
+                run: String::new(),
+                action: format!("skipped: its tags cannot be read ({why})"),
+            }));
+        }
         // The RDS scratch found above is still swept.
         Err(e) if buckets => out.push(failed(format!("scratch buckets not swept: {e}"))),
         Err(e) => tracing::debug!(error = %e, "scratch buckets not listed (no drill restores a bucket)"),

@@ -243,7 +243,6 @@ fn bucket_restores(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         p.allow(
             "BucketRestoreReadSource",
             &[
-                "s3:GetBucketLocation",
                 "s3:GetBucketVersioning",
                 "s3:GetLifecycleConfiguration",
                 "s3:GetEncryptionConfiguration",
@@ -303,10 +302,12 @@ fn bucket_restores(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         if let crate::config::BucketSource::AwsBackup { iam_role_arn, .. } = &b.from {
             p.allow(
                 "BucketRestoreAwsBackup",
-                &["backup:ListRecoveryPointsByResource", "backup:StartRestoreJob"],
-                &[source.clone(), format!("arn:aws:backup:{r}:*:recovery-point:*")],
+                &["backup:StartRestoreJob", "backup:DescribeRecoveryPoint"],
+                &[format!("arn:aws:backup:{r}:*:recovery-point:*")],
                 None,
             );
+            // The action has no resource type: only "*" matches it (Service Authorization Reference).
+            p.allow("BucketRestoreFindRecoveryPoints", &["backup:ListRecoveryPointsByResource"], &["*".into()], None);
             p.allow("DrillAwsBackupJobs", &["backup:DescribeRestoreJob"], &["*".into()], None);
             p.allow(
                 "DrillPassRestoreRole",
@@ -428,7 +429,9 @@ const STACK_CREATE: &[&str] = &[
     "backup:TagResource",
     "elasticbeanstalk:CreateApplication",
     "elasticbeanstalk:CreateEnvironment",
-    "elasticbeanstalk:UpdateTagsForResource",
+    // UpdateTagsForResource (the API) and tag-on-create are authorized as AddTags; stackdrill never removes
+    // a tag, so RemoveTags is not granted.
+    "elasticbeanstalk:AddTags",
     "shield:CreateProtection",
     "shield:TagResource",
 ];
@@ -443,7 +446,6 @@ const STACK_CHANGE: &[&str] = &[
     "kms:ScheduleKeyDeletion",
     "sns:SetTopicAttributes",
     "sns:Subscribe",
-    "sns:Unsubscribe",
     "sns:DeleteTopic",
     "logs:DeleteLogGroup",
     "cloudwatch:DeleteAlarms",
@@ -513,6 +515,9 @@ fn stack(p: &mut Policy, s: &StackSpec, read_only: bool) {
         &["*".into()],
         Some(json!({ "StringEquals": { "aws:ResourceTag/stackdrill:stack": s.name } })),
     );
+    // sns:Unsubscribe has no resource type and supports no condition key: only an unconditioned "*" lets the
+    // stack remove a subscription (a tag condition would never hold).
+    p.allow("StackUnsubscribe", &["sns:Unsubscribe"], &["*".into()], None);
     // Roles the stack hands to services: the backup selection's, the Beanstalk instance profile's and
     // service role. (Launching a Beanstalk environment also needs what Beanstalk itself creates on the
     // caller's behalf — EC2, Auto Scaling, load balancers, CloudFormation: AWS's managed policy
@@ -545,7 +550,6 @@ fn schedule(p: &mut Policy, cfg: &DeploySpec, region: &str) {
             "scheduler:CreateScheduleGroup",
             "scheduler:TagResource",
             "scheduler:ListTagsForResource",
-            "scheduler:ListSchedules",
             "scheduler:GetSchedule",
             "scheduler:CreateSchedule",
             "scheduler:UpdateSchedule",
@@ -554,6 +558,8 @@ fn schedule(p: &mut Policy, cfg: &DeploySpec, region: &str) {
         &[group, schedules],
         None,
     );
+    // ListSchedules has no resource type: only "*" matches it (Service Authorization Reference).
+    p.allow("ScheduleList", &["scheduler:ListSchedules"], &["*".into()], None);
     p.allow(
         "SchedulePassRole",
         &["iam:PassRole"],
@@ -563,10 +569,15 @@ fn schedule(p: &mut Policy, cfg: &DeploySpec, region: &str) {
 }
 
 fn workflow(p: &mut Policy, cfg: &DeploySpec) {
+    // RunTask's resource is `task-definition/${Family}:${Revision}`: a family without a revision matches
+    // nothing, so it is granted on every revision of the family.
+    let td = &cfg.task_definition;
+    let family_only = td.rsplit_once("task-definition/").is_some_and(|(_, f)| !f.contains(':'));
+    let task_definition = if family_only { format!("{td}:*") } else { td.clone() };
     p.allow(
         "WorkflowRunDrillTask",
         &["ecs:RunTask"],
-        std::slice::from_ref(&cfg.task_definition),
+        &[task_definition],
         Some(json!({ "ArnEquals": { "ecs:cluster": cfg.cluster } })),
     );
     p.allow(

@@ -4,6 +4,7 @@ mod aws_drill;
 mod config;
 mod evidence;
 mod harness;
+mod iam_lint;
 mod local_drill;
 mod logical;
 mod moto;

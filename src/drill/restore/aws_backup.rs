@@ -46,6 +46,24 @@ struct Point {
     created: DateTime<Utc>,
     /// For a continuous point: restorable up to now.
     continuous: bool,
+    /// The earliest instant it restores to: its creation, or for a continuous point the later of that and
+    /// now less its retention.
+    earliest: DateTime<Utc>,
+}
+
+/// AWS Backup keeps a continuous backup at most 35 days.
+const CONTINUOUS_MAX_DAYS: i64 = 35;
+
+/// The earliest instant a continuous backup created at `created` restores to: it reaches back at most its
+/// retention (the recovery point's lifecycle `DeleteAfterDays`; at most 35 days), so max(created, now −
+/// retention).
+pub(crate) fn continuous_earliest(
+    created: DateTime<Utc>,
+    delete_after_days: Option<i64>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let days = delete_after_days.filter(|d| *d > 0).unwrap_or(CONTINUOUS_MAX_DAYS).min(CONTINUOUS_MAX_DAYS);
+    created.max(now - chrono::TimeDelta::days(days))
 }
 
 impl AwsBackup {
@@ -90,9 +108,14 @@ impl AwsBackup {
                 .await
                 .map_err(|e| classify("backup:ListRecoveryPointsByBackupVault", &e))?;
             for p in page.recovery_points() {
-                if let Some(point) = self.usable(p)
-                    && oldest.is_none_or(|o| point.created >= o)
+                // A continuous point created before the cutoff still restores to every instant since it
+                // (up to now): kept, from the cutoff on.
+                if let Some(mut point) = self.usable(p)
+                    && oldest.is_none_or(|o| point.continuous || point.created >= o)
                 {
+                    if let Some(o) = oldest.filter(|_| point.continuous) {
+                        point.earliest = point.earliest.max(o);
+                    }
                     out.push(point);
                 }
             }
@@ -120,7 +143,12 @@ impl AwsBackup {
             return None;
         }
         let created = p.completion_date().or(p.creation_date()).map(aws_scratch::to_chrono)?;
-        Some(Point { arn, created, continuous })
+        let earliest = if continuous {
+            continuous_earliest(created, p.lifecycle().and_then(|l| l.delete_after_days()), Utc::now())
+        } else {
+            created
+        };
+        Some(Point { arn, created, continuous, earliest })
     }
 
     /// The parameter group the restored instance starts with: an inert copy of the source instance's when
@@ -324,7 +352,8 @@ impl RestoreProvider for AwsBackup {
         } else {
             last.created
         };
-        Ok(Window { earliest: first.created, latest: latest.max(first.created) })
+        let earliest = self.points.iter().map(|p| p.earliest).min().unwrap_or(first.created);
+        Ok(Window { earliest, latest: latest.max(earliest) })
     }
 
     async fn wait_recoverable(
@@ -341,8 +370,8 @@ impl RestoreProvider for AwsBackup {
             .points
             .iter()
             .rev()
-            .find(|p| p.continuous && p.created <= target.time)
-            .or_else(|| self.points.iter().rev().find(|p| p.created <= target.time))
+            .find(|p| p.continuous && p.earliest <= target.time)
+            .or_else(|| self.points.iter().rev().find(|p| !p.continuous && p.created <= target.time))
             .cloned()
             .ok_or_else(|| DrillError::NoWindow(format!("no recovery point precedes {}", fmt_time(&target.time))))?;
         self.chosen = Some(point.clone());

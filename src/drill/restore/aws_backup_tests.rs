@@ -411,3 +411,47 @@ async fn a_completed_job_is_tagged_verified_validated_and_deleted_with_retries_o
     assert_eq!(m.get("MultiAZ").map(String::as_str), Some("false"));
     assert!(!m.contains_key("AvailabilityZone"), "{m:?}");
 }
+
+/// A continuous recovery point created before `within`'s cutoff still covers every instant since it up to
+/// now (issue 29 item 9): it is kept (from the cutoff on), not dropped for its creation date; and it reaches
+/// back at most its retention: the window starts at max(created, now − DeleteAfterDays, cutoff).
+#[tokio::test]
+async fn a_continuous_point_older_than_within_is_kept_and_reaches_back_only_its_retention() {
+    use aws_sdk_backup::types::Lifecycle;
+    let created = aws_smithy_types::DateTime::from_secs(Utc::now().timestamp() - 60 * 86_400);
+    let list = mock!(aws_sdk_backup::Client::list_recovery_points_by_backup_vault).then_output(move || {
+        ListRecoveryPointsByBackupVaultOutput::builder()
+            .recovery_points(
+                RecoveryPointByBackupVault::builder()
+                    .recovery_point_arn(
+                        "arn:aws:backup:ap-southeast-1:111122223333:recovery-point:continuous:db-prod-1",
+                    )
+                    .status(RecoveryPointStatus::Completed)
+                    .is_encrypted(true)
+                    .creation_date(created)
+                    .completion_date(created)
+                    .lifecycle(Lifecycle::builder().delete_after_days(10).build())
+                    .build(),
+            )
+            .build()
+    });
+    let described =
+        mock!(aws_sdk_rds::Client::describe_db_instances).then_output(|| DescribeDbInstancesOutput::builder().build());
+    let backup = mocked!(aws_sdk_backup, &[&list]);
+    let rds = mocked!(aws_sdk_rds, &[&described]);
+    let within = |w: &str| {
+        let yaml = spec("connect: { host: 127.0.0.1, port: 1 }", "10s");
+        let RestoreSpec::AwsBackup(mut b) = yaml.restore.clone() else { unreachable!() };
+        b.within = humantime::parse_duration(w).ok();
+        DrillSpec { restore: RestoreSpec::AwsBackup(b), ..yaml }
+    };
+    use crate::drill::restore::RestoreProvider;
+    let now = Utc::now();
+    let mut p = provider(&within("3d"), backup.clone(), rds.clone());
+    let w = p.window().await.expect("the continuous point is kept");
+    let off = |t: chrono::DateTime<Utc>, want: chrono::DateTime<Utc>| (t - want).num_seconds().abs() < 120;
+    assert!(off(w.earliest, now - chrono::TimeDelta::days(3)), "{:?}", w.earliest);
+    let mut p = provider(&within("30d"), backup, rds);
+    let w = p.window().await.unwrap();
+    assert!(off(w.earliest, now - chrono::TimeDelta::days(10)), "retention, not creation: {:?}", w.earliest);
+}

@@ -26,8 +26,11 @@ use crate::report::model::{self, PhaseStatus};
 
 /// Above this size an object is copied in parts (`CopyObject` takes at most 5 GiB).
 const SINGLE_COPY_MAX: u64 = 5 << 30;
-/// The part size of a multipart copy.
-const PART: u64 = 512 << 20;
+/// The smallest part of a multipart copy.
+const PART_MIN: u64 = 512 << 20;
+/// The largest part S3 takes (`UploadPartCopy`), and the most parts an upload may have.
+const PART_MAX: u64 = 5 << 30;
+const MAX_PARTS: u64 = 10_000;
 
 /// A restored bucket, as checks reach it.
 #[derive(Clone)]
@@ -50,6 +53,9 @@ struct Point {
     arn: String,
     created: DateTime<Utc>,
     continuous: bool,
+    /// The earliest instant it restores to: its creation; for a continuous point, the later of that and now
+    /// less its retention (`aws_backup::continuous_earliest`).
+    earliest: DateTime<Utc>,
 }
 
 pub(crate) struct BucketRestore {
@@ -59,6 +65,9 @@ pub(crate) struct BucketRestore {
     region: String,
     drill: String,
     run: String,
+    /// This restore's idempotency and creation token: the run's id and the entry's index, so that two
+    /// restore jobs of one run are never taken by AWS Backup for the same request.
+    token: String,
     events: EventSink,
     expires_at: DateTime<Utc>,
     scratch: String,
@@ -117,6 +126,7 @@ impl BucketRestore {
             region,
             drill: drill.to_string(),
             run: run.to_string(),
+            token: format!("{run}-{index}"),
             events,
             expires_at: Utc::now() + lifetime.max(spec.expires_after),
             scratch: s3_scratch::bucket_name(drill, run, index),
@@ -153,18 +163,7 @@ impl BucketRestore {
     /// restorable window (and recovery points), the encryption to give the scratch.
     pub(crate) async fn prepare(&mut self) -> Result<Window, DrillError> {
         let bucket = &self.spec.bucket.clone();
-        let location = self
-            .s3
-            .get_bucket_location()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(|e| classify("s3:GetBucketLocation", &e))?;
-        let source_region = match location.location_constraint().map(|l| l.as_str()) {
-            None | Some("") => "us-east-1".to_string(),
-            Some("EU") => "eu-west-1".to_string(),
-            Some(r) => r.to_string(),
-        };
+        let source_region = bucket_region(&self.s3, bucket).await?;
         if source_region != self.region {
             return Err(DrillError::Refused(format!(
                 "bucket `{bucket}` is in `{source_region}` and the scratch would be in `{}`: restore it in its own region (set `region: {source_region}` and allow it in `residency`)",
@@ -205,8 +204,8 @@ impl BucketRestore {
             self.point = points
                 .iter()
                 .rev()
-                .find(|p| p.continuous && p.created <= instant)
-                .or_else(|| points.iter().rev().find(|p| p.created <= instant))
+                .find(|p| p.continuous && p.earliest <= instant)
+                .or_else(|| points.iter().rev().find(|p| !p.continuous && p.created <= instant))
                 .cloned();
         }
         self.as_of = Some(match &self.point {
@@ -288,7 +287,26 @@ impl BucketRestore {
                     && pinned.as_deref().is_none_or(|a| a == point_arn);
                 if wanted {
                     let continuous = point_arn.contains(":continuous:");
-                    points.push(Point { arn: point_arn.to_string(), created, continuous });
+                    let earliest = if continuous {
+                        // The listing by resource carries no lifecycle: the point's own description does.
+                        let days = match p.backup_vault_name() {
+                            Some(v) => self
+                                .backup
+                                .describe_recovery_point()
+                                .backup_vault_name(v)
+                                .recovery_point_arn(point_arn)
+                                .send()
+                                .await
+                                .map_err(|e| classify("backup:DescribeRecoveryPoint", &e))?
+                                .lifecycle()
+                                .and_then(|l| l.delete_after_days()),
+                            None => None,
+                        };
+                        super::aws_backup::continuous_earliest(created, days, Utc::now())
+                    } else {
+                        created
+                    };
+                    points.push(Point { arn: point_arn.to_string(), created, continuous, earliest });
                 }
             }
             token = page.next_token().map(str::to_string);
@@ -297,7 +315,7 @@ impl BucketRestore {
             }
         }
         points.sort_by_key(|p| p.created);
-        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        let (Some(_), Some(last)) = (points.first(), points.last()) else {
             let which = match (&pinned, &vault) {
                 (Some(a), _) => format!("recovery point `{a}` is not a completed recovery point of"),
                 (None, Some(v)) => format!("vault `{v}` holds no completed recovery point of"),
@@ -309,7 +327,8 @@ impl BucketRestore {
         let continuous_latest = Utc::now() - chrono::TimeDelta::minutes(15);
         let latest =
             if points.iter().any(|p| p.continuous) { continuous_latest.max(last.created) } else { last.created };
-        let window = Window { earliest: first.created, latest };
+        let earliest = points.iter().map(|p| p.earliest).min().unwrap_or(last.created);
+        let window = Window { earliest, latest };
         self.points = points;
         Ok(window)
     }
@@ -378,7 +397,7 @@ impl BucketRestore {
         let mut m: HashMap<String, String> = HashMap::new();
         m.insert("DestinationBucketName".into(), self.scratch.clone());
         m.insert("NewBucket".into(), "true".into());
-        m.insert("CreationToken".into(), self.run.clone());
+        m.insert("CreationToken".into(), self.token.clone());
         m.insert("Encrypted".into(), "true".into());
         match &encryption {
             Encryption::S3Managed => {
@@ -405,7 +424,7 @@ impl BucketRestore {
             .recovery_point_arn(&point.arn)
             .iam_role_arn(role)
             .resource_type("S3")
-            .idempotency_token(&self.run)
+            .idempotency_token(&self.token)
             .set_metadata(Some(m))
             .send()
             .await
@@ -634,7 +653,8 @@ impl super::RestoreProvider for BucketRestore {
         let basis = if self.point.as_ref().is_some_and(|p| !p.continuous) {
             "the recovery point's time: the bucket stands there"
         } else {
-            "the version of every key current at the target"
+            // Not "RPO 0 exactly": listings resolve LastModified to the second (aws/s3list.rs).
+            "the version of every key current at the target, to the second: S3 lists LastModified to one second, so a write within the target's second counts"
         };
         self.as_of.map(|t| (t, basis))
     }
@@ -663,6 +683,23 @@ impl super::RestoreProvider for BucketRestore {
     }
 }
 
+/// The region a bucket is in, from `HeadBucket`'s `x-amz-bucket-region` (AWS sends it with a 200, and with
+/// the 301 or 403 a bucket in another region or account answers from this client's region) — not
+/// `GetBucketLocation`, which AWS no longer recommends and which fails with a redirect for such a bucket.
+async fn bucket_region(s3: &Client, bucket: &str) -> Result<String, DrillError> {
+    let region = match s3.head_bucket().bucket(bucket).send().await {
+        Ok(o) => o.bucket_region().map(str::to_string),
+        Err(e) => match e.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")) {
+            Some(r) => Some(r.to_string()),
+            // IAM authorizes HeadBucket as s3:ListBucket.
+            None => return Err(classify("s3:ListBucket", &e).into()),
+        },
+    };
+    region.filter(|r| !r.is_empty()).ok_or_else(|| {
+        DrillError::Refused(format!("S3 did not say which region bucket `{bucket}` is in (HeadBucket gave no region)"))
+    })
+}
+
 /// `CopySource` wants the key URL-encoded: everything but unreserved characters and `/`.
 fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
@@ -676,7 +713,30 @@ fn encode_key(key: &str) -> String {
     out
 }
 
-/// Copies one version server-side (in parts above 5 GiB); the bytes copied.
+/// A tag set as `x-amz-tagging` carries it: URL query parameters.
+fn tagging(tags: &[aws_sdk_s3::types::Tag]) -> Option<String> {
+    let enc = |s: &str| encode_key(s).replace('/', "%2F");
+    let pairs: Vec<String> = tags.iter().map(|t| format!("{}={}", enc(t.key()), enc(t.value()))).collect();
+    (!pairs.is_empty()).then(|| pairs.join("&"))
+}
+
+/// The byte ranges (inclusive) of a multipart copy of `size` bytes: parts of max(512 MiB, ⌈size/10,000⌉), at
+/// most 5 GiB, so that no object S3 can hold (5 TiB) needs more than the 10,000 parts an upload may have.
+fn part_ranges(size: u64) -> Vec<(u64, u64)> {
+    let part = PART_MIN.max(size.div_ceil(MAX_PARTS)).min(PART_MAX);
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    while start < size {
+        let end = (start + part).min(size) - 1;
+        out.push((start, end));
+        start = end + 1;
+    }
+    out
+}
+
+/// Copies one version server-side (in parts above 5 GiB); the bytes copied. `CopyObject` keeps the
+/// source's Content-Type, user metadata, cache and encoding headers and tags; a multipart copy does not, so
+/// they are read (`HeadObject`, `GetObjectTagging`) and given to `CreateMultipartUpload`.
 async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u64, String> {
     let from = format!("{source}/{}?versionId={}", encode_key(&o.key), o.version.as_deref().unwrap_or("null"));
     if o.size <= SINGLE_COPY_MAX {
@@ -689,18 +749,39 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
             .map_err(|e| format!("copying `{}`: {}", o.key, classify("s3:GetObjectVersion", &e)))?;
         return Ok(o.size);
     }
+    let head = s3
+        .head_object()
+        .bucket(source)
+        .key(&o.key)
+        .set_version_id(o.version.clone())
+        .send()
+        .await
+        .map_err(|e| format!("reading `{}`'s headers: {}", o.key, classify("s3:GetObjectVersion", &e)))?;
+    let tags = s3
+        .get_object_tagging()
+        .bucket(source)
+        .key(&o.key)
+        .set_version_id(o.version.clone())
+        .send()
+        .await
+        .map_err(|e| format!("reading `{}`'s tags: {}", o.key, classify("s3:GetObjectVersionTagging", &e)))?;
     let upload = s3
         .create_multipart_upload()
         .bucket(scratch)
         .key(&o.key)
+        .set_content_type(head.content_type().map(str::to_string))
+        .set_metadata(head.metadata().cloned())
+        .set_cache_control(head.cache_control().map(str::to_string))
+        .set_content_encoding(head.content_encoding().map(str::to_string))
+        .set_content_disposition(head.content_disposition().map(str::to_string))
+        .set_content_language(head.content_language().map(str::to_string))
+        .set_tagging(tagging(tags.tag_set()))
         .send()
         .await
         .map_err(|e| format!("copying `{}`: {}", o.key, classify("s3:PutObject", &e)))?;
     let id = upload.upload_id().unwrap_or_default().to_string();
     let mut parts = Vec::new();
-    let mut start = 0u64;
-    while start < o.size {
-        let end = (start + PART).min(o.size) - 1;
+    for (start, end) in part_ranges(o.size) {
         let n = parts.len() as i32 + 1;
         let part = s3
             .upload_part_copy()
@@ -715,7 +796,6 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
             .map_err(|e| format!("copying part {n} of `{}`: {}", o.key, classify("s3:GetObjectVersion", &e)))?;
         let etag = part.copy_part_result().and_then(|r| r.e_tag()).map(str::to_string);
         parts.push(aws_sdk_s3::types::CompletedPart::builder().part_number(n).set_e_tag(etag).build());
-        start = end + 1;
     }
     s3.complete_multipart_upload()
         .bucket(scratch)

@@ -260,20 +260,30 @@ async fn all_buckets(client: &Client) -> Result<Vec<aws_sdk_s3::types::Bucket>, 
     }
 }
 
-/// Buckets of `region` named like scratch (`sd-…`) and their tags, for `drill cleanup`.
-pub(crate) async fn scratch_candidates(
-    client: &Client,
-    region: &str,
-) -> Result<Vec<(String, Vec<(String, String)>)>, String> {
-    let mut out = Vec::new();
+/// Scratch-named buckets (`sd-…`) of `region`, for `drill cleanup`.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Candidates {
+    /// Those whose tags were read, with their tags.
+    pub(crate) tagged: Vec<(String, Vec<(String, String)>)>,
+    /// Those whose tags may not be read here (another account's `sd-` bucket answers AccessDenied, one of
+    /// another region a 301): not ours to judge, so skipped, with why.
+    pub(crate) unreadable: Vec<(String, String)>,
+}
+
+/// Buckets of `region` named like scratch (`sd-…`) and their tags, for `drill cleanup`; a bucket whose tags
+/// cannot be read is set aside with the reason, and the others are still returned.
+pub(crate) async fn scratch_candidates(client: &Client, region: &str) -> Result<Candidates, String> {
+    let mut out = Candidates::default();
     for b in all_buckets(client).await? {
         let Some(name) = b.name().filter(|n| n.starts_with("sd-")) else { continue };
         // A bucket of another region answers only there; its region's sweep takes it.
         if b.bucket_region().is_some_and(|r| r != region) {
             continue;
         }
-        if let Some(tags) = tags_of(client, name).await? {
-            out.push((name.to_string(), tags));
+        match tags_of(client, name).await {
+            Ok(Some(tags)) => out.tagged.push((name.to_string(), tags)),
+            Ok(None) => {}
+            Err(e) => out.unreadable.push((name.to_string(), e)),
         }
     }
     Ok(out)
@@ -287,6 +297,58 @@ pub(crate) async fn created_at(client: &Client, name: &str) -> Result<Option<Dat
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_s3::operation::get_bucket_tagging::GetBucketTaggingOutput;
+    use aws_sdk_s3::operation::list_buckets::ListBucketsOutput;
+    use aws_sdk_s3::types::{Bucket, Tag};
+    use aws_smithy_mocks::mock;
+    use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use crate::aws::mocked;
+
+    /// `drill cleanup` meets `sd-` buckets it may not read the tags of — another account's (AccessDenied),
+    /// or one S3 answers with a 301 from another region (issue 29 item 10): each is set aside with why, and the
+    /// buckets after it are still found, instead of the first such bucket ending the sweep.
+    #[tokio::test]
+    async fn sd_buckets_whose_tags_may_not_be_read_are_set_aside_and_the_rest_found() {
+        let list = mock!(aws_sdk_s3::Client::list_buckets).then_output(|| {
+            ListBucketsOutput::builder()
+                .buckets(Bucket::builder().name("sd-a-theirs").bucket_region("ap-southeast-1").build())
+                .buckets(Bucket::builder().name("sd-b-moved").build())
+                .buckets(Bucket::builder().name("sd-c-ours-1").bucket_region("ap-southeast-1").build())
+                .buckets(Bucket::builder().name("prod-files").bucket_region("ap-southeast-1").build())
+                .build()
+        });
+        let error = |status: u16, code: &'static str| {
+            move || {
+                let body = format!("<Error><Code>{code}</Code><Message>no</Message></Error>");
+                HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+            }
+        };
+        let denied = mock!(aws_sdk_s3::Client::get_bucket_tagging)
+            .match_requests(|r| r.bucket() == Some("sd-a-theirs"))
+            .then_http_response(error(403, "AccessDenied"));
+        let moved = mock!(aws_sdk_s3::Client::get_bucket_tagging)
+            .match_requests(|r| r.bucket() == Some("sd-b-moved"))
+            .then_http_response(error(301, "PermanentRedirect"));
+        let ours = mock!(aws_sdk_s3::Client::get_bucket_tagging)
+            .match_requests(|r| r.bucket() == Some("sd-c-ours-1"))
+            .then_output(|| {
+                let tag = Tag::builder().key("stackdrill:scratch").value("true").build().unwrap();
+                GetBucketTaggingOutput::builder().tag_set(tag).build().unwrap()
+            });
+        let s3 = mocked!(aws_sdk_s3, &[&list, &denied, &moved, &ours]);
+        let found = super::scratch_candidates(&s3, "ap-southeast-1").await.unwrap();
+        assert_eq!(
+            found.tagged,
+            vec![("sd-c-ours-1".to_string(), vec![("stackdrill:scratch".to_string(), "true".to_string())])]
+        );
+        let unreadable: Vec<&str> = found.unreadable.iter().map(|(b, _)| b.as_str()).collect();
+        assert_eq!(unreadable, ["sd-a-theirs", "sd-b-moved"]);
+        assert!(found.unreadable[0].1.contains("AccessDenied"), "{:?}", found.unreadable);
+        assert!(found.unreadable[1].1.contains("PermanentRedirect"), "{:?}", found.unreadable);
+    }
+
     #[test]
     fn scratch_bucket_names_are_valid_for_the_longest_drill_name() {
         let drill = "a".repeat(40);

@@ -223,6 +223,9 @@ async fn wait_ready_within(
         let got =
             c.eb.describe_environments()
                 .environment_names(name)
+                // Beanstalk includes environments terminated in the last hour by default: one of the same name
+                // would end the wait at once.
+                .include_deleted(false)
                 .send()
                 .await
                 .map_err(|e| classify("elasticbeanstalk:DescribeEnvironments", &e))?;

@@ -355,7 +355,8 @@ pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsErr
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| classify("elasticbeanstalk:UpdateTagsForResource", &e))
+                // IAM authorizes UpdateTagsForResource's TagsToAdd as elasticbeanstalk:AddTags.
+                .map_err(|e| classify("elasticbeanstalk:AddTags", &e))
         }
         ResourceKind::S3Bucket => {
             let existing = super::s3::tags_of(c, &l.name).await?;

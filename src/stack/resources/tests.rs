@@ -389,3 +389,30 @@ async fn a_beanstalk_environment_launches_with_its_roles_and_a_failed_launch_say
     assert_eq!(create.num_calls(), 1, "CreateEnvironment carried the instance profile and the service role");
     assert!(e.contains("production-web` is Terminated") && e.contains("instance profile not found"), "{e}");
 }
+
+/// The wait for Ready asks without deleted environments (issue 29 item 11): Beanstalk lists environments
+/// terminated within the last hour unless `IncludeDeleted=false`, and a terminated one of the same name would
+/// end the wait at once as a failure (the mock answers only a request that leaves them out with Ready).
+#[tokio::test]
+async fn the_wait_for_a_beanstalk_environment_leaves_out_terminated_ones_of_the_same_name() {
+    use aws_sdk_elasticbeanstalk::operation::create_environment::CreateEnvironmentOutput;
+    let rs = production();
+    let env = find(&rs, "beanstalk-environment");
+    let create = mock!(aws_sdk_elasticbeanstalk::Client::create_environment)
+        .then_output(|| CreateEnvironmentOutput::builder().build());
+    let status = |s: EnvironmentStatus| {
+        DescribeEnvironmentsOutput::builder()
+            .environments(EnvironmentDescription::builder().environment_name("production-web").status(s).build())
+            .build()
+    };
+    let live = mock!(aws_sdk_elasticbeanstalk::Client::describe_environments)
+        .match_requests(|r| r.include_deleted() == Some(false))
+        .then_output(move || status(EnvironmentStatus::Ready));
+    let with_deleted = mock!(aws_sdk_elasticbeanstalk::Client::describe_environments)
+        .then_output(move || status(EnvironmentStatus::Terminated));
+    let mut c = clients();
+    c.eb = mocked!(aws_sdk_elasticbeanstalk, &[&create, &live, &with_deleted]);
+    let ctx = Ctx { stack: "production".into(), ids: Default::default() };
+    super::beanstalk::create_environment(&c, env, &ctx).await.unwrap();
+    assert_eq!((live.num_calls(), with_deleted.num_calls()), (1, 0));
+}
