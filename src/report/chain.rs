@@ -718,6 +718,50 @@ mod tests {
         assert!(verify_with(&d, &Trust::default(), true).unwrap().problems.is_empty());
     }
 
+    /// Where the chain must be signed (an operator key trusted, or keys pinned), unsigned entries stand only
+    /// when a trusted signature after them vouches for them: a leading unsigned run does; a store of
+    /// unsigned entries (every signature stripped) does not; `--allow-unsigned` accepts it.
+    #[test]
+    fn unsigned_entries_stand_only_when_a_signed_entry_after_them_vouches_for_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (signer, pinned) = key(tmp.path());
+        let operator = Trust { explicit: false, ..pinned.clone() };
+        let d = tmp.path().join("leading");
+        crate::report::store::write(&d, &mut report(0), None).unwrap();
+        crate::report::store::write(&d, &mut report(1), Some(&signer)).unwrap();
+        for trust in [&pinned, &operator] {
+            let v = verify(&d, trust).unwrap();
+            assert!(v.ok(), "{:?}", v.problems);
+            assert_eq!(v.states[&1], SigState::Unsigned);
+        }
+        let d = tmp.path().join("unsigned");
+        store(&d, 3, None);
+        assert!(verify(&d, &Trust::default()).unwrap().ok(), "no key trusted: an unsigned store");
+        for (trust, why) in
+            [(&pinned, "--key / --trust-kms-key require"), (&operator, "the operator key `signing` is trusted")]
+        {
+            let p = first_problem(&d, trust);
+            assert!(
+                p.starts_with("entry 1 ") && p.contains("no signed entry after it vouches for it") && p.contains(why),
+                "{p}"
+            );
+            assert_eq!(verify(&d, trust).unwrap().problems.len(), 3);
+        }
+        assert!(verify_with(&d, &operator, true).unwrap().problems.is_empty());
+        // A signed entry whose envelope was deleted is a broken link, not an entry whose renderings go unchecked.
+        let d = tmp.path().join("no-envelope");
+        let entries = store(&d, 2, Some(&signer));
+        std::fs::remove_file(d.join(dsse_name(&entries[1].file))).unwrap();
+        let p = first_problem(&d, &pinned);
+        assert!(p.starts_with("entry 2 ") && p.contains("DSSE envelope") && p.contains("is missing"), "{p}");
+        // And one whose signature was deleted while its document records its signer.
+        let d = tmp.path().join("no-sig");
+        let entries = store(&d, 2, Some(&signer));
+        std::fs::remove_file(d.join(format!("{}.sig", entries[1].file))).unwrap();
+        let p = first_problem(&d, &Trust::default());
+        assert!(p.starts_with("entry 2 ") && p.contains("records its signer"), "{p}");
+    }
+
     /// The signed statement covers the Markdown and HTML renderings: editing or deleting either is named.
     #[test]
     fn an_edited_or_missing_rendering_is_named() {
