@@ -309,8 +309,8 @@ pub(crate) struct StoreArgs {
     /// Report store: a directory or s3://bucket/prefix (default: $STACKDRILL_REPORTS, else ./reports)
     #[arg(long, env = "STACKDRILL_REPORTS")]
     pub(crate) reports: Option<PathBuf>,
-    /// Trust this public key (PEM) besides those in .stackdrill/keys/trusted/, and require every entry to be
-    /// signed by a trusted key (repeatable)
+    /// Trust exactly this public key (PEM; repeatable): the keys in .stackdrill/keys/trusted/ are then not
+    /// trusted, and the chain must be signed (required with --pack)
     #[arg(long = "key", value_name = "PUB")]
     pub(crate) keys: Vec<PathBuf>,
     /// Trust this AWS KMS signing key (id, ARN or alias; its public key is fetched), as --key (repeatable)
@@ -327,12 +327,17 @@ pub(crate) enum ReportCommand {
     Verify {
         #[command(flatten)]
         store: StoreArgs,
-        /// Accept unsigned entries after signed ones (signing switched off on purpose)
+        /// Accept unsigned entries: after signed ones, or in a store whose operator key is trusted (signing
+        /// switched off on purpose)
         #[arg(long, conflicts_with_all = ["keys", "trust_kms_key"])]
         allow_unsigned: bool,
         /// Verify an evidence pack (a folder or .tar.gz from `report export`) instead of a store, offline
         #[arg(long, value_name = "PACK")]
         pack: Option<PathBuf>,
+        /// The pack exported before this one: it must verify, and --pack must continue the chain from the
+        /// entry it ended at (entries deleted from the store's end in between are named)
+        #[arg(long, value_name = "OLD_PACK", requires = "pack")]
+        previous: Option<PathBuf>,
         /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -438,7 +443,24 @@ pub(crate) enum ReportCommand {
         #[command(flatten)]
         store: StoreArgs,
         /// The reviewer's key (default: .stackdrill/keys/reviewers/<REVIEWER>.key when it exists, from
-        /// `keys generate --role reviewer --name <REVIEWER>`; else the operator's key)
+        /// `keys generate --role reviewer --name <REVIEWER>`); it must be the trusted reviewer key of that name
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        /// Sign with an AWS KMS asymmetric key (ECC_NIST_P256) instead
+        #[arg(long, env = "STACKDRILL_SIGNING_KMS_KEY", conflicts_with = "signing_key")]
+        sign_kms_key: Option<String>,
+    },
+    /// Record, in a new entry signed by a trusted operator key, that an entry's document was lost: `report
+    /// verify` then names it as lost (by whom, why) instead of as a broken link. The ledger is never edited
+    RecordLoss {
+        /// The lost entry's sequence number (as `report verify` names it)
+        seq: u64,
+        /// What happened, for the auditor
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The operator's signing key (default: as `drill run`)
         #[arg(long)]
         signing_key: Option<PathBuf>,
         /// Sign with an AWS KMS asymmetric key (ECC_NIST_P256) instead

@@ -32,11 +32,24 @@ pub(super) struct View {
     _download: Option<tempfile::TempDir>,
 }
 
-/// The trusted keys: `.stackdrill/keys/trusted/`, then `--key` files and `--trust-kms-key` keys (which also
-/// require every entry to be signed).
-async fn trust(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Result<Trust, Failure> {
+/// The trusted keys. `--key` files and `--trust-kms-key` keys, when any is given, are exactly the keys
+/// trusted (they pin the trust: nothing in the trusted folder is added). Without them, the operator's own
+/// store is checked with `<state dir>/keys/trusted/`; an evidence pack (`pack`) never is — nor with the keys
+/// it carries: trust must come from outside what is verified.
+async fn trust(store: &StoreArgs, aws: &crate::aws::AwsSettings, pack: bool) -> Result<Trust, Failure> {
     let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
-    let mut trust = Trust::load_dir(&trusted_dir()).map_err(bad)?;
+    let explicit = !store.keys.is_empty() || !store.trust_kms_key.is_empty();
+    if pack && !explicit {
+        return Err(Failure::could_not_run(
+            anyhow!("an evidence pack is verified with the keys you trust: none was given"),
+            Some(
+                "pass --key <file.pub> for each key whose fingerprint you checked out of band (or \
+                 --trust-kms-key); the keys inside the pack and in the working directory are never trusted"
+                    .into(),
+            ),
+        ));
+    }
+    let mut trust = if explicit { Trust::default() } else { Trust::load_dir(&trusted_dir()).map_err(bad)? };
     for k in &store.keys {
         trust.add_file(k).map_err(bad)?;
     }
@@ -44,13 +57,13 @@ async fn trust(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Result<Trust
         let signer = Signer::kms(k, aws).await.map_err(|e| Failure::could_not_run(e, None))?;
         trust.add(&format!("kms:{k}"), Role::Operator, signer.public().to_vec(), format!("kms:{k}"));
     }
-    trust.explicit = !store.keys.is_empty() || !store.trust_kms_key.is_empty();
+    trust.explicit = explicit;
     Ok(trust)
 }
 
 pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Result<View, Failure> {
     let dir = super::settings::reports(store.reports.as_deref());
-    let trust = trust(store, aws).await?;
+    let trust = trust(store, aws, false).await?;
     if !crate::report::s3::is_url(&dir) {
         return Ok(View { dir, trust, found: vec![], retain: store.retain, s3: None, _download: None });
     }
@@ -93,10 +106,10 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
 
 pub(super) async fn run(cmd: ReportCommand, aws: &crate::aws::AwsSettings) -> Result<u8, Failure> {
     match cmd {
-        ReportCommand::Verify { store, pack: Some(pack), output, .. } => {
-            verify_pack(&pack, &trust(&store, aws).await?, Printer { format: output })
+        ReportCommand::Verify { store, pack: Some(pack), previous, output, .. } => {
+            verify_pack(&pack, previous.as_deref(), &trust(&store, aws, true).await?, Printer { format: output })
         }
-        ReportCommand::Verify { store, allow_unsigned, pack: None, output } => {
+        ReportCommand::Verify { store, allow_unsigned, pack: None, output, .. } => {
             verify(&open(&store, aws).await?, allow_unsigned, Printer { format: output })
         }
         ReportCommand::Export { store, since, until, drills, out, tar, signing_key, sign_kms_key } => {
@@ -126,6 +139,17 @@ pub(super) async fn run(cmd: ReportCommand, aws: &crate::aws::AwsSettings) -> Re
         ReportCommand::Controls { store, format, since, until } => {
             let period = period(since.as_deref(), until.as_deref())?;
             controls(&open(&store, aws).await?, format, period)
+        }
+        ReportCommand::RecordLoss { seq, reason, store, signing_key, sign_kms_key } => {
+            let view = open(&store, aws).await?;
+            let signer =
+                super::signer(signing_key.as_deref(), sign_kms_key.as_deref(), aws).await?.ok_or_else(|| {
+                    Failure::could_not_run(
+                        anyhow!("a loss record is signed, and no signing key is configured"),
+                        Some("pass the operator's key with --signing-key (or --sign-kms-key)".into()),
+                    )
+                })?;
+            record_loss(&view, seq, &reason, &signer)
         }
         ReportCommand::SignOff { id, reviewer, decision, note, store, signing_key, sign_kms_key } => {
             let view = open(&store, aws).await?;
@@ -279,13 +303,14 @@ fn verify(view: &View, allow_unsigned: bool, printer: Printer) -> Result<u8, Fai
         let trusted = v.signed - v.unverified.len();
         let by = if names.is_empty() { String::new() } else { format!(" (`{}`)", names.join("`, `")) };
         let head = if v.unverified.is_empty() { "ok" } else { "UNVERIFIED" };
+        let lost = if v.lost.is_empty() { String::new() } else { format!(", {} recorded as lost", v.lost.len()) };
         printer.line(format!(
-            "{head}: {} in `{}`, the hash chain is intact, {} signed, {trusted} by trusted keys{by}",
+            "{head}: {} in `{}`, the hash chain is intact, {} signed, {trusted} by trusted keys{by}{lost}",
             crate::config::count(v.entries as u64, "entry", "entries"),
             dir.display(),
             v.signed
         ));
-        for p in &v.unverified {
+        for p in v.lost.iter().chain(&v.unverified) {
             printer.line(format!("  {}: {}", p.at, p.what));
         }
         if !v.unverified.is_empty() {
@@ -315,12 +340,15 @@ struct Listed {
     rto_seconds: Option<f64>,
     rpo_seconds: Option<f64>,
     signed_by: Option<String>,
+    /// What `report verify` found about this entry's signature: `ok …`, `unsigned`, `UNVERIFIED …`, `BROKEN`.
+    signature: String,
     file: String,
 }
 
-fn listed(r: &Row) -> Listed {
+fn listed(store: &Store, r: &Row) -> Listed {
     let d = r.report();
     Listed {
+        signature: store.state(r.entry.seq).label(),
         seq: r.entry.seq,
         kind: r.entry.kind.to_string(),
         id: r.entry.id.clone(),
@@ -336,19 +364,20 @@ fn listed(r: &Row) -> Listed {
 
 fn list(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Failure> {
     let dir = &view.dir;
+    let read = store(view)?;
     let all: Vec<Listed> =
-        store(view)?.rows().iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(listed).collect();
+        read.rows().iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(|r| listed(&read, r)).collect();
     if printer.is_json() {
         printer.json(&all);
         return Ok(exit_codes::OK);
     }
     printer.line(format!(
-        "{:>4}  {:<9} {:<24} {:<8} {:<20} {:>9} {:>9}  {:<18} id",
+        "{:>4}  {:<9} {:<24} {:<8} {:<20} {:>9} {:>9}  {:<38} id",
         "seq", "kind", "drill", "result", "started", "RTO", "RPO", "signed"
     ));
     for l in &all {
         printer.line(format!(
-            "{:>4}  {:<9} {:<24} {:<8} {:<20} {:>9} {:>9}  {:<18} {}",
+            "{:>4}  {:<9} {:<24} {:<8} {:<20} {:>9} {:>9}  {:<38} {}",
             l.seq,
             l.kind,
             l.drill,
@@ -356,7 +385,7 @@ fn list(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Failur
             l.started_at.as_deref().map(|s| &s[..19.min(s.len())]).unwrap_or("-"),
             secs(l.rto_seconds),
             secs(l.rpo_seconds),
-            l.signed_by.as_deref().map(|f| &f[..18.min(f.len())]).unwrap_or("unsigned"),
+            l.signature,
             l.id
         ));
     }
@@ -398,8 +427,8 @@ fn history(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Fai
             .iter()
             .map(|(d, rs)| H {
                 drill: d.to_string(),
-                runs: rs.iter().map(|r| listed(r)).collect(),
-                sparkline: sparkline(&rs.iter().map(|r| listed(r).rto_seconds).collect::<Vec<_>>()),
+                runs: rs.iter().map(|r| listed(&all, r)).collect(),
+                sparkline: sparkline(&rs.iter().map(|r| listed(&all, r).rto_seconds).collect::<Vec<_>>()),
             })
             .collect();
         printer.json(&out);
@@ -407,10 +436,10 @@ fn history(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Fai
     }
     for (d, rs) in &by_drill {
         let passed = rs.iter().filter(|r| r.passed()).count();
-        let rtos: Vec<Option<f64>> = rs.iter().map(|r| listed(r).rto_seconds).collect();
+        let rtos: Vec<Option<f64>> = rs.iter().map(|r| listed(&all, r).rto_seconds).collect();
         printer.line(format!("{d}: {} runs, {passed} passed   RTO trend {}", rs.len(), sparkline(&rtos)));
         for r in rs {
-            let l = listed(r);
+            let l = listed(&all, r);
             printer.line(format!(
                 "  {}  {:<7} RTO {:>9}  RPO {:>9}  {}",
                 l.started_at.as_deref().map(|s| &s[..19.min(s.len())]).unwrap_or("-"),
@@ -559,29 +588,56 @@ fn export(
     Ok(exit_codes::OK)
 }
 
-/// `report verify --pack`: a pack folder, or a .tar.gz of one (unpacked into a temporary directory).
-fn verify_pack(pack: &Path, trust: &Trust, printer: Printer) -> Result<u8, Failure> {
+/// A pack folder, or a .tar.gz of one unpacked into a temporary directory (returned, to keep it).
+fn unpack(pack: &Path) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>), Failure> {
     let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
-    let _tmp;
-    let dir = if pack.is_file() {
-        let tmp = tempfile::tempdir().map_err(|e| bad(e.to_string()))?;
-        let f = std::fs::File::open(pack).map_err(|e| bad(format!("cannot read `{}`: {e}", pack.display())))?;
-        tar::Archive::new(flate2::read::GzDecoder::new(f))
-            .unpack(tmp.path())
-            .map_err(|e| bad(format!("`{}` is not a .tar.gz evidence pack: {e}", pack.display())))?;
-        let inner =
-            std::fs::read_dir(tmp.path()).ok().and_then(|mut d| d.next()).and_then(Result::ok).map(|d| d.path());
-        let dir = inner.ok_or_else(|| bad(format!("`{}` is empty", pack.display())))?;
-        _tmp = tmp;
-        dir
-    } else {
-        pack.to_path_buf()
-    };
-    let v = crate::report::pack::verify(&dir, trust).map_err(bad)?;
+    if !pack.is_file() {
+        return Ok((pack.to_path_buf(), None));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| bad(e.to_string()))?;
+    let f = std::fs::File::open(pack).map_err(|e| bad(format!("cannot read `{}`: {e}", pack.display())))?;
+    tar::Archive::new(flate2::read::GzDecoder::new(f))
+        .unpack(tmp.path())
+        .map_err(|e| bad(format!("`{}` is not a .tar.gz evidence pack: {e}", pack.display())))?;
+    let inner = std::fs::read_dir(tmp.path()).ok().and_then(|mut d| d.next()).and_then(Result::ok).map(|d| d.path());
+    let dir = inner.ok_or_else(|| bad(format!("`{}` is empty", pack.display())))?;
+    Ok((dir, Some(tmp)))
+}
+
+/// `report verify --pack`: a pack folder, or a .tar.gz of one; with `previous`, the pack before it, which
+/// must verify too and whose last entry this pack must continue from.
+fn verify_pack(pack: &Path, previous: Option<&Path>, trust: &Trust, printer: Printer) -> Result<u8, Failure> {
+    let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
+    let (dir, _tmp) = unpack(pack)?;
+    let mut v = crate::report::pack::verify(&dir, trust).map_err(bad)?;
+    let mut continues = None;
+    if let Some(old) = previous {
+        let (old_dir, _old_tmp) = unpack(old)?;
+        let at = format!("the previous pack `{}`", old.display());
+        let problem = |what: String| chain::Problem { seq: None, at: at.clone(), what };
+        let o = crate::report::pack::verify(&old_dir, trust).map_err(bad)?;
+        if let Some(p) = o.chain.problems.first() {
+            v.chain.problems.push(problem(format!("does not verify: {}: {}", p.at, p.what)));
+        } else if !o.ok() {
+            v.chain.problems.push(problem("is not signed by a key given with --key / --trust-kms-key".into()));
+        } else {
+            match crate::report::pack::head(&old_dir, &o.manifest) {
+                None => v.chain.problems.push(problem("holds no ledger entry to continue from".into())),
+                Some(h) => match crate::report::pack::continues_from(&dir, &h) {
+                    Ok(()) => continues = Some(h.seq),
+                    Err(why) => v.chain.problems.push(chain::Problem {
+                        seq: None,
+                        at: format!("`{}` after the previous pack", pack.display()),
+                        what: why,
+                    }),
+                },
+            }
+        }
+    }
     if printer.is_json() {
         printer.json(&serde_json::json!({
             "ok": v.ok(), "manifest_signature": v.signature, "files": v.manifest.files.len(),
-            "entries": v.manifest.entries, "chain": v.chain,
+            "entries": v.manifest.entries, "head": v.manifest.head, "continues_from": continues, "chain": v.chain,
         }));
     } else if let Some(first) = v.chain.problems.first() {
         printer.line(format!("BROKEN: the first problem is {}: {}", first.at, first.what));
@@ -591,7 +647,7 @@ fn verify_pack(pack: &Path, trust: &Trust, printer: Printer) -> Result<u8, Failu
     } else {
         let head = if v.ok() { "ok" } else { "UNVERIFIED" };
         printer.line(format!(
-            "{head}: evidence pack `{}` ({} → {}): {} files match the manifest, signed {}; ledger entries {} to {} intact{}, {} signed",
+            "{head}: evidence pack `{}` ({} → {}): {} files match the manifest, signed {}; ledger entries {} to {} intact{}, {} signed{}",
             pack.display(),
             v.manifest.since.format("%Y-%m-%d %H:%M:%SZ"),
             v.manifest.until.format("%Y-%m-%d %H:%M:%SZ"),
@@ -600,7 +656,8 @@ fn verify_pack(pack: &Path, trust: &Trust, printer: Printer) -> Result<u8, Failu
             v.manifest.entries.0,
             v.manifest.entries.1,
             if v.manifest.entries.0 > 1 { " from the entry before the period" } else { "" },
-            v.chain.signed
+            v.chain.signed,
+            continues.map(|s| format!("; continues from entry {s}, where the previous pack ended")).unwrap_or_default()
         ));
         for p in &v.chain.unverified {
             printer.line(format!("  {}: {}", p.at, p.what));
@@ -655,7 +712,12 @@ fn controls(view: &View, format: ControlsFormat, period: Option<Period>) -> Resu
         (ControlsFormat::Md, _) => {
             crate::ui::out!(
                 "{}",
-                crate::report::controls::markdown(&dir.display().to_string(), &matrix, all.broken().is_none())
+                crate::report::controls::markdown(
+                    &dir.display().to_string(),
+                    &matrix,
+                    all.broken().is_none(),
+                    view.s3.is_some()
+                )
             );
             if let Some((p, drills)) = &figures {
                 crate::ui::out!("\n{}", period::markdown(*p, drills));
@@ -676,6 +738,7 @@ async fn sign_off(
     signer: Option<&Signer>,
 ) -> Result<u8, Failure> {
     let dir = &view.dir;
+    check_reviewer(reviewer, signer)?;
     let all = store(view)?;
     let r = find(&all, id)?;
     let decision = match decision {
@@ -694,6 +757,101 @@ async fn sign_off(
     .map_err(|e| Failure::could_not_run(anyhow!("cannot write the sign-off: {e}"), None))?;
     crate::ui::outln!("{decision} by {reviewer}: recorded as {written} (chained after the latest entry)");
     Ok(exit_codes::OK)
+}
+
+/// `report record-loss`: a signed entry saying entry `seq`'s document was lost. Refused for an entry that
+/// is intact, for an s3:// store (Object Lock keeps every object), and with a key that is not a trusted
+/// operator key (`report verify` would not accept the record).
+fn record_loss(view: &View, seq: u64, reason: &str, signer: &Signer) -> Result<u8, Failure> {
+    let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
+    if view.s3.is_some() {
+        return Err(bad(
+            "an s3:// store keeps every object under Object Lock: nothing there is recorded as lost".into()
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(bad("a loss record says what happened: give --reason".into()));
+    }
+    match view.trust.find(&signer.key_id) {
+        Some(k) if k.role == Role::Operator => {}
+        _ => {
+            return Err(Failure::could_not_run(
+                anyhow!("the signing key {} is not a trusted operator key", sign::fingerprint(&signer.key_id)),
+                Some("a loss record is signed by the operator whose key the store trusts".into()),
+            ));
+        }
+    }
+    let dir = &view.dir;
+    let v = verified(view, false)?;
+    let entry = chain::read(dir)
+        .map_err(|e| io_failure(dir, e))?
+        .into_iter()
+        .flatten()
+        .find(|e| e.seq == seq)
+        .ok_or_else(|| bad(format!("the ledger has no entry {seq}")))?;
+    if v.lost.iter().any(|l| l.seq == Some(seq)) {
+        return Err(bad(format!("entry {seq} is already recorded as lost")));
+    }
+    if !v.problems.iter().any(|p| p.seq == Some(seq)) {
+        return Err(bad(format!("entry {seq} is intact: `report verify` finds nothing wrong with it")));
+    }
+    let written = crate::report::write_loss(dir, &entry, reason, signer)
+        .map_err(|e| bad(format!("cannot write the loss record: {e}")))?;
+    crate::ui::outln!(
+        "recorded entry {seq} ({} `{}`) as lost in {} (signed by {}); `report verify` names it as lost",
+        entry.kind,
+        entry.id,
+        written.display(),
+        sign::fingerprint(&signer.key_id)
+    );
+    Ok(exit_codes::OK)
+}
+
+/// A sign-off is a trusted reviewer's, signed with that reviewer's own key: an unknown name (a typo) is
+/// refused, naming the nearest reviewer, and so is a name signed with someone else's key.
+fn check_reviewer(reviewer: &str, signer: Option<&Signer>) -> Result<(), Failure> {
+    let trust = Trust::load_dir(&trusted_dir()).map_err(|e| Failure::could_not_run(anyhow!("{e}"), None))?;
+    let reviewers: Vec<_> = trust.keys.iter().filter(|k| k.role == Role::Reviewer).collect();
+    let Some(key) = reviewers.iter().find(|k| k.name == reviewer) else {
+        let nearest = reviewers
+            .iter()
+            .map(|k| (strsim::levenshtein(&k.name, reviewer), k.name.as_str()))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, n)| n);
+        let known: Vec<String> = reviewers.iter().map(|k| format!("`{}`", k.name)).collect();
+        return Err(Failure::could_not_run(
+            anyhow!("`{reviewer}` is not a reviewer: no trusted reviewer key has that name"),
+            Some(match nearest {
+                Some(n) => format!("did you mean `{n}`?"),
+                None if known.is_empty() => format!(
+                    "give the reviewer a key: `stackdrill keys generate --role reviewer --name {reviewer}` (or \
+                     `keys trust <file.pub> --role reviewer`)"
+                ),
+                None => format!("the reviewers are {}", known.join(", ")),
+            }),
+        ));
+    };
+    match signer {
+        Some(s) if s.key_id == key.key_id => Ok(()),
+        Some(s) => {
+            let whose = trust.find(&s.key_id).map_or_else(
+                || "a key that is not trusted".to_string(),
+                |k| format!("the {} key `{}`", k.role.as_str(), k.name),
+            );
+            Err(Failure::could_not_run(
+                anyhow!("the sign-off names `{reviewer}` but would be signed with {whose}, not `{reviewer}`'s key"),
+                Some(format!("a sign-off is signed by its reviewer: `{reviewer}` signs with their own key")),
+            ))
+        }
+        None => Err(Failure::could_not_run(
+            anyhow!("a sign-off by `{reviewer}` is signed with their key, and none was found"),
+            Some(format!(
+                "their key is `{}` (from `keys generate --role reviewer --name {reviewer}`), or pass --signing-key",
+                reviewer_key_path(reviewer).map(|p| p.display().to_string()).unwrap_or_default()
+            )),
+        )),
+    }
 }
 
 pub(super) fn runbook_check(view: &View, printer: Printer) -> Result<u8, Failure> {

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::trust::{SigState, Trust};
 
 pub(crate) const LEDGER: &str = "ledger.jsonl";
+pub(crate) const LOSS_SCHEMA: &str = "stackdrill.loss/v1";
 
 /// What a ledger entry records.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub(crate) const LEDGER: &str = "ledger.jsonl";
 pub(crate) enum EntryKind {
     Report,
     SignOff,
+    /// A signed record that an earlier entry's document was lost (`report record-loss`).
+    Loss,
 }
 
 impl EntryKind {
@@ -27,6 +30,7 @@ impl EntryKind {
         match self {
             EntryKind::Report => "report",
             EntryKind::SignOff => "sign-off",
+            EntryKind::Loss => "loss",
         }
     }
 }
@@ -149,6 +153,9 @@ pub(crate) struct Verified {
     pub(crate) unverified: Vec<Problem>,
     /// Each entry's signature state by sequence number, as every reader shows it.
     pub(crate) states: std::collections::BTreeMap<u64, SigState>,
+    /// Entries whose document a later loss record, signed by a trusted operator key, says was lost: named,
+    /// not broken links.
+    pub(crate) lost: Vec<Problem>,
     /// The bytes of each document read (by file name), so a reader parses what was verified without
     /// reading it again.
     #[serde(skip)]
@@ -212,9 +219,15 @@ pub(crate) fn verify_from(
     let base = anchor.map_or(0, |a| a.seq);
     let mut prev: Option<String> = anchor.map(|a| a.sha256.clone());
     let mut listed = std::collections::HashSet::new();
+    // Unsigned entries since the last signed one (sequence number, where).
+    let mut uncovered: Vec<(u64, String)> = Vec::new();
     let mut problems = Vec::new();
     let mut problem = |seq: Option<u64>, at: String, what: String| problems.push(Problem { seq, at, what });
     let entries = read(dir)?;
+    let losses = losses(dir, &entries);
+    // Losses taken on the word of their record: (lost entry, its record), checked once the record's
+    // signature is known.
+    let mut taken: Vec<(u64, u64, String)> = Vec::new();
     for (i, e) in entries.into_iter().enumerate() {
         let e = match e {
             Ok(e) => e,
@@ -246,6 +259,17 @@ pub(crate) fn verify_from(
             );
         }
         prev = Some(e.sha256.clone());
+        if let Some((record, reason)) = losses.get(&e.seq)
+            && !matches!(document(dir, &e), Ok((_, _, ref found)) if found.is_empty())
+        {
+            v.lost.push(Problem {
+                seq: Some(e.seq),
+                at: at.clone(),
+                what: format!("lost, as entry {record} records: {reason}"),
+            });
+            taken.push((e.seq, *record, at));
+            continue;
+        }
         let (bytes, doc) = match document(dir, &e) {
             Ok((bytes, doc, found)) => {
                 for what in found {
@@ -263,6 +287,10 @@ pub(crate) fn verify_from(
                 problem(Some(e.seq), at.clone(), unsigned_after(v.signed));
                 SigState::Broken
             }
+            Ok(SigState::Unsigned) => {
+                uncovered.push((e.seq, at.clone()));
+                SigState::Unsigned
+            }
             Ok(SigState::Unverified { fingerprint }) => {
                 v.signed += 1;
                 let what = format!("signed by {fingerprint}, a key that is not trusted");
@@ -270,7 +298,11 @@ pub(crate) fn verify_from(
                 SigState::Unverified { fingerprint }
             }
             Ok(s) => {
-                v.signed += usize::from(matches!(s, SigState::Verified { .. }));
+                if matches!(s, SigState::Verified { .. }) {
+                    v.signed += 1;
+                    // Its signature covers its `previous_sha256`, and so every entry before it.
+                    uncovered.clear();
+                }
                 s
             }
             Err(why) => {
@@ -280,6 +312,32 @@ pub(crate) fn verify_from(
         };
         v.states.insert(e.seq, state);
         v.documents.insert(e.file, bytes);
+    }
+    // A loss stands only on a record signed by a trusted operator key.
+    for (lost, record, at) in taken {
+        if !matches!(v.states.get(&record), Some(SigState::Verified { role: super::trust::Role::Operator, .. })) {
+            problem(
+                Some(lost),
+                at,
+                format!(
+                    "its document is gone, and entry {record}, which records it as lost, is not signed by a trusted operator key"
+                ),
+            );
+        }
+    }
+    // Unsigned entries that no trusted signature after them vouches for, where the chain must be signed:
+    // a signed store whose signatures were all stripped (and an entry rewritten) stops here.
+    if let Some(why) = trust.requires_signatures().filter(|_| !allow_unsigned) {
+        for (seq, at) in uncovered {
+            problem(
+                Some(seq),
+                at,
+                format!(
+                    "not signed, and no signed entry after it vouches for it, though {why}: its signature was \
+                     stripped, or it was written without the key (--allow-unsigned accepts it)"
+                ),
+            );
+        }
     }
     // Reports and sign-offs in the store that the ledger does not list.
     for f in unlisted(dir, &listed) {
@@ -291,6 +349,25 @@ pub(crate) fn verify_from(
     v.problems = problems;
     v.entries = listed.len();
     Ok(v)
+}
+
+/// The loss records in the ledger: lost entry → (its record's sequence number, the reason). A record
+/// counts only for an earlier entry whose ledger sha256 it names.
+fn losses(dir: &Path, entries: &[Result<Entry, String>]) -> std::collections::HashMap<u64, (u64, String)> {
+    let all: Vec<&Entry> = entries.iter().filter_map(|e| e.as_ref().ok()).collect();
+    let mut out = std::collections::HashMap::new();
+    for r in all.iter().filter(|e| e.kind == EntryKind::Loss) {
+        let Some(doc) =
+            std::fs::read(dir.join(&r.file)).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            continue;
+        };
+        let (Some(seq), Some(sha)) = (doc["lost_seq"].as_u64(), doc["lost_sha256"].as_str()) else { continue };
+        if seq < r.seq && all.iter().any(|e| e.seq == seq && e.sha256 == sha) {
+            out.insert(seq, (r.seq, doc["reason"].as_str().unwrap_or_default().to_string()));
+        }
+    }
+    out
 }
 
 /// An entry's document, read and checked against the entry: its bytes, its JSON, and each way it
@@ -336,6 +413,7 @@ fn ledger_mismatch(e: &Entry, doc: &serde_json::Value) -> Option<String> {
     let (schema, result_key, time_key) = match e.kind {
         EntryKind::Report => ("stackdrill.report/v1", "result", "finished_at"),
         EntryKind::SignOff => ("stackdrill.sign-off/v1", "decision", "at"),
+        EntryKind::Loss => (LOSS_SCHEMA, "result", "at"),
     };
     let text = |k: &str| doc[k].as_str().map(str::to_string);
     if text("schema").as_deref() != Some(schema) {
@@ -357,15 +435,20 @@ fn ledger_mismatch(e: &Entry, doc: &serde_json::Value) -> Option<String> {
         format!(
             "the ledger's `{field}` is {} but the {} it points at says {}: the ledger line was edited",
             show(ledger),
-            if e.kind == EntryKind::Report { "report" } else { "sign-off" },
+            match e.kind {
+                EntryKind::Report => "report",
+                EntryKind::SignOff => "sign-off",
+                EntryKind::Loss => "loss record",
+            },
             show(file)
         )
     })
 }
 
 /// The detached signature and DSSE envelope of `file` checked with the public key the document records,
-/// and whether `trust` trusts that key: `Err` names what is wrong (a bad signature, an unsigned entry where
-/// `--key` requires signatures).
+/// and whether `trust` trusts that key: `Err` names what is wrong (a bad signature, a missing signature or
+/// envelope, a rendering the signed statement does not cover). Whether an unsigned entry may stand is the
+/// chain's question ([`verify_from`]).
 pub(crate) fn signature(
     dir: &Path,
     file: &str,
@@ -375,8 +458,10 @@ pub(crate) fn signature(
 ) -> Result<SigState, String> {
     use base64::Engine;
     let Ok(sig) = std::fs::read_to_string(dir.join(format!("{file}.sig"))) else {
-        if trust.explicit {
-            return Err("not signed, and --key / --trust-kms-key require every entry to be".into());
+        if !doc["signing"].is_null() {
+            return Err(format!(
+                "the document records its signer, but its signature `{file}.sig` is missing: it was removed"
+            ));
         }
         return Ok(SigState::Unsigned);
     };
@@ -390,11 +475,26 @@ pub(crate) fn signature(
     }
     // A trusted key checks with its own bytes; an untrusted one with what the document records.
     let trusted = trust.find(&key_id);
-    let envelope = std::fs::read_to_string(dir.join(dsse_name(file))).ok();
+    // The envelope's statement is what covers the renderings: a signed entry without it is a broken link,
+    // never an entry whose renderings go unchecked.
+    let envelope = std::fs::read_to_string(dir.join(dsse_name(file))).map_err(|_| {
+        format!(
+            "signed, but its DSSE envelope `{}` is missing: the statement covering its renderings was removed",
+            dsse_name(file)
+        )
+    })?;
     let renderings =
-        super::sign::verify_files(trusted.map_or(&public[..], |k| &k.public), bytes, &sig, envelope.as_deref())
+        super::sign::verify_files(trusted.map_or(&public[..], |k| &k.public), bytes, &sig, Some(&envelope))
             .map_err(|why| format!("bad signature: {why}"))?;
     signed_renderings(dir, &renderings)?;
+    // And every rendering of the entry in the store is one the statement covers.
+    let stem = file.trim_end_matches(".json");
+    for ext in ["md", "html"] {
+        let name = format!("{stem}.{ext}");
+        if dir.join(&name).exists() && !renderings.iter().any(|(n, _)| *n == name) {
+            return Err(format!("`{name}` is not covered by the signed statement: a rendering without its subject"));
+        }
+    }
     let fingerprint = super::sign::fingerprint(&key_id);
     Ok(match trusted {
         Some(k) => SigState::Verified { key: k.name.clone(), role: k.role, fingerprint },
@@ -616,6 +716,50 @@ mod tests {
         let p = first_problem(&d, &Trust::default());
         assert!(p.starts_with("entry 3 ") && p.contains("not signed, though 2 entries before it are"), "{p}");
         assert!(verify_with(&d, &Trust::default(), true).unwrap().problems.is_empty());
+    }
+
+    /// Where the chain must be signed (an operator key trusted, or keys pinned), unsigned entries stand only
+    /// when a trusted signature after them vouches for them: a leading unsigned run does; a store of
+    /// unsigned entries (every signature stripped) does not; `--allow-unsigned` accepts it.
+    #[test]
+    fn unsigned_entries_stand_only_when_a_signed_entry_after_them_vouches_for_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (signer, pinned) = key(tmp.path());
+        let operator = Trust { explicit: false, ..pinned.clone() };
+        let d = tmp.path().join("leading");
+        crate::report::store::write(&d, &mut report(0), None).unwrap();
+        crate::report::store::write(&d, &mut report(1), Some(&signer)).unwrap();
+        for trust in [&pinned, &operator] {
+            let v = verify(&d, trust).unwrap();
+            assert!(v.ok(), "{:?}", v.problems);
+            assert_eq!(v.states[&1], SigState::Unsigned);
+        }
+        let d = tmp.path().join("unsigned");
+        store(&d, 3, None);
+        assert!(verify(&d, &Trust::default()).unwrap().ok(), "no key trusted: an unsigned store");
+        for (trust, why) in
+            [(&pinned, "--key / --trust-kms-key require"), (&operator, "the operator key `signing` is trusted")]
+        {
+            let p = first_problem(&d, trust);
+            assert!(
+                p.starts_with("entry 1 ") && p.contains("no signed entry after it vouches for it") && p.contains(why),
+                "{p}"
+            );
+            assert_eq!(verify(&d, trust).unwrap().problems.len(), 3);
+        }
+        assert!(verify_with(&d, &operator, true).unwrap().problems.is_empty());
+        // A signed entry whose envelope was deleted is a broken link, not an entry whose renderings go unchecked.
+        let d = tmp.path().join("no-envelope");
+        let entries = store(&d, 2, Some(&signer));
+        std::fs::remove_file(d.join(dsse_name(&entries[1].file))).unwrap();
+        let p = first_problem(&d, &pinned);
+        assert!(p.starts_with("entry 2 ") && p.contains("DSSE envelope") && p.contains("is missing"), "{p}");
+        // And one whose signature was deleted while its document records its signer.
+        let d = tmp.path().join("no-sig");
+        let entries = store(&d, 2, Some(&signer));
+        std::fs::remove_file(d.join(format!("{}.sig", entries[1].file))).unwrap();
+        let p = first_problem(&d, &Trust::default());
+        assert!(p.starts_with("entry 2 ") && p.contains("records its signer"), "{p}");
     }
 
     /// The signed statement covers the Markdown and HTML renderings: editing or deleting either is named.

@@ -123,7 +123,9 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, per
 }
 
 /// The controls matrix as Markdown: one table per control, its runs then its missed cadences.
-pub(crate) fn markdown(store: &str, controls: &[Control], intact: bool) -> String {
+/// The matrix as Markdown. `anchored` when the store has an anchor outside itself (S3 Object Lock); a
+/// local store says it has none: its newest entries could be deleted, ledger lines and all, without a trace.
+pub(crate) fn markdown(store: &str, controls: &[Control], intact: bool, anchored: bool) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -131,6 +133,15 @@ pub(crate) fn markdown(store: &str, controls: &[Control], intact: bool) -> Strin
         store,
         if intact { "intact" } else { "BROKEN (run `stackdrill report verify`)" }
     );
+    if !anchored {
+        let _ = writeln!(
+            o,
+            "Anchor: none. This store is local: its newest entries could be deleted, ledger lines and all, \
+             leaving a shorter chain that is still intact. In production the S3 Object Lock store is the anchor; \
+             otherwise check each evidence pack against the one before it (`stackdrill report verify --pack NEW \
+             --previous OLD --key …`).\n"
+        );
+    }
     for c in controls {
         let _ = writeln!(
             o,
@@ -271,7 +282,8 @@ mod tests {
         let spec = crate::config::parse_drill(drill, std::path::Path::new("drills/orders-pitr.yaml")).expect("valid");
         let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).single().expect("a time");
         let matrix = matrix(&store, &[spec], now, None);
-        insta::assert_snapshot!("controls_markdown", markdown("reports", &matrix, true));
+        insta::assert_snapshot!("controls_markdown", markdown("reports", &matrix, true, true));
+        assert!(markdown("reports", &matrix, true, false).contains("Anchor: none. This store is local"));
     }
 
     /// Demo runs evidence no control: a demo pass neither appears in the matrix nor fills a cadence.
@@ -284,6 +296,6 @@ mod tests {
         let row = Row { entry: entry(1, EntryKind::Report, "passed"), doc: Doc::Report(Box::new(demo)) };
         let store = Store::from_rows(vec![row]);
         let m = matrix(&store, &[], Utc::now(), None);
-        assert!(m.is_empty(), "a demo run is in the matrix: {}", markdown("r", &m, true));
+        assert!(m.is_empty(), "a demo run is in the matrix: {}", markdown("r", &m, true, true));
     }
 }

@@ -73,8 +73,19 @@ pub(crate) struct Manifest {
     pub(crate) drills: Vec<String>,
     /// Ledger sequence numbers of the slice's first and last entries.
     pub(crate) entries: (u64, u64),
+    /// The chain's head where the pack ends: its last entry's sequence number and sha256. The next pack
+    /// must continue from it (`report verify --pack NEW --previous THIS`): the store's newest entries
+    /// deleted between two exports is a gap it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) head: Option<Head>,
     pub(crate) files: Vec<FileDigest>,
     pub(crate) signing: Option<super::model::SigningRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Head {
+    pub(crate) seq: u64,
+    pub(crate) sha256: String,
 }
 
 /// What to export.
@@ -111,7 +122,7 @@ fn ledger_lines(dir: &Path) -> Result<Vec<(String, Entry)>, String> {
 fn entry_time(store: &Store, e: &Entry) -> Option<DateTime<Utc>> {
     match e.kind {
         EntryKind::Report => store.rows().iter().find(|r| r.entry.seq == e.seq).and_then(|r| r.started_at()),
-        EntryKind::SignOff => DateTime::parse_from_rfc3339(&e.at).ok().map(|t| t.to_utc()),
+        EntryKind::SignOff | EntryKind::Loss => DateTime::parse_from_rfc3339(&e.at).ok().map(|t| t.to_utc()),
     }
 }
 
@@ -164,7 +175,8 @@ pub(crate) fn export(req: &Request, out: &Path, signer: &Signer) -> Result<Expor
     if lo > 0 {
         write(&out.join("reports").join(BEFORE), format!("{}\n", lines[lo - 1].0).as_bytes())?;
     }
-    let keys = export_keys(req, out, &lines[lo..=hi], signer)?;
+    let (keys, signer_name) = export_keys(req, out, &lines[lo..=hi], signer)?;
+    let key_names: Vec<String> = keys.iter().map(|(n, _)| n.clone()).collect();
     let figures = super::period::figures(req.store, req.specs, req.period, req.now);
     let figures: Vec<DrillFigures> =
         figures.into_iter().filter(|f| req.drills.is_empty() || req.drills.contains(&f.drill)).collect();
@@ -176,34 +188,54 @@ pub(crate) fn export(req: &Request, out: &Path, signer: &Signer) -> Result<Expor
         figures: &figures,
         entries,
         before: (lo > 0).then(|| lines[lo - 1].1.sha256.clone()),
-        keys: &keys,
+        keys: &key_names,
         signer: signer.record(),
         created_at: req.now,
     });
     write(&out.join("index.html"), index.as_bytes())?;
-    let first_report = lines[lo..=hi].iter().find(|(_, e)| e.kind == EntryKind::Report).map(|(_, e)| e.file.clone());
-    write(&out.join("VERIFY.md"), verify_md(signer, &keys, first_report.as_deref(), lo > 0).as_bytes())?;
+    // The sample report is a signed one, named with the key that signed it.
+    let signed_report = lines[lo..=hi].iter().find_map(|(_, e)| match req.store.state(e.seq) {
+        SigState::Verified { key, .. } if e.kind == EntryKind::Report && keys.iter().any(|(n, _)| *n == key) => {
+            Some((e.file.clone(), key))
+        }
+        _ => None,
+    });
+    let vk = VerifyKeys {
+        keys: &keys,
+        signer: &signer_name,
+        report: signed_report.as_ref().map(|(f, k)| (f.as_str(), k.as_str())),
+    };
+    write(&out.join("VERIFY.md"), verify_md(&vk, lo > 0).as_bytes())?;
     write(&out.join("verify_dsse.py"), VERIFY_DSSE_PY.as_bytes())?;
-    let files = sign_manifest(req, out, signer, entries)?;
+    let head = Head { seq: lines[hi].1.seq, sha256: lines[hi].1.sha256.clone() };
+    let files = sign_manifest(req, out, signer, entries, head)?;
     Ok(Exported { files, reports, entries })
 }
 
 /// The trusted public keys that signed an entry of the slice, and the pack's signer: `keys/<name>.pub`.
-fn export_keys(req: &Request, out: &Path, slice: &[(String, Entry)], signer: &Signer) -> Result<Vec<String>, String> {
+/// Returns each key's name with whether it is Ed25519, and the signer's name.
+fn export_keys(
+    req: &Request,
+    out: &Path,
+    slice: &[(String, Entry)],
+    signer: &Signer,
+) -> Result<(Vec<(String, bool)>, String), String> {
     let mut names = BTreeMap::new();
     for (_, e) in slice {
         if let SigState::Verified { key, .. } = req.store.state(e.seq)
             && let Some(k) = req.trust.keys.iter().find(|k| k.name == key)
         {
-            names.insert(k.name.clone(), trusted_file_text(&k.public, k.role));
+            names.insert(k.name.clone(), (trusted_file_text(&k.public, k.role), k.public.len() == 32));
         }
     }
     let signer_name = req.trust.find(&signer.key_id).map(|k| k.name.clone()).unwrap_or_else(|| "pack-signer".into());
-    names.entry(signer_name).or_insert_with(|| sign::public_pem(signer.public()));
-    for (name, text) in &names {
+    names
+        .entry(signer_name.clone())
+        .or_insert_with(|| (sign::public_pem(signer.public()), signer.algorithm() == sign::ED25519));
+    for (name, (text, _)) in &names {
         write(&out.join("keys").join(format!("{name}.pub")), text.as_bytes())?;
     }
-    Ok(names.into_keys().collect())
+    Ok((names.into_iter().map(|(n, (_, ed))| (n, ed)).collect(), signer_name))
 }
 
 /// Every file under `dir` (relative, `/`-separated, sorted).
@@ -230,7 +262,7 @@ fn is_manifest_file(f: &str) -> bool {
     f == MANIFEST || f == "MANIFEST.json.sig" || f == "MANIFEST.dsse.json"
 }
 
-fn sign_manifest(req: &Request, out: &Path, signer: &Signer, entries: (u64, u64)) -> Result<usize, String> {
+fn sign_manifest(req: &Request, out: &Path, signer: &Signer, entries: (u64, u64), head: Head) -> Result<usize, String> {
     let mut files = Vec::new();
     for f in walk(out)? {
         let bytes = std::fs::read(out.join(&f)).map_err(|e| format!("cannot read `{f}`: {e}"))?;
@@ -244,6 +276,7 @@ fn sign_manifest(req: &Request, out: &Path, signer: &Signer, entries: (u64, u64)
         until: req.period.until,
         drills: req.drills.clone(),
         entries,
+        head: Some(head),
         files,
         signing: Some(signer.record()),
     };
@@ -330,54 +363,155 @@ pub(crate) fn verify(dir: &Path, trust: &Trust) -> Result<PackVerified, String> 
             format!("does not start at entry {} as the manifest says", manifest.entries.0),
         );
     }
+    let last = chain::read(&reports).map_err(|e| e.to_string())?.into_iter().flatten().last();
+    if let Some(h) = &manifest.head
+        && last.as_ref().is_none_or(|l| l.seq != h.seq || l.sha256 != h.sha256)
+    {
+        problem("the ledger slice".into(), format!("does not end at entry {} as the manifest's head says", h.seq));
+    }
     // The pack's own problems first: a file edited after export is the first thing to name.
     problems.append(&mut chain.problems);
     chain.problems = problems;
     Ok(PackVerified { manifest, signature, chain })
 }
 
-/// VERIFY.md: how to check the pack with stackdrill, and without it (openssl, Python's hashlib and
-/// securesystemslib).
-fn verify_md(signer: &Signer, keys: &[String], report: Option<&str>, anchored: bool) -> String {
-    let key = keys.first().map(String::as_str).unwrap_or("pack-signer");
-    let ed25519 = signer.algorithm() == sign::ED25519;
-    let check = |file: &str| {
-        if ed25519 {
-            format!(
-                "openssl pkeyutl -verify -pubin -rawin -inkey keys/{key}.pub -in {file} -sigfile <(base64 -d {file}.sig)"
-            )
-        } else {
-            format!("openssl dgst -sha256 -verify keys/{key}.pub -signature <(base64 -d {file}.sig) {file}")
+/// Whether the pack in `dir` (verified) continues the chain from `previous`, the head the pack before it
+/// ended at: it holds that entry with that sha256, or starts right after it. `Err` names the gap or the
+/// rewrite: entries deleted from the store's end between the two exports, and the chain written again.
+pub(crate) fn continues_from(dir: &Path, previous: &Head) -> Result<(), String> {
+    let reports = dir.join("reports");
+    let mut entries: Vec<Entry> = chain::read(&reports).map_err(|e| e.to_string())?.into_iter().flatten().collect();
+    if let Ok(t) = std::fs::read_to_string(reports.join(BEFORE))
+        && let Ok(before) = serde_json::from_str::<Entry>(t.trim())
+    {
+        entries.insert(0, before);
+    }
+    let first = entries.first().map(|e| e.seq).unwrap_or(0);
+    if let Some(e) = entries.iter().find(|e| e.seq == previous.seq) {
+        if e.sha256 == previous.sha256 {
+            return Ok(());
         }
+        return Err(format!(
+            "its entry {} has sha256 {}, but the previous pack ended at entry {} with sha256 {}: the store's \
+             entries from there on were deleted and written again",
+            e.seq,
+            chain::short_hash(&e.sha256),
+            previous.seq,
+            chain::short_hash(&previous.sha256)
+        ));
+    }
+    if let Some(e) = entries.iter().find(|e| e.seq == previous.seq + 1) {
+        if e.previous.as_deref() == Some(previous.sha256.as_str()) {
+            return Ok(());
+        }
+        return Err(format!(
+            "its entry {} does not link to the entry the previous pack ended at (entry {}, sha256 {}): the \
+             store's entries from there on were deleted and written again",
+            e.seq,
+            previous.seq,
+            chain::short_hash(&previous.sha256)
+        ));
+    }
+    if first > previous.seq {
+        return Err(format!(
+            "a gap: the previous pack ended at entry {}, and this one starts at entry {first}; entries {} to {} are \
+             in neither, so nothing shows this pack continues from it (export a period that starts where the \
+             previous one ended)",
+            previous.seq,
+            previous.seq + 1,
+            first - 1
+        ));
+    }
+    Err(format!(
+        "it ends at entry {} and the previous pack ended at entry {}: the store lost its newest entries \
+         between the two exports",
+        entries.last().map(|e| e.seq).unwrap_or(0),
+        previous.seq
+    ))
+}
+
+/// A pack's head: the manifest's, or (a pack made before manifests recorded it) its ledger's last entry.
+pub(crate) fn head(dir: &Path, manifest: &Manifest) -> Option<Head> {
+    manifest.head.clone().or_else(|| {
+        let last = chain::read(&dir.join("reports")).ok()?.into_iter().flatten().last()?;
+        Some(Head { seq: last.seq, sha256: last.sha256 })
+    })
+}
+
+/// What VERIFY.md names: every public key in `keys/` (name, whether Ed25519), the pack signer's, and a
+/// signed report of the slice with its key's name.
+pub(crate) struct VerifyKeys<'a> {
+    pub(crate) keys: &'a [(String, bool)],
+    pub(crate) signer: &'a str,
+    pub(crate) report: Option<(&'a str, &'a str)>,
+}
+
+/// The openssl command that checks `file`'s detached signature (`file.sig`, base64) with `key`.
+fn openssl_check(file: &str, key: &str, ed25519: bool) -> String {
+    if ed25519 {
+        format!("openssl pkeyutl -verify -pubin -rawin -inkey {key} -in {file} -sigfile <(base64 -d {file}.sig)")
+    } else {
+        format!("openssl dgst -sha256 -verify {key} -signature <(base64 -d {file}.sig) {file}")
+    }
+}
+
+/// VERIFY.md: how to check the pack with stackdrill, and without it (openssl, Python's hashlib and
+/// securesystemslib). Every command is in a ```sh block run from the pack's folder, and each block's exit
+/// status is its verdict (a test runs them as written).
+fn verify_md(k: &VerifyKeys, anchored: bool) -> String {
+    let ed25519 = |name: &str| k.keys.iter().find(|(n, _)| n == name).is_none_or(|(_, ed)| *ed);
+    let key_flags: Vec<String> = k.keys.iter().map(|(n, _)| format!("--key keys/{n}.pub")).collect();
+    let fingerprints: Vec<String> = k.keys.iter().map(|(n, _)| format!("`keys/{n}.pub`")).collect();
+    let report_step = match k.report {
+        Some((report, key)) => format!(
+            "3. One report: its detached signature, then its DSSE envelope and the three files it covers with \
+             securesystemslib, the in-toto project's DSSE implementation (`pip install securesystemslib==1.6.0 \
+             cryptography`); it is signed by `keys/{key}.pub`:\n\n```sh\n{} && python3 verify_dsse.py reports/{}.dsse.json keys/{key}.pub\n```\n\n",
+            openssl_check(&format!("reports/{report}"), &format!("keys/{key}.pub"), ed25519(key)),
+            report.trim_end_matches(".json"),
+        ),
+        None => "3. No report in this pack is signed: steps 4 and 5 are all there is to check.\n\n".into(),
     };
-    let report = report.unwrap_or("<report>.json");
     format!(
         "# Verifying this evidence pack\n\n\
-         Check first that the fingerprint of the key in `keys/` is the one the company gave you out of band \
-         (`openssl pkey -pubin -in keys/{key}.pub -outform DER | tail -c 32 | sha256sum` for an Ed25519 key \
-         gives its key id).\n\n\
-         ## With stackdrill\n\n```sh\nstackdrill report verify --pack . --key keys/{key}.pub\n```\n\n\
-         It checks the manifest's signature, every file against the manifest, and the ledger slice: each \
-         entry's sha256, link, signature, renderings and fields{}.\n\n\
+         Trust comes from outside the pack. Check first that the fingerprint of each key in `keys/` ({}) is \
+         one the company gave you out of band (`openssl pkey -pubin -in keys/<name>.pub -outform DER | tail -c \
+         32 | sha256sum` gives an Ed25519 key's id); the pack was signed by `keys/{signer}.pub`. Every command \
+         below runs from this folder; each block ends with a non-zero exit status when something does not \
+         verify.\n\n\
+         ## With stackdrill\n\n```sh\nstackdrill report verify --pack . {}\n```\n\n\
+         It trusts exactly the keys given (never keys found in the pack or the working directory) and checks \
+         the manifest's signature, every file against the manifest, and the ledger slice: each entry's \
+         sha256, link, signature, envelope, renderings and fields{}. Unsigned entries before the first signed \
+         one are covered by its signature (it signs the sha256 of the entry before it, which links to the one \
+         before that); an unsigned entry no signed entry follows is a broken link.\n\n\
+         What a pack cannot show on its own: entries removed from the end of the store before it was exported. \
+         Its manifest records the last entry it holds (`entries`); `stackdrill report verify --pack . --previous \
+         <the pack before it> --key …` checks that this pack continues from where the previous one ended. In \
+         production the store's S3 Object Lock is the anchor (a deleted or overwritten object is named by \
+         `report verify`); a local store has none.\n\n\
          ## Without stackdrill\n\n\
          1. The manifest is signed (bash):\n\n```sh\n{}\n```\n\n\
          2. Every file is the one the manifest lists:\n\n```sh\npython3 -c 'import hashlib, json; m = json.load(open(\"MANIFEST.json\")); bad = [f[\"path\"] for f in m[\"files\"] if hashlib.sha256(open(f[\"path\"], \"rb\").read()).hexdigest() != f[\"sha256\"]]; print(bad or \"all files match\"); raise SystemExit(1 if bad else 0)'\n```\n\n\
-         3. One report: its detached signature, then its DSSE envelope and the three files it covers with \
-         securesystemslib, the in-toto project's DSSE implementation (`pip install securesystemslib==1.6.0 \
-         cryptography`):\n\n```sh\n{}\npython3 verify_dsse.py reports/{}.dsse.json keys/{key}.pub\n```\n\n\
-         4. The whole chain: every entry's document has the sha256 the ledger records, links to the entry \
-         before it, and is signed:\n\n```sh\ncd reports\npython3 - <<'EOF'\nimport hashlib, json\n\
+         {report_step}\
+         4. The whole chain: every entry's document has the sha256 the ledger records and links to the entry \
+         before it:\n\n```sh\ncd reports && python3 - <<'EOF'\nimport hashlib, json\n\
          lines = [json.loads(l) for l in open(\"ledger.jsonl\") if l.strip()]\n\
          try:\n    prev = json.loads(open(\"ledger.before.jsonl\").read())[\"sha256\"]\nexcept FileNotFoundError:\n    prev = None\n\
          for e in lines:\n    assert e[\"previous\"] == prev, f\"entry {{e['seq']}} does not link to the entry before it\"\n\
          \x20   assert hashlib.sha256(open(e[\"file\"], \"rb\").read()).hexdigest() == e[\"sha256\"], e[\"file\"] + \" was modified\"\n\
-         \x20   prev = e[\"sha256\"]\nprint(f\"{{len(lines)}} entries, chain intact\")\nEOF\n\
-         for s in *.json.sig; do {} >/dev/null || echo \"BAD SIGNATURE: ${{s%.sig}}\"; done\n```\n",
+         \x20   prev = e[\"sha256\"]\nprint(f\"{{len(lines)}} entries, chain intact\")\nEOF\n```\n\n\
+         5. Every signature in the chain is by one of the keys in `keys/` (whose fingerprints you checked):\n\n\
+         ```sh\ncd reports\nbad=0\nfor s in *.json.sig; do\n  [ -e \"$s\" ] || continue\n  ok=\n  for k in ../keys/*.pub; do\n\
+         \x20   if openssl pkeyutl -verify -pubin -rawin -inkey \"$k\" -in \"${{s%.sig}}\" -sigfile <(base64 -d \"$s\") >/dev/null 2>&1 \\\n\
+         \x20     || openssl dgst -sha256 -verify \"$k\" -signature <(base64 -d \"$s\") \"${{s%.sig}}\" >/dev/null 2>&1; then ok=1; break; fi\n\
+         \x20 done\n  [ -n \"$ok\" ] || {{ echo \"BAD SIGNATURE: ${{s%.sig}}\"; bad=1; }}\ndone\n\
+         [ \"$bad\" = 0 ] && echo \"every signature verifies with a key in keys/\"\n```\n",
+        fingerprints.join(", "),
+        key_flags.join(" "),
         if anchored { ", starting from the entry before the period (`reports/ledger.before.jsonl`)" } else { "" },
-        check("MANIFEST.json"),
-        check(&format!("reports/{report}")),
-        report.trim_end_matches(".json"),
-        check("\"${s%.sig}\"").replace("keys/", "../keys/")
+        openssl_check("MANIFEST.json", &format!("keys/{}.pub", k.signer), ed25519(k.signer)),
+        signer = k.signer,
     )
 }
 

@@ -146,6 +146,14 @@ const PENDING: &str = ".pending-";
 /// complete one, never a half-written file.
 fn commit(dir: &Path, chain: &mut chain::Appending, r: Rendered) -> std::io::Result<()> {
     let all: Vec<&(String, Vec<u8>)> = r.files.iter().chain(std::iter::once(&r.json)).collect();
+    // Create-only: a file of the store is never replaced (checked before the commit point, and again as
+    // each is linked into place).
+    if let Some((name, _)) = all.iter().find(|(name, _)| dir.join(name).exists()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("`{name}` already exists in the store: an entry's file is never overwritten"),
+        ));
+    }
     for (name, bytes) in &all {
         atomic_write(&dir.join(pending(name)), bytes)?;
     }
@@ -153,7 +161,8 @@ fn commit(dir: &Path, chain: &mut chain::Appending, r: Rendered) -> std::io::Res
     chain.append(r.entry)?;
     crate::crash::point("report:after-ledger");
     for (name, _) in &all {
-        std::fs::rename(dir.join(pending(name)), dir.join(name))?;
+        std::fs::hard_link(dir.join(pending(name)), dir.join(name))?;
+        std::fs::remove_file(dir.join(pending(name)))?;
     }
     std::fs::File::open(dir)?.sync_all()
 }
@@ -199,8 +208,13 @@ fn recover_locked(dir: &Path, _held: &chain::Appending) -> std::io::Result<Vec<S
         let committed = stems.iter().any(|s| {
             name.strip_prefix(s.as_str()).is_some_and(|rest| rest.starts_with('.') && !rest[1..].contains('-'))
         });
-        if committed {
-            std::fs::rename(dir.join(n), dir.join(name))?;
+        if committed && dir.join(name).exists() {
+            // Linked into place before the interruption; only the pending name was left.
+            std::fs::remove_file(dir.join(n))?;
+            done.push(format!("completed `{name}` (its ledger entry was written before the interruption)"));
+        } else if committed {
+            std::fs::hard_link(dir.join(n), dir.join(name))?;
+            std::fs::remove_file(dir.join(n))?;
             done.push(format!("completed `{name}` (its ledger entry was written before the interruption)"));
         } else {
             std::fs::remove_file(dir.join(n))?;
@@ -238,7 +252,13 @@ pub(crate) fn render_sign_off(
 ) -> std::io::Result<Rendered> {
     use base64::Engine;
     let now = chrono::Utc::now();
-    let id = format!("{}-signoff-{}", report.id, now.format("%Y%m%dT%H%M%SZ"));
+    // The head it links to makes the name unique: two sign-offs in one second link to different entries.
+    let id = format!(
+        "{}-signoff-{}-{}",
+        report.id,
+        now.format("%Y%m%dT%H%M%SZ"),
+        chain::prefix(previous.as_deref().unwrap_or("start"), 8)
+    );
     let doc = serde_json::json!({
         "schema": "stackdrill.sign-off/v1",
         "id": id,
@@ -295,6 +315,73 @@ pub(crate) fn write_sign_off(
     let mut chain = chain::begin(dir)?;
     recover_locked(dir, &chain)?;
     let r = render_sign_off(report, reviewer, decision, note, chain.previous(), signer)?;
+    let path = dir.join(&r.json.0);
+    commit(dir, &mut chain, r)?;
+    Ok(path)
+}
+
+/// A signed record that `lost`'s document was lost, rendered as a new chained entry linked to `previous`:
+/// the ledger is never edited, and `report verify` names the entry as lost, by this record.
+pub(crate) fn render_loss(
+    lost: &chain::Entry,
+    reason: &str,
+    previous: Option<String>,
+    signer: &Signer,
+) -> std::io::Result<Rendered> {
+    use base64::Engine;
+    let now = chrono::Utc::now();
+    let id = format!(
+        "loss-{:08}-{}-{}",
+        lost.seq,
+        now.format("%Y%m%dT%H%M%SZ"),
+        chain::prefix(previous.as_deref().unwrap_or("start"), 8)
+    );
+    let doc = serde_json::json!({
+        "schema": chain::LOSS_SCHEMA,
+        "id": id,
+        "drill": lost.drill,
+        "result": "lost",
+        "lost_seq": lost.seq,
+        "lost_kind": lost.kind,
+        "lost_id": lost.id,
+        "lost_file": lost.file,
+        "lost_sha256": lost.sha256,
+        "reason": reason,
+        "at": now,
+        "previous_sha256": previous,
+        "signing": signer.record(),
+    });
+    let name = format!("{id}.json");
+    let mut body = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+    body.push(b'\n');
+    let sig = base64::engine::general_purpose::STANDARD.encode(signer.sign(&body).map_err(std::io::Error::other)?);
+    let env = signer
+        .envelope(&[(name.as_str(), body.as_slice())], serde_json::json!({ "loss": id, "lost_seq": lost.seq }))
+        .map_err(std::io::Error::other)?;
+    let files = vec![
+        (format!("{name}.sig"), format!("{sig}\n").into_bytes()),
+        (chain::dsse_name(&name), serde_json::to_vec_pretty(&env).map_err(std::io::Error::other)?),
+    ];
+    let entry = chain::Entry {
+        seq: 0,
+        kind: chain::EntryKind::Loss,
+        id,
+        drill: lost.drill.clone(),
+        result: "lost".into(),
+        file: name.clone(),
+        sha256: chain::sha256_hex(&body),
+        previous,
+        at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        key_id: Some(signer.key_id.clone()),
+    };
+    Ok(Rendered { files, json: (name, body), entry })
+}
+
+/// Appends a loss record for `lost` to a directory store.
+pub(crate) fn write_loss(dir: &Path, lost: &chain::Entry, reason: &str, signer: &Signer) -> std::io::Result<PathBuf> {
+    let mut chain = chain::begin(dir)?;
+    recover_locked(dir, &chain)?;
+    let r = render_loss(lost, reason, chain.previous(), signer)?;
     let path = dir.join(&r.json.0);
     commit(dir, &mut chain, r)?;
     Ok(path)

@@ -1,6 +1,8 @@
-//! Which signing keys `report verify` trusts: the public keys in `<state dir>/keys/trusted/` (one SPKI PEM
-//! per file, its name the key's name), the `--key` files and the `--trust-kms-key` keys. A report signed by
-//! any other key is *unverified*: its signature may be sound, but nothing says whose it is.
+//! Which signing keys `report verify` trusts: the `--key` files and the `--trust-kms-key` keys when any is
+//! given (exactly those: they pin the trust), otherwise — for the operator's own store only — the public
+//! keys in `<state dir>/keys/trusted/` (one SPKI PEM per file, its name the key's name). An evidence pack is
+//! never verified with keys from the pack or the working directory. A report signed by any other key is
+//! *unverified*: its signature may be sound, but nothing says whose it is.
 //!
 //! A trusted file may say its role on a line before the PEM block (`role: reviewer`); openssl and other PEM
 //! readers skip such lines. A reviewer's key is what makes a sign-off theirs.
@@ -40,8 +42,9 @@ pub(crate) struct TrustedKey {
     pub(crate) from: String,
 }
 
-/// The keys a verification trusts. `explicit` when some came from the command line (`--key`,
-/// `--trust-kms-key`): then every entry must be signed by one of them.
+/// The keys a verification trusts. `explicit` when they came from the command line (`--key`,
+/// `--trust-kms-key`): then they are the only keys trusted, and the chain must be signed (see
+/// [`Trust::requires_signatures`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Trust {
     pub(crate) keys: Vec<TrustedKey>,
@@ -123,6 +126,20 @@ impl Trust {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Why the chain must be signed, when it must: keys given on the command line, or an operator key
+    /// trusted for this store. Then an unsigned entry no signed entry after it vouches for (through the
+    /// `previous_sha256` its signature covers) is a broken link: stripping every signature does not turn a
+    /// signed store into an unsigned one that verifies.
+    pub(crate) fn requires_signatures(&self) -> Option<String> {
+        if self.explicit {
+            return Some("--key / --trust-kms-key require a signed chain".into());
+        }
+        self.keys
+            .iter()
+            .find(|k| k.role == Role::Operator)
+            .map(|k| format!("the operator key `{}` is trusted, so the store is signed", k.name))
     }
 }
 

@@ -94,7 +94,12 @@ impl Store {
     /// Reads the ledger in `dir` and each entry's document, beside what verifying it found.
     pub(crate) fn read_with(dir: &Path, mut verified: chain::Verified) -> std::io::Result<Store> {
         let mut documents = std::mem::take(&mut verified.documents);
-        Ok(Store { verified, ..Store::read(dir, &mut documents)? })
+        let mut store = Store::read(dir, &mut documents)?;
+        // A lost entry's file, if any is there, is not its document.
+        for row in store.rows.iter_mut().filter(|r| verified.lost.iter().any(|l| l.seq == Some(r.entry.seq))) {
+            row.doc = Doc::Unreadable;
+        }
+        Ok(Store { verified, ..store })
     }
 
     /// Reads the ledger in `dir` and each entry's document (from `documents` when verification already
@@ -113,6 +118,7 @@ impl Store {
                     (EntryKind::SignOff, Some(b)) => {
                         serde_json::from_slice(&b).map(Doc::SignOff).unwrap_or(Doc::Unreadable)
                     }
+                    (EntryKind::Loss, Some(_)) => Doc::Unreadable,
                 };
                 Row { entry, doc }
             })

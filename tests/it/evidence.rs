@@ -140,11 +140,16 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
         "{}",
         text(&out.stdout)
     );
-    // Pinning the key: the unsigned first entry no longer passes.
+    // Pinning the key: the unsigned first entry passes only because the signed entry after it covers it
+    // (it signs that entry's sha256); another key pinned instead verifies nothing.
     let out = stackdrill().args(["report", "verify", "--reports", reports, "--key"]).arg(&public).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("2 signed, 2 by trusted keys (`signing`)"), "{}", text(&out.stdout));
+    let (_, stranger) = openssl_key(tmp.path(), "stranger");
+    let out = stackdrill().args(["report", "verify", "--reports", reports, "--key"]).arg(&stranger).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).contains("entry 1 ") && text(&out.stdout).contains("not signed"),
+        text(&out.stdout).contains("entry 1 ") && text(&out.stdout).contains("no signed entry after it vouches for it"),
         "{}",
         text(&out.stdout)
     );
@@ -242,7 +247,7 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     assert!(text(&out.stdout).contains("PASSED — the backup was restored to the target and verified"));
 
     // A reviewer signs off with their own key (trusted as a reviewer's): a chained entry the matrix shows
-    // as theirs; a sign-off with the operator's key says it is not a reviewer's.
+    // as theirs; a sign-off naming a reviewer nobody trusts (a typo), or signed with another key, is refused.
     let out = stackdrill().args(["keys", "generate", "--role", "reviewer", "--name", "a.auditor"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(demo.state().join("keys/trusted/a.auditor.pub").is_file());
@@ -255,7 +260,20 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
         assert!(out.status.success(), "{}", text(&out.stderr));
     };
     sign_off(ledger[1]["id"].as_str().unwrap(), "a.auditor", &[]);
-    sign_off(ledger[2]["id"].as_str().unwrap(), "A. Operator", &["--signing-key", key.to_str().unwrap()]);
+    let refused = |reviewer: &str, extra: &[&str]| {
+        let out = stackdrill()
+            .args(["report", "sign-off", ledger[2]["id"].as_str().unwrap(), "--reports", reports])
+            .args(["--reviewer", reviewer, "--decision", "approved"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+        text(&out.stderr)
+    };
+    let err = refused("a.audtior", &[]);
+    assert!(err.contains("`a.audtior` is not a reviewer") && err.contains("did you mean `a.auditor`?"), "{err}");
+    let err = refused("a.auditor", &["--signing-key", key.to_str().unwrap()]);
+    assert!(err.contains("the operator key `signing`, not `a.auditor`'s key"), "{err}");
     let out = stackdrill().args(["report", "history", "local-demo", "--reports", reports]).output().unwrap();
     assert!(text(&out.stdout).contains("local-demo: 3 runs, 3 passed   RTO trend "), "{}", text(&out.stdout));
     let out = stackdrill().args(["report", "controls", "--reports", reports]).output().unwrap();
@@ -263,7 +281,6 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     assert!(
         md.contains("## SOC2-A1.2")
             && md.contains("approved by a.auditor (signed by reviewer key `a.auditor`)")
-            && md.contains("approved by A. Operator (signed with operator key `signing`, not a reviewer's)")
             && md.contains("| ok `signing` SHA256:")
             && md.contains("chain: intact"),
         "{md}"
@@ -282,8 +299,8 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     let out = stackdrill().args(["report", "verify", "--reports", reports]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert!(
-        text(&out.stdout).starts_with("UNVERIFIED: 6 entries")
-            && text(&out.stdout).contains("entry 6 (report")
+        text(&out.stdout).starts_with("UNVERIFIED: 5 entries")
+            && text(&out.stdout).contains("entry 5 (report")
             && text(&out.stdout).contains("a key that is not trusted"),
         "{}",
         text(&out.stdout)
@@ -605,7 +622,8 @@ fn an_evidence_pack_opens_offline_and_verifies_without_the_store() {
 
     // Offline, from the pack alone (the store moved away): verified, from the entry before the period.
     std::fs::rename(&demo.reports, tmp.path().join("store-elsewhere")).unwrap();
-    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&pack).output().unwrap();
+    let genuine = demo.state().join("keys/signing.key.pub");
+    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&pack).arg("--key").arg(&genuine).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("ok: evidence pack")
@@ -648,10 +666,10 @@ fn an_evidence_pack_opens_offline_and_verifies_without_the_store() {
     let out =
         stackdrill().args(["report", "export", "--reports", reports, "--tar", "--out"]).arg(&tgz).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&tgz).output().unwrap();
+    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&tgz).arg("--key").arg(&genuine).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
     std::fs::write(&index, std::fs::read_to_string(&index).unwrap().replacen("<h1>", "<h1>Approved: ", 1)).unwrap();
-    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&pack).output().unwrap();
+    let out = stackdrill().args(["report", "verify", "--pack"]).arg(&pack).arg("--key").arg(&genuine).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("`index.html`: was modified"), "{}", text(&out.stdout));
 }
@@ -757,4 +775,577 @@ fn each_kind_of_tampering_makes_report_verify_exit_1_naming_it() {
     let (code, out) = verify(&d);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("UNVERIFIED") && out.contains("entry 4 ") && out.contains("not trusted"), "{out}");
+}
+
+// ---- Evidence against an insider with write access to the store or the pack (issue 30, items 1–6). ----
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A new Ed25519 key made with openssl (not stackdrill): `<name>.key` (0600) and `<name>.pub`.
+fn openssl_key(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let out = Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&key).output().unwrap();
+    let public = dir.join(format!("{name}.pub"));
+    std::fs::write(&public, &out.stdout).unwrap();
+    (key, public)
+}
+
+/// An Ed25519 signature over `msg` by the PEM key in `key`, made by openssl.
+fn openssl_sign(key: &Path, msg: &[u8], dir: &Path) -> Vec<u8> {
+    let (m, s) = (dir.join("to-sign.bin"), dir.join("signed.bin"));
+    std::fs::write(&m, msg).unwrap();
+    let out = Command::new("openssl")
+        .args(["pkeyutl", "-sign", "-rawin", "-inkey"])
+        .arg(key)
+        .arg("-in")
+        .arg(&m)
+        .arg("-out")
+        .arg(&s)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::read(&s).unwrap()
+}
+
+/// Every file under `dir`, relative and sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(dir.join(&rel)).unwrap().flatten() {
+            let p = rel.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What a forger holding `key` (not the company's) does to a pack they edited: lists every file in a new
+/// manifest and signs it, detached and in a DSSE envelope, as stackdrill would.
+fn resign_manifest(pack: &Path, key: &Path, tmp: &Path) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(pack.join("MANIFEST.json")).unwrap()).unwrap();
+    let files: Vec<serde_json::Value> = files_under(pack)
+        .into_iter()
+        .filter(|f| !f.starts_with("MANIFEST."))
+        .map(|f| {
+            let bytes = std::fs::read(pack.join(&f)).unwrap();
+            serde_json::json!({ "path": f, "sha256": sha256_hex(&bytes), "bytes": bytes.len() })
+        })
+        .collect();
+    m["files"] = serde_json::Value::Array(files);
+    let mut body = serde_json::to_vec_pretty(&m).unwrap();
+    body.push(b'\n');
+    std::fs::write(pack.join("MANIFEST.json"), &body).unwrap();
+    std::fs::write(pack.join("MANIFEST.json.sig"), format!("{}\n", b64.encode(openssl_sign(key, &body, tmp)))).unwrap();
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": "MANIFEST.json", "digest": { "sha256": sha256_hex(&body) } }],
+        "predicateType": "https://github.com/stackdrill/stackdrill/drill-report/v1",
+        "predicate": {},
+    });
+    let payload = serde_json::to_vec(&statement).unwrap();
+    let ptype = "application/vnd.in-toto+json";
+    let mut pae = format!("DSSEv1 {} {ptype} {} ", ptype.len(), payload.len()).into_bytes();
+    pae.extend_from_slice(&payload);
+    let env = serde_json::json!({
+        "payloadType": ptype,
+        "payload": b64.encode(&payload),
+        "signatures": [{ "keyid": m["signing"]["key_id"], "sig": b64.encode(openssl_sign(key, &pae, tmp)) }],
+    });
+    std::fs::write(pack.join("MANIFEST.dsse.json"), serde_json::to_vec_pretty(&env).unwrap()).unwrap();
+}
+
+/// Item 1: trust comes only from outside what is verified. A forged pack that carries its own trusted key
+/// (`.stackdrill/keys/trusted/evil.pub`, as the working directory's trusted folder), verified as VERIFY.md
+/// says from inside it with the company's key, fails; so does a store whose trusted folder an attacker added
+/// a key to, verified with `--key` the genuine key.
+#[test]
+fn a_pack_or_a_planted_trusted_key_never_vouches_for_itself() {
+    let demo = Demo::start();
+    let tmp = Scratch::new();
+    let sd = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
+    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
+    let key = demo.state().join("keys/signing.key");
+    let genuine = tmp.path().join("genuine.pub");
+    std::fs::copy(demo.state().join("keys/signing.key.pub"), &genuine).unwrap();
+    // A store every entry of which is signed (the demo's own unsigned run is elsewhere).
+    let signed = tmp.path().join("signed-store");
+    let run = |store: &Path, key: &Path| {
+        let out = sd()
+            .args(["drill", "run"])
+            .arg(&demo.drill)
+            .arg("--reports")
+            .arg(store)
+            .arg("--signing-key")
+            .arg(key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    run(&signed, &key);
+
+    // The insider signs a run of their own with their key, and drops that key into the trusted folder.
+    let (evil_key, evil_pub) = openssl_key(tmp.path(), "evil");
+    let forged = tmp.path().join("forged-store");
+    copy_store(&signed, &forged);
+    run(&forged, &evil_key);
+    std::fs::copy(&evil_pub, demo.state().join("keys/trusted/evil.pub")).unwrap();
+    let out = sd().args(["report", "verify", "--reports"]).arg(&forged).arg("--key").arg(&genuine).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a planted key passed `--key genuine.pub`: {}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("UNVERIFIED")
+            && text(&out.stdout).contains("entry 2 ")
+            && text(&out.stdout).contains("not trusted"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The genuine store verifies with the genuine key alone.
+    let out = sd().args(["report", "verify", "--reports"]).arg(&signed).arg("--key").arg(&genuine).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // A pack of the forged store, signed by the insider, carrying their key as the working directory's
+    // trusted key; the company's key (keys/signing.pub) is in it, genuine.
+    let pack = tmp.path().join("pack");
+    let out = sd()
+        .args(["report", "export", "--reports"])
+        .arg(&forged)
+        .arg("--signing-key")
+        .arg(&evil_key)
+        .arg("--out")
+        .arg(&pack)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(pack.join("keys/signing.pub")).unwrap(), std::fs::read(&genuine).unwrap());
+    std::fs::create_dir_all(pack.join(".stackdrill/keys/trusted")).unwrap();
+    std::fs::copy(&evil_pub, pack.join(".stackdrill/keys/trusted/evil.pub")).unwrap();
+    resign_manifest(&pack, &evil_key, tmp.path());
+    let from_pack = |args: &[&str]| {
+        let out = stackdrill().env_remove("STACKDRILL_STATE_DIR").current_dir(&pack).args(args).output().unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = from_pack(&["report", "verify", "--pack", ".", "--key", "keys/signing.pub"]);
+    assert_eq!(code, Some(1), "the forged pack vouched for itself: {out}{err}");
+    assert!(out.starts_with("UNVERIFIED") && out.contains("UNVERIFIED SHA256:"), "{out}");
+    // Without a key there is nothing to trust: it says so rather than reading the pack's own.
+    let (code, _, err) = from_pack(&["report", "verify", "--pack", "."]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("verified with the keys you trust") && err.contains("--key"), "{err}");
+}
+
+/// What an insider who can write the store (not sign) does to rewrite entry `n`'s document: strips every
+/// signature and envelope, applies `edit`, and writes the whole chain again (each document's
+/// `previous_sha256`, each ledger line's digest and link) so every hash matches.
+fn strip_and_rechain(store: &Path, edit: impl Fn(usize, &mut serde_json::Value)) {
+    let ledger = std::fs::read_to_string(store.join("ledger.jsonl")).unwrap();
+    let mut prev: Option<String> = None;
+    let mut lines = Vec::new();
+    for (i, line) in ledger.lines().enumerate() {
+        let mut e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let file = e["file"].as_str().unwrap().to_string();
+        let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(store.join(&file)).unwrap()).unwrap();
+        edit(i, &mut doc);
+        doc["previous_sha256"] = serde_json::json!(prev);
+        doc["signing"] = serde_json::Value::Null;
+        let mut body = serde_json::to_vec_pretty(&doc).unwrap();
+        body.push(b'\n');
+        std::fs::write(store.join(&file), &body).unwrap();
+        let _ = std::fs::remove_file(store.join(format!("{file}.sig")));
+        let _ = std::fs::remove_file(store.join(file.replace(".json", ".dsse.json")));
+        let sha = sha256_hex(&body);
+        e["sha256"] = serde_json::json!(sha);
+        e["previous"] = serde_json::json!(prev);
+        e["result"] = doc.get("result").or(doc.get("decision")).cloned().unwrap();
+        e.as_object_mut().unwrap().remove("key_id");
+        lines.push(serde_json::to_string(&e).unwrap());
+        prev = Some(sha);
+    }
+    std::fs::write(store.join("ledger.jsonl"), lines.join("\n") + "\n").unwrap();
+}
+
+/// Items 2 and 3: a signed entry without its DSSE envelope is a broken link (the edited rendering it would
+/// have exposed is not waved through, and `report export` refuses to sign it into a pack); stripping every
+/// signature to rewrite a failed run as passed does not leave a store that verifies while an operator key
+/// is trusted, and `report list` shows the rewritten run as BROKEN, not as a plain pass.
+#[test]
+fn a_stripped_envelope_or_stripped_signatures_never_verify() {
+    let demo = Demo::start();
+    let tmp = Scratch::new();
+    let sd = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
+    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
+    let key = demo.state().join("keys/signing.key");
+    let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A failed run: the newest base backup corrupted.
+    let victim = demo.backups().pop().unwrap().join("PG_VERSION");
+    let original = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, [&original[..], b"corrupted\n"].concat()).unwrap();
+    let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    std::fs::write(&victim, &original).unwrap();
+    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ledger[2]["result"], "failed");
+    let verify = |store: &Path| {
+        let out = sd().args(["report", "verify", "--reports"]).arg(store).output().unwrap();
+        (out.status.code(), text(&out.stdout))
+    };
+    assert_eq!(verify(&demo.reports).0, Some(0));
+
+    // Item 2: the failed run's envelope deleted, its HTML and Markdown edited to say it passed.
+    let stem = ledger[2]["file"].as_str().unwrap().trim_end_matches(".json").to_string();
+    for ext in ["html", "md"] {
+        let d = tmp.path().join(format!("no-envelope-{ext}"));
+        copy_store(&demo.reports, &d);
+        std::fs::remove_file(d.join(format!("{stem}.dsse.json"))).unwrap();
+        let f = d.join(format!("{stem}.{ext}"));
+        let edited = std::fs::read_to_string(&f).unwrap().replace("FAILED", "PASSED");
+        assert_ne!(edited, std::fs::read_to_string(&f).unwrap());
+        std::fs::write(&f, edited).unwrap();
+        let (code, out) = verify(&d);
+        assert_eq!(code, Some(1), "{ext}: {out}");
+        assert!(
+            out.starts_with("BROKEN: the first broken link is entry 3 ")
+                && out.contains(&format!("DSSE envelope `{stem}.dsse.json` is missing")),
+            "{ext}: {out}"
+        );
+        let pack = tmp.path().join(format!("pack-{ext}"));
+        let out = sd().args(["report", "export", "--reports"]).arg(&d).arg("--out").arg(&pack).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "export signed a forged rendering: {}", text(&out.stdout));
+        assert!(text(&out.stderr).contains("DSSE envelope"), "{}", text(&out.stderr));
+        assert!(!pack.join("MANIFEST.json").exists());
+    }
+
+    // Item 3: every signature stripped, the failed run rewritten as passed, the chain written again.
+    let d = tmp.path().join("stripped");
+    copy_store(&demo.reports, &d);
+    strip_and_rechain(&d, |i, doc| {
+        if i == 2 {
+            doc["result"] = "passed".into();
+            doc["reason"] = serde_json::Value::Null;
+        }
+    });
+    let (code, out) = verify(&d);
+    assert_eq!(code, Some(1), "a stripped store verified: {out}");
+    assert!(
+        out.starts_with("BROKEN: the first broken link is entry 1 ")
+            && out.contains("the operator key `signing` is trusted"),
+        "{out}"
+    );
+    let out = sd().args(["report", "list", "--reports"]).arg(&d).output().unwrap();
+    let listed = text(&out.stdout);
+    let row = listed.lines().find(|l| l.trim_start().starts_with("3 ")).unwrap_or_default();
+    assert!(row.contains("passed") && row.contains("BROKEN"), "{listed}");
+    assert!(text(&out.stderr).contains("the report chain is broken"), "{}", text(&out.stderr));
+    // The genuine store lists the failed run as failed, verified.
+    let out = sd().args(["report", "list", "--reports"]).arg(&demo.reports).output().unwrap();
+    let row = text(&out.stdout).lines().find(|l| l.trim_start().starts_with("3 ")).unwrap_or_default().to_string();
+    assert!(row.contains("failed") && row.contains("ok `signing`"), "{row}");
+}
+
+/// The ```sh blocks of a VERIFY.md, in order.
+fn sh_blocks(md: &str) -> Vec<String> {
+    md.split("```sh\n").skip(1).map(|b| b.split("\n```").next().unwrap().to_string()).collect()
+}
+
+/// Runs each block of `pack`'s VERIFY.md with bash in the pack's folder, as an auditor pastes it, with
+/// stackdrill and the pinned securesystemslib on PATH: (exit code, output) per block.
+fn run_verify_md(pack: &Path) -> Vec<(String, Option<i32>, String)> {
+    let md = std::fs::read_to_string(pack.join("VERIFY.md")).unwrap();
+    let venv = super::moto::venv();
+    assert!(venv.join("python3").is_file(), "securesystemslib is missing: run `scripts/moto-venv`");
+    let bin = super::harness::bin_path();
+    let path =
+        format!("{}:{}:{}", bin.parent().unwrap().display(), venv.display(), std::env::var("PATH").unwrap_or_default());
+    sh_blocks(&md)
+        .into_iter()
+        .map(|block| {
+            let out = Command::new("bash")
+                .arg("-c")
+                .arg(&block)
+                .current_dir(pack)
+                .env("PATH", &path)
+                .env_remove("STACKDRILL_STATE_DIR")
+                .env_remove("STACKDRILL_REPORTS")
+                .output()
+                .unwrap();
+            (block, out.status.code(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
+        })
+        .collect()
+}
+
+/// Item 6: every command VERIFY.md prints, run as written on a pack with a reviewer's sign-off, the demo's
+/// run and an unsigned leading entry, passes; on a forged pack (a report's HTML edited, the manifest's
+/// digest for it updated) they fail.
+#[test]
+fn every_command_verify_md_prints_passes_on_a_pack_and_fails_on_a_forged_one() {
+    let demo = Demo::start(); // entry 1: the demo's own run, unsigned
+    let tmp = Scratch::new();
+    let sd = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
+    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
+    let out = sd().args(["keys", "generate", "--role", "reviewer", "--name", "a.tan"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = demo.state().join("keys/signing.key");
+    let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reports = demo.reports.to_str().unwrap();
+    let id = demo.last_report()["id"].as_str().unwrap().to_string();
+    let out = sd()
+        .args(["report", "sign-off", &id, "--reports", reports, "--reviewer", "a.tan", "--decision", "approved"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let pack = tmp.path().join("pack");
+    let out = sd().args(["report", "export", "--reports", reports, "--out"]).arg(&pack).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let results = run_verify_md(&pack);
+    assert!(results.len() >= 6, "{results:?}");
+    assert!(results.iter().any(|(b, ..)| b.starts_with("stackdrill report verify --pack .")), "{results:?}");
+    for (block, code, out) in &results {
+        assert_eq!(*code, Some(0), "VERIFY.md's\n{block}\nfailed on a genuine pack:\n{out}");
+        assert!(!out.contains("BAD SIGNATURE"), "{block}\n{out}");
+    }
+
+    // A forged pack: the signed report's HTML edited to say otherwise, and the manifest's digest for it
+    // updated (the forger cannot sign the manifest with the company's key).
+    let forged = tmp.path().join("forged");
+    let out = Command::new("cp").arg("-a").arg(&pack).arg(&forged).output().unwrap();
+    assert!(out.status.success());
+    let ledger = std::fs::read_to_string(forged.join("reports/ledger.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(ledger.lines().nth(1).unwrap()).unwrap();
+    let html = format!("reports/{}", entry["file"].as_str().unwrap().replace(".json", ".html"));
+    let edited =
+        std::fs::read_to_string(forged.join(&html)).unwrap().replace("PASSED", "PASSED, reviewed and approved");
+    std::fs::write(forged.join(&html), &edited).unwrap();
+    let manifest = std::fs::read_to_string(forged.join("MANIFEST.json")).unwrap();
+    let old = sha256_hex(&std::fs::read(pack.join(&html)).unwrap());
+    std::fs::write(forged.join("MANIFEST.json"), manifest.replace(&old, &sha256_hex(edited.as_bytes()))).unwrap();
+    let results = run_verify_md(&forged);
+    let failed: Vec<&String> = results.iter().filter(|(_, code, _)| *code != Some(0)).map(|(b, ..)| b).collect();
+    // The stackdrill check, the manifest's signature and the report's envelope each fail.
+    assert!(failed.iter().any(|b| b.starts_with("stackdrill report verify")), "{results:?}");
+    assert!(failed.iter().any(|b| b.contains("MANIFEST.json.sig")), "{results:?}");
+    assert!(failed.iter().any(|b| b.contains("verify_dsse.py")), "{results:?}");
+}
+
+/// Item 4: a pack records the head it ends at, and the next pack must continue from it. The store's newest
+/// entries deleted after an export and the chain written on from there (undetectable in the store and in
+/// the new pack alone) is named by `report verify --pack NEW --previous OLD`.
+#[test]
+fn a_pack_continues_from_the_previous_one_and_a_truncated_store_is_named() {
+    let demo = Demo::start();
+    let tmp = Scratch::new();
+    let sd = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
+    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
+    let key = demo.state().join("keys/signing.key");
+    let genuine = demo.state().join("keys/signing.key.pub");
+    let run = |store: &Path| {
+        let out = sd()
+            .args(["drill", "run"])
+            .arg(&demo.drill)
+            .arg("--reports")
+            .arg(store)
+            .arg("--signing-key")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    let export = |store: &Path, out: &Path| {
+        let o = sd().args(["report", "export", "--reports"]).arg(store).arg("--out").arg(out).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+    let verify = |new: &Path, old: Option<&Path>| {
+        let mut c = stackdrill();
+        c.args(["report", "verify", "--pack"]).arg(new).arg("--key").arg(&genuine);
+        if let Some(old) = old {
+            c.arg("--previous").arg(old);
+        }
+        let out = c.output().unwrap();
+        (out.status.code(), text(&out.stdout))
+    };
+    run(&demo.reports); // entry 2
+    let q1 = tmp.path().join("q1");
+    export(&demo.reports, &q1);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(q1.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(manifest["head"]["seq"], 2, "{manifest}");
+
+    // The insider keeps a copy, deletes the newest entry (its report and ledger line) and runs on.
+    let truncated = tmp.path().join("truncated");
+    copy_store(&demo.reports, &truncated);
+    run(&demo.reports); // entry 3
+    let q2 = tmp.path().join("q2");
+    export(&demo.reports, &q2);
+    let (code, out) = verify(&q2, Some(&q1));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("continues from entry 2, where the previous pack ended"), "{out}");
+
+    let ledger = std::fs::read_to_string(truncated.join("ledger.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(ledger.lines().last().unwrap()).unwrap();
+    let stem = last["file"].as_str().unwrap().trim_end_matches(".json").to_string();
+    for f in std::fs::read_dir(&truncated).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with(&stem) {
+            std::fs::remove_file(f.path()).unwrap();
+        }
+    }
+    let kept: Vec<&str> = ledger.lines().take(ledger.lines().count() - 1).collect();
+    std::fs::write(truncated.join("ledger.jsonl"), kept.join("\n") + "\n").unwrap();
+    run(&truncated); // a new entry 2
+    let rewritten = tmp.path().join("rewritten");
+    export(&truncated, &rewritten);
+    // Alone, the new pack verifies: nothing in it shows what was deleted.
+    assert_eq!(verify(&rewritten, None).0, Some(0));
+    let (code, out) = verify(&rewritten, Some(&q1));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("BROKEN: ")
+            && out.contains("but the previous pack ended at entry 2 with sha256")
+            && out.contains("deleted and written again"),
+        "{out}"
+    );
+}
+
+/// Item 5: sign-offs of one report at once each keep their own file (the store stays verified); a
+/// reviewer name nobody trusts is refused with the nearest one; an entry whose document was lost (as the
+/// old same-second sign-offs lost one) is recorded as lost by a signed command, never by editing the
+/// ledger, and the store's readers work again.
+#[test]
+fn concurrent_sign_offs_keep_their_files_and_a_lost_entry_is_recorded_by_a_signed_entry() {
+    let demo = Demo::start();
+    let sd = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
+    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
+    let out = sd().args(["keys", "generate", "--role", "reviewer", "--name", "a.tan"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = demo.state().join("keys/signing.key");
+    let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reports = demo.reports.to_str().unwrap();
+    let id = demo.last_report()["id"].as_str().unwrap().to_string();
+    let sign_off = |reviewer: &str| {
+        let mut c = super::harness::command();
+        c.env("STACKDRILL_STATE_DIR", demo.state()).args([
+            "report",
+            "sign-off",
+            &id,
+            "--reports",
+            reports,
+            "--reviewer",
+            reviewer,
+            "--decision",
+            "approved",
+        ]);
+        c
+    };
+    // Four sign-offs at once: within one second, each its own file.
+    let children: Vec<_> =
+        (0..4).map(|_| sign_off("a.tan").stdout(std::process::Stdio::null()).spawn().unwrap()).collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let verify = || {
+        let out = sd().args(["report", "verify", "--reports", reports]).output().unwrap();
+        (out.status.code(), text(&out.stdout))
+    };
+    let (code, out) = verify();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("ok: 6 entries"), "{out}");
+    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let files: std::collections::HashSet<&str> = ledger.iter().map(|e| e["file"].as_str().unwrap()).collect();
+    assert_eq!(files.len(), 6, "two entries share a file: {ledger:?}");
+    let out = sign_off("a.tna").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `a.tan`?"), "{}", text(&out.stderr));
+
+    // A sign-off's document lost (as the old naming lost one): the store is broken, controls refuse.
+    let lost = ledger[3]["file"].as_str().unwrap();
+    for f in [lost.to_string(), format!("{lost}.sig"), lost.replace(".json", ".dsse.json")] {
+        std::fs::remove_file(demo.reports.join(f)).unwrap();
+    }
+    let (code, out) = verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("entry 4 ") && out.contains("is missing"), "{out}");
+    assert_eq!(sd().args(["report", "controls", "--reports", reports]).output().unwrap().status.code(), Some(1));
+    // Only a trusted operator key records a loss; an intact entry is refused.
+    let reviewer_key = demo.state().join("keys/reviewers/a.tan.key");
+    let record = |seq: &str, key: &Path| {
+        sd().args([
+            "report",
+            "record-loss",
+            seq,
+            "--reports",
+            reports,
+            "--reason",
+            "overwritten by a same-second sign-off",
+        ])
+        .arg("--signing-key")
+        .arg(key)
+        .output()
+        .unwrap()
+    };
+    let out = record("4", &reviewer_key);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a trusted operator key"), "{}", text(&out.stderr));
+    let out = record("3", &key);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("entry 3 is intact"), "{}", text(&out.stderr));
+    let out = record("4", &key);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (code, out) = verify();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("ok: 7 entries")
+            && out.contains("1 recorded as lost")
+            && out.contains("entry 4 (sign-off")
+            && out.contains("lost, as entry 7 records: overwritten by a same-second sign-off"),
+        "{out}"
+    );
+    assert_eq!(sd().args(["report", "controls", "--reports", reports]).output().unwrap().status.code(), Some(0));
+    // The record is itself a chained, signed entry: editing its reason breaks the chain.
+    let record_file = std::fs::read_to_string(demo.reports.join("ledger.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(record_file.lines().last().unwrap()).unwrap();
+    let f = demo.reports.join(last["file"].as_str().unwrap());
+    std::fs::write(&f, std::fs::read_to_string(&f).unwrap().replace("same-second", "routine")).unwrap();
+    assert_eq!(verify().0, Some(1));
 }

@@ -59,6 +59,10 @@ async fn kill_9_in_every_phase_of_a_local_drill_then_cleanup_leaves_nothing_and_
     let state = demo.state();
     let keys = stackdrill().env("STACKDRILL_STATE_DIR", &state).args(["keys", "generate"]).output().unwrap();
     assert!(keys.status.success(), "{}", text(&keys.stderr));
+    // A signed run first: with an operator key trusted, the demo's unsigned run stands only with a signed
+    // entry after it vouching for it.
+    let out = demo.run_drill(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let admin = demo.admin("app").await;
     let count = || async {
         let row =

@@ -172,3 +172,56 @@ fn the_readme_shows_the_dsse_check_the_pack_ships() {
     let script: Vec<&str> = block.lines().map(|l| l.strip_prefix("  ").unwrap_or(l)).collect();
     assert_eq!(script.join("\n") + "\n", VERIFY_DSSE_PY);
 }
+
+/// A pack continues from the previous one's head: it holds that entry with that digest, or its first
+/// entry links to it; a rewritten entry, a gap, and a pack that ends before the head are each named.
+#[test]
+fn a_pack_continues_from_the_previous_head_or_the_gap_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let entry = |seq: u64, sha: &str, previous: Option<&str>| Entry {
+        seq,
+        kind: EntryKind::Report,
+        id: format!("{seq}"),
+        drill: "d".into(),
+        result: "passed".into(),
+        file: format!("{seq}.json"),
+        sha256: sha.into(),
+        previous: previous.map(str::to_string),
+        at: "2026-01-01T00:00:00Z".into(),
+        key_id: None,
+    };
+    let pack = |name: &str, before: Option<Entry>, slice: &[Entry]| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(d.join("reports")).unwrap();
+        let lines: Vec<String> = slice.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+        std::fs::write(d.join("reports").join(LEDGER), lines.join("\n") + "\n").unwrap();
+        if let Some(b) = before {
+            std::fs::write(d.join("reports").join(BEFORE), serde_json::to_string(&b).unwrap()).unwrap();
+        }
+        d
+    };
+    let head = Head { seq: 3, sha256: "c3".into() };
+    // Overlapping: holds entry 3 as it was.
+    let d =
+        pack("overlap", None, &[entry(2, "b2", Some("a1")), entry(3, "c3", Some("b2")), entry(4, "d4", Some("c3"))]);
+    assert!(continues_from(&d, &head).is_ok());
+    // Starting right after it (the slice's anchor is the head).
+    let d = pack("after", Some(entry(3, "c3", Some("b2"))), &[entry(4, "d4", Some("c3"))]);
+    assert!(continues_from(&d, &head).is_ok());
+    // Entry 3 written again after the store was cut back.
+    let d = pack("rewritten", None, &[entry(2, "b2", Some("a1")), entry(3, "X3", Some("b2"))]);
+    let err = continues_from(&d, &head).unwrap_err();
+    assert!(err.contains("its entry 3 has sha256 X3") && err.contains("deleted and written again"), "{err}");
+    // Its first entry after the head links elsewhere.
+    let d = pack("relinked", None, &[entry(4, "d4", Some("Y3"))]);
+    assert!(continues_from(&d, &head).unwrap_err().contains("does not link to the entry the previous pack ended at"));
+    // A gap: entries 4 and 5 in neither pack.
+    let d = pack("gap", Some(entry(6, "f6", Some("e5"))), &[entry(7, "g7", Some("f6"))]);
+    let err = continues_from(&d, &head).unwrap_err();
+    assert!(err.contains("a gap") && err.contains("entries 4 to 5 are in neither"), "{err}");
+    // Ending before the head: the newest entries lost between the exports.
+    let d = pack("short", None, &[entry(1, "a1", None), entry(2, "b2", Some("a1"))]);
+    assert!(
+        continues_from(&d, &head).unwrap_err().contains("it ends at entry 2 and the previous pack ended at entry 3")
+    );
+}
