@@ -14,6 +14,7 @@ mod schedule;
 mod stack;
 mod supabase;
 mod ui;
+mod userfile;
 
 use std::process::ExitCode;
 
