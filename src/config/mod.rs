@@ -16,6 +16,7 @@ mod parse;
 mod stack;
 mod stack_bucket;
 mod target;
+mod sql_text;
 mod tls;
 
 #[cfg(test)]
@@ -26,7 +27,7 @@ pub(crate) use bucket::is_bucket_name;
 pub(crate) use deploy::{DeploySpec, load_deploy};
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
-pub(crate) use drill::{load_drill, missing_files};
+pub(crate) use drill::{advice, load_drill, missing_files};
 pub(crate) use drill_spec::{
     AmcheckSpec, AsOf, BucketRestoreSpec, BucketSource, CanarySpec, CheckSpec, ChecksumAlgorithm, ChecksumSpec,
     DrillSpec, FreshnessSpec, LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives, ObjectsSpec, RestoreSpec,
@@ -40,4 +41,5 @@ pub(crate) use stack::{
     AlarmKind, AlarmMetric, AlertsSpec, AppSpec, BackupSpec, DatabaseSpec, Purpose, ShieldMode, StackSpec, load_stack,
 };
 pub(crate) use target::{TargetSpec, parse_target_flag, parse_target_time};
+pub(crate) use sql_text::single_statement;
 pub(crate) use tls::TlsSpec;

@@ -104,7 +104,9 @@ impl Demo {
         let root = Scratch::new();
         let dir = root.path().join("demo");
         let reports = root.path().join("reports");
+        // Its own state directory: a demo takes the demo drill's lock there (tests run demos side by side).
         let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", root.path().join("state"))
             .args(["demo", "--keep", "--dir"])
             .arg(&dir)
             .arg("--reports")
