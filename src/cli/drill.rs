@@ -295,10 +295,8 @@ pub(super) async fn plan(
             }
         };
         // Demo runs forecast nothing: their source is a throwaway.
-        let reports: Vec<&Report> = store
-            .iter()
-            .flat_map(|s| s.reports().filter(|r| !r.is_demo()).filter_map(|r| r.report()))
-            .collect();
+        let reports: Vec<&Report> =
+            store.iter().flat_map(|s| s.reports().filter(|r| !r.is_demo()).filter_map(|r| r.report())).collect();
         let history = History {
             own: reports.iter().copied().filter(|r| r.drill == spec.name).collect(),
             same_provider: reports.iter().copied().filter(|r| r.source.provider == spec.restore.provider()).collect(),

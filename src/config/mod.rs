@@ -13,10 +13,10 @@ mod locate;
 mod logical;
 mod object_refs;
 mod parse;
+mod sql_text;
 mod stack;
 mod stack_bucket;
 mod target;
-mod sql_text;
 mod tls;
 
 #[cfg(test)]
@@ -37,9 +37,9 @@ pub(crate) use duration::{count, human_seconds};
 pub(crate) use error::ConfigError;
 pub(crate) use locate::{project_dir, set_state_dir, state_dir};
 pub(crate) use logical::{DumpLocation, ExistingPostgresSpec, PgDumpSpec, SupabaseBranchSpec};
+pub(crate) use sql_text::single_statement;
 pub(crate) use stack::{
     AlarmKind, AlarmMetric, AlertsSpec, AppSpec, BackupSpec, DatabaseSpec, Purpose, ShieldMode, StackSpec, load_stack,
 };
 pub(crate) use target::{TargetSpec, parse_target_flag, parse_target_time};
-pub(crate) use sql_text::single_statement;
 pub(crate) use tls::TlsSpec;

@@ -113,12 +113,9 @@ impl Cluster {
         // The cluster directory and `data` in it, neither a link.
         nofollow_dir(&self.dir).ok()?;
         let data = nofollow_dir(&self.data()).ok()?.metadata().ok()?;
-        let text = crate::userfile::read_text(
-            &self.data().join("postmaster.pid"),
-            4096,
-            crate::userfile::Links::Refuse,
-        )
-        .ok()?;
+        let text =
+            crate::userfile::read_text(&self.data().join("postmaster.pid"), 4096, crate::userfile::Links::Refuse)
+                .ok()?;
         let pid: i32 = text.lines().next()?.trim().parse().ok()?;
         if pid <= 1 {
             return None;

@@ -333,7 +333,10 @@ fn a_hundred_thousand_open_brackets_are_a_depth_error_at_once() {
         let elapsed = started.elapsed();
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains(&format!("{name}:2:")) && stderr.contains("nested more than 64 levels deep"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{name}:2:")) && stderr.contains("nested more than 64 levels deep"),
+            "{stderr}"
+        );
         assert!(elapsed < std::time::Duration::from_secs(1), "{name} took {elapsed:?}");
     }
 }

@@ -496,7 +496,10 @@ fn tls_impostor() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::
                 if tls.read_exact(&mut tag).is_ok() && tag[0] == b'p' && tls.read_exact(&mut len).is_ok() {
                     let mut body = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
                     if tls.read_exact(&mut body).is_ok() {
-                        received.lock().unwrap().push(String::from_utf8_lossy(&body).trim_end_matches('\0').to_string());
+                        received
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&body).trim_end_matches('\0').to_string());
                     }
                 }
             });

@@ -11,7 +11,9 @@ const OUTBOUND_FUNCTIONS: &[&str] = &["dblink", "http", "pg_net"];
 
 /// Neutralises database `db` through `client` (a superuser session to it); returns what was done.
 pub(crate) async fn neutralise(client: &Client, db: &str) -> Result<Vec<String>, String> {
-    let err = |what: &str, e: tokio_postgres::Error| format!("{what} in database `{db}`: {}", crate::drill::verify::db_error(&e));
+    let err = |what: &str, e: tokio_postgres::Error| {
+        format!("{what} in database `{db}`: {}", crate::drill::verify::db_error(&e))
+    };
     let mut said = Vec::new();
     let installed: Vec<String> = client
         .query(
