@@ -125,6 +125,14 @@ impl Demo {
         demo
     }
 
+    /// Rewrites the kept drill file without `demo: true`: its runs then count as evidence and feed forecasts
+    /// (the demo's own first report stays a demo run), for tests about evidence rather than the demo.
+    pub fn not_a_demo(&self) {
+        let body = std::fs::read_to_string(&self.drill).unwrap();
+        assert!(body.contains("\ndemo: true\n"), "{body}");
+        std::fs::write(&self.drill, body.replace("\ndemo: true\n", "\n")).unwrap();
+    }
+
     /// A superuser client on the source's private socket.
     pub async fn admin(&self, db: &str) -> tokio_postgres::Client {
         let mut c = tokio_postgres::Config::new();
