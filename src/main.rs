@@ -17,6 +17,7 @@ mod schedule;
 mod stack;
 mod supabase;
 mod ui;
+mod userfile;
 
 use std::process::ExitCode;
 

@@ -84,8 +84,12 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value_t = 1)]
     pub(crate) scale: u32,
     /// Leave the demo source running afterwards
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stop")]
     pub(crate) keep: bool,
+    /// Stop the demo source an earlier `demo --keep` left running (and every scratch of it), and remove
+    /// its directory; the reports stay
+    #[arg(long)]
+    pub(crate) stop: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
     /// Output: text for people, or json for tools

@@ -48,15 +48,47 @@ fn fleet_for(s: &DemoSettings, printer: Printer, cancel: crate::drill::Cancel) -
         signer: s.signer.clone(),
         aws: s.aws.clone(),
         concurrency: 1,
-        // Each demo restores its own source (one per `--dir`): two demos never share a scratch.
+        // The demo holds the drill's lock itself, from before its setup (see `lock_demo`).
         if_running: fleet::IfRunning::Parallel,
         cancel,
     };
     Fleet::new(settings, reporters)
 }
 
+/// The lock `drill run` takes for the demo drill: held by a demo from before its setup (which resets the
+/// demo directory) to its end, and by any `drill run` of the demo drill file, so two demos — or a demo and a
+/// run against a kept source — never destroy each other.
+fn lock_demo() -> Result<crate::lock::Lock, Failure> {
+    crate::lock::acquire("drill", DEMO_DRILL, &format!("a run of drill `{DEMO_DRILL}` (a demo)"), false).map_err(|e| {
+        Failure::could_not_run(
+            anyhow!("{e}"),
+            Some("wait for it to end; a source kept with `demo --keep` stops with `stackdrill demo --stop`".into()),
+        )
+    })
+}
+
+/// The demo drill's name (drills/local-demo.yaml).
+const DEMO_DRILL: &str = "local-demo";
+
+/// `demo --stop`: stops what `demo --keep` left running in `dir` and removes the directory (it refuses a
+/// directory that is not a demo's).
+pub(super) async fn stop(dir: &std::path::Path, printer: Printer) -> Result<u8, Failure> {
+    let dir = std::path::absolute(dir).map_err(|e| Failure::could_not_run(anyhow!("--dir: {e}"), None))?;
+    let _lock = lock_demo()?;
+    if !dir.exists() {
+        printer.line(format!("no demo in {}: nothing to stop", dir.display()));
+        return Ok(exit_codes::OK);
+    }
+    let bin = crate::pg::PgBin::find().map_err(|e| demo_failure(e.into()))?;
+    let user = crate::pg::RunAs::resolve("postgres").map_err(|e| demo_failure(e.into()))?;
+    demo::reset(&dir, &bin, &user).await.map_err(demo_failure)?;
+    printer.line(format!("stopped the demo source in {} and removed the directory", dir.display()));
+    Ok(exit_codes::OK)
+}
+
 pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failure> {
     let dir = std::path::absolute(&s.dir).map_err(|e| Failure::could_not_run(anyhow!("--dir: {e}"), None))?;
+    let _lock = lock_demo()?;
     let cancel = cancel_on_signals();
     let fleet = fleet_for(&s, printer, cancel.clone());
     let events = fleet.events();
@@ -124,9 +156,15 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
         printer.line(summary(&report, written.as_ref().ok()));
         if s.keep {
             printer.line(format!(
-                "the demo source is still running on 127.0.0.1:{}; run the drill again with `stackdrill drill run {}`",
+                "the demo source is still running on 127.0.0.1:{}; run the drill again with `stackdrill drill run {}` \
+                 (its runs are demo runs: evidence of nothing); stop it with `stackdrill demo --stop{}`",
                 source.cluster.port,
-                path.display()
+                path.display(),
+                if s.dir == std::path::Path::new(".stackdrill/demo") {
+                    String::new()
+                } else {
+                    format!(" --dir {}", s.dir.display())
+                }
             ));
         }
     }

@@ -55,6 +55,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         endpoint_url: cli.global.endpoint_url.clone(),
     };
     match cli.command {
+        Command::Demo(a) if a.stop => super::demo::stop(&a.dir, Printer { format: a.output }).await,
         Command::Demo(a) => {
             let settings = super::demo::DemoSettings {
                 dir: a.dir,

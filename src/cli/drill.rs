@@ -130,6 +130,9 @@ pub(super) fn validate(paths: &[PathBuf], strict: bool, printer: Printer) -> Res
         /// Files the drill names that are not on this machine (errors with `--strict`).
         #[serde(serialize_with = "ser_errors")]
         missing: Vec<ConfigError>,
+        /// What loads but weakens a safety (sslmode require): warnings, even with `--strict`.
+        #[serde(serialize_with = "ser_errors")]
+        warnings: Vec<ConfigError>,
     }
     let mut entries = Vec::new();
     for f in &files {
@@ -137,9 +140,10 @@ pub(super) fn validate(paths: &[PathBuf], strict: bool, printer: Printer) -> Res
         match load_drill(f) {
             Ok(s) => {
                 let missing = crate::config::missing_files(&s);
-                entries.push(Entry { file, drill: Some(s.name), errors: vec![], missing })
+                let warnings = crate::config::advice(&s);
+                entries.push(Entry { file, drill: Some(s.name), errors: vec![], missing, warnings })
             }
-            Err(errors) => entries.push(Entry { file, drill: None, errors, missing: vec![] }),
+            Err(errors) => entries.push(Entry { file, drill: None, errors, missing: vec![], warnings: vec![] }),
         }
     }
     let missing: usize = entries.iter().map(|e| e.missing.len()).sum();
@@ -158,6 +162,9 @@ pub(super) fn validate(paths: &[PathBuf], strict: bool, printer: Printer) -> Res
         let level = if strict { "error" } else { "warning" };
         for err in entries.iter().flat_map(|e| &e.missing) {
             crate::ui::diag!("{level}: {err}");
+        }
+        for w in entries.iter().flat_map(|e| &e.warnings) {
+            crate::ui::diag!("warning: {w}");
         }
     }
     if bad > 0 {
@@ -287,7 +294,9 @@ pub(super) async fn plan(
                 continue;
             }
         };
-        let reports: Vec<&Report> = store.iter().flat_map(|s| s.reports().filter_map(|r| r.report())).collect();
+        // Demo runs forecast nothing: their source is a throwaway.
+        let reports: Vec<&Report> =
+            store.iter().flat_map(|s| s.reports().filter(|r| !r.is_demo()).filter_map(|r| r.report())).collect();
         let history = History {
             own: reports.iter().copied().filter(|r| r.drill == spec.name).collect(),
             same_provider: reports.iter().copied().filter(|r| r.source.provider == spec.restore.provider()).collect(),

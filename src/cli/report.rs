@@ -336,6 +336,8 @@ struct Listed {
     id: String,
     drill: String,
     result: String,
+    /// What started the run (`manual`, `schedule`, `demo`, ...): a demo run is evidence of nothing.
+    trigger: Option<String>,
     started_at: Option<String>,
     rto_seconds: Option<f64>,
     rpo_seconds: Option<f64>,
@@ -354,6 +356,7 @@ fn listed(store: &Store, r: &Row) -> Listed {
         id: r.entry.id.clone(),
         drill: r.entry.drill.clone(),
         result: r.entry.result.clone(),
+        trigger: d.map(|d| d.trigger.clone()),
         started_at: d.map(|d| json_time(d.started_at)),
         rto_seconds: d.and_then(|d| d.measured.rto_seconds),
         rpo_seconds: d.and_then(|d| d.measured.rpo_seconds),
@@ -372,16 +375,17 @@ fn list(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Failur
         return Ok(exit_codes::OK);
     }
     printer.line(format!(
-        "{:>4}  {:<9} {:<24} {:<8} {:<20} {:>9} {:>9}  {:<38} id",
-        "seq", "kind", "drill", "result", "started", "RTO", "RPO", "signed"
+        "{:>4}  {:<9} {:<24} {:<8} {:<8} {:<20} {:>9} {:>9}  {:<38} id",
+        "seq", "kind", "drill", "result", "trigger", "started", "RTO", "RPO", "signed"
     ));
     for l in &all {
         printer.line(format!(
-            "{:>4}  {:<9} {:<24} {:<8} {:<20} {:>9} {:>9}  {:<38} {}",
+            "{:>4}  {:<9} {:<24} {:<8} {:<8} {:<20} {:>9} {:>9}  {:<38} {}",
             l.seq,
             l.kind,
             l.drill,
             l.result,
+            l.trigger.as_deref().unwrap_or("-"),
             l.started_at.as_deref().map(|s| &s[..19.min(s.len())]).unwrap_or("-"),
             secs(l.rto_seconds),
             secs(l.rpo_seconds),
@@ -441,9 +445,10 @@ fn history(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Fai
         for r in rs {
             let l = listed(&all, r);
             printer.line(format!(
-                "  {}  {:<7} RTO {:>9}  RPO {:>9}  {}",
+                "  {}  {:<7} {:<8} RTO {:>9}  RPO {:>9}  {}",
                 l.started_at.as_deref().map(|s| &s[..19.min(s.len())]).unwrap_or("-"),
                 l.result,
+                l.trigger.as_deref().unwrap_or("-"),
                 secs(l.rto_seconds),
                 secs(l.rpo_seconds),
                 l.id

@@ -32,6 +32,8 @@ struct RawDrill {
     schedule: Option<RawSchedule>,
     metrics: Option<RawMetrics>,
     timeouts: Option<RawTimeouts>,
+    /// `demo: true`: a demo drill (its source is a throwaway), wherever and however it runs.
+    demo: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -442,6 +444,8 @@ fn sql_check(
     }
     if query.trim().is_empty() {
         p.push(format!("{key}.query"), "must not be empty");
+    } else if let Err(why) = super::sql_text::single_statement(&query) {
+        p.push(format!("{key}.query"), why);
     }
     let RawExpect { equals, min, max, regex, rows } = expect;
     if equals.is_none() && min.is_none() && max.is_none() && regex.is_none() && rows.is_none() {
@@ -603,7 +607,14 @@ pub(super) fn source_spec(p: &mut Problems<'_>, key: &str, s: RawSource, rds_sou
     if iam_auth && user.is_none() {
         p.push(format!("{key}.iam-auth"), "IAM authentication needs `user` (the database user granted rds_iam)");
     }
-    let tls = super::tls::tls_spec(p, key, sslmode.as_deref(), ca_bundle);
+    let tls = super::tls::source_tls_spec(p, key, sslmode.as_deref(), ca_bundle);
+    if tls == TlsSpec::Require && iam_auth {
+        p.push(
+            format!("{key}.sslmode"),
+            "an IAM token is sent as a cleartext password, so the server must prove who it is: \
+             use verify-full with `ca-bundle` (e.g. the RDS global bundle)",
+        );
+    }
     if tls == TlsSpec::Disable && (iam_auth || matches!(password, SecretRef::Secret(_))) {
         p.push(format!("{key}.sslmode"), "a managed credential is never sent in cleartext: use require or verify-full");
     }
@@ -639,6 +650,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         schedule,
         metrics,
         timeouts,
+        demo,
     } = raw;
     let name = drill_name(p, name, path);
     let restore = resolve_restore(p, restore);
@@ -677,6 +689,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
             })
             .unwrap_or_default(),
         timeouts: resolve_timeouts(p, timeouts),
+        demo: demo.unwrap_or(false),
     };
     // Relative paths are the project's (the directory above the file holding `drills/` or `.git`), wherever
     // the command runs; outside a project they stay relative to the working directory.
@@ -752,6 +765,37 @@ pub(crate) fn missing_files(spec: &DrillSpec) -> Vec<ConfigError> {
                 message: format!("`{}` does not exist on this machine", p.display()),
                 key,
                 hint: None,
+            }
+        })
+        .collect()
+}
+
+/// What `drill validate` warns about in a drill that loads: a source written as `sslmode: require` (the
+/// server's identity is not checked; a password goes only through SCRAM with channel binding).
+pub(crate) fn advice(spec: &DrillSpec) -> Vec<ConfigError> {
+    let mut sources: Vec<(String, &TlsSpec)> = Vec::new();
+    if let Some(s) = &spec.source {
+        sources.push(("source.sslmode".into(), &s.tls));
+    }
+    if let RestoreSpec::ExistingPostgres(e) = &spec.restore {
+        sources.push(("restore.existing-postgres.connection.sslmode".into(), &e.connection.tls));
+    }
+    let text = std::fs::read_to_string(&spec.file).unwrap_or_default();
+    let locations = super::locate::Locations::index(&text);
+    sources
+        .into_iter()
+        .filter(|(_, t)| **t == TlsSpec::Require)
+        .map(|(key, _)| {
+            let (line, column) = locations.find(&key).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            ConfigError {
+                file: spec.file.clone(),
+                line,
+                column,
+                message: "require does not check who the server is: stackdrill logs in only through SCRAM with \
+                          channel binding, and refuses a server that asks for a cleartext or MD5 password"
+                    .into(),
+                key,
+                hint: Some("give `ca-bundle` (sslmode verify-full) so the server proves who it is".into()),
             }
         })
         .collect()

@@ -24,6 +24,9 @@ pub(crate) struct DrillSpec {
     pub(crate) schedule: Option<ScheduleSpec>,
     pub(crate) metrics: MetricsSpec,
     pub(crate) timeouts: Timeouts,
+    /// A demo drill (`demo: true`): its runs are `demo` runs whoever starts them, so they never count as
+    /// evidence nor feed a forecast.
+    pub(crate) demo: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -36,10 +36,152 @@ impl Locations {
 /// How deep any stackdrill file may nest mappings and sequences (the deepest real one is under 10).
 pub(crate) const MAX_DEPTH: usize = 64;
 
-/// Where `text` first nests deeper than [`MAX_DEPTH`], read with the event parser (which keeps its own
-/// stack, unlike the document loaders): `None` when it does not, or when it does not parse (the
-/// deserialiser reports that).
+/// Where `text` first nests deeper than [`MAX_DEPTH`], or `None`. A pre-scan of the raw text in one pass
+/// (linear time, whatever the text): it counts flow brackets and braces, and block nesting by indentation
+/// and `- ` entries, outside quotes, comments and block scalars; it never gives up on text that would not
+/// parse (a parser error is no reason to let a deep document through to a recursive parser). Then the
+/// event parser (which keeps its own stack) counts again, for what the pre-scan reads loosely.
 pub(crate) fn too_deep(text: &str) -> Option<(usize, usize)> {
+    prescan_depth(text).or_else(|| too_deep_events(text))
+}
+
+/// The depth pre-scan of [`too_deep`]: 1-based line and column of the first character past the limit.
+pub(crate) fn prescan_depth(text: &str) -> Option<(usize, usize)> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut flow = 0usize;
+    let mut quote = Quote::None;
+    // Indentation columns of the open block collections.
+    let mut blocks: Vec<usize> = Vec::new();
+    // The indentation of the line that opened a block scalar (`|`, `>`): deeper lines are its text.
+    let mut block_scalar: Option<usize> = None;
+    for (n, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let bytes = line.as_bytes();
+        let indent = bytes.iter().take_while(|&&b| b == b' ').count();
+        let blank = indent == bytes.len() || bytes[indent] == b'#';
+        if let Some(parent) = block_scalar {
+            if blank || indent > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        let mut i = 0;
+        // A line that starts inside a flow collection or a quoted scalar continues it: its indentation says
+        // nothing about block nesting.
+        if flow == 0 && quote == Quote::None {
+            if blank {
+                continue;
+            }
+            while blocks.last().is_some_and(|&top| top > indent) {
+                blocks.pop();
+            }
+            if blocks.last() != Some(&indent) {
+                blocks.push(indent);
+            }
+            i = indent;
+            // `- - - x`: each entry marker opens a sequence one level deeper on the same line.
+            while i < bytes.len() && bytes[i] == b'-' && bytes.get(i + 1).is_none_or(|&b| b == b' ') {
+                i += 1;
+                while i < bytes.len() && bytes[i] == b' ' {
+                    i += 1;
+                }
+                if i < bytes.len() {
+                    blocks.push(i);
+                }
+                if blocks.len() > MAX_DEPTH {
+                    return Some((n + 1, i + 1));
+                }
+            }
+            if blocks.len() > MAX_DEPTH {
+                return Some((n + 1, indent + 1));
+            }
+        }
+        // Whether the next character starts a node (so `[` or `{` there opens a flow collection): at the
+        // start of the content, after `- `, `: `, `? `, or anywhere inside a flow collection.
+        let mut node_start = true;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Quote::Single => {
+                    if b == b'\'' {
+                        if bytes.get(i + 1) == Some(&b'\'') {
+                            i += 1;
+                        } else {
+                            quote = Quote::None;
+                            node_start = false;
+                        }
+                    }
+                    i += 1;
+                    continue;
+                }
+                Quote::Double => {
+                    if b == b'\\' {
+                        i += 1;
+                    } else if b == b'"' {
+                        quote = Quote::None;
+                        node_start = false;
+                    }
+                    i += 1;
+                    continue;
+                }
+                Quote::None => {}
+            }
+            let prev_space = i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t';
+            match b {
+                b'#' if prev_space => break,
+                b'\'' | b'"' if node_start || flow > 0 => quote = if b == b'"' { Quote::Double } else { Quote::Single },
+                b'[' | b'{' if node_start || flow > 0 => {
+                    flow += 1;
+                    if blocks.len() + flow > MAX_DEPTH {
+                        return Some((n + 1, i + 1));
+                    }
+                    node_start = true;
+                }
+                b']' | b'}' if flow > 0 => {
+                    flow -= 1;
+                    node_start = false;
+                }
+                b',' if flow > 0 => node_start = true,
+                b' ' | b'\t' => {}
+                // A tag or an anchor may stand before the node it names.
+                b'!' | b'&' if node_start => {
+                    while i + 1 < bytes.len() && !matches!(bytes[i + 1], b' ' | b'\t' | b'[' | b'{' | b',') {
+                        i += 1;
+                    }
+                }
+                b'-' | b':' | b'?' if bytes.get(i + 1).is_none_or(|&c| c == b' ' || c == b'\t') => {
+                    node_start = true;
+                    if b == b':' && flow == 0 {
+                        let rest = line[i + 1..].trim_start();
+                        if rest.starts_with('|') || rest.starts_with('>') {
+                            block_scalar = Some(indent);
+                            break;
+                        }
+                    }
+                }
+                b':' if flow > 0 => node_start = true,
+                _ => node_start = false,
+            }
+            i += 1;
+        }
+        // `- |` opens a block scalar too.
+        if flow == 0 && quote == Quote::None && block_scalar.is_none() {
+            let t = line.trim_end();
+            if t.ends_with("- |") || t.ends_with("- >") || t == "|" || t == ">" {
+                block_scalar = Some(indent);
+            }
+        }
+    }
+    None
+}
+
+/// The event parser's count (gives up on text that does not parse; the pre-scan does not).
+fn too_deep_events(text: &str) -> Option<(usize, usize)> {
     let mut parser = Parser::new_from_str(text);
     let mut depth = 0usize;
     loop {
@@ -55,6 +197,42 @@ pub(crate) fn too_deep(text: &str) -> Option<(usize, usize)> {
             Event::SequenceEnd | Event::MappingEnd => depth = depth.saturating_sub(1),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    #[test]
+    fn the_prescan_finds_deep_flow_and_block_nesting_in_linear_time() {
+        let started = std::time::Instant::now();
+        let flow = "[".repeat(100_000);
+        assert_eq!(prescan_depth(&flow), Some((1, MAX_DEPTH)));
+        let flow = format!("name: x\nrestore: {}{}\n", "{a: ".repeat(100_000), "}".repeat(100_000));
+        assert_eq!(prescan_depth(&flow).map(|(l, _)| l), Some(2));
+        let block: String = (0..100_000).map(|i| format!("{}a:\n", " ".repeat(i % 200))).collect();
+        assert!(prescan_depth(&block).is_some());
+        let dashes = format!("{}x\n", "- ".repeat(100_000));
+        assert_eq!(prescan_depth(&dashes), Some((1, 2 * MAX_DEPTH + 1)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_prescan_lets_real_files_through() {
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/drills")).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            assert_eq!(prescan_depth(&text), None, "{}", entry.path().display());
+        }
+        let shallow = "a: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['\n\
+                       b: \"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\"\n\
+                       c: x[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n\
+                       d: | \n  [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n\
+                       e: 1 # [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n";
+        assert_eq!(prescan_depth(shallow), None);
+        let sixty_four = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert_eq!(prescan_depth(&format!("a: {sixty_four}\n")), None);
+        assert!(prescan_depth(&format!("a: [{sixty_four}]\n")).is_some());
     }
 }
 

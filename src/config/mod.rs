@@ -13,6 +13,7 @@ mod locate;
 mod logical;
 mod object_refs;
 mod parse;
+mod sql_text;
 mod stack;
 mod stack_bucket;
 mod target;
@@ -26,7 +27,7 @@ pub(crate) use bucket::is_bucket_name;
 pub(crate) use deploy::{DeploySpec, load_deploy};
 #[cfg(test)]
 pub(crate) use drill::parse_drill;
-pub(crate) use drill::{load_drill, missing_files};
+pub(crate) use drill::{advice, load_drill, missing_files};
 pub(crate) use drill_spec::{
     AmcheckSpec, AsOf, BucketRestoreSpec, BucketSource, CanarySpec, CheckSpec, ChecksumAlgorithm, ChecksumSpec,
     DrillSpec, FreshnessSpec, LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives, ObjectsSpec, RestoreSpec,
@@ -36,6 +37,7 @@ pub(crate) use duration::{count, human_seconds};
 pub(crate) use error::ConfigError;
 pub(crate) use locate::{project_dir, set_state_dir, state_dir};
 pub(crate) use logical::{DumpLocation, ExistingPostgresSpec, PgDumpSpec, SupabaseBranchSpec};
+pub(crate) use sql_text::single_statement;
 pub(crate) use stack::{
     AlarmKind, AlarmMetric, AlertsSpec, AppSpec, BackupSpec, DatabaseSpec, Purpose, ShieldMode, StackSpec, load_stack,
 };

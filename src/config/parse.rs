@@ -10,13 +10,14 @@ use super::locate::Locations;
 
 /// A configuration file's text, or the error that names it.
 pub(super) fn read_file(path: &Path) -> Result<String, Vec<ConfigError>> {
-    std::fs::read_to_string(path).map_err(|e| {
+    // A FIFO or a device named as a drill file is refused at once, and no configuration file is that large.
+    crate::userfile::read_text(path, 256 * 1024 * 1024, crate::userfile::Links::Follow).map_err(|e| {
         vec![ConfigError {
             file: path.to_path_buf(),
             line: None,
             column: None,
             key: String::new(),
-            message: format!("cannot read the file: {e}"),
+            message: format!("cannot read the file: {}", crate::userfile::reason(&e)),
             hint: None,
         }]
     })

@@ -27,7 +27,8 @@ pub(crate) fn write(dir: &Path, marker: &ScratchMarker, as_user: &crate::pg::Run
 }
 
 pub(crate) fn read(dir: &Path) -> Option<ScratchMarker> {
-    let text = std::fs::read_to_string(dir.join(MARKER)).ok()?;
+    // The directory is the PostgreSQL OS user's: a link or a FIFO planted as the marker is not read.
+    let text = crate::userfile::read_text(&dir.join(MARKER), 64 * 1024, crate::userfile::Links::Refuse).ok()?;
     serde_json::from_str(&text).ok()
 }
 

@@ -380,7 +380,8 @@ impl RunCtx<'_> {
         let facts = Facts {
             run_id: self.run_id,
             started_at,
-            trigger: self.opts.trigger.clone(),
+            // A demo drill is a demo wherever it runs (`drill run` of the file `demo --keep` left, a schedule).
+            trigger: if spec.demo { "demo".to_string() } else { self.opts.trigger.clone() },
             scheduled_for: self.opts.scheduled_for,
             participants: self.opts.participants.clone(),
             runbook: self.runbook,
@@ -601,8 +602,23 @@ impl RunCtx<'_> {
                 .get(0);
             let mut cancellers = vec![pg::Canceller::new(&restore, &ep.tls, ep.server_name.as_deref())];
             cancellers.extend(sessions.reader.map(|s| s.canceller.clone()));
+            // `sql` checks run as a non-superuser, read-only role when our own session could do anything.
+            // Without it they do not run: an error each, never a query in the superuser's session.
+            let reader = if spec.verify.iter().any(|c| matches!(c, CheckSpec::Sql(_))) {
+                verify::reader::open(&restore, ep, &self.run_id).await
+            } else {
+                Ok(None)
+            };
+            if let Ok(Some(r)) = &reader {
+                tracing::info!(role = %r.role, "sql checks run as a read-only role in the restore");
+                cancellers.push(r.canceller.clone());
+            }
             let ctx = verify::Context {
                 restore: &restore,
+                reader: match &reader {
+                    Ok(Some(r)) => &r.client,
+                    _ => &restore,
+                },
                 source: sessions.reader.map(|s| &s.client),
                 canary: reach.canary,
                 target: reach.cut,
@@ -613,7 +629,10 @@ impl RunCtx<'_> {
             };
             let mut checks = Vec::new();
             for c in &spec.verify {
-                let r = verify::run_check(c, &ctx, spec.timeouts.check).await;
+                let r = match (c, &reader) {
+                    (CheckSpec::Sql(_), Err(e)) => CheckResult::new(c, CheckStatus::Error, e.clone()),
+                    _ => verify::run_check(c, &ctx, spec.timeouts.check).await,
+                };
                 self.events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
                 checks.push(r);
             }

@@ -1,6 +1,7 @@
 //! The live source, reached so that a drill cannot hurt it: credentials from one place (environment,
 //! file, Secrets Manager, an RDS IAM token, or the source instance itself) kept in memory only, TLS
-//! with the server's identity checked when a CA bundle is given, and sessions bounded by
+//! with the server's identity checked (against `ca-bundle`, else the system's trust store; `require`
+//! only as written, and then a password only through SCRAM with channel binding), and sessions bounded by
 //! `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`, named with the run id,
 //! whose running query is cancelled on the server when a check gives up.
 
@@ -115,7 +116,10 @@ pub(crate) async fn login(
             "password-env",
         ),
         (SecretRef::File(p), _) => {
-            let text = std::fs::read_to_string(p).map_err(|e| DrillError::Secret(format!("`{}`: {e}", p.display())))?;
+            // A FIFO, a device or a huge file is refused at once (never read until a deadline or memory ends).
+            let text = crate::userfile::read_text_async(p, crate::userfile::SECRET_MAX, crate::userfile::Links::Follow)
+                .await
+                .map_err(|e| DrillError::Secret(format!("password-file: {e}")))?;
             (Some(text.trim_end_matches(['\n', '\r']).to_string()), "password-file")
         }
         (SecretRef::IamAuth, _) => {
@@ -164,6 +168,13 @@ impl Login {
         if let Some(p) = &self.password {
             c.password(p);
         }
+        if self.tls == TlsSpec::Require {
+            // The certificate proves nothing: the login may go only through SCRAM bound to this TLS channel,
+            // where the server proves it holds the verifier and a relay cannot splice in. tokio-postgres then
+            // refuses a cleartext or MD5 password request (or a login that asks for none) before sending a
+            // byte of the password.
+            c.channel_binding(tokio_postgres::config::ChannelBinding::Require);
+        }
         c
     }
 
@@ -174,6 +185,17 @@ impl Login {
         let client = pg::connect_tls(&c, &self.tls, None).await.map_err(|e| {
             if pg::is_tls_refused(&e) {
                 fail(format!("{e}; the source must speak TLS (sslmode {})", self.tls.sslmode()))
+            } else if pg::is_channel_binding_refused(&e) {
+                fail(format!(
+                    "{e}; under sslmode require a password goes only through SCRAM with channel binding, never \
+                     in cleartext or MD5: give `ca-bundle` (sslmode verify-full) or make the server use \
+                     scram-sha-256"
+                ))
+            } else if self.tls == TlsSpec::VerifyFullSystem && e.contains("certificate") {
+                fail(format!(
+                    "{e}; with no `sslmode` or `ca-bundle` the server's certificate must chain to the system's \
+                     trust store (sslmode verify-full): give `ca-bundle` (e.g. the RDS global bundle)"
+                ))
             } else {
                 fail(e)
             }
@@ -221,7 +243,7 @@ pub(crate) async fn connection_record(
         tls_version: if encrypted { version } else { None },
         cipher: if encrypted { cipher } else { None },
         server_verified: encrypted && tls.verifies_identity(),
-        hostname_verified: encrypted && matches!(tls, TlsSpec::VerifyFull(_)),
+        hostname_verified: encrypted && tls.verifies_host(),
         credential: credential.into(),
         session: None,
     }

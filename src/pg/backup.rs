@@ -55,7 +55,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<BaseBackup>, PgError> {
 
 fn describe(path: &Path, name: &str) -> Result<BaseBackup, PgError> {
     let sidecar = path.join(SIDECAR);
-    if let Ok(text) = std::fs::read_to_string(&sidecar) {
+    if let Ok(text) = crate::userfile::read_text(&sidecar, 1024 * 1024, crate::userfile::Links::Follow) {
         let mut b: BaseBackup = serde_json::from_str(&text)
             .map_err(|e| PgError::Other(format!("`{}` is not valid: {e}", sidecar.display())))?;
         b.path = path.to_path_buf();
@@ -63,7 +63,8 @@ fn describe(path: &Path, name: &str) -> Result<BaseBackup, PgError> {
     }
     // A backup stackdrill did not take: times from backup_label and the manifest's mtime.
     let label_path = path.join("backup_label");
-    let label = std::fs::read_to_string(&label_path).map_err(PgError::io("cannot read", &label_path))?;
+    let label = crate::userfile::read_text(&label_path, 1024 * 1024, crate::userfile::Links::Follow)
+        .map_err(|e| PgError::Other(e.to_string()))?;
     let field = |k: &str| label.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
     let start_wal = field("START WAL LOCATION:")
         .and_then(|v| v.split("(file ").nth(1))

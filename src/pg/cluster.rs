@@ -97,19 +97,33 @@ impl Cluster {
         run(cmd, "pg_ctl start").await.map(|_| ())
     }
 
-    /// The postmaster's pid while it runs. `postmaster.pid` is writable by the server's OS user, so
-    /// its pid is believed only for a live process whose working directory is this data directory (a
-    /// postmaster runs in its data directory): never a pid someone wrote there to have it signalled.
+    /// The postmaster's pid while it runs. `postmaster.pid` and `data/` itself are the server's OS user's
+    /// to replace, so the pid is believed only for a live process whose own working directory (a postmaster
+    /// runs in its data directory) is the very directory `data` names — opened without following a link
+    /// (`O_NOFOLLOW | O_DIRECTORY`), compared by device and inode: never a pid someone wrote there, nor a
+    /// process whose directory a planted `data` symlink points at.
     pub(crate) fn postmaster_pid(&self) -> Option<i32> {
-        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let nofollow_dir = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                .open(p)
+        };
+        // The cluster directory and `data` in it, neither a link.
+        nofollow_dir(&self.dir).ok()?;
+        let data = nofollow_dir(&self.data()).ok()?.metadata().ok()?;
+        let text =
+            crate::userfile::read_text(&self.data().join("postmaster.pid"), 4096, crate::userfile::Links::Refuse)
+                .ok()?;
         let pid: i32 = text.lines().next()?.trim().parse().ok()?;
         if pid <= 1 {
             return None;
         }
         let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-        let data = std::fs::canonicalize(self.data()).ok()?;
-        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-        (alive && cwd == data).then_some(pid)
+        // stat(2) of the magic link is the process's working directory itself, wherever it lives.
+        let cwd = std::fs::metadata(format!("/proc/{pid}/cwd")).ok()?;
+        (alive && cwd.dev() == data.dev() && cwd.ino() == data.ino()).then_some(pid)
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -249,5 +263,37 @@ mod tests {
         assert!(bystander.try_wait().unwrap().is_none(), "the bystander was signalled");
         bystander.kill().unwrap();
         let _ = bystander.wait();
+    }
+
+    /// The OS user replaces `data/` with a symlink to the working directory of another process and writes
+    /// that process's pid into `postmaster.pid` there: the old check (canonicalise `data`, compare with
+    /// `/proc/<pid>/cwd`) believed it, and `stop` SIGKILLed the bystander. The link is never followed now.
+    #[tokio::test]
+    async fn a_symlinked_data_directory_never_gets_a_bystander_signalled() {
+        let dir = tempfile::Builder::new().prefix("sd-pid-").tempdir_in("/tmp").unwrap();
+        let cluster = Cluster::new(dir.path().to_path_buf(), 1).unwrap();
+        let elsewhere = tempfile::Builder::new().prefix("sd-by-").tempdir_in("/tmp").unwrap();
+        let mut bystander =
+            std::process::Command::new("sleep").arg("30").current_dir(elsewhere.path()).spawn().unwrap();
+        std::fs::write(elsewhere.path().join("postmaster.pid"), format!("{}\n{}\n", bystander.id(), "/x")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), cluster.data()).unwrap();
+        assert_eq!(cluster.postmaster_pid(), None);
+        crate::cli::settings::init_process();
+        let bin = PgBin::find().expect("the PostgreSQL server binaries");
+        let as_user = RunAs::resolve("postgres").expect("the postgres OS user");
+        let mode = cluster.stop(&bin, &as_user, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(mode, StopMode::NotRunning);
+        assert!(bystander.try_wait().unwrap().is_none(), "the bystander was signalled");
+        bystander.kill().unwrap();
+        let _ = bystander.wait();
+
+        // The check still believes a real process whose working directory is the real `data`.
+        std::fs::remove_file(cluster.data()).unwrap();
+        std::fs::create_dir(cluster.data()).unwrap();
+        let mut inside = std::process::Command::new("sleep").arg("30").current_dir(cluster.data()).spawn().unwrap();
+        std::fs::write(cluster.data().join("postmaster.pid"), format!("{}\n", inside.id())).unwrap();
+        assert_eq!(cluster.postmaster_pid(), Some(inside.id() as i32));
+        inside.kill().unwrap();
+        let _ = inside.wait();
     }
 }

@@ -138,9 +138,19 @@ pub(crate) fn inspect_bytes(head: &[u8]) -> Option<Inspected> {
     Some(Inspected { format, gzip, header: None, started_on, plain_server_version })
 }
 
+/// The first `n` bytes of a dump: opened without blocking (a FIFO among the dumps is refused, not waited on)
+/// and only when it is a regular file.
 fn read_head(path: &Path, n: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC | nix::libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
     let mut buf = Vec::new();
-    std::fs::File::open(path)?.take(n).read_to_end(&mut buf)?;
+    file.take(n).read_to_end(&mut buf)?;
     Ok(buf)
 }
 

@@ -82,12 +82,19 @@ pub(crate) fn is_tls_refused(error: &str) -> bool {
     error.contains("server does not support TLS")
 }
 
+/// Whether a connection error says the server would not authenticate with channel binding (it asked for a
+/// cleartext or MD5 password, or none): under `sslmode require` stackdrill refuses to log in then.
+pub(crate) fn is_channel_binding_refused(error: &str) -> bool {
+    error.contains("channel binding")
+}
+
 fn connector(tls: &TlsSpec, server_name: Option<&str>) -> Result<Option<Named>, String> {
     let client_config = match tls {
         TlsSpec::Disable => return Ok(None),
         TlsSpec::Require => require()?,
         TlsSpec::VerifyCa(ca) => verify_ca(ca)?,
         TlsSpec::VerifyFull(ca) => verify_full(ca)?,
+        TlsSpec::VerifyFullSystem => verify_full_system()?,
     };
     Ok(Some(Named {
         inner: tokio_postgres_rustls::MakeRustlsConnect::new(client_config),
@@ -144,9 +151,9 @@ fn require() -> Result<ClientConfig, String> {
 
 fn roots(ca: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    let certs =
-        CertificateDer::pem_file_iter(ca).map_err(|e| format!("cannot read CA bundle `{}`: {e}", ca.display()))?;
-    for cert in certs {
+    let bytes = crate::userfile::read(ca, crate::userfile::CA_BUNDLE_MAX, crate::userfile::Links::Follow)
+        .map_err(|e| format!("CA bundle: {e}"))?;
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
         let cert = cert.map_err(|e| format!("bad certificate in `{}`: {e}", ca.display()))?;
         roots.add(cert).map_err(|e| format!("bad certificate in `{}`: {e}", ca.display()))?;
     }
@@ -161,6 +168,24 @@ fn verify_full(ca: &Path) -> Result<ClientConfig, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots(ca)?)
+        .with_no_client_auth())
+}
+
+/// `sslmode=verify-full` with no bundle written: the chain must lead to a root of the system's trust store
+/// (as libpq's `sslrootcert=system`).
+fn verify_full_system() -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system store may hold a certificate rustls cannot parse; the others still count.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err("the system's trust store holds no certificate: give `ca-bundle`".into());
+    }
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
         .with_no_client_auth())
 }
 

@@ -56,7 +56,7 @@ pub(crate) fn drill_file(dir: &Path, name: &str, restore: &str, demo: &Demo, ext
     let yaml = format!(
         "name: {name}\n\
          restore:\n{restore}\
-         source: {{ host: 127.0.0.1, port: {port}, user: app, dbname: app, password-file: {pw} }}\n\
+         source: {{ host: 127.0.0.1, port: {port}, user: app, dbname: app, password-file: {pw}, sslmode: verify-ca, ca-bundle: {ca} }}\n\
          target: latest\n\
          objectives: {{ rto: 10m, rpo: 1d }}\n\
          verify:\n\
@@ -68,6 +68,7 @@ pub(crate) fn drill_file(dir: &Path, name: &str, restore: &str, demo: &Demo, ext
          {extra}",
         port = demo.port,
         pw = demo.dir.join("source.password").display(),
+        ca = demo.dir.join("ca.crt").display(),
     );
     std::fs::write(&path, yaml).unwrap();
     path

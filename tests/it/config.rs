@@ -315,3 +315,28 @@ fn aws_sdk_warnings_are_one_line_each_unless_asked_for_detail() {
     let detail = run(&["-vv"]);
     assert!(detail.contains("{ "), "-vv keeps the SDK's detail: {detail}");
 }
+
+/// Deep flow nesting (`[[[…`) is refused by the depth guard, with its place, in well under a second: the
+/// guard is a linear pre-scan of the raw text that does not give up where the text stops parsing (the old
+/// guard did, and the YAML scanner then took quadratic time: 25 s for 100k levels).
+#[test]
+fn a_hundred_thousand_open_brackets_are_a_depth_error_at_once() {
+    let dir = Scratch::new();
+    for (name, body) in [
+        ("open.yaml", format!("name: x\nrestore: {}\n", "[".repeat(100_000))),
+        ("braces.yaml", format!("name: x\nrestore: {}\n", "{a: ".repeat(100_000))),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, body).unwrap();
+        let started = std::time::Instant::now();
+        let out = stackdrill().args(["drill", "validate"]).arg(&file).output().unwrap();
+        let elapsed = started.elapsed();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{name}:2:")) && stderr.contains("nested more than 64 levels deep"),
+            "{stderr}"
+        );
+        assert!(elapsed < std::time::Duration::from_secs(1), "{name} took {elapsed:?}");
+    }
+}

@@ -113,6 +113,7 @@ fn banner_pixels(png: &Path, rgb: (u8, u8, u8)) -> usize {
 #[test]
 fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
     let demo = Demo::start(); // entry 1: the demo's own report, unsigned (no key yet)
+    demo.not_a_demo(); // later runs are the operator's, counted as evidence
     let tmp = Scratch::new();
     // Every command of this test shares the demo's state directory: its trusted keys.
     let stackdrill = || {
@@ -587,6 +588,7 @@ fn page_requests(page: &Path, dir: &Path) -> Vec<String> {
 #[test]
 fn an_evidence_pack_opens_offline_and_verifies_without_the_store() {
     let demo = Demo::start();
+    demo.not_a_demo(); // later runs are the operator's, counted as evidence
     let tmp = Scratch::new();
     let stackdrill = || {
         let mut c = stackdrill();

@@ -104,7 +104,9 @@ impl Demo {
         let root = Scratch::new();
         let dir = root.path().join("demo");
         let reports = root.path().join("reports");
+        // Its own state directory: a demo takes the demo drill's lock there (tests run demos side by side).
         let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", root.path().join("state"))
             .args(["demo", "--keep", "--dir"])
             .arg(&dir)
             .arg("--reports")
@@ -121,6 +123,14 @@ impl Demo {
             .and_then(|p| p.parse().ok())
             .expect("port in the demo drill file");
         demo
+    }
+
+    /// Rewrites the kept drill file without `demo: true`: its runs then count as evidence and feed forecasts
+    /// (the demo's own first report stays a demo run), for tests about evidence rather than the demo.
+    pub fn not_a_demo(&self) {
+        let body = std::fs::read_to_string(&self.drill).unwrap();
+        assert!(body.contains("\ndemo: true\n"), "{body}");
+        std::fs::write(&self.drill, body.replace("\ndemo: true\n", "\n")).unwrap();
     }
 
     /// A superuser client on the source's private socket.

@@ -98,6 +98,7 @@ fn demo_drill_passes_and_writes_a_complete_report() {
     // `demo` again on the same directory starts over (stopping the kept source first) and passes;
     // without --keep it leaves no server running. JSON logs are one object per line on stderr.
     let again = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
         .args(["--log-format", "json", "-v", "demo", "--output", "json", "--dir"])
         .arg(&demo.dir)
         .arg("--reports")
@@ -228,6 +229,7 @@ fn missing_server_binaries_exit_2_with_how_to_install() {
     let dir = Scratch::new();
     let out = stackdrill()
         .env("STACKDRILL_PG_BIN", "/nonexistent/pg/bin")
+        .env("STACKDRILL_STATE_DIR", dir.path())
         .args(["demo", "--dir"])
         .arg(dir.path().join("demo"))
         .output()
@@ -425,4 +427,78 @@ fn junit_xml_names_every_check_objective_and_drill_and_validates_against_the_sch
     assert_eq!(listed[0]["schema"], "stackdrill.could-not-run/v1", "{listed}");
     assert_eq!(listed[0]["drill"], "local-demo-refused");
     assert!(listed[0]["error"].as_str().unwrap().contains("2001"), "{listed}");
+}
+
+/// A demo holds the demo drill's lock from before its setup (which resets its directory) to its end: a
+/// second demo, or a run of the kept demo drill, is refused while one runs, and the running one still
+/// passes. The drill file `demo --keep` leaves is marked `demo: true`, so its runs are demo runs however
+/// they start (evidence of nothing, no forecast), `report list` and `report history` show the trigger, and
+/// `demo --stop` stops the kept source.
+#[test]
+fn demos_lock_each_other_out_and_a_kept_demo_drill_stays_a_demo() {
+    let demo = Demo::start();
+    let out = demo.run_drill(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = demo.last_report();
+    assert_eq!(r["trigger"], "demo", "a run of the kept demo drill counted as {}", r["trigger"]);
+    let out = stackdrill().args(["report", "list", "--reports"]).arg(&demo.reports).output().unwrap();
+    let list = text(&out.stdout);
+    assert!(list.lines().next().unwrap().contains(" trigger "), "{list}");
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(rows.iter().all(|l| l.contains(" demo ")), "{list}");
+    let out = stackdrill().args(["report", "history", "--reports"]).arg(&demo.reports).output().unwrap();
+    let history = text(&out.stdout);
+    assert_eq!(history.lines().filter(|l| l.contains(" passed  demo ")).count(), 2, "{history}");
+
+    // A second demo starts (another directory, the same machine state) and takes the lock...
+    let other = demo.root.path().join("other");
+    let first = super::harness::command()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["demo", "--dir"])
+        .arg(&other)
+        .arg("--reports")
+        .arg(demo.root.path().join("other-reports"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = demo.state().join("locks/drill-local-demo.lock");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&lock).unwrap_or_default().starts_with(&format!("pid {} ", first.id())) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the demo never took the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ...so a third demo is refused before it touches anything, and so is a run of the kept demo drill.
+    let third = demo.root.path().join("third");
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["demo", "--dir"])
+        .arg(&third)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("a run of drill `local-demo` (a demo) is already running"), "{stderr}");
+    assert!(stderr.contains("stackdrill demo --stop"), "{stderr}");
+    assert!(!third.exists(), "the refused demo created its directory");
+    let out = demo.run_drill(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("already running"), "{}", text(&out.stderr));
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "the first demo was disturbed: {}", text(&out.stderr));
+
+    // `demo --stop` stops the kept source and removes its directory.
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["demo", "--stop", "--dir"])
+        .arg(&demo.dir)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("stopped the demo source"), "{}", text(&out.stdout));
+    assert!(!demo.dir.exists());
+    assert!(super::harness::processes_mentioning(&demo.dir).is_empty());
 }

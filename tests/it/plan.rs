@@ -21,6 +21,25 @@ fn plan(demo: &Demo, drill: &Path, extra: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_drill_is_ready_and_planning_creates_and_writes_nothing() {
     let demo = Demo::start();
+    // Demo runs forecast nothing: with only the demo's own run in the store there is no forecast...
+    let out = plan(&demo, &demo.drill, &[]);
+    assert!(text(&out.stdout).contains("no RTO forecast: no past run"), "{}", text(&out.stdout));
+    // ...and a run of the same drill that is not a demo (the file without `demo: true`) gives one.
+    let real = demo.root.path().join("real.yaml");
+    let body = std::fs::read_to_string(&demo.drill).unwrap();
+    assert!(body.contains("\ndemo: true\n"), "{body}");
+    std::fs::write(&real, body.replace("\ndemo: true\n", "\n")).unwrap();
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .args(["drill", "run"])
+        .arg(&real)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(demo.last_report()["trigger"], "manual");
     let admin = demo.admin("app").await;
     let before: i64 = admin.query_one("select count(*) from stackdrill_canary", &[]).await.unwrap().get(0);
     let reports_before = demo.reports().len();

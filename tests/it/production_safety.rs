@@ -143,7 +143,7 @@ fn a_source_without_tls_or_with_an_unknown_certificate_is_refused_at_once() {
     let out = stackdrill().env("STACKDRILL_STATE_DIR", dir.path()).args(["drill", "run"]).arg(&drill).output().unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("server does not support TLS") && stderr.contains("sslmode require"), "{stderr}");
+    assert!(stderr.contains("server does not support TLS") && stderr.contains("sslmode verify-full"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "one attempt, no retries");
 
@@ -444,4 +444,243 @@ fn a_quiet_source_is_not_a_stale_restore() {
     let r = demo.last_report();
     let fresh = r["checks"].as_array().unwrap().iter().find(|c| c["kind"] == "freshness").unwrap().clone();
     assert!(fresh["detail"].as_str().unwrap().contains("is the source's newest at or before the target"), "{fresh:#}");
+}
+
+/// A TLS impostor: answers the SSLRequest with `S`, completes TLS with a self-signed certificate (rustls, the
+/// stack stackdrill uses), reads the startup message and asks for a cleartext password. Returns its port,
+/// how many logins reached the password request, and every password it received.
+fn tls_impostor() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
+{
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (asked2, received2) = (asked.clone(), received.clone());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let (config, asked, received) = (config.clone(), asked2.clone(), received2.clone());
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut req = [0u8; 8];
+                if s.read_exact(&mut req).is_err() || s.write_all(b"S").is_err() {
+                    return;
+                }
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, s);
+                let mut len = [0u8; 4];
+                if tls.read_exact(&mut len).is_err() {
+                    return; // the client gave up during the handshake
+                }
+                let mut startup = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+                if tls.read_exact(&mut startup).is_err() {
+                    return;
+                }
+                // AuthenticationCleartextPassword.
+                if tls.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).and_then(|()| tls.flush()).is_err() {
+                    return;
+                }
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut tag = [0u8; 1];
+                if tls.read_exact(&mut tag).is_ok() && tag[0] == b'p' && tls.read_exact(&mut len).is_ok() {
+                    let mut body = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+                    if tls.read_exact(&mut body).is_ok() {
+                        received
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&body).trim_end_matches('\0').to_string());
+                    }
+                }
+            });
+        }
+    });
+    (port, asked, received)
+}
+
+/// With no `sslmode` and no `ca-bundle` the source must prove who it is (verify-full against the system's
+/// trust store), so a TLS impostor with a self-signed certificate is refused before any login; with
+/// `sslmode: require` written, the login goes only through SCRAM with channel binding, so its cleartext
+/// password request is refused. The impostor never receives the password either way, and `drill
+/// validate` warns about `require`.
+#[test]
+fn a_tls_impostor_never_receives_the_source_password() {
+    let dir = Scratch::new();
+    let (port, asked, received) = tls_impostor();
+    let pw = dir.path().join("source.password");
+    std::fs::write(&pw, "hunter2-source-password\n").unwrap();
+    let drill = dir.path().join("impostor.yaml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &drill,
+            format!(
+                "restore: {{ local-postgres: {{ base-backups: /nonexistent/b, wal-archive: /nonexistent/w, scratch-root: /tmp }} }}\n\
+                 source: {{ host: 127.0.0.1, port: {port}, user: app, dbname: app, password-file: {}{extra} }}\n\
+                 objectives: {{ rto: 10m, rpo: 1m }}\n",
+                pw.display()
+            ),
+        )
+        .unwrap()
+    };
+    let run = || {
+        let started = Instant::now();
+        let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", dir.path())
+            .args(["drill", "run"])
+            .arg(&drill)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+        out
+    };
+
+    write("");
+    let out = run();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("certificate") && stderr.contains("ca-bundle"), "{stderr}");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0, "the login went past an unverified certificate");
+    assert!(received.lock().unwrap().is_empty(), "the impostor received {:?}", received.lock().unwrap());
+
+    write(", sslmode: require");
+    let out = run();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("channel binding"), "{stderr}");
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the impostor was never asked to log in");
+    assert!(received.lock().unwrap().is_empty(), "the impostor received {:?}", received.lock().unwrap());
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    let out = stackdrill().args(["drill", "validate"]).arg(&drill).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning:") && stderr.contains("`source.sslmode` require does not check"), "{stderr}");
+}
+
+/// A FIFO or `/dev/zero` named as the password file is refused at once with an error that names it: never
+/// a drill hung on a reader past its deadline and SIGTERM, nor one reading until memory runs out.
+#[test]
+fn a_fifo_or_a_device_as_password_file_is_refused_at_once() {
+    let dir = Scratch::new();
+    let fifo = dir.path().join("pw.fifo");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let drill = dir.path().join("fifo-pw.yaml");
+    for (file, kind) in [(fifo.as_path(), "a FIFO"), (Path::new("/dev/zero"), "a character device")] {
+        std::fs::write(
+            &drill,
+            format!(
+                "restore: {{ local-postgres: {{ base-backups: /nonexistent/b, wal-archive: /nonexistent/w, scratch-root: /tmp }} }}\n\
+                 source: {{ host: 127.0.0.1, port: 1, user: app, dbname: app, password-file: {} }}\n\
+                 objectives: {{ rto: 10m, rpo: 1m }}\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", dir.path())
+            .args(["drill", "run"])
+            .arg(&drill)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(started.elapsed() < Duration::from_secs(3), "{kind}: took {:?}: {stderr}", started.elapsed());
+        assert_eq!(out.status.code(), Some(2), "{kind}: {stderr}");
+        assert!(
+            stderr.contains("password-file") && stderr.contains(&format!("is {kind}, not a regular file")),
+            "{kind}: {stderr}"
+        );
+    }
+}
+
+/// `sql` checks cannot write, run programs or reach the network: a query is one statement (nothing after a
+/// `commit`), and it runs as a non-superuser read-only role stackdrill creates in the restored copy, where
+/// `dblink`'s functions are no longer PUBLIC's and foreign servers have no user mapping left (the report
+/// lists both among what was neutralised). Before, the checks ran in the superuser's session: `copy … to
+/// program` ran a shell command and `dblink_exec` wrote to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_checks_cannot_write_run_programs_or_reach_the_source() {
+    let demo = Demo::start();
+    let password = std::fs::read_to_string(demo.dir.join("source.password")).unwrap();
+    let password = password.trim();
+    let admin = demo.admin("app").await;
+    admin
+        .batch_execute(&format!(
+            "create extension dblink; create extension postgres_fdw;
+             create server prod_fdw foreign data wrapper postgres_fdw options (host '127.0.0.1', port '{}', dbname 'app');
+             create user mapping for public server prod_fdw options (user 'app', password '{password}');",
+            demo.port
+        ))
+        .await
+        .unwrap();
+    switch_and_archive(&admin).await;
+
+    // Two statements are refused when the drill loads.
+    let pw = format!("  password-file: {}\n", demo.dir.join("source.password").display());
+    let multi = drill_file(
+        &demo,
+        "multi",
+        &pw,
+        "",
+        "  - sql: { name: sneaky, query: \"commit; create table x()\", expect: { rows: 0 } }\n",
+    );
+    let out = stackdrill().args(["drill", "validate"]).arg(&multi).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`verify[0].sql.query` holds more than one statement"), "{stderr}");
+    let out = run(&demo, &multi, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    let marker = demo.root.path().join("copy-to-program-ran");
+    let connstr = format!("host=127.0.0.1 port={} user=app password={password} dbname=app sslmode=require", demo.port);
+    let drill = drill_file(
+        &demo,
+        "readonly",
+        &pw,
+        "",
+        &format!(
+            "  - sql: {{ name: program, query: \"copy (select 1) to program 'touch {}'\", expect: {{ rows: 0 }} }}\n\
+             \x20 - sql: {{ name: dblink, query: \"select dblink_exec('{connstr}', 'create table reached_the_source ()')\", expect: {{ rows: 1 }} }}\n\
+             \x20 - sql: {{ name: create, query: \"create table x ()\", expect: {{ rows: 0 }} }}\n\
+             \x20 - sql: {{ name: reads, query: \"select count(*) from accounts\", expect: {{ min: 1 }} }}\n",
+            marker.display()
+        ),
+    );
+    let out = run(&demo, &drill, &[]);
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let r = demo.last_report();
+    assert_ne!(r["result"], "passed", "{r:#}");
+    let status = |name: &str| {
+        let c = r["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{r:#}"));
+        (c["status"].as_str().unwrap().to_string(), c["detail"].as_str().unwrap().to_string())
+    };
+    let (s, d) = status("program");
+    assert_eq!(s, "error", "{d}");
+    assert!(d.contains("pg_execute_server_program") || d.contains("superuser"), "{d}");
+    assert!(!marker.exists(), "COPY … TO PROGRAM ran");
+    let (s, d) = status("dblink");
+    assert_eq!(s, "error", "{d}");
+    assert!(d.contains("permission denied"), "{d}");
+    let reached = scalar(&admin, "select count(*) from pg_class where relname = 'reached_the_source'").await;
+    assert_eq!(reached, "0", "dblink_exec wrote to the source");
+    assert_eq!(status("create").0, "error");
+    let (s, d) = status("reads");
+    assert_eq!(s, "passed", "{d}");
+    let neutralised: Vec<&str> = r["neutralised"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(neutralised.iter().any(|n| n.contains("extension `dblink` in database `app`")), "{neutralised:?}");
+    assert!(neutralised.iter().any(|n| n.contains("foreign server `prod_fdw` in database `app`")), "{neutralised:?}");
 }

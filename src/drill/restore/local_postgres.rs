@@ -422,6 +422,10 @@ impl RestoreProvider for LocalPostgres {
                     Ok(row) => {
                         if !row.get::<_, bool>(0) {
                             self.disable_subscriptions(&cluster).await?;
+                            let outbound = super::outbound::neutralise_cluster(&cluster, &self.spec.user)
+                                .await
+                                .map_err(RestoreError::Error)?;
+                            self.neutralised.extend(outbound);
                             return Ok(Endpoint {
                                 config: config.clone(),
                                 tls: crate::config::TlsSpec::Disable,

@@ -7,6 +7,7 @@ pub(crate) mod aws_s3_bucket;
 pub(crate) mod aws_scratch;
 mod existing_postgres;
 mod local_postgres;
+pub(crate) mod outbound;
 mod pg_dump;
 mod provider;
 pub(crate) mod s3_scratch;

@@ -22,6 +22,9 @@ use crate::drill::target::{Recovery, ResolvedTarget, Window};
 use crate::pg::dump::{self, DumpFormat, Inspected, Needs, StartedOn};
 use crate::pg::{self, Cluster, PgBin, RunAs};
 
+/// The most a dump's `.json` sidecar may hold (a few hundred bytes in practice).
+const SIDECAR_MAX: u64 = 1024 * 1024;
+
 /// One dump found at the location, and when it was taken.
 #[derive(Debug, Clone)]
 struct Dump {
@@ -185,9 +188,14 @@ impl PgDump {
                 Err(e) => return Err(no_window(format!("cannot read `{}`: {e}", path.display()))),
             };
             let sidecar_path = PathBuf::from(format!("{}.json", path.display()));
-            let sidecar = match std::fs::read(&sidecar_path) {
+            let sidecar = match crate::userfile::read(&sidecar_path, SIDECAR_MAX, crate::userfile::Links::Follow) {
                 Ok(b) => Some(parse_sidecar(&sidecar_path.display().to_string(), &b).map_err(no_window)?),
-                Err(_) => None,
+                Err(crate::userfile::UserFileError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    None
+                }
+                Err(e) => return Err(no_window(e.to_string())),
             };
             let (taken_at, taken_from) = self.taken_at(&name, &inspected, sidecar.as_ref()).map_err(no_window)?;
             out.push(Dump {
@@ -767,6 +775,9 @@ impl RestoreProvider for PgDump {
                 .map_err(|e| RestoreError::Error(format!("cannot disable subscription `{name}`: {e}")))?;
             self.neutralised.push(format!("subscription `{name}` disabled and detached from its slot"));
         }
+        let outbound =
+            super::outbound::neutralise_cluster(&cluster, &self.spec.user).await.map_err(RestoreError::Error)?;
+        self.neutralised.extend(outbound);
         Ok(Endpoint {
             config,
             tls: crate::config::TlsSpec::Disable,

@@ -35,6 +35,9 @@ impl CheckResult {
 /// What the checks can reach.
 pub(crate) struct Context<'a> {
     pub(crate) restore: &'a tokio_postgres::Client,
+    /// The session `sql` checks run in: the read-only role's login where the drill's own session to the
+    /// restore is a superuser (see `reader.rs`), else the same session as `restore`.
+    pub(crate) reader: &'a tokio_postgres::Client,
     pub(crate) source: Option<&'a tokio_postgres::Client>,
     pub(crate) canary: Option<&'a super::canary::Written>,
     pub(crate) target: chrono::DateTime<chrono::Utc>,
@@ -56,7 +59,7 @@ pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Dura
     let fut = async {
         match spec {
             CheckSpec::Canary(c) => super::canary::verify(spec, c, ctx).await,
-            CheckSpec::Sql(s) => super::sql::verify(spec, s, ctx.restore).await,
+            CheckSpec::Sql(s) => super::sql::verify(spec, s, ctx.reader).await,
             CheckSpec::Checksum(c) => super::checksum::verify(spec, c, ctx).await,
             CheckSpec::RowCount(c) => super::row_count::verify(spec, c, ctx).await,
             CheckSpec::Freshness(c) => super::freshness::verify(spec, c, ctx).await,
@@ -74,7 +77,7 @@ pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Dura
             }
             // The check's snapshot transaction never reached its rollback: end it, so the next check
             // starts a clean transaction instead of failing in an aborted one.
-            for c in ctx.source.into_iter().chain([ctx.restore]) {
+            for c in ctx.source.into_iter().chain([ctx.restore, ctx.reader]) {
                 let _ = tokio::time::timeout(Duration::from_secs(5), c.batch_execute("rollback")).await;
             }
             CheckResult::new(

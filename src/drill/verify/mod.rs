@@ -7,6 +7,7 @@ mod checksum;
 mod freshness;
 mod object_refs;
 mod objects;
+pub(crate) mod reader;
 mod row_count;
 mod schema;
 mod session;

@@ -1,4 +1,5 @@
-//! `sql`: a named read-only query on the restored database, checked against `expect`.
+//! `sql`: a named read-only query on the restored database, checked against `expect`: one statement, in a
+//! read-only transaction, as the read-only role where the drill's own session is a superuser (`reader.rs`).
 
 use super::{CheckResult, CheckStatus, db_error};
 use crate::config::{CheckSpec, SqlSpec};
@@ -49,6 +50,8 @@ pub(super) async fn verify(spec: &CheckSpec, s: &SqlSpec, restore: &tokio_postgr
 
 /// The first column of every row, as text, from a read-only transaction.
 async fn run_read_only(client: &tokio_postgres::Client, query: &str) -> Result<Vec<Option<String>>, String> {
+    // Validation refuses these already; a query is never sent with a second statement after it.
+    crate::config::single_statement(query)?;
     client.batch_execute("begin transaction read only").await.map_err(|e| db_error(&e))?;
     let res = client.simple_query(query).await;
     let _ = client.batch_execute("rollback").await;

@@ -48,6 +48,7 @@ impl TestDb {
     pub(crate) fn ctx(&self, target: DateTime<Utc>) -> super::Context<'_> {
         super::Context {
             restore: &self.rst,
+            reader: &self.rst,
             source: Some(&self.src),
             canary: None,
             target,

@@ -1,0 +1,141 @@
+//! Reading a `sql` check's query as PostgreSQL's lexer would, far enough to tell one statement from
+//! several: `;` inside a string, a quoted identifier, a dollar-quoted body or a comment does not end a
+//! statement. A check is one statement, so nothing can follow a `commit`.
+
+/// `Ok` when `query` is a single statement (a trailing `;` allowed); else what follows the first one.
+pub(crate) fn single_statement(query: &str) -> Result<(), String> {
+    let b = query.as_bytes();
+    let mut i = 0;
+    let mut ended_at: Option<usize> = None; // where the first statement ended
+    while i < b.len() {
+        let c = b[i];
+        if ended_at.is_some()
+            && !c.is_ascii_whitespace()
+            && c != b';'
+            && !(c == b'-' && b.get(i + 1) == Some(&b'-'))
+            && !(c == b'/' && b.get(i + 1) == Some(&b'*'))
+        {
+            return Err(
+                "holds more than one statement: a check is a single read-only query (nothing may follow a `;`, \
+                 so no statement can run after a `commit`)"
+                    .into(),
+            );
+        }
+        match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                // Block comments nest in PostgreSQL.
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'\'' => {
+                // E'…' strings take backslash escapes; '' is a quote in every string.
+                let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !is_ident(b[i - 2]));
+                i += 1;
+                while i < b.len() {
+                    if escapes && b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'"' {
+                        if b.get(i + 1) == Some(&b'"') {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'$' if i == 0 || !is_ident(b[i - 1]) => {
+                // $tag$ … $tag$ (the tag: letters, digits, underscores, not starting with a digit).
+                let start = i;
+                let mut j = i + 1;
+                while j < b.len() && is_ident(b[j]) && b[j] != b'$' {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == b'$' && !b.get(start + 1).is_some_and(u8::is_ascii_digit) {
+                    let tag = &query[start..=j];
+                    match query[j + 1..].find(tag) {
+                        Some(k) => i = j + 1 + k + tag.len() - 1,
+                        None => i = b.len(),
+                    }
+                }
+            }
+            b';' => ended_at = Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
+}
+
+#[cfg(test)]
+mod tests {
+    use super::single_statement;
+
+    #[test]
+    fn one_statement_is_told_from_several() {
+        for ok in [
+            "select 1",
+            "select 1;",
+            "select 1; -- done",
+            "select 1 ; /* end */ ;",
+            "select ';' as semi",
+            "select 'it''s; fine'",
+            "select E'a\\'; b'",
+            "select \"a;b\" from t",
+            "select $$ ; $$",
+            "select $x$ ; $y$ ; $x$",
+            "select 1 -- ; commit\n",
+            "select /* ; /* nested ; */ still */ 1",
+        ] {
+            assert_eq!(single_statement(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "commit; create table x()",
+            "select 1; select 2",
+            "select 1;commit",
+            "select ';'; drop table t",
+            "select $$ $$; copy (select 1) to program 'x'",
+            "select 1; /* c */ commit",
+        ] {
+            assert!(single_statement(bad).is_err(), "{bad}");
+        }
+    }
+}
