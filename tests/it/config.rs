@@ -315,3 +315,36 @@ fn aws_sdk_warnings_are_one_line_each_unless_asked_for_detail() {
     let detail = run(&["-vv"]);
     assert!(detail.contains("{ "), "-vv keeps the SDK's detail: {detail}");
 }
+
+/// `restore-testing-plan` (issue 29 item 13): the plan restores on its own, so the keys of an on-demand
+/// restore are refused beside it, each at its place; a plan name AWS Backup could not have is refused; a
+/// restore without a plan still needs its vault; and a plan with the isolation keys validates.
+#[test]
+fn a_restore_testing_plan_excludes_the_on_demand_restore_keys() {
+    let body = "restore:\n  aws-backup:\n    restore-testing-plan: nightly-rds\n    vault: prod-vault\n    \
+                kind: snapshot\n    subnet-group: g\n    security-groups: [sg-1]\n\
+                objectives: { rto: 1h, rpo: 5m }\nverify: [ { freshness: { table: t, column: c } } ]\n";
+    let (code, stderr) = validate("plan.yaml", body);
+    assert_eq!(code, 2, "{stderr}");
+    for e in [
+        "plan.yaml:3:27: `restore.aws-backup.restore-testing-plan` `nightly-rds` is not a restore testing plan name",
+        "plan.yaml:4:12: `restore.aws-backup.vault` is for an on-demand restore; with `restore-testing-plan`",
+        "plan.yaml:5:11: `restore.aws-backup.kind` is for an on-demand restore",
+        "error: 3 problem(s) in 1 file(s)",
+    ] {
+        assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
+    }
+    let body = "restore:\n  aws-backup: { resource-arn: arn:aws:rds:ap-southeast-1:1:db:prod, \
+                iam-role-arn: arn:aws:iam::1:role/r, subnet-group: g, security-groups: [sg-1] }\n\
+                objectives: { rto: 1h, rpo: 5m }\nverify: [ { freshness: { table: t, column: c } } ]\n";
+    let (code, stderr) = validate("ondemand.yaml", body);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`restore.aws-backup` needs `vault` (or `restore-testing-plan` to validate a plan's restores)"),
+        "{stderr}"
+    );
+    let body = "restore:\n  aws-backup: { restore-testing-plan: nightly_rds, subnet-group: g, security-groups: [sg-1] }\n\
+                objectives: { rto: 1h, rpo: 5m }\nverify: [ { freshness: { table: t, column: c } } ]\n";
+    let (code, stderr) = validate("plan.yaml", body);
+    assert_eq!(code, 0, "{stderr}");
+}
