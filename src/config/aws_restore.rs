@@ -80,11 +80,12 @@ macro_rules! raw_aws_block {
 raw_aws_block!(RawRdsInstance { source_instance: String });
 raw_aws_block!(RawAuroraCluster { source_cluster: String, copy_on_write: Option<bool> });
 raw_aws_block!(RawAwsBackup {
-    vault: String,
-    resource_arn: String,
-    iam_role_arn: String,
+    vault: Option<String>,
+    resource_arn: Option<String>,
+    iam_role_arn: Option<String>,
     kind: Option<String>,
     within: Option<String>,
+    restore_testing_plan: Option<String>,
 });
 
 #[derive(Deserialize)]
@@ -143,9 +144,15 @@ pub(crate) enum PointKind {
 
 #[derive(Debug, Clone)]
 pub(crate) struct AwsBackupSpec {
+    /// Empty with `restore_testing_plan` (the plan's selection names its vaults).
     pub(crate) vault: String,
+    /// With `restore_testing_plan`, optional: only that resource's restores are validated (empty: any).
     pub(crate) resource_arn: String,
+    /// Empty with `restore_testing_plan` (the plan restores with its own role).
     pub(crate) iam_role_arn: String,
+    /// Validate the restores of this AWS Backup restore testing plan (by name) instead of restoring on
+    /// demand: the plan restores on its schedule, AWS Backup deletes what it restored.
+    pub(crate) restore_testing_plan: Option<String>,
     pub(crate) kind: PointKind,
     /// Only recovery points created within this long before now (the drill's `target` picks among them).
     pub(crate) within: Option<Duration>,
@@ -187,15 +194,66 @@ pub(super) fn aurora_cluster(raw: RawAuroraCluster, p: &mut Problems<'_>) -> Aur
 }
 
 pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSpec {
-    let ((vault, resource_arn, iam_role_arn, kind, within), keys) = raw.split();
+    let ((vault, resource_arn, iam_role_arn, kind, within, restore_testing_plan), keys) = raw.split();
     let k = "restore.aws-backup";
-    if vault.trim().is_empty() {
+    let check_resource = |p: &mut Problems<'_>, arn: &str| {
+        if !arn.starts_with("arn:") || !arn.contains(":rds:") {
+            p.push(format!("{k}.resource-arn"), "must be the ARN of the protected RDS database (arn:aws:rds:…)");
+        }
+    };
+    if let Some(plan) = &restore_testing_plan {
+        // The plan restores on its own schedule, from its own selection, with its own role: the keys of an
+        // on-demand restore have nothing to do.
+        if !is_restore_testing_plan_name(plan) {
+            p.push(
+                format!("{k}.restore-testing-plan"),
+                format!("`{plan}` is not a restore testing plan name (letters, digits and underscores, 1-50)"),
+            );
+        }
+        for (key, set) in [
+            ("vault", vault.is_some()),
+            ("iam-role-arn", iam_role_arn.is_some()),
+            ("kind", kind.is_some()),
+            ("within", within.is_some()),
+        ] {
+            if set {
+                p.push(
+                    format!("{k}.{key}"),
+                    "is for an on-demand restore; with `restore-testing-plan` the plan chooses what it \
+                     restores: remove one of them",
+                );
+            }
+        }
+        if let Some(arn) = &resource_arn {
+            check_resource(p, arn);
+        }
+        return AwsBackupSpec {
+            vault: String::new(),
+            resource_arn: resource_arn.unwrap_or_default(),
+            iam_role_arn: String::new(),
+            restore_testing_plan,
+            kind: PointKind::Any,
+            within: None,
+            scratch: scratch(k, keys, p),
+        };
+    }
+    let missing = |p: &mut Problems<'_>, key: &str, v: Option<String>| {
+        v.unwrap_or_else(|| {
+            p.push(k, format!("needs `{key}` (or `restore-testing-plan` to validate a plan's restores)"));
+            String::new()
+        })
+    };
+    let vault_given = vault.is_some();
+    let vault = missing(p, "vault", vault);
+    let resource_arn = missing(p, "resource-arn", resource_arn);
+    let iam_role_arn = missing(p, "iam-role-arn", iam_role_arn);
+    if vault_given && vault.trim().is_empty() {
         p.push(format!("{k}.vault"), "must name a backup vault");
     }
-    if !resource_arn.starts_with("arn:") || !resource_arn.contains(":rds:") {
-        p.push(format!("{k}.resource-arn"), "must be the ARN of the protected RDS database (arn:aws:rds:…)");
+    if !resource_arn.is_empty() {
+        check_resource(p, &resource_arn);
     }
-    if !iam_role_arn.starts_with("arn:") || !iam_role_arn.contains(":iam::") {
+    if !iam_role_arn.is_empty() && (!iam_role_arn.starts_with("arn:") || !iam_role_arn.contains(":iam::")) {
         p.push(format!("{k}.iam-role-arn"), "must be the ARN of the IAM role AWS Backup restores with");
     }
     let kind = match kind.as_deref().unwrap_or("any") {
@@ -218,7 +276,22 @@ pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSp
             None
         }
     });
-    AwsBackupSpec { vault, resource_arn, iam_role_arn, kind, within, scratch: scratch(k, keys, p) }
+    AwsBackupSpec {
+        vault,
+        resource_arn,
+        iam_role_arn,
+        restore_testing_plan: None,
+        kind,
+        within,
+        scratch: scratch(k, keys, p),
+    }
+}
+
+/// AWS Backup restore testing plan names: 1-50 letters, digits and underscores, starting with a letter.
+fn is_restore_testing_plan_name(s: &str) -> bool {
+    (1..=50).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {

@@ -301,6 +301,28 @@ pub(crate) fn parse_drill(text: &str, path: &Path) -> Result<DrillSpec, Vec<Conf
     parse_with(text, path, resolve)
 }
 
+/// A restore testing plan's instance is AWS Backup's: stackdrill sets no password on it, so it logs in as the
+/// source's user with the source's password (the copy carries the source's roles); an IAM token is signed
+/// for the source's host.
+fn check_restore_testing_login(p: &mut Problems<'_>, restore: &RestoreSpec, source: Option<&SourceSpec>) {
+    let RestoreSpec::AwsBackup(b) = restore else { return };
+    if b.restore_testing_plan.is_none() {
+        return;
+    }
+    match source {
+        None => p.push(
+            "restore.aws-backup.restore-testing-plan",
+            "logs in to the plan's restored instance with the drill's `source` user and password: add `source`",
+        ),
+        Some(s) if s.password == SecretRef::IamAuth => p.push(
+            "source.iam-auth",
+            "a restore testing plan's instance is reached with the source's password: an IAM token is for the \
+             source's host",
+        ),
+        Some(_) => {}
+    }
+}
+
 /// An RPO objective that no run could measure would fail every run after a full restore: an AWS restore
 /// shows no replay time (the instance restarts after recovery), so only a freshness check measures it; a
 /// database restored by hand needs `restored-to` or a freshness check.
@@ -662,6 +684,7 @@ fn resolve(raw: RawDrill, path: &Path, p: &mut Problems<'_>) -> DrillSpec {
         rto: duration(p, "objectives.rto", &rto, Duration::from_secs(1)),
         rpo: duration(p, "objectives.rpo", &rpo, Duration::from_secs(1)),
     };
+    check_restore_testing_login(p, &restore, source.as_ref());
     let mut checks = resolve_checks(p, verify, source.is_some());
     let also_restore = super::bucket::also_restore(p, also_restore);
     super::bucket::link_checks(p, &restore, &also_restore, &mut checks);

@@ -167,7 +167,24 @@ pub(crate) async fn with_provider<U: UseProvider>(
         RestoreSpec::AwsRdsInstance(r) => user.with(&mut AwsRdsInstance::new(r, aws.rds(), info), config).await,
         RestoreSpec::AwsAuroraCluster(r) => user.with(&mut AwsAuroraCluster::new(r, aws.rds(), info), config).await,
         RestoreSpec::AwsBackup(r) => {
-            user.with(&mut AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown), config).await
+            let mut provider = AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown);
+            // A restore testing plan's instance is AWS Backup's: it is reached with the source's login, not
+            // given a fresh password.
+            if r.restore_testing_plan.is_some()
+                && let Some(src) = &spec.source
+            {
+                let login = super::source::login(src, &spec.restore, Some(&aws.config)).await?;
+                if login.credential == "rds-iam-token" {
+                    return Err(DrillError::Secret(
+                        "a restore testing plan's instance is reached with the source's password: an IAM \
+                         token is for the source's host"
+                            .into(),
+                    ));
+                }
+                let (user, password) = login.into_credentials();
+                provider = provider.with_login(user, password);
+            }
+            user.with(&mut provider, config).await
         }
         RestoreSpec::LocalPostgres(_)
         | RestoreSpec::PgDump(_)

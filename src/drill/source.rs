@@ -138,6 +138,11 @@ pub(crate) async fn login(
 }
 
 impl Login {
+    /// The user and password, for a copy of the source that carries its roles (a restore testing plan's).
+    pub(crate) fn into_credentials(self) -> (String, Option<String>) {
+        (self.user, self.password)
+    }
+
     /// `user@host:port/dbname`, without any secret.
     pub(crate) fn display(&self) -> String {
         format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)

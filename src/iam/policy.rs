@@ -128,48 +128,115 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         &["*".into()],
         None,
     );
-    // Scratch resources are named sd-<drill>-<run>, created tagged; parameter groups are copied from the source's.
-    let mut create =
-        vec![rds_arn(r, "db", "sd-*"), rds_arn(r, "pg", "*"), rds_arn(r, "og", "*"), rds_arn(r, "secgrp", "*")];
-    if let Some(g) = &scratch.subnet_group {
-        create.push(rds_arn(r, "subgrp", g));
+    if let RestoreSpec::AwsBackup(s) = &d.restore
+        && let Some(plan) = &s.restore_testing_plan
+    {
+        // A restore testing plan restores (with its own role) and deletes: the drill only finds the plan's
+        // job, reads the restored instance and reports the verdict. It creates, changes and deletes nothing.
+        p.allow(
+            "DrillRestoreTestingPlan",
+            &["backup:GetRestoreTestingPlan"],
+            // The plan's ARN ends in its name and an id AWS Backup adds.
+            &[format!("arn:aws:backup:{r}:*:restore-testing-plan:{plan}-*")],
+            None,
+        );
+        // ListRestoreJobs (by the plan's ARN), DescribeRestoreJob and PutRestoreValidationResult have no
+        // resource type: only "*" matches them (Service Authorization Reference).
+        p.allow(
+            "DrillAwsBackupJobs",
+            &["backup:ListRestoreJobs", "backup:DescribeRestoreJob", "backup:PutRestoreValidationResult"],
+            &["*".into()],
+            None,
+        );
+        return local_source(p, d, r);
     }
-    let mut actions = vec!["rds:AddTagsToResource", "rds:CopyDBParameterGroup"];
+    // Scratch resources are named sd-<drill>-<run>, created tagged; parameter groups are copied from the source's.
+    // IAM grants each action of a statement on each of its resources: a statement holds only actions that
+    // accept every one of its resources' types (Service Authorization Reference), so the statements follow
+    // the resource types.
+    let subnet_group = scratch.subnet_group.as_ref().map(|g| rds_arn(r, "subgrp", g));
+    let with_subnet_group = |mut v: Vec<String>| {
+        v.extend(subnet_group.clone());
+        v
+    };
+    // Tag-on-create: every type AddTagsToResource is asked about when a scratch resource is created tagged.
+    let mut tagged = with_subnet_group(vec![
+        rds_arn(r, "db", "sd-*"),
+        rds_arn(r, "pg", "*"),
+        rds_arn(r, "og", "*"),
+        rds_arn(r, "secgrp", "*"),
+    ]);
+    p.allow("DrillCopyParameterGroup", &["rds:CopyDBParameterGroup"], &[rds_arn(r, "pg", "*")], None);
     // The copies are named like the scratch: only those are changed.
-    let mut tune = vec!["rds:ModifyDBParameterGroup", "rds:ResetDBParameterGroup"];
-    let mut tuned = vec![rds_arn(r, "pg", "sd-*")];
+    p.allow(
+        "DrillTuneScratchParameters",
+        &["rds:ModifyDBParameterGroup", "rds:ResetDBParameterGroup"],
+        &[rds_arn(r, "pg", "sd-*")],
+        None,
+    );
     let mut change = vec!["rds:ModifyDBInstance", "rds:DeleteDBInstance", "rds:DeleteDBParameterGroup"];
     match &d.restore {
         RestoreSpec::AwsRdsInstance(s) => {
-            actions.push("rds:RestoreDBInstanceToPointInTime");
-            create.push(rds_arn(r, "db", &s.source_instance));
+            // db, og, pg, subgrp.
+            let restore = with_subnet_group(vec![
+                rds_arn(r, "db", "sd-*"),
+                rds_arn(r, "db", &s.source_instance),
+                rds_arn(r, "pg", "*"),
+                rds_arn(r, "og", "*"),
+            ]);
+            tagged.push(rds_arn(r, "db", &s.source_instance));
+            p.allow("DrillRestoreInstance", &["rds:RestoreDBInstanceToPointInTime"], &restore, None);
         }
         RestoreSpec::AwsAuroraCluster(s) => {
-            actions.extend([
-                "rds:RestoreDBClusterToPointInTime",
-                "rds:CreateDBInstance",
-                "rds:CopyDBClusterParameterGroup",
+            // cluster, cluster-pg, og, subgrp.
+            let restore = with_subnet_group(vec![
+                rds_arn(r, "cluster", "sd-*"),
+                rds_arn(r, "cluster", &s.source_cluster),
+                rds_arn(r, "cluster-pg", "*"),
+                rds_arn(r, "og", "*"),
             ]);
-            create.push(rds_arn(r, "cluster", "sd-*"));
-            create.push(rds_arn(r, "cluster", &s.source_cluster));
-            create.push(rds_arn(r, "cluster-pg", "*"));
-            tune.extend(["rds:ModifyDBClusterParameterGroup", "rds:ResetDBClusterParameterGroup"]);
-            tuned.push(rds_arn(r, "cluster-pg", "sd-*"));
+            p.allow("DrillRestoreCluster", &["rds:RestoreDBClusterToPointInTime"], &restore, None);
+            // db, cluster, og, pg, secgrp, subgrp.
+            let instance = with_subnet_group(vec![
+                rds_arn(r, "db", "sd-*"),
+                rds_arn(r, "cluster", "sd-*"),
+                rds_arn(r, "cluster", &s.source_cluster),
+                rds_arn(r, "pg", "*"),
+                rds_arn(r, "og", "*"),
+                rds_arn(r, "secgrp", "*"),
+            ]);
+            p.allow("DrillCreateClusterInstance", &["rds:CreateDBInstance"], &instance, None);
+            p.allow(
+                "DrillCopyClusterParameterGroup",
+                &["rds:CopyDBClusterParameterGroup"],
+                &[rds_arn(r, "cluster-pg", "*")],
+                None,
+            );
+            p.allow(
+                "DrillTuneScratchClusterParameters",
+                &["rds:ModifyDBClusterParameterGroup", "rds:ResetDBClusterParameterGroup"],
+                &[rds_arn(r, "cluster-pg", "sd-*")],
+                None,
+            );
+            tagged.extend([
+                rds_arn(r, "cluster", "sd-*"),
+                rds_arn(r, "cluster", &s.source_cluster),
+                rds_arn(r, "cluster-pg", "*"),
+            ]);
             change.extend(["rds:ModifyDBCluster", "rds:DeleteDBCluster", "rds:DeleteDBClusterParameterGroup"]);
         }
         RestoreSpec::AwsBackup(s) => {
             p.allow(
+                "DrillAwsBackupVault",
+                &["backup:ListRecoveryPointsByBackupVault"],
+                &[format!("arn:aws:backup:{r}:*:backup-vault:{}", s.vault)],
+                None,
+            );
+            // A recovery point's ARN is AWS Backup's or the snapshot's (`${Vendor}:…:${ResourceType}:…`).
+            p.allow(
                 "DrillAwsBackup",
-                &[
-                    "backup:ListRecoveryPointsByBackupVault",
-                    "backup:GetRecoveryPointRestoreMetadata",
-                    "backup:StartRestoreJob",
-                ],
-                &[
-                    format!("arn:aws:backup:{r}:*:backup-vault:{}", s.vault),
-                    format!("arn:aws:backup:{r}:*:recovery-point:*"),
-                    format!("arn:aws:rds:{r}:*:snapshot:awsbackup:*"),
-                ],
+                &["backup:GetRecoveryPointRestoreMetadata", "backup:StartRestoreJob"],
+                &[format!("arn:aws:backup:{r}:*:recovery-point:*"), format!("arn:aws:rds:{r}:*:snapshot:awsbackup:*")],
                 None,
             );
             p.allow(
@@ -191,8 +258,7 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         | RestoreSpec::SupabaseBranch(_)
         | RestoreSpec::AwsS3Bucket(_) => {}
     }
-    p.allow("DrillCreateScratch", &actions, &create, None);
-    p.allow("DrillTuneScratchParameters", &tune, &tuned, None);
+    p.allow("DrillTagScratch", &["rds:AddTagsToResource"], &tagged, None);
     // Only what carries the scratch tag is ever changed or deleted.
     p.allow("DrillChangeOnlyScratch", &change, &["*".into()], Some(json!({ "StringEquals": { SCRATCH_TAG: "true" } })));
     // An encrypted source: RDS creates grants on the key for the restored copy, on the caller's behalf.
@@ -543,19 +609,23 @@ fn stack(p: &mut Policy, s: &StackSpec, read_only: bool) {
 fn schedule(p: &mut Policy, cfg: &DeploySpec, region: &str) {
     let group = format!("arn:aws:scheduler:{region}:*:schedule-group/{}", cfg.group);
     let schedules = format!("arn:aws:scheduler:{region}:*:schedule/{}/*", cfg.group);
+    // Group actions act on the schedule group, schedule actions on its schedules (one statement each: IAM
+    // grants every action of a statement on every resource of it).
     p.allow(
-        "ScheduleDeploy",
+        "ScheduleDeployGroup",
         &[
             "scheduler:GetScheduleGroup",
             "scheduler:CreateScheduleGroup",
             "scheduler:TagResource",
             "scheduler:ListTagsForResource",
-            "scheduler:GetSchedule",
-            "scheduler:CreateSchedule",
-            "scheduler:UpdateSchedule",
-            "scheduler:DeleteSchedule",
         ],
-        &[group, schedules],
+        &[group],
+        None,
+    );
+    p.allow(
+        "ScheduleDeploy",
+        &["scheduler:GetSchedule", "scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
+        &[schedules],
         None,
     );
     // ListSchedules has no resource type: only "*" matches it (Service Authorization Reference).
@@ -680,6 +750,16 @@ mod tests {
             .collect()
     }
 
+    /// An `aws-backup` drill validating a restore testing plan's restores (no drill in drills/ does).
+    fn restore_testing_drill() -> DrillSpec {
+        crate::config::parse_drill(RESTORE_TESTING, Path::new("plan-drill.yaml")).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    const RESTORE_TESTING: &str = "name: plan-drill\nrestore:\n  aws-backup:\n    restore-testing-plan: nightly_rds\n    \
+         subnet-group: drills-isolated\n    security-groups: [sg-0123456789abcdef0]\n\
+         source: { host: db.internal, user: drill_reader, dbname: app, password-secret: prod/drill_reader }\n\
+         objectives: { rto: 1h, rpo: 30d }\nverify:\n  - freshness: { table: ledger, column: at, max-lag: 30d }\n";
+
     fn missing(doc: &Value, named: &[(String, String)]) -> Vec<String> {
         let have = actions(doc);
         named.iter().filter(|(a, _)| !have.contains(a)).map(|(a, f)| format!("{a} ({f})")).collect()
@@ -689,7 +769,8 @@ mod tests {
     /// policy line fails here, naming the action and the file.
     #[test]
     fn each_policy_covers_every_action_its_code_calls() {
-        let specs = drills();
+        let mut specs = drills();
+        specs.push(restore_testing_drill());
         let stack =
             crate::config::load_stack(&root().join("stacks/production.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
         let deploy = crate::config::load_deploy(&root().join("schedule.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
@@ -771,6 +852,27 @@ mod tests {
         });
         assert!(doc.to_string().contains("secret:prod/drill_reader-??????"), "{doc:#}");
         assert!(!doc.to_string().contains("s3:"), "no store named, no store rights");
+    }
+
+    /// Validating a restore testing plan's jobs: the plan by name, its jobs and the verdict on "*" (those
+    /// actions have no resource type); nothing that creates, changes or deletes, and no role to pass.
+    #[test]
+    fn a_restore_testing_drill_finds_reads_and_validates_but_creates_nothing() {
+        let d = restore_testing_drill();
+        let doc = policy(&Request { drills: vec![&d], region: "ap-southeast-1".into(), ..Request::default() });
+        let text = doc.to_string();
+        assert!(text.contains("arn:aws:backup:ap-southeast-1:*:restore-testing-plan:nightly_rds-*"), "{doc:#}");
+        let all = actions(&doc);
+        for a in ["backup:ListRestoreJobs", "backup:PutRestoreValidationResult", "backup:GetRestoreTestingPlan"] {
+            assert!(all.iter().any(|x| x == a), "{a} missing: {all:?}");
+        }
+        for a in &all {
+            let op = a.split(':').nth(1).unwrap();
+            assert!(
+                ["Describe", "List", "Get", "PutRestoreValidationResult"].iter().any(|p| op.starts_with(p)),
+                "{a} is more than finding, reading and validating"
+            );
+        }
     }
 
     #[test]

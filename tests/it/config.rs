@@ -340,3 +340,54 @@ fn a_hundred_thousand_open_brackets_are_a_depth_error_at_once() {
         assert!(elapsed < std::time::Duration::from_secs(1), "{name} took {elapsed:?}");
     }
 }
+
+/// `restore-testing-plan` (issue 29 item 13): the plan restores on its own, so the keys of an on-demand
+/// restore are refused beside it, each at its place; a plan name AWS Backup could not have is refused; a
+/// restore without a plan still needs its vault; and a plan with the isolation keys validates.
+#[test]
+fn a_restore_testing_plan_excludes_the_on_demand_restore_keys() {
+    let body = "restore:\n  aws-backup:\n    restore-testing-plan: nightly-rds\n    vault: prod-vault\n    \
+                kind: snapshot\n    subnet-group: g\n    security-groups: [sg-1]\n\
+                objectives: { rto: 1h, rpo: 5m }\nverify: [ { freshness: { table: t, column: c } } ]\n";
+    let (code, stderr) = validate("plan.yaml", body);
+    assert_eq!(code, 2, "{stderr}");
+    for e in [
+        "plan.yaml:3:27: `restore.aws-backup.restore-testing-plan` `nightly-rds` is not a restore testing plan name",
+        "plan.yaml:4:12: `restore.aws-backup.vault` is for an on-demand restore; with `restore-testing-plan`",
+        "plan.yaml:5:11: `restore.aws-backup.kind` is for an on-demand restore",
+        "error: 4 problem(s) in 1 file(s)",
+    ] {
+        assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
+    }
+    let body = "restore:\n  aws-backup: { resource-arn: arn:aws:rds:ap-southeast-1:1:db:prod, \
+                iam-role-arn: arn:aws:iam::1:role/r, subnet-group: g, security-groups: [sg-1] }\n\
+                objectives: { rto: 1h, rpo: 5m }\nverify: [ { freshness: { table: t, column: c } } ]\n";
+    let (code, stderr) = validate("ondemand.yaml", body);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`restore.aws-backup` needs `vault` (or `restore-testing-plan` to validate a plan's restores)"),
+        "{stderr}"
+    );
+    // The plan's instance is logged in to with the source's user and password: no source, or IAM
+    // authentication (a token for the source's host), is refused.
+    let plan = |source: &str| {
+        format!(
+            "restore:\n  aws-backup: {{ restore-testing-plan: nightly_rds, subnet-group: g, security-groups: [sg-1] }}\n\
+             objectives: {{ rto: 1h, rpo: 5m }}\nverify: [ {{ freshness: {{ table: t, column: c }} }} ]\n{source}"
+        )
+    };
+    let (code, stderr) = validate("plan.yaml", &plan(""));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("plan.yaml:2:39: `restore.aws-backup.restore-testing-plan` logs in to the plan's restored instance with the drill's `source` user and password"),
+        "{stderr}"
+    );
+    let (code, stderr) = validate("plan.yaml", &plan("source: { host: db, user: u, dbname: app, iam-auth: true }\n"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`source.iam-auth` a restore testing plan's instance is reached with the source's password"),
+        "{stderr}"
+    );
+    let (code, stderr) = validate("plan.yaml", &plan("source: { host: db, user: u, dbname: app, password-env: PW }\n"));
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -10,9 +10,9 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const STORE: [&str; 4] =
     ["--report-store", "s3://acme-drill-evidence/prod", "--sign-kms-key", "alias/stackdrill-report-signing"];
 
-/// The bucket restore as the drill's own provider (the repository's drills only restore buckets beside a
-/// database): from its versions, and from AWS Backup.
-const BUCKET_DRILLS: [(&str, &str); 2] = [
+/// Drills none of the repository's drills is: the bucket restore as the drill's own provider (from its
+/// versions, and from AWS Backup), and an `aws-backup` drill validating a restore testing plan's restores.
+const EXTRA_DRILLS: [(&str, &str); 3] = [
     (
         "bucket-versions.yaml",
         "name: bucket-versions\nrestore:\n  aws-s3-bucket: { bucket: acme-prod-files, prefix: uploads/ }\n\
@@ -23,6 +23,13 @@ const BUCKET_DRILLS: [(&str, &str); 2] = [
         "name: bucket-backup\nrestore:\n  aws-s3-bucket:\n    bucket: acme-prod-exports\n    from: aws-backup\n    \
          vault: prod-vault\n    iam-role-arn: arn:aws:iam::123456789012:role/stackdrill-backup-restore\n\
          objectives: { rto: 1h, rpo: 5m }\nverify:\n  - objects: { sample: 10 }\n",
+    ),
+    (
+        "restore-testing.yaml",
+        "name: restore-testing\nrestore:\n  aws-backup:\n    restore-testing-plan: nightly_rds\n    \
+         subnet-group: drills-isolated\n    security-groups: [sg-0123456789abcdef0]\n\
+         source: { host: db.internal, user: drill_reader, dbname: app, password-secret: prod/drill_reader }\n\
+         objectives: { rto: 1h, rpo: 30d }\nverify:\n  - freshness: { table: ledger, column: at, max-lag: 30d }\n",
     ),
 ];
 
@@ -38,7 +45,7 @@ fn every_policy(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut drills: Vec<PathBuf> =
         std::fs::read_dir(Path::new(ROOT).join("drills")).unwrap().flatten().map(|e| e.path()).collect();
-    for (name, body) in BUCKET_DRILLS {
+    for (name, body) in EXTRA_DRILLS {
         let path = dir.join(name);
         std::fs::write(&path, body).unwrap();
         drills.push(path);
@@ -184,6 +191,21 @@ fn the_checks_fail_the_policies_issue_29_found() {
             ),
         ),
         ("eb-tags", doc("E", &["elasticbeanstalk:UpdateTagsForResource"], &["*"], None)),
+        // IAM grants every action of a statement on every resource of it: a schedule action beside a group
+        // action, with both ARNs, is a statement each of whose actions matches only one of its resources
+        // (the lax reading — each action matched by some resource — passed it).
+        (
+            "merged",
+            doc(
+                "M",
+                &["scheduler:CreateScheduleGroup", "scheduler:CreateSchedule"],
+                &[
+                    "arn:aws:scheduler:ap-southeast-1:*:schedule-group/g",
+                    "arn:aws:scheduler:ap-southeast-1:*:schedule/g/*",
+                ],
+                None,
+            ),
+        ),
     ];
     let mut files = Vec::new();
     for (name, d) in &cases {

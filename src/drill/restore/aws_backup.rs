@@ -2,6 +2,11 @@
 //! of a continuous backup) with StartRestoreJob into an isolated scratch instance, then report the
 //! verdict back with PutRestoreValidationResult so AWS Backup's console and audit reports see it.
 //!
+//! With `restore-testing-plan` it restores nothing itself: it validates the newest completed, not yet
+//! validated restore job of that AWS Backup restore testing plan — verifies the instance the plan restored,
+//! reports the verdict back with PutRestoreValidationResult, and leaves the instance to AWS Backup, which
+//! deletes it after its validation window.
+//!
 //! Window: [oldest usable recovery point, newest] (a continuous point reaches up to now). A target
 //! between snapshots restores the newest snapshot before it; the RPO then honestly includes the gap.
 
@@ -38,6 +43,25 @@ pub(crate) struct AwsBackup {
     copying_parameters: bool,
     /// What AWS Backup said to the validation result, for the report.
     validation: Option<String>,
+    /// With `restore-testing-plan`: the plan's job being validated.
+    tested: Option<TestedJob>,
+    /// With `restore-testing-plan`: the user and password the drill's source logs in with (the restored
+    /// copy carries the source's roles); stackdrill changes nothing on an instance it does not own.
+    login: Option<(String, Option<String>)>,
+}
+
+/// A restore testing plan's restore job, as ListRestoreJobs gives it.
+#[derive(Debug, Clone)]
+struct TestedJob {
+    id: String,
+    recovery_point: String,
+    /// The recovery point's creation: what the restored copy stands at.
+    point_created: DateTime<Utc>,
+    /// The DB instance identifier from `CreatedResourceArn`.
+    instance: String,
+    /// How long AWS Backup took to restore it (the job's creation to its completion): the RTO, since the
+    /// drill's own clock did not see the restore.
+    restore_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +114,127 @@ impl AwsBackup {
             parameters: None,
             copying_parameters: false,
             validation: None,
+            tested: None,
+            login: None,
         }
+    }
+
+    /// The user and password to log in to a restore testing plan's restored instance with.
+    pub(crate) fn with_login(mut self, user: String, password: Option<String>) -> Self {
+        self.login = Some((user, password));
+        self
+    }
+
+    /// The newest completed restore job of the restore testing plan that has no validation result yet
+    /// (ListRestoreJobs by the plan's ARN and status COMPLETED), of `resource-arn` when given.
+    async fn find_tested_job(&self, plan: &str) -> Result<TestedJob, DrillError> {
+        let got = self
+            .backup
+            .get_restore_testing_plan()
+            .restore_testing_plan_name(plan)
+            .send()
+            .await
+            .map_err(|e| classify("backup:GetRestoreTestingPlan", &e))?;
+        let arn = got
+            .restore_testing_plan()
+            .map(|p| p.restore_testing_plan_arn().to_string())
+            .ok_or_else(|| DrillError::NotFound(format!("restore testing plan `{plan}`")))?;
+        let mut newest: Option<(DateTime<Utc>, TestedJob)> = None;
+        let mut token = None;
+        loop {
+            let page = self
+                .backup
+                .list_restore_jobs()
+                .by_restore_testing_plan_arn(&arn)
+                .by_status(RestoreJobStatus::Completed)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("backup:ListRestoreJobs", &e))?;
+            for j in page.restore_jobs() {
+                if j.validation_status().is_some()
+                    || j.status() != Some(&RestoreJobStatus::Completed)
+                    || (!self.spec.resource_arn.is_empty()
+                        && j.source_resource_arn() != Some(self.spec.resource_arn.as_str()))
+                {
+                    continue;
+                }
+                let (Some(id), Some(created), Some(point)) =
+                    (j.restore_job_id(), j.created_resource_arn(), j.recovery_point_arn())
+                else {
+                    continue;
+                };
+                // Only RDS DB instances: `arn:aws:rds:<region>:<account>:db:<id>`.
+                let Some((_, instance)) = created.split_once(":db:") else { continue };
+                let done = j.completion_date().or(j.creation_date()).map(aws_scratch::to_chrono).unwrap_or_default();
+                let restore_seconds = j
+                    .creation_date()
+                    .zip(j.completion_date())
+                    .map(|(a, b)| (aws_scratch::to_chrono(b) - aws_scratch::to_chrono(a)).as_seconds_f64());
+                let point_created = j.recovery_point_creation_date().map(aws_scratch::to_chrono).unwrap_or(done);
+                if newest.as_ref().is_none_or(|(t, _)| done > *t) {
+                    let job = TestedJob {
+                        id: id.to_string(),
+                        recovery_point: point.to_string(),
+                        point_created,
+                        instance: instance.to_string(),
+                        restore_seconds,
+                    };
+                    newest = Some((done, job));
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        newest.map(|(_, j)| j).ok_or_else(|| {
+            DrillError::NoWindow(format!(
+                "restore testing plan `{plan}` has no completed RDS restore job{} without a validation result \
+                 to validate: it restores on its own schedule, run the drill after its next restore",
+                if self.spec.resource_arn.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of `{}`", self.spec.resource_arn)
+                }
+            ))
+        })
+    }
+
+    /// The restored instance of a restore testing plan: available, not publicly accessible, reachable with
+    /// the source's login. Nothing on it is changed.
+    async fn ready_tested(&self, job: &TestedJob) -> Result<Endpoint, RestoreError> {
+        let inst = aws_scratch::wait_instance_available(
+            &self.rds,
+            &job.instance,
+            &self.info.events,
+            &self.info.drill,
+            "ready",
+        )
+        .await?;
+        if inst.publicly_accessible() == Some(true) {
+            return Err(RestoreError::Error(format!(
+                "`{}`, restored by restore testing job {}, is publicly accessible; refusing to use it",
+                job.instance, job.id
+            )));
+        }
+        let Some((user, password)) = &self.login else {
+            return Err(RestoreError::Error(
+                "a restore testing plan's instance is reached with the drill's `source` login: give `source`".into(),
+            ));
+        };
+        let address = inst.endpoint().and_then(|e| e.address());
+        let port = inst.endpoint().and_then(|e| e.port());
+        let ep = aws_scratch::endpoint(
+            &self.spec.scratch,
+            address,
+            port,
+            user,
+            password.as_deref().unwrap_or_default(),
+            &self.info.database,
+        )?;
+        aws_scratch::wait_connectable(&ep).await?;
+        Ok(ep)
     }
 
     async fn list_points(&self) -> Result<Vec<Point>, DrillError> {
@@ -303,6 +447,23 @@ impl RestoreProvider for AwsBackup {
     }
 
     fn describe(&self) -> Vec<(&'static str, String)> {
+        if let Some(plan) = &self.spec.restore_testing_plan {
+            let mut out = vec![("restore-testing-plan", plan.clone()), ("region", self.info.region.clone())];
+            if !self.spec.resource_arn.is_empty() {
+                out.push(("resource-arn", self.spec.resource_arn.clone()));
+            }
+            if let Some(j) = &self.tested {
+                out.extend([
+                    ("restore-job", j.id.clone()),
+                    ("recovery-point", j.recovery_point.clone()),
+                    ("restored-instance", j.instance.clone()),
+                ]);
+            }
+            if let Some(v) = &self.validation {
+                out.push(("validation-result", v.clone()));
+            }
+            return out;
+        }
         let mut out = vec![
             ("vault", self.spec.vault.clone()),
             ("resource-arn", self.spec.resource_arn.clone()),
@@ -330,6 +491,13 @@ impl RestoreProvider for AwsBackup {
     }
 
     async fn window(&mut self) -> Result<Window, DrillError> {
+        if let Some(plan) = self.spec.restore_testing_plan.clone() {
+            // The plan chose the recovery point: the copy stands at its creation, and nothing else.
+            let job = self.find_tested_job(&plan).await?;
+            let at = job.point_created;
+            self.tested = Some(job);
+            return Ok(Window { earliest: at, latest: at });
+        }
         self.points = self.list_points().await?;
         let (Some(first), Some(last)) = (self.points.first(), self.points.last()) else {
             return Err(DrillError::NoWindow(format!(
@@ -365,6 +533,14 @@ impl RestoreProvider for AwsBackup {
     }
 
     fn plan(&mut self, target: &ResolvedTarget) -> Result<BackupUsed, DrillError> {
+        if let Some(j) = &self.tested {
+            return Ok(BackupUsed {
+                id: j.recovery_point.rsplit(':').next().unwrap_or_default().to_string(),
+                location: j.recovery_point.clone(),
+                started_at: j.point_created,
+                finished_at: j.point_created,
+            });
+        }
         // A continuous point covering the target restores exactly to it; else the newest snapshot before it.
         let point = self
             .points
@@ -384,6 +560,13 @@ impl RestoreProvider for AwsBackup {
     }
 
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
+        if let Some(j) = &self.tested {
+            // The plan restored it on its own schedule: the job is this drill's restore.
+            self.info.progress("restore", format!("restore testing job {} restored `{}`", j.id, j.instance));
+            self.job_id = Some(j.id.clone());
+            self.job_done = true;
+            return Ok(());
+        }
         let point = self.chosen.clone().ok_or_else(|| RestoreError::Error("no recovery point chosen".into()))?;
         self.prepare_parameters().await?;
         let recorded = self.recorded_metadata(&point).await?;
@@ -412,6 +595,9 @@ impl RestoreProvider for AwsBackup {
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
+        if let Some(j) = &self.tested {
+            return self.ready_tested(j).await;
+        }
         aws_scratch::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
     }
 
@@ -446,11 +632,36 @@ impl RestoreProvider for AwsBackup {
         sent
     }
 
+    fn recovery(&self) -> Option<String> {
+        let j = self.tested.as_ref()?;
+        Some(format!(
+            "restored by AWS Backup restore testing plan `{}` (job {}), validated by this drill",
+            self.spec.restore_testing_plan.as_deref().unwrap_or_default(),
+            j.id
+        ))
+    }
+
+    fn rto_seconds(&self, _ready_at: DateTime<Utc>) -> Option<f64> {
+        self.tested.as_ref().and_then(|j| j.restore_seconds)
+    }
+
     fn neutralised(&self) -> Vec<String> {
         self.parameters.as_ref().map(|p| p.neutralised.clone()).unwrap_or_default()
     }
 
     async fn teardown(&mut self) -> Teardown {
+        if let Some(j) = &self.tested {
+            // Never delete what this run did not create.
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: format!(
+                    "instance {} (restore job {}) is owned by AWS Backup restore testing, deleted by it after its \
+                     validation window; stackdrill deleted nothing",
+                    j.instance, j.id
+                ),
+            };
+        }
         let instance = self.teardown_instance().await;
         if !self.copying_parameters {
             return instance;

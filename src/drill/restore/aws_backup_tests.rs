@@ -455,3 +455,218 @@ async fn a_continuous_point_older_than_within_is_kept_and_reaches_back_only_its_
     let w = p.window().await.unwrap();
     assert!(off(w.earliest, now - chrono::TimeDelta::days(10)), "retention, not creation: {:?}", w.earliest);
 }
+
+// ---------------------------------------------------------------- restore testing plans (issue 29 item 13)
+
+const PLAN: &str = "nightly_rds";
+const PLAN_ARN: &str = "arn:aws:backup:ap-southeast-1:111122223333:restore-testing-plan:nightly_rds-8f3c2a1b";
+const TESTED: &str = "awsbackup-restore-test-5d1e";
+const TESTED_ARN: &str = "arn:aws:rds:ap-southeast-1:111122223333:db:awsbackup-restore-test-5d1e";
+
+fn plan_spec(connect: &str, expect: &str) -> DrillSpec {
+    let yaml = format!(
+        "name: plan-drill\n\
+         restore:\n  aws-backup:\n\
+         \x20   restore-testing-plan: {PLAN}\n\
+         \x20   subnet-group: drills-isolated\n\
+         \x20   security-groups: [sg-0123456789abcdef0]\n\
+         \x20   database: rst\n\
+         \x20   sslmode: disable\n\
+         \x20   {connect}\n\
+         target: latest\n\
+         objectives: {{ rto: 2h, rpo: 30d }}\n\
+         verify:\n  - sql: {{ name: restored, query: select 1, expect: {{ equals: \"{expect}\" }} }}\n\
+         \x20 - freshness: {{ table: ledger, column: at, max-lag: 30d }}\n\
+         source: {{ host: db.internal, user: postgres, dbname: app, password-env: PW }}\n\
+         timeouts: {{ restore: 3s, teardown: 10s }}\n"
+    );
+    let mut spec = parse_drill(&yaml, Path::new("plan-drill.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
+    // The runner resolves the source's login for the provider (`with_login`); the tests hand it over
+    // themselves, and no source is read.
+    spec.source = None;
+    spec
+}
+
+/// GetRestoreTestingPlan as the API reference documents it: the plan's ARN is its name and an id.
+fn the_plan() -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_backup::Client::get_restore_testing_plan)
+        .match_requests(|req| req.restore_testing_plan_name() == Some(PLAN))
+        .then_output(|| {
+            aws_sdk_backup::operation::get_restore_testing_plan::GetRestoreTestingPlanOutput::builder()
+                .restore_testing_plan(
+                    aws_sdk_backup::types::RestoreTestingPlanForGet::builder()
+                        .creation_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+                        .restore_testing_plan_arn(PLAN_ARN)
+                        .restore_testing_plan_name(PLAN)
+                        .schedule_expression("cron(0 1 ? * * *)")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+}
+
+/// ListRestoreJobs by the plan's ARN and status COMPLETED: `jobs` (one page), only for that filter.
+fn plan_jobs(jobs: fn() -> Vec<aws_sdk_backup::types::RestoreJobsListMember>) -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_backup::Client::list_restore_jobs)
+        .match_requests(|req| {
+            req.by_restore_testing_plan_arn() == Some(PLAN_ARN) && req.by_status() == Some(&RestoreJobStatus::Completed)
+        })
+        .then_output(move || {
+            aws_sdk_backup::operation::list_restore_jobs::ListRestoreJobsOutput::builder()
+                .set_restore_jobs(Some(jobs()))
+                .build()
+        })
+}
+
+fn plan_job(id: &str, created: &str, hours_ago: i64, validated: bool) -> aws_sdk_backup::types::RestoreJobsListMember {
+    use aws_sdk_backup::types::{RestoreJobCreator, RestoreValidationStatus};
+    let at = |h: i64| aws_smithy_types::DateTime::from_secs(Utc::now().timestamp() - h * 3600);
+    aws_sdk_backup::types::RestoreJobsListMember::builder()
+        .restore_job_id(id)
+        .status(RestoreJobStatus::Completed)
+        .recovery_point_arn("arn:aws:rds:ap-southeast-1:111122223333:snapshot:awsbackup:job-9a8b")
+        .recovery_point_creation_date(at(hours_ago + 20))
+        .source_resource_arn(SOURCE_ARN)
+        .resource_type("RDS")
+        .created_resource_arn(created)
+        .creation_date(at(hours_ago + 1))
+        .completion_date(at(hours_ago))
+        .created_by(RestoreJobCreator::builder().restore_testing_plan_arn(PLAN_ARN).build())
+        .set_validation_status(validated.then_some(RestoreValidationStatus::Successful))
+        .build()
+}
+
+/// The newest job without a validation result (a newer one already validated is left alone).
+fn plan_jobs_list() -> Vec<aws_sdk_backup::types::RestoreJobsListMember> {
+    vec![
+        plan_job("job-old", "arn:aws:rds:ap-southeast-1:111122223333:db:awsbackup-restore-test-0001", 30, false),
+        plan_job("job-test", TESTED_ARN, 2, false),
+        plan_job("job-done", "arn:aws:rds:ap-southeast-1:111122223333:db:awsbackup-restore-test-9999", 1, true),
+    ]
+}
+
+/// The instance the plan restored, as DescribeDBInstances gives it: AWS Backup's, without stackdrill's tags.
+fn tested_instance(port: u16) -> DbInstance {
+    DbInstance::builder()
+        .db_instance_identifier(TESTED)
+        .db_instance_status("available")
+        .master_username("postgres")
+        .publicly_accessible(false)
+        .endpoint(RdsEndpoint::builder().address("restored.example.internal").port(i32::from(port)).build())
+        .build()
+}
+
+/// Runs a restore-testing drill whose SQL check expects `expect` (`1` passes): the verdict AWS Backup was
+/// sent for which job, the report, and how many calls would have changed anything.
+async fn validate_plan_job(expect: &str) -> (Option<(String, String, String)>, Outcome, usize) {
+    let db = TestDb::start().await;
+    db.rst
+        .batch_execute("create table ledger (at timestamptz); insert into ledger values (now() - interval '1 hour')")
+        .await
+        .unwrap();
+    let socket = db.cluster.dir.display().to_string();
+    let port = db.cluster.port;
+    let verdict = Arc::new(Mutex::new(None));
+    let v = verdict.clone();
+    let put = mock!(aws_sdk_backup::Client::put_restore_validation_result)
+        .match_requests(move |req| {
+            *v.lock().unwrap() = Some((
+                req.restore_job_id().unwrap_or_default().to_string(),
+                req.validation_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                req.validation_status_message().unwrap_or_default().to_string(),
+            ));
+            true
+        })
+        .then_output(|| PutRestoreValidationResultOutput::builder().build());
+    let (plan, jobs) = (the_plan(), plan_jobs(plan_jobs_list));
+    let start = mock!(aws_sdk_backup::Client::start_restore_job)
+        .then_output(|| StartRestoreJobOutput::builder().restore_job_id("never").build());
+    let backup = mocked!(aws_sdk_backup, &[&plan, &jobs, &put, &start]);
+    let described = mock!(aws_sdk_rds::Client::describe_db_instances)
+        .match_requests(|req| req.db_instance_identifier() == Some(TESTED))
+        .then_output(move || DescribeDbInstancesOutput::builder().db_instances(tested_instance(port)).build());
+    // Any of these would change or delete what AWS Backup owns.
+    let modify =
+        mock!(aws_sdk_rds::Client::modify_db_instance).then_output(|| ModifyDbInstanceOutput::builder().build());
+    let delete =
+        mock!(aws_sdk_rds::Client::delete_db_instance).then_output(|| DeleteDbInstanceOutput::builder().build());
+    let tag =
+        mock!(aws_sdk_rds::Client::add_tags_to_resource).then_output(|| AddTagsToResourceOutput::builder().build());
+    let rds = mocked!(aws_sdk_rds, &[&described, &modify, &delete, &tag]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = plan_spec(&format!("connect: {{ host: \"{socket}\", port: {port} }}"), expect);
+    let mut p = provider(&spec, backup, rds).with_login("postgres".into(), None);
+    let out = run_with(&spec, &opts(dir.path()), RUN, &mut p).await.unwrap();
+    let changed = modify.num_calls() + delete.num_calls() + tag.num_calls() + start.num_calls();
+    let sent = verdict.lock().unwrap().clone();
+    (sent, out, changed)
+}
+
+/// A restore testing plan's newest unvalidated job is verified and validated SUCCESSFUL, recorded in the
+/// signed chain, and the instance AWS Backup restored is left to AWS Backup (issue 29 item 13).
+#[tokio::test]
+async fn a_restore_testing_job_is_verified_validated_successful_and_left_to_aws_backup() {
+    let (sent, out, changed) = validate_plan_job("1").await;
+    let r = &out.report;
+    assert_eq!(r.result, crate::report::model::Verdict::Passed, "{:?} {:?}", r.reason, r.checks);
+    let (job, status, message) = sent.expect("a validation result was sent");
+    assert_eq!((job.as_str(), status.as_str()), ("job-test", "SUCCESSFUL"), "{message}");
+    assert_eq!(changed, 0, "nothing was restored, changed, tagged or deleted");
+    assert_eq!(r.teardown.status, TeardownStatus::NothingToDo, "{:?}", r.teardown);
+    assert!(
+        r.teardown.detail.contains("owned by AWS Backup restore testing, deleted by it after its validation window")
+            && r.teardown.detail.contains(TESTED),
+        "{:?}",
+        r.teardown
+    );
+    let d = &r.source.details;
+    assert_eq!(d.get("restore-testing-plan").map(String::as_str), Some(PLAN));
+    assert_eq!(d.get("restore-job").map(String::as_str), Some("job-test"));
+    assert_eq!(d.get("restored-instance").map(String::as_str), Some(TESTED));
+    let said = d.get("validation-result").map(String::as_str).unwrap_or_default();
+    assert!(said.starts_with("SUCCESSFUL, accepted by AWS Backup for job job-test"), "{said}");
+    assert!(r.source.backup.as_ref().unwrap().location.contains("snapshot:awsbackup:job-9a8b"));
+    assert!(out.written.is_ok(), "the report is signed and chained like any drill's: {:?}", out.written.err());
+    // The RTO is AWS Backup's restore (the job's creation to its completion: an hour), not the drill's clock.
+    assert_eq!(r.measured.rto_seconds, Some(3600.0), "{:?}", r.measured);
+}
+
+/// A failing check sends FAILED with its reason, and still deletes nothing.
+#[tokio::test]
+async fn a_failing_check_validates_the_restore_testing_job_failed() {
+    let (sent, out, changed) = validate_plan_job("2").await;
+    let r = &out.report;
+    assert_eq!(r.result, crate::report::model::Verdict::Failed, "{:?}", r.reason);
+    let (job, status, message) = sent.expect("a validation result was sent");
+    assert_eq!((job.as_str(), status.as_str()), ("job-test", "FAILED"));
+    assert!(message.starts_with("stackdrill drill failed: "), "{message}");
+    assert_eq!(changed, 0);
+    assert_eq!(r.teardown.status, TeardownStatus::NothingToDo, "{:?}", r.teardown);
+    assert!(out.written.is_ok());
+}
+
+/// No completed, unvalidated job of the plan: the drill could not run, and the error names the plan.
+#[tokio::test]
+async fn a_plan_without_a_job_to_validate_could_not_run_naming_the_plan() {
+    fn validated_only() -> Vec<aws_sdk_backup::types::RestoreJobsListMember> {
+        vec![plan_job("job-done", TESTED_ARN, 1, true)]
+    }
+    let (plan, jobs) = (the_plan(), plan_jobs(validated_only));
+    let put = mock!(aws_sdk_backup::Client::put_restore_validation_result)
+        .then_output(|| PutRestoreValidationResultOutput::builder().build());
+    let backup = mocked!(aws_sdk_backup, &[&plan, &jobs, &put]);
+    let delete =
+        mock!(aws_sdk_rds::Client::delete_db_instance).then_output(|| DeleteDbInstanceOutput::builder().build());
+    let rds = mocked!(aws_sdk_rds, &[&delete]);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = plan_spec("connect: { host: 127.0.0.1, port: 1 }", "1");
+    let mut p = provider(&spec, backup, rds);
+    let err = match run_with(&spec, &opts(dir.path()), RUN, &mut p).await {
+        Ok(o) => panic!("the drill ran: {:?} {:?}", o.report.result, o.report.reason),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("restore testing plan `nightly_rds` has no completed RDS restore job"), "{err}");
+    assert_eq!((put.num_calls(), delete.num_calls()), (0, 0));
+}
