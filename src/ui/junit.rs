@@ -152,15 +152,15 @@ fn render(run: Run<'_>, cases: Vec<Case>, seconds: f64, properties: Vec<(&'stati
     };
     let _ = write!(
         s.xml,
-        "  <testsuite name=\"{}\"{} tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\" timestamp=\"{}\">\n    <properties>\n",
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\" timestamp=\"{}\"{}>\n    <properties>\n",
         esc(run.name),
-        run.id.map(|id| format!(" id=\"{}\"", esc(id))).unwrap_or_default(),
         s.tests,
         s.failures,
         s.errors,
         s.skipped,
         s.seconds,
-        run.timestamp.format("%Y-%m-%dT%H:%M:%S")
+        run.timestamp.format("%Y-%m-%dT%H:%M:%S"),
+        run.id.map(|id| format!(" id=\"{}\"", esc(id))).unwrap_or_default()
     );
     for (k, v) in &properties {
         let _ = writeln!(s.xml, "      <property name=\"{k}\" value=\"{}\"/>", esc(v));
@@ -263,7 +263,8 @@ mod tests {
         let xml = document_of(&[(&r, "reports/r.json".to_string())]);
         let stamp = r.started_at.format("%Y-%m-%dT%H:%M:%S").to_string();
         assert!(xml.contains(&format!("timestamp=\"{stamp}\"")), "{xml}");
-        assert!(xml.contains(&format!("<testsuite name=\"{} run {}\" id=\"{}\"", r.drill, r.id, r.id)), "{xml}");
+        assert!(xml.contains(&format!("<testsuite name=\"{} run {}\" tests=\"5\"", r.drill, r.id)), "{xml}");
+        assert!(xml.contains(&format!("timestamp=\"{stamp}\" id=\"{}\">", r.id)), "{xml}");
         assert!(xml.contains("2 rows missing\\u{1b}[2K\\u{202e}") && !xml.contains('\u{1b}'), "{xml}");
     }
 }

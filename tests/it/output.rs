@@ -112,3 +112,38 @@ fn strict_validate_says_ok_only_for_files_without_errors() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("ok    missing.yaml"), "{}", text(&out.stdout));
 }
+
+/// A drill on a pseudo-terminal that reports no columns (`script` without a terminal of its own, as CI
+/// runners give): every phase's end stays as its own line (the plan's target and backup with it), the
+/// verdict starts a line of its own (stderr and stdout do not run together), and on a terminal the verdict
+/// is coloured.
+#[test]
+fn on_a_zero_column_pty_every_phase_line_stays_and_the_verdict_is_its_own_coloured_line() {
+    let demo = super::harness::Demo::start();
+    let cmd = format!(
+        "{} drill run {} --reports {}",
+        super::harness::bin_path().display(),
+        demo.drill.display(),
+        demo.reports.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env_remove("CI")
+        .env_remove("STACKDRILL_REPORTS")
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script(1)");
+    let tty = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{tty}");
+    let lines: Vec<&str> = tty.split(['\r', '\n']).filter(|l| !l.is_empty()).collect();
+    for phase in ["plan", "restore", "ready", "verify", "teardown"] {
+        let want = format!("[local-demo] {phase}: passed in ");
+        assert!(lines.iter().any(|l| l.contains(&want)), "no `{want}` line in:\n{tty}");
+    }
+    let plan = lines.iter().find(|l| l.contains("[local-demo] plan: passed in ")).unwrap();
+    assert!(plan.contains("target"), "the plan's line keeps its target and backup: {plan}");
+    let verdict = lines.iter().find(|l| l.contains("PASSED")).expect("a verdict line");
+    assert!(verdict.starts_with("local-demo: \u{1b}[32mPASSED\u{1b}[0m  RTO "), "{verdict:?}\n{tty}");
+}
