@@ -26,6 +26,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init(&args);
+    let json = cli::wants_json(&args);
     // Drills run on worker threads; the SDK's deeply nested futures need more than tokio's 2 MiB default
     // in unoptimised builds (the main thread's 8 MiB, as here, is plenty).
     let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build() {
@@ -39,6 +40,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             ui::print_error(&f.error, f.hint.as_deref());
+            if json && !ui::stdout_written() {
+                ui::Printer { format: ui::OutputFormat::Json }.json(&cli::error_json(&f));
+            }
             ExitCode::from(f.code)
         }
     }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::ui::color::ColorChoice;
 use crate::ui::{LogFormat, OutputFormat};
 
 #[derive(Debug, Parser)]
@@ -26,6 +27,9 @@ pub(crate) struct GlobalArgs {
     /// More log detail (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// Colour verdicts and failed checks: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub(crate) color: ColorChoice,
     /// AWS region (default: the AWS config chain, else ap-southeast-1)
     #[arg(long, global = true)]
     pub(crate) region: Option<String>,

@@ -153,7 +153,7 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
     if printer.is_json() {
         printer.json(&report);
     } else {
-        printer.line(summary(&report, written.as_ref().ok()));
+        printer.line_marked(summary(&report, written.as_ref().ok()), &report.result.as_str().to_uppercase());
         if s.keep {
             printer.line(format!(
                 "the demo source is still running on 127.0.0.1:{}; run the drill again with `stackdrill drill run {}` \

@@ -40,7 +40,51 @@ pub(crate) async fn signer(
         .map_err(|e| Failure::could_not_run(e, Some("create a key with `stackdrill keys generate`".into())))
 }
 
+/// Whether the command asked for JSON on stdout (`--output json`): a failure before it printed anything is
+/// then a JSON error object on stdout too, never an empty stdout a tool cannot parse.
+pub(crate) fn wants_json(cli: &Cli) -> bool {
+    use super::args::ReportCommand;
+    let output = match &cli.command {
+        Command::Demo(a) => a.output,
+        Command::Drill(DrillCommand::Run(a)) => a.output,
+        Command::Drill(
+            DrillCommand::Validate { output, .. }
+            | DrillCommand::List { output }
+            | DrillCommand::Plan { output, .. }
+            | DrillCommand::Cleanup { output, .. },
+        ) => *output,
+        Command::Stack(
+            StackCommand::Validate { output, .. }
+            | StackCommand::Check { output, .. }
+            | StackCommand::Apply { output, .. },
+        ) => *output,
+        Command::Report(
+            ReportCommand::Verify { output, .. }
+            | ReportCommand::List { output, .. }
+            | ReportCommand::History { output, .. },
+        ) => *output,
+        Command::Runbook(RunbookCommand::Check { output, .. }) => *output,
+        Command::Schedule(ScheduleCommand::List { output, .. }) => *output,
+        Command::Keys(KeysCommand::List { output }) => *output,
+        _ => OutputFormat::Text,
+    };
+    output == OutputFormat::Json
+}
+
+/// The JSON error object a failed `--output json` command prints on stdout when it printed nothing else.
+pub(crate) fn error_json(f: &Failure) -> serde_json::Value {
+    let caused_by: Vec<String> = f.error.chain().skip(1).map(ToString::to_string).collect();
+    serde_json::json!({
+        "schema": "stackdrill.error/v1",
+        "error": f.error.to_string(),
+        "caused_by": caused_by,
+        "hint": f.hint,
+        "exit_code": f.code,
+    })
+}
+
 pub(crate) fn init(cli: &Cli) {
+    ui::color::set_choice(cli.global.color);
     super::settings::init_process();
     // The scheduler's output is its log: info by default.
     let daemon = matches!(cli.command, Command::Schedule(ScheduleCommand::Run(_)));
@@ -113,7 +157,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             // Generated into memory, then written through the printer: `completions bash | head` ends quietly.
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "stackdrill", &mut script);
-            crate::ui::write_stdout(&String::from_utf8_lossy(&script));
+            crate::ui::write_raw(&String::from_utf8_lossy(&script));
             Ok(super::exit_codes::OK)
         }
     }

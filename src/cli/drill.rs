@@ -54,19 +54,32 @@ pub(super) fn resolve_drill(arg: &str) -> Result<PathBuf, Failure> {
     if candidate.is_file() {
         return Ok(candidate);
     }
-    let known: Vec<String> = all_drill_files()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect();
+    let known = stems(&all_drill_files().unwrap_or_default());
     Err(Failure::could_not_run(
         anyhow!("no drill named `{arg}` (looked for `{}`)", candidate.display()),
-        Some(if known.is_empty() {
-            "no drills in drills/".into()
-        } else {
-            format!("known drills: {}", known.join(", "))
-        }),
+        Some(known_names_hint(arg, &known, "drills", "drills/")),
     ))
+}
+
+/// The names of `files` (their stems), as a name argument would give them.
+pub(super) fn stems(files: &[PathBuf]) -> Vec<String> {
+    files.iter().filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned())).collect()
+}
+
+/// The hint for an unknown name: the closest known one, then every known one (`did you mean
+/// `production`? known stacks: production, staging`), or that `dir` has none.
+pub(super) fn known_names_hint(arg: &str, known: &[String], what: &str, dir: &str) -> String {
+    if known.is_empty() {
+        return format!("no {what} in {dir}");
+    }
+    let closest = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(arg, k), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("did you mean `{k}`? "))
+        .unwrap_or_default();
+    format!("{closest}known {what}: {}", known.join(", "))
 }
 
 #[derive(Serialize)]
@@ -151,7 +164,8 @@ pub(super) fn validate(paths: &[PathBuf], strict: bool, printer: Printer) -> Res
     if printer.is_json() {
         printer.json(&entries);
     } else {
-        for e in &entries {
+        // `ok` only for a file with nothing to report as an error (with `--strict`, a missing file is one).
+        for e in entries.iter().filter(|e| !strict || e.missing.is_empty()) {
             if let Some(name) = &e.drill {
                 printer.line(format!("ok    {} (drill `{name}`)", e.file));
             }
@@ -456,6 +470,19 @@ async fn due(specs: Vec<DrillSpec>, settings: &RunSettings) -> Result<Vec<DrillS
         .collect())
 }
 
+/// One line of `drill cleanup`: what was done to what, and whose it was when known (an empty or `-` drill
+/// or run is left out rather than printed as `(drill , run )`).
+fn swept_line(s: &drill::cleanup::Swept) -> String {
+    let known = |v: &str| !v.trim().is_empty() && v != "-";
+    let owner: Vec<String> = [("drill", s.drill.as_str()), ("run", s.run.as_str())]
+        .into_iter()
+        .filter(|(_, v)| known(v))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let owner = if owner.is_empty() { String::new() } else { format!(" ({})", owner.join(", ")) };
+    format!("{}  {} {}{owner}", s.action, s.kind, s.resource)
+}
+
 pub(super) async fn cleanup(
     paths: &[PathBuf],
     dry_run: bool,
@@ -493,9 +520,40 @@ pub(super) async fn cleanup(
         printer.line("nothing to clean up");
     } else {
         for s in &swept {
-            printer.line(format!("{}  {} {} (drill {}, run {})", s.action, s.kind, s.resource, s.drill, s.run));
+            printer.line(swept_line(s));
         }
     }
     let failed = swept.iter().any(|s| s.action.starts_with("failed"));
     Ok(if failed { exit_codes::NOT_VERIFIED } else { exit_codes::OK })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_name_hints_the_closest_and_lists_the_known() {
+        let known = vec!["production".to_string(), "staging".to_string()];
+        assert_eq!(
+            known_names_hint("prodution", &known, "stacks", "stacks/"),
+            "did you mean `production`? known stacks: production, staging"
+        );
+        assert_eq!(known_names_hint("zzz", &known, "stacks", "stacks/"), "known stacks: production, staging");
+        assert_eq!(known_names_hint("x", &[], "drills", "drills/"), "no drills in drills/");
+    }
+
+    #[test]
+    fn a_cleanup_line_leaves_out_an_unknown_drill_or_run() {
+        let swept = |drill: &str, run: &str| drill::cleanup::Swept {
+            kind: "local",
+            resource: "/tmp/s/x".into(),
+            drill: drill.into(),
+            run: run.into(),
+            action: "would remove".into(),
+        };
+        assert_eq!(swept_line(&swept("", "")), "would remove  local /tmp/s/x");
+        assert_eq!(swept_line(&swept("-", "-")), "would remove  local /tmp/s/x");
+        assert_eq!(swept_line(&swept("orders", "")), "would remove  local /tmp/s/x (drill orders)");
+        assert_eq!(swept_line(&swept("orders", "ab12")), "would remove  local /tmp/s/x (drill orders, run ab12)");
+    }
 }

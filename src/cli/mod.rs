@@ -13,4 +13,4 @@ pub(crate) mod settings;
 mod stack;
 
 pub(crate) use args::Cli;
-pub(crate) use dispatch::{Failure, init, run, signer};
+pub(crate) use dispatch::{Failure, error_json, init, run, signer, wants_json};

@@ -37,7 +37,11 @@ pub(super) fn resolve_stack(arg: &str) -> Result<PathBuf, Failure> {
     if candidate.is_file() {
         return Ok(candidate);
     }
-    Err(Failure::could_not_run(anyhow!("no stack named `{arg}` (looked for `{}`)", candidate.display()), None))
+    let known = super::drill::stems(&all_stack_files().unwrap_or_default());
+    Err(Failure::could_not_run(
+        anyhow!("no stack named `{arg}` (looked for `{}`)", candidate.display()),
+        Some(super::drill::known_names_hint(arg, &known, "stacks", "stacks/")),
+    ))
 }
 
 pub(super) fn load(path: &Path) -> Result<StackSpec, Failure> {

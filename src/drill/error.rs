@@ -50,12 +50,37 @@ impl DrillError {
                 "for local-postgres take a base backup and check WAL archiving; on AWS check automated backups".into(),
             ),
             DrillError::NotFound(_) => Some("check the identifier, `--region` and `--profile`".into()),
+            DrillError::Source { detail, .. } => source_hint(detail),
             DrillError::AlreadyRunning(_) => {
                 Some("`--if-running wait` queues behind it; `--if-running parallel` restores a second scratch".into())
             }
             _ => None,
         }
     }
+}
+
+/// What to do about a source connection that failed on the server's certificate (rustls names the check in
+/// the error's causes: `invalid peer certificate: UnknownIssuer`).
+fn source_hint(detail: &str) -> Option<String> {
+    if detail.contains("UnknownIssuer") || detail.contains("unknown issuer") {
+        return Some(
+            "the server's certificate is not signed by a CA in the drill file's `ca-bundle`: give the bundle of \
+             the CA that signed it (for RDS, the region's bundle from truststore.pki.rds.amazonaws.com), or check \
+             that this is the server you meant"
+                .into(),
+        );
+    }
+    if detail.contains("NotValidForName") || detail.contains("not valid for name") {
+        return Some(
+            "the server's certificate does not name the host connected to: connect by the name in the \
+             certificate"
+                .into(),
+        );
+    }
+    if detail.contains("Expired") || detail.contains("expired") {
+        return Some("the server's certificate has expired (or this machine's clock is wrong)".into());
+    }
+    None
 }
 
 /// Why a restore did not produce a usable scratch database.
@@ -77,4 +102,22 @@ impl From<PgError> for RestoreError {
 
 pub(crate) fn fmt_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate another CA signed: the hint says the `ca-bundle` did not sign it.
+    #[test]
+    fn a_certificate_error_names_the_ca_bundle() {
+        let e = DrillError::Source {
+            endpoint: "drill@db:5432/app".into(),
+            detail: "error performing TLS handshake: invalid peer certificate: UnknownIssuer".into(),
+        };
+        let hint = e.hint().expect("a hint");
+        assert!(hint.contains("not signed by a CA in the drill file's `ca-bundle`"), "{hint}");
+        let other = DrillError::Source { endpoint: "e".into(), detail: "connection refused".into() };
+        assert_eq!(other.hint(), None);
+    }
 }

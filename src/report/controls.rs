@@ -8,9 +8,10 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::markdown::{cell, code};
 use super::period::{Outcome, Period};
 use super::trust::{Role, SigState};
-use super::view::{Row, Store, json_time};
+use super::view::{Row, Store};
 use crate::config::DrillSpec;
 
 #[derive(Serialize)]
@@ -75,7 +76,7 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, per
         let run = |r: &Row| ControlRun {
             drill: r.entry.drill.clone(),
             id: r.entry.id.clone(),
-            started_at: Some(json_time(d.started_at)),
+            started_at: Some(super::html::when(d.started_at)),
             result: d.result.as_str().into(),
             rto: met(d.measured.rto_seconds, d.measured.rto_met),
             rpo: met(d.measured.rpo_seconds, d.measured.rpo_met),
@@ -152,24 +153,24 @@ pub(crate) fn markdown(store: &str, controls: &[Control], intact: bool, anchored
             let _ = writeln!(
                 o,
                 "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
-                r.drill,
-                r.id,
-                r.started_at.as_deref().unwrap_or("-"),
-                r.result,
-                r.rto,
-                r.rpo,
-                r.signature,
-                r.chain,
-                r.sign_off.as_deref().unwrap_or("—")
+                cell(&r.drill),
+                code(&r.id),
+                cell(r.started_at.as_deref().unwrap_or("-")),
+                cell(&r.result),
+                cell(&r.rto),
+                cell(&r.rpo),
+                cell(&r.signature),
+                cell(&r.chain),
+                cell(r.sign_off.as_deref().unwrap_or("—"))
             );
         }
         for m in &c.missed {
             let _ = writeln!(
                 o,
                 "| {} | — | {} → {} | **missed cadence** | | | | | |",
-                m.drill,
-                m.from.format("%Y-%m-%d %H:%M"),
-                m.to.format("%Y-%m-%d %H:%M")
+                cell(&m.drill),
+                super::html::when(m.from),
+                super::html::when(m.to)
             );
         }
         o.push('\n');
@@ -219,15 +220,8 @@ pub(crate) fn runbook_findings(
                 drill: s.name.clone(),
                 runbook,
                 problem: match last_pass {
-                    None => format!(
-                        "no passed run in `{}`; scheduled every {}",
-                        store_name,
-                        humantime::format_duration(gap.to_std().unwrap_or_default())
-                    ),
-                    Some(t) => format!(
-                        "last passed {t}; scheduled every {}",
-                        humantime::format_duration(gap.to_std().unwrap_or_default())
-                    ),
+                    None => format!("no passed run in `{}`; scheduled {}", store_name, every(gap)),
+                    Some(t) => format!("last passed {}; scheduled {}", super::html::when(t), every(gap)),
                 },
             });
         }
@@ -240,6 +234,32 @@ pub(crate) fn runbook_findings(
         });
     }
     findings
+}
+
+/// A cadence as people say it, rounded to its largest unit: `every day`, `every 2 weeks`, `every 3 months`
+/// (a quarter of whole calendar months is 89–92 days), `every 90 days` when no month count fits.
+pub(crate) fn every(gap: chrono::Duration) -> String {
+    let secs = gap.num_seconds().max(1) as f64;
+    let (day, hour, minute) = (86400.0, 3600.0, 60.0);
+    let n = |v: f64, one: &str, many: &str| match v.round() as u64 {
+        1 => format!("every {one}"),
+        n => format!("every {n} {many}"),
+    };
+    let days = secs / day;
+    let months = (days / 30.436_875).round();
+    if days >= 27.5 && months >= 1.0 && (days - months * 30.436_875).abs() <= 1.6 * months.max(1.0) {
+        if months % 12.0 == 0.0 { n(months / 12.0, "year", "years") } else { n(months, "month", "months") }
+    } else if days >= 6.5 && ((days / 7.0) - (days / 7.0).round()).abs() < 0.05 {
+        n(days / 7.0, "week", "weeks")
+    } else if secs >= day * 0.98 {
+        n(days, "day", "days")
+    } else if secs >= hour * 0.98 {
+        n(secs / hour, "hour", "hours")
+    } else if secs >= minute {
+        n(secs / minute, "minute", "minutes")
+    } else {
+        n(secs, "second", "seconds")
+    }
 }
 
 #[cfg(test)]
@@ -297,5 +317,33 @@ mod tests {
         let store = Store::from_rows(vec![row]);
         let m = matrix(&store, &[], Utc::now(), None);
         assert!(m.is_empty(), "a demo run is in the matrix: {}", markdown("r", &m, true, true));
+    }
+
+    /// Cadences in words, as `runbook check` prints them (not `2months 29days 2h 52m 48s`).
+    #[test]
+    fn cadences_are_said_in_round_units() {
+        let d = |s: i64| chrono::Duration::seconds(s);
+        assert_eq!(every(d(2 * 2_629_746 + 29 * 86400 + 2 * 3600 + 52 * 60 + 48)), "every 3 months");
+        assert_eq!(every(d(90 * 86400)), "every 3 months");
+        assert_eq!(every(d(86400)), "every day");
+        assert_eq!(every(d(7 * 86400)), "every week");
+        assert_eq!(every(d(14 * 86400)), "every 2 weeks");
+        assert_eq!(every(d(3 * 86400)), "every 3 days");
+        assert_eq!(every(d(45 * 86400)), "every 45 days");
+        assert_eq!(every(d(365 * 86400)), "every year");
+        assert_eq!(every(d(31 * 86400)), "every month");
+        assert_eq!(every(d(6 * 3600)), "every 6 hours");
+        assert_eq!(every(d(15 * 60)), "every 15 minutes");
+    }
+
+    /// Every time in the matrix reads as the reports and every other view write it.
+    #[test]
+    fn matrix_times_read_as_every_other_view() {
+        let report = Row {
+            entry: entry(1, EntryKind::Report, "failed"),
+            doc: Doc::Report(Box::new(crate::report::golden_tests::fixed())),
+        };
+        let m = matrix(&Store::from_rows(vec![report]), &[], Utc::now(), None);
+        assert_eq!(m[0].runs[0].started_at.as_deref(), Some("2026-11-30 03:00:00 UTC"));
     }
 }

@@ -10,9 +10,15 @@ use chrono::{DateTime, Utc};
 use super::model::{Report, Verdict};
 use crate::config::human_seconds;
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values; controls and bidi overrides are shown as
+/// escapes ([`super::visible::visible`]), so a value cannot reorder or hide the text around it.
 pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    super::visible::visible(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// One earlier run of a drill: when, the RTO measured, and the result.
@@ -141,20 +147,67 @@ pub(crate) struct ChartPoint {
     pub(crate) current: bool,
 }
 
-/// A figure per run against time from `from` to `to` (dates on the x axis, seconds on the y axis), with
-/// the objective as a dashed line: green dots for passed runs, red for the others.
-pub(crate) fn chart(
-    what: &str,
-    points: &[ChartPoint],
-    objective: Option<f64>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> String {
+/// A round step for a seconds axis, so that `max` takes at most five steps: 1-2-5 below a minute, then
+/// minutes, hours and days people count in.
+fn tick_step(max: f64) -> f64 {
+    const STEPS: [f64; 24] = [
+        0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        10800.0, 21600.0, 43200.0, 86400.0, 172800.0, 604800.0, 2592000.0,
+    ];
+    STEPS.into_iter().find(|s| max / s <= 5.0).unwrap_or_else(|| (max / 5.0).ceil())
+}
+
+/// A tick label: `5s`, `2.5s`, `10m`, `1h 30m`, `2d`.
+fn tick_label(secs: f64) -> String {
+    let whole = secs.round() as u64;
+    if secs < 60.0 {
+        if (secs - secs.round()).abs() < 1e-9 { format!("{whole}s") } else { format!("{secs:.1}s") }
+    } else if whole < 3600 {
+        if whole.is_multiple_of(60) { format!("{}m", whole / 60) } else { format!("{}m {}s", whole / 60, whole % 60) }
+    } else if whole < 86400 {
+        if whole.is_multiple_of(3600) {
+            format!("{}h", whole / 3600)
+        } else {
+            format!("{}h {}m", whole / 3600, whole % 3600 / 60)
+        }
+    } else {
+        format!("{}d", whole / 86400)
+    }
+}
+
+/// The value axis of a chart: its top and its step, scaled to the data; the objective joins the scale when
+/// it is no more than twice the data's top, else it is drawn off-scale (an arrow at the top, labelled).
+fn value_axis(data_max: f64, objective: Option<f64>) -> (f64, f64, bool) {
+    let fit = |max: f64| {
+        let step = tick_step(max.max(0.1));
+        (step * (max.max(0.1) / step).ceil().max(1.0), step)
+    };
+    let (top, step) = fit(data_max * 1.05);
+    match objective {
+        Some(obj) if obj <= top => (top, step, true),
+        Some(obj) if obj <= 2.0 * top => {
+            let (top, step) = fit(obj * 1.05);
+            (top, step, true)
+        }
+        Some(_) => (top, step, false),
+        None => (top, step, true),
+    }
+}
+
+/// A figure per run against the time the runs span (round ticks of seconds on the y axis, scaled to the
+/// figures), with the objective as a dashed, labelled line — or, when it is far above every run, as a
+/// labelled arrow at the top: green dots for passed runs, red for the others.
+pub(crate) fn chart(what: &str, points: &[ChartPoint], objective: Option<f64>) -> String {
     if points.is_empty() {
         return format!("<p class=\"muted\">No {what} measured.</p>");
     }
-    let (w, h, left, bottom, top) = (720.0, 200.0, 70.0, 28.0, 10.0);
-    let max = points.iter().map(|p| p.value).chain(objective).fold(0.0, f64::max).max(0.001) * 1.1;
+    let (w, h, left, bottom, top) = (720.0, 200.0, 70.0, 28.0, 16.0);
+    let data_max = points.iter().map(|p| p.value).fold(0.0, f64::max);
+    let (max, step, objective_on_scale) = value_axis(data_max, objective);
+    // The time axis spans the runs, padded so that a single run (or runs minutes apart) sits inside it.
+    let (first, last) = points.iter().fold((points[0].at, points[0].at), |(a, b), p| (a.min(p.at), b.max(p.at)));
+    let pad = ((last - first).num_seconds() / 20).max(60);
+    let (from, to) = (first - chrono::Duration::seconds(pad), last + chrono::Duration::seconds(pad));
     let span = (to - from).num_seconds().max(1) as f64;
     let x = |t: DateTime<Utc>| left + (t - from).num_seconds().max(0) as f64 / span * (w - left - 20.0);
     let y = |v: f64| top + (1.0 - v / max) * (h - top - bottom);
@@ -164,32 +217,48 @@ pub(crate) fn chart(
         h - bottom,
         w - 10.0
     );
-    for v in [0.0, max / 2.0, max / 1.1] {
+    let ticks = (max / step).round() as usize;
+    for i in 0..=ticks {
+        let v = step * i as f64;
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
+            "<line x1=\"{0}\" y1=\"{1:.1}\" x2=\"{left}\" y2=\"{1:.1}\" stroke=\"#57606a\"/><text x=\"{2}\" y=\"{3:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">{4}</text>",
+            left - 4.0,
+            y(v),
             left - 6.0,
             y(v) + 4.0,
-            esc(&human_seconds(v))
+            esc(&tick_label(v))
         );
     }
+    let format = if (to - from).num_hours() < 48 { "%Y-%m-%d %H:%M" } else { "%Y-%m-%d" };
     let _ = write!(
         s,
         "<text x=\"{left}\" y=\"{0}\" font-size=\"11\" fill=\"#57606a\">{1}</text><text x=\"{2}\" y=\"{0}\" font-size=\"11\" text-anchor=\"end\" fill=\"#57606a\">{3}</text>",
         h - 8.0,
-        from.format("%Y-%m-%d"),
+        from.format(format),
         w - 10.0,
-        to.format("%Y-%m-%d")
+        to.format(format)
     );
-    if let Some(obj) = objective {
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"6 4\"/><text x=\"{1}\" y=\"{2:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#cf222e\">objective {3}</text>",
-            y(obj),
-            w - 10.0,
-            y(obj) - 4.0,
-            esc(&human_seconds(obj))
-        );
+    match objective {
+        Some(obj) if objective_on_scale => {
+            let _ = write!(
+                s,
+                "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"6 4\"/><text x=\"{1}\" y=\"{2:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#cf222e\">objective {3}</text>",
+                y(obj),
+                w - 10.0,
+                y(obj) - 4.0,
+                esc(&human_seconds(obj))
+            );
+        }
+        Some(obj) => {
+            let _ = write!(
+                s,
+                "<text x=\"{0}\" y=\"12\" font-size=\"11\" text-anchor=\"end\" fill=\"#cf222e\">↑ objective {1} (above this scale)</text>",
+                w - 10.0,
+                esc(&human_seconds(obj))
+            );
+        }
+        None => {}
     }
     let path: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", x(p.at), y(p.value))).collect();
     let _ =
@@ -225,15 +294,13 @@ fn trends(o: &mut String, r: &Report, trend: &[Point]) {
     };
     let rto = series(|p| p.rto, r.measured.rto_seconds);
     let rpo = series(|p| p.rpo, r.measured.rpo_seconds);
-    let from = trend.iter().map(|p| p.at).min().unwrap_or(r.started_at).min(r.started_at);
-    let to = r.started_at.max(from + chrono::Duration::days(1));
     let _ = writeln!(
         o,
         "<h2>RTO and RPO trend</h2><p class=\"muted\">This run (ringed) and the drill's previous {} runs; the dashed \
          line is the objective.</p><h3>RTO (time to restore)</h3>{}<h3>RPO (data that could be lost)</h3>{}",
         trend.iter().filter(|p| p.at < r.started_at).count(),
-        chart("RTO", &rto, Some(r.objectives.rto_seconds), from, to),
-        chart("RPO", &rpo, Some(r.objectives.rpo_seconds), from, to)
+        chart("RTO", &rto, Some(r.objectives.rto_seconds)),
+        chart("RPO", &rpo, Some(r.objectives.rpo_seconds))
     );
 }
 
@@ -562,4 +629,63 @@ fn integrity(o: &mut String, r: &Report) {
         esc(r.previous_sha256.as_deref().unwrap_or("none: the first report in this store")),
         esc(&r.id)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `cx`/`cy` of every dot in a chart.
+    fn dots(svg: &str) -> Vec<(f64, f64)> {
+        let re = regex::Regex::new(r#"<circle cx="([0-9.]+)" cy="([0-9.]+)""#).unwrap();
+        re.captures_iter(svg).map(|c| (c[1].parse().unwrap(), c[2].parse().unwrap())).collect()
+    }
+
+    /// 14 runs of 3–7 s, minutes apart, against a 10-minute objective: the axis is scaled to the runs (they
+    /// spread over it, none sits at 0), the objective is an arrow above the scale, the ticks are round.
+    #[test]
+    fn a_chart_is_scaled_to_its_runs_and_the_objective_is_shown_off_scale() {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-12-06T02:00:00Z").unwrap().to_utc();
+        let points: Vec<ChartPoint> = (0..14)
+            .map(|i| ChartPoint {
+                at: start + chrono::Duration::minutes(3 * i),
+                value: 3.0 + (i % 5) as f64,
+                passed: true,
+                current: i == 13,
+            })
+            .collect();
+        let svg = chart("RTO", &points, Some(600.0));
+        let d = dots(&svg);
+        assert_eq!(d.len(), 14);
+        let (bottom, top) = (200.0 - 28.0, 16.0);
+        let xs: std::collections::BTreeSet<i64> = d.iter().map(|(x, _)| *x as i64).collect();
+        assert!(xs.len() >= 12, "runs minutes apart spread along the time axis: {d:?}");
+        for (_, y) in &d {
+            assert!(*y < bottom - 40.0 && *y >= top, "a 3–7 s run is well above the 0 line: {d:?}");
+        }
+        assert!(svg.contains("↑ objective 10m 00s (above this scale)"), "{svg}");
+        let ticks: Vec<&str> =
+            svg.split("text-anchor=\"end\" fill=\"#57606a\">").skip(1).filter_map(|t| t.split('<').next()).collect();
+        assert!(ticks.starts_with(&["0s", "2s", "4s", "6s", "8s"]), "round ticks: {ticks:?}");
+        assert!(svg.contains(">2026-12-06 0"), "a time axis within a day names hours: {svg}");
+    }
+
+    /// An objective close to the runs joins the scale as a dashed, labelled line.
+    #[test]
+    fn an_objective_near_the_runs_is_a_labelled_line() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T02:00:00Z").unwrap().to_utc();
+        let points = [ChartPoint { at, value: 40.0, passed: true, current: true }];
+        let svg = chart("RTO", &points, Some(60.0));
+        assert!(svg.contains("stroke-dasharray=\"6 4\"") && svg.contains(">objective 1m 00s</text>"), "{svg}");
+        assert!(!svg.contains("above this scale"));
+        assert_eq!(tick_label(90.0), "1m 30s");
+        assert_eq!(tick_label(7200.0), "2h");
+        assert_eq!(tick_step(600.0), 120.0);
+    }
+
+    /// Controls and bidi overrides in a value are shown in the HTML, not obeyed.
+    #[test]
+    fn html_shows_controls_and_bidi_overrides() {
+        assert_eq!(esc("a\u{202e}<b>\u{1b}"), "a\\u{202e}&lt;b&gt;\\u{1b}");
+    }
 }

@@ -18,9 +18,31 @@ fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
 }
 
-/// Escapes text for a Markdown table cell.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// Escapes a value for Markdown prose or a table cell: controls and bidi overrides shown
+/// ([`super::visible::visible`]), HTML written as text (`&lt;script&gt;`), no link or image syntax (`\[`),
+/// `|` escaped and one line. Ordinary text is unchanged.
+pub(crate) fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in super::visible::visible(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '[' | ']' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes a value for a Markdown code span (`` `…` ``), where HTML and links are not rendered: controls
+/// shown, no backtick to end the span early, `|` escaped for tables, one line.
+pub(crate) fn code(s: &str) -> String {
+    super::visible::visible(s).replace('`', "'").replace('|', "\\|").replace('\n', " ")
 }
 
 pub(crate) fn render(r: &Report) -> String {
@@ -44,12 +66,12 @@ fn header(o: &mut String, r: &Report) {
         Verdict::Failed => "FAILED — the restore was not verified",
         Verdict::Error => "ERROR — the drill did not complete",
     };
-    let _ = writeln!(o, "# Restore drill `{}`: {}\n", r.drill, verdict);
+    let _ = writeln!(o, "# Restore drill `{}`: {}\n", code(&r.drill), verdict);
     if let Some(reason) = &r.reason {
-        let _ = writeln!(o, "> **Reason:** {}\n", reason);
+        let _ = writeln!(o, "> **Reason:** {}\n", cell(reason));
     }
     if let Some(d) = &r.description {
-        let _ = writeln!(o, "{d}\n");
+        let _ = writeln!(o, "{}\n", cell(d));
     }
     if r.trigger == "demo" {
         let _ = writeln!(
@@ -58,10 +80,10 @@ fn header(o: &mut String, r: &Report) {
         );
     }
     let _ = writeln!(o, "| | |\n|---|---|");
-    let _ = writeln!(o, "| Report id | `{}` (schema `{}`) |", r.id, r.schema);
+    let _ = writeln!(o, "| Report id | `{}` (schema `{}`) |", code(&r.id), code(&r.schema));
     let _ = writeln!(o, "| Started / finished | {} / {} |", t(&r.started_at), t(&r.finished_at));
-    let _ = writeln!(o, "| Tool | {} {} |", r.tool.name, r.tool.version);
-    let _ = writeln!(o, "| Operator / trigger | {} / {} |", cell(&r.operator), r.trigger);
+    let _ = writeln!(o, "| Tool | {} {} |", cell(&r.tool.name), cell(&r.tool.version));
+    let _ = writeln!(o, "| Operator / trigger | {} / {} |", cell(&r.operator), cell(&r.trigger));
     if let Some(at) = &r.scheduled_for {
         let late = (r.started_at - *at).num_seconds();
         let _ = writeln!(o, "| Scheduled for | {} (started {late} s later) |", t(at));
@@ -72,13 +94,13 @@ fn header(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "| Drill definition | `{}` (sha256 `{}`) |",
-        r.drill_file.path,
+        code(&r.drill_file.path),
         r.drill_file.sha256.as_deref().unwrap_or("unreadable")
     );
     let _ = writeln!(
         o,
         "| Controls evidenced | {} |\n",
-        if r.controls.is_empty() { "none listed".into() } else { r.controls.join(", ") }
+        if r.controls.is_empty() { "none listed".into() } else { cell(&r.controls.join(", ")) }
     );
 }
 
@@ -103,23 +125,23 @@ fn objectives(o: &mut String, r: &Report) {
     if let Some(c) = &m.newest_commit {
         let _ = writeln!(o, "Newest commit present in the restore: {}.", t(c));
     }
-    let _ = writeln!(o, "RPO basis: {}.\n", m.rpo_basis);
+    let _ = writeln!(o, "RPO basis: {}.\n", cell(&m.rpo_basis));
 }
 
 /// The provider, the backup, the target, the window and the scratch.
 fn backup_and_target(o: &mut String, r: &Report) {
     let _ = writeln!(o, "## Backup and target\n");
-    let _ = writeln!(o, "- Provider: `{}`", r.source.provider);
+    let _ = writeln!(o, "- Provider: `{}`", code(&r.source.provider));
     for (k, v) in &r.source.details {
-        let _ = writeln!(o, "- {}: `{}`", k.replace('_', " "), v);
+        let _ = writeln!(o, "- {}: `{}`", cell(&k.replace('_', " ")), code(v));
     }
     match &r.source.backup {
         Some(b) => {
             let _ = writeln!(
                 o,
                 "- Base backup: `{}` at `{}`, taken {} → {}",
-                b.id,
-                b.location,
+                code(&b.id),
+                code(&b.location),
                 t(&b.started_at),
                 t(&b.finished_at)
             );
@@ -130,23 +152,23 @@ fn backup_and_target(o: &mut String, r: &Report) {
     }
     match &r.target.time {
         Some(time) => {
-            let _ = writeln!(o, "- Target: {} — {}", t(time), r.target.selection);
+            let _ = writeln!(o, "- Target: {} — {}", t(time), cell(&r.target.selection));
         }
         None => {
             let _ = writeln!(o, "- Target: not chosen");
         }
     }
-    let _ = writeln!(o, "- Recovery: {}", r.target.recovery);
+    let _ = writeln!(o, "- Recovery: {}", cell(&r.target.recovery));
     if let Some(w) = &r.target.window {
         let _ = writeln!(o, "- Recoverable window at planning: {} → {}", t(&w.earliest), t(&w.latest));
     }
     if let Some(s) = &r.source.scratch {
         let how =
             if r.source.provider == "local-postgres" { "isolated, private socket only" } else { "isolated, private" };
-        let _ = writeln!(o, "- Scratch ({how}): `{s}`");
+        let _ = writeln!(o, "- Scratch ({how}): `{}`", code(s));
     }
     for a in &r.also_restored {
-        let _ = writeln!(o, "- Also restored to the same instant: {}", a.summary());
+        let _ = writeln!(o, "- Also restored to the same instant: {}", cell(&a.summary()));
     }
 }
 
@@ -155,13 +177,13 @@ fn connections(o: &mut String, r: &Report) {
     if !r.connections.is_empty() {
         let _ = writeln!(o, "\n## Connections\n\n| role | endpoint | protection |\n|---|---|---|");
         for c in &r.connections {
-            let _ = writeln!(o, "| {} | `{}` | {} |", c.role, cell(&c.endpoint), cell(&c.protection()));
+            let _ = writeln!(o, "| {} | `{}` | {} |", cell(&c.role), code(&c.endpoint), cell(&c.protection()));
         }
     }
     if !r.neutralised.is_empty() {
         let _ = writeln!(o, "\nThe restored copy was made inert before anything connected to it:\n");
         for n in &r.neutralised {
-            let _ = writeln!(o, "- {n}");
+            let _ = writeln!(o, "- {}", cell(n));
         }
     }
 }
@@ -173,7 +195,7 @@ fn timeline(o: &mut String, r: &Report) {
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} |",
-            p.name,
+            cell(&p.name),
             t(&p.started_at),
             human_seconds(p.seconds),
             p.status,
@@ -184,7 +206,7 @@ fn timeline(o: &mut String, r: &Report) {
         let _ = writeln!(o, "\nAWS API calls (attempts, retries included):\n");
         for p in r.phases.iter().filter(|p| !p.api_calls.is_empty()) {
             let calls: Vec<String> = p.api_calls.iter().map(|(op, n)| format!("{op} ×{n}")).collect();
-            let _ = writeln!(o, "- {}: {}", p.name, calls.join(", "));
+            let _ = writeln!(o, "- {}: {}", cell(&p.name), cell(&calls.join(", ")));
         }
     }
 }
@@ -199,15 +221,23 @@ fn checks_and_procedure(o: &mut String, r: &Report) {
         let query = match (&c.query, &c.expect) {
             (Some(q), e) => format!(
                 "<br>`{}`{}",
-                cell(&q.replace('`', "'")),
+                code(q),
                 e.as_deref().map(|e| format!(" — expected: {}", cell(e))).unwrap_or_default()
             ),
             _ => String::new(),
         };
-        let _ = writeln!(o, "| {}{query} | {} | {} | {} |", cell(&c.name), c.kind, c.status.as_str(), cell(&c.detail));
+        let _ = writeln!(
+            o,
+            "| {}{query} | {} | {} | {} |",
+            cell(&c.name),
+            cell(&c.kind),
+            c.status.as_str(),
+            cell(&c.detail)
+        );
     }
 
-    let _ = writeln!(o, "\n## Teardown\n\n{} at {}: {}\n", r.teardown.status, t(&r.teardown.at), r.teardown.detail);
+    let _ =
+        writeln!(o, "\n## Teardown\n\n{} at {}: {}\n", r.teardown.status, t(&r.teardown.at), cell(&r.teardown.detail));
     if !r.deviations.is_empty() {
         let _ = writeln!(o, "## Deviations\n\n| what | remediation |\n|---|---|");
         for d in &r.deviations {
@@ -221,8 +251,8 @@ fn checks_and_procedure(o: &mut String, r: &Report) {
             let _ = writeln!(
                 o,
                 "- Runbook followed: `{}` (sha256 `{}`{})",
-                rb.path,
-                rb.sha256.as_deref().unwrap_or("unreadable"),
+                code(&rb.path),
+                code(rb.sha256.as_deref().unwrap_or("unreadable")),
                 commit(rb.git_commit.as_deref(), rb.git_dirty)
             );
         }
@@ -233,19 +263,20 @@ fn checks_and_procedure(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "- Drill file: `{}`{}",
-        r.drill_file.path,
+        code(&r.drill_file.path),
         commit(r.drill_file.git_commit.as_deref(), r.drill_file.git_dirty)
     );
-    let _ = writeln!(o, "- Operator: {}; trigger: {}", r.operator, r.trigger);
+    let _ = writeln!(o, "- Operator: {}; trigger: {}", cell(&r.operator), cell(&r.trigger));
     if !r.participants.is_empty() {
-        let _ = writeln!(o, "- Participants: {}", r.participants.join(", "));
+        let _ = writeln!(o, "- Participants: {}", cell(&r.participants.join(", ")));
     }
     integrity(o, r);
 }
 
 /// ", at commit `…`" (and whether the file had uncommitted changes), when the file is in git.
 fn commit(c: Option<&str>, dirty: bool) -> String {
-    c.map(|c| format!(", at commit `{c}`{}", if dirty { " with uncommitted changes" } else { "" })).unwrap_or_default()
+    c.map(|c| format!(", at commit `{}`{}", code(c), if dirty { " with uncommitted changes" } else { "" }))
+        .unwrap_or_default()
 }
 
 /// How the report is signed and chained, as the HTML shows it.
@@ -253,7 +284,7 @@ fn integrity(o: &mut String, r: &Report) {
     let _ = writeln!(o, "\n## Integrity\n");
     match &r.signing {
         Some(s) => {
-            let _ = writeln!(o, "- Signed by: {} key `{}`", s.algorithm, s.fingerprint);
+            let _ = writeln!(o, "- Signed by: {} key `{}`", cell(&s.algorithm), code(&s.fingerprint));
         }
         None => {
             let _ = writeln!(o, "- Signed by: **not signed**");
@@ -262,10 +293,44 @@ fn integrity(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "- Previous report: `{}`",
-        r.previous_sha256.as_deref().unwrap_or("none: the first report in this store")
+        code(r.previous_sha256.as_deref().unwrap_or("none: the first report in this store"))
     );
     let _ = writeln!(
         o,
         "- Check with `stackdrill report verify`: it detects an edited, deleted, inserted or reordered report."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a database value or a name can carry into a Markdown report is shown as text: no HTML, no
+    /// link, no reordering, no control character.
+    #[test]
+    fn markdown_shows_html_links_and_controls_as_text() {
+        let mut r = crate::report::golden_tests::fixed();
+        r.checks[0].detail =
+            "<script>alert(1)</script> <img src=x onerror=alert(1)> [x](javascript:alert(1)) \u{202e}desrever \u{1b}[2K".into();
+        r.reason = Some("check `orders` failed: ![p](https://evil/p.png) & more".into());
+        let md = render(&r);
+        for raw in ["<script>", "<img", "[x](javascript:", "![p](https://", "\u{202e}", "\u{1b}"] {
+            assert!(!md.contains(raw), "`{raw}` reaches the Markdown:\n{md}");
+        }
+        for shown in [
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "&lt;img src=x onerror=alert(1)&gt;",
+            "\\[x\\](javascript:alert(1))",
+            "\\u{202e}desrever \\u{1b}\\[2K",
+            "check `orders` failed: !\\[p\\](https://evil/p.png) &amp; more",
+        ] {
+            assert!(md.contains(shown), "`{shown}` in:\n{md}");
+        }
+    }
+
+    #[test]
+    fn code_spans_stay_code_spans() {
+        assert_eq!(code("a`b|c\n\u{202e}"), "a'b\\|c \\u{202e}");
+        assert_eq!(cell("ordinary text (1 rows) — ok"), "ordinary text (1 rows) — ok");
+    }
 }

@@ -17,6 +17,7 @@ pub(crate) mod sign;
 pub(crate) mod store;
 pub(crate) mod trust;
 pub(crate) mod view;
+pub(crate) mod visible;
 
 pub(crate) use model::{Report, Verdict};
 pub(crate) use sign::Signer;

@@ -119,6 +119,14 @@ fn controls(o: &mut String, ix: &Index) {
     o.push_str("</table>\n");
 }
 
+/// Objective misses, and the runs without the figure beside them (not counted as misses).
+fn misses(s: &super::period::Spread) -> String {
+    match s.not_measured {
+        0 => s.misses.to_string(),
+        n => format!("{} ({n} not measured)", s.misses),
+    }
+}
+
 fn drill(o: &mut String, ix: &Index, f: &DrillFigures) {
     let objective = |i: usize| f.objectives.map(|o| if i == 0 { o.0 } else { o.1 });
     let _ = writeln!(
@@ -139,11 +147,11 @@ fn drill(o: &mut String, ix: &Index, f: &DrillFigures) {
         secs(f.rto.median),
         secs(f.rto.worst),
         secs(objective(0)),
-        f.rto.misses,
+        misses(&f.rto),
         secs(f.rpo.median),
         secs(f.rpo.worst),
         secs(objective(1)),
-        f.rpo.misses
+        misses(&f.rpo)
     );
     let runs: Vec<&Row> = ix
         .store_rows
@@ -156,8 +164,8 @@ fn drill(o: &mut String, ix: &Index, f: &DrillFigures) {
     let _ = writeln!(
         o,
         "<h3>RTO per run</h3>{}<h3>RPO per run</h3>{}",
-        chart("RTO", &series(|r| r.measured.rto_seconds), objective(0), ix.period),
-        chart("RPO", &series(|r| r.measured.rpo_seconds), objective(1), ix.period)
+        chart("RTO", &series(|r| r.measured.rto_seconds), objective(0)),
+        chart("RPO", &series(|r| r.measured.rpo_seconds), objective(1))
     );
     if !f.occurrences.is_empty() {
         o.push_str("<h3>Scheduled occurrences</h3><table class=\"occurrences\"><tr><th>scheduled for</th><th>run due before</th><th>outcome</th><th>report</th></tr>");
@@ -195,11 +203,11 @@ fn drill(o: &mut String, ix: &Index, f: &DrillFigures) {
     o.push_str("</table>\n");
 }
 
-/// A figure per run over the period, against the objective.
-fn chart(what: &str, points: &[(DateTime<Utc>, f64, bool)], objective: Option<f64>, period: Period) -> String {
+/// A figure per run in the period, scaled to the runs, against the objective.
+fn chart(what: &str, points: &[(DateTime<Utc>, f64, bool)], objective: Option<f64>) -> String {
     let points: Vec<ChartPoint> =
         points.iter().map(|&(at, value, passed)| ChartPoint { at, value, passed, current: false }).collect();
-    super::html::chart(what, &points, objective, period.since, period.until)
+    super::html::chart(what, &points, objective)
 }
 
 fn sign_offs(o: &mut String, ix: &Index) {

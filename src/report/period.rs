@@ -71,8 +71,11 @@ pub(crate) struct Occurrence {
 pub(crate) struct Spread {
     pub(crate) median: Option<f64>,
     pub(crate) worst: Option<f64>,
-    /// Runs whose figure missed the objective (or was not measured).
+    /// Runs whose measured figure missed the objective.
     pub(crate) misses: usize,
+    /// Runs without the figure (interrupted, or stopped before it could be measured): not misses, as the
+    /// controls matrix says "not measured" for them.
+    pub(crate) not_measured: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,7 +105,12 @@ fn spread(values: &[(Option<f64>, bool)]) -> Spread {
         n if n % 2 == 1 => Some(v[n / 2]),
         n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     };
-    Spread { median, worst: v.last().copied(), misses: values.iter().filter(|(v, met)| v.is_none() || !met).count() }
+    Spread {
+        median,
+        worst: v.last().copied(),
+        misses: values.iter().filter(|(v, met)| v.is_some() && !met).count(),
+        not_measured: values.iter().filter(|(v, _)| v.is_none()).count(),
+    }
 }
 
 /// The scheduled occurrences of `spec` in `period` and how each went, as of `now`.
@@ -183,14 +191,14 @@ pub(crate) fn markdown(period: Period, drills: &[DrillFigures]) -> String {
     use std::fmt::Write;
     let secs = |v: Option<f64>| v.map(crate::config::human_seconds).unwrap_or_else(|| "-".into());
     let mut o = format!(
-        "## Period {} → {}\n\n| drill | scheduled | passed | failed | missed | open | share passed | RTO median | RTO worst | RPO median | RPO worst | objective misses (RTO / RPO) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "## Period {} → {}\n\n| drill | scheduled | passed | failed | missed | open | share passed | RTO median | RTO worst | RPO median | RPO worst | objective misses (RTO / RPO) | not measured (RTO / RPO) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         period.since.format("%Y-%m-%d %H:%M:%SZ"),
         period.until.format("%Y-%m-%d %H:%M:%SZ")
     );
     for d in drills {
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} |",
             d.drill,
             d.scheduled,
             d.passed,
@@ -203,7 +211,9 @@ pub(crate) fn markdown(period: Period, drills: &[DrillFigures]) -> String {
             secs(d.rpo.median),
             secs(d.rpo.worst),
             d.rto.misses,
-            d.rpo.misses
+            d.rpo.misses,
+            d.rto.not_measured,
+            d.rpo.not_measured
         );
     }
     if drills.is_empty() {
@@ -282,6 +292,7 @@ mod tests {
         assert!((d.share_passed.unwrap() - 0.9).abs() < 1e-9);
         assert_eq!(d.rto.worst, Some(4000.0));
         assert_eq!(d.rto.misses, 1, "the one run over the 1h objective");
+        assert_eq!(d.rto.not_measured, 0);
         assert_eq!(d.controls, ["SOC2-A1.3"]);
         let missed: Vec<_> = d.occurrences.iter().filter(|o| o.outcome == Outcome::Missed).collect();
         assert_eq!(missed[0].at.format("%d").to_string(), "17");
@@ -299,5 +310,30 @@ mod tests {
         assert_eq!(parse_bound("2026-11-30", false).unwrap().to_rfc3339(), "2026-11-30T00:00:00+00:00");
         assert_eq!(parse_bound("2026-11-30T08:00:00+08:00", true).unwrap().to_rfc3339(), "2026-11-30T00:00:00+00:00");
         assert!(parse_bound("30/11/2026", false).unwrap_err().contains("`30/11/2026`"));
+    }
+
+    /// An interrupted run has no RTO: the matrix says "not measured", and the period figures count it as
+    /// not measured, not as an objective miss.
+    #[test]
+    fn an_interrupted_run_is_not_measured_not_a_miss() {
+        let mut interrupted = run(2, 2, 3, false, 0.0);
+        if let Doc::Report(r) = &mut interrupted.doc {
+            r.interrupted = true;
+            r.result = crate::report::Verdict::Error;
+            r.measured.rto_seconds = None;
+            r.measured.rto_met = false;
+            r.measured.rpo_seconds = None;
+            r.measured.rpo_met = false;
+        }
+        let store = Store::from_rows(vec![run(1, 1, 3, true, 60.0), interrupted]);
+        let period = Period {
+            since: parse_bound("2026-11-01", false).unwrap(),
+            until: parse_bound("2026-11-30", true).unwrap(),
+        };
+        let f = figures(&store, &[], period, parse_bound("2026-12-05", false).unwrap());
+        let d = &f[0];
+        assert_eq!((d.rto.misses, d.rto.not_measured), (0, 1), "{:?}", d.rto);
+        assert_eq!((d.rpo.misses, d.rpo.not_measured), (0, 1), "{:?}", d.rpo);
+        assert!(markdown(period, &f).contains("| 0 / 0 | 1 / 1 |"), "{}", markdown(period, &f));
     }
 }

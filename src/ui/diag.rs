@@ -1,16 +1,35 @@
 //! Lines for people on stderr: errors with their causes and hint, warnings, notes; and whether to colour.
 
-/// Colour only on a terminal and never with `NO_COLOR` set.
+/// Whether stderr takes colour (`--color`, `NO_COLOR`, a terminal).
 pub(crate) fn color_enabled() -> bool {
-    use std::io::IsTerminal;
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    super::color::enabled(super::color::Stream::Stderr)
+}
+
+/// A stderr line as people see it: characters that would act on the terminal shown as escapes, and the
+/// `error:` / `warning:` prefix coloured when stderr takes colour.
+fn for_terminal(line: &str) -> String {
+    use super::color::{Tone, paint};
+    let line = crate::report::visible::visible(line);
+    let on = color_enabled();
+    let trimmed = line.trim_start();
+    let indent = &line[..line.len() - trimmed.len()];
+    for (prefix, tone) in [("error:", Tone::Bad), ("warning:", Tone::Warn)] {
+        if let Some(rest) = trimmed.strip_prefix(prefix) {
+            return format!("{indent}{}{rest}", paint(prefix, tone, on));
+        }
+    }
+    line.into_owned()
 }
 
 /// A line for people on stderr (`error: …`, `warning: …`, a note); under `--log-format json` a JSON log
 /// record instead (level from the prefix), so every stderr line is JSON.
 pub(crate) fn diag_line(text: &str) {
     if super::logging::format() == super::LogFormat::Text {
-        eprintln!("{text}");
+        super::progress::suspended(|| {
+            for line in text.split('\n') {
+                eprintln!("{}", for_terminal(line));
+            }
+        });
         return;
     }
     for line in text.lines().map(str::trim_start) {
@@ -38,11 +57,13 @@ pub(crate) fn print_error(err: &anyhow::Error, hint: Option<&str>) {
         tracing::error!(target: "stackdrill::diag", caused_by, hint, "{err}");
         return;
     }
-    eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
-    }
-    if let Some(h) = hint {
-        eprintln!("  hint: {h}");
-    }
+    super::progress::suspended(|| {
+        eprintln!("{}", for_terminal(&format!("error: {err}")));
+        for cause in err.chain().skip(1) {
+            eprintln!("{}", for_terminal(&format!("  caused by: {cause}")));
+        }
+        if let Some(h) = hint {
+            eprintln!("{}", for_terminal(&format!("  hint: {h}")));
+        }
+    });
 }

@@ -28,14 +28,10 @@ struct Suite {
     xml: String,
 }
 
-/// Escapes text for XML attributes and content (as the HTML reports do), dropping characters XML 1.0
-/// cannot carry.
+/// Escapes text for XML attributes and content as the HTML reports do: every control character XML 1.0
+/// cannot carry or a CI view would obey, and every bidi override, is shown as an escape (`\u{1b}`).
 fn esc(s: &str) -> String {
-    let carried: String = s
-        .chars()
-        .filter(|c| matches!(c, '\t' | '\n' | '\r') || (*c >= ' ' && *c != '\u{fffe}' && *c != '\u{ffff}'))
-        .collect();
-    crate::report::html::esc(&carried)
+    crate::report::html::esc(s)
 }
 
 enum Outcome {
@@ -89,8 +85,9 @@ fn cases(r: &Report) -> Vec<Case> {
     out
 }
 
-/// The suite of a report, with `files` (where the store keeps it, or why it does not) as properties.
-fn report_suite(report: &Report, files: Vec<(&'static str, String)>) -> Suite {
+/// The suite of a report, with `files` (where the store keeps it, or why it does not) as properties: named
+/// `name`, stamped with the run's start and carrying its run id (`id`, and the `report_id` property).
+fn report_suite(report: &Report, name: &str, files: Vec<(&'static str, String)>) -> Suite {
     let mut props = vec![
         ("result", report.result.as_str().to_string()),
         ("report_id", report.id.clone()),
@@ -101,7 +98,15 @@ fn report_suite(report: &Report, files: Vec<(&'static str, String)>) -> Suite {
         props.push(("reason", reason.clone()));
     }
     let secs = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
-    render(&report.drill, cases(report), secs, props)
+    let run = Run { name, id: Some(&report.id), timestamp: report.started_at };
+    render(run, cases(report), secs, props)
+}
+
+/// What names a suite: its name, the run's id (none for a drill that did not run) and when it ran.
+struct Run<'a> {
+    name: &'a str,
+    id: Option<&'a str>,
+    timestamp: chrono::DateTime<chrono::Utc>,
 }
 
 fn suite(f: &Finished) -> Suite {
@@ -111,7 +116,7 @@ fn suite(f: &Finished) -> Suite {
                 Ok(w) => vec![("report", w.json.display().to_string()), ("report_html", w.html.display().to_string())],
                 Err(e) => vec![("report_not_written", e.clone())],
             };
-            return report_suite(report, files);
+            return report_suite(report, &report.drill, files);
         }
         Ended::CouldNotRun(e) => {
             let case = Case {
@@ -132,10 +137,10 @@ fn suite(f: &Finished) -> Suite {
             (vec![case], 0.0, vec![("result", "not started".to_string())])
         }
     };
-    render(f.drill(), cases, seconds, properties)
+    render(Run { name: f.drill(), id: None, timestamp: chrono::Utc::now() }, cases, seconds, properties)
 }
 
-fn render(drill: &str, cases: Vec<Case>, seconds: f64, properties: Vec<(&'static str, String)>) -> Suite {
+fn render(run: Run<'_>, cases: Vec<Case>, seconds: f64, properties: Vec<(&'static str, String)>) -> Suite {
     let count = |p: fn(&Outcome) -> bool| cases.iter().filter(|c| p(&c.outcome)).count();
     let mut s = Suite {
         tests: cases.len(),
@@ -147,14 +152,15 @@ fn render(drill: &str, cases: Vec<Case>, seconds: f64, properties: Vec<(&'static
     };
     let _ = write!(
         s.xml,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\" timestamp=\"{}\">\n    <properties>\n",
-        esc(drill),
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\" timestamp=\"{}\"{}>\n    <properties>\n",
+        esc(run.name),
         s.tests,
         s.failures,
         s.errors,
         s.skipped,
         s.seconds,
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S")
+        run.timestamp.format("%Y-%m-%dT%H:%M:%S"),
+        run.id.map(|id| format!(" id=\"{}\"", esc(id))).unwrap_or_default()
     );
     for (k, v) in &properties {
         let _ = writeln!(s.xml, "      <property name=\"{k}\" value=\"{}\"/>", esc(v));
@@ -182,10 +188,17 @@ fn render(drill: &str, cases: Vec<Case>, seconds: f64, properties: Vec<(&'static
     s
 }
 
-/// The JUnit document of stored reports (`report junit`): each a suite, with the file it is stored in.
+/// The JUnit document of stored reports (`report junit`): each a suite named after its drill and run
+/// (`orders-pitr run 0123456789ab`: one drill's runs are told apart), stamped with the run's start, with the
+/// file it is stored in.
 pub(crate) fn document_of(reports: &[(&Report, String)]) -> String {
-    let suites: Vec<(usize, Suite)> =
-        reports.iter().enumerate().map(|(i, (r, file))| (i, report_suite(r, vec![("report", file.clone())]))).collect();
+    let suites: Vec<(usize, Suite)> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, (r, file))| {
+            (i, report_suite(r, &format!("{} run {}", r.drill, r.id), vec![("report", file.clone())]))
+        })
+        .collect();
     document(&suites)
 }
 
@@ -234,5 +247,24 @@ impl Reporter for Junit {
         if let Err(e) = crate::report::atomic_write(&self.path, self.document().as_bytes()) {
             crate::ui::diag!("warning: cannot write the JUnit report `{}`: {e}", self.path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `report junit` stamps each suite with its run's start (not the export time) and names the run; a
+    /// control character in a check's detail is shown, not carried.
+    #[test]
+    fn stored_reports_are_stamped_with_their_run_and_named_by_it() {
+        let mut r = crate::report::golden_tests::fixed();
+        r.checks[0].detail = "2 rows missing\u{1b}[2K\u{202e}".into();
+        let xml = document_of(&[(&r, "reports/r.json".to_string())]);
+        let stamp = r.started_at.format("%Y-%m-%dT%H:%M:%S").to_string();
+        assert!(xml.contains(&format!("timestamp=\"{stamp}\"")), "{xml}");
+        assert!(xml.contains(&format!("<testsuite name=\"{} run {}\" tests=\"5\"", r.drill, r.id)), "{xml}");
+        assert!(xml.contains(&format!("timestamp=\"{stamp}\" id=\"{}\">", r.id)), "{xml}");
+        assert!(xml.contains("2 rows missing\\u{1b}[2K\\u{202e}") && !xml.contains('\u{1b}'), "{xml}");
     }
 }

@@ -24,9 +24,13 @@ pub(crate) fn init(format: LogFormat, verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
+    // The SDK's credential and region chains warn about every source they try (instance metadata on a
+    // laptop, above all): noise at the default level, since stackdrill names a missing credential or region
+    // itself. `-v` shows them (one line each), `-vv` whole.
+    let sdk = if verbose == 0 && !quiet { ",aws_config=error" } else { "" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "stackdrill={level},stackdrill::progress=info,stackdrill::diag=info,tokio_postgres=warn,warn"
+            "stackdrill={level},stackdrill::progress=info,stackdrill::diag=info,tokio_postgres=warn,warn{sdk}"
         ))
     });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

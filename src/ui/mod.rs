@@ -1,5 +1,6 @@
 //! Everything people see: the stdout printer, progress on stderr, logging, and error rendering.
 
+pub(crate) mod color;
 mod diag;
 pub(crate) mod junit;
 mod logging;
@@ -11,6 +12,6 @@ mod summary;
 pub(crate) use diag::{color_enabled, diag, diag_line, print_error};
 pub(crate) use junit::Junit;
 pub(crate) use logging::{LogFormat, init as init_logging};
-pub(crate) use printer::{OutputFormat, Printer, out, outln, table, write_stdout};
+pub(crate) use printer::{OutputFormat, Printer, out, outln, stdout_written, table, write_raw, write_stdout};
 pub(crate) use progress::{log_sink, sink as progress_sink};
 pub(crate) use summary::{Progress, Summary, summary};

@@ -94,6 +94,8 @@ struct Row {
     /// Lines for stderr, before the verdict.
     errors: Vec<String>,
     verdict: Option<String>,
+    /// The verdict word in the verdict line (`PASSED`, `FAILED`), coloured on a terminal.
+    word: String,
     card: [String; 6],
     /// What `--output json` lists: the report, or why the drill could not run.
     json: serde_json::Value,
@@ -138,6 +140,7 @@ fn row(f: &Finished) -> Row {
                 index: f.index,
                 errors,
                 verdict: Some(summary(report, written.as_ref().ok())),
+                word: report.result.as_str().to_uppercase(),
                 card: scorecard_row(report, md),
                 json: serde_json::to_value(&**report).unwrap_or_default(),
             }
@@ -146,13 +149,13 @@ fn row(f: &Finished) -> Row {
             let mut errors = vec![format!("error: drill `{name}` could not run: {e}")];
             errors.extend(e.hint().map(|h| format!("  hint: {h}")));
             let json = could_not_run(name, &e.to_string(), e.hint());
-            Row { index: f.index, errors, verdict: None, card: none(e.to_string()), json }
+            Row { index: f.index, errors, verdict: None, word: String::new(), card: none(e.to_string()), json }
         }
         Ended::NotStarted => {
             let why = "stopped before it started".to_string();
             let errors = vec![format!("error: drill `{name}` could not run: {why}")];
             let json = could_not_run(name, &why, None);
-            Row { index: f.index, errors, verdict: None, card: none(why), json }
+            Row { index: f.index, errors, verdict: None, word: String::new(), card: none(why), json }
         }
     }
 }
@@ -173,7 +176,7 @@ impl Reporter for Summary {
                 crate::ui::diag!("{e}");
             }
             if let (Some(v), false) = (&r.verdict, json) {
-                self.printer.line(v);
+                self.printer.line_marked(v, &r.word);
             }
         }
         if json {

@@ -407,7 +407,15 @@ fn junit_xml_names_every_check_objective_and_drill_and_validates_against_the_sch
         .unwrap();
     let stored_xml = text_of(&stored);
     assert!(check.status.success(), "not valid JUnit XML: {}\n{stored_xml}", text(&check.stderr));
-    assert!(stored_xml.contains("<testsuite name=\"local-demo-failing\" tests=\"17\" failures=\"1\""), "{stored_xml}");
+    // Named by its run and stamped with the run's start, not the export's time.
+    let failing_run =
+        demo.reports().into_iter().find(|r| r["drill"] == "local-demo-failing").expect("the failing run's report");
+    let (id, started) = (failing_run["id"].as_str().unwrap(), failing_run["started_at"].as_str().unwrap());
+    assert!(
+        stored_xml.contains(&format!("<testsuite name=\"local-demo-failing run {id}\" tests=\"17\" failures=\"1\"")),
+        "{stored_xml}"
+    );
+    assert!(stored_xml.contains(&format!("timestamp=\"{}\" id=\"{id}\"", &started[..19])), "{stored_xml}");
     assert!(
         stored_xml.contains("<property name=\"report\" value=\"") && !stored_xml.contains("local-demo\" tests"),
         "{stored_xml}"

@@ -9,6 +9,7 @@ mod local_drill;
 mod logical;
 mod moto;
 mod objects;
+mod output;
 mod plan;
 mod production_safety;
 mod proxy;

@@ -149,6 +149,8 @@ fn broken_stack_files_name_file_line_column_and_key() {
             && stderr.contains("(did you mean `multi-az`?)"),
         "{stderr}"
     );
+    // The unknown key does not hide the file's other problems: they are named in the same run.
+    assert!(stderr.contains("`alerts.alarms[1].purpose` unknown purpose `vibes`"), "{stderr}");
     // With the unknown key fixed, every remaining problem is reported at once.
     let file = write(&dir, "broken.yaml", &body.replace("multi-azz", "multi-az"));
     let out = stackdrill().args(["stack", "validate"]).arg(&file).output().unwrap();
