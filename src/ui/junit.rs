@@ -263,7 +263,9 @@ mod tests {
         let xml = document_of(&[(&r, "reports/r.json".to_string())]);
         let stamp = r.started_at.format("%Y-%m-%dT%H:%M:%S").to_string();
         assert!(xml.contains(&format!("timestamp=\"{stamp}\"")), "{xml}");
-        assert!(xml.contains(&format!("<testsuite name=\"{} run {}\" tests=\"5\"", r.drill, r.id)), "{xml}");
+        // A case per check, RTO, RPO and the teardown.
+        let cases = r.checks.len() + 3;
+        assert!(xml.contains(&format!("<testsuite name=\"{} run {}\" tests=\"{cases}\"", r.drill, r.id)), "{xml}");
         assert!(xml.contains(&format!("timestamp=\"{stamp}\" id=\"{}\">", r.id)), "{xml}");
         assert!(xml.contains("2 rows missing\\u{1b}[2K\\u{202e}") && !xml.contains('\u{1b}'), "{xml}");
     }
