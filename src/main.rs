@@ -16,6 +16,12 @@ mod report;
 mod schedule;
 mod stack;
 mod supabase;
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "only ui/ prints; NO_COLOR and CI decide how it draws"
+)]
 mod ui;
 mod userfile;
 
@@ -32,7 +38,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(8 << 20).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            ui::print_error(&anyhow::anyhow!("cannot start the async runtime: {e}"), None);
             return ExitCode::from(cli::exit_codes::COULD_NOT_RUN);
         }
     };

@@ -49,7 +49,7 @@ fn without_test_code(text: &str) -> String {
     let mut out = String::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
-        if line.trim() != "#[cfg(test)]" {
+        if !is_test_cfg(line) {
             out.push_str(line);
             out.push('\n');
             continue;
@@ -57,7 +57,7 @@ fn without_test_code(text: &str) -> String {
         // Skip further attributes, then the item: one line ending in `;`, or a braced block.
         let mut depth = 0i32;
         let mut opened = false;
-        while let Some(item) = lines.next() {
+        for item in lines.by_ref() {
             if item.trim_start().starts_with("#[") && !opened {
                 continue;
             }
@@ -71,6 +71,12 @@ fn without_test_code(text: &str) -> String {
     out
 }
 
+/// `#[cfg(test)]`, or a cfg that needs `test` among others (`all(test, feature = "slow-tests")`).
+fn is_test_cfg(line: &str) -> bool {
+    let l = line.trim();
+    l == "#[cfg(test)]" || (l.starts_with("#[cfg(all(") && l.contains("(test,"))
+}
+
 /// Files of `dir` that are test-only modules (declared under `#[cfg(test)]` by their parent).
 fn test_only_files(root: &Path) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
@@ -78,10 +84,16 @@ fn test_only_files(root: &Path) -> BTreeSet<PathBuf> {
         let text = std::fs::read_to_string(&file).unwrap();
         let mut lines = text.lines();
         while let Some(line) = lines.next() {
-            if line.trim() != "#[cfg(test)]" {
+            if !is_test_cfg(line) {
                 continue;
             }
-            let Some(next) = lines.next() else { break };
+            let Some(mut next) = lines.next() else { break };
+            while next.trim_start().starts_with("#[") {
+                match lines.next() {
+                    Some(n) => next = n,
+                    None => break,
+                }
+            }
             let next = next.trim();
             let Some(name) = next.strip_prefix("pub(crate) mod ").or_else(|| next.strip_prefix("mod ")) else {
                 continue;

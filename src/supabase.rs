@@ -120,6 +120,7 @@ impl Client {
     /// A client for `base` (https; http only to a loopback address, for a local stand-in) with the token in
     /// the environment variable `token_env`.
     pub(crate) fn new(base: &str, token_env: &str) -> Result<Client, ApiError> {
+        #[expect(clippy::disallowed_methods, reason = "a drill's `token-env` names its variable (documented)")]
         let token = std::env::var(token_env).ok().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
             ApiError::Setup(format!(
                 "no Supabase access token: set {token_env} (a personal access token from the dashboard's Account → \

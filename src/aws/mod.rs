@@ -13,6 +13,7 @@ mod tags;
 
 pub(crate) use calls::{CallCounter, Calls};
 #[cfg(test)]
+#[cfg(all(test, feature = "slow-tests"))]
 pub(crate) use config::retry_config;
 pub(crate) use config::{AwsSettings, DEFAULT_REGION, caller_identity, check_credentials, load, s3_client};
 pub(crate) use error::{AwsError, Kind, classify};

@@ -9,6 +9,7 @@ mod iam;
 mod metrics;
 mod report;
 mod schedule;
+#[allow(clippy::disallowed_methods, reason = "the settings layer is where the environment is read")]
 pub(crate) mod settings;
 mod stack;
 

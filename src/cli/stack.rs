@@ -478,7 +478,7 @@ fn confirm(plan: &Plan) -> Result<bool, Failure> {
             ),
         ));
     }
-    eprint!("Apply {} to stack `{}`? Type `yes` to continue: ", plan.summary(), plan.stack);
+    crate::ui::prompt(&format!("Apply {} to stack `{}`? Type `yes` to continue: ", plan.summary(), plan.stack));
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).ok();
     Ok(answer.trim() == "yes")

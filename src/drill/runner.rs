@@ -333,8 +333,9 @@ impl<'a> RunCtx<'a> {
     }
 }
 
-/// Runs `spec` with a provider built by the caller (tests inject mocked AWS clients this way).
-#[cfg(test)]
+/// Runs `spec` with a provider built by the caller (tests inject mocked AWS clients this way; they are in
+/// the slow tier).
+#[cfg(all(test, feature = "slow-tests"))]
 pub(crate) async fn run_with<P: RestoreProvider>(
     spec: &DrillSpec,
     opts: &RunOptions,

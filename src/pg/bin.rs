@@ -43,7 +43,9 @@ impl PgBin {
                 Err(m) => tried.push(format!("pg_config --bindir gave {} which lacks {m}", dir.display())),
             }
         }
-        if let Some(path) = std::env::var_os("PATH") {
+        #[expect(clippy::disallowed_methods, reason = "the server binaries are looked up on PATH (documented)")]
+        let path = std::env::var_os("PATH");
+        if let Some(path) = path {
             for dir in std::env::split_paths(&path) {
                 if dir.join("pg_ctl").is_file()
                     && let Ok(b) = Self::at(&dir)

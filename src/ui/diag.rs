@@ -43,6 +43,14 @@ pub(crate) fn diag_line(text: &str) {
     }
 }
 
+/// A question on stderr, without a newline, for the answer to follow on the same line (`stack apply`'s
+/// confirmation).
+pub(crate) fn prompt(question: &str) {
+    use std::io::Write;
+    eprint!("{}", for_terminal(question));
+    let _ = std::io::stderr().flush();
+}
+
 /// `eprintln!` for people, through [`diag_line`].
 macro_rules! diag {
     ($($arg:tt)*) => { $crate::ui::diag_line(&format!($($arg)*)) };

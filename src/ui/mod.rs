@@ -9,7 +9,7 @@ mod printer;
 mod progress;
 mod summary;
 
-pub(crate) use diag::{color_enabled, diag, diag_line, print_error};
+pub(crate) use diag::{color_enabled, diag, diag_line, print_error, prompt};
 pub(crate) use junit::Junit;
 pub(crate) use logging::{LogFormat, init as init_logging};
 pub(crate) use printer::{OutputFormat, Printer, out, outln, stdout_written, table, write_raw, write_stdout};

@@ -117,6 +117,7 @@ fn strict_validate_says_ok_only_for_files_without_errors() {
 /// runners give): every phase's end stays as its own line (the plan's target and backup with it), the
 /// verdict starts a line of its own (stderr and stdout do not run together), and on a terminal the verdict
 /// is coloured.
+#[cfg(feature = "slow-tests")]
 #[test]
 fn on_a_zero_column_pty_every_phase_line_stays_and_the_verdict_is_its_own_coloured_line() {
     let demo = super::harness::Demo::start();

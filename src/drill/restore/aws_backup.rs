@@ -718,6 +718,7 @@ impl AwsBackup {
     }
 }
 
-#[cfg(test)]
+// The slow test tier (`--features slow-tests`): some of these verify against a real PostgreSQL.
+#[cfg(all(test, feature = "slow-tests"))]
 #[path = "aws_backup_tests.rs"]
 mod tests;

@@ -440,7 +440,8 @@ impl Outcome {
     }
 }
 
-#[cfg(test)]
+// The slow test tier (`--features slow-tests`): real PostgreSQL clusters.
+#[cfg(all(test, feature = "slow-tests"))]
 mod tests {
     use std::time::Duration;
 

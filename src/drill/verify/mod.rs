@@ -12,9 +12,10 @@ mod row_count;
 mod schema;
 mod session;
 mod sql;
-#[cfg(test)]
+// The slow test tier (`--features slow-tests`): these start real PostgreSQL clusters.
+#[cfg(all(test, feature = "slow-tests"))]
 pub(crate) mod testdb;
-#[cfg(test)]
+#[cfg(all(test, feature = "slow-tests"))]
 mod tests;
 
 pub(crate) use crate::report::model::CheckStatus;
