@@ -1,4 +1,5 @@
-//! The only place that parses YAML: drill files, with errors that name file, line, column and key.
+//! The only place that parses YAML: drill, stack, schedule (deploy) and stack-bucket files into typed
+//! specs, with errors that name file, line, column and key (`parse.rs` is what every file kind shares).
 
 mod aws_restore;
 mod bucket;

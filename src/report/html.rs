@@ -27,7 +27,7 @@ pub(crate) struct Point {
     pub(crate) at: chrono::DateTime<chrono::Utc>,
     pub(crate) rto: Option<f64>,
     pub(crate) rpo: Option<f64>,
-    pub(crate) result: String,
+    pub(crate) result: Verdict,
 }
 
 /// The last `n` runs of `drill` in the store (from the ledger), oldest first.
@@ -38,7 +38,7 @@ pub(crate) fn trend(dir: &Path, drill: &str, n: usize) -> Vec<Point> {
             at: r.started_at,
             rto: r.measured.rto_seconds,
             rpo: r.measured.rpo_seconds,
-            result: r.result.as_str().into(),
+            result: r.result,
         })
         .collect()
 }
@@ -286,7 +286,7 @@ pub(crate) fn chart(what: &str, points: &[ChartPoint], objective: Option<f64>) -
 fn trends(o: &mut String, r: &Report, trend: &[Point]) {
     let series = |pick: fn(&Point) -> Option<f64>, now: Option<f64>| -> Vec<ChartPoint> {
         let earlier = trend.iter().filter(|p| p.at < r.started_at).filter_map(|p| {
-            Some(ChartPoint { at: p.at, value: pick(p)?, passed: p.result == "passed", current: false })
+            Some(ChartPoint { at: p.at, value: pick(p)?, passed: p.result == Verdict::Passed, current: false })
         });
         let current =
             now.map(|v| ChartPoint { at: r.started_at, value: v, passed: r.result == Verdict::Passed, current: true });

@@ -1,5 +1,6 @@
-//! Drill reports: the v1 model, its Markdown and HTML renderings, signatures, the hash chain, and the
-//! directory store.
+//! Drill reports: the v1 model, its Markdown and HTML renderings, signatures and trusted keys, the hash
+//! chain, the directory and S3 stores, the typed reader, the controls matrix and period figures, the
+//! evidence pack, OpenMetrics, and the one sanitiser every rendering shares.
 
 pub(crate) mod chain;
 pub(crate) mod controls;
