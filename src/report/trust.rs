@@ -223,5 +223,4 @@ mod tests {
         assert!(err.to_string().contains("is a FIFO, not a regular file"), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
-
 }

@@ -161,8 +161,22 @@ fn a_fifo_as_key_file_is_refused_at_once() {
     let reports = dir.path().join("reports");
     std::fs::create_dir_all(&reports).unwrap();
     let runs: [Vec<std::ffi::OsString>; 3] = [
-        vec!["report".into(), "verify".into(), "--reports".into(), reports.clone().into(), "--key".into(), fifo.clone().into()],
-        vec!["report".into(), "verify".into(), "--pack".into(), reports.clone().into(), "--key".into(), fifo.clone().into()],
+        vec![
+            "report".into(),
+            "verify".into(),
+            "--reports".into(),
+            reports.clone().into(),
+            "--key".into(),
+            fifo.clone().into(),
+        ],
+        vec![
+            "report".into(),
+            "verify".into(),
+            "--pack".into(),
+            reports.clone().into(),
+            "--key".into(),
+            fifo.clone().into(),
+        ],
         vec!["keys".into(), "trust".into(), fifo.clone().into()],
     ];
     for args in runs {
