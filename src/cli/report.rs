@@ -209,7 +209,11 @@ pub(super) fn keys_generate(out: Option<&Path>, role: Role, name: Option<&str>) 
 /// of that name.
 fn install_trusted(public: &Path, name: &str, role: Role) -> Result<std::path::PathBuf, Failure> {
     let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
-    let text = std::fs::read_to_string(public).map_err(|e| bad(format!("cannot read `{}`: {e}", public.display())))?;
+    let read = |p: &Path| {
+        crate::userfile::read_text(p, crate::userfile::SECRET_MAX, crate::userfile::Links::Follow)
+            .map_err(|e| format!("cannot read `{}`: {}", p.display(), crate::userfile::reason(&e)))
+    };
+    let text = read(public).map_err(bad)?;
     let key = sign::parse_public_pem(&text)
         .ok_or_else(|| bad(format!("`{}` is not an Ed25519 or P-256 public key (SPKI PEM)", public.display())))?;
     if reviewer_key_path(name).is_none() {
@@ -217,7 +221,7 @@ fn install_trusted(public: &Path, name: &str, role: Role) -> Result<std::path::P
     }
     let dest = trusted_dir().join(format!("{name}.pub"));
     let body = crate::report::trust::trusted_file_text(&key, role);
-    match std::fs::read_to_string(&dest) {
+    match read(&dest) {
         Ok(existing) if sign::parse_public_pem(&existing).as_deref() == Some(&key[..]) && existing == body => {}
         Ok(_) => {
             return Err(Failure::could_not_run(

@@ -170,13 +170,8 @@ impl Login {
         if let Some(p) = &self.password {
             c.password(p);
         }
-        if self.tls == TlsSpec::Require {
-            // The certificate proves nothing: the login may go only through SCRAM bound to this TLS channel,
-            // where the server proves it holds the verifier and a relay cannot splice in. tokio-postgres then
-            // refuses a cleartext or MD5 password request (or a login that asks for none) before sending a
-            // byte of the password.
-            c.channel_binding(tokio_postgres::config::ChannelBinding::Require);
-        }
+        // Under `sslmode require`, `pg::connect_tls` demands SCRAM with channel binding (one rule for every
+        // login, source and scratch alike).
         c
     }
 
@@ -188,11 +183,7 @@ impl Login {
             if pg::is_tls_refused(&e) {
                 fail(format!("{e}; the source must speak TLS (sslmode {})", self.tls.sslmode()))
             } else if pg::is_channel_binding_refused(&e) {
-                fail(format!(
-                    "{e}; under sslmode require a password goes only through SCRAM with channel binding, never \
-                     in cleartext or MD5: give `ca-bundle` (sslmode verify-full) or make the server use \
-                     scram-sha-256"
-                ))
+                fail(format!("{e}; {}", pg::CHANNEL_BINDING_HINT))
             } else if self.tls == TlsSpec::VerifyFullSystem && e.contains("certificate") {
                 fail(format!(
                     "{e}; with no `sslmode` or `ca-bundle` the server's certificate must chain to the system's \

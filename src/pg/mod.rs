@@ -13,6 +13,6 @@ pub(crate) use backup::{BaseBackup, list as list_backups, take as take_backup, v
 pub(crate) use bin::{PgBin, set_dir as set_bin_dir};
 pub(crate) use cluster::{Cluster, connect, free_port, remove_tree};
 pub(crate) use error::PgError;
-pub(crate) use tls::{Canceller, connect_tls, is_channel_binding_refused, is_tls_refused};
+pub(crate) use tls::{CHANNEL_BINDING_HINT, Canceller, connect_tls, is_channel_binding_refused, is_tls_refused};
 pub(crate) use user::{RunAs, run};
 pub(crate) use wal::{Archive, Segment};

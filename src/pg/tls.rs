@@ -16,6 +16,10 @@ use crate::config::TlsSpec;
 
 /// Connects with the given TLS mode; `Disable` is a plain connection. `server_name` is the name the
 /// certificate must carry when it differs from the host connected to (a tunnel to an RDS endpoint).
+///
+/// Every login of a drill goes through here — the source, its replica, an existing copy, and every
+/// scratch (RDS, Aurora, AWS Backup, a Supabase branch, the read-only checks role) — so the rule of
+/// `sslmode require` is kept in one place: see [`login_config`].
 pub(crate) async fn connect_tls(
     config: &tokio_postgres::Config,
     tls: &TlsSpec,
@@ -24,7 +28,7 @@ pub(crate) async fn connect_tls(
     let Some(connector) = connector(tls, server_name)? else {
         return super::connect(config).await.map_err(|e| e.to_string());
     };
-    let mut config = config.clone();
+    let mut config = login_config(config, tls);
     config.ssl_mode(SslMode::Require);
     let (client, conn) = config.connect(connector).await.map_err(|e| chain(&e))?;
     tokio::spawn(async move {
@@ -33,6 +37,19 @@ pub(crate) async fn connect_tls(
         }
     });
     Ok(client)
+}
+
+/// The settings a login under `tls` goes out with. Under `require` the certificate proves nothing: the
+/// login may go only through SCRAM bound to this TLS channel, where the server proves it holds the
+/// verifier and a relay cannot splice in. tokio-postgres then refuses a cleartext or MD5 password request
+/// (or a login that asks for none) before sending a byte of the password. The verifying modes are left
+/// as configured (the server has proved who it is).
+fn login_config(config: &tokio_postgres::Config, tls: &TlsSpec) -> tokio_postgres::Config {
+    let mut config = config.clone();
+    if *tls == TlsSpec::Require {
+        config.channel_binding(tokio_postgres::config::ChannelBinding::Require);
+    }
+    config
 }
 
 /// Asks the server to cancel whatever the session behind `token` is running, over the same TLS mode
@@ -81,6 +98,11 @@ impl Canceller {
 pub(crate) fn is_tls_refused(error: &str) -> bool {
     error.contains("server does not support TLS")
 }
+
+/// What to do when a server under `sslmode require` would not log in with channel binding.
+pub(crate) const CHANNEL_BINDING_HINT: &str = "under sslmode require a password goes only through SCRAM with \
+     channel binding, never in cleartext or MD5: give `ca-bundle` (sslmode verify-full) or make the server use \
+     scram-sha-256";
 
 /// Whether a connection error says the server would not authenticate with channel binding (it asked for a
 /// cleartext or MD5 password, or none): under `sslmode require` stackdrill refuses to log in then.
@@ -286,5 +308,26 @@ impl ServerCertVerifier for EncryptOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use tokio_postgres::config::ChannelBinding;
+
+    use super::*;
+
+    /// Every login at `require` — a scratch's as much as the source's — demands channel binding; the
+    /// verifying modes keep what they were given.
+    #[test]
+    fn a_login_at_require_demands_channel_binding() {
+        let mut c = tokio_postgres::Config::new();
+        c.host("scratch.example").user("postgres").password("one-run");
+        assert_eq!(login_config(&c, &TlsSpec::Require).get_channel_binding(), ChannelBinding::Require);
+        for tls in [TlsSpec::VerifyFull(PathBuf::from("ca.pem")), TlsSpec::VerifyFullSystem, TlsSpec::Disable] {
+            assert_eq!(login_config(&c, &tls).get_channel_binding(), c.get_channel_binding(), "{tls:?}");
+        }
     }
 }

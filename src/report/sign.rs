@@ -179,7 +179,9 @@ impl Signer {
         if mode & 0o077 != 0 {
             return Err(SignError::Exposed { path: file.display().to_string(), mode });
         }
-        let text = std::fs::read_to_string(&file).map_err(read)?;
+        // A regular file of bounded size, opened without blocking: a FIFO or a device is refused at once.
+        let text = crate::userfile::read_text(&file, crate::userfile::SECRET_MAX, crate::userfile::Links::Follow)
+            .map_err(|e| read(std::io::Error::other(crate::userfile::reason(&e))))?;
         Signer::from_pem(&text, &format!("`{}`", file.display())).map(Some)
     }
 

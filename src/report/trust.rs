@@ -104,7 +104,10 @@ impl Trust {
 
     /// Trusts the public key in `path`, named after the file.
     pub(crate) fn add_file(&mut self, path: &Path) -> Result<(), String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        // A regular file of bounded size, opened without blocking: a FIFO or a device given as `--key` (or
+        // found among the trusted keys) is refused at once instead of hanging the verification.
+        let text = crate::userfile::read_text(path, crate::userfile::SECRET_MAX, crate::userfile::Links::Follow)
+            .map_err(|e| format!("cannot read `{}`: {}", path.display(), crate::userfile::reason(&e)))?;
         let public = sign::parse_public_pem(&text).ok_or_else(|| {
             format!("`{}` is not an Ed25519 or P-256 public key (SPKI PEM, as `keys generate` writes)", path.display())
         })?;
@@ -203,5 +206,21 @@ mod tests {
         let err = Trust::load_dir(dir.path()).unwrap_err();
         assert!(err.contains("`boss`"), "{err}");
         assert!(Trust::load_dir(&dir.path().join("none")).unwrap().is_empty());
+    }
+
+    /// A FIFO named as a trusted key is refused at once, not read until a writer comes.
+    #[test]
+    fn a_fifo_as_a_key_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ops.pub");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let started = std::time::Instant::now();
+        let err = Trust::default().add_file(&fifo).unwrap_err();
+        assert!(err.contains("ops.pub") && err.contains("is a FIFO, not a regular file"), "{err}");
+        let err = Trust::load_dir(dir.path()).unwrap_err();
+        assert!(err.contains("is a FIFO"), "{err}");
+        let err = super::super::sign::Signer::configured(super::super::sign::KeySource::File(fifo)).unwrap_err();
+        assert!(err.to_string().contains("is a FIFO, not a regular file"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 }

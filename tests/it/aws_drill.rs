@@ -112,6 +112,7 @@ pub(crate) async fn rds_fixture() -> (Demo, Moto, aws_sdk_rds::Client) {
     demo.serve_tls_as_scratch().await;
     let moto = Moto::start();
     let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
+    moto.play_master_password(&demo);
     subnet_group(&moto, &rds).await;
     production_instance(&rds, "prod-db", true).await;
     (demo, moto, rds)
@@ -288,6 +289,7 @@ async fn aurora_drill_restores_the_cluster_adds_a_writer_and_tears_both_down() {
     demo.serve_tls_as_scratch().await;
     let moto = Moto::start();
     let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
+    moto.play_master_password(&demo);
     subnet_group(&moto, &rds).await;
     // An explicit cluster parameter group, as production has (moto reports `default.aurora8.0` for a
     // cluster without one, a group it does not hold, where AWS names a real default group).
@@ -570,12 +572,42 @@ async fn bad_aws_input_is_refused_before_anything_is_created() {
     assert!(!reports.exists() || std::fs::read_dir(&reports).unwrap().next().is_none());
 }
 
+/// An RDS scratch reached at `sslmode require` (no `ca-bundle`, the default) logs in only through SCRAM with
+/// channel binding: a TLS impostor on the scratch's tunnel that asks for a cleartext password never receives
+/// the fresh one-run password. The ready phase fails at once (no two minutes of retries), the error says
+/// why, and the scratch is still torn down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_impostor_on_the_scratch_tunnel_never_receives_the_scratch_password() {
+    let (demo, moto, rds) = rds_fixture().await;
+    let (port, asked, received) = crate::production_safety::tls_impostor();
+    let tmp = Scratch::new();
+    let reports = tmp.path().join("reports");
+    let drill = drill_file(tmp.path(), "prod-db-impostor", &rds_block("prod-db", port), &demo, "");
+    let out = run(&moto, &drill, &reports, &[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(received.lock().unwrap().is_empty(), "the impostor received {:?}", received.lock().unwrap());
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the impostor was never asked to log in");
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let report = last_report(&reports);
+    let ready = report["phases"].as_array().unwrap().iter().find(|p| p["name"] == "ready").unwrap().clone();
+    assert_eq!(ready["status"], "failed", "{report:#}");
+    assert!(ready["detail"].as_str().unwrap().contains("channel binding"), "{ready:#}");
+    assert!(ready["seconds"].as_f64().unwrap() < 30.0, "{ready:#}");
+    assert_eq!(report["teardown"]["status"], "done", "{report:#}");
+    // The password the drill set is the one the impostor would have got: it is nowhere in the output either.
+    let set = moto.calls("ModifyDBInstance");
+    let password = set.iter().find_map(|c| param(c, "MasterUserPassword")).expect("a fresh password was set");
+    assert!(!stdout.contains(password) && !stderr.contains(password) && !report.to_string().contains(password));
+    assert!(rds.describe_db_instances().send().await.unwrap().db_instances().len() == 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_full_checks_the_rds_name_through_a_tunnel_and_refuses_a_foreign_ca() {
     let demo = Demo::start();
     let ca = demo.serve_tls_as_scratch().await;
     let moto = Moto::start();
     let rds = aws_sdk_rds::Client::new(&moto.sdk().await);
+    moto.play_master_password(&demo);
     subnet_group(&moto, &rds).await;
     production_instance(&rds, "prod-db", true).await;
     let tmp = Scratch::new();

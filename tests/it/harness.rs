@@ -142,8 +142,9 @@ impl Demo {
         client
     }
 
-    /// Makes the source answer TLS on 127.0.0.1 for the `postgres` role without a password, and refuse
-    /// it without TLS: the stand-in for an RDS scratch reached through a tunnel (moto runs no database).
+    /// Makes the source answer TLS on 127.0.0.1 for the `postgres` role by scram-sha-256 (as RDS does; the
+    /// password is the one the drill sets, see `Moto::play_master_password`), and refuse it without TLS:
+    /// the stand-in for an RDS scratch reached through a tunnel (moto runs no database).
     /// Returns the CA bundle that signed the server certificate, whose names are `localhost` and those of
     /// moto's RDS instance endpoints.
     pub async fn serve_tls_as_scratch(&self) -> PathBuf {
@@ -194,7 +195,9 @@ impl Demo {
         let old = std::fs::read_to_string(&hba).unwrap();
         std::fs::write(
             &hba,
-            format!("hostssl all postgres 127.0.0.1/32 trust\nhostnossl all postgres 127.0.0.1/32 reject\n{old}"),
+            format!(
+                "hostssl all postgres 127.0.0.1/32 scram-sha-256\nhostnossl all postgres 127.0.0.1/32 reject\n{old}"
+            ),
         )
         .unwrap();
         let admin = self.admin("postgres").await;

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -131,8 +131,12 @@ impl Moto {
 
     /// The form parameters of every Query-protocol request recorded after the first `skip`.
     fn recorded_forms(&self, skip: usize) -> Vec<Vec<(String, String)>> {
+        Moto::forms_in(&self.recording, skip)
+    }
+
+    fn forms_in(recording: &Path, skip: usize) -> Vec<Vec<(String, String)>> {
         use base64::Engine;
-        let text = std::fs::read_to_string(&self.recording).unwrap_or_default();
+        let text = std::fs::read_to_string(recording).unwrap_or_default();
         let mut out = Vec::new();
         for line in text.lines().skip(skip) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -166,6 +170,41 @@ impl Moto {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// Plays RDS's part in a scratch login: moto runs no database, so whenever the drill sets a master
+    /// password (ModifyDBInstance, ModifyDBCluster) the stand-in cluster's `postgres` role gets it, as a
+    /// SCRAM verifier, the way a real RDS instance's engine does (it logs in by scram-sha-256 over TLS).
+    /// Polls the recording in a thread of its own until the demo's cluster is gone.
+    pub fn play_master_password(&self, demo: &super::harness::Demo) {
+        let (recording, socket, port) = (self.recording.clone(), demo.dir.join("source"), demo.port);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let mut c = tokio_postgres::Config::new();
+                c.host_path(&socket).port(port).user("postgres").dbname("postgres");
+                let Ok((admin, conn)) = c.connect(tokio_postgres::NoTls).await else { return };
+                tokio::spawn(conn);
+                let mut applied = 0;
+                loop {
+                    let passwords: Vec<String> = Moto::forms_in(&recording, 0)
+                        .into_iter()
+                        .filter(|p| {
+                            p.iter().any(|(k, v)| k == "Action" && (v == "ModifyDBInstance" || v == "ModifyDBCluster"))
+                        })
+                        .filter_map(|p| param(&p, "MasterUserPassword").map(str::to_string))
+                        .collect();
+                    for pw in &passwords[applied.min(passwords.len())..] {
+                        let verifier = postgres_protocol::password::scram_sha_256(pw.as_bytes());
+                        if admin.batch_execute(&format!("alter role postgres password '{verifier}'")).await.is_err() {
+                            return;
+                        }
+                    }
+                    applied = passwords.len();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        });
     }
 
     /// The form parameters of every recorded Query-protocol call of `action`.

@@ -148,3 +148,48 @@ fn on_a_zero_column_pty_every_phase_line_stays_and_the_verdict_is_its_own_colour
     let verdict = lines.iter().find(|l| l.contains("PASSED")).expect("a verdict line");
     assert!(verdict.starts_with("local-demo: \u{1b}[32mPASSED\u{1b}[0m  RTO "), "{verdict:?}\n{tty}");
 }
+
+/// A FIFO given as `--key` (to `report verify`, of a store or a pack) or to `keys trust` is refused at once
+/// with an error that names it, never a verification hung on a reader: key files are read as user files (a
+/// regular file of bounded size, opened without blocking).
+#[test]
+fn a_fifo_as_key_file_is_refused_at_once() {
+    let dir = Scratch::new();
+    let fifo = dir.path().join("key.pub");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let reports = dir.path().join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let runs: [Vec<std::ffi::OsString>; 3] = [
+        vec![
+            "report".into(),
+            "verify".into(),
+            "--reports".into(),
+            reports.clone().into(),
+            "--key".into(),
+            fifo.clone().into(),
+        ],
+        vec![
+            "report".into(),
+            "verify".into(),
+            "--pack".into(),
+            reports.clone().into(),
+            "--key".into(),
+            fifo.clone().into(),
+        ],
+        vec!["keys".into(), "trust".into(), fifo.clone().into()],
+    ];
+    for args in runs {
+        let started = std::time::Instant::now();
+        let out = super::harness::stackdrill()
+            .env("STACKDRILL_STATE_DIR", dir.path())
+            .args(&args)
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{args:?} took {:?}", started.elapsed());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("key.pub") && stderr.contains("is a FIFO, not a regular file"), "{args:?}: {stderr}");
+    }
+}

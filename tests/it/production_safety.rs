@@ -449,8 +449,8 @@ fn a_quiet_source_is_not_a_stale_restore() {
 /// A TLS impostor: answers the SSLRequest with `S`, completes TLS with a self-signed certificate (rustls, the
 /// stack stackdrill uses), reads the startup message and asks for a cleartext password. Returns its port,
 /// how many logins reached the password request, and every password it received.
-fn tls_impostor() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
-{
+pub(crate) fn tls_impostor()
+-> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{Read, Write};
     use std::sync::Arc;
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();

@@ -241,3 +241,50 @@ fn cleanup_deletes_only_expired_branches_this_drill_created() {
     assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("skipped: no Supabase access token"), "{}", text(&out.stdout));
 }
+
+/// A scratch is reached at `sslmode require` when no `ca-bundle` is given, where the certificate proves
+/// nothing: the one-run branch password goes only through SCRAM with channel binding. A TLS impostor in
+/// place of the branch database that asks for a cleartext password is refused before the password is sent,
+/// at once (no minute of retries), and the error says why.
+#[test]
+fn a_tls_impostor_in_place_of_the_scratch_never_receives_its_password() {
+    let dir = super::harness::Scratch::new();
+    let (port, asked, received) = super::production_safety::tls_impostor();
+    let pass = dir.path().join("branch.password");
+    std::fs::write(&pass, "hunter2-branch-password\n").unwrap();
+    let port = port.to_string();
+    let extra = ["--db-port", port.as_str(), "--db-pass-file", pass.to_str().unwrap()];
+    let api = StandIn::start(dir.path(), None, "impostor", &extra);
+    let drill = dir.path().join("supa-impostor.yaml");
+    std::fs::write(
+        &drill,
+        format!(
+            "name: supa-impostor\nrestore:\n  supabase-branch:\n    project-ref: {REF}\n    api-url: http://127.0.0.1:{}\n    \
+             database: app\ntarget: latest\nobjectives: {{ rto: 10m, rpo: 1h }}\n\
+             verify:\n  - row-count: {{ table: accounts, min: 1 }}\n",
+            api.port
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", dir.path())
+        .env("SUPABASE_ACCESS_TOKEN", TOKEN)
+        .args(["drill", "run"])
+        .arg(&drill)
+        .arg("--reports")
+        .arg(dir.path().join("reports"))
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_ne!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(received.lock().unwrap().is_empty(), "the impostor received {:?}", received.lock().unwrap());
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the impostor was never asked to log in");
+    assert!(started.elapsed() < Duration::from_secs(45), "took {:?}: retried a refusal", started.elapsed());
+    let all = format!("{stdout}\n{stderr}");
+    assert!(all.contains("channel binding"), "{all}");
+    assert!(!all.contains("hunter2"), "{all}");
+    // The branch was still deleted.
+    assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
+}

@@ -754,10 +754,18 @@ pub(crate) async fn wait_connectable(ep: &super::Endpoint) -> Result<(), Restore
     loop {
         match crate::pg::connect_tls(&ep.config, &ep.tls, ep.server_name.as_deref()).await {
             Ok(_) => return Ok(()),
-            // A certificate that does not verify will not start verifying, and a server that does not
-            // speak TLS will not start: no point in retrying either.
+            // A certificate that does not verify will not start verifying, a server that does not speak
+            // TLS will not start, and one that asks for a password without channel binding will not stop
+            // asking: no point in retrying any of them.
             Err(e) if e.contains("certificate") || crate::pg::is_tls_refused(&e) => {
                 return Err(RestoreError::Failed(format!("cannot connect to the scratch {}: {e}", ep.display)));
+            }
+            Err(e) if crate::pg::is_channel_binding_refused(&e) => {
+                return Err(RestoreError::Failed(format!(
+                    "cannot connect to the scratch {}: {e}; {}",
+                    ep.display,
+                    crate::pg::CHANNEL_BINDING_HINT
+                )));
             }
             Err(e) if Instant::now() > deadline => {
                 return Err(RestoreError::Failed(format!("cannot connect to the scratch {}: {e}", ep.display)));

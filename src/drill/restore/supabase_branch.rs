@@ -206,6 +206,13 @@ impl RestoreProvider for SupabaseBranch {
         loop {
             match crate::pg::connect_tls(&ep.config, &ep.tls, None).await {
                 Ok(_) => return Ok(ep),
+                // A server that asks for a password without channel binding will not stop asking.
+                Err(e) if crate::pg::is_channel_binding_refused(&e) => {
+                    return Err(RestoreError::Failed(format!(
+                        "cannot connect to the branch database: {e}; {}",
+                        crate::pg::CHANNEL_BINDING_HINT
+                    )));
+                }
                 Err(e) if start.elapsed() < Duration::from_secs(60) => {
                     tracing::debug!(error = %e, "branch database not accepting connections yet");
                     tokio::time::sleep(Duration::from_secs(2)).await;
