@@ -116,9 +116,23 @@ pub(crate) fn stem(report: &Report) -> String {
 
 /// Writes the report into the store's hash chain: under the store's lock, links it to the entry before
 /// it and commits its files (see [`commit`]).
+///
+/// A chain that is BROKEN under the keys this machine trusts (as `report verify` would find it) is never
+/// chained onto: a new signed entry would vouch for a forged history. The report is then written outside
+/// the chain, into `unchained/` (see [`UNCHAINED`]), and the error names the first broken link.
 pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<Written> {
     let mut chain = chain::begin(dir)?;
     recover_locked(dir, &chain)?;
+    if let Some(broken) = broken(dir, signer.is_none())? {
+        let kept = write_unchained(dir, report, signer)?;
+        return Err(std::io::Error::other(format!(
+            "the report chain is broken ({broken}), so this report was not chained onto it; it was written \
+             outside the chain, to `{}`\n  hint: run `stackdrill report verify --reports {}` and restore the \
+             store from a good copy before the next drill",
+            kept.display(),
+            dir.display()
+        )));
+    }
     let mut stem = stem(report);
     if dir.join(format!("{stem}.json")).exists() {
         stem = format!("{stem}-{}", report.id);
@@ -131,6 +145,33 @@ pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) ->
         markdown: dir.join(format!("{stem}.md")),
         html: dir.join(format!("{stem}.html")),
     })
+}
+
+/// The subdirectory of a store that holds reports written while its chain was broken: kept, never chained.
+pub(crate) const UNCHAINED: &str = "unchained";
+
+/// The first broken link of the chain in `dir`, verified with the keys this machine trusts (as `report
+/// verify` does; `allow_unsigned` when this write is unsigned, a store whose signing was switched off), or
+/// `None` when it is intact or empty.
+pub(crate) fn broken(dir: &Path, allow_unsigned: bool) -> std::io::Result<Option<String>> {
+    if !dir.join(chain::LEDGER).exists() {
+        return Ok(None);
+    }
+    let trust = super::trust::Trust::load_dir(&super::trust::trusted_dir()).map_err(std::io::Error::other)?;
+    let v = chain::verify_with(dir, &trust, allow_unsigned)?;
+    Ok(v.problems.first().map(|p| format!("the first broken link is {}: {}", p.at, p.what)))
+}
+
+/// Writes `report` (unlinked, signed when `signer`) into `<dir>/unchained/`; returns its JSON record's path.
+fn write_unchained(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<PathBuf> {
+    let out = dir.join(UNCHAINED);
+    std::fs::create_dir_all(&out)?;
+    let stem = format!("{}-{}", stem(report), report.id);
+    let r = render(report, None, signer, &[], &stem)?;
+    for (name, bytes) in r.files.iter().chain(std::iter::once(&r.json)) {
+        atomic_write(&out.join(name), bytes)?;
+    }
+    Ok(out.join(&r.json.0))
 }
 
 /// The hidden name a file has until its ledger line is written.
@@ -314,6 +355,12 @@ pub(crate) fn write_sign_off(
 ) -> std::io::Result<PathBuf> {
     let mut chain = chain::begin(dir)?;
     recover_locked(dir, &chain)?;
+    if let Some(broken) = broken(dir, signer.is_none())? {
+        return Err(std::io::Error::other(format!(
+            "the report chain is broken ({broken}): a sign-off is never chained onto it (run `stackdrill report \
+             verify`)"
+        )));
+    }
     let r = render_sign_off(report, reviewer, decision, note, chain.previous(), signer)?;
     let path = dir.join(&r.json.0);
     commit(dir, &mut chain, r)?;
