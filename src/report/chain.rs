@@ -196,6 +196,9 @@ pub(crate) fn entry_of(entries: &[Entry], name: &str) -> Option<u64> {
         .map(|e| e.seq)
 }
 
+/// What an unsigned entry no trusted operator's signed report after it vouches for is found to be.
+pub(crate) const UNCOVERED: &str = "no signed entry after it vouches for it";
+
 /// [`verify_with`], unsigned entries after signed ones not allowed.
 #[cfg(test)]
 pub(crate) fn verify(dir: &Path, trust: &Trust) -> std::io::Result<Verified> {
@@ -342,7 +345,7 @@ pub(crate) fn verify_from(
                 Some(seq),
                 at,
                 format!(
-                    "not signed, and no signed entry after it vouches for it, though {why}: its signature was \
+                    "not signed, and {UNCOVERED}, though {why}: its signature was \
                      stripped, or it was written without the key (--allow-unsigned accepts it)"
                 ),
             );

@@ -123,7 +123,7 @@ pub(crate) fn stem(report: &Report) -> String {
 pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<Written> {
     let mut chain = chain::begin(dir)?;
     recover_locked(dir, &chain)?;
-    if let Some(broken) = broken(dir, signer.is_none())? {
+    if let Some(broken) = broken(dir, signer)? {
         let kept = write_unchained(dir, report, signer)?;
         return Err(std::io::Error::other(format!(
             "the report chain is broken ({broken}), so this report was not chained onto it; it was written \
@@ -139,7 +139,13 @@ pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) ->
     }
     let trend = super::html::trend(dir, &report.drill, 20);
     let r = render(report, chain.previous(), signer, &trend, &stem)?;
+    let head = (r.entry.sha256.clone(), chain.previous());
     commit(dir, &mut chain, r)?;
+    if signer.is_some()
+        && let Some(e) = chain::read(dir)?.into_iter().flatten().rfind(|e| e.sha256 == head.0)
+    {
+        remember_signed(dir, &e)?;
+    }
     Ok(Written {
         json: dir.join(format!("{stem}.json")),
         markdown: dir.join(format!("{stem}.md")),
@@ -151,15 +157,57 @@ pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) ->
 pub(crate) const UNCHAINED: &str = "unchained";
 
 /// The first broken link of the chain in `dir`, verified with the keys this machine trusts (as `report
-/// verify` does; `allow_unsigned` when this write is unsigned, a store whose signing was switched off), or
-/// `None` when it is intact or empty.
-pub(crate) fn broken(dir: &Path, allow_unsigned: bool) -> std::io::Result<Option<String>> {
+/// verify` does), or `None` when it is intact or empty. An unsigned write accepts unsigned entries after
+/// signed ones (a store whose signing was switched off). A signed write accepts a leading run of unsigned
+/// entries that its own signature will vouch for only while this machine has never signed into the store
+/// (the store is being taken under signing); once it has, the entry it last signed must still be there,
+/// signed: a store whose signatures were stripped and its history rewritten is broken.
+pub(crate) fn broken(dir: &Path, signer: Option<&Signer>) -> std::io::Result<Option<String>> {
     if !dir.join(chain::LEDGER).exists() {
         return Ok(None);
     }
     let trust = super::trust::Trust::load_dir(&super::trust::trusted_dir()).map_err(std::io::Error::other)?;
-    let v = chain::verify_with(dir, &trust, allow_unsigned)?;
-    Ok(v.problems.first().map(|p| format!("the first broken link is {}: {}", p.at, p.what)))
+    let v = chain::verify_with(dir, &trust, signer.is_none())?;
+    let last = last_signed(dir);
+    let adopting = signer.is_some() && last.is_none();
+    if let Some(p) = v.problems.iter().find(|p| !(adopting && p.what.contains(chain::UNCOVERED))) {
+        return Ok(Some(format!("the first broken link is {}: {}", p.at, p.what)));
+    }
+    if let Some((seq, sha)) = &last {
+        let kept = chain::read(dir)?.into_iter().flatten().any(|e| e.seq == *seq && &e.sha256 == sha)
+            && matches!(v.states.get(seq), Some(super::trust::SigState::Verified { .. }));
+        if !kept {
+            return Ok(Some(format!(
+                "entry {seq}, which this machine signed last (sha256 {}), is gone, edited or no longer signed",
+                chain::prefix(sha, 12)
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// `<state dir>/signed-heads/<sha256 of the store's path>`: the entry this machine last signed into it.
+fn signed_head_file(dir: &Path) -> PathBuf {
+    let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    crate::config::state_dir().join("signed-heads").join(chain::sha256_hex(path.as_os_str().as_encoded_bytes()))
+}
+
+fn last_signed(dir: &Path) -> Option<(u64, String)> {
+    let text = std::fs::read_to_string(signed_head_file(dir)).ok()?;
+    let (seq, sha) = text.trim().split_once(' ')?;
+    Some((seq.parse().ok()?, sha.to_string()))
+}
+
+fn remember_signed(dir: &Path, e: &chain::Entry) -> std::io::Result<()> {
+    // Unit tests write thousands of throwaway stores: they leave no state behind (the it tests cover this).
+    if cfg!(test) {
+        return Ok(());
+    }
+    let f = signed_head_file(dir);
+    if let Some(parent) = f.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    atomic_write(&f, format!("{} {}\n", e.seq, e.sha256).as_bytes())
 }
 
 /// Writes `report` (unlinked, signed when `signer`) into `<dir>/unchained/`; returns its JSON record's path.
@@ -355,7 +403,7 @@ pub(crate) fn write_sign_off(
 ) -> std::io::Result<PathBuf> {
     let mut chain = chain::begin(dir)?;
     recover_locked(dir, &chain)?;
-    if let Some(broken) = broken(dir, signer.is_none())? {
+    if let Some(broken) = broken(dir, None)? {
         return Err(std::io::Error::other(format!(
             "the report chain is broken ({broken}): a sign-off is never chained onto it (run `stackdrill report \
              verify`)"
