@@ -376,7 +376,7 @@ fn list(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Failur
         read.rows().iter().filter(|r| drill.is_none_or(|d| r.entry.drill == d)).map(|r| listed(&read, r)).collect();
     if printer.is_json() {
         printer.json(&all);
-        return Ok(exit_codes::OK);
+        return Ok(read_code(&read));
     }
     printer.line(format!(
         "{:>4}  {:<9} {:<24} {:<8} {:<8} {:<20} {:>9} {:>9}  {:<38} id",
@@ -400,7 +400,7 @@ fn list(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Failur
     if all.is_empty() {
         printer.line(format!("(no reports in `{}`)", dir.display()));
     }
-    Ok(exit_codes::OK)
+    Ok(read_code(&read))
 }
 
 /// `▁▂▃▄▅▆▇█` scaled to the largest value; `·` where a run has no RTO.
@@ -440,7 +440,7 @@ fn history(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Fai
             })
             .collect();
         printer.json(&out);
-        return Ok(exit_codes::OK);
+        return Ok(read_code(&all));
     }
     for (d, rs) in &by_drill {
         let passed = rs.iter().filter(|r| r.passed()).count();
@@ -466,7 +466,7 @@ fn history(view: &View, drill: Option<&str>, printer: Printer) -> Result<u8, Fai
             dir.display()
         ));
     }
-    Ok(exit_codes::OK)
+    Ok(read_code(&all))
 }
 
 fn find<'a>(store: &'a Store, id: &str) -> Result<&'a Row, Failure> {
@@ -494,7 +494,12 @@ fn show(view: &View, id: &str, format: ShowFormat) -> Result<u8, Failure> {
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", path.display()), None))?;
     crate::ui::out!("{text}");
-    Ok(exit_codes::OK)
+    Ok(read_code(&all))
+}
+
+/// A reader's exit code: what it printed came from a broken chain (the warning said so), so it is not 0.
+fn read_code(store: &Store) -> u8 {
+    if store.broken().is_some() { exit_codes::NOT_VERIFIED } else { exit_codes::OK }
 }
 
 /// Drill specs from `drills/` that load (for cadence and runbooks); problems are returned as text.
@@ -749,6 +754,17 @@ async fn sign_off(
     let dir = &view.dir;
     check_reviewer(reviewer, signer)?;
     let all = store(view)?;
+    // A signed sign-off on a broken chain would sign a forged history after it.
+    if let Some(p) = all.broken() {
+        return Err(Failure::could_not_run(
+            anyhow!(
+                "the report chain is broken (the first broken link is {}: {}): a sign-off is never chained onto it",
+                p.at,
+                p.what
+            ),
+            Some(format!("run `stackdrill report verify --reports {}`", dir.display())),
+        ));
+    }
     let r = find(&all, id)?;
     let decision = match decision {
         Decision::Approved => "approved",
@@ -871,8 +887,19 @@ pub(super) fn runbook_check(view: &View, printer: Printer) -> Result<u8, Failure
     let all = store(view)?;
     let findings =
         crate::report::controls::runbook_findings(&all, &dir.display().to_string(), &specs, &bad, Utc::now());
+    // Findings over a broken chain prove nothing: its passes may be forged.
+    if let Some(p) = all.broken() {
+        crate::ui::diag!(
+            "error: the report chain in `{}` is broken at {}: {}; runbook check cannot vouch for its passes\n  hint: run `stackdrill report verify`",
+            dir.display(),
+            p.at,
+            p.what
+        );
+    }
     if printer.is_json() {
         printer.json(&findings);
+    } else if findings.is_empty() && all.broken().is_some() {
+        printer.line(format!("BROKEN: the report chain is broken; not checked ({} drills)", specs.len()));
     } else if findings.is_empty() {
         printer.line(format!(
             "ok: every drill cites an existing runbook and has passed within its cadence ({} drills)",
@@ -883,5 +910,5 @@ pub(super) fn runbook_check(view: &View, printer: Printer) -> Result<u8, Failure
             printer.line(format!("{:<24} {:<40} {}", f.drill, f.runbook.as_deref().unwrap_or("-"), f.problem));
         }
     }
-    Ok(if findings.is_empty() { exit_codes::OK } else { exit_codes::NOT_VERIFIED })
+    Ok(if findings.is_empty() && all.broken().is_none() { exit_codes::OK } else { exit_codes::NOT_VERIFIED })
 }

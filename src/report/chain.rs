@@ -156,6 +156,9 @@ pub(crate) struct Verified {
     /// Entries whose document a later loss record, signed by a trusted operator key, says was lost: named,
     /// not broken links.
     pub(crate) lost: Vec<Problem>,
+    /// Each lost entry's loss record (lost entry → record), for the losses that stand.
+    #[serde(skip)]
+    pub(crate) lost_by: std::collections::BTreeMap<u64, u64>,
     /// The bytes of each document read (by file name), so a reader parses what was verified without
     /// reading it again.
     #[serde(skip)]
@@ -192,6 +195,9 @@ pub(crate) fn entry_of(entries: &[Entry], name: &str) -> Option<u64> {
         })
         .map(|e| e.seq)
 }
+
+/// What an unsigned entry no trusted operator's signed report after it vouches for is found to be.
+pub(crate) const UNCOVERED: &str = "no signed entry after it vouches for it";
 
 /// [`verify_with`], unsigned entries after signed ones not allowed.
 #[cfg(test)]
@@ -298,10 +304,14 @@ pub(crate) fn verify_from(
                 SigState::Unverified { fingerprint }
             }
             Ok(s) => {
-                if matches!(s, SigState::Verified { .. }) {
+                if let SigState::Verified { role, .. } = &s {
                     v.signed += 1;
-                    // Its signature covers its `previous_sha256`, and so every entry before it.
-                    uncovered.clear();
+                    // A trusted operator's signed report covers its `previous_sha256`, and so every entry
+                    // before it. A reviewer's signature (a sign-off) vouches for its decision only: a reviewer
+                    // key never turns a stripped, rewritten history into a signed one.
+                    if *role == super::trust::Role::Operator && e.kind == EntryKind::Report {
+                        uncovered.clear();
+                    }
                 }
                 s
             }
@@ -315,7 +325,9 @@ pub(crate) fn verify_from(
     }
     // A loss stands only on a record signed by a trusted operator key.
     for (lost, record, at) in taken {
-        if !matches!(v.states.get(&record), Some(SigState::Verified { role: super::trust::Role::Operator, .. })) {
+        if matches!(v.states.get(&record), Some(SigState::Verified { role: super::trust::Role::Operator, .. })) {
+            v.lost_by.insert(lost, record);
+        } else {
             problem(
                 Some(lost),
                 at,
@@ -333,7 +345,7 @@ pub(crate) fn verify_from(
                 Some(seq),
                 at,
                 format!(
-                    "not signed, and no signed entry after it vouches for it, though {why}: its signature was \
+                    "not signed, and {UNCOVERED}, though {why}: its signature was \
                      stripped, or it was written without the key (--allow-unsigned accepts it)"
                 ),
             );
@@ -760,6 +772,35 @@ mod tests {
         std::fs::remove_file(d.join(format!("{}.sig", entries[1].file))).unwrap();
         let p = first_problem(&d, &Trust::default());
         assert!(p.starts_with("entry 2 ") && p.contains("records its signer"), "{p}");
+    }
+
+    /// Only a trusted operator's signed report vouches for the unsigned entries before it: a reviewer's
+    /// signed sign-off after a stripped, rewritten history does not make it verify.
+    #[test]
+    fn a_reviewer_signature_never_vouches_for_earlier_unsigned_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (operator, pinned) = key(tmp.path());
+        let path = tmp.path().join("k/reviewer.key");
+        let (public, _) = sign::generate(&path).unwrap();
+        let reviewer = Signer::configured(crate::report::sign::KeySource::File(path)).unwrap().unwrap();
+        let mut trust = Trust { explicit: false, ..pinned };
+        let text = std::fs::read_to_string(&public).unwrap();
+        let public = sign::parse_public_pem(&text).unwrap();
+        trust.add("reviewer", super::super::trust::Role::Reviewer, public, "test".into());
+        let d = tmp.path().join("store");
+        let entries = store(&d, 2, None);
+        crate::report::store::write_sign_off(&d, &entries[1], "reviewer", "approved", None, Some(&reviewer)).unwrap();
+        let v = verify(&d, &trust).unwrap();
+        assert!(
+            v.problems.iter().any(|p| p.seq == Some(1) && p.what.contains("no signed entry after it vouches for it")),
+            "a reviewer's sign-off vouched for unsigned reports: {:?}",
+            v.problems
+        );
+        // An operator's signed report after them does.
+        let d = tmp.path().join("operator");
+        store(&d, 2, None);
+        crate::report::store::write(&d, &mut report(2), Some(&operator)).unwrap();
+        assert!(verify(&d, &trust).unwrap().ok());
     }
 
     /// The signed statement covers the Markdown and HTML renderings: editing or deleting either is named.

@@ -66,8 +66,53 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, per
         .collect();
     let mut by_control: BTreeMap<String, Control> = BTreeMap::new();
     // Demo runs restore stackdrill's own throwaway source: they evidence no control.
-    for r in store.reports().filter(|r| !r.is_demo() && in_period(r.started_at())) {
-        let Some(d) = r.report() else { continue };
+    for r in store.reports().filter(|r| !r.is_demo()) {
+        let Some(d) = r.report() else {
+            // A lost report never vanishes from the matrix: its ledger result stands (a lost failed run is
+            // a failed run), under the controls its drill file names.
+            let Some(record) = store.lost_record(r.entry.seq) else { continue };
+            let at = chrono::DateTime::parse_from_rfc3339(&r.entry.at).ok().map(|t| t.with_timezone(&Utc));
+            if period.is_some() && !in_period(at) {
+                continue;
+            }
+            let by = match store.state(record) {
+                SigState::Verified { key, .. } => format!("`{key}`"),
+                _ => "an unverified key".into(),
+            };
+            let controls: Vec<String> = specs
+                .iter()
+                .find(|s| s.name == r.entry.drill)
+                .map(|s| s.controls.clone())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| vec!["(control unknown: report lost)".into()]);
+            for c in controls {
+                by_control
+                    .entry(c.clone())
+                    .or_insert_with(|| Control { control: c, runs: vec![], missed: vec![] })
+                    .runs
+                    .push(ControlRun {
+                        drill: r.entry.drill.clone(),
+                        id: r.entry.id.clone(),
+                        started_at: at.map(super::html::when),
+                        result: format!("{} — report lost, recorded by {by} (entry {record})", r.entry.result),
+                        rto: "-".into(),
+                        rpo: "-".into(),
+                        signature: "lost".into(),
+                        chain: "ok (lost)".into(),
+                        sign_off: sign_offs.get(&r.entry.id).cloned(),
+                    });
+            }
+            continue;
+        };
+        if !in_period(r.started_at()) {
+            continue;
+        }
+        let state = store.state(r.entry.seq);
+        // A run whose signature or link does not hold is not evidence of a pass, whatever it says.
+        let result = match state {
+            SigState::Broken | SigState::Unverified { .. } => format!("UNVERIFIED (says {})", d.result.as_str()),
+            _ => d.result.as_str().into(),
+        };
         let met = |v: Option<f64>, met: bool| match (v, met) {
             (None, _) => "not measured".to_string(),
             (Some(v), true) => format!("{} met", crate::config::human_seconds(v)),
@@ -77,7 +122,7 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, per
             drill: r.entry.drill.clone(),
             id: r.entry.id.clone(),
             started_at: Some(super::html::when(d.started_at)),
-            result: d.result.as_str().into(),
+            result: result.clone(),
             rto: met(d.measured.rto_seconds, d.measured.rto_met),
             rpo: met(d.measured.rpo_seconds, d.measured.rpo_met),
             signature: store.state(r.entry.seq).label(),

@@ -28,7 +28,9 @@ pub(crate) fn cell(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '[' | ']' | '|' => {
+            // A backslash escaped too: `\[x\](javascript:…)` must not turn back into a live link. (A
+            // backtick is left: the reasons quote names in code spans, inside which no link is live.)
+            '[' | ']' | '|' | '\\' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -321,11 +323,19 @@ mod tests {
             "&lt;script&gt;alert(1)&lt;/script&gt;",
             "&lt;img src=x onerror=alert(1)&gt;",
             "\\[x\\](javascript:alert(1))",
-            "\\u{202e}desrever \\u{1b}\\[2K",
+            // visible()'s backslash is itself escaped, so it renders as `\u{202e}`.
+            "\\\\u{202e}desrever \\\\u{1b}\\[2K",
             "check `orders` failed: !\\[p\\](https://evil/p.png) &amp; more",
         ] {
             assert!(md.contains(shown), "`{shown}` in:\n{md}");
         }
+    }
+
+    #[test]
+    fn an_escaped_link_stays_text() {
+        // Old code: `\[click\](javascript:…)` kept its backslashes, which then escaped the escapes.
+        assert_eq!(cell(r"\[click\](javascript:alert(1))"), r"\\\[click\\\](javascript:alert(1))");
+        assert!(!code("x`[y](javascript:z)`").contains('`'));
     }
 
     #[test]

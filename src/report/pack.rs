@@ -381,8 +381,12 @@ pub(crate) fn verify(dir: &Path, trust: &Trust) -> Result<PackVerified, String> 
 pub(crate) fn continues_from(dir: &Path, previous: &Head) -> Result<(), String> {
     let reports = dir.join("reports");
     let mut entries: Vec<Entry> = chain::read(&reports).map_err(|e| e.to_string())?.into_iter().flatten().collect();
+    // The entry before the slice is only named (the pack does not hold its document): it stands for the
+    // previous pack's head when it is that head, and never for an entry between the two packs, which would
+    // then be in neither (a failed run left out by `--since`).
     if let Ok(t) = std::fs::read_to_string(reports.join(BEFORE))
         && let Ok(before) = serde_json::from_str::<Entry>(t.trim())
+        && before.seq == previous.seq
     {
         entries.insert(0, before);
     }

@@ -116,21 +116,110 @@ pub(crate) fn stem(report: &Report) -> String {
 
 /// Writes the report into the store's hash chain: under the store's lock, links it to the entry before
 /// it and commits its files (see [`commit`]).
+///
+/// A chain that is BROKEN under the keys this machine trusts (as `report verify` would find it) is never
+/// chained onto: a new signed entry would vouch for a forged history. The report is then written outside
+/// the chain, into `unchained/` (see [`UNCHAINED`]), and the error names the first broken link.
 pub(crate) fn write(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<Written> {
     let mut chain = chain::begin(dir)?;
     recover_locked(dir, &chain)?;
+    if let Some(broken) = broken(dir, signer)? {
+        let kept = write_unchained(dir, report, signer)?;
+        return Err(std::io::Error::other(format!(
+            "the report chain is broken ({broken}), so this report was not chained onto it; it was written \
+             outside the chain, to `{}`\n  hint: run `stackdrill report verify --reports {}` and restore the \
+             store from a good copy before the next drill",
+            kept.display(),
+            dir.display()
+        )));
+    }
     let mut stem = stem(report);
     if dir.join(format!("{stem}.json")).exists() {
         stem = format!("{stem}-{}", report.id);
     }
     let trend = super::html::trend(dir, &report.drill, 20);
     let r = render(report, chain.previous(), signer, &trend, &stem)?;
+    let head = (r.entry.sha256.clone(), chain.previous());
     commit(dir, &mut chain, r)?;
+    if signer.is_some()
+        && let Some(e) = chain::read(dir)?.into_iter().flatten().rfind(|e| e.sha256 == head.0)
+    {
+        remember_signed(dir, &e)?;
+    }
     Ok(Written {
         json: dir.join(format!("{stem}.json")),
         markdown: dir.join(format!("{stem}.md")),
         html: dir.join(format!("{stem}.html")),
     })
+}
+
+/// The subdirectory of a store that holds reports written while its chain was broken: kept, never chained.
+pub(crate) const UNCHAINED: &str = "unchained";
+
+/// The first broken link of the chain in `dir`, verified with the keys this machine trusts (as `report
+/// verify` does), or `None` when it is intact or empty. An unsigned write accepts unsigned entries after
+/// signed ones (a store whose signing was switched off). A signed write accepts a leading run of unsigned
+/// entries that its own signature will vouch for only while this machine has never signed into the store
+/// (the store is being taken under signing); once it has, the entry it last signed must still be there,
+/// signed: a store whose signatures were stripped and its history rewritten is broken.
+pub(crate) fn broken(dir: &Path, signer: Option<&Signer>) -> std::io::Result<Option<String>> {
+    if !dir.join(chain::LEDGER).exists() {
+        return Ok(None);
+    }
+    let trust = super::trust::Trust::load_dir(&super::trust::trusted_dir()).map_err(std::io::Error::other)?;
+    let v = chain::verify_with(dir, &trust, signer.is_none())?;
+    let last = last_signed(dir);
+    let adopting = signer.is_some() && last.is_none();
+    if let Some(p) = v.problems.iter().find(|p| !(adopting && p.what.contains(chain::UNCOVERED))) {
+        return Ok(Some(format!("the first broken link is {}: {}", p.at, p.what)));
+    }
+    if let Some((seq, sha)) = &last {
+        let kept = chain::read(dir)?.into_iter().flatten().any(|e| e.seq == *seq && &e.sha256 == sha)
+            && matches!(v.states.get(seq), Some(super::trust::SigState::Verified { .. }));
+        if !kept {
+            return Ok(Some(format!(
+                "entry {seq}, which this machine signed last (sha256 {}), is gone, edited or no longer signed",
+                chain::prefix(sha, 12)
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// `<state dir>/signed-heads/<sha256 of the store's path>`: the entry this machine last signed into it.
+fn signed_head_file(dir: &Path) -> PathBuf {
+    let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    crate::config::state_dir().join("signed-heads").join(chain::sha256_hex(path.as_os_str().as_encoded_bytes()))
+}
+
+fn last_signed(dir: &Path) -> Option<(u64, String)> {
+    let text = std::fs::read_to_string(signed_head_file(dir)).ok()?;
+    let (seq, sha) = text.trim().split_once(' ')?;
+    Some((seq.parse().ok()?, sha.to_string()))
+}
+
+fn remember_signed(dir: &Path, e: &chain::Entry) -> std::io::Result<()> {
+    // Unit tests write thousands of throwaway stores: they leave no state behind (the it tests cover this).
+    if cfg!(test) {
+        return Ok(());
+    }
+    let f = signed_head_file(dir);
+    if let Some(parent) = f.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    atomic_write(&f, format!("{} {}\n", e.seq, e.sha256).as_bytes())
+}
+
+/// Writes `report` (unlinked, signed when `signer`) into `<dir>/unchained/`; returns its JSON record's path.
+fn write_unchained(dir: &Path, report: &mut Report, signer: Option<&Signer>) -> std::io::Result<PathBuf> {
+    let out = dir.join(UNCHAINED);
+    std::fs::create_dir_all(&out)?;
+    let stem = format!("{}-{}", stem(report), report.id);
+    let r = render(report, None, signer, &[], &stem)?;
+    for (name, bytes) in r.files.iter().chain(std::iter::once(&r.json)) {
+        atomic_write(&out.join(name), bytes)?;
+    }
+    Ok(out.join(&r.json.0))
 }
 
 /// The hidden name a file has until its ledger line is written.
@@ -314,6 +403,12 @@ pub(crate) fn write_sign_off(
 ) -> std::io::Result<PathBuf> {
     let mut chain = chain::begin(dir)?;
     recover_locked(dir, &chain)?;
+    if let Some(broken) = broken(dir, None)? {
+        return Err(std::io::Error::other(format!(
+            "the report chain is broken ({broken}): a sign-off is never chained onto it (run `stackdrill report \
+             verify`)"
+        )));
+    }
     let r = render_sign_off(report, reviewer, decision, note, chain.previous(), signer)?;
     let path = dir.join(&r.json.0);
     commit(dir, &mut chain, r)?;

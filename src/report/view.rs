@@ -131,6 +131,11 @@ impl Store {
         self.verified.problems.first()
     }
 
+    /// The loss record (its sequence number) of an entry whose document was lost, when the loss stands.
+    pub(crate) fn lost_record(&self, seq: u64) -> Option<u64> {
+        self.verified.lost_by.get(&seq).copied()
+    }
+
     /// An entry's signature state, exactly as `report verify` determined it.
     pub(crate) fn state(&self, seq: u64) -> SigState {
         self.verified.states.get(&seq).cloned().unwrap_or(SigState::Broken)

@@ -1351,3 +1351,127 @@ fn concurrent_sign_offs_keep_their_files_and_a_lost_entry_is_recorded_by_a_signe
     std::fs::write(&f, std::fs::read_to_string(&f).unwrap().replace("same-second", "routine")).unwrap();
     assert_eq!(verify().0, Some(1));
 }
+
+/// Review item 1: a store stripped of its signatures and rechained (a failed run rewritten as passed) is
+/// never chained onto: the operator's next signed drill writes its report outside the chain, into
+/// `unchained/`, and fails naming the broken link, so no signed entry vouches for the forged history;
+/// `report verify`, `controls`, `list` and `runbook check` stay non-zero and controls never shows the
+/// forged run as passed; a sign-off is refused. Item 3: a failed run whose report was lost (and recorded
+/// so) stays in the controls matrix as failed. Item 4: readers exit 1 on a broken store.
+#[test]
+fn a_stripped_store_is_never_chained_onto_and_a_lost_failed_run_stays_failed() {
+    let demo = Demo::start();
+    demo.not_a_demo();
+    let tmp = Scratch::new();
+    let sd = || {
+        let mut c = stackdrill();
+        c.env("STACKDRILL_STATE_DIR", demo.state());
+        c
+    };
+    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
+    let out = sd().args(["keys", "generate", "--role", "reviewer", "--name", "a.tan"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = demo.state().join("keys/signing.key");
+    let signed = ["--signing-key", key.to_str().unwrap()];
+    assert!(demo.run_drill(&signed).status.success());
+    let victim = demo.backups().pop().unwrap().join("PG_VERSION");
+    let original = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, [&original[..], b"corrupted\n"].concat()).unwrap();
+    assert_eq!(demo.run_drill(&signed).status.code(), Some(1));
+    std::fs::write(&victim, &original).unwrap();
+    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ledger[2]["result"], "failed");
+    let forged_id = ledger[2]["id"].as_str().unwrap().to_string();
+    let run = |args: &[&str], store: &Path| {
+        let out = sd().args(args).arg("--reports").arg(store).output().unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    // Item 3: the failed run's report lost, recorded by the operator: controls still shows it failed.
+    let lost = tmp.path().join("lost");
+    copy_store(&demo.reports, &lost);
+    let stem = ledger[2]["file"].as_str().unwrap().trim_end_matches(".json").to_string();
+    for ext in ["json", "md", "html", "json.sig", "dsse.json"] {
+        std::fs::remove_file(lost.join(format!("{stem}.{ext}"))).unwrap();
+    }
+    let out = sd()
+        .args(["report", "record-loss", "3", "--reason", "disk failure", "--reports"])
+        .arg(&lost)
+        .arg("--signing-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (code, md, err) = run(&["report", "controls"], &lost);
+    assert_eq!(code, Some(0), "{md}{err}");
+    let row = md.lines().find(|l| l.contains(&forged_id)).unwrap_or_default();
+    assert!(row.contains("failed — report lost, recorded by `signing`"), "the lost failed run vanished: {md}");
+
+    // Item 1: every signature stripped, the failed run rewritten as passed, the chain written again.
+    strip_and_rechain(&demo.reports, |i, doc| {
+        if i == 2 {
+            doc["result"] = "passed".into();
+            doc["reason"] = serde_json::Value::Null;
+        }
+    });
+    let out = demo.run_drill(&signed);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a drill chained onto a broken store: {err}");
+    assert!(
+        err.contains("error:")
+            && err.contains("the report chain is broken")
+            && err.contains("entry 1 ")
+            && err.contains("unchained")
+            && err.contains("report verify"),
+        "{err}"
+    );
+    let lines = std::fs::read_to_string(demo.reports.join("ledger.jsonl")).unwrap().lines().count();
+    assert_eq!(lines, 3, "the drill's entry was chained onto the forged history");
+    let kept: Vec<_> = std::fs::read_dir(demo.reports.join("unchained"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name().to_string_lossy().ends_with(".json")
+                && !e.file_name().to_string_lossy().ends_with(".dsse.json")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the report was lost");
+    let (code, out, _) = run(&["report", "verify"], &demo.reports);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("BROKEN: the first broken link is entry 1 "), "{out}");
+    let (code, md, _) = run(&["report", "controls"], &demo.reports);
+    assert_eq!(code, Some(1), "{md}");
+    let row = md.lines().find(|l| l.contains(&forged_id)).unwrap_or_default();
+    assert!(row.contains("UNVERIFIED (says passed)") && !row.contains("| passed |"), "{md}");
+    let (code, _, err) = run(&["report", "list"], &demo.reports);
+    assert_eq!(code, Some(1), "report list exited 0 on a broken store: {err}");
+    let (code, _, err) = run(&["report", "history"], &demo.reports);
+    assert_eq!(code, Some(1), "{err}");
+    let (code, _, err) = run(&["report", "show", &forged_id], &demo.reports);
+    assert_eq!(code, Some(1), "{err}");
+    // A sign-off would sign after the forged history: refused.
+    let out = sd()
+        .args(["report", "sign-off", &forged_id, "--reviewer", "a.tan", "--decision", "approved", "--reports"])
+        .arg(&demo.reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("a sign-off is never chained onto it"), "{}", text(&out.stderr));
+    // Item 4: runbook check over the broken store is not "ok".
+    let drills = tmp.path().join("cwd/drills");
+    std::fs::create_dir_all(&drills).unwrap();
+    std::fs::copy(&demo.drill, drills.join("local-demo.yaml")).unwrap();
+    let out = sd()
+        .current_dir(tmp.path().join("cwd"))
+        .args(["runbook", "check", "--reports"])
+        .arg(&demo.reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).starts_with("ok"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("broken"), "{}", text(&out.stderr));
+}

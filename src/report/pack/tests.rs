@@ -215,10 +215,15 @@ fn a_pack_continues_from_the_previous_head_or_the_gap_is_named() {
     // Its first entry after the head links elsewhere.
     let d = pack("relinked", None, &[entry(4, "d4", Some("Y3"))]);
     assert!(continues_from(&d, &head).unwrap_err().contains("does not link to the entry the previous pack ended at"));
-    // A gap: entries 4 and 5 in neither pack.
+    // A gap: entries 4 to 6 in neither pack (6 is only named, as the entry before the slice).
     let d = pack("gap", Some(entry(6, "f6", Some("e5"))), &[entry(7, "g7", Some("f6"))]);
     let err = continues_from(&d, &head).unwrap_err();
-    assert!(err.contains("a gap") && err.contains("entries 4 to 5 are in neither"), "{err}");
+    assert!(err.contains("a gap") && err.contains("entries 4 to 6 are in neither"), "{err}");
+    // A one-entry gap: entry 4 (a failed run `--since` left out) is only named before the slice, and links to
+    // the head; the old check counted it as held.
+    let d = pack("one-gap", Some(entry(4, "d4", Some("c3"))), &[entry(5, "e5", Some("d4"))]);
+    let err = continues_from(&d, &head).unwrap_err();
+    assert!(err.contains("a gap") && err.contains("entries 4 to 4 are in neither"), "{err}");
     // Ending before the head: the newest entries lost between the exports.
     let d = pack("short", None, &[entry(1, "a1", None), entry(2, "b2", Some("a1"))]);
     assert!(
