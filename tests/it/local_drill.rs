@@ -299,8 +299,11 @@ fn a_second_run_of_the_same_drill_refuses_or_waits_never_overlaps() {
         cmd
     };
     let lock = state.join("locks/drill-local-demo.lock");
-    let held = || std::fs::read_to_string(&lock).unwrap_or_default().contains("pid");
+    // The file names its last holder and outlives it (the demo's setup took this lock too): wait for the
+    // first run's own pid, not any pid.
     let first = run(&[]).spawn().unwrap();
+    let mine = format!("pid {} ", first.id());
+    let held = || std::fs::read_to_string(&lock).unwrap_or_default().contains(&mine);
     let started = std::time::Instant::now();
     while !held() {
         assert!(started.elapsed() < std::time::Duration::from_secs(30), "the first run never took the lock");
