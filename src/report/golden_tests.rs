@@ -174,7 +174,12 @@ fn renderings_snapshot() {
     insta::assert_snapshot!("report_markdown", super::markdown::render(&r));
     let day = chrono::Duration::days(1);
     let trend = [
-        super::html::Point { at: at(0) - day * 2, rto: Some(40.0), rpo: Some(0.5), result: super::model::Verdict::Passed },
+        super::html::Point {
+            at: at(0) - day * 2,
+            rto: Some(40.0),
+            rpo: Some(0.5),
+            result: super::model::Verdict::Passed,
+        },
         super::html::Point { at: at(0) - day, rto: Some(75.0), rpo: None, result: super::model::Verdict::Failed },
     ];
     insta::assert_snapshot!("report_html", super::html::render(&r, &trend));

@@ -34,12 +34,7 @@ pub(crate) struct Point {
 pub(crate) fn trend(dir: &Path, drill: &str, n: usize) -> Vec<Point> {
     super::view::last_reports(dir, drill, n)
         .into_iter()
-        .map(|r| Point {
-            at: r.started_at,
-            rto: r.measured.rto_seconds,
-            rpo: r.measured.rpo_seconds,
-            result: r.result,
-        })
+        .map(|r| Point { at: r.started_at, rto: r.measured.rto_seconds, rpo: r.measured.rpo_seconds, result: r.result })
         .collect()
 }
 
