@@ -280,8 +280,15 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
     if cluster_drill {
         p.allow(
             "DrillChangeOnlyScratchCluster",
-            &["rds:ModifyDBCluster", "rds:DeleteDBCluster"],
+            &["rds:ModifyDBCluster"],
             &[rds_arn(r, "cluster", "sd-*")],
+            scratch_only(),
+        );
+        // DeleteDBCluster also names the final snapshot's type (none is taken: SkipFinalSnapshot).
+        p.allow(
+            "DrillDeleteOnlyScratchCluster",
+            &["rds:DeleteDBCluster"],
+            &[rds_arn(r, "cluster", "sd-*"), rds_arn(r, "cluster-snapshot", "sd-*")],
             scratch_only(),
         );
         p.allow(
