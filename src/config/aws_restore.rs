@@ -102,7 +102,7 @@ pub(super) struct RawConnect {
 pub(crate) struct AwsScratchSpec {
     /// Overrides `--region` for this drill.
     pub(crate) region: Option<String>,
-    /// `None` only with `use-default-network: true`.
+    /// `None` only with `use-default-network: true` or `restore-testing-plan` (which creates nothing).
     pub(crate) subnet_group: Option<String>,
     pub(crate) security_groups: Vec<String>,
     pub(crate) instance_class: Option<String>,
@@ -183,14 +183,18 @@ pub(super) fn rds_instance(raw: RawRdsInstance, p: &mut Problems<'_>) -> RdsInst
     let ((source_instance,), keys) = raw.split();
     let k = "restore.aws-rds-instance";
     check_db_identifier(p, &format!("{k}.source-instance"), &source_instance);
-    RdsInstanceSpec { source_instance, scratch: scratch(k, keys, p) }
+    RdsInstanceSpec { source_instance, scratch: scratch(k, keys, p, true) }
 }
 
 pub(super) fn aurora_cluster(raw: RawAuroraCluster, p: &mut Problems<'_>) -> AuroraClusterSpec {
     let ((source_cluster, copy_on_write), keys) = raw.split();
     let k = "restore.aws-aurora-cluster";
     check_db_identifier(p, &format!("{k}.source-cluster"), &source_cluster);
-    AuroraClusterSpec { source_cluster, copy_on_write: copy_on_write.unwrap_or(false), scratch: scratch(k, keys, p) }
+    AuroraClusterSpec {
+        source_cluster,
+        copy_on_write: copy_on_write.unwrap_or(false),
+        scratch: scratch(k, keys, p, true),
+    }
 }
 
 pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSpec {
@@ -224,8 +228,14 @@ pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSp
                 );
             }
         }
-        if let Some(arn) = &resource_arn {
-            check_resource(p, arn);
+        match &resource_arn {
+            Some(arn) => check_resource(p, arn),
+            // A plan's selection may hold other teams' databases: only this one's restores are judged.
+            None => p.push(
+                format!("{k}.restore-testing-plan"),
+                "needs `resource-arn`: only the restores of that protected database are validated (the plan \
+                 may restore other teams' databases)",
+            ),
         }
         return AwsBackupSpec {
             vault: String::new(),
@@ -234,7 +244,7 @@ pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSp
             restore_testing_plan,
             kind: PointKind::Any,
             within: None,
-            scratch: scratch(k, keys, p),
+            scratch: scratch(k, keys, p, false),
         };
     }
     let missing = |p: &mut Problems<'_>, key: &str, v: Option<String>| {
@@ -283,7 +293,7 @@ pub(super) fn aws_backup(raw: RawAwsBackup, p: &mut Problems<'_>) -> AwsBackupSp
         restore_testing_plan: None,
         kind,
         within,
-        scratch: scratch(k, keys, p),
+        scratch: scratch(k, keys, p, true),
     }
 }
 
@@ -294,7 +304,9 @@ fn is_restore_testing_plan_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {
+/// `creates`: whether the drill creates the scratch database (a restore testing plan's drill creates nothing,
+/// so it needs no network of its own).
+fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>, creates: bool) -> AwsScratchSpec {
     let ScratchKeys {
         region,
         subnet_group,
@@ -313,7 +325,7 @@ fn scratch(k: &str, keys: ScratchKeys, p: &mut Problems<'_>) -> AwsScratchSpec {
     } = keys;
     let default_network = use_default_network.unwrap_or(false);
     let security_groups = security_groups.unwrap_or_default();
-    if !default_network {
+    if !default_network && creates {
         if subnet_group.is_none() {
             p.push(
                 k,

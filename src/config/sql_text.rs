@@ -55,6 +55,15 @@ pub(crate) fn single_statement(query: &str) -> Result<(), String> {
                         i += 2;
                         continue;
                     }
+                    // A backslash in a plain '…' string is a character with standard_conforming_strings=on
+                    // and an escape with it off, which the restored database may set: `'\''` would then not
+                    // end there and a `;` after it would end a statement. Refused rather than guessed (the
+                    // check's session does not pin the setting): E'…' says what is meant either way.
+                    if !escapes && b[i] == b'\\' {
+                        return Err("holds a backslash in a plain '…' string, which reads differently when the \
+                             restored database sets standard_conforming_strings=off: write E'…' for an escape"
+                            .into());
+                    }
                     if b[i] == b'\'' {
                         if b.get(i + 1) == Some(&b'\'') {
                             i += 2;
@@ -75,6 +84,13 @@ pub(crate) fn single_statement(query: &str) -> Result<(), String> {
                         }
                         break;
                     }
+                    i += 1;
+                }
+            }
+            c if is_ident(c) => {
+                // An identifier or number runs on through letters, digits, `_` and `$` (PostgreSQL reads
+                // `a$$$` as one identifier): a `$` inside it opens no dollar quote.
+                while i + 1 < b.len() && (is_ident(b[i + 1]) || b[i + 1] == b'$') {
                     i += 1;
                 }
             }
@@ -108,6 +124,27 @@ fn is_ident(c: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::single_statement;
+
+    /// `$` after an identifier or number continues it (PostgreSQL's lexer): `a$$$` opens no dollar quote, so
+    /// the `;`s after it end statements.
+    #[test]
+    fn a_dollar_inside_an_identifier_opens_no_quote() {
+        assert!(single_statement("select 1 as a$$$; commit; create table pwn(); select 1 as b$$").is_err());
+        assert!(single_statement("select 1 as a$b; commit").is_err());
+        assert!(single_statement("select 1 as a$b").is_ok());
+        assert!(single_statement("select $q$ ; $q$ as x").is_ok());
+        assert!(single_statement("select 1 as x, $$;$$").is_ok());
+    }
+
+    /// With standard_conforming_strings=off `'\''` is one string holding a quote, so what follows is SQL.
+    #[test]
+    fn a_backslash_in_a_plain_string_is_refused() {
+        let e = single_statement("select '\\''; commit; create table pwn(); select '\\''").unwrap_err();
+        assert!(e.contains("standard_conforming_strings"), "{e}");
+        assert!(single_statement("select 'a\\b'").is_err());
+        assert!(single_statement("select E'\\'; x'").is_ok());
+        assert!(single_statement("select 'it''s'").is_ok());
+    }
 
     #[test]
     fn one_statement_is_told_from_several() {

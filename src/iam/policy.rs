@@ -160,12 +160,12 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         v
     };
     // Tag-on-create: every type AddTagsToResource is asked about when a scratch resource is created tagged.
-    let mut tagged = with_subnet_group(vec![
-        rds_arn(r, "db", "sd-*"),
-        rds_arn(r, "pg", "*"),
-        rds_arn(r, "og", "*"),
-        rds_arn(r, "secgrp", "*"),
-    ]);
+    // `stackdrill:*` tags (what the guard and the change rights below trust) go only on the scratch
+    // resources, all named sd-*: `scratch_tagged`. The other types the request names (the source, option,
+    // parameter and security groups) may be asked about but never receive a `stackdrill:` key, or the role
+    // could mark production as scratch and then delete it.
+    let mut scratch_tagged = vec![rds_arn(r, "db", "sd-*"), rds_arn(r, "pg", "sd-*")];
+    let mut tagged = with_subnet_group(vec![rds_arn(r, "pg", "*"), rds_arn(r, "og", "*"), rds_arn(r, "secgrp", "*")]);
     p.allow("DrillCopyParameterGroup", &["rds:CopyDBParameterGroup"], &[rds_arn(r, "pg", "*")], None);
     // The copies are named like the scratch: only those are changed.
     p.allow(
@@ -174,7 +174,7 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         &[rds_arn(r, "pg", "sd-*")],
         None,
     );
-    let mut change = vec!["rds:ModifyDBInstance", "rds:DeleteDBInstance", "rds:DeleteDBParameterGroup"];
+    let mut cluster_drill = false;
     match &d.restore {
         RestoreSpec::AwsRdsInstance(s) => {
             // db, og, pg, subgrp.
@@ -218,12 +218,9 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
                 &[rds_arn(r, "cluster-pg", "sd-*")],
                 None,
             );
-            tagged.extend([
-                rds_arn(r, "cluster", "sd-*"),
-                rds_arn(r, "cluster", &s.source_cluster),
-                rds_arn(r, "cluster-pg", "*"),
-            ]);
-            change.extend(["rds:ModifyDBCluster", "rds:DeleteDBCluster", "rds:DeleteDBClusterParameterGroup"]);
+            scratch_tagged.extend([rds_arn(r, "cluster", "sd-*"), rds_arn(r, "cluster-pg", "sd-*")]);
+            tagged.extend([rds_arn(r, "cluster", &s.source_cluster), rds_arn(r, "cluster-pg", "*")]);
+            cluster_drill = true;
         }
         RestoreSpec::AwsBackup(s) => {
             p.allow(
@@ -258,9 +255,49 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         | RestoreSpec::SupabaseBranch(_)
         | RestoreSpec::AwsS3Bucket(_) => {}
     }
-    p.allow("DrillTagScratch", &["rds:AddTagsToResource"], &tagged, None);
-    // Only what carries the scratch tag is ever changed or deleted.
-    p.allow("DrillChangeOnlyScratch", &change, &["*".into()], Some(json!({ "StringEquals": { SCRATCH_TAG: "true" } })));
+    p.allow("DrillTagScratch", &["rds:AddTagsToResource"], &scratch_tagged, None);
+    tagged.retain(|t| !scratch_tagged.contains(t));
+    p.allow(
+        "DrillTagOthersNoStackdrillKeys",
+        &["rds:AddTagsToResource"],
+        &tagged,
+        Some(json!({ "ForAllValues:StringNotLike": { "aws:TagKeys": "stackdrill:*" } })),
+    );
+    // Only scratch resources (named sd-*) that also carry the scratch tag are ever changed or deleted.
+    let scratch_only = || Some(json!({ "StringEquals": { SCRATCH_TAG: "true" } }));
+    p.allow(
+        "DrillChangeOnlyScratch",
+        &["rds:ModifyDBInstance", "rds:DeleteDBInstance"],
+        &[rds_arn(r, "db", "sd-*")],
+        scratch_only(),
+    );
+    p.allow(
+        "DrillDeleteOnlyScratchParameterGroup",
+        &["rds:DeleteDBParameterGroup"],
+        &[rds_arn(r, "pg", "sd-*")],
+        scratch_only(),
+    );
+    if cluster_drill {
+        p.allow(
+            "DrillChangeOnlyScratchCluster",
+            &["rds:ModifyDBCluster"],
+            &[rds_arn(r, "cluster", "sd-*")],
+            scratch_only(),
+        );
+        // DeleteDBCluster also names the final snapshot's type (none is taken: SkipFinalSnapshot).
+        p.allow(
+            "DrillDeleteOnlyScratchCluster",
+            &["rds:DeleteDBCluster"],
+            &[rds_arn(r, "cluster", "sd-*"), rds_arn(r, "cluster-snapshot", "sd-*")],
+            scratch_only(),
+        );
+        p.allow(
+            "DrillDeleteOnlyScratchClusterParameterGroup",
+            &["rds:DeleteDBClusterParameterGroup"],
+            &[rds_arn(r, "cluster-pg", "sd-*")],
+            scratch_only(),
+        );
+    }
     // An encrypted source: RDS creates grants on the key for the restored copy, on the caller's behalf.
     p.allow(
         "DrillEncryptedRestore",
@@ -756,7 +793,7 @@ mod tests {
     }
 
     const RESTORE_TESTING: &str = "name: plan-drill\nrestore:\n  aws-backup:\n    restore-testing-plan: nightly_rds\n    \
-         subnet-group: drills-isolated\n    security-groups: [sg-0123456789abcdef0]\n\
+         resource-arn: arn:aws:rds:ap-southeast-1:111122223333:db:prod-db\n\
          source: { host: db.internal, user: drill_reader, dbname: app, password-secret: prod/drill_reader }\n\
          objectives: { rto: 1h, rpo: 30d }\nverify:\n  - freshness: { table: ledger, column: at, max-lag: 30d }\n";
 
@@ -852,6 +889,37 @@ mod tests {
         });
         assert!(doc.to_string().contains("secret:prod/drill_reader-??????"), "{doc:#}");
         assert!(!doc.to_string().contains("s3:"), "no store named, no store rights");
+    }
+
+    /// The drill role can neither mark a resource that is not a scratch (named sd-*) as scratch nor change or
+    /// delete one: a `stackdrill:` tag on production plus a tag-conditioned delete would delete production.
+    #[test]
+    fn no_drill_statement_tags_or_deletes_what_is_not_named_sd() {
+        let specs = drills();
+        for d in &specs {
+            let doc = policy(&Request { drills: vec![d], region: "ap-southeast-1".into(), ..Request::default() });
+            for st in doc["Statement"].as_array().unwrap() {
+                let acts: Vec<&str> = st["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+                let res: Vec<&str> = st["Resource"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+                let scratch_named = |r: &&str| r.rsplit(':').next().is_some_and(|n| n.starts_with("sd-"));
+                let rds_change = |a: &&str| {
+                    a.starts_with("rds:")
+                        && ["Delete", "Modify", "Reset", "Reboot", "Stop"].iter().any(|p| a[4..].starts_with(p))
+                };
+                if acts.iter().any(rds_change) {
+                    assert!(res.iter().all(scratch_named), "{} changes what is not sd-*: {st:#}", d.name);
+                }
+                if acts.contains(&"rds:AddTagsToResource") || acts.contains(&"rds:*") {
+                    let no_stackdrill_keys =
+                        st["Condition"]["ForAllValues:StringNotLike"]["aws:TagKeys"] == json!("stackdrill:*");
+                    assert!(
+                        no_stackdrill_keys || res.iter().all(scratch_named),
+                        "{} may put a stackdrill: tag on what is not sd-*: {st:#}",
+                        d.name
+                    );
+                }
+            }
+        }
     }
 
     /// Validating a restore testing plan's jobs: the plan by name, its jobs and the verdict on "*" (those

@@ -359,7 +359,8 @@ fn a_restore_testing_plan_excludes_the_on_demand_restore_keys() {
         "plan.yaml:3:27: `restore.aws-backup.restore-testing-plan` `nightly-rds` is not a restore testing plan name",
         "plan.yaml:4:12: `restore.aws-backup.vault` is for an on-demand restore; with `restore-testing-plan`",
         "plan.yaml:5:11: `restore.aws-backup.kind` is for an on-demand restore",
-        "error: 4 problem(s) in 1 file(s)",
+        "plan.yaml:3:27: `restore.aws-backup.restore-testing-plan` needs `resource-arn`",
+        "error: 5 problem(s) in 1 file(s)",
     ] {
         assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");
     }
@@ -376,7 +377,7 @@ fn a_restore_testing_plan_excludes_the_on_demand_restore_keys() {
     // authentication (a token for the source's host), is refused.
     let plan = |source: &str| {
         format!(
-            "restore:\n  aws-backup: {{ restore-testing-plan: nightly_rds, subnet-group: g, security-groups: [sg-1] }}\n\
+            "restore:\n  aws-backup: {{ restore-testing-plan: nightly_rds, resource-arn: arn:aws:rds:ap-southeast-1:1:db:prod }}\n\
              objectives: {{ rto: 1h, rpo: 5m }}\nverify: [ {{ freshness: {{ table: t, column: c }} }} ]\n{source}"
         )
     };

@@ -27,7 +27,7 @@ const EXTRA_DRILLS: [(&str, &str); 3] = [
     (
         "restore-testing.yaml",
         "name: restore-testing\nrestore:\n  aws-backup:\n    restore-testing-plan: nightly_rds\n    \
-         subnet-group: drills-isolated\n    security-groups: [sg-0123456789abcdef0]\n\
+         resource-arn: arn:aws:rds:ap-southeast-1:111122223333:db:prod-db\n\
          source: { host: db.internal, user: drill_reader, dbname: app, password-secret: prod/drill_reader }\n\
          objectives: { rto: 1h, rpo: 30d }\nverify:\n  - freshness: { table: ledger, column: at, max-lag: 30d }\n",
     ),

@@ -126,7 +126,7 @@ impl AwsBackup {
     }
 
     /// The newest completed restore job of the restore testing plan that has no validation result yet
-    /// (ListRestoreJobs by the plan's ARN and status COMPLETED), of `resource-arn` when given.
+    /// (ListRestoreJobs by the plan's ARN and status COMPLETED) of `resource-arn` (config requires it).
     async fn find_tested_job(&self, plan: &str) -> Result<TestedJob, DrillError> {
         let got = self
             .backup
@@ -154,8 +154,9 @@ impl AwsBackup {
             for j in page.restore_jobs() {
                 if j.validation_status().is_some()
                     || j.status() != Some(&RestoreJobStatus::Completed)
-                    || (!self.spec.resource_arn.is_empty()
-                        && j.source_resource_arn() != Some(self.spec.resource_arn.as_str()))
+                    // Only `resource-arn`'s restores: a verdict on another team's job is not ours to write.
+                    || self.spec.resource_arn.is_empty()
+                    || j.source_resource_arn() != Some(self.spec.resource_arn.as_str())
                 {
                     continue;
                 }
@@ -190,13 +191,9 @@ impl AwsBackup {
         }
         newest.map(|(_, j)| j).ok_or_else(|| {
             DrillError::NoWindow(format!(
-                "restore testing plan `{plan}` has no completed RDS restore job{} without a validation result \
-                 to validate: it restores on its own schedule, run the drill after its next restore",
-                if self.spec.resource_arn.is_empty() {
-                    String::new()
-                } else {
-                    format!(" of `{}`", self.spec.resource_arn)
-                }
+                "restore testing plan `{plan}` has no completed RDS restore job of `{}` without a validation \
+                 result to validate: it restores on its own schedule, run the drill after its next restore",
+                self.spec.resource_arn
             ))
         })
     }

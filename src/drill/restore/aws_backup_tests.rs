@@ -468,8 +468,7 @@ fn plan_spec(connect: &str, expect: &str) -> DrillSpec {
         "name: plan-drill\n\
          restore:\n  aws-backup:\n\
          \x20   restore-testing-plan: {PLAN}\n\
-         \x20   subnet-group: drills-isolated\n\
-         \x20   security-groups: [sg-0123456789abcdef0]\n\
+         \x20   resource-arn: {SOURCE_ARN}\n\
          \x20   database: rst\n\
          \x20   sslmode: disable\n\
          \x20   {connect}\n\
@@ -520,6 +519,16 @@ fn plan_jobs(jobs: fn() -> Vec<aws_sdk_backup::types::RestoreJobsListMember>) ->
 }
 
 fn plan_job(id: &str, created: &str, hours_ago: i64, validated: bool) -> aws_sdk_backup::types::RestoreJobsListMember {
+    plan_job_of(SOURCE_ARN, id, created, hours_ago, validated)
+}
+
+fn plan_job_of(
+    source: &str,
+    id: &str,
+    created: &str,
+    hours_ago: i64,
+    validated: bool,
+) -> aws_sdk_backup::types::RestoreJobsListMember {
     use aws_sdk_backup::types::{RestoreJobCreator, RestoreValidationStatus};
     let at = |h: i64| aws_smithy_types::DateTime::from_secs(Utc::now().timestamp() - h * 3600);
     aws_sdk_backup::types::RestoreJobsListMember::builder()
@@ -527,7 +536,7 @@ fn plan_job(id: &str, created: &str, hours_ago: i64, validated: bool) -> aws_sdk
         .status(RestoreJobStatus::Completed)
         .recovery_point_arn("arn:aws:rds:ap-southeast-1:111122223333:snapshot:awsbackup:job-9a8b")
         .recovery_point_creation_date(at(hours_ago + 20))
-        .source_resource_arn(SOURCE_ARN)
+        .source_resource_arn(source)
         .resource_type("RDS")
         .created_resource_arn(created)
         .creation_date(at(hours_ago + 1))
@@ -537,9 +546,17 @@ fn plan_job(id: &str, created: &str, hours_ago: i64, validated: bool) -> aws_sdk
         .build()
 }
 
-/// The newest job without a validation result (a newer one already validated is left alone).
+/// The newest job of `resource-arn` without a validation result (a newer one already validated, and a newer
+/// one of another team's database in the same plan, are left alone).
 fn plan_jobs_list() -> Vec<aws_sdk_backup::types::RestoreJobsListMember> {
     vec![
+        plan_job_of(
+            "arn:aws:rds:ap-southeast-1:111122223333:db:other-team-db",
+            "job-other-team",
+            "arn:aws:rds:ap-southeast-1:111122223333:db:awsbackup-restore-test-7777",
+            0,
+            false,
+        ),
         plan_job("job-old", "arn:aws:rds:ap-southeast-1:111122223333:db:awsbackup-restore-test-0001", 30, false),
         plan_job("job-test", TESTED_ARN, 2, false),
         plan_job("job-done", "arn:aws:rds:ap-southeast-1:111122223333:db:awsbackup-restore-test-9999", 1, true),
