@@ -328,13 +328,14 @@ pub(super) async fn plan(
 /// Cancels on SIGINT or SIGTERM; the runs then tear down and write `error` reports.
 pub(crate) fn cancel_on_signals() -> Cancel {
     let (tx, cancel) = Cancel::new();
+    // Registered now, not inside the task: a task may not have run yet when the first signal comes (a
+    // loaded machine), and an unregistered SIGTERM kills the process without a teardown.
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let (Ok(mut term), Ok(mut int)) = signals else { return };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         tracing::warn!("signal received: tearing down and writing reports");
