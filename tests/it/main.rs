@@ -23,6 +23,8 @@ mod aws_drill;
 #[cfg(feature = "slow-tests")]
 mod evidence;
 #[cfg(feature = "slow-tests")]
+mod heartbeat;
+#[cfg(feature = "slow-tests")]
 mod iam_lint;
 #[cfg(feature = "slow-tests")]
 mod local_drill;
