@@ -332,7 +332,7 @@ fn check_restore_testing_login(p: &mut Problems<'_>, restore: &RestoreSpec, sour
 }
 
 /// An RPO objective that no run could measure would fail every run after a full restore: an AWS restore
-/// shows no replay time (the instance restarts after recovery), so only a freshness check measures it; a
+/// shows no replay time (the instance restarts after recovery), so only a heartbeat or freshness check measures it; a
 /// database restored by hand needs `restored-to` or a freshness check. A heartbeat check measures it for
 /// every provider, so it is accepted in place of a freshness check.
 fn check_rpo_measurable(p: &mut Problems<'_>, restore: &RestoreSpec, checks: &[CheckSpec]) {
@@ -341,10 +341,10 @@ fn check_rpo_measurable(p: &mut Problems<'_>, restore: &RestoreSpec, checks: &[C
     }
     let why = match restore {
         RestoreSpec::AwsRdsInstance(_) | RestoreSpec::AwsAuroraCluster(_) | RestoreSpec::AwsBackup(_) => {
-            "an AWS restore shows no replay time, so only a freshness check can measure the RPO"
+            "an AWS restore shows no replay time, so only a heartbeat or freshness check can measure the RPO"
         }
         RestoreSpec::ExistingPostgres(e) if e.restored_to.is_none() => {
-            "a database restored by hand has no replay time: give `restored-to` or add a freshness check"
+            "a database restored by hand has no replay time: give `restored-to` or add a heartbeat or freshness check"
         }
         _ => return,
     };
@@ -1061,4 +1061,33 @@ pub(crate) fn is_identifier(s: &str) -> bool {
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod heartbeat_tests {
+    const AWS: &str = "restore: { aws-rds-instance: { source-instance: prod-db, subnet-group: g, security-groups: [sg-1] } }\n\
+                       objectives: { rto: 1h, rpo: 5m }\n";
+
+    /// `drill validate` accepts a heartbeat check where it demands a freshness check (the RPO is measurable).
+    #[test]
+    fn a_heartbeat_check_measures_the_rpo_where_a_freshness_check_is_demanded() {
+        let none = super::problem_lines(&format!("{AWS}verify: [ {{ schema: {{ tables: [t] }} }} ]\n"));
+        assert!(none.iter().any(|l| l.contains("objectives.rpo:") && l.contains("- heartbeat: {}")), "{none:?}");
+        assert!(super::problem_lines(&format!("{AWS}verify: [ {{ heartbeat: {{}} }} ]\n")).is_empty());
+        let spec = super::parse_drill(
+            &format!("{AWS}verify: [ {{ heartbeat: {{ max-lag: 10s }} }} ]\n"),
+            std::path::Path::new("h.yaml"),
+        )
+        .unwrap();
+        let [super::CheckSpec::Heartbeat(h)] = spec.verify.as_slice() else { panic!("{:?}", spec.verify) };
+        assert_eq!(h.max_lag, Some(std::time::Duration::from_secs(10)));
+        assert_eq!((spec.verify[0].kind(), spec.verify[0].name().as_str()), ("heartbeat", "heartbeat"));
+        let bad = super::problem_lines(&format!(
+            "{AWS}verify: [ {{ heartbeat: {{ max-lag: soon }} }}, {{ heartbeat: {{}} }} ]\n"
+        ));
+        assert!(bad.iter().any(|l| l.contains("verify[0].heartbeat.max-lag: invalid duration `soon`")), "{bad:?}");
+        assert!(bad.iter().any(|l| l.contains("verify[1].heartbeat: one heartbeat check is enough")), "{bad:?}");
+        let unknown = super::problem_lines(&format!("{AWS}verify: [ {{ heartbeat: {{ table: x }} }} ]\n"));
+        assert!(unknown.iter().any(|l| l.contains("unknown field `table`")), "{unknown:?}");
+    }
 }

@@ -126,7 +126,7 @@ pub(super) fn measure(
         (None, None, Some((floor, basis)), _) if exact => (Some(secs(target - floor).max(0.0)), basis.to_string()),
         (None, None, Some((floor, basis)), _) => (Some(secs(target - floor)), basis.to_string()),
         (None, None, None, _) => {
-            (None, "not measured: no replay time is visible; add a freshness check on an append-only table".into())
+            (None, "not measured: no replay time is visible; add a heartbeat check (`stackdrill heartbeat install`) or a freshness check on an append-only table".into())
         }
     };
     let rto_met = rto.is_some_and(|v| v <= objectives.rto.as_secs_f64());
@@ -201,5 +201,45 @@ mod bucket_tests {
         super::judge_buckets(&mut slow, &[bucket(601.0)], &objectives);
         assert_eq!(slow.verdict, Verdict::Failed);
         assert_eq!(slow.reason.as_deref(), Some("bucket restore `files` took 10m 01s, over the RTO objective 10m 00s"));
+    }
+}
+
+#[cfg(test)]
+mod heartbeat_tests {
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    use crate::config::{CheckSpec, HeartbeatSpec, Objectives};
+    use crate::drill::verify::{CheckResult, CheckStatus, HeartbeatPoint};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc() + TimeDelta::seconds(s)
+    }
+
+    fn with(point: HeartbeatPoint) -> Vec<CheckResult> {
+        let spec = CheckSpec::Heartbeat(HeartbeatSpec { max_lag: None });
+        let mut r = CheckResult::new(&spec, CheckStatus::Passed, "");
+        r.heartbeat = Some(point);
+        vec![r]
+    }
+
+    /// The heartbeat outranks the newest commit replayed: it is the data the restore really holds.
+    #[test]
+    fn the_heartbeat_is_the_rpo_basis_and_the_objective_fails_past_it() {
+        let o = Objectives { rto: std::time::Duration::from_secs(600), rpo: std::time::Duration::from_secs(10) };
+        let checks = with(HeartbeatPoint { at: t(70), reference: t(100), latest: false });
+        let m = super::measure(&o, true, Some(1.0), t(100), Some(t(99)), &checks, None);
+        assert_eq!(m.rpo, Some(30.0));
+        assert!(!m.rpo_met);
+        assert_eq!(m.recovery_point, Some((t(70), t(100))));
+        assert_eq!(m.rpo_basis, "the newest heartbeat in the restore (the recovery point it reached), from the target");
+        // `latest`: from the source's newest heartbeat; one after it lost nothing.
+        let checks = with(HeartbeatPoint { at: t(101), reference: t(95), latest: true });
+        let m = super::measure(&o, true, Some(1.0), t(100), None, &checks, None);
+        assert_eq!(m.rpo, Some(0.0));
+        assert!(m.rpo_met);
+        assert!(m.rpo_basis.ends_with("from the source's newest heartbeat when the drill planned"), "{}", m.rpo_basis);
+        // Nothing restored: nothing measured, whatever a check said.
+        let m = super::measure(&o, false, None, t(100), None, &checks, None);
+        assert_eq!((m.rpo, m.recovery_point), (None, None));
     }
 }

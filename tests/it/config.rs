@@ -47,7 +47,7 @@ fn broken_files_name_file_line_column_and_key() {
             "kind.yaml",
             format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - chekcsum: {{ table: t }}\n"),
             &[
-                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `amcheck`, `schema`, `object-references`, `objects` (did you mean `checksum`?)",
+                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `heartbeat`, `amcheck`, `schema`, `object-references`, `objects` (did you mean `checksum`?)",
             ],
         ),
         (
@@ -194,7 +194,7 @@ fn aws_restore_blocks_are_validated_together() {
         "aws.yaml:6:13: `restore.aws-rds-instance.region` `us-east-1` is outside the allowed residency ap-southeast-1",
         "aws.yaml:7:14: `restore.aws-rds-instance.sslmode` verify-full needs `ca-bundle`",
         "aws.yaml:8:20: `restore.aws-rds-instance.expires-after` must be at least 10m",
-        "aws.yaml:9:29: `objectives.rpo` an AWS restore shows no replay time, so only a freshness check can measure the RPO",
+        "aws.yaml:9:29: `objectives.rpo` an AWS restore shows no replay time, so only a heartbeat or freshness check can measure the RPO",
         "error: 8 problem(s) in 1 file(s)",
     ] {
         assert!(stderr.contains(e), "expected `{e}` in:\n{stderr}");

@@ -236,3 +236,53 @@ async fn object_references_name_missing_resized_corrupt_and_orphan_objects() {
     let r = check(&ctx2, spec2(true)).await;
     assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
 }
+
+/// The heartbeat check on a real cluster: the recovery point is the restore's newest heartbeat; past the
+/// target fails; for `latest` the reference is the source's newest heartbeat at the target; no table fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_is_the_recovery_point_measured_from_the_target_or_the_sources_newest() {
+    use crate::config::HeartbeatSpec;
+    let db = TestDb::start().await;
+    let spec = |max_lag| CheckSpec::Heartbeat(HeartbeatSpec { max_lag });
+    let r = check(&db.ctx(t0()), spec(None)).await;
+    assert_eq!(r.status, CheckStatus::Failed);
+    assert!(r.detail.contains("no `stackdrill.heartbeat` table"), "{}", r.detail);
+    assert!(r.heartbeat.is_none());
+    db.both(
+        "create schema stackdrill; create table stackdrill.heartbeat (at timestamptz primary key);
+         insert into stackdrill.heartbeat select '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 second'
+         from generate_series(0, 100) g;",
+    )
+    .await;
+    db.src
+        .batch_execute(
+            "insert into stackdrill.heartbeat select '2026-01-01T00:00:00Z'::timestamptz + g * interval '1 second'
+             from generate_series(101, 200) g",
+        )
+        .await
+        .unwrap();
+    let newest = t0() + chrono::Duration::seconds(100);
+    // A target 5.5 s after the restore's newest heartbeat: RPO 5.5 s, within the 60 s objective, not 5 s.
+    let target = newest + chrono::Duration::milliseconds(5500);
+    let r = check(&db.ctx(target), spec(None)).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    let h = r.heartbeat.unwrap();
+    assert_eq!((h.at, h.reference, h.rpo_seconds()), (newest, target, 5.5));
+    let r = check(&db.ctx(target), spec(Some(Duration::from_secs(5)))).await;
+    assert_eq!(r.status, CheckStatus::Failed);
+    assert!(r.detail.contains("is 5.5s before the target"), "{}", r.detail);
+    // The restore holds a heartbeat 3 s after the target: it went past it.
+    let r = check(&db.ctx(newest - chrono::Duration::seconds(3)), spec(None)).await;
+    assert_eq!(r.status, CheckStatus::Failed);
+    assert!(r.detail.ends_with("is after the target: the restore went past it"), "{}", r.detail);
+    // `latest`, planned at 150 s: the source's newest heartbeat then is the reference, 50 s after the restore's.
+    let planned = t0() + chrono::Duration::milliseconds(150_400);
+    let latest = Context { latest: true, ..db.ctx(planned) };
+    let r = check(&latest, spec(None)).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    let h = r.heartbeat.unwrap();
+    assert_eq!((h.reference, h.rpo_seconds()), (t0() + chrono::Duration::seconds(150), 50.0));
+    let r = check(&latest, spec(Some(Duration::from_secs(10)))).await;
+    assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
+    assert!(r.detail.contains("before the source's newest heartbeat"), "{}", r.detail);
+}
