@@ -127,6 +127,9 @@ fn objectives(o: &mut String, r: &Report) {
     if let Some(c) = &m.newest_commit {
         let _ = writeln!(o, "Newest commit present in the restore: {}.", t(c));
     }
+    if let Some(p) = &m.recovery_point {
+        let _ = writeln!(o, "Recovery point reached (newest heartbeat in the restore): {}.", t(p));
+    }
     let _ = writeln!(o, "RPO basis: {}.\n", cell(&m.rpo_basis));
 }
 
@@ -185,6 +188,23 @@ fn connections(o: &mut String, r: &Report) {
     if !r.neutralised.is_empty() {
         let _ = writeln!(o, "\nThe restored copy was made inert before anything connected to it:\n");
         for n in &r.neutralised {
+            let _ = writeln!(o, "- {}", cell(n));
+        }
+    }
+    if let Some(i) = &r.inert {
+        let _ = writeln!(
+            o,
+            "\nBefore the checks, {} of {} pg_cron job(s) in the copy were set inactive.",
+            i.cron_jobs_deactivated,
+            i.cron_jobs.len()
+        );
+        if let Some(q) = i.pg_net_queued {
+            let _ = writeln!(o, "pg_net had {q} request(s) queued.");
+        }
+        if !i.foreign_servers.is_empty() {
+            let _ = writeln!(o, "Foreign servers: {}.", cell(&i.foreign_servers.join(", ")));
+        }
+        for n in &i.notes {
             let _ = writeln!(o, "- {}", cell(n));
         }
     }
