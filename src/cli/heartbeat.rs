@@ -38,7 +38,7 @@ pub(super) async fn run(cmd: HeartbeatCommand, aws: &crate::aws::AwsSettings) ->
                         humantime::format_duration(keep)
                     )),
                     Writer::Stackdrill { why } => printer.line(format!(
-                        "{why}: `stackdrill heartbeat run {drill} --every {}` writes the rows",
+                        "{why}: run `stackdrill heartbeat run {drill} --every {}` to write the rows",
                         humantime::format_duration(every)
                     )),
                 }

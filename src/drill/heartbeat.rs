@@ -121,12 +121,8 @@ pub(crate) async fn install(
                 .map_err(HeartbeatError::db("schedule the pg_cron job"))?;
             Writer::PgCron { version: v, schedule }
         }
-        Some(v) => Writer::Stackdrill {
-            why: format!("pg_cron {v} takes no schedule in seconds (1.5 does): run `stackdrill heartbeat run`"),
-        },
-        None => Writer::Stackdrill {
-            why: "no pg_cron in this database: run `stackdrill heartbeat run` (or install pg_cron 1.5+ here)".into(),
-        },
+        Some(v) => Writer::Stackdrill { why: format!("pg_cron {v} here takes no schedule in seconds (1.5 does)") },
+        None => Writer::Stackdrill { why: "no pg_cron in this database".into() },
     };
     Ok(Installed { table: HEARTBEAT_TABLE, writer })
 }
