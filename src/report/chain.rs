@@ -221,146 +221,189 @@ pub(crate) fn verify_from(
     allow_unsigned: bool,
     anchor: Option<&Entry>,
 ) -> std::io::Result<Verified> {
-    let mut v = Verified::default();
     let base = anchor.map_or(0, |a| a.seq);
-    let mut prev: Option<String> = anchor.map(|a| a.sha256.clone());
-    let mut listed = std::collections::HashSet::new();
-    // Unsigned entries since the last signed one (sequence number, where).
-    let mut uncovered: Vec<(u64, String)> = Vec::new();
-    let mut problems = Vec::new();
-    let mut problem = |seq: Option<u64>, at: String, what: String| problems.push(Problem { seq, at, what });
+    let mut walk = Walk {
+        dir,
+        trust,
+        allow_unsigned,
+        v: Verified::default(),
+        prev: anchor.map(|a| a.sha256.clone()),
+        listed: std::collections::HashSet::new(),
+        uncovered: Vec::new(),
+        problems: Vec::new(),
+        taken: Vec::new(),
+    };
     let entries = read(dir)?;
     let losses = losses(dir, &entries);
-    // Losses taken on the word of their record: (lost entry, its record), checked once the record's
-    // signature is known.
-    let mut taken: Vec<(u64, u64, String)> = Vec::new();
     for (i, e) in entries.into_iter().enumerate() {
-        let e = match e {
-            Ok(e) => e,
-            Err(msg) => {
-                problem(None, format!("{LEDGER} entry {}", base + i as u64 + 1), msg);
-                prev = None;
-                continue;
-            }
-        };
         let expected = base + i as u64 + 1;
+        match e {
+            Ok(e) => walk.entry(e, expected, &losses),
+            Err(msg) => {
+                walk.problem(None, format!("{LEDGER} entry {expected}"), msg);
+                walk.prev = None;
+            }
+        }
+    }
+    Ok(walk.finish())
+}
+
+/// One walk along the chain ([`verify_from`]): what it has found so far.
+struct Walk<'a> {
+    dir: &'a Path,
+    trust: &'a Trust,
+    allow_unsigned: bool,
+    v: Verified,
+    /// The sha256 of the entry before the next one.
+    prev: Option<String>,
+    listed: std::collections::HashSet<String>,
+    /// Unsigned entries since the last signed one (sequence number, where).
+    uncovered: Vec<(u64, String)>,
+    problems: Vec<Problem>,
+    /// Losses taken on the word of their record: (lost entry, its record, where), checked once the
+    /// record's signature is known.
+    taken: Vec<(u64, u64, String)>,
+}
+
+impl Walk<'_> {
+    fn problem(&mut self, seq: Option<u64>, at: String, what: String) {
+        self.problems.push(Problem { seq, at, what });
+    }
+
+    /// One ledger entry, the `expected`-th: its links, its document (or its loss record), its signature.
+    fn entry(&mut self, e: Entry, expected: u64, losses: &std::collections::HashMap<u64, (u64, String)>) {
         let at = format!("entry {expected} ({} `{}`, {})", e.kind, e.id, e.file);
-        listed.insert(e.file.clone());
-        if e.seq != expected {
-            problem(
-                Some(e.seq),
-                at.clone(),
-                format!("sequence number {} where {expected} was expected: an entry was removed or reordered", e.seq),
-            );
-        }
-        if e.previous != prev {
-            problem(
-                Some(e.seq),
-                at.clone(),
-                format!(
-                    "links to {} but the entry before it has sha256 {}: an entry was deleted, inserted or reordered",
-                    short(e.previous.as_deref()),
-                    short(prev.as_deref())
-                ),
-            );
-        }
-        prev = Some(e.sha256.clone());
+        self.listed.insert(e.file.clone());
+        self.links(&e, expected, &at);
         if let Some((record, reason)) = losses.get(&e.seq)
-            && !matches!(document(dir, &e), Ok((_, _, ref found)) if found.is_empty())
+            && !matches!(document(self.dir, &e), Ok((_, _, ref found)) if found.is_empty())
         {
-            v.lost.push(Problem {
+            self.v.lost.push(Problem {
                 seq: Some(e.seq),
                 at: at.clone(),
                 what: format!("lost, as entry {record} records: {reason}"),
             });
-            taken.push((e.seq, *record, at));
-            continue;
+            self.taken.push((e.seq, *record, at));
+            return;
         }
-        let (bytes, doc) = match document(dir, &e) {
+        let (bytes, doc) = match document(self.dir, &e) {
             Ok((bytes, doc, found)) => {
                 for what in found {
-                    problem(Some(e.seq), at.clone(), what);
+                    self.problem(Some(e.seq), at.clone(), what);
                 }
                 (bytes, doc)
             }
             Err(why) => {
-                problem(Some(e.seq), at, why);
-                continue;
+                self.problem(Some(e.seq), at, why);
+                return;
             }
         };
-        let state = match signature(dir, &e.file, &bytes, &doc, trust) {
-            Ok(SigState::Unsigned) if v.signed > 0 && !allow_unsigned => {
-                problem(Some(e.seq), at.clone(), unsigned_after(v.signed));
+        let state = self.signature(&e, &at, &bytes, &doc);
+        self.v.states.insert(e.seq, state);
+        self.v.documents.insert(e.file, bytes);
+    }
+
+    /// The entry's sequence number and its link to the entry before it.
+    fn links(&mut self, e: &Entry, expected: u64, at: &str) {
+        if e.seq != expected {
+            self.problem(
+                Some(e.seq),
+                at.to_string(),
+                format!("sequence number {} where {expected} was expected: an entry was removed or reordered", e.seq),
+            );
+        }
+        if e.previous != self.prev {
+            let what = format!(
+                "links to {} but the entry before it has sha256 {}: an entry was deleted, inserted or reordered",
+                short(e.previous.as_deref()),
+                short(self.prev.as_deref())
+            );
+            self.problem(Some(e.seq), at.to_string(), what);
+        }
+        self.prev = Some(e.sha256.clone());
+    }
+
+    /// The entry's signature state, counting what it signs and what it leaves uncovered.
+    fn signature(&mut self, e: &Entry, at: &str, bytes: &[u8], doc: &serde_json::Value) -> SigState {
+        match signature(self.dir, &e.file, bytes, doc, self.trust) {
+            Ok(SigState::Unsigned) if self.v.signed > 0 && !self.allow_unsigned => {
+                let what = unsigned_after(self.v.signed);
+                self.problem(Some(e.seq), at.to_string(), what);
                 SigState::Broken
             }
             Ok(SigState::Unsigned) => {
-                uncovered.push((e.seq, at.clone()));
+                self.uncovered.push((e.seq, at.to_string()));
                 SigState::Unsigned
             }
             Ok(SigState::Unverified { fingerprint }) => {
-                v.signed += 1;
+                self.v.signed += 1;
                 let what = format!("signed by {fingerprint}, a key that is not trusted");
-                v.unverified.push(Problem { seq: Some(e.seq), at: at.clone(), what });
+                self.v.unverified.push(Problem { seq: Some(e.seq), at: at.to_string(), what });
                 SigState::Unverified { fingerprint }
             }
             Ok(s) => {
                 if let SigState::Verified { role, .. } = &s {
-                    v.signed += 1;
+                    self.v.signed += 1;
                     // A trusted operator's signed report covers its `previous_sha256`, and so every entry
                     // before it. A reviewer's signature (a sign-off) vouches for its decision only: a reviewer
                     // key never turns a stripped, rewritten history into a signed one.
                     if *role == super::trust::Role::Operator && e.kind == EntryKind::Report {
-                        uncovered.clear();
+                        self.uncovered.clear();
                     }
                 }
                 s
             }
             Err(why) => {
-                problem(Some(e.seq), at.clone(), why);
+                self.problem(Some(e.seq), at.to_string(), why);
                 SigState::Broken
             }
-        };
-        v.states.insert(e.seq, state);
-        v.documents.insert(e.file, bytes);
-    }
-    // A loss stands only on a record signed by a trusted operator key.
-    for (lost, record, at) in taken {
-        if matches!(v.states.get(&record), Some(SigState::Verified { role: super::trust::Role::Operator, .. })) {
-            v.lost_by.insert(lost, record);
-        } else {
-            problem(
-                Some(lost),
-                at,
-                format!(
-                    "its document is gone, and entry {record}, which records it as lost, is not signed by a trusted operator key"
-                ),
-            );
         }
     }
-    // Unsigned entries that no trusted signature after them vouches for, where the chain must be signed:
-    // a signed store whose signatures were all stripped (and an entry rewritten) stops here.
-    if let Some(why) = trust.requires_signatures().filter(|_| !allow_unsigned) {
-        for (seq, at) in uncovered {
-            problem(
-                Some(seq),
-                at,
-                format!(
-                    "not signed, and {UNCOVERED}, though {why}: its signature was \
-                     stripped, or it was written without the key (--allow-unsigned accepts it)"
-                ),
-            );
+
+    /// What only the whole chain shows: losses whose record does not stand, unsigned entries nothing
+    /// vouches for, files the ledger does not list.
+    fn finish(mut self) -> Verified {
+        // A loss stands only on a record signed by a trusted operator key.
+        for (lost, record, at) in std::mem::take(&mut self.taken) {
+            if matches!(self.v.states.get(&record), Some(SigState::Verified { role: super::trust::Role::Operator, .. }))
+            {
+                self.v.lost_by.insert(lost, record);
+            } else {
+                self.problem(
+                    Some(lost),
+                    at,
+                    format!(
+                        "its document is gone, and entry {record}, which records it as lost, is not signed by a trusted operator key"
+                    ),
+                );
+            }
         }
+        // Unsigned entries that no trusted signature after them vouches for, where the chain must be signed:
+        // a signed store whose signatures were all stripped (and an entry rewritten) stops here.
+        if let Some(why) = self.trust.requires_signatures().filter(|_| !self.allow_unsigned) {
+            for (seq, at) in std::mem::take(&mut self.uncovered) {
+                self.problem(
+                    Some(seq),
+                    at,
+                    format!(
+                        "not signed, and {UNCOVERED}, though {why}: its signature was \
+                         stripped, or it was written without the key (--allow-unsigned accepts it)"
+                    ),
+                );
+            }
+        }
+        // Reports and sign-offs in the store that the ledger does not list.
+        for f in unlisted(self.dir, &self.listed) {
+            self.problem(None, format!("`{f}`"), "is not in the ledger: inserted, or written outside the chain".into());
+        }
+        let mut v = self.v;
+        for seq in self.problems.iter().filter_map(|p| p.seq) {
+            v.states.insert(seq, SigState::Broken);
+        }
+        v.problems = self.problems;
+        v.entries = self.listed.len();
+        v
     }
-    // Reports and sign-offs in the store that the ledger does not list.
-    for f in unlisted(dir, &listed) {
-        problem(None, format!("`{f}`"), "is not in the ledger: inserted, or written outside the chain".into());
-    }
-    for seq in problems.iter().filter_map(|p| p.seq) {
-        v.states.insert(seq, SigState::Broken);
-    }
-    v.problems = problems;
-    v.entries = listed.len();
-    Ok(v)
 }
 
 /// The loss records in the ledger: lost entry → (its record's sequence number, the reason). A record
