@@ -119,8 +119,40 @@ impl Appending {
     }
 }
 
+/// What is wrong with a ledger line, an entry's document or its signature: each a broken link that
+/// `report verify` names (its text is the problem's `what`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChainError {
+    #[error("{LEDGER} line {line}: {source}")]
+    BadLine { line: usize, source: serde_json::Error },
+    #[error(
+        "`{0}` is still pending: a write was interrupted after its ledger line; `stackdrill drill cleanup` completes it"
+    )]
+    Pending(String),
+    #[error("`{0}` is missing: the report was deleted")]
+    Deleted(String),
+    #[error("the document records its signer, but its signature `{0}.sig` is missing: it was removed")]
+    SignatureRemoved(String),
+    #[error("signed, but the document records no public key")]
+    NoPublicKey,
+    #[error("the key id the document records is not its public key's")]
+    KeyIdMismatch,
+    #[error("signed, but its DSSE envelope `{0}` is missing: the statement covering its renderings was removed")]
+    EnvelopeRemoved(String),
+    #[error("bad signature: {0}")]
+    BadSignature(#[from] super::sign::BadSignature),
+    #[error("`{0}` is not covered by the signed statement: a rendering without its subject")]
+    NotCovered(String),
+    #[error("the signed statement names `{0}`, which is not a file of the store")]
+    NotAStoreFile(String),
+    #[error("`{0}` was modified: its sha256 is not the one signed")]
+    RenderingModified(String),
+    #[error("`{0}` is missing: the signed statement covers it")]
+    RenderingMissing(String),
+}
+
 /// Every ledger line, parsed (a bad line is an `Err` naming its number).
-pub(crate) fn read(dir: &Path) -> std::io::Result<Vec<Result<Entry, String>>> {
+pub(crate) fn read(dir: &Path) -> std::io::Result<Vec<Result<Entry, ChainError>>> {
     let text = match std::fs::read_to_string(dir.join(LEDGER)) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -130,7 +162,7 @@ pub(crate) fn read(dir: &Path) -> std::io::Result<Vec<Result<Entry, String>>> {
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{LEDGER} line {}: {e}", i + 1)))
+        .map(|(i, l)| serde_json::from_str(l).map_err(|source| ChainError::BadLine { line: i + 1, source }))
         .collect())
 }
 
@@ -240,7 +272,7 @@ pub(crate) fn verify_from(
         match e {
             Ok(e) => walk.entry(e, expected, &losses),
             Err(msg) => {
-                walk.problem(None, format!("{LEDGER} entry {expected}"), msg);
+                walk.problem(None, format!("{LEDGER} entry {expected}"), msg.to_string());
                 walk.prev = None;
             }
         }
@@ -294,7 +326,7 @@ impl Walk<'_> {
                 (bytes, doc)
             }
             Err(why) => {
-                self.problem(Some(e.seq), at, why);
+                self.problem(Some(e.seq), at, why.to_string());
                 return;
             }
         };
@@ -354,7 +386,7 @@ impl Walk<'_> {
                 s
             }
             Err(why) => {
-                self.problem(Some(e.seq), at.to_string(), why);
+                self.problem(Some(e.seq), at.to_string(), why.to_string());
                 SigState::Broken
             }
         }
@@ -408,7 +440,7 @@ impl Walk<'_> {
 
 /// The loss records in the ledger: lost entry → (its record's sequence number, the reason). A record
 /// counts only for an earlier entry whose ledger sha256 it names.
-fn losses(dir: &Path, entries: &[Result<Entry, String>]) -> std::collections::HashMap<u64, (u64, String)> {
+fn losses(dir: &Path, entries: &[Result<Entry, ChainError>]) -> std::collections::HashMap<u64, (u64, String)> {
     let all: Vec<&Entry> = entries.iter().filter_map(|e| e.as_ref().ok()).collect();
     let mut out = std::collections::HashMap::new();
     for r in all.iter().filter(|e| e.kind == EntryKind::Loss) {
@@ -427,17 +459,11 @@ fn losses(dir: &Path, entries: &[Result<Entry, String>]) -> std::collections::Ha
 
 /// An entry's document, read and checked against the entry: its bytes, its JSON, and each way it
 /// disagrees (digest, inner link, ledger fields); `Err` when it cannot be read.
-fn document(dir: &Path, e: &Entry) -> Result<(Vec<u8>, serde_json::Value, Vec<String>), String> {
+fn document(dir: &Path, e: &Entry) -> Result<(Vec<u8>, serde_json::Value, Vec<String>), ChainError> {
     let bytes = match std::fs::read(dir.join(&e.file)) {
         Ok(b) => b,
-        Err(_) if dir.join(format!(".pending-{}", e.file)).exists() => {
-            return Err(format!(
-                "`{}` is still pending: a write was interrupted after its ledger line; `stackdrill drill cleanup` \
-                 completes it",
-                e.file
-            ));
-        }
-        Err(_) => return Err(format!("`{}` is missing: the report was deleted", e.file)),
+        Err(_) if dir.join(format!(".pending-{}", e.file)).exists() => return Err(ChainError::Pending(e.file.clone())),
+        Err(_) => return Err(ChainError::Deleted(e.file.clone())),
     };
     let mut found = Vec::new();
     if sha256_hex(&bytes) != e.sha256 {
@@ -510,44 +536,37 @@ pub(crate) fn signature(
     bytes: &[u8],
     doc: &serde_json::Value,
     trust: &Trust,
-) -> Result<SigState, String> {
+) -> Result<SigState, ChainError> {
     use base64::Engine;
     let Ok(sig) = std::fs::read_to_string(dir.join(format!("{file}.sig"))) else {
         if !doc["signing"].is_null() {
-            return Err(format!(
-                "the document records its signer, but its signature `{file}.sig` is missing: it was removed"
-            ));
+            return Err(ChainError::SignatureRemoved(file.to_string()));
         }
         return Ok(SigState::Unsigned);
     };
     let public = doc["signing"]["public_key"]
         .as_str()
         .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
-        .ok_or("signed, but the document records no public key")?;
+        .ok_or(ChainError::NoPublicKey)?;
     let key_id = super::sign::key_id(&public);
     if doc["signing"]["key_id"].as_str() != Some(key_id.as_str()) {
-        return Err("the key id the document records is not its public key's".into());
+        return Err(ChainError::KeyIdMismatch);
     }
     // A trusted key checks with its own bytes; an untrusted one with what the document records.
     let trusted = trust.find(&key_id);
     // The envelope's statement is what covers the renderings: a signed entry without it is a broken link,
     // never an entry whose renderings go unchecked.
-    let envelope = std::fs::read_to_string(dir.join(dsse_name(file))).map_err(|_| {
-        format!(
-            "signed, but its DSSE envelope `{}` is missing: the statement covering its renderings was removed",
-            dsse_name(file)
-        )
-    })?;
+    let envelope =
+        std::fs::read_to_string(dir.join(dsse_name(file))).map_err(|_| ChainError::EnvelopeRemoved(dsse_name(file)))?;
     let renderings =
-        super::sign::verify_files(trusted.map_or(&public[..], |k| &k.public), bytes, &sig, Some(&envelope))
-            .map_err(|why| format!("bad signature: {why}"))?;
+        super::sign::verify_files(trusted.map_or(&public[..], |k| &k.public), bytes, &sig, Some(&envelope))?;
     signed_renderings(dir, &renderings)?;
     // And every rendering of the entry in the store is one the statement covers.
     let stem = file.trim_end_matches(".json");
     for ext in ["md", "html"] {
         let name = format!("{stem}.{ext}");
         if dir.join(&name).exists() && !renderings.iter().any(|(n, _)| *n == name) {
-            return Err(format!("`{name}` is not covered by the signed statement: a rendering without its subject"));
+            return Err(ChainError::NotCovered(name));
         }
     }
     let fingerprint = super::sign::fingerprint(&key_id);
@@ -558,16 +577,16 @@ pub(crate) fn signature(
 }
 
 /// Each rendering the signed statement covers (name, sha256) is in `dir` with that digest.
-fn signed_renderings(dir: &Path, renderings: &[(String, String)]) -> Result<(), String> {
+fn signed_renderings(dir: &Path, renderings: &[(String, String)]) -> Result<(), ChainError> {
     for (name, digest) in renderings {
         // The names come from a verified statement; still, only plain file names in the store are read.
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
-            return Err(format!("the signed statement names `{name}`, which is not a file of the store"));
+            return Err(ChainError::NotAStoreFile(name.clone()));
         }
         match std::fs::read(dir.join(name)) {
             Ok(b) if sha256_hex(&b) == *digest => {}
-            Ok(_) => return Err(format!("`{name}` was modified: its sha256 is not the one signed")),
-            Err(_) => return Err(format!("`{name}` is missing: the signed statement covers it")),
+            Ok(_) => return Err(ChainError::RenderingModified(name.clone())),
+            Err(_) => return Err(ChainError::RenderingMissing(name.clone())),
         }
     }
     Ok(())
