@@ -116,7 +116,9 @@ pub(crate) fn fingerprint(key_id: &str) -> String {
 
 fn pem(label: &str, der: &[u8]) -> String {
     let b64 = B64.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    // Base64 is ASCII: every 64-byte step is a character boundary.
+    let lines: Vec<&str> =
+        (0..b64.len()).step_by(64).map(|i| b64.get(i..(i + 64).min(b64.len())).unwrap_or_default()).collect();
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 

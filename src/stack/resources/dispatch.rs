@@ -313,29 +313,46 @@ pub(crate) async fn orphan(c: &Clients, arn: &str, ids: &Ids) -> Result<Option<L
     Ok(Some(Live::new(kind, name, arn)))
 }
 
+/// An SDK request builder's refusal, as the error of the call it was for.
+fn unbuilt(action: &str, e: &aws_smithy_types::error::operation::BuildError) -> AwsError {
+    AwsError {
+        kind: crate::aws::Kind::Other,
+        action: action.into(),
+        code: None,
+        message: format!("cannot build the request: {e}"),
+    }
+}
+
 /// Adds the ownership tags to an existing resource (`stack import`). Metric filters and selections have
 /// no tags: importing their parent adopts them.
 pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsError> {
     let t = tags(stack);
     match l.kind {
         ResourceKind::KmsKey => {
-            let tags =
-                t.iter().map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build().unwrap());
+            let tags = t
+                .iter()
+                .map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| unbuilt("kms:TagResource", &e))?;
             c.kms
                 .tag_resource()
                 .key_id(&l.arn)
-                .set_tags(Some(tags.collect()))
+                .set_tags(Some(tags))
                 .send()
                 .await
                 .map(|_| ())
                 .map_err(|e| classify("kms:TagResource", &e))
         }
         ResourceKind::SnsTopic => {
-            let tags = t.iter().map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build().unwrap());
+            let tags = t
+                .iter()
+                .map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| unbuilt("sns:TagResource", &e))?;
             c.sns
                 .tag_resource()
                 .resource_arn(&l.arn)
-                .set_tags(Some(tags.collect()))
+                .set_tags(Some(tags))
                 .send()
                 .await
                 .map(|_| ())

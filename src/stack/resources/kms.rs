@@ -75,13 +75,20 @@ pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), S
         .set_tags(Some(
             tags(&ctx.stack)
                 .into_iter()
-                .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build().unwrap())
-                .collect(),
+                .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
+                .collect::<Result<Vec<_>, _>>()?,
         ))
         .send()
         .await
         .map_err(|e| classify("kms:CreateKey", &e))?;
-    let m = key.key_metadata().expect("CreateKey returns metadata");
+    let Some(m) = key.key_metadata() else {
+        return Err(StepError::Aws(AwsError {
+            kind: crate::aws::Kind::Other,
+            action: "kms:CreateKey".into(),
+            code: None,
+            message: "the response holds no key metadata (no key id): nothing to alias".into(),
+        }));
+    };
     let (id, arn) = (m.key_id().to_string(), m.arn().unwrap_or_default().to_string());
     if r.props.get("rotation").and_then(|v| v.as_bool()) == Some(true) {
         c.kms.enable_key_rotation().key_id(&id).send().await.map_err(|e| classify("kms:EnableKeyRotation", &e))?;

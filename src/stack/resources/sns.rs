@@ -65,7 +65,7 @@ pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), S
         req = req.attributes("KmsMasterKeyId", key);
     }
     for (k, v) in super::tags(&ctx.stack) {
-        req = req.tags(aws_sdk_sns::types::Tag::builder().key(k).value(v).build().unwrap());
+        req = req.tags(aws_sdk_sns::types::Tag::builder().key(k).value(v).build()?);
     }
     let arn =
         req.send().await.map_err(|e| classify("sns:CreateTopic", &e))?.topic_arn().unwrap_or_default().to_string();
