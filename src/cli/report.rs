@@ -49,9 +49,10 @@ async fn trust(store: &StoreArgs, aws: &crate::aws::AwsSettings, pack: bool) -> 
             ),
         ));
     }
-    let mut trust = if explicit { Trust::default() } else { Trust::load_dir(&trusted_dir()).map_err(bad)? };
+    let mut trust =
+        if explicit { Trust::default() } else { Trust::load_dir(&trusted_dir()).map_err(|e| bad(e.to_string()))? };
     for k in &store.keys {
-        trust.add_file(k).map_err(bad)?;
+        trust.add_file(k).map_err(|e| bad(e.to_string()))?;
     }
     for k in &store.trust_kms_key {
         let signer = Signer::kms(k, aws).await.map_err(|e| Failure::could_not_run(e, None))?;
@@ -70,7 +71,7 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
     let url = dir.display().to_string();
     let s3 = crate::report::s3::S3Store::connect(&url, aws, std::time::Duration::ZERO)
         .await
-        .map_err(|e| Failure::could_not_run(anyhow!("{e}"), None))?;
+        .map_err(|e| Failure::could_not_run(anyhow!("{e}"), e.hint()))?;
     let download = tempfile::Builder::new()
         .prefix("stackdrill-store-")
         .tempdir()
@@ -84,13 +85,13 @@ pub(super) async fn open(store: &StoreArgs, aws: &crate::aws::AwsSettings) -> Re
         _download: Some(download),
     };
     let cannot = |e: String| Failure::could_not_run(anyhow!("cannot read `{}`: {e}", dir.display()), None);
-    s3.download(&view.dir).await.map_err(cannot)?;
+    s3.download(&view.dir).await.map_err(|e| cannot(e.to_string()))?;
     let entries: Vec<chain::Entry> =
         chain::read(&view.dir).map_err(|e| cannot(e.to_string()))?.into_iter().filter_map(Result::ok).collect();
     view.found = s3
         .audit_versions(store.retain)
         .await
-        .map_err(cannot)?
+        .map_err(|e| cannot(e.to_string()))?
         .into_iter()
         .map(|f| {
             let seq = chain::entry_of(&entries, &f.name);
@@ -569,9 +570,9 @@ fn export(
         drills,
         now: Utc::now(),
     };
-    let failed = |e: String| {
+    let failed = |e: String, hint: Option<&str>| {
         let code = if all.broken().is_some() { exit_codes::NOT_VERIFIED } else { exit_codes::COULD_NOT_RUN };
-        Failure { error: anyhow!("cannot write the evidence pack: {e}"), hint: None, code }
+        Failure { error: anyhow!("cannot write the evidence pack: {e}"), hint: hint.map(str::to_string), code }
     };
     let (dir, archive, _tmp): (std::path::PathBuf, Option<std::path::PathBuf>, _) = if tar {
         let archive = if out.to_string_lossy().ends_with(".tar.gz") {
@@ -580,14 +581,15 @@ fn export(
             std::path::PathBuf::from(format!("{}.tar.gz", out.display()))
         };
         let name = archive.file_name().map(|n| n.to_string_lossy().trim_end_matches(".tar.gz").to_string());
-        let tmp = tempfile::tempdir().map_err(|e| failed(e.to_string()))?;
+        let tmp = tempfile::tempdir().map_err(|e| failed(e.to_string(), None))?;
         (tmp.path().join(name.unwrap_or_else(|| "evidence".into())), Some(archive), Some(tmp))
     } else {
         (out.to_path_buf(), None, None)
     };
-    let done = crate::report::pack::export(&req, &dir, signer).map_err(failed)?;
+    let pack_failed = |e: crate::report::pack::PackError| failed(e.to_string(), e.hint());
+    let done = crate::report::pack::export(&req, &dir, signer).map_err(pack_failed)?;
     if let Some(a) = &archive {
-        crate::report::pack::tar(&dir, a).map_err(failed)?;
+        crate::report::pack::tar(&dir, a).map_err(pack_failed)?;
     }
     crate::ui::outln!(
         "wrote the evidence pack {}: {} reports, ledger entries {} to {}, {} files under a manifest signed by {}",
@@ -623,13 +625,13 @@ fn unpack(pack: &Path) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>)
 fn verify_pack(pack: &Path, previous: Option<&Path>, trust: &Trust, printer: Printer) -> Result<u8, Failure> {
     let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
     let (dir, _tmp) = unpack(pack)?;
-    let mut v = crate::report::pack::verify(&dir, trust).map_err(bad)?;
+    let mut v = crate::report::pack::verify(&dir, trust).map_err(|e| bad(e.to_string()))?;
     let mut continues = None;
     if let Some(old) = previous {
         let (old_dir, _old_tmp) = unpack(old)?;
         let at = format!("the previous pack `{}`", old.display());
         let problem = |what: String| chain::Problem { seq: None, at: at.clone(), what };
-        let o = crate::report::pack::verify(&old_dir, trust).map_err(bad)?;
+        let o = crate::report::pack::verify(&old_dir, trust).map_err(|e| bad(e.to_string()))?;
         if let Some(p) = o.chain.problems.first() {
             v.chain.problems.push(problem(format!("does not verify: {}: {}", p.at, p.what)));
         } else if !o.ok() {
@@ -642,7 +644,7 @@ fn verify_pack(pack: &Path, previous: Option<&Path>, trust: &Trust, printer: Pri
                     Err(why) => v.chain.problems.push(chain::Problem {
                         seq: None,
                         at: format!("`{}` after the previous pack", pack.display()),
-                        what: why,
+                        what: why.to_string(),
                     }),
                 },
             }
@@ -687,8 +689,12 @@ pub(super) fn period(since: Option<&str>, until: Option<&str>) -> Result<Option<
         return Ok(None);
     }
     let bad = |e: String| Failure::could_not_run(anyhow!("{e}"), None);
-    let since = since.map(|s| period::parse_bound(s, false)).transpose().map_err(bad)?;
-    let until = until.map(|s| period::parse_bound(s, true)).transpose().map_err(bad)?.unwrap_or_else(Utc::now);
+    let since = since.map(|s| period::parse_bound(s, false)).transpose().map_err(|e| bad(e.to_string()))?;
+    let until = until
+        .map(|s| period::parse_bound(s, true))
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?
+        .unwrap_or_else(Utc::now);
     let since = since.unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
     if since >= until {
         return Err(bad(format!("the period is empty: --since {since} is not before --until {until}")));
@@ -777,7 +783,8 @@ async fn sign_off(
         Some(url) => match crate::report::s3::S3Store::connect(url, aws, view.retain).await {
             Ok(s3) => s3.write_sign_off(&r.entry, reviewer, decision, note, signer).await,
             Err(e) => Err(e),
-        },
+        }
+        .map_err(|e| e.to_string()),
     }
     .map_err(|e| Failure::could_not_run(anyhow!("cannot write the sign-off: {e}"), None))?;
     crate::ui::outln!("{decision} by {reviewer}: recorded as {written} (chained after the latest entry)");

@@ -50,111 +50,127 @@ pub(crate) fn too_deep(text: &str) -> Option<(usize, usize)> {
 
 /// The depth pre-scan of [`too_deep`]: 1-based line and column of the first character past the limit.
 pub(crate) fn prescan_depth(text: &str) -> Option<(usize, usize)> {
-    #[derive(PartialEq, Clone, Copy)]
-    enum Quote {
-        None,
-        Single,
-        Double,
-    }
-    let mut flow = 0usize;
-    let mut quote = Quote::None;
-    // Indentation columns of the open block collections.
-    let mut blocks: Vec<usize> = Vec::new();
-    // The indentation of the line that opened a block scalar (`|`, `>`): deeper lines are its text.
-    let mut block_scalar: Option<usize> = None;
+    let mut scan = Prescan::default();
     for (n, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
+        if let Err(column) = scan.line(line) {
+            return Some((n + 1, column));
+        }
+    }
+    None
+}
+
+#[derive(PartialEq, Clone, Copy, Default)]
+enum Quote {
+    #[default]
+    None,
+    Single,
+    Double,
+}
+
+/// What [`prescan_depth`] carries from one line to the next.
+#[derive(Default)]
+struct Prescan {
+    flow: usize,
+    quote: Quote,
+    /// Indentation columns of the open block collections.
+    blocks: Vec<usize>,
+    /// The indentation of the line that opened a block scalar (`|`, `>`): deeper lines are its text.
+    block_scalar: Option<usize>,
+}
+
+impl Prescan {
+    /// One line (without its line break); `Err` with the 1-based column of the first character past the limit.
+    fn line(&mut self, line: &str) -> Result<(), usize> {
         let bytes = line.as_bytes();
         let indent = bytes.iter().take_while(|&&b| b == b' ').count();
         let blank = indent == bytes.len() || bytes[indent] == b'#';
-        if let Some(parent) = block_scalar {
+        if let Some(parent) = self.block_scalar {
             if blank || indent > parent {
-                continue;
+                return Ok(());
             }
-            block_scalar = None;
+            self.block_scalar = None;
         }
         let mut i = 0;
         // A line that starts inside a flow collection or a quoted scalar continues it: its indentation says
         // nothing about block nesting.
-        if flow == 0 && quote == Quote::None {
+        if self.flow == 0 && self.quote == Quote::None {
             if blank {
-                continue;
+                return Ok(());
             }
-            while blocks.last().is_some_and(|&top| top > indent) {
-                blocks.pop();
-            }
-            if blocks.last() != Some(&indent) {
-                blocks.push(indent);
-            }
-            i = indent;
-            // `- - - x`: each entry marker opens a sequence one level deeper on the same line.
-            while i < bytes.len() && bytes[i] == b'-' && bytes.get(i + 1).is_none_or(|&b| b == b' ') {
-                i += 1;
-                while i < bytes.len() && bytes[i] == b' ' {
-                    i += 1;
-                }
-                if i < bytes.len() {
-                    blocks.push(i);
-                }
-                if blocks.len() > MAX_DEPTH {
-                    return Some((n + 1, i + 1));
-                }
-            }
-            if blocks.len() > MAX_DEPTH {
-                return Some((n + 1, indent + 1));
+            i = self.blocks(bytes, indent)?;
+        }
+        let content_end = self.content(line, i, indent)?;
+        // `- |` opens a block scalar too.
+        if self.flow == 0 && self.quote == Quote::None && self.block_scalar.is_none() {
+            let t = line[..content_end].trim_end();
+            if t.ends_with("- |") || t.ends_with("- >") || t == "|" || t == ">" {
+                self.block_scalar = Some(indent);
             }
         }
+        Ok(())
+    }
+
+    /// The block collections a line at `indent` closes and opens; where its content starts.
+    fn blocks(&mut self, bytes: &[u8], indent: usize) -> Result<usize, usize> {
+        while self.blocks.last().is_some_and(|&top| top > indent) {
+            self.blocks.pop();
+        }
+        if self.blocks.last() != Some(&indent) {
+            self.blocks.push(indent);
+        }
+        let mut i = indent;
+        // `- - - x`: each entry marker opens a sequence one level deeper on the same line.
+        while i < bytes.len() && bytes[i] == b'-' && bytes.get(i + 1).is_none_or(|&b| b == b' ') {
+            i += 1;
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
+            if i < bytes.len() {
+                self.blocks.push(i);
+            }
+            if self.blocks.len() > MAX_DEPTH {
+                return Err(i + 1);
+            }
+        }
+        if self.blocks.len() > MAX_DEPTH {
+            return Err(indent + 1);
+        }
+        Ok(i)
+    }
+
+    /// The line's content from `i`: quotes, flow collections, a block scalar's `:` `|`; where the content
+    /// ends (a comment starts).
+    fn content(&mut self, line: &str, mut i: usize, indent: usize) -> Result<usize, usize> {
+        let bytes = line.as_bytes();
         // Whether the next character starts a node (so `[` or `{` there opens a flow collection): at the
         // start of the content, after `- `, `: `, `? `, or anywhere inside a flow collection.
         let mut node_start = true;
-        // Where a comment starts: `source: # - |` opens no block scalar.
-        let mut content_end = bytes.len();
         while i < bytes.len() {
             let b = bytes[i];
-            match quote {
-                Quote::Single => {
-                    if b == b'\'' {
-                        if bytes.get(i + 1) == Some(&b'\'') {
-                            i += 1;
-                        } else {
-                            quote = Quote::None;
-                            node_start = false;
-                        }
-                    }
-                    i += 1;
-                    continue;
-                }
-                Quote::Double => {
-                    if b == b'\\' {
-                        i += 1;
-                    } else if b == b'"' {
-                        quote = Quote::None;
-                        node_start = false;
-                    }
-                    i += 1;
-                    continue;
-                }
-                Quote::None => {}
+            if self.quote != Quote::None {
+                i = self.quoted(bytes, i, &mut node_start);
+                continue;
             }
             let prev_space = i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t';
             match b {
-                b'#' if prev_space => {
-                    content_end = i;
-                    break;
+                // Where a comment starts: `source: # - |` opens no block scalar.
+                b'#' if prev_space => return Ok(i),
+                b'\'' | b'"' if node_start || self.flow > 0 => {
+                    self.quote = if b == b'"' { Quote::Double } else { Quote::Single }
                 }
-                b'\'' | b'"' if node_start || flow > 0 => quote = if b == b'"' { Quote::Double } else { Quote::Single },
-                b'[' | b'{' if node_start || flow > 0 => {
-                    flow += 1;
-                    if blocks.len() + flow > MAX_DEPTH {
-                        return Some((n + 1, i + 1));
+                b'[' | b'{' if node_start || self.flow > 0 => {
+                    self.flow += 1;
+                    if self.blocks.len() + self.flow > MAX_DEPTH {
+                        return Err(i + 1);
                     }
                     node_start = true;
                 }
-                b']' | b'}' if flow > 0 => {
-                    flow -= 1;
+                b']' | b'}' if self.flow > 0 => {
+                    self.flow -= 1;
                     node_start = false;
                 }
-                b',' if flow > 0 => node_start = true,
+                b',' if self.flow > 0 => node_start = true,
                 b' ' | b'\t' => {}
                 // A tag or an anchor may stand before the node it names.
                 b'!' | b'&' if node_start => {
@@ -164,28 +180,35 @@ pub(crate) fn prescan_depth(text: &str) -> Option<(usize, usize)> {
                 }
                 b'-' | b':' | b'?' if bytes.get(i + 1).is_none_or(|&c| c == b' ' || c == b'\t') => {
                     node_start = true;
-                    if b == b':' && flow == 0 {
+                    if b == b':' && self.flow == 0 {
                         let rest = line[i + 1..].trim_start();
                         if rest.starts_with('|') || rest.starts_with('>') {
-                            block_scalar = Some(indent);
-                            break;
+                            self.block_scalar = Some(indent);
+                            return Ok(bytes.len());
                         }
                     }
                 }
-                b':' if flow > 0 => node_start = true,
+                b':' if self.flow > 0 => node_start = true,
                 _ => node_start = false,
             }
             i += 1;
         }
-        // `- |` opens a block scalar too.
-        if flow == 0 && quote == Quote::None && block_scalar.is_none() {
-            let t = line[..content_end].trim_end();
-            if t.ends_with("- |") || t.ends_with("- >") || t == "|" || t == ">" {
-                block_scalar = Some(indent);
-            }
-        }
+        Ok(bytes.len())
     }
-    None
+
+    /// One character `bytes[i]` inside a quoted scalar; where the scan goes on.
+    fn quoted(&mut self, bytes: &[u8], mut i: usize, node_start: &mut bool) -> usize {
+        match (self.quote, bytes[i]) {
+            (Quote::Single, b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 1,
+            (Quote::Double, b'\\') => i += 1,
+            (Quote::Single, b'\'') | (Quote::Double, b'"') => {
+                self.quote = Quote::None;
+                *node_start = false;
+            }
+            _ => {}
+        }
+        i + 1
+    }
 }
 
 /// The event parser's count (gives up on text that does not parse; the pre-scan does not). The parser

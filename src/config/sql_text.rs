@@ -21,100 +21,126 @@ pub(crate) fn single_statement(query: &str) -> Result<(), String> {
                     .into(),
             );
         }
-        match c {
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
+        // Each token's last byte: the scan goes on after it.
+        i = match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => line_comment(b, i),
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                // Block comments nest in PostgreSQL.
-                let mut depth = 0usize;
-                while i < b.len() {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+                i = block_comment(b, i);
                 continue;
             }
-            b'\'' => {
-                // E'…' strings take backslash escapes; '' is a quote in every string.
-                let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !is_ident(b[i - 2]));
-                i += 1;
-                while i < b.len() {
-                    if escapes && b[i] == b'\\' {
-                        i += 2;
-                        continue;
-                    }
-                    // A backslash in a plain '…' string is a character with standard_conforming_strings=on
-                    // and an escape with it off, which the restored database may set: `'\''` would then not
-                    // end there and a `;` after it would end a statement. Refused rather than guessed (the
-                    // check's session does not pin the setting): E'…' says what is meant either way.
-                    if !escapes && b[i] == b'\\' {
-                        return Err("holds a backslash in a plain '…' string, which reads differently when the \
-                             restored database sets standard_conforming_strings=off: write E'…' for an escape"
-                            .into());
-                    }
-                    if b[i] == b'\'' {
-                        if b.get(i + 1) == Some(&b'\'') {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            b'"' => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == b'"' {
-                        if b.get(i + 1) == Some(&b'"') {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-            }
+            b'\'' => string(b, i)?,
+            b'"' => quoted_identifier(b, i),
+            // An identifier or number runs on through letters, digits, `_` and `$` (PostgreSQL reads
+            // `a$$$` as one identifier): a `$` inside it opens no dollar quote.
             c if is_ident(c) => {
-                // An identifier or number runs on through letters, digits, `_` and `$` (PostgreSQL reads
-                // `a$$$` as one identifier): a `$` inside it opens no dollar quote.
                 while i + 1 < b.len() && (is_ident(b[i + 1]) || b[i + 1] == b'$') {
                     i += 1;
                 }
+                i
             }
-            b'$' if i == 0 || !is_ident(b[i - 1]) => {
-                // $tag$ … $tag$ (the tag: letters, digits, underscores, not starting with a digit).
-                let start = i;
-                let mut j = i + 1;
-                while j < b.len() && is_ident(b[j]) && b[j] != b'$' {
-                    j += 1;
-                }
-                if j < b.len() && b[j] == b'$' && !b.get(start + 1).is_some_and(u8::is_ascii_digit) {
-                    let tag = &query[start..=j];
-                    match query[j + 1..].find(tag) {
-                        Some(k) => i = j + 1 + k + tag.len() - 1,
-                        None => i = b.len(),
-                    }
-                }
+            b'$' if i == 0 || !is_ident(b[i - 1]) => dollar_quoted(query, i),
+            b';' => {
+                ended_at = Some(i);
+                i
             }
-            b';' => ended_at = Some(i),
-            _ => {}
+            _ => i,
+        } + 1;
+    }
+    Ok(())
+}
+
+/// A `--` comment at `i`: its line's end.
+fn line_comment(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i] != b'\n' {
+        i += 1;
+    }
+    i
+}
+
+/// A `/* */` comment at `i`: the byte after it. Block comments nest in PostgreSQL.
+fn block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                break;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    i
+}
+
+/// A `'…'` string at `i`: its closing quote.
+fn string(b: &[u8], mut i: usize) -> Result<usize, String> {
+    // E'…' strings take backslash escapes; '' is a quote in every string.
+    let escapes = i > 0 && matches!(b[i - 1], b'e' | b'E') && (i < 2 || !is_ident(b[i - 2]));
+    i += 1;
+    while i < b.len() {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        // A backslash in a plain '…' string is a character with standard_conforming_strings=on
+        // and an escape with it off, which the restored database may set: `'\''` would then not
+        // end there and a `;` after it would end a statement. Refused rather than guessed (the
+        // check's session does not pin the setting): E'…' says what is meant either way.
+        if !escapes && b[i] == b'\\' {
+            return Err("holds a backslash in a plain '…' string, which reads differently when the \
+                 restored database sets standard_conforming_strings=off: write E'…' for an escape"
+                .into());
+        }
+        if b[i] == b'\'' {
+            if b.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            break;
         }
         i += 1;
     }
-    Ok(())
+    Ok(i)
+}
+
+/// A `"…"` identifier at `i`: its closing quote.
+fn quoted_identifier(b: &[u8], mut i: usize) -> usize {
+    i += 1;
+    while i < b.len() {
+        if b[i] == b'"' {
+            if b.get(i + 1) == Some(&b'"') {
+                i += 2;
+                continue;
+            }
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// A `$` at `i`: when it opens `$tag$ … $tag$` (the tag: letters, digits, underscores, not starting with a
+/// digit), the closing tag's last byte; else `i`.
+fn dollar_quoted(query: &str, i: usize) -> usize {
+    let b = query.as_bytes();
+    let start = i;
+    let mut j = i + 1;
+    while j < b.len() && is_ident(b[j]) && b[j] != b'$' {
+        j += 1;
+    }
+    if j < b.len() && b[j] == b'$' && !b.get(start + 1).is_some_and(u8::is_ascii_digit) {
+        let tag = &query[start..=j];
+        return match query[j + 1..].find(tag) {
+            Some(k) => j + 1 + k + tag.len() - 1,
+            None => b.len(),
+        };
+    }
+    i
 }
 
 fn is_ident(c: u8) -> bool {

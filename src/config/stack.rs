@@ -946,6 +946,7 @@ fn alarm_metric(p: &mut Problems<'_>, key: String, m: RawAlarmMetric) -> AlarmMe
 /// Metric math that CloudWatch's documentation does not give: an array function over a plain number
 /// (`MAX([calls, 1])`: arrays hold time series). Guarding a division is `IF(calls > 0, ..., 0)`.
 fn metric_math_problem(expression: &str) -> Option<String> {
+    #[expect(clippy::expect_used, reason = "a constant pattern: every stack test that loads a file compiles it")]
     let re = regex::Regex::new(r"(?i)\b(MAX|MIN|SUM|AVG)\s*\(\s*\[([^\]]*)\]").expect("a valid pattern");
     re.captures_iter(expression).find_map(|c| {
         let scalar = c[2].split(',').map(str::trim).find(|t| t.parse::<f64>().is_ok())?;

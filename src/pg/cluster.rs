@@ -241,19 +241,9 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), PgError> {
 mod tests {
     use super::*;
 
-    /// `postmaster.pid` is the OS user's to write: a pid in it that is not this data directory's
-    /// postmaster is never believed, so `stop` signals nothing.
-    #[tokio::test]
-    async fn a_forged_postmaster_pid_is_never_signalled() {
-        let dir = tempfile::Builder::new().prefix("sd-pid-").tempdir_in("/tmp").unwrap();
-        let cluster = Cluster::new(dir.path().to_path_buf(), 1).unwrap();
-        std::fs::create_dir_all(cluster.data()).unwrap();
-        let mut bystander = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        std::fs::write(
-            cluster.data().join("postmaster.pid"),
-            format!("{}\n{}\n", bystander.id(), cluster.data().display()),
-        )
-        .unwrap();
+    /// The pid in `postmaster.pid` is not believed, and `stop` finds nothing running and leaves the
+    /// bystander alive (then ends it).
+    async fn stop_signals_nothing(cluster: &Cluster, mut bystander: std::process::Child) {
         assert_eq!(cluster.postmaster_pid(), None);
         crate::cli::settings::init_process();
         let bin = PgBin::find().expect("the PostgreSQL server binaries");
@@ -265,6 +255,22 @@ mod tests {
         let _ = bystander.wait();
     }
 
+    /// `postmaster.pid` is the OS user's to write: a pid in it that is not this data directory's
+    /// postmaster is never believed, so `stop` signals nothing.
+    #[tokio::test]
+    async fn a_forged_postmaster_pid_is_never_signalled() {
+        let dir = tempfile::Builder::new().prefix("sd-pid-").tempdir_in("/tmp").unwrap();
+        let cluster = Cluster::new(dir.path().to_path_buf(), 1).unwrap();
+        std::fs::create_dir_all(cluster.data()).unwrap();
+        let bystander = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(
+            cluster.data().join("postmaster.pid"),
+            format!("{}\n{}\n", bystander.id(), cluster.data().display()),
+        )
+        .unwrap();
+        stop_signals_nothing(&cluster, bystander).await;
+    }
+
     /// The OS user replaces `data/` with a symlink to the working directory of another process and writes
     /// that process's pid into `postmaster.pid` there: the old check (canonicalise `data`, compare with
     /// `/proc/<pid>/cwd`) believed it, and `stop` SIGKILLed the bystander. The link is never followed now.
@@ -273,19 +279,10 @@ mod tests {
         let dir = tempfile::Builder::new().prefix("sd-pid-").tempdir_in("/tmp").unwrap();
         let cluster = Cluster::new(dir.path().to_path_buf(), 1).unwrap();
         let elsewhere = tempfile::Builder::new().prefix("sd-by-").tempdir_in("/tmp").unwrap();
-        let mut bystander =
-            std::process::Command::new("sleep").arg("30").current_dir(elsewhere.path()).spawn().unwrap();
+        let bystander = std::process::Command::new("sleep").arg("30").current_dir(elsewhere.path()).spawn().unwrap();
         std::fs::write(elsewhere.path().join("postmaster.pid"), format!("{}\n{}\n", bystander.id(), "/x")).unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), cluster.data()).unwrap();
-        assert_eq!(cluster.postmaster_pid(), None);
-        crate::cli::settings::init_process();
-        let bin = PgBin::find().expect("the PostgreSQL server binaries");
-        let as_user = RunAs::resolve("postgres").expect("the postgres OS user");
-        let mode = cluster.stop(&bin, &as_user, Duration::from_secs(2)).await.unwrap();
-        assert_eq!(mode, StopMode::NotRunning);
-        assert!(bystander.try_wait().unwrap().is_none(), "the bystander was signalled");
-        bystander.kill().unwrap();
-        let _ = bystander.wait();
+        stop_signals_nothing(&cluster, bystander).await;
 
         // The check still believes a real process whose working directory is the real `data`.
         std::fs::remove_file(cluster.data()).unwrap();

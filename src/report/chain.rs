@@ -119,8 +119,40 @@ impl Appending {
     }
 }
 
+/// What is wrong with a ledger line, an entry's document or its signature: each a broken link that
+/// `report verify` names (its text is the problem's `what`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChainError {
+    #[error("{LEDGER} line {line}: {source}")]
+    BadLine { line: usize, source: serde_json::Error },
+    #[error(
+        "`{0}` is still pending: a write was interrupted after its ledger line; `stackdrill drill cleanup` completes it"
+    )]
+    Pending(String),
+    #[error("`{0}` is missing: the report was deleted")]
+    Deleted(String),
+    #[error("the document records its signer, but its signature `{0}.sig` is missing: it was removed")]
+    SignatureRemoved(String),
+    #[error("signed, but the document records no public key")]
+    NoPublicKey,
+    #[error("the key id the document records is not its public key's")]
+    KeyIdMismatch,
+    #[error("signed, but its DSSE envelope `{0}` is missing: the statement covering its renderings was removed")]
+    EnvelopeRemoved(String),
+    #[error("bad signature: {0}")]
+    BadSignature(#[from] super::sign::BadSignature),
+    #[error("`{0}` is not covered by the signed statement: a rendering without its subject")]
+    NotCovered(String),
+    #[error("the signed statement names `{0}`, which is not a file of the store")]
+    NotAStoreFile(String),
+    #[error("`{0}` was modified: its sha256 is not the one signed")]
+    RenderingModified(String),
+    #[error("`{0}` is missing: the signed statement covers it")]
+    RenderingMissing(String),
+}
+
 /// Every ledger line, parsed (a bad line is an `Err` naming its number).
-pub(crate) fn read(dir: &Path) -> std::io::Result<Vec<Result<Entry, String>>> {
+pub(crate) fn read(dir: &Path) -> std::io::Result<Vec<Result<Entry, ChainError>>> {
     let text = match std::fs::read_to_string(dir.join(LEDGER)) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -130,7 +162,7 @@ pub(crate) fn read(dir: &Path) -> std::io::Result<Vec<Result<Entry, String>>> {
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{LEDGER} line {}: {e}", i + 1)))
+        .map(|(i, l)| serde_json::from_str(l).map_err(|source| ChainError::BadLine { line: i + 1, source }))
         .collect())
 }
 
@@ -221,151 +253,194 @@ pub(crate) fn verify_from(
     allow_unsigned: bool,
     anchor: Option<&Entry>,
 ) -> std::io::Result<Verified> {
-    let mut v = Verified::default();
     let base = anchor.map_or(0, |a| a.seq);
-    let mut prev: Option<String> = anchor.map(|a| a.sha256.clone());
-    let mut listed = std::collections::HashSet::new();
-    // Unsigned entries since the last signed one (sequence number, where).
-    let mut uncovered: Vec<(u64, String)> = Vec::new();
-    let mut problems = Vec::new();
-    let mut problem = |seq: Option<u64>, at: String, what: String| problems.push(Problem { seq, at, what });
+    let mut walk = Walk {
+        dir,
+        trust,
+        allow_unsigned,
+        v: Verified::default(),
+        prev: anchor.map(|a| a.sha256.clone()),
+        listed: std::collections::HashSet::new(),
+        uncovered: Vec::new(),
+        problems: Vec::new(),
+        taken: Vec::new(),
+    };
     let entries = read(dir)?;
     let losses = losses(dir, &entries);
-    // Losses taken on the word of their record: (lost entry, its record), checked once the record's
-    // signature is known.
-    let mut taken: Vec<(u64, u64, String)> = Vec::new();
     for (i, e) in entries.into_iter().enumerate() {
-        let e = match e {
-            Ok(e) => e,
-            Err(msg) => {
-                problem(None, format!("{LEDGER} entry {}", base + i as u64 + 1), msg);
-                prev = None;
-                continue;
-            }
-        };
         let expected = base + i as u64 + 1;
+        match e {
+            Ok(e) => walk.entry(e, expected, &losses),
+            Err(msg) => {
+                walk.problem(None, format!("{LEDGER} entry {expected}"), msg.to_string());
+                walk.prev = None;
+            }
+        }
+    }
+    Ok(walk.finish())
+}
+
+/// One walk along the chain ([`verify_from`]): what it has found so far.
+struct Walk<'a> {
+    dir: &'a Path,
+    trust: &'a Trust,
+    allow_unsigned: bool,
+    v: Verified,
+    /// The sha256 of the entry before the next one.
+    prev: Option<String>,
+    listed: std::collections::HashSet<String>,
+    /// Unsigned entries since the last signed one (sequence number, where).
+    uncovered: Vec<(u64, String)>,
+    problems: Vec<Problem>,
+    /// Losses taken on the word of their record: (lost entry, its record, where), checked once the
+    /// record's signature is known.
+    taken: Vec<(u64, u64, String)>,
+}
+
+impl Walk<'_> {
+    fn problem(&mut self, seq: Option<u64>, at: String, what: String) {
+        self.problems.push(Problem { seq, at, what });
+    }
+
+    /// One ledger entry, the `expected`-th: its links, its document (or its loss record), its signature.
+    fn entry(&mut self, e: Entry, expected: u64, losses: &std::collections::HashMap<u64, (u64, String)>) {
         let at = format!("entry {expected} ({} `{}`, {})", e.kind, e.id, e.file);
-        listed.insert(e.file.clone());
-        if e.seq != expected {
-            problem(
-                Some(e.seq),
-                at.clone(),
-                format!("sequence number {} where {expected} was expected: an entry was removed or reordered", e.seq),
-            );
-        }
-        if e.previous != prev {
-            problem(
-                Some(e.seq),
-                at.clone(),
-                format!(
-                    "links to {} but the entry before it has sha256 {}: an entry was deleted, inserted or reordered",
-                    short(e.previous.as_deref()),
-                    short(prev.as_deref())
-                ),
-            );
-        }
-        prev = Some(e.sha256.clone());
+        self.listed.insert(e.file.clone());
+        self.links(&e, expected, &at);
         if let Some((record, reason)) = losses.get(&e.seq)
-            && !matches!(document(dir, &e), Ok((_, _, ref found)) if found.is_empty())
+            && !matches!(document(self.dir, &e), Ok((_, _, ref found)) if found.is_empty())
         {
-            v.lost.push(Problem {
+            self.v.lost.push(Problem {
                 seq: Some(e.seq),
                 at: at.clone(),
                 what: format!("lost, as entry {record} records: {reason}"),
             });
-            taken.push((e.seq, *record, at));
-            continue;
+            self.taken.push((e.seq, *record, at));
+            return;
         }
-        let (bytes, doc) = match document(dir, &e) {
+        let (bytes, doc) = match document(self.dir, &e) {
             Ok((bytes, doc, found)) => {
                 for what in found {
-                    problem(Some(e.seq), at.clone(), what);
+                    self.problem(Some(e.seq), at.clone(), what);
                 }
                 (bytes, doc)
             }
             Err(why) => {
-                problem(Some(e.seq), at, why);
-                continue;
+                self.problem(Some(e.seq), at, why.to_string());
+                return;
             }
         };
-        let state = match signature(dir, &e.file, &bytes, &doc, trust) {
-            Ok(SigState::Unsigned) if v.signed > 0 && !allow_unsigned => {
-                problem(Some(e.seq), at.clone(), unsigned_after(v.signed));
+        let state = self.signature(&e, &at, &bytes, &doc);
+        self.v.states.insert(e.seq, state);
+        self.v.documents.insert(e.file, bytes);
+    }
+
+    /// The entry's sequence number and its link to the entry before it.
+    fn links(&mut self, e: &Entry, expected: u64, at: &str) {
+        if e.seq != expected {
+            self.problem(
+                Some(e.seq),
+                at.to_string(),
+                format!("sequence number {} where {expected} was expected: an entry was removed or reordered", e.seq),
+            );
+        }
+        if e.previous != self.prev {
+            let what = format!(
+                "links to {} but the entry before it has sha256 {}: an entry was deleted, inserted or reordered",
+                short(e.previous.as_deref()),
+                short(self.prev.as_deref())
+            );
+            self.problem(Some(e.seq), at.to_string(), what);
+        }
+        self.prev = Some(e.sha256.clone());
+    }
+
+    /// The entry's signature state, counting what it signs and what it leaves uncovered.
+    fn signature(&mut self, e: &Entry, at: &str, bytes: &[u8], doc: &serde_json::Value) -> SigState {
+        match signature(self.dir, &e.file, bytes, doc, self.trust) {
+            Ok(SigState::Unsigned) if self.v.signed > 0 && !self.allow_unsigned => {
+                let what = unsigned_after(self.v.signed);
+                self.problem(Some(e.seq), at.to_string(), what);
                 SigState::Broken
             }
             Ok(SigState::Unsigned) => {
-                uncovered.push((e.seq, at.clone()));
+                self.uncovered.push((e.seq, at.to_string()));
                 SigState::Unsigned
             }
             Ok(SigState::Unverified { fingerprint }) => {
-                v.signed += 1;
+                self.v.signed += 1;
                 let what = format!("signed by {fingerprint}, a key that is not trusted");
-                v.unverified.push(Problem { seq: Some(e.seq), at: at.clone(), what });
+                self.v.unverified.push(Problem { seq: Some(e.seq), at: at.to_string(), what });
                 SigState::Unverified { fingerprint }
             }
             Ok(s) => {
                 if let SigState::Verified { role, .. } = &s {
-                    v.signed += 1;
+                    self.v.signed += 1;
                     // A trusted operator's signed report covers its `previous_sha256`, and so every entry
                     // before it. A reviewer's signature (a sign-off) vouches for its decision only: a reviewer
                     // key never turns a stripped, rewritten history into a signed one.
                     if *role == super::trust::Role::Operator && e.kind == EntryKind::Report {
-                        uncovered.clear();
+                        self.uncovered.clear();
                     }
                 }
                 s
             }
             Err(why) => {
-                problem(Some(e.seq), at.clone(), why);
+                self.problem(Some(e.seq), at.to_string(), why.to_string());
                 SigState::Broken
             }
-        };
-        v.states.insert(e.seq, state);
-        v.documents.insert(e.file, bytes);
-    }
-    // A loss stands only on a record signed by a trusted operator key.
-    for (lost, record, at) in taken {
-        if matches!(v.states.get(&record), Some(SigState::Verified { role: super::trust::Role::Operator, .. })) {
-            v.lost_by.insert(lost, record);
-        } else {
-            problem(
-                Some(lost),
-                at,
-                format!(
-                    "its document is gone, and entry {record}, which records it as lost, is not signed by a trusted operator key"
-                ),
-            );
         }
     }
-    // Unsigned entries that no trusted signature after them vouches for, where the chain must be signed:
-    // a signed store whose signatures were all stripped (and an entry rewritten) stops here.
-    if let Some(why) = trust.requires_signatures().filter(|_| !allow_unsigned) {
-        for (seq, at) in uncovered {
-            problem(
-                Some(seq),
-                at,
-                format!(
-                    "not signed, and {UNCOVERED}, though {why}: its signature was \
-                     stripped, or it was written without the key (--allow-unsigned accepts it)"
-                ),
-            );
+
+    /// What only the whole chain shows: losses whose record does not stand, unsigned entries nothing
+    /// vouches for, files the ledger does not list.
+    fn finish(mut self) -> Verified {
+        // A loss stands only on a record signed by a trusted operator key.
+        for (lost, record, at) in std::mem::take(&mut self.taken) {
+            if matches!(self.v.states.get(&record), Some(SigState::Verified { role: super::trust::Role::Operator, .. }))
+            {
+                self.v.lost_by.insert(lost, record);
+            } else {
+                self.problem(
+                    Some(lost),
+                    at,
+                    format!(
+                        "its document is gone, and entry {record}, which records it as lost, is not signed by a trusted operator key"
+                    ),
+                );
+            }
         }
+        // Unsigned entries that no trusted signature after them vouches for, where the chain must be signed:
+        // a signed store whose signatures were all stripped (and an entry rewritten) stops here.
+        if let Some(why) = self.trust.requires_signatures().filter(|_| !self.allow_unsigned) {
+            for (seq, at) in std::mem::take(&mut self.uncovered) {
+                self.problem(
+                    Some(seq),
+                    at,
+                    format!(
+                        "not signed, and {UNCOVERED}, though {why}: its signature was \
+                         stripped, or it was written without the key (--allow-unsigned accepts it)"
+                    ),
+                );
+            }
+        }
+        // Reports and sign-offs in the store that the ledger does not list.
+        for f in unlisted(self.dir, &self.listed) {
+            self.problem(None, format!("`{f}`"), "is not in the ledger: inserted, or written outside the chain".into());
+        }
+        let mut v = self.v;
+        for seq in self.problems.iter().filter_map(|p| p.seq) {
+            v.states.insert(seq, SigState::Broken);
+        }
+        v.problems = self.problems;
+        v.entries = self.listed.len();
+        v
     }
-    // Reports and sign-offs in the store that the ledger does not list.
-    for f in unlisted(dir, &listed) {
-        problem(None, format!("`{f}`"), "is not in the ledger: inserted, or written outside the chain".into());
-    }
-    for seq in problems.iter().filter_map(|p| p.seq) {
-        v.states.insert(seq, SigState::Broken);
-    }
-    v.problems = problems;
-    v.entries = listed.len();
-    Ok(v)
 }
 
 /// The loss records in the ledger: lost entry → (its record's sequence number, the reason). A record
 /// counts only for an earlier entry whose ledger sha256 it names.
-fn losses(dir: &Path, entries: &[Result<Entry, String>]) -> std::collections::HashMap<u64, (u64, String)> {
+fn losses(dir: &Path, entries: &[Result<Entry, ChainError>]) -> std::collections::HashMap<u64, (u64, String)> {
     let all: Vec<&Entry> = entries.iter().filter_map(|e| e.as_ref().ok()).collect();
     let mut out = std::collections::HashMap::new();
     for r in all.iter().filter(|e| e.kind == EntryKind::Loss) {
@@ -384,17 +459,11 @@ fn losses(dir: &Path, entries: &[Result<Entry, String>]) -> std::collections::Ha
 
 /// An entry's document, read and checked against the entry: its bytes, its JSON, and each way it
 /// disagrees (digest, inner link, ledger fields); `Err` when it cannot be read.
-fn document(dir: &Path, e: &Entry) -> Result<(Vec<u8>, serde_json::Value, Vec<String>), String> {
+fn document(dir: &Path, e: &Entry) -> Result<(Vec<u8>, serde_json::Value, Vec<String>), ChainError> {
     let bytes = match std::fs::read(dir.join(&e.file)) {
         Ok(b) => b,
-        Err(_) if dir.join(format!(".pending-{}", e.file)).exists() => {
-            return Err(format!(
-                "`{}` is still pending: a write was interrupted after its ledger line; `stackdrill drill cleanup` \
-                 completes it",
-                e.file
-            ));
-        }
-        Err(_) => return Err(format!("`{}` is missing: the report was deleted", e.file)),
+        Err(_) if dir.join(format!(".pending-{}", e.file)).exists() => return Err(ChainError::Pending(e.file.clone())),
+        Err(_) => return Err(ChainError::Deleted(e.file.clone())),
     };
     let mut found = Vec::new();
     if sha256_hex(&bytes) != e.sha256 {
@@ -467,44 +536,37 @@ pub(crate) fn signature(
     bytes: &[u8],
     doc: &serde_json::Value,
     trust: &Trust,
-) -> Result<SigState, String> {
+) -> Result<SigState, ChainError> {
     use base64::Engine;
     let Ok(sig) = std::fs::read_to_string(dir.join(format!("{file}.sig"))) else {
         if !doc["signing"].is_null() {
-            return Err(format!(
-                "the document records its signer, but its signature `{file}.sig` is missing: it was removed"
-            ));
+            return Err(ChainError::SignatureRemoved(file.to_string()));
         }
         return Ok(SigState::Unsigned);
     };
     let public = doc["signing"]["public_key"]
         .as_str()
         .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
-        .ok_or("signed, but the document records no public key")?;
+        .ok_or(ChainError::NoPublicKey)?;
     let key_id = super::sign::key_id(&public);
     if doc["signing"]["key_id"].as_str() != Some(key_id.as_str()) {
-        return Err("the key id the document records is not its public key's".into());
+        return Err(ChainError::KeyIdMismatch);
     }
     // A trusted key checks with its own bytes; an untrusted one with what the document records.
     let trusted = trust.find(&key_id);
     // The envelope's statement is what covers the renderings: a signed entry without it is a broken link,
     // never an entry whose renderings go unchecked.
-    let envelope = std::fs::read_to_string(dir.join(dsse_name(file))).map_err(|_| {
-        format!(
-            "signed, but its DSSE envelope `{}` is missing: the statement covering its renderings was removed",
-            dsse_name(file)
-        )
-    })?;
+    let envelope =
+        std::fs::read_to_string(dir.join(dsse_name(file))).map_err(|_| ChainError::EnvelopeRemoved(dsse_name(file)))?;
     let renderings =
-        super::sign::verify_files(trusted.map_or(&public[..], |k| &k.public), bytes, &sig, Some(&envelope))
-            .map_err(|why| format!("bad signature: {why}"))?;
+        super::sign::verify_files(trusted.map_or(&public[..], |k| &k.public), bytes, &sig, Some(&envelope))?;
     signed_renderings(dir, &renderings)?;
     // And every rendering of the entry in the store is one the statement covers.
     let stem = file.trim_end_matches(".json");
     for ext in ["md", "html"] {
         let name = format!("{stem}.{ext}");
         if dir.join(&name).exists() && !renderings.iter().any(|(n, _)| *n == name) {
-            return Err(format!("`{name}` is not covered by the signed statement: a rendering without its subject"));
+            return Err(ChainError::NotCovered(name));
         }
     }
     let fingerprint = super::sign::fingerprint(&key_id);
@@ -515,16 +577,16 @@ pub(crate) fn signature(
 }
 
 /// Each rendering the signed statement covers (name, sha256) is in `dir` with that digest.
-fn signed_renderings(dir: &Path, renderings: &[(String, String)]) -> Result<(), String> {
+fn signed_renderings(dir: &Path, renderings: &[(String, String)]) -> Result<(), ChainError> {
     for (name, digest) in renderings {
         // The names come from a verified statement; still, only plain file names in the store are read.
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
-            return Err(format!("the signed statement names `{name}`, which is not a file of the store"));
+            return Err(ChainError::NotAStoreFile(name.clone()));
         }
         match std::fs::read(dir.join(name)) {
             Ok(b) if sha256_hex(&b) == *digest => {}
-            Ok(_) => return Err(format!("`{name}` was modified: its sha256 is not the one signed")),
-            Err(_) => return Err(format!("`{name}` is missing: the signed statement covers it")),
+            Ok(_) => return Err(ChainError::RenderingModified(name.clone())),
+            Err(_) => return Err(ChainError::RenderingMissing(name.clone())),
         }
     }
     Ok(())

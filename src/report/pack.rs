@@ -106,14 +106,93 @@ pub(crate) struct Exported {
     pub(crate) entries: (u64, u64),
 }
 
+/// Why a pack cannot be made or read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PackError {
+    #[error("the report chain is broken at {at}: {what}; a pack of it would prove nothing")]
+    Broken { at: String, what: String },
+    #[error("`{0}` is not empty: the pack goes into a new directory")]
+    NotEmpty(String),
+    #[error("no report or sign-off in the period {since} → {until}")]
+    EmptyPeriod { since: DateTime<Utc>, until: DateTime<Utc> },
+    #[error("cannot read the ledger: {0}")]
+    Ledger(std::io::Error),
+    #[error(transparent)]
+    Chain(#[from] chain::ChainError),
+    #[error("cannot read `{path}`: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("cannot create `{path}`: {source}")]
+    Create { path: String, source: std::io::Error },
+    #[error("cannot write `{path}`: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("cannot pack `{path}`: {source}")]
+    Tar { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
+    #[error("`{dir}` is not an evidence pack: cannot read its {MANIFEST}: {source}")]
+    NotAPack { dir: String, source: std::io::Error },
+    #[error("{MANIFEST} is not JSON: {0}")]
+    ManifestNotJson(serde_json::Error),
+    #[error("{MANIFEST} is not a `{SCHEMA}` manifest: {0}")]
+    NotAManifest(serde_json::Error),
+    #[error("reports/{BEFORE}: {0}")]
+    Before(serde_json::Error),
+}
+
+impl PackError {
+    pub(crate) fn hint(&self) -> Option<&'static str> {
+        match self {
+            PackError::Broken { .. } => Some("`stackdrill report verify` names every broken link"),
+            PackError::NotEmpty(_) => Some("name a new directory with --out"),
+            PackError::EmptyPeriod { .. } => Some("widen --since/--until"),
+            _ => None,
+        }
+    }
+}
+
+/// Where a pack does not continue the chain from the previous pack's head: entries deleted from the
+/// store's end between the two exports, and the chain written again.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Discontinuity {
+    #[error(
+        "its entry {seq} has sha256 {sha256}, but the previous pack ended at entry {previous} with sha256 \
+         {previous_sha256}: the store's entries from there on were deleted and written again"
+    )]
+    Rewritten { seq: u64, sha256: String, previous: u64, previous_sha256: String },
+    #[error(
+        "its entry {seq} does not link to the entry the previous pack ended at (entry {previous}, sha256 \
+         {previous_sha256}): the store's entries from there on were deleted and written again"
+    )]
+    Unlinked { seq: u64, previous: u64, previous_sha256: String },
+    #[error(
+        "a gap: the previous pack ended at entry {previous}, and this one starts at entry {first}; entries {} to {} \
+         are in neither, so nothing shows this pack continues from it (export a period that starts where the \
+         previous one ended)", .previous + 1, .first - 1
+    )]
+    Gap { previous: u64, first: u64 },
+    #[error(
+        "it ends at entry {last} and the previous pack ended at entry {previous}: the store lost its newest \
+         entries between the two exports"
+    )]
+    Truncated { last: u64, previous: u64 },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// The raw ledger lines and their entries, index-aligned.
-fn ledger_lines(dir: &Path) -> Result<Vec<(String, Entry)>, String> {
-    let text = std::fs::read_to_string(dir.join(LEDGER)).map_err(|e| format!("cannot read the ledger: {e}"))?;
+fn ledger_lines(dir: &Path) -> Result<Vec<(String, Entry)>, PackError> {
+    let text = std::fs::read_to_string(dir.join(LEDGER)).map_err(PackError::Ledger)?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str(l).map(|e| (l.to_string(), e)).map_err(|e| format!("{LEDGER} line {}: {e}", i + 1))
+            serde_json::from_str(l)
+                .map(|e| (l.to_string(), e))
+                .map_err(|source| chain::ChainError::BadLine { line: i + 1, source }.into())
         })
         .collect()
 }
@@ -135,20 +214,20 @@ fn entry_files(dir: &Path, e: &Entry) -> Vec<String> {
         .collect()
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
     if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(|source| PackError::Create { path: d.display().to_string(), source })?;
     }
-    std::fs::write(path, bytes).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    std::fs::write(path, bytes).map_err(|source| PackError::Write { path: path.display().to_string(), source })
 }
 
 /// Writes the pack into `out` (which must not exist or be empty), signed by `signer`.
-pub(crate) fn export(req: &Request, out: &Path, signer: &Signer) -> Result<Exported, String> {
+pub(crate) fn export(req: &Request, out: &Path, signer: &Signer) -> Result<Exported, PackError> {
     if let Some(p) = req.store.broken() {
-        return Err(format!("the report chain is broken at {}: {}; a pack of it would prove nothing", p.at, p.what));
+        return Err(PackError::Broken { at: p.at.clone(), what: p.what.clone() });
     }
     if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
-        return Err(format!("`{}` is not empty: the pack goes into a new directory", out.display()));
+        return Err(PackError::NotEmpty(out.display().to_string()));
     }
     let lines = ledger_lines(req.store_dir)?;
     let inside: Vec<usize> = lines
@@ -158,7 +237,7 @@ pub(crate) fn export(req: &Request, out: &Path, signer: &Signer) -> Result<Expor
         .map(|(i, _)| i)
         .collect();
     let (Some(&lo), Some(&hi)) = (inside.first(), inside.last()) else {
-        return Err(format!("no report or sign-off in the period {} → {}", req.period.since, req.period.until));
+        return Err(PackError::EmptyPeriod { since: req.period.since, until: req.period.until });
     };
     let mut reports = 0;
     let mut slice = String::new();
@@ -167,7 +246,8 @@ pub(crate) fn export(req: &Request, out: &Path, signer: &Signer) -> Result<Expor
         slice.push('\n');
         reports += usize::from(e.kind == EntryKind::Report);
         for f in entry_files(req.store_dir, e) {
-            let bytes = std::fs::read(req.store_dir.join(&f)).map_err(|e| format!("cannot read `{f}`: {e}"))?;
+            let bytes =
+                std::fs::read(req.store_dir.join(&f)).map_err(|source| PackError::Read { path: f.clone(), source })?;
             write(&out.join("reports").join(&f), &bytes)?;
         }
     }
@@ -219,7 +299,7 @@ fn export_keys(
     out: &Path,
     slice: &[(String, Entry)],
     signer: &Signer,
-) -> Result<(Vec<(String, bool)>, String), String> {
+) -> Result<(Vec<(String, bool)>, String), PackError> {
     let mut names = BTreeMap::new();
     for (_, e) in slice {
         if let SigState::Verified { key, .. } = req.store.state(e.seq)
@@ -239,11 +319,12 @@ fn export_keys(
 }
 
 /// Every file under `dir` (relative, `/`-separated, sorted).
-fn walk(dir: &Path) -> Result<Vec<String>, String> {
+fn walk(dir: &Path) -> Result<Vec<String>, PackError> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let rd = std::fs::read_dir(dir.join(&rel)).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+        let rd = std::fs::read_dir(dir.join(&rel))
+            .map_err(|source| PackError::Read { path: dir.display().to_string(), source })?;
         for d in rd.filter_map(Result::ok) {
             let p = rel.join(d.file_name());
             if d.file_type().is_ok_and(|t| t.is_dir()) {
@@ -262,10 +343,16 @@ fn is_manifest_file(f: &str) -> bool {
     f == MANIFEST || f == "MANIFEST.json.sig" || f == "MANIFEST.dsse.json"
 }
 
-fn sign_manifest(req: &Request, out: &Path, signer: &Signer, entries: (u64, u64), head: Head) -> Result<usize, String> {
+fn sign_manifest(
+    req: &Request,
+    out: &Path,
+    signer: &Signer,
+    entries: (u64, u64),
+    head: Head,
+) -> Result<usize, PackError> {
     let mut files = Vec::new();
     for f in walk(out)? {
-        let bytes = std::fs::read(out.join(&f)).map_err(|e| format!("cannot read `{f}`: {e}"))?;
+        let bytes = std::fs::read(out.join(&f)).map_err(|source| PackError::Read { path: f.clone(), source })?;
         files.push(FileDigest { path: f, sha256: chain::sha256_hex(&bytes), bytes: bytes.len() as u64 });
     }
     let manifest = Manifest {
@@ -280,19 +367,18 @@ fn sign_manifest(req: &Request, out: &Path, signer: &Signer, entries: (u64, u64)
         files,
         signing: Some(signer.record()),
     };
-    let mut body = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+    let mut body = serde_json::to_vec_pretty(&manifest)?;
     body.push(b'\n');
     use base64::Engine;
-    let sig = signer.sign(&body).map_err(|e| e.to_string())?;
+    let sig = signer.sign(&body)?;
     let envelope = signer
-        .envelope(&[(MANIFEST, &body)], serde_json::json!({ "evidence_pack": req.store_name, "entries": entries }))
-        .map_err(|e| e.to_string())?;
+        .envelope(&[(MANIFEST, &body)], serde_json::json!({ "evidence_pack": req.store_name, "entries": entries }))?;
     write(&out.join(MANIFEST), &body)?;
     write(
         &out.join("MANIFEST.json.sig"),
         format!("{}\n", base64::engine::general_purpose::STANDARD.encode(sig)).as_bytes(),
     )?;
-    write(&out.join("MANIFEST.dsse.json"), &serde_json::to_vec_pretty(&envelope).map_err(|e| e.to_string())?)?;
+    write(&out.join("MANIFEST.dsse.json"), &serde_json::to_vec_pretty(&envelope)?)?;
     Ok(manifest.files.len())
 }
 
@@ -312,12 +398,11 @@ impl PackVerified {
 /// Verifies a pack offline: the manifest's signature (by a trusted key), every file against it (none
 /// missing, modified or added), and the ledger slice as `report verify` checks a store, starting from the
 /// entry before it.
-pub(crate) fn verify(dir: &Path, trust: &Trust) -> Result<PackVerified, String> {
+pub(crate) fn verify(dir: &Path, trust: &Trust) -> Result<PackVerified, PackError> {
     let bytes = std::fs::read(dir.join(MANIFEST))
-        .map_err(|e| format!("`{}` is not an evidence pack: cannot read its {MANIFEST}: {e}", dir.display()))?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST} is not JSON: {e}"))?;
-    let manifest: Manifest =
-        serde_json::from_value(doc.clone()).map_err(|e| format!("{MANIFEST} is not a `{SCHEMA}` manifest: {e}"))?;
+        .map_err(|source| PackError::NotAPack { dir: dir.display().to_string(), source })?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(PackError::ManifestNotJson)?;
+    let manifest: Manifest = serde_json::from_value(doc.clone()).map_err(PackError::NotAManifest)?;
     let mut problems = Vec::new();
     let mut problem = |at: String, what: String| problems.push(chain::Problem { seq: None, at, what });
     // The manifest's signature carries no renderings; an unsigned manifest is never trusted.
@@ -328,7 +413,7 @@ pub(crate) fn verify(dir: &Path, trust: &Trust) -> Result<PackVerified, String> 
         }
         Ok(s) => s,
         Err(why) => {
-            problem(format!("`{MANIFEST}`"), why);
+            problem(format!("`{MANIFEST}`"), why.to_string());
             SigState::Broken
         }
     };
@@ -352,18 +437,18 @@ pub(crate) fn verify(dir: &Path, trust: &Trust) -> Result<PackVerified, String> 
     }
     let reports = dir.join("reports");
     let anchor = match std::fs::read_to_string(reports.join(BEFORE)) {
-        Ok(t) => Some(serde_json::from_str::<Entry>(t.trim()).map_err(|e| format!("reports/{BEFORE}: {e}"))?),
+        Ok(t) => Some(serde_json::from_str::<Entry>(t.trim()).map_err(PackError::Before)?),
         Err(_) => None,
     };
-    let mut chain = chain::verify_from(&reports, trust, false, anchor.as_ref()).map_err(|e| e.to_string())?;
-    let first = chain::read(&reports).map_err(|e| e.to_string())?.into_iter().find_map(Result::ok);
+    let mut chain = chain::verify_from(&reports, trust, false, anchor.as_ref())?;
+    let first = chain::read(&reports)?.into_iter().find_map(Result::ok);
     if first.as_ref().map(|e| e.seq) != Some(manifest.entries.0) {
         problem(
             "the ledger slice".into(),
             format!("does not start at entry {} as the manifest says", manifest.entries.0),
         );
     }
-    let last = chain::read(&reports).map_err(|e| e.to_string())?.into_iter().flatten().last();
+    let last = chain::read(&reports)?.into_iter().flatten().last();
     if let Some(h) = &manifest.head
         && last.as_ref().is_none_or(|l| l.seq != h.seq || l.sha256 != h.sha256)
     {
@@ -378,9 +463,9 @@ pub(crate) fn verify(dir: &Path, trust: &Trust) -> Result<PackVerified, String> 
 /// Whether the pack in `dir` (verified) continues the chain from `previous`, the head the pack before it
 /// ended at: it holds that entry with that sha256, or starts right after it. `Err` names the gap or the
 /// rewrite: entries deleted from the store's end between the two exports, and the chain written again.
-pub(crate) fn continues_from(dir: &Path, previous: &Head) -> Result<(), String> {
+pub(crate) fn continues_from(dir: &Path, previous: &Head) -> Result<(), Discontinuity> {
     let reports = dir.join("reports");
-    let mut entries: Vec<Entry> = chain::read(&reports).map_err(|e| e.to_string())?.into_iter().flatten().collect();
+    let mut entries: Vec<Entry> = chain::read(&reports)?.into_iter().flatten().collect();
     // The entry before the slice is only named (the pack does not hold its document): it stands for the
     // previous pack's head when it is that head, and never for an entry between the two packs, which would
     // then be in neither (a failed run left out by `--since`).
@@ -395,43 +480,27 @@ pub(crate) fn continues_from(dir: &Path, previous: &Head) -> Result<(), String> 
         if e.sha256 == previous.sha256 {
             return Ok(());
         }
-        return Err(format!(
-            "its entry {} has sha256 {}, but the previous pack ended at entry {} with sha256 {}: the store's \
-             entries from there on were deleted and written again",
-            e.seq,
-            chain::short_hash(&e.sha256),
-            previous.seq,
-            chain::short_hash(&previous.sha256)
-        ));
+        return Err(Discontinuity::Rewritten {
+            seq: e.seq,
+            sha256: chain::short_hash(&e.sha256).to_string(),
+            previous: previous.seq,
+            previous_sha256: chain::short_hash(&previous.sha256).to_string(),
+        });
     }
     if let Some(e) = entries.iter().find(|e| e.seq == previous.seq + 1) {
         if e.previous.as_deref() == Some(previous.sha256.as_str()) {
             return Ok(());
         }
-        return Err(format!(
-            "its entry {} does not link to the entry the previous pack ended at (entry {}, sha256 {}): the \
-             store's entries from there on were deleted and written again",
-            e.seq,
-            previous.seq,
-            chain::short_hash(&previous.sha256)
-        ));
+        return Err(Discontinuity::Unlinked {
+            seq: e.seq,
+            previous: previous.seq,
+            previous_sha256: chain::short_hash(&previous.sha256).to_string(),
+        });
     }
     if first > previous.seq {
-        return Err(format!(
-            "a gap: the previous pack ended at entry {}, and this one starts at entry {first}; entries {} to {} are \
-             in neither, so nothing shows this pack continues from it (export a period that starts where the \
-             previous one ended)",
-            previous.seq,
-            previous.seq + 1,
-            first - 1
-        ));
+        return Err(Discontinuity::Gap { previous: previous.seq, first });
     }
-    Err(format!(
-        "it ends at entry {} and the previous pack ended at entry {}: the store lost its newest entries \
-         between the two exports",
-        entries.last().map(|e| e.seq).unwrap_or(0),
-        previous.seq
-    ))
+    Err(Discontinuity::Truncated { last: entries.last().map(|e| e.seq).unwrap_or(0), previous: previous.seq })
 }
 
 /// A pack's head: the manifest's, or (a pack made before manifests recorded it) its ledger's last entry.
@@ -520,13 +589,14 @@ fn verify_md(k: &VerifyKeys, anchored: bool) -> String {
 }
 
 /// Packs `dir` into `tar_gz` (one top-level folder named after `dir`).
-pub(crate) fn tar(dir: &Path, tar_gz: &Path) -> Result<(), String> {
-    let f = std::fs::File::create(tar_gz).map_err(|e| format!("cannot create `{}`: {e}", tar_gz.display()))?;
+pub(crate) fn tar(dir: &Path, tar_gz: &Path) -> Result<(), PackError> {
+    let f = std::fs::File::create(tar_gz)
+        .map_err(|source| PackError::Create { path: tar_gz.display().to_string(), source })?;
     let mut t = tar::Builder::new(flate2::write::GzEncoder::new(f, flate2::Compression::default()));
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "evidence".into());
-    t.append_dir_all(&name, dir).map_err(|e| format!("cannot pack `{}`: {e}", dir.display()))?;
-    let gz = t.into_inner().map_err(|e| e.to_string())?;
-    gz.finish().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())
+    t.append_dir_all(&name, dir).map_err(|source| PackError::Tar { path: dir.display().to_string(), source })?;
+    let gz = t.into_inner()?;
+    Ok(gz.finish()?.sync_all()?)
 }
 
 #[cfg(test)]

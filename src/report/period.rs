@@ -22,14 +22,18 @@ impl Period {
     }
 }
 
+/// A `--since`/`--until` value that is neither a date nor an RFC 3339 time.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is neither a date (2026-11-01) nor an RFC 3339 time (2026-11-01T00:00:00Z)")]
+pub(crate) struct BadBound(String);
+
 /// A `--since`/`--until` value: a date (`2026-11-01`, UTC; as `--until` the whole day is included) or an
 /// RFC 3339 time.
-pub(crate) fn parse_bound(s: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_bound(s: &str, end_of_day: bool) -> Result<DateTime<Utc>, BadBound> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.to_utc());
     }
-    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| format!("`{s}` is neither a date (2026-11-01) nor an RFC 3339 time (2026-11-01T00:00:00Z)"))?;
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| BadBound(s.to_string()))?;
     let d = if end_of_day { d.succ_opt().unwrap_or(d) } else { d };
     Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
 }
@@ -309,7 +313,7 @@ mod tests {
         assert_eq!(parse_bound("2026-11-30", true).unwrap().to_rfc3339(), "2026-12-01T00:00:00+00:00");
         assert_eq!(parse_bound("2026-11-30", false).unwrap().to_rfc3339(), "2026-11-30T00:00:00+00:00");
         assert_eq!(parse_bound("2026-11-30T08:00:00+08:00", true).unwrap().to_rfc3339(), "2026-11-30T00:00:00+00:00");
-        assert!(parse_bound("30/11/2026", false).unwrap_err().contains("`30/11/2026`"));
+        assert!(parse_bound("30/11/2026", false).unwrap_err().to_string().contains("`30/11/2026`"));
     }
 
     /// An interrupted run has no RTO: the matrix says "not measured", and the period figures count it as

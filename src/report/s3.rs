@@ -14,7 +14,43 @@ use aws_sdk_s3::types::{ObjectLockEnabled, ObjectLockMode};
 use super::chain::{self, Entry};
 use super::store::{Rendered, render, render_sign_off, stem};
 use super::{Report, Signer, Written};
-use crate::aws::{AwsSettings, classify};
+use crate::aws::{AwsError, AwsSettings, classify};
+
+/// What went wrong reading or writing the S3 store; an AWS error keeps its class (throttled, denied, not
+/// found) and its hint.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum S3Error {
+    #[error("`{0}` is not s3://bucket[/prefix]")]
+    NotAnS3Url(String),
+    #[error("{0}; the report bucket needs S3 Object Lock")]
+    LockConfiguration(AwsError),
+    #[error(
+        "bucket `{0}` has no Object Lock: reports would be deletable; create it with Object Lock enabled (aws s3api \
+         create-bucket ... --object-lock-enabled-for-bucket)"
+    )]
+    NoObjectLock(String),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Body(#[from] aws_sdk_s3::primitives::ByteStreamError),
+    #[error("`{key}`: {source}")]
+    BadEntry { key: String, source: serde_json::Error },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the ledger kept moving: 20 attempts to append lost the race")]
+    Raced,
+}
+
+impl S3Error {
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            S3Error::Aws(e) | S3Error::LockConfiguration(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
 
 pub(crate) struct S3Store {
     client: aws_sdk_s3::Client,
@@ -79,20 +115,20 @@ fn retention_finding(
 impl S3Store {
     /// Connects and checks that the bucket has Object Lock enabled: evidence is never written where it
     /// could be deleted.
-    pub(crate) async fn connect(url: &str, aws: &AwsSettings, retain: std::time::Duration) -> Result<S3Store, String> {
-        let (bucket, prefix) = parse_url(url).ok_or_else(|| format!("`{url}` is not s3://bucket[/prefix]"))?;
+    pub(crate) async fn connect(url: &str, aws: &AwsSettings, retain: std::time::Duration) -> Result<S3Store, S3Error> {
+        let (bucket, prefix) = parse_url(url).ok_or_else(|| S3Error::NotAnS3Url(url.to_string()))?;
         // `--endpoint-url` carries AWS_ENDPOINT_URL too (the settings resolve it): an emulator wants paths.
         let client = crate::aws::s3_client(aws).await;
-        let lock = client.get_object_lock_configuration().bucket(&bucket).send().await.map_err(|e| {
-            format!("{}; the report bucket needs S3 Object Lock", classify("s3:GetBucketObjectLockConfiguration", &e))
-        })?;
+        let lock = client
+            .get_object_lock_configuration()
+            .bucket(&bucket)
+            .send()
+            .await
+            .map_err(|e| S3Error::LockConfiguration(classify("s3:GetBucketObjectLockConfiguration", &e)))?;
         let enabled =
             lock.object_lock_configuration().and_then(|c| c.object_lock_enabled()) == Some(&ObjectLockEnabled::Enabled);
         if !enabled {
-            return Err(format!(
-                "bucket `{bucket}` has no Object Lock: reports would be deletable; create it with Object Lock \
-                 enabled (aws s3api create-bucket ... --object-lock-enabled-for-bucket)"
-            ));
+            return Err(S3Error::NoObjectLock(bucket));
         }
         Ok(S3Store { client, bucket, prefix, retain })
     }
@@ -106,7 +142,7 @@ impl S3Store {
         aws_smithy_types::DateTime::from(until)
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+    async fn get(&self, key: &str) -> Result<Vec<u8>, S3Error> {
         let out = self
             .client
             .get_object()
@@ -114,17 +150,17 @@ impl S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| classify("s3:GetObject", &e).to_string())?;
-        Ok(out.body.collect().await.map_err(|e| e.to_string())?.into_bytes().to_vec())
+            .map_err(|e| classify("s3:GetObject", &e))?;
+        Ok(out.body.collect().await?.into_bytes().to_vec())
     }
 
     /// Every key under the prefix.
-    async fn keys(&self, under: &str) -> Result<Vec<String>, String> {
+    async fn keys(&self, under: &str) -> Result<Vec<String>, S3Error> {
         let mut out = Vec::new();
         let mut pages =
             self.client.list_objects_v2().bucket(&self.bucket).prefix(self.key(under)).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("s3:ListBucket", &e).to_string())?;
+            let page = page.map_err(|e| classify("s3:ListBucket", &e))?;
             out.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
         }
         out.sort();
@@ -132,14 +168,14 @@ impl S3Store {
     }
 
     /// The newest ledger entry.
-    async fn head(&self) -> Result<Option<Entry>, String> {
+    async fn head(&self) -> Result<Option<Entry>, S3Error> {
         let Some(last) = self.keys(LEDGER_DIR).await?.pop() else { return Ok(None) };
         let bytes = self.get(&last).await?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("`{last}`: {e}"))
+        serde_json::from_slice(&bytes).map(Some).map_err(|source| S3Error::BadEntry { key: last, source })
     }
 
     /// Puts a write-once object; with `create_only`, `Ok(false)` when the key already exists.
-    async fn put(&self, name: &str, bytes: &[u8], create_only: bool) -> Result<bool, String> {
+    async fn put(&self, name: &str, bytes: &[u8], create_only: bool) -> Result<bool, S3Error> {
         let content_type = match name.rsplit('.').next() {
             Some("json") => "application/json",
             Some("html") => "text/html; charset=utf-8",
@@ -166,18 +202,18 @@ impl S3Store {
                 // conditional write to it is in flight. Either way, re-read the head and try again.
                 let raced = e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 409 | 412))
                     || matches!(err.code.as_deref(), Some("PreconditionFailed" | "ConditionalRequestConflict"));
-                if create_only && raced { Ok(false) } else { Err(err.to_string()) }
+                if create_only && raced { Ok(false) } else { Err(err.into()) }
             }
         }
     }
 
     /// Claims the next sequence number for what `make` renders against the current head, then uploads it.
-    async fn append(&self, make: impl Fn(Option<String>) -> std::io::Result<Rendered>) -> Result<Rendered, String> {
+    async fn append(&self, make: impl Fn(Option<String>) -> std::io::Result<Rendered>) -> Result<Rendered, S3Error> {
         for _ in 0..20 {
             let head = self.head().await?;
-            let mut r = make(head.as_ref().map(|h| h.sha256.clone())).map_err(|e| e.to_string())?;
+            let mut r = make(head.as_ref().map(|h| h.sha256.clone()))?;
             r.entry.seq = head.as_ref().map(|h| h.seq + 1).unwrap_or(1);
-            let line = serde_json::to_vec(&r.entry).map_err(|e| e.to_string())?;
+            let line = serde_json::to_vec(&r.entry)?;
             if !self.put(&format!("{LEDGER_DIR}{:08}.json", r.entry.seq), &line, true).await? {
                 // Another writer took (or is taking) this number: re-link to the new head, after a pause.
                 tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % 200 + 50)).await;
@@ -189,10 +225,10 @@ impl S3Store {
             self.put(&r.json.0, &r.json.1, false).await?;
             return Ok(r);
         }
-        Err("the ledger kept moving: 20 attempts to append lost the race".into())
+        Err(S3Error::Raced)
     }
 
-    pub(crate) async fn write_report(&self, report: &mut Report, signer: Option<&Signer>) -> Result<Written, String> {
+    pub(crate) async fn write_report(&self, report: &mut Report, signer: Option<&Signer>) -> Result<Written, S3Error> {
         let stem = format!("{}-{}", stem(report), report.id);
         let base = report.clone();
         let r = self
@@ -214,7 +250,7 @@ impl S3Store {
         decision: &str,
         note: Option<String>,
         signer: Option<&Signer>,
-    ) -> Result<String, String> {
+    ) -> Result<String, S3Error> {
         let r =
             self.append(|previous| render_sign_off(report, reviewer, decision, note.clone(), previous, signer)).await?;
         Ok(format!("{}{}", self.url_prefix(), r.json.0))
@@ -228,7 +264,7 @@ impl S3Store {
     /// one version was overwritten (Object Lock keeps old versions but allows new ones), a delete marker
     /// hides one (deleting without a version id is allowed too), and each current version must be locked in
     /// COMPLIANCE mode until at least `min_retain` after it was written. Findings are sorted by key.
-    pub(crate) async fn audit_versions(&self, min_retain: std::time::Duration) -> Result<Vec<Finding>, String> {
+    pub(crate) async fn audit_versions(&self, min_retain: std::time::Duration) -> Result<Vec<Finding>, S3Error> {
         let mut versions: BTreeMap<String, Vec<(String, Option<aws_smithy_types::DateTime>)>> = BTreeMap::new();
         let mut markers: BTreeMap<String, usize> = BTreeMap::new();
         let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
@@ -242,7 +278,7 @@ impl S3Store {
                 .set_version_id_marker(version_marker.take())
                 .send()
                 .await
-                .map_err(|e| classify("s3:ListBucketVersions", &e).to_string())?;
+                .map_err(|e| classify("s3:ListBucketVersions", &e))?;
             for v in page.versions() {
                 if let Some(k) = v.key() {
                     let id = v.version_id().unwrap_or("null").to_string();
@@ -297,8 +333,8 @@ impl S3Store {
                 .version_id(&version)
                 .send()
                 .await
-                .map_err(|e| classify("s3:GetObjectRetention", &e).to_string())?;
-            Ok::<_, String>(
+                .map_err(|e| classify("s3:GetObjectRetention", &e))?;
+            Ok::<_, S3Error>(
                 retention_finding(
                     &key,
                     out.object_lock_mode(),
@@ -320,7 +356,7 @@ impl S3Store {
 
     /// Copies the store into `dir` (the ledger as `ledger.jsonl`, in order) so the directory tools —
     /// verify, list, history, controls — read it unchanged.
-    pub(crate) async fn download(&self, dir: &Path) -> Result<usize, String> {
+    pub(crate) async fn download(&self, dir: &Path) -> Result<usize, S3Error> {
         let mut ledger = Vec::new();
         let keys = self.keys("").await?;
         for key in &keys {
@@ -330,10 +366,10 @@ impl S3Store {
                 ledger.extend_from_slice(&bytes);
                 ledger.push(b'\n');
             } else if !name.contains('/') {
-                std::fs::write(dir.join(name), &bytes).map_err(|e| e.to_string())?;
+                std::fs::write(dir.join(name), &bytes)?;
             }
         }
-        std::fs::write(dir.join(chain::LEDGER), &ledger).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(chain::LEDGER), &ledger)?;
         Ok(keys.len())
     }
 }

@@ -57,6 +57,25 @@ pub(crate) enum SignError {
     Exposed { path: String, mode: u32 },
 }
 
+/// Why a detached signature or its DSSE envelope does not verify.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadSignature {
+    #[error("the signature is not base64")]
+    NotBase64,
+    #[error("the signature does not match the report")]
+    Mismatch,
+    #[error("the DSSE envelope is unreadable: {0}")]
+    Envelope(serde_json::Error),
+    #[error("the envelope payload is not base64")]
+    PayloadNotBase64,
+    #[error("the DSSE envelope's signature does not verify")]
+    EnvelopeMismatch,
+    #[error("{0}")]
+    Statement(serde_json::Error),
+    #[error("the in-toto statement names another report digest")]
+    OtherSubject,
+}
+
 pub(crate) struct Signer {
     inner: Inner,
     pub(crate) key_id: String,
@@ -97,7 +116,9 @@ pub(crate) fn fingerprint(key_id: &str) -> String {
 
 fn pem(label: &str, der: &[u8]) -> String {
     let b64 = B64.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    // Base64 is ASCII: every 64-byte step is a character boundary.
+    let lines: Vec<&str> =
+        (0..b64.len()).step_by(64).map(|i| b64.get(i..(i + 64).min(b64.len())).unwrap_or_default()).collect();
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
@@ -336,25 +357,25 @@ pub(crate) fn verify_files(
     bytes: &[u8],
     sig_b64: &str,
     envelope: Option<&str>,
-) -> Result<Vec<(String, String)>, String> {
-    let sig = B64.decode(sig_b64.trim()).map_err(|_| "the signature is not base64".to_string())?;
+) -> Result<Vec<(String, String)>, BadSignature> {
+    let sig = B64.decode(sig_b64.trim()).map_err(|_| BadSignature::NotBase64)?;
     if !verify(public, bytes, &sig) {
-        return Err("the signature does not match the report".into());
+        return Err(BadSignature::Mismatch);
     }
     if let Some(text) = envelope {
-        let env: Envelope = serde_json::from_str(text).map_err(|e| format!("the DSSE envelope is unreadable: {e}"))?;
-        let payload = B64.decode(&env.payload).map_err(|_| "the envelope payload is not base64".to_string())?;
+        let env: Envelope = serde_json::from_str(text).map_err(BadSignature::Envelope)?;
+        let payload = B64.decode(&env.payload).map_err(|_| BadSignature::PayloadNotBase64)?;
         let ok = env
             .signatures
             .iter()
             .any(|s| B64.decode(&s.sig).is_ok_and(|sig| verify(public, &pae(&env.payload_type, &payload), &sig)));
         if !ok {
-            return Err("the DSSE envelope's signature does not verify".into());
+            return Err(BadSignature::EnvelopeMismatch);
         }
-        let statement: serde_json::Value = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+        let statement: serde_json::Value = serde_json::from_slice(&payload).map_err(BadSignature::Statement)?;
         let digest = statement["subject"][0]["digest"]["sha256"].as_str().unwrap_or_default();
         if digest != hex::encode(Sha256::digest(bytes)) {
-            return Err("the in-toto statement names another report digest".into());
+            return Err(BadSignature::OtherSubject);
         }
         let others = statement["subject"].as_array().map(|s| &s[1.min(s.len())..]).unwrap_or_default();
         return Ok(others

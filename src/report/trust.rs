@@ -71,24 +71,38 @@ pub(crate) fn trusted_file_text(public: &[u8], role: Role) -> String {
     }
 }
 
-fn parse_role(text: &str) -> Result<Role, String> {
+/// A trusted key that cannot be loaded: never skipped, so a typo cannot drop a key silently.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TrustError {
+    #[error("cannot read the trusted keys in `{dir}`: {source}")]
+    Dir { dir: String, source: std::io::Error },
+    #[error("cannot read `{path}`: {reason}")]
+    Read { path: String, reason: String },
+    #[error("`{0}` is not an Ed25519 or P-256 public key (SPKI PEM, as `keys generate` writes)")]
+    NotAKey(String),
+    #[error("`{path}` names the role `{role}`; a key is an `operator` or a `reviewer` key")]
+    UnknownRole { path: String, role: String },
+}
+
+/// The role the header of key file `path` names.
+fn parse_role(text: &str, path: &Path) -> Result<Role, TrustError> {
     let head = text.split("-----BEGIN").next().unwrap_or_default();
     match head.lines().find_map(|l| l.trim().strip_prefix("role:")).map(str::trim) {
         None | Some("operator") => Ok(Role::Operator),
         Some("reviewer") => Ok(Role::Reviewer),
-        Some(other) => Err(format!("names the role `{other}`; a key is an `operator` or a `reviewer` key")),
+        Some(other) => Err(TrustError::UnknownRole { path: path.display().to_string(), role: other.to_string() }),
     }
 }
 
 impl Trust {
     /// The keys in `dir` (`*.pub` and `*.pem`); a missing directory trusts nothing. A file that is not a
     /// public key is an error naming it, never skipped: a typo would otherwise drop a key silently.
-    pub(crate) fn load_dir(dir: &Path) -> Result<Trust, String> {
+    pub(crate) fn load_dir(dir: &Path) -> Result<Trust, TrustError> {
         let mut trust = Trust::default();
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(trust),
-            Err(e) => return Err(format!("cannot read the trusted keys in `{}`: {e}", dir.display())),
+            Err(source) => return Err(TrustError::Dir { dir: dir.display().to_string(), source }),
         };
         let mut files: Vec<PathBuf> = rd
             .filter_map(Result::ok)
@@ -103,15 +117,13 @@ impl Trust {
     }
 
     /// Trusts the public key in `path`, named after the file.
-    pub(crate) fn add_file(&mut self, path: &Path) -> Result<(), String> {
+    pub(crate) fn add_file(&mut self, path: &Path) -> Result<(), TrustError> {
         // A regular file of bounded size, opened without blocking: a FIFO or a device given as `--key` (or
         // found among the trusted keys) is refused at once instead of hanging the verification.
         let text = crate::userfile::read_text(path, crate::userfile::SECRET_MAX, crate::userfile::Links::Follow)
-            .map_err(|e| format!("cannot read `{}`: {}", path.display(), crate::userfile::reason(&e)))?;
-        let public = sign::parse_public_pem(&text).ok_or_else(|| {
-            format!("`{}` is not an Ed25519 or P-256 public key (SPKI PEM, as `keys generate` writes)", path.display())
-        })?;
-        let role = parse_role(&text).map_err(|e| format!("`{}` {e}", path.display()))?;
+            .map_err(|e| TrustError::Read { path: path.display().to_string(), reason: crate::userfile::reason(&e) })?;
+        let public = sign::parse_public_pem(&text).ok_or_else(|| TrustError::NotAKey(path.display().to_string()))?;
+        let role = parse_role(&text, path)?;
         self.add(&key_name(path), role, public, path.display().to_string());
         Ok(())
     }
@@ -200,10 +212,10 @@ mod tests {
 
         std::fs::write(dir.path().join("broken.pub"), "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
             .unwrap();
-        let err = Trust::load_dir(dir.path()).unwrap_err();
+        let err = Trust::load_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("broken.pub") && err.contains("not an Ed25519"), "{err}");
         std::fs::write(dir.path().join("broken.pub"), format!("role: boss\n{}", sign::public_pem(&public))).unwrap();
-        let err = Trust::load_dir(dir.path()).unwrap_err();
+        let err = Trust::load_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("`boss`"), "{err}");
         assert!(Trust::load_dir(&dir.path().join("none")).unwrap().is_empty());
     }
@@ -215,9 +227,9 @@ mod tests {
         let fifo = dir.path().join("ops.pub");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let started = std::time::Instant::now();
-        let err = Trust::default().add_file(&fifo).unwrap_err();
+        let err = Trust::default().add_file(&fifo).unwrap_err().to_string();
         assert!(err.contains("ops.pub") && err.contains("is a FIFO, not a regular file"), "{err}");
-        let err = Trust::load_dir(dir.path()).unwrap_err();
+        let err = Trust::load_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("is a FIFO"), "{err}");
         let err = super::super::sign::Signer::configured(super::super::sign::KeySource::File(fifo)).unwrap_err();
         assert!(err.to_string().contains("is a FIFO, not a regular file"), "{err}");

@@ -57,9 +57,9 @@ async fn run_step(
         (Action::Update, Some(r), Some(l)) => resources::update(c, r, l, ctx).await,
         (Action::Replace, Some(r), Some(l)) => match resources::delete(c, l, ctx).await {
             Ok(()) => resources::create(c, r, ctx).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         },
-        (Action::Delete, _, Some(l)) => resources::delete(c, l, ctx).await,
+        (Action::Delete, _, Some(l)) => resources::delete(c, l, ctx).await.map_err(Into::into),
         _ => return StepResult::Applied,
     };
     match res {

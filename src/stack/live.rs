@@ -160,9 +160,9 @@ impl LiveState {
 pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Result<LiveState, AwsError> {
     let mut st = LiveState::default();
     let of = |kind: ResourceKind| desired.iter().filter(move |r| r.kind == kind).collect::<Vec<_>>();
-    let keys = resources::kms::read(c, &of(ResourceKind::KmsKey), &mut st.ids).await?;
-    let ids = st.ids.clone();
+    // One batch a kind, in `ResourceKind::ALL`'s (declaration) order.
     let [
+        keys,
         topics,
         groups,
         filters,
@@ -177,23 +177,9 @@ pub(crate) async fn read(c: &Clients, stack: &str, desired: &[Resource]) -> Resu
         apps,
         envs,
         protections,
-    ] = [
-        ResourceKind::SnsTopic,
-        ResourceKind::LogGroup,
-        ResourceKind::MetricFilter,
-        ResourceKind::Alarm,
-        ResourceKind::DbParameterGroup,
-        ResourceKind::DbSubnetGroup,
-        ResourceKind::RdsInstance,
-        ResourceKind::BackupVault,
-        ResourceKind::BackupPlan,
-        ResourceKind::BackupSelection,
-        ResourceKind::S3Bucket,
-        ResourceKind::BeanstalkApplication,
-        ResourceKind::BeanstalkEnvironment,
-        ResourceKind::ShieldProtection,
-    ]
-    .map(of);
+    ] = ResourceKind::ALL.map(of);
+    let keys = resources::kms::read(c, &keys, &mut st.ids).await?;
+    let ids = st.ids.clone();
     let (sns, logs, alarms, rds, backup, s3, eb, shield) = tokio::try_join!(
         resources::sns::read(c, &topics, &ids),
         resources::logs::read(c, &groups, &filters, &ids),
@@ -287,8 +273,11 @@ fn owner_of(tag: &str, stack: &str) -> Owner {
     if tag == stack { Owner::This } else { Owner::Other(tag.to_string()) }
 }
 
+/// ARN → the stack its `stackdrill:stack` tag names.
+type StackTags = HashMap<String, String>;
+
 /// Every ARN the tagging API knows with a `stackdrill:stack` tag, and the tag's value (100 a page).
-async fn tagged_arns(c: &Clients) -> Result<HashMap<String, String>, AwsError> {
+async fn tagged_arns(c: &Clients) -> Result<StackTags, AwsError> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
     let mut out = HashMap::new();
     let mut pages = c

@@ -33,7 +33,7 @@ pub(crate) enum ResourceKind {
 }
 
 impl ResourceKind {
-    #[cfg(test)]
+    /// Every kind, in the order the model declares them (keys first: the others name them).
     pub(crate) const ALL: [ResourceKind; 15] = [
         ResourceKind::KmsKey,
         ResourceKind::SnsTopic,
@@ -373,6 +373,8 @@ mod tests {
             assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.as_str()));
             assert_eq!(serde_json::from_value::<ResourceKind>(serde_json::json!(k.as_str())).unwrap(), k);
         }
+        // In declaration order, each once: `live::read` names its batches in this order.
+        assert!(ResourceKind::ALL.windows(2).all(|w| w[0] < w[1]), "{:?}", ResourceKind::ALL);
         let e = serde_json::from_str::<ResourceKind>("\"kms-keyy\"").unwrap_err().to_string();
         assert!(e.contains("unknown variant `kms-keyy`") && e.contains("kms-key"), "{e}");
     }

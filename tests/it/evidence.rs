@@ -2,12 +2,50 @@
 //! independent implementation), the HTML parsed as XML and rendered by headless Chromium, a deleted report
 //! found by `report verify`, sign-off, history and the controls matrix.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine;
 
 use super::harness::{Demo, Scratch, stackdrill, text};
+
+/// `stackdrill` with the demo's state directory (where `keys generate` puts its keys).
+fn in_state(demo: &Demo) -> assert_cmd::Command {
+    let mut c = stackdrill();
+    c.env("STACKDRILL_STATE_DIR", demo.state());
+    c
+}
+
+/// The operator signing key generated in the demo's state directory (and, with `reviewer`, the reviewer
+/// key `a.tan`): the operator key's path.
+fn generate_keys(demo: &Demo, reviewer: bool) -> PathBuf {
+    assert!(in_state(demo).args(["keys", "generate"]).output().unwrap().status.success());
+    if reviewer {
+        let out = in_state(demo).args(["keys", "generate", "--role", "reviewer", "--name", "a.tan"]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    demo.state().join("keys/signing.key")
+}
+
+/// The store's ledger lines, parsed.
+fn ledger(store: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(store.join("ledger.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A failed run: the demo's drill run with `extra` while its newest base backup is corrupted (put back
+/// after).
+fn run_on_a_corrupted_backup(demo: &Demo, extra: &[&str]) -> std::process::Output {
+    let victim = demo.backups().pop().unwrap().join("PG_VERSION");
+    let original = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, [&original[..], b"corrupted\n"].concat()).unwrap();
+    let out = demo.run_drill(extra);
+    std::fs::write(&victim, &original).unwrap();
+    out
+}
 
 fn openssl_verify(public: &Path, message: &Path, sig: &[u8], dir: &Path) -> bool {
     let sig_path = dir.join("sig.bin");
@@ -157,11 +195,7 @@ fn signed_chained_reports_verify_independently_render_and_expose_a_deletion() {
 
     // openssl checks the detached signature over the report bytes, and the DSSE envelope's signature
     // over the pre-authentication encoding of its in-toto statement.
-    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let ledger: Vec<serde_json::Value> = ledger(&demo.reports);
     let file = demo.reports.join(ledger[2]["file"].as_str().unwrap());
     let b64 = base64::engine::general_purpose::STANDARD;
     let sig = b64.decode(std::fs::read_to_string(format!("{}.sig", file.display())).unwrap().trim()).unwrap();
@@ -693,11 +727,7 @@ fn copy_store(from: &Path, to: &Path) {
 fn each_kind_of_tampering_makes_report_verify_exit_1_naming_it() {
     let demo = Demo::start();
     let tmp = Scratch::new();
-    let sd = || {
-        let mut c = stackdrill();
-        c.env("STACKDRILL_STATE_DIR", demo.state());
-        c
-    };
+    let sd = || in_state(&demo);
     let key = tmp.path().join("ops.key");
     assert!(sd().args(["keys", "generate", "--out"]).arg(&key).output().unwrap().status.success());
     for _ in 0..2 {
@@ -709,11 +739,7 @@ fn each_kind_of_tampering_makes_report_verify_exit_1_naming_it() {
         (out.status.code(), text(&out.stdout))
     };
     assert_eq!(verify(&demo.reports).0, Some(0));
-    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let ledger: Vec<serde_json::Value> = ledger(&demo.reports);
     let stem = ledger[1]["file"].as_str().unwrap().trim_end_matches(".json").to_string();
     let copy = |name: &str| {
         let d = tmp.path().join(name);
@@ -878,13 +904,8 @@ fn resign_manifest(pack: &Path, key: &Path, tmp: &Path) {
 fn a_pack_or_a_planted_trusted_key_never_vouches_for_itself() {
     let demo = Demo::start();
     let tmp = Scratch::new();
-    let sd = || {
-        let mut c = stackdrill();
-        c.env("STACKDRILL_STATE_DIR", demo.state());
-        c
-    };
-    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
-    let key = demo.state().join("keys/signing.key");
+    let sd = || in_state(&demo);
+    let key = generate_keys(&demo, false);
     let genuine = tmp.path().join("genuine.pub");
     std::fs::copy(demo.state().join("keys/signing.key.pub"), &genuine).unwrap();
     // A store every entry of which is signed (the demo's own unsigned run is elsewhere).
@@ -990,27 +1011,14 @@ fn strip_and_rechain(store: &Path, edit: impl Fn(usize, &mut serde_json::Value))
 fn a_stripped_envelope_or_stripped_signatures_never_verify() {
     let demo = Demo::start();
     let tmp = Scratch::new();
-    let sd = || {
-        let mut c = stackdrill();
-        c.env("STACKDRILL_STATE_DIR", demo.state());
-        c
-    };
-    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
-    let key = demo.state().join("keys/signing.key");
+    let sd = || in_state(&demo);
+    let key = generate_keys(&demo, false);
     let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // A failed run: the newest base backup corrupted.
-    let victim = demo.backups().pop().unwrap().join("PG_VERSION");
-    let original = std::fs::read(&victim).unwrap();
-    std::fs::write(&victim, [&original[..], b"corrupted\n"].concat()).unwrap();
-    let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
+    let out = run_on_a_corrupted_backup(&demo, &["--signing-key", key.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    std::fs::write(&victim, &original).unwrap();
-    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let ledger: Vec<serde_json::Value> = ledger(&demo.reports);
     assert_eq!(ledger[2]["result"], "failed");
     let verify = |store: &Path| {
         let out = sd().args(["report", "verify", "--reports"]).arg(store).output().unwrap();
@@ -1107,15 +1115,8 @@ fn run_verify_md(pack: &Path) -> Vec<(String, Option<i32>, String)> {
 fn every_command_verify_md_prints_passes_on_a_pack_and_fails_on_a_forged_one() {
     let demo = Demo::start(); // entry 1: the demo's own run, unsigned
     let tmp = Scratch::new();
-    let sd = || {
-        let mut c = stackdrill();
-        c.env("STACKDRILL_STATE_DIR", demo.state());
-        c
-    };
-    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
-    let out = sd().args(["keys", "generate", "--role", "reviewer", "--name", "a.tan"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let key = demo.state().join("keys/signing.key");
+    let sd = || in_state(&demo);
+    let key = generate_keys(&demo, true);
     let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let reports = demo.reports.to_str().unwrap();
@@ -1166,13 +1167,8 @@ fn every_command_verify_md_prints_passes_on_a_pack_and_fails_on_a_forged_one() {
 fn a_pack_continues_from_the_previous_one_and_a_truncated_store_is_named() {
     let demo = Demo::start();
     let tmp = Scratch::new();
-    let sd = || {
-        let mut c = stackdrill();
-        c.env("STACKDRILL_STATE_DIR", demo.state());
-        c
-    };
-    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
-    let key = demo.state().join("keys/signing.key");
+    let sd = || in_state(&demo);
+    let key = generate_keys(&demo, false);
     let genuine = demo.state().join("keys/signing.key.pub");
     let run = |store: &Path| {
         let out = sd()
@@ -1248,15 +1244,8 @@ fn a_pack_continues_from_the_previous_one_and_a_truncated_store_is_named() {
 #[test]
 fn concurrent_sign_offs_keep_their_files_and_a_lost_entry_is_recorded_by_a_signed_entry() {
     let demo = Demo::start();
-    let sd = || {
-        let mut c = stackdrill();
-        c.env("STACKDRILL_STATE_DIR", demo.state());
-        c
-    };
-    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
-    let out = sd().args(["keys", "generate", "--role", "reviewer", "--name", "a.tan"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let key = demo.state().join("keys/signing.key");
+    let sd = || in_state(&demo);
+    let key = generate_keys(&demo, true);
     let out = demo.run_drill(&["--signing-key", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let reports = demo.reports.to_str().unwrap();
@@ -1289,11 +1278,7 @@ fn concurrent_sign_offs_keep_their_files_and_a_lost_entry_is_recorded_by_a_signe
     let (code, out) = verify();
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("ok: 6 entries"), "{out}");
-    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let ledger: Vec<serde_json::Value> = ledger(&demo.reports);
     let files: std::collections::HashSet<&str> = ledger.iter().map(|e| e["file"].as_str().unwrap()).collect();
     assert_eq!(files.len(), 6, "two entries share a file: {ledger:?}");
     let out = sign_off("a.tna").output().unwrap();
@@ -1363,27 +1348,12 @@ fn a_stripped_store_is_never_chained_onto_and_a_lost_failed_run_stays_failed() {
     let demo = Demo::start();
     demo.not_a_demo();
     let tmp = Scratch::new();
-    let sd = || {
-        let mut c = stackdrill();
-        c.env("STACKDRILL_STATE_DIR", demo.state());
-        c
-    };
-    assert!(sd().args(["keys", "generate"]).output().unwrap().status.success());
-    let out = sd().args(["keys", "generate", "--role", "reviewer", "--name", "a.tan"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let key = demo.state().join("keys/signing.key");
+    let sd = || in_state(&demo);
+    let key = generate_keys(&demo, true);
     let signed = ["--signing-key", key.to_str().unwrap()];
     assert!(demo.run_drill(&signed).status.success());
-    let victim = demo.backups().pop().unwrap().join("PG_VERSION");
-    let original = std::fs::read(&victim).unwrap();
-    std::fs::write(&victim, [&original[..], b"corrupted\n"].concat()).unwrap();
-    assert_eq!(demo.run_drill(&signed).status.code(), Some(1));
-    std::fs::write(&victim, &original).unwrap();
-    let ledger: Vec<serde_json::Value> = std::fs::read_to_string(demo.reports.join("ledger.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert_eq!(run_on_a_corrupted_backup(&demo, &signed).status.code(), Some(1));
+    let ledger: Vec<serde_json::Value> = ledger(&demo.reports);
     assert_eq!(ledger[2]["result"], "failed");
     let forged_id = ledger[2]["id"].as_str().unwrap().to_string();
     let run = |args: &[&str], store: &Path| {

@@ -10,6 +10,11 @@
     clippy::disallowed_methods,
     reason = "tests print their measurements and read the test machine's environment"
 )]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "the harness's helpers are test code too: a test fails by panicking"
+)]
 
 mod config;
 // The fast modules use part of the harness; the slow ones the rest.

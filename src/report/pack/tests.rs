@@ -211,22 +211,28 @@ fn a_pack_continues_from_the_previous_head_or_the_gap_is_named() {
     // Entry 3 written again after the store was cut back.
     let d = pack("rewritten", None, &[entry(2, "b2", Some("a1")), entry(3, "X3", Some("b2"))]);
     let err = continues_from(&d, &head).unwrap_err();
+    assert!(matches!(err, Discontinuity::Rewritten { seq: 3, .. }), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("its entry 3 has sha256 X3") && err.contains("deleted and written again"), "{err}");
     // Its first entry after the head links elsewhere.
     let d = pack("relinked", None, &[entry(4, "d4", Some("Y3"))]);
-    assert!(continues_from(&d, &head).unwrap_err().contains("does not link to the entry the previous pack ended at"));
+    let err = continues_from(&d, &head).unwrap_err();
+    assert!(matches!(err, Discontinuity::Unlinked { seq: 4, previous: 3, .. }), "{err:?}");
+    assert!(err.to_string().contains("does not link to the entry the previous pack ended at"));
     // A gap: entries 4 to 6 in neither pack (6 is only named, as the entry before the slice).
     let d = pack("gap", Some(entry(6, "f6", Some("e5"))), &[entry(7, "g7", Some("f6"))]);
     let err = continues_from(&d, &head).unwrap_err();
+    assert!(matches!(err, Discontinuity::Gap { previous: 3, first: 7 }), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("a gap") && err.contains("entries 4 to 6 are in neither"), "{err}");
     // A one-entry gap: entry 4 (a failed run `--since` left out) is only named before the slice, and links to
     // the head; the old check counted it as held.
     let d = pack("one-gap", Some(entry(4, "d4", Some("c3"))), &[entry(5, "e5", Some("d4"))]);
-    let err = continues_from(&d, &head).unwrap_err();
+    let err = continues_from(&d, &head).unwrap_err().to_string();
     assert!(err.contains("a gap") && err.contains("entries 4 to 4 are in neither"), "{err}");
     // Ending before the head: the newest entries lost between the exports.
     let d = pack("short", None, &[entry(1, "a1", None), entry(2, "b2", Some("a1"))]);
-    assert!(
-        continues_from(&d, &head).unwrap_err().contains("it ends at entry 2 and the previous pack ended at entry 3")
-    );
+    let err = continues_from(&d, &head).unwrap_err();
+    assert!(matches!(err, Discontinuity::Truncated { last: 2, previous: 3 }), "{err:?}");
+    assert!(err.to_string().contains("it ends at entry 2 and the previous pack ended at entry 3"));
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, Tag};
 use serde_json::{Value, json};
 
-use super::{Ctx, str_prop};
+use super::{Ctx, StepError, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -127,11 +127,11 @@ fn stat(id: &str, m: &Value, return_data: bool) -> MetricDataQuery {
 }
 
 /// Creates or overwrites the alarm; the SNS topic ARN comes from the names resolved so far.
-pub(crate) async fn put(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
-    let eval = str_prop(r, "evaluation");
+pub(crate) async fn put(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
+    let eval = str_prop(r, "evaluation")?;
     let (datapoints, periods) = eval.split_once(" of ").unwrap_or(("1", "1"));
     let actions: Vec<String> = {
-        let ids = ctx.ids.lock().unwrap();
+        let ids = ctx.ids();
         r.props
             .get("actions")
             .and_then(Value::as_array)
@@ -147,10 +147,10 @@ pub(crate) async fn put(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsE
         c.cw.put_metric_alarm()
             .alarm_name(&r.name)
             .set_alarm_description(r.props.get("description").and_then(Value::as_str).map(str::to_string))
-            .comparison_operator(ComparisonOperator::from(str_prop(r, "comparison")))
+            .comparison_operator(ComparisonOperator::from(str_prop(r, "comparison")?))
             .evaluation_periods(periods.parse().unwrap_or(1))
             .datapoints_to_alarm(datapoints.parse().unwrap_or(1))
-            .treat_missing_data(str_prop(r, "missing-data"))
+            .treat_missing_data(str_prop(r, "missing-data")?)
             .set_threshold(r.props.get("threshold").and_then(Value::as_f64))
             .set_alarm_actions(Some(actions.clone()))
             .set_ok_actions(Some(actions))

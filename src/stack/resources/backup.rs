@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection, Condition, ConditionType, Lifecycle};
 use serde_json::{Value, json};
 
-use super::{Ctx, str_prop};
+use super::{Ctx, StepError, opt_str_prop, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -77,7 +77,7 @@ pub(crate) async fn read(
         let mut l = Live::new(ResourceKind::BackupPlan, &name, &arn).prop("vault", vault).prop("rules", rules);
         l.id = Some(id.clone());
         out.push(l);
-        for r in selections.iter().filter(|s| str_prop(s, "plan") == name) {
+        for r in selections.iter().filter(|s| opt_str_prop(s, "plan") == Some(name.as_str())) {
             let mut pages = c.backup.list_backup_selections().backup_plan_id(&id).into_paginator().send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| classify("backup:ListBackupSelections", &e))?;
@@ -112,8 +112,8 @@ pub(crate) fn backup_tags(stack: &str) -> HashMap<String, String> {
     super::tags(stack).into_iter().collect()
 }
 
-pub(crate) async fn create_vault(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
-    let key = ctx.key_arn(str_prop(r, "kms-key"));
+pub(crate) async fn create_vault(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
+    let key = ctx.key_arn(str_prop(r, "kms-key")?);
     c.backup
         .create_backup_vault()
         .backup_vault_name(&r.name)
@@ -135,10 +135,10 @@ pub(crate) async fn delete_vault(c: &Clients, live: &Live) -> Result<(), AwsErro
     Ok(())
 }
 
-fn plan_input(r: &Resource) -> BackupPlanInput {
-    let vault = str_prop(r, "vault");
+fn plan_input(r: &Resource) -> Result<BackupPlanInput, StepError> {
+    let vault = str_prop(r, "vault")?;
     let rules = r.props.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
-    BackupPlanInput::builder()
+    Ok(BackupPlanInput::builder()
         .backup_plan_name(&r.name)
         .set_rules(Some(
             rules
@@ -151,34 +151,32 @@ fn plan_input(r: &Resource) -> BackupPlanInput {
                         .enable_continuous_backup(x["continuous"].as_bool().unwrap_or(false))
                         .lifecycle(Lifecycle::builder().set_delete_after_days(x["retention-days"].as_i64()).build())
                         .build()
-                        .expect("rule name and vault are set")
                 })
-                .collect(),
+                .collect::<Result<Vec<_>, _>>()?,
         ))
-        .build()
-        .expect("plan name and rules are set")
+        .build()?)
 }
 
-pub(crate) async fn create_plan(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+pub(crate) async fn create_plan(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
     let out = c
         .backup
         .create_backup_plan()
-        .backup_plan(plan_input(r))
+        .backup_plan(plan_input(r)?)
         .set_backup_plan_tags(Some(backup_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("backup:CreateBackupPlan", &e))?;
     if let Some(id) = out.backup_plan_id() {
-        ctx.ids.lock().unwrap().plan_id.insert(r.name.clone(), id.to_string());
+        ctx.ids().plan_id.insert(r.name.clone(), id.to_string());
     }
     Ok(())
 }
 
-pub(crate) async fn update_plan(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
+pub(crate) async fn update_plan(c: &Clients, r: &Resource, live: &Live) -> Result<(), StepError> {
     c.backup
         .update_backup_plan()
         .backup_plan_id(live.id.clone().unwrap_or_default())
-        .backup_plan(plan_input(r))
+        .backup_plan(plan_input(r)?)
         .send()
         .await
         .map_err(|e| classify("backup:UpdateBackupPlan", &e))?;
@@ -195,22 +193,21 @@ pub(crate) async fn delete_plan(c: &Clients, live: &Live) -> Result<(), AwsError
     Ok(())
 }
 
-pub(crate) async fn create_selection(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
-    let plan_id = ctx.ids.lock().unwrap().plan_id.get(str_prop(r, "plan")).cloned().unwrap_or_default();
-    let (key, value) = str_prop(r, "tag").split_once('=').unwrap_or((str_prop(r, "tag"), ""));
+pub(crate) async fn create_selection(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
+    let plan_id = ctx.ids().plan_id.get(str_prop(r, "plan")?).cloned().unwrap_or_default();
+    let tag = str_prop(r, "tag")?;
+    let (key, value) = tag.split_once('=').unwrap_or((tag, ""));
     let sel = BackupSelection::builder()
         .selection_name(&r.name)
-        .iam_role_arn(str_prop(r, "iam-role-arn"))
+        .iam_role_arn(str_prop(r, "iam-role-arn")?)
         .list_of_tags(
             Condition::builder()
                 .condition_type(ConditionType::Stringequals)
                 .condition_key(key)
                 .condition_value(value)
-                .build()
-                .expect("all condition fields are set"),
+                .build()?,
         )
-        .build()
-        .expect("name and role are set");
+        .build()?;
     c.backup
         .create_backup_selection()
         .backup_plan_id(plan_id)
@@ -223,7 +220,7 @@ pub(crate) async fn create_selection(c: &Clients, r: &Resource, ctx: &Ctx) -> Re
 
 pub(crate) async fn delete_selection(c: &Clients, live: &Live, ctx: &Ctx) -> Result<(), AwsError> {
     let plan = live.props.get("plan").and_then(Value::as_str).unwrap_or_default();
-    let plan_id = ctx.ids.lock().unwrap().plan_id.get(plan).cloned().unwrap_or_default();
+    let plan_id = ctx.ids().plan_id.get(plan).cloned().unwrap_or_default();
     c.backup
         .delete_backup_selection()
         .backup_plan_id(plan_id)

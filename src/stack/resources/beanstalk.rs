@@ -4,7 +4,7 @@
 use aws_sdk_elasticbeanstalk::types::{ConfigurationOptionSetting, EnvironmentStatus, Tag};
 use serde_json::{Value, json};
 
-use super::{Ctx, str_prop};
+use super::{Ctx, MissingProperty, StepError, str_prop};
 use crate::aws::{AwsError, Backoff, classify};
 use crate::stack::live::{Clients, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -103,8 +103,8 @@ fn opt(ns: &str, name: &str, value: impl Into<String>) -> ConfigurationOptionSet
 }
 
 /// The option settings that express the declared environment.
-pub(crate) fn option_settings(r: &Resource) -> Vec<ConfigurationOptionSetting> {
-    let instances = str_prop(r, "instances");
+pub(crate) fn option_settings(r: &Resource) -> Result<Vec<ConfigurationOptionSetting>, MissingProperty> {
+    let instances = str_prop(r, "instances")?;
     let (min, max) = instances.split_once("..").unwrap_or(("2", "2"));
     let subnets: Vec<&str> = r
         .props
@@ -114,16 +114,16 @@ pub(crate) fn option_settings(r: &Resource) -> Vec<ConfigurationOptionSetting> {
         .unwrap_or_default();
     let https = r.props.get("https").cloned().unwrap_or(Value::Null);
     let mut out = vec![
-        opt("aws:autoscaling:launchconfiguration", "IamInstanceProfile", str_prop(r, "instance-profile")),
+        opt("aws:autoscaling:launchconfiguration", "IamInstanceProfile", str_prop(r, "instance-profile")?),
         opt("aws:elasticbeanstalk:environment", "EnvironmentType", "LoadBalanced"),
         opt("aws:elasticbeanstalk:environment", "LoadBalancerType", "application"),
-        opt("aws:ec2:instances", "InstanceTypes", str_prop(r, "instance-type")),
+        opt("aws:ec2:instances", "InstanceTypes", str_prop(r, "instance-type")?),
         opt("aws:autoscaling:asg", "MinSize", min),
         opt("aws:autoscaling:asg", "MaxSize", max),
-        opt("aws:ec2:vpc", "VPCId", str_prop(r, "vpc")),
+        opt("aws:ec2:vpc", "VPCId", str_prop(r, "vpc")?),
         opt("aws:ec2:vpc", "Subnets", subnets.join(",")),
         opt("aws:ec2:vpc", "ELBSubnets", subnets.join(",")),
-        opt("aws:elasticbeanstalk:healthreporting:system", "SystemType", str_prop(r, "health")),
+        opt("aws:elasticbeanstalk:healthreporting:system", "SystemType", str_prop(r, "health")?),
         opt(
             "aws:elasticbeanstalk:managedactions",
             "ManagedActionsEnabled",
@@ -138,7 +138,7 @@ pub(crate) fn option_settings(r: &Resource) -> Vec<ConfigurationOptionSetting> {
     if let Some(role) = r.props.get("service-role").and_then(Value::as_str) {
         out.push(opt("aws:elasticbeanstalk:environment", "ServiceRole", role));
     }
-    out
+    Ok(out)
 }
 
 pub(crate) fn eb_tags(stack: &str) -> Vec<Tag> {
@@ -164,26 +164,26 @@ pub(crate) async fn delete_application(c: &Clients, live: &Live) -> Result<(), A
     Ok(())
 }
 
-pub(crate) async fn create_environment(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+pub(crate) async fn create_environment(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
     c.eb.create_environment()
-        .application_name(str_prop(r, "application"))
+        .application_name(str_prop(r, "application")?)
         .environment_name(&r.name)
-        .solution_stack_name(str_prop(r, "solution-stack"))
-        .set_option_settings(Some(option_settings(r)))
+        .solution_stack_name(str_prop(r, "solution-stack")?)
+        .set_option_settings(Some(option_settings(r)?))
         .set_tags(Some(eb_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("elasticbeanstalk:CreateEnvironment", &e))?;
-    wait_ready(c, &r.name).await
+    Ok(wait_ready(c, &r.name).await?)
 }
 
-pub(crate) async fn update_environment(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
-    let mut req = c.eb.update_environment().environment_name(&r.name).set_option_settings(Some(option_settings(r)));
+pub(crate) async fn update_environment(c: &Clients, r: &Resource, live: &Live) -> Result<(), StepError> {
+    let mut req = c.eb.update_environment().environment_name(&r.name).set_option_settings(Some(option_settings(r)?));
     if r.props.get("solution-stack") != live.props.get("solution-stack") {
-        req = req.solution_stack_name(str_prop(r, "solution-stack"));
+        req = req.solution_stack_name(str_prop(r, "solution-stack")?);
     }
     req.send().await.map_err(|e| classify("elasticbeanstalk:UpdateEnvironment", &e))?;
-    wait_ready(c, &r.name).await
+    Ok(wait_ready(c, &r.name).await?)
 }
 
 pub(crate) async fn delete_environment(c: &Clients, live: &Live) -> Result<(), AwsError> {

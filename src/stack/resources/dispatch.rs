@@ -16,11 +16,39 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// The ids learned so far. A step that panicked while holding them left nothing half-written (each
+    /// update is one insert), so a poisoned lock is taken as it is.
+    pub(crate) fn ids(&self) -> std::sync::MutexGuard<'_, Ids> {
+        self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The key ARN for an alias the stack declares (created or found so far), else the alias itself, which
     /// every service accepts as a key reference.
     pub(crate) fn key_arn(&self, alias: &str) -> String {
-        self.ids.lock().unwrap().key_arn.get(alias).cloned().unwrap_or_else(|| alias.to_string())
+        self.ids().key_arn.get(alias).cloned().unwrap_or_else(|| alias.to_string())
     }
+}
+
+/// A property the model did not give a resource (a bug in `stack/model.rs`, or a kind not yet wired):
+/// named, and nothing is sent to AWS, never an empty string in its place. Every property comes from the
+/// stack file, which `config/` has already checked (a key missing there is named with file:line:column).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("stack resource `{address}` has no `{key}` (a string): nothing was sent to AWS for it")]
+pub(crate) struct MissingProperty {
+    pub(crate) address: String,
+    pub(crate) key: String,
+}
+
+/// Why one step of `stack apply` failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error(transparent)]
+    Property(#[from] MissingProperty),
+    /// An SDK request builder refused what it was given (a required field unset).
+    #[error("cannot build the request: {0}")]
+    Build(#[from] aws_smithy_types::error::operation::BuildError),
 }
 
 /// The ownership tags every created resource carries.
@@ -28,8 +56,14 @@ pub(crate) fn tags(stack: &str) -> Vec<(String, String)> {
     vec![(TAG_MANAGED.to_string(), "true".to_string()), (TAG_STACK.to_string(), stack.to_string())]
 }
 
-pub(crate) fn str_prop<'a>(r: &'a Resource, k: &str) -> &'a str {
-    r.props.get(k).and_then(Value::as_str).unwrap_or_default()
+/// A string property the resource's kind always has: its absence is an error naming it.
+pub(crate) fn str_prop<'a>(r: &'a Resource, k: &str) -> Result<&'a str, MissingProperty> {
+    r.props.get(k).and_then(Value::as_str).ok_or_else(|| MissingProperty { address: r.address(), key: k.to_string() })
+}
+
+/// A string property the stack file may leave out (`null` in the model): `None` then.
+pub(crate) fn opt_str_prop<'a>(r: &'a Resource, k: &str) -> Option<&'a str> {
+    r.props.get(k).and_then(Value::as_str)
 }
 
 pub(crate) fn bool_prop(r: &Resource, k: &str) -> bool {
@@ -65,38 +99,38 @@ pub(crate) fn holds_data(kind: ResourceKind) -> bool {
     )
 }
 
-pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
     match r.kind {
         ResourceKind::KmsKey => super::kms::create(c, r, ctx).await,
         ResourceKind::SnsTopic => super::sns::create(c, r, ctx).await,
-        ResourceKind::LogGroup => super::logs::create_group(c, r, ctx).await,
+        ResourceKind::LogGroup => Ok(super::logs::create_group(c, r, ctx).await?),
         ResourceKind::MetricFilter => super::logs::put_filter(c, r).await,
         ResourceKind::Alarm => super::alarms::put(c, r, ctx).await,
         ResourceKind::DbParameterGroup => super::rds::create_parameter_group(c, r, ctx).await,
-        ResourceKind::DbSubnetGroup => super::rds::create_subnet_group(c, r, ctx).await,
+        ResourceKind::DbSubnetGroup => Ok(super::rds::create_subnet_group(c, r, ctx).await?),
         ResourceKind::RdsInstance => super::rds::create_instance(c, r, ctx).await,
         ResourceKind::BackupVault => super::backup::create_vault(c, r, ctx).await,
         ResourceKind::BackupPlan => super::backup::create_plan(c, r, ctx).await,
         ResourceKind::BackupSelection => super::backup::create_selection(c, r, ctx).await,
-        ResourceKind::S3Bucket => super::s3::create(c, r, ctx).await,
-        ResourceKind::BeanstalkApplication => super::beanstalk::create_application(c, r, ctx).await,
+        ResourceKind::S3Bucket => Ok(super::s3::create(c, r, ctx).await?),
+        ResourceKind::BeanstalkApplication => Ok(super::beanstalk::create_application(c, r, ctx).await?),
         ResourceKind::BeanstalkEnvironment => super::beanstalk::create_environment(c, r, ctx).await,
         ResourceKind::ShieldProtection => super::shield::create(c, r, ctx).await,
     }
 }
 
-pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live, ctx: &Ctx) -> Result<(), AwsError> {
+pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live, ctx: &Ctx) -> Result<(), StepError> {
     match r.kind {
         ResourceKind::KmsKey => super::kms::update(c, r, live).await,
         ResourceKind::SnsTopic => super::sns::update(c, r, live).await,
-        ResourceKind::LogGroup => super::logs::update_group(c, r, live, ctx).await,
+        ResourceKind::LogGroup => Ok(super::logs::update_group(c, r, live, ctx).await?),
         ResourceKind::MetricFilter => super::logs::put_filter(c, r).await,
         ResourceKind::Alarm => super::alarms::put(c, r, ctx).await,
-        ResourceKind::DbParameterGroup => super::rds::update_parameter_group(c, r, live).await,
-        ResourceKind::DbSubnetGroup => super::rds::update_subnet_group(c, r).await,
+        ResourceKind::DbParameterGroup => Ok(super::rds::update_parameter_group(c, r, live).await?),
+        ResourceKind::DbSubnetGroup => Ok(super::rds::update_subnet_group(c, r).await?),
         ResourceKind::RdsInstance => super::rds::update_instance(c, r, live).await,
         ResourceKind::BackupPlan => super::backup::update_plan(c, r, live).await,
-        ResourceKind::S3Bucket => super::s3::update(c, r, live, ctx).await,
+        ResourceKind::S3Bucket => Ok(super::s3::update(c, r, live, ctx).await?),
         ResourceKind::BeanstalkEnvironment => super::beanstalk::update_environment(c, r, live).await,
         // Nothing of these changes in place: their changes force replacement.
         ResourceKind::BackupVault
@@ -126,17 +160,16 @@ pub(crate) async fn delete(c: &Clients, live: &Live, ctx: &Ctx) -> Result<(), Aw
     }
 }
 
-fn pairs<K: AsRef<str>, V: AsRef<str>>(it: impl IntoIterator<Item = (K, V)>) -> HashMap<String, String> {
+/// A resource's tags: key → value.
+pub(crate) type Tags = HashMap<String, String>;
+
+fn pairs<K: AsRef<str>, V: AsRef<str>>(it: impl IntoIterator<Item = (K, V)>) -> Tags {
     it.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect()
 }
 
 /// One resource's tags, read from its own service: for ARNs the tagging API did not return. `None` when
 /// the kind has no tags of its own (its parent's decide).
-pub(crate) async fn tags_of(
-    c: &Clients,
-    kind: ResourceKind,
-    arn: &str,
-) -> Result<Option<HashMap<String, String>>, AwsError> {
+pub(crate) async fn tags_of(c: &Clients, kind: ResourceKind, arn: &str) -> Result<Option<Tags>, AwsError> {
     Ok(Some(match kind {
         ResourceKind::KmsKey => {
             let t = c
@@ -280,29 +313,46 @@ pub(crate) async fn orphan(c: &Clients, arn: &str, ids: &Ids) -> Result<Option<L
     Ok(Some(Live::new(kind, name, arn)))
 }
 
+/// An SDK request builder's refusal, as the error of the call it was for.
+fn unbuilt(action: &str, e: &aws_smithy_types::error::operation::BuildError) -> AwsError {
+    AwsError {
+        kind: crate::aws::Kind::Other,
+        action: action.into(),
+        code: None,
+        message: format!("cannot build the request: {e}"),
+    }
+}
+
 /// Adds the ownership tags to an existing resource (`stack import`). Metric filters and selections have
 /// no tags: importing their parent adopts them.
 pub(crate) async fn tag(c: &Clients, l: &Live, stack: &str) -> Result<(), AwsError> {
     let t = tags(stack);
     match l.kind {
         ResourceKind::KmsKey => {
-            let tags =
-                t.iter().map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build().unwrap());
+            let tags = t
+                .iter()
+                .map(|(k, v)| aws_sdk_kms::types::Tag::builder().tag_key(k).tag_value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| unbuilt("kms:TagResource", &e))?;
             c.kms
                 .tag_resource()
                 .key_id(&l.arn)
-                .set_tags(Some(tags.collect()))
+                .set_tags(Some(tags))
                 .send()
                 .await
                 .map(|_| ())
                 .map_err(|e| classify("kms:TagResource", &e))
         }
         ResourceKind::SnsTopic => {
-            let tags = t.iter().map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build().unwrap());
+            let tags = t
+                .iter()
+                .map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| unbuilt("sns:TagResource", &e))?;
             c.sns
                 .tag_resource()
                 .resource_arn(&l.arn)
-                .set_tags(Some(tags.collect()))
+                .set_tags(Some(tags))
                 .send()
                 .await
                 .map(|_| ())

@@ -3,7 +3,7 @@
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag};
 
-use super::{Ctx, str_prop, tags};
+use super::{Ctx, StepError, str_prop, tags};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -65,23 +65,30 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource], ids: &mut Ids) -> Resu
     Ok(out)
 }
 
-pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
     let key = c
         .kms
         .create_key()
-        .description(str_prop(r, "description"))
+        .description(str_prop(r, "description")?)
         .key_usage(KeyUsageType::EncryptDecrypt)
         .key_spec(KeySpec::SymmetricDefault)
         .set_tags(Some(
             tags(&ctx.stack)
                 .into_iter()
-                .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build().unwrap())
-                .collect(),
+                .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
+                .collect::<Result<Vec<_>, _>>()?,
         ))
         .send()
         .await
         .map_err(|e| classify("kms:CreateKey", &e))?;
-    let m = key.key_metadata().expect("CreateKey returns metadata");
+    let Some(m) = key.key_metadata() else {
+        return Err(StepError::Aws(AwsError {
+            kind: crate::aws::Kind::Other,
+            action: "kms:CreateKey".into(),
+            code: None,
+            message: "the response holds no key metadata (no key id): nothing to alias".into(),
+        }));
+    };
     let (id, arn) = (m.key_id().to_string(), m.arn().unwrap_or_default().to_string());
     if r.props.get("rotation").and_then(|v| v.as_bool()) == Some(true) {
         c.kms.enable_key_rotation().key_id(&id).send().await.map_err(|e| classify("kms:EnableKeyRotation", &e))?;
@@ -96,7 +103,7 @@ pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), A
     if !services(r).is_empty() {
         put_policy(c, r, &id, &arn).await?;
     }
-    ctx.ids.lock().unwrap().key_arn.insert(r.name.clone(), arn);
+    ctx.ids().key_arn.insert(r.name.clone(), arn);
     Ok(())
 }
 
@@ -181,7 +188,7 @@ async fn put_policy(c: &Clients, r: &Resource, id: &str, arn: &str) -> Result<()
         .map_err(|e| classify("kms:PutKeyPolicy", &e))
 }
 
-pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
+pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(), StepError> {
     let id = live.id.clone().unwrap_or_else(|| live.arn.clone());
     if r.props.get("service-principals") != live.props.get("service-principals") {
         put_policy(c, r, &id, &live.arn).await?;
@@ -190,7 +197,7 @@ pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(),
         c.kms
             .update_key_description()
             .key_id(&id)
-            .description(str_prop(r, "description"))
+            .description(str_prop(r, "description")?)
             .send()
             .await
             .map_err(|e| classify("kms:UpdateKeyDescription", &e))?;
@@ -203,7 +210,7 @@ pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(),
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("kms:EnableKeyRotation", &e)),
+            .map_err(|e| classify("kms:EnableKeyRotation", &e).into()),
         _ => c
             .kms
             .disable_key_rotation()
@@ -211,7 +218,7 @@ pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(),
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("kms:DisableKeyRotation", &e)),
+            .map_err(|e| classify("kms:DisableKeyRotation", &e).into()),
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 use serde_json::Value;
 
-use super::{Ctx, str_prop};
+use super::{Ctx, StepError, opt_str_prop, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -32,8 +32,11 @@ pub(crate) async fn read(
     ids: &Ids,
 ) -> Result<Vec<Live>, AwsError> {
     let mut out = Vec::new();
-    let names: Vec<&str> =
-        groups.iter().map(|g| g.name.as_str()).chain(filters.iter().map(|f| super::str_prop(f, "log-group"))).collect();
+    let names: Vec<&str> = groups
+        .iter()
+        .map(|g| g.name.as_str())
+        .chain(filters.iter().filter_map(|f| opt_str_prop(f, "log-group")))
+        .collect();
     if names.is_empty() {
         return Ok(out);
     }
@@ -61,7 +64,9 @@ pub(crate) async fn read(
     // Metric filters: one paged DescribeMetricFilters per log group that has any declared.
     let mut by_group: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
     for f in filters {
-        by_group.entry(str_prop(f, "log-group")).or_default().push(f);
+        if let Some(group) = opt_str_prop(f, "log-group") {
+            by_group.entry(group).or_default().push(f);
+        }
     }
     for (group, fs) in by_group {
         let Some(parent) = found.get(group) else { continue };
@@ -185,8 +190,9 @@ pub(crate) async fn delete_group(c: &Clients, live: &Live) -> Result<(), AwsErro
 }
 
 /// PutMetricFilter creates or overwrites: create and update are one call.
-pub(crate) async fn put_filter(c: &Clients, r: &Resource) -> Result<(), AwsError> {
-    let (ns, name) = str_prop(r, "metric").split_once('/').unwrap_or(("", str_prop(r, "metric")));
+pub(crate) async fn put_filter(c: &Clients, r: &Resource) -> Result<(), StepError> {
+    let metric = str_prop(r, "metric")?;
+    let (ns, name) = metric.split_once('/').unwrap_or(("", metric));
     let dims: HashMap<String, String> = r
         .props
         .get("dimensions")
@@ -196,16 +202,15 @@ pub(crate) async fn put_filter(c: &Clients, r: &Resource) -> Result<(), AwsError
     let t = MetricTransformation::builder()
         .metric_namespace(ns)
         .metric_name(name)
-        .metric_value(str_prop(r, "value"))
+        .metric_value(str_prop(r, "value")?)
         .set_default_value(r.props.get("default").and_then(Value::as_f64))
         .set_dimensions(if dims.is_empty() { None } else { Some(dims) })
-        .build()
-        .expect("namespace, name and value are set");
+        .build()?;
     c.logs
         .put_metric_filter()
-        .log_group_name(str_prop(r, "log-group"))
+        .log_group_name(str_prop(r, "log-group")?)
         .filter_name(&r.name)
-        .filter_pattern(str_prop(r, "pattern"))
+        .filter_pattern(str_prop(r, "pattern")?)
         .metric_transformations(t)
         .send()
         .await

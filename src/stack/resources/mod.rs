@@ -15,5 +15,6 @@ pub(crate) mod sns;
 mod tests;
 
 pub(crate) use dispatch::{
-    Ctx, bool_prop, create, delete, forces_replacement, holds_data, orphan, prop, str_prop, tag, tags, tags_of, update,
+    Ctx, MissingProperty, StepError, bool_prop, create, delete, forces_replacement, holds_data, opt_str_prop, orphan,
+    prop, str_prop, tag, tags, tags_of, update,
 };

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_rds::types::{ApplyMethod, Parameter, Tag};
 use serde_json::Value;
 
-use super::{Ctx, bool_prop, str_prop};
+use super::{Ctx, StepError, bool_prop, str_prop};
 use crate::aws::{AwsError, Backoff, classify};
 use crate::stack::live::{Clients, Ids, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -137,17 +137,17 @@ fn params(r: &Resource) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-pub(crate) async fn create_parameter_group(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+pub(crate) async fn create_parameter_group(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
     c.rds
         .create_db_parameter_group()
         .db_parameter_group_name(&r.name)
-        .db_parameter_group_family(str_prop(r, "family"))
+        .db_parameter_group_family(str_prop(r, "family")?)
         .description(format!("stackdrill stack {}", ctx.stack))
         .set_tags(Some(rds_tags(&ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("rds:CreateDBParameterGroup", &e))?;
-    set_parameters(c, &r.name, &params(r), &BTreeMap::new()).await
+    Ok(set_parameters(c, &r.name, &params(r), &BTreeMap::new()).await?)
 }
 
 /// A group's parameters: name → (value, `static` or `dynamic`), from `source` (`user`) or all of them.
@@ -309,24 +309,24 @@ pub(crate) async fn delete_subnet_group(c: &Clients, live: &Live) -> Result<(), 
     Ok(())
 }
 
-fn engine(r: &Resource) -> (String, String) {
-    let e = str_prop(r, "engine");
+fn engine(r: &Resource) -> Result<(String, String), StepError> {
+    let e = str_prop(r, "engine")?;
     let (engine, version) = e.split_once(' ').unwrap_or((e, ""));
-    (engine.to_string(), version.to_string())
+    Ok((engine.to_string(), version.to_string()))
 }
 
 /// The master password is managed by RDS in Secrets Manager: stackdrill never sees it.
-pub(crate) async fn create_instance(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
-    let (engine, version) = engine(r);
-    let key = ctx.key_arn(str_prop(r, "kms-key"));
+pub(crate) async fn create_instance(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
+    let (engine, version) = engine(r)?;
+    let key = ctx.key_arn(str_prop(r, "kms-key")?);
     c.rds
         .create_db_instance()
         .db_instance_identifier(&r.name)
         .engine(engine)
         .engine_version(version)
-        .db_instance_class(str_prop(r, "instance-class"))
+        .db_instance_class(str_prop(r, "instance-class")?)
         .allocated_storage(r.props.get("allocated-storage").and_then(Value::as_i64).unwrap_or(20) as i32)
-        .master_username(str_prop(r, "master-username"))
+        .master_username(str_prop(r, "master-username")?)
         .manage_master_user_password(true)
         .set_db_name(r.props.get("database").and_then(Value::as_str).map(str::to_string))
         .storage_encrypted(true)
@@ -336,14 +336,14 @@ pub(crate) async fn create_instance(c: &Clients, r: &Resource, ctx: &Ctx) -> Res
         .deletion_protection(bool_prop(r, "deletion-protection"))
         .publicly_accessible(bool_prop(r, "publicly-accessible"))
         .enable_iam_database_authentication(bool_prop(r, "iam-auth"))
-        .db_parameter_group_name(str_prop(r, "parameter-group"))
-        .db_subnet_group_name(str_prop(r, "subnet-group"))
+        .db_parameter_group_name(str_prop(r, "parameter-group")?)
+        .db_subnet_group_name(str_prop(r, "subnet-group")?)
         .copy_tags_to_snapshot(true)
         .set_tags(Some(instance_tags(r, &ctx.stack)))
         .send()
         .await
         .map_err(|e| classify("rds:CreateDBInstance", &e))?;
-    wait_available(c, &r.name).await
+    Ok(wait_available(c, &r.name).await?)
 }
 
 /// Whether the live engine (`postgres 15.10`) satisfies the declared one (`postgres 15.8` or `postgres 15`):
@@ -359,7 +359,7 @@ pub(crate) fn engine_satisfies(declared: &str, live: &str) -> bool {
     want_engine == have_engine && !want.is_empty() && have.first() == want.first() && have >= want
 }
 
-pub(crate) async fn update_instance(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
+pub(crate) async fn update_instance(c: &Clients, r: &Resource, live: &Live) -> Result<(), StepError> {
     let changed = |k: &str| match k {
         "engine" => {
             let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
@@ -394,10 +394,10 @@ pub(crate) async fn update_instance(c: &Clients, r: &Resource, live: &Live) -> R
     }
     let mut req = c.rds.modify_db_instance().db_instance_identifier(&r.name).apply_immediately(true);
     if changed("engine") {
-        req = req.engine_version(engine(r).1).allow_major_version_upgrade(true);
+        req = req.engine_version(engine(r)?.1).allow_major_version_upgrade(true);
     }
     if changed("instance-class") {
-        req = req.db_instance_class(str_prop(r, "instance-class"));
+        req = req.db_instance_class(str_prop(r, "instance-class")?);
     }
     if changed("allocated-storage") {
         req = req.allocated_storage(r.props.get("allocated-storage").and_then(Value::as_i64).unwrap_or(20) as i32);
@@ -419,13 +419,13 @@ pub(crate) async fn update_instance(c: &Clients, r: &Resource, live: &Live) -> R
         req = req.enable_iam_database_authentication(bool_prop(r, "iam-auth"));
     }
     if changed("parameter-group") {
-        req = req.db_parameter_group_name(str_prop(r, "parameter-group"));
+        req = req.db_parameter_group_name(str_prop(r, "parameter-group")?);
     }
     if changed("subnet-group") {
-        req = req.db_subnet_group_name(str_prop(r, "subnet-group"));
+        req = req.db_subnet_group_name(str_prop(r, "subnet-group")?);
     }
     req.send().await.map_err(|e| classify("rds:ModifyDBInstance", &e))?;
-    wait_available(c, &r.name).await
+    Ok(wait_available(c, &r.name).await?)
 }
 
 /// Switches deletion protection off (the caller passed `--allow-data-loss`), keeps a final snapshot (the

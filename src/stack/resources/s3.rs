@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::Value;
 
-use super::{Ctx, bool_prop, str_prop};
+use super::{Ctx, bool_prop, opt_str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -114,7 +114,7 @@ pub(crate) fn merged(mut existing: Vec<(String, String)>, add: &[(String, String
 }
 
 fn backup_tag(r: &Resource) -> Option<(String, String)> {
-    str_prop(r, "backup-tag").split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+    opt_str_prop(r, "backup-tag")?.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
 }
 
 pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
@@ -179,7 +179,7 @@ async fn settle(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
         .await
         .map_err(|e| classify("s3:PutBucketPublicAccessBlock", &e))?;
     settle_lifecycle(c, r).await?;
-    let logging = match str_prop(r, "access-logs").split_once('/') {
+    let logging = match opt_str_prop(r, "access-logs").and_then(|l| l.split_once('/')) {
         Some((bucket, prefix)) => BucketLoggingStatus::builder()
             .logging_enabled(
                 LoggingEnabled::builder().target_bucket(bucket).target_prefix(prefix).build().map_err(|e| err(&e))?,

@@ -1,7 +1,7 @@
 //! Shield: Standard protects every AWS account automatically; Advanced protection of the environment's load
 //! balancer is created only when the account has a subscription (DescribeSubscription).
 
-use super::{Ctx, str_prop};
+use super::{Ctx, StepError, str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -35,8 +35,8 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource]) -> Result<(bool, Vec<L
             let Some(name) = p.name() else { continue };
             if let Some(r) = want.iter().find(|r| r.name == name) {
                 let mut l = Live::new(ResourceKind::ShieldProtection, name, p.protection_arn().unwrap_or_default())
-                    .prop("environment", str_prop(r, "environment"))
-                    .prop("mode", str_prop(r, "mode"));
+                    .prop("environment", r.props.get("environment"))
+                    .prop("mode", r.props.get("mode"));
                 l.id = p.id().map(str::to_string);
                 out.push(l);
             }
@@ -45,15 +45,15 @@ pub(crate) async fn read(c: &Clients, want: &[&Resource]) -> Result<(bool, Vec<L
     Ok((true, out, notes))
 }
 
-pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
-    let env = str_prop(r, "environment");
+pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
+    let env = str_prop(r, "environment")?;
     let Some(lb) = super::beanstalk::load_balancer(c, env).await? else {
-        return Err(AwsError {
+        return Err(StepError::Aws(AwsError {
             action: "shield:CreateProtection".into(),
             kind: crate::aws::Kind::Other,
             code: None,
             message: format!("environment `{env}` has no application load balancer to protect yet"),
-        });
+        }));
     };
     c.shield
         .create_protection()

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Ctx, str_prop};
+use super::{Ctx, StepError, opt_str_prop};
 use crate::aws::{AwsError, classify};
 use crate::stack::live::{Clients, Ids, Live};
 use crate::stack::model::{Resource, ResourceKind};
@@ -59,20 +59,20 @@ fn subscriptions(v: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), AwsError> {
+pub(crate) async fn create(c: &Clients, r: &Resource, ctx: &Ctx) -> Result<(), StepError> {
     let mut req = c.sns.create_topic().name(&r.name);
-    if r.props.contains_key("kms-key") {
-        req = req.attributes("KmsMasterKeyId", str_prop(r, "kms-key"));
+    if let Some(key) = opt_str_prop(r, "kms-key") {
+        req = req.attributes("KmsMasterKeyId", key);
     }
     for (k, v) in super::tags(&ctx.stack) {
-        req = req.tags(aws_sdk_sns::types::Tag::builder().key(k).value(v).build().unwrap());
+        req = req.tags(aws_sdk_sns::types::Tag::builder().key(k).value(v).build()?);
     }
     let arn =
         req.send().await.map_err(|e| classify("sns:CreateTopic", &e))?.topic_arn().unwrap_or_default().to_string();
     for (protocol, endpoint) in subscriptions(r.props.get("subscriptions")) {
         subscribe(c, &arn, &protocol, &endpoint).await?;
     }
-    ctx.ids.lock().unwrap().topic_arn.insert(r.name.clone(), arn);
+    ctx.ids().topic_arn.insert(r.name.clone(), arn);
     Ok(())
 }
 
@@ -88,13 +88,14 @@ async fn subscribe(c: &Clients, arn: &str, protocol: &str, endpoint: &str) -> Re
     Ok(())
 }
 
-pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(), AwsError> {
+pub(crate) async fn update(c: &Clients, r: &Resource, live: &Live) -> Result<(), StepError> {
     if r.props.get("kms-key") != live.props.get("kms-key") {
         c.sns
             .set_topic_attributes()
             .topic_arn(&live.arn)
             .attribute_name("KmsMasterKeyId")
-            .attribute_value(str_prop(r, "kms-key"))
+            // No key declared: the empty value switches encryption off.
+            .attribute_value(opt_str_prop(r, "kms-key").unwrap_or_default())
             .send()
             .await
             .map_err(|e| classify("sns:SetTopicAttributes", &e))?;

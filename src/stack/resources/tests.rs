@@ -416,3 +416,31 @@ async fn the_wait_for_a_beanstalk_environment_leaves_out_terminated_ones_of_the_
     super::beanstalk::create_environment(&c, env, &ctx).await.unwrap();
     assert_eq!((live.num_calls(), with_deleted.num_calls()), (1, 0));
 }
+
+/// A property the model did not give a resource is an error naming the resource and the key, raised before
+/// any AWS call: never an empty string sent in its place (the old `str_prop` read a missing one as `""`).
+#[tokio::test]
+async fn a_missing_property_is_named_before_any_call_not_read_as_empty() {
+    use super::{MissingProperty, StepError, opt_str_prop, str_prop};
+    let rs = production();
+    let mut db = find(&rs, "rds-instance").clone();
+    assert_eq!(str_prop(&db, "instance-class").unwrap(), "db.m6g.large");
+    db.props.remove("instance-class");
+    let e = str_prop(&db, "instance-class").unwrap_err();
+    assert_eq!((e.address.as_str(), e.key.as_str()), ("rds-instance/production-db", "instance-class"));
+    assert!(e.to_string().contains("`rds-instance/production-db` has no `instance-class`"), "{e}");
+    // Through the dispatch: the clients here are never called (they have no credentials), so an AWS error
+    // would mean the request went out with the property missing.
+    let ctx = Ctx { stack: "production".into(), ids: Mutex::new(Ids::default()) };
+    match super::create(&clients(), &db, &ctx).await {
+        Err(StepError::Property(MissingProperty { key, .. })) => assert_eq!(key, "instance-class"),
+        other => panic!("expected the missing property, got {other:?}"),
+    }
+    // An environment without its instance profile: its option settings are refused, not built with "".
+    let mut env = find(&rs, "beanstalk-environment").clone();
+    env.props.remove("instance-profile");
+    assert_eq!(beanstalk::option_settings(&env).unwrap_err().key, "instance-profile");
+    // An optional property left out (null in the model) reads as absent.
+    let bucket = find(&rs, "s3-bucket");
+    assert_eq!(opt_str_prop(bucket, "no-such-property"), None);
+}
