@@ -1,9 +1,15 @@
 # Shared by the bench scripts (sourced): builds stackdrill, finds the PostgreSQL binaries, runs them as
 # the postgres OS user when root, and prepares a work directory whose clusters are stopped on exit.
 # Expects `work` to be set; sets `root`, `sd`, `pgbin`; KEEP=1 leaves the clusters running afterwards.
+# SD_PROFILE=debug benches the dev build (when a release build is out of reach; the figures say which);
+# SD_BIN=path benches that binary as it is (nothing built).
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-sd=${CARGO_TARGET_DIR:-$root/target}/release/stackdrill
-(cd "$root" && cargo build --release --quiet)
+SD_PROFILE=${SD_PROFILE:-release}
+sd=${SD_BIN:-${CARGO_TARGET_DIR:-$root/target}/$SD_PROFILE/stackdrill}
+if [ -n "${SD_BIN:-}" ]; then SD_PROFILE="given ($SD_BIN)"
+elif [ "$SD_PROFILE" = release ]; then (cd "$root" && cargo build --release --quiet)
+else (cd "$root" && cargo build --quiet); fi
+echo "stackdrill: $SD_PROFILE build, $(cd "$root" && git rev-parse --short HEAD)$(cd "$root" && git diff --quiet HEAD -- src || echo ' + uncommitted changes')"
 pgbin=${STACKDRILL_PG_BIN:-$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 

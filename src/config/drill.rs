@@ -58,7 +58,10 @@ struct RawLocalPostgres {
     os_user: Option<String>,
     database: Option<String>,
     user: Option<String>,
-    copy_jobs: Option<usize>,
+    /// Workers that copy and verify the base backup and fetch WAL ahead of replay (`copy-jobs`, its old
+    /// name, still reads).
+    #[serde(alias = "copy-jobs")]
+    parallel: Option<usize>,
     allow_preload: Option<Vec<String>>,
 }
 
@@ -927,16 +930,18 @@ fn resolve_restore(p: &mut Problems<'_>, restore: RawRestore) -> RestoreSpec {
 }
 
 fn local_postgres(p: &mut Problems<'_>, lp: RawLocalPostgres) -> LocalPostgresSpec {
-    let RawLocalPostgres { base_backups, wal_archive, scratch_root, os_user, database, user, copy_jobs, allow_preload } =
+    let RawLocalPostgres { base_backups, wal_archive, scratch_root, os_user, database, user, parallel, allow_preload } =
         lp;
     for (k, v) in [("base-backups", &base_backups), ("wal-archive", &wal_archive), ("scratch-root", &scratch_root)] {
         if v.trim().is_empty() {
             p.push(format!("restore.local-postgres.{k}"), "must name a directory");
         }
     }
-    let copy_jobs = copy_jobs.unwrap_or(4);
-    if !(1..=64).contains(&copy_jobs) {
-        p.push("restore.local-postgres.copy-jobs", "must be between 1 and 64");
+    // The default: one worker per core (the copy is bound by the disk or by checksumming, both of which scale
+    // with the cores up to the disk's rate).
+    let parallel = parallel.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(64)));
+    if !(1..=64).contains(&parallel) {
+        p.push("restore.local-postgres.parallel", "must be between 1 and 64");
     }
     LocalPostgresSpec {
         base_backups: base_backups.into(),
@@ -945,7 +950,7 @@ fn local_postgres(p: &mut Problems<'_>, lp: RawLocalPostgres) -> LocalPostgresSp
         os_user: os_user.unwrap_or_else(|| "postgres".into()),
         database,
         user: user.unwrap_or_else(|| "postgres".into()),
-        copy_jobs,
+        parallel,
         allow_preload: allow_preload.unwrap_or_else(super::aws_restore::default_allow_preload),
     }
 }
@@ -1089,5 +1094,38 @@ mod heartbeat_tests {
         assert!(bad.iter().any(|l| l.contains("verify[1].heartbeat: one heartbeat check is enough")), "{bad:?}");
         let unknown = super::problem_lines(&format!("{AWS}verify: [ {{ heartbeat: {{ table: x }} }} ]\n"));
         assert!(unknown.iter().any(|l| l.contains("unknown field `table`")), "{unknown:?}");
+    }
+}
+
+#[cfg(test)]
+mod local_postgres_tests {
+    const HEAD: &str = "restore:\n  local-postgres: { base-backups: b, wal-archive: w, scratch-root: s";
+    const TAIL: &str = " }\nobjectives: { rto: 1m, rpo: 1m }\n";
+
+    fn spec(extra: &str) -> Result<super::LocalPostgresSpec, Vec<String>> {
+        let text = format!("{HEAD}{extra}{TAIL}");
+        match super::parse_drill(&text, std::path::Path::new("d.yaml")) {
+            Ok(d) => match d.restore {
+                super::RestoreSpec::LocalPostgres(lp) => Ok(lp),
+                _ => panic!("not local-postgres"),
+            },
+            Err(_) => Err(super::problem_lines(&text)),
+        }
+    }
+
+    #[test]
+    fn parallel_defaults_to_the_core_count_and_is_bounded_with_its_location() {
+        let cores = std::thread::available_parallelism().unwrap().get().min(64);
+        assert_eq!(spec("").unwrap().parallel, cores);
+        assert_eq!(spec(", parallel: 3").unwrap().parallel, 3);
+        // The old name still reads.
+        assert_eq!(spec(", copy-jobs: 5").unwrap().parallel, 5);
+        let errs = spec(", parallel: 0").unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("2:") && e.contains("restore.local-postgres.parallel: must be between 1 and 64")), "{errs:?}");
+        let errs = spec(", parallel: 65").unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.contains("restore.local-postgres.parallel: must be between 1 and 64")),
+            "{errs:?}"
+        );
     }
 }

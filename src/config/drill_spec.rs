@@ -92,7 +92,8 @@ pub(crate) struct LocalPostgresSpec {
     pub(crate) database: Option<String>,
     /// Role the verifiers connect as in the restore (trust over the scratch's private socket).
     pub(crate) user: String,
-    pub(crate) copy_jobs: usize,
+    /// Workers for the one-pass verified copy of the base backup and for fetching WAL ahead of replay.
+    pub(crate) parallel: usize,
     /// `shared_preload_libraries` the restored copy may keep; anything else (pg_cron, ...) is not loaded.
     pub(crate) allow_preload: Vec<String>,
 }

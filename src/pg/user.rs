@@ -31,6 +31,12 @@ impl RunAs {
         Ok(RunAs { drop_to: Some((os_user.to_string(), user.uid.as_raw(), user.gid.as_raw())) })
     }
 
+    /// The current user, whoever that is (tests that work in their own temporary directories).
+    #[cfg(test)]
+    pub(crate) fn current() -> RunAs {
+        RunAs { drop_to: None }
+    }
+
     pub(crate) fn name(&self) -> String {
         match &self.drop_to {
             Some((n, ..)) => n.clone(),

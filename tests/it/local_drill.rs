@@ -170,6 +170,67 @@ fn a_corrupted_base_backup_fails_verification_and_names_the_file() {
     demo.assert_no_scratch_left();
 }
 
+/// The one-pass copy still refuses what `pg_verifybackup` refuses, named as it names it: a byte changed in
+/// place (same size: found by its checksum while copying, the scratch then torn down), a file the manifest
+/// lists removed, a file it does not list added (both found before any scratch exists).
+#[test]
+fn a_changed_missing_or_extra_file_fails_verification_named_as_pg_verifybackup_names_it() {
+    let demo = Demo::start();
+    let backup = demo.backups().pop().unwrap();
+    let reason = |demo: &Demo| {
+        let out = demo.run_drill(&[]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let r = demo.last_report();
+        assert_eq!(r["result"], "failed");
+        demo.assert_no_scratch_left();
+        (r["reason"].as_str().unwrap().to_string(), r["teardown"]["status"].as_str().unwrap().to_string())
+    };
+
+    let victim = backup.join("PG_VERSION");
+    let original = std::fs::read(&victim).unwrap();
+    let mut changed = original.clone();
+    changed[0] ^= 0x01;
+    std::fs::write(&victim, &changed).unwrap();
+    let (why, teardown) = reason(&demo);
+    assert!(why.contains("failed verification: checksum mismatch for file \"PG_VERSION\""), "{why}");
+    assert_eq!(teardown, "done", "the scratch the copy began in is removed by teardown");
+    std::fs::write(&victim, &original).unwrap();
+
+    let listed = backup.join("global/pg_control");
+    let kept = std::fs::read(&listed).unwrap();
+    std::fs::remove_file(&listed).unwrap();
+    let extra = backup.join("base/planted");
+    std::fs::write(&extra, b"not in the manifest").unwrap();
+    let (why, teardown) = reason(&demo);
+    assert!(why.contains("\"base/planted\" is present on disk but not in the manifest"), "{why}");
+    assert!(why.contains("\"global/pg_control\" is present in the manifest but not on disk"), "{why}");
+    assert_eq!(teardown, "nothing-to-do");
+    std::fs::write(&listed, &kept).unwrap();
+    std::fs::remove_file(&extra).unwrap();
+
+    // Mended, the same backup restores again.
+    assert!(demo.run_drill(&[]).status.success());
+}
+
+/// A passing drill records where the restore's time went: the verified copy, the WAL check, and recovery
+/// split into start-up, replay and promotion, with the WAL segments served ahead of replay.
+#[test]
+fn the_report_records_copy_wal_replay_and_promotion_times() {
+    let demo = Demo::start();
+    let r = demo.last_report();
+    assert_eq!(r["result"], "passed", "{r:#}");
+    let d = &r["source"]["details"];
+    let secs = |k: &str| d[k].as_str().unwrap_or_else(|| panic!("no `{k}` in {d:#}")).parse::<f64>().unwrap();
+    for k in ["copy_verify_seconds", "wal_check_seconds", "startup_seconds", "replay_seconds", "promotion_seconds"] {
+        assert!(secs(k) >= 0.0, "{k}");
+    }
+    assert!(secs("copy_verify_seconds") > 0.0 && secs("recovery_seconds") > 0.0, "{d:#}");
+    assert_eq!(d["checksums"], "CRC32C", "{d:#}");
+    assert!(d["wal_segments_fetched"].as_str().unwrap().parse::<u32>().unwrap() >= 1, "{d:#}");
+    let cores = std::thread::available_parallelism().unwrap().get().min(64);
+    assert_eq!(d["parallel"], cores.to_string());
+}
+
 /// Starts `drill run`, sends `signal` when a stderr line contains `when`, returns (exit code, stderr).
 fn interrupt_at(demo: &Demo, when: &str, signal: nix::sys::signal::Signal) -> (Option<i32>, String) {
     let mut cmd = super::harness::command();

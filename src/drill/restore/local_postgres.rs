@@ -40,14 +40,22 @@ pub(crate) struct LocalPostgres {
     /// The chosen base backup's bytes, and those plus the archived WAL after its start (known after `plan`).
     backup_bytes: u64,
     restored_bytes: Option<u64>,
+    /// Where the restore's time went (seconds, and what was done), for the report's details.
+    timings: Vec<(&'static str, String)>,
+    /// When the scratch server was started (its recovery's clock starts here).
+    started: Option<Instant>,
 }
 
 struct Scratch {
     cluster: Cluster,
     stop_copy: Arc<AtomicBool>,
     /// The copy into the scratch while it runs; teardown waits for it if the restore was abandoned.
-    copy: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    copy: Option<tokio::task::JoinHandle<Result<(), pg::CopyError>>>,
 }
+
+/// Where the prefetching restore_command keeps segments fetched ahead of replay, inside the scratch.
+const AHEAD: &str = "wal-ahead";
+const RESTORE_SCRIPT: &str = "restore-wal.sh";
 
 impl LocalPostgres {
     /// Finds the binaries and the OS user; paths are made absolute against the working directory.
@@ -86,6 +94,8 @@ impl LocalPostgres {
             neutralised: Vec::new(),
             backup_bytes: 0,
             restored_bytes: None,
+            timings: Vec::new(),
+            started: None,
         })
     }
 
@@ -151,17 +161,38 @@ impl LocalPostgres {
         )))
     }
 
-    /// Copies the backup into `data` with `jobs` threads, giving files to the server's OS user.
+    /// Copies the planned backup into `data` with `parallel` threads, verifying each file against the
+    /// manifest in the same read, giving files to the server's OS user.
     fn spawn_copy(
         &self,
-        from: PathBuf,
+        plan: Arc<pg::CopyPlan>,
         to: PathBuf,
         stop: Arc<AtomicBool>,
         done: Arc<AtomicU64>,
-    ) -> tokio::task::JoinHandle<Result<(), String>> {
-        let jobs = self.spec.copy_jobs;
+    ) -> tokio::task::JoinHandle<Result<(), pg::CopyError>> {
+        let jobs = self.spec.parallel;
         let as_user = self.as_user.clone();
-        tokio::task::spawn_blocking(move || copy_tree(&from, &to, jobs, &as_user, &stop, &done))
+        tokio::task::spawn_blocking(move || pg::copy_verified(&plan, &to, jobs, &as_user, &stop, &done))
+    }
+
+    /// Recovery's phases after promotion, from the server log and the restore_command's fetch log.
+    fn record_recovery_times(&mut self, cluster: &Cluster) {
+        if let Some(started) = self.started {
+            self.timings.push(("recovery_seconds", format!("{:.3}", started.elapsed().as_secs_f64())));
+        }
+        let log = std::fs::read_to_string(cluster.log()).unwrap_or_default();
+        if let Some(t) = pg::recovery_times(&log) {
+            self.timings.push(("startup_seconds", format!("{:.3}", t.startup)));
+            self.timings.push(("replay_seconds", format!("{:.3}", t.replay)));
+            self.timings.push(("promotion_seconds", format!("{:.3}", t.promotion)));
+        }
+        let fetched = self
+            .as_user
+            .as_fs_user(|| std::fs::read_to_string(cluster.dir.join(AHEAD).join(pg::FETCH_LOG)))
+            .unwrap_or_default();
+        let (segments, waited) = pg::fetch_wait(&fetched);
+        self.timings.push(("wal_segments_fetched", segments.to_string()));
+        self.timings.push(("wal_fetch_wait_seconds", format!("{waited:.3}")));
     }
 
     /// Settings that make the restored copy inert before it starts: it archives nothing, runs none of
@@ -279,6 +310,7 @@ impl RestoreProvider for LocalPostgres {
         if let Some(b) = self.restored_bytes {
             v.push((crate::drill::forecast::RESTORED_BYTES, b.to_string()));
         }
+        v.extend(self.timings.iter().cloned());
         v
     }
 
@@ -331,10 +363,28 @@ impl RestoreProvider for LocalPostgres {
 
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError> {
         let backup = self.backup.clone().ok_or_else(|| RestoreError::Error("restore before plan".into()))?;
-        self.progress("restore", format!("verifying base backup {} with pg_verifybackup", backup.id));
-        pg::verify_backup(&self.bin, &self.as_user, &backup.path)
-            .await
-            .map_err(|e| RestoreError::Failed(format!("base backup {} failed verification: {e}", backup.id)))?;
+        let failed = |e: &dyn std::fmt::Display| {
+            RestoreError::Failed(format!("base backup {} failed verification: {e}", backup.id))
+        };
+        // Before anything is written: the manifest read, and the files present against those it lists
+        // (names and sizes, metadata only). A file added, removed or resized fails here, with no scratch.
+        self.progress("restore", format!("checking base backup {} against its backup_manifest", backup.id));
+        let (as_user, path) = (self.as_user.clone(), backup.path.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let manifest = pg::Manifest::read(&as_user, &path).map_err(|e| (true, e))?;
+            let plan = pg::CopyPlan::new(&path, &manifest).map_err(|e| match e {
+                pg::CopyError::Mismatch(_) => (true, e.to_string()),
+                _ => (false, e.to_string()),
+            })?;
+            Ok::<_, (bool, String)>((manifest.algorithms(), plan))
+        })
+        .await
+        .map_err(|e| RestoreError::Error(format!("the manifest check ended unexpectedly: {e}")))?;
+        let (algorithms, plan) = match checked {
+            Ok(v) => v,
+            Err((true, e)) => return Err(failed(&e)),
+            Err((false, e)) => return Err(RestoreError::Error(format!("copying the base backup failed: {e}"))),
+        };
         self.check_wal_continuity(&backup, target.recovery).await?;
 
         let short: String = self.run.chars().take(8).collect();
@@ -343,46 +393,106 @@ impl RestoreProvider for LocalPostgres {
         let stop_copy = Arc::new(AtomicBool::new(false));
         self.scratch = Some(Scratch { cluster: cluster.clone(), stop_copy: stop_copy.clone(), copy: None });
 
+        // One read of each data file: copied and checksummed together, in parallel. Meanwhile
+        // pg_verifybackup checks the rest (the manifest's own checksum, the WAL the backup needs, parsed)
+        // without reading the data files.
+        let copy_clock = Instant::now();
+        let (bin, as_user, path) = (self.bin.clone(), self.as_user.clone(), backup.path.clone());
+        let mut wal_check = tokio::spawn(async move {
+            let clock = Instant::now();
+            let r = pg::verify_wal(&bin, &as_user, &path).await;
+            (r, clock.elapsed())
+        });
         let done = Arc::new(AtomicU64::new(0));
-        let total = self.backup_bytes;
-        let handle = self.spawn_copy(backup.path.clone(), cluster.data(), stop_copy, done.clone());
+        let total = plan.bytes;
+        let workers = self.spec.parallel;
+        let handle = self.spawn_copy(Arc::new(plan), cluster.data(), stop_copy.clone(), done.clone());
         let (events, drill) = (self.events.clone(), self.drill.clone());
-        let scratch = self.scratch.as_mut().expect("scratch recorded above");
+        let Some(scratch) = self.scratch.as_mut() else {
+            return Err(RestoreError::Error("the scratch was not recorded".into()));
+        };
         let copy = scratch.copy.insert(handle);
+        let mut wal_result = None;
         let result = loop {
             tokio::select! {
                 r = &mut *copy => break r,
+                r = &mut wal_check, if wal_result.is_none() => {
+                    // A WAL check that fails ends the copy: the backup is not restorable either way.
+                    if matches!(&r, Ok((Err(_), _)) | Err(_)) {
+                        stop_copy.store(true, Ordering::Relaxed);
+                    }
+                    wal_result = Some(r);
+                }
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                    let copied = format!("copying base backup: {} of {}", bytes(done.load(Ordering::Relaxed)), bytes(total));
+                    let copied = format!(
+                        "copying and verifying base backup ({workers} workers, {algorithms}): {} of {}",
+                        bytes(done.load(Ordering::Relaxed)),
+                        bytes(total)
+                    );
                     events.progress(&drill, "restore", copied);
                 }
             }
         };
         scratch.copy = None;
+        let copy_seconds = copy_clock.elapsed().as_secs_f64();
+        let wal_result = match wal_result {
+            Some(r) => r,
+            None => wal_check.await,
+        };
         match result {
             Ok(Ok(())) => {}
+            Ok(Err(e @ pg::CopyError::Mismatch(_))) => return Err(failed(&e)),
+            // Stopped because the WAL check failed: that failure is the reason.
+            Ok(Err(pg::CopyError::Interrupted)) if matches!(&wal_result, Ok((Err(_), _))) => {}
             Ok(Err(e)) => return Err(RestoreError::Error(format!("copying the base backup failed: {e}"))),
             Err(e) => return Err(RestoreError::Error(format!("the copy task ended unexpectedly: {e}"))),
         }
+        let wal_seconds = match wal_result {
+            Ok((Ok(()), took)) => took.as_secs_f64(),
+            Ok((Err(e), _)) => return Err(failed(&e)),
+            Err(e) => return Err(RestoreError::Error(format!("the WAL check ended unexpectedly: {e}"))),
+        };
+        self.timings = vec![
+            ("parallel", workers.to_string()),
+            ("checksums", algorithms),
+            ("copy_verify_seconds", format!("{copy_seconds:.3}")),
+            ("wal_check_seconds", format!("{wal_seconds:.3}")),
+        ];
 
         let data = cluster.data();
         for stale in ["postmaster.pid", "standby.signal", "backup_manifest"] {
             let _ = std::fs::remove_file(data.join(stale));
         }
         self.as_user.create_file(&data.join("recovery.signal"), b"", 0o600)?;
-        let archive = self.spec.wal_archive.display().to_string();
-        if archive.contains(['"', '\'', '%', '\n']) {
+        // restore_command: stackdrill's script in the scratch, which copies the next segments ahead of
+        // replay (`parallel` at a time). The archive path is quoted inside the script; the script's path
+        // goes into restore_command, where `%` and quotes would change its meaning.
+        let script = cluster.dir.join(RESTORE_SCRIPT);
+        let script_text = script.display().to_string();
+        if script_text.contains(['"', '\'', '%', '\n', '\\', '$', '`']) {
             return Err(RestoreError::Error(format!(
-                "the WAL archive path `{archive}` has characters unsafe in restore_command"
+                "the scratch path `{}` has characters unsafe in restore_command",
+                cluster.dir.display()
             )));
         }
+        let seg_size = Archive::scan(&self.spec.wal_archive).map(|a| a.seg_size).unwrap_or(16 * 1024 * 1024);
+        let ahead = cluster.dir.join(AHEAD);
+        self.as_user.make_private_dir(&ahead)?;
+        let body = pg::prefetching_restore_script(&self.spec.wal_archive, &ahead, self.spec.parallel, seg_size);
+        self.as_user.create_file(&script, body.as_bytes(), 0o700)?;
         let mut settings = cluster.base_settings("");
         settings.extend([
-            ("restore_command", format!("cp \"{archive}/%f\" \"%p\"")),
+            ("restore_command", format!("/bin/sh \"{script_text}\" %f %p")),
             ("recovery_target_action", "promote".into()),
             ("recovery_target_timeline", "latest".into()),
             ("cluster_name", format!("stackdrill-scratch-{short}")),
             ("logging_collector", "off".into()),
+            // Millisecond timestamps: the report's replay and promotion times are read from this log.
+            ("log_line_prefix", "%m [%p] ".into()),
+            // A scratch is thrown away after the drill: nothing in it needs to survive a crash of this
+            // machine. Without fsync the server skips syncing the whole copied data directory at start-up
+            // and its checkpoints do not wait on the disk; what is verified (the bytes, the replay) is the same.
+            ("fsync", "off".into()),
         ]);
         let (inert, neutralised) = self.inert_settings(&data);
         settings.extend(inert);
@@ -393,6 +503,7 @@ impl RestoreProvider for LocalPostgres {
         }
         cluster.apply_settings(&self.as_user, &settings)?;
         self.progress("restore", "starting the scratch server in recovery");
+        self.started = Some(Instant::now());
         cluster.start(&self.bin, &self.as_user).await?;
         Ok(())
     }
@@ -421,6 +532,7 @@ impl RestoreProvider for LocalPostgres {
                     Err(_) => client = None,
                     Ok(row) => {
                         if !row.get::<_, bool>(0) {
+                            self.record_recovery_times(&cluster);
                             self.disable_subscriptions(&cluster).await?;
                             let outbound = super::outbound::neutralise_cluster(&cluster, &self.spec.user)
                                 .await
@@ -533,86 +645,4 @@ fn preload_libraries(data: &Path) -> Vec<String> {
         }
     }
     value.split(',').map(|l| l.trim().trim_matches('"').to_string()).filter(|l| !l.is_empty()).collect()
-}
-
-/// Recreates `from` under `to` (dirs 0700, files 0600) as the server's OS user with `jobs` threads: the
-/// files are the user's from the start, and nothing the user planted in `to` can redirect a write.
-fn copy_tree(
-    from: &Path,
-    to: &Path,
-    jobs: usize,
-    as_user: &RunAs,
-    stop: &AtomicBool,
-    done: &AtomicU64,
-) -> Result<(), String> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let mut files = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dst = to.join(&rel);
-        as_user
-            .as_fs_user(|| std::fs::DirBuilder::new().mode(0o700).create(&dst))
-            .map_err(|e| format!("{}: {e}", dst.display()))?;
-        let src = from.join(&rel);
-        for entry in std::fs::read_dir(&src).map_err(|e| format!("{}: {e}", src.display()))? {
-            let entry = entry.map_err(|e| e.to_string())?;
-            let name = entry.file_name();
-            if rel.as_os_str().is_empty() && name == "stackdrill-backup.json" {
-                continue;
-            }
-            let ft = entry.file_type().map_err(|e| e.to_string())?;
-            let child = rel.join(&name);
-            if ft.is_dir() {
-                stack.push(child);
-            } else if ft.is_symlink() {
-                return Err(format!(
-                    "`{}` is a symlink (tablespaces are not supported by local-postgres)",
-                    src.join(&name).display()
-                ));
-            } else {
-                files.push(child);
-            }
-        }
-    }
-    let copy_one = |rel: &Path| -> std::io::Result<u64> {
-        let mut input = std::fs::File::open(from.join(rel))?;
-        let mut output = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(to.join(rel))?;
-        std::io::copy(&mut input, &mut output)
-    };
-    let next = AtomicU64::new(0);
-    let failure = std::sync::Mutex::new(None::<String>);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                let res = as_user.as_fs_user(|| {
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            return Ok(());
-                        }
-                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(rel) = files.get(i) else { return Ok(()) };
-                        let n = copy_one(rel)
-                            .map_err(|e| std::io::Error::other(format!("{}: {e}", from.join(rel).display())))?;
-                        done.fetch_add(n, Ordering::Relaxed);
-                    }
-                });
-                if let Err(e) = res {
-                    failure.lock().unwrap().get_or_insert(e.to_string());
-                    stop.store(true, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().unwrap() {
-        return Err(e);
-    }
-    if stop.load(Ordering::Relaxed) {
-        return Err("interrupted".into());
-    }
-    Ok(())
 }
