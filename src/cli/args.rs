@@ -66,6 +66,9 @@ pub(crate) enum Command {
     /// Runbooks: which are overdue or missing
     #[command(subcommand)]
     Runbook(RunbookCommand),
+    /// Backup posture: whether each data store's backups meet their objectives today, as signed evidence
+    #[command(subcommand)]
+    Backups(BackupsCommand),
     /// Write man pages (stackdrill.1 and one per subcommand, stackdrill-drill-run.1, ...) into DIR
     Manpages {
         /// The directory to write them into (created if missing)
@@ -561,6 +564,29 @@ pub(crate) enum KeysCommand {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupsCommand {
+    /// Read each store in backups.yaml (newest backup's age, point-in-time recovery, retention,
+    /// encryption), measure it against its objectives, and append one signed, chained
+    /// `stackdrill.backup-posture/v1` record to the report store (exit 0 met, 1 not met, 2 could not read)
+    Check(BackupsCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsCheckArgs {
+    /// The stores and their objectives
+    #[arg(long, default_value = "backups.yaml")]
+    pub(crate) file: PathBuf,
+    /// Only these stores, by name (repeatable; default: every store in the file)
+    #[arg(long = "store", value_name = "NAME")]
+    pub(crate) stores: Vec<String>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+    /// Output: text for people, or json for tools
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -361,7 +361,7 @@ fn listed(store: &Store, r: &Row) -> Listed {
         drill: r.entry.drill.clone(),
         result: r.entry.result.clone(),
         trigger: d.map(|d| d.trigger.clone()),
-        started_at: d.map(|d| json_time(d.started_at)),
+        started_at: d.map(|d| json_time(d.started_at)).or_else(|| r.posture().map(|p| json_time(p.checked_at))),
         rto_seconds: d.and_then(|d| d.measured.rto_seconds),
         rpo_seconds: d.and_then(|d| d.measured.rpo_seconds),
         signed_by: r.entry.key_id.as_deref().map(sign::fingerprint),

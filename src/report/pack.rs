@@ -122,7 +122,9 @@ fn ledger_lines(dir: &Path) -> Result<Vec<(String, Entry)>, String> {
 fn entry_time(store: &Store, e: &Entry) -> Option<DateTime<Utc>> {
     match e.kind {
         EntryKind::Report => store.rows().iter().find(|r| r.entry.seq == e.seq).and_then(|r| r.started_at()),
-        EntryKind::SignOff | EntryKind::Loss => DateTime::parse_from_rfc3339(&e.at).ok().map(|t| t.to_utc()),
+        EntryKind::SignOff | EntryKind::Loss | EntryKind::Posture => {
+            DateTime::parse_from_rfc3339(&e.at).ok().map(|t| t.to_utc())
+        }
     }
 }
 

@@ -1,0 +1,8 @@
+//! The daily backup-posture check (`backups check`): one reader per store kind (`reader.rs` dispatches),
+//! each turning what it reads into figures measured against the store's objectives (`figure.rs`).
+
+mod figure;
+mod local_postgres;
+mod reader;
+
+pub(crate) use reader::check;

@@ -1,0 +1,190 @@
+//! `backups check`: the backup-posture record, its exit codes, and what `report verify` makes of it. The
+//! fast tests need only the binary; the local PostgreSQL ones (behind `slow-tests`) a kept demo source.
+
+use std::path::Path;
+
+use crate::harness::{Scratch, stackdrill, text};
+
+/// A backups.yaml with one local-postgres store.
+fn backups_yaml(dir: &Path, socket: &Path, port: u16, base_backups: &Path, objectives: &str) -> std::path::PathBuf {
+    let file = dir.join("backups.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "stores:\n  - name: app-db\n    source:\n      local-postgres:\n        socket-dir: {}\n        port: {port}\n        \
+             base-backups: {}\n    objectives: {objectives}\n",
+            socket.display(),
+            base_backups.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// A bad backups.yaml is named file:line:column:key and nothing is checked or written (exit 2).
+#[test]
+fn a_bad_backups_file_is_named_by_line_and_key_and_nothing_is_written() {
+    let tmp = Scratch::new();
+    let file = backups_yaml(tmp.path(), Path::new("/run/x"), 5432, Path::new("/srv/bb"), "{ max-backup-age: soon }");
+    let reports = tmp.path().join("reports");
+    let out =
+        stackdrill().args(["backups", "check", "--file"]).arg(&file).arg("--reports").arg(&reports).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("backups.yaml:8:35") && err.contains("stores[0].objectives.max-backup-age"), "{err}");
+    assert!(!reports.join("ledger.jsonl").exists(), "nothing is written for a bad file");
+    // An unknown --store is refused the same way.
+    let file = backups_yaml(tmp.path(), Path::new("/run/x"), 5432, Path::new("/srv/bb"), "{}");
+    let out = stackdrill()
+        .args(["backups", "check", "--store", "nope", "--file"])
+        .arg(&file)
+        .arg("--reports")
+        .arg(&reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--store `nope`") && text(&out.stderr).contains("app-db"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A store that cannot be read is `could not read` (exit 2), never met; its record is still written and
+/// chained, naming what failed.
+#[test]
+fn an_unreadable_store_is_could_not_read_and_recorded() {
+    let tmp = Scratch::new();
+    let file = backups_yaml(tmp.path(), &tmp.path().join("no-socket"), 5999, &tmp.path().join("no-backups"), "{}");
+    let reports = tmp.path().join("reports");
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", tmp.path().join("state"))
+        .args(["backups", "check", "--output", "json", "--file"])
+        .arg(&file)
+        .arg("--reports")
+        .arg(&reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}{}", text(&out.stdout), text(&out.stderr));
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["schema"], "stackdrill.backup-posture/v1");
+    assert_eq!(record["result"], "could-not-read");
+    let figures = record["stores"][0]["figures"].as_array().unwrap();
+    let archiving = figures.iter().find(|f| f["name"] == "archiving").unwrap();
+    assert_eq!(archiving["status"], "could-not-read");
+    assert!(archiving["detail"].as_str().unwrap().contains("cannot connect to PostgreSQL"), "{archiving}");
+    let ledger = std::fs::read_to_string(reports.join("ledger.jsonl")).unwrap();
+    assert!(ledger.contains("\"kind\":\"posture\"") && ledger.contains("\"result\":\"could-not-read\""), "{ledger}");
+}
+
+#[cfg(feature = "slow-tests")]
+mod local {
+    use std::time::{Duration, Instant};
+
+    use super::backups_yaml;
+    use crate::harness::{Demo, scalar, stackdrill, text};
+
+    fn check(demo: &Demo, file: &std::path::Path, key: &std::path::Path) -> std::process::Output {
+        stackdrill()
+            .env("STACKDRILL_STATE_DIR", demo.state())
+            .args(["backups", "check", "--file"])
+            .arg(file)
+            .arg("--reports")
+            .arg(&demo.reports)
+            .arg("--signing-key")
+            .arg(key)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    }
+
+    /// The demo's source meets its objectives; once its `archive_command` fails, the next check fails on
+    /// archiving, naming the time of the last failure. Both records are signed and chained after the demo's
+    /// report, `report verify` verifies them, and an edited one is named.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stopping_archiving_fails_the_next_check_naming_the_last_failure() {
+        let demo = Demo::start();
+        let key = demo.root.path().join("keys/signing.key");
+        let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", demo.state())
+            .args(["keys", "generate", "--out"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let file = backups_yaml(
+            demo.root.path(),
+            &demo.dir.join("source"),
+            demo.port,
+            &demo.dir.join("base-backups"),
+            "{ max-backup-age: 26h, max-pitr-lag: 10m }",
+        );
+        let out = check(&demo, &file, &key);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+        assert!(stdout.contains("MET app-db (local-postgres)") && stdout.contains("archiving    alive"), "{stdout}");
+        assert!(stdout.contains("encryption   not applicable"), "{stdout}");
+
+        // Archiving stops: every attempt fails from now on.
+        let admin = demo.admin("postgres").await;
+        admin.batch_execute("alter system set archive_command = 'false'").await.unwrap();
+        admin.batch_execute("select pg_reload_conf()").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        admin
+            .batch_execute(
+                "create table if not exists wal_marker (at timestamptz); insert into wal_marker values (now())",
+            )
+            .await
+            .unwrap();
+        admin.batch_execute("select pg_switch_wal()").await.unwrap();
+        let failed_at = "select coalesce(to_char(last_failed_time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') \
+                         from pg_stat_archiver";
+        let t0 = Instant::now();
+        let before = loop {
+            let t = scalar(&admin, failed_at).await;
+            if !t.is_empty() {
+                break t;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "the archiver never failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let out = check(&demo, &file, &key);
+        let after = scalar(&admin, failed_at).await;
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+        assert!(stdout.contains("NOT MET app-db (local-postgres)"), "{stdout}");
+        let line = stdout.lines().find(|l| l.contains("archiving")).unwrap();
+        let named = line.split("failing since ").nth(1).map(|r| &r[..20]).unwrap_or_else(|| panic!("{line}"));
+        assert!(before.as_str() <= named && named <= after.as_str(), "{named} not in {before}..{after}: {line}");
+        assert!(line.contains(&format!("last failure at {named}")) && line.contains("NOT MET"), "{line}");
+        assert!(stdout.contains("NOT MET: posture record"), "{stdout}");
+
+        // Both records verify, signed, after the demo's report.
+        let reports = demo.reports.to_str().unwrap();
+        let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", demo.state())
+            .args(["report", "verify", "--reports", reports])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(text(&out.stdout).contains("ok: 3 entries"), "{}", text(&out.stdout));
+        // The failed day edited into a met one is found.
+        let ledger = std::fs::read_to_string(demo.reports.join("ledger.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(ledger.lines().last().unwrap()).unwrap();
+        assert_eq!((last["kind"].as_str(), last["result"].as_str()), (Some("posture"), Some("not-met")));
+        let path = demo.reports.join(last["file"].as_str().unwrap());
+        let body = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, body.replace("\"not-met\"", "\"met\"")).unwrap();
+        let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", demo.state())
+            .args(["report", "verify", "--reports", reports])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("entry 3 (posture ") && text(&out.stdout).contains("was modified"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
