@@ -715,12 +715,15 @@ fn controls(view: &View, format: ControlsFormat, period: Option<Period>) -> Resu
         let p = open_start(&all, p);
         (p, period::figures(&all, &specs, p, now))
     });
+    let posture = crate::report::posture_calendar::calendar(&all, period, now);
     match (format, &figures) {
         (ControlsFormat::Json, None) => {
             crate::ui::outln!("{}", serde_json::to_string_pretty(&matrix).unwrap_or_default())
         }
         (ControlsFormat::Json, Some((p, drills))) => {
-            let doc = serde_json::json!({ "period": p, "controls": matrix, "drills": drills });
+            let doc = serde_json::json!({
+                "period": p, "controls": matrix, "drills": drills, "backup_posture": posture,
+            });
             crate::ui::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
         }
         (ControlsFormat::Md, _) => {
@@ -733,6 +736,9 @@ fn controls(view: &View, format: ControlsFormat, period: Option<Period>) -> Resu
                     view.s3.is_some()
                 )
             );
+            if let Some(c) = &posture {
+                crate::ui::out!("{}", crate::report::posture_calendar::markdown(c));
+            }
             if let Some((p, drills)) = &figures {
                 crate::ui::out!("\n{}", period::markdown(*p, drills));
             }

@@ -104,7 +104,6 @@ pub(crate) struct StorePosture {
 
 impl StorePosture {
     /// The figures that were not met or not read, as `name (value)`: what a not-met cell names.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the controls matrix reads it next"))]
     pub(crate) fn failing(&self) -> Vec<String> {
         self.figures
             .iter()

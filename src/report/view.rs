@@ -196,6 +196,12 @@ impl Store {
         Store { rows, verified: chain::Verified { states, ..chain::Verified::default() } }
     }
 
+    /// Marks an entry broken, as `report verify` would (tests).
+    #[cfg(test)]
+    pub(crate) fn mark_broken(&mut self, seq: u64) {
+        self.verified.states.insert(seq, SigState::Broken);
+    }
+
     pub(crate) fn rows(&self) -> &[Row] {
         &self.rows
     }
@@ -221,7 +227,6 @@ impl Store {
     }
 
     /// Each backup-posture record, oldest first, with its row.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the controls matrix reads it next"))]
     pub(crate) fn postures(&self) -> impl Iterator<Item = (&Row, &super::posture::Record)> {
         self.rows.iter().filter_map(|r| match &r.doc {
             _ if r.entry.kind == EntryKind::Posture => r.posture().map(|p| (r, p)),

@@ -77,6 +77,104 @@ fn an_unreadable_store_is_could_not_read_and_recorded() {
     assert!(ledger.contains("\"kind\":\"posture\"") && ledger.contains("\"result\":\"could-not-read\""), "{ledger}");
 }
 
+/// Writes an unsigned, chained store of posture records of `app-db`, one a day from 2026-03-01 for 30 days:
+/// not met on the days in `not_met`, none on the days in `missing`. Returns the store.
+pub fn thirty_days(dir: &Path, not_met: &[i64], missing: &[i64]) -> std::path::PathBuf {
+    use sha2::Digest;
+    let store = dir.join("reports");
+    std::fs::create_dir_all(&store).unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-01T04:00:00Z").unwrap().to_utc();
+    let (mut ledger, mut previous, mut seq) = (String::new(), serde_json::Value::Null, 0);
+    for day in (0..30).filter(|d| !missing.contains(d)) {
+        seq += 1;
+        let at = start + chrono::Duration::days(day);
+        let met = !not_met.contains(&day);
+        let result = if met { "met" } else { "not-met" };
+        let id = format!("posture-{}-0000000{seq}", at.format("%Y%m%dT%H%M%SZ"));
+        let figure = if met {
+            serde_json::json!({ "name": "archiving", "value": "alive", "status": "met" })
+        } else {
+            serde_json::json!({ "name": "archiving", "value": "failing since 2026-03-05T03:00:00Z", "status": "not-met" })
+        };
+        let doc = serde_json::json!({
+            "schema": "stackdrill.backup-posture/v1", "id": id, "drill": "backups", "result": result,
+            "checked_at": at, "stores": [{ "name": "app-db", "kind": "local-postgres", "result": result,
+            "figures": [figure] }], "previous_sha256": previous, "signing": null,
+        });
+        let mut body = serde_json::to_vec_pretty(&doc).unwrap();
+        body.push(b'\n');
+        let sha = hex::encode(sha2::Sha256::digest(&body));
+        let file = format!("{id}.json");
+        std::fs::write(store.join(&file), &body).unwrap();
+        let entry = serde_json::json!({
+            "seq": seq, "kind": "posture", "id": id, "drill": "backups", "result": result, "file": file,
+            "sha256": sha, "previous": previous, "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        ledger.push_str(&format!("{entry}\n"));
+        previous = serde_json::Value::String(sha);
+    }
+    std::fs::write(store.join("ledger.jsonl"), ledger).unwrap();
+    store
+}
+
+/// Thirty days of records, two not met and one missing: `report controls --since --until` shows the control
+/// with 27 days met of 29 observed, 30 in period, each day's cell, and the same figures in JSON.
+#[test]
+fn thirty_days_show_27_met_2_not_met_1_not_observed_in_report_controls() {
+    let tmp = Scratch::new();
+    let reports = thirty_days(tmp.path(), &[4, 20], &[10]);
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", tmp.path().join("state"))
+        .current_dir(tmp.path())
+        .args(["report", "verify", "--reports"])
+        .arg(&reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let controls = |format: &str| {
+        stackdrill()
+            .env("STACKDRILL_STATE_DIR", tmp.path().join("state"))
+            .current_dir(tmp.path())
+            .args([
+                "report",
+                "controls",
+                "--since",
+                "2026-03-01",
+                "--until",
+                "2026-03-30",
+                "--format",
+                format,
+                "--reports",
+            ])
+            .arg(&reports)
+            .output()
+            .unwrap()
+    };
+    let out = controls("md");
+    let md = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{md}{}", text(&out.stderr));
+    assert!(
+        md.contains("## daily encrypted backups with point-in-time recovery (SOC 2 A1.2, ISO 27001 A.8.13)"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "### app-db (local-postgres): 27 days met / 29 observed / 30 in period (2 not met, 1 not observed)"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| 2026-03-05 | **NOT MET**: archiving failing since 2026-03-05T03:00:00Z |"), "{md}");
+    assert!(md.contains("| 2026-03-11 | not observed | — |"), "{md}");
+    let out = controls("json");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &doc["backup_posture"]["stores"][0];
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert_eq!(
+        (n("days_met"), n("days_not_met"), n("days_not_observed"), n("days_observed"), n("days_in_period")),
+        (27, 2, 1, 29, 30)
+    );
+}
+
 #[cfg(feature = "slow-tests")]
 mod local {
     use std::time::{Duration, Instant};
