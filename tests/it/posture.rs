@@ -175,6 +175,46 @@ fn thirty_days_show_27_met_2_not_met_1_not_observed_in_report_controls() {
     );
 }
 
+/// The same thirty days in the evidence pack: `index.html` has the store's calendar, one cell per day with
+/// its state, the same figures, and each day not met with what failed.
+#[test]
+fn the_evidence_pack_has_a_day_by_day_posture_calendar_per_store() {
+    let tmp = Scratch::new();
+    let reports = thirty_days(tmp.path(), &[4, 20], &[10]);
+    let state = tmp.path().join("state");
+    let key = tmp.path().join("keys/signing.key");
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", tmp.path().join("key-state")) // not trusted by the unsigned store
+        .args(["keys", "generate", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pack = tmp.path().join("pack");
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", &state)
+        .current_dir(tmp.path())
+        .args(["report", "export", "--since", "2026-03-01", "--until", "2026-03-30", "--signing-key"])
+        .arg(&key)
+        .arg("--out")
+        .arg(&pack)
+        .arg("--reports")
+        .arg(&reports)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let html = std::fs::read_to_string(pack.join("index.html")).unwrap();
+    assert!(
+        html.contains("daily encrypted backups with point-in-time recovery (SOC 2 A1.2, ISO 27001 A.8.13)"),
+        "{html}"
+    );
+    assert!(html.contains("27 days met / 29 observed / 30 in period (2 not met, 1 not observed)"), "{html}");
+    let cells = |class: &str| html.matches(&format!("<td class=\"{class}\" data-date=")).count();
+    assert_eq!((cells("met"), cells("not-met"), cells("not-observed")), (27, 2, 1));
+    assert!(html.contains("<td class=\"not-observed\" data-date=\"2026-03-11\""), "{html}");
+    assert!(html.contains("<li>2026-03-05: archiving failing since 2026-03-05T03:00:00Z</li>"), "{html}");
+}
+
 #[cfg(feature = "slow-tests")]
 mod local {
     use std::time::{Duration, Instant};
