@@ -97,6 +97,10 @@ pub(crate) struct DemoArgs {
     /// its directory; the reports stay
     #[arg(long)]
     pub(crate) stop: bool,
+    /// Do not record the demo source's backup posture (by default one `backups check` record follows the
+    /// drill's report, so `report controls` shows the backup control)
+    #[arg(long)]
+    pub(crate) no_posture: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
     /// Output: text for people, or json for tools

@@ -108,6 +108,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 dir: a.dir,
                 scale: a.scale,
                 keep: a.keep,
+                posture: !a.no_posture,
                 reports: super::settings::reports(a.report.reports.as_deref()),
                 quiet,
                 signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,

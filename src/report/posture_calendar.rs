@@ -153,8 +153,12 @@ pub(crate) fn calendar(store: &Store, period: Option<Period>, now: DateTime<Utc>
 /// The figures as one line: `27 days met / 29 observed / 30 in period (2 not met, 1 not observed)`.
 pub(crate) fn figures(s: &StoreDays) -> String {
     format!(
-        "{} days met / {} observed / {} in period ({} not met, {} not observed)",
-        s.days_met, s.days_observed, s.days_in_period, s.days_not_met, s.days_not_observed
+        "{} met / {} observed / {} in period ({} not met, {} not observed)",
+        crate::config::count(s.days_met as u64, "day", "days"),
+        s.days_observed,
+        s.days_in_period,
+        s.days_not_met,
+        s.days_not_observed
     )
 }
 

@@ -241,7 +241,25 @@ mod local {
     /// report, `report verify` verifies them, and an edited one is named.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stopping_archiving_fails_the_next_check_naming_the_last_failure() {
-        let demo = Demo::start();
+        let demo = Demo::start_with(&[]);
+        // The demo recorded its source's posture after its report: met, and the matrix shows the control.
+        let ledger = std::fs::read_to_string(demo.reports.join("ledger.jsonl")).unwrap();
+        let kinds: Vec<serde_json::Value> = ledger.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(kinds.len(), 2, "{ledger}");
+        assert_eq!(
+            (kinds[1]["kind"].as_str(), kinds[1]["result"].as_str()),
+            (Some("posture"), Some("met")),
+            "{ledger}"
+        );
+        let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", demo.state())
+            .current_dir(demo.root.path())
+            .args(["report", "controls", "--reports"])
+            .arg(&demo.reports)
+            .output()
+            .unwrap();
+        let md = text(&out.stdout);
+        assert!(md.contains("### local-demo (local-postgres): 1 day met / 1 observed / 1 in period"), "{md}");
         let key = demo.root.path().join("keys/signing.key");
         let out = stackdrill()
             .env("STACKDRILL_STATE_DIR", demo.state())
@@ -305,7 +323,7 @@ mod local {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
-        assert!(text(&out.stdout).contains("ok: 3 entries"), "{}", text(&out.stdout));
+        assert!(text(&out.stdout).contains("ok: 4 entries"), "{}", text(&out.stdout));
         // The failed day edited into a met one is found.
         let ledger = std::fs::read_to_string(demo.reports.join("ledger.jsonl")).unwrap();
         let last: serde_json::Value = serde_json::from_str(ledger.lines().last().unwrap()).unwrap();
@@ -320,7 +338,7 @@ mod local {
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
         assert!(
-            text(&out.stdout).contains("entry 3 (posture ") && text(&out.stdout).contains("was modified"),
+            text(&out.stdout).contains("entry 4 (posture ") && text(&out.stdout).contains("was modified"),
             "{}",
             text(&out.stdout)
         );
