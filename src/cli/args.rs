@@ -586,6 +586,10 @@ pub(crate) struct BackupsCheckArgs {
     /// Only these stores, by name (repeatable; default: every store in the file)
     #[arg(long = "store", value_name = "NAME")]
     pub(crate) stores: Vec<String>,
+    /// Afterwards write the store's state as OpenMetrics text here, atomically (node_exporter's textfile
+    /// collector): with the drills' series, per store backup posture met, backup age, PITR lag
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
     /// Output: text for people, or json for tools

@@ -41,9 +41,21 @@ pub(super) async fn check(
     let now = chrono::Utc::now();
     let stores = crate::posture::check(&spec, &a.stores, now).await;
     let mut record = Record::new(stores, now);
-    let store = ReportStore::new(&super::settings::reports(a.report.reports.as_deref()), a.report.retain);
+    let reports = super::settings::reports(a.report.reports.as_deref());
+    let store = ReportStore::new(&reports, a.report.retain);
     let written = store.write_posture(&mut record, signer.as_deref(), aws).await;
     crate::ui::posture::print(&record, written.as_ref().ok().map(String::as_str), printer);
+    if let Some(path) = &a.metrics_file {
+        let source = super::metrics::Source {
+            reports,
+            retain: a.report.retain,
+            aws: aws.clone(),
+            files: super::drill::yaml_files("drills").unwrap_or_default(),
+            heartbeat: Default::default(),
+            served: Default::default(),
+        };
+        source.write(path).await;
+    }
     if let Err(e) = written {
         return Err(Failure::could_not_run(
             anyhow!("{e}"),

@@ -225,7 +225,10 @@ mod local {
     fn check(demo: &Demo, file: &std::path::Path, key: &std::path::Path) -> std::process::Output {
         stackdrill()
             .env("STACKDRILL_STATE_DIR", demo.state())
-            .args(["backups", "check", "--file"])
+            .current_dir(demo.root.path())
+            .args(["backups", "check", "--metrics-file"])
+            .arg(demo.root.path().join("metrics.prom"))
+            .arg("--file")
             .arg(file)
             .arg("--reports")
             .arg(&demo.reports)
@@ -314,6 +317,21 @@ mod local {
         assert!(before.as_str() <= named && named <= after.as_str(), "{named} not in {before}..{after}: {line}");
         assert!(line.contains(&format!("last failure at {named}")) && line.contains("NOT MET"), "{line}");
         assert!(stdout.contains("NOT MET: posture record"), "{stdout}");
+        // The gauges say so, and promtool accepts them.
+        let prom = std::fs::read_to_string(demo.root.path().join("metrics.prom")).unwrap();
+        assert!(prom.contains("stackdrill_backup_posture_met{store=\"app-db\"} 0.0"), "{prom}");
+        assert!(prom.contains("stackdrill_backup_pitr_lag_seconds{store=\"app-db\"}"), "{prom}");
+        assert!(prom.contains("stackdrill_backup_age_seconds{store=\"app-db\"}"), "{prom}");
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool (apt-get install prometheus)");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), prom.as_bytes()).unwrap();
+        let lint = child.wait_with_output().unwrap();
+        assert!(lint.status.success(), "{}{}\n{prom}", text(&lint.stdout), text(&lint.stderr));
 
         // Both records verify, signed, after the demo's report.
         let reports = demo.reports.to_str().unwrap();
