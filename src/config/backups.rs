@@ -40,6 +40,15 @@ struct RawStore {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 enum RawSource {
     LocalPostgres(RawLocal),
+    Supabase(RawSupabase),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSupabase {
+    project_ref: String,
+    token_env: Option<String>,
+    api_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +103,16 @@ pub(crate) struct LocalPostureSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum PostureSource {
     LocalPostgres(LocalPostureSpec),
+    Supabase(SupabasePostureSpec),
+}
+
+/// A Supabase project, read through the Management API (`GET /v1/projects/{ref}/database/backups`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SupabasePostureSpec {
+    pub(crate) project_ref: String,
+    /// The environment variable holding the access token (never the token itself).
+    pub(crate) token_env: String,
+    pub(crate) api_url: String,
 }
 
 impl PostureSource {
@@ -101,6 +120,7 @@ impl PostureSource {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             PostureSource::LocalPostgres(_) => "local-postgres",
+            PostureSource::Supabase(_) => "supabase",
         }
     }
 }
@@ -163,6 +183,21 @@ fn resolve(raw: RawBackups, _path: &Path, p: &mut Problems<'_>) -> BackupsSpec {
                         base_backups: l.base_backups.into(),
                     })
                 }
+                RawSource::Supabase(s) => {
+                    let key = |k: &str| at(&format!("source.supabase.{k}"));
+                    if !crate::supabase::valid_id(&s.project_ref) {
+                        p.push(key("project-ref"), format!("`{}` is not a Supabase project ref", s.project_ref));
+                    }
+                    let api_url = s.api_url.unwrap_or_else(|| crate::supabase::DEFAULT_API.into());
+                    if !api_url.starts_with("https://") && !crate::supabase::is_loopback_http(&api_url) {
+                        p.push(key("api-url"), "must be https:// (http only to a loopback stand-in)");
+                    }
+                    PostureSource::Supabase(SupabasePostureSpec {
+                        project_ref: s.project_ref,
+                        token_env: s.token_env.unwrap_or_else(|| "SUPABASE_ACCESS_TOKEN".into()),
+                        api_url,
+                    })
+                }
             };
             let o = s.objectives;
             let d = |p: &mut Problems<'_>, k: &str, v: Option<String>| {
@@ -176,15 +211,15 @@ fn resolve(raw: RawBackups, _path: &Path, p: &mut Problems<'_>) -> BackupsSpec {
                 max_wal_backlog: o.max_wal_backlog,
                 encryption: o.encryption,
             };
-            if matches!(source, PostureSource::LocalPostgres(_)) {
-                if objectives.encryption.is_some() {
-                    p.push(
-                        at("objectives.encryption"),
-                        "a local-postgres store's base backups are plain files: its encryption is recorded as not \
-                         applicable, so an encryption objective could never be met (remove it)",
-                    );
-                }
-            } else if objectives.max_wal_backlog.is_some() {
+            if objectives.encryption.is_some() {
+                p.push(
+                    at("objectives.encryption"),
+                    "this store's encryption is recorded as not applicable (a local-postgres store's base backups \
+                     are plain files; the Supabase Management API does not report it), so an encryption objective \
+                     could never be met (remove it)",
+                );
+            }
+            if objectives.max_wal_backlog.is_some() && !matches!(source, PostureSource::LocalPostgres(_)) {
                 p.push(at("objectives.max-wal-backlog"), "applies to a local-postgres store only");
             }
             BackupStoreSpec { name: s.name, source, objectives }
@@ -229,7 +264,7 @@ mod tests {
         assert_eq!(s.objectives.max_backup_age, Duration::from_secs(26 * 3600));
         assert_eq!(s.objectives.max_pitr_lag, Some(Duration::from_secs(600)));
         assert_eq!(s.objectives.min_retention, Some(Duration::from_secs(7 * 86400)));
-        let PostureSource::LocalPostgres(l) = &s.source;
+        let PostureSource::LocalPostgres(l) = &s.source else { panic!("{:?}", s.source) };
         assert_eq!((l.port, l.user.as_str(), l.database.as_str()), (5432, "postgres", "postgres"));
     }
 
@@ -243,7 +278,7 @@ mod tests {
         let lines = problems(&text);
         for want in [
             "backups.yaml:5:35 stores[0].objectives.max-backup-age: invalid duration `soon`",
-            "backups.yaml:5:53 stores[0].objectives.encryption: a local-postgres store",
+            "backups.yaml:5:53 stores[0].objectives.encryption: this store's encryption is recorded as not applicable",
             "backups.yaml:6:11 stores[1].name: `app-db` names another store already",
         ] {
             assert!(lines.iter().any(|l| l.starts_with(want)), "`{want}` in {lines:#?}");

@@ -25,7 +25,7 @@ mod tls;
 pub(crate) use aws_restore::is_db_identifier;
 pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec};
 pub(crate) use backups::{
-    BackupStoreSpec, BackupsSpec, LocalPostureSpec, PostureObjectives, PostureSource, load_backups,
+    BackupStoreSpec, BackupsSpec, LocalPostureSpec, PostureObjectives, PostureSource, SupabasePostureSpec, load_backups,
 };
 #[cfg(test)]
 pub(crate) use bucket::is_bucket_name;

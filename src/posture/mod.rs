@@ -4,5 +4,6 @@
 mod figure;
 mod local_postgres;
 mod reader;
+mod supabase;
 
 pub(crate) use reader::check;

@@ -68,5 +68,6 @@ async fn read(store: &BackupStoreSpec, now: DateTime<Utc>) -> StorePosture {
 async fn read_figures(store: &BackupStoreSpec, now: DateTime<Utc>) -> Vec<crate::report::posture::Figure> {
     match &store.source {
         PostureSource::LocalPostgres(l) => super::local_postgres::read(l, &store.objectives, now).await,
+        PostureSource::Supabase(s) => super::supabase::read(s, &store.objectives, now).await,
     }
 }

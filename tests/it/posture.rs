@@ -362,3 +362,70 @@ mod local {
         );
     }
 }
+
+/// Against the Supabase stand-in (`tests/supabase_standin.py`): PITR off fails on `pitr`; a window whose
+/// latest point is 20 minutes old fails a 10-minute objective on `pitr-lag`; the token comes from the
+/// environment variable `token-env` names, and never reaches the record.
+#[cfg(feature = "slow-tests")]
+#[test]
+fn supabase_pitr_off_and_a_20_minute_old_latest_point_fail_naming_the_figure() {
+    use std::io::BufRead;
+    const TOKEN: &str = "sbp_test_token_0123456789";
+    const REF: &str = "abcdefghijklmnopqrst";
+    let tmp = Scratch::new();
+    let run = |name: &str, extra: &[&str]| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/supabase_standin.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args(["--token", TOKEN, "--ref", REF, "--db-port", "1", "--log"])
+            .arg(tmp.path().join(format!("{name}.jsonl")))
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).expect("the stand-in's port");
+        let file = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "stores:\n  - name: sb-{name}\n    source:\n      supabase: {{ project-ref: {REF}, token-env: SB_TOKEN, \
+                 api-url: \"http://127.0.0.1:{port}\" }}\n    objectives: {{ max-backup-age: 26h, max-pitr-lag: 10m }}\n"
+            ),
+        )
+        .unwrap();
+        let out = stackdrill()
+            .env("STACKDRILL_STATE_DIR", tmp.path().join("state"))
+            .env("SB_TOKEN", TOKEN)
+            .args(["backups", "check", "--output", "json", "--file"])
+            .arg(&file)
+            .arg("--reports")
+            .arg(tmp.path().join("reports"))
+            .output()
+            .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        out
+    };
+    let figure = |out: &std::process::Output, name: &str| -> serde_json::Value {
+        let record: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+        record["stores"][0]["figures"].as_array().unwrap().iter().find(|f| f["name"] == name).cloned().unwrap()
+    };
+    let out = run("healthy", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!text(&out.stdout).contains(TOKEN));
+    let out = run("pitr-off", &["--pitr", "false"]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    let pitr = figure(&out, "pitr");
+    assert_eq!((pitr["status"].as_str(), pitr["value"].as_str()), (Some("not-met"), Some("off")), "{pitr}");
+    let out = run("lagging", &["--pitr-lag-seconds", "1200"]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    let lag = figure(&out, "pitr-lag");
+    assert_eq!(lag["status"], "not-met", "{lag}");
+    assert!(lag["value"].as_str().unwrap().starts_with("20m"), "{lag}");
+    assert_eq!(figure(&out, "pitr")["status"], "met");
+    let ledger = std::fs::read_to_string(tmp.path().join("reports/ledger.jsonl")).unwrap();
+    assert!(!ledger.contains(TOKEN) && ledger.lines().count() == 3, "{ledger}");
+}
