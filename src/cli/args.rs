@@ -590,6 +590,10 @@ pub(crate) struct BackupsCheckArgs {
     /// collector): with the drills' series, per store backup posture met, backup age, PITR lag
     #[arg(long, value_name = "PATH")]
     pub(crate) metrics_file: Option<PathBuf>,
+    /// Also publish each store's BackupPostureMet, BackupAgeSeconds and PitrLagSeconds (dimension Store)
+    /// to CloudWatch in this namespace, beside the drill metrics (best effort: a failure is a warning)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub(crate) cloudwatch_namespace: Option<String>,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
     /// Output: text for people, or json for tools

@@ -45,6 +45,11 @@ pub(super) async fn check(
     let store = ReportStore::new(&reports, a.report.retain);
     let written = store.write_posture(&mut record, signer.as_deref(), aws).await;
     crate::ui::posture::print(&record, written.as_ref().ok().map(String::as_str), printer);
+    if let Some(ns) = &a.cloudwatch_namespace
+        && let Err(e) = crate::posture::metrics::publish(aws, ns, &record).await
+    {
+        crate::ui::diag!("warning: the posture metrics were not published to CloudWatch: {e}");
+    }
     if let Some(path) = &a.metrics_file {
         let source = super::metrics::Source {
             reports,

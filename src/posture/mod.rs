@@ -3,6 +3,7 @@
 
 mod figure;
 mod local_postgres;
+pub(crate) mod metrics;
 mod reader;
 mod supabase;
 
