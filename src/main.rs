@@ -12,6 +12,7 @@ mod lock;
 #[cfg(test)]
 mod module_map;
 mod pg;
+mod posture;
 mod report;
 mod schedule;
 mod stack;

@@ -69,6 +69,9 @@ pub(crate) enum Command {
     /// The source's heartbeat: a row every few seconds, so each restore's real recovery point is measured
     #[command(subcommand)]
     Heartbeat(HeartbeatCommand),
+    /// Backup posture: whether each data store's backups meet their objectives today, as signed evidence
+    #[command(subcommand)]
+    Backups(BackupsCommand),
     /// Write man pages (stackdrill.1 and one per subcommand, stackdrill-drill-run.1, ...) into DIR
     Manpages {
         /// The directory to write them into (created if missing)
@@ -97,6 +100,10 @@ pub(crate) struct DemoArgs {
     /// its directory; the reports stay
     #[arg(long)]
     pub(crate) stop: bool,
+    /// Do not record the demo source's backup posture (by default one `backups check` record follows the
+    /// drill's report, so `report controls` shows the backup control)
+    #[arg(long)]
+    pub(crate) no_posture: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
     /// Output: text for people, or json for tools
@@ -611,6 +618,37 @@ pub(crate) enum HeartbeatCommand {
         #[arg(long, default_value = "35d", value_parser = humantime::parse_duration)]
         keep: std::time::Duration,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupsCommand {
+    /// Read each store in backups.yaml (newest backup's age, point-in-time recovery, retention,
+    /// encryption), measure it against its objectives, and append one signed, chained
+    /// `stackdrill.backup-posture/v1` record to the report store (exit 0 met, 1 not met, 2 could not read)
+    Check(BackupsCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupsCheckArgs {
+    /// The stores and their objectives
+    #[arg(long, default_value = "backups.yaml")]
+    pub(crate) file: PathBuf,
+    /// Only these stores, by name (repeatable; default: every store in the file)
+    #[arg(long = "store", value_name = "NAME")]
+    pub(crate) stores: Vec<String>,
+    /// Afterwards write the store's state as OpenMetrics text here, atomically (node_exporter's textfile
+    /// collector): with the drills' series, per store backup posture met, backup age, PITR lag
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_file: Option<PathBuf>,
+    /// Also publish each store's BackupPostureMet, BackupAgeSeconds and PitrLagSeconds (dimension Store)
+    /// to CloudWatch in this namespace, beside the drill metrics (best effort: a failure is a warning)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub(crate) cloudwatch_namespace: Option<String>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+    /// Output: text for people, or json for tools
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

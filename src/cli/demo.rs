@@ -21,6 +21,8 @@ pub(crate) struct DemoSettings {
     pub(crate) dir: PathBuf,
     pub(crate) scale: u32,
     pub(crate) keep: bool,
+    /// Record the demo source's backup posture after the drill.
+    pub(crate) posture: bool,
     pub(crate) reports: PathBuf,
     pub(crate) quiet: bool,
     pub(crate) aws: crate::aws::AwsSettings,
@@ -142,6 +144,11 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
         }
     }
     .await;
+    // While the source still runs: its backup posture, recorded beside the drill's report.
+    let posture = match &result {
+        Ok(_) if s.posture => Some(record_posture(&s, &source).await),
+        _ => None,
+    };
 
     if !s.keep
         && let Err(e) = source.stop().await
@@ -154,6 +161,16 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
         printer.json(&report);
     } else {
         printer.line_marked(summary(&report, written.as_ref().ok()), &report.result.as_str().to_uppercase());
+        match &posture {
+            Some(Ok(r)) => printer.line(format!(
+                "backup posture of the demo source: {} (record {}; `stackdrill report controls` shows the control \
+                 daily encrypted backups with point-in-time recovery)",
+                r.result.as_str(),
+                r.id
+            )),
+            Some(Err(e)) => crate::ui::diag!("warning: the demo's backup posture was not recorded: {e}"),
+            None => {}
+        }
         if s.keep {
             printer.line(format!(
                 "the demo source is still running on 127.0.0.1:{}; run the drill again with `stackdrill drill run {}` \
@@ -173,4 +190,38 @@ pub(super) async fn demo(s: DemoSettings, printer: Printer) -> Result<u8, Failur
         return Ok(exit_codes::COULD_NOT_RUN);
     }
     Ok(code)
+}
+
+/// The demo source as a `backups.yaml` store would declare it: its socket, its base backups, a daily
+/// backup and a 10-minute point-in-time recovery lag as objectives.
+fn demo_store(source: &demo::Source) -> crate::config::BackupsSpec {
+    use crate::config::{BackupStoreSpec, BackupsSpec, LocalPostureSpec, PostureObjectives, PostureSource};
+    BackupsSpec {
+        stores: vec![BackupStoreSpec {
+            name: DEMO_DRILL.into(),
+            source: PostureSource::LocalPostgres(LocalPostureSpec {
+                socket_dir: source.cluster.dir.clone(),
+                port: source.cluster.port,
+                user: "postgres".into(),
+                database: "postgres".into(),
+                base_backups: source.dir.join("base-backups"),
+            }),
+            objectives: PostureObjectives {
+                max_backup_age: Duration::from_secs(26 * 3600),
+                max_pitr_lag: Some(Duration::from_secs(600)),
+                min_retention: None,
+                max_wal_backlog: None,
+                encryption: None,
+            },
+        }],
+    }
+}
+
+/// Reads the demo source's backup posture and appends its record to the demo's report store.
+async fn record_posture(s: &DemoSettings, source: &demo::Source) -> Result<crate::report::posture::Record, String> {
+    let now = chrono::Utc::now();
+    let stores = crate::posture::check(&demo_store(source), &[], now).await;
+    let mut record = crate::report::posture::Record::new(stores, now);
+    ReportStore::new(&s.reports, s.retain).write_posture(&mut record, s.signer.as_deref(), &s.aws).await?;
+    Ok(record)
 }

@@ -1,8 +1,8 @@
 //! Settings resolved from the parsed command line, then the command that runs: one arm per subcommand.
 
 use super::args::{
-    Cli, Command, DrillCommand, HeartbeatCommand, IamCommand, KeysCommand, RunbookCommand, ScheduleCommand,
-    StackCommand,
+    BackupsCommand, Cli, Command, DrillCommand, HeartbeatCommand, IamCommand, KeysCommand, RunbookCommand,
+    ScheduleCommand, StackCommand,
 };
 use anyhow::anyhow;
 use clap::CommandFactory;
@@ -74,6 +74,7 @@ pub(crate) fn wants_json(cli: &Cli) -> bool {
             | HeartbeatCommand::Status { output, .. }
             | HeartbeatCommand::Remove { output, .. },
         ) => *output,
+        Command::Backups(BackupsCommand::Check(a)) => a.output,
         _ => OutputFormat::Text,
     };
     output == OutputFormat::Json
@@ -113,6 +114,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 dir: a.dir,
                 scale: a.scale,
                 keep: a.keep,
+                posture: !a.no_posture,
                 reports: super::settings::reports(a.report.reports.as_deref()),
                 quiet,
                 signer: signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?,
@@ -147,6 +149,11 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Report(cmd) => super::report::run(cmd, &aws).await,
         Command::Heartbeat(cmd) => super::heartbeat::run(cmd, &aws).await,
+        Command::Backups(BackupsCommand::Check(a)) => {
+            let signer = signer(a.report.signing_key.as_deref(), a.report.sign_kms_key.as_deref(), &aws).await?;
+            let printer = Printer { format: a.output };
+            super::backups::check(a, signer, &aws, printer).await
+        }
         Command::Runbook(RunbookCommand::Check { store, output }) => {
             let view = super::report::open(&store, &aws).await?;
             super::report::runbook_check(&view, Printer { format: output })

@@ -1,6 +1,7 @@
 //! The command layer: clap structs, settings resolution, and one module per command.
 
 mod args;
+mod backups;
 mod demo;
 mod dispatch;
 mod drill;

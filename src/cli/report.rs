@@ -362,7 +362,7 @@ fn listed(store: &Store, r: &Row) -> Listed {
         drill: r.entry.drill.clone(),
         result: r.entry.result.clone(),
         trigger: d.map(|d| d.trigger.clone()),
-        started_at: d.map(|d| json_time(d.started_at)),
+        started_at: d.map(|d| json_time(d.started_at)).or_else(|| r.posture().map(|p| json_time(p.checked_at))),
         rto_seconds: d.and_then(|d| d.measured.rto_seconds),
         rpo_seconds: d.and_then(|d| d.measured.rpo_seconds),
         signed_by: r.entry.key_id.as_deref().map(sign::fingerprint),
@@ -721,12 +721,15 @@ fn controls(view: &View, format: ControlsFormat, period: Option<Period>) -> Resu
         let p = open_start(&all, p);
         (p, period::figures(&all, &specs, p, now))
     });
+    let posture = crate::report::posture_calendar::calendar(&all, period, now);
     match (format, &figures) {
         (ControlsFormat::Json, None) => {
             crate::ui::outln!("{}", serde_json::to_string_pretty(&matrix).unwrap_or_default())
         }
         (ControlsFormat::Json, Some((p, drills))) => {
-            let doc = serde_json::json!({ "period": p, "controls": matrix, "drills": drills });
+            let doc = serde_json::json!({
+                "period": p, "controls": matrix, "drills": drills, "backup_posture": posture,
+            });
             crate::ui::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
         }
         (ControlsFormat::Md, _) => {
@@ -739,6 +742,9 @@ fn controls(view: &View, format: ControlsFormat, period: Option<Period>) -> Resu
                     view.s3.is_some()
                 )
             );
+            if let Some(c) = &posture {
+                crate::ui::out!("{}", crate::report::posture_calendar::markdown(c));
+            }
             if let Some((p, drills)) = &figures {
                 crate::ui::out!("\n{}", period::markdown(*p, drills));
             }

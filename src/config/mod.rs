@@ -2,6 +2,7 @@
 //! specs, with errors that name file, line, column and key (`parse.rs` is what every file kind shares).
 
 mod aws_restore;
+mod backups;
 mod bucket;
 mod deploy;
 mod drill;
@@ -23,6 +24,9 @@ mod tls;
 #[cfg(test)]
 pub(crate) use aws_restore::is_db_identifier;
 pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec};
+pub(crate) use backups::{
+    BackupStoreSpec, BackupsSpec, LocalPostureSpec, PostureObjectives, PostureSource, SupabasePostureSpec, load_backups,
+};
 #[cfg(test)]
 pub(crate) use bucket::is_bucket_name;
 pub(crate) use deploy::{DeploySpec, load_deploy};

@@ -4,5 +4,5 @@
 mod source;
 mod workload;
 
-pub(crate) use source::{DemoError, prepare, reset};
+pub(crate) use source::{DemoError, Source, prepare, reset};
 pub(crate) use workload::{start_workload, write_drill_file};

@@ -23,6 +23,8 @@ pub(crate) enum EntryKind {
     SignOff,
     /// A signed record that an earlier entry's document was lost (`report record-loss`).
     Loss,
+    /// A backup-posture record (`backups check`, `stackdrill.backup-posture/v1`).
+    Posture,
 }
 
 impl EntryKind {
@@ -31,6 +33,7 @@ impl EntryKind {
             EntryKind::Report => "report",
             EntryKind::SignOff => "sign-off",
             EntryKind::Loss => "loss",
+            EntryKind::Posture => "posture",
         }
     }
 }
@@ -379,7 +382,8 @@ impl Walk<'_> {
                     // A trusted operator's signed report covers its `previous_sha256`, and so every entry
                     // before it. A reviewer's signature (a sign-off) vouches for its decision only: a reviewer
                     // key never turns a stripped, rewritten history into a signed one.
-                    if *role == super::trust::Role::Operator && e.kind == EntryKind::Report {
+                    if *role == super::trust::Role::Operator && matches!(e.kind, EntryKind::Report | EntryKind::Posture)
+                    {
                         self.uncovered.clear();
                     }
                 }
@@ -495,6 +499,7 @@ fn ledger_mismatch(e: &Entry, doc: &serde_json::Value) -> Option<String> {
         EntryKind::Report => ("stackdrill.report/v1", "result", "finished_at"),
         EntryKind::SignOff => ("stackdrill.sign-off/v1", "decision", "at"),
         EntryKind::Loss => (LOSS_SCHEMA, "result", "at"),
+        EntryKind::Posture => (super::posture::SCHEMA, "result", "checked_at"),
     };
     let text = |k: &str| doc[k].as_str().map(str::to_string);
     if text("schema").as_deref() != Some(schema) {
@@ -520,6 +525,7 @@ fn ledger_mismatch(e: &Entry, doc: &serde_json::Value) -> Option<String> {
                 EntryKind::Report => "report",
                 EntryKind::SignOff => "sign-off",
                 EntryKind::Loss => "loss record",
+                EntryKind::Posture => "posture record",
             },
             show(file)
         )

@@ -70,38 +70,7 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, per
         let Some(d) = r.report() else {
             // A lost report never vanishes from the matrix: its ledger result stands (a lost failed run is
             // a failed run), under the controls its drill file names.
-            let Some(record) = store.lost_record(r.entry.seq) else { continue };
-            let at = chrono::DateTime::parse_from_rfc3339(&r.entry.at).ok().map(|t| t.with_timezone(&Utc));
-            if period.is_some() && !in_period(at) {
-                continue;
-            }
-            let by = match store.state(record) {
-                SigState::Verified { key, .. } => format!("`{key}`"),
-                _ => "an unverified key".into(),
-            };
-            let controls: Vec<String> = specs
-                .iter()
-                .find(|s| s.name == r.entry.drill)
-                .map(|s| s.controls.clone())
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| vec!["(control unknown: report lost)".into()]);
-            for c in controls {
-                by_control
-                    .entry(c.clone())
-                    .or_insert_with(|| Control { control: c, runs: vec![], missed: vec![] })
-                    .runs
-                    .push(ControlRun {
-                        drill: r.entry.drill.clone(),
-                        id: r.entry.id.clone(),
-                        started_at: at.map(super::html::when),
-                        result: format!("{} — report lost, recorded by {by} (entry {record})", r.entry.result),
-                        rto: "-".into(),
-                        rpo: "-".into(),
-                        signature: "lost".into(),
-                        chain: "ok (lost)".into(),
-                        sign_off: sign_offs.get(&r.entry.id).cloned(),
-                    });
-            }
+            lost_run(store, specs, r, period, &sign_offs, &mut by_control);
             continue;
         };
         if !in_period(r.started_at()) {
@@ -137,9 +106,62 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, per
                 .push(run(r));
         }
     }
-    // A period between two scheduled occurrences without a passed run is a missed cadence, from the
-    // drill's first report until now (within `period`, when one is given): the occurrences of the period
-    // figures that closed without a pass.
+    missed_cadences(store, specs, now, period, &mut by_control);
+    by_control.into_values().collect()
+}
+
+/// A lost report's run in the matrix: its ledger result, under the controls its drill file names, recorded
+/// by its loss record (nothing when the loss does not stand, or the run is outside `period`).
+fn lost_run(
+    store: &Store,
+    specs: &[DrillSpec],
+    r: &Row,
+    period: Option<Period>,
+    sign_offs: &BTreeMap<String, String>,
+    by_control: &mut BTreeMap<String, Control>,
+) {
+    let Some(record) = store.lost_record(r.entry.seq) else { return };
+    let at = chrono::DateTime::parse_from_rfc3339(&r.entry.at).ok().map(|t| t.with_timezone(&Utc));
+    if period.is_some_and(|p| !at.is_some_and(|t| p.contains(t))) {
+        return;
+    }
+    let by = match store.state(record) {
+        SigState::Verified { key, .. } => format!("`{key}`"),
+        _ => "an unverified key".into(),
+    };
+    let controls: Vec<String> = specs
+        .iter()
+        .find(|s| s.name == r.entry.drill)
+        .map(|s| s.controls.clone())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| vec!["(control unknown: report lost)".into()]);
+    for c in controls {
+        by_control.entry(c.clone()).or_insert_with(|| Control { control: c, runs: vec![], missed: vec![] }).runs.push(
+            ControlRun {
+                drill: r.entry.drill.clone(),
+                id: r.entry.id.clone(),
+                started_at: at.map(super::html::when),
+                result: format!("{} — report lost, recorded by {by} (entry {record})", r.entry.result),
+                rto: "-".into(),
+                rpo: "-".into(),
+                signature: "lost".into(),
+                chain: "ok (lost)".into(),
+                sign_off: sign_offs.get(&r.entry.id).cloned(),
+            },
+        );
+    }
+}
+
+/// A period between two scheduled occurrences without a passed run is a missed cadence, from the drill's
+/// first report until now (within `period`, when one is given): the occurrences of the period figures that
+/// closed without a pass.
+fn missed_cadences(
+    store: &Store,
+    specs: &[DrillSpec],
+    now: DateTime<Utc>,
+    period: Option<Period>,
+    by_control: &mut BTreeMap<String, Control>,
+) {
     for s in specs {
         if s.schedule.is_none() {
             continue;
@@ -165,7 +187,6 @@ pub(crate) fn matrix(store: &Store, specs: &[DrillSpec], now: DateTime<Utc>, per
             entry.missed.extend(missed.iter().map(|m| Missed { drill: m.drill.clone(), from: m.from, to: m.to }));
         }
     }
-    by_control.into_values().collect()
 }
 
 /// The controls matrix as Markdown: one table per control, its runs then its missed cadences.

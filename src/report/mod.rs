@@ -12,6 +12,8 @@ pub(crate) mod model;
 pub(crate) mod pack;
 pub(crate) mod pack_html;
 pub(crate) mod period;
+pub(crate) mod posture;
+pub(crate) mod posture_calendar;
 pub(crate) mod prometheus;
 pub(crate) mod s3;
 pub(crate) mod sign;

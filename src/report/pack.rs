@@ -2,7 +2,8 @@
 //! without stackdrill. Layout:
 //!
 //! ```text
-//! index.html                 the period: controls, drills, every scheduled occurrence, trends, sign-offs
+//! index.html                 the period: controls, drills, every scheduled occurrence, trends, sign-offs,
+//!                            each store's backup-posture calendar (one cell per day)
 //! VERIFY.md                  openssl and securesystemslib commands for one report and the whole chain
 //! MANIFEST.json              every other file with its sha256, and the signer's public key
 //! MANIFEST.json.sig          the detached signature over MANIFEST.json
@@ -201,7 +202,9 @@ fn ledger_lines(dir: &Path) -> Result<Vec<(String, Entry)>, PackError> {
 fn entry_time(store: &Store, e: &Entry) -> Option<DateTime<Utc>> {
     match e.kind {
         EntryKind::Report => store.rows().iter().find(|r| r.entry.seq == e.seq).and_then(|r| r.started_at()),
-        EntryKind::SignOff | EntryKind::Loss => DateTime::parse_from_rfc3339(&e.at).ok().map(|t| t.to_utc()),
+        EntryKind::SignOff | EntryKind::Loss | EntryKind::Posture => {
+            DateTime::parse_from_rfc3339(&e.at).ok().map(|t| t.to_utc())
+        }
     }
 }
 
@@ -271,6 +274,7 @@ pub(crate) fn export(req: &Request, out: &Path, signer: &Signer) -> Result<Expor
         keys: &key_names,
         signer: signer.record(),
         created_at: req.now,
+        posture: super::posture_calendar::calendar(req.store, Some(req.period), req.now).as_ref(),
     });
     write(&out.join("index.html"), index.as_bytes())?;
     // The sample report is a signed one, named with the key that signed it.

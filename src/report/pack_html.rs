@@ -23,13 +23,17 @@ pub(crate) struct Index<'a> {
     pub(crate) keys: &'a [String],
     pub(crate) signer: SigningRecord,
     pub(crate) created_at: DateTime<Utc>,
+    /// The backup-posture control over the period, when the store holds posture records.
+    pub(crate) posture: Option<&'a super::posture_calendar::PostureControl>,
 }
 
 const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#1b1f24}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #d0d7de}h3{font-size:1.05em}\
 table{border-collapse:collapse;width:100%;margin:.5em 0}td,th{border:1px solid #d0d7de;padding:.3em .55em;text-align:left;vertical-align:top}\
 th{background:#f6f8fa}.passed{color:#1a7f37;font-weight:600}.failed,.missed{color:#cf222e;font-weight:600}\
-.open{color:#57606a}.muted{color:#57606a;font-size:.9em}code{font-size:.9em}";
+.open{color:#57606a}.muted{color:#57606a;font-size:.9em}code{font-size:.9em}\
+table.cal{width:auto}table.cal td{width:2.6em;height:2.2em;text-align:center;font-size:.8em}\
+td.met{background:#dafbe1}td.not-met{background:#ffebe9;font-weight:600}td.not-observed{background:#eaeef2;color:#57606a}";
 
 use super::html::when as time;
 
@@ -56,6 +60,9 @@ pub(crate) fn index(ix: &Index) -> String {
     );
     summary(&mut o, ix);
     controls(&mut o, ix);
+    if let Some(c) = ix.posture {
+        posture(&mut o, c);
+    }
     for f in ix.figures {
         drill(&mut o, ix, f);
     }
@@ -96,6 +103,67 @@ fn summary(o: &mut String, ix: &Index) {
         esc(&ix.signer.fingerprint),
         ix.keys.iter().map(|k| format!("<a href=\"keys/{0}.pub\">{0}</a>", esc(k))).collect::<Vec<_>>().join(", ")
     );
+}
+
+/// The backup-posture control: per store its period figures, a calendar (a row per week, Monday first;
+/// each day's cell met, not met or not observed, its title naming what failed), then each day not met.
+fn posture(o: &mut String, c: &super::posture_calendar::PostureControl) {
+    use super::posture_calendar::DayState;
+    use chrono::Datelike;
+    let _ = writeln!(
+        o,
+        "<h2 id=\"backup-posture\">{} ({})</h2><p class=\"muted\">From the signed backup-posture records \
+         (<code>stackdrill backups check</code>), one cell per day (UTC), {} to {}.</p>",
+        esc(&c.control),
+        esc(&c.frameworks),
+        c.since,
+        c.until
+    );
+    for s in &c.stores {
+        let _ = writeln!(
+            o,
+            "<h3 id=\"posture-{0}\">{0} ({1})</h3><p class=\"figures\">{2}</p>",
+            esc(&s.store),
+            esc(&s.kind),
+            esc(&super::posture_calendar::figures(s))
+        );
+        o.push_str("<table class=\"cal\"><tr><th>Mon</th><th>Tue</th><th>Wed</th><th>Thu</th><th>Fri</th><th>Sat</th><th>Sun</th></tr><tr>");
+        let lead = s.days.first().map_or(0, |d| d.date.weekday().num_days_from_monday());
+        for _ in 0..lead {
+            o.push_str("<td></td>");
+        }
+        for d in &s.days {
+            if d.date.weekday().num_days_from_monday() == 0 && d.date != s.days[0].date {
+                o.push_str("</tr><tr>");
+            }
+            let (class, mark) = match d.state {
+                DayState::Met => ("met", "✓"),
+                DayState::NotMet => ("not-met", "✗"),
+                DayState::NotObserved => ("not-observed", "·"),
+            };
+            let title = match &d.detail {
+                Some(why) => format!("{}: {} — {}", d.date, d.state.as_str(), why),
+                None => format!("{}: {}", d.date, d.state.as_str()),
+            };
+            let _ = write!(
+                o,
+                "<td class=\"{class}\" data-date=\"{}\" title=\"{}\">{}<br/>{mark}</td>",
+                d.date,
+                esc(&title),
+                d.date.day()
+            );
+        }
+        o.push_str("</tr></table>\n");
+        let failed: Vec<String> = s
+            .days
+            .iter()
+            .filter(|d| d.state == DayState::NotMet)
+            .map(|d| format!("<li>{}: {}</li>", d.date, esc(d.detail.as_deref().unwrap_or("not met"))))
+            .collect();
+        if !failed.is_empty() {
+            let _ = writeln!(o, "<p>Days not met:</p><ul>{}</ul>", failed.join(""));
+        }
+    }
 }
 
 fn controls(o: &mut String, ix: &Index) {

@@ -46,6 +46,44 @@ fn secs(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
+/// Per store of the backup-posture records, from its newest record: met (1 only when that record verifies
+/// and says met), when it was checked, the newest backup's age and the point-in-time recovery lag.
+fn posture(m: &mut Metrics, store: &Store) {
+    let met = m.family("backup_posture_met", "1 when the store's last backup-posture record verifies and says met");
+    let checked =
+        m.family("backup_posture_checked_timestamp_seconds", "When the store's backup posture was last checked");
+    let age = m.family("backup_age_seconds", "The newest backup's age at the last posture check");
+    let lag = m.family("backup_pitr_lag_seconds", "The point-in-time recovery lag at the last posture check");
+    let mut newest: std::collections::BTreeMap<
+        &str,
+        (&super::view::Row, &super::posture::StorePosture, DateTime<Utc>),
+    > = std::collections::BTreeMap::new();
+    for (row, r) in store.postures() {
+        for s in &r.stores {
+            if newest.get(s.name.as_str()).is_none_or(|(_, _, t)| *t <= r.checked_at) {
+                newest.insert(s.name.as_str(), (row, s, r.checked_at));
+            }
+        }
+    }
+    for (name, (row, s, at)) in newest {
+        let l = vec![("store".to_string(), name.to_string())];
+        let verified = !matches!(
+            store.state(row.entry.seq),
+            super::trust::SigState::Broken | super::trust::SigState::Unverified { .. }
+        );
+        let ok = verified && s.result == super::posture::Outcome::Met;
+        met.get_or_create(&l).set(f64::from(u8::from(ok)));
+        checked.get_or_create(&l).set(secs(at));
+        let figure = |n: &str| s.figures.iter().find(|f| f.name == n).and_then(|f| f.number);
+        if let Some(v) = figure("backup-age") {
+            age.get_or_create(&l).set(v);
+        }
+        if let Some(v) = figure("pitr-lag") {
+            lag.get_or_create(&l).set(v);
+        }
+    }
+}
+
 /// The OpenMetrics text for `store` and the drill files `specs`, as of `now`; `heartbeat` is when a
 /// running scheduler last went round its loop.
 pub(crate) fn render(
@@ -101,6 +139,7 @@ pub(crate) fn render(
             overdue.get_or_create(&l).set(f64::from(u8::from(late)));
         }
     }
+    posture(&mut m, store);
     let intact = f64::from(u8::from(store.broken().is_none()));
     m.gauge("store_verified", "1 when the report store's hash chain and signatures verify", intact);
     if let Some(t) = heartbeat {
@@ -160,5 +199,60 @@ mod tests {
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(!text.contains("drill_last_success_timestamp_seconds{"), "never passed: no success time\n{text}");
+    }
+
+    /// The newest posture record of each store as gauges: met, checked, backup age, PITR lag.
+    #[test]
+    fn the_last_posture_of_each_store_is_a_series_promql_can_alert_on() {
+        use crate::report::posture::{Figure, Outcome, Record, Status, StorePosture};
+        let figure = |name: &str, n: f64, status: Status| Figure {
+            name: name.into(),
+            value: String::new(),
+            number: Some(n),
+            objective: None,
+            status,
+            detail: None,
+        };
+        let record = |at: &str, age: f64, met: bool| {
+            let figures = vec![
+                figure("backup-age", age, if met { Status::Met } else { Status::NotMet }),
+                figure("pitr-lag", 12.0, Status::Met),
+            ];
+            let s = StorePosture {
+                name: "app-db".into(),
+                kind: "local-postgres".into(),
+                result: Outcome::of(&figures),
+                figures,
+            };
+            Record::new(vec![s], chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc())
+        };
+        let row = |seq: u64, r: Record| crate::report::view::Row {
+            entry: crate::report::chain::Entry {
+                seq,
+                kind: crate::report::chain::EntryKind::Posture,
+                id: r.id.clone(),
+                drill: "backups".into(),
+                result: r.result.as_str().into(),
+                file: format!("{seq}.json"),
+                sha256: "0".repeat(64),
+                previous: None,
+                at: r.checked_at.to_rfc3339(),
+                key_id: None,
+            },
+            doc: crate::report::view::Doc::Posture(Box::new(r)),
+        };
+        let store = Store::from_rows(vec![
+            row(1, record("2026-12-01T04:00:00Z", 3600.0, true)),
+            row(2, record("2026-12-02T04:00:00Z", 30.0 * 3600.0, false)),
+        ]);
+        let text = render(&store, &[], Utc::now(), None);
+        for line in [
+            "stackdrill_backup_posture_met{store=\"app-db\"} 0.0",
+            "stackdrill_backup_age_seconds{store=\"app-db\"} 108000.0",
+            "stackdrill_backup_pitr_lag_seconds{store=\"app-db\"} 12.0",
+            "stackdrill_backup_posture_checked_timestamp_seconds{store=\"app-db\"} 1796184000.0",
+        ] {
+            assert!(text.contains(line), "`{line}` not in:\n{text}");
+        }
     }
 }

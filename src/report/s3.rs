@@ -256,6 +256,24 @@ impl S3Store {
         Ok(format!("{}{}", self.url_prefix(), r.json.0))
     }
 
+    pub(crate) async fn write_posture(
+        &self,
+        record: &mut super::posture::Record,
+        signer: Option<&Signer>,
+    ) -> Result<String, String> {
+        let base = record.clone();
+        let r = self
+            .append(|previous| {
+                let mut attempt = base.clone();
+                super::posture::render(&mut attempt, previous, signer)
+            })
+            .await?;
+        if let Ok(written) = serde_json::from_slice::<super::posture::Record>(&r.json.1) {
+            *record = written;
+        }
+        Ok(format!("{}{}", self.url_prefix(), r.json.0))
+    }
+
     fn url_prefix(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }

@@ -51,6 +51,25 @@ impl ReportStore {
             .map_err(|e| format!("cannot write the report into `{url}`: {e}")),
         }
     }
+
+    /// Signs, chains and writes a backup-posture record; returns where it went.
+    pub(crate) async fn write_posture(
+        &self,
+        record: &mut super::posture::Record,
+        signer: Option<&Signer>,
+        aws: &crate::aws::AwsSettings,
+    ) -> Result<String, String> {
+        match self {
+            ReportStore::Dir(dir) => write_posture(dir, record, signer)
+                .map(|p| p.display().to_string())
+                .map_err(|e| format!("cannot write the posture record into `{}`: {e}", dir.display())),
+            ReportStore::S3 { url, retain } => match super::s3::S3Store::connect(url, aws, *retain).await {
+                Ok(store) => store.write_posture(record, signer).await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| format!("cannot write the posture record into `{url}`: {e}")),
+        }
+    }
 }
 
 /// A report rendered for the store: its renderings and signature files, then the JSON record, and the
@@ -479,5 +498,33 @@ pub(crate) fn write_loss(dir: &Path, lost: &chain::Entry, reason: &str, signer: 
     let r = render_loss(lost, reason, chain.previous(), signer)?;
     let path = dir.join(&r.json.0);
     commit(dir, &mut chain, r)?;
+    Ok(path)
+}
+
+/// Appends a backup-posture record to a directory store, signed with `signer`, under the same rules as a
+/// report: never chained onto a broken chain. Returns the record's path.
+pub(crate) fn write_posture(
+    dir: &Path,
+    record: &mut super::posture::Record,
+    signer: Option<&Signer>,
+) -> std::io::Result<PathBuf> {
+    let mut chain = chain::begin(dir)?;
+    recover_locked(dir, &chain)?;
+    if let Some(broken) = broken(dir, signer)? {
+        return Err(std::io::Error::other(format!(
+            "the report chain is broken ({broken}): a posture record is never chained onto it\n  hint: run \
+             `stackdrill report verify --reports {}` and restore the store from a good copy",
+            dir.display()
+        )));
+    }
+    let r = super::posture::render(record, chain.previous(), signer)?;
+    let path = dir.join(&r.json.0);
+    let sha = r.entry.sha256.clone();
+    commit(dir, &mut chain, r)?;
+    if signer.is_some()
+        && let Some(e) = chain::read(dir)?.into_iter().flatten().rfind(|e| e.sha256 == sha)
+    {
+        remember_signed(dir, &e)?;
+    }
     Ok(path)
 }

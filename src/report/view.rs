@@ -24,6 +24,7 @@ pub(crate) struct SignOff {
 pub(crate) enum Doc {
     Report(Box<Report>),
     SignOff(SignOff),
+    Posture(Box<super::posture::Record>),
     /// Missing, unreadable, or not the document its entry says.
     Unreadable,
 }
@@ -39,6 +40,14 @@ impl Row {
     pub(crate) fn report(&self) -> Option<&Report> {
         match &self.doc {
             Doc::Report(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The backup-posture record, when this entry is one.
+    pub(crate) fn posture(&self) -> Option<&super::posture::Record> {
+        match &self.doc {
+            Doc::Posture(p) => Some(p),
             _ => None,
         }
     }
@@ -119,6 +128,9 @@ impl Store {
                         serde_json::from_slice(&b).map(Doc::SignOff).unwrap_or(Doc::Unreadable)
                     }
                     (EntryKind::Loss, Some(_)) => Doc::Unreadable,
+                    (EntryKind::Posture, Some(b)) => {
+                        serde_json::from_slice(&b).map(|r| Doc::Posture(Box::new(r))).unwrap_or(Doc::Unreadable)
+                    }
                 };
                 Row { entry, doc }
             })
@@ -184,6 +196,12 @@ impl Store {
         Store { rows, verified: chain::Verified { states, ..chain::Verified::default() } }
     }
 
+    /// Marks an entry broken, as `report verify` would (tests).
+    #[cfg(test)]
+    pub(crate) fn mark_broken(&mut self, seq: u64) {
+        self.verified.states.insert(seq, SigState::Broken);
+    }
+
     pub(crate) fn rows(&self) -> &[Row] {
         &self.rows
     }
@@ -206,6 +224,14 @@ impl Store {
     /// The latest-started passed run of `drill`.
     pub(crate) fn last_pass<'a>(&'a self, drill: &'a str) -> Option<&'a Row> {
         self.history(drill).filter(|r| r.passed()).max_by_key(|r| r.started_at())
+    }
+
+    /// Each backup-posture record, oldest first, with its row.
+    pub(crate) fn postures(&self) -> impl Iterator<Item = (&Row, &super::posture::Record)> {
+        self.rows.iter().filter_map(|r| match &r.doc {
+            _ if r.entry.kind == EntryKind::Posture => r.posture().map(|p| (r, p)),
+            _ => None,
+        })
     }
 
     /// Each sign-off and the report id it decides on.

@@ -5,6 +5,7 @@ mod diag;
 pub(crate) mod junit;
 mod logging;
 pub(crate) mod plan;
+pub(crate) mod posture;
 mod printer;
 mod progress;
 mod summary;

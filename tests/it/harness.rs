@@ -101,6 +101,12 @@ impl Demo {
     /// Runs `stackdrill demo --keep` into a fresh directory; asserts the demo drill passed. Without the
     /// PostgreSQL server binaries that fails, printing stackdrill's own error with how to install them.
     pub fn start() -> Demo {
+        Demo::start_with(&["--no-posture"])
+    }
+
+    /// [`Demo::start`] with these extra `demo` arguments (none: the demo also records its source's backup
+    /// posture, a second ledger entry after its report).
+    pub fn start_with(extra: &[&str]) -> Demo {
         let root = Scratch::new();
         let dir = root.path().join("demo");
         let reports = root.path().join("reports");
@@ -111,6 +117,7 @@ impl Demo {
             .arg(&dir)
             .arg("--reports")
             .arg(&reports)
+            .args(extra)
             .timeout(Duration::from_secs(300))
             .output()
             .unwrap();
@@ -233,6 +240,7 @@ impl Demo {
                     .map(|e| e.path())
                     .filter(|p| p.extension().is_some_and(|e| e == "json"))
                     .filter(|p| !p.to_string_lossy().ends_with(".dsse.json"))
+                    .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("posture-")))
                     .collect()
             })
             .unwrap_or_default();

@@ -21,6 +21,7 @@ mod config;
 #[cfg_attr(not(feature = "slow-tests"), allow(dead_code))]
 mod harness;
 mod output;
+mod posture;
 mod stack;
 
 #[cfg(feature = "slow-tests")]

@@ -478,5 +478,5 @@ fn metrics_file_and_endpoint_pass_promtool_and_the_alert_rules_check() {
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/prometheus/alerts.yml");
     let out = std::process::Command::new(promtool()).args(["check", "rules"]).arg(&rules).output().unwrap();
     assert!(out.status.success(), "{}{}", text_of(&out.stdout), text_of(&out.stderr));
-    assert!(text_of(&out.stdout).contains("SUCCESS: 4 rules found"), "{}", text_of(&out.stdout));
+    assert!(text_of(&out.stdout).contains("SUCCESS: 8 rules found"), "{}", text_of(&out.stdout));
 }
