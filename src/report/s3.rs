@@ -260,7 +260,7 @@ impl S3Store {
         &self,
         record: &mut super::posture::Record,
         signer: Option<&Signer>,
-    ) -> Result<String, String> {
+    ) -> Result<String, S3Error> {
         let base = record.clone();
         let r = self
             .append(|previous| {
