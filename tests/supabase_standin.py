@@ -35,6 +35,12 @@ p.add_argument("--db-pass-file")
 p.add_argument("--healthy-after", type=int, default=2, help="GETs of a branch before it is ACTIVE_HEALTHY; -1: never")
 p.add_argument("--rate-limit", type=int, default=0, help="answer the first N requests 429 with Retry-After: 1")
 p.add_argument("--branch", action="append", default=[], help="an existing branch: NAME,AGE_HOURS,PERSISTENT")
+p.add_argument("--pitr", default="true", help="pitr_enabled (and walg_enabled) in the backups answer")
+p.add_argument("--walg", default="true", help="walg_enabled in the backups answer")
+p.add_argument("--backup-age-hours", type=float, default=3.0, help="age of the newest backup")
+p.add_argument("--backup-status", default="COMPLETED", help="status of the newest backup")
+p.add_argument("--pitr-lag-seconds", type=float, default=60.0, help="how far the window's latest point trails now")
+p.add_argument("--pitr-window-days", type=float, default=7.0, help="how far back the window's earliest point is")
 p.add_argument("--log", required=True)
 args = p.parse_args()
 
@@ -68,6 +74,21 @@ def new_branch(name, created, persistent):
 for spec in args.branch:
     name, age, persistent = spec.split(",")
     new_branch(name, now() - datetime.timedelta(hours=float(age)), persistent == "true")
+
+
+def backups_answer():
+    """V1BackupsResponse: region, walg_enabled, pitr_enabled, backups (id, is_physical_backup, status,
+    inserted_at), physical_backup_data (the PITR window's ends in Unix seconds; {} without PITR)."""
+    pitr = args.pitr == "true"
+    newest = now() - datetime.timedelta(hours=args.backup_age_hours)
+    backups = [{"id": 100 + i, "is_physical_backup": pitr, "status": "COMPLETED" if i else args.backup_status,
+                "inserted_at": iso(newest - datetime.timedelta(days=i))} for i in range(3)]
+    physical = {}
+    if pitr:
+        physical = {"earliest_physical_backup_date_unix": int((now() - datetime.timedelta(days=args.pitr_window_days)).timestamp()),
+                    "latest_physical_backup_date_unix": int((now() - datetime.timedelta(seconds=args.pitr_lag_seconds)).timestamp())}
+    return {"region": args.region, "walg_enabled": args.walg == "true", "pitr_enabled": pitr, "backups": backups,
+            "physical_backup_data": physical}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -110,10 +131,7 @@ class Handler(BaseHTTPRequestHandler):
                                      "name": "acme-prod", "region": args.region, "created_at": "2025-01-01T00:00:00Z",
                                      "status": "ACTIVE_HEALTHY", "database": {"host": "db.example", "version": "15.8"}})
         if method == "GET" and path == f"/v1/projects/{args.ref}/database/backups":
-            return self.answer(200, {"region": args.region, "walg_enabled": True, "pitr_enabled": True,
-                                     "backups": [{"is_physical_backup": True, "status": "COMPLETED",
-                                                  "inserted_at": iso(now() - datetime.timedelta(hours=3))}],
-                                     "physical_backup_data": {}})
+            return self.answer(200, backups_answer())
         if method == "POST" and path == f"/v1/projects/{args.ref}/branches":
             if not body or "branch_name" not in body:
                 return self.answer(400, {"message": "branch_name is required"})

@@ -125,8 +125,18 @@ impl RestoreProvider for SupabaseBranch {
             ("region", project.region.clone()),
             ("project_status", project.status.clone()),
             ("pitr_enabled", backups.pitr_enabled.to_string()),
+            ("walg_enabled", backups.walg_enabled.to_string()),
+            ("backups_region", backups.region.clone()),
             ("backups_listed", backups.backups.len().to_string()),
         ]);
+        if let Some((b, at)) = backups.newest() {
+            let kind = if b.is_physical_backup { "physical" } else { "logical" };
+            let id = b.id.map(|i| format!(" #{i}")).unwrap_or_default();
+            self.facts.push(("newest_backup", format!("{} {kind}{id} {}", b.status.as_str(), at.to_rfc3339())));
+        }
+        if let Some((earliest, latest)) = backups.physical_backup_data.window() {
+            self.facts.push(("pitr_window", format!("{} .. {}", earliest.to_rfc3339(), latest.to_rfc3339())));
+        }
         self.planned_at = Utc::now();
         Ok(Window { earliest: self.planned_at, latest: self.planned_at })
     }
