@@ -359,6 +359,91 @@ pub(crate) struct BranchConfig {
     pub(crate) postgres_version: String,
 }
 
+/// What a Supabase drill demands of the project's backups (`backup-health` in the drill file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HealthPolicy {
+    /// The drill relies on point-in-time recovery: PITR and WAL-G must be enabled and the window fresh.
+    pub(crate) pitr: bool,
+    /// The newest backup must be `COMPLETED` and at most this old.
+    pub(crate) newest_backup_within: Duration,
+    /// The PITR window's latest point must be at most this far behind now.
+    pub(crate) latest_point_within: Duration,
+}
+
+/// One field of the backups answer the gate judged: the field, whether it passed, what it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HealthFinding {
+    pub(crate) field: &'static str,
+    pub(crate) ok: bool,
+    pub(crate) detail: String,
+}
+
+/// The backup-health gate: every field the drill depends on, judged at `now`. A field that is missing or
+/// cannot be read fails; nothing here passes by default.
+pub(crate) fn backup_health(
+    b: &Backups,
+    policy: &HealthPolicy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<HealthFinding> {
+    let age = |t: chrono::DateTime<chrono::Utc>| (now - t).to_std().unwrap_or(Duration::ZERO);
+    let fmt = |d: Duration| match d.as_secs() {
+        s if s >= 3600 => format!("{:.1} h", s as f64 / 3600.0),
+        s if s >= 60 => format!("{:.1} min", s as f64 / 60.0),
+        s => format!("{s} s"),
+    };
+    let mut out = Vec::new();
+    let mut push = |field, ok, detail: String| out.push(HealthFinding { field, ok, detail });
+    if policy.pitr {
+        push(
+            "pitr_enabled",
+            b.pitr_enabled,
+            format!("pitr_enabled is {} (the drill relies on point-in-time recovery)", b.pitr_enabled),
+        );
+        push("walg_enabled", b.walg_enabled, format!("walg_enabled is {} (PITR runs on WAL-G)", b.walg_enabled));
+        match b.physical_backup_data.window() {
+            Some((earliest, latest)) => {
+                let lag = age(latest);
+                push(
+                    "physical_backup_data.latest_physical_backup_date_unix",
+                    lag <= policy.latest_point_within,
+                    format!(
+                        "the PITR window ({} .. {}) ends {} ago (at most {} allowed)",
+                        earliest.to_rfc3339(),
+                        latest.to_rfc3339(),
+                        fmt(lag),
+                        fmt(policy.latest_point_within)
+                    ),
+                );
+            }
+            None => push(
+                "physical_backup_data.latest_physical_backup_date_unix",
+                false,
+                "physical_backup_data gives no PITR window (both ends needed)".into(),
+            ),
+        }
+    }
+    match b.newest() {
+        None => {
+            push("backups", false, format!("no backup listed ({} entries, none with a readable time)", b.backups.len()))
+        }
+        Some((newest, at)) => {
+            let completed = newest.status == BackupStatus::Completed;
+            push(
+                "backups[].status",
+                completed,
+                format!("the newest backup (of {}) is {}", at.to_rfc3339(), newest.status.as_str()),
+            );
+            let old = age(at);
+            push(
+                "backups[].inserted_at",
+                old <= policy.newest_backup_within,
+                format!("the newest backup is {} old (at most {} allowed)", fmt(old), fmt(policy.newest_backup_within)),
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,5 +518,58 @@ mod tests {
         assert!(b.physical_backup_data.window().is_none() && b.newest().is_none());
         // A field the document requires is missing: an error, not a default that could pass a gate.
         assert!(serde_json::from_str::<Backups>(r#"{"region":"r","pitr_enabled":true,"backups":[]}"#).is_err());
+    }
+
+    fn answer(pitr: bool, newest_age_h: i64, status: &str, lag_s: i64, now: chrono::DateTime<chrono::Utc>) -> Backups {
+        let t = |d: chrono::TimeDelta| (now - d).to_rfc3339();
+        let body = serde_json::json!({
+            "region": "ap-southeast-1", "walg_enabled": pitr, "pitr_enabled": pitr,
+            "backups": [
+                {"id": 1, "is_physical_backup": pitr, "status": status, "inserted_at": t(chrono::TimeDelta::hours(newest_age_h))},
+                {"id": 0, "is_physical_backup": pitr, "status": "COMPLETED", "inserted_at": t(chrono::TimeDelta::hours(newest_age_h + 24))},
+            ],
+            "physical_backup_data": if pitr { serde_json::json!({
+                "earliest_physical_backup_date_unix": (now - chrono::TimeDelta::days(7)).timestamp(),
+                "latest_physical_backup_date_unix": (now - chrono::TimeDelta::seconds(lag_s)).timestamp(),
+            }) } else { serde_json::json!({}) },
+        });
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn the_backup_health_gate_names_the_field_that_failed() {
+        let now = chrono::Utc::now();
+        let policy = HealthPolicy {
+            pitr: true,
+            newest_backup_within: Duration::from_secs(26 * 3600),
+            latest_point_within: Duration::from_secs(600),
+        };
+        let failed = |b: &Backups, p: &HealthPolicy| -> Vec<&'static str> {
+            backup_health(b, p, now).into_iter().filter(|f| !f.ok).map(|f| f.field).collect()
+        };
+        let healthy = answer(true, 3, "COMPLETED", 60, now);
+        assert!(failed(&healthy, &policy).is_empty());
+        assert_eq!(backup_health(&healthy, &policy, now).len(), 5);
+        let old = answer(true, 30, "COMPLETED", 60, now);
+        assert_eq!(failed(&old, &policy), ["backups[].inserted_at"]);
+        let off = answer(false, 3, "COMPLETED", 60, now);
+        assert_eq!(
+            failed(&off, &policy),
+            ["pitr_enabled", "walg_enabled", "physical_backup_data.latest_physical_backup_date_unix"]
+        );
+        // A drill that does not rely on PITR is not failed by PITR being off.
+        assert!(failed(&off, &HealthPolicy { pitr: false, ..policy.clone() }).is_empty());
+        assert_eq!(failed(&answer(true, 3, "FAILED", 60, now), &policy), ["backups[].status"]);
+        assert_eq!(
+            failed(&answer(true, 3, "COMPLETED", 3600, now), &policy),
+            ["physical_backup_data.latest_physical_backup_date_unix"]
+        );
+        let none: Backups = serde_json::from_str(
+            r#"{"region":"r","walg_enabled":true,"pitr_enabled":true,"backups":[],"physical_backup_data":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(failed(&none, &policy), ["physical_backup_data.latest_physical_backup_date_unix", "backups"]);
+        let old = backup_health(&old, &policy, now).into_iter().find(|f| !f.ok).unwrap();
+        assert!(old.detail.contains("30.0 h old") && old.detail.contains("at most 26.0 h"), "{}", old.detail);
     }
 }

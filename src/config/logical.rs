@@ -51,6 +51,37 @@ pub(super) struct RawSupabaseBranch {
     desired_instance_size: Option<String>,
     wait_healthy: Option<String>,
     expires_after: Option<String>,
+    backup_health: Option<RawBackupHealth>,
+}
+
+/// `backup-health:` of a Supabase drill.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawBackupHealth {
+    pitr: Option<bool>,
+    newest_backup_within: Option<String>,
+    latest_point_within: Option<String>,
+}
+
+/// The backup-health gate's policy: PITR relied on unless the drill says `pitr: false`, the newest backup
+/// at most 26 h old, the PITR window's end at most 10 min behind.
+pub(super) fn backup_health(
+    p: &mut Problems<'_>,
+    key: &str,
+    raw: Option<RawBackupHealth>,
+) -> crate::supabase::HealthPolicy {
+    use super::parse::duration;
+    use std::time::Duration;
+    let RawBackupHealth { pitr, newest_backup_within, latest_point_within } = raw.unwrap_or_default();
+    let within = |p: &mut Problems<'_>, k: &str, v: Option<String>, d: u64| {
+        v.map(|v| duration(p, &format!("{key}.backup-health.{k}"), &v, Duration::from_secs(d)))
+            .unwrap_or(Duration::from_secs(d))
+    };
+    crate::supabase::HealthPolicy {
+        pitr: pitr.unwrap_or(true),
+        newest_backup_within: within(p, "newest-backup-within", newest_backup_within, 26 * 3600),
+        latest_point_within: within(p, "latest-point-within", latest_point_within, 600),
+    }
 }
 
 // ---------------------------------------------------------------- resolved
@@ -117,6 +148,8 @@ pub(crate) struct SupabaseBranchSpec {
     pub(crate) wait_healthy: std::time::Duration,
     /// After this, `drill cleanup` may delete a branch a crashed run left.
     pub(crate) expires_after: std::time::Duration,
+    /// What the project's backups must show (the backup-health check).
+    pub(crate) backup_health: crate::supabase::HealthPolicy,
 }
 
 pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> SupabaseBranchSpec {
@@ -133,8 +166,10 @@ pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> S
         desired_instance_size,
         wait_healthy,
         expires_after,
+        backup_health: raw_health,
     } = raw;
     let key = "restore.supabase-branch";
+    let backup_health = backup_health(p, key, raw_health);
     if !crate::supabase::valid_id(&project_ref) {
         p.push(format!("{key}.project-ref"), format!("`{project_ref}` is not a project ref (letters and digits)"));
     }
@@ -166,6 +201,7 @@ pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> S
         desired_instance_size,
         wait_healthy,
         expires_after,
+        backup_health,
     }
 }
 

@@ -374,7 +374,8 @@ impl RunCtx<'_> {
         // Checks against the source cut where the restored data stands: the target, or a dump's time.
         let cut = provider.data_as_of().unwrap_or(target.time);
         let reach = Reach { sessions: &sessions, canary: written.as_ref(), cut, restored: &restored_buckets };
-        let verified = self.verify_or_skip(endpoint.as_ref(), restored, &reach, &mut outcome).await;
+        let mut verified = self.verify_or_skip(endpoint.as_ref(), restored, &reach, &mut outcome).await;
+        verified.checks.splice(0..0, provider.gate_checks());
         // Nothing more is asked of the source: close its sessions before the teardown.
         drop(sessions);
         drop((source, replica));

@@ -135,6 +135,8 @@ fn a_branch_with_data_is_created_verified_over_tls_and_deleted() {
     let details = &report["source"]["details"];
     assert_eq!(details["region"], "ap-southeast-1");
     assert_eq!(details["pitr_enabled"], "true");
+    let gate = &report["checks"][0];
+    assert_eq!((gate["name"].as_str(), gate["status"].as_str()), (Some("backup-health"), Some("passed")), "{gate}");
     let scratch = report["connections"].as_array().unwrap().iter().find(|c| c["role"] == "scratch").unwrap().clone();
     assert!(scratch["hostname_verified"] == true, "{scratch}");
     assert!(scratch["credential"].as_str().unwrap().contains("Management API"), "{scratch}");
@@ -183,6 +185,34 @@ fn another_region_is_refused_and_a_branch_that_never_gets_healthy_is_deleted() {
     let out = stackdrill().args(["drill", "validate", &at]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("copies the project as it is now"), "{}", text(&out.stderr));
+}
+
+/// The backup-health gate: a newest backup 30 h old fails the drill, and so does PITR switched off; each
+/// failure is the `backup-health` check, naming the field.
+#[test]
+fn the_backup_health_gate_fails_an_old_backup_and_pitr_off_naming_which() {
+    let demo = Demo::start();
+    for (name, extra, field) in [
+        ("old", &["--backup-age-hours", "30"][..], "backups[].inserted_at"),
+        ("nopitr", &["--pitr", "false", "--walg", "false"][..], "pitr_enabled"),
+    ] {
+        let api = StandIn::start(demo.root.path(), Some(&demo), name, extra);
+        let (out, report) = run(&demo, &drill(demo.root.path(), &format!("supa-{name}"), api.port, ""), Some(TOKEN));
+        let report = report.expect("a report");
+        assert_ne!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        assert_eq!(report["result"], "failed", "{name}: {report}");
+        let gate = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "backup-health").unwrap().clone();
+        assert_eq!(gate["status"], "failed", "{gate}");
+        assert!(gate["detail"].as_str().unwrap().starts_with(&format!("{field}: ")), "{name}: {gate}");
+        let reason = report["reason"].as_str().unwrap();
+        assert!(reason.contains("backup-health") && reason.contains(field), "{name}: {reason}");
+        if name == "old" {
+            assert!(gate["detail"].as_str().unwrap().contains("30.0 h old"), "{gate}");
+            assert!(!gate["detail"].as_str().unwrap().contains("pitr_enabled"), "{gate}");
+        }
+        // The other checks still ran (the branch was restored and verified), and it was deleted.
+        assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
+    }
 }
 
 #[test]

@@ -28,6 +28,33 @@ pub(crate) struct SupabaseBranch {
     /// The branch this run created (id, name), once the API answered the create.
     branch: Option<(String, String)>,
     created_at: Option<DateTime<Utc>>,
+    /// The backup-health gate, judged when the window is read.
+    gate: Vec<crate::drill::verify::CheckResult>,
+}
+
+/// The backup-health gate's findings as one check: failed (naming every failing field) when any failed.
+pub(crate) fn health_check(
+    backups: &crate::supabase::Backups,
+    policy: &crate::supabase::HealthPolicy,
+    now: DateTime<Utc>,
+) -> crate::drill::verify::CheckResult {
+    use crate::drill::verify::{CheckResult, CheckStatus};
+    let findings = crate::supabase::backup_health(backups, policy, now);
+    let bad: Vec<String> = findings.iter().filter(|f| !f.ok).map(|f| format!("{}: {}", f.field, f.detail)).collect();
+    let (status, detail) = if bad.is_empty() {
+        let all: Vec<&str> = findings.iter().map(|f| f.detail.as_str()).collect();
+        (CheckStatus::Passed, all.join("; "))
+    } else {
+        (CheckStatus::Failed, bad.join("; "))
+    };
+    CheckResult {
+        name: "backup-health".into(),
+        kind: "backup-health".into(),
+        status,
+        detail,
+        seconds: 0.0,
+        newest: None,
+    }
 }
 
 /// The branch name of run `run` of `drill`: what `drill cleanup` looks for.
@@ -59,6 +86,7 @@ impl SupabaseBranch {
             planned_at: Utc::now(),
             branch: None,
             created_at: None,
+            gate: Vec::new(),
         })
     }
 
@@ -138,6 +166,7 @@ impl RestoreProvider for SupabaseBranch {
             self.facts.push(("pitr_window", format!("{} .. {}", earliest.to_rfc3339(), latest.to_rfc3339())));
         }
         self.planned_at = Utc::now();
+        self.gate = vec![health_check(&backups, &self.spec.backup_health, self.planned_at)];
         Ok(Window { earliest: self.planned_at, latest: self.planned_at })
     }
 
@@ -237,6 +266,10 @@ impl RestoreProvider for SupabaseBranch {
             "a non-persistent branch: Supabase pauses and removes it on its own if teardown never runs".into(),
             "the drill never calls Supabase's in-place restore endpoints (the client cannot reach them)".into(),
         ]
+    }
+
+    fn gate_checks(&self) -> Vec<crate::drill::verify::CheckResult> {
+        self.gate.clone()
     }
 
     fn data_as_of(&self) -> Option<DateTime<Utc>> {
