@@ -52,6 +52,8 @@ pub(super) struct RawSupabaseBranch {
     wait_healthy: Option<String>,
     expires_after: Option<String>,
     backup_health: Option<RawBackupHealth>,
+    region: Option<String>,
+    connect: Option<String>,
 }
 
 /// `backup-health:` of a Supabase drill.
@@ -150,6 +152,53 @@ pub(crate) struct SupabaseBranchSpec {
     pub(crate) expires_after: std::time::Duration,
     /// What the project's backups must show (the backup-health check).
     pub(crate) backup_health: crate::supabase::HealthPolicy,
+    /// The region the branch is created in (sent, then checked); default the project's own.
+    pub(crate) region: Option<String>,
+    /// How the drill reaches the branch database.
+    pub(crate) connect: SupabaseConnect,
+}
+
+/// How a Supabase drill reaches a database: the session pooler (Supavisor, reachable over IPv4) or the
+/// direct host `db.<ref>.supabase.co` (IPv6-only unless the project has the IPv4 add-on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SupabaseConnect {
+    Pooler,
+    Direct,
+}
+
+/// `connect:` of a Supabase drill: `pooler` (default) or `direct`.
+pub(super) fn supabase_connect(p: &mut Problems<'_>, key: &str, raw: Option<String>) -> SupabaseConnect {
+    match raw.as_deref() {
+        None | Some("pooler") => SupabaseConnect::Pooler,
+        Some("direct") => SupabaseConnect::Direct,
+        Some(other) => {
+            p.push(
+                format!("{key}.connect"),
+                format!("`{other}` is not a way to connect: `pooler` (the session pooler, IPv4) or `direct` (IPv6 without the IPv4 add-on)"),
+            );
+            SupabaseConnect::Pooler
+        }
+    }
+}
+
+/// A project ref as the API defines it (20 lowercase letters).
+pub(super) fn check_ref(p: &mut Problems<'_>, key: &str, r: &str) {
+    if !crate::supabase::valid_ref(r) {
+        p.push(
+            key.to_string(),
+            format!("`{r}` is not a project ref (20 lowercase letters, as in Project Settings → General)"),
+        );
+    }
+}
+
+/// `desired-instance-size` must be one of the API's sizes.
+pub(super) fn check_instance_size(p: &mut Problems<'_>, key: &str, size: Option<&str>) {
+    if let Some(s) = size.filter(|s| !crate::supabase::INSTANCE_SIZES.contains(s)) {
+        p.push(
+            key.to_string(),
+            format!("`{s}` is not an instance size: one of {}", crate::supabase::INSTANCE_SIZES.join(", ")),
+        );
+    }
 }
 
 pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> SupabaseBranchSpec {
@@ -167,15 +216,20 @@ pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> S
         wait_healthy,
         expires_after,
         backup_health: raw_health,
+        region,
+        connect,
     } = raw;
     let key = "restore.supabase-branch";
     let backup_health = backup_health(p, key, raw_health);
-    if !crate::supabase::valid_id(&project_ref) {
-        p.push(format!("{key}.project-ref"), format!("`{project_ref}` is not a project ref (letters and digits)"));
-    }
+    check_ref(p, &format!("{key}.project-ref"), &project_ref);
+    check_instance_size(p, &format!("{key}.desired-instance-size"), desired_instance_size.as_deref());
+    let connect = supabase_connect(p, key, connect);
     let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
     if residency.is_empty() {
         p.push(format!("{key}.residency"), "must allow at least one region");
+    }
+    if let Some(r) = region.as_ref().filter(|r| !residency.contains(r)) {
+        p.push(format!("{key}.region"), format!("`{r}` is outside the drill's residency ({})", residency.join(", ")));
     }
     let api_url = api_url.unwrap_or_else(|| crate::supabase::DEFAULT_API.into());
     if !api_url.starts_with("https://") && !crate::supabase::is_loopback_http(&api_url) {
@@ -202,6 +256,8 @@ pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> S
         wait_healthy,
         expires_after,
         backup_health,
+        region,
+        connect,
     }
 }
 

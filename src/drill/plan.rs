@@ -122,7 +122,10 @@ fn provider_floor(restore: &RestoreSpec) -> Option<(u64, &'static str)> {
         RestoreSpec::AwsRdsInstance(_) => Some((10 * 60, "an RDS point-in-time restore creates an instance")),
         RestoreSpec::AwsAuroraCluster(_) => Some((8 * 60, "an Aurora restore creates a cluster and an instance")),
         RestoreSpec::AwsBackup(_) => Some((15 * 60, "an AWS Backup restore job creates an instance")),
-        RestoreSpec::SupabaseBranch(_) => Some((60, "a Supabase branch with data is provisioned")),
+        // The dashboard's own estimate for a branch with data: at least 3 minutes, plus ~2 s per GB copied.
+        RestoreSpec::SupabaseBranch(_) => {
+            Some((3 * 60, "a Supabase branch with data is provisioned (≥ 3 min + ~2 s/GB)"))
+        }
         _ => None,
     }
 }

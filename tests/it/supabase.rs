@@ -110,7 +110,7 @@ fn run(demo: &Demo, drill: &Path, token: Option<&str>) -> (std::process::Output,
 #[test]
 fn a_branch_with_data_is_created_verified_over_tls_and_deleted() {
     let demo = Demo::start();
-    // The first request is answered 429 with Retry-After: 1.
+    // The first request is answered 429 with X-RateLimit-Reset: 1 (and no Retry-After).
     let api = StandIn::start(demo.root.path(), Some(&demo), "api", &["--rate-limit", "1"]);
     let path = drill(demo.root.path(), "supa", api.port, "");
     let (out, report) = run(&demo, &path, Some(TOKEN));
@@ -120,21 +120,31 @@ fn a_branch_with_data_is_created_verified_over_tls_and_deleted() {
     let calls = api.calls();
     assert_eq!(calls[0]["status"], 429);
     let waited = calls[1]["t"].as_f64().unwrap() - calls[0]["t"].as_f64().unwrap();
-    assert!(waited >= 0.95, "Retry-After: 1 was not honoured (retried after {waited:.2}s)");
+    assert!(waited >= 0.95, "X-RateLimit-Reset: 1 was not honoured (retried after {waited:.2}s)");
     let created = api.called("POST", "/branches");
     assert_eq!(created.len(), 1);
     let body = &created[0]["body"];
     assert_eq!(body["with_data"], true);
     assert_eq!(body["persistent"], false);
+    assert_eq!(body["region"], "ap-southeast-1", "the region is sent");
     let name = body["branch_name"].as_str().unwrap();
     assert!(name.starts_with("sd-supa-") && name.len() == "sd-supa-".len() + 8, "{name}");
     assert!(api.called("GET", "/v1/branches/").len() >= 3, "polled until healthy");
+    // Addressed by its project_ref (20 lowercase letters), not the deprecated uuid.
+    for c in api.called("GET", "/v1/branches/").into_iter().chain(api.called("DELETE", "/v1/branches/")) {
+        let r = c["path"].as_str().unwrap().trim_start_matches("/v1/branches/");
+        assert!(r.len() == 20 && r.bytes().all(|b| b.is_ascii_lowercase()), "{c}");
+    }
+    assert!(!api.called("GET", "/actions").is_empty(), "the action runs' clone step was read");
+    assert_eq!(api.called("GET", "/config/database/pooler").len(), 1, "the session pooler was asked for");
     assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
     assert_eq!(report["teardown"]["status"], "done");
     assert!(report["teardown"]["detail"].as_str().unwrap().contains(name));
     let details = &report["source"]["details"];
     assert_eq!(details["region"], "ap-southeast-1");
     assert_eq!(details["pitr_enabled"], "true");
+    assert_eq!(details["branch_region"], "ap-southeast-1");
+    assert!(details["connected_via"].as_str().unwrap().starts_with("session pooler 127.0.0.1:"), "{details}");
     let gate = &report["checks"][0];
     assert_eq!((gate["name"].as_str(), gate["status"].as_str()), (Some("backup-health"), Some("passed")), "{gate}");
     let scratch = report["connections"].as_array().unwrap().iter().find(|c| c["role"] == "scratch").unwrap().clone();
@@ -212,6 +222,37 @@ fn the_backup_health_gate_fails_an_old_backup_and_pitr_off_naming_which() {
         }
         // The other checks still ran (the branch was restored and verified), and it was deleted.
         assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
+    }
+}
+
+/// The branch drill against the API as documented: a branch created without data fails the drill;
+/// ACTIVE_UNHEALTHY and INACTIVE end the wait at once (wait-healthy is 10 minutes); a dead clone step fails;
+/// a branch in another region than asked fails. Every branch is deleted.
+#[test]
+fn the_branch_drill_fails_what_the_api_says_is_wrong() {
+    let demo = Demo::start();
+    for (name, extra, says) in [
+        ("nodata", &["--without-data"][..], "with_data: false"),
+        ("unhealthy", &["--final-status", "ACTIVE_UNHEALTHY", "--healthy-after", "1"][..], "went to ACTIVE_UNHEALTHY"),
+        ("inactive", &["--final-status", "INACTIVE", "--healthy-after", "1"][..], "went to INACTIVE"),
+        ("deadclone", &["--clone-status", "DEAD", "--healthy-after", "1"][..], "`clone` step is DEAD"),
+        ("elsewhere", &["--branch-region", "us-east-1"][..], "is in `us-east-1`, not `ap-southeast-1`"),
+    ] {
+        let api = StandIn::start(demo.root.path(), Some(&demo), name, extra);
+        let path = drill(demo.root.path(), &format!("supa-{name}"), api.port, "    wait-healthy: 10m\n");
+        let started = std::time::Instant::now();
+        let (out, report) = run(&demo, &path, Some(TOKEN));
+        let report = report.expect("a report");
+        assert_ne!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        assert_eq!(report["result"], "failed", "{name}: {report}");
+        assert!(report["reason"].as_str().unwrap().contains(says), "{name}: {}", report["reason"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name}: the wait did not end at once: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1, "{name}: the branch was not deleted");
+        assert_eq!(report["teardown"]["status"], "done", "{name}");
     }
 }
 
