@@ -36,6 +36,10 @@ pub(crate) enum Call<'a> {
     ListActions(&'a str),
     /// `GET /v1/projects/{ref}/config/database/pooler`: the Supavisor pooler (the IPv4 path).
     GetPooler(&'a str),
+    /// `GET /v1/projects`: the projects the token can see (a project restored by hand appears here).
+    ListProjects,
+    /// `DELETE /v1/projects/{ref}`: only a project [`deletable`] let through (this run's own restore).
+    DeleteProject(&'a Deletable),
 }
 
 impl Call<'_> {
@@ -50,25 +54,70 @@ impl Call<'_> {
             Call::DeleteBranch(_) => ("DELETE", "/v1/branches/{branch_id_or_ref}"),
             Call::ListActions(_) => ("GET", "/v1/projects/{ref}/actions"),
             Call::GetPooler(_) => ("GET", "/v1/projects/{ref}/config/database/pooler"),
+            Call::ListProjects => ("GET", "/v1/projects"),
+            Call::DeleteProject(_) => ("DELETE", "/v1/projects/{ref}"),
         }
     }
 
     fn path(&self) -> String {
         let (_, template) = self.template();
-        let (Call::GetProject(v)
-        | Call::ListBackups(v)
-        | Call::CreateBranch(v)
-        | Call::ListBranches(v)
-        | Call::GetBranch(v)
-        | Call::DeleteBranch(v)
-        | Call::ListActions(v)
-        | Call::GetPooler(v)) = self;
+        let v: &str = match self {
+            Call::ListProjects => "",
+            Call::DeleteProject(d) => &d.0,
+            Call::GetProject(v)
+            | Call::ListBackups(v)
+            | Call::CreateBranch(v)
+            | Call::ListBranches(v)
+            | Call::GetBranch(v)
+            | Call::DeleteBranch(v)
+            | Call::ListActions(v)
+            | Call::GetPooler(v) => v,
+        };
         template.replace("{ref}", v).replace("{branch_id_or_ref}", v)
     }
 
     /// Safe to send again after a 5xx or a dropped connection (a create is not: it could make two).
     fn idempotent(&self) -> bool {
         !matches!(self, Call::CreateBranch(_))
+    }
+}
+
+/// A project the guard let through for `DELETE /v1/projects/{ref}`: only [`deletable`] makes one.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Deletable(String);
+
+impl Deletable {
+    pub(crate) fn project_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The guard on deleting a project: its name is exactly this run's, its ref is not the source's (and is a
+/// ref), and it was created after the run began. `Err` says which failed.
+pub(crate) fn deletable(
+    p: &Project,
+    run_name: &str,
+    source_ref: &str,
+    run_started: chrono::DateTime<chrono::Utc>,
+) -> Result<Deletable, String> {
+    if !valid_ref(&p.project_ref) {
+        return Err(format!("`{}` is not a project ref", p.project_ref));
+    }
+    if p.project_ref == source_ref {
+        return Err(format!("project {} is the drill's source", p.project_ref));
+    }
+    if p.name != run_name {
+        return Err(format!("project {} is named `{}`, not this run's `{run_name}`", p.project_ref, p.name));
+    }
+    match parse_time(&p.created_at) {
+        Some(t) if t > run_started => Ok(Deletable(p.project_ref.clone())),
+        Some(t) => Err(format!(
+            "project {} was created at {}, before this run began ({})",
+            p.project_ref,
+            t.to_rfc3339(),
+            run_started.to_rfc3339()
+        )),
+        None => Err(format!("project {}'s creation time `{}` is not a time", p.project_ref, p.created_at)),
     }
 }
 
@@ -310,13 +359,12 @@ pub(crate) fn is_loopback_http(base: &str) -> bool {
 /// `GET /v1/projects/{ref}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Project {
-    #[serde(rename = "ref", default)]
+    #[serde(rename = "ref")]
     pub(crate) project_ref: String,
     pub(crate) region: String,
     pub(crate) status: ProjectStatus,
-    #[serde(default)]
     pub(crate) name: String,
-    #[serde(default)]
+    /// "Creation timestamp" (a string in the document).
     pub(crate) created_at: String,
 }
 
@@ -646,6 +694,8 @@ mod tests {
             Call::DeleteBranch("b"),
             Call::ListActions("b"),
             Call::GetPooler("b"),
+            Call::ListProjects,
+            Call::DeleteProject(&Deletable("bcdefghijklmnopqrstu".into())),
         ];
         let templates: Vec<String> = all.iter().map(|c| format!("{} {}", c.template().0, c.template().1)).collect();
         assert_eq!(
@@ -659,6 +709,8 @@ mod tests {
                 "DELETE /v1/branches/{branch_id_or_ref}",
                 "GET /v1/projects/{ref}/actions",
                 "GET /v1/projects/{ref}/config/database/pooler",
+                "GET /v1/projects",
+                "DELETE /v1/projects/{ref}",
             ]
         );
         // A new variant must be added above: the match in `template` has no wildcard, so the list is whole.
@@ -668,9 +720,52 @@ mod tests {
                 "{t}"
             );
         }
-        // The only write to the project is creating a branch; deletes go to branches only.
-        assert!(templates.iter().filter(|t| !t.starts_with("GET")).all(|t| t.contains("branch")));
+        // The only write to the project is creating a branch; deletes go to branches, or to a project the
+        // guard let through (`Deletable` has no other constructor).
+        assert!(
+            templates
+                .iter()
+                .filter(|t| !t.starts_with("GET"))
+                .all(|t| t.contains("branch") || t == "DELETE /v1/projects/{ref}")
+        );
+        assert_eq!(
+            Call::DeleteProject(&Deletable("bcdefghijklmnopqrstu".into())).path(),
+            "/v1/projects/bcdefghijklmnopqrstu"
+        );
         assert_eq!(Call::GetBranch("abc-1").path(), "/v1/branches/abc-1");
+    }
+
+    #[test]
+    fn a_project_is_deleted_only_when_it_is_this_runs_own() {
+        let started = chrono::DateTime::parse_from_rfc3339("2026-12-06T07:00:00Z").unwrap().to_utc();
+        let project = |r: &str, name: &str, created: &str| Project {
+            project_ref: r.into(),
+            region: "ap-southeast-1".into(),
+            status: ProjectStatus::ActiveHealthy,
+            name: name.into(),
+            created_at: created.into(),
+        };
+        let (source, mine) = ("abcdefghijklmnopqrst", "sd-supa-new-0123abcd");
+        let ok = deletable(&project("zyxwvutsrqponmlkjihg", mine, "2026-12-06T07:05:00Z"), mine, source, started);
+        assert_eq!(ok.unwrap().project_ref(), "zyxwvutsrqponmlkjihg");
+        // The source's own ref, even named and dated right: refused.
+        let e = deletable(&project(source, mine, "2026-12-06T07:05:00Z"), mine, source, started).unwrap_err();
+        assert!(e.contains("the drill's source"), "{e}");
+        // Another run's name: refused.
+        let e = deletable(
+            &project("zyxwvutsrqponmlkjihg", "sd-supa-new-ffffffff", "2026-12-06T07:05:00Z"),
+            mine,
+            source,
+            started,
+        )
+        .unwrap_err();
+        assert!(e.contains("not this run's"), "{e}");
+        // Older than the run: refused (and an unreadable time too).
+        let e = deletable(&project("zyxwvutsrqponmlkjihg", mine, "2026-12-06T06:59:59Z"), mine, source, started)
+            .unwrap_err();
+        assert!(e.contains("before this run began"), "{e}");
+        assert!(deletable(&project("zyxwvutsrqponmlkjihg", mine, "yesterday"), mine, source, started).is_err());
+        assert!(deletable(&project("../../v1/projects", mine, "2026-12-06T07:05:00Z"), mine, source, started).is_err());
     }
 
     #[test]
@@ -767,7 +862,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_429_is_waited_out_until_x_ratelimit_reset_on_the_injected_clock() {
-        let project = r#"{"ref":"abcdefghijklmnopqrst","region":"ap-southeast-1","status":"ACTIVE_HEALTHY"}"#;
+        let project = r#"{"ref":"abcdefghijklmnopqrst","region":"ap-southeast-1","status":"ACTIVE_HEALTHY","name":"p","created_at":"2025-01-01T00:00:00Z"}"#;
         let limited = "x-ratelimit-limit: 120\r\nx-ratelimit-remaining: 0\r\nx-ratelimit-reset: 40\r\n";
         let port = serve(vec![
             http("429 Too Many Requests", limited, r#"{"message":"Rate limit exceeded"}"#),

@@ -56,6 +56,23 @@ pub(super) struct RawSupabaseBranch {
     connect: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawSupabaseNewProject {
+    project_ref: String,
+    residency: Option<Vec<String>>,
+    token_env: Option<String>,
+    api_url: Option<String>,
+    database: Option<String>,
+    sslmode: Option<String>,
+    ca_bundle: Option<String>,
+    password_env: Option<String>,
+    connect: Option<String>,
+    wait_restored: Option<String>,
+    wait_healthy: Option<String>,
+    backup_health: Option<RawBackupHealth>,
+}
+
 /// `backup-health:` of a Supabase drill.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -156,6 +173,79 @@ pub(crate) struct SupabaseBranchSpec {
     pub(crate) region: Option<String>,
     /// How the drill reaches the branch database.
     pub(crate) connect: SupabaseConnect,
+}
+
+/// `supabase-new-project`: the project's PITR restored to T by a person in the dashboard (the v1 API has
+/// only in-place restores), into a new project named `sd-<drill>-<run>` that the drill finds, verifies and
+/// deletes behind a guard.
+#[derive(Debug, Clone)]
+pub(crate) struct SupabaseNewProjectSpec {
+    pub(crate) project_ref: String,
+    /// Regions the source and the new project may be in.
+    pub(crate) residency: Vec<String>,
+    pub(crate) token_env: String,
+    pub(crate) api_url: String,
+    pub(crate) database: String,
+    pub(crate) tls: super::tls::TlsSpec,
+    /// The variable holding the new project's database password (set in the dashboard's restore form).
+    pub(crate) password_env: String,
+    pub(crate) connect: SupabaseConnect,
+    /// How long the drill waits for the new project to appear after asking for it.
+    pub(crate) wait_restored: std::time::Duration,
+    /// How long the new project may take to become healthy once it appeared.
+    pub(crate) wait_healthy: std::time::Duration,
+    pub(crate) backup_health: crate::supabase::HealthPolicy,
+}
+
+pub(super) fn supabase_new_project(p: &mut Problems<'_>, raw: RawSupabaseNewProject) -> SupabaseNewProjectSpec {
+    use super::parse::duration;
+    use std::time::Duration;
+    let RawSupabaseNewProject {
+        project_ref,
+        residency,
+        token_env,
+        api_url,
+        database,
+        sslmode,
+        ca_bundle,
+        password_env,
+        connect,
+        wait_restored,
+        wait_healthy,
+        backup_health: raw_health,
+    } = raw;
+    let key = "restore.supabase-new-project";
+    let backup_health = backup_health(p, key, raw_health);
+    check_ref(p, &format!("{key}.project-ref"), &project_ref);
+    let connect = supabase_connect(p, key, connect);
+    let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
+    if residency.is_empty() {
+        p.push(format!("{key}.residency"), "must allow at least one region");
+    }
+    let api_url = api_url.unwrap_or_else(|| crate::supabase::DEFAULT_API.into());
+    if !api_url.starts_with("https://") && !crate::supabase::is_loopback_http(&api_url) {
+        p.push(format!("{key}.api-url"), "must be https:// (plain http only to a stand-in on 127.0.0.1 or localhost)");
+    }
+    let tls = super::tls::tls_spec(p, key, sslmode.as_deref(), ca_bundle);
+    if tls == super::tls::TlsSpec::Disable {
+        p.push(format!("{key}.sslmode"), "a restored project holds production data: use require or verify-full");
+    }
+    let wait = |p: &mut Problems<'_>, k: &str, v: Option<String>, d: u64| {
+        v.map(|w| duration(p, &format!("{key}.{k}"), &w, Duration::from_secs(d))).unwrap_or(Duration::from_secs(d))
+    };
+    SupabaseNewProjectSpec {
+        project_ref,
+        residency,
+        token_env: token_env.unwrap_or_else(|| "SUPABASE_ACCESS_TOKEN".into()),
+        api_url,
+        database: database.unwrap_or_else(|| "postgres".into()),
+        tls,
+        password_env: password_env.unwrap_or_else(|| "RESTORED_PGPASSWORD".into()),
+        connect,
+        wait_restored: wait(p, "wait-restored", wait_restored, 2 * 3600),
+        wait_healthy: wait(p, "wait-healthy", wait_healthy, 30 * 60),
+        backup_health,
+    }
 }
 
 /// How a Supabase drill reaches a database: the session pooler (Supavisor, reachable over IPv4) or the

@@ -163,6 +163,9 @@ impl Planner<'_> {
         let region = aws.as_ref().and_then(|a| a.region()).map(|r| r.to_string());
         let scratch = scratch_text(self.spec, &self.run_id, region.as_deref());
         self.item(Status::Ok, "scratch", scratch, None);
+        if let Some(step) = provider.operator_step(instant) {
+            self.item(Status::Ok, "dashboard step", step, None);
+        }
         self.objective_floor();
         Ok(self.forecast(provider.restored_bytes()))
     }
@@ -290,6 +293,11 @@ fn scratch_text(spec: &DrillSpec, run_id: &str, region: Option<&str>) -> String 
         RestoreSpec::PgDump(pd) => format!("{name} under {} (a fresh cluster, socket only)", pd.scratch_root.display()),
         RestoreSpec::ExistingPostgres(_) => "none: the database was restored by hand; it is only read".into(),
         RestoreSpec::SupabaseBranch(sb) => format!("branch {name} of project {} (not persistent)", sb.project_ref),
+        RestoreSpec::SupabaseNewProject(np) => format!(
+            "project {name}, restored by a person from project {}'s PITR in the dashboard (the step below), \
+             deleted afterwards",
+            np.project_ref
+        ),
         RestoreSpec::AwsS3Bucket(b) => format!(
             "bucket {} in {}: private, encrypted like the source, expiring, tagged stackdrill:scratch",
             super::restore::s3_scratch::bucket_name(&spec.name, run_id, 0),

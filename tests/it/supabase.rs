@@ -359,3 +359,192 @@ fn a_tls_impostor_in_place_of_the_scratch_never_receives_its_password() {
     // The branch was still deleted.
     assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
 }
+
+/// A `supabase-new-project` drill file against the stand-in at `port`.
+fn new_project_drill(dir: &Path, name: &str, port: u16, target: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name: {name}\nrestore:\n  supabase-new-project:\n    project-ref: {REF}\n    api-url: http://127.0.0.1:{port}\n    \
+             database: app\n    sslmode: verify-full\n    ca-bundle: {ca}\n    password-env: RESTORED_PGPASSWORD\n    \
+             wait-restored: 2m\n    wait-healthy: 2m\ntarget: {target}\n\
+             objectives: {{ rto: 10m, rpo: 1h }}\nverify:\n  - row-count: {{ table: accounts, min: 1 }}\n  - sql:\n      \
+             name: ledger balances to zero\n      query: select sum(amount) from credit_transactions\n      \
+             expect: {{ min: 0, max: 0 }}\n  - freshness: {{ table: credit_transactions, column: created_at }}\n",
+            ca = dir.join("demo/ca.crt").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// POSTs `body` to the stand-in's dashboard (what a person does in the browser).
+fn dashboard(port: u16, body: &serde_json::Value) -> String {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /_dashboard/pitr-to-new-project HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Runs a `supabase-new-project` drill; a thread plays the person: when the run prints the dashboard step,
+/// it "restores" in the stand-in's dashboard with exactly the T and the name the step gives (`act` false:
+/// it does nothing). Returns the output's stderr, the newest report and the step printed.
+fn run_new_project(
+    demo: &Demo,
+    drill: &Path,
+    port: u16,
+    act: bool,
+    extra: &[&str],
+) -> (std::process::ExitStatus, String, Option<serde_json::Value>, Option<(String, String)>) {
+    let before = demo.reports().len();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stackdrill"))
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .env("SUPABASE_ACCESS_TOKEN", TOKEN)
+        .env("RESTORED_PGPASSWORD", std::fs::read_to_string(demo.dir.join("source.password")).unwrap().trim())
+        .env("NO_COLOR", "1")
+        .env_remove("STACKDRILL_REPORTS")
+        .args(["drill", "run"])
+        .arg(drill)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .args(["--participant", "alice@example.com"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut step = None;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if step.is_none() && line.contains("DASHBOARD STEP") {
+                let between = |a: &str, b: &str| {
+                    let i = line.find(a)? + a.len();
+                    Some(line[i..i + line[i..].find(b)?].to_string())
+                };
+                if let (Some(t), Some(name)) =
+                    (between("restore to ", " (UTC)"), between("name the new project `", "`"))
+                {
+                    if act {
+                        let answer = dashboard(port, &serde_json::json!({ "name": name, "target": t }));
+                        assert!(answer.starts_with("HTTP/1.0 201") || answer.starts_with("HTTP/1.1 201"), "{answer}");
+                    }
+                    step = Some((t, name));
+                }
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        (all, step)
+    });
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    let (stderr, step) = reader.join().unwrap();
+    let reports = demo.reports();
+    let newest = reports.iter().max_by_key(|r| r["started_at"].as_str().unwrap_or_default().to_string()).cloned();
+    (status, format!("{stdout}\n{stderr}"), newest.filter(|_| reports.len() > before), step)
+}
+
+/// `supabase-new-project` end to end against the stand-in: the window read, T inside it, the one
+/// dashboard step printed with T and the name, the project appearing (the stand-in's dashboard creates
+/// it), healthy, checked at T, RTO from the ask, deleted through the guard; a restore put in another
+/// region is refused (and deleted: it is this run's); a project given with --restored-project that is not
+/// this run's is never deleted; `drill plan` shows the dashboard step.
+#[test]
+fn a_new_project_restored_at_t_from_the_dashboard_is_verified_and_deleted_behind_the_guard() {
+    let demo = Demo::start();
+    // The demo's workload wrote until it stopped: T (5 s ago) must come after its last row, as the stand-in's
+    // "restored" database is the demo's, which holds the state at T only when nothing was written since.
+    std::thread::sleep(Duration::from_secs(8));
+    let api = StandIn::start(demo.root.path(), Some(&demo), "np", &["--pitr-lag-seconds", "1"]);
+    let path = new_project_drill(demo.root.path(), "supa-np", api.port, "{ ago: 5s }");
+
+    // drill plan: the dashboard step, without creating anything.
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .env("SUPABASE_ACCESS_TOKEN", TOKEN)
+        .args(["drill", "plan"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let plan = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{plan}");
+    assert!(plan.contains("Restore to a new project") && plan.contains("name the new project `sd-supa-np-"), "{plan}");
+    assert!(api.called("POST", "/_dashboard").is_empty() && api.called("DELETE", "/").is_empty());
+
+    let started = chrono::Utc::now();
+    let (status, output, report, step) = run_new_project(&demo, &path, api.port, true, &[]);
+    let report = report.unwrap_or_else(|| panic!("a report\n{output}"));
+    assert!(status.success(), "{output}\n{report}");
+    assert_eq!(report["result"], "passed", "{report}");
+    let (t, name) = step.expect("the dashboard step was printed");
+    let t = chrono::DateTime::parse_from_rfc3339(&t).unwrap().to_utc();
+    assert!(t > started - chrono::TimeDelta::seconds(30) && t <= chrono::Utc::now(), "T {t} inside the window");
+    assert_eq!(t.timestamp_subsec_nanos(), 0, "T is to the second, as the dashboard takes it");
+    assert!(name.starts_with("sd-supa-np-") && name.len() == "sd-supa-np-".len() + 8, "{name}");
+    let details = &report["source"]["details"];
+    assert!(details["pitr_window"].as_str().unwrap().contains(" .. "), "{details}");
+    assert_eq!(details["target"].as_str().unwrap(), t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    assert!(details["restored_project"].as_str().unwrap().contains(&name), "{details}");
+    assert!(details["restored_project_created_at"].is_string(), "{details}");
+    assert!(details["asked_at"].is_string(), "{details}");
+    assert_eq!(report["participants"][0], "alice@example.com");
+    let gate = &report["checks"][0];
+    assert_eq!((gate["name"].as_str(), gate["status"].as_str()), (Some("backup-health"), Some("passed")), "{gate}");
+    // The project was found among the organisation's projects and deleted, by its ref, once.
+    assert!(!api.called("GET", "/v1/projects").is_empty());
+    let deletes: Vec<_> =
+        api.called("DELETE", "/v1/projects/").into_iter().map(|c| c["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert!(!deletes[0].contains(REF), "the source was deleted");
+    assert_eq!(report["teardown"]["status"], "done", "{report}");
+    assert!(report["teardown"]["detail"].as_str().unwrap().contains(&name));
+    let rto = report["measured"]["rto_seconds"].as_f64().unwrap_or(-1.0);
+    assert!(rto > 0.0 && rto < 120.0, "RTO from the ask: {rto}");
+
+    // The dashboard put the new project in another region: refused, and (being this run's) deleted.
+    let us = StandIn::start(
+        demo.root.path(),
+        Some(&demo),
+        "np-us",
+        &["--pitr-lag-seconds", "1", "--restore-region", "us-east-1"],
+    );
+    let path = new_project_drill(demo.root.path(), "supa-np-us", us.port, "{ ago: 5s }");
+    let (status, output, report, _) = run_new_project(&demo, &path, us.port, true, &[]);
+    let report = report.unwrap_or_else(|| panic!("a report\n{output}"));
+    assert!(!status.success());
+    assert_eq!(report["result"], "failed", "{report}");
+    assert!(report["reason"].as_str().unwrap().contains("outside the drill's residency"), "{}", report["reason"]);
+    assert_eq!(us.called("DELETE", "/v1/projects/").len(), 1);
+
+    // --restored-project naming a project that is not this run's (another name, created a day ago): taken
+    // and verified, never deleted; the teardown says what to delete.
+    let other = "zyxwvutsrqponmlkjihg";
+    let old = StandIn::start(
+        demo.root.path(),
+        Some(&demo),
+        "np-old",
+        &["--pitr-lag-seconds", "1", "--project", &format!("restored-by-hand,{other},24")],
+    );
+    let path = new_project_drill(demo.root.path(), "supa-np-old", old.port, "{ ago: 5s }");
+    let (_, output, report, step) = run_new_project(&demo, &path, old.port, false, &["--restored-project", other]);
+    let report = report.unwrap_or_else(|| panic!("a report\n{output}"));
+    assert!(step.is_none(), "asked for a dashboard step with --restored-project");
+    assert!(old.called("DELETE", "/").is_empty(), "a project not this run's was deleted");
+    assert_eq!(report["teardown"]["status"], "failed", "{report}");
+    let detail = report["teardown"]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("not deleted: ") && detail.contains(other), "{detail}");
+}
