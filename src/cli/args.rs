@@ -66,6 +66,9 @@ pub(crate) enum Command {
     /// Runbooks: which are overdue or missing
     #[command(subcommand)]
     Runbook(RunbookCommand),
+    /// The source's heartbeat: a row every few seconds, so each restore's real recovery point is measured
+    #[command(subcommand)]
+    Heartbeat(HeartbeatCommand),
     /// Write man pages (stackdrill.1 and one per subcommand, stackdrill-drill-run.1, ...) into DIR
     Manpages {
         /// The directory to write them into (created if missing)
@@ -564,6 +567,53 @@ pub(crate) enum KeysCommand {
         /// Output: text for people, or json for tools
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HeartbeatCommand {
+    /// Create stackdrill.heartbeat on the drill's source and, with pg_cron 1.5+ there, a job writing it
+    /// (idempotent)
+    Install {
+        /// The drill whose source gets the heartbeat, by name (drills/<NAME>.yaml) or path
+        drill: String,
+        /// How often the pg_cron job writes a row (whole seconds, 1 to 59)
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        every: std::time::Duration,
+        /// Rows older than this are pruned: the backup window (retention) of the source
+        #[arg(long, default_value = "35d", value_parser = humantime::parse_duration)]
+        keep: std::time::Duration,
+        /// Output: text for people, or json for tools
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// The heartbeat on the drill's source: table, rows, newest row's age, the pg_cron job
+    Status {
+        /// The drill, by name or path
+        drill: String,
+        /// Output: text for people, or json for tools
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Unschedule the pg_cron job and drop stackdrill.heartbeat from the drill's source (idempotent)
+    Remove {
+        /// The drill, by name or path
+        drill: String,
+        /// Output: text for people, or json for tools
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Write the heartbeat from here until stopped (SIGINT/SIGTERM): the writer where the source has no
+    /// pg_cron 1.5+ (reconnects on failure)
+    Run {
+        /// The drill, by name or path
+        drill: String,
+        /// How often to write a row
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        every: std::time::Duration,
+        /// Rows older than this are pruned (once a minute): the backup window of the source
+        #[arg(long, default_value = "35d", value_parser = humantime::parse_duration)]
+        keep: std::time::Duration,
     },
 }
 

@@ -1,6 +1,9 @@
 //! Settings resolved from the parsed command line, then the command that runs: one arm per subcommand.
 
-use super::args::{Cli, Command, DrillCommand, IamCommand, KeysCommand, RunbookCommand, ScheduleCommand, StackCommand};
+use super::args::{
+    Cli, Command, DrillCommand, HeartbeatCommand, IamCommand, KeysCommand, RunbookCommand, ScheduleCommand,
+    StackCommand,
+};
 use anyhow::anyhow;
 use clap::CommandFactory;
 
@@ -66,6 +69,11 @@ pub(crate) fn wants_json(cli: &Cli) -> bool {
         Command::Runbook(RunbookCommand::Check { output, .. }) => *output,
         Command::Schedule(ScheduleCommand::List { output, .. }) => *output,
         Command::Keys(KeysCommand::List { output }) => *output,
+        Command::Heartbeat(
+            HeartbeatCommand::Install { output, .. }
+            | HeartbeatCommand::Status { output, .. }
+            | HeartbeatCommand::Remove { output, .. },
+        ) => *output,
         _ => OutputFormat::Text,
     };
     output == OutputFormat::Json
@@ -138,6 +146,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             super::iam::policy(want, aws.region.as_deref(), Printer { format: OutputFormat::Json })
         }
         Command::Report(cmd) => super::report::run(cmd, &aws).await,
+        Command::Heartbeat(cmd) => super::heartbeat::run(cmd, &aws).await,
         Command::Runbook(RunbookCommand::Check { store, output }) => {
             let view = super::report::open(&store, &aws).await?;
             super::report::runbook_check(&view, Printer { format: output })

@@ -5,6 +5,7 @@ mod demo;
 mod dispatch;
 mod drill;
 pub(crate) mod exit_codes;
+mod heartbeat;
 mod iam;
 mod metrics;
 mod report;

@@ -149,6 +149,7 @@ enum RawCheck {
     Checksum(RawChecksum),
     RowCount(RawRowCount),
     Freshness(RawFreshness),
+    Heartbeat(RawHeartbeat),
     Amcheck(RawAmcheck),
     Schema(RawSchema),
     ObjectReferences(Box<super::object_refs::RawObjectRefs>),
@@ -208,6 +209,13 @@ struct RawRowCount {
 struct RawFreshness {
     table: String,
     column: String,
+    max_lag: Option<String>,
+}
+
+/// `heartbeat: {}` or `heartbeat: { max-lag: 10s }`: the table is always `stackdrill.heartbeat`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHeartbeat {
     max_lag: Option<String>,
 }
 
@@ -326,9 +334,10 @@ fn check_restore_testing_login(p: &mut Problems<'_>, restore: &RestoreSpec, sour
 
 /// An RPO objective that no run could measure would fail every run after a full restore: an AWS restore
 /// shows no replay time (the instance restarts after recovery), so only a freshness check measures it; a
-/// database restored by hand needs `restored-to` or a freshness check.
+/// database restored by hand needs `restored-to` or a freshness check. A heartbeat check measures it for
+/// every provider, so it is accepted in place of a freshness check.
 fn check_rpo_measurable(p: &mut Problems<'_>, restore: &RestoreSpec, checks: &[CheckSpec]) {
-    if checks.iter().any(|c| matches!(c, CheckSpec::Freshness(_))) {
+    if checks.iter().any(|c| matches!(c, CheckSpec::Freshness(_) | CheckSpec::Heartbeat(_))) {
         return;
     }
     let why = match restore {
@@ -343,8 +352,8 @@ fn check_rpo_measurable(p: &mut Problems<'_>, restore: &RestoreSpec, checks: &[C
     p.push(
         "objectives.rpo",
         format!(
-            "{why}; without one every run fails \"RPO not measured\": add `- freshness: {{ table: T, column: C }}` \
-                 on an append-only table"
+            "{why}; without one every run fails \"RPO not measured\": add `- heartbeat: {{}}` (after `stackdrill \
+             heartbeat install`) or `- freshness: {{ table: T, column: C }}` on an append-only table"
         ),
     );
 }
@@ -428,6 +437,14 @@ fn resolve_checks(p: &mut Problems<'_>, verify: Vec<RawCheck>, has_source: bool)
                 check_column(p, &format!("{k}.column"), &column);
                 let max_lag = max_lag.map(|m| duration_or_zero(p, &format!("{k}.max-lag"), &m));
                 checks.push(CheckSpec::Freshness(FreshnessSpec { table, column, max_lag }));
+            }
+            RawCheck::Heartbeat(RawHeartbeat { max_lag }) => {
+                let k = format!("verify[{i}].heartbeat");
+                if checks.iter().any(|c| matches!(c, CheckSpec::Heartbeat(_))) {
+                    p.push(k.clone(), "one heartbeat check is enough: there is one heartbeat table");
+                }
+                let max_lag = max_lag.map(|m| duration_or_zero(p, &format!("{k}.max-lag"), &m));
+                checks.push(CheckSpec::Heartbeat(HeartbeatSpec { max_lag }));
             }
             RawCheck::Amcheck(RawAmcheck { heapallindexed }) => {
                 checks.push(CheckSpec::Amcheck(AmcheckSpec { heapallindexed: heapallindexed.unwrap_or(true) }));

@@ -148,6 +148,7 @@ pub(crate) enum CheckSpec {
     Checksum(ChecksumSpec),
     RowCount(RowCountSpec),
     Freshness(FreshnessSpec),
+    Heartbeat(HeartbeatSpec),
     Amcheck(AmcheckSpec),
     Schema(SchemaSpec),
     ObjectRefs(ObjectRefsSpec),
@@ -162,6 +163,7 @@ impl CheckSpec {
             CheckSpec::Checksum(_) => "checksum",
             CheckSpec::RowCount(_) => "row-count",
             CheckSpec::Freshness(_) => "freshness",
+            CheckSpec::Heartbeat(_) => "heartbeat",
             CheckSpec::Amcheck(_) => "amcheck",
             CheckSpec::Schema(_) => "schema",
             CheckSpec::ObjectRefs(_) => "object-references",
@@ -176,6 +178,7 @@ impl CheckSpec {
             CheckSpec::Checksum(c) => format!("checksum {}", c.table),
             CheckSpec::RowCount(c) => format!("row-count {}", c.table),
             CheckSpec::Freshness(c) => format!("freshness {}.{}", c.table, c.column),
+            CheckSpec::Heartbeat(_) => "heartbeat".into(),
             CheckSpec::Amcheck(_) => "amcheck".into(),
             CheckSpec::Schema(_) => "schema".into(),
             CheckSpec::ObjectRefs(o) => o.name.clone().unwrap_or_else(|| format!("object-references {}", o.table)),
@@ -217,6 +220,13 @@ pub(crate) struct FreshnessSpec {
     pub(crate) table: String,
     pub(crate) column: String,
     /// Default: the drill's RPO objective.
+    pub(crate) max_lag: Option<Duration>,
+}
+
+/// `heartbeat`: the newest row of `stackdrill.heartbeat` in the restore is the recovery point it reached.
+#[derive(Debug, Clone)]
+pub(crate) struct HeartbeatSpec {
+    /// How far the recovery point may lag the target. Default: the drill's RPO objective.
     pub(crate) max_lag: Option<Duration>,
 }
 

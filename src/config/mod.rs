@@ -31,8 +31,9 @@ pub(crate) use drill::parse_drill;
 pub(crate) use drill::{advice, load_drill, missing_files};
 pub(crate) use drill_spec::{
     AmcheckSpec, AsOf, BucketRestoreSpec, BucketSource, CanarySpec, CheckSpec, ChecksumAlgorithm, ChecksumSpec,
-    DrillSpec, FreshnessSpec, LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives, ObjectsSpec, RestoreSpec,
-    RowCountSpec, ScheduleSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts, Tolerance,
+    DrillSpec, FreshnessSpec, HeartbeatSpec, LocalPostgresSpec, ObjectRefsSpec, ObjectStoreSpec, Objectives,
+    ObjectsSpec, RestoreSpec, RowCountSpec, ScheduleSpec, SchemaSpec, SecretRef, SourceSpec, SqlSpec, Timeouts,
+    Tolerance,
 };
 pub(crate) use duration::{count, human_seconds};
 pub(crate) use error::ConfigError;

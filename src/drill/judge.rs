@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::restore::Teardown;
-use super::verify::CheckResult;
+use super::verify::{CheckResult, HeartbeatPoint};
 use crate::config::Objectives;
 use crate::report::model::{TeardownStatus, Verdict};
 
@@ -72,16 +72,31 @@ pub(super) struct Measures {
     pub(super) rpo_basis: String,
     pub(super) rto_met: bool,
     pub(super) rpo_met: bool,
+    /// The newest heartbeat in the restore, and what its RPO is measured from.
+    pub(super) recovery_point: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
-/// The RPO: the target minus the newest commit replayed; else minus the newest row a freshness check
-/// found; else (nothing replayed after a local base backup) minus the backup's start, as an upper bound.
+/// The RPO: the recovery point a heartbeat check found (the data the restore really holds), measured from
+/// the target (for `latest`, from the source's newest heartbeat); else the target minus the newest commit
+/// replayed; else minus the newest row a freshness check found; else (nothing replayed after a local base
+/// backup) minus the backup's start, as an upper bound.
 /// What the provider knows of the restored data's moment when no replay is visible.
 pub(super) struct Floor<'a> {
     pub(super) at: DateTime<Utc>,
     pub(super) basis: &'a str,
     /// The data stands exactly there (a dump's snapshot), not merely no later than there.
     pub(super) exact: bool,
+}
+
+/// The RPO a heartbeat check measured, and its basis.
+fn heartbeat_rpo(h: Option<HeartbeatPoint>, target: DateTime<Utc>) -> (Option<f64>, String) {
+    let Some(h) = h else { return (None, "not measured".into()) };
+    let from = if h.latest && h.reference != target {
+        "from the source's newest heartbeat when the drill planned"
+    } else {
+        "from the target"
+    };
+    (Some(h.rpo_seconds()), format!("the newest heartbeat in the restore (the recovery point it reached), {from}"))
 }
 
 pub(super) fn measure(
@@ -100,8 +115,10 @@ pub(super) fn measure(
         None => (None, false),
     };
     let newest_row = checks.iter().filter_map(|c| c.newest).max().filter(|_| !exact);
+    let heartbeat = checks.iter().find_map(|c| c.heartbeat).filter(|_| restored);
     let (rpo, rpo_basis) = match (newest_commit, newest_row, floor, restored) {
         (_, _, _, false) => (None, "not measured: no restored database".to_string()),
+        _ if heartbeat.is_some() => heartbeat_rpo(heartbeat, target),
         (Some(n), _, _, _) => (Some(secs(target - n)), "the newest commit replayed into the restore".into()),
         (None, Some(n), _, _) => (Some(secs(target - n)), "the newest row a freshness check found".into()),
         // An exact moment after the target (a branch created after planning copies the live state) lost
@@ -114,7 +131,7 @@ pub(super) fn measure(
     };
     let rto_met = rto.is_some_and(|v| v <= objectives.rto.as_secs_f64());
     let rpo_met = rpo.is_some_and(|v| v >= 0.0 && v <= objectives.rpo.as_secs_f64());
-    Measures { rto, rpo, rpo_basis, rto_met, rpo_met }
+    Measures { rto, rpo, rpo_basis, rto_met, rpo_met, recovery_point: heartbeat.map(|h| (h.at, h.reference)) }
 }
 
 /// Judges what the phases left: every bad check, a missed objective (when something was restored), and a

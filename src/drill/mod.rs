@@ -7,6 +7,8 @@ pub(crate) mod events;
 pub(crate) mod fleet;
 pub(crate) mod forecast;
 pub(crate) mod guard;
+pub(crate) mod heartbeat;
+pub(crate) mod inert;
 mod judge;
 pub(crate) mod metrics;
 mod phase;

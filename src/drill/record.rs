@@ -21,8 +21,31 @@ impl From<BackupUsed> for model::Backup {
 
 impl From<CheckResult> for model::Check {
     fn from(c: CheckResult) -> Self {
-        let CheckResult { name, kind, status, detail, seconds, newest } = c;
+        let CheckResult { name, kind, status, detail, seconds, newest, heartbeat } = c;
+        // A heartbeat check records its recovery point where a freshness check records its newest row.
+        let newest = newest.or(heartbeat.map(|h| h.at));
         model::Check { name, kind, status, detail, seconds, newest, query: None, expect: None }
+    }
+}
+
+impl From<super::inert::InertFindings> for model::Inert {
+    fn from(f: super::inert::InertFindings) -> Self {
+        let super::inert::InertFindings { cron_jobs, cron_jobs_deactivated, pg_net_queued, foreign_servers, notes } = f;
+        model::Inert {
+            cron_jobs: cron_jobs
+                .into_iter()
+                .map(|j| model::InertCronJob {
+                    jobid: j.jobid,
+                    schedule: j.schedule,
+                    was_active: j.was_active,
+                    heartbeat: j.heartbeat,
+                })
+                .collect(),
+            cron_jobs_deactivated,
+            pg_net_queued,
+            foreign_servers,
+            notes,
+        }
     }
 }
 
@@ -63,6 +86,8 @@ pub(super) struct Facts {
     pub(super) newest_commit: Option<DateTime<Utc>>,
     pub(super) phases: Vec<model::Phase>,
     pub(super) checks: Vec<CheckResult>,
+    /// What `inert.rs` found and switched off in the restored database.
+    pub(super) inert: Option<super::inert::InertFindings>,
     pub(super) teardown: Teardown,
     pub(super) judgement: Judgement,
 }
@@ -108,6 +133,7 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
         }),
         connections: f.connections,
         neutralised: f.provider.neutralised,
+        inert: f.inert.filter(|i| !i.is_empty()).map(Into::into),
         source: model::Source {
             provider: f.provider.name.into(),
             details: f.provider.details.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
@@ -127,6 +153,8 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
             newest_commit: f.newest_commit,
             rto_met: m.rto_met,
             rpo_met: m.rpo_met,
+            recovery_point: m.recovery_point.map(|(at, _)| at),
+            recovery_point_reference: m.recovery_point.map(|(_, reference)| reference),
         },
         phases: f.phases,
         checks: f.checks.into_iter().map(|c| check_record(spec, c)).collect(),

@@ -289,6 +289,9 @@ struct Reach<'r> {
     canary: Option<&'r canary::Written>,
     /// Where checks against the source cut: the instant the restored data stands at.
     cut: DateTime<Utc>,
+    /// The resolved target, and whether it is `latest` (the heartbeat check's RPO basis).
+    target_time: DateTime<Utc>,
+    latest: bool,
     restored: &'r [RestoredBucket],
 }
 
@@ -307,6 +310,8 @@ struct Verified {
     /// The newest commit replayed into the restore (`pg_last_xact_replay_timestamp`).
     newest_commit: Option<DateTime<Utc>>,
     checks: Vec<CheckResult>,
+    /// What was made inert in the restored copy before the checks (`inert.rs`).
+    inert: Option<super::inert::InertFindings>,
 }
 
 impl<'a> RunCtx<'a> {
@@ -381,7 +386,15 @@ impl RunCtx<'_> {
             provider.restored_bucket().into_iter().chain(buckets.iter().filter_map(BucketRestore::restored)).collect();
         // Checks against the source cut where the restored data stands: the target, or a dump's time.
         let cut = provider.data_as_of().unwrap_or(target.time);
-        let reach = Reach { sessions: &sessions, canary: written.as_ref(), cut, restored: &restored_buckets };
+        let latest = matches!(self.opts.target.as_ref().unwrap_or(&self.spec.target), TargetSpec::Latest);
+        let reach = Reach {
+            sessions: &sessions,
+            canary: written.as_ref(),
+            cut,
+            target_time: target.time,
+            latest,
+            restored: &restored_buckets,
+        };
         let mut verified = self.verify_or_skip(endpoint.as_ref(), restored, &reach, &mut outcome).await;
         verified.checks.splice(0..0, provider.gate_checks());
         // Nothing more is asked of the source: close its sessions before the teardown.
@@ -429,6 +442,7 @@ impl RunCtx<'_> {
             newest_commit: verified.newest_commit,
             phases: self.phases,
             checks: verified.checks,
+            inert: verified.inert,
             teardown,
             judgement: outcome,
         };
@@ -597,7 +611,7 @@ impl RunCtx<'_> {
             None if restored => self.verify_buckets_phase(reach, outcome).await,
             None => {
                 self.skip_phase("verify", "no restored database to verify");
-                Verified { newest_commit: None, checks: Vec::new() }
+                Verified { newest_commit: None, checks: Vec::new(), inert: None }
             }
         };
         for c in &self.spec.verify {
@@ -622,6 +636,12 @@ impl RunCtx<'_> {
         let verify_fut = async {
             let restore = connect_restore(ep, &self.run_id).await?;
             *scratch_record.lock().unwrap_or_else(|p| p.into_inner()) = Some(ep.record(&restore).await);
+            // Before any check: the copy's pg_cron jobs (its heartbeat among them) stop; a copy that cannot be
+            // made inert is not verified.
+            let inert = super::inert::make_inert(&restore).await.map_err(|e| match e.hint() {
+                Some(h) => format!("{e} ({h})"),
+                None => e.to_string(),
+            })?;
             let newest_commit: Option<DateTime<Utc>> = restore
                 .query_one("select pg_last_xact_replay_timestamp()", &[])
                 .await
@@ -650,6 +670,8 @@ impl RunCtx<'_> {
                 canary: reach.canary,
                 target: reach.cut,
                 rpo: spec.objectives.rpo,
+                target_time: reach.target_time,
+                latest: reach.latest,
                 cancellers: &cancellers,
                 aws: &self.opts.aws,
                 restored: reach.restored,
@@ -663,7 +685,7 @@ impl RunCtx<'_> {
                 self.events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
                 checks.push(r);
             }
-            Ok::<_, String>(Verified { newest_commit, checks })
+            Ok::<_, String>(Verified { newest_commit, checks, inert: Some(inert) })
         };
         let (started_at, clock) = self.start_phase("verify");
         let res = bounded(&self.cancel, spec.timeouts.verify, verify_fut).instrument(phase_span("verify")).await;
@@ -678,7 +700,7 @@ impl RunCtx<'_> {
                     s.canceller.cancel().await;
                 }
                 outcome.stopped("verify", stop);
-                Verified { newest_commit: None, checks: Vec::new() }
+                Verified { newest_commit: None, checks: Vec::new(), inert: None }
             }
         }
     }
@@ -694,13 +716,13 @@ impl RunCtx<'_> {
                 events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
                 checks.push(r);
             }
-            Ok::<_, String>(Verified { newest_commit: None, checks })
+            Ok::<_, String>(Verified { newest_commit: None, checks, inert: None })
         };
         match self.phase("verify", spec.timeouts.verify, fut).await {
             Ok(done) => done,
             Err(stop) => {
                 outcome.stopped("verify", stop);
-                Verified { newest_commit: None, checks: Vec::new() }
+                Verified { newest_commit: None, checks: Vec::new(), inert: None }
             }
         }
     }

@@ -61,6 +61,7 @@ pub(crate) fn fixed() -> Report {
             session: Some("statement_timeout=60s".into()),
         }],
         neutralised: vec!["archive_mode off".into()],
+        inert: None,
         also_restored: vec![AlsoRestored {
             name: "files".into(),
             provider: "aws-s3-bucket".into(),
@@ -96,6 +97,8 @@ pub(crate) fn fixed() -> Report {
             newest_commit: Some(at(3)),
             rto_met: true,
             rpo_met: true,
+            recovery_point: None,
+            recovery_point_reference: None,
         },
         phases: vec![Phase {
             name: "restore".into(),

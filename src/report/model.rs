@@ -137,6 +137,10 @@ pub(crate) struct Report {
     /// What was switched off in the restored copy before anything connected to it, so it could not act.
     #[serde(default)]
     pub(crate) neutralised: Vec<String>,
+    /// What the drill found and switched off inside the restored database before any check ran (pg_cron
+    /// jobs, pg_net's queue, foreign servers); absent when nothing of the kind was there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) inert: Option<Inert>,
     pub(crate) target: Target,
     /// Object stores restored to the same instant as the database (`also-restore`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -484,6 +488,44 @@ pub(crate) struct Measured {
     pub(crate) newest_commit: Option<DateTime<Utc>>,
     pub(crate) rto_met: bool,
     pub(crate) rpo_met: bool,
+    /// The recovery point the restore really reached: the newest heartbeat row in it (a `heartbeat` check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) recovery_point: Option<DateTime<Utc>>,
+    /// What the heartbeat RPO is measured from: the target, or for `latest` the source's newest heartbeat
+    /// when the drill checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) recovery_point_reference: Option<DateTime<Utc>>,
+}
+
+/// What was found inside a restored database that could act, and what was done about it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Inert {
+    /// pg_cron jobs found (`cron.job`), by id and schedule; never their commands.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) cron_jobs: Vec<InertCronJob>,
+    /// How many of them were active and were set inactive.
+    pub(crate) cron_jobs_deactivated: u64,
+    /// Requests waiting in pg_net's queue (`net.http_request_queue`), when pg_net is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pg_net_queued: Option<i64>,
+    /// Foreign servers (wrappers, postgres_fdw): `name (wrapper)`. Reported, not changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) foreign_servers: Vec<String>,
+    /// What limits the findings (a role that row security hides other roles' jobs from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) notes: Vec<String>,
+}
+
+/// One pg_cron job of a restored copy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct InertCronJob {
+    pub(crate) jobid: i64,
+    pub(crate) schedule: String,
+    /// It was active when found.
+    pub(crate) was_active: bool,
+    /// It is stackdrill's own heartbeat writer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) heartbeat: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -252,7 +252,15 @@ mod tests {
     use crate::drill::verify::CheckResult;
 
     fn check(name: &str, kind: &str, status: CheckStatus, detail: &str) -> CheckResult {
-        CheckResult { name: name.into(), kind: kind.into(), status, detail: detail.into(), seconds: 0.1, newest: None }
+        CheckResult {
+            name: name.into(),
+            kind: kind.into(),
+            status,
+            detail: detail.into(),
+            seconds: 0.1,
+            newest: None,
+            heartbeat: None,
+        }
     }
 
     fn lines(outs: &[Out]) -> Vec<String> {

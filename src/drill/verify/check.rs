@@ -17,6 +17,27 @@ pub(crate) struct CheckResult {
     pub(crate) seconds: f64,
     /// The newest timestamp a `freshness` check found: the RPO basis when replay times are unavailable.
     pub(crate) newest: Option<chrono::DateTime<chrono::Utc>>,
+    /// What a `heartbeat` check measured: the RPO basis that outranks every other.
+    pub(crate) heartbeat: Option<HeartbeatPoint>,
+}
+
+/// The recovery point a `heartbeat` check found, and what the RPO is measured from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct HeartbeatPoint {
+    /// The newest heartbeat row in the restore.
+    pub(crate) at: chrono::DateTime<chrono::Utc>,
+    /// The target, or (target `latest`) the source's newest heartbeat when the drill planned.
+    pub(crate) reference: chrono::DateTime<chrono::Utc>,
+    /// The target was `latest`: a recovery point after the reference lost nothing.
+    pub(crate) latest: bool,
+}
+
+impl HeartbeatPoint {
+    /// The RPO in seconds: the reference minus the recovery point (never below 0 for `latest`).
+    pub(crate) fn rpo_seconds(&self) -> f64 {
+        let s = (self.reference - self.at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+        if self.latest { s.max(0.0) } else { s }
+    }
 }
 
 impl CheckResult {
@@ -28,6 +49,7 @@ impl CheckResult {
             detail: detail.into(),
             seconds: 0.0,
             newest: None,
+            heartbeat: None,
         }
     }
 }
@@ -43,6 +65,10 @@ pub(crate) struct Context<'a> {
     pub(crate) target: chrono::DateTime<chrono::Utc>,
     /// The drill's RPO objective (the default freshness bound).
     pub(crate) rpo: Duration,
+    /// The resolved target's time (`target` above is where source reads cut, a dump's moment for one).
+    pub(crate) target_time: chrono::DateTime<chrono::Utc>,
+    /// The target is `latest`: the heartbeat's RPO is measured from the source's newest heartbeat.
+    pub(crate) latest: bool,
     /// Cancel the sessions' running queries when a check gives up, so nothing keeps running (and holding
     /// a snapshot and locks) on the source after its check has ended.
     pub(crate) cancellers: &'a [crate::pg::Canceller],
@@ -63,6 +89,7 @@ pub(crate) async fn run_check(spec: &CheckSpec, ctx: &Context<'_>, timeout: Dura
             CheckSpec::Checksum(c) => super::checksum::verify(spec, c, ctx).await,
             CheckSpec::RowCount(c) => super::row_count::verify(spec, c, ctx).await,
             CheckSpec::Freshness(c) => super::freshness::verify(spec, c, ctx).await,
+            CheckSpec::Heartbeat(c) => super::heartbeat::verify(spec, c, ctx).await,
             CheckSpec::Amcheck(c) => super::amcheck::verify(spec, c, ctx).await,
             CheckSpec::Schema(c) => super::schema::verify(spec, c, ctx).await,
             CheckSpec::ObjectRefs(c) => super::object_refs::verify(spec, c, ctx).await,

@@ -5,6 +5,7 @@ pub(crate) mod canary;
 mod check;
 mod checksum;
 mod freshness;
+mod heartbeat;
 mod object_refs;
 mod objects;
 pub(crate) mod reader;
@@ -19,4 +20,5 @@ pub(crate) mod testdb;
 mod tests;
 
 pub(crate) use crate::report::model::CheckStatus;
-pub(crate) use check::{CheckResult, Context, db_error, run_bucket_check, run_check};
+pub(crate) use check::{CheckResult, Context, HeartbeatPoint, db_error, run_bucket_check, run_check};
+pub(crate) use heartbeat::TABLE as HEARTBEAT_TABLE;

@@ -53,6 +53,8 @@ impl TestDb {
             canary: None,
             target,
             rpo: Duration::from_secs(60),
+            target_time: target,
+            latest: false,
             cancellers: &[],
             aws: &NO_AWS,
             restored: &[],
