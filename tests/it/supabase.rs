@@ -111,8 +111,11 @@ fn run(demo: &Demo, drill: &Path, token: Option<&str>) -> (std::process::Output,
 fn a_branch_with_data_is_created_verified_over_tls_and_deleted() {
     let demo = Demo::start();
     // The first request is answered 429 with X-RateLimit-Reset: 1 (and no Retry-After).
+    let beat = heartbeats(&demo, 60, 1);
     let api = StandIn::start(demo.root.path(), Some(&demo), "api", &["--rate-limit", "1"]);
     let path = drill(demo.root.path(), "supa", api.port, "");
+    let body = std::fs::read_to_string(&path).unwrap() + "  - heartbeat: {}\n";
+    std::fs::write(&path, body).unwrap();
     let (out, report) = run(&demo, &path, Some(TOKEN));
     let report = report.expect("a report");
     assert!(out.status.success(), "{}\n{}\n{report}", text(&out.stdout), text(&out.stderr));
@@ -143,6 +146,14 @@ fn a_branch_with_data_is_created_verified_over_tls_and_deleted() {
     let details = &report["source"]["details"];
     assert_eq!(details["region"], "ap-southeast-1");
     assert_eq!(details["pitr_enabled"], "true");
+    // The branch's RPO is the heartbeat's measurement, not an assumption.
+    let measured = &report["measured"];
+    let point = measured["recovery_point"].as_str().map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+    assert_eq!(point, Some(beat), "{measured}");
+    let rpo = measured["rpo_seconds"].as_f64().unwrap();
+    let expected = (report_target(&report) - beat).num_milliseconds() as f64 / 1000.0;
+    assert!((rpo - expected).abs() < 0.01 && rpo > 0.0, "RPO {rpo} vs T - heartbeat {expected}: {measured}");
+    assert!(measured["rpo_basis"].as_str().unwrap().contains("heartbeat"), "{measured}");
     assert_eq!(details["branch_region"], "ap-southeast-1");
     assert!(details["connected_via"].as_str().unwrap().starts_with("session pooler 127.0.0.1:"), "{details}");
     let gate = &report["checks"][0];
@@ -360,6 +371,26 @@ fn a_tls_impostor_in_place_of_the_scratch_never_receives_its_password() {
     assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
 }
 
+/// Heartbeat rows in the demo's `app` database, one a second from `from_s` to `to_s` seconds ago (what
+/// `stackdrill heartbeat install` leaves on a source), readable by the drill's login. Returns the newest.
+fn heartbeats(demo: &Demo, from_s: i64, to_s: i64) -> chrono::DateTime<chrono::Utc> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let admin = demo.admin("app").await;
+        admin
+            .batch_execute(&format!(
+                "create schema if not exists stackdrill; \
+                 create table if not exists stackdrill.heartbeat (at timestamptz primary key); \
+                 grant usage on schema stackdrill to app; grant select on stackdrill.heartbeat to app; \
+                 insert into stackdrill.heartbeat select date_trunc('second', now()) - make_interval(secs => g) \
+                   from generate_series({to_s}, {from_s}) g on conflict do nothing"
+            ))
+            .await
+            .unwrap();
+        admin.query_one("select max(at) from stackdrill.heartbeat", &[]).await.unwrap().get(0)
+    })
+}
+
 /// A `supabase-new-project` drill file against the stand-in at `port`.
 fn new_project_drill(dir: &Path, name: &str, port: u16, target: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
@@ -371,12 +402,22 @@ fn new_project_drill(dir: &Path, name: &str, port: u16, target: &str) -> PathBuf
              wait-restored: 2m\n    wait-healthy: 2m\ntarget: {target}\n\
              objectives: {{ rto: 10m, rpo: 1h }}\nverify:\n  - row-count: {{ table: accounts, min: 1 }}\n  - sql:\n      \
              name: ledger balances to zero\n      query: select sum(amount) from credit_transactions\n      \
-             expect: {{ min: 0, max: 0 }}\n  - freshness: {{ table: credit_transactions, column: created_at }}\n",
+             expect: {{ min: 0, max: 0 }}\n  - freshness: {{ table: credit_transactions, column: created_at }}\n  \
+             - heartbeat: {{}}\n",
             ca = dir.join("demo/ca.crt").display()
         ),
     )
     .unwrap();
     path
+}
+
+/// The report's target time.
+fn report_target(report: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    let t = report["measured"]["recovery_point_reference"]
+        .as_str()
+        .or(report["target"]["time"].as_str())
+        .unwrap_or_else(|| panic!("no reference or target time in {report}"));
+    chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc()
 }
 
 /// POSTs `body` to the stand-in's dashboard (what a person does in the browser).
@@ -469,6 +510,30 @@ fn a_new_project_restored_at_t_from_the_dashboard_is_verified_and_deleted_behind
     // The demo's workload wrote until it stopped: T (5 s ago) must come after its last row, as the stand-in's
     // "restored" database is the demo's, which holds the state at T only when nothing was written since.
     std::thread::sleep(Duration::from_secs(8));
+    // The heartbeat, every second until 7 s ago: T (5 s ago) finds its newest row ~2 s before it.
+    let beat = heartbeats(&demo, 120, 7);
+    // Production's pg_cron jobs, as a restored copy carries them (pg_cron's `cron.job`, the drill's login may
+    // update it): they must be inactive before the first check.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cron_active = |rt: &tokio::runtime::Runtime| -> i64 {
+        rt.block_on(async {
+            let admin = demo.admin("app").await;
+            admin.query_one("select count(*) from cron.job where active", &[]).await.unwrap().get(0)
+        })
+    };
+    rt.block_on(async {
+        demo.admin("app")
+            .await
+            .batch_execute(
+                "create schema cron; create table cron.job (jobid bigint primary key, schedule text, command text, active bool);
+                 insert into cron.job values (1, '*/5 * * * *', 'delete from sessions where expires_at < now()', true),
+                   (2, '0 3 * * *', 'select net.http_post(''https://hooks.example/x'')', true);
+                 grant usage on schema cron to app; grant select, update on cron.job to app;",
+            )
+            .await
+            .unwrap();
+    });
+    assert_eq!(cron_active(&rt), 2);
     let api = StandIn::start(demo.root.path(), Some(&demo), "np", &["--pitr-lag-seconds", "1"]);
     let path = new_project_drill(demo.root.path(), "supa-np", api.port, "{ ago: 5s }");
 
@@ -514,6 +579,19 @@ fn a_new_project_restored_at_t_from_the_dashboard_is_verified_and_deleted_behind
     assert!(report["teardown"]["detail"].as_str().unwrap().contains(&name));
     let rto = report["measured"]["rto_seconds"].as_f64().unwrap_or(-1.0);
     assert!(rto > 0.0 && rto < 120.0, "RTO from the ask: {rto}");
+    // The recovery point the copy really reached is the newest heartbeat in it; the RPO is T minus it.
+    let measured = &report["measured"];
+    let point = chrono::DateTime::parse_from_rfc3339(measured["recovery_point"].as_str().unwrap()).unwrap().to_utc();
+    assert_eq!(point, beat, "{measured}");
+    let rpo = measured["rpo_seconds"].as_f64().unwrap();
+    let expected = (report_target(&report) - beat).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        (rpo - expected).abs() < 0.01 && rpo > 0.0 && rpo < 10.0,
+        "RPO {rpo} vs T - heartbeat {expected}: {measured}"
+    );
+    // The copy was made inert before the first check: both jobs found and deactivated.
+    assert_eq!(report["inert"]["cron_jobs_deactivated"], 2, "{report}");
+    assert_eq!(cron_active(&rt), 0);
 
     // The dashboard put the new project in another region: refused, and (being this run's) deleted.
     let us = StandIn::start(

@@ -57,6 +57,7 @@ pub(crate) fn health_check(
         detail,
         seconds: 0.0,
         newest: None,
+        heartbeat: None,
     }
 }
 
