@@ -16,6 +16,7 @@ const DRILLS: [&str; 7] = [
     include_str!("../../drills/supabase-branch.yaml"),
     include_str!("../../drills/supabase-dump.yaml"),
     include_str!("../../drills/supabase-manual-restore.yaml"),
+    include_str!("../../drills/supabase-new-project.yaml"),
 ];
 const STACK: &str = include_str!("../../stacks/production.yaml");
 const DEPLOY: &str = include_str!("../../schedule.yaml");
