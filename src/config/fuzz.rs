@@ -8,7 +8,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-const DRILLS: [&str; 7] = [
+const DRILLS: [&str; 8] = [
     include_str!("../../drills/local-demo.yaml"),
     include_str!("../../drills/prod-db-pitr.yaml"),
     include_str!("../../drills/prod-aurora-pitr.yaml"),

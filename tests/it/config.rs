@@ -47,7 +47,7 @@ fn broken_files_name_file_line_column_and_key() {
             "kind.yaml",
             format!("{RESTORE}objectives: {{ rto: 1m, rpo: 1m }}\nverify:\n  - chekcsum: {{ table: t }}\n"),
             &[
-                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `amcheck`, `schema`, `object-references`, `objects` (did you mean `checksum`?)",
+                "error: kind.yaml:5:5: `verify[0].chekcsum` unknown variant `chekcsum`, expected one of `canary`, `sql`, `checksum`, `row-count`, `freshness`, `heartbeat`, `amcheck`, `schema`, `object-references`, `objects` (did you mean `checksum`?)",
             ],
         ),
         (
