@@ -312,6 +312,10 @@ pub(crate) struct RunArgs {
     /// file's `restore-started-at`
     #[arg(long, value_name = "TIME")]
     pub(crate) restore_started_at: Option<String>,
+    /// The ref of the project a person restored in the dashboard for a `supabase-new-project` drill: the
+    /// run takes it instead of waiting for the project to appear (non-interactive)
+    #[arg(long, value_name = "REF")]
+    pub(crate) restored_project: Option<String>,
     /// Also write the results as JUnit XML here (each drill a suite; each check, objective and the
     /// teardown a test case), for CI test reports
     #[arg(long, value_name = "PATH")]

@@ -221,6 +221,7 @@ async fn drill(cmd: DrillCommand, aws: crate::aws::AwsSettings, quiet: bool) -> 
                     ),
                     None => None,
                 },
+                restored_project: a.restored_project,
                 retain: a.report.retain,
                 if_running: a.if_running,
                 junit: a.junit,

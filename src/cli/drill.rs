@@ -268,6 +268,7 @@ pub(crate) struct RunSettings {
     pub(crate) signer: Option<std::sync::Arc<crate::report::Signer>>,
     pub(crate) participants: Vec<String>,
     pub(crate) restore_started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) restored_project: Option<String>,
     pub(crate) retain: std::time::Duration,
     pub(crate) if_running: super::args::IfRunning,
     pub(crate) junit: Option<PathBuf>,
@@ -406,6 +407,7 @@ pub(super) async fn run(settings: RunSettings, printer: Printer) -> Result<u8, F
         target: settings.target.clone(),
         participants: settings.participants.clone(),
         restore_started_at: settings.restore_started_at,
+        restored_project: settings.restored_project.clone(),
         ..RunOptions::new(&settings.trigger, &settings.aws)
     };
     let mut reporters: Vec<Arc<dyn Reporter>> = vec![

@@ -185,7 +185,7 @@ fn resolve(raw: RawBackups, _path: &Path, p: &mut Problems<'_>) -> BackupsSpec {
                 }
                 RawSource::Supabase(s) => {
                     let key = |k: &str| at(&format!("source.supabase.{k}"));
-                    if !crate::supabase::valid_id(&s.project_ref) {
+                    if !crate::supabase::valid_ref(&s.project_ref) {
                         p.push(key("project-ref"), format!("`{}` is not a Supabase project ref", s.project_ref));
                     }
                     let api_url = s.api_url.unwrap_or_else(|| crate::supabase::DEFAULT_API.into());

@@ -47,6 +47,7 @@ enum RawRestore {
     ExistingPostgres(super::logical::RawExistingPostgres),
     SupabaseBranch(super::logical::RawSupabaseBranch),
     AwsS3Bucket(super::bucket::RawS3Bucket),
+    SupabaseNewProject(super::logical::RawSupabaseNewProject),
 }
 
 #[derive(Deserialize)]
@@ -755,6 +756,7 @@ pub(crate) fn missing_files(spec: &DrillSpec) -> Vec<ConfigError> {
     let restore_tls = match &spec.restore {
         RestoreSpec::ExistingPostgres(e) => Some((format!("{restore}.connection"), &e.connection.tls)),
         RestoreSpec::SupabaseBranch(sb) => Some((restore.clone(), &sb.tls)),
+        RestoreSpec::SupabaseNewProject(np) => Some((restore.clone(), &np.tls)),
         other => other.aws_scratch().map(|a| (restore.clone(), &a.tls)),
     };
     let mut named: Vec<(String, &Path)> = Vec::new();
@@ -887,6 +889,7 @@ fn rebase(spec: &mut DrillSpec, root: &Path) {
             tls(&mut e.connection.tls);
         }
         RestoreSpec::SupabaseBranch(sb) => tls(&mut sb.tls),
+        RestoreSpec::SupabaseNewProject(np) => tls(&mut np.tls),
         RestoreSpec::AwsRdsInstance(r) => tls(&mut r.scratch.tls),
         RestoreSpec::AwsAuroraCluster(r) => tls(&mut r.scratch.tls),
         RestoreSpec::AwsBackup(r) => tls(&mut r.scratch.tls),
@@ -926,6 +929,9 @@ fn resolve_restore(p: &mut Problems<'_>, restore: RawRestore) -> RestoreSpec {
         RawRestore::ExistingPostgres(r) => RestoreSpec::ExistingPostgres(super::logical::existing_postgres(p, r)),
         RawRestore::SupabaseBranch(r) => RestoreSpec::SupabaseBranch(super::logical::supabase_branch(p, r)),
         RawRestore::AwsS3Bucket(r) => RestoreSpec::AwsS3Bucket(super::bucket::s3_bucket(p, "restore.aws-s3-bucket", r)),
+        RawRestore::SupabaseNewProject(r) => {
+            RestoreSpec::SupabaseNewProject(super::logical::supabase_new_project(p, r))
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) enum RestoreSpec {
     SupabaseBranch(super::logical::SupabaseBranchSpec),
     /// A bucket alone, restored to the target into a scratch bucket (no database).
     AwsS3Bucket(BucketRestoreSpec),
+    /// A Supabase project's PITR restored to a new project from the dashboard.
+    SupabaseNewProject(super::logical::SupabaseNewProjectSpec),
 }
 
 impl RestoreSpec {
@@ -63,6 +65,7 @@ impl RestoreSpec {
             RestoreSpec::ExistingPostgres(_) => "existing-postgres",
             RestoreSpec::SupabaseBranch(_) => "supabase-branch",
             RestoreSpec::AwsS3Bucket(_) => "aws-s3-bucket",
+            RestoreSpec::SupabaseNewProject(_) => "supabase-new-project",
         }
     }
 
@@ -73,6 +76,7 @@ impl RestoreSpec {
             | RestoreSpec::PgDump(_)
             | RestoreSpec::ExistingPostgres(_)
             | RestoreSpec::SupabaseBranch(_)
+            | RestoreSpec::SupabaseNewProject(_)
             | RestoreSpec::AwsS3Bucket(_) => None,
             RestoreSpec::AwsRdsInstance(r) => Some(&r.scratch),
             RestoreSpec::AwsAuroraCluster(r) => Some(&r.scratch),

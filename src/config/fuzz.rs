@@ -8,7 +8,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-const DRILLS: [&str; 7] = [
+const DRILLS: [&str; 8] = [
     include_str!("../../drills/local-demo.yaml"),
     include_str!("../../drills/prod-db-pitr.yaml"),
     include_str!("../../drills/prod-aurora-pitr.yaml"),
@@ -16,6 +16,7 @@ const DRILLS: [&str; 7] = [
     include_str!("../../drills/supabase-branch.yaml"),
     include_str!("../../drills/supabase-dump.yaml"),
     include_str!("../../drills/supabase-manual-restore.yaml"),
+    include_str!("../../drills/supabase-new-project.yaml"),
 ];
 const STACK: &str = include_str!("../../stacks/production.yaml");
 const DEPLOY: &str = include_str!("../../schedule.yaml");

@@ -51,6 +51,56 @@ pub(super) struct RawSupabaseBranch {
     desired_instance_size: Option<String>,
     wait_healthy: Option<String>,
     expires_after: Option<String>,
+    backup_health: Option<RawBackupHealth>,
+    region: Option<String>,
+    connect: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawSupabaseNewProject {
+    project_ref: String,
+    residency: Option<Vec<String>>,
+    token_env: Option<String>,
+    api_url: Option<String>,
+    database: Option<String>,
+    sslmode: Option<String>,
+    ca_bundle: Option<String>,
+    password_env: Option<String>,
+    connect: Option<String>,
+    wait_restored: Option<String>,
+    wait_healthy: Option<String>,
+    backup_health: Option<RawBackupHealth>,
+}
+
+/// `backup-health:` of a Supabase drill.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawBackupHealth {
+    pitr: Option<bool>,
+    newest_backup_within: Option<String>,
+    latest_point_within: Option<String>,
+}
+
+/// The backup-health gate's policy: PITR relied on unless the drill says `pitr: false`, the newest backup
+/// at most 26 h old, the PITR window's end at most 10 min behind.
+pub(super) fn backup_health(
+    p: &mut Problems<'_>,
+    key: &str,
+    raw: Option<RawBackupHealth>,
+) -> crate::supabase::HealthPolicy {
+    use super::parse::duration;
+    use std::time::Duration;
+    let RawBackupHealth { pitr, newest_backup_within, latest_point_within } = raw.unwrap_or_default();
+    let within = |p: &mut Problems<'_>, k: &str, v: Option<String>, d: u64| {
+        v.map(|v| duration(p, &format!("{key}.backup-health.{k}"), &v, Duration::from_secs(d)))
+            .unwrap_or(Duration::from_secs(d))
+    };
+    crate::supabase::HealthPolicy {
+        pitr: pitr.unwrap_or(true),
+        newest_backup_within: within(p, "newest-backup-within", newest_backup_within, 26 * 3600),
+        latest_point_within: within(p, "latest-point-within", latest_point_within, 600),
+    }
 }
 
 // ---------------------------------------------------------------- resolved
@@ -117,6 +167,128 @@ pub(crate) struct SupabaseBranchSpec {
     pub(crate) wait_healthy: std::time::Duration,
     /// After this, `drill cleanup` may delete a branch a crashed run left.
     pub(crate) expires_after: std::time::Duration,
+    /// What the project's backups must show (the backup-health check).
+    pub(crate) backup_health: crate::supabase::HealthPolicy,
+    /// The region the branch is created in (sent, then checked); default the project's own.
+    pub(crate) region: Option<String>,
+    /// How the drill reaches the branch database.
+    pub(crate) connect: SupabaseConnect,
+}
+
+/// `supabase-new-project`: the project's PITR restored to T by a person in the dashboard (the v1 API has
+/// only in-place restores), into a new project named `sd-<drill>-<run>` that the drill finds, verifies and
+/// deletes behind a guard.
+#[derive(Debug, Clone)]
+pub(crate) struct SupabaseNewProjectSpec {
+    pub(crate) project_ref: String,
+    /// Regions the source and the new project may be in.
+    pub(crate) residency: Vec<String>,
+    pub(crate) token_env: String,
+    pub(crate) api_url: String,
+    pub(crate) database: String,
+    pub(crate) tls: super::tls::TlsSpec,
+    /// The variable holding the new project's database password (set in the dashboard's restore form).
+    pub(crate) password_env: String,
+    pub(crate) connect: SupabaseConnect,
+    /// How long the drill waits for the new project to appear after asking for it.
+    pub(crate) wait_restored: std::time::Duration,
+    /// How long the new project may take to become healthy once it appeared.
+    pub(crate) wait_healthy: std::time::Duration,
+    pub(crate) backup_health: crate::supabase::HealthPolicy,
+}
+
+pub(super) fn supabase_new_project(p: &mut Problems<'_>, raw: RawSupabaseNewProject) -> SupabaseNewProjectSpec {
+    use super::parse::duration;
+    use std::time::Duration;
+    let RawSupabaseNewProject {
+        project_ref,
+        residency,
+        token_env,
+        api_url,
+        database,
+        sslmode,
+        ca_bundle,
+        password_env,
+        connect,
+        wait_restored,
+        wait_healthy,
+        backup_health: raw_health,
+    } = raw;
+    let key = "restore.supabase-new-project";
+    let backup_health = backup_health(p, key, raw_health);
+    check_ref(p, &format!("{key}.project-ref"), &project_ref);
+    let connect = supabase_connect(p, key, connect);
+    let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
+    if residency.is_empty() {
+        p.push(format!("{key}.residency"), "must allow at least one region");
+    }
+    let api_url = api_url.unwrap_or_else(|| crate::supabase::DEFAULT_API.into());
+    if !api_url.starts_with("https://") && !crate::supabase::is_loopback_http(&api_url) {
+        p.push(format!("{key}.api-url"), "must be https:// (plain http only to a stand-in on 127.0.0.1 or localhost)");
+    }
+    let tls = super::tls::tls_spec(p, key, sslmode.as_deref(), ca_bundle);
+    if tls == super::tls::TlsSpec::Disable {
+        p.push(format!("{key}.sslmode"), "a restored project holds production data: use require or verify-full");
+    }
+    let wait = |p: &mut Problems<'_>, k: &str, v: Option<String>, d: u64| {
+        v.map(|w| duration(p, &format!("{key}.{k}"), &w, Duration::from_secs(d))).unwrap_or(Duration::from_secs(d))
+    };
+    SupabaseNewProjectSpec {
+        project_ref,
+        residency,
+        token_env: token_env.unwrap_or_else(|| "SUPABASE_ACCESS_TOKEN".into()),
+        api_url,
+        database: database.unwrap_or_else(|| "postgres".into()),
+        tls,
+        password_env: password_env.unwrap_or_else(|| "RESTORED_PGPASSWORD".into()),
+        connect,
+        wait_restored: wait(p, "wait-restored", wait_restored, 2 * 3600),
+        wait_healthy: wait(p, "wait-healthy", wait_healthy, 30 * 60),
+        backup_health,
+    }
+}
+
+/// How a Supabase drill reaches a database: the session pooler (Supavisor, reachable over IPv4) or the
+/// direct host `db.<ref>.supabase.co` (IPv6-only unless the project has the IPv4 add-on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SupabaseConnect {
+    Pooler,
+    Direct,
+}
+
+/// `connect:` of a Supabase drill: `pooler` (default) or `direct`.
+pub(super) fn supabase_connect(p: &mut Problems<'_>, key: &str, raw: Option<String>) -> SupabaseConnect {
+    match raw.as_deref() {
+        None | Some("pooler") => SupabaseConnect::Pooler,
+        Some("direct") => SupabaseConnect::Direct,
+        Some(other) => {
+            p.push(
+                format!("{key}.connect"),
+                format!("`{other}` is not a way to connect: `pooler` (the session pooler, IPv4) or `direct` (IPv6 without the IPv4 add-on)"),
+            );
+            SupabaseConnect::Pooler
+        }
+    }
+}
+
+/// A project ref as the API defines it (20 lowercase letters).
+pub(super) fn check_ref(p: &mut Problems<'_>, key: &str, r: &str) {
+    if !crate::supabase::valid_ref(r) {
+        p.push(
+            key.to_string(),
+            format!("`{r}` is not a project ref (20 lowercase letters, as in Project Settings → General)"),
+        );
+    }
+}
+
+/// `desired-instance-size` must be one of the API's sizes.
+pub(super) fn check_instance_size(p: &mut Problems<'_>, key: &str, size: Option<&str>) {
+    if let Some(s) = size.filter(|s| !crate::supabase::INSTANCE_SIZES.contains(s)) {
+        p.push(
+            key.to_string(),
+            format!("`{s}` is not an instance size: one of {}", crate::supabase::INSTANCE_SIZES.join(", ")),
+        );
+    }
 }
 
 pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> SupabaseBranchSpec {
@@ -133,14 +305,21 @@ pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> S
         desired_instance_size,
         wait_healthy,
         expires_after,
+        backup_health: raw_health,
+        region,
+        connect,
     } = raw;
     let key = "restore.supabase-branch";
-    if !crate::supabase::valid_id(&project_ref) {
-        p.push(format!("{key}.project-ref"), format!("`{project_ref}` is not a project ref (letters and digits)"));
-    }
+    let backup_health = backup_health(p, key, raw_health);
+    check_ref(p, &format!("{key}.project-ref"), &project_ref);
+    check_instance_size(p, &format!("{key}.desired-instance-size"), desired_instance_size.as_deref());
+    let connect = supabase_connect(p, key, connect);
     let residency = residency.unwrap_or_else(|| vec![crate::aws::DEFAULT_REGION.to_string()]);
     if residency.is_empty() {
         p.push(format!("{key}.residency"), "must allow at least one region");
+    }
+    if let Some(r) = region.as_ref().filter(|r| !residency.contains(r)) {
+        p.push(format!("{key}.region"), format!("`{r}` is outside the drill's residency ({})", residency.join(", ")));
     }
     let api_url = api_url.unwrap_or_else(|| crate::supabase::DEFAULT_API.into());
     if !api_url.starts_with("https://") && !crate::supabase::is_loopback_http(&api_url) {
@@ -166,6 +345,9 @@ pub(super) fn supabase_branch(p: &mut Problems<'_>, raw: RawSupabaseBranch) -> S
         desired_instance_size,
         wait_healthy,
         expires_after,
+        backup_health,
+        region,
+        connect,
     }
 }
 

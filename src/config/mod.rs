@@ -42,7 +42,9 @@ pub(crate) use drill_spec::{
 pub(crate) use duration::{count, human_seconds};
 pub(crate) use error::ConfigError;
 pub(crate) use locate::{project_dir, set_state_dir, state_dir};
-pub(crate) use logical::{DumpLocation, ExistingPostgresSpec, PgDumpSpec, SupabaseBranchSpec};
+pub(crate) use logical::{
+    DumpLocation, ExistingPostgresSpec, PgDumpSpec, SupabaseBranchSpec, SupabaseConnect, SupabaseNewProjectSpec,
+};
 pub(crate) use sql_text::single_statement;
 pub(crate) use stack::{
     AlarmKind, AlarmMetric, AlertsSpec, AppSpec, BackupSpec, DatabaseSpec, Purpose, ShieldMode, StackSpec, load_stack,

@@ -146,12 +146,12 @@ async fn sweep_supabase(drill: &str, spec: &crate::config::SupabaseBranchSpec, d
             format!("refused: its creation time `{}` is not a time", b.created_at)
         } else if !expired {
             "kept (not expired yet)".to_string()
-        } else if !crate::supabase::valid_id(&b.id) {
-            format!("refused: `{}` is not a branch id", b.id)
+        } else if !crate::supabase::valid_ref(&b.project_ref) {
+            format!("refused: `{}` is not a branch ref", b.project_ref)
         } else if dry_run {
             "would remove".to_string()
         } else {
-            match client.send::<serde_json::Value>(Call::DeleteBranch(&b.id), None).await {
+            match client.send::<serde_json::Value>(Call::DeleteBranch(&b.project_ref), None).await {
                 Ok(_) => "removed".to_string(),
                 Err(e) => format!("failed: {e}"),
             }

@@ -122,7 +122,10 @@ fn provider_floor(restore: &RestoreSpec) -> Option<(u64, &'static str)> {
         RestoreSpec::AwsRdsInstance(_) => Some((10 * 60, "an RDS point-in-time restore creates an instance")),
         RestoreSpec::AwsAuroraCluster(_) => Some((8 * 60, "an Aurora restore creates a cluster and an instance")),
         RestoreSpec::AwsBackup(_) => Some((15 * 60, "an AWS Backup restore job creates an instance")),
-        RestoreSpec::SupabaseBranch(_) => Some((60, "a Supabase branch with data is provisioned")),
+        // The dashboard's own estimate for a branch with data: at least 3 minutes, plus ~2 s per GB copied.
+        RestoreSpec::SupabaseBranch(_) => {
+            Some((3 * 60, "a Supabase branch with data is provisioned (≥ 3 min + ~2 s/GB)"))
+        }
         _ => None,
     }
 }
@@ -160,6 +163,9 @@ impl Planner<'_> {
         let region = aws.as_ref().and_then(|a| a.region()).map(|r| r.to_string());
         let scratch = scratch_text(self.spec, &self.run_id, region.as_deref());
         self.item(Status::Ok, "scratch", scratch, None);
+        if let Some(step) = provider.operator_step(instant) {
+            self.item(Status::Ok, "dashboard step", step, None);
+        }
         self.objective_floor();
         Ok(self.forecast(provider.restored_bytes()))
     }
@@ -287,6 +293,11 @@ fn scratch_text(spec: &DrillSpec, run_id: &str, region: Option<&str>) -> String 
         RestoreSpec::PgDump(pd) => format!("{name} under {} (a fresh cluster, socket only)", pd.scratch_root.display()),
         RestoreSpec::ExistingPostgres(_) => "none: the database was restored by hand; it is only read".into(),
         RestoreSpec::SupabaseBranch(sb) => format!("branch {name} of project {} (not persistent)", sb.project_ref),
+        RestoreSpec::SupabaseNewProject(np) => format!(
+            "project {name}, restored by a person from project {}'s PITR in the dashboard (the step below), \
+             deleted afterwards",
+            np.project_ref
+        ),
         RestoreSpec::AwsS3Bucket(b) => format!(
             "bucket {} in {}: private, encrypted like the source, expiring, tagged stackdrill:scratch",
             super::restore::s3_scratch::bucket_name(&spec.name, run_id, 0),

@@ -16,7 +16,7 @@ use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
 use super::restore::{
     AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, BucketRestore, Endpoint, ExistingPostgres, LocalPostgres,
-    PgDump, RestoreProvider, RestoredBucket, SupabaseBranch, Teardown, TeardownStatus,
+    PgDump, RestoreProvider, RestoredBucket, SupabaseBranch, SupabaseNewProject, Teardown, TeardownStatus,
 };
 use super::source;
 use super::target::{ResolvedTarget, Window, select};
@@ -37,6 +37,8 @@ pub(crate) struct RunOptions {
     pub(crate) scheduled_for: Option<chrono::DateTime<Utc>>,
     /// When a restore made by hand began (`existing-postgres`), over the drill file's key.
     pub(crate) restore_started_at: Option<chrono::DateTime<Utc>>,
+    /// The project a person already restored (`supabase-new-project`, `--restored-project`): not waited for.
+    pub(crate) restored_project: Option<String>,
 }
 
 impl RunOptions {
@@ -49,6 +51,7 @@ impl RunOptions {
             participants: vec![],
             scheduled_for: None,
             restore_started_at: None,
+            restored_project: None,
         }
     }
 }
@@ -153,6 +156,10 @@ pub(crate) async fn with_provider<U: UseProvider>(
             RestoreSpec::SupabaseBranch(sb) => {
                 user.with(&mut SupabaseBranch::new(sb, &spec.name, run_id, events)?, None).await
             }
+            RestoreSpec::SupabaseNewProject(np) => {
+                let provider = SupabaseNewProject::new(np, &spec.name, run_id, events, opts.restored_project.clone());
+                user.with(&mut provider?, None).await
+            }
             RestoreSpec::AwsS3Bucket(b) => {
                 let ids = (spec.name.as_str(), run_id, 0);
                 user.with(&mut BucketRestore::connect(b, &opts.aws, ids, events, lifetime).await?, None).await
@@ -190,6 +197,7 @@ pub(crate) async fn with_provider<U: UseProvider>(
         | RestoreSpec::PgDump(_)
         | RestoreSpec::ExistingPostgres(_)
         | RestoreSpec::SupabaseBranch(_)
+        | RestoreSpec::SupabaseNewProject(_)
         | RestoreSpec::AwsS3Bucket(_) => {
             unreachable!("drills without an AWS scratch returned above")
         }
@@ -387,7 +395,8 @@ impl RunCtx<'_> {
             latest,
             restored: &restored_buckets,
         };
-        let verified = self.verify_or_skip(endpoint.as_ref(), restored, &reach, &mut outcome).await;
+        let mut verified = self.verify_or_skip(endpoint.as_ref(), restored, &reach, &mut outcome).await;
+        verified.checks.splice(0..0, provider.gate_checks());
         // Nothing more is asked of the source: close its sessions before the teardown.
         drop(sessions);
         drop((source, replica));

@@ -253,6 +253,7 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         | RestoreSpec::PgDump(_)
         | RestoreSpec::ExistingPostgres(_)
         | RestoreSpec::SupabaseBranch(_)
+        | RestoreSpec::SupabaseNewProject(_)
         | RestoreSpec::AwsS3Bucket(_) => {}
     }
     p.allow("DrillTagScratch", &["rds:AddTagsToResource"], &scratch_tagged, None);

@@ -54,7 +54,7 @@ fn broken_files_name_file_line_column_and_key() {
             "provider.yaml",
             "restore:\n  local-postgress: { base-backups: b }\nobjectives: { rto: 1m, rpo: 1m }\n".into(),
             &[
-                "error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected one of `local-postgres`, `aws-rds-instance`, `aws-aurora-cluster`, `aws-backup`, `pg-dump`, `existing-postgres`, `supabase-branch`, `aws-s3-bucket` (did you mean `local-postgres`?)",
+                "error: provider.yaml:2:3: `restore.local-postgress` unknown variant `local-postgress`, expected one of `local-postgres`, `aws-rds-instance`, `aws-aurora-cluster`, `aws-backup`, `pg-dump`, `existing-postgres`, `supabase-branch`, `aws-s3-bucket`, `supabase-new-project` (did you mean `local-postgres`?)",
             ],
         ),
         (

@@ -110,9 +110,12 @@ fn run(demo: &Demo, drill: &Path, token: Option<&str>) -> (std::process::Output,
 #[test]
 fn a_branch_with_data_is_created_verified_over_tls_and_deleted() {
     let demo = Demo::start();
-    // The first request is answered 429 with Retry-After: 1.
+    // The first request is answered 429 with X-RateLimit-Reset: 1 (and no Retry-After).
+    let beat = heartbeats(&demo, 60, 1);
     let api = StandIn::start(demo.root.path(), Some(&demo), "api", &["--rate-limit", "1"]);
     let path = drill(demo.root.path(), "supa", api.port, "");
+    let body = std::fs::read_to_string(&path).unwrap() + "  - heartbeat: {}\n";
+    std::fs::write(&path, body).unwrap();
     let (out, report) = run(&demo, &path, Some(TOKEN));
     let report = report.expect("a report");
     assert!(out.status.success(), "{}\n{}\n{report}", text(&out.stdout), text(&out.stderr));
@@ -120,21 +123,41 @@ fn a_branch_with_data_is_created_verified_over_tls_and_deleted() {
     let calls = api.calls();
     assert_eq!(calls[0]["status"], 429);
     let waited = calls[1]["t"].as_f64().unwrap() - calls[0]["t"].as_f64().unwrap();
-    assert!(waited >= 0.95, "Retry-After: 1 was not honoured (retried after {waited:.2}s)");
+    assert!(waited >= 0.95, "X-RateLimit-Reset: 1 was not honoured (retried after {waited:.2}s)");
     let created = api.called("POST", "/branches");
     assert_eq!(created.len(), 1);
     let body = &created[0]["body"];
     assert_eq!(body["with_data"], true);
     assert_eq!(body["persistent"], false);
+    assert_eq!(body["region"], "ap-southeast-1", "the region is sent");
     let name = body["branch_name"].as_str().unwrap();
     assert!(name.starts_with("sd-supa-") && name.len() == "sd-supa-".len() + 8, "{name}");
     assert!(api.called("GET", "/v1/branches/").len() >= 3, "polled until healthy");
+    // Addressed by its project_ref (20 lowercase letters), not the deprecated uuid.
+    for c in api.called("GET", "/v1/branches/").into_iter().chain(api.called("DELETE", "/v1/branches/")) {
+        let r = c["path"].as_str().unwrap().trim_start_matches("/v1/branches/");
+        assert!(r.len() == 20 && r.bytes().all(|b| b.is_ascii_lowercase()), "{c}");
+    }
+    assert!(!api.called("GET", "/actions").is_empty(), "the action runs' clone step was read");
+    assert_eq!(api.called("GET", "/config/database/pooler").len(), 1, "the session pooler was asked for");
     assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
     assert_eq!(report["teardown"]["status"], "done");
     assert!(report["teardown"]["detail"].as_str().unwrap().contains(name));
     let details = &report["source"]["details"];
     assert_eq!(details["region"], "ap-southeast-1");
     assert_eq!(details["pitr_enabled"], "true");
+    // The branch's RPO is the heartbeat's measurement, not an assumption.
+    let measured = &report["measured"];
+    let point = measured["recovery_point"].as_str().map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+    assert_eq!(point, Some(beat), "{measured}");
+    let rpo = measured["rpo_seconds"].as_f64().unwrap();
+    let expected = (report_target(&report) - beat).num_milliseconds() as f64 / 1000.0;
+    assert!((rpo - expected).abs() < 0.01 && rpo > 0.0, "RPO {rpo} vs T - heartbeat {expected}: {measured}");
+    assert!(measured["rpo_basis"].as_str().unwrap().contains("heartbeat"), "{measured}");
+    assert_eq!(details["branch_region"], "ap-southeast-1");
+    assert!(details["connected_via"].as_str().unwrap().starts_with("session pooler 127.0.0.1:"), "{details}");
+    let gate = &report["checks"][0];
+    assert_eq!((gate["name"].as_str(), gate["status"].as_str()), (Some("backup-health"), Some("passed")), "{gate}");
     let scratch = report["connections"].as_array().unwrap().iter().find(|c| c["role"] == "scratch").unwrap().clone();
     assert!(scratch["hostname_verified"] == true, "{scratch}");
     assert!(scratch["credential"].as_str().unwrap().contains("Management API"), "{scratch}");
@@ -183,6 +206,65 @@ fn another_region_is_refused_and_a_branch_that_never_gets_healthy_is_deleted() {
     let out = stackdrill().args(["drill", "validate", &at]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("copies the project as it is now"), "{}", text(&out.stderr));
+}
+
+/// The backup-health gate: a newest backup 30 h old fails the drill, and so does PITR switched off; each
+/// failure is the `backup-health` check, naming the field.
+#[test]
+fn the_backup_health_gate_fails_an_old_backup_and_pitr_off_naming_which() {
+    let demo = Demo::start();
+    for (name, extra, field) in [
+        ("old", &["--backup-age-hours", "30"][..], "backups[].inserted_at"),
+        ("nopitr", &["--pitr", "false", "--walg", "false"][..], "pitr_enabled"),
+    ] {
+        let api = StandIn::start(demo.root.path(), Some(&demo), name, extra);
+        let (out, report) = run(&demo, &drill(demo.root.path(), &format!("supa-{name}"), api.port, ""), Some(TOKEN));
+        let report = report.expect("a report");
+        assert_ne!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        assert_eq!(report["result"], "failed", "{name}: {report}");
+        let gate = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "backup-health").unwrap().clone();
+        assert_eq!(gate["status"], "failed", "{gate}");
+        assert!(gate["detail"].as_str().unwrap().starts_with(&format!("{field}: ")), "{name}: {gate}");
+        let reason = report["reason"].as_str().unwrap();
+        assert!(reason.contains("backup-health") && reason.contains(field), "{name}: {reason}");
+        if name == "old" {
+            assert!(gate["detail"].as_str().unwrap().contains("30.0 h old"), "{gate}");
+            assert!(!gate["detail"].as_str().unwrap().contains("pitr_enabled"), "{gate}");
+        }
+        // The other checks still ran (the branch was restored and verified), and it was deleted.
+        assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
+    }
+}
+
+/// The branch drill against the API as documented: a branch created without data fails the drill;
+/// ACTIVE_UNHEALTHY and INACTIVE end the wait at once (wait-healthy is 10 minutes); a dead clone step fails;
+/// a branch in another region than asked fails. Every branch is deleted.
+#[test]
+fn the_branch_drill_fails_what_the_api_says_is_wrong() {
+    let demo = Demo::start();
+    for (name, extra, says) in [
+        ("nodata", &["--without-data"][..], "with_data: false"),
+        ("unhealthy", &["--final-status", "ACTIVE_UNHEALTHY", "--healthy-after", "1"][..], "went to ACTIVE_UNHEALTHY"),
+        ("inactive", &["--final-status", "INACTIVE", "--healthy-after", "1"][..], "went to INACTIVE"),
+        ("deadclone", &["--clone-status", "DEAD", "--healthy-after", "1"][..], "`clone` step is DEAD"),
+        ("elsewhere", &["--branch-region", "us-east-1"][..], "is in `us-east-1`, not `ap-southeast-1`"),
+    ] {
+        let api = StandIn::start(demo.root.path(), Some(&demo), name, extra);
+        let path = drill(demo.root.path(), &format!("supa-{name}"), api.port, "    wait-healthy: 10m\n");
+        let started = std::time::Instant::now();
+        let (out, report) = run(&demo, &path, Some(TOKEN));
+        let report = report.expect("a report");
+        assert_ne!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        assert_eq!(report["result"], "failed", "{name}: {report}");
+        assert!(report["reason"].as_str().unwrap().contains(says), "{name}: {}", report["reason"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name}: the wait did not end at once: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1, "{name}: the branch was not deleted");
+        assert_eq!(report["teardown"]["status"], "done", "{name}");
+    }
 }
 
 #[test]
@@ -287,4 +369,260 @@ fn a_tls_impostor_in_place_of_the_scratch_never_receives_its_password() {
     assert!(!all.contains("hunter2"), "{all}");
     // The branch was still deleted.
     assert_eq!(api.called("DELETE", "/v1/branches/").len(), 1);
+}
+
+/// Heartbeat rows in the demo's `app` database, one a second from `from_s` to `to_s` seconds ago (what
+/// `stackdrill heartbeat install` leaves on a source), readable by the drill's login. Returns the newest.
+fn heartbeats(demo: &Demo, from_s: i64, to_s: i64) -> chrono::DateTime<chrono::Utc> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let admin = demo.admin("app").await;
+        admin
+            .batch_execute(&format!(
+                "create schema if not exists stackdrill; \
+                 create table if not exists stackdrill.heartbeat (at timestamptz primary key); \
+                 grant usage on schema stackdrill to app; grant select on stackdrill.heartbeat to app; \
+                 insert into stackdrill.heartbeat select date_trunc('second', now()) - make_interval(secs => g) \
+                   from generate_series({to_s}, {from_s}) g on conflict do nothing"
+            ))
+            .await
+            .unwrap();
+        admin.query_one("select max(at) from stackdrill.heartbeat", &[]).await.unwrap().get(0)
+    })
+}
+
+/// A `supabase-new-project` drill file against the stand-in at `port`.
+fn new_project_drill(dir: &Path, name: &str, port: u16, target: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name: {name}\nrestore:\n  supabase-new-project:\n    project-ref: {REF}\n    api-url: http://127.0.0.1:{port}\n    \
+             database: app\n    sslmode: verify-full\n    ca-bundle: {ca}\n    password-env: RESTORED_PGPASSWORD\n    \
+             wait-restored: 2m\n    wait-healthy: 2m\ntarget: {target}\n\
+             objectives: {{ rto: 10m, rpo: 1h }}\nverify:\n  - row-count: {{ table: accounts, min: 1 }}\n  - sql:\n      \
+             name: ledger balances to zero\n      query: select sum(amount) from credit_transactions\n      \
+             expect: {{ min: 0, max: 0 }}\n  - freshness: {{ table: credit_transactions, column: created_at }}\n  \
+             - heartbeat: {{}}\n",
+            ca = dir.join("demo/ca.crt").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The report's target time.
+fn report_target(report: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    let t = report["measured"]["recovery_point_reference"]
+        .as_str()
+        .or(report["target"]["time"].as_str())
+        .unwrap_or_else(|| panic!("no reference or target time in {report}"));
+    chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+}
+
+/// POSTs `body` to the stand-in's dashboard (what a person does in the browser).
+fn dashboard(port: u16, body: &serde_json::Value) -> String {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /_dashboard/pitr-to-new-project HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Runs a `supabase-new-project` drill; a thread plays the person: when the run prints the dashboard step,
+/// it "restores" in the stand-in's dashboard with exactly the T and the name the step gives (`act` false:
+/// it does nothing). Returns the output's stderr, the newest report and the step printed.
+fn run_new_project(
+    demo: &Demo,
+    drill: &Path,
+    port: u16,
+    act: bool,
+    extra: &[&str],
+) -> (std::process::ExitStatus, String, Option<serde_json::Value>, Option<(String, String)>) {
+    let before = demo.reports().len();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stackdrill"))
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .env("SUPABASE_ACCESS_TOKEN", TOKEN)
+        .env("RESTORED_PGPASSWORD", std::fs::read_to_string(demo.dir.join("source.password")).unwrap().trim())
+        .env("NO_COLOR", "1")
+        .env_remove("STACKDRILL_REPORTS")
+        .args(["drill", "run"])
+        .arg(drill)
+        .arg("--reports")
+        .arg(&demo.reports)
+        .args(["--participant", "alice@example.com"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut step = None;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if step.is_none() && line.contains("DASHBOARD STEP") {
+                let between = |a: &str, b: &str| {
+                    let i = line.find(a)? + a.len();
+                    Some(line[i..i + line[i..].find(b)?].to_string())
+                };
+                if let (Some(t), Some(name)) =
+                    (between("restore to ", " (UTC)"), between("name the new project `", "`"))
+                {
+                    if act {
+                        let answer = dashboard(port, &serde_json::json!({ "name": name, "target": t }));
+                        assert!(answer.starts_with("HTTP/1.0 201") || answer.starts_with("HTTP/1.1 201"), "{answer}");
+                    }
+                    step = Some((t, name));
+                }
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        (all, step)
+    });
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    let (stderr, step) = reader.join().unwrap();
+    let reports = demo.reports();
+    let newest = reports.iter().max_by_key(|r| r["started_at"].as_str().unwrap_or_default().to_string()).cloned();
+    (status, format!("{stdout}\n{stderr}"), newest.filter(|_| reports.len() > before), step)
+}
+
+/// `supabase-new-project` end to end against the stand-in: the window read, T inside it, the one
+/// dashboard step printed with T and the name, the project appearing (the stand-in's dashboard creates
+/// it), healthy, checked at T, RTO from the ask, deleted through the guard; a restore put in another
+/// region is refused (and deleted: it is this run's); a project given with --restored-project that is not
+/// this run's is never deleted; `drill plan` shows the dashboard step.
+#[test]
+fn a_new_project_restored_at_t_from_the_dashboard_is_verified_and_deleted_behind_the_guard() {
+    let demo = Demo::start();
+    // The demo's workload wrote until it stopped: T (5 s ago) must come after its last row, as the stand-in's
+    // "restored" database is the demo's, which holds the state at T only when nothing was written since.
+    std::thread::sleep(Duration::from_secs(8));
+    // The heartbeat, every second until 7 s ago: T (5 s ago) finds its newest row ~2 s before it.
+    let beat = heartbeats(&demo, 120, 7);
+    // Production's pg_cron jobs, as a restored copy carries them (pg_cron's `cron.job`, the drill's login may
+    // update it): they must be inactive before the first check.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cron_active = |rt: &tokio::runtime::Runtime| -> i64 {
+        rt.block_on(async {
+            let admin = demo.admin("app").await;
+            admin.query_one("select count(*) from cron.job where active", &[]).await.unwrap().get(0)
+        })
+    };
+    rt.block_on(async {
+        demo.admin("app")
+            .await
+            .batch_execute(
+                "create schema cron; create table cron.job (jobid bigint primary key, schedule text, command text, active bool);
+                 insert into cron.job values (1, '*/5 * * * *', 'delete from sessions where expires_at < now()', true),
+                   (2, '0 3 * * *', 'select net.http_post(''https://hooks.example/x'')', true);
+                 grant usage on schema cron to app; grant select, update on cron.job to app;",
+            )
+            .await
+            .unwrap();
+    });
+    assert_eq!(cron_active(&rt), 2);
+    let api = StandIn::start(demo.root.path(), Some(&demo), "np", &["--pitr-lag-seconds", "1"]);
+    let path = new_project_drill(demo.root.path(), "supa-np", api.port, "{ ago: 5s }");
+
+    // drill plan: the dashboard step, without creating anything.
+    let out = stackdrill()
+        .env("STACKDRILL_STATE_DIR", demo.state())
+        .env("SUPABASE_ACCESS_TOKEN", TOKEN)
+        .args(["drill", "plan"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let plan = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{plan}");
+    assert!(plan.contains("Restore to a new project") && plan.contains("name the new project `sd-supa-np-"), "{plan}");
+    assert!(api.called("POST", "/_dashboard").is_empty() && api.called("DELETE", "/").is_empty());
+
+    let started = chrono::Utc::now();
+    let (status, output, report, step) = run_new_project(&demo, &path, api.port, true, &[]);
+    let report = report.unwrap_or_else(|| panic!("a report\n{output}"));
+    assert!(status.success(), "{output}\n{report}");
+    assert_eq!(report["result"], "passed", "{report}");
+    let (t, name) = step.expect("the dashboard step was printed");
+    let t = chrono::DateTime::parse_from_rfc3339(&t).unwrap().to_utc();
+    assert!(t > started - chrono::TimeDelta::seconds(30) && t <= chrono::Utc::now(), "T {t} inside the window");
+    assert_eq!(t.timestamp_subsec_nanos(), 0, "T is to the second, as the dashboard takes it");
+    assert!(name.starts_with("sd-supa-np-") && name.len() == "sd-supa-np-".len() + 8, "{name}");
+    let details = &report["source"]["details"];
+    assert!(details["pitr_window"].as_str().unwrap().contains(" .. "), "{details}");
+    assert_eq!(details["target"].as_str().unwrap(), t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    assert!(details["restored_project"].as_str().unwrap().contains(&name), "{details}");
+    assert!(details["restored_project_created_at"].is_string(), "{details}");
+    assert!(details["asked_at"].is_string(), "{details}");
+    assert_eq!(report["participants"][0], "alice@example.com");
+    let gate = &report["checks"][0];
+    assert_eq!((gate["name"].as_str(), gate["status"].as_str()), (Some("backup-health"), Some("passed")), "{gate}");
+    // The project was found among the organisation's projects and deleted, by its ref, once.
+    assert!(!api.called("GET", "/v1/projects").is_empty());
+    let deletes: Vec<_> =
+        api.called("DELETE", "/v1/projects/").into_iter().map(|c| c["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert!(!deletes[0].contains(REF), "the source was deleted");
+    assert_eq!(report["teardown"]["status"], "done", "{report}");
+    assert!(report["teardown"]["detail"].as_str().unwrap().contains(&name));
+    let rto = report["measured"]["rto_seconds"].as_f64().unwrap_or(-1.0);
+    assert!(rto > 0.0 && rto < 120.0, "RTO from the ask: {rto}");
+    // The recovery point the copy really reached is the newest heartbeat in it; the RPO is T minus it.
+    let measured = &report["measured"];
+    let point = chrono::DateTime::parse_from_rfc3339(measured["recovery_point"].as_str().unwrap()).unwrap().to_utc();
+    assert_eq!(point, beat, "{measured}");
+    let rpo = measured["rpo_seconds"].as_f64().unwrap();
+    let expected = (report_target(&report) - beat).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        (rpo - expected).abs() < 0.01 && rpo > 0.0 && rpo < 10.0,
+        "RPO {rpo} vs T - heartbeat {expected}: {measured}"
+    );
+    // The copy was made inert before the first check: both jobs found and deactivated.
+    assert_eq!(report["inert"]["cron_jobs_deactivated"], 2, "{report}");
+    assert_eq!(cron_active(&rt), 0);
+
+    // The dashboard put the new project in another region: refused, and (being this run's) deleted.
+    let us = StandIn::start(
+        demo.root.path(),
+        Some(&demo),
+        "np-us",
+        &["--pitr-lag-seconds", "1", "--restore-region", "us-east-1"],
+    );
+    let path = new_project_drill(demo.root.path(), "supa-np-us", us.port, "{ ago: 5s }");
+    let (status, output, report, _) = run_new_project(&demo, &path, us.port, true, &[]);
+    let report = report.unwrap_or_else(|| panic!("a report\n{output}"));
+    assert!(!status.success());
+    assert_eq!(report["result"], "failed", "{report}");
+    assert!(report["reason"].as_str().unwrap().contains("outside the drill's residency"), "{}", report["reason"]);
+    assert_eq!(us.called("DELETE", "/v1/projects/").len(), 1);
+
+    // --restored-project naming a project that is not this run's (another name, created a day ago): taken
+    // and verified, never deleted; the teardown says what to delete.
+    let other = "zyxwvutsrqponmlkjihg";
+    let old = StandIn::start(
+        demo.root.path(),
+        Some(&demo),
+        "np-old",
+        &["--pitr-lag-seconds", "1", "--project", &format!("restored-by-hand,{other},24")],
+    );
+    let path = new_project_drill(demo.root.path(), "supa-np-old", old.port, "{ ago: 5s }");
+    let (_, output, report, step) = run_new_project(&demo, &path, old.port, false, &["--restored-project", other]);
+    let report = report.unwrap_or_else(|| panic!("a report\n{output}"));
+    assert!(step.is_none(), "asked for a dashboard step with --restored-project");
+    assert!(old.called("DELETE", "/").is_empty(), "a project not this run's was deleted");
+    assert_eq!(report["teardown"]["status"], "failed", "{report}");
+    let detail = report["teardown"]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("not deleted: ") && detail.contains(other), "{detail}");
 }

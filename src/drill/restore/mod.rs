@@ -12,6 +12,7 @@ mod pg_dump;
 mod provider;
 pub(crate) mod s3_scratch;
 pub(crate) mod supabase_branch;
+pub(crate) mod supabase_new_project;
 
 pub(crate) use crate::report::model::TeardownStatus;
 pub(crate) use aws_aurora::AwsAuroraCluster;
@@ -23,6 +24,7 @@ pub(crate) use local_postgres::LocalPostgres;
 pub(crate) use pg_dump::PgDump;
 pub(crate) use provider::{BackupUsed, Endpoint, RestoreProvider, Teardown, plan_timeout};
 pub(crate) use supabase_branch::SupabaseBranch;
+pub(crate) use supabase_new_project::SupabaseNewProject;
 
 /// Stops a local scratch cluster and removes its directory, once its marker proves this run made it.
 pub(crate) async fn remove_scratch_cluster(

@@ -129,6 +129,17 @@ pub(crate) trait RestoreProvider {
         let _ = verdict;
         Ok(())
     }
+    /// What a person must do for the restore to `t` (a dashboard step), when the provider cannot do it itself:
+    /// printed by the run and shown by `drill plan`.
+    fn operator_step(&self, t: DateTime<Utc>) -> Option<String> {
+        let _ = t;
+        None
+    }
+    /// Checks the provider judged itself before restoring (a Supabase project's backup health): recorded
+    /// first among the checks, and a failed one fails the drill like any other.
+    fn gate_checks(&self) -> Vec<crate::drill::verify::CheckResult> {
+        Vec::new()
+    }
     /// Removes everything the restore created; safe to call on every path, and more than once.
     async fn teardown(&mut self) -> Teardown;
     /// The API call counter of a provider that calls AWS, for per-phase call counts in the report.

@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown, TeardownStatus};
 use crate::config::SupabaseBranchSpec;
+use crate::config::SupabaseConnect;
 use crate::drill::error::{DrillError, RestoreError};
 use crate::drill::events::EventSink;
 use crate::drill::target::{ResolvedTarget, Window};
-use crate::supabase::{Branch, BranchConfig, Call, Client, valid_id};
+use crate::supabase::{Branch, BranchConfig, Call, Client, Health, Pooler, Project, valid_ref};
 
 pub(crate) struct SupabaseBranch {
     spec: SupabaseBranchSpec,
@@ -25,9 +26,39 @@ pub(crate) struct SupabaseBranch {
     events: EventSink,
     facts: Vec<(&'static str, String)>,
     planned_at: DateTime<Utc>,
-    /// The branch this run created (id, name), once the API answered the create.
+    /// The branch this run created (its project_ref, name), once the API answered the create.
     branch: Option<(String, String)>,
+    /// The region the branch is asked for: the drill's `region`, else the project's.
+    region: Option<String>,
     created_at: Option<DateTime<Utc>>,
+    /// The backup-health gate, judged when the window is read.
+    gate: Vec<crate::drill::verify::CheckResult>,
+}
+
+/// The backup-health gate's findings as one check: failed (naming every failing field) when any failed.
+pub(crate) fn health_check(
+    backups: &crate::supabase::Backups,
+    policy: &crate::supabase::HealthPolicy,
+    now: DateTime<Utc>,
+) -> crate::drill::verify::CheckResult {
+    use crate::drill::verify::{CheckResult, CheckStatus};
+    let findings = crate::supabase::backup_health(backups, policy, now);
+    let bad: Vec<String> = findings.iter().filter(|f| !f.ok).map(|f| format!("{}: {}", f.field, f.detail)).collect();
+    let (status, detail) = if bad.is_empty() {
+        let all: Vec<&str> = findings.iter().map(|f| f.detail.as_str()).collect();
+        (CheckStatus::Passed, all.join("; "))
+    } else {
+        (CheckStatus::Failed, bad.join("; "))
+    };
+    CheckResult {
+        name: "backup-health".into(),
+        kind: "backup-health".into(),
+        status,
+        detail,
+        seconds: 0.0,
+        newest: None,
+        heartbeat: None,
+    }
 }
 
 /// The branch name of run `run` of `drill`: what `drill cleanup` looks for.
@@ -58,7 +89,9 @@ impl SupabaseBranch {
             facts: Vec::new(),
             planned_at: Utc::now(),
             branch: None,
+            region: spec.region.clone(),
             created_at: None,
+            gate: Vec::new(),
         })
     }
 
@@ -66,31 +99,111 @@ impl SupabaseBranch {
         self.events.progress(&self.drill, phase, msg);
     }
 
-    /// Polls the branch until its database is `ACTIVE_HEALTHY`, with backoff, within `wait-healthy`.
-    async fn wait_healthy(&self, id: &str) -> Result<BranchConfig, RestoreError> {
+    /// Polls the branch until its database is `ACTIVE_HEALTHY` and its action run's `clone` step (the data
+    /// copy) has exited, with backoff, within `wait-healthy`. A status that will not become healthy
+    /// (`ACTIVE_UNHEALTHY`, `INACTIVE`, `PAUSING`, … — every value the document lists is classified) ends
+    /// the wait at once, and so does a `clone` step that died; `UNKNOWN` is waited out for at most a minute.
+    async fn wait_healthy(&self, branch_ref: &str) -> Result<BranchConfig, RestoreError> {
         let start = Instant::now();
         let mut wait = Duration::from_millis(500);
+        let mut unknown_since: Option<Instant> = None;
         loop {
-            let config: BranchConfig =
-                self.client.send(Call::GetBranch(id), None).await.map_err(|e| RestoreError::Error(e.to_string()))?;
-            match config.status.as_str() {
-                "ACTIVE_HEALTHY" => return Ok(config),
-                s @ ("INIT_FAILED" | "RESTORE_FAILED" | "REMOVED" | "GOING_DOWN") => {
-                    return Err(RestoreError::Failed(format!("the branch database went to {s}")));
+            let config: BranchConfig = self
+                .client
+                .send(Call::GetBranch(branch_ref), None)
+                .await
+                .map_err(|e| RestoreError::Error(e.to_string()))?;
+            let runs: Vec<crate::supabase::ActionRun> = self
+                .client
+                .send(Call::ListActions(branch_ref), None)
+                .await
+                .map_err(|e| RestoreError::Error(e.to_string()))?;
+            let clone = crate::supabase::clone_step(&runs).map(str::to_string);
+            let status = config.status;
+            match (status.health(), clone.as_deref()) {
+                (_, Some("DEAD")) => {
+                    return Err(RestoreError::Failed(
+                        "the branch's data copy failed: its action run's `clone` step is DEAD".into(),
+                    ));
                 }
-                s => self.progress("ready", format!("branch database {s} ({:.0}s)", start.elapsed().as_secs_f64())),
+                (Health::Healthy, Some("EXITED")) => return Ok(config),
+                (Health::Stop, _) => {
+                    return Err(RestoreError::Failed(format!(
+                        "the branch database went to {}: it will not become healthy",
+                        status.as_str()
+                    )));
+                }
+                _ => {}
             }
+            if status.health() == Health::Wait
+                && matches!(status, crate::supabase::ProjectStatus::Unknown | crate::supabase::ProjectStatus::Unlisted)
+            {
+                let since = *unknown_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(60) {
+                    return Err(RestoreError::Failed(format!(
+                        "the branch database has been {} for a minute",
+                        status.as_str()
+                    )));
+                }
+            } else {
+                unknown_since = None;
+            }
+            let clone = clone.as_deref().unwrap_or("not started");
+            self.progress(
+                "ready",
+                format!(
+                    "branch database {}, data copy {clone} ({:.0}s)",
+                    status.as_str(),
+                    start.elapsed().as_secs_f64()
+                ),
+            );
             if start.elapsed() + wait > self.spec.wait_healthy {
                 return Err(RestoreError::Error(format!(
-                    "the branch did not become healthy within {} (last status {}); it is deleted",
+                    "the branch did not become healthy within {} (last status {}, clone step {clone}); it is deleted",
                     humantime::format_duration(self.spec.wait_healthy),
-                    config.status
+                    status.as_str()
                 )));
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(15));
         }
     }
+
+    /// Where to connect: the session pooler (its host, port 5432 in session mode, its user) or the direct
+    /// host the branch config names.
+    async fn address(&self, branch_ref: &str, config: &BranchConfig) -> Result<(String, u16, String), RestoreError> {
+        let user = config.db_user.clone().unwrap_or_else(|| "postgres".into());
+        match self.spec.connect {
+            SupabaseConnect::Direct => Ok((config.db_host.clone(), config.db_port, user)),
+            SupabaseConnect::Pooler => {
+                let poolers: Vec<Pooler> = self
+                    .client
+                    .send(Call::GetPooler(branch_ref), None)
+                    .await
+                    .map_err(|e| RestoreError::Error(e.to_string()))?;
+                let p = poolers.into_iter().find(|p| p.database_type == "PRIMARY").ok_or_else(|| {
+                    RestoreError::Failed(format!(
+                        "branch {branch_ref} has no PRIMARY pooler: use `connect: direct` from a network with IPv6 \
+                         (its host {} is IPv6-only without the IPv4 add-on)",
+                        config.db_host
+                    ))
+                })?;
+                // Session mode is port 5432 on the pooler host, whatever mode the project's pooler is in.
+                let port = if p.pool_mode == "session" { p.db_port } else { 5432 };
+                Ok((p.db_host, port, p.db_user))
+            }
+        }
+    }
+}
+
+/// The error for a direct host that resolves only to IPv6 addresses and could not be reached.
+pub(crate) fn ipv6_only(host: &str, addrs: &[std::net::SocketAddr]) -> Option<String> {
+    (!addrs.is_empty() && addrs.iter().all(std::net::SocketAddr::is_ipv6)).then(|| {
+        format!(
+            "{host} resolves only to IPv6 addresses and cannot be reached from here: Supabase's direct database host \
+             is IPv6-only without the IPv4 add-on; use `connect: pooler` (the session pooler, reachable over IPv4)"
+        )
+    })
 }
 
 impl RestoreProvider for SupabaseBranch {
@@ -100,8 +213,8 @@ impl RestoreProvider for SupabaseBranch {
 
     fn describe(&self) -> Vec<(&'static str, String)> {
         let mut v = vec![("project_ref", self.spec.project_ref.clone()), ("api", self.spec.api_url.clone())];
-        if let Some((id, name)) = &self.branch {
-            v.push(("branch", format!("{name} ({id})")));
+        if let Some((branch_ref, name)) = &self.branch {
+            v.push(("branch", format!("{name} ({branch_ref})")));
         }
         v.extend(self.facts.iter().cloned());
         v
@@ -111,7 +224,7 @@ impl RestoreProvider for SupabaseBranch {
     /// now: a branch copies the current state.
     async fn window(&mut self) -> Result<Window, DrillError> {
         let r = self.spec.project_ref.clone();
-        let project: crate::supabase::Project = self.client.send(Call::GetProject(&r), None).await?;
+        let project: Project = self.client.send(Call::GetProject(&r), None).await?;
         if !self.spec.residency.contains(&project.region) {
             return Err(DrillError::Refused(format!(
                 "Supabase project `{r}` is in `{}`, outside the drill's residency ({}): a branch would copy its data there",
@@ -119,11 +232,12 @@ impl RestoreProvider for SupabaseBranch {
                 self.spec.residency.join(", ")
             )));
         }
+        self.region.get_or_insert_with(|| project.region.clone());
         let backups: crate::supabase::Backups = self.client.send(Call::ListBackups(&r), None).await?;
         self.facts.extend([
             ("project_name", project.name.clone()),
             ("region", project.region.clone()),
-            ("project_status", project.status.clone()),
+            ("project_status", project.status.as_str().to_string()),
             ("pitr_enabled", backups.pitr_enabled.to_string()),
             ("walg_enabled", backups.walg_enabled.to_string()),
             ("backups_region", backups.region.clone()),
@@ -138,6 +252,7 @@ impl RestoreProvider for SupabaseBranch {
             self.facts.push(("pitr_window", format!("{} .. {}", earliest.to_rfc3339(), latest.to_rfc3339())));
         }
         self.planned_at = Utc::now();
+        self.gate = vec![health_check(&backups, &self.spec.backup_health, self.planned_at)];
         Ok(Window { earliest: self.planned_at, latest: self.planned_at })
     }
 
@@ -164,6 +279,9 @@ impl RestoreProvider for SupabaseBranch {
         if let Some(size) = &self.spec.desired_instance_size {
             body["desired_instance_size"] = size.clone().into();
         }
+        if let Some(region) = &self.region {
+            body["region"] = region.clone().into();
+        }
         self.progress("restore", format!("creating branch {name} with data"));
         self.created_at = Some(Utc::now());
         let created: Branch = self
@@ -171,26 +289,61 @@ impl RestoreProvider for SupabaseBranch {
             .send(Call::CreateBranch(&self.spec.project_ref), Some(body))
             .await
             .map_err(|e| RestoreError::Error(e.to_string()))?;
-        if !valid_id(&created.id) {
+        if !valid_ref(&created.project_ref) {
             return Err(RestoreError::Error(format!(
-                "the API answered a branch id `{}` that is not an id",
-                created.id
+                "the API answered a branch ref `{}` that is not a project ref (branch id {})",
+                created.project_ref, created.id
             )));
         }
-        self.branch = Some((created.id, created.name));
+        self.facts.push(("branch_ref", created.project_ref.clone()));
+        self.branch = Some((created.project_ref.clone(), created.name.clone()));
+        if created.parent_project_ref != self.spec.project_ref {
+            return Err(RestoreError::Failed(format!(
+                "the branch's parent is `{}`, not the drill's project `{}`",
+                created.parent_project_ref, self.spec.project_ref
+            )));
+        }
+        if !created.with_data {
+            return Err(RestoreError::Failed(format!(
+                "branch {} was created without data (with_data: false in the API's answer): it would verify an empty \
+                 schema; it is deleted",
+                created.name
+            )));
+        }
         Ok(())
     }
 
     async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        let (id, name) = self.branch.clone().ok_or_else(|| RestoreError::Error("ready before restore".into()))?;
-        let config = self.wait_healthy(&id).await?;
+        let (branch_ref, name) =
+            self.branch.clone().ok_or_else(|| RestoreError::Error("ready before restore".into()))?;
+        let config = self.wait_healthy(&branch_ref).await?;
         if !config.postgres_version.is_empty() {
             self.facts.push(("postgres_version", config.postgres_version.clone()));
         }
-        let user = config.db_user.clone().unwrap_or_else(|| "postgres".into());
+        // The branch is a project of its own: its region must be the one asked for, inside the residency.
+        let project: Project = self
+            .client
+            .send(Call::GetProject(&branch_ref), None)
+            .await
+            .map_err(|e| RestoreError::Error(e.to_string()))?;
+        self.facts.push(("branch_region", project.region.clone()));
+        let asked = self.region.clone().unwrap_or_default();
+        if project.region != asked || !self.spec.residency.contains(&project.region) {
+            return Err(RestoreError::Failed(format!(
+                "branch {name} is in `{}`, not `{asked}` as asked (residency {}); it is deleted",
+                project.region,
+                self.spec.residency.join(", ")
+            )));
+        }
+        let (host, port, user) = self.address(&branch_ref, &config).await?;
+        let via = match self.spec.connect {
+            SupabaseConnect::Pooler => "session pooler",
+            SupabaseConnect::Direct => "direct host",
+        };
+        self.facts.push(("connected_via", format!("{via} {host}:{port}")));
         let mut pg = tokio_postgres::Config::new();
-        pg.host(&config.db_host)
-            .port(config.db_port)
+        pg.host(&host)
+            .port(port)
             .user(&user)
             .dbname(&self.spec.database)
             .application_name("stackdrill")
@@ -204,9 +357,7 @@ impl RestoreProvider for SupabaseBranch {
             server_name: None,
             credential: Some("branch credentials from the Management API (in memory only)"),
             display: format!(
-                "{user}@{}:{}/{} (branch {name}) sslmode={}",
-                config.db_host,
-                config.db_port,
+                "{user}@{host}:{port}/{} (branch {name} via the {via}) sslmode={}",
                 self.spec.database,
                 self.spec.tls.sslmode()
             ),
@@ -223,11 +374,26 @@ impl RestoreProvider for SupabaseBranch {
                         crate::pg::CHANNEL_BINDING_HINT
                     )));
                 }
-                Err(e) if start.elapsed() < Duration::from_secs(60) => {
+                Err(e)
+                    if start.elapsed() < Duration::from_secs(60)
+                        && ipv6_only(
+                            &host,
+                            &tokio::net::lookup_host((host.as_str(), port))
+                                .await
+                                .map(Iterator::collect::<Vec<_>>)
+                                .unwrap_or_default(),
+                        )
+                        .is_none() =>
+                {
                     tracing::debug!(error = %e, "branch database not accepting connections yet");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
-                Err(e) => return Err(RestoreError::Failed(format!("cannot connect to the branch database: {e}"))),
+                Err(e) => {
+                    let addrs: Vec<std::net::SocketAddr> =
+                        tokio::net::lookup_host((host.as_str(), port)).await.map(Iterator::collect).unwrap_or_default();
+                    let why = ipv6_only(&host, &addrs).unwrap_or_default();
+                    return Err(RestoreError::Failed(format!("cannot connect to the branch database: {e}. {why}")));
+                }
             }
         }
     }
@@ -237,6 +403,10 @@ impl RestoreProvider for SupabaseBranch {
             "a non-persistent branch: Supabase pauses and removes it on its own if teardown never runs".into(),
             "the drill never calls Supabase's in-place restore endpoints (the client cannot reach them)".into(),
         ]
+    }
+
+    fn gate_checks(&self) -> Vec<crate::drill::verify::CheckResult> {
+        self.gate.clone()
     }
 
     fn data_as_of(&self) -> Option<DateTime<Utc>> {
@@ -254,22 +424,22 @@ impl RestoreProvider for SupabaseBranch {
     }
 
     async fn teardown(&mut self) -> Teardown {
-        let Some((id, name)) = self.branch.take() else {
+        let Some((branch_ref, name)) = self.branch.take() else {
             return Teardown {
                 status: TeardownStatus::NothingToDo,
                 at: Utc::now(),
                 detail: "no branch was created".into(),
             };
         };
-        let deleted: Result<serde_json::Value, _> = self.client.send(Call::DeleteBranch(&id), None).await;
+        let deleted: Result<serde_json::Value, _> = self.client.send(Call::DeleteBranch(&branch_ref), None).await;
         let result = match deleted {
             Ok(_) => Ok(true),
             Err(e) if e.status() == Some(404) => Ok(false),
-            Err(e) => Err(format!("cannot delete branch {name} ({id}): {e}; run `stackdrill drill cleanup`")),
+            Err(e) => Err(format!("cannot delete branch {name} ({branch_ref}): {e}; run `stackdrill drill cleanup`")),
         };
         Teardown::from_delete(
             result,
-            format!("branch {name} ({id}) deleted"),
+            format!("branch {name} ({branch_ref}) deleted"),
             format!("branch {name} was already gone"),
         )
     }
@@ -287,5 +457,17 @@ mod tests {
         assert!(!is_drill_branch("sd-supa-x1234567", "supa"));
         assert!(!is_drill_branch("sd-supa-staging-01234567", "supa"));
         assert!(!is_drill_branch("feature-login", "supa"));
+    }
+
+    #[test]
+    fn an_ipv6_only_host_is_named_in_the_error() {
+        let v6: std::net::SocketAddr = "[2406:da18::1]:5432".parse().unwrap();
+        let v4: std::net::SocketAddr = "13.228.0.1:5432".parse().unwrap();
+        let e = ipv6_only("db.abcdefghijklmnopqrst.supabase.co", &[v6]).unwrap();
+        assert!(
+            e.contains("db.abcdefghijklmnopqrst.supabase.co") && e.contains("IPv6") && e.contains("connect: pooler"),
+            "{e}"
+        );
+        assert!(ipv6_only("h", &[v6, v4]).is_none() && ipv6_only("h", &[]).is_none());
     }
 }
