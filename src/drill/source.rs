@@ -254,17 +254,19 @@ struct InstanceFacts {
 async fn from_instance(restore: &RestoreSpec, aws: &aws_types::SdkConfig) -> Result<InstanceFacts, DrillError> {
     let rds = aws_sdk_rds::Client::new(aws);
     let port = |p: Option<i32>| p.and_then(|p| u16::try_from(p).ok()).unwrap_or(5432);
-    match restore {
-        RestoreSpec::AwsRdsInstance(r) => {
+    use crate::drill::restore::registry::{self, SourceInstance};
+    match registry::kind(restore).source_instance() {
+        Some(SourceInstance::Instance(name)) => {
             let out = rds
                 .describe_db_instances()
-                .db_instance_identifier(&r.source_instance)
+                .db_instance_identifier(name)
                 .send()
                 .await
                 .map_err(|e| crate::aws::classify("rds:DescribeDBInstances", &e))?;
-            let i = out.db_instances().first().ok_or_else(|| {
-                DrillError::NotFound(format!("source instance `{}` does not exist", r.source_instance))
-            })?;
+            let i = out
+                .db_instances()
+                .first()
+                .ok_or_else(|| DrillError::NotFound(format!("source instance `{name}` does not exist")))?;
             let ep = i.endpoint();
             Ok(InstanceFacts {
                 host: ep.and_then(|e| e.address()).unwrap_or_default().to_string(),
@@ -273,17 +275,17 @@ async fn from_instance(restore: &RestoreSpec, aws: &aws_types::SdkConfig) -> Res
                 secret_arn: i.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_string),
             })
         }
-        RestoreSpec::AwsAuroraCluster(r) => {
+        Some(SourceInstance::Cluster(name)) => {
             let out = rds
                 .describe_db_clusters()
-                .db_cluster_identifier(&r.source_cluster)
+                .db_cluster_identifier(name)
                 .send()
                 .await
                 .map_err(|e| crate::aws::classify("rds:DescribeDBClusters", &e))?;
             let c = out
                 .db_clusters()
                 .first()
-                .ok_or_else(|| DrillError::NotFound(format!("source cluster `{}` does not exist", r.source_cluster)))?;
+                .ok_or_else(|| DrillError::NotFound(format!("source cluster `{name}` does not exist")))?;
             Ok(InstanceFacts {
                 host: c.endpoint().unwrap_or_default().to_string(),
                 port: port(c.port()),
@@ -291,7 +293,9 @@ async fn from_instance(restore: &RestoreSpec, aws: &aws_types::SdkConfig) -> Res
                 secret_arn: c.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_string),
             })
         }
-        _ => Err(DrillError::Refused("`from-instance` needs an aws-rds-instance or aws-aurora-cluster restore".into())),
+        None => {
+            Err(DrillError::Refused("`from-instance` needs an aws-rds-instance or aws-aurora-cluster restore".into()))
+        }
     }
 }
 

@@ -581,6 +581,7 @@ impl BucketRestore {
 
 /// A bucket restored alone (`restore: aws-s3-bucket`): a provider with no database. The runner skips the
 /// ready phase and runs the `objects` checks on the scratch bucket.
+#[async_trait::async_trait]
 impl super::RestoreProvider for BucketRestore {
     fn name(&self) -> &'static str {
         "aws-s3-bucket"
@@ -606,7 +607,7 @@ impl super::RestoreProvider for BucketRestore {
         out
     }
 
-    fn has_database(&self) -> bool {
+    fn has_ready_phase(&self) -> bool {
         false
     }
 
@@ -641,8 +642,10 @@ impl super::RestoreProvider for BucketRestore {
         self.bring_back().await
     }
 
-    async fn wait_ready(&mut self) -> Result<super::Endpoint, RestoreError> {
-        Err(RestoreError::Error("a bucket restore has no database to wait for".into()))
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.restored()
+            .map(super::Restored::Bucket)
+            .ok_or_else(|| RestoreError::Error("the bucket was not restored: nothing to check".into()))
     }
 
     async fn teardown(&mut self) -> Teardown {
@@ -676,10 +679,6 @@ impl super::RestoreProvider for BucketRestore {
 
     fn rto_seconds(&self, _: DateTime<Utc>) -> Option<f64> {
         self.rto
-    }
-
-    fn restored_bucket(&self) -> Option<RestoredBucket> {
-        self.restored()
     }
 }
 
@@ -811,6 +810,23 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
 #[cfg(test)]
 #[path = "aws_s3_bucket_tests.rs"]
 mod backup_tests;
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for BucketRestoreSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let ids = (ctx.spec.name.as_str(), ctx.run_id, 0);
+        let provider = BucketRestore::connect(self, &ctx.opts.aws, ids, ctx.events.clone(), ctx.lifetime).await?;
+        Ok(super::registry::Built::alone(provider))
+    }
+
+    fn scratch_text(&self, _: &str, spec: &crate::config::DrillSpec, run_id: &str, region: Option<&str>) -> String {
+        format!(
+            "bucket {} in {}: private, encrypted like the source, expiring, tagged stackdrill:scratch",
+            super::s3_scratch::bucket_name(&spec.name, run_id, 0),
+            self.region.as_deref().or(region).unwrap_or("the default region")
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

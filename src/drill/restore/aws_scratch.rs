@@ -790,6 +790,20 @@ pub(crate) async fn wait_until_restorable(source: &mut impl Restorable, t: DateT
     Ok(())
 }
 
+/// What an AWS database provider's run would create, named `name`, for `drill plan`.
+pub(crate) fn scratch_text(s: &crate::config::AwsScratchSpec, name: &str, region: Option<&str>) -> String {
+    let mut net = format!(
+        "subnet group {}, security groups {}",
+        s.subnet_group.as_deref().unwrap_or("(default VPC)"),
+        if s.security_groups.is_empty() { "(default)".to_string() } else { s.security_groups.join(", ") }
+    );
+    if let Some(class) = &s.instance_class {
+        net.push_str(&format!(", {class}"));
+    }
+    let region = s.region.as_deref().or(region).unwrap_or("the default region");
+    format!("{name} in {region} ({net}), tagged stackdrill:scratch")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -264,6 +264,7 @@ impl LocalPostgres {
     }
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for LocalPostgres {
     fn name(&self) -> &'static str {
         "local-postgres"
@@ -397,7 +398,47 @@ impl RestoreProvider for LocalPostgres {
         Ok(())
     }
 
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
+    }
+
+    fn neutralised(&self) -> Vec<String> {
+        self.neutralised.clone()
+    }
+
+    fn rpo_floor(&self) -> Option<(DateTime<Utc>, &'static str)> {
+        let basis = "upper bound: no transaction was replayed after the base backup, so the target minus the \
+                     backup's start";
+        self.backup.as_ref().map(|b| (b.started_at, basis))
+    }
+
+    async fn teardown(&mut self) -> Teardown {
+        let Some(mut scratch) = self.scratch.take() else {
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: "no scratch was created".into(),
+            };
+        };
+        scratch.stop_copy.store(true, Ordering::Relaxed);
+        if let Some(copy) = scratch.copy.take() {
+            let _ = copy.await;
+        }
+        super::remove_scratch_cluster(
+            &scratch.cluster,
+            &self.bin,
+            &self.as_user,
+            &self.drill,
+            &self.run,
+            self.teardown_deadline,
+        )
+        .await
+    }
+}
+
+impl LocalPostgres {
+    /// Waits until the restored database accepts queries as a primary: how to reach it.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
         let cluster =
             self.scratch.as_ref().map(|s| s.cluster.clone()).ok_or_else(|| RestoreError::Error("no scratch".into()))?;
         let config = cluster.client_config(&self.spec.user, &self.database);
@@ -454,39 +495,6 @@ impl RestoreProvider for LocalPostgres {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    fn neutralised(&self) -> Vec<String> {
-        self.neutralised.clone()
-    }
-
-    fn rpo_floor(&self) -> Option<(DateTime<Utc>, &'static str)> {
-        let basis = "upper bound: no transaction was replayed after the base backup, so the target minus the \
-                     backup's start";
-        self.backup.as_ref().map(|b| (b.started_at, basis))
-    }
-
-    async fn teardown(&mut self) -> Teardown {
-        let Some(mut scratch) = self.scratch.take() else {
-            return Teardown {
-                status: TeardownStatus::NothingToDo,
-                at: Utc::now(),
-                detail: "no scratch was created".into(),
-            };
-        };
-        scratch.stop_copy.store(true, Ordering::Relaxed);
-        if let Some(copy) = scratch.copy.take() {
-            let _ = copy.await;
-        }
-        super::remove_scratch_cluster(
-            &scratch.cluster,
-            &self.bin,
-            &self.as_user,
-            &self.drill,
-            &self.run,
-            self.teardown_deadline,
-        )
-        .await
     }
 }
 
@@ -615,4 +623,26 @@ fn copy_tree(
         return Err("interrupted".into());
     }
     Ok(())
+}
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for LocalPostgresSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let (spec, t) = (ctx.spec, &ctx.spec.timeouts);
+        let provider =
+            LocalPostgres::new(self, &spec.name, ctx.run_id, ctx.default_db(), ctx.events.clone(), t, ctx.lifetime)?;
+        Ok(super::registry::Built::alone(provider))
+    }
+
+    fn local_scratch(&self) -> Option<(&std::path::Path, &str)> {
+        Some((&self.scratch_root, &self.os_user))
+    }
+
+    fn scratch_text(&self, name: &str, _: &crate::config::DrillSpec, _: &str, _: Option<&str>) -> String {
+        format!("{name} under {} (socket only)", self.scratch_root.display())
+    }
+
+    fn plan_timeout(&self) -> Duration {
+        Duration::from_secs(5 * 60)
+    }
 }
