@@ -684,6 +684,7 @@ async fn restore_bucket(b: &mut BucketRestore) -> Result<(), super::error::Resto
     res.map_err(|e| match e {
         RestoreError::Failed(m) => RestoreError::Failed(format!("bucket restore `{}`: {m}", b.name())),
         RestoreError::Error(m) => RestoreError::Error(format!("bucket restore `{}`: {m}", b.name())),
+        other => RestoreError::Error(format!("bucket restore `{}`: {other}", b.name())),
     })
 }
 

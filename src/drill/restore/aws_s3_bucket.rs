@@ -179,7 +179,9 @@ impl BucketRestore {
         self.window = Some(window);
         self.encryption = Some(match &self.spec.kms_key {
             Some(k) => Encryption::Kms(Some(k.clone())),
-            None => s3_scratch::encryption_of(&self.s3, bucket).await.map_err(DrillError::Refused)?,
+            None => {
+                s3_scratch::encryption_of(&self.s3, bucket).await.map_err(|e| DrillError::Refused(e.to_string()))?
+            }
         });
         Ok(window)
     }
@@ -234,7 +236,7 @@ impl BucketRestore {
         }
         let now = Utc::now();
         let retention = self.noncurrent_retention_days().await?;
-        let created = s3_scratch::created_at(&self.s3, bucket).await.map_err(DrillError::Refused)?;
+        let created = s3_scratch::created_at(&self.s3, bucket).await.map_err(|e| DrillError::Refused(e.to_string()))?;
         let by_retention = retention.map(|d| now - chrono::TimeDelta::days(d.into()));
         let earliest = match (created, by_retention) {
             (Some(c), Some(r)) => c.max(r),
@@ -352,7 +354,7 @@ impl BucketRestore {
         let encryption = self.encryption.clone().unwrap_or(Encryption::S3Managed);
         self.started = true;
         let tags = aws_scratch::scratch_tag_pairs(&self.drill, &self.run, self.expires_at);
-        s3_scratch::create(&self.s3, &self.scratch, &self.region, &tags).await.map_err(RestoreError::Error)?;
+        s3_scratch::create(&self.s3, &self.scratch, &self.region, &tags).await?;
         self.secure(&encryption).await?;
         crate::crash::point("also-restore:copying");
         self.progress(format!(
@@ -386,7 +388,7 @@ impl BucketRestore {
     async fn secure(&self, encryption: &Encryption) -> Result<(), RestoreError> {
         let tags = aws_scratch::scratch_tag_pairs(&self.drill, &self.run, self.expires_at);
         let days = (self.expires_at - Utc::now()).num_days() as i32 + 1;
-        s3_scratch::secure(&self.s3, &self.scratch, &tags, encryption, days).await.map_err(RestoreError::Error)
+        Ok(s3_scratch::secure(&self.s3, &self.scratch, &tags, encryption, days).await?)
     }
 
     /// A restore job into a new bucket named like the scratch; tagged and secured as soon as it exists.

@@ -348,7 +348,9 @@ impl RestoreProvider for LocalPostgres {
         let total = self.backup_bytes;
         let handle = self.spawn_copy(backup.path.clone(), cluster.data(), stop_copy, done.clone());
         let (events, drill) = (self.events.clone(), self.drill.clone());
-        let scratch = self.scratch.as_mut().expect("scratch recorded above");
+        let Some(scratch) = self.scratch.as_mut() else {
+            return Err(RestoreError::Error("the scratch was not recorded before the copy".into()));
+        };
         let copy = scratch.copy.insert(handle);
         let result = loop {
             tokio::select! {
@@ -610,13 +612,14 @@ fn copy_tree(
                     }
                 });
                 if let Err(e) = res {
-                    failure.lock().unwrap().get_or_insert(e.to_string());
+                    // A poisoned lock still holds the first failure: a panicking copier is no reason to lose it.
+                    failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e.to_string());
                     stop.store(true, Ordering::Relaxed);
                 }
             });
         }
     });
-    if let Some(e) = failure.into_inner().unwrap() {
+    if let Some(e) = failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         return Err(e);
     }
     if stop.load(Ordering::Relaxed) {

@@ -444,13 +444,13 @@ impl PgDump {
         let path = path.to_path_buf();
         let out = tokio::task::spawn_blocking(move || -> Result<(bool, String), String> {
             let mut child = cmd.spawn().map_err(|e| format!("could not run psql: {e}"))?;
-            let mut stderr = child.stderr.take().expect("piped");
+            let mut stderr = child.stderr.take().ok_or("psql's stderr was not piped")?;
             let errors = std::thread::spawn(move || {
                 let mut s = String::new();
                 let _ = stderr.read_to_string(&mut s);
                 s
             });
-            let mut stdin = std::io::BufWriter::new(child.stdin.take().expect("piped"));
+            let mut stdin = std::io::BufWriter::new(child.stdin.take().ok_or("psql's stdin was not piped")?);
             let fed = sql_reader(&path, gzip).and_then(|r| {
                 dump::for_each_sql_line(r, |line, data| {
                     let skip = !data && skipped_statement(line, &skip_ext, &existing_roles);

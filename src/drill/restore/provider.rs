@@ -95,11 +95,11 @@ impl Teardown {
 
     /// The record of a guarded delete: `Ok(true)` deleted (`done` says what), `Ok(false)` nothing was
     /// there (`absent` says what), `Err` why it failed.
-    pub(crate) fn from_delete(r: Result<bool, String>, done: String, absent: String) -> Teardown {
+    pub(crate) fn from_delete(r: Result<bool, impl std::fmt::Display>, done: String, absent: String) -> Teardown {
         let (status, detail) = match r {
             Ok(true) => (TeardownStatus::Done, done),
             Ok(false) => (TeardownStatus::NothingToDo, absent),
-            Err(e) => (TeardownStatus::Failed, e),
+            Err(e) => (TeardownStatus::Failed, e.to_string()),
         };
         Teardown { status, at: Utc::now(), detail }
     }
