@@ -99,6 +99,9 @@ pub(crate) enum RestoreError {
     /// A scratch resource could not be made or removed. Not a verdict on the backups.
     #[error(transparent)]
     Scratch(#[from] ScratchError),
+    /// The restored copy could not be made inert (`restore/outbound.rs`). Not a verdict on the backups.
+    #[error(transparent)]
+    Neutralise(#[from] crate::drill::restore::outbound::OutboundError),
 }
 
 impl RestoreError {
@@ -112,7 +115,7 @@ impl RestoreError {
         match self {
             RestoreError::Aws(e) => e.hint(),
             RestoreError::Scratch(e) => e.hint(),
-            RestoreError::Failed(_) | RestoreError::Error(_) => None,
+            RestoreError::Failed(_) | RestoreError::Error(_) | RestoreError::Neutralise(_) => None,
         }
     }
 }

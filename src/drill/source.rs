@@ -320,14 +320,23 @@ async fn read_secret(aws: &aws_types::SdkConfig, id: &str) -> Result<SecretValue
     parse_secret(text).map_err(|why| DrillError::Secret(format!("secret `{id}`: {why}")))
 }
 
-fn parse_secret(text: &str) -> Result<SecretValue, String> {
+/// What is wrong with a secret's text; never the text itself.
+#[derive(Debug, thiserror::Error)]
+enum SecretFormatError {
+    #[error("is not valid JSON")]
+    NotJson,
+    #[error("a JSON secret needs a string `password` field")]
+    NoPassword,
+}
+
+fn parse_secret(text: &str) -> Result<SecretValue, SecretFormatError> {
     if !text.trim_start().starts_with('{') {
         return Ok(SecretValue { username: None, password: text.to_string() });
     }
     // Never echo the secret's text in an error: name what is wrong only.
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| "is not valid JSON".to_string())?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| SecretFormatError::NotJson)?;
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    let password = field("password").ok_or("a JSON secret needs a string `password` field")?;
+    let password = field("password").ok_or(SecretFormatError::NoPassword)?;
     Ok(SecretValue { username: field("username"), password })
 }
 
@@ -366,9 +375,9 @@ mod tests {
         assert_eq!((s.username.as_deref(), s.password.as_str()), (Some("app"), "p'w\"x"));
         let s = parse_secret("just-a-password").unwrap();
         assert_eq!((s.username, s.password.as_str()), (None, "just-a-password"));
-        let e = parse_secret(r#"{"username":"app","pass":"hunter2"}"#).err().unwrap();
+        let e = parse_secret(r#"{"username":"app","pass":"hunter2"}"#).err().unwrap().to_string();
         assert!(e.contains("`password`") && !e.contains("hunter2"), "{e}");
-        let e = parse_secret(r#"{"password": hunter2"#).err().unwrap();
+        let e = parse_secret(r#"{"password": hunter2"#).err().unwrap().to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 

@@ -465,9 +465,7 @@ impl LocalPostgres {
                     Ok(row) => {
                         if !row.get::<_, bool>(0) {
                             self.disable_subscriptions(&cluster).await?;
-                            let outbound = super::outbound::neutralise_cluster(&cluster, &self.spec.user)
-                                .await
-                                .map_err(RestoreError::Error)?;
+                            let outbound = super::outbound::neutralise_cluster(&cluster, &self.spec.user).await?;
                             self.neutralised.extend(outbound);
                             return Ok(Endpoint {
                                 config: config.clone(),

@@ -832,8 +832,7 @@ impl PgDump {
                 .map_err(|e| RestoreError::Error(format!("cannot disable subscription `{name}`: {e}")))?;
             self.neutralised.push(format!("subscription `{name}` disabled and detached from its slot"));
         }
-        let outbound =
-            super::outbound::neutralise_cluster(&cluster, &self.spec.user).await.map_err(RestoreError::Error)?;
+        let outbound = super::outbound::neutralise_cluster(&cluster, &self.spec.user).await?;
         self.neutralised.extend(outbound);
         Ok(Endpoint {
             config,
