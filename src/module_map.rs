@@ -45,7 +45,7 @@ fn allowed(architecture: &str) -> BTreeMap<String, BTreeSet<String>> {
 
 /// A file's text without its `#[cfg(test)]` items (test modules may reach anywhere, e.g. the settings
 /// layer's `init_process`).
-fn without_test_code(text: &str) -> String {
+pub(crate) fn without_test_code(text: &str) -> String {
     let mut out = String::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
@@ -78,7 +78,7 @@ fn is_test_cfg(line: &str) -> bool {
 }
 
 /// Files of `dir` that are test-only modules (declared under `#[cfg(test)]` by their parent).
-fn test_only_files(root: &Path) -> BTreeSet<PathBuf> {
+pub(crate) fn test_only_files(root: &Path) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     for file in rust_files(root) {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -111,7 +111,7 @@ fn test_only_files(root: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

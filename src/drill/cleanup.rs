@@ -12,7 +12,8 @@ use super::guard;
 use super::restore::aws_scratch::{self, Owner, TAG_SCRATCH};
 use super::restore::s3_scratch;
 use crate::aws::{AwsSettings, classify};
-use crate::config::{DrillSpec, RestoreSpec};
+use crate::config::DrillSpec;
+use crate::drill::restore::registry;
 use crate::pg::{Cluster, PgBin, RunAs, remove_tree};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,9 +32,7 @@ pub(crate) struct Swept {
 pub(crate) async fn sweep(drills: &[DrillSpec], dry_run: bool, aws: &AwsSettings, force_aws: bool) -> Vec<Swept> {
     let mut out = sweep_local(drills, dry_run).await;
     for d in drills {
-        if let RestoreSpec::SupabaseBranch(sb) = &d.restore {
-            out.extend(sweep_supabase(&d.name, sb, dry_run).await);
-        }
+        out.extend(registry::kind(&d.restore).sweep(&d.name, dry_run).await);
     }
     let mut regions = BTreeSet::new();
     for scratch in drills.iter().filter_map(|d| d.restore.aws_scratch()) {
@@ -61,12 +60,8 @@ async fn sweep_local(drills: &[DrillSpec], dry_run: bool) -> Vec<Swept> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for d in drills {
-        let (root, os_user) = match &d.restore {
-            RestoreSpec::LocalPostgres(lp) => (&lp.scratch_root, &lp.os_user),
-            RestoreSpec::PgDump(pd) => (&pd.scratch_root, &pd.os_user),
-            _ => continue,
-        };
-        let root = std::path::absolute(root).unwrap_or_else(|_| root.clone());
+        let Some((root, os_user)) = registry::kind(&d.restore).local_scratch() else { continue };
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
         if !seen.insert(root.clone()) {
             continue;
         }
@@ -109,56 +104,6 @@ async fn remove(path: &std::path::Path, os_user: &str) -> Result<(), String> {
         cluster.stop(&bin, &as_user, Duration::from_secs(60)).await.map_err(|e| e.to_string())?;
     }
     remove_tree(path).map_err(|e| e.to_string())
-}
-
-/// Branches of the drill's Supabase project named `sd-<drill>-<run>` (what its runs create), not persistent,
-/// older than `expires-after`. No token means the sweep is skipped with a note.
-async fn sweep_supabase(drill: &str, spec: &crate::config::SupabaseBranchSpec, dry_run: bool) -> Vec<Swept> {
-    use crate::drill::restore::supabase_branch::is_drill_branch;
-    use crate::supabase::{Branch, Call, Client};
-    let swept = |resource: String, run: &str, action: String| Swept {
-        kind: "supabase-branch",
-        resource,
-        drill: drill.to_string(),
-        run: run.to_string(),
-        action,
-    };
-    let project = format!("supabase:{}", spec.project_ref);
-    let client = match Client::new(&spec.api_url, &spec.token_env) {
-        Ok(c) => c,
-        Err(e) => return vec![swept(project, "", format!("skipped: {e}"))],
-    };
-    let branches: Vec<Branch> = match client.send(Call::ListBranches(&spec.project_ref), None).await {
-        Ok(b) => b,
-        Err(e) => return vec![swept(project, "", format!("failed: {e}"))],
-    };
-    let mut out = Vec::new();
-    for b in branches.into_iter().filter(|b| is_drill_branch(&b.name, drill)) {
-        let run = b.name.rsplit('-').next().unwrap_or_default().to_string();
-        let resource = format!("{project}/{} ({})", b.name, b.id);
-        let created = chrono::DateTime::parse_from_rfc3339(&b.created_at).map(|t| t.to_utc());
-        let expired = created
-            .as_ref()
-            .is_ok_and(|t| *t + chrono::Duration::from_std(spec.expires_after).unwrap_or_default() < Utc::now());
-        let action = if b.persistent {
-            "refused: a persistent branch (drills create only non-persistent ones)".to_string()
-        } else if created.is_err() {
-            format!("refused: its creation time `{}` is not a time", b.created_at)
-        } else if !expired {
-            "kept (not expired yet)".to_string()
-        } else if !crate::supabase::valid_ref(&b.project_ref) {
-            format!("refused: `{}` is not a branch ref", b.project_ref)
-        } else if dry_run {
-            "would remove".to_string()
-        } else {
-            match client.send::<serde_json::Value>(Call::DeleteBranch(&b.project_ref), None).await {
-                Ok(_) => "removed".to_string(),
-                Err(e) => format!("failed: {e}"),
-            }
-        };
-        out.push(swept(resource, &run, action));
-    }
-    out
 }
 
 /// One RDS resource that looks like drill scratch: tagged as scratch, or named `sd-…`.

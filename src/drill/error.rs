@@ -92,6 +92,85 @@ pub(crate) enum RestoreError {
     /// Something around the restore broke (disk, processes); not a verdict on the backups.
     #[error("{0}")]
     Error(String),
+    /// An AWS call failed: its kind tells throttling from not-found from denied. Not a verdict on the
+    /// backups.
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    /// A scratch resource could not be made or removed. Not a verdict on the backups.
+    #[error(transparent)]
+    Scratch(#[from] ScratchError),
+    /// The restored copy could not be made inert (`restore/outbound.rs`). Not a verdict on the backups.
+    #[error(transparent)]
+    Neutralise(#[from] crate::drill::restore::outbound::OutboundError),
+}
+
+impl RestoreError {
+    /// Whether the backups themselves could not be restored (the verdict `failed`), rather than something
+    /// around the restore breaking (`error`).
+    pub(crate) fn is_failed(&self) -> bool {
+        matches!(self, RestoreError::Failed(_))
+    }
+
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            RestoreError::Aws(e) => e.hint(),
+            RestoreError::Scratch(e) => e.hint(),
+            RestoreError::Failed(_) | RestoreError::Error(_) | RestoreError::Neutralise(_) => None,
+        }
+    }
+}
+
+/// Why stackdrill may not delete a resource: its tags do not prove it is this run's scratch (or an expired
+/// run's).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct NotOurs(pub(crate) String);
+
+/// Why a scratch resource (an RDS instance, cluster or parameter group, an S3 bucket) could not be made,
+/// read or removed. The kind decides what happens next: a refusal or a denial is final, throttling passes.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum ScratchError {
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    /// Not ours to touch: its tags do not prove it, or a bucket of the name exists already.
+    #[error("{0}")]
+    Refused(String),
+    /// A request could not be built from what we had (a tag or rule the SDK rejects).
+    #[error("{0}")]
+    Request(String),
+    /// S3 refused some keys of a batch delete.
+    #[error("{0}")]
+    Incomplete(String),
+}
+
+impl From<aws_sdk_s3::error::BuildError> for ScratchError {
+    fn from(e: aws_sdk_s3::error::BuildError) -> Self {
+        ScratchError::Request(e.to_string())
+    }
+}
+
+impl ScratchError {
+    /// Trying again will not help: a refusal, or a denial (the role lacks the action).
+    pub(crate) fn is_final(&self) -> bool {
+        match self {
+            ScratchError::Refused(_) => true,
+            ScratchError::Aws(e) => e.kind == crate::aws::Kind::AccessDenied,
+            ScratchError::Request(_) | ScratchError::Incomplete(_) => false,
+        }
+    }
+
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            ScratchError::Aws(e) => e.hint(),
+            ScratchError::Refused(_) => Some(
+                "stackdrill changes and deletes only scratch its tags prove is its own: remove the resource by \
+                 hand if it is yours, or rename the drill"
+                    .into(),
+            ),
+            ScratchError::Request(_) | ScratchError::Incomplete(_) => None,
+        }
+    }
 }
 
 impl From<PgError> for RestoreError {
@@ -107,6 +186,30 @@ pub(crate) fn fmt_time(t: &DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn aws(kind: crate::aws::Kind) -> crate::aws::AwsError {
+        crate::aws::AwsError { action: "rds:DeleteDBInstance".into(), kind, code: None, message: "m".into() }
+    }
+
+    /// A caller tells throttling from not-found from denied by kind, not by the message's first words (the
+    /// teardown's retry loop used to test `starts_with("access denied")`).
+    #[test]
+    fn restore_and_scratch_errors_keep_the_aws_kind() {
+        use crate::aws::Kind;
+        let throttled = ScratchError::from(aws(Kind::Throttled));
+        assert!(!throttled.is_final(), "throttling passes: try again");
+        assert!(ScratchError::from(aws(Kind::AccessDenied)).is_final(), "a denial is final");
+        assert!(ScratchError::Refused("refused to delete `x`: not ours".into()).is_final());
+        let e = RestoreError::from(throttled);
+        assert!(matches!(&e, RestoreError::Scratch(ScratchError::Aws(a)) if a.kind == Kind::Throttled), "{e:?}");
+        assert!(!e.is_failed(), "an AWS failure is not a verdict on the backups");
+        let e = RestoreError::from(aws(Kind::NotFound));
+        assert!(matches!(&e, RestoreError::Aws(a) if a.is_not_found()), "{e:?}");
+        let e = RestoreError::from(ScratchError::from(aws(Kind::AccessDenied)));
+        assert!(e.hint().is_some_and(|h| h.contains("rds:DeleteDBInstance")), "{e}");
+        assert!(ScratchError::Refused("r".into()).hint().is_some());
+        assert!(RestoreError::Failed("f".into()).is_failed());
+    }
 
     /// A certificate another CA signed: the hint says the `ca-bundle` did not sign it.
     #[test]

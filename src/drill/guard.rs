@@ -21,9 +21,19 @@ pub(crate) struct ScratchMarker {
 
 /// Writes the marker into a fresh scratch directory as `as_user` (its owner), refusing anything already
 /// in its place.
-pub(crate) fn write(dir: &Path, marker: &ScratchMarker, as_user: &crate::pg::RunAs) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(marker).map_err(|e| e.to_string())?;
-    as_user.create_file(&dir.join(MARKER), text.as_bytes(), 0o644).map_err(|e| e.to_string())
+pub(crate) fn write(dir: &Path, marker: &ScratchMarker, as_user: &crate::pg::RunAs) -> Result<(), MarkerError> {
+    let text = serde_json::to_string_pretty(marker)?;
+    Ok(as_user.create_file(&dir.join(MARKER), text.as_bytes(), 0o644)?)
+}
+
+/// Why the scratch marker could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MarkerError {
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+    /// Creating the file as the server's OS user failed (or something already stood in its place).
+    #[error(transparent)]
+    Write(#[from] crate::pg::PgError),
 }
 
 pub(crate) fn read(dir: &Path) -> Option<ScratchMarker> {

@@ -60,8 +60,12 @@ pub(super) fn stop_reason(phase: &str, stop: Stop<impl Into<RestoreOrText>>) -> 
         }
         Stop::Panicked(what) => (Verdict::Error, format!("the {phase} phase panicked (a bug): {what}")),
         Stop::Failed(e) => match e.into() {
-            RestoreOrText::Restore(RestoreError::Failed(m)) => (Verdict::Failed, m),
-            RestoreOrText::Restore(RestoreError::Error(m)) => (Verdict::Error, m),
+            RestoreOrText::Restore(e) => {
+                if let Some(hint) = e.hint() {
+                    tracing::info!(phase, hint = %hint, "what to do about the {phase} phase's error");
+                }
+                (if e.is_failed() { Verdict::Failed } else { Verdict::Error }, e.to_string())
+            }
             RestoreOrText::Text(m) => (Verdict::Error, m),
         },
     }

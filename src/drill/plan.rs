@@ -9,10 +9,11 @@ use serde::Serialize;
 use super::error::DrillError;
 use super::events::EventSink;
 use super::forecast::{Forecast, forecast};
+use super::restore::registry::{self, Built};
 use super::restore::{BucketRestore, RestoreProvider};
-use super::runner::{RunOptions, UseProvider, connect_source, with_provider};
+use super::runner::{RunOptions, connect_source};
 use super::target::select;
-use crate::config::{CheckSpec, DrillSpec, RestoreSpec, TargetSpec, human_seconds};
+use crate::config::{CheckSpec, DrillSpec, TargetSpec, human_seconds};
 use crate::report::model::Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,42 +117,23 @@ impl Planner<'_> {
     }
 }
 
-/// The least a restore by this provider has taken, where it is known: an objective below it cannot be met.
-fn provider_floor(restore: &RestoreSpec) -> Option<(u64, &'static str)> {
-    match restore {
-        RestoreSpec::AwsRdsInstance(_) => Some((10 * 60, "an RDS point-in-time restore creates an instance")),
-        RestoreSpec::AwsAuroraCluster(_) => Some((8 * 60, "an Aurora restore creates a cluster and an instance")),
-        RestoreSpec::AwsBackup(_) => Some((15 * 60, "an AWS Backup restore job creates an instance")),
-        // The dashboard's own estimate for a branch with data: at least 3 minutes, plus ~2 s per GB copied.
-        RestoreSpec::SupabaseBranch(_) => {
-            Some((3 * 60, "a Supabase branch with data is provisioned (≥ 3 min + ~2 s/GB)"))
-        }
-        _ => None,
-    }
-}
-
-impl UseProvider for Planner<'_> {
-    type Out = Plan;
-
-    async fn with<P: RestoreProvider>(
-        mut self,
-        provider: &mut P,
-        aws: Option<aws_types::SdkConfig>,
-    ) -> Result<Plan, DrillError> {
+impl Planner<'_> {
+    /// The plan with a built provider.
+    async fn with(mut self, provider: &mut dyn RestoreProvider, aws: Option<aws_types::SdkConfig>) -> Plan {
         // A step that fails ends the plan, keeping what the steps before it found.
         let (forecast, could_not) = match self.steps(provider, aws).await {
             Ok(f) => (f, None),
             Err(e) => (None, Some(e)),
         };
-        Ok(Plan::of(self.spec, self.items, forecast, could_not))
+        Plan::of(self.spec, self.items, forecast, could_not)
     }
 }
 
 impl Planner<'_> {
     /// Each step in the order a run takes them; the first that cannot go on ends the plan.
-    async fn steps<P: RestoreProvider>(
+    async fn steps(
         &mut self,
-        provider: &mut P,
+        provider: &mut dyn RestoreProvider,
         aws: Option<aws_types::SdkConfig>,
     ) -> Result<Option<Forecast>, DrillError> {
         if let Some(aws) = &aws {
@@ -217,9 +199,9 @@ impl Planner<'_> {
 
     /// The recoverable window, the target a run would pick in it, and the backup it would restore; the
     /// instant the restored data would stand at.
-    async fn window_target_backup<P: RestoreProvider>(
+    async fn window_target_backup(
         &mut self,
-        provider: &mut P,
+        provider: &mut dyn RestoreProvider,
     ) -> Result<chrono::DateTime<Utc>, DrillError> {
         let spec = self.spec;
         let window = provider.window().await?;
@@ -244,7 +226,8 @@ impl Planner<'_> {
     fn objective_floor(&mut self) {
         let spec = self.spec;
         let objective = spec.objectives.rto.as_secs_f64();
-        let Some((floor, why)) = provider_floor(&spec.restore).filter(|(f, _)| (objective as u64) < *f) else {
+        let Some((floor, why)) = registry::kind(&spec.restore).rto_floor().filter(|(f, _)| (objective as u64) < *f)
+        else {
             return;
         };
         let what = format!(
@@ -288,35 +271,7 @@ impl Planner<'_> {
 fn scratch_text(spec: &DrillSpec, run_id: &str, region: Option<&str>) -> String {
     let short: String = run_id.chars().take(8).collect();
     let name = format!("sd-{}-{short}", spec.name);
-    match &spec.restore {
-        RestoreSpec::LocalPostgres(lp) => format!("{name} under {} (socket only)", lp.scratch_root.display()),
-        RestoreSpec::PgDump(pd) => format!("{name} under {} (a fresh cluster, socket only)", pd.scratch_root.display()),
-        RestoreSpec::ExistingPostgres(_) => "none: the database was restored by hand; it is only read".into(),
-        RestoreSpec::SupabaseBranch(sb) => format!("branch {name} of project {} (not persistent)", sb.project_ref),
-        RestoreSpec::SupabaseNewProject(np) => format!(
-            "project {name}, restored by a person from project {}'s PITR in the dashboard (the step below), \
-             deleted afterwards",
-            np.project_ref
-        ),
-        RestoreSpec::AwsS3Bucket(b) => format!(
-            "bucket {} in {}: private, encrypted like the source, expiring, tagged stackdrill:scratch",
-            super::restore::s3_scratch::bucket_name(&spec.name, run_id, 0),
-            b.region.as_deref().or(region).unwrap_or("the default region")
-        ),
-        other => {
-            let s = other.aws_scratch().expect("an AWS provider");
-            let mut net = format!(
-                "subnet group {}, security groups {}",
-                s.subnet_group.as_deref().unwrap_or("(default VPC)"),
-                if s.security_groups.is_empty() { "(default)".to_string() } else { s.security_groups.join(", ") }
-            );
-            if let Some(class) = &s.instance_class {
-                net.push_str(&format!(", {class}"));
-            }
-            let region = s.region.as_deref().or(region).unwrap_or("the default region");
-            format!("{name} in {region} ({net}), tagged stackdrill:scratch")
-        }
-    }
+    registry::kind(&spec.restore).scratch_text(&name, spec, run_id, region)
 }
 
 /// Whether the source user could write the canary: INSERT on the table, or CREATE on the schema when the
@@ -359,7 +314,8 @@ pub(crate) async fn plan(spec: &DrillSpec, opts: &RunOptions, history: History<'
     };
     let planner = Planner { spec, opts, run_id: run_id.clone(), history, items: vec![file.clone()] };
     // Building the provider (credentials, residency) can end the plan before any step runs.
-    with_provider(spec, opts, &run_id, EventSink::new(|_| {}), planner)
-        .await
-        .unwrap_or_else(|e| Plan::of(spec, vec![file], None, Some(e)))
+    match registry::build(spec, opts, &run_id, EventSink::new(|_| {})).await {
+        Ok(Built { mut provider, aws }) => Box::pin(planner.with(provider.as_mut(), aws)).await,
+        Err(e) => Plan::of(spec, vec![file], None, Some(e)),
+    }
 }

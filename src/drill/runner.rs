@@ -14,15 +14,15 @@ use super::events::{Event, EventSink};
 use super::judge::{self, Judgement};
 use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
+use super::restore::registry::{self, Built};
 use super::restore::{
-    AwsAuroraCluster, AwsBackup, AwsRdsInstance, BackupUsed, BucketRestore, Endpoint, ExistingPostgres, LocalPostgres,
-    PgDump, RestoreProvider, RestoredBucket, SupabaseBranch, SupabaseNewProject, Teardown, TeardownStatus,
+    BackupUsed, BucketRestore, Endpoint, RestoreProvider, Restored, RestoredBucket, Teardown, TeardownStatus,
 };
 use super::source;
 use super::target::{ResolvedTarget, Window, select};
 use super::verify::{self, CheckResult, CheckStatus, canary};
 use crate::aws::{AwsSettings, CallCounter, Calls};
-use crate::config::{CheckSpec, DrillSpec, RestoreSpec, SecretRef, TargetSpec};
+use crate::config::{CheckSpec, DrillSpec, SecretRef, TargetSpec};
 use crate::pg;
 use crate::report::model::{self, FileRef, Phase, PhaseStatus, Report};
 
@@ -74,134 +74,22 @@ pub(crate) async fn run(
         let bucket = BucketRestore::connect(b, &opts.aws, ids, events.clone(), scratch_lifetime(spec));
         ctx.buckets.push(bucket.await?);
     }
-    with_provider(spec, opts, &run_id, events, ctx).await
+    let Built { mut provider, aws } = registry::build(spec, opts, &run_id, events).await?;
+    // The source login reuses an AWS drill's config (its region, the checked credentials).
+    ctx.aws = aws;
+    // Boxed: the run's state machine is large.
+    Box::pin(ctx.run(provider.as_mut())).await
 }
 
 /// The scratch-bucket number of `also-restore[i]` (0 is a primary `aws-s3-bucket` restore's).
 pub(crate) fn also_index(spec: &DrillSpec, i: usize) -> usize {
-    i + usize::from(matches!(spec.restore, RestoreSpec::AwsS3Bucket(_)))
+    i + spec.restore.buckets(&[]).count()
 }
 
 /// How long a run's scratch may live: every phase's deadline (the ownership tags and cleanup use it).
 pub(crate) fn scratch_lifetime(spec: &DrillSpec) -> Duration {
     let t = &spec.timeouts;
     super::restore::plan_timeout(spec) + t.restore + t.ready + t.verify + t.teardown
-}
-
-/// What is done with a drill's provider once it is built: the run (`RunCtx`), or `drill plan`.
-pub(crate) trait UseProvider {
-    type Out;
-    /// `aws` is the drill's checked SDK config when its provider is on AWS.
-    async fn with<P: RestoreProvider>(
-        self,
-        provider: &mut P,
-        aws: Option<aws_types::SdkConfig>,
-    ) -> Result<Self::Out, DrillError>;
-}
-
-impl UseProvider for RunCtx<'_> {
-    type Out = Report;
-    async fn with<P: RestoreProvider>(
-        mut self,
-        provider: &mut P,
-        aws: Option<aws_types::SdkConfig>,
-    ) -> Result<Report, DrillError> {
-        // The source login reuses an AWS drill's config (its region, the checked credentials).
-        self.aws = aws;
-        // Boxed: the run's state machine is large, and the dispatch above it holds one per provider.
-        Box::pin(self.run(provider)).await
-    }
-}
-
-/// Builds the provider `spec` names (credentials checked, residency enforced, nothing created yet) and hands
-/// it to `user`.
-pub(crate) async fn with_provider<U: UseProvider>(
-    spec: &DrillSpec,
-    opts: &RunOptions,
-    run_id: &str,
-    events: EventSink,
-    user: U,
-) -> Result<U::Out, DrillError> {
-    let default_db = spec.source.as_ref().map(|s| s.dbname.as_str());
-    let t = &spec.timeouts;
-    let lifetime = scratch_lifetime(spec);
-    let Some(scratch) = spec.restore.aws_scratch() else {
-        return match &spec.restore {
-            RestoreSpec::LocalPostgres(lp) => {
-                user.with(&mut LocalPostgres::new(lp, &spec.name, run_id, default_db, events, t, lifetime)?, None).await
-            }
-            RestoreSpec::PgDump(pd) => {
-                let s3 = match &pd.dumps {
-                    crate::config::DumpLocation::S3 { .. } => {
-                        let mut settings = opts.aws.clone();
-                        settings.region = pd.region.clone().or(settings.region);
-                        Some(crate::aws::s3_client(&settings).await)
-                    }
-                    crate::config::DumpLocation::Path(_) => None,
-                };
-                let mut provider = PgDump::new(pd, &spec.name, run_id, default_db, events, t, lifetime)?.with_s3(s3);
-                user.with(&mut provider, None).await
-            }
-            RestoreSpec::ExistingPostgres(ep) => {
-                let aws = match &ep.connection.password {
-                    SecretRef::Secret(_) | SecretRef::IamAuth => {
-                        let config = crate::aws::load(&opts.aws).await;
-                        crate::aws::check_credentials(&config).await?;
-                        Some(config)
-                    }
-                    _ => None,
-                };
-                user.with(&mut ExistingPostgres::new(ep, opts.restore_started_at, aws, t.check), None).await
-            }
-            RestoreSpec::SupabaseBranch(sb) => {
-                user.with(&mut SupabaseBranch::new(sb, &spec.name, run_id, events)?, None).await
-            }
-            RestoreSpec::SupabaseNewProject(np) => {
-                let provider = SupabaseNewProject::new(np, &spec.name, run_id, events, opts.restored_project.clone());
-                user.with(&mut provider?, None).await
-            }
-            RestoreSpec::AwsS3Bucket(b) => {
-                let ids = (spec.name.as_str(), run_id, 0);
-                user.with(&mut BucketRestore::connect(b, &opts.aws, ids, events, lifetime).await?, None).await
-            }
-            _ => unreachable!("every other provider is on AWS"),
-        };
-    };
-    let aws = Aws::connect(&opts.aws, scratch.region.as_deref()).await?;
-    let info = aws.run_info(scratch, &spec.name, run_id, default_db, events, lifetime)?;
-    let config = Some(aws.config.clone());
-    match &spec.restore {
-        RestoreSpec::AwsRdsInstance(r) => user.with(&mut AwsRdsInstance::new(r, aws.rds(), info), config).await,
-        RestoreSpec::AwsAuroraCluster(r) => user.with(&mut AwsAuroraCluster::new(r, aws.rds(), info), config).await,
-        RestoreSpec::AwsBackup(r) => {
-            let mut provider = AwsBackup::new(r, aws.backup(), aws.rds(), info, t.teardown);
-            // A restore testing plan's instance is AWS Backup's: it is reached with the source's login, not
-            // given a fresh password.
-            if r.restore_testing_plan.is_some()
-                && let Some(src) = &spec.source
-            {
-                let login = super::source::login(src, &spec.restore, Some(&aws.config)).await?;
-                if login.credential == "rds-iam-token" {
-                    return Err(DrillError::Secret(
-                        "a restore testing plan's instance is reached with the source's password: an IAM \
-                         token is for the source's host"
-                            .into(),
-                    ));
-                }
-                let (user, password) = login.into_credentials();
-                provider = provider.with_login(user, password);
-            }
-            user.with(&mut provider, config).await
-        }
-        RestoreSpec::LocalPostgres(_)
-        | RestoreSpec::PgDump(_)
-        | RestoreSpec::ExistingPostgres(_)
-        | RestoreSpec::SupabaseBranch(_)
-        | RestoreSpec::SupabaseNewProject(_)
-        | RestoreSpec::AwsS3Bucket(_) => {
-            unreachable!("drills without an AWS scratch returned above")
-        }
-    }
 }
 
 /// The SDK config of one AWS drill, with one call counter shared by its clients.
@@ -222,6 +110,18 @@ impl Aws {
         crate::aws::check_credentials(&config).await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| crate::aws::DEFAULT_REGION.into());
         Ok(Aws { config, region, calls: CallCounter::default() })
+    }
+
+    /// The config of an AWS database provider's drill (the scratch block's region), and its run's facts:
+    /// credentials checked, residency enforced.
+    pub(crate) async fn for_scratch(
+        ctx: &registry::BuildCtx<'_>,
+        scratch: &crate::config::AwsScratchSpec,
+    ) -> Result<(Aws, super::restore::aws_scratch::RunInfo), DrillError> {
+        let aws = Aws::connect(&ctx.opts.aws, scratch.region.as_deref()).await?;
+        let info =
+            aws.run_info(scratch, &ctx.spec.name, ctx.run_id, ctx.default_db(), ctx.events.clone(), ctx.lifetime)?;
+        Ok((aws, info))
     }
 
     fn run_info(
@@ -349,11 +249,11 @@ impl<'a> RunCtx<'a> {
 /// Runs `spec` with a provider built by the caller (tests inject mocked AWS clients this way; they are in
 /// the slow tier).
 #[cfg(all(test, feature = "slow-tests"))]
-pub(crate) async fn run_with<P: RestoreProvider>(
+pub(crate) async fn run_with(
     spec: &DrillSpec,
     opts: &RunOptions,
     run_id: &str,
-    provider: &mut P,
+    provider: &mut dyn RestoreProvider,
 ) -> Result<Report, DrillError> {
     let (_tx, cancel) = Cancel::new();
     let ctx = RunCtx::new(spec, opts, EventSink::new(|_| {}), cancel, run_id.to_string())?;
@@ -363,7 +263,7 @@ pub(crate) async fn run_with<P: RestoreProvider>(
 impl RunCtx<'_> {
     /// The run, step by step: plan (no report if it fails), restore and ready, verify, tell the provider,
     /// teardown (always, once a restore began), then judge and record.
-    async fn run<P: RestoreProvider>(mut self, provider: &mut P) -> Result<Report, DrillError> {
+    async fn run(mut self, provider: &mut dyn RestoreProvider) -> Result<Report, DrillError> {
         let started_at = Utc::now();
         self.calls = provider.calls().cloned();
         self.calls_mark = self.calls.as_ref().map(CallCounter::snapshot).unwrap_or_default();
@@ -377,13 +277,19 @@ impl RunCtx<'_> {
             Sessions { reader: replica.as_ref().or(source.as_ref()), all: source.iter().chain(&replica).collect() };
 
         let mut outcome = Judgement::passed();
-        let (endpoint, rto) = self.restore_phases(provider, &target, &mut outcome).await;
+        let (restored_copy, rto) = self.restore_phases(provider, &target, &mut outcome).await;
+        // The one engine-neutral match: a database the checks connect to, or a bucket restored alone.
+        let (endpoint, primary_bucket) = match restored_copy {
+            Some(Restored::Postgres(ep)) => (Some(*ep), None),
+            Some(Restored::Bucket(b)) => (None, Some(b)),
+            None => (None, None),
+        };
         let rto = rto.map(|clock| provider.rto_seconds(Utc::now()).unwrap_or(clock));
         // Restored: a database that accepts queries, or (a bucket restored alone) the restore phase passed.
         let restored = rto.is_some();
         self.also_restore_phase(&mut buckets, restored, &mut outcome).await;
         let restored_buckets: Vec<RestoredBucket> =
-            provider.restored_bucket().into_iter().chain(buckets.iter().filter_map(BucketRestore::restored)).collect();
+            primary_bucket.into_iter().chain(buckets.iter().filter_map(BucketRestore::restored)).collect();
         // Checks against the source cut where the restored data stands: the target, or a dump's time.
         let cut = provider.data_as_of().unwrap_or(target.time);
         let latest = matches!(self.opts.target.as_ref().unwrap_or(&self.spec.target), TargetSpec::Latest);
@@ -503,9 +409,9 @@ impl RunCtx<'_> {
     }
 
     /// The plan phase is recorded like the others, but its failure means "could not run": no report.
-    async fn plan_phase<P: RestoreProvider>(
+    async fn plan_phase(
         &mut self,
-        provider: &mut P,
+        provider: &mut dyn RestoreProvider,
         buckets: &mut [BucketRestore],
     ) -> Result<Planned, DrillError> {
         let (started, clock) = self.start_phase("plan");
@@ -534,9 +440,9 @@ impl RunCtx<'_> {
 
     /// Source login, the canary (with a `latest` target), the recoverable window, the target, the backup;
     /// then every bucket restore must reach the instant the database will stand at.
-    async fn plan<P: RestoreProvider>(
+    async fn plan(
         &self,
-        provider: &mut P,
+        provider: &mut dyn RestoreProvider,
         buckets: &mut [BucketRestore],
     ) -> Result<Planned, DrillError> {
         let spec = self.spec;
@@ -569,12 +475,12 @@ impl RunCtx<'_> {
     /// The restore and ready phases: the scratch endpoint when both passed, and the RTO (restore start
     /// until the scratch accepts queries as a primary; for a bucket restored alone, until the restore
     /// phase ends — there is no endpoint then, and the RTO says it passed).
-    async fn restore_phases<P: RestoreProvider>(
+    async fn restore_phases(
         &mut self,
-        provider: &mut P,
+        provider: &mut dyn RestoreProvider,
         target: &ResolvedTarget,
         outcome: &mut Judgement,
-    ) -> (Option<Endpoint>, Option<f64>) {
+    ) -> (Option<Restored>, Option<f64>) {
         let t = self.spec.timeouts;
         let clock = Instant::now();
         if let Err(stop) = self.phase("restore", t.restore, provider.restore(target)).await {
@@ -584,9 +490,17 @@ impl RunCtx<'_> {
             self.skip_phase("ready", why);
             return (None, None);
         }
-        if !provider.has_database() {
+        if !provider.has_ready_phase() {
             self.skip_phase("ready", "a bucket restore has no database to wait for");
-            return (None, Some(clock.elapsed().as_secs_f64()));
+            let rto = clock.elapsed().as_secs_f64();
+            // Nothing to wait for: the provider hands over what its restore phase brought back.
+            return match provider.wait_ready().await {
+                Ok(restored) => (Some(restored), Some(rto)),
+                Err(e) => {
+                    outcome.stopped("restore", Stop::Failed(e));
+                    (None, None)
+                }
+            };
         }
         match self.phase("ready", t.ready, provider.wait_ready()).await {
             Ok(ep) => (Some(ep), Some(clock.elapsed().as_secs_f64())),
@@ -731,9 +645,9 @@ impl RunCtx<'_> {
     /// in it is a failed teardown, never a lost record.
     /// The buckets of `also-restore` go after the database, each guarded by its own tags; the report records
     /// each one's teardown beside its restore.
-    async fn teardown_phase<P: RestoreProvider>(
+    async fn teardown_phase(
         &mut self,
-        provider: &mut P,
+        provider: &mut dyn RestoreProvider,
         buckets: &mut [BucketRestore],
     ) -> (Teardown, Vec<model::AlsoRestored>) {
         let (started, clock) = self.start_phase("teardown");
@@ -796,6 +710,7 @@ async fn restore_bucket(b: &mut BucketRestore) -> Result<(), super::error::Resto
     res.map_err(|e| match e {
         RestoreError::Failed(m) => RestoreError::Failed(format!("bucket restore `{}`: {m}", b.name())),
         RestoreError::Error(m) => RestoreError::Error(format!("bucket restore `{}`: {m}", b.name())),
+        other => RestoreError::Error(format!("bucket restore `{}`: {other}", b.name())),
     })
 }
 
@@ -827,7 +742,7 @@ async fn connect_restore(ep: &Endpoint, run_id: &str) -> Result<tokio_postgres::
 }
 
 /// The provider hears the verdict on the data while the scratch still exists (AWS Backup records it).
-async fn tell_provider<P: RestoreProvider>(provider: &mut P, drill: &str, checks: &[CheckResult], outcome: &Judgement) {
+async fn tell_provider(provider: &mut dyn RestoreProvider, drill: &str, checks: &[CheckResult], outcome: &Judgement) {
     let verdict = match (judge::first_bad_check(checks), &outcome.reason) {
         (Some(why), _) => Err(why),
         (None, Some(r)) => Err(r.clone()),

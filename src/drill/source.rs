@@ -254,17 +254,19 @@ struct InstanceFacts {
 async fn from_instance(restore: &RestoreSpec, aws: &aws_types::SdkConfig) -> Result<InstanceFacts, DrillError> {
     let rds = aws_sdk_rds::Client::new(aws);
     let port = |p: Option<i32>| p.and_then(|p| u16::try_from(p).ok()).unwrap_or(5432);
-    match restore {
-        RestoreSpec::AwsRdsInstance(r) => {
+    use crate::drill::restore::registry::{self, SourceInstance};
+    match registry::kind(restore).source_instance() {
+        Some(SourceInstance::Instance(name)) => {
             let out = rds
                 .describe_db_instances()
-                .db_instance_identifier(&r.source_instance)
+                .db_instance_identifier(name)
                 .send()
                 .await
                 .map_err(|e| crate::aws::classify("rds:DescribeDBInstances", &e))?;
-            let i = out.db_instances().first().ok_or_else(|| {
-                DrillError::NotFound(format!("source instance `{}` does not exist", r.source_instance))
-            })?;
+            let i = out
+                .db_instances()
+                .first()
+                .ok_or_else(|| DrillError::NotFound(format!("source instance `{name}` does not exist")))?;
             let ep = i.endpoint();
             Ok(InstanceFacts {
                 host: ep.and_then(|e| e.address()).unwrap_or_default().to_string(),
@@ -273,17 +275,17 @@ async fn from_instance(restore: &RestoreSpec, aws: &aws_types::SdkConfig) -> Res
                 secret_arn: i.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_string),
             })
         }
-        RestoreSpec::AwsAuroraCluster(r) => {
+        Some(SourceInstance::Cluster(name)) => {
             let out = rds
                 .describe_db_clusters()
-                .db_cluster_identifier(&r.source_cluster)
+                .db_cluster_identifier(name)
                 .send()
                 .await
                 .map_err(|e| crate::aws::classify("rds:DescribeDBClusters", &e))?;
             let c = out
                 .db_clusters()
                 .first()
-                .ok_or_else(|| DrillError::NotFound(format!("source cluster `{}` does not exist", r.source_cluster)))?;
+                .ok_or_else(|| DrillError::NotFound(format!("source cluster `{name}` does not exist")))?;
             Ok(InstanceFacts {
                 host: c.endpoint().unwrap_or_default().to_string(),
                 port: port(c.port()),
@@ -291,7 +293,9 @@ async fn from_instance(restore: &RestoreSpec, aws: &aws_types::SdkConfig) -> Res
                 secret_arn: c.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_string),
             })
         }
-        _ => Err(DrillError::Refused("`from-instance` needs an aws-rds-instance or aws-aurora-cluster restore".into())),
+        None => {
+            Err(DrillError::Refused("`from-instance` needs an aws-rds-instance or aws-aurora-cluster restore".into()))
+        }
     }
 }
 
@@ -316,14 +320,23 @@ async fn read_secret(aws: &aws_types::SdkConfig, id: &str) -> Result<SecretValue
     parse_secret(text).map_err(|why| DrillError::Secret(format!("secret `{id}`: {why}")))
 }
 
-fn parse_secret(text: &str) -> Result<SecretValue, String> {
+/// What is wrong with a secret's text; never the text itself.
+#[derive(Debug, thiserror::Error)]
+enum SecretFormatError {
+    #[error("is not valid JSON")]
+    NotJson,
+    #[error("a JSON secret needs a string `password` field")]
+    NoPassword,
+}
+
+fn parse_secret(text: &str) -> Result<SecretValue, SecretFormatError> {
     if !text.trim_start().starts_with('{') {
         return Ok(SecretValue { username: None, password: text.to_string() });
     }
     // Never echo the secret's text in an error: name what is wrong only.
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| "is not valid JSON".to_string())?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| SecretFormatError::NotJson)?;
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    let password = field("password").ok_or("a JSON secret needs a string `password` field")?;
+    let password = field("password").ok_or(SecretFormatError::NoPassword)?;
     Ok(SecretValue { username: field("username"), password })
 }
 
@@ -362,9 +375,9 @@ mod tests {
         assert_eq!((s.username.as_deref(), s.password.as_str()), (Some("app"), "p'w\"x"));
         let s = parse_secret("just-a-password").unwrap();
         assert_eq!((s.username, s.password.as_str()), (None, "just-a-password"));
-        let e = parse_secret(r#"{"username":"app","pass":"hunter2"}"#).err().unwrap();
+        let e = parse_secret(r#"{"username":"app","pass":"hunter2"}"#).err().unwrap().to_string();
         assert!(e.contains("`password`") && !e.contains("hunter2"), "{e}");
-        let e = parse_secret(r#"{"password": hunter2"#).err().unwrap();
+        let e = parse_secret(r#"{"password": hunter2"#).err().unwrap().to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 

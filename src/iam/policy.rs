@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::config::{DeploySpec, DrillSpec, RestoreSpec, SecretRef, StackSpec};
+use crate::config::{AwsScratchSpec, DeploySpec, DrillSpec, SecretRef, StackSpec};
+use crate::drill::restore::registry::{self, IamNeeds, RdsScratch, rds_arn};
 
 /// What to write a policy for.
 #[derive(Debug, Default)]
@@ -104,167 +105,84 @@ pub(crate) fn policy(req: &Request<'_>) -> Value {
     p.document()
 }
 
-fn rds_arn(region: &str, kind: &str, name: &str) -> String {
-    format!("arn:aws:rds:{region}:*:{kind}:{name}")
+/// A drill's statements: what its provider asks for (`ProviderKind::iam`, one hook per provider file), then
+/// the source login, the object stores its checks read and its bucket restores.
+fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
+    let region = d.restore.aws_scratch().and_then(|s| s.region.clone()).unwrap_or_else(|| default_region.to_string());
+    registry::kind(&d.restore).iam(p, &region);
+    local_source(p, d, &region);
 }
 
-fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
-    let Some(scratch) = d.restore.aws_scratch() else { return local_source(p, d, default_region) };
-    let region = scratch.region.clone().unwrap_or_else(|| default_region.to_string());
-    let r = region.as_str();
-    p.allow(
-        "DrillReadRds",
-        &[
-            "rds:DescribeDBInstances",
-            "rds:DescribeDBClusters",
-            "rds:DescribeDBInstanceAutomatedBackups",
-            "rds:DescribeDBParameters",
-            "rds:DescribeDBParameterGroups",
-            "rds:DescribeDBClusterParameters",
-            "rds:DescribeDBClusterParameterGroups",
-            "rds:ListTagsForResource",
-            "tag:GetResources",
-        ],
-        &["*".into()],
-        None,
-    );
-    if let RestoreSpec::AwsBackup(s) = &d.restore
-        && let Some(plan) = &s.restore_testing_plan
-    {
-        // A restore testing plan restores (with its own role) and deletes: the drill only finds the plan's
-        // job, reads the restored instance and reports the verdict. It creates, changes and deletes nothing.
-        p.allow(
-            "DrillRestoreTestingPlan",
-            &["backup:GetRestoreTestingPlan"],
-            // The plan's ARN ends in its name and an id AWS Backup adds.
-            &[format!("arn:aws:backup:{r}:*:restore-testing-plan:{plan}-*")],
-            None,
-        );
-        // ListRestoreJobs (by the plan's ARN), DescribeRestoreJob and PutRestoreValidationResult have no
-        // resource type: only "*" matches them (Service Authorization Reference).
-        p.allow(
-            "DrillAwsBackupJobs",
-            &["backup:ListRestoreJobs", "backup:DescribeRestoreJob", "backup:PutRestoreValidationResult"],
+/// The IAM module's side of the providers' hook: statements go into the policy, and the RDS statements
+/// every restore into an RDS scratch shares are written here once.
+impl IamNeeds for Policy {
+    fn allow(&mut self, sid: &str, actions: &[&str], resources: &[String], condition: Option<Value>) {
+        Policy::allow(self, sid, actions, resources, condition);
+    }
+
+    fn read_rds(&mut self) {
+        self.allow(
+            "DrillReadRds",
+            &[
+                "rds:DescribeDBInstances",
+                "rds:DescribeDBClusters",
+                "rds:DescribeDBInstanceAutomatedBackups",
+                "rds:DescribeDBParameters",
+                "rds:DescribeDBParameterGroups",
+                "rds:DescribeDBClusterParameters",
+                "rds:DescribeDBClusterParameterGroups",
+                "rds:ListTagsForResource",
+                "tag:GetResources",
+            ],
             &["*".into()],
             None,
         );
-        return local_source(p, d, r);
     }
-    // Scratch resources are named sd-<drill>-<run>, created tagged; parameter groups are copied from the source's.
-    // IAM grants each action of a statement on each of its resources: a statement holds only actions that
-    // accept every one of its resources' types (Service Authorization Reference), so the statements follow
-    // the resource types.
-    let subnet_group = scratch.subnet_group.as_ref().map(|g| rds_arn(r, "subgrp", g));
-    let with_subnet_group = |mut v: Vec<String>| {
-        v.extend(subnet_group.clone());
-        v
-    };
-    // Tag-on-create: every type AddTagsToResource is asked about when a scratch resource is created tagged.
-    // `stackdrill:*` tags (what the guard and the change rights below trust) go only on the scratch
-    // resources, all named sd-*: `scratch_tagged`. The other types the request names (the source, option,
-    // parameter and security groups) may be asked about but never receive a `stackdrill:` key, or the role
-    // could mark production as scratch and then delete it.
-    let mut scratch_tagged = vec![rds_arn(r, "db", "sd-*"), rds_arn(r, "pg", "sd-*")];
-    let mut tagged = with_subnet_group(vec![rds_arn(r, "pg", "*"), rds_arn(r, "og", "*"), rds_arn(r, "secgrp", "*")]);
-    p.allow("DrillCopyParameterGroup", &["rds:CopyDBParameterGroup"], &[rds_arn(r, "pg", "*")], None);
-    // The copies are named like the scratch: only those are changed.
-    p.allow(
-        "DrillTuneScratchParameters",
-        &["rds:ModifyDBParameterGroup", "rds:ResetDBParameterGroup"],
-        &[rds_arn(r, "pg", "sd-*")],
-        None,
-    );
-    let mut cluster_drill = false;
-    match &d.restore {
-        RestoreSpec::AwsRdsInstance(s) => {
-            // db, og, pg, subgrp.
-            let restore = with_subnet_group(vec![
-                rds_arn(r, "db", "sd-*"),
-                rds_arn(r, "db", &s.source_instance),
-                rds_arn(r, "pg", "*"),
-                rds_arn(r, "og", "*"),
-            ]);
-            tagged.push(rds_arn(r, "db", &s.source_instance));
-            p.allow("DrillRestoreInstance", &["rds:RestoreDBInstanceToPointInTime"], &restore, None);
-        }
-        RestoreSpec::AwsAuroraCluster(s) => {
-            // cluster, cluster-pg, og, subgrp.
-            let restore = with_subnet_group(vec![
-                rds_arn(r, "cluster", "sd-*"),
-                rds_arn(r, "cluster", &s.source_cluster),
-                rds_arn(r, "cluster-pg", "*"),
-                rds_arn(r, "og", "*"),
-            ]);
-            p.allow("DrillRestoreCluster", &["rds:RestoreDBClusterToPointInTime"], &restore, None);
-            // db, cluster, og, pg, secgrp, subgrp.
-            let instance = with_subnet_group(vec![
-                rds_arn(r, "db", "sd-*"),
-                rds_arn(r, "cluster", "sd-*"),
-                rds_arn(r, "cluster", &s.source_cluster),
-                rds_arn(r, "pg", "*"),
-                rds_arn(r, "og", "*"),
-                rds_arn(r, "secgrp", "*"),
-            ]);
-            p.allow("DrillCreateClusterInstance", &["rds:CreateDBInstance"], &instance, None);
-            p.allow(
-                "DrillCopyClusterParameterGroup",
-                &["rds:CopyDBClusterParameterGroup"],
-                &[rds_arn(r, "cluster-pg", "*")],
-                None,
-            );
-            p.allow(
-                "DrillTuneScratchClusterParameters",
-                &["rds:ModifyDBClusterParameterGroup", "rds:ResetDBClusterParameterGroup"],
-                &[rds_arn(r, "cluster-pg", "sd-*")],
-                None,
-            );
-            scratch_tagged.extend([rds_arn(r, "cluster", "sd-*"), rds_arn(r, "cluster-pg", "sd-*")]);
-            tagged.extend([rds_arn(r, "cluster", &s.source_cluster), rds_arn(r, "cluster-pg", "*")]);
-            cluster_drill = true;
-        }
-        RestoreSpec::AwsBackup(s) => {
-            p.allow(
-                "DrillAwsBackupVault",
-                &["backup:ListRecoveryPointsByBackupVault"],
-                &[format!("arn:aws:backup:{r}:*:backup-vault:{}", s.vault)],
-                None,
-            );
-            // A recovery point's ARN is AWS Backup's or the snapshot's (`${Vendor}:…:${ResourceType}:…`).
-            p.allow(
-                "DrillAwsBackup",
-                &["backup:GetRecoveryPointRestoreMetadata", "backup:StartRestoreJob"],
-                &[format!("arn:aws:backup:{r}:*:recovery-point:*"), format!("arn:aws:rds:{r}:*:snapshot:awsbackup:*")],
-                None,
-            );
-            p.allow(
-                "DrillAwsBackupJobs",
-                &["backup:DescribeRestoreJob", "backup:PutRestoreValidationResult"],
-                &["*".into()],
-                None,
-            );
-            p.allow(
-                "DrillPassRestoreRole",
-                &["iam:PassRole"],
-                std::slice::from_ref(&s.iam_role_arn),
-                Some(json!({ "StringEquals": { "iam:PassedToService": "backup.amazonaws.com" } })),
-            );
-        }
-        RestoreSpec::LocalPostgres(_)
-        | RestoreSpec::PgDump(_)
-        | RestoreSpec::ExistingPostgres(_)
-        | RestoreSpec::SupabaseBranch(_)
-        | RestoreSpec::SupabaseNewProject(_)
-        | RestoreSpec::AwsS3Bucket(_) => {}
+
+    fn rds_scratch(&mut self, scratch: &AwsScratchSpec, r: &str, extra: RdsScratch) {
+        self.read_rds();
+        let RdsScratch { scratch_tagged: extra_scratch_tagged, tagged: extra_tagged, cluster } = extra;
+        // Tag-on-create: every type AddTagsToResource is asked about when a scratch resource is created
+        // tagged. `stackdrill:*` tags (what the guard and the change rights below trust) go only on the
+        // scratch resources, all named sd-*: `scratch_tagged`. The other types the request names (the source,
+        // option, parameter and security groups) may be asked about but never receive a `stackdrill:` key, or
+        // the role could mark production as scratch and then delete it.
+        let mut scratch_tagged = vec![rds_arn(r, "db", "sd-*"), rds_arn(r, "pg", "sd-*")];
+        scratch_tagged.extend(extra_scratch_tagged);
+        let mut tagged = vec![rds_arn(r, "pg", "*"), rds_arn(r, "og", "*"), rds_arn(r, "secgrp", "*")];
+        tagged.extend(scratch.subnet_group.as_ref().map(|g| rds_arn(r, "subgrp", g)));
+        tagged.extend(extra_tagged);
+        // Parameter groups are copied from the source's; the copies are named like the scratch: only those
+        // are changed.
+        self.allow("DrillCopyParameterGroup", &["rds:CopyDBParameterGroup"], &[rds_arn(r, "pg", "*")], None);
+        self.allow(
+            "DrillTuneScratchParameters",
+            &["rds:ModifyDBParameterGroup", "rds:ResetDBParameterGroup"],
+            &[rds_arn(r, "pg", "sd-*")],
+            None,
+        );
+        self.allow("DrillTagScratch", &["rds:AddTagsToResource"], &scratch_tagged, None);
+        tagged.retain(|t| !scratch_tagged.contains(t));
+        self.allow(
+            "DrillTagOthersNoStackdrillKeys",
+            &["rds:AddTagsToResource"],
+            &tagged,
+            Some(json!({ "ForAllValues:StringNotLike": { "aws:TagKeys": "stackdrill:*" } })),
+        );
+        scratch_changes(self, r, cluster);
+        // An encrypted source: RDS creates grants on the key for the restored copy, on the caller's behalf.
+        self.allow(
+            "DrillEncryptedRestore",
+            &["kms:CreateGrant", "kms:DescribeKey"],
+            &["*".into()],
+            Some(json!({ "StringEquals": { "kms:ViaService": format!("rds.{r}.amazonaws.com") } })),
+        );
     }
-    p.allow("DrillTagScratch", &["rds:AddTagsToResource"], &scratch_tagged, None);
-    tagged.retain(|t| !scratch_tagged.contains(t));
-    p.allow(
-        "DrillTagOthersNoStackdrillKeys",
-        &["rds:AddTagsToResource"],
-        &tagged,
-        Some(json!({ "ForAllValues:StringNotLike": { "aws:TagKeys": "stackdrill:*" } })),
-    );
-    // Only scratch resources (named sd-*) that also carry the scratch tag are ever changed or deleted.
+}
+
+/// Only scratch resources (named sd-*) that also carry the scratch tag are ever changed or deleted; a
+/// cluster drill's cluster and cluster parameter group too.
+fn scratch_changes(p: &mut Policy, r: &str, cluster: bool) {
     let scratch_only = || Some(json!({ "StringEquals": { SCRATCH_TAG: "true" } }));
     p.allow(
         "DrillChangeOnlyScratch",
@@ -278,46 +196,33 @@ fn drill(p: &mut Policy, d: &DrillSpec, default_region: &str) {
         &[rds_arn(r, "pg", "sd-*")],
         scratch_only(),
     );
-    if cluster_drill {
-        p.allow(
-            "DrillChangeOnlyScratchCluster",
-            &["rds:ModifyDBCluster"],
-            &[rds_arn(r, "cluster", "sd-*")],
-            scratch_only(),
-        );
-        // DeleteDBCluster also names the final snapshot's type (none is taken: SkipFinalSnapshot).
-        p.allow(
-            "DrillDeleteOnlyScratchCluster",
-            &["rds:DeleteDBCluster"],
-            &[rds_arn(r, "cluster", "sd-*"), rds_arn(r, "cluster-snapshot", "sd-*")],
-            scratch_only(),
-        );
-        p.allow(
-            "DrillDeleteOnlyScratchClusterParameterGroup",
-            &["rds:DeleteDBClusterParameterGroup"],
-            &[rds_arn(r, "cluster-pg", "sd-*")],
-            scratch_only(),
-        );
+    if !cluster {
+        return;
     }
-    // An encrypted source: RDS creates grants on the key for the restored copy, on the caller's behalf.
     p.allow(
-        "DrillEncryptedRestore",
-        &["kms:CreateGrant", "kms:DescribeKey"],
-        &["*".into()],
-        Some(json!({ "StringEquals": { "kms:ViaService": format!("rds.{r}.amazonaws.com") } })),
+        "DrillChangeOnlyScratchCluster",
+        &["rds:ModifyDBCluster"],
+        &[rds_arn(r, "cluster", "sd-*")],
+        scratch_only(),
     );
-    local_source(p, d, r);
+    // DeleteDBCluster also names the final snapshot's type (none is taken: SkipFinalSnapshot).
+    p.allow(
+        "DrillDeleteOnlyScratchCluster",
+        &["rds:DeleteDBCluster"],
+        &[rds_arn(r, "cluster", "sd-*"), rds_arn(r, "cluster-snapshot", "sd-*")],
+        scratch_only(),
+    );
+    p.allow(
+        "DrillDeleteOnlyScratchClusterParameterGroup",
+        &["rds:DeleteDBClusterParameterGroup"],
+        &[rds_arn(r, "cluster-pg", "sd-*")],
+        scratch_only(),
+    );
 }
 
 /// Read-only access to the buckets `object-references` checks list and sample (every version, for `as-of:
 /// target`).
 fn object_stores(p: &mut Policy, d: &DrillSpec) {
-    if let RestoreSpec::PgDump(pd) = &d.restore
-        && let crate::config::DumpLocation::S3 { bucket, prefix } = &pd.dumps
-    {
-        p.allow("DumpsList", &["s3:ListBucket"], &[format!("arn:aws:s3:::{bucket}")], None);
-        p.allow("DumpsRead", &["s3:GetObject"], &[format!("arn:aws:s3:::{bucket}/{prefix}*")], None);
-    }
     for c in &d.verify {
         let crate::config::CheckSpec::ObjectRefs(o) = c else { continue };
         let crate::config::ObjectStoreSpec::S3 { bucket, prefix, .. } = &o.store else { continue };

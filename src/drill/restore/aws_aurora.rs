@@ -62,6 +62,7 @@ impl AwsAuroraCluster {
     }
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for AwsAuroraCluster {
     fn name(&self) -> &'static str {
         "aws-aurora-cluster"
@@ -202,7 +203,39 @@ impl RestoreProvider for AwsAuroraCluster {
         self.parameters.as_ref().map(|p| p.neutralised.clone()).unwrap_or_default()
     }
 
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
+    }
+
+    async fn teardown(&mut self) -> Teardown {
+        if !self.attempted {
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: "nothing was restored".into(),
+            };
+        }
+        let owner = Owner::Run(&self.info.run);
+        // The writer first: a cluster with members cannot be deleted. It may exist even if the cluster
+        // listing does not show it yet.
+        let inst = aws_scratch::delete_instance_guarded(&self.rds, &self.instance_id, owner).await;
+        let cluster = aws_scratch::delete_cluster_guarded(&self.rds, &self.cluster_id, owner).await;
+        let done = Teardown::from_delete(
+            inst.and(cluster),
+            format!("deleted scratch instance {} and cluster {}", self.instance_id, self.cluster_id),
+            format!("scratch cluster {} does not exist", self.cluster_id),
+        );
+        if !self.copying_parameters {
+            return done;
+        }
+        aws_scratch::teardown_parameter_group(&self.rds, GroupLevel::Cluster, &self.cluster_id, &self.info.run, done)
+            .await
+    }
+}
+
+impl AwsAuroraCluster {
+    /// Waits until the restored database accepts queries as a primary: how to reach it.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
         aws_scratch::wait_instance_available(
             &self.rds,
             &self.instance_id,
@@ -236,35 +269,74 @@ impl RestoreProvider for AwsAuroraCluster {
         aws_scratch::wait_connectable(&ep).await?;
         Ok(ep)
     }
-
-    async fn teardown(&mut self) -> Teardown {
-        if !self.attempted {
-            return Teardown {
-                status: TeardownStatus::NothingToDo,
-                at: Utc::now(),
-                detail: "nothing was restored".into(),
-            };
-        }
-        let owner = Owner::Run(&self.info.run);
-        // The writer first: a cluster with members cannot be deleted. It may exist even if the cluster
-        // listing does not show it yet.
-        let inst = aws_scratch::delete_instance_guarded(&self.rds, &self.instance_id, owner).await;
-        let cluster = aws_scratch::delete_cluster_guarded(&self.rds, &self.cluster_id, owner).await;
-        let done = Teardown::from_delete(
-            inst.and(cluster),
-            format!("deleted scratch instance {} and cluster {}", self.instance_id, self.cluster_id),
-            format!("scratch cluster {} does not exist", self.cluster_id),
-        );
-        if !self.copying_parameters {
-            return done;
-        }
-        aws_scratch::teardown_parameter_group(&self.rds, GroupLevel::Cluster, &self.cluster_id, &self.info.run, done)
-            .await
-    }
 }
 
 impl aws_scratch::Restorable for AwsAuroraCluster {
     async fn latest_restorable(&mut self) -> Result<Option<DateTime<Utc>>, DrillError> {
         Ok(self.source().await?.latest_restorable_time().map(aws_scratch::to_chrono))
+    }
+}
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for AuroraClusterSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let (aws, info) = crate::drill::runner::Aws::for_scratch(ctx, &self.scratch).await?;
+        let provider = AwsAuroraCluster::new(self, aws.rds(), info);
+        Ok(super::registry::Built { provider: Box::new(provider), aws: Some(aws.config) })
+    }
+
+    fn iam(&self, needs: &mut dyn super::registry::IamNeeds, r: &str) {
+        use super::registry::{RdsScratch, rds_arn};
+        let subnet_group = self.scratch.subnet_group.as_ref().map(|g| rds_arn(r, "subgrp", g));
+        let source = rds_arn(r, "cluster", &self.source_cluster);
+        needs.rds_scratch(
+            &self.scratch,
+            r,
+            RdsScratch {
+                scratch_tagged: vec![rds_arn(r, "cluster", "sd-*"), rds_arn(r, "cluster-pg", "sd-*")],
+                tagged: vec![source.clone(), rds_arn(r, "cluster-pg", "*")],
+                cluster: true,
+            },
+        );
+        // cluster, cluster-pg, og, subgrp.
+        let mut restore =
+            vec![rds_arn(r, "cluster", "sd-*"), source.clone(), rds_arn(r, "cluster-pg", "*"), rds_arn(r, "og", "*")];
+        restore.extend(subnet_group.clone());
+        needs.allow("DrillRestoreCluster", &["rds:RestoreDBClusterToPointInTime"], &restore, None);
+        // db, cluster, og, pg, secgrp, subgrp.
+        let mut instance = vec![
+            rds_arn(r, "db", "sd-*"),
+            rds_arn(r, "cluster", "sd-*"),
+            source,
+            rds_arn(r, "pg", "*"),
+            rds_arn(r, "og", "*"),
+            rds_arn(r, "secgrp", "*"),
+        ];
+        instance.extend(subnet_group);
+        needs.allow("DrillCreateClusterInstance", &["rds:CreateDBInstance"], &instance, None);
+        needs.allow(
+            "DrillCopyClusterParameterGroup",
+            &["rds:CopyDBClusterParameterGroup"],
+            &[rds_arn(r, "cluster-pg", "*")],
+            None,
+        );
+        needs.allow(
+            "DrillTuneScratchClusterParameters",
+            &["rds:ModifyDBClusterParameterGroup", "rds:ResetDBClusterParameterGroup"],
+            &[rds_arn(r, "cluster-pg", "sd-*")],
+            None,
+        );
+    }
+
+    fn rto_floor(&self) -> Option<(u64, &'static str)> {
+        Some((8 * 60, "an Aurora restore creates a cluster and an instance"))
+    }
+
+    fn scratch_text(&self, name: &str, _: &crate::config::DrillSpec, _: &str, region: Option<&str>) -> String {
+        aws_scratch::scratch_text(&self.scratch, name, region)
+    }
+
+    fn source_instance(&self) -> Option<super::registry::SourceInstance<'_>> {
+        Some(super::registry::SourceInstance::Cluster(&self.source_cluster))
     }
 }

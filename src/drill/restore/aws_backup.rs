@@ -438,6 +438,7 @@ impl AwsBackup {
     }
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for AwsBackup {
     fn name(&self) -> &'static str {
         "aws-backup"
@@ -591,11 +592,8 @@ impl RestoreProvider for AwsBackup {
         }
     }
 
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        if let Some(j) = &self.tested {
-            return self.ready_tested(j).await;
-        }
-        aws_scratch::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
     }
 
     async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {
@@ -675,6 +673,16 @@ impl RestoreProvider for AwsBackup {
 }
 
 impl AwsBackup {
+    /// Waits until the restored database accepts queries as a primary: how to reach it.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
+        if let Some(j) = &self.tested {
+            return self.ready_tested(j).await;
+        }
+        aws_scratch::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
+    }
+}
+
+impl AwsBackup {
     async fn teardown_instance(&mut self) -> Teardown {
         let Some(job) = self.job_id.clone() else {
             return Teardown {
@@ -716,6 +724,90 @@ impl AwsBackup {
 }
 
 // The slow test tier (`--features slow-tests`): some of these verify against a real PostgreSQL.
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for AwsBackupSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let (aws, info) = crate::drill::runner::Aws::for_scratch(ctx, &self.scratch).await?;
+        let mut provider = AwsBackup::new(self, aws.backup(), aws.rds(), info, ctx.spec.timeouts.teardown);
+        // A restore testing plan's instance is AWS Backup's: it is reached with the source's login, not
+        // given a fresh password.
+        if self.restore_testing_plan.is_some()
+            && let Some(src) = &ctx.spec.source
+        {
+            let login = crate::drill::source::login(src, &ctx.spec.restore, Some(&aws.config)).await?;
+            if login.credential == "rds-iam-token" {
+                return Err(DrillError::Secret(
+                    "a restore testing plan's instance is reached with the source's password: an IAM \
+                     token is for the source's host"
+                        .into(),
+                ));
+            }
+            let (user, password) = login.into_credentials();
+            provider = provider.with_login(user, password);
+        }
+        Ok(super::registry::Built { provider: Box::new(provider), aws: Some(aws.config) })
+    }
+
+    fn iam(&self, needs: &mut dyn super::registry::IamNeeds, r: &str) {
+        if let Some(plan) = &self.restore_testing_plan {
+            // A restore testing plan restores (with its own role) and deletes: the drill only finds the plan's
+            // job, reads the restored instance and reports the verdict. It creates, changes and deletes nothing.
+            needs.read_rds();
+            needs.allow(
+                "DrillRestoreTestingPlan",
+                &["backup:GetRestoreTestingPlan"],
+                // The plan's ARN ends in its name and an id AWS Backup adds.
+                &[format!("arn:aws:backup:{r}:*:restore-testing-plan:{plan}-*")],
+                None,
+            );
+            // ListRestoreJobs (by the plan's ARN), DescribeRestoreJob and PutRestoreValidationResult have no
+            // resource type: only "*" matches them (Service Authorization Reference).
+            needs.allow(
+                "DrillAwsBackupJobs",
+                &["backup:ListRestoreJobs", "backup:DescribeRestoreJob", "backup:PutRestoreValidationResult"],
+                &["*".into()],
+                None,
+            );
+            return;
+        }
+        needs.rds_scratch(&self.scratch, r, super::registry::RdsScratch::default());
+        needs.allow(
+            "DrillAwsBackupVault",
+            &["backup:ListRecoveryPointsByBackupVault"],
+            &[format!("arn:aws:backup:{r}:*:backup-vault:{}", self.vault)],
+            None,
+        );
+        // A recovery point's ARN is AWS Backup's or the snapshot's (`${Vendor}:…:${ResourceType}:…`).
+        needs.allow(
+            "DrillAwsBackup",
+            &["backup:GetRecoveryPointRestoreMetadata", "backup:StartRestoreJob"],
+            &[format!("arn:aws:backup:{r}:*:recovery-point:*"), format!("arn:aws:rds:{r}:*:snapshot:awsbackup:*")],
+            None,
+        );
+        needs.allow(
+            "DrillAwsBackupJobs",
+            &["backup:DescribeRestoreJob", "backup:PutRestoreValidationResult"],
+            &["*".into()],
+            None,
+        );
+        needs.allow(
+            "DrillPassRestoreRole",
+            &["iam:PassRole"],
+            std::slice::from_ref(&self.iam_role_arn),
+            Some(serde_json::json!({ "StringEquals": { "iam:PassedToService": "backup.amazonaws.com" } })),
+        );
+    }
+
+    fn rto_floor(&self) -> Option<(u64, &'static str)> {
+        Some((15 * 60, "an AWS Backup restore job creates an instance"))
+    }
+
+    fn scratch_text(&self, name: &str, _: &crate::config::DrillSpec, _: &str, region: Option<&str>) -> String {
+        aws_scratch::scratch_text(&self.scratch, name, region)
+    }
+}
+
 #[cfg(all(test, feature = "slow-tests"))]
 #[path = "aws_backup_tests.rs"]
 mod tests;

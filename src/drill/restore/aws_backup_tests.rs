@@ -117,7 +117,7 @@ fn scratch_instance(port: u16) -> DbInstance {
 }
 
 fn provider(spec: &DrillSpec, backup: aws_sdk_backup::Client, rds: aws_sdk_rds::Client) -> AwsBackup {
-    let RestoreSpec::AwsBackup(b) = &spec.restore else { unreachable!() };
+    let RestoreSpec::AwsBackup(b) = &spec.restore else { panic!("the drill above is an aws-backup drill") };
     let info = RunInfo {
         calls: CallCounter::default(),
         region: "ap-southeast-1".into(),
@@ -441,7 +441,9 @@ async fn a_continuous_point_older_than_within_is_kept_and_reaches_back_only_its_
     let rds = mocked!(aws_sdk_rds, &[&described]);
     let within = |w: &str| {
         let yaml = spec("connect: { host: 127.0.0.1, port: 1 }", "10s");
-        let RestoreSpec::AwsBackup(mut b) = yaml.restore.clone() else { unreachable!() };
+        let RestoreSpec::AwsBackup(mut b) = yaml.restore.clone() else {
+            panic!("the drill above is an aws-backup drill")
+        };
         b.within = humantime::parse_duration(w).ok();
         DrillSpec { restore: RestoreSpec::AwsBackup(b), ..yaml }
     };

@@ -58,6 +58,7 @@ impl AwsRdsInstance {
     }
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for AwsRdsInstance {
     fn name(&self) -> &'static str {
         "aws-rds-instance"
@@ -198,8 +199,8 @@ impl RestoreProvider for AwsRdsInstance {
         Ok(())
     }
 
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        aws_scratch::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
     }
 
     fn neutralised(&self) -> Vec<String> {
@@ -230,9 +231,47 @@ impl RestoreProvider for AwsRdsInstance {
     }
 }
 
+impl AwsRdsInstance {
+    /// Waits until the restored database accepts queries as a primary: how to reach it.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
+        aws_scratch::ready_instance(&self.rds, &self.scratch_id, &self.spec.scratch, &self.info).await
+    }
+}
+
 impl aws_scratch::Restorable for AwsRdsInstance {
     async fn latest_restorable(&mut self) -> Result<Option<DateTime<Utc>>, DrillError> {
         Ok(self.source().await?.latest_restorable_time().map(aws_scratch::to_chrono))
+    }
+}
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for RdsInstanceSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let (aws, info) = crate::drill::runner::Aws::for_scratch(ctx, &self.scratch).await?;
+        let provider = AwsRdsInstance::new(self, aws.rds(), info);
+        Ok(super::registry::Built { provider: Box::new(provider), aws: Some(aws.config) })
+    }
+
+    fn iam(&self, needs: &mut dyn super::registry::IamNeeds, r: &str) {
+        use super::registry::{RdsScratch, rds_arn};
+        let source = rds_arn(r, "db", &self.source_instance);
+        needs.rds_scratch(&self.scratch, r, RdsScratch { tagged: vec![source.clone()], ..RdsScratch::default() });
+        // db, og, pg, subgrp.
+        let mut restore = vec![rds_arn(r, "db", "sd-*"), source, rds_arn(r, "pg", "*"), rds_arn(r, "og", "*")];
+        restore.extend(self.scratch.subnet_group.as_ref().map(|g| rds_arn(r, "subgrp", g)));
+        needs.allow("DrillRestoreInstance", &["rds:RestoreDBInstanceToPointInTime"], &restore, None);
+    }
+
+    fn rto_floor(&self) -> Option<(u64, &'static str)> {
+        Some((10 * 60, "an RDS point-in-time restore creates an instance"))
+    }
+
+    fn scratch_text(&self, name: &str, _: &crate::config::DrillSpec, _: &str, region: Option<&str>) -> String {
+        aws_scratch::scratch_text(&self.scratch, name, region)
+    }
+
+    fn source_instance(&self) -> Option<super::registry::SourceInstance<'_>> {
+        Some(super::registry::SourceInstance::Instance(&self.source_instance))
     }
 }
 
@@ -293,7 +332,9 @@ mod tests {
             std::path::Path::new("w.yaml"),
         )
         .unwrap();
-        let RestoreSpec::AwsRdsInstance(r) = &spec.restore else { unreachable!() };
+        let RestoreSpec::AwsRdsInstance(r) = &spec.restore else {
+            panic!("the drill above is an aws-rds-instance drill")
+        };
         let info = RunInfo {
             calls: CallCounter::default(),
             region: "ap-southeast-1".into(),

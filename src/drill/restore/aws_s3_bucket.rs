@@ -179,7 +179,9 @@ impl BucketRestore {
         self.window = Some(window);
         self.encryption = Some(match &self.spec.kms_key {
             Some(k) => Encryption::Kms(Some(k.clone())),
-            None => s3_scratch::encryption_of(&self.s3, bucket).await.map_err(DrillError::Refused)?,
+            None => {
+                s3_scratch::encryption_of(&self.s3, bucket).await.map_err(|e| DrillError::Refused(e.to_string()))?
+            }
         });
         Ok(window)
     }
@@ -234,7 +236,7 @@ impl BucketRestore {
         }
         let now = Utc::now();
         let retention = self.noncurrent_retention_days().await?;
-        let created = s3_scratch::created_at(&self.s3, bucket).await.map_err(DrillError::Refused)?;
+        let created = s3_scratch::created_at(&self.s3, bucket).await.map_err(|e| DrillError::Refused(e.to_string()))?;
         let by_retention = retention.map(|d| now - chrono::TimeDelta::days(d.into()));
         let earliest = match (created, by_retention) {
             (Some(c), Some(r)) => c.max(r),
@@ -352,7 +354,7 @@ impl BucketRestore {
         let encryption = self.encryption.clone().unwrap_or(Encryption::S3Managed);
         self.started = true;
         let tags = aws_scratch::scratch_tag_pairs(&self.drill, &self.run, self.expires_at);
-        s3_scratch::create(&self.s3, &self.scratch, &self.region, &tags).await.map_err(RestoreError::Error)?;
+        s3_scratch::create(&self.s3, &self.scratch, &self.region, &tags).await?;
         self.secure(&encryption).await?;
         crate::crash::point("also-restore:copying");
         self.progress(format!(
@@ -386,7 +388,7 @@ impl BucketRestore {
     async fn secure(&self, encryption: &Encryption) -> Result<(), RestoreError> {
         let tags = aws_scratch::scratch_tag_pairs(&self.drill, &self.run, self.expires_at);
         let days = (self.expires_at - Utc::now()).num_days() as i32 + 1;
-        s3_scratch::secure(&self.s3, &self.scratch, &tags, encryption, days).await.map_err(RestoreError::Error)
+        Ok(s3_scratch::secure(&self.s3, &self.scratch, &tags, encryption, days).await?)
     }
 
     /// A restore job into a new bucket named like the scratch; tagged and secured as soon as it exists.
@@ -581,6 +583,7 @@ impl BucketRestore {
 
 /// A bucket restored alone (`restore: aws-s3-bucket`): a provider with no database. The runner skips the
 /// ready phase and runs the `objects` checks on the scratch bucket.
+#[async_trait::async_trait]
 impl super::RestoreProvider for BucketRestore {
     fn name(&self) -> &'static str {
         "aws-s3-bucket"
@@ -606,7 +609,7 @@ impl super::RestoreProvider for BucketRestore {
         out
     }
 
-    fn has_database(&self) -> bool {
+    fn has_ready_phase(&self) -> bool {
         false
     }
 
@@ -641,8 +644,10 @@ impl super::RestoreProvider for BucketRestore {
         self.bring_back().await
     }
 
-    async fn wait_ready(&mut self) -> Result<super::Endpoint, RestoreError> {
-        Err(RestoreError::Error("a bucket restore has no database to wait for".into()))
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.restored()
+            .map(super::Restored::Bucket)
+            .ok_or_else(|| RestoreError::Error("the bucket was not restored: nothing to check".into()))
     }
 
     async fn teardown(&mut self) -> Teardown {
@@ -676,10 +681,6 @@ impl super::RestoreProvider for BucketRestore {
 
     fn rto_seconds(&self, _: DateTime<Utc>) -> Option<f64> {
         self.rto
-    }
-
-    fn restored_bucket(&self) -> Option<RestoredBucket> {
-        self.restored()
     }
 }
 
@@ -811,6 +812,23 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
 #[cfg(test)]
 #[path = "aws_s3_bucket_tests.rs"]
 mod backup_tests;
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for BucketRestoreSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let ids = (ctx.spec.name.as_str(), ctx.run_id, 0);
+        let provider = BucketRestore::connect(self, &ctx.opts.aws, ids, ctx.events.clone(), ctx.lifetime).await?;
+        Ok(super::registry::Built::alone(provider))
+    }
+
+    fn scratch_text(&self, _: &str, spec: &crate::config::DrillSpec, run_id: &str, region: Option<&str>) -> String {
+        format!(
+            "bucket {} in {}: private, encrypted like the source, expiring, tagged stackdrill:scratch",
+            super::s3_scratch::bucket_name(&spec.name, run_id, 0),
+            self.region.as_deref().or(region).unwrap_or("the default region")
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

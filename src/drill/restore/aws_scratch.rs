@@ -10,7 +10,7 @@ use rand::Rng;
 
 use crate::aws::{AwsError, Backoff, CallCounter, classify};
 use crate::config::AwsScratchSpec;
-use crate::drill::error::{DrillError, RestoreError};
+use crate::drill::error::{DrillError, NotOurs, RestoreError, ScratchError};
 use crate::drill::events::EventSink;
 
 pub(crate) use crate::aws::TAG_MANAGED;
@@ -81,20 +81,20 @@ pub(crate) enum Owner<'a> {
 }
 
 /// Decides from a resource's tags whether stackdrill may delete it; `Err` says why not.
-pub(crate) fn may_delete(tags: &[(String, String)], owner: Owner<'_>) -> Result<(), String> {
+pub(crate) fn may_delete(tags: &[(String, String)], owner: Owner<'_>) -> Result<(), NotOurs> {
     let get = |k: &str| tags.iter().find(|(tk, _)| tk == k).map(|(_, v)| v.as_str());
     if get(TAG_MANAGED) != Some("true") || get(TAG_SCRATCH) != Some("true") {
-        return Err(format!("it lacks the `{TAG_MANAGED}=true` and `{TAG_SCRATCH}=true` tags"));
+        return Err(NotOurs(format!("it lacks the `{TAG_MANAGED}=true` and `{TAG_SCRATCH}=true` tags")));
     }
     match owner {
         Owner::Run(run) => match get(TAG_RUN) {
             Some(r) if r == run => Ok(()),
-            other => Err(format!("its `{TAG_RUN}` tag is {other:?}, not this run's `{run}`")),
+            other => Err(NotOurs(format!("its `{TAG_RUN}` tag is {other:?}, not this run's `{run}`"))),
         },
         Owner::Expired(now) => match get(TAG_EXPIRES).and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
             Some(t) if t < now => Ok(()),
-            Some(t) => Err(format!("it expires at {t}, not yet")),
-            None => Err(format!("it has no valid `{TAG_EXPIRES}` tag")),
+            Some(t) => Err(NotOurs(format!("it expires at {t}, not yet"))),
+            None => Err(NotOurs(format!("it has no valid `{TAG_EXPIRES}` tag"))),
         },
     }
 }
@@ -449,7 +449,7 @@ pub(crate) async fn delete_parameter_group_guarded(
     level: GroupLevel,
     name: &str,
     owner: Owner<'_>,
-) -> Result<bool, String> {
+) -> Result<bool, ScratchError> {
     retrying(name, || async {
         let arn = match level {
             GroupLevel::Instance => rds
@@ -476,16 +476,19 @@ pub(crate) async fn delete_parameter_group_guarded(
             Ok(Some(arn)) => arn,
             Ok(None) => return Ok(false),
             Err(e) if e.is_not_found() => return Ok(false),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         let tags = rds
             .list_tags_for_resource()
             .resource_name(arn)
             .send()
             .await
-            .map_err(|e| classify("rds:ListTagsForResource", &e).to_string())?;
+            .map_err(|e| classify("rds:ListTagsForResource", &e))?;
         may_delete(&tag_pairs(tags.tag_list()), owner).map_err(|why| {
-            format!("refused to delete {} `{name}`: {why}; stackdrill deletes only its own scratch", level.what())
+            ScratchError::Refused(format!(
+                "refused to delete {} `{name}`: {why}; stackdrill deletes only its own scratch",
+                level.what()
+            ))
         })?;
         let deleted = match level {
             GroupLevel::Instance => rds
@@ -506,7 +509,7 @@ pub(crate) async fn delete_parameter_group_guarded(
         match deleted {
             Ok(()) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     })
     .await
@@ -535,24 +538,24 @@ pub(crate) async fn teardown_parameter_group(
 /// Deletes a scratch instance after re-reading its tags, then waits until it is gone.
 /// Returns `Ok(false)` when there was nothing to delete.
 /// Deletes a scratch instance, guarded by its tags; see [`retrying`].
-pub(crate) async fn delete_instance_guarded(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
+pub(crate) async fn delete_instance_guarded(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, ScratchError> {
     retrying(id, || delete_instance_once(rds, id, owner)).await
 }
 
 /// A teardown step tried again (backoff 2 s → 30 s, up to 8 rounds, inside the teardown's own deadline) when
 /// it failed for a reason that passes — throttling, a dropped connection, a 5xx after the SDK's own retries —
 /// so a flaky API does not leave a scratch behind. A refusal (not ours) or a denial is final at once.
-async fn retrying<F, Fut>(id: &str, mut step: F) -> Result<bool, String>
+async fn retrying<F, Fut>(id: &str, mut step: F) -> Result<bool, ScratchError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, String>>,
+    Fut: std::future::Future<Output = Result<bool, ScratchError>>,
 {
     let mut backoff = Backoff::describe();
     let mut round = 1;
     loop {
         match step().await {
             Ok(done) => return Ok(done),
-            Err(e) if round >= 8 || e.starts_with("refused") || e.starts_with("access denied") => return Err(e),
+            Err(e) if round >= 8 || e.is_final() => return Err(e),
             Err(e) => {
                 tracing::warn!(scratch = %id, round, "teardown of `{id}` failed, trying again: {e}");
                 round += 1;
@@ -562,12 +565,13 @@ where
     }
 }
 
-async fn delete_instance_once(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
-    let Some(inst) = describe_instance(rds, id).await.map_err(|e| e.to_string())? else {
+async fn delete_instance_once(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, ScratchError> {
+    let Some(inst) = describe_instance(rds, id).await? else {
         return Ok(false);
     };
-    may_delete(&tag_pairs(inst.tag_list()), owner)
-        .map_err(|why| format!("refused to delete `{id}`: {why}; stackdrill deletes only its own scratch"))?;
+    may_delete(&tag_pairs(inst.tag_list()), owner).map_err(|why| {
+        ScratchError::Refused(format!("refused to delete `{id}`: {why}; stackdrill deletes only its own scratch"))
+    })?;
     if inst.deletion_protection() == Some(true) {
         rds.modify_db_instance()
             .db_instance_identifier(id)
@@ -575,7 +579,7 @@ async fn delete_instance_once(rds: &Client, id: &str, owner: Owner<'_>) -> Resul
             .apply_immediately(true)
             .send()
             .await
-            .map_err(|e| classify("rds:ModifyDBInstance", &e).to_string())?;
+            .map_err(|e| classify("rds:ModifyDBInstance", &e))?;
     }
     if inst.db_instance_status() != Some("deleting") {
         match rds
@@ -590,29 +594,32 @@ async fn delete_instance_once(rds: &Client, id: &str, owner: Owner<'_>) -> Resul
             Err(e) => {
                 let e = classify("rds:DeleteDBInstance", &e);
                 if !e.is_not_found() {
-                    return Err(e.to_string());
+                    return Err(e.into());
                 }
             }
         }
     }
     let mut backoff = Backoff::describe();
-    while describe_instance(rds, id).await.map_err(|e| e.to_string())?.is_some() {
+    while describe_instance(rds, id).await?.is_some() {
         backoff.wait().await;
     }
     Ok(true)
 }
 
 /// Deletes a scratch Aurora cluster (its instances first), guarded by the cluster's tags; see [`retrying`].
-pub(crate) async fn delete_cluster_guarded(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
+pub(crate) async fn delete_cluster_guarded(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, ScratchError> {
     retrying(id, || delete_cluster_once(rds, id, owner)).await
 }
 
-async fn delete_cluster_once(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, String> {
-    let Some(c) = describe_cluster(rds, id).await.map_err(|e| e.to_string())? else {
+async fn delete_cluster_once(rds: &Client, id: &str, owner: Owner<'_>) -> Result<bool, ScratchError> {
+    let Some(c) = describe_cluster(rds, id).await? else {
         return Ok(false);
     };
-    may_delete(&tag_pairs(c.tag_list()), owner)
-        .map_err(|why| format!("refused to delete cluster `{id}`: {why}; stackdrill deletes only its own scratch"))?;
+    may_delete(&tag_pairs(c.tag_list()), owner).map_err(|why| {
+        ScratchError::Refused(format!(
+            "refused to delete cluster `{id}`: {why}; stackdrill deletes only its own scratch"
+        ))
+    })?;
     for m in c.db_cluster_members() {
         if let Some(inst) = m.db_instance_identifier() {
             delete_instance_once(rds, inst, owner).await?;
@@ -625,19 +632,19 @@ async fn delete_cluster_once(rds: &Client, id: &str, owner: Owner<'_>) -> Result
             .apply_immediately(true)
             .send()
             .await
-            .map_err(|e| classify("rds:ModifyDBCluster", &e).to_string())?;
+            .map_err(|e| classify("rds:ModifyDBCluster", &e))?;
     }
     match rds.delete_db_cluster().db_cluster_identifier(id).skip_final_snapshot(true).send().await {
         Ok(_) => {}
         Err(e) => {
             let e = classify("rds:DeleteDBCluster", &e);
             if !e.is_not_found() {
-                return Err(e.to_string());
+                return Err(e.into());
             }
         }
     }
     let mut backoff = Backoff::describe();
-    while describe_cluster(rds, id).await.map_err(|e| e.to_string())?.is_some() {
+    while describe_cluster(rds, id).await?.is_some() {
         backoff.wait().await;
     }
     Ok(true)
@@ -790,6 +797,20 @@ pub(crate) async fn wait_until_restorable(source: &mut impl Restorable, t: DateT
     Ok(())
 }
 
+/// What an AWS database provider's run would create, named `name`, for `drill plan`.
+pub(crate) fn scratch_text(s: &crate::config::AwsScratchSpec, name: &str, region: Option<&str>) -> String {
+    let mut net = format!(
+        "subnet group {}, security groups {}",
+        s.subnet_group.as_deref().unwrap_or("(default VPC)"),
+        if s.security_groups.is_empty() { "(default)".to_string() } else { s.security_groups.join(", ") }
+    );
+    if let Some(class) = &s.instance_class {
+        net.push_str(&format!(", {class}"));
+    }
+    let region = s.region.as_deref().or(region).unwrap_or("the default region");
+    format!("{name} in {region} ({net}), tagged stackdrill:scratch")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -862,6 +883,6 @@ mod tests {
         let fresh = tag_pairs(&scratch_tags("d", "run1", now + chrono::TimeDelta::hours(1)));
         assert!(may_delete(&fresh, Owner::Expired(now)).is_err());
         let untagged = vec![(TAG_RUN.to_string(), "run1".to_string())];
-        assert!(may_delete(&untagged, Owner::Run("run1")).unwrap_err().contains("lacks"));
+        assert!(may_delete(&untagged, Owner::Run("run1")).unwrap_err().to_string().contains("lacks"));
     }
 }

@@ -42,6 +42,7 @@ impl ExistingPostgres {
     }
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for ExistingPostgres {
     fn name(&self) -> &'static str {
         "existing-postgres"
@@ -101,32 +102,8 @@ impl RestoreProvider for ExistingPostgres {
         Ok(())
     }
 
-    /// Connects once (TLS as configured, read-only) to prove the copy answers; every later session of the
-    /// verify phase carries `default_transaction_read_only`.
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        let login = self.login.as_ref().ok_or_else(|| RestoreError::Error("ready before restore".into()))?;
-        let mut config = login.config("ready");
-        config.options(self.bounds.read_only_options());
-        let client = crate::pg::connect_tls(&config, &login.tls, None).await.map_err(|e| {
-            RestoreError::Failed(format!("cannot connect to the restored database {}: {e}", login.display()))
-        })?;
-        let read_only: String = client
-            .query_one("show default_transaction_read_only", &[])
-            .await
-            .map_err(|e| RestoreError::Failed(crate::drill::verify::db_error(&e)))?
-            .get(0);
-        if read_only != "on" {
-            return Err(RestoreError::Error(format!(
-                "the restored database did not accept read-only sessions (default_transaction_read_only = {read_only})"
-            )));
-        }
-        Ok(Endpoint {
-            config,
-            tls: login.tls.clone(),
-            server_name: None,
-            credential: Some(login.credential),
-            display: format!("{} (restored by hand; read-only sessions, {})", login.display(), self.bounds.describe()),
-        })
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
     }
 
     fn neutralised(&self) -> Vec<String> {
@@ -158,5 +135,57 @@ impl RestoreProvider for ExistingPostgres {
             detail: "restore: manual; stackdrill created nothing, so it removes nothing (the copy is its owner's)"
                 .into(),
         }
+    }
+}
+
+impl ExistingPostgres {
+    /// Waits until the restored database accepts queries as a primary: how to reach it.
+    /// Connects once (TLS as configured, read-only) to prove the copy answers; every later session of the
+    /// verify phase carries `default_transaction_read_only`.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
+        let login = self.login.as_ref().ok_or_else(|| RestoreError::Error("ready before restore".into()))?;
+        let mut config = login.config("ready");
+        config.options(self.bounds.read_only_options());
+        let client = crate::pg::connect_tls(&config, &login.tls, None).await.map_err(|e| {
+            RestoreError::Failed(format!("cannot connect to the restored database {}: {e}", login.display()))
+        })?;
+        let read_only: String = client
+            .query_one("show default_transaction_read_only", &[])
+            .await
+            .map_err(|e| RestoreError::Failed(crate::drill::verify::db_error(&e)))?
+            .get(0);
+        if read_only != "on" {
+            return Err(RestoreError::Error(format!(
+                "the restored database did not accept read-only sessions (default_transaction_read_only = {read_only})"
+            )));
+        }
+        Ok(Endpoint {
+            config,
+            tls: login.tls.clone(),
+            server_name: None,
+            credential: Some(login.credential),
+            display: format!("{} (restored by hand; read-only sessions, {})", login.display(), self.bounds.describe()),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for ExistingPostgresSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        use crate::config::SecretRef;
+        let aws = match &self.connection.password {
+            SecretRef::Secret(_) | SecretRef::IamAuth => {
+                let config = crate::aws::load(&ctx.opts.aws).await;
+                crate::aws::check_credentials(&config).await?;
+                Some(config)
+            }
+            _ => None,
+        };
+        let provider = ExistingPostgres::new(self, ctx.opts.restore_started_at, aws, ctx.spec.timeouts.check);
+        Ok(super::registry::Built::alone(provider))
+    }
+
+    fn scratch_text(&self, _: &str, _: &crate::config::DrillSpec, _: &str, _: Option<&str>) -> String {
+        "none: the database was restored by hand; it is only read".into()
     }
 }

@@ -295,6 +295,7 @@ impl LocalPostgres {
     }
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for LocalPostgres {
     fn name(&self) -> &'static str {
         "local-postgres"
@@ -409,7 +410,7 @@ impl RestoreProvider for LocalPostgres {
         let handle = self.spawn_copy(Arc::new(plan), cluster.data(), stop_copy.clone(), done.clone());
         let (events, drill) = (self.events.clone(), self.drill.clone());
         let Some(scratch) = self.scratch.as_mut() else {
-            return Err(RestoreError::Error("the scratch was not recorded".into()));
+            return Err(RestoreError::Error("the scratch was not recorded before the copy".into()));
         };
         let copy = scratch.copy.insert(handle);
         let mut wal_result = None;
@@ -508,64 +509,8 @@ impl RestoreProvider for LocalPostgres {
         Ok(())
     }
 
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        let cluster =
-            self.scratch.as_ref().map(|s| s.cluster.clone()).ok_or_else(|| RestoreError::Error("no scratch".into()))?;
-        let config = cluster.client_config(&self.spec.user, &self.database);
-        let start = Instant::now();
-        let mut seen_running = false;
-        let mut last_note = Instant::now();
-        let mut client: Option<tokio_postgres::Client> = None;
-        loop {
-            let running = cluster.is_running();
-            seen_running |= running;
-            if !running && (seen_running || start.elapsed() > Duration::from_secs(10)) {
-                return Err(RestoreError::Failed(self.recovery_failure(&cluster)));
-            }
-            if running && client.is_none() {
-                // Connections are accepted once recovery is consistent (hot standby); keep the one we get.
-                client =
-                    tokio::time::timeout(Duration::from_secs(5), pg::connect(&config)).await.ok().and_then(Result::ok);
-            }
-            if let Some(c) = &client {
-                match c.query_one("select pg_is_in_recovery()", &[]).await {
-                    Err(_) => client = None,
-                    Ok(row) => {
-                        if !row.get::<_, bool>(0) {
-                            self.record_recovery_times(&cluster);
-                            self.disable_subscriptions(&cluster).await?;
-                            let outbound = super::outbound::neutralise_cluster(&cluster, &self.spec.user)
-                                .await
-                                .map_err(RestoreError::Error)?;
-                            self.neutralised.extend(outbound);
-                            return Ok(Endpoint {
-                                config: config.clone(),
-                                tls: crate::config::TlsSpec::Disable,
-                                server_name: None,
-                                credential: None,
-                                display: format!(
-                                    "{}/.s.PGSQL.{} (database {})",
-                                    cluster.dir.display(),
-                                    cluster.port,
-                                    self.database
-                                ),
-                            });
-                        }
-                    }
-                }
-            }
-            if start.elapsed() > self.ready_deadline {
-                return Err(RestoreError::Failed(format!(
-                    "recovery did not finish within {}",
-                    humantime::format_duration(self.ready_deadline)
-                )));
-            }
-            if last_note.elapsed() > Duration::from_secs(2) {
-                self.progress("ready", format!("replaying WAL ({:.0}s)", start.elapsed().as_secs_f64()));
-                last_note = Instant::now();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
     }
 
     fn neutralised(&self) -> Vec<String> {
@@ -599,6 +544,67 @@ impl RestoreProvider for LocalPostgres {
             self.teardown_deadline,
         )
         .await
+    }
+}
+
+impl LocalPostgres {
+    /// Waits until the restored database accepts queries as a primary: how to reach it.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
+        let cluster =
+            self.scratch.as_ref().map(|s| s.cluster.clone()).ok_or_else(|| RestoreError::Error("no scratch".into()))?;
+        let config = cluster.client_config(&self.spec.user, &self.database);
+        let start = Instant::now();
+        let mut seen_running = false;
+        let mut last_note = Instant::now();
+        let mut client: Option<tokio_postgres::Client> = None;
+        loop {
+            let running = cluster.is_running();
+            seen_running |= running;
+            if !running && (seen_running || start.elapsed() > Duration::from_secs(10)) {
+                return Err(RestoreError::Failed(self.recovery_failure(&cluster)));
+            }
+            if running && client.is_none() {
+                // Connections are accepted once recovery is consistent (hot standby); keep the one we get.
+                client =
+                    tokio::time::timeout(Duration::from_secs(5), pg::connect(&config)).await.ok().and_then(Result::ok);
+            }
+            if let Some(c) = &client {
+                match c.query_one("select pg_is_in_recovery()", &[]).await {
+                    Err(_) => client = None,
+                    Ok(row) => {
+                        if !row.get::<_, bool>(0) {
+                            self.record_recovery_times(&cluster);
+                            self.disable_subscriptions(&cluster).await?;
+                            let outbound = super::outbound::neutralise_cluster(&cluster, &self.spec.user).await?;
+                            self.neutralised.extend(outbound);
+                            return Ok(Endpoint {
+                                config: config.clone(),
+                                tls: crate::config::TlsSpec::Disable,
+                                server_name: None,
+                                credential: None,
+                                display: format!(
+                                    "{}/.s.PGSQL.{} (database {})",
+                                    cluster.dir.display(),
+                                    cluster.port,
+                                    self.database
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            if start.elapsed() > self.ready_deadline {
+                return Err(RestoreError::Failed(format!(
+                    "recovery did not finish within {}",
+                    humantime::format_duration(self.ready_deadline)
+                )));
+            }
+            if last_note.elapsed() > Duration::from_secs(2) {
+                self.progress("ready", format!("replaying WAL ({:.0}s)", start.elapsed().as_secs_f64()));
+                last_note = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -645,4 +651,27 @@ fn preload_libraries(data: &Path) -> Vec<String> {
         }
     }
     value.split(',').map(|l| l.trim().trim_matches('"').to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for LocalPostgresSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let (spec, t) = (ctx.spec, &ctx.spec.timeouts);
+        let provider =
+            LocalPostgres::new(self, &spec.name, ctx.run_id, ctx.default_db(), ctx.events.clone(), t, ctx.lifetime)?;
+        Ok(super::registry::Built::alone(provider))
+    }
+
+    fn local_scratch(&self) -> Option<(&std::path::Path, &str)> {
+        Some((&self.scratch_root, &self.os_user))
+    }
+
+    fn scratch_text(&self, name: &str, _: &crate::config::DrillSpec, _: &str, _: Option<&str>) -> String {
+        format!("{name} under {} (socket only)", self.scratch_root.display())
+    }
+
+    fn plan_timeout(&self) -> Duration {
+        Duration::from_secs(5 * 60)
+    }
 }

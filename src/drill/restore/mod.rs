@@ -1,4 +1,5 @@
-//! Restore providers: one trait (`provider.rs`), one module each.
+//! Restore providers: the traits (`provider.rs`), the registry that builds one (`registry.rs`), one module
+//! each.
 
 mod aws_aurora;
 mod aws_backup;
@@ -10,21 +11,14 @@ mod local_postgres;
 pub(crate) mod outbound;
 mod pg_dump;
 mod provider;
+pub(crate) mod registry;
 pub(crate) mod s3_scratch;
 pub(crate) mod supabase_branch;
 pub(crate) mod supabase_new_project;
 
 pub(crate) use crate::report::model::TeardownStatus;
-pub(crate) use aws_aurora::AwsAuroraCluster;
-pub(crate) use aws_backup::AwsBackup;
-pub(crate) use aws_rds::AwsRdsInstance;
 pub(crate) use aws_s3_bucket::{BucketRestore, RestoredBucket};
-pub(crate) use existing_postgres::ExistingPostgres;
-pub(crate) use local_postgres::LocalPostgres;
-pub(crate) use pg_dump::PgDump;
-pub(crate) use provider::{BackupUsed, Endpoint, RestoreProvider, Teardown, plan_timeout};
-pub(crate) use supabase_branch::SupabaseBranch;
-pub(crate) use supabase_new_project::SupabaseNewProject;
+pub(crate) use provider::{BackupUsed, Endpoint, RestoreProvider, Restored, Teardown, plan_timeout};
 
 /// Stops a local scratch cluster and removes its directory, once its marker proves this run made it.
 pub(crate) async fn remove_scratch_cluster(

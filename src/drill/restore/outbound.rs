@@ -9,10 +9,23 @@ use tokio_postgres::Client;
 /// The extensions whose functions reach other hosts.
 const OUTBOUND_FUNCTIONS: &[&str] = &["dblink", "http", "pg_net"];
 
+/// Why the restored copy could not be made inert. Never a verdict on the backups.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum OutboundError {
+    /// A statement in one database failed: what it was for, and the server's answer.
+    #[error("{what} in database `{db}`: {detail}")]
+    Statement { what: String, db: String, detail: String },
+    /// The scratch cluster could not be reached or listed.
+    #[error("{0}")]
+    Cluster(String),
+}
+
 /// Neutralises database `db` through `client` (a superuser session to it); returns what was done.
-pub(crate) async fn neutralise(client: &Client, db: &str) -> Result<Vec<String>, String> {
-    let err = |what: &str, e: tokio_postgres::Error| {
-        format!("{what} in database `{db}`: {}", crate::drill::verify::db_error(&e))
+pub(crate) async fn neutralise(client: &Client, db: &str) -> Result<Vec<String>, OutboundError> {
+    let err = |what: &str, e: tokio_postgres::Error| OutboundError::Statement {
+        what: what.to_string(),
+        db: db.to_string(),
+        detail: crate::drill::verify::db_error(&e),
     };
     let mut said = Vec::new();
     let installed: Vec<String> = client
@@ -78,14 +91,19 @@ pub(crate) async fn neutralise(client: &Client, db: &str) -> Result<Vec<String>,
 }
 
 /// [`neutralise`] in every database of a local scratch cluster, as its superuser `user`.
-pub(crate) async fn neutralise_cluster(cluster: &crate::pg::Cluster, user: &str) -> Result<Vec<String>, String> {
+pub(crate) async fn neutralise_cluster(cluster: &crate::pg::Cluster, user: &str) -> Result<Vec<String>, OutboundError> {
     let admin = crate::pg::connect(&cluster.client_config(user, "postgres"))
         .await
-        .map_err(|e| format!("cannot connect to the scratch to neutralise it: {e}"))?;
+        .map_err(|e| OutboundError::Cluster(format!("cannot connect to the scratch to neutralise it: {e}")))?;
     let dbs: Vec<String> = admin
         .query("select datname from pg_database where datallowconn and not datistemplate order by 1", &[])
         .await
-        .map_err(|e| format!("cannot list the scratch's databases: {}", crate::drill::verify::db_error(&e)))?
+        .map_err(|e| {
+            OutboundError::Cluster(format!(
+                "cannot list the scratch's databases: {}",
+                crate::drill::verify::db_error(&e)
+            ))
+        })?
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -93,7 +111,7 @@ pub(crate) async fn neutralise_cluster(cluster: &crate::pg::Cluster, user: &str)
     for db in dbs {
         let client = crate::pg::connect(&cluster.client_config(user, &db))
             .await
-            .map_err(|e| format!("cannot connect to database `{db}` in the scratch: {e}"))?;
+            .map_err(|e| OutboundError::Cluster(format!("cannot connect to database `{db}` in the scratch: {e}")))?;
         said.extend(neutralise(&client, &db).await?);
     }
     Ok(said)

@@ -444,13 +444,13 @@ impl PgDump {
         let path = path.to_path_buf();
         let out = tokio::task::spawn_blocking(move || -> Result<(bool, String), String> {
             let mut child = cmd.spawn().map_err(|e| format!("could not run psql: {e}"))?;
-            let mut stderr = child.stderr.take().expect("piped");
+            let mut stderr = child.stderr.take().ok_or("psql's stderr was not piped")?;
             let errors = std::thread::spawn(move || {
                 let mut s = String::new();
                 let _ = stderr.read_to_string(&mut s);
                 s
             });
-            let mut stdin = std::io::BufWriter::new(child.stdin.take().expect("piped"));
+            let mut stdin = std::io::BufWriter::new(child.stdin.take().ok_or("psql's stdin was not piped")?);
             let fed = sql_reader(&path, gzip).and_then(|r| {
                 dump::for_each_sql_line(r, |line, data| {
                     let skip = !data && skipped_statement(line, &skip_ext, &existing_roles);
@@ -600,6 +600,7 @@ fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for PgDump {
     fn name(&self) -> &'static str {
         "pg-dump"
@@ -753,38 +754,8 @@ impl RestoreProvider for PgDump {
         Ok(())
     }
 
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
-        let cluster = self.cluster.clone().ok_or_else(|| RestoreError::Error("no scratch".into()))?;
-        let config = cluster.client_config(&self.spec.user, &self.database);
-        let client = pg::connect(&config).await.map_err(|e| {
-            RestoreError::Failed(format!("the restored database `{}` does not accept connections: {e}", self.database))
-        })?;
-        // Restored subscriptions are created disabled by pg_dump; make sure none is enabled.
-        let subs = client
-            .query("select subname from pg_subscription where subenabled", &[])
-            .await
-            .map_err(|e| RestoreError::Error(e.to_string()))?;
-        for row in subs {
-            let name: String = row.get(0);
-            let q = quote_ident(&name);
-            client
-                .batch_execute(&format!(
-                    "alter subscription {q} disable; alter subscription {q} set (slot_name = none)"
-                ))
-                .await
-                .map_err(|e| RestoreError::Error(format!("cannot disable subscription `{name}`: {e}")))?;
-            self.neutralised.push(format!("subscription `{name}` disabled and detached from its slot"));
-        }
-        let outbound =
-            super::outbound::neutralise_cluster(&cluster, &self.spec.user).await.map_err(RestoreError::Error)?;
-        self.neutralised.extend(outbound);
-        Ok(Endpoint {
-            config,
-            tls: crate::config::TlsSpec::Disable,
-            server_name: None,
-            credential: None,
-            display: format!("{}/.s.PGSQL.{} (database {})", cluster.dir.display(), cluster.port, self.database),
-        })
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
     }
 
     fn neutralised(&self) -> Vec<String> {
@@ -837,9 +808,78 @@ impl RestoreProvider for PgDump {
     }
 }
 
+impl PgDump {
+    /// Waits until the restored database accepts queries as a primary: how to reach it.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
+        let cluster = self.cluster.clone().ok_or_else(|| RestoreError::Error("no scratch".into()))?;
+        let config = cluster.client_config(&self.spec.user, &self.database);
+        let client = pg::connect(&config).await.map_err(|e| {
+            RestoreError::Failed(format!("the restored database `{}` does not accept connections: {e}", self.database))
+        })?;
+        // Restored subscriptions are created disabled by pg_dump; make sure none is enabled.
+        let subs = client
+            .query("select subname from pg_subscription where subenabled", &[])
+            .await
+            .map_err(|e| RestoreError::Error(e.to_string()))?;
+        for row in subs {
+            let name: String = row.get(0);
+            let q = quote_ident(&name);
+            client
+                .batch_execute(&format!(
+                    "alter subscription {q} disable; alter subscription {q} set (slot_name = none)"
+                ))
+                .await
+                .map_err(|e| RestoreError::Error(format!("cannot disable subscription `{name}`: {e}")))?;
+            self.neutralised.push(format!("subscription `{name}` disabled and detached from its slot"));
+        }
+        let outbound = super::outbound::neutralise_cluster(&cluster, &self.spec.user).await?;
+        self.neutralised.extend(outbound);
+        Ok(Endpoint {
+            config,
+            tls: crate::config::TlsSpec::Disable,
+            server_name: None,
+            credential: None,
+            display: format!("{}/.s.PGSQL.{} (database {})", cluster.dir.display(), cluster.port, self.database),
+        })
+    }
+}
+
 /// `15.8` → 15, `9.6.24` → 9 (close enough: 9.x dumps restore into any newer server).
 fn major(version: &str) -> u32 {
     version.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for PgDumpSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let s3 = match &self.dumps {
+            DumpLocation::S3 { .. } => {
+                let mut settings = ctx.opts.aws.clone();
+                settings.region = self.region.clone().or(settings.region);
+                Some(crate::aws::s3_client(&settings).await)
+            }
+            DumpLocation::Path(_) => None,
+        };
+        let (spec, t) = (ctx.spec, &ctx.spec.timeouts);
+        let provider =
+            PgDump::new(self, &spec.name, ctx.run_id, ctx.default_db(), ctx.events.clone(), t, ctx.lifetime)?;
+        Ok(super::registry::Built::alone(provider.with_s3(s3)))
+    }
+
+    fn iam(&self, needs: &mut dyn super::registry::IamNeeds, _: &str) {
+        if let DumpLocation::S3 { bucket, prefix } = &self.dumps {
+            needs.allow("DumpsList", &["s3:ListBucket"], &[format!("arn:aws:s3:::{bucket}")], None);
+            needs.allow("DumpsRead", &["s3:GetObject"], &[format!("arn:aws:s3:::{bucket}/{prefix}*")], None);
+        }
+    }
+
+    fn local_scratch(&self) -> Option<(&std::path::Path, &str)> {
+        Some((&self.scratch_root, &self.os_user))
+    }
+
+    fn scratch_text(&self, name: &str, _: &crate::config::DrillSpec, _: &str, _: Option<&str>) -> String {
+        format!("{name} under {} (a fresh cluster, socket only)", self.scratch_root.display())
+    }
 }
 
 #[cfg(test)]

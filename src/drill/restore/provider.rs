@@ -7,17 +7,27 @@ use super::TeardownStatus;
 use crate::drill::error::{DrillError, RestoreError};
 use crate::drill::target::{ResolvedTarget, Window};
 
-/// How long the plan phase may take when the drill file does not say: on AWS, RDS's LatestRestorableTime
-/// trails commits by up to ~5 minutes, and a canary's target must become restorable within the phase.
+/// How long the plan phase may take: the drill file's `timeouts.plan`, else the provider's default.
 pub(crate) fn plan_timeout(spec: &crate::config::DrillSpec) -> std::time::Duration {
-    let default = match spec.restore {
-        crate::config::RestoreSpec::LocalPostgres(_) => 5 * 60,
-        _ => 20 * 60,
-    };
-    spec.timeouts.plan.unwrap_or(std::time::Duration::from_secs(default))
+    spec.timeouts.plan.unwrap_or_else(|| super::registry::kind(&spec.restore).plan_timeout())
 }
 
-/// How to reach the restored database.
+/// What a restore hands the checks: engine-neutral, so the runner and the checks never ask which provider
+/// made it.
+///
+/// This is the seam for another engine: PostgreSQL is the one database engine today (`Postgres`, reached
+/// through an [`Endpoint`] and checked by `verify/`'s SQL checks). A MySQL restore on RDS, or the queue's
+/// DynamoDB tables, would add a variant here carrying how to reach it, and its own arm in
+/// `runner::verify_or_skip` where the checks that understand it run; the providers that make it return
+/// that variant from `wait_ready`. A bucket restored alone is the other kind of restore there is.
+pub(crate) enum Restored {
+    /// A PostgreSQL database accepting queries as a primary.
+    Postgres(Box<Endpoint>),
+    /// A bucket restored alone (`aws-s3-bucket`): no database, its checks read the bucket.
+    Bucket(super::RestoredBucket),
+}
+
+/// How to reach a restored PostgreSQL database (`Restored::Postgres`).
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     pub(crate) config: tokio_postgres::Config,
@@ -85,18 +95,20 @@ impl Teardown {
 
     /// The record of a guarded delete: `Ok(true)` deleted (`done` says what), `Ok(false)` nothing was
     /// there (`absent` says what), `Err` why it failed.
-    pub(crate) fn from_delete(r: Result<bool, String>, done: String, absent: String) -> Teardown {
+    pub(crate) fn from_delete(r: Result<bool, impl std::fmt::Display>, done: String, absent: String) -> Teardown {
         let (status, detail) = match r {
             Ok(true) => (TeardownStatus::Done, done),
             Ok(false) => (TeardownStatus::NothingToDo, absent),
-            Err(e) => (TeardownStatus::Failed, e),
+            Err(e) => (TeardownStatus::Failed, e.to_string()),
         };
         Teardown { status, at: Utc::now(), detail }
     }
 }
 
-/// A place backups can be restored from into an isolated scratch database.
-pub(crate) trait RestoreProvider {
+/// A place backups can be restored from into an isolated scratch copy. A provider is built by its
+/// `registry::ProviderKind` (one line in `registry::kind`) and described to the report through these methods.
+#[async_trait::async_trait]
+pub(crate) trait RestoreProvider: Send {
     /// The provider's name as written in drill files (`local-postgres`).
     fn name(&self) -> &'static str;
     /// Facts about the source for the report: key, value.
@@ -108,15 +120,13 @@ pub(crate) trait RestoreProvider {
     fn plan(&mut self, target: &ResolvedTarget) -> Result<BackupUsed, DrillError>;
     /// Creates the scratch environment and starts recovery to the target.
     async fn restore(&mut self, target: &ResolvedTarget) -> Result<(), RestoreError>;
-    /// Waits until the scratch database accepts queries as a primary.
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError>;
-    /// Whether the restore ends in a database (`wait_ready`); a bucket restored alone does not.
-    fn has_database(&self) -> bool {
+    /// Waits until the restored copy can be checked (a database accepting queries as a primary) and says
+    /// how to reach it.
+    async fn wait_ready(&mut self) -> Result<Restored, RestoreError>;
+    /// Whether the copy needs a ready phase (`wait_ready` waits for something); a bucket restored alone is
+    /// there once the restore phase ends, and `wait_ready` then only hands it over.
+    fn has_ready_phase(&self) -> bool {
         true
-    }
-    /// The bucket a bucket restore brought back, for the checks.
-    fn restored_bucket(&self) -> Option<super::RestoredBucket> {
-        None
     }
     /// What was switched off in the restored copy so it could not act (archive and recovery commands,
     /// replication, job schedulers), for the report.

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::aws_scratch::{self, Owner};
 use crate::aws::classify;
+use crate::drill::error::ScratchError;
 
 /// The scratch bucket of one `also-restore` entry: `sd-<drill>-<run>-<index>` (at most 59 characters).
 pub(crate) fn bucket_name(drill: &str, run: &str, index: usize) -> String {
@@ -40,8 +41,8 @@ impl Encryption {
 }
 
 /// The source bucket's default encryption (SSE-S3 when it sets none: S3 encrypts every new object so).
-pub(crate) async fn encryption_of(client: &Client, bucket: &str) -> Result<Encryption, String> {
-    let default = crate::aws::s3::default_encryption(client, bucket).await.map_err(|e| e.to_string())?;
+pub(crate) async fn encryption_of(client: &Client, bucket: &str) -> Result<Encryption, ScratchError> {
+    let default = crate::aws::s3::default_encryption(client, bucket).await?;
     Ok(match default {
         Some(d) if crate::aws::s3::is_kms(&d) => Encryption::Kms(d.kms_master_key_id().map(str::to_string)),
         _ => Encryption::S3Managed,
@@ -55,16 +56,18 @@ pub(crate) async fn create(
     name: &str,
     region: &str,
     tags: &[(&'static str, String)],
-) -> Result<(), String> {
+) -> Result<(), ScratchError> {
     // us-east-1 answers 200 to creating a bucket its caller already owns: never adopt one.
     if exists(client, name).await? {
-        return Err(format!("a bucket named `{name}` already exists: refusing to use it as this run's scratch"));
+        return Err(ScratchError::Refused(format!(
+            "a bucket named `{name}` already exists: refusing to use it as this run's scratch"
+        )));
     }
     let tag_set = tags
         .iter()
         .map(|(k, v)| Tag::builder().key(*k).value(v).build())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ScratchError::Request(e.to_string()))?;
     let mut config = CreateBucketConfiguration::builder().set_tags(Some(tag_set));
     // us-east-1 takes no location constraint.
     if region != "us-east-1" {
@@ -77,7 +80,7 @@ pub(crate) async fn create(
         .create_bucket_configuration(config.build())
         .send()
         .await
-        .map_err(|e| classify("s3:CreateBucket", &e).to_string())?;
+        .map_err(|e| classify("s3:CreateBucket", &e))?;
     Ok(())
 }
 
@@ -90,8 +93,8 @@ pub(crate) async fn secure(
     tags: &[(&'static str, String)],
     encryption: &Encryption,
     expire_days: i32,
-) -> Result<(), String> {
-    crate::aws::s3::put_tags(client, name, tags).await.map_err(|e| e.to_string())?;
+) -> Result<(), ScratchError> {
+    crate::aws::s3::put_tags(client, name, tags).await?;
     let block = PublicAccessBlockConfiguration::builder()
         .block_public_acls(true)
         .ignore_public_acls(true)
@@ -104,27 +107,26 @@ pub(crate) async fn secure(
         .public_access_block_configuration(block)
         .send()
         .await
-        .map_err(|e| classify("s3:PutBucketPublicAccessBlock", &e).to_string())?;
+        .map_err(|e| classify("s3:PutBucketPublicAccessBlock", &e))?;
     let default = match encryption {
         Encryption::S3Managed => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256),
         Encryption::Kms(key) => ServerSideEncryptionByDefault::builder()
             .sse_algorithm(ServerSideEncryption::AwsKms)
             .set_kms_master_key_id(key.clone()),
     }
-    .build()
-    .map_err(|e| e.to_string())?;
+    .build()?;
     let rule = ServerSideEncryptionRule::builder()
         .apply_server_side_encryption_by_default(default)
         .bucket_key_enabled(matches!(encryption, Encryption::Kms(_)))
         .build();
-    let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(|e| e.to_string())?;
+    let config = ServerSideEncryptionConfiguration::builder().rules(rule).build()?;
     client
         .put_bucket_encryption()
         .bucket(name)
         .server_side_encryption_configuration(config)
         .send()
         .await
-        .map_err(|e| classify("s3:PutEncryptionConfiguration", &e).to_string())?;
+        .map_err(|e| classify("s3:PutEncryptionConfiguration", &e))?;
     let rule = LifecycleRule::builder()
         .id("stackdrill-scratch-expiry")
         .status(ExpirationStatus::Enabled)
@@ -132,50 +134,50 @@ pub(crate) async fn secure(
         .expiration(LifecycleExpiration::builder().days(expire_days.max(1)).build())
         .noncurrent_version_expiration(NoncurrentVersionExpiration::builder().noncurrent_days(1).build())
         .abort_incomplete_multipart_upload(AbortIncompleteMultipartUpload::builder().days_after_initiation(1).build())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(|e| e.to_string())?;
+        .build()?;
+    let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build()?;
     client
         .put_bucket_lifecycle_configuration()
         .bucket(name)
         .lifecycle_configuration(lifecycle)
         .send()
         .await
-        .map_err(|e| classify("s3:PutLifecycleConfiguration", &e).to_string())?;
+        .map_err(|e| classify("s3:PutLifecycleConfiguration", &e))?;
     Ok(())
 }
 
 /// Whether a bucket of this name exists (anyone's: S3 names are global).
-pub(crate) async fn exists(client: &Client, name: &str) -> Result<bool, String> {
+pub(crate) async fn exists(client: &Client, name: &str) -> Result<bool, ScratchError> {
     match client.head_bucket().bucket(name).send().await {
         Ok(_) => Ok(true),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
         // 403: it exists, in another account.
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(true),
-        Err(e) => Err(classify("s3:ListBucket", &e).to_string()),
+        Err(e) => Err(classify("s3:ListBucket", &e).into()),
     }
 }
 
 /// The bucket's tags; `None` when the bucket does not exist.
-pub(crate) async fn tags_of(client: &Client, name: &str) -> Result<Option<Vec<(String, String)>>, String> {
-    crate::aws::s3::tags(client, name).await.map_err(|e| e.to_string())
+pub(crate) async fn tags_of(client: &Client, name: &str) -> Result<Option<Vec<(String, String)>>, ScratchError> {
+    Ok(crate::aws::s3::tags(client, name).await?)
 }
 
 /// Deletes every version, delete marker and unfinished upload of the bucket, then the bucket, once its tags
 /// allow `owner` to: `Ok(true)` deleted, `Ok(false)` it was not there.
-pub(crate) async fn delete_guarded(client: &Client, name: &str, owner: Owner<'_>) -> Result<bool, String> {
+pub(crate) async fn delete_guarded(client: &Client, name: &str, owner: Owner<'_>) -> Result<bool, ScratchError> {
     let Some(tags) = tags_of(client, name).await? else { return Ok(false) };
-    aws_scratch::may_delete(&tags, owner).map_err(|why| format!("refused to delete bucket `{name}`: {why}"))?;
+    aws_scratch::may_delete(&tags, owner)
+        .map_err(|why| ScratchError::Refused(format!("refused to delete bucket `{name}`: {why}")))?;
     empty(client, name).await?;
     match client.delete_bucket().bucket(name).send().await {
         Ok(_) => Ok(true),
         Err(e) if e.code() == Some("NoSuchBucket") => Ok(false),
-        Err(e) => Err(classify("s3:DeleteBucket", &e).to_string()),
+        Err(e) => Err(classify("s3:DeleteBucket", &e).into()),
     }
 }
 
 /// Deletes everything in the bucket, 1,000 keys per request.
-async fn empty(client: &Client, name: &str) -> Result<(), String> {
+async fn empty(client: &Client, name: &str) -> Result<(), ScratchError> {
     // Aborting uploads removes them from the listing: list again until none is left.
     loop {
         let page = client
@@ -183,7 +185,7 @@ async fn empty(client: &Client, name: &str) -> Result<(), String> {
             .bucket(name)
             .send()
             .await
-            .map_err(|e| classify("s3:ListBucketMultipartUploads", &e).to_string())?;
+            .map_err(|e| classify("s3:ListBucketMultipartUploads", &e))?;
         if page.uploads().is_empty() {
             break;
         }
@@ -196,7 +198,7 @@ async fn empty(client: &Client, name: &str) -> Result<(), String> {
                     .upload_id(id)
                     .send()
                     .await
-                    .map_err(|e| classify("s3:AbortMultipartUpload", &e).to_string())?;
+                    .map_err(|e| classify("s3:AbortMultipartUpload", &e))?;
             }
         }
     }
@@ -206,7 +208,7 @@ async fn empty(client: &Client, name: &str) -> Result<(), String> {
             .bucket(name)
             .send()
             .await
-            .map_err(|e| classify("s3:ListBucketVersions", &e).to_string())?;
+            .map_err(|e| classify("s3:ListBucketVersions", &e))?;
         let ids: Vec<ObjectIdentifier> = page
             .versions()
             .iter()
@@ -223,26 +225,26 @@ async fn empty(client: &Client, name: &str) -> Result<(), String> {
         if ids.is_empty() {
             return Ok(());
         }
-        let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(|e| e.to_string())?;
+        let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build()?;
         let out = client
             .delete_objects()
             .bucket(name)
             .delete(delete)
             .send()
             .await
-            .map_err(|e| classify("s3:DeleteObjectVersion", &e).to_string())?;
+            .map_err(|e| classify("s3:DeleteObjectVersion", &e))?;
         if let Some(err) = out.errors().first() {
-            return Err(format!(
+            return Err(ScratchError::Incomplete(format!(
                 "cannot delete `{}` from bucket `{name}`: {}",
                 err.key().unwrap_or_default(),
                 err.message().or(err.code()).unwrap_or("refused")
-            ));
+            )));
         }
     }
 }
 
 /// Every bucket of the account, from `ListBuckets`, page by page.
-async fn all_buckets(client: &Client) -> Result<Vec<aws_sdk_s3::types::Bucket>, String> {
+async fn all_buckets(client: &Client) -> Result<Vec<aws_sdk_s3::types::Bucket>, ScratchError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -251,7 +253,7 @@ async fn all_buckets(client: &Client) -> Result<Vec<aws_sdk_s3::types::Bucket>, 
             .set_continuation_token(token.clone())
             .send()
             .await
-            .map_err(|e| classify("s3:ListAllMyBuckets", &e).to_string())?;
+            .map_err(|e| classify("s3:ListAllMyBuckets", &e))?;
         out.extend(page.buckets().iter().cloned());
         token = page.continuation_token().filter(|t| !t.is_empty()).map(str::to_string);
         if token.is_none() {
@@ -272,7 +274,7 @@ pub(crate) struct Candidates {
 
 /// Buckets of `region` named like scratch (`sd-…`) and their tags, for `drill cleanup`; a bucket whose tags
 /// cannot be read is set aside with the reason, and the others are still returned.
-pub(crate) async fn scratch_candidates(client: &Client, region: &str) -> Result<Candidates, String> {
+pub(crate) async fn scratch_candidates(client: &Client, region: &str) -> Result<Candidates, ScratchError> {
     let mut out = Candidates::default();
     for b in all_buckets(client).await? {
         let Some(name) = b.name().filter(|n| n.starts_with("sd-")) else { continue };
@@ -283,14 +285,14 @@ pub(crate) async fn scratch_candidates(client: &Client, region: &str) -> Result<
         match tags_of(client, name).await {
             Ok(Some(tags)) => out.tagged.push((name.to_string(), tags)),
             Ok(None) => {}
-            Err(e) => out.unreadable.push((name.to_string(), e)),
+            Err(e) => out.unreadable.push((name.to_string(), e.to_string())),
         }
     }
     Ok(out)
 }
 
 /// When a bucket was created, from `ListBuckets` (`None`: not listed).
-pub(crate) async fn created_at(client: &Client, name: &str) -> Result<Option<DateTime<Utc>>, String> {
+pub(crate) async fn created_at(client: &Client, name: &str) -> Result<Option<DateTime<Utc>>, ScratchError> {
     let buckets = all_buckets(client).await?;
     Ok(buckets.iter().find(|b| b.name() == Some(name)).and_then(|b| b.creation_date()).map(aws_scratch::to_chrono))
 }

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{BackupUsed, Endpoint, RestoreProvider, Teardown, TeardownStatus};
 use crate::config::SupabaseBranchSpec;
 use crate::config::SupabaseConnect;
+use crate::drill::cleanup::Swept;
 use crate::drill::error::{DrillError, RestoreError};
 use crate::drill::events::EventSink;
 use crate::drill::target::{ResolvedTarget, Window};
@@ -206,6 +207,7 @@ pub(crate) fn ipv6_only(host: &str, addrs: &[std::net::SocketAddr]) -> Option<St
     })
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for SupabaseBranch {
     fn name(&self) -> &'static str {
         "supabase-branch"
@@ -313,7 +315,60 @@ impl RestoreProvider for SupabaseBranch {
         Ok(())
     }
 
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
+    }
+
+    fn neutralised(&self) -> Vec<String> {
+        vec![
+            "a non-persistent branch: Supabase pauses and removes it on its own if teardown never runs".into(),
+            "the drill never calls Supabase's in-place restore endpoints (the client cannot reach them)".into(),
+        ]
+    }
+
+    fn gate_checks(&self) -> Vec<crate::drill::verify::CheckResult> {
+        self.gate.clone()
+    }
+
+    fn data_as_of(&self) -> Option<DateTime<Utc>> {
+        self.created_at
+    }
+
+    fn rpo_floor(&self) -> Option<(DateTime<Utc>, &'static str)> {
+        let basis = "the branch's creation: it copies the live project's data as of then, so nothing before the \
+                     target is lost; this proves the copy, not the project's backups' RPO";
+        self.created_at.map(|t| (t, basis))
+    }
+
+    fn recovery(&self) -> Option<String> {
+        Some("a Supabase branch with data (the project's current state)".into())
+    }
+
+    async fn teardown(&mut self) -> Teardown {
+        let Some((branch_ref, name)) = self.branch.take() else {
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: "no branch was created".into(),
+            };
+        };
+        let deleted: Result<serde_json::Value, _> = self.client.send(Call::DeleteBranch(&branch_ref), None).await;
+        let result = match deleted {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(format!("cannot delete branch {name} ({branch_ref}): {e}; run `stackdrill drill cleanup`")),
+        };
+        Teardown::from_delete(
+            result,
+            format!("branch {name} ({branch_ref}) deleted"),
+            format!("branch {name} was already gone"),
+        )
+    }
+}
+
+impl SupabaseBranch {
+    /// Waits until the branch is healthy, in its region, and accepts connections: how to reach it.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
         let (branch_ref, name) =
             self.branch.clone().ok_or_else(|| RestoreError::Error("ready before restore".into()))?;
         let config = self.wait_healthy(&branch_ref).await?;
@@ -397,52 +452,75 @@ impl RestoreProvider for SupabaseBranch {
             }
         }
     }
+}
 
-    fn neutralised(&self) -> Vec<String> {
-        vec![
-            "a non-persistent branch: Supabase pauses and removes it on its own if teardown never runs".into(),
-            "the drill never calls Supabase's in-place restore endpoints (the client cannot reach them)".into(),
-        ]
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for SupabaseBranchSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let provider = SupabaseBranch::new(self, &ctx.spec.name, ctx.run_id, ctx.events.clone())?;
+        Ok(super::registry::Built::alone(provider))
     }
 
-    fn gate_checks(&self) -> Vec<crate::drill::verify::CheckResult> {
-        self.gate.clone()
+    /// The dashboard's own estimate for a branch with data: at least 3 minutes, plus ~2 s per GB copied.
+    fn rto_floor(&self) -> Option<(u64, &'static str)> {
+        Some((3 * 60, "a Supabase branch with data is provisioned (≥ 3 min + ~2 s/GB)"))
     }
 
-    fn data_as_of(&self) -> Option<DateTime<Utc>> {
-        self.created_at
+    async fn sweep(&self, drill: &str, dry_run: bool) -> Vec<Swept> {
+        sweep_branches(drill, self, dry_run).await
     }
 
-    fn rpo_floor(&self) -> Option<(DateTime<Utc>, &'static str)> {
-        let basis = "the branch's creation: it copies the live project's data as of then, so nothing before the \
-                     target is lost; this proves the copy, not the project's backups' RPO";
-        self.created_at.map(|t| (t, basis))
+    fn scratch_text(&self, name: &str, _: &crate::config::DrillSpec, _: &str, _: Option<&str>) -> String {
+        format!("branch {name} of project {} (not persistent)", self.project_ref)
     }
+}
 
-    fn recovery(&self) -> Option<String> {
-        Some("a Supabase branch with data (the project's current state)".into())
-    }
-
-    async fn teardown(&mut self) -> Teardown {
-        let Some((branch_ref, name)) = self.branch.take() else {
-            return Teardown {
-                status: TeardownStatus::NothingToDo,
-                at: Utc::now(),
-                detail: "no branch was created".into(),
-            };
+/// Branches of the drill's Supabase project named `sd-<drill>-<run>` (what its runs create), not persistent,
+/// older than `expires-after`. No token means the sweep is skipped with a note.
+async fn sweep_branches(drill: &str, spec: &SupabaseBranchSpec, dry_run: bool) -> Vec<Swept> {
+    let swept = |resource: String, run: &str, action: String| Swept {
+        kind: "supabase-branch",
+        resource,
+        drill: drill.to_string(),
+        run: run.to_string(),
+        action,
+    };
+    let project = format!("supabase:{}", spec.project_ref);
+    let client = match Client::new(&spec.api_url, &spec.token_env) {
+        Ok(c) => c,
+        Err(e) => return vec![swept(project, "", format!("skipped: {e}"))],
+    };
+    let branches: Vec<Branch> = match client.send(Call::ListBranches(&spec.project_ref), None).await {
+        Ok(b) => b,
+        Err(e) => return vec![swept(project, "", format!("failed: {e}"))],
+    };
+    let mut out = Vec::new();
+    for b in branches.into_iter().filter(|b| is_drill_branch(&b.name, drill)) {
+        let run = b.name.rsplit('-').next().unwrap_or_default().to_string();
+        let resource = format!("{project}/{} ({})", b.name, b.id);
+        let created = chrono::DateTime::parse_from_rfc3339(&b.created_at).map(|t| t.to_utc());
+        let expired = created
+            .as_ref()
+            .is_ok_and(|t| *t + chrono::Duration::from_std(spec.expires_after).unwrap_or_default() < Utc::now());
+        let action = if b.persistent {
+            "refused: a persistent branch (drills create only non-persistent ones)".to_string()
+        } else if created.is_err() {
+            format!("refused: its creation time `{}` is not a time", b.created_at)
+        } else if !expired {
+            "kept (not expired yet)".to_string()
+        } else if !valid_ref(&b.project_ref) {
+            format!("refused: `{}` is not a branch ref", b.project_ref)
+        } else if dry_run {
+            "would remove".to_string()
+        } else {
+            match client.send::<serde_json::Value>(Call::DeleteBranch(&b.project_ref), None).await {
+                Ok(_) => "removed".to_string(),
+                Err(e) => format!("failed: {e}"),
+            }
         };
-        let deleted: Result<serde_json::Value, _> = self.client.send(Call::DeleteBranch(&branch_ref), None).await;
-        let result = match deleted {
-            Ok(_) => Ok(true),
-            Err(e) if e.status() == Some(404) => Ok(false),
-            Err(e) => Err(format!("cannot delete branch {name} ({branch_ref}): {e}; run `stackdrill drill cleanup`")),
-        };
-        Teardown::from_delete(
-            result,
-            format!("branch {name} ({branch_ref}) deleted"),
-            format!("branch {name} was already gone"),
-        )
+        out.push(swept(resource, &run, action));
     }
+    out
 }
 
 #[cfg(test)]

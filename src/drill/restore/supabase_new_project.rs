@@ -155,6 +155,7 @@ impl SupabaseNewProject {
     }
 }
 
+#[async_trait::async_trait]
 impl RestoreProvider for SupabaseNewProject {
     fn name(&self) -> &'static str {
         "supabase-new-project"
@@ -306,7 +307,79 @@ impl RestoreProvider for SupabaseNewProject {
         Ok(())
     }
 
-    async fn wait_ready(&mut self) -> Result<Endpoint, RestoreError> {
+    async fn wait_ready(&mut self) -> Result<super::Restored, RestoreError> {
+        self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
+    }
+
+    fn neutralised(&self) -> Vec<String> {
+        vec![
+            "the drill never calls Supabase's in-place restore endpoints (the client cannot reach them)".into(),
+            "the new project copies the database only: Storage objects, Edge Functions, Auth settings and API keys \
+             are not in it"
+                .into(),
+        ]
+    }
+
+    /// The restored data stands at T (the whole second the person entered): checks against the source cut
+    /// there.
+    fn data_as_of(&self) -> Option<DateTime<Utc>> {
+        self.target
+    }
+
+    fn gate_checks(&self) -> Vec<CheckResult> {
+        self.gate.clone()
+    }
+
+    fn recovery(&self) -> Option<String> {
+        Some("Supabase point-in-time recovery to a new project (dashboard), WAL-G replay to the target".into())
+    }
+
+    /// From the moment the person was asked (the restore's own creation time is in the facts).
+    fn rto_seconds(&self, ready_at: DateTime<Utc>) -> Option<f64> {
+        self.asked_at.map(|a| (ready_at - a).num_milliseconds() as f64 / 1000.0)
+    }
+
+    async fn teardown(&mut self) -> Teardown {
+        let Some(project) = self.project.take() else {
+            return Teardown {
+                status: TeardownStatus::NothingToDo,
+                at: Utc::now(),
+                detail: "no restored project was found".into(),
+            };
+        };
+        let name = project_name(&self.drill, &self.run);
+        let guarded = match deletable(&project, &name, &self.spec.project_ref, self.run_started) {
+            Ok(d) => d,
+            Err(why) => {
+                return Teardown {
+                    status: TeardownStatus::Failed,
+                    at: Utc::now(),
+                    detail: format!(
+                        "not deleted: {why}; delete project {} ({}) in the dashboard yourself once you are sure it is \
+                         the restored copy",
+                        project.project_ref, project.name
+                    ),
+                };
+            }
+        };
+        let deleted: Result<serde_json::Value, _> = self.client.send(Call::DeleteProject(&guarded), None).await;
+        let r = guarded.project_ref();
+        let result = match deleted {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(format!("cannot delete project {name} ({r}): {e}; delete it in the dashboard")),
+        };
+        Teardown::from_delete(
+            result,
+            format!("project {name} ({r}) deleted"),
+            format!("project {name} ({r}) was already gone"),
+        )
+    }
+}
+
+impl SupabaseNewProject {
+    /// Waits until the restored project is healthy and accepts connections: how to reach it.
+    async fn wait_endpoint(&mut self) -> Result<Endpoint, RestoreError> {
         let r = self
             .project
             .as_ref()
@@ -375,69 +448,21 @@ impl RestoreProvider for SupabaseNewProject {
             }
         }
     }
+}
 
-    fn neutralised(&self) -> Vec<String> {
-        vec![
-            "the drill never calls Supabase's in-place restore endpoints (the client cannot reach them)".into(),
-            "the new project copies the database only: Storage objects, Edge Functions, Auth settings and API keys \
-             are not in it"
-                .into(),
-        ]
+#[async_trait::async_trait]
+impl super::registry::ProviderKind for SupabaseNewProjectSpec {
+    async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
+        let given = ctx.opts.restored_project.clone();
+        let provider = SupabaseNewProject::new(self, &ctx.spec.name, ctx.run_id, ctx.events.clone(), given)?;
+        Ok(super::registry::Built::alone(provider))
     }
 
-    /// The restored data stands at T (the whole second the person entered): checks against the source cut
-    /// there.
-    fn data_as_of(&self) -> Option<DateTime<Utc>> {
-        self.target
-    }
-
-    fn gate_checks(&self) -> Vec<CheckResult> {
-        self.gate.clone()
-    }
-
-    fn recovery(&self) -> Option<String> {
-        Some("Supabase point-in-time recovery to a new project (dashboard), WAL-G replay to the target".into())
-    }
-
-    /// From the moment the person was asked (the restore's own creation time is in the facts).
-    fn rto_seconds(&self, ready_at: DateTime<Utc>) -> Option<f64> {
-        self.asked_at.map(|a| (ready_at - a).num_milliseconds() as f64 / 1000.0)
-    }
-
-    async fn teardown(&mut self) -> Teardown {
-        let Some(project) = self.project.take() else {
-            return Teardown {
-                status: TeardownStatus::NothingToDo,
-                at: Utc::now(),
-                detail: "no restored project was found".into(),
-            };
-        };
-        let name = project_name(&self.drill, &self.run);
-        let guarded = match deletable(&project, &name, &self.spec.project_ref, self.run_started) {
-            Ok(d) => d,
-            Err(why) => {
-                return Teardown {
-                    status: TeardownStatus::Failed,
-                    at: Utc::now(),
-                    detail: format!(
-                        "not deleted: {why}; delete project {} ({}) in the dashboard yourself once you are sure it is \
-                         the restored copy",
-                        project.project_ref, project.name
-                    ),
-                };
-            }
-        };
-        let deleted: Result<serde_json::Value, _> = self.client.send(Call::DeleteProject(&guarded), None).await;
-        let r = guarded.project_ref();
-        let result = match deleted {
-            Ok(_) => Ok(true),
-            Err(e) if e.status() == Some(404) => Ok(false),
-            Err(e) => Err(format!("cannot delete project {name} ({r}): {e}; delete it in the dashboard")),
-        };
-        Teardown::from_delete(
-            result,
-            format!("project {name} ({r}) deleted"),
-            format!("project {name} ({r}) was already gone"),
+    fn scratch_text(&self, name: &str, _: &crate::config::DrillSpec, _: &str, _: Option<&str>) -> String {
+        format!(
+            "project {name}, restored by a person from project {}'s PITR in the dashboard (the step below), \
+             deleted afterwards",
+            self.project_ref
         )
     }
 }
