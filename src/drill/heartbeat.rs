@@ -261,6 +261,11 @@ mod tests {
 }
 
 #[cfg(all(test, feature = "slow-tests"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
+)]
 mod slow_tests {
     use super::*;
     use crate::drill::verify::testdb::TestDb;

@@ -1,5 +1,4 @@
 //! The drill engine: restore a backup to a point in time into scratch, verify it, tear it down, report.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "TEMPORARY: drill/ is converted on another branch")]
 
 mod cancel;
 pub(crate) mod cleanup;

@@ -809,5 +809,10 @@ impl super::registry::ProviderKind for AwsBackupSpec {
 }
 
 #[cfg(all(test, feature = "slow-tests"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
+)]
 #[path = "aws_backup_tests.rs"]
 mod tests;

@@ -653,7 +653,6 @@ fn preload_libraries(data: &Path) -> Vec<String> {
     value.split(',').map(|l| l.trim().trim_matches('"').to_string()).filter(|l| !l.is_empty()).collect()
 }
 
-
 #[async_trait::async_trait]
 impl super::registry::ProviderKind for LocalPostgresSpec {
     async fn build(&self, ctx: &super::registry::BuildCtx<'_>) -> Result<super::registry::Built, DrillError> {
