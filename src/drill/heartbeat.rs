@@ -261,11 +261,7 @@ mod tests {
 }
 
 #[cfg(all(test, feature = "slow-tests"))]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "slow-tier test code")]
 mod slow_tests {
     use super::*;
     use crate::drill::verify::testdb::TestDb;

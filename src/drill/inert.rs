@@ -162,11 +162,7 @@ async fn deactivate(client: &tokio_postgres::Client, jobs: &[CronJob]) -> Result
 }
 
 #[cfg(all(test, feature = "slow-tests"))]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "slow-tier test code")]
 mod tests {
     use super::*;
     use crate::drill::verify::testdb::TestDb;

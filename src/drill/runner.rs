@@ -249,11 +249,7 @@ impl<'a> RunCtx<'a> {
 /// Runs `spec` with a provider built by the caller (tests inject mocked AWS clients this way; they are in
 /// the slow tier).
 #[cfg(all(test, feature = "slow-tests"))]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "slow-tier test code")]
 pub(crate) async fn run_with(
     spec: &DrillSpec,
     opts: &RunOptions,

@@ -809,10 +809,6 @@ impl super::registry::ProviderKind for AwsBackupSpec {
 }
 
 #[cfg(all(test, feature = "slow-tests"))]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "slow-tier test code")]
 #[path = "aws_backup_tests.rs"]
 mod tests;

@@ -442,11 +442,7 @@ impl Outcome {
 
 // The slow test tier (`--features slow-tests`): real PostgreSQL clusters.
 #[cfg(all(test, feature = "slow-tests"))]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "slow-tier test code")]
 mod tests {
     use std::time::Duration;
 

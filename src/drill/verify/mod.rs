@@ -15,18 +15,10 @@ mod session;
 mod sql;
 // The slow test tier (`--features slow-tests`): these start real PostgreSQL clusters.
 #[cfg(all(test, feature = "slow-tests"))]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "slow-tier test code")]
 pub(crate) mod testdb;
 #[cfg(all(test, feature = "slow-tests"))]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code (clippy's allow-*-in-tests does not see this cfg)"
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "slow-tier test code")]
 mod tests;
 
 pub(crate) use crate::report::model::CheckStatus;
