@@ -212,7 +212,8 @@ pub(crate) fn rate_limit_wait(reset: Option<&str>, now: chrono::DateTime<chrono:
     } else {
         v
     };
-    Some(Duration::from_secs_f64(secs.max(1.0)))
+    // Clamped before it becomes a Duration: a huge reset (hostile or mistaken) must not overflow it.
+    Some(Duration::from_secs_f64(secs.clamp(1.0, MAX_RATE_LIMIT_WAIT.as_secs_f64())))
 }
 
 /// The longest one rate-limit wait may be: the limits are per minute, so a full minute is normal.
@@ -541,6 +542,9 @@ pub(crate) struct Branch {
     pub(crate) project_ref: String,
     pub(crate) parent_project_ref: String,
     pub(crate) persistent: bool,
+    /// The project's own (default) branch: never a drill's. Read leniently; its ref is the project's too.
+    #[serde(default)]
+    pub(crate) is_default: bool,
     pub(crate) created_at: String,
     /// Whether the branch was created with the project's data: required by the document, so a missing
     /// field is an error, never a default.
@@ -809,6 +813,9 @@ mod tests {
         assert_eq!(rate_limit_wait(Some("1764999000"), now), Some(Duration::from_secs(1)), "a reset in the past");
         assert_eq!(rate_limit_wait(Some("soon"), now), None);
         assert_eq!(rate_limit_wait(None, now), None);
+        // A huge reset is clamped before it becomes a Duration (it would overflow, and panic mid-teardown).
+        assert_eq!(rate_limit_wait(Some("1e30"), now), Some(MAX_RATE_LIMIT_WAIT));
+        assert_eq!(rate_limit_wait(Some("99999999999999999999"), now), Some(MAX_RATE_LIMIT_WAIT));
     }
 
     /// A clock that does not sleep: each wait moves it on and is recorded.

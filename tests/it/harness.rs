@@ -244,7 +244,18 @@ impl Demo {
                     .collect()
             })
             .unwrap_or_default();
-        files.sort();
+        // In the order the store chained them (its ledger): two runs can end in the same second, and file names
+        // within a second sort by their random run id. Files the ledger does not name come last, by name.
+        let ledger = std::fs::read_to_string(self.reports.join("ledger.jsonl")).unwrap_or_default();
+        let seq: std::collections::HashMap<String, u64> = ledger
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|e| Some((e["file"].as_str()?.to_string(), e["seq"].as_u64()?)))
+            .collect();
+        files.sort_by_key(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            (seq.get(&name).copied().unwrap_or(u64::MAX), name)
+        });
         files.iter().map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()).collect()
     }
 

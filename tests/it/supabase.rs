@@ -608,8 +608,8 @@ fn a_new_project_restored_at_t_from_the_dashboard_is_verified_and_deleted_behind
     assert!(report["reason"].as_str().unwrap().contains("outside the drill's residency"), "{}", report["reason"]);
     assert_eq!(us.called("DELETE", "/v1/projects/").len(), 1);
 
-    // --restored-project naming a project that is not this run's (another name, created a day ago): taken
-    // and verified, never deleted; the teardown says what to delete.
+    // --restored-project naming a project that is not a restore this drill asked for (another name, created a
+    // day ago): refused before any check, never deleted; the teardown says what to delete.
     let other = "zyxwvutsrqponmlkjihg";
     let old = StandIn::start(
         demo.root.path(),
@@ -625,4 +625,7 @@ fn a_new_project_restored_at_t_from_the_dashboard_is_verified_and_deleted_behind
     assert_eq!(report["teardown"]["status"], "failed", "{report}");
     let detail = report["teardown"]["detail"].as_str().unwrap();
     assert!(detail.starts_with("not deleted: ") && detail.contains(other), "{detail}");
+    assert_ne!(report["result"], "passed", "{report}");
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not one a run of drill supa-np-old asked for"), "{reason}");
 }

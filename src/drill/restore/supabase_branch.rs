@@ -297,14 +297,21 @@ impl RestoreProvider for SupabaseBranch {
                 created.project_ref, created.id
             )));
         }
-        self.facts.push(("branch_ref", created.project_ref.clone()));
-        self.branch = Some((created.project_ref.clone(), created.name.clone()));
-        if created.parent_project_ref != self.spec.project_ref {
-            return Err(RestoreError::Failed(format!(
-                "the branch's parent is `{}`, not the drill's project `{}`",
-                created.parent_project_ref, self.spec.project_ref
+        // Only a new branch of the source, named as asked, is ever this run's to delete: an answer naming the
+        // source itself (or another project's branch) is refused and never recorded for the teardown.
+        if created.project_ref == self.spec.project_ref
+            || created.is_default
+            || created.name != name
+            || created.parent_project_ref != self.spec.project_ref
+        {
+            return Err(RestoreError::Error(format!(
+                "the API answered branch `{}` ({}, parent `{}`) for a request to create {name} of `{}`: not a new \
+                 branch of it; nothing is deleted",
+                created.name, created.project_ref, created.parent_project_ref, self.spec.project_ref
             )));
         }
+        self.facts.push(("branch_ref", created.project_ref.clone()));
+        self.branch = Some((created.project_ref.clone(), created.name.clone()));
         if !created.with_data {
             return Err(RestoreError::Failed(format!(
                 "branch {} was created without data (with_data: false in the API's answer): it would verify an empty \
@@ -499,11 +506,17 @@ async fn sweep_branches(drill: &str, spec: &SupabaseBranchSpec, dry_run: bool) -
         let run = b.name.rsplit('-').next().unwrap_or_default().to_string();
         let resource = format!("{project}/{} ({})", b.name, b.id);
         let created = chrono::DateTime::parse_from_rfc3339(&b.created_at).map(|t| t.to_utc());
-        let expired = created
-            .as_ref()
-            .is_ok_and(|t| *t + chrono::Duration::from_std(spec.expires_after).unwrap_or_default() < Utc::now());
+        // An expiry that cannot be represented never comes: the branch is kept.
+        let expired = created.as_ref().is_ok_and(|t| {
+            chrono::Duration::from_std(spec.expires_after)
+                .ok()
+                .and_then(|d| t.checked_add_signed(d))
+                .is_some_and(|end| end < Utc::now())
+        });
         let action = if b.persistent {
             "refused: a persistent branch (drills create only non-persistent ones)".to_string()
+        } else if b.is_default || b.project_ref == spec.project_ref || b.parent_project_ref != spec.project_ref {
+            format!("refused: `{}` is the default branch, the project itself, or not its branch", b.project_ref)
         } else if created.is_err() {
             format!("refused: its creation time `{}` is not a time", b.created_at)
         } else if !expired {

@@ -54,6 +54,30 @@ fn secs(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A project given with `--restored-project` must be one a run of this drill asked for (`sd-<drill>-<run>`) and
+/// created after the target it is checked at: a staging project, or a copy restored before T, is refused.
+fn given_is_a_restore_of(p: &Project, drill: &str, t: DateTime<Utc>) -> Result<(), RestoreError> {
+    if !super::supabase_branch::is_drill_branch(&p.name, drill) {
+        return Err(RestoreError::Failed(format!(
+            "project {} is named `{}`: not one a run of drill {drill} asked for (sd-{drill}-<run>)",
+            p.project_ref, p.name
+        )));
+    }
+    match crate::supabase::parse_time(&p.created_at) {
+        Some(c) if c > t => Ok(()),
+        Some(c) => Err(RestoreError::Failed(format!(
+            "project {} was created at {}, before the target {}: it cannot be a restore to it",
+            p.project_ref,
+            secs(c),
+            secs(t)
+        ))),
+        None => Err(RestoreError::Failed(format!(
+            "project {}'s creation time `{}` is not a time",
+            p.project_ref, p.created_at
+        ))),
+    }
+}
+
 impl SupabaseNewProject {
     pub(crate) fn new(
         spec: &SupabaseNewProjectSpec,
@@ -270,7 +294,20 @@ impl RestoreProvider for SupabaseNewProject {
         let project = match self.given.clone() {
             Some(r) => {
                 self.progress("restore", format!("taking the restored project {r} (--restored-project)"));
-                self.client.send(Call::GetProject(&r), None).await.map_err(|e| RestoreError::Error(e.to_string()))?
+                let p: Project = self
+                    .client
+                    .send(Call::GetProject(&r), None)
+                    .await
+                    .map_err(|e| RestoreError::Error(e.to_string()))?;
+                if let Err(e) = given_is_a_restore_of(&p, &self.drill, t) {
+                    // Kept for the teardown, whose guard refuses it and says what to delete.
+                    self.project = Some(p);
+                    return Err(e);
+                }
+                // The ask was in an earlier run: the RTO runs from the project's creation, a lower bound.
+                self.asked_at = crate::supabase::parse_time(&p.created_at);
+                self.facts.push(("rto_basis", "the given project's creation (the ask was in an earlier run)".into()));
+                p
             }
             None => {
                 let step = self.operator_step(t).unwrap_or_default();
@@ -464,5 +501,32 @@ impl super::registry::ProviderKind for SupabaseNewProjectSpec {
              deleted afterwards",
             self.project_ref
         )
+    }
+}
+
+#[cfg(test)]
+mod given_tests {
+    use super::*;
+
+    /// `--restored-project` takes only a project a run of this drill asked for, created after the target.
+    #[test]
+    fn a_given_project_must_be_a_restore_this_drill_asked_for_after_t() {
+        let t = DateTime::parse_from_rfc3339("2026-12-06T07:00:00Z").unwrap().to_utc();
+        let project = |name: &str, created: &str| Project {
+            project_ref: "zyxwvutsrqponmlkjihg".into(),
+            region: "ap-southeast-1".into(),
+            status: crate::supabase::ProjectStatus::ActiveHealthy,
+            name: name.into(),
+            created_at: created.into(),
+        };
+        assert!(given_is_a_restore_of(&project("sd-supa-0123abcd", "2026-12-06T07:05:00Z"), "supa", t).is_ok());
+        let refused = |p: Project| match given_is_a_restore_of(&p, "supa", t) {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("{p:?} taken"),
+        };
+        assert!(refused(project("staging", "2026-12-06T07:05:00Z")).contains("not one a run of drill supa"));
+        assert!(refused(project("sd-supa-other-0123abcd", "2026-12-06T07:05:00Z")).contains("not one a run"));
+        assert!(refused(project("sd-supa-0123abcd", "2026-12-06T06:00:00Z")).contains("before the target"));
+        assert!(refused(project("sd-supa-0123abcd", "yesterday")).contains("is not a time"));
     }
 }

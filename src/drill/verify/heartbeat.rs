@@ -35,8 +35,37 @@ pub(super) async fn verify(spec: &CheckSpec, s: &HeartbeatSpec, ctx: &Context<'_
         }
         Err(e) => return CheckResult::new(spec, CheckStatus::Error, db_error(&e)),
     }
-    let q = format!("select max(at) from {TABLE}");
-    let newest: Option<DateTime<Utc>> = match ctx.restore.query_one(q.as_str(), &[]).await {
+    let (reference, from) = match reference(ctx).await {
+        Ok(r) => r,
+        Err(e) => return CheckResult::new(spec, CheckStatus::Error, format!("on the source: {e}")),
+    };
+    let max_lag = s.max_lag.unwrap_or(ctx.rpo);
+    // For `latest`, a writer that stopped long ago would make an old row both the reference and the restored
+    // point: an RPO of 0 that measured nothing.
+    if ctx.latest && (ctx.target_time - reference).to_std().unwrap_or_default() > max_lag {
+        return CheckResult::new(
+            spec,
+            CheckStatus::Failed,
+            format!(
+                "the source's newest heartbeat {} is more than {} older than the drill's start: the heartbeat writer \
+                 is not running, so the recovery point cannot be measured",
+                text(reference),
+                human_seconds(max_lag.as_secs_f64())
+            ),
+        );
+    }
+    // For `latest`, rows newer than the reference are not counted: the copy's own pg_cron job writes rows as
+    // soon as it is up (before it is made inert), and a row dated in the future would read as "no loss".
+    let (q, cap) = if ctx.latest {
+        (format!("select max(at) from {TABLE} where at <= $1"), Some(reference + SKEW))
+    } else {
+        (format!("select max(at) from {TABLE}"), None)
+    };
+    let rows = match &cap {
+        Some(c) => ctx.restore.query_one(q.as_str(), &[c]).await,
+        None => ctx.restore.query_one(q.as_str(), &[]).await,
+    };
+    let newest: Option<DateTime<Utc>> = match rows {
         Ok(r) => r.get(0),
         Err(e) => return CheckResult::new(spec, CheckStatus::Error, db_error(&e)),
     };
@@ -47,13 +76,8 @@ pub(super) async fn verify(spec: &CheckSpec, s: &HeartbeatSpec, ctx: &Context<'_
             format!("`{TABLE}` has no rows in the restore: no heartbeat writer ran before the restored point"),
         );
     };
-    let (reference, from) = match reference(ctx).await {
-        Ok(r) => r,
-        Err(e) => return CheckResult::new(spec, CheckStatus::Error, format!("on the source: {e}")),
-    };
     let point = HeartbeatPoint { at: newest, reference, latest: ctx.latest };
     let rpo = point.rpo_seconds();
-    let max_lag = s.max_lag.unwrap_or(ctx.rpo);
     let mut r = if !ctx.latest && (newest - reference).to_std().unwrap_or_default() > SKEW {
         CheckResult::new(
             spec,

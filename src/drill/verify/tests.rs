@@ -285,4 +285,19 @@ async fn heartbeat_is_the_recovery_point_measured_from_the_target_or_the_sources
     let r = check(&latest, spec(Some(Duration::from_secs(10)))).await;
     assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
     assert!(r.detail.contains("before the source's newest heartbeat"), "{}", r.detail);
+    // Rows the copy wrote itself once it was up (its pg_cron job, before it was made inert), and one dated in
+    // the future, are not the restored point: the RPO stays 50 s, not 0.
+    db.rst
+        .batch_execute("insert into stackdrill.heartbeat values ('2026-01-01T00:08:20Z'), ('2099-01-01T00:00:00Z')")
+        .await
+        .unwrap();
+    let r = check(&latest, spec(None)).await;
+    assert_eq!(r.status, CheckStatus::Passed, "{}", r.detail);
+    assert_eq!(r.heartbeat.unwrap().rpo_seconds(), 50.0);
+    // A writer that stopped: the source's newest row is 100 s older than the drill's start, more than the
+    // 60 s objective. Nothing can be measured; it fails rather than reading "no loss".
+    let stale = Context { latest: true, ..db.ctx(t0() + chrono::Duration::seconds(300)) };
+    let r = check(&stale, spec(None)).await;
+    assert_eq!(r.status, CheckStatus::Failed, "{}", r.detail);
+    assert!(r.detail.contains("the heartbeat writer is not running"), "{}", r.detail);
 }
