@@ -240,3 +240,37 @@ async fn a_failed_backup_job_fails_on_failed_jobs() {
     let detail = jobs.detail.as_deref().unwrap_or_default();
     assert!(detail.contains("job-f0 FAILED: insufficient privileges"), "{detail}");
 }
+
+/// An Aurora cluster without automated backups' restorable time and with no automated snapshot fails on
+/// `pitr-lag` and `backup-age`; the calls are the cluster ones.
+#[tokio::test]
+async fn an_aurora_cluster_without_pitr_or_snapshots_fails_on_both() {
+    use aws_sdk_rds::operation::describe_db_cluster_snapshots::DescribeDbClusterSnapshotsOutput;
+    use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
+    use aws_sdk_rds::types::DbCluster;
+    let described = mock!(aws_sdk_rds::Client::describe_db_clusters)
+        .match_requests(|r| r.db_cluster_identifier() == Some("prod-aurora"))
+        .then_output(|| {
+            DescribeDbClustersOutput::builder()
+                .db_clusters(
+                    DbCluster::builder()
+                        .db_cluster_identifier("prod-aurora")
+                        .backup_retention_period(7)
+                        .storage_encrypted(true)
+                        .kms_key_id(KEY)
+                        .deletion_protection(true)
+                        .build(),
+                )
+                .build()
+        });
+    let snapshots = mock!(aws_sdk_rds::Client::describe_db_cluster_snapshots)
+        .match_requests(|r| r.snapshot_type() == Some("automated"))
+        .then_output(|| DescribeDbClusterSnapshotsOutput::builder().build());
+    let rds = mocked!(aws_sdk_rds, &[&described, &snapshots]);
+    let s = AwsPostureSpec { id: "prod-aurora".into(), region: None };
+    let f = aurora_cluster(&rds, &s, &objectives(), Utc::now()).await;
+    let not_met: Vec<&str> = f.iter().filter(|x| x.status == Status::NotMet).map(|x| x.name.as_str()).collect();
+    assert_eq!(not_met, ["pitr-lag", "backup-age"], "{f:#?}");
+    assert_eq!(figure(&f, "encryption").status, Status::Met);
+    assert_eq!(figure(&f, "retention").status, Status::Met);
+}
