@@ -539,6 +539,12 @@ pub(crate) enum IamCommand {
         /// The KMS key that signs reports (ARN or alias)
         #[arg(long)]
         sign_kms_key: Option<String>,
+        /// What `backups check` reads for the AWS stores of --file (read-only)
+        #[arg(long)]
+        backups: bool,
+        /// The backups file, for --backups
+        #[arg(long = "file", value_name = "PATH", default_value = "backups.yaml")]
+        backups_file: PathBuf,
     },
 }
 

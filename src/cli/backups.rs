@@ -39,7 +39,7 @@ pub(super) async fn check(
         ));
     }
     let now = chrono::Utc::now();
-    let stores = crate::posture::check(&spec, &a.stores, now).await;
+    let stores = crate::posture::check(&spec, &a.stores, now, aws).await;
     let mut record = Record::new(stores, now);
     let reports = super::settings::reports(a.report.reports.as_deref());
     let store = ReportStore::new(&reports, a.report.retain);

@@ -220,7 +220,7 @@ fn demo_store(source: &demo::Source) -> crate::config::BackupsSpec {
 /// Reads the demo source's backup posture and appends its record to the demo's report store.
 async fn record_posture(s: &DemoSettings, source: &demo::Source) -> Result<crate::report::posture::Record, String> {
     let now = chrono::Utc::now();
-    let stores = crate::posture::check(&demo_store(source), &[], now).await;
+    let stores = crate::posture::check(&demo_store(source), &[], now, &s.aws).await;
     let mut record = crate::report::posture::Record::new(stores, now);
     ReportStore::new(&s.reports, s.retain).write_posture(&mut record, s.signer.as_deref(), &s.aws).await?;
     Ok(record)

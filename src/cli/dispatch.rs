@@ -142,9 +142,20 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             config,
             report_store,
             sign_kms_key,
+            backups,
+            backups_file,
         }) => {
-            let want =
-                super::iam::Want { drills, stack, read_only, schedule, workflow, config, report_store, sign_kms_key };
+            let want = super::iam::Want {
+                drills,
+                stack,
+                read_only,
+                schedule,
+                workflow,
+                config,
+                report_store,
+                sign_kms_key,
+                backups: backups.then_some(backups_file),
+            };
             super::iam::policy(want, aws.region.as_deref(), Printer { format: OutputFormat::Json })
         }
         Command::Report(cmd) => super::report::run(cmd, &aws).await,

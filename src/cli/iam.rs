@@ -18,11 +18,14 @@ pub(super) struct Want {
     pub(super) config: PathBuf,
     pub(super) report_store: Option<String>,
     pub(super) sign_kms_key: Option<String>,
+    /// `--backups`: the backups file.
+    pub(super) backups: Option<PathBuf>,
 }
 
 pub(super) fn policy(want: Want, region: Option<&str>, printer: Printer) -> Result<u8, Failure> {
-    let Want { drills, stack, read_only, schedule, workflow, config, report_store, sign_kms_key } = want;
+    let Want { drills, stack, read_only, schedule, workflow, config, report_store, sign_kms_key, backups } = want;
     if drills.is_empty()
+        && backups.is_none()
         && stack.is_none()
         && !schedule
         && !workflow
@@ -55,6 +58,15 @@ pub(super) fn policy(want: Want, region: Option<&str>, printer: Printer) -> Resu
     } else {
         None
     };
+    let backups_spec = match &backups {
+        Some(path) => Some(crate::config::load_backups(path).map_err(|errs| {
+            for e in &errs {
+                crate::ui::diag!("error: {e}");
+            }
+            Failure::could_not_run(anyhow!("{} problem(s) in `{}`", errs.len(), path.display()), None)
+        })?),
+        None => None,
+    };
     let req = Request {
         drills: specs.iter().collect(),
         stack: stack_spec.as_ref(),
@@ -63,10 +75,17 @@ pub(super) fn policy(want: Want, region: Option<&str>, printer: Printer) -> Resu
         workflow: deploy.as_ref().filter(|_| workflow),
         report_store,
         sign_kms_key,
+        backups: backups_spec.as_ref(),
         region: region.unwrap_or(crate::aws::DEFAULT_REGION).to_string(),
     };
     let doc = make_policy(&req);
     // IAM refuses a policy without statements: say what needs no access instead of printing one.
+    if doc["Statement"].as_array().is_none_or(Vec::is_empty) && backups.is_some() && specs.is_empty() {
+        return Err(Failure::could_not_run(
+            anyhow!("the stores named need no AWS access: there is no IAM policy to print"),
+            Some("local-postgres and supabase stores are read without AWS credentials".into()),
+        ));
+    }
     if doc["Statement"].as_array().is_none_or(Vec::is_empty) {
         let names: Vec<String> = specs.iter().map(|d| format!("`{}`", d.name)).collect();
         let what = match names.len() {

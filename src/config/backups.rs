@@ -41,6 +41,32 @@ struct RawStore {
 enum RawSource {
     LocalPostgres(RawLocal),
     Supabase(RawSupabase),
+    RdsInstance(RawRds),
+    AuroraCluster(RawRds),
+    AwsBackup(RawAwsBackup),
+    S3Bucket(RawBucket),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRds {
+    id: String,
+    region: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAwsBackup {
+    vault: String,
+    resource_arn: String,
+    region: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBucket {
+    bucket: String,
+    region: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +130,30 @@ pub(crate) struct LocalPostureSpec {
 pub(crate) enum PostureSource {
     LocalPostgres(LocalPostureSpec),
     Supabase(SupabasePostureSpec),
+    /// An RDS instance, by identifier (`DescribeDBInstances`, `DescribeDBSnapshots`).
+    RdsInstance(AwsPostureSpec),
+    /// An Aurora cluster, by identifier (`DescribeDBClusters`, `DescribeDBClusterSnapshots`).
+    AuroraCluster(AwsPostureSpec),
+    /// One resource AWS Backup protects, and the vault its recovery points are in.
+    AwsBackup(AwsBackupPostureSpec),
+    /// An S3 bucket: versioning, default encryption, noncurrent-version retention.
+    S3Bucket(AwsPostureSpec),
+}
+
+/// An AWS resource by name (an RDS instance or cluster identifier, a bucket), in `region` (the command's
+/// region when absent).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AwsPostureSpec {
+    pub(crate) id: String,
+    pub(crate) region: Option<String>,
+}
+
+/// A resource AWS Backup protects (`resource_arn`) and its vault.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AwsBackupPostureSpec {
+    pub(crate) vault: String,
+    pub(crate) resource_arn: String,
+    pub(crate) region: Option<String>,
 }
 
 /// A Supabase project, read through the Management API (`GET /v1/projects/{ref}/database/backups`).
@@ -121,7 +171,16 @@ impl PostureSource {
         match self {
             PostureSource::LocalPostgres(_) => "local-postgres",
             PostureSource::Supabase(_) => "supabase",
+            PostureSource::RdsInstance(_) => "rds-instance",
+            PostureSource::AuroraCluster(_) => "aurora-cluster",
+            PostureSource::AwsBackup(_) => "aws-backup",
+            PostureSource::S3Bucket(_) => "s3-bucket",
         }
+    }
+
+    /// An AWS store: its encryption is read (and `kms` by default).
+    pub(crate) fn is_aws(&self) -> bool {
+        !matches!(self, PostureSource::LocalPostgres(_) | PostureSource::Supabase(_))
     }
 }
 
@@ -198,6 +257,52 @@ fn resolve(raw: RawBackups, _path: &Path, p: &mut Problems<'_>) -> BackupsSpec {
                         api_url,
                     })
                 }
+                RawSource::RdsInstance(r) => {
+                    rds_id(p, &at("source.rds-instance.id"), &r.id);
+                    PostureSource::RdsInstance(AwsPostureSpec {
+                        id: r.id,
+                        region: region(p, &at, "rds-instance", r.region),
+                    })
+                }
+                RawSource::AuroraCluster(r) => {
+                    rds_id(p, &at("source.aurora-cluster.id"), &r.id);
+                    PostureSource::AuroraCluster(AwsPostureSpec {
+                        id: r.id,
+                        region: region(p, &at, "aurora-cluster", r.region),
+                    })
+                }
+                RawSource::AwsBackup(b) => {
+                    let key = |k: &str| at(&format!("source.aws-backup.{k}"));
+                    let vault_ok = (2..=50).contains(&b.vault.len())
+                        && b.vault.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                    if !vault_ok {
+                        p.push(
+                            key("vault"),
+                            format!("`{}` is not a backup vault name (2-50 of A-Z a-z 0-9 - _ .)", b.vault),
+                        );
+                    }
+                    if !b.resource_arn.starts_with("arn:") || b.resource_arn.split(':').count() < 6 {
+                        p.push(key("resource-arn"), format!("`{}` is not an ARN", b.resource_arn));
+                    }
+                    PostureSource::AwsBackup(AwsBackupPostureSpec {
+                        vault: b.vault,
+                        resource_arn: b.resource_arn,
+                        region: region(p, &at, "aws-backup", b.region),
+                    })
+                }
+                RawSource::S3Bucket(b) => {
+                    let ok = (3..=63).contains(&b.bucket.len())
+                        && b.bucket
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+                    if !ok {
+                        p.push(at("source.s3-bucket.bucket"), format!("`{}` is not a bucket name", b.bucket));
+                    }
+                    PostureSource::S3Bucket(AwsPostureSpec {
+                        id: b.bucket,
+                        region: region(p, &at, "s3-bucket", b.region),
+                    })
+                }
             };
             let o = s.objectives;
             let d = |p: &mut Problems<'_>, k: &str, v: Option<String>| {
@@ -209,9 +314,10 @@ fn resolve(raw: RawBackups, _path: &Path, p: &mut Problems<'_>) -> BackupsSpec {
                 max_pitr_lag: d(p, "max-pitr-lag", o.max_pitr_lag),
                 min_retention: d(p, "min-retention", o.min_retention),
                 max_wal_backlog: o.max_wal_backlog,
-                encryption: o.encryption,
+                // An AWS store's backups must be KMS-encrypted unless the file says otherwise.
+                encryption: o.encryption.or(source.is_aws().then_some(Encryption::Kms)),
             };
-            if objectives.encryption.is_some() {
+            if objectives.encryption.is_some() && !source.is_aws() {
                 p.push(
                     at("objectives.encryption"),
                     "this store's encryption is recorded as not applicable (a local-postgres store's base backups \
@@ -226,6 +332,28 @@ fn resolve(raw: RawBackups, _path: &Path, p: &mut Problems<'_>) -> BackupsSpec {
         })
         .collect();
     BackupsSpec { stores }
+}
+
+/// An RDS instance or cluster identifier: 1-63 letters, digits and hyphens, starting with a letter.
+fn rds_id(p: &mut Problems<'_>, key: &str, id: &str) {
+    let ok = (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !ok {
+        p.push(key, format!("`{id}` is not an RDS identifier (1-63 letters, digits and hyphens, a letter first)"));
+    }
+}
+
+/// An optional region, checked for shape.
+fn region(p: &mut Problems<'_>, at: &dyn Fn(&str) -> String, kind: &str, r: Option<String>) -> Option<String> {
+    if let Some(r) = &r {
+        let ok =
+            r.split('-').count() >= 3 && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            p.push(at(&format!("source.{kind}.region")), format!("`{r}` is not an AWS region"));
+        }
+    }
+    r
 }
 
 #[cfg(test)]
@@ -293,5 +421,34 @@ mod tests {
             lines.iter().any(|l| l.contains("stores[0].source") && l.contains("unknown variant `rds`")),
             "{lines:#?}"
         );
+    }
+
+    /// The AWS stores: their sources, `kms` by default, and each bad value named by line and key.
+    #[test]
+    fn aws_stores_read_with_kms_by_default_and_bad_values_are_located() {
+        let text = "stores:\n  - name: db\n    source: { rds-instance: { id: prod-db, region: eu-west-1 } }\n  \
+                    - name: vault\n    source:\n      aws-backup: { vault: prod-vault, resource-arn: 'arn:aws:rds:ap-southeast-1:1:db:prod-db' }\n  \
+                    - name: files\n    source: { s3-bucket: { bucket: acme-prod-files } }\n    objectives: { min-retention: 30d }\n";
+        let spec = parse_backups(text, Path::new("backups.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(spec.stores.iter().all(|s| s.objectives.encryption == Some(Encryption::Kms)));
+        assert_eq!(
+            spec.stores[0].source,
+            PostureSource::RdsInstance(AwsPostureSpec { id: "prod-db".into(), region: Some("eu-west-1".into()) })
+        );
+        assert_eq!(spec.stores[1].source.kind(), "aws-backup");
+        let lines = problems(
+            "stores:\n  - name: db\n    source: { rds-instance: { id: 9db } }\n  \
+             - name: v\n    source: { aws-backup: { vault: x, resource-arn: prod-db } }\n  \
+             - name: b\n    source: { s3-bucket: { bucket: Bad_Bucket, region: mars } }\n",
+        );
+        for want in [
+            "backups.yaml:3:35 stores[0].source.rds-instance.id: `9db` is not an RDS identifier",
+            "backups.yaml:5:36 stores[1].source.aws-backup.vault: `x` is not a backup vault name",
+            "backups.yaml:5:53 stores[1].source.aws-backup.resource-arn: `prod-db` is not an ARN",
+            "backups.yaml:7:36 stores[2].source.s3-bucket.bucket: `Bad_Bucket` is not a bucket name",
+            "backups.yaml:7:56 stores[2].source.s3-bucket.region: `mars` is not an AWS region",
+        ] {
+            assert!(lines.iter().any(|l| l.starts_with(want)), "`{want}` in {lines:#?}");
+        }
     }
 }

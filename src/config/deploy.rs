@@ -22,6 +22,25 @@ struct RawDeploy {
     drills: Vec<String>,
     #[serde(default)]
     args: Vec<String>,
+    backups: Option<RawBackupsSchedule>,
+}
+
+/// `backups:`: run `backups check --file FILE` on this cadence, through the same group and task.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawBackupsSchedule {
+    #[serde(alias = "expression")]
+    cron: String,
+    timezone: Option<String>,
+    file: Option<String>,
+}
+
+/// The daily backup-posture check's schedule (the schedule is named `backups-check`).
+#[derive(Debug, Clone)]
+pub(crate) struct BackupsSchedule {
+    pub(crate) schedule: crate::cadence::Schedule,
+    /// The backups file, as the task sees it (default `backups.yaml`).
+    pub(crate) file: String,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +86,8 @@ pub(crate) struct DeploySpec {
     pub(crate) drills: Vec<String>,
     /// Extra arguments after `drill run <name>` (a report store, a KMS signing key).
     pub(crate) args: Vec<String>,
+    /// `backups check` on its own cadence (with the same `args`), when declared.
+    pub(crate) backups: Option<BackupsSchedule>,
 }
 
 pub(crate) fn load_deploy(path: &Path) -> Result<DeploySpec, Vec<ConfigError>> {
@@ -91,7 +112,31 @@ fn duration(p: &mut Problems<'_>, key: &str, text: &str) -> Option<Duration> {
 }
 
 fn resolve(raw: RawDeploy, _path: &Path, p: &mut Problems<'_>) -> DeploySpec {
-    let RawDeploy { group, role_arn, ecs, flexible_window, retry, dead_letter_queue, drills, args } = raw;
+    let RawDeploy { group, role_arn, ecs, flexible_window, retry, dead_letter_queue, drills, args, backups } = raw;
+    let backups = backups.and_then(|b| {
+        let timezone = match b.timezone.as_deref().unwrap_or("UTC").parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                p.push("backups.timezone", format!("unknown IANA time zone `{}`", b.timezone.unwrap_or_default()));
+                None
+            }
+        };
+        let expr = match crate::cadence::Expr::parse(&b.cron) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                p.push("backups.cron", e);
+                None
+            }
+        };
+        let file = b.file.unwrap_or_else(|| "backups.yaml".into());
+        if file.trim().is_empty() {
+            p.push("backups.file", "must not be empty");
+        }
+        Some(BackupsSchedule {
+            schedule: crate::cadence::Schedule { cron: b.cron, expr: expr?, timezone: timezone? },
+            file,
+        })
+    });
     let group = group.unwrap_or_else(|| "stackdrill-drills".into());
     if group.is_empty()
         || group.len() > 64
@@ -174,5 +219,6 @@ fn resolve(raw: RawDeploy, _path: &Path, p: &mut Problems<'_>) -> DeploySpec {
         dead_letter_queue,
         drills,
         args,
+        backups,
     }
 }

@@ -24,8 +24,11 @@ mod tls;
 #[cfg(test)]
 pub(crate) use aws_restore::is_db_identifier;
 pub(crate) use aws_restore::{AuroraClusterSpec, AwsBackupSpec, AwsScratchSpec, PointKind, RdsInstanceSpec};
+#[cfg(test)]
+pub(crate) use backups::parse_backups;
 pub(crate) use backups::{
-    BackupStoreSpec, BackupsSpec, LocalPostureSpec, PostureObjectives, PostureSource, SupabasePostureSpec, load_backups,
+    AwsBackupPostureSpec, AwsPostureSpec, BackupStoreSpec, BackupsSpec, Encryption, LocalPostureSpec,
+    PostureObjectives, PostureSource, SupabasePostureSpec, load_backups,
 };
 #[cfg(test)]
 pub(crate) use bucket::is_bucket_name;

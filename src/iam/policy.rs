@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::config::{AwsScratchSpec, DeploySpec, DrillSpec, SecretRef, StackSpec};
+use crate::config::{AwsScratchSpec, BackupsSpec, DeploySpec, DrillSpec, PostureSource, SecretRef, StackSpec};
 use crate::drill::restore::registry::{self, IamNeeds, RdsScratch, rds_arn};
 
 /// What to write a policy for.
@@ -23,6 +23,8 @@ pub(crate) struct Request<'a> {
     /// `s3://bucket/prefix`.
     pub(crate) report_store: Option<String>,
     pub(crate) sign_kms_key: Option<String>,
+    /// `backups check`: the read-only calls its AWS readers make for these stores.
+    pub(crate) backups: Option<&'a BackupsSpec>,
     pub(crate) region: String,
 }
 
@@ -92,6 +94,9 @@ pub(crate) fn policy(req: &Request<'_>) -> Value {
     }
     if let Some(cfg) = req.workflow {
         workflow(&mut p, cfg);
+    }
+    if let Some(spec) = req.backups {
+        backups(&mut p, spec, &req.region);
     }
     if let Some(url) = &req.report_store {
         report_store(&mut p, url, req.workflow.is_some() && req.drills.is_empty());
@@ -629,6 +634,63 @@ fn report_store(p: &mut Policy, url: &str, read_only: bool) {
     p.allow("ReportStoreObjects", &object_actions, &[objects], None);
 }
 
+/// `backups check`'s AWS readers (src/posture/aws.rs): only reads, each on the store's resource where the
+/// action has a resource type. `ListRecoveryPointsByResource` and `ListBackupJobs` have none: `*`.
+fn backups(p: &mut Policy, spec: &BackupsSpec, default_region: &str) {
+    for store in &spec.stores {
+        match &store.source {
+            PostureSource::RdsInstance(s) => {
+                let r = s.region.as_deref().unwrap_or(default_region);
+                p.allow("BackupsReadRdsInstances", &["rds:DescribeDBInstances"], &[rds_arn(r, "db", &s.id)], None);
+                // Automated snapshots are named rds:<instance>-<date>.
+                p.allow(
+                    "BackupsReadRdsSnapshots",
+                    &["rds:DescribeDBSnapshots"],
+                    &[rds_arn(r, "db", &s.id), rds_arn(r, "snapshot", &format!("rds:{}-*", s.id))],
+                    None,
+                );
+            }
+            PostureSource::AuroraCluster(s) => {
+                let r = s.region.as_deref().unwrap_or(default_region);
+                p.allow(
+                    "BackupsReadAuroraClusters",
+                    &["rds:DescribeDBClusters"],
+                    &[rds_arn(r, "cluster", &s.id)],
+                    None,
+                );
+                p.allow(
+                    "BackupsReadAuroraSnapshots",
+                    &["rds:DescribeDBClusterSnapshots"],
+                    &[rds_arn(r, "cluster", &s.id), rds_arn(r, "cluster-snapshot", &format!("rds:{}-*", s.id))],
+                    None,
+                );
+            }
+            PostureSource::AwsBackup(s) => {
+                let r = s.region.as_deref().unwrap_or(default_region);
+                p.allow(
+                    "BackupsListRecoveryPointsAndJobs",
+                    &["backup:ListRecoveryPointsByResource", "backup:ListBackupJobs"],
+                    &["*".into()],
+                    None,
+                );
+                p.allow(
+                    "BackupsReadVaults",
+                    &["backup:DescribeBackupVault"],
+                    &[format!("arn:aws:backup:{r}:*:backup-vault:{}", s.vault)],
+                    None,
+                );
+            }
+            PostureSource::S3Bucket(s) => p.allow(
+                "BackupsReadBuckets",
+                &["s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration"],
+                &[format!("arn:aws:s3:::{}", s.id)],
+                None,
+            ),
+            PostureSource::LocalPostgres(_) | PostureSource::Supabase(_) => {}
+        }
+    }
+}
+
 /// Every IAM action in a policy document.
 #[cfg(test)]
 fn actions(doc: &Value) -> Vec<String> {
@@ -742,8 +804,49 @@ mod tests {
         let stack_policy = policy(&Request { stack: Some(&stack), region: region.clone(), ..Request::default() });
         let code = named_actions(&["src/stack/resources/", "src/stack/live.rs", "src/aws/s3.rs"]);
         assert_eq!(missing(&stack_policy, &code), Vec::<String>::new());
-        let schedule_policy = policy(&Request { schedule: Some(&deploy), region, ..Request::default() });
+        let schedule_policy =
+            policy(&Request { schedule: Some(&deploy), region: region.clone(), ..Request::default() });
         assert_eq!(missing(&schedule_policy, &named_actions(&["src/schedule/deploy.rs"])), Vec::<String>::new());
+        let backups =
+            crate::config::parse_backups(BACKUPS, Path::new("backups.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
+        let backups_policy = policy(&Request { backups: Some(&backups), region, ..Request::default() });
+        // Every reader (metrics.rs's PutMetricData is `--cloudwatch-namespace`'s, granted with the metrics).
+        let code: Vec<_> =
+            named_actions(&["src/posture/"]).into_iter().filter(|(_, f)| f != "src/posture/metrics.rs").collect();
+        assert!(code.len() >= 10, "the scan found too little: {code:?}");
+        assert_eq!(missing(&backups_policy, &code), Vec::<String>::new());
+        // Exactly the calls the readers make: nothing more.
+        let mut named: Vec<String> = code.into_iter().map(|(a, _)| a).collect();
+        named.sort();
+        named.dedup();
+        assert_eq!(actions(&backups_policy), named);
+    }
+
+    const BACKUPS: &str = "stores:\n\
+        \x20 - { name: db, source: { rds-instance: { id: prod-db } } }\n\
+        \x20 - { name: aurora, source: { aurora-cluster: { id: prod-aurora, region: eu-west-1 } } }\n\
+        \x20 - { name: vault, source: { aws-backup: { vault: prod-vault, resource-arn: 'arn:aws:rds:ap-southeast-1:111122223333:db:prod-db' } } }\n\
+        \x20 - { name: files, source: { s3-bucket: { bucket: acme-prod-files } } }\n";
+
+    /// The backups role only reads (Describe, List, Get), each on the store's resource where it can.
+    #[test]
+    fn the_backups_role_reads_and_changes_nothing() {
+        let backups =
+            crate::config::parse_backups(BACKUPS, Path::new("backups.yaml")).unwrap_or_else(|e| panic!("{e:?}"));
+        let doc = policy(&Request { backups: Some(&backups), region: "ap-southeast-1".into(), ..Request::default() });
+        for a in actions(&doc) {
+            let op = a.split(':').nth(1).unwrap();
+            assert!(["Describe", "List", "Get"].iter().any(|p| op.starts_with(p)), "{a} is not a read");
+        }
+        let text = doc.to_string();
+        for r in [
+            "arn:aws:rds:ap-southeast-1:*:db:prod-db",
+            "arn:aws:rds:eu-west-1:*:cluster:prod-aurora",
+            "arn:aws:backup:ap-southeast-1:*:backup-vault:prod-vault",
+            "arn:aws:s3:::acme-prod-files",
+        ] {
+            assert!(text.contains(r), "{r} in {doc:#}");
+        }
     }
 
     #[test]

@@ -49,25 +49,42 @@ impl PostureError {
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Reads every store of `spec` (only those named in `only`, when it names any), in file order, as of `now`.
-pub(crate) async fn check(spec: &BackupsSpec, only: &[String], now: DateTime<Utc>) -> Vec<StorePosture> {
+pub(crate) async fn check(
+    spec: &BackupsSpec,
+    only: &[String],
+    now: DateTime<Utc>,
+    aws: &crate::aws::AwsSettings,
+) -> Vec<StorePosture> {
     let mut out = Vec::new();
     for store in spec.stores.iter().filter(|s| only.is_empty() || only.contains(&s.name)) {
-        out.push(read(store, now).await);
+        out.push(read(store, now, aws).await);
     }
     out
 }
 
-async fn read(store: &BackupStoreSpec, now: DateTime<Utc>) -> StorePosture {
-    let figures = match tokio::time::timeout(DEADLINE, read_figures(store, now)).await {
+async fn read(store: &BackupStoreSpec, now: DateTime<Utc>, aws: &crate::aws::AwsSettings) -> StorePosture {
+    let figures = match tokio::time::timeout(DEADLINE, read_figures(store, now, aws)).await {
         Ok(f) => f,
         Err(_) => vec![super::figure::unread("read", None, PostureError::Timeout(DEADLINE).to_string())],
     };
     StorePosture { name: store.name.clone(), kind: store.source.kind().into(), result: Outcome::of(&figures), figures }
 }
 
-async fn read_figures(store: &BackupStoreSpec, now: DateTime<Utc>) -> Vec<crate::report::posture::Figure> {
+async fn read_figures(
+    store: &BackupStoreSpec,
+    now: DateTime<Utc>,
+    aws: &crate::aws::AwsSettings,
+) -> Vec<crate::report::posture::Figure> {
+    if let Some(f) = super::aws::read(&store.source, &store.objectives, aws, now).await {
+        return f;
+    }
     match &store.source {
         PostureSource::LocalPostgres(l) => super::local_postgres::read(l, &store.objectives, now).await,
         PostureSource::Supabase(s) => super::supabase::read(s, &store.objectives, now).await,
+        // Read above.
+        PostureSource::RdsInstance(_)
+        | PostureSource::AuroraCluster(_)
+        | PostureSource::AwsBackup(_)
+        | PostureSource::S3Bucket(_) => Vec::new(),
     }
 }

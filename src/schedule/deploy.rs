@@ -139,7 +139,61 @@ pub(crate) fn desired(
         let start = s.expr.rate().and_then(|_| crate::cadence::next_after(s, now));
         out.push(Desired { name: d.name.clone(), shape, start });
     }
+    if let Some(b) = &cfg.backups {
+        if out.iter().any(|d| d.name == BACKUPS_SCHEDULE) {
+            return Err(DeployError::Invalid(format!(
+                "drill `{BACKUPS_SCHEDULE}` takes the name of the `backups:` schedule: rename the drill"
+            )));
+        }
+        let mut command: Vec<String> = ["backups", "check", "--file", &b.file].iter().map(|s| s.to_string()).collect();
+        command.extend(cfg.args.iter().cloned());
+        let s = &b.schedule;
+        let expression =
+            s.expr.to_aws().map_err(|e| DeployError::Invalid(format!("`backups:` in the deploy file: {e}")))?;
+        let shape = schedule_shape(
+            cfg,
+            expression,
+            s,
+            format!("{MARK}{BACKUPS_SCHEDULE} ({}); deployed by `stackdrill schedule deploy`", b.file),
+            &command,
+        );
+        let start = s.expr.rate().and_then(|_| crate::cadence::next_after(s, now));
+        out.push(Desired { name: BACKUPS_SCHEDULE.into(), shape, start });
+    }
     Ok(out)
+}
+
+/// The schedule that runs `backups check` (schedule.yaml's `backups:`).
+pub(crate) const BACKUPS_SCHEDULE: &str = "backups-check";
+
+/// A schedule's shape: the same target, network and retries as every other; its own command.
+fn schedule_shape(
+    cfg: &DeploySpec,
+    expression: String,
+    s: &crate::cadence::Schedule,
+    description: String,
+    command: &[String],
+) -> Value {
+    let input = json!({ "containerOverrides": [{ "name": cfg.container, "command": command }] });
+    json!({
+        "expression": expression,
+        "timezone": s.timezone.to_string(),
+        "state": "ENABLED",
+        "description": description,
+        "flexible-window-minutes": cfg.flexible_window.map(|w| w.as_secs() / 60),
+        "role": cfg.role_arn,
+        "cluster": cfg.cluster,
+        "task-definition": cfg.task_definition,
+        "launch-type": cfg.launch_type,
+        "platform-version": cfg.platform_version,
+        "subnets": cfg.subnets,
+        "security-groups": cfg.security_groups,
+        "assign-public-ip": cfg.assign_public_ip,
+        "input": input,
+        "retry-attempts": cfg.retry_attempts,
+        "retry-max-age-seconds": cfg.retry_max_age.as_secs(),
+        "dead-letter-queue": cfg.dead_letter_queue,
+    })
 }
 
 /// A live schedule in the shape of [`desired`].
@@ -429,4 +483,47 @@ fn changes(want: &[Desired], live: &[(String, serde_json::Value)]) -> Vec<Change
 
 fn is_ours(live: &Value) -> bool {
     live["description"].as_str().is_some_and(|d| d.starts_with(MARK))
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    const DEPLOY: &str = "role-arn: arn:aws:iam::123456789012:role/sched\necs:\n  \
+        cluster: arn:aws:ecs:ap-southeast-1:123456789012:cluster/drills\n  \
+        task-definition: arn:aws:ecs:ap-southeast-1:123456789012:task-definition/stackdrill-drill\n  \
+        subnets: [subnet-1]\nargs: [--reports, s3://evidence/prod]\n";
+
+    fn load(extra: &str) -> Result<DeploySpec, Vec<crate::config::ConfigError>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("schedule.yaml");
+        std::fs::write(&path, format!("{DEPLOY}{extra}")).unwrap();
+        crate::config::load_deploy(&path)
+    }
+
+    /// `backups:` adds one schedule, `backups-check`, whose task runs `backups check --file FILE` with the
+    /// deploy file's `args`, through the same group, role, task and network as the drills.
+    #[test]
+    fn a_backups_entry_schedules_backups_check_like_a_drill() {
+        let cfg =
+            load("backups: { cron: \"0 5 * * *\", timezone: Asia/Singapore, file: /etc/stackdrill/backups.yaml }\n")
+                .unwrap_or_else(|e| panic!("{e:?}"));
+        let want = desired(&[], &cfg, chrono::Utc::now()).unwrap();
+        assert_eq!(want.len(), 1);
+        let d = &want[0];
+        assert_eq!(d.name, "backups-check");
+        assert_eq!(
+            d.shape["input"]["containerOverrides"][0]["command"],
+            json!(["backups", "check", "--file", "/etc/stackdrill/backups.yaml", "--reports", "s3://evidence/prod"])
+        );
+        assert_eq!(d.shape["timezone"], "Asia/Singapore");
+        assert_eq!(d.shape["expression"], "cron(0 5 * * ? *)");
+        assert_eq!(d.shape["role"], "arn:aws:iam::123456789012:role/sched");
+        assert!(is_ours(&d.shape), "{:#}", d.shape);
+        // Without `backups:` there is none; a bad cron is named by its key.
+        assert!(desired(&[], &load("").unwrap(), chrono::Utc::now()).unwrap().is_empty());
+        let errs = load("backups: { cron: \"every day\" }\n").unwrap_err();
+        assert!(errs.iter().any(|e| e.key == "backups.cron"), "{errs:?}");
+    }
 }

@@ -33,6 +33,14 @@ const EXTRA_DRILLS: [(&str, &str); 3] = [
     ),
 ];
 
+/// A backups.yaml with one store of each AWS kind.
+const BACKUPS: &str = "stores:\n\
+    \x20 - { name: db, source: { rds-instance: { id: prod-db } } }\n\
+    \x20 - { name: aurora, source: { aurora-cluster: { id: prod-aurora } } }\n\
+    \x20 - name: vault\n    source:\n      aws-backup:\n        vault: prod-vault\n        \
+    resource-arn: arn:aws:rds:ap-southeast-1:123456789012:db:prod-db\n\
+    \x20 - { name: files, source: { s3-bucket: { bucket: acme-prod-files } } }\n";
+
 fn iam_policy(args: &[&str]) -> std::process::Output {
     command().current_dir(ROOT).args(["iam", "policy"]).args(args).output().unwrap()
 }
@@ -65,6 +73,10 @@ fn every_policy(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
     cases.push(("schedule-deploy".into(), s(&["--schedule"])));
     cases.push(("drills-workflow".into(), s(&["--workflow", "--report-store", "s3://acme-drill-evidence/prod"])));
     cases.push(("report-store".into(), s(&STORE)));
+    // `backups check`'s AWS readers, for every AWS store kind.
+    let backups = dir.join("backups.yaml");
+    std::fs::write(&backups, BACKUPS).unwrap();
+    cases.push(("backups-check".into(), s(&["--backups", "--file", &backups.display().to_string()])));
     cases.push((
         "report-store-key-arn".into(),
         s(&[
@@ -128,7 +140,8 @@ fn lint(tool: &str, files: &[PathBuf]) -> (Vec<String>, String) {
 fn assert_clean(tool: &str) {
     let dir = Scratch::new();
     let (files, none) = every_policy(dir.path());
-    assert!(files.len() >= 16, "too few policies: {files:?}");
+    assert!(files.len() >= 17, "too few policies: {files:?}");
+    assert!(files.iter().any(|f| f.ends_with("backups-check.json")), "the backups role is linted: {files:?}");
     assert!(none.contains(&"drill-local-demo".to_string()), "the local demo needs no AWS access: {none:?}");
     let (findings, summary) = lint(tool, &files);
     assert!(summary.starts_with(&format!("checked {} policies", files.len())), "{summary}");

@@ -43,6 +43,8 @@ mod objects;
 #[cfg(feature = "slow-tests")]
 mod plan;
 #[cfg(feature = "slow-tests")]
+mod posture_aws;
+#[cfg(feature = "slow-tests")]
 mod production_safety;
 #[cfg(feature = "slow-tests")]
 mod proxy;
