@@ -205,6 +205,7 @@ fn demo_store(source: &demo::Source) -> crate::config::BackupsSpec {
                 user: "postgres".into(),
                 database: "postgres".into(),
                 base_backups: source.dir.join("base-backups"),
+                wal_archive: Some(source.dir.join("wal-archive")),
             }),
             objectives: PostureObjectives {
                 max_backup_age: Duration::from_secs(26 * 3600),

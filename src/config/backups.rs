@@ -9,7 +9,8 @@
 //! stores:
 //!   - name: app-db
 //!     source:
-//!       local-postgres: { socket-dir: /var/run/postgresql, port: 5432, base-backups: /srv/base-backups }
+//!       local-postgres: { socket-dir: /var/run/postgresql, port: 5432, base-backups: /srv/base-backups,
+//!                         wal-archive: /srv/wal-archive }
 //!     objectives: { max-backup-age: 26h, max-pitr-lag: 10m, min-retention: 7d }
 //! ```
 
@@ -85,6 +86,9 @@ struct RawLocal {
     user: Option<String>,
     database: Option<String>,
     base_backups: String,
+    /// The WAL archive directory the `archive_command` writes into: when given, the segment
+    /// `pg_stat_archiver` last reports archived must be there.
+    wal_archive: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -123,6 +127,8 @@ pub(crate) struct LocalPostureSpec {
     pub(crate) user: String,
     pub(crate) database: String,
     pub(crate) base_backups: PathBuf,
+    /// Where archived WAL lands, when the file says (`wal-archive`).
+    pub(crate) wal_archive: Option<PathBuf>,
 }
 
 /// Where a store's posture is read.
@@ -240,6 +246,7 @@ fn resolve(raw: RawBackups, _path: &Path, p: &mut Problems<'_>) -> BackupsSpec {
                         user: l.user.unwrap_or_else(|| "postgres".into()),
                         database: l.database.unwrap_or_else(|| "postgres".into()),
                         base_backups: l.base_backups.into(),
+                        wal_archive: l.wal_archive.map(PathBuf::from),
                     })
                 }
                 RawSource::Supabase(s) => {

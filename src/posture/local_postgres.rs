@@ -97,7 +97,7 @@ async fn archiver(spec: &LocalPostureSpec, o: &PostureObjectives) -> Vec<Figure>
     };
     let mut out = Vec::new();
     match archiver_stats(&client).await {
-        Ok(a) => out.push(archiving(&a)),
+        Ok(a) => out.push(stored(archiving(&a), &a, spec.wal_archive.as_deref())),
         Err(e) => out.push(unread("archiving", None, e.detail())),
     }
     let backlog = client
@@ -164,6 +164,29 @@ fn archiving(a: &Archiver) -> Figure {
     }
 }
 
+/// An archiver that reports success is alive only if what it archived is in the archive: an
+/// `archive_command` of `/bin/true` succeeds and stores nothing. Checked when the file names the archive.
+fn stored(f: Figure, a: &Archiver, archive: Option<&std::path::Path>) -> Figure {
+    let (Some(dir), Some((wal, _)), Status::Met) = (archive, &a.last_archived, f.status) else { return f };
+    let present = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with(wal.as_str())))
+        .unwrap_or(false);
+    if present {
+        return f;
+    }
+    super::figure::state(
+        "archiving",
+        "not stored",
+        "archive_mode on, no failure since the last archived segment",
+        false,
+        Some(format!(
+            "pg_stat_archiver says `{wal}` was archived, but it is not in `{}`: the archive_command reports \
+             success without storing the segment",
+            dir.display()
+        )),
+    )
+}
+
 async fn archiver_stats(client: &tokio_postgres::Client) -> Result<Archiver, PostureError> {
     let row = client
         .query_one(
@@ -205,6 +228,27 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// `archive_command = '/bin/true'` succeeds and stores nothing: with the archive named, the segment the
+    /// archiver last reports must be in it, or archiving is not met, naming the segment and the directory.
+    #[test]
+    fn a_segment_reported_archived_but_not_in_the_archive_is_not_stored() {
+        let a = Archiver {
+            mode: "on".into(),
+            last_archived: Some(("000000010000000000000003".into(), t("2026-03-01T10:00:00Z"))),
+            last_failed: None,
+            failed_count: 0,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let f = stored(archiving(&a), &a, Some(dir.path()));
+        assert_eq!((f.status, f.value.as_str()), (Status::NotMet, "not stored"));
+        let detail = f.detail.unwrap();
+        assert!(detail.contains("000000010000000000000003") && detail.contains("reports success"), "{detail}");
+        std::fs::write(dir.path().join("000000010000000000000003"), b"wal").unwrap();
+        assert_eq!(stored(archiving(&a), &a, Some(dir.path())).status, Status::Met);
+        // Without the archive named, the archiver's word is all there is.
+        assert_eq!(stored(archiving(&a), &a, None).status, Status::Met);
     }
 
     /// A failure after the last archived segment is archiving that stopped, and the figure names the time
