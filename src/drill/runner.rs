@@ -462,7 +462,7 @@ impl RunCtx<'_> {
             self.events.progress(&spec.name, "plan", "writing canary rows on the source around the target");
             let w = canary::write(&src.client, c, &self.run_id)
                 .await
-                .map_err(|detail| DrillError::Source { endpoint: src.record.endpoint.clone(), detail })?;
+                .map_err(|e| DrillError::Source { endpoint: src.record.endpoint.clone(), detail: e.to_string() })?;
             self.events.progress(&spec.name, "plan", "waiting until the target is recoverable (WAL archived)");
             provider.wait_recoverable(w.target, &src.client).await?;
             written = Some(w);
@@ -598,7 +598,7 @@ impl RunCtx<'_> {
             let mut checks = Vec::new();
             for c in &spec.verify {
                 let r = match (c, &reader) {
-                    (CheckSpec::Sql(_), Err(e)) => CheckResult::new(c, CheckStatus::Error, e.clone()),
+                    (CheckSpec::Sql(_), Err(e)) => CheckResult::new(c, CheckStatus::Error, e.to_string()),
                     _ => verify::run_check(c, &ctx, spec.timeouts.check).await,
                 };
                 self.events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
