@@ -92,6 +92,9 @@ pub(crate) enum RestoreError {
     /// Something around the restore broke (disk, processes); not a verdict on the backups.
     #[error("{0}")]
     Error(String),
+    /// The restored database took no connection (its text says why: refused, TLS, authentication).
+    #[error("cannot connect to the restore: {0}")]
+    Unreachable(String),
     /// An AWS call failed: its kind tells throttling from not-found from denied. Not a verdict on the
     /// backups.
     #[error(transparent)]
@@ -115,6 +118,9 @@ impl RestoreError {
         match self {
             RestoreError::Aws(e) => e.hint(),
             RestoreError::Scratch(e) => e.hint(),
+            RestoreError::Unreachable(_) => Some(
+                "check that the scratch is reachable from this machine (on AWS: its security group and subnet)".into(),
+            ),
             RestoreError::Failed(_) | RestoreError::Error(_) | RestoreError::Neutralise(_) => None,
         }
     }

@@ -22,7 +22,7 @@ impl Judgement {
     }
 
     /// Records how a phase stopped early.
-    pub(super) fn stopped(&mut self, phase: &str, stop: super::phase::Stop<impl Into<super::phase::RestoreOrText>>) {
+    pub(super) fn stopped(&mut self, phase: &str, stop: super::phase::Stop<super::error::RestoreError>) {
         self.interrupted |= matches!(stop, super::phase::Stop::Interrupted);
         let (v, why) = super::phase::stop_reason(phase, stop);
         self.fail(v, why);

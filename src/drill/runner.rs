@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::Cancel;
-use super::error::DrillError;
+use super::error::{DrillError, RestoreError};
 use super::events::{Event, EventSink};
 use super::judge::{self, Judgement};
 use super::phase::{Stop, bounded, unwinding};
@@ -557,14 +557,16 @@ impl RunCtx<'_> {
             *scratch_record.lock().unwrap_or_else(|p| p.into_inner()) = Some(ep.record(&restore).await);
             // Before any check: the copy's pg_cron jobs (its heartbeat among them) stop; a copy that cannot be
             // made inert is not verified.
-            let inert = super::inert::make_inert(&restore).await.map_err(|e| match e.hint() {
-                Some(h) => format!("{e} ({h})"),
-                None => e.to_string(),
+            let inert = super::inert::make_inert(&restore).await.map_err(|e| {
+                RestoreError::Error(match e.hint() {
+                    Some(h) => format!("{e} ({h})"),
+                    None => e.to_string(),
+                })
             })?;
             let newest_commit: Option<DateTime<Utc>> = restore
                 .query_one("select pg_last_xact_replay_timestamp()", &[])
                 .await
-                .map_err(|e| verify::db_error(&e))?
+                .map_err(|e| RestoreError::Error(verify::db_error(&e)))?
                 .get(0);
             let mut cancellers = vec![pg::Canceller::new(&restore, &ep.tls, ep.server_name.as_deref())];
             cancellers.extend(sessions.reader.map(|s| s.canceller.clone()));
@@ -604,7 +606,7 @@ impl RunCtx<'_> {
                 self.events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
                 checks.push(r);
             }
-            Ok::<_, String>(Verified { newest_commit, checks, inert: Some(inert) })
+            Ok::<_, RestoreError>(Verified { newest_commit, checks, inert: Some(inert) })
         };
         let (started_at, clock) = self.start_phase("verify");
         let res = bounded(&self.cancel, spec.timeouts.verify, verify_fut).instrument(phase_span("verify")).await;
@@ -635,7 +637,7 @@ impl RunCtx<'_> {
                 events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
                 checks.push(r);
             }
-            Ok::<_, String>(Verified { newest_commit: None, checks, inert: None })
+            Ok::<_, RestoreError>(Verified { newest_commit: None, checks, inert: None })
         };
         match self.phase("verify", spec.timeouts.verify, fut).await {
             Ok(done) => done,
@@ -738,12 +740,10 @@ fn phase_end<T, E: std::fmt::Display>(res: &Result<T, Stop<E>>) -> (PhaseStatus,
 }
 
 /// Connects to the restored database, named after the run.
-async fn connect_restore(ep: &Endpoint, run_id: &str) -> Result<tokio_postgres::Client, String> {
+async fn connect_restore(ep: &Endpoint, run_id: &str) -> Result<tokio_postgres::Client, RestoreError> {
     let mut config = ep.config.clone();
     config.application_name(source::application_name(run_id));
-    pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref())
-        .await
-        .map_err(|e| format!("cannot connect to the restore: {e}"))
+    pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref()).await.map_err(RestoreError::Unreachable)
 }
 
 /// The provider hears the verdict on the data while the scratch still exists (AWS Backup records it).
