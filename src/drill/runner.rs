@@ -16,7 +16,7 @@ use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
 use super::restore::registry::{self, Built};
 use super::restore::{
-    BackupUsed, BucketRestore, Endpoint, RestoreProvider, Restored, RestoredBucket, Teardown, TeardownStatus,
+    BackupUsed, BucketRestore, DataVerdict, Endpoint, RestoreProvider, Restored, RestoredBucket, Teardown, TeardownStatus,
 };
 use super::source;
 use super::target::{ResolvedTarget, Window, select};
@@ -712,13 +712,8 @@ impl RunCtx<'_> {
 
 /// One bucket restore, its errors naming it.
 async fn restore_bucket(b: &mut BucketRestore) -> Result<(), super::error::RestoreError> {
-    use super::error::RestoreError;
     let res = b.bring_back().await;
-    res.map_err(|e| match e {
-        RestoreError::Failed(m) => RestoreError::Failed(format!("bucket restore `{}`: {m}", b.name())),
-        RestoreError::Error(m) => RestoreError::Error(format!("bucket restore `{}`: {m}", b.name())),
-        other => RestoreError::Error(format!("bucket restore `{}`: {other}", b.name())),
-    })
+    res.map_err(|e| RestoreError::Bucket { name: b.name().to_string(), source: Box::new(e) })
 }
 
 /// The span a phase's work runs in: its log lines carry `phase` beside the run's `drill` and `run`.
@@ -749,11 +744,11 @@ async fn connect_restore(ep: &Endpoint, run_id: &str) -> Result<tokio_postgres::
 /// The provider hears the verdict on the data while the scratch still exists (AWS Backup records it).
 async fn tell_provider(provider: &mut dyn RestoreProvider, drill: &str, checks: &[CheckResult], outcome: &Judgement) {
     let verdict = match (judge::first_bad_check(checks), &outcome.reason) {
-        (Some(why), _) => Err(why),
-        (None, Some(r)) => Err(r.clone()),
-        (None, None) => Ok(()),
+        (Some(why), _) => DataVerdict::NotVerified(why),
+        (None, Some(r)) => DataVerdict::NotVerified(r.clone()),
+        (None, None) => DataVerdict::Verified,
     };
-    if let Err(e) = provider.validated(verdict).await {
+    if let Err(e) = provider.validated(&verdict).await {
         tracing::warn!(drill = %drill, error = %e, "could not record the validation result with the provider");
     }
 }
