@@ -251,7 +251,9 @@ mod tests {
         assert!(e.hint().is_some_and(|h| h.contains("rds:DeleteDBInstance")), "{e}");
         let e = RestoreError::Bucket { name: "files".into(), source: Box::new(aws(Kind::Throttled).into()) };
         assert!(!e.is_failed());
-        assert!(matches!(&e, RestoreError::Bucket { source, .. } if matches!(&**source, RestoreError::Aws(a) if a.kind == Kind::Throttled)));
+        assert!(
+            matches!(&e, RestoreError::Bucket { source, .. } if matches!(&**source, RestoreError::Aws(a) if a.kind == Kind::Throttled))
+        );
         let e = RestoreError::Unreachable("connection refused".into());
         assert_eq!(e.to_string(), "cannot connect to the restore: connection refused");
         assert!(!e.is_failed() && e.hint().is_some());

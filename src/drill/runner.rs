@@ -16,7 +16,8 @@ use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
 use super::restore::registry::{self, Built};
 use super::restore::{
-    BackupUsed, BucketRestore, DataVerdict, Endpoint, RestoreProvider, Restored, RestoredBucket, Teardown, TeardownStatus,
+    BackupUsed, BucketRestore, DataVerdict, Endpoint, RestoreProvider, Restored, RestoredBucket, Teardown,
+    TeardownStatus,
 };
 use super::source;
 use super::target::{ResolvedTarget, Window, select};

@@ -741,31 +741,23 @@ fn part_ranges(size: u64) -> Vec<(u64, u64)> {
 async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u64, CopyError> {
     let from = format!("{source}/{}?versionId={}", encode_key(&o.key), o.version.as_deref().unwrap_or("null"));
     if o.size <= SINGLE_COPY_MAX {
-        s3.copy_object()
-            .bucket(scratch)
-            .key(&o.key)
-            .copy_source(&from)
-            .send()
-            .await
-            .map_err(|e| CopyError { step: format!("copying `{}`", o.key), source: classify("s3:GetObjectVersion", &e) })?;
+        s3.copy_object().bucket(scratch).key(&o.key).copy_source(&from).send().await.map_err(|e| CopyError {
+            step: format!("copying `{}`", o.key),
+            source: classify("s3:GetObjectVersion", &e),
+        })?;
         return Ok(o.size);
     }
-    let head = s3
-        .head_object()
-        .bucket(source)
-        .key(&o.key)
-        .set_version_id(o.version.clone())
-        .send()
-        .await
-        .map_err(|e| CopyError { step: format!("reading `{}`'s headers", o.key), source: classify("s3:GetObjectVersion", &e) })?;
-    let tags = s3
-        .get_object_tagging()
-        .bucket(source)
-        .key(&o.key)
-        .set_version_id(o.version.clone())
-        .send()
-        .await
-        .map_err(|e| CopyError { step: format!("reading `{}`'s tags", o.key), source: classify("s3:GetObjectVersionTagging", &e) })?;
+    let head =
+        s3.head_object().bucket(source).key(&o.key).set_version_id(o.version.clone()).send().await.map_err(|e| {
+            CopyError { step: format!("reading `{}`'s headers", o.key), source: classify("s3:GetObjectVersion", &e) }
+        })?;
+    let tags =
+        s3.get_object_tagging().bucket(source).key(&o.key).set_version_id(o.version.clone()).send().await.map_err(
+            |e| CopyError {
+                step: format!("reading `{}`'s tags", o.key),
+                source: classify("s3:GetObjectVersionTagging", &e),
+            },
+        )?;
     let upload = s3
         .create_multipart_upload()
         .bucket(scratch)
@@ -794,7 +786,10 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
             .copy_source_range(format!("bytes={start}-{end}"))
             .send()
             .await
-            .map_err(|e| CopyError { step: format!("copying part {n} of `{}`", o.key), source: classify("s3:GetObjectVersion", &e) })?;
+            .map_err(|e| CopyError {
+                step: format!("copying part {n} of `{}`", o.key),
+                source: classify("s3:GetObjectVersion", &e),
+            })?;
         let etag = part.copy_part_result().and_then(|r| r.e_tag()).map(str::to_string);
         parts.push(aws_sdk_s3::types::CompletedPart::builder().part_number(n).set_e_tag(etag).build());
     }
@@ -805,7 +800,10 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
         .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send()
         .await
-        .map_err(|e| CopyError { step: format!("completing the copy of `{}`", o.key), source: classify("s3:PutObject", &e) })?;
+        .map_err(|e| CopyError {
+            step: format!("completing the copy of `{}`", o.key),
+            source: classify("s3:PutObject", &e),
+        })?;
     Ok(o.size)
 }
 

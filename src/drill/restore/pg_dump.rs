@@ -186,7 +186,9 @@ impl PgDump {
             };
             let sidecar_path = PathBuf::from(format!("{}.json", path.display()));
             let sidecar = match crate::userfile::read(&sidecar_path, SIDECAR_MAX, crate::userfile::Links::Follow) {
-                Ok(b) => Some(parse_sidecar(&sidecar_path.display().to_string(), &b).map_err(|e| no_window(e.to_string()))?),
+                Ok(b) => {
+                    Some(parse_sidecar(&sidecar_path.display().to_string(), &b).map_err(|e| no_window(e.to_string()))?)
+                }
                 Err(crate::userfile::UserFileError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
@@ -194,7 +196,8 @@ impl PgDump {
                 }
                 Err(e) => return Err(no_window(e.to_string())),
             };
-            let (taken_at, taken_from) = self.taken_at(&name, &inspected, sidecar.as_ref()).map_err(|e| no_window(e.to_string()))?;
+            let (taken_at, taken_from) =
+                self.taken_at(&name, &inspected, sidecar.as_ref()).map_err(|e| no_window(e.to_string()))?;
             out.push(Dump {
                 name,
                 at: DumpAt::Local(path),
@@ -450,7 +453,8 @@ impl PgDump {
                 let _ = stderr.read_to_string(&mut s);
                 s
             });
-            let mut stdin = std::io::BufWriter::new(child.stdin.take().ok_or(DumpError::NotPiped("psql's stdin was not piped"))?);
+            let mut stdin =
+                std::io::BufWriter::new(child.stdin.take().ok_or(DumpError::NotPiped("psql's stdin was not piped"))?);
             let fed = sql_reader(&path, gzip).and_then(|r| {
                 dump::for_each_sql_line(r, |line, data| {
                     let skip = !data && skipped_statement(line, &skip_ext, &existing_roles);
