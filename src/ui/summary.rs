@@ -132,10 +132,16 @@ fn row(f: &Finished) -> Row {
     match &f.ended {
         Ended::Ran { report, written } => {
             let md = written.as_ref().map(|w| w.markdown.display().to_string());
-            let errors = match written {
+            let mut errors = match written {
                 Ok(_) => vec![],
                 Err(e) => vec![format!("error: [{name}] {e}")],
             };
+            // A drill that ended in an error says what to do about it (a denied action, an unreachable scratch).
+            if report.result == crate::report::Verdict::Error
+                && let Some(h) = &report.hint
+            {
+                errors.push(format!("  hint: [{name}] {h}"));
+            }
             Row {
                 index: f.index,
                 errors,
