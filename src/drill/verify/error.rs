@@ -33,7 +33,7 @@ pub(crate) enum CheckError {
     Aws(#[from] crate::aws::AwsError),
     /// An object could not be read from a bucket.
     #[error("reading `{key}` from `{bucket}`: {source}")]
-    ObjectRead { key: String, bucket: String, source: crate::aws::AwsError },
+    ObjectRead { key: String, bucket: String, source: Box<crate::aws::AwsError> },
     /// A bucket listing failed (`aws/s3list.rs` reports it as text).
     #[error("{0}")]
     Listing(String),
@@ -71,7 +71,7 @@ mod tests {
             code: None,
             message: "m".into(),
         };
-        let e = CheckError::ObjectRead { key: "k".into(), bucket: "b".into(), source: aws.clone() };
+        let e = CheckError::ObjectRead { key: "k".into(), bucket: "b".into(), source: Box::new(aws.clone()) };
         assert!(e.to_string().starts_with("reading `k` from `b`: access denied for `s3:GetObject`"), "{e}");
         assert!(matches!(&e, CheckError::ObjectRead { source, .. } if source.kind == crate::aws::Kind::AccessDenied));
         assert!(matches!(CheckError::from(aws), CheckError::Aws(a) if a.kind == crate::aws::Kind::AccessDenied));

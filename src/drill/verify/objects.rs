@@ -105,7 +105,7 @@ async fn sha256(b: &RestoredBucket, bucket: &str, o: &Obj) -> Result<Vec<u8>, Ch
         |e| CheckError::ObjectRead {
             key: o.key.clone(),
             bucket: bucket.to_string(),
-            source: crate::aws::classify("s3:GetObject", &e),
+            source: Box::new(crate::aws::classify("s3:GetObject", &e)),
         },
     )?;
     let mut h = sha2::Sha256::new();
