@@ -223,6 +223,9 @@ async fn record_posture(s: &DemoSettings, source: &demo::Source) -> Result<crate
     let now = chrono::Utc::now();
     let stores = crate::posture::check(&demo_store(source), &[], now, &s.aws).await;
     let mut record = crate::report::posture::Record::new(stores, now);
-    ReportStore::new(&s.reports, s.retain).write_posture(&mut record, s.signer.as_deref(), &s.aws).await?;
+    ReportStore::new(&s.reports, s.retain)
+        .write_posture(&mut record, s.signer.as_deref(), &s.aws)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(record)
 }

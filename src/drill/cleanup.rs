@@ -11,7 +11,7 @@ use chrono::Utc;
 use super::guard;
 use super::restore::aws_scratch::{self, Owner, TAG_SCRATCH};
 use super::restore::s3_scratch;
-use crate::aws::{AwsSettings, classify};
+use crate::aws::{AwsError, AwsSettings, classify};
 use crate::config::DrillSpec;
 use crate::drill::restore::registry;
 use crate::pg::{Cluster, PgBin, RunAs, remove_tree};
@@ -96,14 +96,14 @@ async fn sweep_local(drills: &[DrillSpec], dry_run: bool) -> Vec<Swept> {
     out
 }
 
-async fn remove(path: &std::path::Path, os_user: &str) -> Result<(), String> {
+async fn remove(path: &std::path::Path, os_user: &str) -> Result<(), crate::pg::PgError> {
     let cluster = Cluster { dir: path.to_path_buf(), port: 0 };
     if cluster.is_running() {
-        let bin = PgBin::find().map_err(|e| e.to_string())?;
-        let as_user = RunAs::resolve(os_user).map_err(|e| e.to_string())?;
-        cluster.stop(&bin, &as_user, Duration::from_secs(60)).await.map_err(|e| e.to_string())?;
+        let bin = PgBin::find()?;
+        let as_user = RunAs::resolve(os_user)?;
+        cluster.stop(&bin, &as_user, Duration::from_secs(60)).await?;
     }
-    remove_tree(path).map_err(|e| e.to_string())
+    remove_tree(path)
 }
 
 /// One RDS resource that looks like drill scratch: tagged as scratch, or named `sd-…`.
@@ -163,7 +163,7 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool, bucket
                 }
             }
         }
-        Err(e) => return vec![failed(e)],
+        Err(e) => return vec![failed(e.to_string())],
     }
     let s3 = crate::aws::s3_client(settings).await;
     let mut out = Vec::new();
@@ -226,7 +226,7 @@ async fn sweep_aws(settings: &AwsSettings, dry_run: bool, required: bool, bucket
     out
 }
 
-async fn tagged_scratch(tagging: &aws_sdk_resourcegroupstagging::Client) -> Result<Vec<Candidate>, String> {
+async fn tagged_scratch(tagging: &aws_sdk_resourcegroupstagging::Client) -> Result<Vec<Candidate>, AwsError> {
     use aws_sdk_resourcegroupstagging::types::TagFilter;
     let mut out = Vec::new();
     let mut token: Option<String> = None;
@@ -241,7 +241,7 @@ async fn tagged_scratch(tagging: &aws_sdk_resourcegroupstagging::Client) -> Resu
             .set_pagination_token(token.clone())
             .send()
             .await
-            .map_err(|e| classify("tag:GetResources", &e).to_string())?;
+            .map_err(|e| classify("tag:GetResources", &e))?;
         for m in page.resource_tag_mapping_list() {
             let Some(arn) = m.resource_arn() else { continue };
             let parts: Vec<&str> = arn.split(':').collect();
@@ -267,7 +267,7 @@ fn looks_like_scratch(id: &str, tags: &[(String, String)]) -> bool {
     id.starts_with("sd-") || tags.iter().any(|(k, v)| k == TAG_SCRATCH && v == "true")
 }
 
-async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candidate>, String> {
+async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candidate>, AwsError> {
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -276,7 +276,7 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
             .set_marker(marker.clone())
             .send()
             .await
-            .map_err(|e| classify("rds:DescribeDBInstances", &e).to_string())?;
+            .map_err(|e| classify("rds:DescribeDBInstances", &e))?;
         for i in page.db_instances() {
             let id = i.db_instance_identifier().unwrap_or_default().to_string();
             let tags = aws_scratch::tag_pairs(i.tag_list());
@@ -297,7 +297,7 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
             .set_marker(marker.clone())
             .send()
             .await
-            .map_err(|e| classify("rds:DescribeDBClusters", &e).to_string())?;
+            .map_err(|e| classify("rds:DescribeDBClusters", &e))?;
         for c in page.db_clusters() {
             let id = c.db_cluster_identifier().unwrap_or_default().to_string();
             let tags = aws_scratch::tag_pairs(c.tag_list());
@@ -314,7 +314,7 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
     let mut named: Vec<(&'static str, String, String)> = Vec::new();
     let mut groups = rds_client.describe_db_parameter_groups().into_paginator().send();
     while let Some(page) = groups.next().await {
-        let page = page.map_err(|e| classify("rds:DescribeDBParameterGroups", &e).to_string())?;
+        let page = page.map_err(|e| classify("rds:DescribeDBParameterGroups", &e))?;
         for g in page.db_parameter_groups() {
             if let (Some(id), Some(arn)) = (g.db_parameter_group_name(), g.db_parameter_group_arn()) {
                 named.push(("rds-parameter-group", id.to_string(), arn.to_string()));
@@ -323,7 +323,7 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
     }
     let mut groups = rds_client.describe_db_cluster_parameter_groups().into_paginator().send();
     while let Some(page) = groups.next().await {
-        let page = page.map_err(|e| classify("rds:DescribeDBClusterParameterGroups", &e).to_string())?;
+        let page = page.map_err(|e| classify("rds:DescribeDBClusterParameterGroups", &e))?;
         for g in page.db_cluster_parameter_groups() {
             if let (Some(id), Some(arn)) = (g.db_cluster_parameter_group_name(), g.db_cluster_parameter_group_arn()) {
                 named.push(("rds-cluster-parameter-group", id.to_string(), arn.to_string()));
@@ -336,7 +336,7 @@ async fn described_scratch(rds_client: &aws_sdk_rds::Client) -> Result<Vec<Candi
             .resource_name(arn)
             .send()
             .await
-            .map_err(|e| classify("rds:ListTagsForResource", &e).to_string())?;
+            .map_err(|e| classify("rds:ListTagsForResource", &e))?;
         out.push(Candidate { kind, id, tags: aws_scratch::tag_pairs(tags.tag_list()) });
     }
     Ok(out)

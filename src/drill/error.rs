@@ -92,6 +92,16 @@ pub(crate) enum RestoreError {
     /// Something around the restore broke (disk, processes); not a verdict on the backups.
     #[error("{0}")]
     Error(String),
+    /// An object of a bucket restore could not be copied into the scratch bucket: the backups could not be
+    /// restored as asked (the verdict `failed`), and the AWS kind says why.
+    #[error(transparent)]
+    ObjectCopy(#[from] CopyError),
+    /// A bucket of `also-restore` failed; its error keeps its kind (a verdict on the backups or not).
+    #[error("bucket restore `{name}`: {source}")]
+    Bucket { name: String, source: Box<RestoreError> },
+    /// The restored database took no connection (its text says why: refused, TLS, authentication).
+    #[error("cannot connect to the restore: {0}")]
+    Unreachable(String),
     /// An AWS call failed: its kind tells throttling from not-found from denied. Not a verdict on the
     /// backups.
     #[error(transparent)]
@@ -108,16 +118,33 @@ impl RestoreError {
     /// Whether the backups themselves could not be restored (the verdict `failed`), rather than something
     /// around the restore breaking (`error`).
     pub(crate) fn is_failed(&self) -> bool {
-        matches!(self, RestoreError::Failed(_))
+        match self {
+            RestoreError::Bucket { source, .. } => source.is_failed(),
+            other => matches!(other, RestoreError::Failed(_) | RestoreError::ObjectCopy(_)),
+        }
     }
 
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
             RestoreError::Aws(e) => e.hint(),
             RestoreError::Scratch(e) => e.hint(),
+            RestoreError::ObjectCopy(e) => e.source.hint(),
+            RestoreError::Bucket { source, .. } => source.hint(),
+            RestoreError::Unreachable(_) => Some(
+                "check that the scratch is reachable from this machine (on AWS: its security group and subnet)".into(),
+            ),
             RestoreError::Failed(_) | RestoreError::Error(_) | RestoreError::Neutralise(_) => None,
         }
     }
+}
+
+/// A step of copying one object version into a scratch bucket that failed (`copying `k``, `reading `k`'s
+/// headers`), with the AWS error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{step}: {source}")]
+pub(crate) struct CopyError {
+    pub(crate) step: String,
+    pub(crate) source: crate::aws::AwsError,
 }
 
 /// Why stackdrill may not delete a resource: its tags do not prove it is this run's scratch (or an expired
@@ -209,6 +236,27 @@ mod tests {
         assert!(e.hint().is_some_and(|h| h.contains("rds:DeleteDBInstance")), "{e}");
         assert!(ScratchError::Refused("r".into()).hint().is_some());
         assert!(RestoreError::Failed("f".into()).is_failed());
+    }
+
+    /// A bucket restore's error keeps its kind and verdict under the bucket's name: a copy AWS denied is the
+    /// verdict `failed` with the denied action's hint, throttling around it is `error` (the runner used to
+    /// flatten every kind but two into a string).
+    #[test]
+    fn a_bucket_restore_error_keeps_its_kind_under_the_bucket_name() {
+        use crate::aws::Kind;
+        let copy = CopyError { step: "copying `a/b`".into(), source: aws(Kind::AccessDenied) };
+        let e = RestoreError::Bucket { name: "files".into(), source: Box::new(copy.into()) };
+        assert!(e.is_failed(), "a copy that failed is a verdict on the backups");
+        assert!(e.to_string().starts_with("bucket restore `files`: copying `a/b`: access denied for"), "{e}");
+        assert!(e.hint().is_some_and(|h| h.contains("rds:DeleteDBInstance")), "{e}");
+        let e = RestoreError::Bucket { name: "files".into(), source: Box::new(aws(Kind::Throttled).into()) };
+        assert!(!e.is_failed());
+        assert!(
+            matches!(&e, RestoreError::Bucket { source, .. } if matches!(&**source, RestoreError::Aws(a) if a.kind == Kind::Throttled))
+        );
+        let e = RestoreError::Unreachable("connection refused".into());
+        assert_eq!(e.to_string(), "cannot connect to the restore: connection refused");
+        assert!(!e.is_failed() && e.hint().is_some());
     }
 
     /// A certificate another CA signed: the hint says the `ca-bundle` did not sign it.

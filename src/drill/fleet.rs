@@ -19,7 +19,7 @@ use super::{Cancel, DrillError, RunOptions};
 use crate::aws::AwsSettings;
 use crate::config::DrillSpec;
 use crate::report::model::PhaseStatus;
-use crate::report::{Report, ReportStore, Signer, Verdict, Written};
+use crate::report::{Report, ReportStore, Signer, StoreError, Verdict, Written};
 
 /// When a run of the same drill is in progress (here or in another process on this machine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub(crate) struct Job {
 /// How one drill ended.
 pub(crate) enum Ended {
     /// It ran: its report (whatever the verdict) and where the store put it, or why it could not.
-    Ran { report: Box<Report>, written: Result<Written, String> },
+    Ran { report: Box<Report>, written: Result<Written, StoreError> },
     /// Nothing was restored and there is no report (bad input, a refused region, another run holding
     /// the drill's lock, a bug).
     CouldNotRun(DrillError),
@@ -285,14 +285,19 @@ async fn lock(drill: &str, mode: IfRunning) -> Result<Option<crate::lock::Lock>,
 }
 
 /// The `report` phase: the store signs, chains and writes the report.
-async fn store(shared: &Shared, report: &mut Report) -> Result<Written, String> {
+async fn store(shared: &Shared, report: &mut Report) -> Result<Written, StoreError> {
     let s = &shared.settings;
     shared.events.emit(Event::PhaseStarted { drill: report.drill.clone(), phase: "report" });
     let clock = Instant::now();
     let written = s.store.write(report, s.signer.as_deref(), &s.aws).await;
     let (status, detail) = match &written {
         Ok(w) => (PhaseStatus::Passed, Some(w.json.display().to_string())),
-        Err(e) => (PhaseStatus::Error, Some(e.clone())),
+        Err(e) => {
+            if let Some(hint) = e.hint() {
+                tracing::info!(drill = %report.drill, hint = %hint, "what to do about the report phase's error");
+            }
+            (PhaseStatus::Error, Some(e.to_string()))
+        }
     };
     shared.events.emit(Event::PhaseFinished {
         drill: report.drill.clone(),

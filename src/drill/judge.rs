@@ -14,16 +14,25 @@ pub(super) struct Judgement {
     pub(super) reason: Option<String>,
     /// A phase was stopped by the operator (SIGINT/SIGTERM).
     pub(super) interrupted: bool,
+    /// What to do about the error that gave the reason (its `RestoreError::hint`), for the CLI.
+    pub(super) hint: Option<String>,
 }
 
 impl Judgement {
     pub(super) fn passed() -> Self {
-        Judgement { verdict: Verdict::Passed, reason: None, interrupted: false }
+        Judgement { verdict: Verdict::Passed, reason: None, interrupted: false, hint: None }
     }
 
     /// Records how a phase stopped early.
-    pub(super) fn stopped(&mut self, phase: &str, stop: super::phase::Stop<impl Into<super::phase::RestoreOrText>>) {
+    pub(super) fn stopped(&mut self, phase: &str, stop: super::phase::Stop<super::error::RestoreError>) {
         self.interrupted |= matches!(stop, super::phase::Stop::Interrupted);
+        let hint = match &stop {
+            super::phase::Stop::Failed(e) => e.hint(),
+            _ => None,
+        };
+        if self.reason.is_none() {
+            self.hint = hint;
+        }
         let (v, why) = super::phase::stop_reason(phase, stop);
         self.fail(v, why);
     }
@@ -241,5 +250,30 @@ mod heartbeat_tests {
         // Nothing restored: nothing measured, whatever a check said.
         let m = super::measure(&o, false, None, t(100), None, &checks, None);
         assert_eq!((m.rpo, m.recovery_point), (None, None));
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::Judgement;
+    use crate::drill::error::RestoreError;
+    use crate::drill::phase::Stop;
+    use crate::report::model::Verdict;
+
+    /// The hint of the error that gave the reason reaches the judgement (and so the CLI's summary); a later
+    /// stop's hint does not replace it, and a stop without an error has none.
+    #[test]
+    fn the_first_stopped_phase_gives_the_hint() {
+        let mut o = Judgement::passed();
+        o.stopped("verify", Stop::Failed(RestoreError::Unreachable("connection refused".into())));
+        assert_eq!(o.verdict, Verdict::Error);
+        assert_eq!(o.reason.as_deref(), Some("cannot connect to the restore: connection refused"));
+        let first = o.hint.clone();
+        assert!(first.as_deref().is_some_and(|h| h.contains("reachable")), "{first:?}");
+        o.stopped("also-restore", Stop::Failed(RestoreError::Error("x".into())));
+        assert_eq!(o.hint, first);
+        let mut o = Judgement::passed();
+        o.stopped("restore", Stop::<RestoreError>::TimedOut(std::time::Duration::from_secs(1)));
+        assert_eq!(o.hint, None);
     }
 }

@@ -32,7 +32,7 @@ pub(crate) fn datums(r: &Report) -> Vec<MetricDatum> {
 }
 
 /// Publishes `r`'s data points with a config loaded from `settings`.
-async fn publish(settings: &AwsSettings, namespace: &str, r: &Report) -> Result<usize, String> {
+async fn publish(settings: &AwsSettings, namespace: &str, r: &Report) -> Result<usize, crate::aws::AwsError> {
     let cw = aws_sdk_cloudwatch::Client::new(&crate::aws::load(settings).await);
     let data = datums(r);
     let n = data.len();
@@ -41,7 +41,7 @@ async fn publish(settings: &AwsSettings, namespace: &str, r: &Report) -> Result<
         .set_metric_data(Some(data))
         .send()
         .await
-        .map_err(|e| classify("cloudwatch:PutMetricData", &e).to_string())?;
+        .map_err(|e| classify("cloudwatch:PutMetricData", &e))?;
     Ok(n)
 }
 

@@ -10,6 +10,11 @@ use super::Cancel;
 use super::error::RestoreError;
 use crate::report::Verdict;
 
+/// A panic caught in a phase: the text is the panic's message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct Panicked(pub(super) String);
+
 /// How a phase ended when it did not return a value.
 pub(super) enum Stop<E> {
     Interrupted,
@@ -39,8 +44,8 @@ pub(super) async fn bounded<T, E>(
 
 /// Awaits `fut`, turning a panic into `Err` with its message (for the teardown, which is not bounded by
 /// a cancel and must still produce a record).
-pub(super) async fn unwinding<T>(fut: impl Future<Output = T>) -> Result<T, String> {
-    std::panic::AssertUnwindSafe(fut).catch_unwind().await.map_err(panic_text)
+pub(super) async fn unwinding<T>(fut: impl Future<Output = T>) -> Result<T, Panicked> {
+    std::panic::AssertUnwindSafe(fut).catch_unwind().await.map_err(|p| Panicked(panic_text(p)))
 }
 
 /// The message a panic carried.
@@ -49,7 +54,7 @@ pub(super) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// The verdict and reason a phase that ended early stands for.
-pub(super) fn stop_reason(phase: &str, stop: Stop<impl Into<RestoreOrText>>) -> (Verdict, String) {
+pub(super) fn stop_reason(phase: &str, stop: Stop<RestoreError>) -> (Verdict, String) {
     match stop {
         Stop::Interrupted => (
             Verdict::Error,
@@ -59,32 +64,12 @@ pub(super) fn stop_reason(phase: &str, stop: Stop<impl Into<RestoreOrText>>) -> 
             (Verdict::Failed, format!("the {phase} phase did not finish within {}", humantime::format_duration(d)))
         }
         Stop::Panicked(what) => (Verdict::Error, format!("the {phase} phase panicked (a bug): {what}")),
-        Stop::Failed(e) => match e.into() {
-            RestoreOrText::Restore(e) => {
-                if let Some(hint) = e.hint() {
-                    tracing::info!(phase, hint = %hint, "what to do about the {phase} phase's error");
-                }
-                (if e.is_failed() { Verdict::Failed } else { Verdict::Error }, e.to_string())
+        Stop::Failed(e) => {
+            if let Some(hint) = e.hint() {
+                tracing::info!(phase, hint = %hint, "what to do about the {phase} phase's error");
             }
-            RestoreOrText::Text(m) => (Verdict::Error, m),
-        },
-    }
-}
-
-pub(super) enum RestoreOrText {
-    Restore(RestoreError),
-    Text(String),
-}
-
-impl From<RestoreError> for RestoreOrText {
-    fn from(e: RestoreError) -> Self {
-        RestoreOrText::Restore(e)
-    }
-}
-
-impl From<String> for RestoreOrText {
-    fn from(e: String) -> Self {
-        RestoreOrText::Text(e)
+            (if e.is_failed() { Verdict::Failed } else { Verdict::Error }, e.to_string())
+        }
     }
 }
 
@@ -95,10 +80,10 @@ mod tests {
     #[tokio::test]
     async fn a_phase_that_panics_stops_with_the_panic_not_the_process() {
         let (_tx, cancel) = Cancel::new();
-        let r: Result<(), Stop<String>> =
+        let r: Result<(), Stop<RestoreError>> =
             bounded(&cancel, Duration::from_secs(5), async { panic!("provider bug") }).await;
         assert!(matches!(r, Err(Stop::Panicked(ref m)) if m == "provider bug"));
-        let (v, why) = stop_reason("restore", Stop::<String>::Panicked("provider bug".into()));
+        let (v, why) = stop_reason("restore", Stop::<RestoreError>::Panicked("provider bug".into()));
         assert_eq!(v, Verdict::Error);
         assert!(why.contains("restore phase panicked") && why.contains("provider bug"), "{why}");
     }
@@ -108,7 +93,7 @@ mod tests {
         let (tx, cancel) = Cancel::new();
         let slow = || async {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok::<(), String>(())
+            Ok::<(), RestoreError>(())
         };
         assert!(matches!(bounded(&cancel, Duration::from_millis(20), slow()).await, Err(Stop::TimedOut(_))));
         tx.send(true).unwrap();
@@ -118,6 +103,6 @@ mod tests {
     #[tokio::test]
     async fn a_teardown_that_panics_is_an_error_not_a_lost_record() {
         let r = unwinding(async { panic!("teardown bug") }).await;
-        assert_eq!(r.unwrap_err(), "teardown bug");
+        assert_eq!(r.err().map(|p| p.0).as_deref(), Some("teardown bug"));
     }
 }

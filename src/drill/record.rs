@@ -117,6 +117,7 @@ pub(super) fn report(spec: &DrillSpec, f: Facts) -> Report {
         description: spec.description.clone(),
         result: f.judgement.verdict,
         reason: f.judgement.reason,
+        hint: f.judgement.hint,
         interrupted: f.judgement.interrupted,
         started_at: f.started_at,
         finished_at: now,

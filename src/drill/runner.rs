@@ -9,14 +9,15 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::Cancel;
-use super::error::DrillError;
+use super::error::{DrillError, RestoreError};
 use super::events::{Event, EventSink};
 use super::judge::{self, Judgement};
 use super::phase::{Stop, bounded, unwinding};
 use super::record::{self, Facts, ProviderFacts};
 use super::restore::registry::{self, Built};
 use super::restore::{
-    BackupUsed, BucketRestore, Endpoint, RestoreProvider, Restored, RestoredBucket, Teardown, TeardownStatus,
+    BackupUsed, BucketRestore, DataVerdict, Endpoint, RestoreProvider, Restored, RestoredBucket, Teardown,
+    TeardownStatus,
 };
 use super::source;
 use super::target::{ResolvedTarget, Window, select};
@@ -458,7 +459,7 @@ impl RunCtx<'_> {
             self.events.progress(&spec.name, "plan", "writing canary rows on the source around the target");
             let w = canary::write(&src.client, c, &self.run_id)
                 .await
-                .map_err(|detail| DrillError::Source { endpoint: src.record.endpoint.clone(), detail })?;
+                .map_err(|e| DrillError::Source { endpoint: src.record.endpoint.clone(), detail: e.to_string() })?;
             self.events.progress(&spec.name, "plan", "waiting until the target is recoverable (WAL archived)");
             provider.wait_recoverable(w.target, &src.client).await?;
             written = Some(w);
@@ -553,14 +554,16 @@ impl RunCtx<'_> {
             *scratch_record.lock().unwrap_or_else(|p| p.into_inner()) = Some(ep.record(&restore).await);
             // Before any check: the copy's pg_cron jobs (its heartbeat among them) stop; a copy that cannot be
             // made inert is not verified.
-            let inert = super::inert::make_inert(&restore).await.map_err(|e| match e.hint() {
-                Some(h) => format!("{e} ({h})"),
-                None => e.to_string(),
+            let inert = super::inert::make_inert(&restore).await.map_err(|e| {
+                RestoreError::Error(match e.hint() {
+                    Some(h) => format!("{e} ({h})"),
+                    None => e.to_string(),
+                })
             })?;
             let newest_commit: Option<DateTime<Utc>> = restore
                 .query_one("select pg_last_xact_replay_timestamp()", &[])
                 .await
-                .map_err(|e| verify::db_error(&e))?
+                .map_err(|e| RestoreError::Error(verify::db_error(&e)))?
                 .get(0);
             let mut cancellers = vec![pg::Canceller::new(&restore, &ep.tls, ep.server_name.as_deref())];
             cancellers.extend(sessions.reader.map(|s| s.canceller.clone()));
@@ -594,13 +597,13 @@ impl RunCtx<'_> {
             let mut checks = Vec::new();
             for c in &spec.verify {
                 let r = match (c, &reader) {
-                    (CheckSpec::Sql(_), Err(e)) => CheckResult::new(c, CheckStatus::Error, e.clone()),
+                    (CheckSpec::Sql(_), Err(e)) => CheckResult::new(c, CheckStatus::Error, e.to_string()),
                     _ => verify::run_check(c, &ctx, spec.timeouts.check).await,
                 };
                 self.events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
                 checks.push(r);
             }
-            Ok::<_, String>(Verified { newest_commit, checks, inert: Some(inert) })
+            Ok::<_, RestoreError>(Verified { newest_commit, checks, inert: Some(inert) })
         };
         let (started_at, clock) = self.start_phase("verify");
         let res = bounded(&self.cancel, spec.timeouts.verify, verify_fut).instrument(phase_span("verify")).await;
@@ -631,7 +634,7 @@ impl RunCtx<'_> {
                 events.emit(Event::CheckFinished { drill: spec.name.clone(), check: r.clone() });
                 checks.push(r);
             }
-            Ok::<_, String>(Verified { newest_commit: None, checks, inert: None })
+            Ok::<_, RestoreError>(Verified { newest_commit: None, checks, inert: None })
         };
         match self.phase("verify", spec.timeouts.verify, fut).await {
             Ok(done) => done,
@@ -706,13 +709,8 @@ impl RunCtx<'_> {
 
 /// One bucket restore, its errors naming it.
 async fn restore_bucket(b: &mut BucketRestore) -> Result<(), super::error::RestoreError> {
-    use super::error::RestoreError;
     let res = b.bring_back().await;
-    res.map_err(|e| match e {
-        RestoreError::Failed(m) => RestoreError::Failed(format!("bucket restore `{}`: {m}", b.name())),
-        RestoreError::Error(m) => RestoreError::Error(format!("bucket restore `{}`: {m}", b.name())),
-        other => RestoreError::Error(format!("bucket restore `{}`: {other}", b.name())),
-    })
+    res.map_err(|e| RestoreError::Bucket { name: b.name().to_string(), source: Box::new(e) })
 }
 
 /// The span a phase's work runs in: its log lines carry `phase` beside the run's `drill` and `run`.
@@ -734,22 +732,20 @@ fn phase_end<T, E: std::fmt::Display>(res: &Result<T, Stop<E>>) -> (PhaseStatus,
 }
 
 /// Connects to the restored database, named after the run.
-async fn connect_restore(ep: &Endpoint, run_id: &str) -> Result<tokio_postgres::Client, String> {
+async fn connect_restore(ep: &Endpoint, run_id: &str) -> Result<tokio_postgres::Client, RestoreError> {
     let mut config = ep.config.clone();
     config.application_name(source::application_name(run_id));
-    pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref())
-        .await
-        .map_err(|e| format!("cannot connect to the restore: {e}"))
+    pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref()).await.map_err(RestoreError::Unreachable)
 }
 
 /// The provider hears the verdict on the data while the scratch still exists (AWS Backup records it).
 async fn tell_provider(provider: &mut dyn RestoreProvider, drill: &str, checks: &[CheckResult], outcome: &Judgement) {
     let verdict = match (judge::first_bad_check(checks), &outcome.reason) {
-        (Some(why), _) => Err(why),
-        (None, Some(r)) => Err(r.clone()),
-        (None, None) => Ok(()),
+        (Some(why), _) => DataVerdict::NotVerified(why),
+        (None, Some(r)) => DataVerdict::NotVerified(r.clone()),
+        (None, None) => DataVerdict::Verified,
     };
-    if let Err(e) = provider.validated(verdict).await {
+    if let Err(e) = provider.validated(&verdict).await {
         tracing::warn!(drill = %drill, error = %e, "could not record the validation result with the provider");
     }
 }

@@ -17,6 +17,7 @@ fn at(s: u32) -> DateTime<Utc> {
 /// A report with every field set (the optional ones too), as a store would write it.
 pub(crate) fn fixed() -> Report {
     let report = Report {
+        hint: None,
         interrupted: false,
         schema: SCHEMA.into(),
         id: "0123456789ab".into(),

@@ -24,4 +24,4 @@ pub(crate) mod visible;
 
 pub(crate) use model::{Report, Verdict};
 pub(crate) use sign::Signer;
-pub(crate) use store::{ReportStore, Written, atomic_write, write_loss, write_sign_off};
+pub(crate) use store::{ReportStore, StoreError, Written, atomic_write, write_loss, write_sign_off};

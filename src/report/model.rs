@@ -115,6 +115,10 @@ pub(crate) struct Report {
     pub(crate) result: Verdict,
     /// Why the result is not `passed`, in one line.
     pub(crate) reason: Option<String>,
+    /// What to do about the error the run ended in (the stopped phase's hint), for the CLI's summary; never
+    /// part of the record.
+    #[serde(skip)]
+    pub(crate) hint: Option<String>,
     /// The operator stopped the run (a stop signal) before it finished: not a failed restore.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) interrupted: bool,

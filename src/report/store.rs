@@ -39,16 +39,14 @@ impl ReportStore {
         report: &mut Report,
         signer: Option<&Signer>,
         aws: &crate::aws::AwsSettings,
-    ) -> Result<Written, String> {
+    ) -> Result<Written, StoreError> {
         match self {
-            ReportStore::Dir(dir) => {
-                write(dir, report, signer).map_err(|e| format!("cannot write the report into `{}`: {e}", dir.display()))
-            }
+            ReportStore::Dir(dir) => write(dir, report, signer).map_err(StoreError::dir("report", dir)),
             ReportStore::S3 { url, retain } => match super::s3::S3Store::connect(url, aws, *retain).await {
                 Ok(store) => store.write_report(report, signer).await,
                 Err(e) => Err(e),
             }
-            .map_err(|e| format!("cannot write the report into `{url}`: {e}")),
+            .map_err(StoreError::s3("report", url)),
         }
     }
 
@@ -58,16 +56,45 @@ impl ReportStore {
         record: &mut super::posture::Record,
         signer: Option<&Signer>,
         aws: &crate::aws::AwsSettings,
-    ) -> Result<String, String> {
+    ) -> Result<String, StoreError> {
         match self {
             ReportStore::Dir(dir) => write_posture(dir, record, signer)
                 .map(|p| p.display().to_string())
-                .map_err(|e| format!("cannot write the posture record into `{}`: {e}", dir.display())),
+                .map_err(StoreError::dir("posture record", dir)),
             ReportStore::S3 { url, retain } => match super::s3::S3Store::connect(url, aws, *retain).await {
                 Ok(store) => store.write_posture(record, signer).await,
                 Err(e) => Err(e),
             }
-            .map_err(|e| format!("cannot write the posture record into `{url}`: {e}")),
+            .map_err(StoreError::s3("posture record", url)),
+        }
+    }
+}
+
+/// Why a report or a posture record was not written: the directory store's I/O, or the S3 store (whose
+/// error keeps its AWS kind).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    #[error("cannot write the {what} into `{}`: {source}", dir.display())]
+    Dir { what: &'static str, dir: PathBuf, source: std::io::Error },
+    #[error("cannot write the {what} into `{url}`: {source}")]
+    S3 { what: &'static str, url: String, source: super::s3::S3Error },
+}
+
+impl StoreError {
+    fn dir(what: &'static str, dir: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let dir = dir.to_path_buf();
+        move |source| StoreError::Dir { what, dir, source }
+    }
+
+    fn s3(what: &'static str, url: &str) -> impl FnOnce(super::s3::S3Error) -> Self {
+        let url = url.to_string();
+        move |source| StoreError::S3 { what, url, source }
+    }
+
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Dir { .. } => None,
+            StoreError::S3 { source, .. } => source.hint(),
         }
     }
 }
@@ -527,4 +554,26 @@ pub(crate) fn write_posture(
         remember_signed(dir, &e)?;
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod store_error_tests {
+    use super::*;
+
+    /// A store that cannot be written is a typed error naming the store, with the I/O cause kept (the fleet
+    /// copies its text into the report phase's detail; it used to be a bare `String`).
+    #[tokio::test]
+    async fn a_store_that_cannot_be_written_is_a_typed_error_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let mut report = crate::report::golden_tests::fixed();
+        let e = ReportStore::Dir(file.clone())
+            .write(&mut report, None, &crate::aws::AwsSettings::default())
+            .await
+            .expect_err("a file is not a report directory");
+        assert!(matches!(&e, StoreError::Dir { what: "report", .. }), "{e:?}");
+        assert!(e.to_string().starts_with(&format!("cannot write the report into `{}`: ", file.display())), "{e}");
+        assert_eq!(e.hint(), None);
+    }
 }

@@ -114,7 +114,7 @@ fn suite(f: &Finished) -> Suite {
         Ended::Ran { report, written } => {
             let files = match written {
                 Ok(w) => vec![("report", w.json.display().to_string()), ("report_html", w.html.display().to_string())],
-                Err(e) => vec![("report_not_written", e.clone())],
+                Err(e) => vec![("report_not_written", e.to_string())],
             };
             return report_suite(report, &report.drill, files);
         }

@@ -56,7 +56,7 @@ pub(crate) fn summary(r: &Report, written: Option<&Written>) -> String {
 }
 
 /// One scorecard row: drill, result, restore time (restore + ready phases), RTO, RPO, report (or error).
-fn scorecard_row(r: &Report, report: Result<String, &String>) -> [String; 6] {
+fn scorecard_row(r: &Report, report: Result<String, &dyn std::fmt::Display>) -> [String; 6] {
     let m = &r.measured;
     let restore = r.restore_seconds();
     let objective = |v: Option<f64>, met: bool, obj: f64| match v {
@@ -132,16 +132,22 @@ fn row(f: &Finished) -> Row {
     match &f.ended {
         Ended::Ran { report, written } => {
             let md = written.as_ref().map(|w| w.markdown.display().to_string());
-            let errors = match written {
+            let mut errors = match written {
                 Ok(_) => vec![],
                 Err(e) => vec![format!("error: [{name}] {e}")],
             };
+            // A drill that ended in an error says what to do about it (a denied action, an unreachable scratch).
+            if report.result == crate::report::Verdict::Error
+                && let Some(h) = &report.hint
+            {
+                errors.push(format!("  hint: [{name}] {h}"));
+            }
             Row {
                 index: f.index,
                 errors,
                 verdict: Some(summary(report, written.as_ref().ok())),
                 word: report.result.as_str().to_uppercase(),
-                card: scorecard_row(report, md),
+                card: scorecard_row(report, md.map_err(|e| e as &dyn std::fmt::Display)),
                 json: serde_json::to_value(&**report).unwrap_or_default(),
             }
         }

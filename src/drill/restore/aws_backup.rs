@@ -321,7 +321,7 @@ impl AwsBackup {
 
     /// The restore metadata AWS Backup recorded for the point (it carries what a restore requires, such
     /// as `Engine`), as the AWS Backup developer guide says to start from.
-    async fn recorded_metadata(&self, point: &Point) -> Result<HashMap<String, String>, RestoreError> {
+    async fn recorded_metadata(&self, point: &Point) -> Result<Metadata, RestoreError> {
         let out = self
             .backup
             .get_recovery_point_restore_metadata()
@@ -596,14 +596,18 @@ impl RestoreProvider for AwsBackup {
         self.wait_endpoint().await.map(|ep| super::Restored::Postgres(Box::new(ep)))
     }
 
-    async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {
+    async fn validated(&mut self, verdict: &super::DataVerdict) -> Result<(), crate::aws::AwsError> {
         let Some(job) = &self.job_id else { return Ok(()) };
         if !self.job_done {
             return Ok(());
         }
-        let (status, message) = match &verdict {
-            Ok(()) => (RestoreValidationStatus::Successful, "stackdrill drill passed: data verified".to_string()),
-            Err(why) => (RestoreValidationStatus::Failed, format!("stackdrill drill failed: {why}")),
+        let (status, message) = match verdict {
+            super::DataVerdict::Verified => {
+                (RestoreValidationStatus::Successful, "stackdrill drill passed: data verified".to_string())
+            }
+            super::DataVerdict::NotVerified(why) => {
+                (RestoreValidationStatus::Failed, format!("stackdrill drill failed: {why}"))
+            }
         };
         // AWS caps the message; keep it short and free of data.
         let message: String = message.chars().take(250).collect();
@@ -619,7 +623,7 @@ impl RestoreProvider for AwsBackup {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify("backup:PutRestoreValidationResult", &e).to_string());
+            .map_err(|e| classify("backup:PutRestoreValidationResult", &e));
         self.validation = Some(match &sent {
             Ok(()) => format!("{said}, accepted by AWS Backup for job {job}"),
             Err(e) => format!("{said} not accepted by AWS Backup: {e}"),
@@ -812,3 +816,6 @@ impl super::registry::ProviderKind for AwsBackupSpec {
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "slow-tier test code")]
 #[path = "aws_backup_tests.rs"]
 mod tests;
+
+/// A recovery point's restore metadata, key to value, as AWS Backup recorded it.
+type Metadata = HashMap<String, String>;

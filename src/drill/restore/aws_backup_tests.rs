@@ -144,7 +144,7 @@ fn opts(dir: &Path) -> Opts {
 /// A finished drill as the fleet stores it: the report, and where it was written.
 struct Outcome {
     report: crate::report::Report,
-    written: Result<crate::report::Written, String>,
+    written: Result<crate::report::Written, crate::report::StoreError>,
 }
 
 /// Runs the drill with `provider` and writes its report into the test's store, as the fleet would.

@@ -19,7 +19,7 @@ use super::{Teardown, TeardownStatus};
 use crate::aws::s3list::{Obj, S3Listing};
 use crate::aws::{AwsSettings, Backoff, classify};
 use crate::config::{BucketRestoreSpec, BucketSource};
-use crate::drill::error::{DrillError, RestoreError, fmt_time};
+use crate::drill::error::{CopyError, DrillError, RestoreError, fmt_time};
 use crate::drill::events::EventSink;
 use crate::drill::target::Window;
 use crate::report::model::{self, PhaseStatus};
@@ -84,7 +84,7 @@ pub(crate) struct BucketRestore {
     job_ended: bool,
     copied: Option<(u64, u64)>,
     rto: Option<f64>,
-    outcome: Option<Result<(), String>>,
+    outcome: Option<Result<(), RestoreError>>,
 }
 
 impl BucketRestore {
@@ -345,7 +345,7 @@ impl BucketRestore {
         if res.is_ok() {
             self.rto = Some(clock.elapsed().as_secs_f64());
         }
-        self.outcome = Some(res.clone().map_err(|e| e.to_string()));
+        self.outcome = Some(res.clone());
         res
     }
 
@@ -373,7 +373,7 @@ impl BucketRestore {
             .buffer_unordered(self.spec.parallel);
         let (mut n, mut bytes) = (0u64, 0u64);
         while let Some(done) = copies.next().await {
-            let size = done.map_err(RestoreError::Failed)?;
+            let size = done?;
             n += 1;
             bytes += size;
             if n % 1000 == 0 {
@@ -555,7 +555,7 @@ impl BucketRestore {
     pub(crate) fn record(&self, teardown: Teardown) -> model::AlsoRestored {
         let (status, detail) = match &self.outcome {
             Some(Ok(())) => (PhaseStatus::Passed, None),
-            Some(Err(e)) => (PhaseStatus::Failed, Some(e.clone())),
+            Some(Err(e)) => (PhaseStatus::Failed, Some(e.to_string())),
             None if self.started => (
                 PhaseStatus::Error,
                 Some("did not finish: the also-restore phase ended first (its deadline, or a stop)".into()),
@@ -738,34 +738,26 @@ fn part_ranges(size: u64) -> Vec<(u64, u64)> {
 /// Copies one version server-side (in parts above 5 GiB); the bytes copied. `CopyObject` keeps the
 /// source's Content-Type, user metadata, cache and encoding headers and tags; a multipart copy does not, so
 /// they are read (`HeadObject`, `GetObjectTagging`) and given to `CreateMultipartUpload`.
-async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u64, String> {
+async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u64, CopyError> {
     let from = format!("{source}/{}?versionId={}", encode_key(&o.key), o.version.as_deref().unwrap_or("null"));
     if o.size <= SINGLE_COPY_MAX {
-        s3.copy_object()
-            .bucket(scratch)
-            .key(&o.key)
-            .copy_source(&from)
-            .send()
-            .await
-            .map_err(|e| format!("copying `{}`: {}", o.key, classify("s3:GetObjectVersion", &e)))?;
+        s3.copy_object().bucket(scratch).key(&o.key).copy_source(&from).send().await.map_err(|e| CopyError {
+            step: format!("copying `{}`", o.key),
+            source: classify("s3:GetObjectVersion", &e),
+        })?;
         return Ok(o.size);
     }
-    let head = s3
-        .head_object()
-        .bucket(source)
-        .key(&o.key)
-        .set_version_id(o.version.clone())
-        .send()
-        .await
-        .map_err(|e| format!("reading `{}`'s headers: {}", o.key, classify("s3:GetObjectVersion", &e)))?;
-    let tags = s3
-        .get_object_tagging()
-        .bucket(source)
-        .key(&o.key)
-        .set_version_id(o.version.clone())
-        .send()
-        .await
-        .map_err(|e| format!("reading `{}`'s tags: {}", o.key, classify("s3:GetObjectVersionTagging", &e)))?;
+    let head =
+        s3.head_object().bucket(source).key(&o.key).set_version_id(o.version.clone()).send().await.map_err(|e| {
+            CopyError { step: format!("reading `{}`'s headers", o.key), source: classify("s3:GetObjectVersion", &e) }
+        })?;
+    let tags =
+        s3.get_object_tagging().bucket(source).key(&o.key).set_version_id(o.version.clone()).send().await.map_err(
+            |e| CopyError {
+                step: format!("reading `{}`'s tags", o.key),
+                source: classify("s3:GetObjectVersionTagging", &e),
+            },
+        )?;
     let upload = s3
         .create_multipart_upload()
         .bucket(scratch)
@@ -779,7 +771,7 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
         .set_tagging(tagging(tags.tag_set()))
         .send()
         .await
-        .map_err(|e| format!("copying `{}`: {}", o.key, classify("s3:PutObject", &e)))?;
+        .map_err(|e| CopyError { step: format!("copying `{}`", o.key), source: classify("s3:PutObject", &e) })?;
     let id = upload.upload_id().unwrap_or_default().to_string();
     let mut parts = Vec::new();
     for (start, end) in part_ranges(o.size) {
@@ -794,7 +786,10 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
             .copy_source_range(format!("bytes={start}-{end}"))
             .send()
             .await
-            .map_err(|e| format!("copying part {n} of `{}`: {}", o.key, classify("s3:GetObjectVersion", &e)))?;
+            .map_err(|e| CopyError {
+                step: format!("copying part {n} of `{}`", o.key),
+                source: classify("s3:GetObjectVersion", &e),
+            })?;
         let etag = part.copy_part_result().and_then(|r| r.e_tag()).map(str::to_string);
         parts.push(aws_sdk_s3::types::CompletedPart::builder().part_number(n).set_e_tag(etag).build());
     }
@@ -805,7 +800,10 @@ async fn copy_one(s3: &Client, source: &str, scratch: &str, o: &Obj) -> Result<u
         .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send()
         .await
-        .map_err(|e| format!("completing the copy of `{}`: {}", o.key, classify("s3:PutObject", &e)))?;
+        .map_err(|e| CopyError {
+            step: format!("completing the copy of `{}`", o.key),
+            source: classify("s3:PutObject", &e),
+        })?;
     Ok(o.size)
 }
 

@@ -18,7 +18,7 @@ pub(crate) mod supabase_new_project;
 
 pub(crate) use crate::report::model::TeardownStatus;
 pub(crate) use aws_s3_bucket::{BucketRestore, RestoredBucket};
-pub(crate) use provider::{BackupUsed, Endpoint, RestoreProvider, Restored, Teardown, plan_timeout};
+pub(crate) use provider::{BackupUsed, DataVerdict, Endpoint, RestoreProvider, Restored, Teardown, plan_timeout};
 
 /// Stops a local scratch cluster and removes its directory, once its marker proves this run made it.
 pub(crate) async fn remove_scratch_cluster(

@@ -135,7 +135,7 @@ impl PgDump {
         name: &str,
         i: &Inspected,
         sidecar: Option<&Sidecar>,
-    ) -> Result<(DateTime<Utc>, String), String> {
+    ) -> Result<(DateTime<Utc>, String), DumpError> {
         if let Some(t) = sidecar.and_then(|s| s.taken_at) {
             return Ok((t, "sidecar".into()));
         }
@@ -156,10 +156,7 @@ impl PgDump {
         if let Some(t) = dump::time_in_name(name) {
             return Ok((t, "file name (UTC)".into()));
         }
-        Err(format!(
-            "cannot tell when `{name}` was taken: it has no archive header or `-- Started on` line (pg_dump --verbose \
-             writes one) and no time in its name; add a sidecar `{name}.json` with {{\"taken_at\": \"RFC 3339 time\"}}"
-        ))
+        Err(DumpError::NoTime { name: name.to_string() })
     }
 
     fn list_local(&self, root: &Path) -> Result<Vec<Dump>, DrillError> {
@@ -189,7 +186,9 @@ impl PgDump {
             };
             let sidecar_path = PathBuf::from(format!("{}.json", path.display()));
             let sidecar = match crate::userfile::read(&sidecar_path, SIDECAR_MAX, crate::userfile::Links::Follow) {
-                Ok(b) => Some(parse_sidecar(&sidecar_path.display().to_string(), &b).map_err(no_window)?),
+                Ok(b) => {
+                    Some(parse_sidecar(&sidecar_path.display().to_string(), &b).map_err(|e| no_window(e.to_string()))?)
+                }
                 Err(crate::userfile::UserFileError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
@@ -197,7 +196,8 @@ impl PgDump {
                 }
                 Err(e) => return Err(no_window(e.to_string())),
             };
-            let (taken_at, taken_from) = self.taken_at(&name, &inspected, sidecar.as_ref()).map_err(no_window)?;
+            let (taken_at, taken_from) =
+                self.taken_at(&name, &inspected, sidecar.as_ref()).map_err(|e| no_window(e.to_string()))?;
             out.push(Dump {
                 name,
                 at: DumpAt::Local(path),
@@ -250,13 +250,16 @@ impl PgDump {
                     .await
                     .map_err(|e| fail("GetObject", crate::aws::classify("s3:GetObject", &e).to_string()))?;
                 let b = o.body.collect().await.map_err(|e| fail("GetObject", e.to_string()))?.into_bytes();
-                Some(parse_sidecar(&format!("s3://{bucket}/{sidecar_key}"), &b).map_err(DrillError::NoWindow)?)
+                Some(
+                    parse_sidecar(&format!("s3://{bucket}/{sidecar_key}"), &b)
+                        .map_err(|e| DrillError::NoWindow(e.to_string()))?,
+                )
             } else {
                 None
             };
             let name = key.rsplit('/').next().unwrap_or(key).to_string();
             let (taken_at, taken_from) =
-                self.taken_at(&name, &inspected, sidecar.as_ref()).map_err(DrillError::NoWindow)?;
+                self.taken_at(&name, &inspected, sidecar.as_ref()).map_err(|e| DrillError::NoWindow(e.to_string()))?;
             out.push(Dump {
                 name,
                 at: DumpAt::S3 { bucket: bucket.into(), key: key.clone(), size: *size },
@@ -442,15 +445,16 @@ impl PgDump {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         let path = path.to_path_buf();
-        let out = tokio::task::spawn_blocking(move || -> Result<(bool, String), String> {
-            let mut child = cmd.spawn().map_err(|e| format!("could not run psql: {e}"))?;
-            let mut stderr = child.stderr.take().ok_or("psql's stderr was not piped")?;
+        let out = tokio::task::spawn_blocking(move || -> Result<(bool, String), DumpError> {
+            let mut child = cmd.spawn().map_err(DumpError::Spawn)?;
+            let mut stderr = child.stderr.take().ok_or(DumpError::NotPiped("psql's stderr was not piped"))?;
             let errors = std::thread::spawn(move || {
                 let mut s = String::new();
                 let _ = stderr.read_to_string(&mut s);
                 s
             });
-            let mut stdin = std::io::BufWriter::new(child.stdin.take().ok_or("psql's stdin was not piped")?);
+            let mut stdin =
+                std::io::BufWriter::new(child.stdin.take().ok_or(DumpError::NotPiped("psql's stdin was not piped"))?);
             let fed = sql_reader(&path, gzip).and_then(|r| {
                 dump::for_each_sql_line(r, |line, data| {
                     let skip = !data && skipped_statement(line, &skip_ext, &existing_roles);
@@ -463,19 +467,19 @@ impl PgDump {
                 stdin.flush()
             });
             drop(stdin);
-            let status = child.wait().map_err(|e| e.to_string())?;
+            let status = child.wait().map_err(DumpError::Wait)?;
             let errors = errors.join().unwrap_or_default();
             // A broken pipe means psql stopped early: its own message says why.
             if let Err(e) = fed
                 && e.kind() != std::io::ErrorKind::BrokenPipe
             {
-                return Err(format!("cannot read the dump: {e}"));
+                return Err(DumpError::Read(e));
             }
             Ok((status.success(), errors))
         })
         .await
         .map_err(|e| RestoreError::Error(e.to_string()))?
-        .map_err(RestoreError::Failed)?;
+        .map_err(|e| RestoreError::Failed(e.to_string()))?;
         match out {
             (true, _) => Ok(()),
             (false, errors) => {
@@ -530,14 +534,32 @@ fn skip_extensions_in_toc(toc: &str, skip: &BTreeSet<String>) -> String {
     out
 }
 
-fn parse_sidecar(name: &str, bytes: &[u8]) -> Result<Sidecar, String> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        format!(
-            "sidecar `{name}` is not {{\"taken_at\": RFC 3339, \"sha256\": hex}}: {e} (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })
+fn parse_sidecar(name: &str, bytes: &[u8]) -> Result<Sidecar, DumpError> {
+    serde_json::from_slice(bytes).map_err(|source| DumpError::Sidecar { name: name.to_string(), source })
+}
+
+/// What went wrong reading a dump's time or sidecar, or feeding a plain dump to psql.
+#[derive(Debug, thiserror::Error)]
+enum DumpError {
+    #[error(
+        "cannot tell when `{name}` was taken: it has no archive header or `-- Started on` line (pg_dump --verbose \
+         writes one) and no time in its name; add a sidecar `{name}.json` with {{\"taken_at\": \"RFC 3339 time\"}}"
+    )]
+    NoTime { name: String },
+    #[error(
+        "sidecar `{name}` is not {{\"taken_at\": RFC 3339, \"sha256\": hex}}: {source} (line {}, column {})",
+        .source.line(),
+        .source.column()
+    )]
+    Sidecar { name: String, source: serde_json::Error },
+    #[error("could not run psql: {0}")]
+    Spawn(std::io::Error),
+    #[error("{0}")]
+    NotPiped(&'static str),
+    #[error(transparent)]
+    Wait(std::io::Error),
+    #[error("cannot read the dump: {0}")]
+    Read(std::io::Error),
 }
 
 /// A reader over the SQL text of a plain dump, inflating gzip.

@@ -135,7 +135,7 @@ pub(crate) trait RestoreProvider: Send {
     }
     /// Hears the verdict before teardown (AWS Backup records it against the restore job). `Err` is a
     /// warning, never a failed drill.
-    async fn validated(&mut self, verdict: Result<(), String>) -> Result<(), String> {
+    async fn validated(&mut self, verdict: &DataVerdict) -> Result<(), crate::aws::AwsError> {
         let _ = verdict;
         Ok(())
     }
@@ -185,4 +185,13 @@ pub(crate) trait RestoreProvider: Send {
         let _ = ready_at;
         None
     }
+}
+
+/// The verdict on the restored data a provider hears before teardown (`RestoreProvider::validated`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DataVerdict {
+    /// Every check passed.
+    Verified,
+    /// Why the data was not verified: the first bad check, or the drill's reason.
+    NotVerified(String),
 }

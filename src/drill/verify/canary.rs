@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 
-use super::{CheckResult, CheckStatus, Context, db_error};
+use super::{CheckError, CheckResult, CheckStatus, Context, db_error};
 use crate::config::{CanarySpec, CheckSpec};
 
 /// The two canary rows of this run. Tokens are secrets: never logged, never reported.
@@ -30,7 +30,7 @@ fn token() -> String {
     hex::encode(b)
 }
 
-async fn ensure_table(source: &tokio_postgres::Client, table: &str) -> Result<(), String> {
+async fn ensure_table(source: &tokio_postgres::Client, table: &str) -> Result<(), CheckError> {
     // `table` is validated as a plain identifier when the drill file is loaded.
     source
         .batch_execute(&format!(
@@ -38,21 +38,25 @@ async fn ensure_table(source: &tokio_postgres::Client, table: &str) -> Result<()
              token text not null, written_at timestamptz not null default clock_timestamp())"
         ))
         .await
-        .map_err(|e| db_error(&e))
+        .map_err(CheckError::from)
 }
 
 /// Writes the "before" row, takes the server's clock as the target, then writes the "after" row.
-pub(crate) async fn write(source: &tokio_postgres::Client, spec: &CanarySpec, run: &str) -> Result<Written, String> {
+pub(crate) async fn write(
+    source: &tokio_postgres::Client,
+    spec: &CanarySpec,
+    run: &str,
+) -> Result<Written, CheckError> {
     ensure_table(source, &spec.table).await?;
     let insert = format!("insert into {} (run, position, token) values ($1, $2, $3)", spec.table);
     let (before, after) = (token(), token());
-    source.execute(&insert, &[&run, &"before", &before]).await.map_err(|e| db_error(&e))?;
+    source.execute(&insert, &[&run, &"before", &before]).await?;
     // Margins keep the target strictly between the two commit timestamps despite clock granularity.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let row = source.query_one("select clock_timestamp()", &[]).await.map_err(|e| db_error(&e))?;
+    let row = source.query_one("select clock_timestamp()", &[]).await?;
     let target: DateTime<Utc> = row.get(0);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    source.execute(&insert, &[&run, &"after", &after]).await.map_err(|e| db_error(&e))?;
+    source.execute(&insert, &[&run, &"after", &after]).await?;
     Ok(Written { run: run.to_string(), before, after, target })
 }
 
@@ -109,9 +113,12 @@ pub(super) async fn verify(spec: &CheckSpec, c: &CanarySpec, ctx: &Context<'_>) 
 }
 
 /// For targets in the past: the newest canary written a second before the target and the oldest a second after.
-async fn bracket_from_history(ctx: &Context<'_>, c: &CanarySpec) -> Result<(Option<String>, Option<String>), String> {
+async fn bracket_from_history(
+    ctx: &Context<'_>,
+    c: &CanarySpec,
+) -> Result<(Option<String>, Option<String>), CheckError> {
     let Some(source) = ctx.source else { return Ok((None, None)) };
-    let exists = source.query_one("select to_regclass($1) is not null", &[&c.table]).await.map_err(|e| db_error(&e))?;
+    let exists = source.query_one("select to_regclass($1) is not null", &[&c.table]).await?;
     if !exists.get::<_, bool>(0) {
         return Ok((None, None));
     }
@@ -122,13 +129,11 @@ async fn bracket_from_history(ctx: &Context<'_>, c: &CanarySpec) -> Result<(Opti
             &format!("select token from {} where written_at <= $1 order by written_at desc limit 1", c.table),
             &[&lo],
         )
-        .await
-        .map_err(|e| db_error(&e))?
+        .await?
         .map(|r| r.get::<_, String>(0));
     let after = source
         .query_opt(&format!("select token from {} where written_at >= $1 order by written_at limit 1", c.table), &[&hi])
-        .await
-        .map_err(|e| db_error(&e))?
+        .await?
         .map(|r| r.get::<_, String>(0));
     Ok((before, after))
 }

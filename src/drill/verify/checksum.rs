@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
 use super::session::{quote, table_exists, with_snapshot};
-use super::{CheckResult, CheckStatus, Context, db_error};
+use super::{CheckError, CheckResult, CheckStatus, Context};
 use crate::config::{CheckSpec, ChecksumSpec};
 
 /// A range with at most this many rows on either side is compared key by key.
@@ -30,7 +30,7 @@ pub(super) async fn verify(spec: &CheckSpec, c: &ChecksumSpec, ctx: &Context<'_>
     };
     match compare(c, source, ctx).await {
         Ok((outcome, upto)) => outcome.result(spec, c, upto),
-        Err(e) => CheckResult::new(spec, CheckStatus::Error, e),
+        Err(e) => CheckResult::new(spec, CheckStatus::Error, e.to_string()),
     }
 }
 
@@ -38,7 +38,7 @@ async fn compare(
     c: &ChecksumSpec,
     source: &Client,
     ctx: &Context<'_>,
-) -> Result<(Outcome, Option<DateTime<Utc>>), String> {
+) -> Result<(Outcome, Option<DateTime<Utc>>), CheckError> {
     let settle = chrono::Duration::from_std(c.settle).unwrap_or_default();
     let window = c.until_column.as_ref().map(|_| (ctx.target - settle, ctx.target + settle));
     let cmp =
@@ -118,11 +118,11 @@ impl Sql {
 }
 
 impl Compare<'_> {
-    async fn run(mut self) -> Result<Outcome, String> {
+    async fn run(mut self) -> Result<Outcome, CheckError> {
         let spec = self.spec;
         for (side, c) in [("source", self.source), ("restore", self.restore)] {
             if !table_exists(c, &spec.table).await? {
-                return Err(format!("table `{}` does not exist in the {side}", spec.table));
+                return Err(CheckError::Missing(format!("table `{}` does not exist in the {side}", spec.table)));
             }
         }
         let table = quote(&spec.table);
@@ -135,9 +135,8 @@ impl Compare<'_> {
                      where attrelid = $1::text::regclass and attname = $2 and attnum > 0 and not attisdropped",
                     &[&table, &spec.key[0]],
                 )
-                .await
-                .map_err(|e| db_error(&e))?
-                .ok_or_else(|| format!("`{}` has no column `{}`", spec.table, spec.key[0]))?;
+                .await?
+                .ok_or_else(|| CheckError::Missing(format!("`{}` has no column `{}`", spec.table, spec.key[0])))?;
             self.key_type = Some(row.get(0));
         } else {
             let cols: Vec<String> = spec.key.iter().map(|k| format!("t.{}", quote(k))).collect();
@@ -147,12 +146,12 @@ impl Compare<'_> {
         // without one (json, point, ...). Settings that change the text are pinned by the snapshot.
         // The probe runs inside the snapshot: a savepoint keeps its failure from aborting it.
         let probe = format!("select hash_record_extended(t, 0) from {table} t limit 1");
-        self.source.batch_execute("savepoint stackdrill_probe").await.map_err(|e| db_error(&e))?;
+        self.source.batch_execute("savepoint stackdrill_probe").await?;
         self.row_hash = match self.source.query_opt(probe.as_str(), &[]).await {
             Ok(_) => "hash_record_extended(t, 0)",
             Err(_) => "hashtextextended(t::text, 0)",
         };
-        self.source.batch_execute("rollback to savepoint stackdrill_probe").await.map_err(|e| db_error(&e))?;
+        self.source.batch_execute("rollback to savepoint stackdrill_probe").await?;
         let mut out = Outcome {
             hash: if self.row_hash.starts_with("hash_record") { "by column hash functions" } else { "by row text" },
             ..Outcome::default()
@@ -160,8 +159,7 @@ impl Compare<'_> {
         let estimate: f64 = self
             .source
             .query_one("select greatest(reltuples, 0)::float8 from pg_class where oid = $1::text::regclass", &[&table])
-            .await
-            .map_err(|e| db_error(&e))?
+            .await?
             .get(0);
         if self.key_type.is_some() {
             self.by_ranges(&mut out, estimate).await?;
@@ -195,7 +193,7 @@ impl Compare<'_> {
     }
 
     /// Range boundaries inside `r`: percentiles of the source's keys (sampled when the range is large).
-    async fn boundaries(&self, r: &Range) -> Result<Vec<String>, String> {
+    async fn boundaries(&self, r: &Range) -> Result<Vec<String>, CheckError> {
         let n = self.spec.buckets as usize;
         let fractions: Vec<f64> = (1..n).map(|i| i as f64 / n as f64).collect();
         let mut sql = Sql::default();
@@ -214,12 +212,12 @@ impl Compare<'_> {
             table = quote(&self.spec.table),
             w = sql.where_clause(),
         );
-        let row = self.source.query_one(q.as_str(), &sql.refs()).await.map_err(|e| db_error(&e))?;
+        let row = self.source.query_one(q.as_str(), &sql.refs()).await?;
         Ok(row.get(0))
     }
 
     /// Per-bucket digests of `r` on one side; bucket `i` holds keys in `[bounds[i-1], bounds[i])`.
-    async fn digests(&self, c: &Client, r: &Range, bounds: &[String]) -> Result<BTreeMap<i32, Digest>, String> {
+    async fn digests(&self, c: &Client, r: &Range, bounds: &[String]) -> Result<BTreeMap<i32, Digest>, CheckError> {
         let ty = self.key_type.as_deref().unwrap_or("text");
         let mut sql = Sql::default();
         self.filter(&mut sql, Some(r));
@@ -239,7 +237,7 @@ impl Compare<'_> {
         out
     }
 
-    async fn by_ranges(&self, out: &mut Outcome, estimate: f64) -> Result<(), String> {
+    async fn by_ranges(&self, out: &mut Outcome, estimate: f64) -> Result<(), CheckError> {
         let mut work = vec![Range { lo: None, hi: None, depth: 0, rows: estimate }];
         while let Some(r) = work.pop() {
             if out.differences() >= self.spec.max_keys {
@@ -285,7 +283,7 @@ impl Compare<'_> {
         Ok(())
     }
 
-    async fn by_hash(&self, out: &mut Outcome) -> Result<(), String> {
+    async fn by_hash(&self, out: &mut Outcome) -> Result<(), CheckError> {
         let mask = (self.spec.buckets.next_power_of_two() - 1) as i64;
         let bucket = format!("(hashtextextended(({})::text, 1) & {mask})::int", self.key);
         let mut sql = Sql::default();
@@ -317,7 +315,7 @@ impl Compare<'_> {
     }
 
     /// Compares the rows selected by `sql` key by key on both sides.
-    async fn leaf(&self, out: &mut Outcome, sql: &Sql) -> Result<(), String> {
+    async fn leaf(&self, out: &mut Outcome, sql: &Sql) -> Result<(), CheckError> {
         let q = format!(
             "select ({key})::text, {hash} from {table} t where {w}",
             key = self.key,
@@ -351,7 +349,7 @@ impl Compare<'_> {
     }
 
     /// Rows in the restore written after the target (beyond the settle margin) mean it went too far.
-    async fn rows_after_target(&self, out: &mut Outcome, after: DateTime<Utc>) -> Result<(), String> {
+    async fn rows_after_target(&self, out: &mut Outcome, after: DateTime<Utc>) -> Result<(), CheckError> {
         let Some(col) = &self.spec.until_column else { return Ok(()) };
         let q = format!(
             "select count(*), coalesce((array_agg(({key})::text order by {key}))[1:{n}], '{{}}')
@@ -361,24 +359,25 @@ impl Compare<'_> {
             table = quote(&self.spec.table),
             col = quote(col),
         );
-        let row = self.restore.query_one(q.as_str(), &[&after]).await.map_err(|e| db_error(&e))?;
+        let row = self.restore.query_one(q.as_str(), &[&after]).await?;
         out.after_target = row.get(0);
         out.after_keys = row.get(1);
         Ok(())
     }
 }
 
-async fn fetch_hashes(c: &Client, q: &str, sql: &Sql) -> Result<HashMap<String, i64>, String> {
-    let rows = c.query(q, &sql.refs()).await.map_err(|e| db_error(&e))?;
+async fn fetch_hashes(c: &Client, q: &str, sql: &Sql) -> Result<HashMap<String, i64>, CheckError> {
+    let rows = c.query(q, &sql.refs()).await?;
     Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))).collect())
 }
 
-async fn collect_digests(c: &Client, q: &str, sql: &Sql) -> Result<BTreeMap<i32, Digest>, String> {
-    let rows = c.query(q, &sql.refs()).await.map_err(|e| db_error(&e))?;
+async fn collect_digests(c: &Client, q: &str, sql: &Sql) -> Result<BTreeMap<i32, Digest>, CheckError> {
+    let rows = c.query(q, &sql.refs()).await?;
     rows.iter()
         .map(|r| {
             let sum: String = r.get(2);
-            let sum = sum.parse::<i128>().map_err(|e| format!("unexpected digest `{sum}`: {e}"))?;
+            let sum =
+                sum.parse::<i128>().map_err(|e| CheckError::Unexpected(format!("unexpected digest `{sum}`: {e}")))?;
             Ok((r.get::<_, i32>(0), Digest { rows: r.get(1), sum, xor: r.get(3) }))
         })
         .collect()

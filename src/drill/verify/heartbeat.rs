@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{CheckResult, CheckStatus, Context, HeartbeatPoint, db_error};
+use super::{CheckError, CheckResult, CheckStatus, Context, HeartbeatPoint, db_error};
 use crate::config::{CheckSpec, HeartbeatSpec, human_seconds};
 
 /// The table `stackdrill heartbeat install` creates on the source.
@@ -107,18 +107,17 @@ pub(super) async fn verify(spec: &CheckSpec, s: &HeartbeatSpec, ctx: &Context<'_
 
 /// What the RPO is measured from: the target; for `latest`, the source's newest heartbeat at or before the
 /// moment the drill planned (the target's time), when the drill reads the source and it has one.
-async fn reference(ctx: &Context<'_>) -> Result<(DateTime<Utc>, String), String> {
+async fn reference(ctx: &Context<'_>) -> Result<(DateTime<Utc>, String), CheckError> {
     let at_target = (ctx.target_time, format!("the target {}", text(ctx.target_time)));
     let (true, Some(source)) = (ctx.latest, ctx.source) else { return Ok(at_target) };
     let q = format!("select max(at) from {TABLE} where at <= $1");
     // A source without the table (installed since, or removed) measures from the target.
     let exists = format!("select to_regclass('{TABLE}') is not null");
-    let present: bool = source.query_one(exists.as_str(), &[]).await.map_err(|e| db_error(&e))?.get(0);
+    let present: bool = source.query_one(exists.as_str(), &[]).await?.get(0);
     if !present {
         return Ok(at_target);
     }
-    let newest: Option<DateTime<Utc>> =
-        source.query_one(q.as_str(), &[&ctx.target_time]).await.map_err(|e| db_error(&e))?.get(0);
+    let newest: Option<DateTime<Utc>> = source.query_one(q.as_str(), &[&ctx.target_time]).await?.get(0);
     Ok(match newest {
         Some(n) => (n, format!("the source's newest heartbeat {} when the drill planned", text(n))),
         None => at_target,

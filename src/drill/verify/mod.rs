@@ -4,6 +4,7 @@ mod amcheck;
 pub(crate) mod canary;
 mod check;
 mod checksum;
+mod error;
 mod freshness;
 mod heartbeat;
 mod object_refs;
@@ -23,4 +24,5 @@ mod tests;
 
 pub(crate) use crate::report::model::CheckStatus;
 pub(crate) use check::{CheckResult, Context, HeartbeatPoint, db_error, run_bucket_check, run_check};
+pub(crate) use error::CheckError;
 pub(crate) use heartbeat::TABLE as HEARTBEAT_TABLE;

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use rand::SeedableRng;
 
+use super::CheckError;
 use super::check::{CheckResult, Context};
 use crate::aws::s3list::{Obj, S3Listing};
 use crate::config::{AsOf, CheckSpec, ChecksumAlgorithm, ObjectRefsSpec, ObjectStoreSpec};
@@ -57,7 +58,7 @@ impl Listing {
     }
 
     /// The next object in key order, or `None` at the end.
-    async fn peek(&mut self) -> Result<Option<&Obj>, String> {
+    async fn peek(&mut self) -> Result<Option<&Obj>, CheckError> {
         match self {
             Listing::Dir { root, objects } => {
                 if objects.is_none() {
@@ -65,7 +66,7 @@ impl Listing {
                 }
                 Ok(objects.as_ref().and_then(VecDeque::front))
             }
-            Listing::S3(l) => l.peek().await,
+            Listing::S3(l) => l.peek().await.map_err(CheckError::Listing),
         }
     }
 
@@ -85,15 +86,15 @@ impl Listing {
 }
 
 /// Every file under `root`, as keys relative to it (`/`-separated), sorted by bytes as S3 sorts keys.
-fn dir_listing(root: &std::path::Path) -> Result<Vec<Obj>, String> {
+fn dir_listing(root: &std::path::Path) -> Result<Vec<Obj>, CheckError> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let rd = std::fs::read_dir(root.join(&rel))
-            .map_err(|e| format!("cannot list the object directory `{}`: {e}", root.join(&rel).display()))?;
+            .map_err(CheckError::io("cannot list the object directory", root.join(&rel)))?;
         for d in rd.filter_map(Result::ok) {
             let p = rel.join(d.file_name());
-            let meta = d.metadata().map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+            let meta = d.metadata().map_err(CheckError::io("cannot read", &p))?;
             if meta.is_dir() {
                 stack.push(p);
             } else if meta.is_file() {
@@ -158,20 +159,17 @@ async fn merge(
     client: &tokio_postgres::Client,
     listing: &mut Listing,
     rng: &mut rand::rngs::StdRng,
-) -> Result<Tally, String> {
+) -> Result<Tally, CheckError> {
     let mut t = Tally::default();
-    let db = |e: tokio_postgres::Error| super::check::db_error(&e);
     client
         .batch_execute(&format!(
             "begin isolation level repeatable read read only; declare sd_object_refs no scroll cursor for {}",
             rows_query(o)
         ))
-        .await
-        .map_err(db)?;
+        .await?;
     let mut last_matched: Option<String> = None;
     loop {
-        let rows =
-            client.query(&format!("fetch forward {ROWS_PER_FETCH} from sd_object_refs"), &[]).await.map_err(db)?;
+        let rows = client.query(&format!("fetch forward {ROWS_PER_FETCH} from sd_object_refs"), &[]).await?;
         if rows.is_empty() {
             break;
         }
@@ -208,7 +206,7 @@ async fn merge(
             }
         }
     }
-    client.batch_execute("close sd_object_refs; commit").await.map_err(db)?;
+    client.batch_execute("close sd_object_refs; commit").await?;
     while let Some(obj) = listing.pop_or_fetch().await? {
         t.objects += 1;
         if last_matched.as_deref() != Some(obj.key.as_str()) {
@@ -219,14 +217,14 @@ async fn merge(
 }
 
 impl Listing {
-    async fn pop_or_fetch(&mut self) -> Result<Option<Obj>, String> {
+    async fn pop_or_fetch(&mut self) -> Result<Option<Obj>, CheckError> {
         self.peek().await?;
         Ok(self.pop())
     }
 }
 
 /// The digest of an object's bytes, read in full.
-async fn digest(store: &Store, obj: &Obj, algorithm: ChecksumAlgorithm) -> Result<Vec<u8>, String> {
+async fn digest(store: &Store, obj: &Obj, algorithm: ChecksumAlgorithm) -> Result<Vec<u8>, CheckError> {
     use sha2::Digest;
     enum H {
         Sha(sha2::Sha256),
@@ -244,10 +242,10 @@ async fn digest(store: &Store, obj: &Obj, algorithm: ChecksumAlgorithm) -> Resul
         Store::Dir(root) => {
             use std::io::Read;
             let path = root.join(&obj.key);
-            let mut f = std::fs::File::open(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            let mut f = std::fs::File::open(&path).map_err(CheckError::io("cannot read", &path))?;
             let mut buf = vec![0u8; 1 << 16];
             loop {
-                let n = f.read(&mut buf).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+                let n = f.read(&mut buf).map_err(CheckError::io("cannot read", &path))?;
                 if n == 0 {
                     break;
                 }
@@ -262,9 +260,9 @@ async fn digest(store: &Store, obj: &Obj, algorithm: ChecksumAlgorithm) -> Resul
                 .set_version_id(obj.version.clone())
                 .send()
                 .await
-                .map_err(|e| crate::aws::classify("s3:GetObject", &e).to_string())?;
+                .map_err(|e| crate::aws::classify("s3:GetObject", &e))?;
             let mut body = out.body;
-            while let Some(chunk) = body.try_next().await.map_err(|e| e.to_string())? {
+            while let Some(chunk) = body.try_next().await? {
                 feed(&chunk);
             }
         }
@@ -283,11 +281,11 @@ fn checksum_matches(recorded: &str, digest: &[u8]) -> bool {
         || base64::engine::general_purpose::STANDARD.decode(recorded).is_ok_and(|b| b == digest)
 }
 
-async fn open(o: &ObjectRefsSpec, ctx: &Context<'_>) -> Result<Store, String> {
+async fn open(o: &ObjectRefsSpec, ctx: &Context<'_>) -> Result<Store, CheckError> {
     Ok(match &o.store {
         ObjectStoreSpec::Dir(d) => {
             if !d.is_dir() {
-                return Err(format!("the object directory `{}` does not exist", d.display()));
+                return Err(CheckError::Missing(format!("the object directory `{}` does not exist", d.display())));
             }
             Store::Dir(d.clone())
         }
@@ -303,7 +301,7 @@ async fn open(o: &ObjectRefsSpec, ctx: &Context<'_>) -> Result<Store, String> {
                 .restored
                 .iter()
                 .find(|b| &b.name == name)
-                .ok_or_else(|| format!("the bucket restore `{name}` did not complete"))?;
+                .ok_or_else(|| CheckError::Missing(format!("the bucket restore `{name}` did not complete")))?;
             Store::S3 { client: b.client.clone(), bucket: b.scratch.clone(), prefix: o.prefix.clone(), as_of: None }
         }
     })
@@ -312,7 +310,7 @@ async fn open(o: &ObjectRefsSpec, ctx: &Context<'_>) -> Result<Store, String> {
 pub(super) async fn verify(spec: &CheckSpec, o: &ObjectRefsSpec, ctx: &Context<'_>) -> CheckResult {
     let store = match open(o, ctx).await {
         Ok(s) => s,
-        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e),
+        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e.to_string()),
     };
     let seed = o.seed.unwrap_or_else(rand::random);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -321,7 +319,7 @@ pub(super) async fn verify(spec: &CheckSpec, o: &ObjectRefsSpec, ctx: &Context<'
         Ok(t) => t,
         Err(e) => {
             let _ = ctx.restore.batch_execute("rollback").await;
-            return CheckResult::new(spec, CheckStatus::Error, e);
+            return CheckResult::new(spec, CheckStatus::Error, e.to_string());
         }
     };
     let requests = listing.requests();

@@ -6,6 +6,7 @@
 use rand::SeedableRng;
 use sha2::Digest;
 
+use super::CheckError;
 use super::check::{CheckResult, Context};
 use crate::aws::s3list::{Obj, S3Listing};
 use crate::config::{CheckSpec, ObjectsSpec};
@@ -52,12 +53,15 @@ fn single_part(etag: &Option<String>) -> bool {
     etag.as_deref().is_some_and(|e| !e.contains('-'))
 }
 
-async fn merge(b: &RestoredBucket, size: usize, rng: &mut rand::rngs::StdRng) -> Result<(Tally, usize), String> {
+async fn merge(b: &RestoredBucket, size: usize, rng: &mut rand::rngs::StdRng) -> Result<(Tally, usize), CheckError> {
     let mut source = S3Listing::new(b.client.clone(), &b.source, &b.prefix, Some(b.as_of));
     let mut copy = S3Listing::new(b.client.clone(), &b.scratch, &b.prefix, None);
     let mut t = Tally::default();
     loop {
-        let (s, c) = (source.peek().await?.cloned(), copy.peek().await?.cloned());
+        let (s, c) = (
+            source.peek().await.map_err(CheckError::Listing)?.cloned(),
+            copy.peek().await.map_err(CheckError::Listing)?.cloned(),
+        );
         match (s, c) {
             (None, None) => break,
             (Some(s), c) if c.as_ref().is_none_or(|c| s.key < c.key) => {
@@ -96,14 +100,17 @@ async fn merge(b: &RestoredBucket, size: usize, rng: &mut rand::rngs::StdRng) ->
     Ok((t, source.requests + copy.requests))
 }
 
-async fn sha256(b: &RestoredBucket, bucket: &str, o: &Obj) -> Result<Vec<u8>, String> {
-    let out =
-        b.client.get_object().bucket(bucket).key(&o.key).set_version_id(o.version.clone()).send().await.map_err(
-            |e| format!("reading `{}` from `{bucket}`: {}", o.key, crate::aws::classify("s3:GetObject", &e)),
-        )?;
+async fn sha256(b: &RestoredBucket, bucket: &str, o: &Obj) -> Result<Vec<u8>, CheckError> {
+    let out = b.client.get_object().bucket(bucket).key(&o.key).set_version_id(o.version.clone()).send().await.map_err(
+        |e| CheckError::ObjectRead {
+            key: o.key.clone(),
+            bucket: bucket.to_string(),
+            source: Box::new(crate::aws::classify("s3:GetObject", &e)),
+        },
+    )?;
     let mut h = sha2::Sha256::new();
     let mut body = out.body;
-    while let Some(chunk) = body.try_next().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = body.try_next().await? {
         h.update(&chunk);
     }
     Ok(h.finalize().to_vec())
@@ -130,7 +137,7 @@ async fn compare(spec: &CheckSpec, o: &ObjectsSpec, b: &RestoredBucket) -> Check
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (mut t, requests) = match merge(b, o.sample, &mut rng).await {
         Ok(r) => r,
-        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e),
+        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e.to_string()),
     };
     let sample = std::mem::take(&mut t.sample.items);
     let suspects = std::mem::take(&mut t.suspects);
@@ -143,7 +150,7 @@ async fn compare(spec: &CheckSpec, o: &ObjectsSpec, b: &RestoredBucket) -> Check
             match (a, z) {
                 (Ok(a), Ok(z)) if a == z => {}
                 (Ok(_), Ok(_)) => t.problem("content mismatch", "content mismatches", &s.key),
-                (Err(e), _) | (_, Err(e)) => return CheckResult::new(spec, CheckStatus::Error, e),
+                (Err(e), _) | (_, Err(e)) => return CheckResult::new(spec, CheckStatus::Error, e.to_string()),
             }
         }
     }

@@ -7,7 +7,7 @@
 
 use tokio_postgres::Client;
 
-use super::db_error;
+use super::CheckError;
 use crate::drill::restore::Endpoint;
 
 /// A login to the restored copy as the read-only role, and what it takes to cancel its query.
@@ -19,14 +19,13 @@ pub(crate) struct Reader {
 
 /// Opens the read-only login when `admin` is a superuser; `None` when it is not (a managed database's
 /// master user cannot run programs or bypass permissions: its session, read-only per transaction, stays).
-pub(crate) async fn open(admin: &Client, ep: &Endpoint, run_id: &str) -> Result<Option<Reader>, String> {
+pub(crate) async fn open(admin: &Client, ep: &Endpoint, run_id: &str) -> Result<Option<Reader>, CheckError> {
     let row = admin
         .query_one(
             "select rolsuper, current_setting('server_version_num')::int from pg_roles where rolname = current_user",
             &[],
         )
-        .await
-        .map_err(|e| db_error(&e))?;
+        .await?;
     let (superuser, version): (bool, i32) = (row.get(0), row.get(1));
     if !superuser {
         return Ok(None);
@@ -52,19 +51,17 @@ pub(crate) async fn open(admin: &Client, ep: &Endpoint, run_id: &str) -> Result<
                end loop; end $grant$;"
         ));
     }
-    admin.batch_execute(&sql).await.map_err(|e| format!("cannot create the read-only role: {}", db_error(&e)))?;
+    admin.batch_execute(&sql).await.map_err(CheckError::query_in("cannot create the read-only role"))?;
     let mut config = ep.config.clone();
     config.user(&role).password(password.as_bytes()).application_name(crate::drill::source::application_name(run_id));
-    let client = crate::pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref())
-        .await
-        .map_err(|e| format!("cannot log in to the restore as the read-only role `{role}`: {e}"))?;
-    let ro: String = client
-        .query_one("select current_setting('default_transaction_read_only')", &[])
-        .await
-        .map_err(|e| db_error(&e))?
-        .get(0);
+    let client = crate::pg::connect_tls(&config, &ep.tls, ep.server_name.as_deref()).await.map_err(|detail| {
+        CheckError::Connect { context: format!("cannot log in to the restore as the read-only role `{role}`"), detail }
+    })?;
+    let ro: String = client.query_one("select current_setting('default_transaction_read_only')", &[]).await?.get(0);
     if ro != "on" {
-        return Err(format!("the read-only role `{role}` got default_transaction_read_only = {ro}"));
+        return Err(CheckError::Unexpected(format!(
+            "the read-only role `{role}` got default_transaction_read_only = {ro}"
+        )));
     }
     let canceller = crate::pg::Canceller::new(&client, &ep.tls, ep.server_name.as_deref());
     Ok(Some(Reader { client, canceller, role }))

@@ -1,10 +1,10 @@
 //! `row-count`: rows in the restore, against the source at the same cut-off or against absolute bounds.
 
 use super::session::{quote, with_snapshot};
-use super::{CheckResult, CheckStatus, Context, db_error};
+use super::{CheckError, CheckResult, CheckStatus, Context};
 use crate::config::{CheckSpec, RowCountSpec, Tolerance};
 
-async fn count(c: &tokio_postgres::Client, s: &RowCountSpec, ctx: &Context<'_>) -> Result<i64, String> {
+async fn count(c: &tokio_postgres::Client, s: &RowCountSpec, ctx: &Context<'_>) -> Result<i64, CheckError> {
     let table = quote(&s.table);
     let row = match &s.until_column {
         Some(col) => {
@@ -13,7 +13,7 @@ async fn count(c: &tokio_postgres::Client, s: &RowCountSpec, ctx: &Context<'_>) 
         }
         None => c.query_one(format!("select count(*) from {table}").as_str(), &[]).await,
     };
-    row.map(|r| r.get(0)).map_err(|e| db_error(&e))
+    Ok(row?.get(0))
 }
 
 pub(super) async fn verify(spec: &CheckSpec, s: &RowCountSpec, ctx: &Context<'_>) -> CheckResult {
@@ -28,12 +28,12 @@ pub(super) async fn verify(spec: &CheckSpec, s: &RowCountSpec, ctx: &Context<'_>
             Some(src) => Some(count(src, s, ctx).await?),
             None => None,
         };
-        Ok::<_, String>((restored, expected))
+        Ok::<_, CheckError>((restored, expected))
     })
     .await;
     let (restored, expected) = match counted {
         Ok(v) => v,
-        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e),
+        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e.to_string()),
     };
     let mut problems = Vec::new();
     if let Some(src) = expected {

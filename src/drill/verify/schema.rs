@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::session::with_snapshot;
-use super::{CheckResult, CheckStatus, Context, db_error};
+use super::{CheckError, CheckResult, CheckStatus, Context};
 use crate::config::{CheckSpec, SchemaSpec};
 
 const OBJECTS: &str = "
@@ -21,8 +21,8 @@ const OBJECTS: &str = "
   select 'index ' || schemaname || '.' || indexname || ': ' || indexdef, schemaname || '.' || tablename from pg_indexes
     where schemaname not in ('pg_catalog', 'information_schema') and schemaname not like 'pg\\_%'";
 
-async fn objects(c: &tokio_postgres::Client, tables: Option<&[String]>) -> Result<BTreeSet<String>, String> {
-    let rows = c.query(OBJECTS, &[]).await.map_err(|e| db_error(&e))?;
+async fn objects(c: &tokio_postgres::Client, tables: Option<&[String]>) -> Result<BTreeSet<String>, CheckError> {
+    let rows = c.query(OBJECTS, &[]).await?;
     // stackdrill's own tables (the canary) come and go with drills; they are not the application's schema.
     let ours = |t: &str| t.rsplit('.').next().is_some_and(|name| name.starts_with("stackdrill_"));
     let wanted = |t: &str| {
@@ -44,7 +44,7 @@ pub(super) async fn verify(spec: &CheckSpec, s: &SchemaSpec, ctx: &Context<'_>) 
         // Nothing to compare with: the listed tables must exist.
         let restored = match objects(ctx.restore, tables).await {
             Ok(o) => o,
-            Err(e) => return CheckResult::new(spec, CheckStatus::Error, e),
+            Err(e) => return CheckResult::new(spec, CheckStatus::Error, e.to_string()),
         };
         let missing: Vec<&String> = tables
             .unwrap_or_default()
@@ -65,12 +65,12 @@ pub(super) async fn verify(spec: &CheckSpec, s: &SchemaSpec, ctx: &Context<'_>) 
         };
     };
     let both = with_snapshot(&[source, ctx.restore], async {
-        Ok::<_, String>((objects(source, tables).await?, objects(ctx.restore, tables).await?))
+        Ok::<_, CheckError>((objects(source, tables).await?, objects(ctx.restore, tables).await?))
     })
     .await;
     let (src, rst) = match both {
         Ok(v) => v,
-        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e),
+        Err(e) => return CheckResult::new(spec, CheckStatus::Error, e.to_string()),
     };
     let missing: Vec<&String> = src.difference(&rst).collect();
     let extra: Vec<&String> = rst.difference(&src).collect();

@@ -3,19 +3,19 @@
 
 use tokio_postgres::Client;
 
-use super::db_error;
+use super::CheckError;
 
 const BEGIN: &str = "begin isolation level repeatable read read only;
     set local timezone = 'UTC'; set local datestyle = 'ISO, YMD'; set local intervalstyle = 'postgres';
     set local extra_float_digits = 3; set local bytea_output = 'hex'; set local lc_monetary = 'C'";
 
 /// Runs `body` inside a read-only repeatable-read snapshot on each client, rolling back afterwards.
-pub(crate) async fn with_snapshot<T, F>(clients: &[&Client], body: F) -> Result<T, String>
+pub(crate) async fn with_snapshot<T, F>(clients: &[&Client], body: F) -> Result<T, CheckError>
 where
-    F: std::future::Future<Output = Result<T, String>>,
+    F: std::future::Future<Output = Result<T, CheckError>>,
 {
     for c in clients {
-        c.batch_execute(BEGIN).await.map_err(|e| db_error(&e))?;
+        c.batch_execute(BEGIN).await?;
     }
     let out = body.await;
     for c in clients {
@@ -30,7 +30,7 @@ pub(crate) fn quote(name: &str) -> String {
 }
 
 /// Whether `table` exists in the database behind `c`.
-pub(crate) async fn table_exists(c: &Client, table: &str) -> Result<bool, String> {
-    let row = c.query_one("select to_regclass($1) is not null", &[&quote(table)]).await.map_err(|e| db_error(&e))?;
+pub(crate) async fn table_exists(c: &Client, table: &str) -> Result<bool, CheckError> {
+    let row = c.query_one("select to_regclass($1) is not null", &[&quote(table)]).await?;
     Ok(row.get(0))
 }

@@ -1,7 +1,7 @@
 //! `sql`: a named read-only query on the restored database, checked against `expect`: one statement, in a
 //! read-only transaction, as the read-only role where the drill's own session is a superuser (`reader.rs`).
 
-use super::{CheckResult, CheckStatus, db_error};
+use super::{CheckError, CheckResult, CheckStatus};
 use crate::config::{CheckSpec, SqlSpec};
 
 pub(super) async fn verify(spec: &CheckSpec, s: &SqlSpec, restore: &tokio_postgres::Client) -> CheckResult {
@@ -49,13 +49,13 @@ pub(super) async fn verify(spec: &CheckSpec, s: &SqlSpec, restore: &tokio_postgr
 }
 
 /// The first column of every row, as text, from a read-only transaction.
-async fn run_read_only(client: &tokio_postgres::Client, query: &str) -> Result<Vec<Option<String>>, String> {
+async fn run_read_only(client: &tokio_postgres::Client, query: &str) -> Result<Vec<Option<String>>, CheckError> {
     // Validation refuses these already; a query is never sent with a second statement after it.
-    crate::config::single_statement(query)?;
-    client.batch_execute("begin transaction read only").await.map_err(|e| db_error(&e))?;
+    crate::config::single_statement(query).map_err(CheckError::Refused)?;
+    client.batch_execute("begin transaction read only").await?;
     let res = client.simple_query(query).await;
     let _ = client.batch_execute("rollback").await;
-    let msgs = res.map_err(|e| db_error(&e))?;
+    let msgs = res?;
     Ok(msgs
         .into_iter()
         .filter_map(|m| match m {
