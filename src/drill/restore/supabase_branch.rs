@@ -197,6 +197,45 @@ impl SupabaseBranch {
     }
 }
 
+/// Waits (up to a minute) until `ep` accepts a connection — healthy in the API is not always accepting yet —
+/// and returns it; `what` names the database in errors. A host that resolves only to IPv6 fails at once,
+/// naming it, and so does a server that refuses channel binding.
+pub(super) async fn accepting(ep: Endpoint, host: &str, port: u16, what: &str) -> Result<Endpoint, RestoreError> {
+    let start = Instant::now();
+    loop {
+        match crate::pg::connect_tls(&ep.config, &ep.tls, None).await {
+            Ok(_) => return Ok(ep),
+            // A server that asks for a password without channel binding will not stop asking.
+            Err(e) if crate::pg::is_channel_binding_refused(&e) => {
+                return Err(RestoreError::Failed(format!(
+                    "cannot connect to {what}: {e}; {}",
+                    crate::pg::CHANNEL_BINDING_HINT
+                )));
+            }
+            Err(e)
+                if start.elapsed() < Duration::from_secs(60)
+                    && ipv6_only(
+                        host,
+                        &tokio::net::lookup_host((host, port))
+                            .await
+                            .map(Iterator::collect::<Vec<_>>)
+                            .unwrap_or_default(),
+                    )
+                    .is_none() =>
+            {
+                tracing::debug!(error = %e, "{what} not accepting connections yet");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                let addrs: Vec<std::net::SocketAddr> =
+                    tokio::net::lookup_host((host, port)).await.map(Iterator::collect).unwrap_or_default();
+                let why = ipv6_only(host, &addrs).unwrap_or_default();
+                return Err(RestoreError::Failed(format!("cannot connect to {what}: {e}. {why}")));
+            }
+        }
+    }
+}
+
 /// The error for a direct host that resolves only to IPv6 addresses and could not be reached.
 pub(crate) fn ipv6_only(host: &str, addrs: &[std::net::SocketAddr]) -> Option<String> {
     (!addrs.is_empty() && addrs.iter().all(std::net::SocketAddr::is_ipv6)).then(|| {
@@ -425,39 +464,7 @@ impl SupabaseBranch {
             ),
         };
         // Healthy in the API is not always accepting connections yet.
-        let start = Instant::now();
-        loop {
-            match crate::pg::connect_tls(&ep.config, &ep.tls, None).await {
-                Ok(_) => return Ok(ep),
-                // A server that asks for a password without channel binding will not stop asking.
-                Err(e) if crate::pg::is_channel_binding_refused(&e) => {
-                    return Err(RestoreError::Failed(format!(
-                        "cannot connect to the branch database: {e}; {}",
-                        crate::pg::CHANNEL_BINDING_HINT
-                    )));
-                }
-                Err(e)
-                    if start.elapsed() < Duration::from_secs(60)
-                        && ipv6_only(
-                            &host,
-                            &tokio::net::lookup_host((host.as_str(), port))
-                                .await
-                                .map(Iterator::collect::<Vec<_>>)
-                                .unwrap_or_default(),
-                        )
-                        .is_none() =>
-                {
-                    tracing::debug!(error = %e, "branch database not accepting connections yet");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                Err(e) => {
-                    let addrs: Vec<std::net::SocketAddr> =
-                        tokio::net::lookup_host((host.as_str(), port)).await.map(Iterator::collect).unwrap_or_default();
-                    let why = ipv6_only(&host, &addrs).unwrap_or_default();
-                    return Err(RestoreError::Failed(format!("cannot connect to the branch database: {e}. {why}")));
-                }
-            }
-        }
+        accepting(ep, &host, port, "the branch database").await
     }
 }
 

@@ -462,28 +462,7 @@ impl SupabaseNewProject {
                 self.spec.tls.sslmode()
             ),
         };
-        let start = Instant::now();
-        loop {
-            match crate::pg::connect_tls(&ep.config, &ep.tls, None).await {
-                Ok(_) => return Ok(ep),
-                Err(e) if crate::pg::is_channel_binding_refused(&e) => {
-                    return Err(RestoreError::Failed(format!(
-                        "cannot connect to the restored project: {e}; {}",
-                        crate::pg::CHANNEL_BINDING_HINT
-                    )));
-                }
-                Err(e) if start.elapsed() < Duration::from_secs(60) => {
-                    tracing::debug!(error = %e, "restored project not accepting connections yet");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                Err(e) => {
-                    let addrs: Vec<std::net::SocketAddr> =
-                        tokio::net::lookup_host((host.as_str(), port)).await.map(Iterator::collect).unwrap_or_default();
-                    let why = super::supabase_branch::ipv6_only(&host, &addrs).unwrap_or_default();
-                    return Err(RestoreError::Failed(format!("cannot connect to the restored project: {e}. {why}")));
-                }
-            }
-        }
+        super::supabase_branch::accepting(ep, &host, port, "the restored project").await
     }
 }
 
